@@ -1,0 +1,1 @@
+"""Plain data shared by every part of meshscope. Imports nothing else from the package."""

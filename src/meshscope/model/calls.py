@@ -1,0 +1,55 @@
+"""What a service mesh sees: requests at a proxy, and calls from one service to another."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyRequest:
+    """One request observed by the sidecar proxy in front of `service`.
+
+    `source` is the calling service when the proxy knows it (from an identity header or the
+    peer), else "". `status_code` is the HTTP status; 5xx counts as an error.
+    """
+
+    service: str
+    time_ns: int
+    duration_ns: int
+    status_code: int
+    source: str = ""
+    method: str = ""
+    path: str = ""
+    trace_id: str = ""
+    span_id: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status_code >= 500
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call from `source` to `target`: an edge of the service graph, and an access log.
+
+    Derived from a proxied request with a known source, or from a parent->child span pair
+    whose services differ. Durations are 0 when that side was not observed.
+    """
+
+    source: str
+    target: str
+    time_ns: int
+    failed: bool
+    client_duration_ns: int = 0
+    server_duration_ns: int = 0
+    connection_type: str = ""
+    status_code: int = 0
+    method: str = ""
+    path: str = ""
+    trace_id: str = ""
+    span_id: str = ""
+
+    @property
+    def duration_ns(self) -> int:
+        """The latency the caller saw when known, else the callee's."""
+        return self.client_duration_ns or self.server_duration_ns

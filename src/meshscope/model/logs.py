@@ -1,0 +1,69 @@
+"""Log records, shaped like OpenTelemetry's log data model, correlated to traces by id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from meshscope.model.attributes import AttrValue
+
+# Attribute that marks a log record derived from a call between services (an access log).
+LOG_TYPE_KEY = "log.type"
+ACCESS_LOG_TYPE = "access"
+
+
+class Severity(IntEnum):
+    """The first number of each OTel severity range (TRACE=1 .. FATAL=21)."""
+
+    UNSPECIFIED = 0
+    TRACE = 1
+    DEBUG = 5
+    INFO = 9
+    WARN = 13
+    ERROR = 17
+    FATAL = 21
+
+    @classmethod
+    def from_number(cls, number: int) -> Severity:
+        """Map any OTel severity number (1..24) to the start of its range."""
+        if number <= 0:
+            return cls.UNSPECIFIED
+        best = cls.TRACE
+        for member in cls:
+            if member.value <= number:
+                best = member
+        return best
+
+    @classmethod
+    def from_text(cls, text: str) -> Severity:
+        """Parse usual level names (`warning`, `err`, `critical`...); unknown -> UNSPECIFIED."""
+        key = text.strip().upper()
+        aliases = {
+            "WARNING": "WARN",
+            "ERR": "ERROR",
+            "CRITICAL": "FATAL",
+            "CRIT": "FATAL",
+            "PANIC": "FATAL",
+            "DBG": "DEBUG",
+            "INFORMATION": "INFO",
+            "NOTICE": "INFO",
+        }
+        key = aliases.get(key, key)
+        return cls.__members__.get(key, cls.UNSPECIFIED)
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    time_ns: int
+    body: str
+    service: str
+    severity: Severity = Severity.UNSPECIFIED
+    severity_text: str = ""
+    trace_id: str = ""
+    span_id: str = ""
+    attributes: dict[str, AttrValue] = field(default_factory=dict)
+    resource: dict[str, AttrValue] = field(default_factory=dict)
+
+    @property
+    def is_access_log(self) -> bool:
+        return self.attributes.get(LOG_TYPE_KEY) == ACCESS_LOG_TYPE

@@ -1,0 +1,1 @@
+"""Storage behind small protocols: memory (tests, node), DuckDB (default), ClickHouse."""

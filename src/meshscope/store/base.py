@@ -1,0 +1,142 @@
+"""The storage protocols. Every backend implements these and passes tests/conformance/.
+
+Each protocol is a handful of methods; query code depends on these, never on a backend.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+from meshscope.model.logs import LogRecord
+from meshscope.model.metrics import Labels, MetricPoint
+from meshscope.model.spans import Span, SpanKind
+
+MAX_TIME_NS = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class TraceQuery:
+    """Find traces that have at least one span matching every given condition."""
+
+    service: str = ""
+    operation: str = ""
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    min_duration_ns: int = 0
+    max_duration_ns: int = 0  # 0 = no upper bound
+    errors_only: bool = False
+    start_ns: int = 0
+    end_ns: int = MAX_TIME_NS
+    limit: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class LogQuery:
+    """Select log records; results come oldest first (the order they were written)."""
+
+    trace_id: str = ""
+    service: str = ""
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    access: bool | None = None  # True: only access logs, False: none of them, None: all
+    start_ns: int = 0
+    end_ns: int = MAX_TIME_NS
+    limit: int = 0  # 0 = no limit
+
+
+class MatchOp(Enum):
+    EQ = "="
+    NE = "!="
+    RE = "=~"
+    NRE = "!~"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelMatcher:
+    """A Prometheus label matcher. Regexes are fully anchored, as in Prometheus."""
+
+    name: str
+    op: MatchOp
+    value: str
+
+    def matches(self, value: str) -> bool:
+        if self.op is MatchOp.EQ:
+            return value == self.value
+        if self.op is MatchOp.NE:
+            return value != self.value
+        hit = re.fullmatch(self.value, value) is not None
+        return hit if self.op is MatchOp.RE else not hit
+
+
+@dataclass(slots=True)
+class Series:
+    name: str
+    labels: Labels
+    samples: list[MetricPoint]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    service: str
+    name: str
+    kind: SpanKind
+
+
+class TraceStore(Protocol):
+    def write_spans(self, spans: Sequence[Span]) -> None: ...
+
+    def get_trace(self, trace_id: str) -> list[Span]:
+        """All spans of the trace ordered by start time; [] when unknown."""
+        ...
+
+    def find_trace_ids(self, query: TraceQuery) -> list[str]:
+        """Ids of matching traces, most recent first, at most `query.limit`."""
+        ...
+
+    def span_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
+        """Number of spans per service that started in [start_ns, end_ns)."""
+        ...
+
+
+class LogStore(Protocol):
+    def write_logs(self, logs: Sequence[LogRecord]) -> None: ...
+
+    def find_logs(self, query: LogQuery) -> list[LogRecord]: ...
+
+    def log_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
+        """Number of log records per service in [start_ns, end_ns)."""
+        ...
+
+
+class MetricStore(Protocol):
+    def write_points(self, points: Sequence[MetricPoint]) -> None: ...
+
+    def select(
+        self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
+    ) -> list[Series]:
+        """Series named `name` matching all matchers, in order of first write, with their
+        samples in [start_ns, end_ns] in time order. Series with no sample there are left out."""
+        ...
+
+
+class CatalogStore(Protocol):
+    """What exists: services and operations, kept in order of first appearance."""
+
+    def note(self, operations: Sequence[Operation]) -> None:
+        """Record services/operations; an Operation with name "" records just the service."""
+        ...
+
+    def services(self) -> list[str]: ...
+
+    def operations(self, service: str) -> list[Operation]: ...
+
+
+class Storage(Protocol):
+    traces: TraceStore
+    logs: LogStore
+    metrics: MetricStore
+    catalog: CatalogStore
+
+    def close(self) -> None: ...
