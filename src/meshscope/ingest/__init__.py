@@ -1,0 +1,1 @@
+"""Receivers: wire formats -> `Batch`. Decoders are pure functions; transports call them."""

@@ -1,0 +1,106 @@
+"""Pre-encoded OTLP trace requests for benchmarks and load tests.
+
+The OTel Python exporter tops out near 13k spans/s, far below what the ingest path can take,
+so load generators build `ExportTraceServiceRequest` bytes once and send them many times.
+The spans look like a service mesh's: several services, traces of parent/child calls, HTTP
+attributes, one event per span. Deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import random
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
+
+_ROUTES = ("/api/orders", "/api/users/{id}", "/api/cart", "/health", "/api/checkout")
+_METHODS = ("GET", "POST", "PUT", "DELETE")
+_BASE_NS = 1_700_000_000_000_000_000
+
+
+def _kv(key: str, value: str | int | bool) -> KeyValue:
+    if isinstance(value, bool):
+        return KeyValue(key=key, value=AnyValue(bool_value=value))
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    return KeyValue(key=key, value=AnyValue(string_value=value))
+
+
+def _span(rng: random.Random, trace_id: bytes, parent: bytes, start: int, peer: str) -> Span:
+    status = 500 if rng.random() < 0.05 else 200
+    duration = rng.randint(100_000, 50_000_000)
+    span = Span(
+        trace_id=trace_id,
+        span_id=rng.randbytes(8),
+        parent_span_id=parent,
+        name=f"{rng.choice(_METHODS)} {rng.choice(_ROUTES)}",
+        kind=Span.SPAN_KIND_CLIENT if parent else Span.SPAN_KIND_SERVER,
+        start_time_unix_nano=start,
+        end_time_unix_nano=start + duration,
+        flags=0x301,
+        attributes=[
+            _kv("http.request.method", rng.choice(_METHODS)),
+            _kv("http.route", rng.choice(_ROUTES)),
+            _kv("http.response.status_code", status),
+            _kv("server.address", peer),
+            _kv("server.port", 8080),
+            _kv("url.scheme", "http"),
+            _kv("network.protocol.version", "1.1"),
+            _kv("user_agent.original", "meshscope-loadgen/1.0"),
+        ],
+        status=Status(code=Status.STATUS_CODE_ERROR if status >= 500 else Status.STATUS_CODE_UNSET),
+    )
+    span.events.add(
+        time_unix_nano=start + duration // 2,
+        name="message",
+        attributes=[_kv("message.type", "SENT"), _kv("message.id", 1)],
+    )
+    return span
+
+
+def build_request(spans_per_request: int, services: int, rng: random.Random) -> bytes:
+    """One encoded request: `spans_per_request` spans spread over `services` resources.
+
+    Spans form traces of up to 8 calls, each child a call to another service.
+    """
+    names = [f"service-{i}" for i in range(max(1, services))]
+    per_service: dict[str, ResourceSpans] = {}
+    for name in names:
+        rs = ResourceSpans()
+        rs.resource.attributes.extend(
+            [
+                _kv("service.name", name),
+                _kv("service.namespace", "shop"),
+                _kv("service.instance.id", f"{name}-7d9f8-{rng.randint(0, 9)}"),
+                _kv("telemetry.sdk.language", "python"),
+            ]
+        )
+        scope = rs.scope_spans.add()
+        scope.scope.name = "opentelemetry.instrumentation.requests"
+        scope.scope.version = "0.50b0"
+        per_service[name] = rs
+    made = 0
+    while made < spans_per_request:
+        trace_id = rng.randbytes(16)
+        parent = b""
+        start = _BASE_NS + rng.randint(0, 10**12)
+        for _ in range(min(rng.randint(1, 8), spans_per_request - made)):
+            service = rng.choice(names)
+            span = _span(rng, trace_id, parent, start, rng.choice(names))
+            per_service[service].scope_spans[0].spans.append(span)
+            parent = span.span_id
+            start += 10_000
+            made += 1
+    request = ExportTraceServiceRequest(
+        resource_spans=[rs for rs in per_service.values() if rs.scope_spans[0].spans]
+    )
+    return request.SerializeToString()
+
+
+def build_requests(
+    n_requests: int, spans_per_request: int = 500, services: int = 8, seed: int = 1
+) -> list[bytes]:
+    """`n_requests` encoded `ExportTraceServiceRequest` bodies, deterministic for `seed`."""
+    rng = random.Random(seed)
+    return [build_request(spans_per_request, services, rng) for _ in range(n_requests)]

@@ -1,0 +1,98 @@
+"""OTLP logs: `ExportLogsServiceRequest` (protobuf or OTLP/JSON) -> log records.
+
+The record time is `time_unix_nano`, else `observed_time_unix_nano` (OTel says the observed
+time stands in when the event time is unknown). A string body is kept as-is; any other body
+(map, array, number...) is JSON-encoded, bytes as base64. Trace and span ids are optional:
+empty or all-zero ids become "", ids of the wrong length reject the record (partial success).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+
+import orjson
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
+
+from meshscope.ingest.otlp_common import (
+    Decoded,
+    Rejections,
+    any_value,
+    attributes,
+    parse_json,
+    parse_protobuf,
+    resource_info,
+)
+from meshscope.model.batch import Batch
+from meshscope.model.logs import LogRecord, Severity
+
+_WHAT = "ExportLogsServiceRequest"
+_SEVERITIES = tuple(Severity.from_number(n) for n in range(25))
+_BAD_IDS = "trace_id must be empty or 16 bytes and span_id empty or 8 bytes"
+
+
+def decode_logs_protobuf(body: bytes) -> Decoded:
+    """Decode a protobuf `ExportLogsServiceRequest`. Raises DecodeError if it is not one."""
+    request = parse_protobuf(ExportLogsServiceRequest(), body, _WHAT)
+    return logs_from_request(request.resource_logs)
+
+
+def decode_logs_json(body: bytes) -> Decoded:
+    """Decode an OTLP/JSON `ExportLogsServiceRequest`. Raises DecodeError if it is not one."""
+    request = parse_json(ExportLogsServiceRequest(), body, _WHAT)
+    return logs_from_request(request.resource_logs)
+
+
+def body_text(body: AnyValue) -> str:
+    """A log body as text: strings as-is, anything else as compact JSON ("" when unset)."""
+    which = body.WhichOneof("value")
+    if which is None:
+        return ""
+    if which == "string_value":
+        return body.string_value
+    return orjson.dumps(any_value(body), default=_bytes_as_base64).decode()
+
+
+def _bytes_as_base64(value: object) -> str:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError
+
+
+def _hex_id(raw: bytes, size: int) -> str | None:
+    """Lowercase hex of an optional id: "" when empty or all zero, None when malformed."""
+    if not raw or raw == bytes(size):
+        return ""
+    return raw.hex() if len(raw) == size else None
+
+
+def logs_from_request(resource_logs: Sequence[ResourceLogs]) -> Decoded:
+    """Walk parsed `ResourceLogs` into a Batch of log records, counting rejected records."""
+    out: list[LogRecord] = []
+    rejections = Rejections()
+    for rl in resource_logs:
+        service, resource = resource_info(rl.resource)
+        for sl in rl.scope_logs:
+            for record in sl.log_records:
+                trace_id = _hex_id(record.trace_id, 16)
+                span_id = _hex_id(record.span_id, 8)
+                if trace_id is None or span_id is None:
+                    rejections.add(_BAD_IDS)
+                    continue
+                number = record.severity_number
+                out.append(
+                    LogRecord(
+                        record.time_unix_nano or record.observed_time_unix_nano,
+                        body_text(record.body),
+                        service,
+                        _SEVERITIES[number] if 0 <= number < 25 else Severity.from_number(number),
+                        record.severity_text,
+                        trace_id,
+                        span_id,
+                        attributes(record.attributes),
+                        resource,
+                    )
+                )
+    return rejections.result(Batch(logs=out), "log records")

@@ -1,0 +1,276 @@
+"""OTLP metrics: `ExportMetricsServiceRequest` (protobuf or OTLP/JSON) -> Prometheus points.
+
+Mapping (as Prometheus' OTLP receiver and the Collector's prometheus exporter do; names per
+`prom_names`):
+- gauge -> GAUGE points; monotonic sum -> COUNTER named `..._total`; non-monotonic sum ->
+  GAUGE;
+- explicit-bucket histogram -> one HISTOGRAM point (per-bucket counts as sent);
+- exponential histogram -> one HISTOGRAM point with explicit bounds at the bucket edges
+  (`base ** index`), the zero bucket ending at `zero_threshold`;
+- summary -> `name_sum` and `name_count` COUNTERs and one `name{quantile="q"}` GAUGE each;
+- labels are the point attributes, plus `job` (`service.namespace/service.name`, or
+  `service.name`) and `instance` (`service.instance.id`) from the resource.
+
+Delta sums and histograms are made cumulative by the caller's `DeltaToCumulative`; without
+one they are rejected (partial success). Points flagged "no recorded value" (Prometheus
+staleness) are skipped. Exemplars, min/max and scope labels are not kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    AggregationTemporality,
+    ExponentialHistogramDataPoint,
+    HistogramDataPoint,
+    Metric,
+    NumberDataPoint,
+    ResourceMetrics,
+)
+
+from meshscope.ingest.delta import DeltaToCumulative
+from meshscope.ingest.otlp_common import (
+    Decoded,
+    Rejections,
+    attributes,
+    parse_json,
+    parse_protobuf,
+    resource_info,
+)
+from meshscope.ingest.prom_names import label_name, label_value, metric_name
+from meshscope.model.batch import Batch
+from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType
+
+_WHAT = "ExportMetricsServiceRequest"
+_CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+_DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+_NO_RECORDED_VALUE = 1
+_MAX_EXP_BUCKETS = 4096
+_NO_DELTA = "delta temporality needs a DeltaToCumulative (none configured)"
+_BAD_TEMPORALITY = "aggregation temporality must be CUMULATIVE or DELTA"
+
+
+def decode_metrics_protobuf(body: bytes, delta: DeltaToCumulative | None = None) -> Decoded:
+    """Decode a protobuf `ExportMetricsServiceRequest`. Raises DecodeError if it is not one."""
+    request = parse_protobuf(ExportMetricsServiceRequest(), body, _WHAT)
+    return points_from_request(request.resource_metrics, delta)
+
+
+def decode_metrics_json(body: bytes, delta: DeltaToCumulative | None = None) -> Decoded:
+    """Decode an OTLP/JSON `ExportMetricsServiceRequest`. Raises DecodeError if it is not one."""
+    request = parse_json(ExportMetricsServiceRequest(), body, _WHAT)
+    return points_from_request(request.resource_metrics, delta)
+
+
+def points_from_request(
+    resource_metrics: Sequence[ResourceMetrics], delta: DeltaToCumulative | None = None
+) -> Decoded:
+    """Walk parsed `ResourceMetrics` into metric points, counting rejected data points."""
+    walker = _Walker(delta)
+    for rm in resource_metrics:
+        service, resource = resource_info(rm.resource)
+        target: dict[str, str] = {}
+        if "service.name" in resource:
+            namespace = label_value(resource.get("service.namespace"))
+            target["job"] = f"{namespace}/{service}" if namespace else service
+        instance = label_value(resource.get("service.instance.id"))
+        if instance:
+            target["instance"] = instance
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                walker.metric(metric, target)
+    return walker.rejections.result(Batch(metrics=walker.points), "data points")
+
+
+def _labels(kvs: Sequence[KeyValue], target: dict[str, str]) -> Labels:
+    out: dict[str, str] = {}
+    for key, value in sorted(attributes(kvs).items()):
+        name = label_name(key)
+        text = label_value(value)
+        out[name] = f"{out[name]};{text}" if name in out else text
+    out.update(target)
+    return tuple(sorted(out.items()))
+
+
+def _exponential(dp: ExponentialHistogramDataPoint) -> Histogram | None:
+    """Explicit buckets at the edges of an exponential histogram's; None if out of range."""
+    negative, positive = dp.negative, dp.positive
+    if len(negative.bucket_counts) + len(positive.bucket_counts) > _MAX_EXP_BUCKETS:
+        return None
+    factor = 2.0**-dp.scale
+    try:
+        uppers = [
+            -(2.0 ** ((negative.offset + i) * factor)) for i in range(len(negative.bucket_counts))
+        ]
+        counts = list(negative.bucket_counts)
+        uppers.reverse()
+        counts.reverse()
+        uppers.append(dp.zero_threshold)
+        counts.append(dp.zero_count)
+        for i, count in enumerate(positive.bucket_counts):
+            uppers.append(2.0 ** ((positive.offset + i + 1) * factor))
+            counts.append(count)
+    except OverflowError:
+        return None
+    return Histogram(tuple(uppers[:-1]), tuple(counts), dp.sum, dp.count)
+
+
+class _Walker:
+    """Accumulates the points of one request and the reasons for rejecting some."""
+
+    def __init__(self, delta: DeltaToCumulative | None) -> None:
+        self.delta = delta
+        self.points: list[MetricPoint] = []
+        self.rejections = Rejections()
+
+    def metric(self, metric: Metric, target: dict[str, str]) -> None:
+        which = metric.WhichOneof("data")
+        if which == "gauge":
+            name = metric_name(metric.name, metric.unit, gauge=True)
+            self._numbers(metric, name, metric.gauge.data_points, target, MetricType.GAUGE)
+        elif which == "sum":
+            data = metric.sum
+            if not self._temporality_ok(data.aggregation_temporality, len(data.data_points)):
+                return
+            kind = MetricType.COUNTER if data.is_monotonic else MetricType.GAUGE
+            name = metric_name(metric.name, metric.unit, counter=data.is_monotonic)
+            is_delta = data.aggregation_temporality == _DELTA
+            self._numbers(metric, name, data.data_points, target, kind, is_delta)
+        elif which == "histogram":
+            hist = metric.histogram
+            if not self._temporality_ok(hist.aggregation_temporality, len(hist.data_points)):
+                return
+            is_delta = hist.aggregation_temporality == _DELTA
+            name = metric_name(metric.name, metric.unit)
+            for dp in hist.data_points:
+                self._histogram(metric, name, dp, _explicit(dp), target, is_delta)
+        elif which == "exponential_histogram":
+            exp = metric.exponential_histogram
+            if not self._temporality_ok(exp.aggregation_temporality, len(exp.data_points)):
+                return
+            is_delta = exp.aggregation_temporality == _DELTA
+            name = metric_name(metric.name, metric.unit)
+            for edp in exp.data_points:
+                self._histogram(metric, name, edp, _exponential(edp), target, is_delta)
+        elif which == "summary":
+            self._summary(metric, target)
+
+    def _temporality_ok(self, temporality: int, points: int) -> bool:
+        if temporality == _CUMULATIVE or (temporality == _DELTA and self.delta is not None):
+            return True
+        if points:
+            self.rejections.add(_NO_DELTA if temporality == _DELTA else _BAD_TEMPORALITY, points)
+        return False
+
+    def _numbers(
+        self,
+        metric: Metric,
+        name: str,
+        data_points: Sequence[NumberDataPoint],
+        target: dict[str, str],
+        kind: MetricType,
+        is_delta: bool = False,
+    ) -> None:
+        for dp in data_points:
+            if dp.flags & _NO_RECORDED_VALUE:
+                continue
+            which = dp.WhichOneof("value")
+            if which is None:
+                self.rejections.add("number data point without a value")
+                continue
+            value = float(getattr(dp, which))
+            labels = _labels(dp.attributes, target)
+            if is_delta and self.delta is not None:
+                value = self.delta.add_sum((name, labels), value)
+            self.points.append(
+                MetricPoint(
+                    name,
+                    labels,
+                    dp.time_unix_nano,
+                    kind,
+                    value,
+                    help=metric.description,
+                    unit=metric.unit,
+                )
+            )
+
+    def _histogram(
+        self,
+        metric: Metric,
+        name: str,
+        dp: HistogramDataPoint | ExponentialHistogramDataPoint,
+        histogram: Histogram | None,
+        target: dict[str, str],
+        is_delta: bool,
+    ) -> None:
+        if dp.flags & _NO_RECORDED_VALUE:
+            return
+        if histogram is None:
+            self.rejections.add(f"{metric.WhichOneof('data')} data point with invalid buckets")
+            return
+        labels = _labels(dp.attributes, target)
+        if is_delta and self.delta is not None:
+            histogram = self.delta.add_histogram((name, labels), histogram)
+        self.points.append(
+            MetricPoint(
+                name,
+                labels,
+                dp.time_unix_nano,
+                MetricType.HISTOGRAM,
+                float(histogram.count),
+                histogram,
+                metric.description,
+                metric.unit,
+            )
+        )
+
+    def _summary(self, metric: Metric, target: dict[str, str]) -> None:
+        base = metric_name(metric.name, metric.unit)
+        help_, unit = metric.description, metric.unit
+        for dp in metric.summary.data_points:
+            if dp.flags & _NO_RECORDED_VALUE:
+                continue
+            labels = _labels(dp.attributes, target)
+            time_ns = dp.time_unix_nano
+            append = self.points.append
+            append(
+                MetricPoint(
+                    f"{base}_sum", labels, time_ns, MetricType.COUNTER, dp.sum, None, help_, unit
+                )
+            )
+            append(
+                MetricPoint(
+                    f"{base}_count",
+                    labels,
+                    time_ns,
+                    MetricType.COUNTER,
+                    float(dp.count),
+                    None,
+                    help_,
+                    unit,
+                )
+            )
+            for q in dp.quantile_values:
+                q_labels = tuple(sorted((*labels, ("quantile", label_value(q.quantile)))))
+                append(
+                    MetricPoint(
+                        base, q_labels, time_ns, MetricType.GAUGE, q.value, None, help_, unit
+                    )
+                )
+
+
+def _explicit(dp: HistogramDataPoint) -> Histogram | None:
+    """The model histogram of an explicit-bucket point; None if its buckets are inconsistent."""
+    bounds = tuple(dp.explicit_bounds)
+    counts = tuple(dp.bucket_counts)
+    if not counts:
+        return Histogram((), (dp.count,), dp.sum, dp.count)
+    if len(counts) != len(bounds) + 1 or any(math.isnan(b) for b in bounds):
+        return None
+    return Histogram(bounds, counts, dp.sum, dp.count)
