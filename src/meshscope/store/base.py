@@ -5,12 +5,14 @@ Each protocol is a handful of methods; query code depends on these, never on a b
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
+from meshscope.model.attributes import AttrValue
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import Labels, MetricPoint
 from meshscope.model.spans import Span, SpanKind
@@ -18,9 +20,38 @@ from meshscope.model.spans import Span, SpanKind
 MAX_TIME_NS = 2**63 - 1
 
 
+def attr_text(value: AttrValue) -> str:
+    """The text form an attribute value is matched by in queries (`{"http.status_code": "500"}`).
+
+    Strings as they are, booleans as `true`/`false`, numbers as Python prints them, bytes as
+    lowercase hex, lists and maps as compact JSON with sorted keys; None has no text form ("").
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"not an attribute value: {type(value).__name__}")
+
+
 @dataclass(frozen=True, slots=True)
 class TraceQuery:
-    """Find traces that have at least one span matching every given condition."""
+    """Find traces that have at least one span matching every given condition.
+
+    An attribute condition matches the span's attribute of that name, or when the span has no
+    such attribute, its resource's; values are compared by `attr_text`. Times are span starts.
+    """
 
     service: str = ""
     operation: str = ""
@@ -35,7 +66,10 @@ class TraceQuery:
 
 @dataclass(frozen=True, slots=True)
 class LogQuery:
-    """Select log records; results come oldest first (the order they were written)."""
+    """Select log records; results come oldest first (by time; ties in the order written).
+
+    Attribute conditions match as in TraceQuery (record attributes, then resource).
+    """
 
     trace_id: str = ""
     service: str = ""
@@ -134,9 +168,34 @@ class CatalogStore(Protocol):
 
 
 class Storage(Protocol):
-    traces: TraceStore
-    logs: LogStore
-    metrics: MetricStore
-    catalog: CatalogStore
+    # Read-only members, so a backend's attribute may be its own (narrower) store type.
+    @property
+    def traces(self) -> TraceStore: ...
+
+    @property
+    def logs(self) -> LogStore: ...
+
+    @property
+    def metrics(self) -> MetricStore: ...
+
+    @property
+    def catalog(self) -> CatalogStore: ...
+
+    def write_batch(
+        self,
+        spans: Sequence[Span] = (),
+        logs: Sequence[LogRecord] = (),
+        points: Sequence[MetricPoint] = (),
+        operations: Sequence[Operation] = (),
+    ) -> None:
+        """Write some of every pillar (and note operations) at once: in ONE transaction where
+        the backend has them. When it returns, everything is durable."""
+        ...
+
+    def expire(self, before_ns: int) -> int:
+        """Delete spans (by start), log records and metric samples older than `before_ns`, in
+        small steps that let writes through in between. Returns the number of rows deleted.
+        Series, services and operations stay known."""
+        ...
 
     def close(self) -> None: ...

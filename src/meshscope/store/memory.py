@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from meshscope.model.attributes import AttrValue
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import Labels, MetricPoint
 from meshscope.model.spans import Span
@@ -15,6 +17,7 @@ from meshscope.store.base import (
     Operation,
     Series,
     TraceQuery,
+    attr_text,
 )
 
 
@@ -31,17 +34,17 @@ def _span_matches(span: Span, query: TraceQuery) -> bool:
         return False
     if not query.start_ns <= span.start_ns < query.end_ns:
         return False
-    for key, wanted in query.attributes.items():
-        value = span.attributes.get(key, span.resource.get(key))
-        if value is None or _attr_text(value) != wanted:
+    return _attrs_match(span.attributes, span.resource, query.attributes)
+
+
+def _attrs_match(
+    attributes: dict[str, AttrValue], resource: dict[str, AttrValue], wanted: Mapping[str, str]
+) -> bool:
+    for key, text in wanted.items():
+        value = attributes[key] if key in attributes else resource.get(key)
+        if value is None or attr_text(value) != text:
             return False
     return True
-
-
-def _attr_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 class MemoryTraceStore:
@@ -71,6 +74,18 @@ class MemoryTraceStore:
                     counts[span.service] += 1
         return dict(counts)
 
+    def expire(self, before_ns: int) -> int:
+        deleted = 0
+        for trace_id in list(self._traces):
+            spans = self._traces[trace_id]
+            kept = [s for s in spans if s.start_ns >= before_ns]
+            deleted += len(spans) - len(kept)
+            if kept:
+                self._traces[trace_id] = kept
+            else:
+                del self._traces[trace_id]
+        return deleted
+
 
 class MemoryLogStore:
     def __init__(self) -> None:
@@ -78,10 +93,11 @@ class MemoryLogStore:
         self._by_trace: dict[str, list[LogRecord]] = defaultdict(list)
 
     def write_logs(self, logs: Sequence[LogRecord]) -> None:
-        self._logs.extend(logs)
+        # Kept in time order; records of equal time stay in the order written.
         for record in logs:
+            bisect.insort_right(self._logs, record, key=_log_time)
             if record.trace_id:
-                self._by_trace[record.trace_id].append(record)
+                bisect.insort_right(self._by_trace[record.trace_id], record, key=_log_time)
 
     def find_logs(self, query: LogQuery) -> list[LogRecord]:
         candidates = self._by_trace.get(query.trace_id, []) if query.trace_id else self._logs
@@ -93,7 +109,7 @@ class MemoryLogStore:
                 continue
             if not query.start_ns <= record.time_ns < query.end_ns:
                 continue
-            if any(_attr_text(record.attributes.get(k)) != v for k, v in query.attributes.items()):
+            if not _attrs_match(record.attributes, record.resource, query.attributes):
                 continue
             out.append(record)
             if query.limit and len(out) >= query.limit:
@@ -106,6 +122,22 @@ class MemoryLogStore:
             if start_ns <= record.time_ns < end_ns:
                 counts[record.service] += 1
         return dict(counts)
+
+    def expire(self, before_ns: int) -> int:
+        kept = [r for r in self._logs if r.time_ns >= before_ns]
+        deleted = len(self._logs) - len(kept)
+        self._logs = kept
+        for trace_id in list(self._by_trace):
+            records = [r for r in self._by_trace[trace_id] if r.time_ns >= before_ns]
+            if records:
+                self._by_trace[trace_id] = records
+            else:
+                del self._by_trace[trace_id]
+        return deleted
+
+
+def _log_time(record: LogRecord) -> int:
+    return record.time_ns
 
 
 class MemoryMetricStore:
@@ -137,6 +169,15 @@ class MemoryMetricStore:
                 out.append(Series(name, labels, window))
         return out
 
+    def expire(self, before_ns: int) -> int:
+        """Drop old samples; the series stays known (and keeps its place in the order)."""
+        deleted = 0
+        for key, samples in self._series.items():
+            kept = [p for p in samples if p.time_ns >= before_ns]
+            deleted += len(samples) - len(kept)
+            self._series[key] = kept
+        return deleted
+
 
 class MemoryCatalogStore:
     def __init__(self) -> None:
@@ -162,6 +203,25 @@ class MemoryStorage:
         self.logs = MemoryLogStore()
         self.metrics = MemoryMetricStore()
         self.catalog = MemoryCatalogStore()
+
+    def write_batch(
+        self,
+        spans: Sequence[Span] = (),
+        logs: Sequence[LogRecord] = (),
+        points: Sequence[MetricPoint] = (),
+        operations: Sequence[Operation] = (),
+    ) -> None:
+        self.traces.write_spans(spans)
+        self.logs.write_logs(logs)
+        self.metrics.write_points(points)
+        self.catalog.note(operations)
+
+    def expire(self, before_ns: int) -> int:
+        return (
+            self.traces.expire(before_ns)
+            + self.logs.expire(before_ns)
+            + self.metrics.expire(before_ns)
+        )
 
     def close(self) -> None:
         """Nothing to release."""

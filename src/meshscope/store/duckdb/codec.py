@@ -1,0 +1,129 @@
+"""Model values <-> column values: ids as integers, attributes as a text map plus type tags.
+
+Attributes are stored as MAP(VARCHAR, VARCHAR) holding each value's query text form
+(`attr_text`), so `attributes['http.status_code'] = '500'` finds the integer 500, and a string
+of one-letter type tags, one per entry in map order, that restores the Python type on reading.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from meshscope.model.attributes import AttrValue
+from meshscope.store.base import attr_text
+
+_MASK64 = (1 << 64) - 1
+
+TAG_STR = "s"
+TAG_BOOL = "b"
+TAG_INT = "i"
+TAG_FLOAT = "f"
+TAG_BYTES = "x"
+TAG_JSON = "j"  # lists and maps; bytes nested inside them come back as hex strings
+TAG_NONE = "n"
+
+ATTR_MAP = pa.map_(pa.string(), pa.string())
+
+
+def id128(hex_id: str) -> tuple[int, int]:
+    """A 128-bit hex id as (high, low) unsigned 64-bit halves; "" is (0, 0)."""
+    if not hex_id:
+        return 0, 0
+    value = int(hex_id, 16)
+    return value >> 64, value & _MASK64
+
+
+def hex128(high: int, low: int) -> str:
+    if high == 0 and low == 0:
+        return ""
+    return f"{high:016x}{low:016x}"
+
+
+def id64(hex_id: str) -> int:
+    return int(hex_id, 16) if hex_id else 0
+
+
+def hex64(value: int) -> str:
+    return f"{value:016x}" if value else ""
+
+
+def _tag(value: AttrValue) -> str:
+    if isinstance(value, str):
+        return TAG_STR
+    if value is None:
+        return TAG_NONE
+    if isinstance(value, bool):
+        return TAG_BOOL
+    if isinstance(value, int):
+        return TAG_INT
+    if isinstance(value, float):
+        return TAG_FLOAT
+    if isinstance(value, bytes):
+        return TAG_BYTES
+    return TAG_JSON
+
+
+def _value(text: str | None, tag: str) -> AttrValue:
+    if tag == TAG_STR:
+        return text
+    if text is None or tag == TAG_NONE:
+        return None
+    if tag == TAG_BOOL:
+        return text == "true"
+    if tag == TAG_INT:
+        return int(text)
+    if tag == TAG_FLOAT:
+        return float(text)
+    if tag == TAG_BYTES:
+        return bytes.fromhex(text)
+    decoded: AttrValue = json.loads(text)
+    return decoded
+
+
+def decode_attrs(mapping: Mapping[str, str | None] | None, tags: str | None) -> dict[str, Any]:
+    """Rebuild typed attributes from a fetched MAP (a dict, in stored order) and its tags."""
+    if not mapping:
+        return {}
+    if tags is None or len(tags) != len(mapping):
+        return dict(mapping)
+    return {key: _value(text, tag) for (key, text), tag in zip(mapping.items(), tags, strict=True)}
+
+
+class AttrColumns:
+    """Collects attribute dicts row by row, then yields the MAP column and the tags column."""
+
+    __slots__ = ("keys", "offsets", "tags", "values")
+
+    def __init__(self) -> None:
+        self.offsets: list[int] = [0]
+        self.keys: list[str] = []
+        self.values: list[str | None] = []
+        self.tags: list[str] = []
+
+    def add(self, attributes: Mapping[str, AttrValue]) -> None:
+        keys, values = self.keys, self.values
+        tags = ""
+        for key, value in attributes.items():
+            keys.append(key)
+            if type(value) is str:
+                values.append(value)
+                tags += TAG_STR
+            else:
+                values.append(None if value is None else attr_text(value))
+                tags += _tag(value)
+        self.offsets.append(len(keys))
+        self.tags.append(tags)
+
+    def map_array(self) -> pa.MapArray:
+        return pa.MapArray.from_arrays(
+            pa.array(self.offsets, pa.int32()),
+            pa.array(self.keys, pa.string()),
+            pa.array(self.values, pa.string()),
+        )
+
+    def tags_array(self) -> pa.Array:
+        return pa.array(self.tags, pa.string())

@@ -1,0 +1,113 @@
+"""One DuckDB file, one owner: a write connection behind a lock and a cursor per reading thread.
+
+Durability: DuckDB appends a transaction's changes to the write-ahead log (`<file>.wal`) and
+syncs it (fsync, `fsync_mode` STANDARD by default) before COMMIT returns; a large insert may
+skip the log and checkpoint straight into the data file, which is synced too. So every
+`write_*` that returned survives a kill -9: the next open replays the log.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from meshscope.store.duckdb.schema import SCHEMA_VERSION, STATEMENTS
+
+_names = itertools.count()
+
+
+@dataclass(slots=True)
+class Txn:
+    """An open write transaction. Caches changed inside it register how to undo that."""
+
+    con: duckdb.DuckDBPyConnection
+    on_rollback: list[Callable[[], None]] = field(default_factory=list)
+
+    def insert(self, table: str, data: pa.Table, *also: str) -> None:
+        """Bulk insert through Arrow (never executemany): columns are matched by name.
+
+        `also` are more statements run over the same Arrow data, named `{src}` in them.
+        """
+        if data.num_rows == 0:
+            return
+        name = f"_arrow_{next(_names)}"
+        self.con.register(name, data)
+        try:
+            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}")
+            for statement in also:
+                self.con.execute(statement.format(src=name))
+        finally:
+            self.con.unregister(name)
+
+
+class Database:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._con = duckdb.connect(str(self.path))
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors_lock = threading.Lock()
+        self._closed = False
+        with self.transaction() as txn:
+            for statement in STATEMENTS:
+                txn.con.execute(statement)
+            txn.con.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+                [str(SCHEMA_VERSION)],
+            )
+        row = self.read().execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or int(row[0]) != SCHEMA_VERSION:
+            found = None if row is None else row[0]
+            self.close()
+            raise ValueError(f"{self.path}: schema version {found}, expected {SCHEMA_VERSION}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Txn]:
+        """Serialize writers; commit (durably) on success, roll back on error."""
+        with self._lock:
+            self._check_open()
+            txn = Txn(self._con)
+            self._con.begin()
+            try:
+                yield txn
+                self._con.commit()
+            except BaseException:
+                with suppress(duckdb.Error):
+                    self._con.rollback()
+                for undo in reversed(txn.on_rollback):
+                    undo()
+                raise
+
+    def read(self) -> duckdb.DuckDBPyConnection:
+        """This thread's own cursor (a connection to the same database) for queries."""
+        self._check_open()
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cursor is None:
+            with self._cursors_lock:
+                cursor = self._con.cursor()
+                self._cursors.append(cursor)
+            self._local.cursor = cursor
+        return cursor
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            with self._cursors_lock:
+                for cursor in self._cursors:
+                    cursor.close()
+                self._cursors.clear()
+            self._con.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"{self.path}: storage is closed")

@@ -1,0 +1,117 @@
+"""Log records in DuckDB, appended in arrival order, read oldest first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from meshscope.model.logs import LogRecord, Severity
+from meshscope.store.base import MAX_TIME_NS, LogQuery
+from meshscope.store.duckdb.codec import AttrColumns, decode_attrs, hex64, hex128, id64, id128
+from meshscope.store.duckdb.database import Database, Txn
+from meshscope.store.duckdb.filters import attribute_conditions
+from meshscope.store.duckdb.resources import Resources
+
+_COLUMNS = """l.time_ns, l.body, l.service, l.severity, l.severity_text, l.trace_hi, l.trace_lo,
+    l.span_id, l.attributes, l.attr_types, r.attributes, r.attr_types"""
+
+
+class DuckDBLogStore:
+    def __init__(self, db: Database, resources: Resources) -> None:
+        self._db = db
+        self._resources = resources
+
+    def write_logs(self, logs: Sequence[LogRecord]) -> None:
+        if logs:
+            with self._db.transaction() as txn:
+                self.insert(txn, logs)
+
+    def insert(self, txn: Txn, logs: Sequence[LogRecord]) -> None:
+        if not logs:
+            return
+        n = len(logs)
+        t_hi, t_lo, span_id = [0] * n, [0] * n, [0] * n
+        attrs = AttrColumns()
+        for i, record in enumerate(logs):
+            t_hi[i], t_lo[i] = id128(record.trace_id)
+            span_id[i] = id64(record.span_id)
+            attrs.add(record.attributes)
+        table = pa.table(
+            {
+                "time_ns": pa.array([r.time_ns for r in logs], pa.int64()),
+                "service": pa.array([r.service for r in logs], pa.string()),
+                "severity": pa.array([int(r.severity) for r in logs], pa.uint8()),
+                "severity_text": pa.array([r.severity_text for r in logs], pa.string()),
+                "body": pa.array([r.body for r in logs], pa.string()),
+                "trace_hi": pa.array(t_hi, pa.uint64()),
+                "trace_lo": pa.array(t_lo, pa.uint64()),
+                "span_id": pa.array(span_id, pa.uint64()),
+                "access": pa.array([r.is_access_log for r in logs], pa.bool_()),
+                "attributes": attrs.map_array(),
+                "attr_types": attrs.tags_array(),
+                "resource_id": pa.array(
+                    self._resources.ids(txn, [r.resource for r in logs]), pa.uint64()
+                ),
+            }
+        )
+        txn.insert("logs", table)
+
+    def find_logs(self, query: LogQuery) -> list[LogRecord]:
+        where = ["time_ns >= ?", "time_ns < ?"]
+        params: list[Any] = [query.start_ns, query.end_ns]
+        if query.trace_id:
+            try:
+                high, low = id128(query.trace_id)
+            except ValueError:
+                return []
+            where.append("trace_hi = ? AND trace_lo = ?")
+            params += [high, low]
+        if query.service:
+            where.append("service = ?")
+            params.append(query.service)
+        if query.access is not None:
+            where.append("access" if query.access else "NOT access")
+        conditions, attr_params = attribute_conditions(query.attributes)
+        where += conditions
+        params += attr_params
+        limit = ""
+        if query.limit > 0:
+            limit = "LIMIT ?"
+            params.append(query.limit)
+        # Filter in a subquery over `logs` alone, so `attributes` means the record's own.
+        sql = f"""SELECT {_COLUMNS} FROM (
+                SELECT rowid AS row, * FROM logs WHERE {" AND ".join(where)}
+                ORDER BY time_ns, rowid {limit}
+            ) l LEFT JOIN resources r USING (resource_id)
+            ORDER BY l.time_ns, l.row"""
+        return [_record(row) for row in self._db.read().execute(sql, params).fetchall()]
+
+    def log_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
+        rows = (
+            self._db.read()
+            .execute(
+                "SELECT service, count(*) FROM logs WHERE time_ns >= ? AND time_ns < ?"
+                " GROUP BY service ORDER BY service",
+                [start_ns, end_ns],
+            )
+            .fetchall()
+        )
+        return dict(rows)
+
+
+def _record(row: tuple[Any, ...]) -> LogRecord:
+    (time_ns, body, service, severity, severity_text, t_hi, t_lo, span_id) = row[:8]
+    (attrs, attr_types, res, res_types) = row[8:]
+    return LogRecord(
+        time_ns=time_ns,
+        body=body,
+        service=service,
+        severity=Severity(severity),
+        severity_text=severity_text,
+        trace_id=hex128(t_hi, t_lo),
+        span_id=hex64(span_id),
+        attributes=decode_attrs(attrs, attr_types),
+        resource=decode_attrs(res, res_types),
+    )

@@ -1,0 +1,141 @@
+"""Metric series and samples in DuckDB.
+
+`series` is small and kept in memory too: ids are assigned on first write (so id order is
+first-write order) and label matchers run in Python with `LabelMatcher.matches`, exactly as
+in every other backend. `samples` holds values and explicit-bucket histograms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType
+from meshscope.store.base import LabelMatcher, Series
+from meshscope.store.duckdb.database import Database, Txn
+
+_LABELS = pa.list_(pa.struct([("name", pa.string()), ("value", pa.string())]))
+_SAMPLE_COLUMNS = (
+    "series_id, time_ns, value, type, help, unit, bounds, counts, hist_sum, hist_count"
+)
+
+
+class DuckDBMetricStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        rows = (
+            db.read()
+            .execute("SELECT series_id, name, labels FROM series ORDER BY series_id")
+            .fetchall()
+        )
+        # Replaced, never mutated, so readers on other threads iterate a stable dict.
+        self._ids: dict[tuple[str, Labels], int] = {
+            (name, tuple((pair["name"], pair["value"]) for pair in labels)): series_id
+            for series_id, name, labels in rows
+        }
+
+    def write_points(self, points: Sequence[MetricPoint]) -> None:
+        if points:
+            with self._db.transaction() as txn:
+                self.insert(txn, points)
+
+    def insert(self, txn: Txn, points: Sequence[MetricPoint]) -> None:
+        if not points:
+            return
+        known = self._ids
+        new: dict[tuple[str, Labels], int] = {}
+        next_id = len(known) + 1
+        ids: list[int] = []
+        for point in points:
+            key = (point.name, point.labels)
+            series_id = known.get(key) or new.get(key)
+            if series_id is None:
+                series_id = new[key] = next_id
+                next_id += 1
+            ids.append(series_id)
+        if new:
+            txn.insert("series", _series_table(new))
+            self._ids = {**known, **new}
+            txn.on_rollback.append(lambda: setattr(self, "_ids", known))
+        txn.insert("samples", _samples_table(ids, points))
+
+    def select(
+        self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
+    ) -> list[Series]:
+        wanted: dict[int, Labels] = {}
+        for (series_name, labels), series_id in self._ids.items():
+            if series_name == name:
+                values = dict(labels)
+                if all(m.matches(values.get(m.name, "")) for m in matchers):
+                    wanted[series_id] = labels
+        if not wanted:
+            return []
+        id_list = ", ".join(str(series_id) for series_id in sorted(wanted))
+        rows = (
+            self._db.read()
+            .execute(
+                f"SELECT {_SAMPLE_COLUMNS} FROM samples WHERE series_id IN ({id_list})"
+                " AND time_ns >= ? AND time_ns <= ? ORDER BY series_id, time_ns, rowid",
+                [start_ns, end_ns],
+            )
+            .fetchall()
+        )
+        out: list[Series] = []
+        last_id = None
+        for row in rows:
+            if row[0] != last_id:
+                last_id = row[0]
+                out.append(Series(name, wanted[last_id], []))
+            out[-1].samples.append(_point(name, out[-1].labels, row))
+        return out
+
+
+def _series_table(new: dict[tuple[str, Labels], int]) -> pa.Table:
+    return pa.table(
+        {
+            "series_id": pa.array(list(new.values()), pa.uint32()),
+            "name": pa.array([name for name, _ in new], pa.string()),
+            "labels": pa.array(
+                [[{"name": k, "value": v} for k, v in labels] for _, labels in new], _LABELS
+            ),
+        }
+    )
+
+
+def _samples_table(ids: list[int], points: Sequence[MetricPoint]) -> pa.Table:
+    hists = [p.histogram for p in points]
+    bounds = [None if h is None else list(h.bounds) for h in hists]
+    counts = [None if h is None else list(h.counts) for h in hists]
+    return pa.table(
+        {
+            "series_id": pa.array(ids, pa.uint32()),
+            "time_ns": pa.array([p.time_ns for p in points], pa.int64()),
+            "value": pa.array([p.value for p in points], pa.float64()),
+            "type": pa.array([p.type.value for p in points], pa.string()),
+            "help": pa.array([p.help for p in points], pa.string()),
+            "unit": pa.array([p.unit for p in points], pa.string()),
+            "bounds": pa.array(bounds, pa.list_(pa.float64())),
+            "counts": pa.array(counts, pa.list_(pa.uint64())),
+            "hist_sum": pa.array([None if h is None else h.sum for h in hists], pa.float64()),
+            "hist_count": pa.array([None if h is None else h.count for h in hists], pa.uint64()),
+        }
+    )
+
+
+def _point(name: str, labels: Labels, row: tuple[Any, ...]) -> MetricPoint:
+    _, time_ns, value, kind, help_text, unit, bounds, counts, hist_sum, hist_count = row
+    histogram = None
+    if bounds is not None:
+        histogram = Histogram(tuple(bounds), tuple(counts), hist_sum, hist_count)
+    return MetricPoint(
+        name=name,
+        labels=labels,
+        time_ns=time_ns,
+        type=MetricType(kind),
+        value=value,
+        histogram=histogram,
+        help=help_text,
+        unit=unit,
+    )

@@ -1,0 +1,63 @@
+"""Resources (the attributes of the process that emitted a span or log) stored once each.
+
+A resource's id is a 64-bit hash of its encoded attributes; id 0 is the empty resource.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+
+import pyarrow as pa
+
+from meshscope.model.attributes import AttrValue
+from meshscope.store.duckdb.codec import AttrColumns
+from meshscope.store.duckdb.database import Database, Txn
+
+
+class Resources:
+    def __init__(self, db: Database) -> None:
+        rows = db.read().execute("SELECT DISTINCT resource_id FROM resources").fetchall()
+        self._known: frozenset[int] = frozenset(row[0] for row in rows)
+
+    def ids(self, txn: Txn, resources: Sequence[Mapping[str, AttrValue]]) -> list[int]:
+        """The id of each resource, inserting the ones never seen in this transaction."""
+        by_object: dict[int, int] = {}  # id(dict) -> resource id; objects live for this call
+        new = AttrColumns()
+        new_ids: list[int] = []
+        out: list[int] = []
+        for resource in resources:
+            rid = by_object.get(id(resource))
+            if rid is None:
+                rid = _resource_id(resource)
+                by_object[id(resource)] = rid
+                if rid and rid not in self._known and rid not in new_ids:
+                    new.add(resource)
+                    new_ids.append(rid)
+            out.append(rid)
+        if new_ids:
+            table = pa.table(
+                {
+                    "resource_id": pa.array(new_ids, pa.uint64()),
+                    "attributes": new.map_array(),
+                    "attr_types": new.tags_array(),
+                }
+            )
+            txn.insert("resources", table)
+            # Seen by later writes of this transaction, and kept only if it commits.
+            known = self._known
+            self._known = known | frozenset(new_ids)
+            txn.on_rollback.append(lambda: setattr(self, "_known", known))
+        return out
+
+
+def _resource_id(resource: Mapping[str, AttrValue]) -> int:
+    if not resource:
+        return 0
+    columns = AttrColumns()
+    columns.add(dict(sorted(resource.items())))
+    text = "\x1f".join(f"{k}\x1e{v}" for k, v in zip(columns.keys, columns.values, strict=True)) + (
+        "\x1d" + columns.tags[0]
+    )
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") or 1

@@ -1,0 +1,100 @@
+"""The tables of the DuckDB store.
+
+Two access paths for traces, as in ClickHouse-based trace stores:
+- search: `spans` is appended in arrival order, which is roughly start-time order, so DuckDB's
+  per-row-group min/max (zonemaps) on `start_ns` prune a time-range scan to the right row
+  groups; service/name are dictionary-compressed strings, attributes a MAP.
+- by id: `trace_index` holds one small row per (trace, write) with the trace's start range; a
+  lookup scans its two id columns only, then reads `spans` inside that start range.
+Ids are unsigned integers (a trace id is two UBIGINT halves), not 32-char strings. Resources
+repeat on every span of a process, so they are stored once in `resources`, keyed by a hash.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+ATTRS = "MAP(VARCHAR, VARCHAR)"
+EVENT = f"STRUCT(time_ns BIGINT, name VARCHAR, attributes {ATTRS}, attr_types VARCHAR)"
+LINK = (
+    f"STRUCT(trace_hi UBIGINT, trace_lo UBIGINT, span_id UBIGINT, attributes {ATTRS},"
+    " attr_types VARCHAR)"
+)
+
+STATEMENTS = (
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    f"""CREATE TABLE IF NOT EXISTS spans (
+        start_ns BIGINT NOT NULL,
+        duration_ns BIGINT NOT NULL,
+        trace_hi UBIGINT NOT NULL,
+        trace_lo UBIGINT NOT NULL,
+        span_id UBIGINT NOT NULL,
+        parent_id UBIGINT NOT NULL,
+        service VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        kind UTINYINT NOT NULL,
+        status_code UTINYINT NOT NULL,
+        status_message VARCHAR NOT NULL,
+        attributes {ATTRS},
+        attr_types VARCHAR,
+        events {EVENT}[],
+        links {LINK}[],
+        resource_id UBIGINT NOT NULL,
+        scope_name VARCHAR NOT NULL,
+        scope_version VARCHAR NOT NULL,
+        trace_state VARCHAR NOT NULL,
+        flags UINTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS trace_index (
+        trace_hi UBIGINT NOT NULL,
+        trace_lo UBIGINT NOT NULL,
+        min_start BIGINT NOT NULL,
+        max_start BIGINT NOT NULL
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS resources (
+        resource_id UBIGINT NOT NULL,
+        attributes {ATTRS},
+        attr_types VARCHAR
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS logs (
+        time_ns BIGINT NOT NULL,
+        service VARCHAR NOT NULL,
+        severity UTINYINT NOT NULL,
+        severity_text VARCHAR NOT NULL,
+        body VARCHAR NOT NULL,
+        trace_hi UBIGINT NOT NULL,
+        trace_lo UBIGINT NOT NULL,
+        span_id UBIGINT NOT NULL,
+        access BOOLEAN NOT NULL,
+        attributes {ATTRS},
+        attr_types VARCHAR,
+        resource_id UBIGINT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS series (
+        series_id UINTEGER NOT NULL,
+        name VARCHAR NOT NULL,
+        labels STRUCT(name VARCHAR, value VARCHAR)[] NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS samples (
+        series_id UINTEGER NOT NULL,
+        time_ns BIGINT NOT NULL,
+        value DOUBLE NOT NULL,
+        type VARCHAR NOT NULL,
+        help VARCHAR NOT NULL,
+        unit VARCHAR NOT NULL,
+        bounds DOUBLE[],
+        counts UBIGINT[],
+        hist_sum DOUBLE,
+        hist_count UBIGINT
+    )""",
+    """CREATE TABLE IF NOT EXISTS services (
+        position UINTEGER NOT NULL,
+        service VARCHAR NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS operations (
+        position UINTEGER NOT NULL,
+        service VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        kind UTINYINT NOT NULL
+    )""",
+)

@@ -1,0 +1,69 @@
+"""DuckDBStorage: every pillar in one DuckDB file owned by this process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from meshscope.model.logs import LogRecord
+from meshscope.model.metrics import MetricPoint
+from meshscope.model.spans import Span
+from meshscope.store.base import Operation
+from meshscope.store.duckdb.catalog import DuckDBCatalogStore
+from meshscope.store.duckdb.database import Database
+from meshscope.store.duckdb.logs import DuckDBLogStore
+from meshscope.store.duckdb.metrics import DuckDBMetricStore
+from meshscope.store.duckdb.resources import Resources
+from meshscope.store.duckdb.traces import DuckDBTraceStore
+
+EXPIRE_CHUNK_ROWS = 50_000
+"""Rows deleted per transaction by `expire`, so writers wait at most one small delete."""
+
+_EXPIRE = (("spans", "start_ns"), ("logs", "time_ns"), ("samples", "time_ns"))
+
+
+class DuckDBStorage:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db = Database(self.path)
+        resources = Resources(self._db)
+        self.traces = DuckDBTraceStore(self._db, resources)
+        self.logs = DuckDBLogStore(self._db, resources)
+        self.metrics = DuckDBMetricStore(self._db)
+        self.catalog = DuckDBCatalogStore(self._db)
+
+    def write_batch(
+        self,
+        spans: Sequence[Span] = (),
+        logs: Sequence[LogRecord] = (),
+        points: Sequence[MetricPoint] = (),
+        operations: Sequence[Operation] = (),
+    ) -> None:
+        """All of it in one transaction: durable together, or not at all."""
+        with self._db.transaction() as txn:
+            self.traces.insert(txn, spans)
+            self.logs.insert(txn, logs)
+            self.metrics.insert(txn, points)
+            self.catalog.insert(txn, operations)
+
+    def expire(self, before_ns: int) -> int:
+        deleted = 0
+        for table, column in _EXPIRE:
+            while True:
+                with self._db.transaction() as txn:
+                    row = txn.con.execute(
+                        f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table}"
+                        f" WHERE {column} < ? LIMIT {EXPIRE_CHUNK_ROWS})",
+                        [before_ns],
+                    ).fetchone()
+                count = int(row[0]) if row else 0
+                deleted += count
+                if count < EXPIRE_CHUNK_ROWS:
+                    break
+        with self._db.transaction() as txn:
+            # An index row whose spans are all gone points at nothing.
+            txn.con.execute("DELETE FROM trace_index WHERE max_start < ?", [before_ns])
+        return deleted
+
+    def close(self) -> None:
+        self._db.close()

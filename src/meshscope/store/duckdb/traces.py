@@ -1,0 +1,238 @@
+"""Spans in DuckDB: column-wise Arrow inserts, trace-by-id through `trace_index`, searches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
+from meshscope.store.base import MAX_TIME_NS, TraceQuery
+from meshscope.store.duckdb.codec import (
+    ATTR_MAP,
+    AttrColumns,
+    decode_attrs,
+    hex64,
+    hex128,
+    id64,
+    id128,
+)
+from meshscope.store.duckdb.database import Database, Txn
+from meshscope.store.duckdb.filters import attribute_conditions
+from meshscope.store.duckdb.resources import Resources
+
+_EVENT = pa.struct(
+    [
+        ("time_ns", pa.int64()),
+        ("name", pa.string()),
+        ("attributes", ATTR_MAP),
+        ("attr_types", pa.string()),
+    ]
+)
+_LINK = pa.struct(
+    [
+        ("trace_hi", pa.uint64()),
+        ("trace_lo", pa.uint64()),
+        ("span_id", pa.uint64()),
+        ("attributes", ATTR_MAP),
+        ("attr_types", pa.string()),
+    ]
+)
+_INDEX = (
+    "INSERT INTO trace_index SELECT trace_hi, trace_lo, min(start_ns), max(start_ns)"
+    " FROM {src} GROUP BY trace_hi, trace_lo"
+)
+_COLUMNS = """s.trace_hi, s.trace_lo, s.span_id, s.parent_id, s.name, s.service, s.start_ns,
+    s.duration_ns, s.kind, s.status_code, s.status_message, s.attributes, s.attr_types,
+    s.events, s.links, r.attributes, r.attr_types, s.scope_name, s.scope_version,
+    s.trace_state, s.flags"""
+
+
+class DuckDBTraceStore:
+    def __init__(self, db: Database, resources: Resources) -> None:
+        self._db = db
+        self._resources = resources
+
+    def write_spans(self, spans: Sequence[Span]) -> None:
+        if spans:
+            with self._db.transaction() as txn:
+                self.insert(txn, spans)
+
+    def insert(self, txn: Txn, spans: Sequence[Span]) -> None:
+        if spans:
+            table = self._table(spans, self._resources.ids(txn, [s.resource for s in spans]))
+            txn.insert("spans", table, _INDEX)
+
+    def get_trace(self, trace_id: str) -> list[Span]:
+        try:
+            high, low = id128(trace_id)
+        except ValueError:
+            return []
+        cursor = self._db.read()
+        bounds = cursor.execute(
+            "SELECT min(min_start), max(max_start) FROM trace_index"
+            " WHERE trace_hi = ? AND trace_lo = ?",
+            [high, low],
+        ).fetchone()
+        if bounds is None or bounds[0] is None:
+            return []
+        rows = cursor.execute(
+            f"SELECT {_COLUMNS} FROM spans s LEFT JOIN resources r USING (resource_id)"
+            " WHERE s.start_ns BETWEEN ? AND ? AND s.trace_hi = ? AND s.trace_lo = ?"
+            " ORDER BY s.start_ns, s.rowid",
+            [bounds[0], bounds[1], high, low],
+        ).fetchall()
+        return [_span(row) for row in rows]
+
+    def find_trace_ids(self, query: TraceQuery) -> list[str]:
+        if query.limit <= 0:
+            return []
+        where = ["start_ns >= ?", "start_ns < ?"]
+        params: list[Any] = [query.start_ns, query.end_ns]
+        if query.service:
+            where.append("service = ?")
+            params.append(query.service)
+        if query.operation:
+            where.append("name = ?")
+            params.append(query.operation)
+        if query.errors_only:
+            where.append(f"status_code = {int(StatusCode.ERROR)}")
+        if query.min_duration_ns > 0:
+            where.append("greatest(duration_ns, 0) >= ?")
+            params.append(query.min_duration_ns)
+        if query.max_duration_ns:
+            where.append("greatest(duration_ns, 0) <= ?")
+            params.append(query.max_duration_ns)
+        conditions, attr_params = attribute_conditions(query.attributes)
+        where += conditions
+        params += attr_params
+        # A trace starts at its earliest span, wherever that span is: the index knows it.
+        sql = f"""
+            WITH hits AS (SELECT DISTINCT trace_hi, trace_lo FROM spans WHERE {" AND ".join(where)})
+            SELECT t.trace_hi, t.trace_lo, min(t.min_start) AS first FROM trace_index t
+            SEMI JOIN hits h ON t.trace_hi = h.trace_hi AND t.trace_lo = h.trace_lo
+            WHERE t.min_start < ?
+            GROUP BY t.trace_hi, t.trace_lo
+            ORDER BY first DESC, t.trace_hi DESC, t.trace_lo DESC
+            LIMIT ?"""
+        rows = self._db.read().execute(sql, [*params, query.end_ns, query.limit]).fetchall()
+        return [hex128(row[0], row[1]) for row in rows]
+
+    def span_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
+        rows = (
+            self._db.read()
+            .execute(
+                "SELECT service, count(*) FROM spans WHERE start_ns >= ? AND start_ns < ?"
+                " GROUP BY service ORDER BY service",
+                [start_ns, end_ns],
+            )
+            .fetchall()
+        )
+        return dict(rows)
+
+    def _table(self, spans: Sequence[Span], resource_ids: list[int]) -> pa.Table:
+        n = len(spans)
+        start, duration = [0] * n, [0] * n
+        t_hi, t_lo, span_id, parent = [0] * n, [0] * n, [0] * n, [0] * n
+        attrs = AttrColumns()
+        ev_offsets, ev_time, ev_name, ev_attrs = [0], [], [], AttrColumns()
+        ln_offsets, ln_hi, ln_lo, ln_span, ln_attrs = [0], [], [], [], AttrColumns()
+        for i, span in enumerate(spans):
+            start[i] = span.start_ns
+            duration[i] = span.end_ns - span.start_ns
+            t_hi[i], t_lo[i] = id128(span.trace_id)
+            span_id[i] = id64(span.span_id)
+            parent[i] = id64(span.parent_span_id)
+            attrs.add(span.attributes)
+            for event in span.events:
+                ev_time.append(event.time_ns)
+                ev_name.append(event.name)
+                ev_attrs.add(event.attributes)
+            ev_offsets.append(len(ev_time))
+            for link in span.links:
+                high, low = id128(link.trace_id)
+                ln_hi.append(high)
+                ln_lo.append(low)
+                ln_span.append(id64(link.span_id))
+                ln_attrs.add(link.attributes)
+            ln_offsets.append(len(ln_hi))
+        events = pa.StructArray.from_arrays(
+            [
+                pa.array(ev_time, pa.int64()),
+                pa.array(ev_name, pa.string()),
+                ev_attrs.map_array(),
+                ev_attrs.tags_array(),
+            ],
+            fields=list(_EVENT),
+        )
+        links = pa.StructArray.from_arrays(
+            [
+                pa.array(ln_hi, pa.uint64()),
+                pa.array(ln_lo, pa.uint64()),
+                pa.array(ln_span, pa.uint64()),
+                ln_attrs.map_array(),
+                ln_attrs.tags_array(),
+            ],
+            fields=list(_LINK),
+        )
+        offsets = pa.int32()
+        return pa.table(
+            {
+                "start_ns": pa.array(start, pa.int64()),
+                "duration_ns": pa.array(duration, pa.int64()),
+                "trace_hi": pa.array(t_hi, pa.uint64()),
+                "trace_lo": pa.array(t_lo, pa.uint64()),
+                "span_id": pa.array(span_id, pa.uint64()),
+                "parent_id": pa.array(parent, pa.uint64()),
+                "service": pa.array([s.service for s in spans], pa.string()),
+                "name": pa.array([s.name for s in spans], pa.string()),
+                "kind": pa.array([int(s.kind) for s in spans], pa.uint8()),
+                "status_code": pa.array([int(s.status_code) for s in spans], pa.uint8()),
+                "status_message": pa.array([s.status_message for s in spans], pa.string()),
+                "attributes": attrs.map_array(),
+                "attr_types": attrs.tags_array(),
+                "events": pa.ListArray.from_arrays(pa.array(ev_offsets, offsets), events),
+                "links": pa.ListArray.from_arrays(pa.array(ln_offsets, offsets), links),
+                "resource_id": pa.array(resource_ids, pa.uint64()),
+                "scope_name": pa.array([s.scope_name for s in spans], pa.string()),
+                "scope_version": pa.array([s.scope_version for s in spans], pa.string()),
+                "trace_state": pa.array([s.trace_state for s in spans], pa.string()),
+                "flags": pa.array([s.flags for s in spans], pa.uint32()),
+            }
+        )
+
+
+def _span(row: tuple[Any, ...]) -> Span:
+    (t_hi, t_lo, span_id, parent, name, service, start, duration, kind, status, message) = row[:11]
+    (attrs, attr_types, events, links, res, res_types, scope, version, state, flags) = row[11:]
+    return Span(
+        trace_id=hex128(t_hi, t_lo),
+        span_id=hex64(span_id),
+        name=name,
+        service=service,
+        start_ns=start,
+        end_ns=start + duration,
+        parent_span_id=hex64(parent),
+        kind=SpanKind(kind),
+        status_code=StatusCode(status),
+        status_message=message,
+        attributes=decode_attrs(attrs, attr_types),
+        events=tuple(
+            SpanEvent(e["time_ns"], e["name"], decode_attrs(e["attributes"], e["attr_types"]))
+            for e in events
+        ),
+        links=tuple(
+            SpanLink(
+                hex128(link["trace_hi"], link["trace_lo"]),
+                hex64(link["span_id"]),
+                decode_attrs(link["attributes"], link["attr_types"]),
+            )
+            for link in links
+        ),
+        resource=decode_attrs(res, res_types),
+        scope_name=scope,
+        scope_version=version,
+        trace_state=state,
+        flags=flags,
+    )

@@ -1,0 +1,25 @@
+"""Open a storage backend by name: the one place that knows every backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from meshscope.store.base import Storage
+
+KINDS = ("memory", "duckdb")
+DEFAULT_DUCKDB_PATH = "meshscope.duckdb"
+
+
+def open_storage(kind: str, path: str | None = None) -> Storage:
+    """`memory` (path ignored) or `duckdb` (a file path; default `meshscope.duckdb`)."""
+    if kind == "memory":
+        from meshscope.store.memory import MemoryStorage
+
+        return MemoryStorage()
+    if kind == "duckdb":
+        from meshscope.store.duckdb import DuckDBStorage
+
+        target = Path(path or DEFAULT_DUCKDB_PATH)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return DuckDBStorage(target)
+    raise ValueError(f"unknown storage kind {kind!r}: expected one of {', '.join(KINDS)}")
