@@ -1,0 +1,44 @@
+"""Backends the storage conformance suite runs against.
+
+Each backend declares the capabilities it lacks (like Jaeger's storage integration tests);
+a test that needs one calls `need(backend, CAPABILITY)` and is skipped for that backend.
+To add one (e.g. ClickHouse), append a `Backend` whose `open` connects to a fresh database,
+with `available` returning a reason to skip when its server is not reachable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from meshscope.store.base import Storage
+from meshscope.store.duckdb import DuckDBStorage
+from meshscope.store.memory import MemoryStorage
+
+REOPEN = "reopen"
+"""Data survives close() and a new open of the same place."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    open: Callable[[Path], Storage]
+    cannot: frozenset[str] = field(default_factory=frozenset)
+    available: Callable[[], str] = lambda: ""  # "" or the reason it cannot run here
+
+    def __str__(self) -> str:
+        return self.name
+
+
+BACKENDS = [
+    Backend("memory", lambda _dir: MemoryStorage(), cannot=frozenset({REOPEN})),
+    Backend("duckdb", lambda directory: DuckDBStorage(directory / "store.duckdb")),
+]
+
+
+def need(backend: Backend, capability: str) -> None:
+    if capability in backend.cannot:
+        pytest.skip(f"{backend.name} cannot: {capability}")
