@@ -1,0 +1,282 @@
+"""PromQL functions over range vectors (one window of one series at a time) and the
+element-wise math functions, following Prometheus 2.x `promql/functions.go`."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Where a range function is evaluated: [start, end] in ms, the step time, params."""
+
+    start: int
+    end: int
+    range_ms: int
+    step_ts: int
+    params: tuple[float, ...] = ()
+
+
+RangeFn = Callable[[list[int], list[float], Window], float | None]
+
+
+def go_max(a: float, b: float) -> float:
+    return a if a > b or math.isnan(a) else b
+
+
+def go_min(a: float, b: float) -> float:
+    return a if a < b or math.isnan(a) else b
+
+
+def _extrapolated_rate(
+    ts: list[int], vs: list[float], w: Window, counter: bool, rate: bool
+) -> float | None:
+    if len(vs) < 2:
+        return None
+    result = vs[-1] - vs[0]
+    if counter:
+        last = 0.0
+        for v in vs:
+            if v < last:
+                result += last
+            last = v
+    to_start = (ts[0] - w.start) / 1000
+    to_end = (w.end - ts[-1]) / 1000
+    sampled = (ts[-1] - ts[0]) / 1000
+    average = sampled / (len(vs) - 1)
+    if counter and result > 0 and vs[0] >= 0:
+        to_zero = sampled * (vs[0] / result)
+        to_start = min(to_start, to_zero)
+    threshold = average * 1.1
+    interval = sampled
+    interval += to_start if to_start < threshold else average / 2
+    interval += to_end if to_end < threshold else average / 2
+    factor = interval / sampled
+    if rate:
+        factor /= w.range_ms / 1000
+    return result * factor
+
+
+def _instant_value(ts: list[int], vs: list[float], rate: bool) -> float | None:
+    if len(vs) < 2:
+        return None
+    last, previous = vs[-1], vs[-2]
+    result = last if rate and last < previous else last - previous
+    interval = ts[-1] - ts[-2]
+    if interval == 0:
+        return None
+    return result / (interval / 1000) if rate else result
+
+
+def _avg(vs: list[float]) -> float:
+    mean, count = 0.0, 0
+    for v in vs:
+        count += 1
+        if math.isinf(mean):
+            if math.isinf(v) and (mean > 0) == (v > 0):
+                continue
+            if not math.isinf(v) and not math.isnan(v):
+                continue
+        mean += v / count - mean / count
+    return mean
+
+
+def _variance(vs: list[float]) -> float:
+    count, mean, aux = 0, 0.0, 0.0
+    for v in vs:
+        count += 1
+        delta = v - mean
+        mean += delta / count
+        aux += delta * (v - mean)
+    return aux / count
+
+
+def quantile(q: float, values: list[float]) -> float:
+    """Prometheus's quantile: linear interpolation between closest ranks."""
+    if not values:
+        return math.nan
+    if math.isnan(q):
+        return math.nan
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    ordered = sorted(values, key=lambda v: (not math.isnan(v), v))
+    n = len(ordered)
+    rank = q * (n - 1)
+    lower = max(0, math.floor(rank))
+    upper = min(n - 1, lower + 1)
+    weight = rank - math.floor(rank)
+    return ordered[lower] * (1 - weight) + ordered[upper] * weight
+
+
+def linear_regression(ts: list[int], vs: list[float], intercept_time: int) -> tuple[float, float]:
+    if all(v == vs[0] for v in vs):
+        return (math.nan, math.nan) if math.isinf(vs[0]) else (0.0, vs[0])
+    n = sum_x = sum_y = sum_xy = sum_x2 = 0.0
+    for t, v in zip(ts, vs, strict=True):
+        x = (t - intercept_time) / 1000
+        n += 1
+        sum_x += x
+        sum_y += v
+        sum_xy += x * v
+        sum_x2 += x * x
+    cov_xy = sum_xy - sum_x * sum_y / n
+    var_x = sum_x2 - sum_x * sum_x / n
+    slope = (
+        cov_xy / var_x if var_x != 0 else math.copysign(math.inf, cov_xy) if cov_xy else math.nan
+    )
+    return slope, sum_y / n - slope * sum_x / n
+
+
+def _deriv(ts: list[int], vs: list[float], w: Window) -> float | None:
+    return None if len(vs) < 2 else linear_regression(ts, vs, ts[0])[0]
+
+
+def _predict_linear(ts: list[int], vs: list[float], w: Window) -> float | None:
+    if len(vs) < 2:
+        return None
+    slope, intercept = linear_regression(ts, vs, w.step_ts)
+    return slope * w.params[0] + intercept
+
+
+def _max(vs: list[float]) -> float:
+    out = vs[0]
+    for v in vs[1:]:
+        if v > out or math.isnan(out):
+            out = v
+    return out
+
+
+def _min(vs: list[float]) -> float:
+    out = vs[0]
+    for v in vs[1:]:
+        if v < out or math.isnan(out):
+            out = v
+    return out
+
+
+def _changes(vs: list[float]) -> float:
+    return float(
+        sum(
+            1 for a, b in itertools.pairwise(vs) if a != b and not (math.isnan(a) and math.isnan(b))
+        )
+    )
+
+
+RANGE_FUNCTIONS: dict[str, RangeFn] = {
+    "rate": lambda ts, vs, w: _extrapolated_rate(ts, vs, w, True, True),
+    "increase": lambda ts, vs, w: _extrapolated_rate(ts, vs, w, True, False),
+    "delta": lambda ts, vs, w: _extrapolated_rate(ts, vs, w, False, False),
+    "irate": lambda ts, vs, w: _instant_value(ts, vs, True),
+    "idelta": lambda ts, vs, w: _instant_value(ts, vs, False),
+    "avg_over_time": lambda ts, vs, w: _avg(vs),
+    "sum_over_time": lambda ts, vs, w: math.fsum(vs) if all(map(math.isfinite, vs)) else sum(vs),
+    "count_over_time": lambda ts, vs, w: float(len(vs)),
+    "min_over_time": lambda ts, vs, w: _min(vs),
+    "max_over_time": lambda ts, vs, w: _max(vs),
+    "last_over_time": lambda ts, vs, w: vs[-1],
+    "present_over_time": lambda ts, vs, w: 1.0,
+    "stdvar_over_time": lambda ts, vs, w: _variance(vs),
+    "stddev_over_time": lambda ts, vs, w: math.sqrt(_variance(vs)),
+    "quantile_over_time": lambda ts, vs, w: quantile(w.params[0], vs),
+    "changes": lambda ts, vs, w: _changes(vs),
+    "resets": lambda ts, vs, w: float(sum(1 for a, b in itertools.pairwise(vs) if b < a)),
+    "deriv": _deriv,
+    "predict_linear": _predict_linear,
+}
+"""Functions taking one range vector (plus scalar params); `quantile_over_time`'s param
+comes first in PromQL and is passed in `Window.params`."""
+
+RANGE_PARAM_FIRST = {"quantile_over_time"}
+KEEPS_NAME = {"last_over_time"}
+
+
+def _round(v: float, to_nearest: float = 1.0) -> float:
+    inverse = 1.0 / to_nearest
+    return math.floor(v * inverse + 0.5) / inverse
+
+
+def _log(fn: Callable[[float], float]) -> Callable[[float], float]:
+    def apply(v: float) -> float:
+        if math.isnan(v) or v < 0:
+            return math.nan
+        if v == 0:
+            return -math.inf
+        return fn(v) if not math.isinf(v) else math.inf
+
+    return apply
+
+
+def _safe(fn: Callable[[float], float]) -> Callable[[float], float]:
+    def apply(v: float) -> float:
+        try:
+            return fn(v)
+        except (ValueError, OverflowError):
+            return math.inf if fn is math.exp and v > 0 else math.nan
+
+    return apply
+
+
+def _time_part(part: Callable[[datetime], float]) -> Callable[[float], float]:
+    def apply(v: float) -> float:
+        if not math.isfinite(v):
+            return math.nan
+        return float(part(datetime.fromtimestamp(v, UTC)))
+
+    return apply
+
+
+def _days_in_month(d: datetime) -> int:
+    nxt = datetime(d.year + d.month // 12, d.month % 12 + 1, 1, tzinfo=UTC)
+    return (nxt - datetime(d.year, d.month, 1, tzinfo=UTC)).days
+
+
+MATH_FUNCTIONS: dict[str, Callable[[float], float]] = {
+    "abs": abs,
+    "ceil": lambda v: float(math.ceil(v)) if math.isfinite(v) else v,
+    "floor": lambda v: float(math.floor(v)) if math.isfinite(v) else v,
+    "exp": _safe(math.exp),
+    "sqrt": lambda v: math.sqrt(v) if v >= 0 else math.nan,
+    "ln": _log(math.log),
+    "log2": _log(math.log2),
+    "log10": _log(math.log10),
+    "sgn": lambda v: v if math.isnan(v) else float((v > 0) - (v < 0)),
+    "sin": _safe(math.sin),
+    "cos": _safe(math.cos),
+    "tan": _safe(math.tan),
+    "asin": _safe(math.asin),
+    "acos": _safe(math.acos),
+    "atan": _safe(math.atan),
+    "sinh": _safe(math.sinh),
+    "cosh": _safe(math.cosh),
+    "tanh": _safe(math.tanh),
+    "asinh": _safe(math.asinh),
+    "acosh": _safe(math.acosh),
+    "atanh": _safe(math.atanh),
+    "deg": lambda v: v * 180 / math.pi,
+    "rad": lambda v: v * math.pi / 180,
+}
+
+TIME_FUNCTIONS: dict[str, Callable[[float], float]] = {
+    "day_of_month": _time_part(lambda d: d.day),
+    "day_of_week": _time_part(lambda d: d.isoweekday() % 7),
+    "day_of_year": _time_part(lambda d: d.timetuple().tm_yday),
+    "days_in_month": _time_part(_days_in_month),
+    "hour": _time_part(lambda d: d.hour),
+    "minute": _time_part(lambda d: d.minute),
+    "month": _time_part(lambda d: d.month),
+    "year": _time_part(lambda d: d.year),
+}
+
+
+def clamp(v: float, low: float, high: float) -> float:
+    return go_max(low, go_min(high, v))
+
+
+def round_value(v: float, to_nearest: float) -> float:
+    return _round(v, to_nearest)
