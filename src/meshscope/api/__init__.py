@@ -1,0 +1,1 @@
+"""HTTP routes only: parse parameters, call the query layer, shape the response."""

@@ -1,0 +1,51 @@
+"""The `meshscope` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from meshscope import __version__
+from meshscope.config import ConfigError, load_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="meshscope",
+        description="Observability backend for service meshes: traces, metrics and logs.",
+    )
+    parser.add_argument("--version", action="version", version=f"meshscope {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the server (receivers, store, query APIs)")
+    serve.add_argument("--config", metavar="FILE", help="YAML configuration file")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--ui-port", type=int, help="UI and query API port (default 16686)")
+    serve.add_argument("--storage", choices=["duckdb", "memory"], help="store backend")
+    serve.add_argument("--data", metavar="PATH", help="DuckDB file (default data/meshscope.duckdb)")
+
+    commands.add_parser(
+        "node", help="speak the JSON-lines node protocol on stdin/stdout (docs/node-protocol.md)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "node":
+        from meshscope.node.main import run
+
+        return run(sys.stdin, sys.stdout, sys.stderr)
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"meshscope: {error}", file=sys.stderr)
+        return 2
+    from meshscope.server import serve
+
+    return serve(config, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

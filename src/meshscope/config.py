@@ -1,0 +1,126 @@
+"""Configuration: one YAML file plus MESHSCOPE_* environment overrides, validated at start.
+
+Environment variables name a setting by its path: MESHSCOPE_STORAGE__PATH=/var/lib/x.duckdb
+sets `storage.path`. Values from the environment are parsed as YAML scalars (numbers, bools).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "MESHSCOPE_"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message says which setting and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    ui_port: int = 16686
+    otlp_http_port: int = 4318
+    otlp_grpc_port: int = 4317
+    zipkin_port: int = 9411
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    kind: str = "duckdb"
+    path: str = "data/meshscope.duckdb"
+    retention_hours: float = 168.0
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    flush_interval_seconds: float = 15.0
+    servicegraph_ttl_seconds: float = 10.0
+    servicegraph_max_pending: int = 1_000_000
+    max_series_per_metric: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "server": ServerConfig,
+    "storage": StorageConfig,
+    "pipeline": PipelineConfig,
+}
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigError(f"cannot read config file {path}: {error.strerror}") from error
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections")
+        raw = loaded or {}
+    for key, value in (os.environ if env is None else env).items():
+        if key.startswith(ENV_PREFIX) and "__" in key:
+            section, _, name = key[len(ENV_PREFIX) :].lower().partition("__")
+            raw.setdefault(section, {})[name] = yaml.safe_load(value)
+    return _build(raw)
+
+
+def _build(raw: Mapping[str, Any]) -> Config:
+    sections: dict[str, Any] = {}
+    for section, values in raw.items():
+        cls = _SECTIONS.get(section)
+        if cls is None:
+            raise ConfigError(f"unknown config section {section!r} (known: {', '.join(_SECTIONS)})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section {section!r} must be a mapping")
+        sections[section] = _build_section(section, cls, values)
+    config = Config(**sections)
+    _validate(config)
+    return config
+
+
+def _build_section(section: str, cls: type[Any], values: Mapping[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        spec = fields.get(name)
+        if spec is None:
+            raise ConfigError(f"unknown setting {section}.{name} (known: {', '.join(fields)})")
+        expected = type(spec.default)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not expected:
+            raise ConfigError(
+                f"setting {section}.{name} must be a {expected.__name__}, got {value!r}"
+            )
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _validate(config: Config) -> None:
+    ports = dataclasses.asdict(config.server)
+    for name, value in ports.items():
+        if name.endswith("_port") and not 0 <= value <= 65535:
+            raise ConfigError(f"setting server.{name} must be a port number, got {value}")
+    if config.storage.kind not in ("memory", "duckdb"):
+        raise ConfigError(
+            f"setting storage.kind must be memory or duckdb, got {config.storage.kind!r}"
+        )
+    if config.storage.retention_hours <= 0:
+        raise ConfigError("setting storage.retention_hours must be > 0")
+    if config.pipeline.flush_interval_seconds <= 0:
+        raise ConfigError("setting pipeline.flush_interval_seconds must be > 0")

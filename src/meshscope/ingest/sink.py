@@ -1,0 +1,31 @@
+"""Where receivers hand decoded batches: the seam between transports and the store owner.
+
+A receiver calls `await sink.submit(batch)` and answers its client only after it returns:
+returning means the batch is committed to the store (durable). When the pipeline is saturated
+`submit` raises Overloaded at once, and the receiver answers 429/503 with Retry-After (OTLP
+and Prometheus clients retry those), so memory stays bounded under overload.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from meshscope.model.batch import Batch
+
+
+class OverloadedError(Exception):
+    """The pipeline cannot take more now; retry after `retry_after_s` seconds."""
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class UnavailableError(Exception):
+    """The store failed or is shutting down; the data was NOT committed (answer 503)."""
+
+
+class IngestSink(Protocol):
+    async def submit(self, batch: Batch) -> None:
+        """Return once `batch` is durable; raise OverloadedError or UnavailableError."""
+        ...

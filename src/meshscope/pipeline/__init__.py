@@ -1,0 +1,1 @@
+"""Batch -> Batch: derive signals (before sampling), sample, hand to the store."""

@@ -1,0 +1,1 @@
+"""Signals derived from spans and proxied requests: RED metrics, the service graph, access logs."""

@@ -1,0 +1,100 @@
+"""An in-process registry of cumulative counters and histograms, flushed to the metric store.
+
+Derivers (span metrics, service graph, request metrics) write here, never to storage directly;
+the pipeline collects the registry periodically (like Tempo's metrics-generator registry).
+Cardinality is capped per metric name: past the cap, observations go to one overflow series
+labelled `otel_metric_overflow="true"` (the OpenTelemetry convention) and are counted.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass, field
+
+from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType
+
+OVERFLOW_LABELS: Labels = (("otel_metric_overflow", "true"),)
+
+
+@dataclass(slots=True)
+class _Series:
+    name: str
+    labels: Labels
+    type: MetricType
+    help: str
+    value: float = 0.0
+    bounds: tuple[float, ...] = ()
+    counts: list[int] = field(default_factory=list)
+    sum: float = 0.0
+    count: int = 0
+    dirty: bool = True
+
+    def point(self, now_ns: int) -> MetricPoint:
+        histogram = None
+        if self.type is MetricType.HISTOGRAM:
+            histogram = Histogram(self.bounds, tuple(self.counts), self.sum, self.count)
+        return MetricPoint(
+            self.name, self.labels, now_ns, self.type, self.value, histogram, self.help
+        )
+
+
+class MetricsRegistry:
+    def __init__(self, max_series_per_metric: int = 10_000) -> None:
+        self.max_series_per_metric = max_series_per_metric
+        self._series: dict[tuple[str, Labels], _Series] = {}
+        self._per_name: dict[str, int] = {}
+        self.overflowed = 0
+
+    def _get(
+        self, name: str, labels: Labels, kind: MetricType, help_text: str, bounds: tuple[float, ...]
+    ) -> _Series:
+        key = (name, labels)
+        series = self._series.get(key)
+        if series is not None:
+            return series
+        if self._per_name.get(name, 0) >= self.max_series_per_metric:
+            self.overflowed += 1
+            key = (name, OVERFLOW_LABELS)
+            series = self._series.get(key)
+            if series is not None:
+                return series
+            labels = OVERFLOW_LABELS
+        series = _Series(name, labels, kind, help_text, bounds=bounds)
+        if kind is MetricType.HISTOGRAM:
+            series.counts = [0] * (len(bounds) + 1)
+        self._series[key] = series
+        self._per_name[name] = self._per_name.get(name, 0) + 1
+        return series
+
+    def inc(self, name: str, labels: Labels, amount: float = 1.0, help_text: str = "") -> None:
+        series = self._get(name, labels, MetricType.COUNTER, help_text, ())
+        series.value += amount
+        series.dirty = True
+
+    def observe(
+        self,
+        name: str,
+        labels: Labels,
+        value: float,
+        bounds: tuple[float, ...],
+        help_text: str = "",
+    ) -> None:
+        series = self._get(name, labels, MetricType.HISTOGRAM, help_text, bounds)
+        series.counts[bisect_left(series.bounds, value)] += 1
+        series.sum += value
+        series.count += 1
+        series.dirty = True
+
+    def collect(self, now_ns: int, changed_only: bool = False) -> list[MetricPoint]:
+        """Cumulative points of every series (or only those changed since the last collect),
+        in order of series creation."""
+        points: list[MetricPoint] = []
+        for series in self._series.values():
+            if changed_only and not series.dirty:
+                continue
+            series.dirty = False
+            points.append(series.point(now_ns))
+        return points
+
+    def __len__(self) -> int:
+        return len(self._series)

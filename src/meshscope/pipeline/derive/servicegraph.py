@@ -1,0 +1,194 @@
+"""The service graph: calls between services, derived from spans like the OTel servicegraph
+connector, and written as its metrics.
+
+A call is a parent->child span pair whose services differ (CLIENT->SERVER, PRODUCER->CONSUMER,
+or a SERVER span whose parent lives in another service). Spans may arrive in any order and in
+different batches: each side waits up to `ttl_ns` for the other. A CLIENT/PRODUCER span that is
+never paired but names its peer (`db.system`, `peer.service`, `server.address`, ...) becomes a
+call to a virtual node when it expires. Everything unpaired or evicted is counted.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from meshscope.model.attributes import attr_str
+from meshscope.model.calls import Call
+from meshscope.model.spans import Span, SpanKind
+from meshscope.pipeline.derive.registry import MetricsRegistry
+
+REQUESTS = "traces_service_graph_request_total"
+FAILED = "traces_service_graph_request_failed_total"
+SERVER_SECONDS = "traces_service_graph_request_server_seconds"
+CLIENT_SECONDS = "traces_service_graph_request_client_seconds"
+DEFAULT_BUCKETS_S: tuple[float, ...] = (
+    0.002, 0.004, 0.006, 0.008, 0.01, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.4, 2.0, 5.0, 10.0, 15.0,
+)  # fmt: skip
+PEER_ATTRIBUTES = ("peer.service", "db.name", "db.namespace", "server.address", "net.peer.name")
+_CALLER_KINDS = (SpanKind.CLIENT, SpanKind.PRODUCER)
+_MESSAGING_KINDS = (SpanKind.PRODUCER, SpanKind.CONSUMER)
+
+SpanKey = tuple[str, str]  # (trace_id, span_id)
+
+
+@dataclass(slots=True)
+class _Seen:
+    span: Span
+    arrived_ns: int
+    paired: bool = False
+
+
+@dataclass(slots=True)
+class PairingStats:
+    paired: int = 0
+    virtual: int = 0
+    expired_unpaired: int = 0
+    evicted: int = 0
+
+
+def _call(parent: Span, child: Span) -> Call:
+    messaging = parent.kind in _MESSAGING_KINDS or child.kind in _MESSAGING_KINDS
+    status = child.attributes.get(
+        "http.response.status_code", child.attributes.get("http.status_code")
+    )
+    return Call(
+        source=parent.service,
+        target=child.service,
+        time_ns=parent.start_ns,
+        failed=parent.is_error or child.is_error,
+        client_duration_ns=parent.duration_ns if parent.kind in _CALLER_KINDS else 0,
+        server_duration_ns=child.duration_ns,
+        connection_type="messaging_system" if messaging else "",
+        status_code=status if isinstance(status, int) else 0,
+        method=attr_str(child.attributes, "http.request.method", "http.method"),
+        path=attr_str(child.attributes, "url.path", "http.target", "http.route"),
+        trace_id=child.trace_id,
+        span_id=child.span_id,
+    )
+
+
+def _virtual_call(client: Span) -> Call | None:
+    target = attr_str(client.attributes, *PEER_ATTRIBUTES)
+    db_system = attr_str(client.attributes, "db.system")
+    target = target or db_system
+    if not target or client.kind not in _CALLER_KINDS:
+        return None
+    return Call(
+        source=client.service,
+        target=target,
+        time_ns=client.start_ns,
+        failed=client.is_error,
+        client_duration_ns=client.duration_ns,
+        connection_type="database" if db_system else "virtual_node",
+        trace_id=client.trace_id,
+        span_id=client.span_id,
+    )
+
+
+class SpanPairer:
+    """Turns spans into Calls. Bounded: at most `max_pending` spans are remembered."""
+
+    def __init__(self, ttl_ns: int = 10 * 10**9, max_pending: int = 1_000_000) -> None:
+        self.ttl_ns = ttl_ns
+        self.max_pending = max_pending
+        self.stats = PairingStats()
+        self._seen: OrderedDict[SpanKey, _Seen] = OrderedDict()
+        self._orphans: OrderedDict[SpanKey, list[_Seen]] = OrderedDict()
+
+    def add(self, spans: Sequence[Span], now_ns: int) -> list[Call]:
+        calls: list[Call] = []
+        for span in spans:
+            entry = _Seen(span, now_ns)
+            self._seen[(span.trace_id, span.span_id)] = entry
+            if span.parent_span_id:
+                parent = self._seen.get((span.trace_id, span.parent_span_id))
+                if parent is not None:
+                    self._pair(parent, entry, calls)
+                else:
+                    key = (span.trace_id, span.parent_span_id)
+                    self._orphans.setdefault(key, []).append(entry)
+            waiting = self._orphans.pop((span.trace_id, span.span_id), None)
+            for child in waiting or ():
+                self._pair(entry, child, calls)
+        calls.extend(self._evict_over_capacity())
+        return calls
+
+    def _pair(self, parent: _Seen, child: _Seen, calls: list[Call]) -> None:
+        if parent.span.service == child.span.service:
+            return
+        parent.paired = child.paired = True
+        self.stats.paired += 1
+        calls.append(_call(parent.span, child.span))
+
+    def expire(self, now_ns: int) -> list[Call]:
+        """Forget spans older than the TTL; unpaired callers naming a peer become virtual calls."""
+        calls: list[Call] = []
+        cutoff = now_ns - self.ttl_ns
+        while self._seen:
+            key, entry = next(iter(self._seen.items()))
+            if entry.arrived_ns > cutoff:
+                break
+            del self._seen[key]
+            self._retire(entry, calls)
+        while self._orphans:
+            key, children = next(iter(self._orphans.items()))
+            if children[0].arrived_ns > cutoff:
+                break
+            del self._orphans[key]
+        return calls
+
+    def _retire(self, entry: _Seen, calls: list[Call]) -> None:
+        if entry.paired:
+            return
+        virtual = _virtual_call(entry.span)
+        if virtual is not None:
+            self.stats.virtual += 1
+            calls.append(virtual)
+        elif entry.span.kind in _CALLER_KINDS:
+            self.stats.expired_unpaired += 1
+
+    def _evict_over_capacity(self) -> list[Call]:
+        calls: list[Call] = []
+        while len(self._seen) > self.max_pending:
+            _, entry = self._seen.popitem(last=False)
+            self.stats.evicted += 1
+            self._retire(entry, calls)
+        while len(self._orphans) > self.max_pending:
+            self._orphans.popitem(last=False)
+            self.stats.evicted += 1
+        return calls
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+class ServiceGraphMetrics:
+    """Writes calls as the servicegraph connector's metrics."""
+
+    def __init__(
+        self, registry: MetricsRegistry, buckets_s: tuple[float, ...] = DEFAULT_BUCKETS_S
+    ) -> None:
+        self._registry = registry
+        self._buckets = buckets_s
+
+    def observe(self, calls: Sequence[Call]) -> None:
+        registry = self._registry
+        for call in calls:
+            labels = (
+                ("client", call.source),
+                ("connection_type", call.connection_type),
+                ("server", call.target),
+            )
+            registry.inc(REQUESTS, labels, help_text="Calls between two services.")
+            if call.failed:
+                registry.inc(FAILED, labels, help_text="Failed calls between two services.")
+            if call.server_duration_ns:
+                registry.observe(
+                    SERVER_SECONDS, labels, call.server_duration_ns / 1e9, self._buckets
+                )
+            if call.client_duration_ns:
+                registry.observe(
+                    CLIENT_SECONDS, labels, call.client_duration_ns / 1e9, self._buckets
+                )

@@ -1,0 +1,166 @@
+"""The store owner: one thread runs the pipeline, so the DuckDB file has exactly one writer.
+
+Receivers `await submit(batch)`; the writer thread takes everything queued, merges it into one
+batch and commits it in one go (group commit: one transaction for many requests), then wakes
+each waiting receiver. A receiver is answered only after its batch is committed. The queue is
+bounded in items: past the bound `submit` raises OverloadedError at once (-> 429 + Retry-After),
+so memory stays bounded under overload. The same thread flushes derived metrics on an interval
+and applies retention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from meshscope.ingest.sink import OverloadedError, UnavailableError
+from meshscope.model.batch import Batch
+from meshscope.pipeline.chain import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WriterSettings:
+    max_pending_items: int = 400_000
+    max_merge_items: int = 100_000
+    flush_interval_s: float = 15.0
+    retention_interval_s: float = 300.0
+
+
+@dataclass(slots=True)
+class _Job:
+    batch: Batch
+    done: Callable[[BaseException | None], None]
+
+
+class BatchWriter:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        settings: WriterSettings | None = None,
+        retention: Callable[[], None] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.settings = settings or WriterSettings()
+        self._retention = retention
+        self._jobs: deque[_Job] = deque()
+        self._pending_items = 0
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="meshscope-writer", daemon=True)
+        self.committed_items = 0
+        self.rejected_items = 0
+        self.commits = 0
+
+    @property
+    def pending_items(self) -> int:
+        return self._pending_items
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Commit what is queued, flush derived metrics, and stop the thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    async def submit(self, batch: Batch) -> None:
+        if not len(batch):
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def done(error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, future, error)
+
+        self.enqueue(batch, done)
+        await future
+
+    def enqueue(self, batch: Batch, done: Callable[[BaseException | None], None]) -> None:
+        """Queue a batch; `done(None)` is called from the writer thread once it is committed,
+        `done(error)` if it could not be. Raises OverloadedError when the queue is full."""
+        size = len(batch)
+        with self._cond:
+            if self._stopping:
+                raise UnavailableError("meshscope is shutting down")
+            # One oversized batch is still taken when nothing else waits, so it can't starve.
+            if self._pending_items and self._pending_items + size > self.settings.max_pending_items:
+                self.rejected_items += size
+                raise OverloadedError(
+                    f"ingest queue full ({self._pending_items} items waiting); retry later"
+                )
+            self._pending_items += size
+            self._jobs.append(_Job(batch, done))
+            self._cond.notify()
+
+    def _take(self, timeout: float) -> list[_Job]:
+        with self._cond:
+            if not self._jobs and not self._stopping:
+                self._cond.wait(timeout)
+            taken: list[_Job] = []
+            items = 0
+            while self._jobs and (not taken or items < self.settings.max_merge_items):
+                job = self._jobs.popleft()
+                taken.append(job)
+                items += len(job.batch)
+            return taken
+
+    def _run(self) -> None:
+        next_flush = time.monotonic() + self.settings.flush_interval_s
+        next_retention = time.monotonic() + self.settings.retention_interval_s
+        while True:
+            now = time.monotonic()
+            jobs = self._take(max(0.0, min(next_flush, next_retention) - now))
+            if jobs:
+                self._commit(jobs)
+            now = time.monotonic()
+            if now >= next_flush:
+                self._guard(self.pipeline.flush)
+                next_flush = now + self.settings.flush_interval_s
+            if self._retention is not None and now >= next_retention:
+                self._guard(self._retention)
+                next_retention = now + self.settings.retention_interval_s
+            with self._cond:
+                if self._stopping and not self._jobs:
+                    break
+        self._guard(self.pipeline.flush)
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        merged = Batch()
+        for job in jobs:
+            merged.extend(job.batch)
+        error: BaseException | None = None
+        try:
+            self.pipeline.consume(merged)
+            self.committed_items += len(merged)
+            self.commits += 1
+        except Exception as exc:
+            log.exception("committing %d items failed", len(merged))
+            error = UnavailableError(f"store write failed: {exc}")
+        with self._cond:
+            self._pending_items -= len(merged)
+        for job in jobs:
+            job.done(error)
+
+    def _guard(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception:
+            log.exception("background task %s failed", getattr(action, "__name__", action))
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)

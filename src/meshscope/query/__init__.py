@@ -1,0 +1,1 @@
+"""Read-side questions over the store protocols. No backend-specific code here."""

@@ -1,0 +1,90 @@
+"""Derived RED metrics: exact counts, exact buckets, bounded cardinality."""
+
+from __future__ import annotations
+
+import random
+
+from meshscope.model.metrics import MetricType
+from meshscope.model.spans import Span, SpanKind, StatusCode
+from meshscope.pipeline.derive.registry import OVERFLOW_LABELS, MetricsRegistry
+from meshscope.pipeline.derive.spanmetrics import CALLS, DEFAULT_BUCKETS_MS, DURATION, SpanMetrics
+
+
+def test_histogram_buckets_use_prometheus_le_semantics() -> None:
+    registry = MetricsRegistry()
+    bounds = (1.0, 2.0, 5.0)
+    for value in (0.5, 1.0, 1.5, 2.0, 5.0, 5.1, 100):
+        registry.observe("h", (), value, bounds)
+    (point,) = registry.collect(0)
+    assert point.histogram is not None
+    assert point.histogram.counts == (2, 2, 1, 2)  # <=1, <=2, <=5, +Inf
+    assert point.histogram.cumulative() == [(1.0, 2), (2.0, 4), (5.0, 5), (float("inf"), 7)]
+    assert point.histogram.count == 7
+
+
+def test_cardinality_cap_sends_excess_to_one_overflow_series() -> None:
+    registry = MetricsRegistry(max_series_per_metric=3)
+    for i in range(10):
+        registry.inc("c", (("id", str(i)),))
+    points = registry.collect(0)
+    assert len(points) == 4
+    overflow = [p for p in points if p.labels == OVERFLOW_LABELS]
+    assert overflow[0].value == 7 and registry.overflowed == 7
+
+
+def test_collect_changed_only() -> None:
+    registry = MetricsRegistry()
+    registry.inc("a", ())
+    registry.inc("b", ())
+    assert len(registry.collect(1, changed_only=True)) == 2
+    registry.inc("b", ())
+    assert [p.name for p in registry.collect(2, changed_only=True)] == ["b"]
+    assert len(registry.collect(3)) == 2
+
+
+def test_span_metrics_match_generated_truth() -> None:
+    rng = random.Random(7)
+    registry = MetricsRegistry()
+    truth_calls: dict[tuple[str, str, str], int] = {}
+    truth_buckets: dict[tuple[str, str, str], list[int]] = {}
+    spans = []
+    for i in range(2000):
+        service = rng.choice(["web", "api", "db"])
+        name = rng.choice(["GET /", "POST /pay"])
+        error = rng.random() < 0.1
+        duration_ms = rng.choice([1, 3, 9, 45, 120, 700, 3000, 20000]) + rng.random()
+        spans.append(
+            Span(
+                f"{i + 1:032x}",
+                f"{i + 1:016x}",
+                name,
+                service,
+                0,
+                int(duration_ms * 1e6),
+                kind=SpanKind.SERVER,
+                status_code=StatusCode.ERROR if error else StatusCode.UNSET,
+            )
+        )
+        status = "STATUS_CODE_ERROR" if error else "STATUS_CODE_UNSET"
+        key = (service, name, status)
+        truth_calls[key] = truth_calls.get(key, 0) + 1
+        buckets = truth_buckets.setdefault(key, [0] * (len(DEFAULT_BUCKETS_MS) + 1))
+        index = next(
+            (i for i, b in enumerate(DEFAULT_BUCKETS_MS) if duration_ms <= b),
+            len(DEFAULT_BUCKETS_MS),
+        )
+        buckets[index] += 1
+    SpanMetrics(registry).observe(spans)
+    points = registry.collect(0)
+    calls = {
+        (p.label("service_name"), p.label("span_name"), p.label("status_code")): p.value
+        for p in points
+        if p.name == CALLS
+    }
+    assert calls == {k: float(v) for k, v in truth_calls.items()}
+    for p in points:
+        if p.name == DURATION:
+            assert p.type is MetricType.HISTOGRAM and p.histogram is not None
+            key = (p.label("service_name"), p.label("span_name"), p.label("status_code"))
+            assert list(p.histogram.counts) == truth_buckets[key]
+            assert p.label("span_kind") == "SPAN_KIND_SERVER"

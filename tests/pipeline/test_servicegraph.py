@@ -1,0 +1,120 @@
+"""Service-graph pairing: exact edges whatever the arrival order, virtual nodes, bounds."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from meshscope.model.spans import Span, SpanKind, StatusCode
+from meshscope.pipeline.derive.registry import MetricsRegistry
+from meshscope.pipeline.derive.servicegraph import (
+    REQUESTS,
+    SERVER_SECONDS,
+    ServiceGraphMetrics,
+    SpanPairer,
+)
+
+SEC = 10**9
+
+
+def make_trace(t: int, error_at: str = "") -> list[Span]:
+    """web SERVER -> web CLIENT -> api SERVER -> api CLIENT -> db SERVER; plus a cache call."""
+    tid = f"{t + 1:032x}"
+
+    def s(n: int, service: str, kind: SpanKind, parent: int | None) -> Span:
+        return Span(
+            tid,
+            f"{t * 16 + n + 1:016x}",
+            f"op{n}",
+            service,
+            start_ns=1000 * n,
+            end_ns=1000 * n + 500_000,
+            parent_span_id=f"{t * 16 + parent + 1:016x}" if parent is not None else "",
+            kind=kind,
+            status_code=StatusCode.ERROR if service == error_at else StatusCode.UNSET,
+        )
+
+    return [
+        s(0, "web", SpanKind.SERVER, None),
+        s(1, "web", SpanKind.CLIENT, 0),
+        s(2, "api", SpanKind.SERVER, 1),
+        s(3, "api", SpanKind.CLIENT, 2),
+        s(4, "db", SpanKind.SERVER, 3),
+        s(5, "api", SpanKind.INTERNAL, 2),
+        s(6, "cache", SpanKind.SERVER, 5),
+    ]
+
+
+EXPECTED = {("web", "api"): 1, ("api", "db"): 1, ("api", "cache"): 1}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_edges_are_exact_in_any_arrival_order_and_batching(data: st.DataObject) -> None:
+    spans = [span for t in range(4) for span in make_trace(t)]
+    order = data.draw(st.permutations(spans))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(order)), max_size=6)))
+    pairer = SpanPairer(ttl_ns=60 * SEC)
+    calls = []
+    for start, end in zip([0, *cuts], [*cuts, len(order)], strict=True):
+        calls += pairer.add(order[start:end], now_ns=0)
+    counts = Counter((c.source, c.target) for c in calls)
+    assert counts == Counter({edge: 4 * n for edge, n in EXPECTED.items()})
+    assert pairer.stats.paired == 12
+
+
+def test_failed_calls_and_durations_are_attributed() -> None:
+    calls = SpanPairer().add(make_trace(0, error_at="db"), now_ns=0)
+    by_edge = {(c.source, c.target): c for c in calls}
+    assert by_edge[("api", "db")].failed
+    assert not by_edge[("web", "api")].failed
+    assert by_edge[("web", "api")].client_duration_ns == 500_000
+    assert by_edge[("api", "cache")].client_duration_ns == 0  # parent was INTERNAL
+
+
+def test_unpaired_database_client_becomes_a_virtual_node_on_expiry() -> None:
+    client = Span(
+        "a" * 32,
+        "b" * 16,
+        "SELECT",
+        "api",
+        0,
+        2_000_000,
+        kind=SpanKind.CLIENT,
+        attributes={"db.system": "postgresql", "db.name": "users"},
+    )
+    lonely = Span("c" * 32, "d" * 16, "GET", "api", 0, 1, kind=SpanKind.CLIENT)
+    pairer = SpanPairer(ttl_ns=10 * SEC)
+    assert pairer.add([client, lonely], now_ns=0) == []
+    assert pairer.expire(now_ns=5 * SEC) == []  # not yet
+    calls = pairer.expire(now_ns=11 * SEC)
+    assert [(c.source, c.target, c.connection_type) for c in calls] == [
+        ("api", "users", "database")
+    ]
+    assert pairer.stats.virtual == 1 and pairer.stats.expired_unpaired == 1
+    assert len(pairer) == 0
+
+
+def test_memory_is_bounded_and_evictions_are_counted() -> None:
+    pairer = SpanPairer(ttl_ns=3600 * SEC, max_pending=100)
+    for t in range(50):
+        pairer.add(make_trace(t), now_ns=0)
+    assert len(pairer) <= 100
+    assert pairer.stats.evicted >= 250
+
+
+def test_metrics_have_connector_names_and_exact_counts() -> None:
+    registry = MetricsRegistry()
+    metrics = ServiceGraphMetrics(registry)
+    pairer = SpanPairer()
+    for t in range(3):
+        metrics.observe(pairer.add(make_trace(t, error_at="db" if t == 0 else ""), now_ns=0))
+    points = {(p.name, p.label("client"), p.label("server")): p for p in registry.collect(1)}
+    assert points[(REQUESTS, "web", "api")].value == 3
+    assert points[(REQUESTS, "api", "db")].value == 3
+    assert points[("traces_service_graph_request_failed_total", "api", "db")].value == 1
+    histogram = points[(SERVER_SECONDS, "api", "db")].histogram
+    assert histogram is not None and histogram.count == 3
+    assert abs(histogram.sum - 3 * 0.0005) < 1e-12

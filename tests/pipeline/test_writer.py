@@ -1,0 +1,112 @@
+"""The single-writer sink: answers only after commit, group-commits, bounds its queue."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from meshscope.clock import SystemClock
+from meshscope.ingest.sink import OverloadedError, UnavailableError
+from meshscope.model.batch import Batch
+from meshscope.model.logs import LogRecord
+from meshscope.model.spans import Span
+from meshscope.pipeline.chain import Pipeline
+from meshscope.pipeline.writer import BatchWriter, WriterSettings
+from meshscope.store.memory import MemoryStorage
+
+
+def span(i: int, service: str = "api") -> Span:
+    return Span(f"{i:032x}", f"{i:016x}", "op", service, 1_000 + i, 2_000 + i)
+
+
+class GatedStorage(MemoryStorage):
+    """A memory store whose span writes wait for a gate, to hold the writer mid-commit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.write_calls = 0
+        inner = self.traces.write_spans
+
+        def write_spans(spans: Sequence[Span]) -> None:
+            self.gate.wait(10)
+            self.write_calls += 1
+            inner(spans)
+
+        self.traces.write_spans = write_spans  # type: ignore[method-assign]
+
+
+def test_submit_returns_after_the_batch_is_in_the_store() -> None:
+    storage = MemoryStorage()
+    writer = BatchWriter(Pipeline(storage, SystemClock()))
+    writer.start()
+    try:
+        asyncio.run(writer.submit(Batch(spans=[span(1)], logs=[LogRecord(5, "hi", "api")])))
+        assert storage.traces.get_trace(f"{1:032x}") == [span(1)]
+        assert storage.logs.log_counts() == {"api": 1}
+    finally:
+        writer.stop()
+
+
+def test_waiting_batches_are_committed_together_and_overload_is_refused() -> None:
+    storage = GatedStorage()
+    settings = WriterSettings(max_pending_items=10, flush_interval_s=60)
+    writer = BatchWriter(Pipeline(storage, SystemClock()), settings)
+    writer.start()
+
+    async def scenario() -> None:
+        first = asyncio.create_task(writer.submit(Batch(spans=[span(0)])))
+        await asyncio.sleep(0.05)  # the writer now holds batch 0 at the gate
+        waiting = [asyncio.create_task(writer.submit(Batch(spans=[span(i)]))) for i in (1, 2, 3)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(OverloadedError):
+            await writer.submit(Batch(spans=[span(i) for i in range(10, 18)]))
+        assert not first.done()  # not answered before its commit
+        storage.gate.set()
+        await asyncio.gather(first, *waiting)
+
+    try:
+        asyncio.run(scenario())
+        assert storage.write_calls == 2  # batch 0, then 1..3 in one group commit
+        assert sorted(storage.traces.span_counts().values()) == [4]
+        assert writer.rejected_items == 8
+    finally:
+        writer.stop()
+
+
+def test_a_failed_commit_is_reported_not_acknowledged() -> None:
+    storage = MemoryStorage()
+
+    def broken(spans: Sequence[Span]) -> None:
+        if spans:
+            raise OSError("disk full")
+
+    storage.traces.write_spans = broken  # type: ignore[method-assign]
+    writer = BatchWriter(Pipeline(storage, SystemClock()))
+    writer.start()
+    try:
+        with pytest.raises(UnavailableError, match="disk full"):
+            asyncio.run(writer.submit(Batch(spans=[span(1)])))
+        # The writer survives and takes the next batch.
+        asyncio.run(writer.submit(Batch(logs=[LogRecord(1, "ok", "api")])))
+        assert storage.logs.log_counts() == {"api": 1}
+    finally:
+        writer.stop()
+
+
+def test_stop_commits_what_is_queued_and_flushes_metrics() -> None:
+    storage = MemoryStorage()
+    writer = BatchWriter(Pipeline(storage, SystemClock()), WriterSettings(flush_interval_s=3600))
+    done: list[BaseException | None] = []
+    writer.start()
+    writer.enqueue(Batch(spans=[span(1), span(2)]), done.append)
+    writer.stop()
+    assert done == [None]
+    assert storage.traces.span_counts() == {"api": 2}
+    calls = storage.metrics.select("calls_total", [], 0, 2**63 - 1)
+    assert [s.samples[-1].value for s in calls] == [2.0]
+    with pytest.raises(UnavailableError):
+        writer.enqueue(Batch(spans=[span(3)]), done.append)
