@@ -1,0 +1,120 @@
+"""What every receiver does between the wire and the sink, whatever its transport.
+
+- decode off the event loop when the request is large (`run_decoder`), inline when small;
+- decode OTLP safely from several threads at once (`OtlpDecoders`, which owns the process's
+  `DeltaToCumulative`: pass the same instance to the HTTP and gRPC receivers);
+- for HTTP: read, decompress, decode and submit one request, turning every failure into a
+  `Refusal` (an HTTP status and a message) that the route formats its own way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from starlette.requests import Request
+
+from meshscope.ingest.body import BodyError, content_encoding, decompress, read_body
+from meshscope.ingest.delta import DeltaToCumulative
+from meshscope.ingest.errors import DecodeError
+from meshscope.ingest.limits import IngestLimits
+from meshscope.ingest.otlp import Decoded, Signal, decode_otlp
+from meshscope.ingest.otlp_logs import logs_from_request
+from meshscope.ingest.otlp_metrics import points_from_request
+from meshscope.ingest.otlp_traces import spans_from_request
+from meshscope.ingest.sink import IngestSink, OverloadedError, UnavailableError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+COMPRESSION_RATIO_GUESS = 8
+"""How much larger than its compressed size a body is assumed to be, to decide offloading."""
+
+
+async def run_decoder(work: Callable[[], T], size: int, limits: IngestLimits) -> T:
+    """Run `work` in a worker thread when `size` bytes is large, else right here."""
+    if size >= limits.offload_bytes:
+        return await asyncio.to_thread(work)
+    return work()
+
+
+class OtlpDecoders:
+    """The OTLP decoders, safe to call from several threads (the delta state is locked)."""
+
+    def __init__(self, delta: DeltaToCumulative | None = None) -> None:
+        self.delta = delta if delta is not None else DeltaToCumulative()
+        self._lock = threading.Lock()
+
+    def decode_body(self, signal: Signal, body: bytes, *, json: bool) -> Decoded:
+        """Decode an encoded request body; raises DecodeError."""
+        if signal == "metrics":
+            with self._lock:
+                return decode_otlp(signal, body, json=json, delta=self.delta)
+        return decode_otlp(signal, body, json=json)
+
+    def traces(self, request: ExportTraceServiceRequest) -> Decoded:
+        return spans_from_request(request.resource_spans)
+
+    def logs(self, request: ExportLogsServiceRequest) -> Decoded:
+        return logs_from_request(request.resource_logs)
+
+    def metrics(self, request: ExportMetricsServiceRequest) -> Decoded:
+        with self._lock:
+            return points_from_request(request.resource_metrics, self.delta)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request was not (fully) taken: the HTTP status to answer and a message."""
+
+    status: int
+    message: str
+    retry_after_s: int | None = None
+
+
+async def receive_http(
+    request: Request,
+    sink: IngestSink,
+    limits: IngestLimits,
+    decode: Callable[[bytes], Decoded],
+) -> Decoded | Refusal:
+    """Read, decompress, decode (with `decode`) and submit one request's body.
+
+    Returns the Decoded (its batch now durable) or a Refusal: 400 undecodable, 413 too large,
+    415 unknown encoding, 429 overloaded, 503 store unavailable, 500 anything unexpected
+    (logged). Never raises, so the server keeps serving whatever one request does.
+    """
+    try:
+        encoding = content_encoding(request.headers.get("content-encoding"))
+        raw = await read_body(request, limits)
+        size = len(raw) if encoding == "identity" else len(raw) * COMPRESSION_RATIO_GUESS
+
+        def work() -> Decoded:
+            return decode(decompress(raw, encoding, limits.max_body_bytes))
+
+        decoded = await run_decoder(work, size, limits)
+        if len(decoded.batch):
+            await sink.submit(decoded.batch)
+    except BodyError as error:
+        return Refusal(error.status, error.message)
+    except DecodeError as error:
+        return Refusal(400, error.message)
+    except OverloadedError as error:
+        return Refusal(429, f"overloaded, retry later: {error}", max(error.retry_after_s, 0))
+    except UnavailableError as error:
+        message = f"storage unavailable, data not stored: {error}"
+        return Refusal(503, message, limits.unavailable_retry_after_s)
+    except Exception as error:
+        logger.exception("unexpected error receiving %s", request.url.path)
+        return Refusal(500, f"internal error: {type(error).__name__}")
+    return decoded

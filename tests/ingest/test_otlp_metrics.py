@@ -1,0 +1,224 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from google.protobuf.json_format import MessageToJson
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, Metric
+
+from meshscope.ingest.delta import DeltaToCumulative
+from meshscope.ingest.errors import DecodeError
+from meshscope.ingest.otlp_metrics import decode_metrics_json, decode_metrics_protobuf
+from meshscope.model.metrics import MetricPoint, MetricType
+from tests.ingest.otel_sdk import make_metrics
+
+TARGET = (("instance", "checkout-7f9c-1"), ("job", "shop/checkout"))
+
+
+def _named(points: list[MetricPoint], name: str) -> list[MetricPoint]:
+    return [p for p in points if p.name == name]
+
+
+def test_sdk_metrics_map_to_prometheus_names_and_types() -> None:
+    decoded = decode_metrics_protobuf(make_metrics())
+    assert decoded.rejected == 0
+    points = decoded.batch.metrics
+    requests = {
+        p.label("http_response_status_code"): p
+        for p in _named(points, "http_server_requests_total")
+    }
+    assert {k: (p.type, p.value) for k, p in requests.items()} == {
+        "200": (MetricType.COUNTER, 3.0),
+        "500": (MetricType.COUNTER, 1.0),
+    }
+    assert requests["200"].labels == (
+        ("http_response_status_code", "200"),
+        ("http_route", "/cart"),
+        *TARGET,
+    )
+    assert requests["200"].help == "reqs"
+    assert requests["200"].unit == "{request}"
+    (active,) = _named(points, "http_server_active_requests")
+    assert (active.type, active.value, active.labels) == (MetricType.GAUGE, 3.0, TARGET)
+    (cpu,) = _named(points, "system_cpu_utilization_ratio")
+    assert (cpu.type, cpu.value, cpu.label("cpu")) == (MetricType.GAUGE, 0.75, "0")
+    (duration,) = _named(points, "http_server_duration_milliseconds")
+    assert duration.type is MetricType.HISTOGRAM
+    hist = duration.histogram
+    assert hist is not None
+    # The SDK's default explicit bounds; values 3, 7, 7, 120, 20000.
+    assert hist.bounds == (0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000)
+    assert hist.counts == (0, 1, 2, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1)
+    assert (hist.sum, hist.count) == (20137.0, 5)
+    assert all(p.time_ns > 1_600_000_000 * 10**9 for p in points)
+
+
+def test_exponential_histogram_becomes_explicit_buckets() -> None:
+    decoded = decode_metrics_protobuf(make_metrics(exponential=True))
+    (rpc,) = _named(decoded.batch.metrics, "rpc_server_duration_seconds")
+    assert rpc.histogram is not None
+    values = (0.001, 0.002, 0.5, 1.5)
+    assert rpc.histogram.count == 4
+    assert rpc.histogram.sum == pytest.approx(sum(values))
+    for le, cumulative in rpc.histogram.cumulative():
+        assert cumulative == sum(v <= le for v in values), le
+
+
+def test_delta_is_rejected_without_accumulator() -> None:
+    decoded = decode_metrics_protobuf(make_metrics(delta=True))
+    # 2 counter points, 2 histogram points; the cumulative up-down counter and gauge stay.
+    assert decoded.rejected == 4
+    assert "DeltaToCumulative" in decoded.error_message
+    assert {p.name for p in decoded.batch.metrics} == {
+        "http_server_active_requests",
+        "system_cpu_utilization_ratio",
+    }
+
+
+def test_delta_accumulates_with_accumulator() -> None:
+    body = make_metrics(delta=True)
+    delta = DeltaToCumulative()
+    decode_metrics_protobuf(body, delta)
+    second = decode_metrics_protobuf(body, delta)
+    assert second.rejected == 0
+    counters = {
+        p.label("http_response_status_code"): p.value
+        for p in _named(second.batch.metrics, "http_server_requests_total")
+    }
+    assert counters == {"200": 6.0, "500": 2.0}
+    (duration,) = _named(second.batch.metrics, "http_server_duration_milliseconds")
+    assert duration.histogram is not None
+    assert (duration.histogram.count, duration.histogram.sum) == (10, 40274.0)
+    assert duration.histogram.counts[2] == 4
+
+
+def test_json_with_base64_ids_equals_protobuf() -> None:
+    body = make_metrics()
+    as_json = MessageToJson(ExportMetricsServiceRequest.FromString(body)).encode()
+    assert decode_metrics_json(as_json) == decode_metrics_protobuf(body)
+
+
+def test_json_spec_shaped_sum_and_summary() -> None:
+    doc = {
+        "resourceMetrics": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "my.service"}}]
+                },
+                "scopeMetrics": [
+                    {
+                        "metrics": [
+                            {
+                                "name": "my.counter",
+                                "unit": "1",
+                                "sum": {
+                                    "aggregationTemporality": 2,
+                                    "isMonotonic": True,
+                                    "dataPoints": [
+                                        {
+                                            "asInt": "5",
+                                            "timeUnixNano": "1544712660300000000",
+                                            "attributes": [
+                                                {"key": "my.attr", "value": {"stringValue": "v"}},
+                                                {"key": "2nd", "value": {"boolValue": True}},
+                                            ],
+                                            "exemplars": [
+                                                {
+                                                    "traceId": "5b8efff798038103d269b633813fc60c",
+                                                    "spanId": "eee19b7ec3c1b174",
+                                                    "asDouble": 1.0,
+                                                }
+                                            ],
+                                        }
+                                    ],
+                                },
+                            },
+                            {
+                                "name": "rpc.latency",
+                                "unit": "ms",
+                                "summary": {
+                                    "dataPoints": [
+                                        {
+                                            "timeUnixNano": 7,
+                                            "count": "10",
+                                            "sum": 55.5,
+                                            "quantileValues": [
+                                                {"quantile": 0.5, "value": 4},
+                                                {"quantile": 1, "value": 9},
+                                            ],
+                                        }
+                                    ]
+                                },
+                            },
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    points = decode_metrics_json(json.dumps(doc).encode()).batch.metrics
+    job = ("job", "my.service")
+    assert points == [
+        MetricPoint(
+            "my_counter_total",
+            (job, ("key_2nd", "true"), ("my_attr", "v")),
+            1544712660300000000,
+            MetricType.COUNTER,
+            5.0,
+            unit="1",
+        ),
+        MetricPoint("rpc_latency_milliseconds_sum", (job,), 7, MetricType.COUNTER, 55.5, unit="ms"),
+        MetricPoint(
+            "rpc_latency_milliseconds_count", (job,), 7, MetricType.COUNTER, 10.0, unit="ms"
+        ),
+        MetricPoint(
+            "rpc_latency_milliseconds",
+            (job, ("quantile", "0.5")),
+            7,
+            MetricType.GAUGE,
+            4.0,
+            unit="ms",
+        ),
+        MetricPoint(
+            "rpc_latency_milliseconds",
+            (job, ("quantile", "1")),
+            7,
+            MetricType.GAUGE,
+            9.0,
+            unit="ms",
+        ),
+    ]
+
+
+def test_inconsistent_points_are_rejected() -> None:
+    request = ExportMetricsServiceRequest()
+    metrics = request.resource_metrics.add().scope_metrics.add().metrics
+    hist = Metric(name="h")
+    hist.histogram.aggregation_temporality = (
+        AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+    )
+    hist.histogram.data_points.add(bucket_counts=[1, 2], explicit_bounds=[1.0, 2.0], count=3)
+    hist.histogram.data_points.add(bucket_counts=[1, 2], explicit_bounds=[1.0], count=3)
+    unspecified = Metric(name="s")
+    unspecified.sum.data_points.add(as_int=1)
+    no_value = Metric(name="g")
+    no_value.gauge.data_points.add(time_unix_nano=1)
+    stale = Metric(name="stale")
+    stale.gauge.data_points.add(flags=1, as_double=1.0)
+    metrics.extend([hist, unspecified, no_value, stale])
+    decoded = decode_metrics_protobuf(request.SerializeToString())
+    assert [p.name for p in decoded.batch.metrics] == ["h"]
+    assert decoded.rejected == 3
+    assert "invalid buckets" in decoded.error_message
+    assert "temporality" in decoded.error_message
+    assert "without a value" in decoded.error_message
+
+
+def test_bad_bodies() -> None:
+    with pytest.raises(DecodeError, match="ExportMetricsServiceRequest"):
+        decode_metrics_protobuf(b"\x0a\xff\xff\xff\xff\x0f")
+    with pytest.raises(DecodeError, match="ExportMetricsServiceRequest"):
+        decode_metrics_json(b'{"resourceMetrics": [{"scopeMetrics": "x"}]}')
