@@ -1,0 +1,44 @@
+"""Runs the PromQL `.test` files in tests/conformance/promql/ against our engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conformance.promqltest import Case, expand_values, load_cases, run
+
+CASES = [
+    case
+    for path in sorted((Path(__file__).parent / "promql").glob("*.test"))
+    for case in load_cases(path)
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_promql_case(case: Case) -> None:
+    run(case)
+
+
+def test_there_are_cases_in_every_file() -> None:
+    files = {case.file for case in CASES}
+    assert len(files) >= 6
+    assert len(CASES) >= 150
+
+
+def test_expand_values() -> None:
+    assert expand_values("0+10x3 _ 5 _x2 1-1x2 2x1") == [
+        0,
+        10,
+        20,
+        30,
+        None,
+        5,
+        None,
+        None,
+        1,
+        0,
+        -1,
+        2,
+        2,
+    ]
