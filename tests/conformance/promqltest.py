@@ -86,6 +86,7 @@ def split_series(line: str) -> tuple[Labels, str]:
     if descriptor == "{}":
         return (), rest
     node = promql_parser.parse(descriptor)
+    assert isinstance(node, promql_parser.VectorSelector), descriptor
     pairs = [(m.name, m.value) for m in node.matchers.matchers]
     if node.name:
         pairs.append((NAME, node.name))
@@ -190,7 +191,8 @@ def run(case: Case) -> None:
         else:
             result = engine.instant(case.expr, case.start)
     except PromQLError as exc:
-        assert case.fail, f"{case.id}: {case.expr}: unexpected error {exc}"
+        if not case.fail:
+            raise AssertionError(f"{case.id}: {case.expr}: unexpected error {exc}") from exc
         return
     assert not case.fail, f"{case.id}: {case.expr}: expected an error, got {result}"
     if case.scalar is not None:
@@ -198,7 +200,7 @@ def run(case: Case) -> None:
         assert close(result.v, case.scalar), f"{case.id}: {result.v} != {case.scalar}"
         return
     got = _got(case, result)
-    want = {labels: values for labels, values in case.expected}
+    want = dict(case.expected)
     assert set(got) == set(want), f"{case.id}: {case.expr}\n got {sorted(got)}\nwant {sorted(want)}"
     for labels, values in want.items():
         same = len(values) == len(got[labels]) and all(
