@@ -136,7 +136,8 @@ class MetricStoreQueryable:
     def _select_name(
         self, name: str, matchers: list[LabelMatcher], start_ms: int, end_ms: int
     ) -> list[RawSeries]:
-        start_ns, end_ns = start_ms * 1_000_000, end_ms * 1_000_000
+        start_ns = max(start_ms * 1_000_000, -(2**63))
+        end_ns = min(end_ms * 1_000_000, 2**63 - 1)
         out: list[RawSeries] = []
         for series in self.store.select(name, matchers, start_ns, end_ns):
             points = [p for p in series.samples if p.histogram is None]

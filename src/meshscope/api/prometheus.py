@@ -1,0 +1,250 @@
+"""The Prometheus HTTP API (`/api/v1/...`) over the PromQL engine: routes only."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import promql_parser
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from meshscope.query.promql.engine import Engine
+from meshscope.query.promql.evaluator import parse, selector_matchers
+from meshscope.query.promql.queryable import Queryable, label_names, label_values, series_labels
+from meshscope.query.promql.values import (
+    BadQueryError,
+    Matrix,
+    PromQLError,
+    Scalar,
+    String,
+    Value,
+    Vector,
+    format_time,
+    format_value,
+    value_type,
+)
+from meshscope.store.base import LabelMatcher
+
+MIN_TIME_MS = -9_223_372_036_854_775 // 1000 * 1000
+MAX_TIME_MS = 9_223_372_036_854_775 // 1000 * 1000
+BUILD_INFO = {
+    "version": "2.42.0",
+    "revision": "meshscope",
+    "branch": "meshscope",
+    "buildUser": "meshscope",
+    "buildDate": "",
+    "goVersion": "",
+}
+
+
+class ParamError(Exception):
+    """A bad request parameter (HTTP 400, errorType bad_data)."""
+
+
+def _ok(data: Any) -> JSONResponse:
+    return JSONResponse({"status": "success", "data": data})
+
+
+def _error(kind: str, message: str, status: int) -> JSONResponse:
+    return JSONResponse(
+        {"status": "error", "errorType": kind, "error": message}, status_code=status
+    )
+
+
+def parse_time(text: str, name: str = "time") -> int:
+    """RFC 3339 or float unix seconds -> ms."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ParamError(
+                f'invalid parameter "{name}": cannot parse "{text}" to a valid timestamp'
+            ) from None
+        if parsed.tzinfo is not None:
+            return round(parsed.timestamp() * 1000)
+        seconds = math.nan
+    if not math.isfinite(seconds):
+        raise ParamError(f'invalid parameter "{name}": cannot parse "{text}" to a valid timestamp')
+    return round(seconds * 1000)
+
+
+def parse_duration(text: str, name: str) -> int:
+    """A duration (`15s`, `1m30s`) or float seconds -> ms."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        if not re.fullmatch(r"(\d+(ms|s|m|h|d|w|y))+", text):
+            raise ParamError(
+                f'invalid parameter "{name}": cannot parse "{text}" to a valid duration'
+            ) from None
+        return round(promql_parser.parse_duration(text).total_seconds() * 1000)
+    if not math.isfinite(seconds) or seconds * 1000 > 2**63 - 1:
+        raise ParamError(f'invalid parameter "{name}": cannot parse "{text}" to a valid duration')
+    return round(seconds * 1000)
+
+
+async def _params(request: Request) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        params.setdefault(key, []).append(value)
+    content_type = request.headers.get("content-type", "")
+    if request.method == "POST" and content_type.startswith("application/x-www-form-urlencoded"):
+        body = (await request.body()).decode("utf-8", errors="replace")
+        for key, value in parse_qsl(body, keep_blank_values=True):
+            params.setdefault(key, []).append(value)
+    return params
+
+
+def _one(params: dict[str, list[str]], name: str) -> str | None:
+    values = params.get(name)
+    return values[0] if values else None
+
+
+def _selectors(params: dict[str, list[str]], required: bool) -> list[list[LabelMatcher]]:
+    texts = params.get("match[]", [])
+    if required and not texts:
+        raise ParamError("no match[] parameter provided")
+    out: list[list[LabelMatcher]] = []
+    for text in texts:
+        try:
+            node: Any = parse(text)
+        except BadQueryError as exc:
+            raise ParamError(str(exc)) from exc
+        if not isinstance(node, promql_parser.VectorSelector):
+            raise ParamError(f'invalid parameter "match[]": {text} is not a series selector')
+        out.append(selector_matchers(node))
+    return out
+
+
+def _range(params: dict[str, list[str]]) -> tuple[int, int]:
+    start = _one(params, "start")
+    end = _one(params, "end")
+    return (
+        parse_time(start, "start") if start else MIN_TIME_MS,
+        parse_time(end, "end") if end else MAX_TIME_MS,
+    )
+
+
+def _labels_json(labels: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    return dict(labels)
+
+
+def result_json(value: Value) -> dict[str, Any]:
+    """`{resultType, result}` exactly as Prometheus writes it."""
+    result: Any
+    if isinstance(value, Scalar | String):
+        shown = format_value(value.v) if isinstance(value, Scalar) else value.v
+        result = [format_time(value.t), shown]
+    elif isinstance(value, Vector):
+        result = [
+            {"metric": _labels_json(s.labels), "value": [format_time(s.t), format_value(s.v)]}
+            for s in value.samples
+        ]
+    else:
+        assert isinstance(value, Matrix)
+        result = [
+            {
+                "metric": _labels_json(s.labels),
+                "values": [[format_time(t), format_value(v)] for t, v in s.points],
+            }
+            for s in value.series
+        ]
+    return {"resultType": value_type(value), "result": result}
+
+
+Handler = Callable[[Request], Awaitable[JSONResponse]]
+
+
+def _endpoint(work: Callable[[dict[str, list[str]], Request], Any]) -> Handler:
+    async def handle(request: Request) -> JSONResponse:
+        try:
+            params = await _params(request)
+            data = await run_in_threadpool(work, params, request)
+        except ParamError as exc:
+            return _error("bad_data", str(exc), 400)
+        except BadQueryError as exc:
+            return _error("bad_data", str(exc), 400)
+        except PromQLError as exc:
+            return _error(exc.kind, str(exc), 422)
+        return _ok(data)
+
+    return handle
+
+
+def prometheus_routes(queryable: Queryable) -> list[Route]:
+    engine = Engine(queryable)
+
+    def query(params: dict[str, list[str]], _: Request) -> Any:
+        text = _one(params, "query")
+        if not text:
+            raise ParamError('invalid parameter "query": query must not be empty')
+        at = _one(params, "time")
+        t_ms = parse_time(at) if at else round(datetime.now().timestamp() * 1000)
+        return result_json(engine.instant(text, t_ms))
+
+    def query_range(params: dict[str, list[str]], _: Request) -> Any:
+        text = _one(params, "query")
+        start, end, step = (_one(params, n) for n in ("start", "end", "step"))
+        if not start or not end:
+            raise ParamError(f'invalid parameter "{"start" if not start else "end"}": missing')
+        if not step:
+            raise ParamError('invalid parameter "step": cannot parse "" to a valid duration')
+        start_ms, end_ms = parse_time(start, "start"), parse_time(end, "end")
+        if end_ms < start_ms:
+            raise ParamError('invalid parameter "end": end timestamp must not be before start time')
+        step_ms = parse_duration(step, "step")
+        if step_ms <= 0:
+            raise ParamError(
+                'invalid parameter "step": zero or negative query resolution step widths are '
+                "not accepted. Try a positive integer"
+            )
+        if not text:
+            raise ParamError('invalid parameter "query": query must not be empty')
+        return result_json(engine.range(text, start_ms, end_ms, step_ms))
+
+    def series(params: dict[str, list[str]], _: Request) -> Any:
+        start, end = _range(params)
+        found = series_labels(queryable, _selectors(params, True), start, end)
+        return [_labels_json(labels) for labels in found]
+
+    def labels(params: dict[str, list[str]], _: Request) -> Any:
+        start, end = _range(params)
+        return label_names(queryable, _selectors(params, False), start, end)
+
+    def values(params: dict[str, list[str]], request: Request) -> Any:
+        name = request.path_params["name"]
+        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name):
+            raise ParamError(f"invalid label name: {name!r}")
+        start, end = _range(params)
+        return label_values(queryable, name, _selectors(params, False), start, end)
+
+    def metadata(params: dict[str, list[str]], _: Request) -> Any:
+        wanted = _one(params, "metric")
+        out: dict[str, list[dict[str, str]]] = {}
+        for name, info in sorted(queryable.metadata().items()):
+            if wanted is None or wanted == name:
+                out[name] = [{"type": info.type, "help": info.help, "unit": info.unit}]
+        return out
+
+    def buildinfo(params: dict[str, list[str]], _: Request) -> Any:
+        return BUILD_INFO
+
+    both = ["GET", "POST"]
+    return [
+        Route("/api/v1/query", _endpoint(query), methods=both),
+        Route("/api/v1/query_range", _endpoint(query_range), methods=both),
+        Route("/api/v1/series", _endpoint(series), methods=both),
+        Route("/api/v1/labels", _endpoint(labels), methods=both),
+        Route("/api/v1/label/{name}/values", _endpoint(values), methods=["GET"]),
+        Route("/api/v1/metadata", _endpoint(metadata), methods=["GET"]),
+        Route("/api/v1/status/buildinfo", _endpoint(buildinfo), methods=["GET"]),
+    ]

@@ -1,0 +1,179 @@
+"""The Prometheus HTTP API routes over an in-memory store."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from meshscope.api.prometheus import parse_duration, parse_time, prometheus_routes
+from meshscope.model.metrics import Histogram, MetricPoint, MetricType
+from meshscope.query.promql.queryable import IndexedMetricStore, MetricStoreQueryable
+from meshscope.store.memory import MemoryMetricStore
+
+T0 = 1_700_000_000  # seconds
+
+
+@pytest.fixture
+def client() -> TestClient:
+    store = IndexedMetricStore(MemoryMetricStore())
+    points = []
+    for i in range(21):
+        t = (T0 + 15 * i) * 10**9
+        for job in ("api", "web"):
+            labels = (("instance", "a"), ("job", job))
+            points.append(
+                MetricPoint(
+                    "requests_total",
+                    labels,
+                    t,
+                    MetricType.COUNTER,
+                    value=float(10 * i),
+                    help="Requests.",
+                )
+            )
+        hist = Histogram((0.1, 1.0), (i, i, 1), 0.5 * i, 2 * i + 1)
+        points.append(
+            MetricPoint(
+                "latency_seconds", (("job", "api"),), t, MetricType.HISTOGRAM, histogram=hist
+            )
+        )
+    store.write_points(points)
+    app = Starlette(routes=prometheus_routes(MetricStoreQueryable(store)))
+    return TestClient(app)
+
+
+def test_instant_query_vector(client: TestClient) -> None:
+    response = client.get(
+        "/api/v1/query", params={"query": "requests_total", "time": str(T0 + 300)}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "success"
+    assert body["data"]["resultType"] == "vector"
+    result = sorted(body["data"]["result"], key=lambda r: r["metric"]["job"])
+    assert result[0] == {
+        "metric": {"__name__": "requests_total", "instance": "a", "job": "api"},
+        "value": [T0 + 300, "200"],
+    }
+
+
+def test_instant_query_scalar_string_and_special_values(client: TestClient) -> None:
+    body = client.get("/api/v1/query", params={"query": "1/0", "time": "10.5"}).json()
+    assert body["data"] == {"resultType": "scalar", "result": [10.5, "+Inf"]}
+    body = client.get("/api/v1/query", params={"query": "-1/0", "time": "10"}).json()
+    assert body["data"]["result"] == [10, "-Inf"]
+    body = client.get("/api/v1/query", params={"query": "0/0", "time": "10"}).json()
+    assert body["data"]["result"] == [10, "NaN"]
+    body = client.get("/api/v1/query", params={"query": '"hello"', "time": "10"}).json()
+    assert body["data"] == {"resultType": "string", "result": [10, "hello"]}
+
+
+def test_instant_query_matrix(client: TestClient) -> None:
+    body = client.get(
+        "/api/v1/query", params={"query": "requests_total[30s]", "time": str(T0 + 300)}
+    ).json()
+    assert body["data"]["resultType"] == "matrix"
+    assert body["data"]["result"][0]["values"][-1] == [T0 + 300, "200"]
+    assert len(body["data"]["result"][0]["values"]) == 3
+
+
+def test_query_range_get_and_post(client: TestClient) -> None:
+    params = {
+        "query": "sum by (job) (rate(requests_total[1m]))",
+        "start": str(T0 + 60),
+        "end": str(T0 + 300),
+        "step": "1m",
+    }
+    got = client.get("/api/v1/query_range", params=params).json()
+    posted = client.post("/api/v1/query_range", data=params).json()
+    assert got == posted
+    assert got["data"]["resultType"] == "matrix"
+    api = next(r for r in got["data"]["result"] if r["metric"] == {"job": "api"})
+    assert [t for t, _ in api["values"]] == [T0 + 60, T0 + 120, T0 + 180, T0 + 240, T0 + 300]
+    assert all(float(v) == pytest.approx(10 / 15) for _, v in api["values"])
+
+
+def test_query_range_rfc3339_and_float_step(client: TestClient) -> None:
+    params = {
+        "query": "histogram_quantile(0.5, rate(latency_seconds_bucket[1m]))",
+        "start": "2023-11-14T22:14:20Z",
+        "end": "2023-11-14T22:16:20.000Z",
+        "step": "60",
+    }
+    body = client.get("/api/v1/query_range", params=params).json()
+    assert body["status"] == "success"
+    assert [t for t, _ in body["data"]["result"][0]["values"]] == [T0 + 60, T0 + 120, T0 + 180]
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/v1/query", {"query": "sum("}),
+        ("/api/v1/query", {}),
+        ("/api/v1/query", {"query": "up", "time": "yesterday"}),
+        ("/api/v1/query_range", {"query": "up", "start": "1", "end": "0", "step": "1"}),
+        ("/api/v1/query_range", {"query": "up", "start": "0", "end": "10", "step": "0"}),
+        ("/api/v1/query_range", {"query": "up", "start": "0", "end": "10", "step": "soon"}),
+        ("/api/v1/query_range", {"query": "up[5m]", "start": "0", "end": "10", "step": "1"}),
+        ("/api/v1/series", {}),
+    ],
+)
+def test_bad_params_are_400(client: TestClient, path: str, params: dict[str, str]) -> None:
+    response = client.get(path, params=params)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["status"] == "error"
+    assert body["errorType"] == "bad_data"
+    assert body["error"]
+
+
+def test_execution_errors_are_422(client: TestClient) -> None:
+    response = client.get("/api/v1/query", params={"query": "mad_over_time(requests_total[5m])"})
+    assert response.status_code == 422
+    assert response.json()["errorType"] == "execution"
+    assert "mad_over_time" in response.json()["error"]
+    response = client.get(
+        "/api/v1/query",
+        params={"query": "requests_total + on(instance) requests_total", "time": str(T0 + 300)},
+    )
+    assert response.status_code == 422
+
+
+def test_series_labels_and_values(client: TestClient) -> None:
+    body = client.get("/api/v1/series", params={"match[]": "requests_total"}).json()
+    assert body["data"] == [
+        {"__name__": "requests_total", "instance": "a", "job": "api"},
+        {"__name__": "requests_total", "instance": "a", "job": "web"},
+    ]
+    body = client.post("/api/v1/series", data={"match[]": ['{__name__=~"latency.*_count"}']}).json()
+    assert body["data"] == [{"__name__": "latency_seconds_count", "job": "api"}]
+    assert client.get("/api/v1/labels").json()["data"] == ["__name__", "instance", "job", "le"]
+    names = client.get("/api/v1/label/__name__/values").json()["data"]
+    assert names == [
+        "latency_seconds_bucket",
+        "latency_seconds_count",
+        "latency_seconds_sum",
+        "requests_total",
+    ]
+    les = client.get("/api/v1/label/le/values").json()["data"]
+    assert les == ["+Inf", "0.1", "1"]
+    jobs = client.get("/api/v1/label/job/values", params={"match[]": "requests_total"}).json()
+    assert jobs["data"] == ["api", "web"]
+
+
+def test_metadata_and_buildinfo(client: TestClient) -> None:
+    body = client.get("/api/v1/metadata").json()
+    assert body["data"]["requests_total"] == [{"type": "counter", "help": "Requests.", "unit": ""}]
+    assert body["data"]["latency_seconds"][0]["type"] == "histogram"
+    info = client.get("/api/v1/status/buildinfo").json()
+    assert info["status"] == "success"
+    assert "version" in info["data"]
+
+
+def test_parse_time_and_duration() -> None:
+    assert parse_time("1.5") == 1500
+    assert parse_time("1970-01-01T00:00:02Z") == 2000
+    assert parse_time("1970-01-01T00:00:02.250+00:00") == 2250
+    assert parse_duration("1m30s", "step") == 90_000
+    assert parse_duration("0.5", "step") == 500
