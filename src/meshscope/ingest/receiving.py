@@ -2,7 +2,8 @@
 
 - decode off the event loop when the request is large (`run_decoder`), inline when small;
 - decode OTLP safely from several threads at once (`OtlpDecoders`, which owns the process's
-  `DeltaToCumulative`: pass the same instance to the HTTP and gRPC receivers);
+  `DeltaToCumulative`: pass the same instance to the HTTP and gRPC receivers), and build the
+  OTLP export responses (`export_message`);
 - for HTTP: read, decompress, decode and submit one request, turning every failure into a
   `Refusal` (an HTTP status and a message) that the route formats its own way.
 """
@@ -16,11 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
 )
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.requests import Request
 
 from meshscope.ingest.body import BodyError, content_encoding, decompress, read_body
@@ -28,9 +30,6 @@ from meshscope.ingest.delta import DeltaToCumulative
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.otlp import Decoded, Signal, decode_otlp
-from meshscope.ingest.otlp_logs import logs_from_request
-from meshscope.ingest.otlp_metrics import points_from_request
-from meshscope.ingest.otlp_traces import spans_from_request
 from meshscope.ingest.sink import IngestSink, OverloadedError, UnavailableError
 
 logger = logging.getLogger(__name__)
@@ -62,15 +61,21 @@ class OtlpDecoders:
                 return decode_otlp(signal, body, json=json, delta=self.delta)
         return decode_otlp(signal, body, json=json)
 
-    def traces(self, request: ExportTraceServiceRequest) -> Decoded:
-        return spans_from_request(request.resource_spans)
 
-    def logs(self, request: ExportLogsServiceRequest) -> Decoded:
-        return logs_from_request(request.resource_logs)
+_RESPONSES: dict[Signal, tuple[Callable[..., Message], str]] = {
+    "traces": (ExportTraceServiceResponse, "rejected_spans"),
+    "metrics": (ExportMetricsServiceResponse, "rejected_data_points"),
+    "logs": (ExportLogsServiceResponse, "rejected_log_records"),
+}
 
-    def metrics(self, request: ExportMetricsServiceRequest) -> Decoded:
-        with self._lock:
-            return points_from_request(request.resource_metrics, self.delta)
+
+def export_message(signal: Signal, decoded: Decoded) -> Message:
+    """The signal's `Export*ServiceResponse`: empty, or with `partial_success` if any rejected."""
+    factory, rejected_field = _RESPONSES[signal]
+    if decoded.rejected or decoded.error_message:
+        partial = {rejected_field: decoded.rejected, "error_message": decoded.error_message}
+        return factory(partial_success=partial)
+    return factory()
 
 
 @dataclass(frozen=True, slots=True)
