@@ -2,8 +2,9 @@
 
 Both limits hold at every step: the wire body is read chunk by chunk and refused (413) as soon
 as it passes `max_compressed_bytes` (or at once when Content-Length says it will), and it is
-inflated with zlib's `max_length` so a gzip bomb never produces more than `max_body_bytes`
-(plus one byte) before it is refused.
+inflated chunk by chunk with zlib's `max_length` so a gzip bomb never produces more than
+`max_body_bytes` (plus one byte) before it is refused. Multi-member gzip bodies decode to
+their concatenation, as `gzip -d` does; "deflate" may be zlib-wrapped (RFC 9110) or raw.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _ZLIB_WBITS = zlib.MAX_WBITS
 _RAW_WBITS = -zlib.MAX_WBITS
+_CHUNK = 64 * 1024
+_OUT_CHUNK = 1024 * 1024
 
 
 class BodyError(Exception):
@@ -74,52 +77,72 @@ def decompress(data: bytes, encoding: str, limit: int) -> bytes:
         return data
     if encoding == "gzip":
         return _inflate(data, _GZIP_WBITS, limit, "gzip")
-    try:
-        return _inflate(data, _ZLIB_WBITS, limit, "deflate")
-    except BodyError as error:
-        # RFC 9110's "deflate" is zlib-wrapped, but some clients send raw deflate.
-        if error.status != 400:
-            raise
-        return _inflate(data, _RAW_WBITS, limit, "deflate")
+    # RFC 9110's "deflate" is zlib-wrapped, but some clients send raw deflate.
+    wbits = _ZLIB_WBITS if _is_zlib_header(data) else _RAW_WBITS
+    return _inflate(data, wbits, limit, "deflate")
+
+
+def _is_zlib_header(data: bytes) -> bool:
+    return len(data) >= 2 and data[0] & 0x0F == 8 and ((data[0] << 8) | data[1]) % 31 == 0
+
+
+class _Output:
+    """Decompressed pieces, refused (413) as soon as they pass `limit` bytes in all."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.total = 0
+        self.parts: list[bytes] = []
+
+    def room(self) -> int:
+        """How much to ask zlib for: one byte more than allowed, to see that it is too much."""
+        return self.limit - self.total + 1
+
+    def add(self, piece: bytes) -> None:
+        self.total += len(piece)
+        if self.total > self.limit:
+            raise BodyError(
+                413, f"decompressed request body exceeds the limit of {self.limit} bytes"
+            )
+        self.parts.append(piece)
 
 
 def _inflate(data: bytes, wbits: int, limit: int, name: str) -> bytes:
-    out: list[bytes] = []
-    total = 0
-    pending = data
+    output = _Output(limit)
+    view = memoryview(data)
+    offset = 0
     while True:
         inflater = zlib.decompressobj(wbits)
         try:
-            total = _inflate_member(inflater, pending, out, total, limit)
+            offset = _inflate_member(inflater, view, offset, output)
         except zlib.error as exc:
             raise BodyError(400, f"invalid {name} body: {exc}") from None
         if not inflater.eof:
             raise BodyError(400, f"invalid {name} body: truncated stream")
-        pending = inflater.unused_data
-        if not pending:
-            return b"".join(out)
-        if wbits != _GZIP_WBITS or not pending.startswith(_GZIP_MAGIC):
+        if offset == len(view):
+            return b"".join(output.parts)
+        if wbits != _GZIP_WBITS or view[offset : offset + 2] != _GZIP_MAGIC:
             raise BodyError(400, f"invalid {name} body: trailing data after the stream")
         # A gzip body may hold several members, which decode to their concatenation.
 
 
 def _inflate_member(
-    inflater: zlib._Decompress, data: bytes, out: list[bytes], total: int, limit: int
+    inflater: zlib._Decompress, view: memoryview, offset: int, output: _Output
 ) -> int:
-    """Inflate one zlib/gzip member into `out`, never producing more than limit + 1 bytes."""
-    pending = data
-    while pending and not inflater.eof:
-        piece = inflater.decompress(pending, limit - total + 1)
-        total += len(piece)
-        if total > limit:
-            raise BodyError(413, f"decompressed request body exceeds the limit of {limit} bytes")
-        out.append(piece)
-        if not piece and inflater.unconsumed_tail == pending:
-            raise BodyError(400, "invalid compressed body: the stream makes no progress")
-        pending = inflater.unconsumed_tail
-    piece = inflater.flush()  # at most a few hundred bytes are ever held back
-    total += len(piece)
-    if total > limit:
-        raise BodyError(413, f"decompressed request body exceeds the limit of {limit} bytes")
-    out.append(piece)
-    return total
+    """Inflate the member starting at `offset` into `output`; return the offset after it.
+
+    Input is fed in chunks and output asked for in pieces of at most 1 MiB, so the copies zlib
+    makes (`unconsumed_tail`, each piece) stay small: memory peaks near `limit`, not twice it.
+    """
+    while offset < len(view) and not inflater.eof:
+        pending: bytes | memoryview = view[offset : offset + _CHUNK]
+        offset += len(pending)
+        while pending and not inflater.eof:
+            piece = inflater.decompress(pending, min(output.room(), _OUT_CHUNK))
+            if not piece and len(inflater.unconsumed_tail) == len(pending):
+                raise BodyError(400, "invalid compressed body: the stream makes no progress")
+            output.add(piece)
+            pending = inflater.unconsumed_tail
+    output.add(inflater.flush())  # at most a few hundred bytes are ever held back
+    # At the end of the stream, zlib keeps the rest of the last chunk as `unused_data`.
+    return offset - len(inflater.unused_data)
