@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import logging
+import socket
 import tracemalloc
 import zlib
 from collections.abc import Iterator
@@ -308,3 +309,24 @@ def test_stored_span_parent_is_the_remote_parent(
     root = next(s for s in sdk_spans if s.name == "GET /api/cart")
     assert root.parent is not None
     assert stored_span(sink.storage, root).parent_span_id == span_hex(root.parent.span_id)
+
+
+def test_keep_alive_connection_survives_an_early_413(url: str) -> None:
+    with httpx.Client() as client:
+        for _ in range(2):
+            big = client.post(f"{url}/v1/traces", content=bytes(21 << 20), headers=PROTOBUF)
+            assert big.status_code == 413
+            assert client.post(f"{url}/v1/traces", content=VALID, headers=PROTOBUF).is_success
+
+
+def test_client_gone_mid_body_leaves_the_server_healthy(url: str, sink: PipelineSink) -> None:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        raw.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: test\r\nContent-Type: application/x-protobuf\r\n"
+            b"Content-Length: 1000\r\n\r\n" + VALID[:10]
+        )
+        raw.shutdown(socket.SHUT_WR)
+        raw.recv(1000)  # wait for the server to close; no answer can reach a client that left
+    assert not sink.batches
+    assert httpx.post(f"{url}/v1/traces", content=VALID, headers=PROTOBUF).status_code == 200
