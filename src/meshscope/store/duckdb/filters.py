@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-_CONDITION = """(CASE WHEN map_contains(attributes, ?) THEN attributes[?] = ?
+_CONDITION = """(CASE WHEN list_contains(attr_keys, ?)
+    THEN attr_values[list_position(attr_keys, ?)] = ?
     ELSE resource_id IN (SELECT resource_id FROM resources
-                         WHERE map_contains(attributes, ?) AND attributes[?] = ?) END)"""
+        WHERE attr_values[list_position(attr_keys, ?)] = ?) END)"""
 
 
 def attribute_conditions(wanted: Mapping[str, str]) -> tuple[list[str], list[Any]]:
@@ -20,5 +21,5 @@ def attribute_conditions(wanted: Mapping[str, str]) -> tuple[list[str], list[Any
     params: list[Any] = []
     for key, text in wanted.items():
         clauses.append(_CONDITION)
-        params += [key, key, text, key, key, text]
+        params += [key, key, text, key, text]
     return clauses, params

@@ -15,7 +15,8 @@ from meshscope.store.duckdb.filters import attribute_conditions
 from meshscope.store.duckdb.resources import Resources
 
 _COLUMNS = """l.time_ns, l.body, l.service, l.severity, l.severity_text, l.trace_hi, l.trace_lo,
-    l.span_id, l.attributes, l.attr_types, r.attributes, r.attr_types"""
+    l.span_id, l.attr_keys, l.attr_values, l.attr_types,
+    r.attr_keys, r.attr_values, r.attr_types"""
 
 
 class DuckDBLogStore:
@@ -49,8 +50,7 @@ class DuckDBLogStore:
                 "trace_lo": pa.array(t_lo, pa.uint64()),
                 "span_id": pa.array(span_id, pa.uint64()),
                 "access": pa.array([r.is_access_log for r in logs], pa.bool_()),
-                "attributes": attrs.map_array(),
-                "attr_types": attrs.tags_array(),
+                **attrs.columns(),
                 "resource_id": pa.array(
                     self._resources.ids(txn, [r.resource for r in logs]), pa.uint64()
                 ),
@@ -80,7 +80,7 @@ class DuckDBLogStore:
         if query.limit > 0:
             limit = "LIMIT ?"
             params.append(query.limit)
-        # Filter in a subquery over `logs` alone, so `attributes` means the record's own.
+        # Filter in a subquery over `logs` alone, so `attr_keys` means the record's own.
         sql = f"""SELECT {_COLUMNS} FROM (
                 SELECT rowid AS row, * FROM logs WHERE {" AND ".join(where)}
                 ORDER BY time_ns, rowid {limit}
@@ -103,7 +103,7 @@ class DuckDBLogStore:
 
 def _record(row: tuple[Any, ...]) -> LogRecord:
     (time_ns, body, service, severity, severity_text, t_hi, t_lo, span_id) = row[:8]
-    (attrs, attr_types, res, res_types) = row[8:]
+    (keys, values, types, res_keys, res_values, res_types) = row[8:]
     return LogRecord(
         time_ns=time_ns,
         body=body,
@@ -112,6 +112,6 @@ def _record(row: tuple[Any, ...]) -> LogRecord:
         severity_text=severity_text,
         trace_id=hex128(t_hi, t_lo),
         span_id=hex64(span_id),
-        attributes=decode_attrs(attrs, attr_types),
-        resource=decode_attrs(res, res_types),
+        attributes=decode_attrs(keys, values, types),
+        resource=decode_attrs(res_keys, res_values, res_types),
     )

@@ -39,8 +39,7 @@ class Resources:
             table = pa.table(
                 {
                     "resource_id": pa.array(new_ids, pa.uint64()),
-                    "attributes": new.map_array(),
-                    "attr_types": new.tags_array(),
+                    **new.columns(),
                 }
             )
             txn.insert("resources", table)

@@ -3,7 +3,7 @@
 Two access paths for traces, as in ClickHouse-based trace stores:
 - search: `spans` is appended in arrival order, which is roughly start-time order, so DuckDB's
   per-row-group min/max (zonemaps) on `start_ns` prune a time-range scan to the right row
-  groups; service/name are dictionary-compressed strings, attributes a MAP.
+  groups; service/name are dictionary-compressed strings, attributes key/value lists.
 - by id: `trace_index` holds one small row per (trace, write) with the trace's start range; a
   lookup scans its two id columns only, then reads `spans` inside that start range.
 Ids are unsigned integers (a trace id is two UBIGINT halves), not 32-char strings. Resources
@@ -14,12 +14,9 @@ from __future__ import annotations
 
 SCHEMA_VERSION = 1
 
-ATTRS = "MAP(VARCHAR, VARCHAR)"
-EVENT = f"STRUCT(time_ns BIGINT, name VARCHAR, attributes {ATTRS}, attr_types VARCHAR)"
-LINK = (
-    f"STRUCT(trace_hi UBIGINT, trace_lo UBIGINT, span_id UBIGINT, attributes {ATTRS},"
-    " attr_types VARCHAR)"
-)
+ATTRS = "attr_keys VARCHAR[], attr_values VARCHAR[], attr_types VARCHAR"
+EVENT = f"STRUCT(time_ns BIGINT, name VARCHAR, {ATTRS})"
+LINK = f"STRUCT(trace_hi UBIGINT, trace_lo UBIGINT, span_id UBIGINT, {ATTRS})"
 
 STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -35,8 +32,7 @@ STATEMENTS = (
         kind UTINYINT NOT NULL,
         status_code UTINYINT NOT NULL,
         status_message VARCHAR NOT NULL,
-        attributes {ATTRS},
-        attr_types VARCHAR,
+        {ATTRS},
         events {EVENT}[],
         links {LINK}[],
         resource_id UBIGINT NOT NULL,
@@ -53,8 +49,7 @@ STATEMENTS = (
     )""",
     f"""CREATE TABLE IF NOT EXISTS resources (
         resource_id UBIGINT NOT NULL,
-        attributes {ATTRS},
-        attr_types VARCHAR
+        {ATTRS}
     )""",
     f"""CREATE TABLE IF NOT EXISTS logs (
         time_ns BIGINT NOT NULL,
@@ -66,8 +61,7 @@ STATEMENTS = (
         trace_lo UBIGINT NOT NULL,
         span_id UBIGINT NOT NULL,
         access BOOLEAN NOT NULL,
-        attributes {ATTRS},
-        attr_types VARCHAR,
+        {ATTRS},
         resource_id UBIGINT NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS series (

@@ -10,7 +10,7 @@ from meshscope.model.metrics import MetricPoint
 from meshscope.model.spans import Span
 from meshscope.store.base import Operation
 from meshscope.store.duckdb.catalog import DuckDBCatalogStore
-from meshscope.store.duckdb.database import Database
+from meshscope.store.duckdb.database import DEFAULT_CHECKPOINT_THRESHOLD, Database
 from meshscope.store.duckdb.logs import DuckDBLogStore
 from meshscope.store.duckdb.metrics import DuckDBMetricStore
 from meshscope.store.duckdb.resources import Resources
@@ -23,9 +23,11 @@ _EXPIRE = (("spans", "start_ns"), ("logs", "time_ns"), ("samples", "time_ns"))
 
 
 class DuckDBStorage:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, checkpoint_threshold: str = DEFAULT_CHECKPOINT_THRESHOLD
+    ) -> None:
         self.path = Path(path)
-        self._db = Database(self.path)
+        self._db = Database(self.path, checkpoint_threshold)
         resources = Resources(self._db)
         self.traces = DuckDBTraceStore(self._db, resources)
         self.logs = DuckDBLogStore(self._db, resources)

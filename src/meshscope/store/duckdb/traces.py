@@ -10,7 +10,7 @@ import pyarrow as pa
 from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
 from meshscope.store.base import MAX_TIME_NS, TraceQuery
 from meshscope.store.duckdb.codec import (
-    ATTR_MAP,
+    ATTR_FIELDS,
     AttrColumns,
     decode_attrs,
     hex64,
@@ -26,8 +26,7 @@ _EVENT = pa.struct(
     [
         ("time_ns", pa.int64()),
         ("name", pa.string()),
-        ("attributes", ATTR_MAP),
-        ("attr_types", pa.string()),
+        *ATTR_FIELDS,
     ]
 )
 _LINK = pa.struct(
@@ -35,8 +34,7 @@ _LINK = pa.struct(
         ("trace_hi", pa.uint64()),
         ("trace_lo", pa.uint64()),
         ("span_id", pa.uint64()),
-        ("attributes", ATTR_MAP),
-        ("attr_types", pa.string()),
+        *ATTR_FIELDS,
     ]
 )
 _INDEX = (
@@ -44,9 +42,9 @@ _INDEX = (
     " FROM {src} GROUP BY trace_hi, trace_lo"
 )
 _COLUMNS = """s.trace_hi, s.trace_lo, s.span_id, s.parent_id, s.name, s.service, s.start_ns,
-    s.duration_ns, s.kind, s.status_code, s.status_message, s.attributes, s.attr_types,
-    s.events, s.links, r.attributes, r.attr_types, s.scope_name, s.scope_version,
-    s.trace_state, s.flags"""
+    s.duration_ns, s.kind, s.status_code, s.status_message, s.attr_keys, s.attr_values,
+    s.attr_types, s.events, s.links, r.attr_keys, r.attr_values, r.attr_types, s.scope_name,
+    s.scope_version, s.trace_state, s.flags"""
 
 
 class DuckDBTraceStore:
@@ -161,8 +159,7 @@ class DuckDBTraceStore:
             [
                 pa.array(ev_time, pa.int64()),
                 pa.array(ev_name, pa.string()),
-                ev_attrs.map_array(),
-                ev_attrs.tags_array(),
+                *ev_attrs.arrays(),
             ],
             fields=list(_EVENT),
         )
@@ -171,8 +168,7 @@ class DuckDBTraceStore:
                 pa.array(ln_hi, pa.uint64()),
                 pa.array(ln_lo, pa.uint64()),
                 pa.array(ln_span, pa.uint64()),
-                ln_attrs.map_array(),
-                ln_attrs.tags_array(),
+                *ln_attrs.arrays(),
             ],
             fields=list(_LINK),
         )
@@ -190,8 +186,7 @@ class DuckDBTraceStore:
                 "kind": pa.array([int(s.kind) for s in spans], pa.uint8()),
                 "status_code": pa.array([int(s.status_code) for s in spans], pa.uint8()),
                 "status_message": pa.array([s.status_message for s in spans], pa.string()),
-                "attributes": attrs.map_array(),
-                "attr_types": attrs.tags_array(),
+                **attrs.columns(),
                 "events": pa.ListArray.from_arrays(pa.array(ev_offsets, offsets), events),
                 "links": pa.ListArray.from_arrays(pa.array(ln_offsets, offsets), links),
                 "resource_id": pa.array(resource_ids, pa.uint64()),
@@ -205,7 +200,8 @@ class DuckDBTraceStore:
 
 def _span(row: tuple[Any, ...]) -> Span:
     (t_hi, t_lo, span_id, parent, name, service, start, duration, kind, status, message) = row[:11]
-    (attrs, attr_types, events, links, res, res_types, scope, version, state, flags) = row[11:]
+    (keys, values, types, events, links, r_keys, r_values, r_types) = row[11:19]
+    (scope, version, state, flags) = row[19:]
     return Span(
         trace_id=hex128(t_hi, t_lo),
         span_id=hex64(span_id),
@@ -217,22 +213,23 @@ def _span(row: tuple[Any, ...]) -> Span:
         kind=SpanKind(kind),
         status_code=StatusCode(status),
         status_message=message,
-        attributes=decode_attrs(attrs, attr_types),
-        events=tuple(
-            SpanEvent(e["time_ns"], e["name"], decode_attrs(e["attributes"], e["attr_types"]))
-            for e in events
-        ),
+        attributes=decode_attrs(keys, values, types),
+        events=tuple(SpanEvent(e["time_ns"], e["name"], _attrs(e)) for e in events),
         links=tuple(
             SpanLink(
                 hex128(link["trace_hi"], link["trace_lo"]),
                 hex64(link["span_id"]),
-                decode_attrs(link["attributes"], link["attr_types"]),
+                _attrs(link),
             )
             for link in links
         ),
-        resource=decode_attrs(res, res_types),
+        resource=decode_attrs(r_keys, r_values, r_types),
         scope_name=scope,
         scope_version=version,
         trace_state=state,
         flags=flags,
     )
+
+
+def _attrs(item: dict[str, Any]) -> dict[str, Any]:
+    return decode_attrs(item["attr_keys"], item["attr_values"], item["attr_types"])
