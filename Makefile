@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup run test lint typecheck unit clean
+.PHONY: setup run test system-deps lint typecheck unit clean
 
 setup: $(STAMP)
 
@@ -19,7 +19,10 @@ run: setup
 	$(VENV)/bin/meshscope serve
 
 ## Everything CI checks: lint, types, tests.
-test: setup lint typecheck unit
+test: setup system-deps lint typecheck unit
+
+system-deps:
+	bash scripts/system-deps.sh
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -22,7 +22,6 @@ from tests.conformance import prometheus_server
 from meshscope.model.metrics import Histogram, MetricPoint, MetricType
 from meshscope.query.promql.engine import Engine
 from meshscope.query.promql.queryable import (
-    IndexedMetricStore,
     MetricStoreQueryable,
 )
 from meshscope.store.memory import MemoryMetricStore
@@ -90,7 +89,7 @@ def main() -> None:
     end_ms = start_ms + (samples - 1) * INTERVAL_MS
     began = time.perf_counter()
     points = generate(args.series, samples, start_ms)
-    store = IndexedMetricStore(MemoryMetricStore())
+    store = MemoryMetricStore()
     store.write_points(points)
     engine = Engine(MetricStoreQueryable(store))
     print(

@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 
 from meshscope.api.prometheus import parse_duration, parse_time, prometheus_routes
 from meshscope.model.metrics import Histogram, MetricPoint, MetricType
-from meshscope.query.promql.queryable import IndexedMetricStore, MetricStoreQueryable
+from meshscope.query.promql.queryable import MetricStoreQueryable
 from meshscope.store.memory import MemoryMetricStore
 
 T0 = 1_700_000_000  # seconds
@@ -16,7 +16,7 @@ T0 = 1_700_000_000  # seconds
 
 @pytest.fixture
 def client() -> TestClient:
-    store = IndexedMetricStore(MemoryMetricStore())
+    store = MemoryMetricStore()
     points = []
     for i in range(21):
         t = (T0 + 15 * i) * 10**9

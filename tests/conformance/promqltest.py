@@ -17,7 +17,7 @@ import promql_parser
 
 from meshscope.model.metrics import Labels, MetricPoint
 from meshscope.query.promql.engine import Engine
-from meshscope.query.promql.queryable import IndexedMetricStore, MetricStoreQueryable
+from meshscope.query.promql.queryable import MetricStoreQueryable
 from meshscope.query.promql.values import (
     NAME,
     STALE_NAN,
@@ -182,7 +182,7 @@ def _expect(case: Case, line: str) -> None:
 
 def run(case: Case) -> None:
     """Evaluate a case and raise AssertionError on any difference."""
-    store = IndexedMetricStore(MemoryMetricStore())
+    store = MemoryMetricStore()
     store.write_points(case.points)
     engine = Engine(MetricStoreQueryable(store))
     try:

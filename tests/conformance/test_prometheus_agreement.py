@@ -19,7 +19,7 @@ import pytest
 from meshscope.api.prometheus import result_json
 from meshscope.model.metrics import Histogram, MetricPoint, MetricType
 from meshscope.query.promql.engine import Engine
-from meshscope.query.promql.queryable import IndexedMetricStore, MetricStoreQueryable
+from meshscope.query.promql.queryable import MetricStoreQueryable
 from meshscope.store.memory import MemoryMetricStore
 from tests.conformance import prometheus_server
 
@@ -150,7 +150,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engin
         pytest.skip(reason)
     start_ms = (int(time.time()) - 4 * 3600) // 60 * 60 * 1000
     points = generate(start_ms)
-    store = IndexedMetricStore(MemoryMetricStore())
+    store = MemoryMetricStore()
     store.write_points(points)
     engine = Engine(MetricStoreQueryable(store))
     with prometheus_server.running_prometheus(tmp_path_factory.mktemp("prom"), points) as url:

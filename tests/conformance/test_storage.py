@@ -11,6 +11,7 @@ from meshscope.store.base import (
     LabelMatcher,
     LogQuery,
     MatchOp,
+    MetricFamily,
     Operation,
     Storage,
     TraceQuery,
@@ -381,6 +382,50 @@ def test_select_leaves_out_series_without_samples_in_window(storage: Storage) ->
     assert [dict(s.labels).get("service") for s in found] == ["web", None]
 
 
+def test_latest_is_the_last_sample_at_or_before_the_time_within_lookback(
+    storage: Storage,
+) -> None:
+    _metrics_fixture(storage)
+    storage.metrics.write_points([point("calls_total", 5, 7, service="db")])
+
+    def latest(at: int, lookback: int, *matchers: LabelMatcher) -> list[tuple[str, float]]:
+        found = storage.metrics.latest("calls_total", list(matchers), T0 + at * S, lookback * S)
+        assert all(len(series.samples) == 1 for series in found)
+        return [(dict(s.labels).get("service", "-"), s.samples[0].value) for s in found]
+
+    assert latest(9, 100) == [("web", 4), ("db", 7), ("api", 3), ("-", 5)]
+    assert latest(4, 100) == [("web", 4), ("db", 2), ("api", 3), ("-", 5)]
+    assert latest(9, 7) == [("web", 4), ("db", 7), ("-", 5)]  # api's last sample is older
+    assert latest(1, 0) == [("web", 1), ("db", 2), ("api", 3)]
+    assert latest(0, 100) == []
+    assert latest(9, 100, LabelMatcher("service", MatchOp.RE, "d.")) == [("db", 7)]
+    assert storage.metrics.latest("absent", [], T0 * 2, T0) == []
+
+
+def test_latest_picks_the_last_written_of_equal_times(storage: Storage) -> None:
+    storage.metrics.write_points([point("m", 1, 1)])
+    storage.metrics.write_points([point("m", 1, 2)])
+    [series] = storage.metrics.latest("m", [], T0 + 1 * S, S)
+    assert series.samples[0].value == 2
+
+
+def test_families_in_first_write_order_with_first_metadata(storage: Storage) -> None:
+    storage.metrics.write_points(
+        [
+            MetricPoint("b_total", (), T0, MetricType.COUNTER, 1, help="B things.", unit="1"),
+            MetricPoint("a", (), T0, MetricType.GAUGE, 1),
+            MetricPoint("b_total", (("x", "y"),), T0, MetricType.COUNTER, 1, help="other"),
+        ]
+    )
+    storage.metrics.write_points([MetricPoint("c", (), T0, MetricType.HISTOGRAM, 0)])
+    storage.expire(T0 + 1)
+    assert storage.metrics.families() == [
+        MetricFamily("b_total", MetricType.COUNTER, "B things.", "1"),
+        MetricFamily("a", MetricType.GAUGE),
+        MetricFamily("c", MetricType.HISTOGRAM),
+    ]
+
+
 def test_histogram_and_metadata_round_trip(storage: Storage) -> None:
     hist = MetricPoint(
         name="duration_seconds",
@@ -474,6 +519,7 @@ def test_data_survives_close_and_reopen(backend: Backend, tmp_path: Path) -> Non
         assert _find(second) == [tid(5), tid(4), tid(3), tid(2), tid(1), rich_span().trace_id]
         assert _logs(second) == records
         assert _select(second) == [("web",), ("db",), ("api",), ("-",)]
+        assert [f.name for f in second.metrics.families()] == ["calls_total", "other"]
         second.metrics.write_points([point("calls_total", 3, service="new")])
         assert _select(second) == [("web",), ("db",), ("api",), ("-",), ("new",)]
         second.catalog.note([Operation("db", "q", SpanKind.CLIENT)])

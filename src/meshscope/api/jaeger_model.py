@@ -74,7 +74,7 @@ def trace_json(spans: Sequence[Span]) -> Json:
             {
                 "traceID": span.trace_id,
                 "spanID": span.span_id,
-                "flags": span.flags,
+                "flags": span.flags & 0xFF,  # the W3C trace flags byte; OTLP keeps more bits
                 "operationName": span.name,
                 "references": references,
                 "startTime": span.start_ns // 1000,

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from meshscope.api.envelope import jaeger_error, jaeger_ok
 from meshscope.api.jaeger_model import trace_json
 from meshscope.model.ids import TRACE_ID_HEX_LEN
+from meshscope.query import traces as trace_queries
 from meshscope.store.base import Storage
 
 
@@ -33,7 +34,7 @@ def trace_routes(storage: Storage) -> list[Route]:
         trace_id = normalize_trace_id(request.path_params["trace_id"])
         if trace_id is None:
             return jaeger_error(400, "trace id must be 1 to 32 hex characters")
-        spans = await run_in_threadpool(storage.traces.get_trace, trace_id)
+        spans = await run_in_threadpool(trace_queries.get_trace, storage.traces, trace_id)
         if not spans:
             return jaeger_error(404, "trace not found")
         return jaeger_ok([trace_json(spans)])

@@ -7,8 +7,9 @@ from meshscope.query.counters import latest_sum
 from meshscope.store.base import MAX_TIME_NS, LabelMatcher, MatchOp, MetricStore
 
 
-def request_count(metrics: MetricStore, service: str, end_ns: int = MAX_TIME_NS) -> int:
-    """Requests received by `service` so far: the sum over its `mesh_requests_total` series."""
+def request_count(metrics: MetricStore, service: str, at_ns: int = MAX_TIME_NS) -> int:
+    """Requests received by `service` up to `at_ns`: the sum of the latest values of its
+    cumulative `mesh_requests_total` series (one per source and response code)."""
     matcher = LabelMatcher("destination_service", MatchOp.EQ, service)
-    series = metrics.select(REQUESTS, [matcher], 0, end_ns)
+    series = metrics.latest(REQUESTS, [matcher], at_ns, lookback_ns=at_ns)
     return round(latest_sum([s.samples for s in series]))

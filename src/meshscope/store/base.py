@@ -14,7 +14,7 @@ from typing import Protocol
 
 from meshscope.model.attributes import AttrValue
 from meshscope.model.logs import LogRecord
-from meshscope.model.metrics import Labels, MetricPoint
+from meshscope.model.metrics import Labels, MetricPoint, MetricType
 from meshscope.model.spans import Span, SpanKind
 
 MAX_TIME_NS = 2**63 - 1
@@ -144,6 +144,16 @@ class LogStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class MetricFamily:
+    """A metric name and what its first written point said about it."""
+
+    name: str
+    type: MetricType
+    help: str = ""
+    unit: str = ""
+
+
 class MetricStore(Protocol):
     def write_points(self, points: Sequence[MetricPoint]) -> None: ...
 
@@ -152,6 +162,19 @@ class MetricStore(Protocol):
     ) -> list[Series]:
         """Series named `name` matching all matchers, in order of first write, with their
         samples in [start_ns, end_ns] in time order. Series with no sample there are left out."""
+        ...
+
+    def latest(
+        self, name: str, matchers: Sequence[LabelMatcher], at_ns: int, lookback_ns: int
+    ) -> list[Series]:
+        """Like `select`, but each series carries only its last sample in
+        [at_ns - lookback_ns, at_ns] (Prometheus's instant selection). Costs O(series), not
+        O(samples): use it for "the value now" questions such as a counter's total so far."""
+        ...
+
+    def families(self) -> list[MetricFamily]:
+        """Every metric name ever written (samples expired or not), in order of first write,
+        with the type, help and unit of its first point."""
         ...
 
 

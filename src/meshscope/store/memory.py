@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import bisect
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from meshscope.model.attributes import AttrValue
 from meshscope.model.logs import LogRecord
@@ -14,6 +15,7 @@ from meshscope.store.base import (
     MAX_TIME_NS,
     LabelMatcher,
     LogQuery,
+    MetricFamily,
     Operation,
     Series,
     TraceQuery,
@@ -142,41 +144,77 @@ def _log_time(record: LogRecord) -> int:
 
 class MemoryMetricStore:
     def __init__(self) -> None:
-        # dicts keep insertion order: series come back in order of first write.
-        self._series: dict[tuple[str, Labels], list[MetricPoint]] = {}
+        # name -> labels -> samples; dicts keep insertion order, so series come back in order
+        # of first write.
+        self._series: dict[str, dict[Labels, list[MetricPoint]]] = {}
+        self._label_maps: dict[Labels, dict[str, str]] = {}
+        self._families: dict[str, MetricFamily] = {}
 
     def write_points(self, points: Sequence[MetricPoint]) -> None:
         for point in points:
-            samples = self._series.setdefault((point.name, point.labels), [])
+            if point.name not in self._families:
+                self._families[point.name] = MetricFamily(
+                    point.name, point.type, point.help, point.unit
+                )
+            samples = self._series.setdefault(point.name, {}).setdefault(point.labels, [])
             if samples and samples[-1].time_ns > point.time_ns:
-                samples.append(point)
-                samples.sort(key=lambda p: p.time_ns)
+                bisect.insort_right(samples, point, key=_time)
             else:
                 samples.append(point)
+
+    def _matching(
+        self, name: str, matchers: Sequence[LabelMatcher]
+    ) -> Iterator[tuple[Labels, list[MetricPoint]]]:
+        for labels, samples in self._series.get(name, {}).items():
+            if not matchers:
+                yield labels, samples
+                continue
+            label_map = self._label_maps.get(labels)
+            if label_map is None:
+                label_map = self._label_maps[labels] = dict(labels)
+            for matcher in matchers:
+                if not matcher.matches(label_map.get(matcher.name, "")):
+                    break
+            else:
+                yield labels, samples
 
     def select(
         self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
     ) -> list[Series]:
         out: list[Series] = []
-        for (series_name, labels), samples in self._series.items():
-            if series_name != name:
-                continue
-            label_map = dict(labels)
-            if not all(m.matches(label_map.get(m.name, "")) for m in matchers):
-                continue
-            window = [p for p in samples if start_ns <= p.time_ns <= end_ns]
-            if window:
-                out.append(Series(name, labels, window))
+        for labels, samples in self._matching(name, matchers):
+            low = bisect_left(samples, start_ns, key=_time)
+            high = bisect_right(samples, end_ns, key=_time)
+            if high > low:
+                out.append(Series(name, labels, samples[low:high]))
         return out
+
+    def latest(
+        self, name: str, matchers: Sequence[LabelMatcher], at_ns: int, lookback_ns: int
+    ) -> list[Series]:
+        out: list[Series] = []
+        for labels, samples in self._matching(name, matchers):
+            index = bisect_right(samples, at_ns, key=_time) - 1
+            if index >= 0 and samples[index].time_ns >= at_ns - lookback_ns:
+                out.append(Series(name, labels, [samples[index]]))
+        return out
+
+    def families(self) -> list[MetricFamily]:
+        return list(self._families.values())
 
     def expire(self, before_ns: int) -> int:
         """Drop old samples; the series stays known (and keeps its place in the order)."""
         deleted = 0
-        for key, samples in self._series.items():
-            kept = [p for p in samples if p.time_ns >= before_ns]
-            deleted += len(samples) - len(kept)
-            self._series[key] = kept
+        for by_labels in self._series.values():
+            for labels, samples in by_labels.items():
+                cut = bisect_left(samples, before_ns, key=_time)
+                deleted += cut
+                by_labels[labels] = samples[cut:]
         return deleted
+
+
+def _time(point: MetricPoint) -> int:
+    return point.time_ns
 
 
 class MemoryCatalogStore:

@@ -27,7 +27,6 @@ class _Series:
     counts: list[int] = field(default_factory=list)
     sum: float = 0.0
     count: int = 0
-    dirty: bool = True
 
     def point(self, now_ns: int) -> MetricPoint:
         histogram = None
@@ -42,6 +41,7 @@ class MetricsRegistry:
     def __init__(self, max_series_per_metric: int = 10_000) -> None:
         self.max_series_per_metric = max_series_per_metric
         self._series: dict[tuple[str, Labels], _Series] = {}
+        self._dirty: dict[tuple[str, Labels], _Series] = {}  # changed since the last collect
         self._per_name: dict[str, int] = {}
         self.overflowed = 0
 
@@ -69,7 +69,7 @@ class MetricsRegistry:
     def inc(self, name: str, labels: Labels, amount: float = 1.0, help_text: str = "") -> None:
         series = self._get(name, labels, MetricType.COUNTER, help_text, ())
         series.value += amount
-        series.dirty = True
+        self._dirty[(series.name, series.labels)] = series
 
     def observe(
         self,
@@ -83,17 +83,14 @@ class MetricsRegistry:
         series.counts[bisect_left(series.bounds, value)] += 1
         series.sum += value
         series.count += 1
-        series.dirty = True
+        self._dirty[(series.name, series.labels)] = series
 
     def collect(self, now_ns: int, changed_only: bool = False) -> list[MetricPoint]:
         """Cumulative points of every series (or only those changed since the last collect),
         in order of series creation."""
-        points: list[MetricPoint] = []
-        for series in self._series.values():
-            if changed_only and not series.dirty:
-                continue
-            series.dirty = False
-            points.append(series.point(now_ns))
+        chosen = self._dirty if changed_only else self._series
+        points = [series.point(now_ns) for series in chosen.values()]
+        self._dirty = {}
         return points
 
     def __len__(self) -> int:

@@ -7,13 +7,13 @@ and `X_count` series.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
-from meshscope.model.metrics import Labels, MetricPoint, MetricType
-from meshscope.query.promql.values import NAME, PromQLError, format_le, make_labels
-from meshscope.store.base import LabelMatcher, MatchOp, MetricStore, Series
+from meshscope.model.metrics import Labels, MetricType
+from meshscope.query.promql.values import NAME, format_le, make_labels
+from meshscope.store.base import LabelMatcher, MatchOp, MetricStore
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
@@ -50,71 +50,27 @@ class Queryable(Protocol):
         ...
 
 
-@runtime_checkable
-class NamedMetricStore(Protocol):
-    """A MetricStore that can also list what it holds (what the store should grow)."""
-
-    def metric_names(self) -> list[str]: ...
-
-
-class IndexedMetricStore:
-    """Wraps a MetricStore and remembers names, types and help of what is written.
-
-    The MetricStore protocol cannot list names, which `{__name__=~"..."}`, `/api/v1/labels`
-    and `/api/v1/metadata` need; a store-side `metric_names()` would make this unnecessary.
-    """
-
-    def __init__(self, store: MetricStore) -> None:
-        self.store = store
-        self._info: dict[str, MetricInfo] = {}
-
-    def write_points(self, points: Sequence[MetricPoint]) -> None:
-        for point in points:
-            if point.name not in self._info:
-                self._info[point.name] = MetricInfo(point.type.value, point.help, point.unit)
-        self.store.write_points(points)
-
-    def select(
-        self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
-    ) -> list[Series]:
-        return self.store.select(name, matchers, start_ns, end_ns)
-
-    def metric_names(self) -> list[str]:
-        return list(self._info)
-
-    def metadata(self) -> dict[str, MetricInfo]:
-        return dict(self._info)
-
-
 class MetricStoreQueryable:
     """The engine's view of a MetricStore (store times are ns, engine times ms)."""
 
-    def __init__(
-        self, store: MetricStore, names: Callable[[], Iterable[str]] | None = None
-    ) -> None:
+    def __init__(self, store: MetricStore) -> None:
         self.store = store
-        if names is None and isinstance(store, NamedMetricStore):
-            names = store.metric_names
-        self._names = names
 
     def _stored_names(self) -> list[str]:
-        if self._names is None:
-            raise PromQLError("this metric store cannot list metric names")
-        return list(self._names())
+        return [family.name for family in self.store.families()]
 
     def metric_names(self) -> list[str]:
         out: set[str] = set()
-        info = self.metadata()
-        for name in self._stored_names():
-            if info.get(name, MetricInfo("")).type == MetricType.HISTOGRAM.value:
-                out.update(name + suffix for suffix in HISTOGRAM_SUFFIXES)
+        for family in self.store.families():
+            if family.type is MetricType.HISTOGRAM:
+                out.update(family.name + suffix for suffix in HISTOGRAM_SUFFIXES)
             else:
-                out.add(name)
+                out.add(family.name)
         return sorted(out)
 
     def metadata(self) -> dict[str, MetricInfo]:
-        get = getattr(self.store, "metadata", None)
-        return dict(get()) if callable(get) else {}
+        families = self.store.families()
+        return {f.name: MetricInfo(f.type.value, f.help, f.unit) for f in families}
 
     def select(
         self, matchers: Sequence[LabelMatcher], start_ms: int, end_ms: int

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType
-from meshscope.store.base import LabelMatcher, Series
+from meshscope.store.base import LabelMatcher, MetricFamily, Series
 from meshscope.store.duckdb.database import Database, Txn
 
 _LABELS = pa.list_(pa.struct([("name", pa.string()), ("value", pa.string())]))
@@ -34,6 +34,13 @@ class DuckDBMetricStore:
         self._ids: dict[tuple[str, Labels], int] = {
             (name, tuple((pair["name"], pair["value"]) for pair in labels)): series_id
             for series_id, name, labels in rows
+        }
+        families = (
+            db.read().execute("SELECT name, type, help, unit FROM metric_families ORDER BY seq")
+        ).fetchall()
+        self._families: dict[str, MetricFamily] = {
+            name: MetricFamily(name, MetricType(kind), help_text, unit)
+            for name, kind, help_text, unit in families
         }
 
     def write_points(self, points: Sequence[MetricPoint]) -> None:
@@ -59,17 +66,30 @@ class DuckDBMetricStore:
             txn.insert("series", _series_table(new))
             self._ids = {**known, **new}
             txn.on_rollback.append(lambda: setattr(self, "_ids", known))
+        families = self._families
+        fresh: dict[str, MetricFamily] = {}
+        for point in points:
+            if point.name not in families and point.name not in fresh:
+                fresh[point.name] = MetricFamily(point.name, point.type, point.help, point.unit)
+        if fresh:
+            txn.insert("metric_families", _families_table(len(families), fresh))
+            self._families = {**families, **fresh}
+            txn.on_rollback.append(lambda: setattr(self, "_families", families))
         txn.insert("samples", _samples_table(ids, points))
 
-    def select(
-        self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
-    ) -> list[Series]:
+    def _matching(self, name: str, matchers: Sequence[LabelMatcher]) -> dict[int, Labels]:
         wanted: dict[int, Labels] = {}
         for (series_name, labels), series_id in self._ids.items():
             if series_name == name:
                 values = dict(labels)
                 if all(m.matches(values.get(m.name, "")) for m in matchers):
                     wanted[series_id] = labels
+        return wanted
+
+    def select(
+        self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
+    ) -> list[Series]:
+        wanted = self._matching(name, matchers)
         if not wanted:
             return []
         id_list = ", ".join(str(series_id) for series_id in sorted(wanted))
@@ -82,14 +102,56 @@ class DuckDBMetricStore:
             )
             .fetchall()
         )
-        out: list[Series] = []
-        last_id = None
-        for row in rows:
-            if row[0] != last_id:
-                last_id = row[0]
-                out.append(Series(name, wanted[last_id], []))
-            out[-1].samples.append(_point(name, out[-1].labels, row))
-        return out
+        return _series_from_rows(name, wanted, rows)
+
+    def latest(
+        self, name: str, matchers: Sequence[LabelMatcher], at_ns: int, lookback_ns: int
+    ) -> list[Series]:
+        wanted = self._matching(name, matchers)
+        if not wanted:
+            return []
+        id_list = ", ".join(str(series_id) for series_id in sorted(wanted))
+        rows = (
+            self._db.read()
+            .execute(
+                f"SELECT {_SAMPLE_COLUMNS} FROM samples WHERE series_id IN ({id_list})"
+                " AND time_ns >= ? AND time_ns <= ?"
+                " QUALIFY row_number() OVER"
+                " (PARTITION BY series_id ORDER BY time_ns DESC, rowid DESC) = 1"
+                " ORDER BY series_id",
+                [max(0, at_ns - lookback_ns), at_ns],
+            )
+            .fetchall()
+        )
+        return _series_from_rows(name, wanted, rows)
+
+    def families(self) -> list[MetricFamily]:
+        return list(self._families.values())
+
+
+def _families_table(first_seq: int, fresh: dict[str, MetricFamily]) -> pa.Table:
+    families = list(fresh.values())
+    return pa.table(
+        {
+            "seq": pa.array(range(first_seq, first_seq + len(families)), pa.uint32()),
+            "name": pa.array([f.name for f in families], pa.string()),
+            "type": pa.array([f.type.value for f in families], pa.string()),
+            "help": pa.array([f.help for f in families], pa.string()),
+            "unit": pa.array([f.unit for f in families], pa.string()),
+        }
+    )
+
+
+def _series_from_rows(name: str, wanted: dict[int, Labels], rows: list[Any]) -> list[Series]:
+    """Rows ordered by series id (= first-write order), then time."""
+    out: list[Series] = []
+    last_id = None
+    for row in rows:
+        if row[0] != last_id:
+            last_id = row[0]
+            out.append(Series(name, wanted[last_id], []))
+        out[-1].samples.append(_point(name, out[-1].labels, row))
+    return out
 
 
 def _series_table(new: dict[tuple[str, Labels], int]) -> pa.Table:

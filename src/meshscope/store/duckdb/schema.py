@@ -69,6 +69,13 @@ STATEMENTS = (
         name VARCHAR NOT NULL,
         labels STRUCT(name VARCHAR, value VARCHAR)[] NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS metric_families (
+        seq UINTEGER NOT NULL,
+        name VARCHAR NOT NULL,
+        type VARCHAR NOT NULL,
+        help VARCHAR NOT NULL,
+        unit VARCHAR NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS samples (
         series_id UINTEGER NOT NULL,
         time_ns BIGINT NOT NULL,

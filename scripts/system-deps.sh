@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the test suite runs for real (no mocks): Prometheus (PromQL agreement).
+# Installs only what is missing; needs root (CI and the dev machines run as root).
+set -euo pipefail
+need=()
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "system-deps: missing ${need[*]}; run as root or install them: apt-get install ${need[*]}" >&2
+    exit 1
+fi
+echo "system-deps: installing ${need[*]}" >&2
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# The Debian package starts a prometheus service where systemd runs; tests start their own.
