@@ -307,6 +307,30 @@ def test_find_logs_access_filter(storage: Storage) -> None:
     assert _logs(storage, access=None) == r
 
 
+def test_find_logs_newest_first_keeps_the_newest(storage: Storage) -> None:
+    a, b, c, d = log(5, body="a"), log(1, body="b"), log(5, body="c"), log(3, body="d")
+    storage.logs.write_logs([a, b])
+    storage.logs.write_logs([c, d])
+    assert _logs(storage, newest_first=True) == [c, a, d, b]
+    assert _logs(storage, newest_first=True, limit=3) == [c, a, d]
+    assert _logs(storage, newest_first=True, end_ns=T0 + 5 * S, limit=1) == [d]
+
+
+def test_find_logs_body_contains_every_text(storage: Storage) -> None:
+    records = [
+        log(1, body="GET /cart 200"),
+        log(2, body="GET /cart 500 error"),
+        log(3, body="POST /pay 500 Error"),
+        log(4, body="100% done_ok"),
+    ]
+    storage.logs.write_logs(records)
+    assert _logs(storage, body_contains=("500",)) == records[1:3]
+    assert _logs(storage, body_contains=("500", "error")) == [records[1]]
+    assert _logs(storage, body_contains=("cart", "pay")) == []
+    assert _logs(storage, body_contains=("%", "_")) == [records[3]]  # no LIKE wildcards
+    assert _logs(storage, body_contains=("500",), newest_first=True, limit=1) == [records[2]]
+
+
 def test_log_counts_per_service_in_half_open_range(storage: Storage) -> None:
     _logs_fixture(storage)
     assert storage.logs.log_counts() == {"web": 3, "db": 2}

@@ -66,7 +66,8 @@ class TraceQuery:
 
 @dataclass(frozen=True, slots=True)
 class LogQuery:
-    """Select log records; results come oldest first (by time; ties in the order written).
+    """Select log records; results come oldest first (by time; ties in the order written),
+    or exactly reversed with `newest_first`.
 
     Attribute conditions match as in TraceQuery (record attributes, then resource).
     """
@@ -78,6 +79,10 @@ class LogQuery:
     start_ns: int = 0
     end_ns: int = MAX_TIME_NS
     limit: int = 0  # 0 = no limit
+    # Every string must occur in the body (case-sensitive), like LogQL's `|= "text"`.
+    body_contains: tuple[str, ...] = ()
+    # Newest first (ties in reverse write order); `limit` then keeps the newest records.
+    newest_first: bool = False
 
 
 class MatchOp(Enum):

@@ -103,9 +103,13 @@ class MemoryLogStore:
 
     def find_logs(self, query: LogQuery) -> list[LogRecord]:
         candidates = self._by_trace.get(query.trace_id, []) if query.trace_id else self._logs
+        if query.newest_first:
+            candidates = candidates[::-1]
         out: list[LogRecord] = []
         for record in candidates:
             if query.service and record.service != query.service:
+                continue
+            if any(text not in record.body for text in query.body_contains):
                 continue
             if query.access is not None and record.is_access_log != query.access:
                 continue

@@ -73,6 +73,9 @@ class DuckDBLogStore:
             params.append(query.service)
         if query.access is not None:
             where.append("access" if query.access else "NOT access")
+        for text in query.body_contains:
+            where.append("contains(body, ?)")
+            params.append(text)
         conditions, attr_params = attribute_conditions(query.attributes)
         where += conditions
         params += attr_params
@@ -80,12 +83,13 @@ class DuckDBLogStore:
         if query.limit > 0:
             limit = "LIMIT ?"
             params.append(query.limit)
+        order = "DESC" if query.newest_first else ""
         # Filter in a subquery over `logs` alone, so `attr_keys` means the record's own.
         sql = f"""SELECT {_COLUMNS} FROM (
                 SELECT rowid AS row, * FROM logs WHERE {" AND ".join(where)}
-                ORDER BY time_ns, rowid {limit}
+                ORDER BY time_ns {order}, rowid {order} {limit}
             ) l LEFT JOIN resources r USING (resource_id)
-            ORDER BY l.time_ns, l.row"""
+            ORDER BY l.time_ns {order}, l.row {order}"""
         return [_record(row) for row in self._db.read().execute(sql, params).fetchall()]
 
     def log_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
