@@ -59,7 +59,9 @@ def _span(rng: random.Random, trace_id: bytes, parent: bytes, start: int, peer: 
     return span
 
 
-def build_request(spans_per_request: int, services: int, rng: random.Random) -> bytes:
+def build_request(
+    spans_per_request: int, services: int, rng: random.Random, base_ns: int = _BASE_NS
+) -> bytes:
     """One encoded request: `spans_per_request` spans spread over `services` resources.
 
     Spans form traces of up to 8 calls, each child a call to another service.
@@ -84,7 +86,7 @@ def build_request(spans_per_request: int, services: int, rng: random.Random) -> 
     while made < spans_per_request:
         trace_id = rng.randbytes(16)
         parent = b""
-        start = _BASE_NS + rng.randint(0, 10**12)
+        start = base_ns + rng.randint(0, 10**12)
         for _ in range(min(rng.randint(1, 8), spans_per_request - made)):
             service = rng.choice(names)
             span = _span(rng, trace_id, parent, start, rng.choice(names))
@@ -99,8 +101,13 @@ def build_request(spans_per_request: int, services: int, rng: random.Random) -> 
 
 
 def build_requests(
-    n_requests: int, spans_per_request: int = 500, services: int = 8, seed: int = 1
+    n_requests: int,
+    spans_per_request: int = 500,
+    services: int = 8,
+    seed: int = 1,
+    base_ns: int = _BASE_NS,
 ) -> list[bytes]:
-    """`n_requests` encoded `ExportTraceServiceRequest` bodies, deterministic for `seed`."""
+    """`n_requests` encoded `ExportTraceServiceRequest` bodies, deterministic for `seed`;
+    span start times fall within ~17 minutes after `base_ns`."""
     rng = random.Random(seed)
-    return [build_request(spans_per_request, services, rng) for _ in range(n_requests)]
+    return [build_request(spans_per_request, services, rng, base_ns) for _ in range(n_requests)]

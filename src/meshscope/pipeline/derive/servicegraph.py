@@ -34,8 +34,47 @@ SpanKey = tuple[str, str]  # (trace_id, span_id)
 
 
 @dataclass(slots=True)
+class _Side:
+    """What pairing needs of a span: kept instead of the span itself (a span with its
+    attributes is ~20x larger, and up to `max_pending` of these live for the TTL)."""
+
+    trace_id: str
+    span_id: str
+    service: str
+    kind: SpanKind
+    start_ns: int
+    duration_ns: int
+    is_error: bool
+    status_code: int
+    method: str
+    path: str
+    peer: str  # the first peer attribute named, for virtual nodes
+    db_system: str
+
+    @classmethod
+    def of(cls, span: Span) -> _Side:
+        attrs = span.attributes
+        status = attrs.get("http.response.status_code", attrs.get("http.status_code"))
+        caller = span.kind in _CALLER_KINDS
+        return cls(
+            span.trace_id,
+            span.span_id,
+            span.service,
+            span.kind,
+            span.start_ns,
+            span.duration_ns,
+            span.is_error,
+            status if isinstance(status, int) and not isinstance(status, bool) else 0,
+            attr_str(attrs, "http.request.method", "http.method"),
+            attr_str(attrs, "url.path", "http.target", "http.route"),
+            attr_str(attrs, *PEER_ATTRIBUTES) if caller else "",
+            attr_str(attrs, "db.system") if caller else "",
+        )
+
+
+@dataclass(slots=True)
 class _Seen:
-    span: Span
+    span: _Side
     arrived_ns: int
     paired: bool = False
 
@@ -48,11 +87,8 @@ class PairingStats:
     evicted: int = 0
 
 
-def _call(parent: Span, child: Span) -> Call:
+def _call(parent: _Side, child: _Side) -> Call:
     messaging = parent.kind in _MESSAGING_KINDS or child.kind in _MESSAGING_KINDS
-    status = child.attributes.get(
-        "http.response.status_code", child.attributes.get("http.status_code")
-    )
     return Call(
         source=parent.service,
         target=child.service,
@@ -61,18 +97,17 @@ def _call(parent: Span, child: Span) -> Call:
         client_duration_ns=parent.duration_ns if parent.kind in _CALLER_KINDS else 0,
         server_duration_ns=child.duration_ns,
         connection_type="messaging_system" if messaging else "",
-        status_code=status if isinstance(status, int) else 0,
-        method=attr_str(child.attributes, "http.request.method", "http.method"),
-        path=attr_str(child.attributes, "url.path", "http.target", "http.route"),
+        status_code=child.status_code,
+        method=child.method,
+        path=child.path,
         trace_id=child.trace_id,
         span_id=child.span_id,
     )
 
 
-def _virtual_call(client: Span) -> Call | None:
-    target = attr_str(client.attributes, *PEER_ATTRIBUTES)
-    db_system = attr_str(client.attributes, "db.system")
-    target = target or db_system
+def _virtual_call(client: _Side) -> Call | None:
+    db_system = client.db_system
+    target = client.peer or db_system
     if not target or client.kind not in _CALLER_KINDS:
         return None
     return Call(
@@ -100,7 +135,7 @@ class SpanPairer:
     def add(self, spans: Sequence[Span], now_ns: int) -> list[Call]:
         calls: list[Call] = []
         for span in spans:
-            entry = _Seen(span, now_ns)
+            entry = _Seen(_Side.of(span), now_ns)
             self._seen[(span.trace_id, span.span_id)] = entry
             if span.parent_span_id:
                 parent = self._seen.get((span.trace_id, span.parent_span_id))
