@@ -1,0 +1,1 @@
+"""Prometheus remote write protobuf messages (generated; see scripts/gen-protos.sh)."""

@@ -1,0 +1,172 @@
+"""Prometheus remote write 1.0: a snappy-compressed `prometheus.WriteRequest` -> metric points.
+
+Mapping, as Prometheus' own receiver stores it:
+- each TimeSeries is one series: `__name__` is the point name, the other labels (sorted, empty
+  values dropped as Prometheus does) its labels; each Sample one point, ms -> ns. Staleness
+  markers (Prometheus' special NaN) are kept bit for bit, so PromQL sees series end;
+- the type, help and unit come from the request's metadata (Prometheus sends it in separate
+  requests every minute, so `RemoteWriteDecoder` remembers it across requests, bounded);
+  a series with no metadata is UNKNOWN;
+- classic histograms and summaries stay the separate `_bucket`/`_sum`/`_count` series they
+  arrive as (COUNTERs), not folded into HISTOGRAM points: Prometheus shards series across its
+  send queues by series hash, so the buckets of one histogram at one timestamp arrive in
+  different requests, and a receiver cannot fold them without holding samples back. PromQL
+  (`histogram_quantile(..., rate(x_bucket[5m]))`) works the same on either form;
+- series without a name, with a duplicate label name, or carrying native histograms (not
+  supported) are rejected: the rest is stored and the answer is 400 naming them, as
+  Prometheus does for samples it cannot append. Exemplars are ignored.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import cramjam
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+
+from meshscope.ingest.errors import DecodeError
+from meshscope.ingest.otlp_common import Decoded, Rejections
+from meshscope.ingest.prompb.remote_pb2 import WriteRequest
+from meshscope.ingest.prompb.types_pb2 import MetricMetadata, TimeSeries
+from meshscope.model.batch import Batch
+from meshscope.model.metrics import MetricPoint, MetricType
+
+NAME = "__name__"
+NS_PER_MS = 1_000_000
+MAX_METADATA_FAMILIES = 100_000
+
+_FAMILY_TYPES = {
+    MetricMetadata.COUNTER: MetricType.COUNTER,
+    MetricMetadata.GAUGE: MetricType.GAUGE,
+    MetricMetadata.HISTOGRAM: MetricType.HISTOGRAM,
+    MetricMetadata.GAUGEHISTOGRAM: MetricType.GAUGE,
+    MetricMetadata.SUMMARY: MetricType.SUMMARY,
+    MetricMetadata.INFO: MetricType.GAUGE,
+    MetricMetadata.STATESET: MetricType.GAUGE,
+    MetricMetadata.UNKNOWN: MetricType.UNKNOWN,
+}
+_SUFFIXES = ("_total", "_bucket", "_sum", "_count", "_created", "_info", "_gsum", "_gcount")
+
+
+class BodyTooLargeError(DecodeError):
+    """The body inflates to more than the limit (an HTTP 413)."""
+
+
+def uncompress_snappy(body: bytes, limit: int) -> bytes:
+    """Snappy block format (not framed), refused before inflating when it says it is too big."""
+    try:
+        size = cramjam.snappy.decompress_raw_len(body)
+        if size > limit:
+            raise BodyTooLargeError(
+                f"snappy body inflates to {size} bytes, over the limit of {limit}"
+            )
+        return bytes(cramjam.snappy.decompress_raw(body))
+    except cramjam.DecompressionError as error:
+        raise DecodeError(f"invalid snappy body (block format expected): {error}") from None
+
+
+def parse_write_request(data: bytes) -> WriteRequest:
+    request = WriteRequest()
+    try:
+        request.ParseFromString(data)
+    except ProtobufDecodeError as error:
+        raise DecodeError(f"invalid prometheus.WriteRequest protobuf: {error}") from None
+    return request
+
+
+class RemoteWriteDecoder:
+    """Decodes write requests, remembering metric metadata across them (thread-safe)."""
+
+    def __init__(self, max_families: int = MAX_METADATA_FAMILIES) -> None:
+        self.max_families = max_families
+        self._metadata: dict[str, tuple[MetricType, str, str]] = {}
+        self._lock = threading.Lock()
+
+    def decode(self, body: bytes, limit: int) -> Decoded:
+        """Uncompress and decode one request body; raises DecodeError (BodyTooLargeError)."""
+        return self.decode_request(parse_write_request(uncompress_snappy(body, limit)))
+
+    def decode_request(self, request: WriteRequest) -> Decoded:
+        self._remember(request.metadata)
+        with self._lock:
+            metadata = self._metadata
+            rejections = Rejections()
+            points: list[MetricPoint] = []
+            for series in request.timeseries:
+                self._series(series, metadata, points, rejections)
+        return rejections.result(Batch(metrics=points), "series")
+
+    def _remember(self, entries: Sequence[MetricMetadata]) -> None:
+        if not entries:
+            return
+        with self._lock:
+            for entry in entries:
+                name = entry.metric_family_name
+                if name not in self._metadata and len(self._metadata) >= self.max_families:
+                    continue
+                kind = _FAMILY_TYPES.get(entry.type, MetricType.UNKNOWN)
+                self._metadata[name] = (kind, entry.help, entry.unit)
+
+    @staticmethod
+    def _series(
+        series: TimeSeries,
+        metadata: dict[str, tuple[MetricType, str, str]],
+        points: list[MetricPoint],
+        rejections: Rejections,
+    ) -> None:
+        if series.histograms:
+            rejections.add("native histograms are not supported")
+            return
+        name = ""
+        labels: dict[str, str] = {}
+        for label in series.labels:
+            if label.name in labels or (label.name == NAME and name):
+                rejections.add(f"duplicate label name {label.name!r}")
+                return
+            if label.name == NAME:
+                name = label.value
+            elif label.value:
+                labels[label.name] = label.value
+        if not name:
+            rejections.add("series without a __name__ label")
+            return
+        kind, help_, unit = _series_type(name, metadata)
+        sorted_labels = tuple(sorted(labels.items()))
+        for sample in series.samples:
+            points.append(
+                MetricPoint(
+                    name,
+                    sorted_labels,
+                    sample.timestamp * NS_PER_MS,
+                    kind,
+                    sample.value,
+                    None,
+                    help_,
+                    unit,
+                )
+            )
+
+
+def _series_type(
+    name: str, metadata: dict[str, tuple[MetricType, str, str]]
+) -> tuple[MetricType, str, str]:
+    """The type, help and unit of series `name` from its family's metadata, if known.
+
+    A histogram's or summary's `_bucket`/`_sum`/`_count` series are counters: they are stored
+    as plain series (see the module docstring), and only the family name is a HISTOGRAM.
+    """
+    found = metadata.get(name)
+    if found is not None:
+        if found[0] is MetricType.HISTOGRAM:
+            return MetricType.COUNTER, found[1], found[2]
+        return found
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix):
+            family = metadata.get(name[: -len(suffix)])
+            if family is not None:
+                kind = family[0]
+                if kind in (MetricType.HISTOGRAM, MetricType.SUMMARY):
+                    kind = MetricType.COUNTER
+                return kind, family[1], family[2]
+    return MetricType.UNKNOWN, "", ""

@@ -1,0 +1,81 @@
+"""Real HTTP servers for the Prometheus ingest tests: any ASGI app under uvicorn on 127.0.0.1,
+and a sink that runs the real pipeline over the in-memory store, safe to read from the test's
+thread while the server's thread writes."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import uvicorn
+
+from meshscope.clock import SystemClock
+from meshscope.model.batch import Batch
+from meshscope.pipeline.chain import Pipeline
+from meshscope.store.base import Series
+from meshscope.store.memory import MemoryStorage
+
+HOST = "127.0.0.1"
+T = TypeVar("T")
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free port in a thread; yield its base URL."""
+    config = uvicorn.Config(app, host=HOST, port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://{HOST}:{port}"
+    finally:
+        server.should_exit = True
+        server.force_exit = True  # do not wait for hanging requests (the slow target's)
+        thread.join(10)
+        assert not thread.is_alive(), "uvicorn did not stop"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LockedPipelineSink:
+    """The real pipeline over MemoryStorage; reads go through `read` under the same lock."""
+
+    def __init__(self) -> None:
+        self.storage = MemoryStorage()
+        self.pipeline = Pipeline(self.storage, SystemClock())
+        self.batches = 0
+        self._lock = threading.Lock()
+
+    async def submit(self, batch: Batch) -> None:
+        with self._lock:
+            self.pipeline.consume(batch)
+            self.batches += 1
+
+    def read(self, query: Callable[[MemoryStorage], T]) -> T:
+        with self._lock:
+            return query(self.storage)
+
+    def series(self, name: str) -> list[Series]:
+        return self.read(lambda s: s.metrics.select(name, [], 0, 2**62))
+
+    def wait_for(self, check: Callable[[MemoryStorage], bool], timeout_s: float = 20) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.read(check):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {timeout_s} s")
+            time.sleep(0.05)
