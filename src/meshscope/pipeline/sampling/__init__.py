@@ -1,0 +1,1 @@
+"""Head and tail sampling: which traces reach the store (after derivation)."""
