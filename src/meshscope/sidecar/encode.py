@@ -1,0 +1,107 @@
+"""meshscope's plain spans and log records -> OTLP protobuf request bodies (the opposite of
+`meshscope.ingest`'s decoders), grouped by service into one resource each."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as PbLogRecord
+from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
+
+from meshscope import __version__
+from meshscope.model.attributes import AttrValue
+from meshscope.model.logs import LogRecord
+from meshscope.model.spans import Span
+
+SCOPE_NAME = "meshscope.sidecar"
+
+
+def _any(value: AttrValue) -> AnyValue:
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, bytes):
+        return AnyValue(bytes_value=value)
+    return AnyValue(string_value="" if value is None else str(value))
+
+
+def _attributes(attributes: Mapping[str, AttrValue]) -> list[KeyValue]:
+    return [KeyValue(key=key, value=_any(value)) for key, value in attributes.items()]
+
+
+def _resource(service: str) -> list[KeyValue]:
+    return _attributes(
+        {
+            "service.name": service,
+            "telemetry.sdk.name": "meshscope-sidecar",
+            "telemetry.sdk.version": __version__,
+        }
+    )
+
+
+def _span(span: Span) -> PbSpan:
+    return PbSpan(
+        trace_id=bytes.fromhex(span.trace_id),
+        span_id=bytes.fromhex(span.span_id),
+        parent_span_id=bytes.fromhex(span.parent_span_id) if span.parent_span_id else b"",
+        trace_state=span.trace_state,
+        name=span.name,
+        kind=int(span.kind),  # type: ignore[arg-type]
+        start_time_unix_nano=span.start_ns,
+        end_time_unix_nano=span.end_ns,
+        attributes=_attributes(span.attributes),
+        status=Status(code=int(span.status_code), message=span.status_message),  # type: ignore[arg-type]
+        flags=span.flags,
+    )
+
+
+def encode_spans(spans: Sequence[Span]) -> bytes:
+    """An `ExportTraceServiceRequest` with one ResourceSpans per service."""
+    by_service: dict[str, ResourceSpans] = {}
+    for span in spans:
+        resource_spans = by_service.get(span.service)
+        if resource_spans is None:
+            resource_spans = ResourceSpans()
+            resource_spans.resource.attributes.extend(_resource(span.service))
+            scope = resource_spans.scope_spans.add()
+            scope.scope.name = SCOPE_NAME
+            scope.scope.version = __version__
+            by_service[span.service] = resource_spans
+        resource_spans.scope_spans[0].spans.append(_span(span))
+    return ExportTraceServiceRequest(resource_spans=list(by_service.values())).SerializeToString()
+
+
+def _log(record: LogRecord) -> PbLogRecord:
+    return PbLogRecord(
+        time_unix_nano=record.time_ns,
+        observed_time_unix_nano=record.time_ns,
+        severity_number=int(record.severity),  # type: ignore[arg-type]
+        severity_text=record.severity.name if record.severity else "",
+        body=AnyValue(string_value=record.body),
+        attributes=_attributes(record.attributes),
+        trace_id=bytes.fromhex(record.trace_id) if record.trace_id else b"",
+        span_id=bytes.fromhex(record.span_id) if record.span_id else b"",
+    )
+
+
+def encode_logs(records: Sequence[LogRecord]) -> bytes:
+    """An `ExportLogsServiceRequest` with one ResourceLogs per service."""
+    by_service: dict[str, ResourceLogs] = {}
+    for record in records:
+        resource_logs = by_service.get(record.service)
+        if resource_logs is None:
+            resource_logs = ResourceLogs()
+            resource_logs.resource.attributes.extend(_resource(record.service))
+            scope = resource_logs.scope_logs.add()
+            scope.scope.name = SCOPE_NAME
+            by_service[record.service] = resource_logs
+        resource_logs.scope_logs[0].log_records.append(_log(record))
+    return ExportLogsServiceRequest(resource_logs=list(by_service.values())).SerializeToString()
