@@ -119,7 +119,8 @@ def _leaf(kind: str, s: Section) -> LeafSettings:
         Section(s.values, s.path, ())
         return AlwaysSample()
     if kind == "status_code":
-        codes = Section(s.values, s.path, ("status_codes",)).strings("status_codes", non_empty=True)
+        s = Section(s.values, s.path, ("status_codes",))
+        codes = s.strings("status_codes", non_empty=True) if s.has("status_codes") else ("ERROR",)
         for code in codes:
             if code not in STATUS_CODES:
                 raise ConfigError(
@@ -247,6 +248,7 @@ def parse_policies(s: Section, key: str = "policies") -> tuple[PolicyConfig, ...
     policies: list[PolicyConfig] = []
     for path, item in s.items(key):
         section, name, kind = _name_and_kind(item, path, ALL_TYPES)
+        _unique([*(p.name for p in policies), name], s.at(key))
         block = section.child(kind)
         settings: PolicySettings
         if kind == "and":
@@ -260,5 +262,4 @@ def parse_policies(s: Section, key: str = "policies") -> tuple[PolicyConfig, ...
         else:
             settings = _leaf(kind, block)
         policies.append(PolicyConfig(name, settings))
-    _unique([p.name for p in policies], s.at(key))
     return tuple(policies)
