@@ -1,0 +1,114 @@
+"""Loki push decoders: JSON and snappy protobuf bodies -> log records, and bad bodies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import snappy
+
+from meshscope.ingest.body import BodyError
+from meshscope.ingest.errors import DecodeError
+from meshscope.ingest.loki import decode_loki_json, decode_loki_protobuf, log_record
+from meshscope.ingest.loki_labels import parse_stream_labels
+from meshscope.ingest.lokipb.push_pb2 import PushRequest
+from meshscope.model.logs import Severity
+from tests.loki_data import LINES, json_push, protobuf_push
+
+MAX = 20 * 1024 * 1024
+
+
+def test_json_and_protobuf_decode_the_same_records() -> None:
+    from_json = decode_loki_json(json_push(LINES)).batch.logs
+    from_proto = decode_loki_protobuf(protobuf_push(LINES), MAX).batch.logs
+    assert len(from_json) == len(LINES)
+    by_time = sorted(from_json, key=lambda r: r.time_ns)
+    assert by_time == sorted(from_proto, key=lambda r: r.time_ns)
+    for line, record in zip(LINES, by_time, strict=True):
+        assert (record.time_ns, record.body, record.service) == (
+            line.time_ns,
+            line.body,
+            line.service,
+        )
+        assert (record.trace_id, record.span_id) == (line.trace_id, line.span_id)
+        assert record.severity_text == line.level
+        assert record.resource == {"env": line.labels["env"], "level": line.level}
+        assert record.attributes == {}  # trace and span ids are taken out of the metadata
+
+
+def test_mapping_service_discovery_metadata_and_levels() -> None:
+    record = log_record(
+        {"job": "ns/api", "app": "cart"},
+        5,
+        "hello",
+        {
+            "traceID": "ABCDEF0123456789",
+            "spanId": "00f067aa0ba902b7",
+            "user": "u1",
+            "severity": "WARNING",
+        },
+    )
+    assert record.service == "cart"  # app comes before job, as in Loki's discovery
+    assert record.trace_id == "0000000000000000abcdef0123456789"
+    assert record.span_id == "00f067aa0ba902b7"
+    assert record.attributes == {"user": "u1", "severity": "WARNING"}
+    assert record.severity is Severity.WARN
+    assert record.resource == {"job": "ns/api", "app": "cart"}
+    plain = log_record({"service_name": "a", "env": "x"}, 1, "l", {"trace_id": "not-hex"})
+    assert plain.service == "a" and plain.resource == {"env": "x"}
+    assert plain.trace_id == "" and plain.attributes == {"trace_id": "not-hex"}
+    assert log_record({"env": "x"}, 1, "l", {}).service == "unknown_service"
+    zero = log_record({"a": "b"}, 1, "l", {"trace_id": "0" * 32})
+    assert zero.trace_id == "" and zero.attributes == {"trace_id": "0" * 32}
+
+
+def test_json_structured_metadata_and_gzip_free_body() -> None:
+    body = {"streams": [{"stream": {"app": "a"}, "values": [["17", "x", {"k": "v"}], ["18", "y"]]}]}
+    records = decode_loki_json(json.dumps(body).encode()).batch.logs
+    assert [(r.time_ns, r.body, r.attributes) for r in records] == [
+        (17, "x", {"k": "v"}),
+        (18, "y", {}),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{", "invalid JSON"),
+        (b"[]", "expected"),
+        (b'{"streams": [{"stream": {"a": "b"}, "values": [[17, "x"]]}]}', "string of nanoseconds"),
+        (b'{"streams": [{"stream": {"a": "b"}, "values": [["1.5", "x"]]}]}', "invalid timestamp"),
+        (b'{"streams": [{"stream": {"a": "b"}, "values": [["1", 5]]}]}', "must be a string"),
+        (b'{"streams": [{"stream": {"a": 1}, "values": []}]}', "expected a string value"),
+        (b'{"streams": [{"stream": {}, "values": [["1", "x"]]}]}', "at least one label"),
+        (b'{"streams": [{"stream": {"a": "b"}, "values": [["1", "x", {"m": 2}]]}]}', "string"),
+        (b'{"streams": [{"stream": {"a": "b"}, "values": [["1"]]}]}', "expected ["),
+        (b'{"streams": [{"stream": {"a": "b"}, "values": [["-1", "x"]]}]}', "out of range"),
+    ],
+)
+def test_bad_json_bodies_are_decode_errors(body: bytes, message: str) -> None:
+    with pytest.raises(DecodeError, match=message.replace("[", r"\[")):
+        decode_loki_json(body)
+
+
+def test_bad_protobuf_bodies_are_decode_errors() -> None:
+    with pytest.raises(DecodeError, match="snappy"):
+        decode_loki_protobuf(b"\x05not snappy at all", MAX)
+    with pytest.raises(DecodeError, match="PushRequest"):
+        decode_loki_protobuf(snappy.compress(b"\xff\xff\xff\xff"), MAX)
+    with pytest.raises(BodyError, match="exceeds") as info:
+        decode_loki_protobuf(snappy.compress(b"x" * 2000), 1000)
+    assert info.value.status == 413
+    request = PushRequest()
+    request.streams.add(labels='{app="a" env="b"}').entries.add(line="x")
+    with pytest.raises(DecodeError, match="invalid stream labels"):
+        decode_loki_protobuf(snappy.compress(request.SerializeToString()), MAX)
+
+
+def test_stream_label_text_go_quoting() -> None:
+    text = r'{a="b", c="q\"uote\n", d=`raw\n`, e="\u00e9\x41"}'
+    assert parse_stream_labels(text) == {"a": "b", "c": 'q"uote\n', "d": r"raw\n", "e": "éA"}
+    assert parse_stream_labels("{ }") == {}
+    for bad in ('a="b"', "{a=b}", '{a="b" c="d"}', '{a="\\q"}', '{a="b",,}'):
+        with pytest.raises(DecodeError):
+            parse_stream_labels(bad)

@@ -1,0 +1,34 @@
+"""Serve a Starlette app with uvicorn on 127.0.0.1 (a free port) in a thread, for tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from starlette.applications import Starlette
+
+HOST = "127.0.0.1"
+
+
+@contextmanager
+def serving(app: Starlette) -> Iterator[str]:
+    """Yield the base URL while uvicorn serves `app`; stop it (bounded) afterwards."""
+    config = uvicorn.Config(app, host=HOST, port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://{HOST}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        assert not thread.is_alive(), "uvicorn did not stop"
