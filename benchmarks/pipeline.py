@@ -1,0 +1,204 @@
+"""Pipeline cost: ingest spans/s with derivation + tail sampling on vs. off, in one run.
+
+Realistic spans from `meshscope.ingest.loadgen` (pre-encoded OTLP requests of ~500 spans,
+traces of 1-8 calls over 8 services, 5% errors), decoded with `decode_otlp` inside the timed
+loop, then written to a fresh store (a DuckDB file in a temp dir by default, or MemoryStorage)
+three ways:
+
+    store only        decode -> storage.write_batch             (no derivation, no sampling)
+    pipeline          decode -> Pipeline.consume (span metrics, service graph, access logs)
+    pipeline + tail   decode -> Pipeline.consume -> TailSampler (errors, latency >= 48 ms,
+                      10% of the rest; 10 s decision wait on a simulated clock) -> store
+
+and prints spans/s of each and the cost of the pipeline as a share of the store-only rate
+(target: <= 30%). Then the memory one buffered trace costs (tracemalloc): the sampler's own
+bookkeeping, and with the decoded spans it holds.
+
+    .venv/bin/python benchmarks/pipeline.py [--requests 120] [--spans 500] [--store duckdb]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from meshscope.clock import ManualClock
+from meshscope.ingest.loadgen import build_requests
+from meshscope.ingest.otlp import decode_otlp
+from meshscope.model.batch import Batch
+from meshscope.model.logs import LogRecord
+from meshscope.model.metrics import MetricPoint
+from meshscope.model.spans import Span
+from meshscope.pipeline.chain import Pipeline
+from meshscope.pipeline.sampling.config import TailSamplingConfig
+from meshscope.pipeline.sampling.policy_config import (
+    LatencyThreshold,
+    PolicyConfig,
+    Probabilistic,
+    StatusCodeMatch,
+)
+from meshscope.pipeline.sampling.tail import TailSampler
+from meshscope.store.base import CatalogStore, LogStore, MetricStore, Operation, Storage, TraceStore
+from meshscope.store.factory import open_storage
+
+SIMULATED_SECONDS_PER_REQUEST = 0.1  # 500 spans per 0.1 s: a service mesh at 5k spans/s
+SIMULATED_NS_PER_REQUEST = int(SIMULATED_SECONDS_PER_REQUEST * 1e9)
+FLUSH_NS = 15 * 10**9
+TAIL = TailSamplingConfig(
+    enabled=True,
+    policies=(
+        PolicyConfig("errors", StatusCodeMatch(("ERROR",))),
+        PolicyConfig("slow", LatencyThreshold(48)),
+        PolicyConfig("some", Probabilistic(10)),
+    ),
+)
+
+
+class TailSampledStorage:
+    """Storage whose span writes go through a tail sampler first: how the pipeline will
+    sample after deriving (chain.py is wired by its owner; this mirrors that order)."""
+
+    def __init__(self, inner: Storage, sampler: TailSampler, clock: ManualClock) -> None:
+        self.inner, self.sampler, self.clock = inner, sampler, clock
+
+    @property
+    def traces(self) -> TraceStore:
+        return self.inner.traces
+
+    @property
+    def logs(self) -> LogStore:
+        return self.inner.logs
+
+    @property
+    def metrics(self) -> MetricStore:
+        return self.inner.metrics
+
+    @property
+    def catalog(self) -> CatalogStore:
+        return self.inner.catalog
+
+    def write_batch(
+        self,
+        spans: Sequence[Span] = (),
+        logs: Sequence[LogRecord] = (),
+        points: Sequence[MetricPoint] = (),
+        operations: Sequence[Operation] = (),
+    ) -> None:
+        now = self.clock.now_ns()
+        kept = self.sampler.offer(spans, now) + self.sampler.tick(now)
+        self.inner.write_batch(kept, logs, points, operations)
+
+    def expire(self, before_ns: int) -> int:
+        return self.inner.expire(before_ns)
+
+    def close(self) -> None:
+        self.inner.write_batch(self.sampler.drain(self.clock.now_ns()))
+        self.inner.close()
+
+
+def _run(
+    bodies: list[bytes], storage: Storage, consume: Callable[[list[Span]], None], clock: ManualClock
+) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    spans = 0
+    for body in bodies:
+        batch = decode_otlp("traces", body).batch
+        consume(batch.spans)
+        spans += len(batch.spans)
+        clock.advance(SIMULATED_SECONDS_PER_REQUEST)
+    storage.close()  # the tail sampler decides and writes what it still holds
+    return spans / (time.perf_counter() - start)
+
+
+def _consumer(mode: str, storage: Storage, clock: ManualClock) -> Callable[[list[Span]], None]:
+    if mode == "store only":
+
+        def write(spans: list[Span]) -> None:
+            ops = [Operation(s.service, s.name, s.kind) for s in spans]
+            storage.write_batch(spans=spans, operations=ops)
+
+        return write
+    pipeline = Pipeline(storage, clock)
+
+    def consume(spans: list[Span]) -> None:
+        pipeline.consume(Batch(spans=spans))
+        if clock.now_ns() % FLUSH_NS < SIMULATED_NS_PER_REQUEST:
+            pipeline.flush(changed_only=True)  # as the server does every 15 s
+
+    return consume
+
+
+def measure(bodies: list[bytes], kind: str, directory: Path) -> dict[str, float]:
+    rates: dict[str, float] = {}
+    for mode in ("store only", "pipeline", "pipeline + tail"):
+        path = directory / f"{len(rates)}.duckdb"
+        clock = ManualClock()
+        storage: Storage = open_storage(kind, str(path))
+        sampled = None
+        if mode == "pipeline + tail":
+            storage = sampled = TailSampledStorage(storage, TailSampler.from_config(TAIL), clock)
+        rates[mode] = _run(bodies, storage, _consumer(mode, storage, clock), clock)
+        if sampled is not None:
+            stats = sampled.sampler.stats
+            total = stats.traces_sampled + stats.traces_not_sampled
+            if not total:
+                raise SystemExit("the pipeline no longer writes spans through write_batch")
+            print(f"  tail sampling kept {stats.traces_sampled:,}/{total:,} traces")
+    return rates
+
+
+def memory_per_trace(bodies: list[bytes]) -> tuple[float, float, int]:
+    """(bytes of sampler bookkeeping per trace, bytes incl. the decoded spans, traces)."""
+    batches = [decode_otlp("traces", body).batch.spans for body in bodies]
+    sampler = TailSampler.from_config(TAIL)
+    gc.collect()
+    tracemalloc.start()
+    for spans in batches:
+        sampler.offer(spans, 0)
+    bookkeeping = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    traces = sampler.buffered_traces
+    del batches, sampler
+    gc.collect()
+    tracemalloc.start()
+    sampler = TailSampler.from_config(TAIL)
+    for body in bodies:
+        sampler.offer(decode_otlp("traces", body).batch.spans, 0)
+    with_spans = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return bookkeeping / traces, with_spans / traces, traces
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=120)
+    parser.add_argument("--spans", type=int, default=500)
+    parser.add_argument("--store", choices=["duckdb", "memory"], default="duckdb")
+    args = parser.parse_args()
+    bodies = build_requests(args.requests, args.spans)
+    total = args.requests * args.spans
+    print(f"{args.requests} requests x {args.spans} spans ({total:,} spans), store: {args.store}")
+    with tempfile.TemporaryDirectory() as directory:
+        rates = measure(bodies, args.store, Path(directory))
+    base = rates["store only"]
+    for mode, rate in rates.items():
+        cost = 1 - rate / base
+        share = rate / base
+        print(f"{mode:<16} {rate:>10,.0f} spans/s ({share:6.1%} of store only, cost {cost:.1%})")
+    verdict = "meets" if 1 - rates["pipeline + tail"] / base <= 0.30 else "misses"
+    print(f"derivation + tail sampling {verdict} the <= 30% cost target")
+    own, with_spans, traces = memory_per_trace(bodies[:40])
+    print(
+        f"memory per buffered trace ({traces:,} traces): sampler bookkeeping {own:,.0f} B, "
+        f"with its decoded spans {with_spans:,.0f} B"
+    )
+
+
+if __name__ == "__main__":
+    main()
