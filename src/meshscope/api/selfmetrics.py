@@ -1,12 +1,15 @@
 """meshscope's own `/metrics`, in the Prometheus text format via prometheus_client.
 
 Ingest counters are read from the writer and the pipeline at scrape time (a custom collector),
-so the hot path does not pay for metric updates.
+so the hot path does not pay for metric updates. Optional parts: request latency per API
+(`HttpMetrics`), the store's size on disk (a DuckDB file and its WAL), and the scraper's
+per-target state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -16,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from meshscope.api.http_metrics import HttpMetrics
+from meshscope.ingest.scrape import Scraper
 from meshscope.pipeline.writer import BatchWriter
 
 
@@ -73,10 +78,78 @@ class IngestCollector(Collector):
         )
 
 
-def metrics_route(writer: BatchWriter) -> Route:
+class StoreSizeCollector(Collector):
+    """`meshscope_store_size_bytes`: the store file plus its write-ahead log, if present."""
+
+    def __init__(self, path: str) -> None:
+        self._paths = (path, path + ".wal")
+
+    def collect(self) -> Iterator[Metric]:
+        size = 0
+        for path in self._paths:
+            try:
+                size += os.stat(path).st_size
+            except OSError:
+                continue
+        yield GaugeMetricFamily(
+            "meshscope_store_size_bytes", "Bytes on disk of the store file and its WAL.", size
+        )
+
+
+class ScrapeCollector(Collector):
+    """The scraper's view of each target, labelled by job and instance."""
+
+    def __init__(self, scraper: Scraper) -> None:
+        self._scraper = scraper
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["job", "instance"]
+        families = (
+            (GaugeMetricFamily, "meshscope_scrape_target_up", "1 if the last scrape succeeded."),
+            (GaugeMetricFamily, "meshscope_scrape_last_duration_seconds", "Last scrape time."),
+            (GaugeMetricFamily, "meshscope_scrape_last_samples", "Samples in the last scrape."),
+            (CounterMetricFamily, "meshscope_scrapes", "Scrapes attempted."),
+            (CounterMetricFamily, "meshscope_scrape_failures", "Scrapes that failed (up 0)."),
+            (
+                CounterMetricFamily,
+                "meshscope_scrape_undelivered",
+                "Scrapes the pipeline refused (overloaded or store unavailable).",
+            ),
+        )
+        out = [kind(name, help_, labels=labels) for kind, name, help_ in families]
+        for health in self._scraper.targets:
+            key = [health.target.job, health.target.instance]
+            values: Sequence[float] = (
+                1.0 if health.up else 0.0,
+                health.last_duration_s,
+                health.last_samples,
+                health.scrapes,
+                health.failures,
+                health.undelivered,
+            )
+            for family, value in zip(out, values, strict=True):
+                family.add_metric(key, value)
+        yield from out
+
+
+def metrics_route(
+    writer: BatchWriter,
+    *,
+    http: HttpMetrics | None = None,
+    scraper: Scraper | None = None,
+    store_path: str | None = None,
+) -> Route:
+    """`GET /metrics`: ingest and pipeline state, plus request latencies (`http`), scrape
+    targets (`scraper`) and the store's size (`store_path`, a DuckDB file) when given."""
     registry = CollectorRegistry()
     registry.register(IngestCollector(writer))
     ProcessCollector(registry=registry)
+    if http is not None:
+        registry.register(http.duration)
+    if scraper is not None:
+        registry.register(ScrapeCollector(scraper))
+    if store_path is not None:
+        registry.register(StoreSizeCollector(store_path))
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
