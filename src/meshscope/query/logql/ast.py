@@ -1,0 +1,121 @@
+"""The LogQL syntax tree: a log query (selector + pipeline) or a metric query over one."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from meshscope.store.base import LabelMatcher
+
+CompareOp = Literal["=", "!=", "=~", "!~", "==", ">", ">=", "<", "<="]
+LineFilterOp = Literal["|=", "!=", "|~", "!~"]
+ParserKind = Literal["json", "logfmt"]
+
+
+@dataclass(frozen=True, slots=True)
+class LineFilter:
+    """`|= "x"`, `!= "x"`, `|~ "re"`, `!~ "re"` on the (current) log line."""
+
+    op: LineFilterOp
+    text: str
+    regex: re.Pattern[str] | None = None
+
+    def keeps(self, line: str) -> bool:
+        if self.regex is not None:
+            hit = self.regex.search(line) is not None
+            return hit if self.op == "|~" else not hit
+        return (self.text in line) == (self.op == "|=")
+
+
+@dataclass(frozen=True, slots=True)
+class Parser:
+    """`| json` or `| logfmt`: extract labels from the line."""
+
+    kind: ParserKind
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One label predicate. `value` is a string, a number, or a duration in ns."""
+
+    name: str
+    op: CompareOp
+    value: str | float
+    kind: Literal["string", "number", "duration"]
+    regex: re.Pattern[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BoolFilter:
+    op: Literal["and", "or"]
+    left: LabelFilter
+    right: LabelFilter
+
+
+LabelFilter = Comparison | BoolFilter
+
+
+@dataclass(frozen=True, slots=True)
+class LabelFilterStage:
+    expr: LabelFilter
+
+
+@dataclass(frozen=True, slots=True)
+class LineFormat:
+    """`| line_format "..."` with `{{.label}}` placeholders (split: text, name, text, ...)."""
+
+    parts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LabelsStage:
+    """`| drop a, b` or `| keep a, b`."""
+
+    keep: bool
+    names: tuple[str, ...]
+
+
+Stage = LineFilter | Parser | LabelFilterStage | LineFormat | LabelsStage
+
+
+@dataclass(frozen=True, slots=True)
+class LogExpr:
+    matchers: tuple[LabelMatcher, ...]
+    stages: tuple[Stage, ...] = ()
+
+
+RangeFunc = Literal["count_over_time", "rate", "bytes_over_time", "bytes_rate"]
+AggOp = Literal["sum", "count", "min", "max", "avg"]
+
+
+@dataclass(frozen=True, slots=True)
+class RangeAggregation:
+    func: RangeFunc
+    log: LogExpr
+    range_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class VectorAggregation:
+    op: AggOp
+    inner: MetricExpr
+    grouping: tuple[str, ...] | None = None  # None: no by/without clause (one group)
+    without: bool = False
+
+
+MetricExpr = RangeAggregation | VectorAggregation
+Query = LogExpr | MetricExpr
+
+
+def log_expr_of(query: MetricExpr) -> LogExpr:
+    """The log query a metric query reads."""
+    while isinstance(query, VectorAggregation):
+        query = query.inner
+    return query.log
+
+
+def range_of(query: MetricExpr) -> int:
+    while isinstance(query, VectorAggregation):
+        query = query.inner
+    return query.range_ns

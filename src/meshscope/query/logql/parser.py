@@ -1,0 +1,278 @@
+"""A recursive-descent parser for the supported LogQL subset (grammar in the package doc).
+
+Every error is a LogQLError whose message names the position and what was expected, or says
+which LogQL feature is not supported, so the API can answer 400 with it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import cast, get_args
+
+from meshscope.query.logql.ast import (
+    AggOp,
+    BoolFilter,
+    CompareOp,
+    Comparison,
+    LabelFilter,
+    LabelFilterStage,
+    LabelsStage,
+    LineFilter,
+    LineFilterOp,
+    LineFormat,
+    LogExpr,
+    MetricExpr,
+    Parser,
+    ParserKind,
+    Query,
+    RangeAggregation,
+    RangeFunc,
+    Stage,
+    VectorAggregation,
+)
+from meshscope.query.logql.lexer import Kind, LogQLError, Token, duration_ns, tokenize
+from meshscope.store.base import LabelMatcher, MatchOp
+
+__all__ = ["LogQLError", "parse"]
+
+RANGE_FUNCS: tuple[str, ...] = get_args(RangeFunc)
+AGG_OPS: tuple[str, ...] = get_args(AggOp)
+_LINE_FILTERS = ("|=", "!=", "|~", "!~")
+_MATCH_OPS = {op.value: op for op in MatchOp}
+_COMPARE_OPS = ("=", "!=", "=~", "!~", "==", ">", ">=", "<", "<=")
+_UNSUPPORTED_STAGES = ("regexp", "pattern", "unpack", "label_format", "decolorize", "unwrap",
+                       "distinct", "ip")  # fmt: skip
+_PLACEHOLDER = re.compile(r"\{\{-?\s*\.([a-zA-Z_][a-zA-Z0-9_]*)\s*-?\}\}")
+
+
+def parse(query: str) -> Query:
+    """Parse a LogQL query; raises LogQLError naming the problem."""
+    if not query.strip():
+        raise LogQLError("empty query")
+    return _Parser(tokenize(query)).query()
+
+
+class _Parser:
+    def __init__(self, tokens: list[Token]) -> None:
+        self.tokens = tokens
+        self.i = 0
+
+    # --- token helpers ---------------------------------------------------------------------
+
+    def peek(self, ahead: int = 0) -> Token:
+        return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
+
+    def next(self) -> Token:
+        token = self.peek()
+        self.i += 1
+        return token
+
+    def at(self, kind: Kind, *texts: str) -> bool:
+        token = self.peek()
+        return token.kind is kind and (not texts or token.text in texts)
+
+    def expect(self, kind: Kind, *texts: str, what: str = "") -> Token:
+        if not self.at(kind, *texts):
+            wanted = what or (" or ".join(repr(t) for t in texts) if texts else kind.value)
+            self.fail(f"expected {wanted}")
+        return self.next()
+
+    def fail(self, message: str) -> None:
+        token = self.peek()
+        raise LogQLError(
+            f"parse error at position {token.pos + 1}: unexpected {token.describe()}, {message}"
+        )
+
+    # --- grammar ---------------------------------------------------------------------------
+
+    def query(self) -> Query:
+        result: Query = self.log_expr() if self.at(Kind.OP, "{") else self.metric_expr()
+        self.expect(Kind.EOF, what="end of query")
+        return result
+
+    def metric_expr(self) -> MetricExpr:
+        if self.at(Kind.OP, "("):
+            self.next()
+            inner = self.metric_expr()
+            self.expect(Kind.OP, ")")
+            return inner
+        token = self.peek()
+        if token.kind is Kind.NAME and token.text in RANGE_FUNCS:
+            return self.range_aggregation()
+        if token.kind is Kind.NAME and token.text in AGG_OPS:
+            return self.vector_aggregation()
+        if token.kind is Kind.NAME:
+            raise LogQLError(
+                f"unsupported LogQL function {token.text!r} at position {token.pos + 1}; "
+                f"supported: {', '.join(RANGE_FUNCS + AGG_OPS)}"
+            )
+        self.fail("expected a stream selector {...} or a metric query such as count_over_time")
+        raise AssertionError  # unreachable: fail raises
+
+    def range_aggregation(self) -> RangeAggregation:
+        func = cast(RangeFunc, self.next().text)
+        self.expect(Kind.OP, "(")
+        log = self.log_expr()
+        self.expect(Kind.OP, "[", what="a range such as [5m]")
+        token = self.expect(Kind.DURATION, what="a duration such as 5m")
+        range_ns = duration_ns(token.text)
+        if not range_ns:
+            raise LogQLError(f"invalid range [{token.text}]: it must be positive")
+        self.expect(Kind.OP, "]")
+        self.expect(Kind.OP, ")")
+        return RangeAggregation(func, log, range_ns)
+
+    def vector_aggregation(self) -> VectorAggregation:
+        op = cast(AggOp, self.next().text)
+        grouping, without = self.grouping()
+        self.expect(Kind.OP, "(")
+        inner = self.metric_expr()
+        self.expect(Kind.OP, ")")
+        if grouping is None:
+            grouping, without = self.grouping()
+        return VectorAggregation(op, inner, grouping, without)
+
+    def grouping(self) -> tuple[tuple[str, ...] | None, bool]:
+        if not self.at(Kind.NAME, "by", "without"):
+            return None, False
+        without = self.next().text == "without"
+        self.expect(Kind.OP, "(")
+        return self.name_list(")"), without
+
+    def name_list(self, closing: str) -> tuple[str, ...]:
+        names: list[str] = []
+        while not self.at(Kind.OP, closing):
+            names.append(self.expect(Kind.NAME, what="a label name").text)
+            if not self.at(Kind.OP, ","):
+                break
+            self.next()
+        self.expect(Kind.OP, closing)
+        return tuple(names)
+
+    def log_expr(self) -> LogExpr:
+        matchers = self.selector()
+        stages: list[Stage] = []
+        while self.at(Kind.OP, "|", *_LINE_FILTERS):
+            stages.append(self.stage())
+        return LogExpr(matchers, tuple(stages))
+
+    def selector(self) -> tuple[LabelMatcher, ...]:
+        self.expect(Kind.OP, "{", what="a stream selector {...}")
+        matchers: list[LabelMatcher] = []
+        while not self.at(Kind.OP, "}"):
+            name = self.expect(Kind.NAME, what="a label name").text
+            op = self.expect(Kind.OP, *_MATCH_OPS, what="=, !=, =~ or !~").text
+            value = self.expect(Kind.STRING, what="a quoted label value").text
+            if op in ("=~", "!~"):
+                _compile(value)
+            matchers.append(LabelMatcher(name, _MATCH_OPS[op], value))
+            if not self.at(Kind.OP, ","):
+                break
+            self.next()
+        self.expect(Kind.OP, "}", what="',' or '}'")
+        if not any(not m.matches("") for m in matchers):
+            raise LogQLError(
+                "queries require at least one regexp or equality matcher that does not have an "
+                'empty-compatible value. For instance, app=~".*" does not meet this requirement, '
+                'but app=~".+" will'
+            )
+        return tuple(matchers)
+
+    def stage(self) -> Stage:
+        token = self.next()
+        if token.text in _LINE_FILTERS:
+            text = self.expect(Kind.STRING, what="a quoted string after " + token.text).text
+            regex = _compile(text) if token.text in ("|~", "!~") else None
+            return LineFilter(cast(LineFilterOp, token.text), text, regex)
+        word = self.peek()
+        if word.kind is Kind.NAME and word.text in ("json", "logfmt"):
+            self.next()
+            if self.at(Kind.NAME) or self.at(Kind.STRING):
+                self.fail(f"parameters of | {word.text} are not supported")
+            return Parser(cast(ParserKind, word.text))
+        if word.kind is Kind.NAME and word.text == "line_format":
+            self.next()
+            return _line_format(self.expect(Kind.STRING, what="a quoted template").text)
+        if word.kind is Kind.NAME and word.text in ("drop", "keep"):
+            self.next()
+            names = self.drop_names()
+            return LabelsStage(word.text == "keep", names)
+        if word.kind is Kind.NAME and word.text in _UNSUPPORTED_STAGES:
+            raise LogQLError(
+                f"unsupported LogQL stage | {word.text} at position {word.pos + 1}; supported: "
+                "line filters, | json, | logfmt, label filters, | line_format, | drop, | keep"
+            )
+        return LabelFilterStage(self.label_or())
+
+    def drop_names(self) -> tuple[str, ...]:
+        names = [self.expect(Kind.NAME, what="a label name").text]
+        while self.at(Kind.OP, ","):
+            self.next()
+            names.append(self.expect(Kind.NAME, what="a label name").text)
+        if self.at(Kind.OP, *_MATCH_OPS):
+            self.fail("label matchers in | drop / | keep are not supported; list names only")
+        return tuple(names)
+
+    def label_or(self) -> LabelFilter:
+        left = self.label_and()
+        while self.at(Kind.NAME, "or"):
+            self.next()
+            left = BoolFilter("or", left, self.label_and())
+        return left
+
+    def label_and(self) -> LabelFilter:
+        left = self.label_primary()
+        while True:
+            if self.at(Kind.NAME, "and") or self.at(Kind.OP, ","):
+                self.next()
+            elif not (
+                self.at(Kind.OP, "(") or (self.at(Kind.NAME) and not self.at(Kind.NAME, "or"))
+            ):
+                return left
+            left = BoolFilter("and", left, self.label_primary())
+
+    def label_primary(self) -> LabelFilter:
+        if self.at(Kind.OP, "("):
+            self.next()
+            inner = self.label_or()
+            self.expect(Kind.OP, ")")
+            return inner
+        name = self.expect(Kind.NAME, what="a label filter, parser or line filter").text
+        op = cast(CompareOp, self.expect(Kind.OP, *_COMPARE_OPS, what="a comparison").text)
+        token = self.next()
+        if token.kind is Kind.STRING:
+            if op not in ("=", "!=", "=~", "!~"):
+                raise LogQLError(f"operator {op} needs a number or duration, not a string")
+            regex = _compile(token.text, anchored=True) if op in ("=~", "!~") else None
+            return Comparison(name, op, token.text, "string", regex)
+        if op in ("=~", "!~"):
+            raise LogQLError(f"operator {op} needs a quoted regular expression")
+        if token.kind is Kind.NUMBER:
+            return Comparison(name, op, float(token.text), "number")
+        if token.kind is Kind.DURATION:
+            return Comparison(name, op, float(duration_ns(token.text) or 0), "duration")
+        self.i -= 1
+        self.fail("expected a string, number or duration")
+        raise AssertionError
+
+
+def _compile(pattern: str, anchored: bool = False) -> re.Pattern[str]:
+    try:
+        return re.compile(f"(?:{pattern})" if not anchored else f"^(?:{pattern})$", re.DOTALL)
+    except re.error as error:
+        raise LogQLError(f"invalid regular expression {pattern!r}: {error}") from None
+
+
+def _line_format(template: str) -> LineFormat:
+    parts: list[str] = []
+    last = 0
+    for match in _PLACEHOLDER.finditer(template):
+        parts += [template[last : match.start()], match.group(1)]
+        last = match.end()
+    rest = template[last:]
+    if "{{" in rest or any("{{" in part for part in parts[::2]):
+        raise LogQLError(
+            "unsupported line_format template: only {{.label}} placeholders are supported"
+        )
+    parts.append(rest)
+    return LineFormat(tuple(parts))

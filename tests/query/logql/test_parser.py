@@ -1,0 +1,118 @@
+"""The LogQL parser: the supported subset parses to the expected tree; the rest is refused
+with a message naming the problem."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshscope.query.logql import LogQLError, parse
+from meshscope.query.logql.ast import (
+    BoolFilter,
+    Comparison,
+    LabelFilterStage,
+    LabelsStage,
+    LineFilter,
+    LineFormat,
+    LogExpr,
+    Parser,
+    RangeAggregation,
+    VectorAggregation,
+)
+from meshscope.store.base import LabelMatcher, MatchOp
+
+M = 60 * 10**9
+
+
+def test_selector_line_filters_parsers_and_label_filters() -> None:
+    expr = parse(
+        '{app="a", env!="b", ns=~"x|y", pod!~`p-\\d+`} |= "err" != `x` |~ "a.c" '
+        '| json | status >= 500 and dur > 1.5s or level="x" | line_format "{{.a}} - {{ .b }}"'
+    )
+    assert isinstance(expr, LogExpr)
+    assert expr.matchers == (
+        LabelMatcher("app", MatchOp.EQ, "a"),
+        LabelMatcher("env", MatchOp.NE, "b"),
+        LabelMatcher("ns", MatchOp.RE, "x|y"),
+        LabelMatcher("pod", MatchOp.NRE, "p-\\d+"),
+    )
+    first, second, third, json_stage, filters, fmt = expr.stages
+    assert (first, second) == (LineFilter("|=", "err"), LineFilter("!=", "x"))
+    assert isinstance(third, LineFilter) and third.op == "|~" and third.regex is not None
+    assert json_stage == Parser("json")
+    assert filters == LabelFilterStage(
+        BoolFilter(
+            "or",
+            BoolFilter(
+                "and",
+                Comparison("status", ">=", 500.0, "number"),
+                Comparison("dur", ">", 1.5e9, "duration"),
+            ),
+            Comparison("level", "=", "x", "string"),
+        )
+    )
+    assert fmt == LineFormat(("", "a", " - ", "b", ""))
+
+
+def test_comma_and_juxtaposition_mean_and_and_parentheses_group() -> None:
+    a = parse('{a="b"} | logfmt | x="1", y="2" z="3"')
+    b = parse('{a="b"} | logfmt | x="1" and y="2" and z="3"')
+    assert a == b
+    grouped = parse('{a="b"} | x="1" and (y="2" or z="3")')
+    assert isinstance(grouped, LogExpr)
+    stage = grouped.stages[0]
+    assert isinstance(stage, LabelFilterStage) and isinstance(stage.expr, BoolFilter)
+    assert stage.expr.op == "and" and isinstance(stage.expr.right, BoolFilter)
+    assert stage.expr.right.op == "or"
+
+
+def test_metric_queries_with_grouping_before_or_after() -> None:
+    inner = RangeAggregation(
+        "count_over_time",
+        LogExpr((LabelMatcher("job", MatchOp.EQ, "x"),), (LabelsStage(False, ("__error__",)),)),
+        5 * M,
+    )
+    assert parse('sum by (level) (count_over_time({job="x"} | drop __error__ [5m]))') == (
+        VectorAggregation("sum", inner, ("level",))
+    )
+    assert parse('sum(count_over_time({job="x"} | drop __error__[5m])) by (level)') == (
+        VectorAggregation("sum", inner, ("level",))
+    )
+    assert parse('count without (a, b) (rate({job="x"}[1h30m]))') == VectorAggregation(
+        "count", RangeAggregation("rate", LogExpr(inner.log.matchers), 90 * M), ("a", "b"), True
+    )
+    assert parse('bytes_rate({job="x"}[10s])') == RangeAggregation(
+        "bytes_rate", LogExpr(inner.log.matchers), 10 * 10**9
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("", "empty query"),
+        ("{}", "at least one regexp or equality matcher"),
+        ('{a=~".*"}', "at least one regexp or equality matcher"),
+        ('{a="b" |= "x"', "position 8: unexpected '|=', expected ',' or '}'"),
+        ('{a="b"', "expected ',' or '}'"),
+        ("{a=b}", "expected a quoted label value"),
+        ('{a="b}', "unterminated string"),
+        ('{a="b"} | regexp "x"', "unsupported LogQL stage | regexp"),
+        ('{a="b"} | unwrap x', "unsupported LogQL stage | unwrap"),
+        ('quantile_over_time(0.9, {a="b"}[1m])', "unsupported LogQL function 'quantile_over_time'"),
+        ('count_over_time({a="b"})', "expected a range such as [5m]"),
+        ('rate({a="b"}[5m]) + 1', "binary operators (+) are not supported"),
+        ('{a="b"} | x > "s"', "needs a number or duration"),
+        ('{a="b"} | x =~ 5', "needs a quoted regular expression"),
+        ('{a="b"} |~ "("', "invalid regular expression"),
+        ('{a=~"("}', "invalid regular expression"),
+        ('{a="b"} | line_format "{{ .a | upper }}"', "only {{.label}} placeholders"),
+        ('{a="b"} | json x="y"', "parameters of | json are not supported"),
+        ('{a="b"} | drop x="y"', "label matchers in | drop"),
+        ('{a="\\q"}', "unknown escape sequence"),
+        ('{a="b"} extra', "expected end of query"),
+        ('count_over_time({a="b"}[0s])', "must be positive"),
+    ],
+)
+def test_errors_name_the_problem(query: str, message: str) -> None:
+    with pytest.raises(LogQLError) as info:
+        parse(query)
+    assert message in str(info.value)

@@ -1,0 +1,87 @@
+"""LogQL pipeline stages over one entry, and the labels a stored record shows."""
+
+from __future__ import annotations
+
+from meshscope.model.logs import LogRecord, Severity
+from meshscope.query.logql import LogExpr, parse
+from meshscope.query.logql.labels import record_labels
+from meshscope.query.logql.pipeline import run
+
+
+def _run(query: str, line: str, **labels: str) -> tuple[dict[str, str], str] | None:
+    expr = parse('{a="b"} ' + query)
+    assert isinstance(expr, LogExpr)
+    return run(expr.stages, dict(labels), line)
+
+
+def test_line_filters_chain() -> None:
+    assert _run('|= "err" != "debug"', "an error here") is not None
+    assert _run('|= "err" != "here"', "an error here") is None
+    assert _run('|~ "e(rr|xx)or"', "an error") is not None
+    assert _run('!~ "^an"', "an error") is None
+    assert _run('|= "Error"', "an error") is None  # case-sensitive, like Loki
+
+
+def test_json_flattens_nested_objects_and_keeps_existing_labels() -> None:
+    out = _run(
+        "| json",
+        '{"a": {"b": 1, "c": [1]}, "s": "x", "t": true, "n": null, "f": 2.5, "app": "y"}',
+        app="web",
+    )
+    assert out is not None
+    assert out[0] == {
+        "app": "web",
+        "a_b": "1",
+        "s": "x",
+        "t": "true",
+        "f": "2.5",
+        "app_extracted": "y",
+    }
+    failed = _run("| json", "not json")
+    assert failed is not None and failed[0]["__error__"] == "JSONParserErr"
+    assert _run('| json | __error__=""', "not json") is None
+
+
+def test_logfmt_and_numeric_duration_filters() -> None:
+    line = 'msg="a b \\"c\\"" status=503 took=1.5s flag'
+    out = _run("| logfmt", line)
+    assert out is not None
+    assert out[0] == {"msg": 'a b "c"', "status": "503", "took": "1.5s"}
+    assert _run("| logfmt | status >= 500", line) is not None
+    assert _run("| logfmt | status < 500", line) is None
+    assert _run("| logfmt | status == 503", line) is not None
+    assert _run("| logfmt | status != 503", line) is None
+    assert _run("| logfmt | took > 1s", line) is not None
+    assert _run("| logfmt | took > 2s", line) is None
+    assert _run('| logfmt | msg =~ "a b.*"', line) is not None
+    assert _run('| logfmt | msg =~ "b.*"', line) is None  # label regexes are anchored
+    kept = _run("| logfmt | msg > 5", line)  # not a number: kept, marked as Loki does
+    assert kept is not None and kept[0]["__error__"] == "LabelFilterErr"
+
+
+def test_line_format_and_drop_keep() -> None:
+    out = _run('| logfmt | line_format "{{.status}} {{ .missing }}!" | drop msg', "status=5 msg=x")
+    assert out == ({"status": "5"}, "5 !")
+    assert _run("| logfmt | keep msg", "status=5 msg=x") == ({"msg": "x"}, "status=5 msg=x")
+    # line filters after line_format see the new line
+    assert _run('| logfmt | line_format "{{.msg}}" |= "status"', "status=5 msg=x") is None
+
+
+def test_record_labels() -> None:
+    record = LogRecord(
+        time_ns=1,
+        body="b",
+        service="cart",
+        severity=Severity.WARN,
+        attributes={"http.status_code": 500, "zone": "b", "gone": None, "1x": "y"},
+        resource={"k8s.pod.name": "p1", "zone": "a", "service.name": "cart"},
+    )
+    assert record_labels(record) == {
+        "service_name": "cart",
+        "k8s_pod_name": "p1",
+        "zone": "b",
+        "http_status_code": "500",
+        "_1x": "y",
+        "detected_level": "warn",
+        "level": "warn",
+    }
