@@ -112,6 +112,13 @@ def test_count_over_time_by_label_matches_counting_by_hand(storage: Storage) -> 
             if x.service == "pay" and "status=500" in x.body and t - 600 * S < x.time_ns <= t
         )
         assert value == pytest.approx(count / 600)
+    doubled = _matrix(
+        storage,
+        'vector(10) - sum(rate({service_name="pay"} |= "status=500"[10m])) * vector(2)',
+        steps,
+    )
+    for index, value in rate[()].items():
+        assert doubled[()][index] == pytest.approx(10 - 2 * value)
     nbytes = _matrix(storage, 'sum(bytes_over_time({service_name="pay"}[5m]))', steps)
     (series,) = nbytes.values()
     t = steps.time(2)

@@ -5,7 +5,9 @@ Supported: stream selectors (=, !=, =~, !~), line filters (|=, !=, |~, !~), `| j
 `| logfmt`, label filters (=, !=, =~, !~, ==, >, >=, <, <= on strings, numbers and
 durations, joined with `and`/`,`/`or` and parentheses), `| line_format "{{.label}}"`,
 `| drop`/`| keep` label names, the range aggregations `count_over_time`, `rate`,
-`bytes_over_time`, `bytes_rate`, and `sum`/`count`/`min`/`max`/`avg` with `by`/`without`.
+`bytes_over_time`, `bytes_rate`, `sum`/`count`/`min`/`max`/`avg` with `by`/`without`,
+`vector(n)`, and `+ - * /` between metric queries (Grafana's health check sends
+`vector(1)+vector(1)`).
 """
 
 from meshscope.query.logql.ast import LogExpr, MetricExpr, Query

@@ -11,6 +11,7 @@ from meshscope.store.base import LabelMatcher
 CompareOp = Literal["=", "!=", "=~", "!~", "==", ">", ">=", "<", "<="]
 LineFilterOp = Literal["|=", "!=", "|~", "!~"]
 ParserKind = Literal["json", "logfmt"]
+ArithOp = Literal["+", "-", "*", "/"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,18 +105,22 @@ class VectorAggregation:
     without: bool = False
 
 
-MetricExpr = RangeAggregation | VectorAggregation
+@dataclass(frozen=True, slots=True)
+class VectorLiteral:
+    """`vector(1)`: one series without labels, this value at every step."""
+
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class BinaryOp:
+    """`a + b` (also -, *, /) between series with the same labels; a label-less side (such
+    as `vector(2)`) applies to every series of the other."""
+
+    op: ArithOp
+    left: MetricExpr
+    right: MetricExpr
+
+
+MetricExpr = RangeAggregation | VectorAggregation | VectorLiteral | BinaryOp
 Query = LogExpr | MetricExpr
-
-
-def log_expr_of(query: MetricExpr) -> LogExpr:
-    """The log query a metric query reads."""
-    while isinstance(query, VectorAggregation):
-        query = query.inner
-    return query.log
-
-
-def range_of(query: MetricExpr) -> int:
-    while isinstance(query, VectorAggregation):
-        query = query.inner
-    return query.range_ns

@@ -6,11 +6,18 @@ Prometheus selects samples); a series with no entry in that window has no point 
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 
-from meshscope.query.logql.ast import MetricExpr, RangeAggregation, VectorAggregation
+from meshscope.query.logql.ast import (
+    BinaryOp,
+    MetricExpr,
+    RangeAggregation,
+    VectorAggregation,
+    VectorLiteral,
+)
 from meshscope.query.logql.select import Scan, entries
 from meshscope.store.base import LogStore
 
@@ -36,7 +43,48 @@ class Steps:
 def evaluate(store: LogStore, expr: MetricExpr, steps: Steps, scan: Scan) -> Matrix:
     if isinstance(expr, RangeAggregation):
         return _range_aggregation(store, expr, steps, scan)
+    if isinstance(expr, VectorLiteral):
+        return {(): dict.fromkeys(range(steps.count), expr.value)}
+    if isinstance(expr, BinaryOp):
+        left = evaluate(store, expr.left, steps, scan)
+        return _binary(expr.op, left, evaluate(store, expr.right, steps, scan))
     return _vector_aggregation(expr, evaluate(store, expr.inner, steps, scan))
+
+
+def _binary(op: str, left: Matrix, right: Matrix) -> Matrix:
+    """Series of equal labels combine; a label-less side applies to every series."""
+    if () in left and len(left) == 1 and () not in right:
+        left, right, op = right, left, {"-": "r-", "/": "r/"}.get(op, op)
+    out: Matrix = {}
+    for key, points in left.items():
+        other = right.get(key, right.get(()) if len(right) == 1 else None)
+        if other is not None:
+            combined = _combine(op, points, other)
+            if combined:
+                out[key] = combined
+    return out
+
+
+def _combine(op: str, left: dict[int, float], right: dict[int, float]) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for index, a in left.items():
+        if index in right:
+            out[index] = _apply(op, a, right[index])
+    return out
+
+
+def _apply(op: str, a: float, b: float) -> float:
+    if op.startswith("r"):  # the operands were swapped to broadcast the label-less side
+        op, a, b = op[1:], b, a
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if b == 0:
+        return math.nan if a == 0 else math.copysign(math.inf, a)
+    return a / b
 
 
 def _range_aggregation(store: LogStore, expr: RangeAggregation, steps: Steps, scan: Scan) -> Matrix:

@@ -11,6 +11,8 @@ from typing import cast, get_args
 
 from meshscope.query.logql.ast import (
     AggOp,
+    ArithOp,
+    BinaryOp,
     BoolFilter,
     CompareOp,
     Comparison,
@@ -29,6 +31,7 @@ from meshscope.query.logql.ast import (
     RangeFunc,
     Stage,
     VectorAggregation,
+    VectorLiteral,
 )
 from meshscope.query.logql.lexer import Kind, LogQLError, Token, duration_ns, tokenize
 from meshscope.store.base import LabelMatcher, MatchOp
@@ -91,6 +94,26 @@ class _Parser:
         return result
 
     def metric_expr(self) -> MetricExpr:
+        left = self.metric_term()
+        while self.at(Kind.OP, "+", "-"):
+            op = cast(ArithOp, self.next().text)
+            left = BinaryOp(op, left, self.metric_term())
+        return left
+
+    def metric_term(self) -> MetricExpr:
+        left = self.metric_primary()
+        while self.at(Kind.OP, "*", "/"):
+            op = cast(ArithOp, self.next().text)
+            left = BinaryOp(op, left, self.metric_primary())
+        return left
+
+    def metric_primary(self) -> MetricExpr:
+        if self.at(Kind.NAME, "vector"):
+            self.next()
+            self.expect(Kind.OP, "(")
+            value = float(self.expect(Kind.NUMBER, what="a number").text)
+            self.expect(Kind.OP, ")")
+            return VectorLiteral(value)
         if self.at(Kind.OP, "("):
             self.next()
             inner = self.metric_expr()
@@ -104,7 +127,7 @@ class _Parser:
         if token.kind is Kind.NAME:
             raise LogQLError(
                 f"unsupported LogQL function {token.text!r} at position {token.pos + 1}; "
-                f"supported: {', '.join(RANGE_FUNCS + AGG_OPS)}"
+                f"supported: {', '.join(RANGE_FUNCS + AGG_OPS)}, vector"
             )
         self.fail("expected a stream selector {...} or a metric query such as count_over_time")
         raise AssertionError  # unreachable: fail raises
