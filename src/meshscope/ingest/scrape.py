@@ -105,7 +105,10 @@ class Scraper:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(next_at - time.monotonic(), 0))
                 return
-            await self.scrape(health, client)
+            try:
+                await self.scrape(health, client)
+            except Exception:  # a bug must not end this target's scraping for good
+                log.exception("scrape crashed", extra={"target": health.target.url})
             next_at += interval
             if next_at < time.monotonic():  # fell behind (a long stall): skip missed slots
                 next_at = time.monotonic() + interval
