@@ -1,0 +1,215 @@
+"""The Loki query API (`/loki/api/v1/...`) over the LogStore, for Grafana's Loki data source.
+
+Responses follow Loki's JSON exactly: `{status, data: {resultType, result, stats}}` with
+streams as `{stream, values: [["<ns>", "line"]]}` and matrices/vectors in Prometheus shape
+(float seconds, string values). Bad parameters and queries get a plain-text 400, as Loki
+answers them (the Grafana data source shows that text).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from meshscope.api.loki_params import (
+    ParamError,
+    Params,
+    one,
+    parse_direction,
+    parse_duration,
+    parse_limit,
+    parse_timestamp,
+    read_params,
+    time_range,
+)
+from meshscope.api.trace_logs import trace_logs_route
+from meshscope.clock import Clock, SystemClock
+from meshscope.query.logql import LogExpr, LogQLError, parse
+from meshscope.query.logql.metrics import Matrix, Steps, evaluate
+from meshscope.query.logql.select import Scan, entries, label_sets
+from meshscope.query.promql.values import format_time, format_value
+from meshscope.store.base import LabelMatcher, Storage
+
+HOUR_NS = 3600 * 10**9
+LABELS_DEFAULT_NS = 6 * HOUR_NS
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 5000  # Loki's max_entries_limit_per_query default
+MAX_POINTS = 11_000  # Loki's (and Prometheus's) maximum points per series
+LABEL_SCAN_RECORDS = 50_000
+BUILD_INFO = {"version": "2.9.0", "revision": "meshscope", "branch": "meshscope",
+              "buildUser": "meshscope", "buildDate": "", "goVersion": ""}  # fmt: skip
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+Work = Callable[[Params, Request], Any]
+
+
+def _json(data: Any) -> Response:
+    return Response(orjson.dumps(data), media_type="application/json")
+
+
+def _endpoint(work: Work) -> Callable[[Request], Awaitable[Response]]:
+    async def handle(request: Request) -> Response:
+        try:
+            params = await read_params(request)
+            return _json(await run_in_threadpool(work, params, request))
+        except (ParamError, LogQLError) as error:
+            return PlainTextResponse(str(error), 400)
+
+    return handle
+
+
+def _query(params: Params) -> Any:
+    text = one(params, "query")
+    if not text:
+        raise ParamError("query is required (a LogQL query)")
+    return parse(text)
+
+
+def _stats(scan: Scan, started: float, returned: int) -> dict[str, Any]:
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    return {
+        "summary": {
+            "bytesProcessedPerSecond": int(scan.bytes / elapsed),
+            "linesProcessedPerSecond": int(scan.lines / elapsed),
+            "totalBytesProcessed": scan.bytes,
+            "totalLinesProcessed": scan.lines,
+            "execTime": elapsed,
+            "queueTime": 0,
+            "subqueries": 0,
+            "totalEntriesReturned": returned,
+        }
+    }
+
+
+def _streams(
+    storage: Storage, expr: LogExpr, start: int, end: int, limit: int, backward: bool
+) -> dict[str, Any]:
+    started, scan = time.perf_counter(), Scan()
+    streams: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+    count = 0
+    for entry in entries(storage.logs, expr, start, end, scan, limit, backward):
+        key = tuple(sorted(entry.labels.items()))
+        stream = streams.setdefault(key, {"stream": dict(key), "values": []})
+        stream["values"].append([str(entry.time_ns), entry.line])
+        count += 1
+    result = list(streams.values())
+    return {"resultType": "streams", "result": result, "stats": _stats(scan, started, count)}
+
+
+def _series_json(matrix: Matrix, steps: Steps, instant: bool) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for key in sorted(matrix):
+        points = matrix[key]
+        pairs = [
+            [format_time(steps.time(i) // 10**6), format_value(points[i])] for i in sorted(points)
+        ]
+        if instant:
+            out.append({"metric": dict(key), "value": pairs[0]})
+        else:
+            out.append({"metric": dict(key), "values": pairs})
+    return out
+
+
+def _metric(storage: Storage, expr: Any, steps: Steps, instant: bool) -> dict[str, Any]:
+    if steps.count > MAX_POINTS:
+        raise ParamError(
+            f"exceeded maximum resolution of {MAX_POINTS} points per timeseries. Try "
+            "increasing the value of the step parameter"
+        )
+    started, scan = time.perf_counter(), Scan()
+    matrix = evaluate(storage.logs, expr, steps, scan)
+    result = _series_json(matrix, steps, instant)
+    returned = sum(len(points) for points in matrix.values())
+    return {"resultType": "vector" if instant else "matrix", "result": result,
+            "stats": _stats(scan, started, returned)}  # fmt: skip
+
+
+def _selectors(params: Params, names: tuple[str, ...]) -> list[tuple[LabelMatcher, ...]]:
+    out: list[tuple[LabelMatcher, ...]] = []
+    for name in names:
+        for text in params.get(name, []):
+            if not text.strip():
+                continue
+            expr = parse(text)
+            if not isinstance(expr, LogExpr) or expr.stages:
+                raise ParamError(f"invalid {name}: {text!r} is not a stream selector")
+            out.append(expr.matchers)
+    return out or [()]
+
+
+def loki_query_routes(storage: Storage, clock: Clock | None = None) -> list[Route]:
+    """Loki's query API plus meshscope's logs-of-a-trace route, for the UI/API app."""
+    clock = clock or SystemClock()
+
+    def query_range(params: Params, _: Request) -> Any:
+        expr = _query(params)
+        start, end = time_range(params, clock.now_ns(), HOUR_NS)
+        limit = parse_limit(one(params, "limit"), DEFAULT_LIMIT, MAX_LIMIT)
+        backward = parse_direction(one(params, "direction"))
+        if isinstance(expr, LogExpr):
+            return {
+                "status": "success",
+                "data": _streams(storage, expr, start, end, limit, backward),
+            }
+        step_text = one(params, "step")
+        default_step = max(1, -(-(end - start) // (250 * 10**9))) * 10**9
+        step = parse_duration(step_text, "step") if step_text else default_step
+        return {"status": "success", "data": _metric(storage, expr, Steps(start, end, step), False)}
+
+    def query(params: Params, _: Request) -> Any:
+        expr = _query(params)
+        at_text = one(params, "time")
+        at = parse_timestamp(at_text, "time") if at_text else clock.now_ns()
+        limit = parse_limit(one(params, "limit"), DEFAULT_LIMIT, MAX_LIMIT)
+        backward = parse_direction(one(params, "direction"))
+        if isinstance(expr, LogExpr):
+            start = max(at - HOUR_NS, 0)
+            return {
+                "status": "success",
+                "data": _streams(storage, expr, start, at, limit, backward),
+            }
+        return {"status": "success", "data": _metric(storage, expr, Steps(at, at, 1), True)}
+
+    def _sets(params: Params) -> list[dict[str, str]]:
+        start, end = time_range(params, clock.now_ns(), LABELS_DEFAULT_NS)
+        found: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+        for matchers in _selectors(params, ("query", "match[]", "match")):
+            for labels in label_sets(storage.logs, matchers, start, end, LABEL_SCAN_RECORDS):
+                found.setdefault(tuple(sorted(labels.items())), labels)
+        return list(found.values())
+
+    def labels(params: Params, _: Request) -> Any:
+        names = {name for labels in _sets(params) for name in labels}
+        return {"status": "success", "data": sorted(names)}
+
+    def label_values(params: Params, request: Request) -> Any:
+        name = request.path_params["name"]
+        if not _LABEL_NAME.fullmatch(name):
+            raise ParamError(f"invalid label name: {name!r}")
+        values = {labels[name] for labels in _sets(params) if name in labels}
+        return {"status": "success", "data": sorted(values)}
+
+    def series(params: Params, _: Request) -> Any:
+        return {"status": "success", "data": _sets(params)}
+
+    def buildinfo(params: Params, _: Request) -> Any:
+        return BUILD_INFO
+
+    both = ["GET", "POST"]
+    return [
+        Route("/loki/api/v1/query_range", _endpoint(query_range), methods=both),
+        Route("/loki/api/v1/query", _endpoint(query), methods=both),
+        Route("/loki/api/v1/labels", _endpoint(labels), methods=both),
+        Route("/loki/api/v1/label/{name}/values", _endpoint(label_values), methods=both),
+        Route("/loki/api/v1/series", _endpoint(series), methods=both),
+        Route("/loki/api/v1/status/buildinfo", _endpoint(buildinfo), methods=["GET"]),
+        trace_logs_route(storage),
+    ]

@@ -1,0 +1,77 @@
+"""`GET /api/meshscope/traces/{trace_id}/logs`: the logs of a trace, oldest first.
+
+Application logs only by default; `?access=true` adds the access logs derived from the
+trace's calls. Each log: service, time (RFC 3339 and ns), severity, body, trace and span
+ids, attributes and resource. An unknown trace has no logs (200, empty list); an id that is
+not 1-32 hex digits is a 400 `{"error": ...}`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from meshscope.model.ids import TRACE_ID_HEX_LEN
+from meshscope.model.logs import LogRecord
+from meshscope.query.logql.labels import level_name
+from meshscope.query.logs import trace_logs
+from meshscope.store.base import Storage
+
+_HEX = frozenset("0123456789abcdef")
+_TRUE = ("true", "1", "yes")
+
+
+def _trace_id(raw: str) -> str | None:
+    value = raw.strip().lower()
+    if not value or len(value) > TRACE_ID_HEX_LEN or not set(value) <= _HEX:
+        return None
+    return value.rjust(TRACE_ID_HEX_LEN, "0")
+
+
+def rfc3339(time_ns: int) -> str:
+    seconds, ns = divmod(time_ns, 10**9)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{ns:09d}Z"
+
+
+def log_json(record: LogRecord) -> dict[str, Any]:
+    return {
+        "service": record.service,
+        "time": rfc3339(record.time_ns),
+        "timeUnixNano": str(record.time_ns),
+        "severity": level_name(record.severity) or "unspecified",
+        "severityNumber": int(record.severity),
+        "severityText": record.severity_text,
+        "body": record.body,
+        "traceID": record.trace_id,
+        "spanID": record.span_id,
+        "access": record.is_access_log,
+        "attributes": record.attributes,
+        "resource": record.resource,
+    }
+
+
+def _default(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError
+
+
+def trace_logs_route(storage: Storage) -> Route:
+    async def logs(request: Request) -> Response:
+        trace_id = _trace_id(request.path_params["trace_id"])
+        if trace_id is None:
+            body = {"error": "trace id must be 1 to 32 hex characters"}
+            return Response(orjson.dumps(body), 400, media_type="application/json")
+        access = request.query_params.get("access", "").lower() in _TRUE
+        records = await run_in_threadpool(trace_logs, storage.logs, trace_id, access)
+        data = {"traceID": trace_id, "logs": [log_json(r) for r in records]}
+        return Response(orjson.dumps(data, default=_default), media_type="application/json")
+
+    return Route("/api/meshscope/traces/{trace_id}/logs", logs, methods=["GET"])
