@@ -71,7 +71,8 @@ def _grafana_range(base: str, query: str, **extra: Any) -> dict[str, Any]:
         "start": str(START),
         "step": "60000ms",
     } | extra
-    return _get(base, "/loki/api/v1/query_range", **params)["data"]
+    data: dict[str, Any] = _get(base, "/loki/api/v1/query_range", **params)["data"]
+    return data
 
 
 def test_log_query_streams_shape_and_content(base: str) -> None:
@@ -144,7 +145,7 @@ def test_metric_query_matrix_counts_per_level(base: str) -> None:
                 if x.level == series["metric"]["level"] and t_ns - 300 * S < x.time_ns <= t_ns
             )
             assert int(value) == want
-    assert {s["metric"]["level"] for s in data["result"]} == set(x.level for x in LINES)
+    assert {s["metric"]["level"] for s in data["result"]} == {x.level for x in LINES}
     first_steps = {s["metric"]["level"]: s["values"][0][0] for s in data["result"]}
     assert first_steps["info"] == START // S  # only the line at exactly T0 is in (T0-5m, T0]
 
