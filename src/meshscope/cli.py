@@ -8,6 +8,10 @@ from collections.abc import Sequence
 
 from meshscope import __version__
 from meshscope.config import ConfigError, load_config
+from meshscope.demo.cli import add_demo_parser
+from meshscope.demo.cli import run as run_demo
+from meshscope.sidecar.cli import add_sidecar_parser
+from meshscope.sidecar.cli import run as run_sidecar
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "node", help="speak the JSON-lines node protocol on stdin/stdout (docs/node-protocol.md)"
     )
+    add_sidecar_parser(commands)
+    add_demo_parser(commands)
     return parser
 
 
@@ -37,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from meshscope.node.main import run
 
         return run(sys.stdin, sys.stdout, sys.stderr)
+    if args.command == "sidecar":
+        return run_sidecar(args)
+    if args.command == "demo":
+        return run_demo(args)
     try:
         config = load_config(args.config)
     except ConfigError as error:
