@@ -9,9 +9,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from meshscope.api.meshscope import meshscope_routes
+from meshscope.api.openapi import openapi_routes
 from meshscope.api.prometheus import prometheus_routes
 from meshscope.api.selfmetrics import metrics_route
 from meshscope.api.traces import trace_routes
+from meshscope.api.zipkin_read import zipkin_read_routes
 from meshscope.clock import Clock, SystemClock
 from meshscope.config import Config
 from meshscope.ingest.http import OtlpDecoders, otlp_http_routes, zipkin_routes
@@ -74,6 +77,8 @@ def build(config: Config, clock: Clock | None = None) -> App:
         metrics_route(writer),
         *trace_routes(storage),
         *prometheus_routes(MetricStoreQueryable(storage.metrics)),
+        *meshscope_routes(storage),
+        *openapi_routes(),
     ]
     return App(
         config=config,
@@ -84,7 +89,9 @@ def build(config: Config, clock: Clock | None = None) -> App:
         decoders=decoders,
         ui=Starlette(routes=ui_routes),
         otlp_http=Starlette(routes=[*otlp_http_routes(writer, limits, decoders), health_route()]),
-        zipkin=Starlette(routes=[*zipkin_routes(writer, limits), health_route()]),
+        zipkin=Starlette(
+            routes=[*zipkin_routes(writer, limits), *zipkin_read_routes(storage), health_route()]
+        ),
     )
 
 

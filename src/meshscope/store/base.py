@@ -15,7 +15,7 @@ from typing import Protocol
 from meshscope.model.attributes import AttrValue
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import Labels, MetricPoint, MetricType
-from meshscope.model.spans import Span, SpanKind
+from meshscope.model.spans import Span, SpanKind, StatusCode
 
 MAX_TIME_NS = 2**63 - 1
 
@@ -62,6 +62,8 @@ class TraceQuery:
     start_ns: int = 0
     end_ns: int = MAX_TIME_NS
     limit: int = 20
+    status: StatusCode | None = None  # the span's status code is exactly this
+    kind: SpanKind | None = None  # the span's kind is exactly this
 
 
 @dataclass(frozen=True, slots=True)

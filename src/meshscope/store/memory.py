@@ -30,6 +30,10 @@ def _span_matches(span: Span, query: TraceQuery) -> bool:
         return False
     if query.errors_only and not span.is_error:
         return False
+    if query.status is not None and span.status_code is not query.status:
+        return False
+    if query.kind is not None and span.kind is not query.kind:
+        return False
     if span.duration_ns < query.min_duration_ns:
         return False
     if query.max_duration_ns and span.duration_ns > query.max_duration_ns:

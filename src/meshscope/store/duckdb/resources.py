@@ -11,14 +11,36 @@ from collections.abc import Mapping, Sequence
 import pyarrow as pa
 
 from meshscope.model.attributes import AttrValue
-from meshscope.store.duckdb.codec import AttrColumns
+from meshscope.store.duckdb.codec import AttrColumns, decode_attrs
 from meshscope.store.duckdb.database import Database, Txn
 
 
 class Resources:
     def __init__(self, db: Database) -> None:
+        self._db = db
         rows = db.read().execute("SELECT DISTINCT resource_id FROM resources").fetchall()
         self._known: frozenset[int] = frozenset(row[0] for row in rows)
+        # id -> attributes; a resource never changes (its id is the hash of its content), so
+        # readers cache it instead of joining `resources` on every trace read.
+        self._attrs: dict[int, dict[str, AttrValue]] = {0: {}}
+
+    def attributes(self, resource_ids: Sequence[int]) -> dict[int, dict[str, AttrValue]]:
+        """The attributes of each given (committed) resource id; unknown ids map to {}."""
+        cache = self._attrs
+        missing = [rid for rid in dict.fromkeys(resource_ids) if rid not in cache]
+        if missing:
+            rows = (
+                self._db.read()
+                .execute(
+                    "SELECT resource_id, any_value(attr_keys), any_value(attr_values),"
+                    " any_value(attr_types) FROM resources WHERE resource_id IN"
+                    f" ({', '.join(str(int(rid)) for rid in missing)}) GROUP BY resource_id"
+                )
+                .fetchall()
+            )
+            fresh = {row[0]: decode_attrs(row[1], row[2], row[3]) for row in rows}
+            self._attrs = cache = {**cache, **fresh}  # replaced, never mutated: thread-safe
+        return {rid: cache.get(rid, {}) for rid in resource_ids}
 
     def ids(self, txn: Txn, resources: Sequence[Mapping[str, AttrValue]]) -> list[int]:
         """The id of each resource, inserting the ones never seen in this transaction."""

@@ -43,8 +43,8 @@ _INDEX = (
 )
 _COLUMNS = """s.trace_hi, s.trace_lo, s.span_id, s.parent_id, s.name, s.service, s.start_ns,
     s.duration_ns, s.kind, s.status_code, s.status_message, s.attr_keys, s.attr_values,
-    s.attr_types, s.events, s.links, r.attr_keys, r.attr_values, r.attr_types, s.scope_name,
-    s.scope_version, s.trace_state, s.flags"""
+    s.attr_types, s.events, s.links, s.scope_name, s.scope_version, s.trace_state, s.flags,
+    s.resource_id"""
 
 
 class DuckDBTraceStore:
@@ -68,20 +68,22 @@ class DuckDBTraceStore:
         except ValueError:
             return []
         cursor = self._db.read()
+        # `trace_lo` first: the ART index answers it with a point lookup.
         bounds = cursor.execute(
             "SELECT min(min_start), max(max_start) FROM trace_index"
-            " WHERE trace_hi = ? AND trace_lo = ?",
-            [high, low],
+            " WHERE trace_lo = ? AND trace_hi = ?",
+            [low, high],
         ).fetchone()
         if bounds is None or bounds[0] is None:
             return []
         rows = cursor.execute(
-            f"SELECT {_COLUMNS} FROM spans s LEFT JOIN resources r USING (resource_id)"
-            " WHERE s.start_ns BETWEEN ? AND ? AND s.trace_hi = ? AND s.trace_lo = ?"
+            f"SELECT {_COLUMNS} FROM spans s"
+            " WHERE s.start_ns BETWEEN ? AND ? AND s.trace_lo = ? AND s.trace_hi = ?"
             " ORDER BY s.start_ns, s.rowid",
-            [bounds[0], bounds[1], high, low],
+            [bounds[0], bounds[1], low, high],
         ).fetchall()
-        return [_span(row) for row in rows]
+        resources = self._resources.attributes([row[-1] for row in rows])
+        return [_span(row, resources[row[-1]]) for row in rows]
 
     def find_trace_ids(self, query: TraceQuery) -> list[str]:
         if query.limit <= 0:
@@ -96,6 +98,10 @@ class DuckDBTraceStore:
             params.append(query.operation)
         if query.errors_only:
             where.append(f"status_code = {int(StatusCode.ERROR)}")
+        if query.status is not None:
+            where.append(f"status_code = {int(query.status)}")
+        if query.kind is not None:
+            where.append(f"kind = {int(query.kind)}")
         if query.min_duration_ns > 0:
             where.append("greatest(duration_ns, 0) >= ?")
             params.append(query.min_duration_ns)
@@ -198,10 +204,10 @@ class DuckDBTraceStore:
         )
 
 
-def _span(row: tuple[Any, ...]) -> Span:
+def _span(row: tuple[Any, ...], resource: dict[str, Any]) -> Span:
     (t_hi, t_lo, span_id, parent, name, service, start, duration, kind, status, message) = row[:11]
-    (keys, values, types, events, links, r_keys, r_values, r_types) = row[11:19]
-    (scope, version, state, flags) = row[19:]
+    (keys, values, types, events, links) = row[11:16]
+    (scope, version, state, flags) = row[16:20]
     return Span(
         trace_id=hex128(t_hi, t_lo),
         span_id=hex64(span_id),
@@ -223,7 +229,7 @@ def _span(row: tuple[Any, ...]) -> Span:
             )
             for link in links
         ),
-        resource=decode_attrs(r_keys, r_values, r_types),
+        resource=dict(resource),
         scope_name=scope,
         scope_version=version,
         trace_state=state,

@@ -1,0 +1,91 @@
+"""The OpenAPI 3 document of every meshscope app, served at `/api/meshscope/openapi.json`.
+
+Built from the route descriptions in api/openapi_routes.py; each path says which app (and so
+which default port) serves it through a path-level `servers` list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from meshscope import __version__
+from meshscope.api.openapi_routes import DOCS, OTLP, UI, ZIPKIN, Doc
+
+SERVERS = {
+    UI: "http://127.0.0.1:16686",
+    OTLP: "http://127.0.0.1:4318",
+    ZIPKIN: "http://127.0.0.1:9411",
+}
+_TYPES = {"string": {"type": "string"}, "integer": {"type": "integer"},
+          "binary": {"type": "string", "format": "binary"}}  # fmt: skip
+
+
+def _operation(doc: Doc) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": doc.summary,
+        "operationId": f"{doc.method.lower()}{doc.path}".replace("/", "_")
+        .replace("{", "")
+        .replace("}", "")
+        .replace(".", "_"),
+        "tags": list(doc.apps),
+        "responses": {
+            "200": {"description": doc.response},
+            "400": {"description": "bad parameters, with a message"},
+        },
+    }
+    params = [
+        {
+            "name": param.name,
+            "in": param.where,
+            "required": param.required,
+            "description": param.description,
+            "schema": _TYPES[param.type],
+        }
+        for param in doc.params
+        if param.where != "body"
+    ]
+    if params:
+        operation["parameters"] = params
+    body = [param for param in doc.params if param.where == "body"]
+    if body:
+        operation["requestBody"] = {
+            "required": True,
+            "description": body[0].description,
+            "content": {"application/octet-stream": {"schema": _TYPES[body[0].type]}},
+        }
+    return operation
+
+
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for doc in DOCS:
+        item = paths.setdefault(doc.path, {})
+        item[doc.method.lower()] = _operation(doc)
+        servers = item.setdefault("servers", [])
+        for app in doc.apps:
+            entry = {"url": SERVERS[app], "description": app}
+            if entry not in servers:
+                servers.append(entry)
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "meshscope",
+            "version": __version__,
+            "description": "Every HTTP route of meshscope's UI/query, OTLP/HTTP and Zipkin apps.",
+        },
+        "servers": [{"url": SERVERS[UI], "description": UI}],
+        "paths": paths,
+    }
+
+
+def openapi_routes() -> list[Route]:
+    document = openapi_document()
+
+    async def serve(request: Request) -> Response:
+        return JSONResponse(document)
+
+    return [Route("/api/meshscope/openapi.json", serve, methods=["GET"])]

@@ -1,0 +1,115 @@
+"""The description of every HTTP route of every meshscope app, from which api/openapi.py builds
+the OpenAPI document. A route of the apps that is missing here fails tests/api/test_openapi.py.
+
+Each entry: (app names, method, path) -> (summary, parameters, response description); a
+parameter is (name, where: query|path|header|body, required, type, description).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Param(NamedTuple):
+    name: str
+    where: str
+    required: bool
+    type: str
+    description: str
+
+
+class Doc(NamedTuple):
+    apps: tuple[str, ...]
+    method: str
+    path: str
+    summary: str
+    params: tuple[Param, ...] = ()
+    response: str = "JSON"
+
+
+def q(name: str, description: str, type_: str = "string", required: bool = False) -> Param:
+    return Param(name, "query", required, type_, description)
+
+
+def p(name: str, description: str) -> Param:
+    return Param(name, "path", True, "string", description)
+
+
+UI, OTLP, ZIPKIN = "ui", "otlp_http", "zipkin"
+_TIME_RANGE = (q("start", "range start, ms since epoch (default end - 1 h)", "integer"),
+               q("end", "range end, ms since epoch (default now)", "integer"))  # fmt: skip
+_PROM_RANGE = (q("start", "RFC 3339 or unix seconds"), q("end", "RFC 3339 or unix seconds"))
+_MATCH = q("match[]", "series selector (repeatable)")
+_BODY_OTLP = Param("body", "body", True, "binary", "OTLP protobuf or JSON, gzip allowed")
+
+DOCS: tuple[Doc, ...] = (
+    Doc((UI, OTLP, ZIPKIN), "GET", "/health", "Liveness: `ok`", response="text"),
+    Doc((UI,), "GET", "/metrics", "meshscope's own metrics", response="Prometheus text"),
+    Doc((UI,), "GET", "/api/services", "Jaeger: service names", response="Jaeger envelope"),
+    Doc((UI,), "GET", "/api/services/{service}/operations", "Jaeger: operation names",
+        (p("service", "service name"),), "Jaeger envelope"),
+    Doc((UI,), "GET", "/api/operations", "Jaeger: operations with span kind",
+        (q("service", "service name", required=True),
+         q("spanKind", "server|client|producer|consumer|internal")), "Jaeger envelope"),
+    Doc((UI,), "GET", "/api/traces", "Jaeger: search, full traces most recent first",
+        (q("service", "service (required unless traceID)"), q("operation", "span name"),
+         q("tags", 'JSON map, e.g. {"error":"true"}'), q("tag", "key:value (repeatable)"),
+         q("minDuration", "Go duration, e.g. 100ms"), q("maxDuration", "Go duration"),
+         q("start", "µs since epoch (default end - 2 days)", "integer"),
+         q("end", "µs since epoch (default now)", "integer"),
+         q("limit", "traces, default 100, at most 1500", "integer"),
+         q("traceID", "fetch these traces (repeatable)"), q("lookback", "ignored")),
+        "Jaeger envelope"),
+    Doc((UI,), "GET", "/api/traces/{trace_id}", "Jaeger: one trace (404 if unknown)",
+        (p("trace_id", "1-32 hex characters"),), "Jaeger envelope"),
+    Doc((UI,), "GET", "/api/dependencies", "Jaeger: service dependencies",
+        (q("endTs", "ms since epoch (default now)", "integer"),
+         q("lookback", "ms (default 24 h)", "integer"), q("service", "only edges of it")),
+        "Jaeger envelope"),
+    Doc((UI,), "GET", "/api/meshscope/stats", "spans and log records per service"),
+    Doc((UI,), "GET", "/api/meshscope/red", "RED per service or operation",
+        (*_TIME_RANGE, q("service", "one service"), q("groupBy", "service|operation"),
+         q("spanKind", "server (default)|client|producer|consumer|internal|all"))),
+    Doc((UI,), "GET", "/api/meshscope/graph", "service graph with per-edge numbers", _TIME_RANGE),
+    Doc((UI,), "GET", "/api/meshscope/traces/{trace_id}/stats",
+        "counts, services and critical path of a trace", (p("trace_id", "1-32 hex"),)),
+    Doc((UI,), "GET", "/api/meshscope/openapi.json", "this OpenAPI document"),
+    *(Doc((UI,), method, path, summary, params, "Prometheus envelope")
+      for method in ("GET", "POST")
+      for path, summary, params in (
+          ("/api/v1/query", "PromQL instant query",
+           (q("query", "PromQL", required=True), q("time", "evaluation time"))),
+          ("/api/v1/query_range", "PromQL range query",
+           (q("query", "PromQL", required=True), *_PROM_RANGE, q("step", "duration"))),
+          ("/api/v1/series", "series matching selectors", (_MATCH, *_PROM_RANGE)),
+          ("/api/v1/labels", "label names", (_MATCH, *_PROM_RANGE)))),
+    Doc((UI,), "GET", "/api/v1/label/{name}/values", "values of a label",
+        (p("name", "label name"), _MATCH), "Prometheus envelope"),
+    Doc((UI,), "GET", "/api/v1/metadata", "metric metadata", (q("metric", "one metric"),),
+        "Prometheus envelope"),
+    Doc((UI,), "GET", "/api/v1/status/buildinfo", "build information",
+        response="Prometheus envelope"),
+    Doc((OTLP,), "POST", "/v1/traces", "OTLP/HTTP traces", (_BODY_OTLP,), "OTLP response"),
+    Doc((OTLP,), "POST", "/v1/metrics", "OTLP/HTTP metrics", (_BODY_OTLP,), "OTLP response"),
+    Doc((OTLP,), "POST", "/v1/logs", "OTLP/HTTP logs", (_BODY_OTLP,), "OTLP response"),
+    Doc((ZIPKIN,), "POST", "/api/v2/spans", "Zipkin: ingest spans (202)",
+        (Param("body", "body", True, "binary", "ListOfSpans JSON"),), "empty"),
+    Doc((ZIPKIN,), "GET", "/api/v2/services", "Zipkin: service names"),
+    Doc((ZIPKIN,), "GET", "/api/v2/spans", "Zipkin: span names of a service",
+        (q("serviceName", "service", required=True),)),
+    Doc((ZIPKIN,), "GET", "/api/v2/remoteServices", "Zipkin: services a service calls",
+        (q("serviceName", "service", required=True),)),
+    Doc((ZIPKIN,), "GET", "/api/v2/traces", "Zipkin: search",
+        (q("serviceName", "service"), q("spanName", "span name or all"),
+         q("annotationQuery", "k=v and word ..."), q("minDuration", "µs", "integer"),
+         q("maxDuration", "µs", "integer"), q("endTs", "ms (default now)", "integer"),
+         q("lookback", "ms (default 24 h)", "integer"),
+         q("limit", "traces, default 10", "integer"))),
+    Doc((ZIPKIN,), "GET", "/api/v2/trace/{trace_id}", "Zipkin: one trace (404 if unknown)",
+        (p("trace_id", "16 or 32 hex"),)),
+    Doc((ZIPKIN,), "GET", "/api/v2/traceMany", "Zipkin: several traces",
+        (q("traceIds", "comma-separated ids", required=True),)),
+    Doc((ZIPKIN,), "GET", "/api/v2/dependencies", "Zipkin: dependency links",
+        (q("endTs", "ms", "integer", required=True),
+         q("lookback", "ms (default 24 h)", "integer"))),
+)  # fmt: skip

@@ -1,0 +1,82 @@
+"""Query-parameter parsing shared by the Jaeger, Zipkin and meshscope read APIs.
+
+Every parser raises `ParamError` with a message naming the parameter; routes turn it into a
+400 in their API's own error envelope.
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.datastructures import QueryParams
+
+from meshscope.model.ids import TRACE_ID_HEX_LEN
+
+NS_PER_US = 1_000
+NS_PER_MS = 1_000_000
+MAX_INT64 = 2**63 - 1
+
+# Go's time.ParseDuration grammar: a sequence of decimal numbers with units, optional sign.
+_GO_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
+             "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}  # fmt: skip
+_GO_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+class ParamError(ValueError):
+    """A bad request parameter (answered with 400)."""
+
+
+def go_duration_ns(text: str, name: str) -> int:
+    """A Go duration string (`100ms`, `1.5s`, `1h2m`, `250us`) in nanoseconds; >= 0."""
+    body = text.strip()
+    if body.startswith("+"):
+        body = body[1:]
+    if body == "0":
+        return 0
+    total = 0.0
+    position = 0
+    for match in _GO_PART.finditer(body):
+        if match.start() != position:
+            break
+        total += float(match[1]) * _GO_UNITS[match[2]]
+        position = match.end()
+    if not body or position != len(body):
+        raise ParamError(f'cannot parse parameter {name}="{text}": not a duration like 100ms')
+    if total > MAX_INT64:
+        raise ParamError(f'parameter {name}="{text}" is out of range')
+    return int(total)
+
+
+def integer(text: str, name: str, minimum: int = 0, maximum: int = MAX_INT64) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ParamError(f'cannot parse parameter {name}="{text}": not an integer') from None
+    if not minimum <= value <= maximum:
+        raise ParamError(f"parameter {name}={value} must be between {minimum} and {maximum}")
+    return value
+
+
+def optional_int(
+    params: QueryParams, name: str, default: int, minimum: int = 0, maximum: int = MAX_INT64
+) -> int:
+    """`name` as an integer; `default` when absent or empty (clients send `minDuration=`)."""
+    text = params.get(name, "")
+    return integer(text, name, minimum, maximum) if text.strip() else default
+
+
+def scaled(value: int, factor: int) -> int:
+    """`value * factor` clamped to the int64 range the stores use."""
+    return max(-MAX_INT64, min(MAX_INT64, value * factor))
+
+
+def trace_id(raw: str, name: str = "traceID") -> str:
+    """Lowercase hex, left-padded to 32 (64-bit Zipkin/Jaeger ids)."""
+    value = raw.strip().lower()
+    if (
+        not value
+        or len(value) > TRACE_ID_HEX_LEN
+        or any(c not in "0123456789abcdef" for c in value)
+    ):
+        raise ParamError(f'parameter {name}="{raw}" must be 1 to 32 hex characters')
+    return value.rjust(TRACE_ID_HEX_LEN, "0")

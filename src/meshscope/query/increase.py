@@ -1,0 +1,96 @@
+"""How much cumulative series grew over a time range, from two instant lookups per series.
+
+The derived metrics (span metrics, service graph) are cumulative and flushed periodically, so
+the growth over (start, end] is the last value at or before `end` minus the last value at or
+before `start` (the baseline; 0 for a series born inside the range). Only two samples per
+series are read (`MetricStore.latest`), never the samples in between, which keeps RED and
+dependency questions over a day as cheap as over a minute. A value below its baseline is a
+counter reset (meshscope restarted): then the growth is the value itself, as in
+`query.counters.increase_since`; a second reset inside the range is not seen (Prometheus'
+`increase` would see it, at the price of reading every sample).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from meshscope.model.metrics import Histogram, Labels
+from meshscope.query.promql.histograms import bucket_quantile
+from meshscope.store.base import LabelMatcher, MetricStore
+
+
+@dataclass(frozen=True, slots=True)
+class Growth:
+    labels: Labels
+    value: float
+    histogram: Histogram | None = None
+
+
+def increases(
+    metrics: MetricStore,
+    name: str,
+    matchers: Sequence[LabelMatcher],
+    start_ns: int,
+    end_ns: int,
+) -> list[Growth]:
+    """The growth of every series named `name` that has a sample in (start_ns, end_ns]."""
+    if end_ns <= start_ns:
+        return []
+    last = metrics.latest(name, matchers, end_ns, end_ns - start_ns - 1)
+    if not last:
+        return []
+    before = {
+        s.labels: s.samples[-1]
+        for s in metrics.latest(name, matchers, start_ns, max(0, start_ns))
+        if s.samples
+    }
+    out: list[Growth] = []
+    for series in last:
+        point = series.samples[-1]
+        base = before.get(series.labels)
+        if point.histogram is not None:
+            hist = point.histogram
+            if base is not None and base.histogram is not None:
+                hist = _histogram_growth(base.histogram, hist)
+            out.append(Growth(series.labels, float(hist.count), hist))
+            continue
+        value = point.value
+        if base is not None and value >= base.value:
+            value -= base.value
+        out.append(Growth(series.labels, value))
+    return out
+
+
+def _histogram_growth(base: Histogram, last: Histogram) -> Histogram:
+    if base.bounds != last.bounds or any(
+        b > a for a, b in zip(last.counts, base.counts, strict=True)
+    ):
+        return last  # reset (or re-bucketed): everything in `last` is new
+    counts = tuple(a - b for a, b in zip(last.counts, base.counts, strict=True))
+    return Histogram(last.bounds, counts, last.sum - base.sum, last.count - base.count)
+
+
+def merge(histograms: Iterable[Histogram]) -> Histogram | None:
+    """Sum histograms bucket by bucket (those whose bounds differ from the first are left out)."""
+    merged: Histogram | None = None
+    for hist in histograms:
+        if merged is None:
+            merged = hist
+        elif hist.bounds == merged.bounds:
+            merged = Histogram(
+                merged.bounds,
+                tuple(a + b for a, b in zip(merged.counts, hist.counts, strict=True)),
+                merged.sum + hist.sum,
+                merged.count + hist.count,
+            )
+    return merged
+
+
+def quantile(q: float, hist: Histogram | None) -> float | None:
+    """Like PromQL's histogram_quantile: linear interpolation inside the bucket; None if empty."""
+    if hist is None or hist.count == 0:
+        return None
+    value = bucket_quantile(q, [(le, float(c)) for le, c in hist.cumulative()])
+    return None if math.isnan(value) else value

@@ -1,0 +1,29 @@
+"""Parameter parsing shared by the read APIs."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshscope.api.params import ParamError, go_duration_ns, trace_id
+
+
+@pytest.mark.parametrize(
+    ("text", "ns"),
+    [("100ms", 100_000_000), ("1.5s", 1_500_000_000), ("1h2m", 3_720_000_000_000),
+     ("250us", 250_000), ("250µs", 250_000), ("7ns", 7), ("0", 0), (".5s", 500_000_000)],
+)  # fmt: skip
+def test_go_durations(text: str, ns: int) -> None:
+    assert go_duration_ns(text, "d") == ns
+
+
+@pytest.mark.parametrize("text", ["", "10", "1x", "-1s", "s", "1s 2ms", "1e3s"])
+def test_bad_go_durations(text: str) -> None:
+    with pytest.raises(ParamError, match="d="):
+        go_duration_ns(text, "d")
+
+
+def test_trace_ids() -> None:
+    assert trace_id("ABC") == f"{0xABC:032x}"
+    for bad in ("", "g", "1" * 33):
+        with pytest.raises(ParamError):
+            trace_id(bad)
