@@ -17,6 +17,7 @@ from meshscope.store.base import LabelMatcher, MetricFamily, Series
 from meshscope.store.duckdb.database import Database, Txn
 
 _LABELS = pa.list_(pa.struct([("name", pa.string()), ("value", pa.string())]))
+LATEST_FIRST_WINDOW_NS = 5 * 60 * 10**9
 _SAMPLE_COLUMNS = (
     "series_id, time_ns, value, type, help, unit, bounds, counts, hist_sum, hist_count"
 )
@@ -107,22 +108,38 @@ class DuckDBMetricStore:
     def latest(
         self, name: str, matchers: Sequence[LabelMatcher], at_ns: int, lookback_ns: int
     ) -> list[Series]:
+        """Searched backwards from `at_ns` in growing windows (5 min, then 8x wider each
+        time) for the series not found yet: live series are flushed every few seconds, so the
+        first window, which the `time_ns` zonemaps narrow to the newest row groups, usually
+        finds them all, and a day-long lookback costs about what a 5-minute one does."""
         wanted = self._matching(name, matchers)
         if not wanted:
             return []
-        id_list = ", ".join(str(series_id) for series_id in sorted(wanted))
-        rows = (
-            self._db.read()
-            .execute(
-                f"SELECT {_SAMPLE_COLUMNS} FROM samples WHERE series_id IN ({id_list})"
-                " AND time_ns >= ? AND time_ns <= ?"
-                " QUALIFY row_number() OVER"
-                " (PARTITION BY series_id ORDER BY time_ns DESC, rowid DESC) = 1"
-                " ORDER BY series_id",
-                [max(0, at_ns - lookback_ns), at_ns],
+        low = max(0, at_ns - lookback_ns)
+        high = at_ns
+        window = LATEST_FIRST_WINDOW_NS
+        remaining = sorted(wanted)
+        rows: list[Any] = []
+        while remaining and high >= low:
+            start = max(low, high - window)
+            id_list = ", ".join(str(series_id) for series_id in remaining)
+            found = (
+                self._db.read()
+                .execute(
+                    f"SELECT {_SAMPLE_COLUMNS} FROM samples WHERE series_id IN ({id_list})"
+                    " AND time_ns >= ? AND time_ns <= ?"
+                    " QUALIFY row_number() OVER"
+                    " (PARTITION BY series_id ORDER BY time_ns DESC, rowid DESC) = 1",
+                    [start, high],
+                )
+                .fetchall()
             )
-            .fetchall()
-        )
+            rows += found
+            seen = {row[0] for row in found}
+            remaining = [series_id for series_id in remaining if series_id not in seen]
+            high = start - 1
+            window *= 8
+        rows.sort(key=lambda row: row[0])
         return _series_from_rows(name, wanted, rows)
 
     def families(self) -> list[MetricFamily]:
