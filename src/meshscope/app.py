@@ -19,11 +19,14 @@ from meshscope.clock import Clock, SystemClock
 from meshscope.config import Config
 from meshscope.ingest.http import OtlpDecoders, otlp_http_routes, zipkin_routes
 from meshscope.ingest.limits import IngestLimits
+from meshscope.ingest.sink import IngestSink
+from meshscope.ingest.workers import WorkerSettings, WorkerSink
 from meshscope.pipeline.chain import Pipeline, PipelineSettings
 from meshscope.pipeline.writer import BatchWriter, WriterSettings
 from meshscope.query.promql.queryable import MetricStoreQueryable
 from meshscope.store.base import Storage
 from meshscope.store.factory import open_storage
+from meshscope.store.twophase import TwoPhaseStorage
 
 NS_PER_HOUR = 3600 * 10**9
 
@@ -34,6 +37,7 @@ class App:
     storage: Storage
     pipeline: Pipeline
     writer: BatchWriter
+    sink: IngestSink  # the writer, or worker processes in front of it
     limits: IngestLimits
     decoders: OtlpDecoders
     ui: Starlette
@@ -42,9 +46,13 @@ class App:
 
     def start(self) -> None:
         self.writer.start()
+        if isinstance(self.sink, WorkerSink):
+            self.sink.start()
 
     def stop(self) -> None:
         """Commit what was accepted, flush derived metrics, close the store."""
+        if isinstance(self.sink, WorkerSink):
+            self.sink.stop()
         self.writer.stop()
         self.storage.close()
 
@@ -71,6 +79,10 @@ def build(config: Config, clock: Clock | None = None) -> App:
         pipeline, WriterSettings(flush_interval_s=settings.flush_interval_seconds), apply_retention
     )
     limits = IngestLimits()
+    sink: IngestSink = writer
+    if settings.ingest_workers and isinstance(storage, TwoPhaseStorage):
+        workers = WorkerSettings(processes=settings.ingest_workers)
+        sink = WorkerSink(writer, workers, limits.max_body_bytes)
     decoders = OtlpDecoders()  # one delta-to-cumulative state for OTLP over HTTP and gRPC
     ui_routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
@@ -85,10 +97,11 @@ def build(config: Config, clock: Clock | None = None) -> App:
         storage=storage,
         pipeline=pipeline,
         writer=writer,
+        sink=sink,
         limits=limits,
         decoders=decoders,
         ui=Starlette(routes=ui_routes),
-        otlp_http=Starlette(routes=[*otlp_http_routes(writer, limits, decoders), health_route()]),
+        otlp_http=Starlette(routes=[*otlp_http_routes(sink, limits, decoders), health_route()]),
         zipkin=Starlette(
             routes=[*zipkin_routes(writer, limits), *zipkin_read_routes(storage), health_route()]
         ),

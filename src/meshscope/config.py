@@ -44,6 +44,7 @@ class PipelineConfig:
     servicegraph_ttl_seconds: float = 10.0
     servicegraph_max_pending: int = 1_000_000
     max_series_per_metric: int = 10_000
+    ingest_workers: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,5 +123,7 @@ def _validate(config: Config) -> None:
         )
     if config.storage.retention_hours <= 0:
         raise ConfigError("setting storage.retention_hours must be > 0")
+    if config.pipeline.ingest_workers < 0:
+        raise ConfigError("setting pipeline.ingest_workers must be >= 0")
     if config.pipeline.flush_interval_seconds <= 0:
         raise ConfigError("setting pipeline.flush_interval_seconds must be > 0")

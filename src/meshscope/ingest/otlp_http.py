@@ -81,7 +81,7 @@ def _endpoint(
         def decode(body: bytes) -> Decoded:
             return decoders.decode_body(signal, body, json=as_json)
 
-        outcome = await receive_http(request, sink, limits, decode)
+        outcome = await receive_http(request, sink, limits, decode, signal, as_json)
         if isinstance(outcome, Refusal):
             return status_response(outcome, as_json=as_json)
         return export_response(signal, outcome, as_json=as_json)

@@ -30,7 +30,7 @@ from meshscope.ingest.delta import DeltaToCumulative
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.otlp import Decoded, Signal, decode_otlp
-from meshscope.ingest.sink import IngestSink, OverloadedError, UnavailableError
+from meshscope.ingest.sink import EncodedSink, IngestSink, OverloadedError, UnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -92,16 +92,21 @@ async def receive_http(
     sink: IngestSink,
     limits: IngestLimits,
     decode: Callable[[bytes], Decoded],
+    signal: Signal | None = None,
+    json: bool = False,
 ) -> Decoded | Refusal:
     """Read, decompress, decode (with `decode`) and submit one request's body.
 
     Returns the Decoded (its batch now durable) or a Refusal: 400 undecodable, 413 too large,
     415 unknown encoding, 429 overloaded, 503 store unavailable, 500 anything unexpected
     (logged). Never raises, so the server keeps serving whatever one request does.
+    With an EncodedSink and an OTLP `signal` it can take, the sink decodes (`decode` unused).
     """
     try:
         encoding = content_encoding(request.headers.get("content-encoding"))
         raw = await read_body(request, limits)
+        if signal in ("traces", "logs") and isinstance(sink, EncodedSink):
+            return await sink.submit_encoded(signal, raw, encoding, json=json)
         size = len(raw) if encoding == "identity" else len(raw) * COMPRESSION_RATIO_GUESS
 
         def work() -> Decoded:

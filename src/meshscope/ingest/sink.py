@@ -8,9 +8,12 @@ and Prometheus clients retry those), so memory stays bounded under overload.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from meshscope.model.batch import Batch
+
+if TYPE_CHECKING:
+    from meshscope.ingest.otlp_common import Decoded
 
 
 class OverloadedError(Exception):
@@ -29,3 +32,16 @@ class IngestSink(Protocol):
     async def submit(self, batch: Batch) -> None:
         """Return once `batch` is durable; raise OverloadedError or UnavailableError."""
         ...
+
+
+@runtime_checkable
+class EncodedSink(Protocol):
+    """A sink that also takes still-encoded OTLP bodies and decodes them itself (e.g. in
+    worker processes). Raises what decoding raises (BodyError, DecodeError) besides the
+    sink's own errors; returns the rejected counts for the OTLP response."""
+
+    async def submit(self, batch: Batch) -> None: ...
+
+    async def submit_encoded(
+        self, signal: str, raw: bytes, encoding: str, *, json: bool
+    ) -> Decoded: ...

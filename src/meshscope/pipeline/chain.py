@@ -4,6 +4,11 @@
     derive   <- span metrics, request metrics, service graph (+ access logs), BEFORE sampling
     store    <- spans, logs (with access logs), metric points
 
+in two phases: `prepare` (per-span Python work: the store's row encoding, span-metric partials,
+pairing records; pure, so ingest worker processes run it next to decoding) and `commit` (in
+the store owner: pair, merge metrics, write everything in ONE store transaction). `consume`
+does both in-process, for the node and tests.
+
 Derived metrics accumulate in a registry and reach the store on `flush()`, which the server
 calls every flush interval (and the node before each answer).
 """
@@ -12,17 +17,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from meshscope.clock import Clock
 from meshscope.model.batch import Batch
 from meshscope.model.calls import Call, ProxyRequest
+from meshscope.model.logs import LogRecord
+from meshscope.model.metrics import MetricPoint
 from meshscope.model.spans import SpanKind
 from meshscope.pipeline.derive.accesslog import access_log
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.requestmetrics import RequestMetrics
 from meshscope.pipeline.derive.servicegraph import ServiceGraphMetrics, SpanPairer
 from meshscope.pipeline.derive.spanmetrics import SpanMetrics
+from meshscope.pipeline.prepared import Prepared, prepare
 from meshscope.store.base import Operation, Storage
+from meshscope.store.twophase import span_encoder, write_encoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +65,7 @@ class Pipeline:
         self.storage = storage
         self.clock = clock
         self.registry = MetricsRegistry(settings.max_series_per_metric)
+        self.span_encoder = span_encoder(storage)
         self.pairer = SpanPairer(settings.servicegraph_ttl_ns, settings.servicegraph_max_pending)
         self._span_metrics = SpanMetrics(self.registry)
         self._request_metrics = RequestMetrics(self.registry)
@@ -64,19 +75,44 @@ class Pipeline:
         """Services known before they send anything (e.g. an instrumented call chain)."""
         self.storage.catalog.note([Operation(name, "", SpanKind.INTERNAL) for name in services])
 
+    @property
+    def span_buckets(self) -> tuple[float, ...]:
+        """The span-metric histogram bounds `prepare` must use (workers are given them)."""
+        return self._span_metrics.buckets
+
+    def prepare(self, batch: Batch) -> Prepared:
+        return prepare(batch, self.span_encoder, self._span_metrics.buckets)
+
     def consume(self, batch: Batch) -> None:
         """Derive from the batch and write it in one store transaction. When this returns,
         the batch is durable."""
+        self.commit([self.prepare(batch)])
+
+    def commit(self, prepared: Sequence[Prepared]) -> None:
+        """Derive from prepared batches (made by `prepare`, here or in a worker) and write
+        them all in one store transaction. When this returns, they are durable."""
         now = self.clock.now_ns()
-        calls = self.pairer.add(batch.spans, now)
-        calls.extend(call_from_request(r) for r in batch.requests if r.source)
-        self._span_metrics.observe(batch.spans)
-        self._request_metrics.observe(batch.requests)
+        calls: list[Call] = []
+        encoded: list[Any] = []
+        logs: list[LogRecord] = []
+        points: list[MetricPoint] = []
+        requests: list[ProxyRequest] = []
+        operations: list[Operation] = []
+        for item in prepared:
+            if item.span_count:
+                calls += self.pairer.add_sides(item.side_records(), now)
+                encoded.append(item.encoded_spans)
+            logs += item.logs
+            points += item.points
+            requests += item.requests
+            operations += item.operation_list()
+        self._span_metrics.merge(*(item.span_metrics for item in prepared if item.span_count))
+        calls.extend(call_from_request(r) for r in requests if r.source)
+        self._request_metrics.observe(requests)
         self._graph_metrics.observe(calls)
-        logs = batch.logs + [access_log(call) for call in calls] if calls else batch.logs
-        self.storage.write_batch(
-            spans=batch.spans, logs=logs, points=batch.metrics, operations=_operations(batch)
-        )
+        # Tail sampling's seam: derived signals above saw every span; a sampler would drop
+        # the encoded spans of unkept traces here, before the store.
+        write_encoded(self.storage, encoded, logs, points, operations, calls, access_log)
 
     def flush(self, changed_only: bool = False) -> None:
         """Expire service-graph state and write the derived metrics' current values."""
@@ -84,17 +120,7 @@ class Pipeline:
         calls = self.pairer.expire(now)
         if calls:
             self._graph_metrics.observe(calls)
-            self.storage.logs.write_logs([access_log(call) for call in calls])
+            write_encoded(self.storage, [], calls=calls, access_log=access_log)
         points = self.registry.collect(now, changed_only=changed_only)
         if points:
             self.storage.metrics.write_points(points)
-
-
-def _operations(batch: Batch) -> list[Operation]:
-    """Catalog entries in order of appearance; a proxied call's source before its target."""
-    ops = [Operation(span.service, span.name, span.kind) for span in batch.spans]
-    for request in batch.requests:
-        if request.source:
-            ops.append(Operation(request.source, "", SpanKind.INTERNAL))
-        ops.append(Operation(request.service, "", SpanKind.INTERNAL))
-    return ops

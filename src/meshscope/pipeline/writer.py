@@ -1,7 +1,8 @@
 """The store owner: one thread runs the pipeline, so the DuckDB file has exactly one writer.
 
-Receivers `await submit(batch)`; the writer thread takes everything queued, merges it into one
-batch and commits it in one go (group commit: one transaction for many requests), then wakes
+Receivers `await submit(batch)` with a raw Batch or one an ingest worker process already
+prepared (`pipeline.prepared`); the writer thread takes everything queued and commits it in one
+go (group commit: one transaction for many requests), then wakes
 each waiting receiver. A receiver is answered only after its batch is committed. The queue is
 bounded in items: past the bound `submit` raises OverloadedError at once (-> 429 + Retry-After),
 so memory stays bounded under overload. The same thread flushes derived metrics on an interval
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from meshscope.ingest.sink import OverloadedError, UnavailableError
 from meshscope.model.batch import Batch
 from meshscope.pipeline.chain import Pipeline
+from meshscope.pipeline.prepared import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ class WriterSettings:
 
 @dataclass(slots=True)
 class _Job:
-    batch: Batch
+    batch: Batch | Prepared
     done: Callable[[BaseException | None], None]
 
 
@@ -72,7 +74,8 @@ class BatchWriter:
             self._cond.notify()
         self._thread.join(timeout)
 
-    async def submit(self, batch: Batch) -> None:
+    async def submit(self, batch: Batch | Prepared) -> None:
+        """Return once `batch` (raw, or prepared by an ingest worker) is committed."""
         if not len(batch):
             return
         loop = asyncio.get_running_loop()
@@ -84,7 +87,9 @@ class BatchWriter:
         self.enqueue(batch, done)
         await future
 
-    def enqueue(self, batch: Batch, done: Callable[[BaseException | None], None]) -> None:
+    def enqueue(
+        self, batch: Batch | Prepared, done: Callable[[BaseException | None], None]
+    ) -> None:
         """Queue a batch; `done(None)` is called from the writer thread once it is committed,
         `done(error)` if it could not be. Raises OverloadedError when the queue is full."""
         size = len(batch)
@@ -134,19 +139,26 @@ class BatchWriter:
         self._guard(self.pipeline.flush)
 
     def _commit(self, jobs: list[_Job]) -> None:
-        merged = Batch()
-        for job in jobs:
-            merged.extend(job.batch)
+        items = sum(len(job.batch) for job in jobs)
         error: BaseException | None = None
         try:
-            self.pipeline.consume(merged)
-            self.committed_items += len(merged)
+            raw = Batch()
+            prepared: list[Prepared] = []
+            for job in jobs:
+                if isinstance(job.batch, Prepared):
+                    prepared.append(job.batch)
+                else:
+                    raw.extend(job.batch)
+            if len(raw):
+                prepared.append(self.pipeline.prepare(raw))
+            self.pipeline.commit(prepared)
+            self.committed_items += items
             self.commits += 1
         except Exception as exc:
-            log.exception("committing %d items failed", len(merged))
+            log.exception("committing %d items failed", items)
             error = UnavailableError(f"store write failed: {exc}")
         with self._cond:
-            self._pending_items -= len(merged)
+            self._pending_items -= items
         for job in jobs:
             job.done(error)
 

@@ -85,6 +85,24 @@ class MetricsRegistry:
         series.count += 1
         self._dirty[(series.name, series.labels)] = series
 
+    def merge_histogram(
+        self,
+        name: str,
+        labels: Labels,
+        bounds: tuple[float, ...],
+        counts: list[int],
+        total: float,
+        count: int,
+        help_text: str = "",
+    ) -> None:
+        """Add pre-bucketed observations (`counts` per bucket of `bounds`, +Inf last)."""
+        series = self._get(name, labels, MetricType.HISTOGRAM, help_text, bounds)
+        for i, bucket_count in enumerate(counts):
+            series.counts[i] += bucket_count
+        series.sum += total
+        series.count += count
+        self._dirty[(series.name, series.labels)] = series
+
     def collect(self, now_ns: int, changed_only: bool = False) -> list[MetricPoint]:
         """Cumulative points of every series (or only those changed since the last collect),
         in order of series creation."""

@@ -10,9 +10,11 @@ call to a virtual node when it expires. Everything unpaired or evicted is counte
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from meshscope.model.attributes import attr_str
 from meshscope.model.calls import Call
@@ -33,15 +35,16 @@ _MESSAGING_KINDS = (SpanKind.PRODUCER, SpanKind.CONSUMER)
 SpanKey = tuple[str, str]  # (trace_id, span_id)
 
 
-@dataclass(slots=True)
-class _Side:
+class Side(NamedTuple):
     """What pairing needs of a span: kept instead of the span itself (a span with its
-    attributes is ~20x larger, and up to `max_pending` of these live for the TTL)."""
+    attributes is ~20x larger, and up to `max_pending` of these live for the TTL). A plain
+    tuple, so ingest workers make them and send them to the store owner cheaply."""
 
     trace_id: str
     span_id: str
+    parent_span_id: str
     service: str
-    kind: SpanKind
+    kind: int  # a SpanKind value
     start_ns: int
     duration_ns: int
     is_error: bool
@@ -51,30 +54,32 @@ class _Side:
     peer: str  # the first peer attribute named, for virtual nodes
     db_system: str
 
-    @classmethod
-    def of(cls, span: Span) -> _Side:
-        attrs = span.attributes
-        status = attrs.get("http.response.status_code", attrs.get("http.status_code"))
-        caller = span.kind in _CALLER_KINDS
-        return cls(
-            span.trace_id,
-            span.span_id,
-            span.service,
-            span.kind,
-            span.start_ns,
-            span.duration_ns,
-            span.is_error,
-            status if isinstance(status, int) and not isinstance(status, bool) else 0,
-            attr_str(attrs, "http.request.method", "http.method"),
-            attr_str(attrs, "url.path", "http.target", "http.route"),
-            attr_str(attrs, *PEER_ATTRIBUTES) if caller else "",
-            attr_str(attrs, "db.system") if caller else "",
-        )
+
+def side_of(span: Span) -> Side:
+    """The one place a span is reduced to its pairing record (in-process and in workers)."""
+    attrs = span.attributes
+    status = attrs.get("http.response.status_code", attrs.get("http.status_code"))
+    caller = span.kind in _CALLER_KINDS
+    return Side(
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id,
+        span.service,
+        int(span.kind),
+        span.start_ns,
+        span.duration_ns,
+        span.is_error,
+        status if isinstance(status, int) and not isinstance(status, bool) else 0,
+        attr_str(attrs, "http.request.method", "http.method"),
+        attr_str(attrs, "url.path", "http.target", "http.route"),
+        attr_str(attrs, *PEER_ATTRIBUTES) if caller else "",
+        attr_str(attrs, "db.system") if caller else "",
+    )
 
 
 @dataclass(slots=True)
 class _Seen:
-    span: _Side
+    span: Side
     arrived_ns: int
     paired: bool = False
 
@@ -87,7 +92,7 @@ class PairingStats:
     evicted: int = 0
 
 
-def _call(parent: _Side, child: _Side) -> Call:
+def _call(parent: Side, child: Side) -> Call:
     messaging = parent.kind in _MESSAGING_KINDS or child.kind in _MESSAGING_KINDS
     return Call(
         source=parent.service,
@@ -105,7 +110,7 @@ def _call(parent: _Side, child: _Side) -> Call:
     )
 
 
-def _virtual_call(client: _Side) -> Call | None:
+def _virtual_call(client: Side) -> Call | None:
     db_system = client.db_system
     target = client.peer or db_system
     if not target or client.kind not in _CALLER_KINDS:
@@ -133,20 +138,26 @@ class SpanPairer:
         self._orphans: OrderedDict[SpanKey, list[_Seen]] = OrderedDict()
 
     def add(self, spans: Sequence[Span], now_ns: int) -> list[Call]:
+        return self.add_sides([side_of(span) for span in spans], now_ns)
+
+    def add_sides(self, sides: Sequence[Side], now_ns: int) -> list[Call]:
         calls: list[Call] = []
-        for span in spans:
-            entry = _Seen(_Side.of(span), now_ns)
-            self._seen[(span.trace_id, span.span_id)] = entry
-            if span.parent_span_id:
-                parent = self._seen.get((span.trace_id, span.parent_span_id))
+        seen, orphans = self._seen, self._orphans
+        for side in sides:
+            entry = _Seen(side, now_ns)
+            trace_id = side.trace_id
+            seen[(trace_id, side.span_id)] = entry
+            if side.parent_span_id:
+                key = (trace_id, side.parent_span_id)
+                parent = seen.get(key)
                 if parent is not None:
                     self._pair(parent, entry, calls)
                 else:
-                    key = (span.trace_id, span.parent_span_id)
-                    self._orphans.setdefault(key, []).append(entry)
-            waiting = self._orphans.pop((span.trace_id, span.span_id), None)
-            for child in waiting or ():
-                self._pair(entry, child, calls)
+                    orphans.setdefault(key, []).append(entry)
+            if orphans:
+                waiting = orphans.pop((trace_id, side.span_id), None)
+                for child in waiting or ():
+                    self._pair(entry, child, calls)
         calls.extend(self._evict_over_capacity())
         return calls
 
@@ -209,21 +220,42 @@ class ServiceGraphMetrics:
         self._buckets = buckets_s
 
     def observe(self, calls: Sequence[Call]) -> None:
-        registry = self._registry
+        # Aggregate per edge first: one registry update per edge, not three per call.
+        buckets = self._buckets
+        width = len(buckets) + 1
+        edges: dict[tuple[str, str, str], list[float]] = {}
         for call in calls:
-            labels = (
-                ("client", call.source),
-                ("connection_type", call.connection_type),
-                ("server", call.target),
-            )
-            registry.inc(REQUESTS, labels, help_text="Calls between two services.")
+            key = (call.source, call.connection_type, call.target)
+            row = edges.get(key)
+            if row is None:
+                # requests, failed, server sum, server count, client sum, client count, buckets
+                row = edges[key] = [0.0] * (6 + 2 * width)
+            row[0] += 1
             if call.failed:
-                registry.inc(FAILED, labels, help_text="Failed calls between two services.")
+                row[1] += 1
             if call.server_duration_ns:
-                registry.observe(
-                    SERVER_SECONDS, labels, call.server_duration_ns / 1e9, self._buckets
-                )
+                seconds = call.server_duration_ns / 1e9
+                row[2] += seconds
+                row[3] += 1
+                row[6 + bisect_left(buckets, seconds)] += 1
             if call.client_duration_ns:
-                registry.observe(
-                    CLIENT_SECONDS, labels, call.client_duration_ns / 1e9, self._buckets
+                seconds = call.client_duration_ns / 1e9
+                row[4] += seconds
+                row[5] += 1
+                row[6 + width + bisect_left(buckets, seconds)] += 1
+        registry = self._registry
+        for (source, connection_type, target), row in edges.items():
+            labels = (("client", source), ("connection_type", connection_type), ("server", target))
+            registry.inc(REQUESTS, labels, row[0], help_text="Calls between two services.")
+            if row[1]:
+                registry.inc(FAILED, labels, row[1], help_text="Failed calls between two services.")
+            if row[3]:
+                counts = [int(c) for c in row[6 : 6 + width]]
+                registry.merge_histogram(
+                    SERVER_SECONDS, labels, buckets, counts, row[2], int(row[3])
+                )
+            if row[5]:
+                counts = [int(c) for c in row[6 + width :]]
+                registry.merge_histogram(
+                    CLIENT_SECONDS, labels, buckets, counts, row[4], int(row[5])
                 )

@@ -3,14 +3,18 @@
 `calls_total{service_name, span_name, span_kind, status_code}` and the histogram
 `duration_milliseconds` (exposed as `_bucket`/`_sum`/`_count`) with the connector's default
 buckets, so Grafana and Jaeger's Monitor tab work unchanged.
+
+Spans are first reduced to `SpanPartials` (per label set: count, sum, bucket counts), which
+ingest workers compute next to decoding; the owner only merges them into the registry.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 
 from meshscope.model.metrics import Labels
-from meshscope.model.spans import Span
+from meshscope.model.spans import Span, SpanKind, StatusCode
 from meshscope.pipeline.derive.registry import MetricsRegistry
 
 CALLS = "calls_total"
@@ -19,14 +23,61 @@ DEFAULT_BUCKETS_MS: tuple[float, ...] = (
     2, 4, 6, 8, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10000, 15000,
 )  # fmt: skip
 
+SpanKey = tuple[str, int, str, int]
+"""(service, kind, name, status code): what the labels of a span's series are made of."""
+
+SpanPartials = dict[SpanKey, list[float]]
+"""Per span key: [count, sum of durations in ms, bucket count 0, bucket count 1, ...]."""
+
 
 def span_labels(span: Span) -> Labels:
+    return _labels((span.service, int(span.kind), span.name, int(span.status_code)))
+
+
+def _labels(key: SpanKey) -> Labels:
+    service, kind, name, status = key
     return (
-        ("service_name", span.service),
-        ("span_kind", span.kind.otel_name),
-        ("span_name", span.name),
-        ("status_code", span.status_code.otel_name),
+        ("service_name", service),
+        ("span_kind", SpanKind(kind).otel_name),
+        ("span_name", name),
+        ("status_code", StatusCode(status).otel_name),
     )
+
+
+def span_partials(
+    spans: Sequence[Span], buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS
+) -> SpanPartials:
+    """Count and bucket the spans' durations per label set (the costly, per-span part)."""
+    out: SpanPartials = {}
+    width = len(buckets_ms) + 1
+    for span in spans:
+        key = (span.service, span.kind, span.name, span.status_code)
+        row = out.get(key)
+        if row is None:
+            # Counts stay ints (small ones are shared objects: cheap to pickle and load).
+            row = out[key] = [0, 0.0, *([0] * width)]
+        ms = max(0, span.end_ns - span.start_ns) / 1e6
+        row[0] += 1
+        row[1] += ms
+        row[2 + bisect_left(buckets_ms, ms)] += 1
+    return out
+
+
+_MAX_CACHED_LABELS = 100_000
+
+
+def _combine(partials: tuple[SpanPartials, ...]) -> SpanPartials:
+    if len(partials) == 1:
+        return partials[0]
+    out: SpanPartials = {}
+    for partial in partials:
+        for key, row in partial.items():
+            mine = out.get(key)
+            if mine is None:
+                out[key] = list(row)
+            else:
+                out[key] = [a + b for a, b in zip(mine, row, strict=True)]
+    return out
 
 
 class SpanMetrics:
@@ -34,17 +85,31 @@ class SpanMetrics:
         self, registry: MetricsRegistry, buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS
     ) -> None:
         self._registry = registry
-        self._buckets = buckets_ms
+        self.buckets = buckets_ms
+        self._labels: dict[SpanKey, Labels] = {}
 
     def observe(self, spans: Sequence[Span]) -> None:
+        self.merge(span_partials(spans, self.buckets))
+
+    def merge(self, *partials: SpanPartials) -> None:
+        """Add partials made with this instance's buckets to the registry."""
+        combined = _combine(partials)
         registry = self._registry
-        for span in spans:
-            labels = span_labels(span)
-            registry.inc(CALLS, labels, help_text="Spans by service, name, kind and status.")
-            registry.observe(
+        cache = self._labels
+        for key, row in combined.items():
+            labels = cache.get(key)
+            if labels is None:
+                labels = cache[key] = _labels(key)
+                if len(cache) > _MAX_CACHED_LABELS:
+                    cache.clear()
+            count = int(row[0])
+            registry.inc(CALLS, labels, count, help_text="Spans by service, name, kind and status.")
+            registry.merge_histogram(
                 DURATION,
                 labels,
-                span.duration_ns / 1e6,
-                self._buckets,
+                self.buckets,
+                [int(c) for c in row[2:]],
+                row[1],
+                count,
                 help_text="Span duration in milliseconds.",
             )

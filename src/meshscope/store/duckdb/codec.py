@@ -56,6 +56,20 @@ def hex64(value: int) -> str:
     return f"{value:016x}" if value else ""
 
 
+_TAGS: dict[type, str] = {
+    str: TAG_STR,
+    bool: TAG_BOOL,
+    int: TAG_INT,
+    float: TAG_FLOAT,
+    bytes: TAG_BYTES,
+    type(None): TAG_NONE,
+}
+
+
+def _text(value: AttrValue) -> str | None:
+    return None if value is None else attr_text(value)
+
+
 def _tag(value: AttrValue) -> str:
     if isinstance(value, str):
         return TAG_STR
@@ -112,18 +126,12 @@ class AttrColumns:
         self.tags: list[str] = []
 
     def add(self, attributes: Mapping[str, AttrValue]) -> None:
-        keys, values = self.keys, self.values
-        tags = ""
-        for key, value in attributes.items():
-            keys.append(key)
-            if type(value) is str:
-                values.append(value)
-                tags += TAG_STR
-            else:
-                values.append(None if value is None else attr_text(value))
-                tags += _tag(value)
-        self.offsets.append(len(keys))
-        self.tags.append(tags)
+        values = attributes.values()
+        self.keys.extend(attributes)
+        self.values.extend([v if type(v) is str else _text(v) for v in values])
+        tags = _TAGS
+        self.tags.append("".join([tags.get(type(v)) or _tag(v) for v in values]))
+        self.offsets.append(len(self.keys))
 
     def arrays(self) -> list[pa.Array]:
         """The `attr_keys`, `attr_values` and `attr_types` columns, in ATTR_FIELDS order."""

@@ -1,4 +1,8 @@
-"""Log records in DuckDB, appended in arrival order, read oldest first."""
+"""Log records in DuckDB, appended in arrival order, read oldest first.
+
+Reads go through the view `all_logs`: the `logs` table plus the typed `access_logs` rows the
+pipeline writes for calls between services (rendered as the same records).
+"""
 
 from __future__ import annotations
 
@@ -84,19 +88,20 @@ class DuckDBLogStore:
             limit = "LIMIT ?"
             params.append(query.limit)
         order = "DESC" if query.newest_first else ""
-        # Filter in a subquery over `logs` alone, so `attr_keys` means the record's own.
+        # Filter in a subquery over the logs alone, so `attr_keys` means the record's own.
+        # `all_logs` adds the typed access logs (see access_logs.py) to `logs`.
         sql = f"""SELECT {_COLUMNS} FROM (
-                SELECT rowid AS row, * FROM logs WHERE {" AND ".join(where)}
-                ORDER BY time_ns {order}, rowid {order} {limit}
+                SELECT * FROM all_logs WHERE {" AND ".join(where)}
+                ORDER BY time_ns {order}, src {order}, row {order} {limit}
             ) l LEFT JOIN resources r USING (resource_id)
-            ORDER BY l.time_ns {order}, l.row {order}"""
+            ORDER BY l.time_ns {order}, l.src {order}, l.row {order}"""
         return [_record(row) for row in self._db.read().execute(sql, params).fetchall()]
 
     def log_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
         rows = (
             self._db.read()
             .execute(
-                "SELECT service, count(*) FROM logs WHERE time_ns >= ? AND time_ns < ?"
+                "SELECT service, count(*) FROM all_logs WHERE time_ns >= ? AND time_ns < ?"
                 " GROUP BY service ORDER BY service",
                 [start_ns, end_ns],
             )

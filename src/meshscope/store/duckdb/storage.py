@@ -5,21 +5,32 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import pyarrow as pa
+
+from meshscope.model.calls import Call
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
 from meshscope.model.spans import Span
 from meshscope.store.base import Operation
+from meshscope.store.duckdb.access_logs import STATEMENTS as ACCESS_STATEMENTS
+from meshscope.store.duckdb.access_logs import access_table
 from meshscope.store.duckdb.catalog import DuckDBCatalogStore
 from meshscope.store.duckdb.database import DEFAULT_CHECKPOINT_THRESHOLD, Database
 from meshscope.store.duckdb.logs import DuckDBLogStore
 from meshscope.store.duckdb.metrics import DuckDBMetricStore
 from meshscope.store.duckdb.resources import Resources
+from meshscope.store.duckdb.span_rows import INDEX_TRACES, EncodedSpans, encode_spans
 from meshscope.store.duckdb.traces import DuckDBTraceStore
 
 EXPIRE_CHUNK_ROWS = 50_000
 """Rows deleted per transaction by `expire`, so writers wait at most one small delete."""
 
-_EXPIRE = (("spans", "start_ns"), ("logs", "time_ns"), ("samples", "time_ns"))
+_EXPIRE = (
+    ("spans", "start_ns"),
+    ("logs", "time_ns"),
+    ("access_logs", "time_ns"),
+    ("samples", "time_ns"),
+)
 
 
 class DuckDBStorage:
@@ -28,9 +39,12 @@ class DuckDBStorage:
     ) -> None:
         self.path = Path(path)
         self._db = Database(self.path, checkpoint_threshold)
-        resources = Resources(self._db)
-        self.traces = DuckDBTraceStore(self._db, resources)
-        self.logs = DuckDBLogStore(self._db, resources)
+        with self._db.transaction() as txn:
+            for statement in ACCESS_STATEMENTS:
+                txn.con.execute(statement)
+        self._resources = Resources(self._db)
+        self.traces = DuckDBTraceStore(self._db, self._resources)
+        self.logs = DuckDBLogStore(self._db, self._resources)
         self.metrics = DuckDBMetricStore(self._db)
         self.catalog = DuckDBCatalogStore(self._db)
 
@@ -42,9 +56,31 @@ class DuckDBStorage:
         operations: Sequence[Operation] = (),
     ) -> None:
         """All of it in one transaction: durable together, or not at all."""
+        self.write_encoded([encode_spans(spans)] if spans else [], logs, points, operations)
+
+    span_encoder = staticmethod(encode_spans)
+    """Pure: ingest workers encode spans with it; `write_encoded` commits the result."""
+
+    def write_encoded(
+        self,
+        encoded_spans: Sequence[EncodedSpans],
+        logs: Sequence[LogRecord] = (),
+        points: Sequence[MetricPoint] = (),
+        operations: Sequence[Operation] = (),
+        calls: Sequence[Call] = (),
+    ) -> None:
+        """`write_batch` with spans encoded by `encode_spans`, and calls between services
+        stored as access logs (typed rows, see `access_logs`): one transaction."""
         with self._db.transaction() as txn:
-            self.traces.insert(txn, spans)
+            if encoded_spans:
+                for encoded in encoded_spans:
+                    if encoded.resources:
+                        self._resources.ids(txn, encoded.resources)  # inserts unseen ones
+                tables = [encoded.table for encoded in encoded_spans]
+                txn.insert("spans", pa.concat_tables(tables), INDEX_TRACES)
             self.logs.insert(txn, logs)
+            if calls:
+                txn.insert("access_logs", access_table(calls))
             self.metrics.insert(txn, points)
             self.catalog.insert(txn, operations)
 

@@ -1,0 +1,177 @@
+"""Ingest worker processes: decompress, decode and prepare request bodies off the owner's GIL.
+
+The process that owns the store runs the listeners and the writer thread; the Python work per
+span (decoding, encoding the store's rows, span-metric partials, pairing records: see
+`meshscope.pipeline.prepared`) runs in a pool of worker processes. A worker gets the raw
+request body (bytes, pickled through a pipe) and returns a `Prepared` (Arrow tables and plain
+tuples: cheap to pickle); the owner queues it on the writer, which commits many in one
+transaction and only then answers each request (acknowledged = committed).
+
+Bounded: the bytes of bodies in the pool's hands are capped (`max_inflight_bytes`); past it
+`submit_encoded` raises OverloadedError at once (-> 429 + Retry-After), and the writer's queue
+is bounded in items, so memory stays bounded whatever the offered load.
+
+Metrics are NOT sent to workers: their delta-to-cumulative state lives in the owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from meshscope.ingest.body import BodyError, decompress
+from meshscope.ingest.errors import DecodeError
+from meshscope.ingest.otlp import Decoded, Signal, decode_otlp
+from meshscope.ingest.sink import OverloadedError
+from meshscope.model.batch import Batch
+from meshscope.pipeline.prepared import Prepared, prepare
+from meshscope.pipeline.writer import BatchWriter
+from meshscope.store.twophase import SpanEncoder
+
+log = logging.getLogger(__name__)
+
+OFFLOADED_SIGNALS: frozenset[str] = frozenset({"traces", "logs"})
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    processes: int = 2
+    max_inflight_bytes: int = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.processes < 0:
+            raise ValueError("processes must be >= 0 (0: decode in the owner process)")
+        if self.max_inflight_bytes <= 0:
+            raise ValueError("max_inflight_bytes must be > 0")
+
+
+# What a worker answers: ("ok", prepared, rejected, error_message) or ("refused", status, msg).
+_Outcome = tuple[Any, ...]
+
+
+def prepare_body(
+    signal: Signal,
+    raw: bytes,
+    encoding: str,
+    json: bool,
+    max_body_bytes: int,
+    encode_spans: SpanEncoder,
+    buckets_ms: tuple[float, ...],
+) -> _Outcome:
+    """Runs in a worker: the whole per-request Python work, errors returned as values."""
+    try:
+        decoded = decode_otlp(signal, decompress(raw, encoding, max_body_bytes), json=json)
+    except BodyError as error:
+        return ("refused", error.status, error.message)
+    except DecodeError as error:
+        return ("refused", 400, error.message)
+    prepared = prepare(decoded.batch, encode_spans, buckets_ms)
+    return ("ok", prepared, decoded.rejected, decoded.error_message)
+
+
+def _ready() -> bool:
+    return True
+
+
+def _watch_owner(owner_pid: int) -> None:
+    """Worker initializer: exit when the owner is gone (e.g. SIGKILLed), instead of waiting
+    forever on a task queue whose other end this worker itself keeps open."""
+
+    def watch() -> None:
+        while os.getppid() == owner_pid:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="meshscope-owner-watch", daemon=True).start()
+
+
+class WorkerSink:
+    """An IngestSink (`submit`) that also takes encoded OTLP trace/log bodies
+    (`submit_encoded`), preparing them in worker processes before the writer commits them."""
+
+    def __init__(
+        self,
+        writer: BatchWriter,
+        settings: WorkerSettings | None = None,
+        max_body_bytes: int = 20 * 1024 * 1024,
+    ) -> None:
+        self.writer = writer
+        self.settings = settings or WorkerSettings()
+        self.max_body_bytes = max_body_bytes
+        pipeline = writer.pipeline
+        self._encoder = pipeline.span_encoder
+        self._buckets = pipeline.span_buckets
+        self._pool: ProcessPoolExecutor | None = None
+        self.inflight_bytes = 0
+        self.rejected_requests = 0
+
+    def start(self) -> None:
+        """Start the worker processes and wait until each has imported the decoders."""
+        if self.settings.processes == 0:
+            return
+        # spawn: the owner has threads and an open DuckDB file, which must not be forked.
+        context = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(
+            self.settings.processes,
+            mp_context=context,
+            initializer=_watch_owner,
+            initargs=(os.getpid(),),
+        )
+        for future in [self._pool.submit(_ready) for _ in range(self.settings.processes)]:
+            future.result(timeout=120)
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    async def submit(self, batch: Batch | Prepared) -> None:
+        await self.writer.submit(batch)
+
+    async def submit_encoded(
+        self, signal: Signal, raw: bytes, encoding: str, *, json: bool
+    ) -> Decoded:
+        """Decode and prepare a (still compressed) body in a worker, then commit it.
+        Returns what the OTLP response needs (rejected counts); raises BodyError,
+        DecodeError, OverloadedError or UnavailableError like the in-process path."""
+        if self._pool is None or signal not in OFFLOADED_SIGNALS:
+
+            def decode() -> Decoded:
+                return decode_otlp(
+                    signal, decompress(raw, encoding, self.max_body_bytes), json=json
+                )
+
+            decoded = await asyncio.to_thread(decode)
+            await self.writer.submit(decoded.batch)
+            return Decoded(Batch(), decoded.rejected, decoded.error_message)
+        size = len(raw)
+        if self.inflight_bytes and self.inflight_bytes + size > self.settings.max_inflight_bytes:
+            self.rejected_requests += 1
+            raise OverloadedError(f"ingest workers busy ({self.inflight_bytes} bytes waiting)")
+        self.inflight_bytes += size
+        try:
+            outcome = await asyncio.get_running_loop().run_in_executor(
+                self._pool,
+                prepare_body,
+                signal,
+                raw,
+                encoding,
+                json,
+                self.max_body_bytes,
+                self._encoder,
+                self._buckets,
+            )
+        finally:
+            self.inflight_bytes -= size
+        if outcome[0] == "refused":
+            raise BodyError(outcome[1], outcome[2])  # answered like in-process failures
+        _, prepared, rejected, error_message = outcome
+        await self.writer.submit(prepared)
+        return Decoded(Batch(), rejected, error_message)

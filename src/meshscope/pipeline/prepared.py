@@ -1,0 +1,71 @@
+"""A batch made ready for the store owner: the per-span Python work done up front.
+
+`prepare(batch, ...)` is the ONE function that reduces spans to what the owner needs, used
+both in-process (`Pipeline.consume`) and in ingest worker processes: the store's encoded rows
+(`meshscope.store.twophase`), the span-metric partials, the compact pairing record of every
+span (pairing stays central: the two sides of a call usually arrive in different requests),
+and the operations seen. Logs, metric points and proxied requests travel as they are.
+Everything in a `Prepared` pickles cheaply (plain tuples, lists, Arrow tables).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshscope.model.batch import Batch
+from meshscope.model.calls import ProxyRequest
+from meshscope.model.logs import LogRecord
+from meshscope.model.metrics import MetricPoint
+from meshscope.model.spans import SpanKind
+from meshscope.pipeline.derive.servicegraph import Side, side_of
+from meshscope.pipeline.derive.spanmetrics import DEFAULT_BUCKETS_MS, SpanPartials, span_partials
+from meshscope.store.base import Operation
+from meshscope.store.twophase import SpanEncoder
+
+OperationKey = tuple[str, str, int]  # (service, name, kind)
+
+
+@dataclass(slots=True)
+class Prepared:
+    span_count: int = 0
+    encoded_spans: Any = None  # the store's encoding of the spans; None when there are none
+    sides: list[tuple[Any, ...]] = field(default_factory=list)  # `Side` fields, as plain tuples
+    span_metrics: SpanPartials = field(default_factory=dict)
+    operations: list[OperationKey] = field(default_factory=list)
+    logs: list[LogRecord] = field(default_factory=list)
+    points: list[MetricPoint] = field(default_factory=list)
+    requests: list[ProxyRequest] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return self.span_count + len(self.logs) + len(self.points) + len(self.requests)
+
+    def side_records(self) -> list[Side]:
+        return list(map(Side._make, self.sides))
+
+    def operation_list(self) -> list[Operation]:
+        """Catalog entries in order of appearance; a proxied call's source before its target."""
+        ops = [Operation(service, name, SpanKind(kind)) for service, name, kind in self.operations]
+        for request in self.requests:
+            if request.source:
+                ops.append(Operation(request.source, "", SpanKind.INTERNAL))
+            ops.append(Operation(request.service, "", SpanKind.INTERNAL))
+        return ops
+
+
+def prepare(
+    batch: Batch, encode_spans: SpanEncoder, buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS
+) -> Prepared:
+    spans = batch.spans
+    if not spans:
+        return Prepared(logs=batch.logs, points=batch.metrics, requests=batch.requests)
+    return Prepared(
+        span_count=len(spans),
+        encoded_spans=encode_spans(spans),
+        sides=[tuple(side_of(span)) for span in spans],
+        span_metrics=span_partials(spans, buckets_ms),
+        operations=list(dict.fromkeys([(s.service, s.name, int(s.kind)) for s in spans])),
+        logs=batch.logs,
+        points=batch.metrics,
+        requests=batch.requests,
+    )

@@ -1,0 +1,73 @@
+"""Two-phase writes: encode spans for the store anywhere, commit them in the store's owner.
+
+A DuckDB file has one owner process, but turning spans into the store's rows is Python work
+that can run in ingest worker processes. A backend that supports this exposes
+`span_encoder` (a pure, picklable module-level function: spans -> its own encoded rows) and
+`write_encoded` (commit encoded rows plus logs, points and operations in one transaction).
+Every other backend gets the fallback below: the "encoding" is the span list itself and the
+commit is `write_batch`, so the pipeline has one path for all backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from itertools import chain
+from typing import Any, Protocol, runtime_checkable
+
+from meshscope.model.calls import Call
+from meshscope.model.logs import LogRecord
+from meshscope.model.metrics import MetricPoint
+from meshscope.model.spans import Span
+from meshscope.store.base import Operation, Storage
+
+SpanEncoder = Callable[[Sequence[Span]], Any]
+"""Pure and picklable by reference (a module-level function): runs in worker processes."""
+
+
+@runtime_checkable
+class TwoPhaseStorage(Protocol):
+    @property
+    def span_encoder(self) -> SpanEncoder: ...
+
+    def write_encoded(
+        self,
+        encoded_spans: Sequence[Any],
+        logs: Sequence[LogRecord] = (),
+        points: Sequence[MetricPoint] = (),
+        operations: Sequence[Operation] = (),
+        calls: Sequence[Call] = (),
+    ) -> None:
+        """Like `Storage.write_batch`, with spans given as outputs of `span_encoder`, and
+        `calls` between services stored as their access logs (as `access_log` renders them)."""
+        ...
+
+
+def keep_spans(spans: Sequence[Span]) -> list[Span]:
+    """The fallback encoder: spans stay model objects."""
+    return list(spans)
+
+
+def span_encoder(storage: Storage) -> SpanEncoder:
+    if isinstance(storage, TwoPhaseStorage):
+        return storage.span_encoder
+    return keep_spans
+
+
+def write_encoded(
+    storage: Storage,
+    encoded_spans: Sequence[Any],
+    logs: Sequence[LogRecord] = (),
+    points: Sequence[MetricPoint] = (),
+    operations: Sequence[Operation] = (),
+    calls: Sequence[Call] = (),
+    access_log: Callable[[Call], LogRecord] | None = None,
+) -> None:
+    """Commit encoded spans (made by `span_encoder(storage)`) with the rest, in one go.
+    A backend without two-phase writes gets `calls` as log records made by `access_log`."""
+    if isinstance(storage, TwoPhaseStorage):
+        storage.write_encoded(encoded_spans, logs, points, operations, calls)
+        return
+    spans: list[Span] = list(chain.from_iterable(encoded_spans))
+    if calls and access_log is not None:
+        logs = [*logs, *map(access_log, calls)]
+    storage.write_batch(spans=spans, logs=logs, points=points, operations=operations)

@@ -1,0 +1,122 @@
+"""Ingest worker processes: bodies decoded and prepared in a real process pool, committed by
+the real writer over DuckDB, with the same derived signals as the in-process path."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from meshscope.clock import SystemClock
+from meshscope.ingest.body import BodyError
+from meshscope.ingest.loadgen import build_requests
+from meshscope.ingest.otlp import decode_otlp
+from meshscope.ingest.sink import OverloadedError
+from meshscope.ingest.workers import WorkerSettings, WorkerSink
+from meshscope.pipeline.chain import Pipeline
+from meshscope.pipeline.writer import BatchWriter, WriterSettings
+from meshscope.store.base import LogQuery
+from meshscope.store.duckdb import DuckDBStorage
+from meshscope.store.memory import MemoryStorage
+
+NOW = 1_800_000_000 * 10**9
+
+
+class FixedClock:
+    def now_ns(self) -> int:
+        return NOW
+
+
+@pytest.fixture(scope="module")
+def bodies() -> list[bytes]:
+    return build_requests(3, 200, services=5, seed=3)
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Iterator[WorkerSink]:
+    storage = DuckDBStorage(tmp_path / "w.duckdb")
+    writer = BatchWriter(Pipeline(storage, FixedClock()), WriterSettings(flush_interval_s=3600))
+    sink = WorkerSink(writer, WorkerSettings(processes=1, max_inflight_bytes=10**6))
+    writer.start()
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+        writer.stop()
+        storage.close()
+
+
+def test_worker_prepared_bodies_store_and_derive_like_the_in_process_path(
+    sink: WorkerSink, bodies: list[bytes]
+) -> None:
+    async def send() -> None:
+        for body in bodies:
+            decoded = await sink.submit_encoded("traces", gzip.compress(body), "gzip", json=False)
+            assert decoded.rejected == 0 and not decoded.batch.spans
+
+    asyncio.run(send())
+    reference = Pipeline(MemoryStorage(), FixedClock())
+    for body in bodies:
+        reference.consume(decode_otlp("traces", body).batch)
+    stored = sink.writer.pipeline.storage
+    assert stored.traces.span_counts() == reference.storage.traces.span_counts()
+    one = decode_otlp("traces", bodies[0]).batch.spans[0].trace_id
+    assert stored.traces.get_trace(one) == reference.storage.traces.get_trace(one)
+    access = LogQuery(access=True)
+    assert stored.logs.find_logs(access) == reference.storage.logs.find_logs(access)
+    assert sink.writer.pipeline.registry.collect(NOW) == reference.registry.collect(NOW)
+    assert stored.catalog.services() == reference.storage.catalog.services()
+
+
+def test_undecodable_and_oversized_bodies_are_refused_by_the_worker(sink: WorkerSink) -> None:
+    async def send(raw: bytes, encoding: str) -> int:
+        try:
+            await sink.submit_encoded("traces", raw, encoding, json=False)
+        except BodyError as error:
+            return error.status
+        return 200
+
+    assert asyncio.run(send(b"\xff\xff not protobuf", "identity")) == 400
+    assert asyncio.run(send(b"not gzip", "gzip")) == 400
+    bomb = gzip.compress(bytes(sink.max_body_bytes + 1))
+    assert asyncio.run(send(bomb, "gzip")) == 413
+    assert sink.inflight_bytes == 0
+
+
+def test_bodies_past_the_inflight_bound_are_refused_at_once(
+    sink: WorkerSink, bodies: list[bytes]
+) -> None:
+    big = bodies[0] * 8  # a valid body (concatenated messages merge), ~0.7 MB
+    assert len(big) * 2 > sink.settings.max_inflight_bytes > len(big)
+
+    async def two_at_once() -> list[BaseException | None]:
+        results = await asyncio.gather(
+            sink.submit_encoded("traces", big, "identity", json=False),
+            sink.submit_encoded("traces", big, "identity", json=False),
+            return_exceptions=True,
+        )
+        return [r if isinstance(r, BaseException) else None for r in results]
+
+    errors = asyncio.run(two_at_once())
+    assert errors[0] is None
+    assert isinstance(errors[1], OverloadedError)
+    assert sink.rejected_requests == 1 and sink.inflight_bytes == 0
+
+
+def test_no_worker_processes_decodes_in_process(tmp_path: Path, bodies: list[bytes]) -> None:
+    storage = DuckDBStorage(tmp_path / "n.duckdb")
+    writer = BatchWriter(Pipeline(storage, SystemClock()))
+    sink = WorkerSink(writer, WorkerSettings(processes=0))
+    writer.start()
+    sink.start()
+    try:
+        asyncio.run(sink.submit_encoded("traces", bodies[0], "identity", json=False))
+        assert sum(storage.traces.span_counts().values()) == 200
+    finally:
+        sink.stop()
+        writer.stop()
+        storage.close()

@@ -1,0 +1,82 @@
+"""Calls stored as typed access-log rows read back exactly as `access_log(call)` renders them."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from meshscope.model.calls import Call
+from meshscope.pipeline.derive.accesslog import access_log
+from meshscope.store.base import LogQuery
+from meshscope.store.duckdb import DuckDBStorage
+from meshscope.store.memory import MemoryStorage
+from meshscope.store.twophase import write_encoded
+
+names = st.text(st.characters(codec="utf-8"), max_size=12)
+hex_ids = st.integers(1, 2**128 - 1).map(lambda v: f"{v:032x}")
+calls = st.builds(
+    Call,
+    source=names,
+    target=names,
+    time_ns=st.integers(0, 2**62),
+    failed=st.booleans(),
+    client_duration_ns=st.integers(0, 10**13),
+    server_duration_ns=st.integers(0, 10**13),
+    connection_type=st.sampled_from(["", "database", "virtual_node", "messaging_system"]),
+    status_code=st.integers(0, 599),
+    method=st.sampled_from(["", "GET", "POST"]),
+    path=names,
+    trace_id=hex_ids,
+    span_id=st.integers(1, 2**64 - 1).map(lambda v: f"{v:016x}"),
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(calls, min_size=1, max_size=20))
+def test_typed_access_logs_read_back_as_access_log_renders_them(batch: list[Call]) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        _check_round_trip(Path(directory) / "a.duckdb", batch)
+
+
+def _check_round_trip(path: Path, batch: list[Call]) -> None:
+    storage = DuckDBStorage(path)
+    try:
+        storage.write_encoded([], calls=batch)
+        expected = sorted((access_log(call) for call in batch), key=lambda record: record.time_ns)
+        assert storage.logs.find_logs(LogQuery(access=True)) == expected
+        assert storage.logs.find_logs(LogQuery(access=False)) == []
+    finally:
+        storage.close()
+
+
+def _call(i: int, source: str, status: int = 200) -> Call:
+    return Call(
+        source, "db", 1_000 + i, status >= 500, 2_000_000, 1_500_000, "", status, "GET", "/q",
+        f"{i + 1:032x}", f"{i + 1:016x}",
+    )  # fmt: skip
+
+
+def test_access_logs_answer_the_same_queries_on_duckdb_and_memory(tmp_path: Path) -> None:
+    batch = [_call(i, "api" if i % 2 else "web", 500 if i % 3 == 0 else 200) for i in range(9)]
+    duckdb = DuckDBStorage(tmp_path / "a.duckdb")
+    memory = MemoryStorage()
+    try:
+        for storage in (duckdb, memory):
+            write_encoded(storage, [], calls=batch, access_log=access_log)
+        queries = [
+            LogQuery(),
+            LogQuery(access=True, attributes={"source.service": "api"}),
+            LogQuery(attributes={"http.response.status_code": "500"}),
+            LogQuery(trace_id=f"{4:032x}"),
+            LogQuery(service="db", body_contains=("web -> db",), newest_first=True, limit=2),
+        ]
+        for query in queries:
+            assert duckdb.logs.find_logs(query) == memory.logs.find_logs(query), query
+        assert duckdb.logs.log_counts() == memory.logs.log_counts() == {"db": 9}
+        assert duckdb.expire(1_005) == 5
+        assert duckdb.logs.log_counts() == {"db": 4}
+    finally:
+        duckdb.close()
