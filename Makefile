@@ -14,9 +14,9 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-## The main job: the server on the embedded DuckDB default.
+## The main job: the server on the embedded DuckDB default, with the demo mesh feeding it.
 run: setup
-	$(VENV)/bin/meshscope serve
+	$(VENV)/bin/meshscope demo
 
 ## Everything CI checks: lint, types, tests.
 test: setup system-deps lint typecheck unit

@@ -9,9 +9,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from meshscope.api.http_metrics import HttpMetrics
+from meshscope.api.loki import loki_query_routes
 from meshscope.api.meshscope import meshscope_routes
 from meshscope.api.openapi import openapi_routes
 from meshscope.api.prometheus import prometheus_routes
+from meshscope.api.sampling import sampling_routes
+from meshscope.api.sampling_metrics import SamplingCollector
 from meshscope.api.selfmetrics import metrics_route
 from meshscope.api.traces import trace_routes
 from meshscope.api.zipkin_read import zipkin_read_routes
@@ -19,9 +23,14 @@ from meshscope.clock import Clock, SystemClock
 from meshscope.config import Config
 from meshscope.ingest.http import OtlpDecoders, otlp_http_routes, zipkin_routes
 from meshscope.ingest.limits import IngestLimits
+from meshscope.ingest.loki_http import loki_push_routes
+from meshscope.ingest.remote_write_http import remote_write_routes
+from meshscope.ingest.scrape import Scraper
 from meshscope.ingest.sink import IngestSink
 from meshscope.ingest.workers import WorkerSettings, WorkerSink
 from meshscope.pipeline.chain import Pipeline, PipelineSettings
+from meshscope.pipeline.sampling.head import HeadSamplingFilter
+from meshscope.pipeline.sampling.tail import TailSampler
 from meshscope.pipeline.writer import BatchWriter, WriterSettings
 from meshscope.query.promql.queryable import MetricStoreQueryable
 from meshscope.store.base import Storage
@@ -40,6 +49,7 @@ class App:
     sink: IngestSink  # the writer, or worker processes in front of it
     limits: IngestLimits
     decoders: OtlpDecoders
+    scraper: Scraper
     ui: Starlette
     otlp_http: Starlette
     zipkin: Starlette
@@ -61,6 +71,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
     clock = clock or SystemClock()
     storage = open_storage(config.storage.kind, config.storage.path)
     settings = config.pipeline
+    sampling = config.sampling
     pipeline = Pipeline(
         storage,
         clock,
@@ -69,6 +80,8 @@ def build(config: Config, clock: Clock | None = None) -> App:
             servicegraph_max_pending=settings.servicegraph_max_pending,
             max_series_per_metric=settings.max_series_per_metric,
         ),
+        head=HeadSamplingFilter(sampling.head.ratio) if sampling.head.enabled else None,
+        tail=TailSampler.from_config(sampling.tail) if sampling.tail.enabled else None,
     )
     retention_ns = int(config.storage.retention_hours * NS_PER_HOUR)
 
@@ -80,18 +93,34 @@ def build(config: Config, clock: Clock | None = None) -> App:
     )
     limits = IngestLimits()
     sink: IngestSink = writer
-    if settings.ingest_workers and isinstance(storage, TwoPhaseStorage):
+    # Sampling decides in this process, on model spans: then workers are not used (ADR 0006).
+    if settings.ingest_workers and isinstance(storage, TwoPhaseStorage) and not pipeline.samples:
         workers = WorkerSettings(processes=settings.ingest_workers)
         sink = WorkerSink(writer, workers, limits.max_body_bytes)
     decoders = OtlpDecoders()  # one delta-to-cumulative state for OTLP over HTTP and gRPC
+    scraper = Scraper(config.scrape, sink, clock)
+    http_metrics = HttpMetrics()
+    store_path = config.storage.path if config.storage.kind == "duckdb" else None
+    sampling_stats = SamplingCollector(tail=pipeline.tail, head=pipeline.head)
     ui_routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
-        metrics_route(writer),
+        metrics_route(
+            writer,
+            http=http_metrics,
+            scraper=scraper,
+            store_path=store_path,
+            collectors=[sampling_stats],
+        ),
         *trace_routes(storage),
         *prometheus_routes(MetricStoreQueryable(storage.metrics)),
+        *remote_write_routes(sink, limits),
+        *loki_push_routes(sink, limits),
+        *loki_query_routes(storage, clock),
         *meshscope_routes(storage),
+        *sampling_routes(sampling.remote),
         *openapi_routes(),
     ]
+    middleware = [http_metrics.middleware()]
     return App(
         config=config,
         storage=storage,
@@ -100,10 +129,15 @@ def build(config: Config, clock: Clock | None = None) -> App:
         sink=sink,
         limits=limits,
         decoders=decoders,
-        ui=Starlette(routes=ui_routes),
-        otlp_http=Starlette(routes=[*otlp_http_routes(sink, limits, decoders), health_route()]),
+        scraper=scraper,
+        ui=Starlette(routes=ui_routes, middleware=middleware),
+        otlp_http=Starlette(
+            routes=[*otlp_http_routes(sink, limits, decoders), health_route()],
+            middleware=middleware,
+        ),
         zipkin=Starlette(
-            routes=[*zipkin_routes(writer, limits), *zipkin_read_routes(storage), health_route()]
+            routes=[*zipkin_routes(writer, limits), *zipkin_read_routes(storage), health_route()],
+            middleware=middleware,
         ),
     )
 

@@ -11,9 +11,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from meshscope.ingest.scrape_config import ScrapeConfig
+    from meshscope.pipeline.sampling.config import SamplingConfig
 
 ENV_PREFIX = "MESHSCOPE_"
 
@@ -52,6 +56,8 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    sampling: SamplingConfig = field(default_factory=lambda: _nested_section("sampling", None))
+    scrape: ScrapeConfig = field(default_factory=lambda: _nested_section("scrape", None))
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -80,12 +86,31 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     return _build(raw)
 
 
+_NESTED = ("sampling", "scrape")  # sections with lists/sub-sections, parsed by their owners
+
+
+def _nested_section(section: str, values: Any) -> Any:
+    """Parse a nested section with its owner's validating parser (imported here: those
+    modules import ConfigError from this one)."""
+    if section == "sampling":
+        from meshscope.pipeline.sampling.config import from_mapping
+
+        return from_mapping(values)
+    from meshscope.ingest.scrape_config import parse_scrape_config
+
+    return parse_scrape_config(values)
+
+
 def _build(raw: Mapping[str, Any]) -> Config:
     sections: dict[str, Any] = {}
+    known = ", ".join([*_SECTIONS, *_NESTED])
     for section, values in raw.items():
+        if section in _NESTED:
+            sections[section] = _nested_section(section, values)
+            continue
         cls = _SECTIONS.get(section)
         if cls is None:
-            raise ConfigError(f"unknown config section {section!r} (known: {', '.join(_SECTIONS)})")
+            raise ConfigError(f"unknown config section {section!r} (known: {known})")
         if not isinstance(values, dict):
             raise ConfigError(f"config section {section!r} must be a mapping")
         sections[section] = _build_section(section, cls, values)

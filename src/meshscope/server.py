@@ -76,6 +76,7 @@ async def _serve(app: App) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     tasks = [asyncio.create_task(instance.serve()) for instance in servers]
+    tasks.append(asyncio.create_task(app.scraper.run(stop)))
     for _, port, name in listeners:
         log.info("listening", extra={"listener": name, "port": port})
     log.info("listening", extra={"listener": "otlp-grpc", "port": server.otlp_grpc_port})

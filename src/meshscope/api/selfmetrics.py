@@ -138,6 +138,7 @@ def metrics_route(
     http: HttpMetrics | None = None,
     scraper: Scraper | None = None,
     store_path: str | None = None,
+    collectors: Sequence[Collector] = (),
 ) -> Route:
     """`GET /metrics`: ingest and pipeline state, plus request latencies (`http`), scrape
     targets (`scraper`) and the store's size (`store_path`, a DuckDB file) when given."""
@@ -150,6 +151,8 @@ def metrics_route(
         registry.register(ScrapeCollector(scraper))
     if store_path is not None:
         registry.register(StoreSizeCollector(store_path))
+    for collector in collectors:
+        registry.register(collector)
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -24,15 +24,17 @@ from meshscope.model.batch import Batch
 from meshscope.model.calls import Call, ProxyRequest
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
-from meshscope.model.spans import SpanKind
+from meshscope.model.spans import Span, SpanKind
 from meshscope.pipeline.derive.accesslog import access_log
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.requestmetrics import RequestMetrics
 from meshscope.pipeline.derive.servicegraph import ServiceGraphMetrics, SpanPairer
 from meshscope.pipeline.derive.spanmetrics import SpanMetrics
 from meshscope.pipeline.prepared import Prepared, prepare
+from meshscope.pipeline.sampling.head import HeadSamplingFilter
+from meshscope.pipeline.sampling.tail import TailSampler
 from meshscope.store.base import Operation, Storage
-from meshscope.store.twophase import span_encoder, write_encoded
+from meshscope.store.twophase import keep_spans, span_encoder, write_encoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +61,22 @@ def call_from_request(request: ProxyRequest) -> Call:
 
 class Pipeline:
     def __init__(
-        self, storage: Storage, clock: Clock, settings: PipelineSettings | None = None
+        self,
+        storage: Storage,
+        clock: Clock,
+        settings: PipelineSettings | None = None,
+        head: HeadSamplingFilter | None = None,
+        tail: TailSampler | None = None,
     ) -> None:
         settings = settings or PipelineSettings()
         self.storage = storage
         self.clock = clock
+        self.head = head
+        self.tail = tail
         self.registry = MetricsRegistry(settings.max_series_per_metric)
-        self.span_encoder = span_encoder(storage)
+        self._store_encoder = span_encoder(storage)
+        # With tail sampling, spans stay model objects until the owner has decided on them.
+        self.span_encoder = keep_spans if tail is not None else self._store_encoder
         self.pairer = SpanPairer(settings.servicegraph_ttl_ns, settings.servicegraph_max_pending)
         self._span_metrics = SpanMetrics(self.registry)
         self._request_metrics = RequestMetrics(self.registry)
@@ -80,8 +91,14 @@ class Pipeline:
         """The span-metric histogram bounds `prepare` must use (workers are given them)."""
         return self._span_metrics.buckets
 
+    @property
+    def samples(self) -> bool:
+        """Whether spans are sampled (then `prepare` must run in this process)."""
+        return self.head is not None or self.tail is not None
+
     def prepare(self, batch: Batch) -> Prepared:
-        return prepare(batch, self.span_encoder, self._span_metrics.buckets)
+        keep = self.head.filter if self.head is not None else None
+        return prepare(batch, self.span_encoder, self._span_metrics.buckets, keep)
 
     def consume(self, batch: Batch) -> None:
         """Derive from the batch and write it in one store transaction. When this returns,
@@ -101,6 +118,7 @@ class Pipeline:
         for item in prepared:
             if item.span_count:
                 calls += self.pairer.add_sides(item.side_records(), now)
+            if item.encoded_spans is not None:
                 encoded.append(item.encoded_spans)
             logs += item.logs
             points += item.points
@@ -110,9 +128,28 @@ class Pipeline:
         calls.extend(call_from_request(r) for r in requests if r.source)
         self._request_metrics.observe(requests)
         self._graph_metrics.observe(calls)
-        # Tail sampling's seam: derived signals above saw every span; a sampler would drop
-        # the encoded spans of unkept traces here, before the store.
+        # Derived signals above saw every span; sampling decides what reaches the store.
+        if self.tail is not None:
+            offered = [span for spans in encoded for span in spans]
+            encoded = self._encode(self.tail.offer(offered, now))
         write_encoded(self.storage, encoded, logs, points, operations, calls, access_log)
+
+    def _encode(self, spans: list[Span]) -> list[Any]:
+        return [self._store_encoder(spans)] if spans else []
+
+    def tick(self) -> None:
+        """Write the kept spans of traces whose tail-sampling wait has passed."""
+        if self.tail is not None:
+            kept = self.tail.tick(self.clock.now_ns())
+            if kept:
+                write_encoded(self.storage, self._encode(kept))
+
+    def drain(self) -> None:
+        """Decide every buffered trace now and write what is kept (on shutdown)."""
+        if self.tail is not None:
+            kept = self.tail.drain(self.clock.now_ns())
+            if kept:
+                write_encoded(self.storage, self._encode(kept))
 
     def flush(self, changed_only: bool = False) -> None:
         """Expire service-graph state and write the derived metrics' current values."""

@@ -10,6 +10,7 @@ Everything in a `Prepared` pickles cheaply (plain tuples, lists, Arrow tables).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +18,8 @@ from meshscope.model.batch import Batch
 from meshscope.model.calls import ProxyRequest
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
-from meshscope.model.spans import SpanKind
-from meshscope.pipeline.derive.servicegraph import Side, side_of
+from meshscope.model.spans import Span, SpanKind
+from meshscope.pipeline.derive.servicegraph import side_of
 from meshscope.pipeline.derive.spanmetrics import DEFAULT_BUCKETS_MS, SpanPartials, span_partials
 from meshscope.store.base import Operation
 from meshscope.store.twophase import SpanEncoder
@@ -40,8 +41,9 @@ class Prepared:
     def __len__(self) -> int:
         return self.span_count + len(self.logs) + len(self.points) + len(self.requests)
 
-    def side_records(self) -> list[Side]:
-        return list(map(Side._make, self.sides))
+    def side_records(self) -> list[tuple[Any, ...]]:
+        """The pairing records: `Side` fields as plain tuples (the pairer indexes them)."""
+        return self.sides
 
     def operation_list(self) -> list[Operation]:
         """Catalog entries in order of appearance; a proxied call's source before its target."""
@@ -54,14 +56,20 @@ class Prepared:
 
 
 def prepare(
-    batch: Batch, encode_spans: SpanEncoder, buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS
+    batch: Batch,
+    encode_spans: SpanEncoder,
+    buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS,
+    keep: Callable[[Sequence[Span]], list[Span]] | None = None,
 ) -> Prepared:
+    """Derivation inputs come from every span; only the spans `keep` returns (head sampling)
+    are encoded for the store."""
     spans = batch.spans
     if not spans:
         return Prepared(logs=batch.logs, points=batch.metrics, requests=batch.requests)
+    kept = keep(spans) if keep is not None else spans
     return Prepared(
         span_count=len(spans),
-        encoded_spans=encode_spans(spans),
+        encoded_spans=encode_spans(kept) if kept else None,
         sides=[tuple(side_of(span)) for span in spans],
         span_metrics=span_partials(spans, buckets_ms),
         operations=list(dict.fromkeys([(s.service, s.name, int(s.kind)) for s in spans])),

@@ -33,6 +33,7 @@ class WriterSettings:
     max_merge_items: int = 100_000
     flush_interval_s: float = 15.0
     retention_interval_s: float = 300.0
+    tick_interval_s: float = 1.0  # tail-sampling decisions
 
 
 @dataclass(slots=True)
@@ -121,12 +122,16 @@ class BatchWriter:
     def _run(self) -> None:
         next_flush = time.monotonic() + self.settings.flush_interval_s
         next_retention = time.monotonic() + self.settings.retention_interval_s
+        next_tick = time.monotonic() + self.settings.tick_interval_s
         while True:
             now = time.monotonic()
-            jobs = self._take(max(0.0, min(next_flush, next_retention) - now))
+            jobs = self._take(max(0.0, min(next_flush, next_retention, next_tick) - now))
             if jobs:
                 self._commit(jobs)
             now = time.monotonic()
+            if now >= next_tick:
+                self._guard(self.pipeline.tick)
+                next_tick = now + self.settings.tick_interval_s
             if now >= next_flush:
                 self._guard(self.pipeline.flush)
                 next_flush = now + self.settings.flush_interval_s
@@ -136,6 +141,7 @@ class BatchWriter:
             with self._cond:
                 if self._stopping and not self._jobs:
                     break
+        self._guard(self.pipeline.drain)
         self._guard(self.pipeline.flush)
 
     def _commit(self, jobs: list[_Job]) -> None:
