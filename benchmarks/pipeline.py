@@ -24,15 +24,13 @@ import gc
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from meshscope.clock import ManualClock
 from meshscope.ingest.loadgen import build_requests
 from meshscope.ingest.otlp import decode_otlp
 from meshscope.model.batch import Batch
-from meshscope.model.logs import LogRecord
-from meshscope.model.metrics import MetricPoint
 from meshscope.model.spans import Span
 from meshscope.pipeline.chain import Pipeline
 from meshscope.pipeline.sampling.config import TailSamplingConfig
@@ -43,7 +41,7 @@ from meshscope.pipeline.sampling.policy_config import (
     StatusCodeMatch,
 )
 from meshscope.pipeline.sampling.tail import TailSampler
-from meshscope.store.base import CatalogStore, LogStore, MetricStore, Operation, Storage, TraceStore
+from meshscope.store.base import Operation, Storage
 from meshscope.store.factory import open_storage
 
 SIMULATED_SECONDS_PER_REQUEST = 0.1  # 500 spans per 0.1 s: a service mesh at 5k spans/s
@@ -59,50 +57,12 @@ TAIL = TailSamplingConfig(
 )
 
 
-class TailSampledStorage:
-    """Storage whose span writes go through a tail sampler first: how the pipeline will
-    sample after deriving (chain.py is wired by its owner; this mirrors that order)."""
-
-    def __init__(self, inner: Storage, sampler: TailSampler, clock: ManualClock) -> None:
-        self.inner, self.sampler, self.clock = inner, sampler, clock
-
-    @property
-    def traces(self) -> TraceStore:
-        return self.inner.traces
-
-    @property
-    def logs(self) -> LogStore:
-        return self.inner.logs
-
-    @property
-    def metrics(self) -> MetricStore:
-        return self.inner.metrics
-
-    @property
-    def catalog(self) -> CatalogStore:
-        return self.inner.catalog
-
-    def write_batch(
-        self,
-        spans: Sequence[Span] = (),
-        logs: Sequence[LogRecord] = (),
-        points: Sequence[MetricPoint] = (),
-        operations: Sequence[Operation] = (),
-    ) -> None:
-        now = self.clock.now_ns()
-        kept = self.sampler.offer(spans, now) + self.sampler.tick(now)
-        self.inner.write_batch(kept, logs, points, operations)
-
-    def expire(self, before_ns: int) -> int:
-        return self.inner.expire(before_ns)
-
-    def close(self) -> None:
-        self.inner.write_batch(self.sampler.drain(self.clock.now_ns()))
-        self.inner.close()
-
-
 def _run(
-    bodies: list[bytes], storage: Storage, consume: Callable[[list[Span]], None], clock: ManualClock
+    bodies: list[bytes],
+    storage: Storage,
+    consume: Callable[[list[Span]], None],
+    clock: ManualClock,
+    finish: Callable[[], None],
 ) -> float:
     gc.collect()
     start = time.perf_counter()
@@ -112,26 +72,31 @@ def _run(
         consume(batch.spans)
         spans += len(batch.spans)
         clock.advance(SIMULATED_SECONDS_PER_REQUEST)
-    storage.close()  # the tail sampler decides and writes what it still holds
+    finish()  # the tail sampler decides and writes what it still holds
+    storage.close()
     return spans / (time.perf_counter() - start)
 
 
-def _consumer(mode: str, storage: Storage, clock: ManualClock) -> Callable[[list[Span]], None]:
+def _consumer(
+    mode: str, storage: Storage, clock: ManualClock
+) -> tuple[Callable[[list[Span]], None], Pipeline | None]:
     if mode == "store only":
 
         def write(spans: list[Span]) -> None:
             ops = [Operation(s.service, s.name, s.kind) for s in spans]
             storage.write_batch(spans=spans, operations=ops)
 
-        return write
-    pipeline = Pipeline(storage, clock)
+        return write, None
+    tail = TailSampler.from_config(TAIL) if mode == "pipeline + tail" else None
+    pipeline = Pipeline(storage, clock, tail=tail)
 
     def consume(spans: list[Span]) -> None:
         pipeline.consume(Batch(spans=spans))
+        pipeline.tick()  # the server ticks every second; here every simulated 0.1 s
         if clock.now_ns() % FLUSH_NS < SIMULATED_NS_PER_REQUEST:
             pipeline.flush(changed_only=True)  # as the server does every 15 s
 
-    return consume
+    return consume, pipeline
 
 
 def measure(bodies: list[bytes], kind: str, directory: Path) -> dict[str, float]:
@@ -140,15 +105,12 @@ def measure(bodies: list[bytes], kind: str, directory: Path) -> dict[str, float]
         path = directory / f"{len(rates)}.duckdb"
         clock = ManualClock()
         storage: Storage = open_storage(kind, str(path))
-        sampled = None
-        if mode == "pipeline + tail":
-            storage = sampled = TailSampledStorage(storage, TailSampler.from_config(TAIL), clock)
-        rates[mode] = _run(bodies, storage, _consumer(mode, storage, clock), clock)
-        if sampled is not None:
-            stats = sampled.sampler.stats
+        consume, pipeline = _consumer(mode, storage, clock)
+        finish = pipeline.drain if pipeline is not None else (lambda: None)
+        rates[mode] = _run(bodies, storage, consume, clock, finish)
+        if pipeline is not None and pipeline.tail is not None:
+            stats = pipeline.tail.stats
             total = stats.traces_sampled + stats.traces_not_sampled
-            if not total:
-                raise SystemExit("the pipeline no longer writes spans through write_batch")
             print(f"  tail sampling kept {stats.traces_sampled:,}/{total:,} traces")
     return rates
 
