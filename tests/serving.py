@@ -6,16 +6,17 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
-from starlette.applications import Starlette
 
 HOST = "127.0.0.1"
 
 
 @contextmanager
-def serving(app: Starlette) -> Iterator[str]:
-    """Yield the base URL while uvicorn serves `app`; stop it (bounded) afterwards."""
+def serving(app: Any, force_exit: bool = False) -> Iterator[str]:
+    """Yield the base URL while uvicorn serves the ASGI `app`; stop it (bounded) afterwards.
+    `force_exit` stops without waiting for requests still running (a hanging target's)."""
     config = uvicorn.Config(app, host=HOST, port=0, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
@@ -30,5 +31,6 @@ def serving(app: Starlette) -> Iterator[str]:
         yield f"http://{HOST}:{port}"
     finally:
         server.should_exit = True
+        server.force_exit = force_exit
         thread.join(10)
         assert not thread.is_alive(), "uvicorn did not stop"

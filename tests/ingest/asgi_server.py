@@ -11,13 +11,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import uvicorn
-
 from meshscope.clock import SystemClock
 from meshscope.model.batch import Batch
 from meshscope.pipeline.chain import Pipeline
 from meshscope.store.base import Series
 from meshscope.store.memory import MemoryStorage
+from tests.serving import serving as shared_serving
 
 HOST = "127.0.0.1"
 T = TypeVar("T")
@@ -25,24 +24,10 @@ T = TypeVar("T")
 
 @contextmanager
 def serving(app: Any) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free port in a thread; yield its base URL."""
-    config = uvicorn.Config(app, host=HOST, port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://{HOST}:{port}"
-    finally:
-        server.should_exit = True
-        server.force_exit = True  # do not wait for hanging requests (the slow target's)
-        thread.join(10)
-        assert not thread.is_alive(), "uvicorn did not stop"
+    """Serve `app` with uvicorn on a free port in a thread; yield its base URL. Stops without
+    waiting for hanging requests (the slow target's)."""
+    with shared_serving(app, force_exit=True) as url:
+        yield url
 
 
 def free_port() -> int:

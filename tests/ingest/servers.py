@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import grpc
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -26,6 +24,7 @@ from meshscope.ingest.zipkin_http import zipkin_routes
 from meshscope.model.batch import Batch
 from meshscope.pipeline.chain import Pipeline
 from meshscope.store.memory import MemoryStorage
+from tests.serving import serving
 
 HOST = "127.0.0.1"
 
@@ -82,24 +81,8 @@ def receiver_app(sink: IngestSink, limits: IngestLimits | None = None) -> Starle
 @contextmanager
 def running_http(sink: IngestSink, limits: IngestLimits | None = None) -> Iterator[str]:
     """Serve the OTLP/HTTP and Zipkin routes with uvicorn on a free port; yield the base URL."""
-    config = uvicorn.Config(
-        receiver_app(sink, limits), host=HOST, port=0, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://{HOST}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        assert not thread.is_alive(), "uvicorn did not stop"
+    with serving(receiver_app(sink, limits)) as url:
+        yield url
 
 
 @contextmanager
