@@ -27,9 +27,9 @@ from meshscope.api.loki_params import (
     parse_duration,
     parse_limit,
     parse_timestamp,
-    read_params,
     time_range,
 )
+from meshscope.api.params import read_params
 from meshscope.api.trace_logs import trace_logs_route
 from meshscope.clock import Clock, SystemClock
 from meshscope.query.logql import LogExpr, LogQLError, parse

@@ -8,10 +8,8 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
-from urllib.parse import parse_qsl
 
-from starlette.requests import Request
-
+from meshscope.api.params import FormParams
 from meshscope.query.logql.lexer import duration_ns
 
 NS = 10**9
@@ -25,20 +23,7 @@ class ParamError(ValueError):
     """A bad query parameter (HTTP 400 with this message)."""
 
 
-Params = dict[str, list[str]]
-
-
-async def read_params(request: Request) -> Params:
-    """Query-string parameters, plus form fields of a urlencoded POST body."""
-    params: Params = {}
-    for key, value in request.query_params.multi_items():
-        params.setdefault(key, []).append(value)
-    content_type = request.headers.get("content-type", "")
-    if request.method == "POST" and content_type.startswith("application/x-www-form-urlencoded"):
-        body = (await request.body()).decode("utf-8", errors="replace")
-        for key, value in parse_qsl(body, keep_blank_values=True):
-            params.setdefault(key, []).append(value)
-    return params
+Params = FormParams
 
 
 def one(params: Params, name: str) -> str:

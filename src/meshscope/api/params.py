@@ -7,8 +7,10 @@ Every parser raises `ParamError` with a message naming the parameter; routes tur
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import QueryParams
+from starlette.requests import Request
 
 from meshscope.model.ids import TRACE_ID_HEX_LEN
 
@@ -80,3 +82,20 @@ def trace_id(raw: str, name: str = "traceID") -> str:
     ):
         raise ParamError(f'parameter {name}="{raw}" must be 1 to 32 hex characters')
     return value.rjust(TRACE_ID_HEX_LEN, "0")
+
+
+FormParams = dict[str, list[str]]
+
+
+async def read_params(request: Request) -> FormParams:
+    """Query-string parameters, plus the fields of a form-urlencoded POST body (Prometheus and
+    Loki clients, Grafana among them, POST their queries as forms)."""
+    params: FormParams = {}
+    for key, value in request.query_params.multi_items():
+        params.setdefault(key, []).append(value)
+    content_type = request.headers.get("content-type", "")
+    if request.method == "POST" and content_type.startswith("application/x-www-form-urlencoded"):
+        body = (await request.body()).decode("utf-8", errors="replace")
+        for key, value in parse_qsl(body, keep_blank_values=True):
+            params.setdefault(key, []).append(value)
+    return params

@@ -7,7 +7,6 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl
 
 import promql_parser
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from meshscope.api.params import read_params
 from meshscope.query.promql.engine import Engine
 from meshscope.query.promql.evaluator import parse, selector_matchers
 from meshscope.query.promql.queryable import Queryable, label_names, label_values, series_labels
@@ -92,18 +92,6 @@ def parse_duration(text: str, name: str) -> int:
     return round(seconds * 1000)
 
 
-async def _params(request: Request) -> dict[str, list[str]]:
-    params: dict[str, list[str]] = {}
-    for key, value in request.query_params.multi_items():
-        params.setdefault(key, []).append(value)
-    content_type = request.headers.get("content-type", "")
-    if request.method == "POST" and content_type.startswith("application/x-www-form-urlencoded"):
-        body = (await request.body()).decode("utf-8", errors="replace")
-        for key, value in parse_qsl(body, keep_blank_values=True):
-            params.setdefault(key, []).append(value)
-    return params
-
-
 def _one(params: dict[str, list[str]], name: str) -> str | None:
     values = params.get(name)
     return values[0] if values else None
@@ -167,7 +155,7 @@ Handler = Callable[[Request], Awaitable[JSONResponse]]
 def _endpoint(work: Callable[[dict[str, list[str]], Request], Any]) -> Handler:
     async def handle(request: Request) -> JSONResponse:
         try:
-            params = await _params(request)
+            params = await read_params(request)
             data = await run_in_threadpool(work, params, request)
         except ParamError as exc:
             return _error("bad_data", str(exc), 400)
