@@ -5,7 +5,9 @@ Phases, all in one run:
 1. decode floor: this process decodes + walks the same requests into model spans on one core;
 2. distinct: every distinct request sent once -> spans/s and bytes on disk per span;
 3. sustained: the requests cycled for --seconds at full speed -> durable spans/s, ratio to floor;
-4. overload: twice the sustained rate offered -> share answered 429/503, peak server RSS.
+   plus CPU per span in the owner and in the ingest worker processes;
+4. overload: open-loop paced senders offer twice the sustained rate -> share answered
+   429/503, peak RSS of the owner and its workers.
 
 Usage: .venv/bin/python benchmarks/ingest.py [--seconds 60] [--distinct 400]
 """
@@ -74,12 +76,20 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError("server did not start; see server.log")
 
-    def rss_mib(self) -> float:
+    def pids(self) -> list[int]:
+        """The owner and its worker processes."""
         assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        pids = children.read_text().split() if children.exists() else []
+        return [self.proc.pid, *map(int, pids)]
+
+    def rss_mib(self) -> float:
+        return sum(_rss_mib(pid) for pid in self.pids())
+
+    def cpu_s(self) -> tuple[float, float]:
+        """CPU seconds used so far by the owner process and by its worker processes."""
+        owner, *workers = self.pids()
+        return _cpu_s(owner), sum(_cpu_s(pid) for pid in workers)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -161,7 +171,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--distinct", type=int, default=400, help="distinct requests to build")
-    parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--senders", type=int, default=16, help="closed-loop senders")
     args = parser.parse_args()
 
     base_ns = time.time_ns() - 20 * 60 * 10**9
@@ -188,29 +198,58 @@ def main() -> None:
         server.start()
 
         peak = [0.0]
+        cpu_before = server.cpu_s()
         tally, took = drive(
             server.http_port, bodies, args.seconds, args.senders,
             on_tick=lambda: peak.__setitem__(0, max(peak[0], server.rss_mib())),
         )  # fmt: skip
+        owner_s, workers_s = (b - a for a, b in zip(cpu_before, server.cpu_s(), strict=True))
         rate = tally.acked_spans / took
-        print(f"sustained {took:.0f} s: {rate:,.0f} durable spans/s "
+        spans = max(tally.acked_spans, 1)
+        print(f"sustained {took:.0f} s ({args.senders} senders): {rate:,.0f} durable spans/s "
               f"(refused {tally.refused}, errors {tally.errors}); ratio to decode floor "
-              f"{rate / floor:.2f}; peak RSS {peak[0]:.0f} MiB")  # fmt: skip
+              f"{rate / floor:.2f}; peak RSS {peak[0]:.0f} MiB (owner + workers)")  # fmt: skip
+        owner_us, workers_us = owner_s / spans * 1e6, workers_s / spans * 1e6
+        print(f"  CPU per span: owner {owner_us:.1f} us, workers {workers_us:.1f} us; "
+              f"CPU busy {(owner_s + workers_s) / took:.2f} of {os.cpu_count()} cores "
+              f"(load average {os.getloadavg()[0]:.1f} incl. other processes)")  # fmt: skip
 
+        # Open loop: many paced senders offer twice the sustained rate whatever the answers.
         peak = [0.0]
-        overload_senders = args.senders * 4
+        overload_senders = 96
+        pace_s = overload_senders * SPANS_PER_REQUEST / (2 * max(rate, 1000))
         tally, took = drive(
-            server.http_port, bodies, min(30.0, args.seconds), overload_senders,
+            server.http_port, bodies, min(30.0, args.seconds), overload_senders, pace_s=pace_s,
             on_tick=lambda: peak.__setitem__(0, max(peak[0], server.rss_mib())),
         )  # fmt: skip
         offered = tally.acked_spans + tally.refused * SPANS_PER_REQUEST
-        print(f"overload ({overload_senders} senders, {offered / took:,.0f} spans/s offered): "
+        print(f"overload ({overload_senders} paced senders, {offered / took:,.0f} spans/s "
+              f"offered = {offered / took / max(rate, 1):.1f}x sustained): "
               f"{tally.acked_spans / took:,.0f} acked spans/s, "
               f"{tally.refused * SPANS_PER_REQUEST / max(offered, 1):.0%} answered 429/503, "
-              f"errors {tally.errors}, peak RSS {peak[0]:.0f} MiB")  # fmt: skip
+              f"errors {tally.errors}, peak RSS {peak[0]:.0f} MiB (owner + workers)")  # fmt: skip
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0.0
+    for line in lines:
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wal_size(db: Path) -> int:

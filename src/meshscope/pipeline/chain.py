@@ -16,7 +16,7 @@ calls every flush interval (and the node before each answer).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from meshscope.clock import Clock
@@ -42,6 +42,18 @@ class PipelineSettings:
     servicegraph_ttl_ns: int = 10 * 10**9
     servicegraph_max_pending: int = 1_000_000
     max_series_per_metric: int = 10_000
+
+
+@dataclass(slots=True)
+class Derived:
+    """What one store transaction writes: encoded spans, logs, points, operations, and the
+    calls between services (stored as access logs)."""
+
+    encoded: list[Any] = field(default_factory=list)
+    logs: list[LogRecord] = field(default_factory=list)
+    points: list[MetricPoint] = field(default_factory=list)
+    operations: list[Operation] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
 
 
 def call_from_request(request: ProxyRequest) -> Call:
@@ -108,31 +120,44 @@ class Pipeline:
     def commit(self, prepared: Sequence[Prepared]) -> None:
         """Derive from prepared batches (made by `prepare`, here or in a worker) and write
         them all in one store transaction. When this returns, they are durable."""
+        self.store(self.derive(prepared))
+
+    def derive(self, prepared: Sequence[Prepared]) -> Derived:
+        """Pair, count and sample prepared batches (the Python half of `commit`); the result
+        is ready for `store`, which a second thread may run while this one derives the next."""
         now = self.clock.now_ns()
-        calls: list[Call] = []
-        encoded: list[Any] = []
-        logs: list[LogRecord] = []
-        points: list[MetricPoint] = []
+        out = Derived()
         requests: list[ProxyRequest] = []
-        operations: list[Operation] = []
         for item in prepared:
             if item.span_count:
-                calls += self.pairer.add_sides(item.side_records(), now)
+                out.calls += self.pairer.add_sides(item.side_records(), now)
             if item.encoded_spans is not None:
-                encoded.append(item.encoded_spans)
-            logs += item.logs
-            points += item.points
+                out.encoded.append(item.encoded_spans)
+            out.logs += item.logs
+            out.points += item.points
             requests += item.requests
-            operations += item.operation_list()
+            out.operations += item.operation_list()
         self._span_metrics.merge(*(item.span_metrics for item in prepared if item.span_count))
-        calls.extend(call_from_request(r) for r in requests if r.source)
+        out.calls.extend(call_from_request(r) for r in requests if r.source)
         self._request_metrics.observe(requests)
-        self._graph_metrics.observe(calls)
+        self._graph_metrics.observe(out.calls)
         # Derived signals above saw every span; sampling decides what reaches the store.
         if self.tail is not None:
-            offered = [span for spans in encoded for span in spans]
-            encoded = self._encode(self.tail.offer(offered, now))
-        write_encoded(self.storage, encoded, logs, points, operations, calls, access_log)
+            offered = [span for spans in out.encoded for span in spans]
+            out.encoded = self._encode(self.tail.offer(offered, now))
+        return out
+
+    def store(self, derived: Derived) -> None:
+        """Write what `derive` made in ONE store transaction; durable when this returns."""
+        write_encoded(
+            self.storage,
+            derived.encoded,
+            derived.logs,
+            derived.points,
+            derived.operations,
+            derived.calls,
+            access_log,
+        )
 
     def _encode(self, spans: list[Span]) -> list[Any]:
         return [self._store_encoder(spans)] if spans else []

@@ -1,18 +1,24 @@
-"""The store owner: one thread runs the pipeline, so the DuckDB file has exactly one writer.
+"""The store owner: one writer runs the pipeline, so the DuckDB file has exactly one writer.
 
 Receivers `await submit(batch)` with a raw Batch or one an ingest worker process already
-prepared (`pipeline.prepared`); the writer thread takes everything queued and commits it in one
-go (group commit: one transaction for many requests), then wakes
-each waiting receiver. A receiver is answered only after its batch is committed. The queue is
-bounded in items: past the bound `submit` raises OverloadedError at once (-> 429 + Retry-After),
-so memory stays bounded under overload. The same thread flushes derived metrics on an interval
-and applies retention.
+prepared (`pipeline.prepared`); the writer takes everything queued and commits it in one go
+(group commit: one transaction for many requests), then wakes each waiting receiver. A
+receiver is answered only after its batch is committed. The queue is bounded in items: past
+the bound `submit` raises OverloadedError at once (-> 429 + Retry-After), so memory stays
+bounded under overload.
+
+Two threads, one stage each, so Python and DuckDB work overlap: `meshscope-writer` derives
+(pairs spans, counts metrics: holds the GIL) and hands each group to `meshscope-store`, which
+runs the store transaction (DuckDB releases the GIL) and answers the group's receivers. At
+most one derived group waits between them. The writer thread also flushes derived metrics on
+an interval and applies retention.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -21,7 +27,7 @@ from dataclasses import dataclass
 
 from meshscope.ingest.sink import OverloadedError, UnavailableError
 from meshscope.model.batch import Batch
-from meshscope.pipeline.chain import Pipeline
+from meshscope.pipeline.chain import Derived, Pipeline
 from meshscope.pipeline.prepared import Prepared
 
 log = logging.getLogger(__name__)
@@ -42,6 +48,15 @@ class _Job:
     done: Callable[[BaseException | None], None]
 
 
+@dataclass(slots=True)
+class _Group:
+    """Jobs derived together, on their way to one store transaction."""
+
+    jobs: list[_Job]
+    items: int
+    derived: Derived | None
+
+
 class BatchWriter:
     def __init__(
         self,
@@ -57,6 +72,10 @@ class BatchWriter:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="meshscope-writer", daemon=True)
+        self._stored: queue.Queue[_Group | None] = queue.Queue(maxsize=1)
+        self._store_thread = threading.Thread(
+            target=self._store_run, name="meshscope-store", daemon=True
+        )
         self.committed_items = 0
         self.rejected_items = 0
         self.commits = 0
@@ -66,6 +85,7 @@ class BatchWriter:
         return self._pending_items
 
     def start(self) -> None:
+        self._store_thread.start()
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -141,12 +161,13 @@ class BatchWriter:
             with self._cond:
                 if self._stopping and not self._jobs:
                     break
+        self._stored.put(None)  # the store thread finishes what it was given, then stops
+        self._store_thread.join()
         self._guard(self.pipeline.drain)
         self._guard(self.pipeline.flush)
 
     def _commit(self, jobs: list[_Job]) -> None:
         items = sum(len(job.batch) for job in jobs)
-        error: BaseException | None = None
         try:
             raw = Batch()
             prepared: list[Prepared] = []
@@ -157,15 +178,30 @@ class BatchWriter:
                     raw.extend(job.batch)
             if len(raw):
                 prepared.append(self.pipeline.prepare(raw))
-            self.pipeline.commit(prepared)
-            self.committed_items += items
-            self.commits += 1
+            derived = self.pipeline.derive(prepared)
         except Exception as exc:
-            log.exception("committing %d items failed", items)
-            error = UnavailableError(f"store write failed: {exc}")
+            log.exception("deriving from %d items failed", items)
+            self._finish(_Group(jobs, items, None), UnavailableError(f"pipeline failed: {exc}"))
+            return
+        self._stored.put(_Group(jobs, items, derived))
+
+    def _store_run(self) -> None:
+        while (group := self._stored.get()) is not None:
+            error: BaseException | None = None
+            try:
+                assert group.derived is not None
+                self.pipeline.store(group.derived)
+                self.committed_items += group.items
+                self.commits += 1
+            except Exception as exc:
+                log.exception("committing %d items failed", group.items)
+                error = UnavailableError(f"store write failed: {exc}")
+            self._finish(group, error)
+
+    def _finish(self, group: _Group, error: BaseException | None) -> None:
         with self._cond:
-            self._pending_items -= items
-        for job in jobs:
+            self._pending_items -= group.items
+        for job in group.jobs:
             job.done(error)
 
     def _guard(self, action: Callable[[], None]) -> None:

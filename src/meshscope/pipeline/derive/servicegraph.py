@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from meshscope.model.attributes import attr_str
 from meshscope.model.calls import Call
@@ -77,11 +77,13 @@ def side_of(span: Span) -> Side:
     )
 
 
-@dataclass(slots=True)
-class _Seen:
-    span: Side
-    arrived_ns: int
-    paired: bool = False
+# Field positions of a Side: the pairer indexes plain tuples (what workers send) directly.
+_TRACE, _SPAN, _PARENT, _SERVICE, _KIND, _START, _DURATION, _ERROR = range(8)
+_STATUS, _METHOD, _PATH, _PEER, _DB = range(8, 13)
+
+# What the pairer remembers per span: [side, arrived_ns, paired] (a list: cheapest to make).
+_Seen = list[Any]
+_ARRIVED, _PAIRED = 1, 2
 
 
 @dataclass(slots=True)
@@ -92,38 +94,39 @@ class PairingStats:
     evicted: int = 0
 
 
-def _call(parent: Side, child: Side) -> Call:
-    messaging = parent.kind in _MESSAGING_KINDS or child.kind in _MESSAGING_KINDS
+def _call(parent: tuple[Any, ...], child: tuple[Any, ...]) -> Call:
+    parent_kind, child_kind = parent[_KIND], child[_KIND]
+    messaging = parent_kind in _MESSAGING_KINDS or child_kind in _MESSAGING_KINDS
     return Call(
-        source=parent.service,
-        target=child.service,
-        time_ns=parent.start_ns,
-        failed=parent.is_error or child.is_error,
-        client_duration_ns=parent.duration_ns if parent.kind in _CALLER_KINDS else 0,
-        server_duration_ns=child.duration_ns,
-        connection_type="messaging_system" if messaging else "",
-        status_code=child.status_code,
-        method=child.method,
-        path=child.path,
-        trace_id=child.trace_id,
-        span_id=child.span_id,
+        parent[_SERVICE],
+        child[_SERVICE],
+        parent[_START],
+        parent[_ERROR] or child[_ERROR],
+        parent[_DURATION] if parent_kind in _CALLER_KINDS else 0,
+        child[_DURATION],
+        "messaging_system" if messaging else "",
+        child[_STATUS],
+        child[_METHOD],
+        child[_PATH],
+        child[_TRACE],
+        child[_SPAN],
     )
 
 
-def _virtual_call(client: Side) -> Call | None:
-    db_system = client.db_system
-    target = client.peer or db_system
-    if not target or client.kind not in _CALLER_KINDS:
+def _virtual_call(client: tuple[Any, ...]) -> Call | None:
+    db_system = client[_DB]
+    target = client[_PEER] or db_system
+    if not target or client[_KIND] not in _CALLER_KINDS:
         return None
     return Call(
-        source=client.service,
+        source=client[_SERVICE],
         target=target,
-        time_ns=client.start_ns,
-        failed=client.is_error,
-        client_duration_ns=client.duration_ns,
+        time_ns=client[_START],
+        failed=client[_ERROR],
+        client_duration_ns=client[_DURATION],
         connection_type="database" if db_system else "virtual_node",
-        trace_id=client.trace_id,
-        span_id=client.span_id,
+        trace_id=client[_TRACE],
+        span_id=client[_SPAN],
     )
 
 
@@ -140,33 +143,38 @@ class SpanPairer:
     def add(self, spans: Sequence[Span], now_ns: int) -> list[Call]:
         return self.add_sides([side_of(span) for span in spans], now_ns)
 
-    def add_sides(self, sides: Sequence[Side], now_ns: int) -> list[Call]:
+    def add_sides(self, sides: Iterable[tuple[Any, ...]], now_ns: int) -> list[Call]:
+        """Pair `Side` records (or plain tuples of a Side's fields, as workers send them)."""
         calls: list[Call] = []
         seen, orphans = self._seen, self._orphans
+        stats = self.stats
         for side in sides:
-            entry = _Seen(side, now_ns)
-            trace_id = side.trace_id
-            seen[(trace_id, side.span_id)] = entry
-            if side.parent_span_id:
-                key = (trace_id, side.parent_span_id)
+            entry = [side, now_ns, False]
+            trace_id = side[_TRACE]
+            seen[(trace_id, side[_SPAN])] = entry
+            parent_id = side[_PARENT]
+            if parent_id:
+                key = (trace_id, parent_id)
                 parent = seen.get(key)
-                if parent is not None:
-                    self._pair(parent, entry, calls)
-                else:
-                    orphans.setdefault(key, []).append(entry)
+                if parent is None:
+                    waiting = orphans.get(key)
+                    if waiting is None:
+                        orphans[key] = [entry]
+                    else:
+                        waiting.append(entry)
+                elif parent[0][_SERVICE] != side[_SERVICE]:
+                    parent[_PAIRED] = entry[_PAIRED] = True
+                    stats.paired += 1
+                    calls.append(_call(parent[0], side))
             if orphans:
-                waiting = orphans.pop((trace_id, side.span_id), None)
-                for child in waiting or ():
-                    self._pair(entry, child, calls)
-        calls.extend(self._evict_over_capacity())
+                for child in orphans.pop((trace_id, side[_SPAN]), ()):
+                    if child[0][_SERVICE] != side[_SERVICE]:
+                        entry[_PAIRED] = child[_PAIRED] = True
+                        stats.paired += 1
+                        calls.append(_call(side, child[0]))
+        if len(seen) > self.max_pending or len(orphans) > self.max_pending:
+            calls.extend(self._evict_over_capacity())
         return calls
-
-    def _pair(self, parent: _Seen, child: _Seen, calls: list[Call]) -> None:
-        if parent.span.service == child.span.service:
-            return
-        parent.paired = child.paired = True
-        self.stats.paired += 1
-        calls.append(_call(parent.span, child.span))
 
     def expire(self, now_ns: int) -> list[Call]:
         """Forget spans older than the TTL; unpaired callers naming a peer become virtual calls."""
@@ -174,25 +182,25 @@ class SpanPairer:
         cutoff = now_ns - self.ttl_ns
         while self._seen:
             key, entry = next(iter(self._seen.items()))
-            if entry.arrived_ns > cutoff:
+            if entry[_ARRIVED] > cutoff:
                 break
             del self._seen[key]
             self._retire(entry, calls)
         while self._orphans:
             key, children = next(iter(self._orphans.items()))
-            if children[0].arrived_ns > cutoff:
+            if children[0][_ARRIVED] > cutoff:
                 break
             del self._orphans[key]
         return calls
 
     def _retire(self, entry: _Seen, calls: list[Call]) -> None:
-        if entry.paired:
+        if entry[_PAIRED]:
             return
-        virtual = _virtual_call(entry.span)
+        virtual = _virtual_call(entry[0])
         if virtual is not None:
             self.stats.virtual += 1
             calls.append(virtual)
-        elif entry.span.kind in _CALLER_KINDS:
+        elif entry[0][_KIND] in _CALLER_KINDS:
             self.stats.expired_unpaired += 1
 
     def _evict_over_capacity(self) -> list[Call]:

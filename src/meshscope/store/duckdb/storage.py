@@ -71,7 +71,7 @@ class DuckDBStorage:
     ) -> None:
         """`write_batch` with spans encoded by `encode_spans`, and calls between services
         stored as access logs (typed rows, see `access_logs`): one transaction."""
-        with self._db.transaction() as txn:
+        with self._db.transaction(single_threaded=len(encoded_spans) > 1) as txn:
             if encoded_spans:
                 for encoded in encoded_spans:
                     if encoded.resources:
