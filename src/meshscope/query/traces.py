@@ -29,21 +29,18 @@ def get_trace(traces: TraceStore, trace_id: str) -> list[Span]:
 
 
 def find_traces(traces: TraceStore, query: TraceQuery) -> list[list[Span]]:
-    """Full traces matching the query, most recent first (what Jaeger's search returns)."""
-    found = (get_trace(traces, trace_id) for trace_id in traces.find_trace_ids(query))
-    return [spans for spans in found if spans]
+    """Full traces matching the query, most recent first (what Jaeger's search returns), read
+    in one batch."""
+    found = traces.get_traces(traces.find_trace_ids(query))
+    return [dedupe(spans) for spans in found.values() if spans]
 
 
 def get_traces(traces: TraceStore, trace_ids: Sequence[str]) -> tuple[list[list[Span]], list[str]]:
     """The traces that exist, in the order asked (each once), and the ids that do not."""
-    found: list[list[Span]] = []
-    missing: list[str] = []
-    for trace_id in dict.fromkeys(trace_ids):
-        spans = get_trace(traces, trace_id)
-        if spans:
-            found.append(spans)
-        else:
-            missing.append(trace_id)
+    asked = list(dict.fromkeys(trace_ids))
+    stored = traces.get_traces(asked)
+    found = [dedupe(stored[trace_id]) for trace_id in asked if stored.get(trace_id)]
+    missing = [trace_id for trace_id in asked if not stored.get(trace_id)]
     return found, missing
 
 

@@ -132,6 +132,12 @@ class TraceStore(Protocol):
         """All spans of the trace ordered by start time; [] when unknown."""
         ...
 
+    def get_traces(self, trace_ids: Sequence[str]) -> dict[str, list[Span]]:
+        """`get_trace` of many ids at once (one round trip where the backend has them): each
+        known id, in the order asked, maps to what `get_trace` returns for it; unknown and
+        malformed ids are left out."""
+        ...
+
     def find_trace_ids(self, query: TraceQuery) -> list[str]:
         """Ids of matching traces, most recent first, at most `query.limit`."""
         ...

@@ -64,6 +64,10 @@ class MemoryTraceStore:
     def get_trace(self, trace_id: str) -> list[Span]:
         return sorted(self._traces.get(trace_id, []), key=lambda s: s.start_ns)
 
+    def get_traces(self, trace_ids: Sequence[str]) -> dict[str, list[Span]]:
+        found = {trace_id: self.get_trace(trace_id) for trace_id in dict.fromkeys(trace_ids)}
+        return {trace_id: spans for trace_id, spans in found.items() if spans}
+
     def find_trace_ids(self, query: TraceQuery) -> list[str]:
         found: list[tuple[int, str]] = []
         for trace_id, spans in self._traces.items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -41,6 +41,10 @@ _INDEX = (
     "INSERT INTO trace_index SELECT trace_hi, trace_lo, min(start_ns), max(start_ns)"
     " FROM {src} GROUP BY trace_hi, trace_lo"
 )
+_CHUNK = 500  # trace ids per read
+# Ranges of start times closer than this are read as one: the rows between them are few
+# (a row group holds minutes of spans at high rates) and one BETWEEN filters faster than many.
+_GAP_NS = 60 * 10**9
 _COLUMNS = """s.trace_hi, s.trace_lo, s.span_id, s.parent_id, s.name, s.service, s.start_ns,
     s.duration_ns, s.kind, s.status_code, s.status_message, s.attr_keys, s.attr_values,
     s.attr_types, s.events, s.links, s.scope_name, s.scope_version, s.trace_state, s.flags,
@@ -63,27 +67,59 @@ class DuckDBTraceStore:
             txn.insert("spans", table, _INDEX)
 
     def get_trace(self, trace_id: str) -> list[Span]:
-        try:
-            high, low = id128(trace_id)
-        except ValueError:
-            return []
+        return self.get_traces([trace_id]).get(trace_id, [])
+
+    def get_traces(self, trace_ids: Sequence[str]) -> dict[str, list[Span]]:
+        """Two queries for any number of ids: their start ranges from `trace_index`, then the
+        spans inside those ranges (merged where close, so `start_ns` zonemaps prune the scan).
+        Ids are SQL literals (they are integers): an `IN` list of literals is what DuckDB
+        answers with the ART index on `trace_lo` (`trace_lo = ? AND trace_hi = ?` is not)."""
+        asked: dict[tuple[int, int], list[str]] = {}
+        for trace_id in dict.fromkeys(trace_ids):
+            key = _key(trace_id)
+            if key is not None:
+                asked.setdefault(key, []).append(trace_id)
+        found: dict[tuple[int, int], list[Span]] = {}
+        keys = list(asked)
+        for chunk in range(0, len(keys), _CHUNK):
+            found.update(self._read(keys[chunk : chunk + _CHUNK]))
+        return {
+            trace_id: found[key]
+            for key, names in asked.items()
+            if key in found
+            for trace_id in names
+        }
+
+    def _read(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], list[Span]]:
         cursor = self._db.read()
-        # `trace_lo` first: the ART index answers it with a point lookup.
-        bounds = cursor.execute(
-            "SELECT min(min_start), max(max_start) FROM trace_index"
-            " WHERE trace_lo = ? AND trace_hi = ?",
-            [low, high],
-        ).fetchone()
-        if bounds is None or bounds[0] is None:
-            return []
+        wanted = set(keys)
+        lows = ", ".join(str(low) for low in dict.fromkeys(low for _, low in keys))
+        bounds: dict[tuple[int, int], tuple[int, int]] = {}
+        for high, low, first, last in cursor.execute(
+            f"SELECT trace_hi, trace_lo, min_start, max_start FROM trace_index"
+            f" WHERE trace_lo IN ({lows})"
+        ).fetchall():
+            if (high, low) in wanted:
+                seen = bounds.get((high, low))
+                if seen is not None:
+                    first, last = min(first, seen[0]), max(last, seen[1])
+                bounds[high, low] = (first, last)
+        if not bounds:
+            return {}
+        ranges = " OR ".join(
+            f"s.start_ns BETWEEN {first} AND {last}" for first, last in _merged(bounds.values())
+        )
+        lows = ", ".join(str(low) for low in dict.fromkeys(low for _, low in bounds))
         rows = cursor.execute(
-            f"SELECT {_COLUMNS} FROM spans s"
-            " WHERE s.start_ns BETWEEN ? AND ? AND s.trace_lo = ? AND s.trace_hi = ?"
-            " ORDER BY s.start_ns, s.rowid",
-            [bounds[0], bounds[1], low, high],
+            f"SELECT {_COLUMNS} FROM spans s WHERE ({ranges}) AND s.trace_lo IN ({lows})"
+            " ORDER BY s.start_ns, s.rowid"
         ).fetchall()
+        rows = [row for row in rows if (row[0], row[1]) in bounds]
         resources = self._resources.attributes([row[-1] for row in rows])
-        return [_span(row, resources[row[-1]]) for row in rows]
+        out: dict[tuple[int, int], list[Span]] = {key: [] for key in keys if key in bounds}
+        for row in rows:
+            out[row[0], row[1]].append(_span(row, resources[row[-1]]))
+        return {key: spans for key, spans in out.items() if spans}
 
     def find_trace_ids(self, query: TraceQuery) -> list[str]:
         if query.limit <= 0:
@@ -202,6 +238,26 @@ class DuckDBTraceStore:
                 "flags": pa.array([s.flags for s in spans], pa.uint32()),
             }
         )
+
+
+def _key(trace_id: str) -> tuple[int, int] | None:
+    """(high, low) of a hex trace id; None when it is not one (or does not fit 128 bits)."""
+    try:
+        high, low = id128(trace_id)
+    except ValueError:
+        return None
+    return (high, low) if 0 <= high < 1 << 64 and low >= 0 else None
+
+
+def _merged(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Start ranges joined where they overlap or lie within `_GAP_NS` of each other."""
+    out: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if out and first - out[-1][1] <= _GAP_NS:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return out
 
 
 def _span(row: tuple[Any, ...], resource: dict[str, Any]) -> Span:
