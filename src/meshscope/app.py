@@ -36,6 +36,7 @@ from meshscope.query.promql.queryable import MetricStoreQueryable
 from meshscope.store.base import Storage
 from meshscope.store.factory import open_storage
 from meshscope.store.twophase import TwoPhaseStorage
+from meshscope.ui.routes import ui_routes as web_ui_routes
 
 NS_PER_HOUR = 3600 * 10**9
 
@@ -119,6 +120,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
         *meshscope_routes(storage),
         *sampling_routes(sampling.remote),
         *openapi_routes(),
+        *web_ui_routes(storage),
     ]
     middleware = [http_metrics.middleware()]
     return App(

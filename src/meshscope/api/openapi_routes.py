@@ -146,4 +146,12 @@ DOCS: tuple[Doc, ...] = (
     Doc((UI,), "GET", "/loki/api/v1/status/buildinfo", "Loki build information"),
     Doc((UI,), "GET", "/api/meshscope/traces/{trace_id}/logs", "the logs of a trace",
         (p("trace_id", "1-32 hex digits"), q("access", "true: include access logs"))),
+    Doc((UI,), "GET", "/", "the web UI (single page; views in the URL fragment)", response="HTML"),
+    Doc((UI,), "GET", "/ui/{path:path}", "web UI assets: scripts, styles, vendored libraries",
+        (p("path", "file under the UI's static folder"),), "file"),
+    Doc((UI,), "GET", "/api/meshscope/logs", "log records newest first, with trace ids",
+        (*_TIME_RANGE, q("service", "one service"),
+         q("severity", "lowest level: trace|debug|info|warn|error|fatal"),
+         q("q", "text the body contains"), q("limit", "records, default 200, at most 2000",
+         "integer"), q("access", "true: include access logs"))),
 )  # fmt: skip

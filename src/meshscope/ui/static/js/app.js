@@ -1,0 +1,90 @@
+// The single-page shell: hash router, time picker, keyboard shortcuts.
+import { destroyCharts } from "./charts.js";
+import { clear, failure, h } from "./dom.js";
+import { PRESETS, href, parseHash, timeRange, withParams } from "./state.js";
+import * as logs from "./views/logs.js";
+import * as map from "./views/map.js";
+import * as service from "./views/service.js";
+import * as services from "./views/services.js";
+import * as trace from "./views/trace.js";
+import * as traces from "./views/traces.js";
+
+const VIEWS = { services, service, map, traces, trace, logs };
+const NAV = { service: "services", trace: "traces" };
+const main = document.getElementById("view");
+let cleanup = null;
+
+function navigate(link) {
+  if (location.hash === link) render();
+  else location.hash = link;
+}
+
+function renderTimePicker(route, range) {
+  const box = clear(document.getElementById("timepicker"));
+  const options = PRESETS.map(([key, , label]) => h("option", { value: key, selected: !range.absolute && key === range.key }, label));
+  if (range.absolute) options.unshift(h("option", { value: "", selected: true }, range.label));
+  const picker = h("select", { "aria-label": "Time range", id: "range", onchange: (e) => {
+    if (e.target.value) navigate(withParams(route, { range: e.target.value, from: null, to: null }));
+  } }, options);
+  box.append(h("span", { class: "clock-icon", "aria-hidden": "true" }, "◷"), picker);
+}
+
+async function render() {
+  delete document.body.dataset.ready;
+  const route = parseHash(location.hash);
+  const view = VIEWS[route.view] || services;
+  const range = timeRange(route.params);
+  if (cleanup) cleanup();
+  cleanup = null;
+  destroyCharts();
+  for (const a of document.querySelectorAll("#nav a")) {
+    a.classList.toggle("active", a.dataset.view === (NAV[route.view] || route.view));
+    a.href = href(route, a.dataset.view, "");
+  }
+  renderTimePicker(route, range);
+  const root = h("div", { class: `page page-${route.view}` });
+  clear(main).append(root);
+  const ctx = {
+    route, range,
+    href: (v, arg, params) => href(route, v, arg, params),
+    withParams: (changes) => withParams(route, changes),
+    navigate,
+    zoom: (from, to) => navigate(withParams(route, { from, to, range: null })),
+  };
+  try {
+    cleanup = (await view.render(root, ctx)) || null;
+  } catch (error) {
+    if (root.isConnected) clear(root).append(failure(error));
+    console.error(error);
+  }
+  if (root.isConnected) document.body.dataset.ready = route.view;
+}
+
+let pendingG = false;
+document.addEventListener("keydown", (e) => {
+  const typing = /^(INPUT|SELECT|TEXTAREA)$/.test(e.target.tagName) || e.target.isContentEditable;
+  if (e.key === "Escape") {
+    if (typing) e.target.blur();
+    document.dispatchEvent(new CustomEvent("meshscope:escape"));
+    return;
+  }
+  if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
+  const route = parseHash(location.hash);
+  if (pendingG) {
+    pendingG = false;
+    const view = { s: "services", m: "map", t: "traces", l: "logs" }[e.key];
+    if (view) { e.preventDefault(); navigate(href(route, view, "")); }
+    return;
+  }
+  if (e.key === "g") { pendingG = true; setTimeout(() => { pendingG = false; }, 1200); }
+  else if (e.key === "/") {
+    const first = main.querySelector("input, select");
+    if (first) { e.preventDefault(); first.focus(); }
+  } else if (e.key === "r") render();
+  else if (e.key === "?") document.getElementById("help").showModal();
+});
+
+document.getElementById("refresh").addEventListener("click", () => render());
+document.getElementById("help-button").addEventListener("click", () => document.getElementById("help").showModal());
+window.addEventListener("hashchange", render);
+render();

@@ -1,0 +1,71 @@
+// Number, time and colour formatting shared by the views.
+
+export function duration(ms) {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return "–";
+  if (ms < 1) return `${(ms * 1000).toFixed(0)} µs`;
+  if (ms < 10) return `${ms.toFixed(2)} ms`;
+  if (ms < 1000) return `${ms.toFixed(ms < 100 ? 1 : 0)} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(2)} s`;
+  return `${(ms / 60000).toFixed(1)} min`;
+}
+
+export function rate(perSecond) {
+  if (perSecond === null || perSecond === undefined) return "–";
+  if (perSecond === 0) return "0";
+  if (perSecond < 0.01) return perSecond.toExponential(1);
+  if (perSecond < 10) return perSecond.toFixed(2);
+  if (perSecond < 1000) return perSecond.toFixed(1);
+  return `${(perSecond / 1000).toFixed(1)}k`;
+}
+
+export function percent(ratio) {
+  if (ratio === null || ratio === undefined || Number.isNaN(ratio)) return "–";
+  if (ratio === 0) return "0%";
+  if (ratio < 0.001) return "<0.1%";
+  return `${(ratio * 100).toFixed(ratio < 0.1 ? 2 : 1)}%`;
+}
+
+export function count(n) {
+  return n === null || n === undefined ? "–" : Math.round(n).toLocaleString("en-US");
+}
+
+export function clock(ms) {
+  const d = new Date(ms);
+  const pad = (v, n = 2) => String(v).padStart(n, "0");
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+
+export function dateTime(ms) {
+  const d = new Date(ms);
+  const pad = (v) => String(v).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+// Error ratio -> tone: a single scale used by every view (table cells, map edges, bars).
+export function errorTone(ratio) {
+  if (!ratio) return "ok";
+  if (ratio < 0.01) return "warn";
+  return "bad";
+}
+
+// Latency tone against the slowest of a set: the top third is hot.
+export function latencyTone(ms, max) {
+  if (!ms || !max) return "ok";
+  const share = ms / max;
+  return share > 0.66 ? "bad" : share > 0.33 ? "warn" : "ok";
+}
+
+export const COLORS = { ok: "#16a34a", warn: "#d97706", bad: "#dc2626", accent: "#4f46e5", muted: "#94a3b8" };
+
+const PALETTE = ["#4f46e5", "#0891b2", "#059669", "#d97706", "#db2777", "#7c3aed", "#2563eb",
+  "#65a30d", "#ea580c", "#0d9488", "#9333ea", "#ca8a04"];
+
+export function serviceColor(name) {
+  let hash = 0;
+  for (const ch of String(name)) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
+  return PALETTE[hash % PALETTE.length];
+}
+
+export function shortId(id) {
+  return String(id).replace(/^0+(?=.{16})/, "").slice(0, 12);
+}

@@ -1,0 +1,114 @@
+// Services overview: golden signals of every service's server spans over the time range.
+import { api, promString, stepFor } from "../api.js";
+import { sparkline } from "../charts.js";
+import { clear, empty, h, loading, pageHeader } from "../dom.js";
+import { COLORS, duration, errorTone, latencyTone, percent, rate } from "../format.js";
+
+const SERVER = 'span_kind="SPAN_KIND_SERVER"';
+
+// Per-service series of a PromQL `sum by (service_name)` query: name -> values.
+async function perService(query, range, step) {
+  try {
+    const { xs, series } = await api.promRange(query, range.start, range.end, step);
+    const out = new Map(series.map((s) => [s.metric.service_name || s.metric.job || "", s.values]));
+    return { xs, out };
+  } catch {
+    return { xs: [], out: new Map() };
+  }
+}
+
+export async function trends(range) {
+  const { step, window } = stepFor(range, 40);
+  const [calls, errors, p99, cpu] = await Promise.all([
+    perService(`sum by (service_name) (rate(calls_total{${SERVER}}[${window}]))`, range, step),
+    perService(`sum by (service_name) (rate(calls_total{${SERVER},status_code="STATUS_CODE_ERROR"}[${window}]))`, range, step),
+    perService(`histogram_quantile(0.99, sum by (le, service_name) (rate(duration_milliseconds_bucket{${SERVER}}[${window}])))`, range, step),
+    perService(`sum by (service_name, job) (rate(process_cpu_seconds_total[${window}]))`, range, step),
+  ]);
+  return { calls, errors, p99, cpu };
+}
+
+function ratioSeries(callValues, errorValues) {
+  return callValues.map((c, i) => (c ? (errorValues?.[i] || 0) / c : c === 0 ? 0 : null));
+}
+
+const COLUMNS = [
+  ["service", "Service"], ["rate", "Requests/s"], ["errorRatio", "Error rate"],
+  ["p50Ms", "p50"], ["p95Ms", "p95"], ["p99Ms", "p99"],
+];
+
+export async function render(root, ctx) {
+  const { range, route } = ctx;
+  const sort = route.params.get("sort") || "rate";
+  const dir = route.params.get("dir") === "asc" ? "asc" : "desc";
+  const filterText = route.params.get("filter") || "";
+  root.append(pageHeader("Services", `Golden signals of server spans · ${range.label}`));
+  const body = h("div", {}, loading());
+  root.append(body);
+  const [rows, trend] = await Promise.all([
+    api.red({ start: range.start, end: range.end, groupBy: "service" }),
+    trends(range),
+  ]);
+  clear(body);
+  if (!rows.length) {
+    body.append(empty("No service has reported server spans in this range.",
+      "Send OTLP traces to port 4318 (HTTP) or 4317 (gRPC), or widen the time range."));
+    return;
+  }
+  const cpuKnown = trend.cpu.out.size > 0;
+  const cpuNow = (name) => {
+    const values = (trend.cpu.out.get(name) || []).filter((v) => v !== null);
+    return values.length ? values[values.length - 1] : null;
+  };
+  const key = (r) => (sort === "service" ? r.service : sort === "cpu" ? cpuNow(r.service) ?? -1 : r[sort] ?? -1);
+  rows.sort((a, b) => {
+    const x = key(a); const y = key(b);
+    const order = typeof x === "string" ? x.localeCompare(y) : x - y;
+    return dir === "asc" ? order : -order;
+  });
+  const maxP99 = Math.max(...rows.map((r) => r.p99Ms || 0));
+  const totals = rows.reduce((t, r) => ({ calls: t.calls + r.calls, errors: t.errors + r.errors, rate: t.rate + r.rate }), { calls: 0, errors: 0, rate: 0 });
+  const burning = rows.filter((r) => errorTone(r.errorRatio) === "bad").length;
+  body.append(h("div", { class: "kpis" },
+    h("div", { class: "kpi", dataset: { kpi: "services" } }, h("div", { class: "kpi-label" }, "Services"), h("div", { class: "kpi-value" }, rows.length)),
+    h("div", { class: "kpi", dataset: { kpi: "rate" } }, h("div", { class: "kpi-label" }, "Requests/s"), h("div", { class: "kpi-value" }, rate(totals.rate))),
+    h("div", { class: `kpi ${errorTone(totals.calls ? totals.errors / totals.calls : 0)}`, dataset: { kpi: "errors" } }, h("div", { class: "kpi-label" }, "Error rate"), h("div", { class: "kpi-value" }, percent(totals.calls ? totals.errors / totals.calls : 0))),
+    h("div", { class: `kpi ${burning ? "bad" : "ok"}`, dataset: { kpi: "burning" } }, h("div", { class: "kpi-label" }, "Services over 1% errors"), h("div", { class: "kpi-value" }, burning))));
+
+  const filter = h("input", { type: "search", placeholder: "Filter services…  ( / )", value: filterText, "aria-label": "Filter services",
+    oninput: (e) => {
+      const text = e.target.value.toLowerCase();
+      for (const tr of table.tBodies[0].rows) tr.hidden = !tr.dataset.service.toLowerCase().includes(text);
+      history.replaceState(null, "", ctx.withParams({ filter: e.target.value || null }));
+    } });
+  const header = (col, label) => {
+    const active = sort === col;
+    const next = active && dir === "desc" ? "asc" : "desc";
+    return h("th", { class: col === "service" ? "" : "num", "aria-sort": active ? (dir === "asc" ? "ascending" : "descending") : "none" },
+      h("a", { class: `sort ${active ? "active" : ""}`, href: ctx.withParams({ sort: col, dir: next }) }, label, h("span", { class: "sort-mark" }, active ? (dir === "asc" ? " ▲" : " ▼") : "")));
+  };
+  const table = h("table", { class: "grid services-table" },
+    h("thead", {}, h("tr", {}, COLUMNS.map(([c, l]) => header(c, l)), cpuKnown ? header("cpu", "CPU (cores)") : null)),
+    h("tbody", {}, rows.map((r) => {
+      const calls = trend.calls.out.get(r.service) || [];
+      const tone = errorTone(r.errorRatio);
+      const cpu = cpuNow(r.service);
+      return h("tr", { dataset: { service: r.service }, hidden: Boolean(filterText) && !r.service.toLowerCase().includes(filterText.toLowerCase()) },
+        h("td", {}, h("a", { class: "service-link", href: ctx.href("service", r.service) },
+          h("span", { class: `dot ${tone}` }), r.service)),
+        h("td", { class: "num", dataset: { col: "rate" } }, h("div", { class: "cell-spark" },
+          sparkline(trend.calls.xs, calls, COLORS.accent), h("span", {}, rate(r.rate)))),
+        h("td", { class: `num tone-${tone}`, dataset: { col: "errorRatio" } }, h("div", { class: "cell-spark" },
+          sparkline(trend.calls.xs, ratioSeries(calls, trend.errors.out.get(r.service)), COLORS.bad, { max: undefined }),
+          h("span", {}, percent(r.errorRatio)))),
+        h("td", { class: "num", dataset: { col: "p50Ms" } }, duration(r.p50Ms)),
+        h("td", { class: "num", dataset: { col: "p95Ms" } }, duration(r.p95Ms)),
+        h("td", { class: `num tone-${latencyTone(r.p99Ms, maxP99)}`, dataset: { col: "p99Ms" } }, h("div", { class: "cell-spark" },
+          sparkline(trend.p99.xs, trend.p99.out.get(r.service) || [], COLORS.warn), h("span", {}, duration(r.p99Ms)))),
+        cpuKnown ? h("td", { class: "num", dataset: { col: "cpu" } }, h("div", { class: "cell-spark" },
+          sparkline(trend.cpu.xs, trend.cpu.out.get(r.service) || [], COLORS.muted), h("span", {}, cpu === null ? "–" : cpu.toFixed(2)))) : null);
+    })));
+  body.append(h("section", { class: "card" }, h("div", { class: "toolbar" }, filter,
+    h("span", { class: "muted" }, "Click a service for its charts and operations; a column header sorts.")), table));
+  return null;
+}
