@@ -38,10 +38,13 @@ def minimum_severity(text: str) -> Severity:
     return Severity.from_text(text)
 
 
-def newest_logs(store: LogStore, query: LogQuery, lowest: Severity, limit: int) -> list[LogRecord]:
-    """At most `limit` records of `query`, newest first, at `lowest` severity or above."""
+def newest_logs(
+    store: LogStore, query: LogQuery, lowest: Severity, limit: int, page: int = 0
+) -> list[LogRecord]:
+    """At most `limit` records of `query`, newest first, at `lowest` severity or above, read
+    `page` records at a time (default: twice the limit, at least 500)."""
     found: list[LogRecord] = []
-    for record in _pages(store, query, max(2 * limit, 500)):
+    for record in _pages(store, query, page or max(2 * limit, 500)):
         if record.severity >= lowest:
             found.append(record)
             if len(found) >= limit:

@@ -66,6 +66,8 @@ export function serviceColor(name) {
   return PALETTE[hash % PALETTE.length];
 }
 
+// An id without the padding of 64-bit ids: at least 8, at most 16 hex digits.
 export function shortId(id) {
-  return String(id).replace(/^0+(?=.{16})/, "").slice(0, 12);
+  const bare = String(id).replace(/^0+/, "");
+  return (bare.length < 8 ? bare.padStart(8, "0") : bare).slice(0, 16);
 }

@@ -56,9 +56,10 @@ export async function render(root, ctx) {
     return;
   }
   const cpuKnown = trend.cpu.out.size > 0;
+  // Saturation: the median of the CPU rate over the range (robust to the range's ragged edges).
   const cpuNow = (name) => {
-    const values = (trend.cpu.out.get(name) || []).filter((v) => v !== null);
-    return values.length ? values[values.length - 1] : null;
+    const values = (trend.cpu.out.get(name) || []).filter((v) => v !== null).sort((a, b) => a - b);
+    return values.length ? values[Math.floor(values.length / 2)] : null;
   };
   const key = (r) => (sort === "service" ? r.service : sort === "cpu" ? cpuNow(r.service) ?? -1 : r[sort] ?? -1);
   rows.sort((a, b) => {
@@ -88,7 +89,7 @@ export async function render(root, ctx) {
       h("a", { class: `sort ${active ? "active" : ""}`, href: ctx.withParams({ sort: col, dir: next }) }, label, h("span", { class: "sort-mark" }, active ? (dir === "asc" ? " ▲" : " ▼") : "")));
   };
   const table = h("table", { class: "grid services-table" },
-    h("thead", {}, h("tr", {}, COLUMNS.map(([c, l]) => header(c, l)), cpuKnown ? header("cpu", "CPU (cores)") : null)),
+    h("thead", {}, h("tr", {}, COLUMNS.map(([c, l]) => header(c, l)), cpuKnown ? header("cpu", "CPU cores") : null)),
     h("tbody", {}, rows.map((r) => {
       const calls = trend.calls.out.get(r.service) || [];
       const tone = errorTone(r.errorRatio);

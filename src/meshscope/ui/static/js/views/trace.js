@@ -91,7 +91,10 @@ export async function render(root, ctx) {
     h("div", { class: "wf-head" }, h("div", { class: "wf-label" }, "Service & operation"), h("div", { class: "wf-track wf-axis" }, ticks(total))),
     list);
   root.append(waterfall);
-  root.append(h("section", { class: "card", id: "trace-logs" }, h("h2", { class: "card-title" }, `Logs of this trace (${logs.length})`),
+  const around = { from: Math.floor(t0 / 1000) - 300000, to: Math.ceil((t0 + total) / 1000) + 300000 };
+  const explorer = ctx.href("logs", "", around);
+  root.append(h("section", { class: "card", id: "trace-logs" }, h("div", { class: "card-title split" }, h("h2", {}, `Logs of this trace (${logs.length})`),
+    h("a", { class: "explore-logs", href: explorer }, "Logs around this trace →")),
     logs.length ? logTable(logs, ctx, { onSpan: (spanID) => select(spanID, true) }) : h("p", { class: "muted" }, "No log records carry this trace id.")));
 
   function visibleRows() {

@@ -1,0 +1,64 @@
+"""`/api/meshscope/logs`: newest first, by service, minimum severity and text, paged reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from meshscope.api.log_search import newest_logs
+from meshscope.model.logs import LogRecord, Severity
+from meshscope.store.base import LogQuery
+from meshscope.store.memory import MemoryLogStore
+from tests.ui.known_data import ERROR_EVERY, FROM_MS, TO_MS, TRACES, known_app, trace_id
+
+RANGE = {"start": FROM_MS, "end": TO_MS}
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    with known_app() as app:
+        yield TestClient(app.ui)
+
+
+def test_newest_first_with_trace_ids(client: TestClient) -> None:
+    data = client.get("/api/meshscope/logs", params={**RANGE, "service": "cart"}).json()["data"]
+    assert len(data) == TRACES + TRACES // ERROR_EVERY + 1
+    times = [int(r["timeUnixNano"]) for r in data]
+    assert times == sorted(times, reverse=True)
+    assert data[0]["body"] == f"reserved items for order {TRACES - 1}"
+    assert data[0]["traceID"] == trace_id(TRACES - 1)
+
+
+def test_severity_text_and_limit(client: TestClient) -> None:
+    params = {**RANGE, "severity": "error", "limit": "3"}
+    data = client.get("/api/meshscope/logs", params=params).json()["data"]
+    assert [r["body"] for r in data] == [f"payment declined for order {n}" for n in (36, 32, 28)]
+    data = client.get("/api/meshscope/logs", params={**RANGE, "q": "order 3"}).json()["data"]
+    assert {r["body"].split()[-1] for r in data} == {"3", *map(str, range(30, 40))}
+    assert client.get("/api/meshscope/logs", params={"service": "nobody"}).json()["data"] == []
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"severity": "loud"}, {"limit": "0"}, {"limit": "5000"}, {"access": "maybe"},
+     {"start": "10", "end": "5"}, {"end": "soon"}],
+)  # fmt: skip
+def test_bad_parameters_are_400(client: TestClient, params: dict[str, str]) -> None:
+    response = client.get("/api/meshscope/logs", params=params)
+    assert response.status_code == 400
+    assert response.json()["error"]
+
+
+def test_paging_keeps_every_record_at_a_shared_instant() -> None:
+    store = MemoryLogStore()
+    # 700 records at one instant, 600 at the next: pages of 500 must split both instants.
+    records = [LogRecord(1000, f"a{i}", "s", Severity.INFO) for i in range(700)]
+    records += [LogRecord(2000, f"b{i}", "s", Severity.WARN) for i in range(600)]
+    store.write_logs(records)
+    everything = newest_logs(store, LogQuery(end_ns=3000), Severity.UNSPECIFIED, 2000, page=500)
+    assert len(everything) == 1300 and len({r.body for r in everything}) == 1300
+    assert [r.time_ns for r in everything] == [2000] * 600 + [1000] * 700
+    warn = newest_logs(store, LogQuery(end_ns=3000), Severity.WARN, 2000, page=500)
+    assert len(warn) == 600
