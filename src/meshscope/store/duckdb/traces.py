@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
 from meshscope.store.base import MAX_TIME_NS, TraceQuery
+from meshscope.store.duckdb import trace_search
 from meshscope.store.duckdb.codec import (
     ATTR_FIELDS,
     AttrColumns,
@@ -19,7 +20,6 @@ from meshscope.store.duckdb.codec import (
     id128,
 )
 from meshscope.store.duckdb.database import Database, Txn
-from meshscope.store.duckdb.filters import attribute_conditions
 from meshscope.store.duckdb.resources import Resources
 
 _EVENT = pa.struct(
@@ -125,42 +125,7 @@ class DuckDBTraceStore:
         return {key: spans for key, spans in out.items() if spans}
 
     def find_trace_ids(self, query: TraceQuery) -> list[str]:
-        if query.limit <= 0:
-            return []
-        where = ["start_ns >= ?", "start_ns < ?"]
-        params: list[Any] = [query.start_ns, query.end_ns]
-        if query.service:
-            where.append("service = ?")
-            params.append(query.service)
-        if query.operation:
-            where.append("name = ?")
-            params.append(query.operation)
-        if query.errors_only:
-            where.append(f"status_code = {int(StatusCode.ERROR)}")
-        if query.status is not None:
-            where.append(f"status_code = {int(query.status)}")
-        if query.kind is not None:
-            where.append(f"kind = {int(query.kind)}")
-        if query.min_duration_ns > 0:
-            where.append("greatest(duration_ns, 0) >= ?")
-            params.append(query.min_duration_ns)
-        if query.max_duration_ns:
-            where.append("greatest(duration_ns, 0) <= ?")
-            params.append(query.max_duration_ns)
-        conditions, attr_params = attribute_conditions(query.attributes)
-        where += conditions
-        params += attr_params
-        # A trace starts at its earliest span, wherever that span is: the index knows it.
-        sql = f"""
-            WITH hits AS (SELECT DISTINCT trace_hi, trace_lo FROM spans WHERE {" AND ".join(where)})
-            SELECT t.trace_hi, t.trace_lo, min(t.min_start) AS first FROM trace_index t
-            SEMI JOIN hits h ON t.trace_hi = h.trace_hi AND t.trace_lo = h.trace_lo
-            WHERE t.min_start < ?
-            GROUP BY t.trace_hi, t.trace_lo
-            ORDER BY first DESC, t.trace_hi DESC, t.trace_lo DESC
-            LIMIT ?"""
-        rows = self._db.read().execute(sql, [*params, query.end_ns, query.limit]).fetchall()
-        return [hex128(row[0], row[1]) for row in rows]
+        return trace_search.find_trace_ids(self._db.read(), query)
 
     def span_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
         rows = (
