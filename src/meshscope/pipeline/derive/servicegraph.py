@@ -218,6 +218,24 @@ class SpanPairer:
         return len(self._seen)
 
 
+_REQUESTS_HELP = "Calls between two services."
+_FAILED_HELP = "Failed calls between two services."
+
+
+class _EdgeTotals:
+    """One edge's calls within one `observe`: counts and per-bucket latency counts."""
+
+    __slots__ = ("client_counts", "client_sum", "failed", "requests", "server_counts", "server_sum")
+
+    def __init__(self, width: int) -> None:
+        self.requests = 0
+        self.failed = 0
+        self.server_sum = 0.0
+        self.client_sum = 0.0
+        self.server_counts = [0] * width
+        self.client_counts = [0] * width
+
+
 class ServiceGraphMetrics:
     """Writes calls as the servicegraph connector's metrics."""
 
@@ -231,39 +249,33 @@ class ServiceGraphMetrics:
         # Aggregate per edge first: one registry update per edge, not three per call.
         buckets = self._buckets
         width = len(buckets) + 1
-        edges: dict[tuple[str, str, str], list[float]] = {}
+        edges: dict[tuple[str, str, str], _EdgeTotals] = {}
         for call in calls:
             key = (call.source, call.connection_type, call.target)
-            row = edges.get(key)
-            if row is None:
-                # requests, failed, server sum, server count, client sum, client count, buckets
-                row = edges[key] = [0.0] * (6 + 2 * width)
-            row[0] += 1
+            edge = edges.get(key)
+            if edge is None:
+                edge = edges[key] = _EdgeTotals(width)
+            edge.requests += 1
             if call.failed:
-                row[1] += 1
+                edge.failed += 1
             if call.server_duration_ns:
                 seconds = call.server_duration_ns / 1e9
-                row[2] += seconds
-                row[3] += 1
-                row[6 + bisect_left(buckets, seconds)] += 1
+                edge.server_sum += seconds
+                edge.server_counts[bisect_left(buckets, seconds)] += 1
             if call.client_duration_ns:
                 seconds = call.client_duration_ns / 1e9
-                row[4] += seconds
-                row[5] += 1
-                row[6 + width + bisect_left(buckets, seconds)] += 1
+                edge.client_sum += seconds
+                edge.client_counts[bisect_left(buckets, seconds)] += 1
         registry = self._registry
-        for (source, connection_type, target), row in edges.items():
+        for (source, connection_type, target), edge in edges.items():
             labels = (("client", source), ("connection_type", connection_type), ("server", target))
-            registry.inc(REQUESTS, labels, row[0], help_text="Calls between two services.")
-            if row[1]:
-                registry.inc(FAILED, labels, row[1], help_text="Failed calls between two services.")
-            if row[3]:
-                counts = [int(c) for c in row[6 : 6 + width]]
-                registry.merge_histogram(
-                    SERVER_SECONDS, labels, buckets, counts, row[2], int(row[3])
-                )
-            if row[5]:
-                counts = [int(c) for c in row[6 + width :]]
-                registry.merge_histogram(
-                    CLIENT_SECONDS, labels, buckets, counts, row[4], int(row[5])
-                )
+            registry.inc(REQUESTS, labels, edge.requests, help_text=_REQUESTS_HELP)
+            if edge.failed:
+                registry.inc(FAILED, labels, edge.failed, help_text=_FAILED_HELP)
+            for name, counts, total in (
+                (SERVER_SECONDS, edge.server_counts, edge.server_sum),
+                (CLIENT_SECONDS, edge.client_counts, edge.client_sum),
+            ):
+                count = sum(counts)
+                if count:
+                    registry.merge_histogram(name, labels, buckets, counts, total, count)
