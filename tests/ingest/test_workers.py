@@ -8,6 +8,7 @@ import gzip
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from meshscope.clock import SystemClock
@@ -16,11 +17,16 @@ from meshscope.ingest.loadgen import build_requests
 from meshscope.ingest.otlp import decode_otlp
 from meshscope.ingest.sink import OverloadedError
 from meshscope.ingest.workers import WorkerSettings, WorkerSink
+from meshscope.model.batch import Batch
+from meshscope.model.logs import LogRecord
 from meshscope.pipeline.chain import Pipeline
 from meshscope.pipeline.writer import BatchWriter, WriterSettings
 from meshscope.store.base import LogQuery
 from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.memory import MemoryStorage
+from tests.ingest.servers import running_http
+
+JSON = "application/json"
 
 NOW = 1_800_000_000 * 10**9
 
@@ -119,4 +125,40 @@ def test_no_worker_processes_decodes_in_process(tmp_path: Path, bodies: list[byt
     finally:
         sink.stop()
         writer.stop()
+        storage.close()
+
+
+def test_over_http_a_saturated_pipeline_answers_429_without_reading_the_body(
+    sink: WorkerSink, bodies: list[bytes]
+) -> None:
+    headers = {"Content-Type": "application/x-protobuf"}
+    with running_http(sink) as base:
+        ok = httpx.post(f"{base}/v1/traces", content=bodies[0], headers=headers)
+        assert ok.status_code == 200
+        bad = httpx.post(f"{base}/v1/traces", content=b"\xff\xff", headers=headers)
+        assert bad.status_code == 400
+        sink.inflight_bytes = sink.settings.max_inflight_bytes  # as if the pool were full
+        try:
+            busy = httpx.post(f"{base}/v1/traces", content=bodies[1], headers=headers)
+        finally:
+            sink.inflight_bytes = 0
+        assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
+        again = httpx.post(f"{base}/v1/logs", content=b"{}", headers={"Content-Type": JSON})
+        assert again.status_code == 200
+    assert sum(sink.writer.pipeline.storage.traces.span_counts().values()) == 200
+
+
+def test_a_full_writer_queue_marks_the_sink_saturated(tmp_path: Path) -> None:
+    storage = DuckDBStorage(tmp_path / "q.duckdb")
+    writer = BatchWriter(Pipeline(storage, SystemClock()), WriterSettings(max_pending_items=1))
+    sink = WorkerSink(writer, WorkerSettings(processes=0))
+    assert not sink.saturated()
+    writer.enqueue(Batch(logs=[LogRecord(1, "x", "svc")]), lambda error: None)  # not started
+    assert writer.saturated() and sink.saturated()
+    writer.start()  # commits the queued batch; then the queue has room again
+    writer.stop(timeout=5)
+    try:
+        assert not sink.saturated()
+        assert storage.logs.log_counts() == {"svc": 1}
+    finally:
         storage.close()

@@ -43,7 +43,9 @@ OFFLOADED_SIGNALS: frozenset[str] = frozenset({"traces", "logs"})
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     processes: int = 2
-    max_inflight_bytes: int = 64 * 1024 * 1024
+    # ~40 requests of 500 spans, about 1 s of work queued before the pool: more would only
+    # add latency (clients time out at 10 s) and memory, not throughput.
+    max_inflight_bytes: int = 8 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.processes < 0:
@@ -135,6 +137,11 @@ class WorkerSink:
     async def submit(self, batch: Batch | Prepared) -> None:
         await self.writer.submit(batch)
 
+    def saturated(self) -> bool:
+        """Whether a new body would be refused now: receivers then answer 429 without even
+        reading it, so an overload costs the owner little."""
+        return self.inflight_bytes >= self.settings.max_inflight_bytes or self.writer.saturated()
+
     async def submit_encoded(
         self, signal: Signal, raw: bytes, encoding: str, *, json: bool
     ) -> Decoded:
@@ -155,6 +162,9 @@ class WorkerSink:
         if self.inflight_bytes and self.inflight_bytes + size > self.settings.max_inflight_bytes:
             self.rejected_requests += 1
             raise OverloadedError(f"ingest workers busy ({self.inflight_bytes} bytes waiting)")
+        if self.writer.saturated():  # refused now rather than after a worker's effort
+            self.rejected_requests += 1
+            raise OverloadedError(f"ingest queue full ({self.writer.pending_items} items waiting)")
         self.inflight_bytes += size
         try:
             outcome = await asyncio.get_running_loop().run_in_executor(

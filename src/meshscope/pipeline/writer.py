@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class WriterSettings:
-    max_pending_items: int = 400_000
+    # ~1-2 s of work at full speed: past it a receiver answers 429 instead of queueing.
+    max_pending_items: int = 50_000
     max_merge_items: int = 100_000
     flush_interval_s: float = 15.0
     retention_interval_s: float = 300.0
@@ -83,6 +84,10 @@ class BatchWriter:
     @property
     def pending_items(self) -> int:
         return self._pending_items
+
+    def saturated(self) -> bool:
+        """Whether the queue is full: a new batch would be refused now."""
+        return self._pending_items >= self.settings.max_pending_items
 
     def start(self) -> None:
         self._store_thread.start()
