@@ -40,6 +40,7 @@ def test_services_overview_shows_golden_signals_and_sorts(tab: Tab) -> None:
     expect(cart.locator('[data-col="p50Ms"]')).to_have_text("4.00 ms")
     expect(cart.locator('[data-col="p95Ms"]')).to_have_text("46.0 ms")
     expect(cart.locator('[data-col="p99Ms"]')).to_contain_text("49.2 ms")
+    page.wait_for_selector(".page[data-complete]")  # the sparklines' queries are in
     expect(cart.locator('[data-col="cpu"]')).to_contain_text("0.50")  # saturation: cores
     frontend = page.locator('tr[data-service="frontend"]')
     expect(frontend.locator('[data-col="errorRatio"]')).to_contain_text("0%")

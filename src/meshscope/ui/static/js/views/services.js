@@ -45,16 +45,29 @@ export async function render(root, ctx) {
   root.append(pageHeader("Services", `Golden signals of server spans · ${range.label}`));
   const body = h("div", {}, loading());
   root.append(body);
-  const [rows, trend] = await Promise.all([
-    api.red({ start: range.start, end: range.end, groupBy: "service" }),
-    trends(range),
-  ]);
+  // The numbers first (RED from the span-metric histograms is fast); the sparklines' PromQL
+  // range queries fill in afterwards (`data-complete` on the page when they are drawn).
+  const rows = await api.red({ start: range.start, end: range.end, groupBy: "service" });
   clear(body);
   if (!rows.length) {
     body.append(empty("No service has reported server spans in this range.",
       "Send OTLP traces to port 4318 (HTTP) or 4317 (gRPC), or widen the time range."));
     return;
   }
+  const none = { xs: [], out: new Map() };
+  const section = h("section", { class: "card" });
+  body.append(section);
+  const draw = (trend) => drawTable(section, rows, trend, ctx, { sort, dir, filterText });
+  draw({ calls: none, errors: none, p99: none, cpu: none, pending: true });
+  trends(range).then((trend) => {
+    if (!root.isConnected) return;
+    draw(trend);
+    root.dataset.complete = "1";
+  });
+  return null;
+}
+
+function drawTable(section, rows, trend, ctx, { sort, dir, filterText }) {
   const cpuKnown = trend.cpu.out.size > 0;
   // Saturation: the median of the CPU rate over the range (robust to the range's ragged edges).
   const cpuNow = (name) => {
@@ -68,18 +81,20 @@ export async function render(root, ctx) {
     return dir === "asc" ? order : -order;
   });
   const maxP99 = Math.max(...rows.map((r) => r.p99Ms || 0));
+  const spark = (xs, values, color) => (trend.pending ? h("div", { class: "spark spark-loading" }) : sparkline(xs, values, color));
   const totals = rows.reduce((t, r) => ({ calls: t.calls + r.calls, errors: t.errors + r.errors, rate: t.rate + r.rate }), { calls: 0, errors: 0, rate: 0 });
   const burning = rows.filter((r) => errorTone(r.errorRatio) === "bad").length;
-  body.append(h("div", { class: "kpis" },
+  const kpis = (h("div", { class: "kpis" },
     h("div", { class: "kpi", dataset: { kpi: "services" } }, h("div", { class: "kpi-label" }, "Services"), h("div", { class: "kpi-value" }, rows.length)),
     h("div", { class: "kpi", dataset: { kpi: "rate" } }, h("div", { class: "kpi-label" }, "Requests/s"), h("div", { class: "kpi-value" }, rate(totals.rate))),
     h("div", { class: `kpi ${errorTone(totals.calls ? totals.errors / totals.calls : 0)}`, dataset: { kpi: "errors" } }, h("div", { class: "kpi-label" }, "Error rate"), h("div", { class: "kpi-value" }, percent(totals.calls ? totals.errors / totals.calls : 0))),
     h("div", { class: `kpi ${burning ? "bad" : "ok"}`, dataset: { kpi: "burning" } }, h("div", { class: "kpi-label" }, "Services over 1% errors"), h("div", { class: "kpi-value" }, burning))));
+  section.previousElementSibling?.classList.contains("kpis") ? section.previousElementSibling.replaceWith(kpis) : section.before(kpis);
 
   const filter = h("input", { type: "search", placeholder: "Filter services…  ( / )", value: filterText, "aria-label": "Filter services",
     oninput: (e) => {
       const text = e.target.value.toLowerCase();
-      for (const tr of table.tBodies[0].rows) tr.hidden = !tr.dataset.service.toLowerCase().includes(text);
+      for (const tr of section.querySelector("table").tBodies[0].rows) tr.hidden = !tr.dataset.service.toLowerCase().includes(text);
       history.replaceState(null, "", ctx.withParams({ filter: e.target.value || null }));
     } });
   const header = (col, label) => {
@@ -98,18 +113,17 @@ export async function render(root, ctx) {
         h("td", {}, h("a", { class: "service-link", href: ctx.href("service", r.service) },
           h("span", { class: `dot ${tone}` }), r.service)),
         h("td", { class: "num", dataset: { col: "rate" } }, h("div", { class: "cell-spark" },
-          sparkline(trend.calls.xs, calls, COLORS.accent), h("span", {}, rate(r.rate)))),
+          spark(trend.calls.xs, calls, COLORS.accent), h("span", {}, rate(r.rate)))),
         h("td", { class: `num tone-${tone}`, dataset: { col: "errorRatio" } }, h("div", { class: "cell-spark" },
-          sparkline(trend.calls.xs, ratioSeries(calls, trend.errors.out.get(r.service)), COLORS.bad, { max: undefined }),
+          spark(trend.calls.xs, ratioSeries(calls, trend.errors.out.get(r.service)), COLORS.bad),
           h("span", {}, percent(r.errorRatio)))),
         h("td", { class: "num", dataset: { col: "p50Ms" } }, duration(r.p50Ms)),
         h("td", { class: "num", dataset: { col: "p95Ms" } }, duration(r.p95Ms)),
         h("td", { class: `num tone-${latencyTone(r.p99Ms, maxP99)}`, dataset: { col: "p99Ms" } }, h("div", { class: "cell-spark" },
-          sparkline(trend.p99.xs, trend.p99.out.get(r.service) || [], COLORS.warn), h("span", {}, duration(r.p99Ms)))),
+          spark(trend.p99.xs, trend.p99.out.get(r.service) || [], COLORS.warn), h("span", {}, duration(r.p99Ms)))),
         cpuKnown ? h("td", { class: "num", dataset: { col: "cpu" } }, h("div", { class: "cell-spark" },
-          sparkline(trend.cpu.xs, trend.cpu.out.get(r.service) || [], COLORS.muted), h("span", {}, cpu === null ? "–" : cpu.toFixed(2)))) : null);
+          spark(trend.cpu.xs, trend.cpu.out.get(r.service) || [], COLORS.muted), h("span", {}, cpu === null ? "–" : cpu.toFixed(2)))) : null);
     })));
-  body.append(h("section", { class: "card" }, h("div", { class: "toolbar" }, filter,
-    h("span", { class: "muted" }, "Click a service for its charts and operations; a column header sorts.")), table));
-  return null;
+  clear(section).append(h("div", { class: "toolbar" }, filter,
+    h("span", { class: "muted" }, "Click a service for its charts and operations; a column header sorts.")), table);
 }
