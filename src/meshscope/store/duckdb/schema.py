@@ -7,7 +7,10 @@ Two access paths for traces, as in ClickHouse-based trace stores:
 - by id: `trace_index` holds one small row per (trace, write) with the trace's start range; a
   lookup finds its rows through an ART index on `trace_lo` (a point lookup instead of a scan of
   the whole index: 0.5 vs 1.8 ms at 1.2M traces), then reads `spans` inside that start range,
-  which the `start_ns` zonemaps narrow to a row group or two.
+  which the `start_ns` zonemaps narrow to a row group or two. DuckDB uses the ART index only
+  for `trace_lo = v` or `trace_lo IN (...)` alone (adding `AND trace_hi = ?` makes it a scan),
+  so `trace_hi` is checked on the rows found. Search ranks traces by their start from the same
+  index (store/duckdb/trace_search.py).
 Ids are unsigned integers (a trace id is two UBIGINT halves), not 32-char strings. Resources
 repeat on every span of a process, so they are stored once in `resources`, keyed by a hash.
 """
