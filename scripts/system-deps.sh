@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages the test suite runs for real (no mocks): Prometheus (PromQL agreement).
+# Debian packages the test suite runs for real (no mocks): Prometheus (PromQL agreement,
+# remote write) and Chromium (UI tests, driven by Playwright).
 # Installs only what is missing; needs root (CI and the dev machines run as root).
 set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
     echo "system-deps: missing ${need[*]}; run as root or install them: apt-get install ${need[*]}" >&2
