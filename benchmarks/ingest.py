@@ -103,7 +103,13 @@ class Tally:
     acked_spans: int = 0
     refused: int = 0
     errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def error(self, kind: str) -> None:
+        with self.lock:
+            self.errors += 1
+            self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
 
 
 def sender(
@@ -123,21 +129,22 @@ def sender(
             conn.request("POST", "/v1/traces", body, headers)
             response = conn.getresponse()
             response.read()
-        except OSError:
+        except (OSError, http.client.HTTPException) as error:
             conn.close()
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            with tally.lock:
-                tally.errors += 1
+            tally.error(type(error).__name__)
             continue
+        if response.status not in (200, 429, 503):
+            tally.error(f"HTTP {response.status}")
         with tally.lock:
             if response.status == 200:
                 tally.acked_spans += SPANS_PER_REQUEST
             elif response.status in (429, 503):
                 tally.refused += 1
-            else:
-                tally.errors += 1
         if pace_s:
             time.sleep(max(0.0, pace_s - (time.monotonic() - began)))
+            if pace_s > 4:  # the server drops keep-alive connections idle for 5 s
+                conn.close()
 
 
 def drive(
@@ -229,7 +236,8 @@ def main() -> None:
               f"offered = {offered / took / max(rate, 1):.1f}x sustained): "
               f"{tally.acked_spans / took:,.0f} acked spans/s, "
               f"{tally.refused * SPANS_PER_REQUEST / max(offered, 1):.0%} answered 429/503, "
-              f"errors {tally.errors}, peak RSS {peak[0]:.0f} MiB (owner + workers)")  # fmt: skip
+              f"errors {tally.errors} {tally.error_kinds or ''}, "
+              f"peak RSS {peak[0]:.0f} MiB (owner + workers)")  # fmt: skip
         stored = distinct_spans + sustained_spans + tally.acked_spans
         server.stop()
         size = server.db.stat().st_size + _wal_size(server.db)

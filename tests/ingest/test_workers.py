@@ -128,7 +128,7 @@ def test_no_worker_processes_decodes_in_process(tmp_path: Path, bodies: list[byt
         storage.close()
 
 
-def test_over_http_a_saturated_pipeline_answers_429_without_reading_the_body(
+def test_over_http_a_saturated_pipeline_answers_429_with_retry_after(
     sink: WorkerSink, bodies: list[bytes]
 ) -> None:
     headers = {"Content-Type": "application/x-protobuf"}

@@ -104,14 +104,9 @@ async def receive_http(
     """
     try:
         encoding = content_encoding(request.headers.get("content-encoding"))
-        encoded_sink = (
-            sink if signal in ("traces", "logs") and isinstance(sink, EncodedSink) else None
-        )
-        if encoded_sink is not None and encoded_sink.saturated():
-            raise OverloadedError("ingest pipeline saturated; retry later")
-        raw = await read_body(request, limits)
-        if encoded_sink is not None and signal is not None:
-            return await encoded_sink.submit_encoded(signal, raw, encoding, json=json)
+        raw = await read_body(request, limits)  # read even when refusing: keeps the connection
+        if signal in ("traces", "logs") and isinstance(sink, EncodedSink):
+            return await sink.submit_encoded(signal, raw, encoding, json=json)
         size = len(raw) if encoding == "identity" else len(raw) * COMPRESSION_RATIO_GUESS
 
         def work() -> Decoded:

@@ -42,10 +42,6 @@ class EncodedSink(Protocol):
 
     async def submit(self, batch: Batch) -> None: ...
 
-    def saturated(self) -> bool:
-        """True when a body would be refused now (checked before reading it)."""
-        ...
-
     async def submit_encoded(
         self, signal: str, raw: bytes, encoding: str, *, json: bool
     ) -> Decoded: ...

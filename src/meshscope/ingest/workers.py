@@ -43,9 +43,9 @@ OFFLOADED_SIGNALS: frozenset[str] = frozenset({"traces", "logs"})
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     processes: int = 2
-    # ~40 requests of 500 spans, about 1 s of work queued before the pool: more would only
-    # add latency (clients time out at 10 s) and memory, not throughput.
-    max_inflight_bytes: int = 8 * 1024 * 1024
+    # Bodies admitted and not yet committed: ~80 requests of 500 spans, 1-2 s of work; more
+    # would only add latency (clients time out at 10 s) and memory, not throughput.
+    max_inflight_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.processes < 0:
@@ -138,8 +138,7 @@ class WorkerSink:
         await self.writer.submit(batch)
 
     def saturated(self) -> bool:
-        """Whether a new body would be refused now: receivers then answer 429 without even
-        reading it, so an overload costs the owner little."""
+        """Whether a new body would be refused now."""
         return self.inflight_bytes >= self.settings.max_inflight_bytes or self.writer.saturated()
 
     async def submit_encoded(
@@ -159,10 +158,12 @@ class WorkerSink:
             await self.writer.submit(decoded.batch)
             return Decoded(Batch(), decoded.rejected, decoded.error_message)
         size = len(raw)
+        # One admission point: a body counts from here until its batch is committed, so work
+        # a worker did is never thrown away by a full writer queue further on.
         if self.inflight_bytes and self.inflight_bytes + size > self.settings.max_inflight_bytes:
             self.rejected_requests += 1
-            raise OverloadedError(f"ingest workers busy ({self.inflight_bytes} bytes waiting)")
-        if self.writer.saturated():  # refused now rather than after a worker's effort
+            raise OverloadedError(f"ingest pipeline busy ({self.inflight_bytes} bytes in flight)")
+        if self.writer.saturated():  # e.g. by other receivers: refuse before a worker's effort
             self.rejected_requests += 1
             raise OverloadedError(f"ingest queue full ({self.writer.pending_items} items waiting)")
         self.inflight_bytes += size
@@ -178,10 +179,10 @@ class WorkerSink:
                 self._encoder,
                 self._buckets,
             )
+            if outcome[0] == "refused":
+                raise BodyError(outcome[1], outcome[2])  # answered like in-process failures
+            _, prepared, rejected, error_message = outcome
+            await self.writer.submit(prepared)
         finally:
             self.inflight_bytes -= size
-        if outcome[0] == "refused":
-            raise BodyError(outcome[1], outcome[2])  # answered like in-process failures
-        _, prepared, rejected, error_message = outcome
-        await self.writer.submit(prepared)
         return Decoded(Batch(), rejected, error_message)
