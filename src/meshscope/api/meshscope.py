@@ -21,6 +21,7 @@ from meshscope.model.spans import SpanKind
 from meshscope.query import traces as trace_queries
 from meshscope.query.dependencies import dependencies
 from meshscope.query.red import red
+from meshscope.query.red_range import MAX_STEPS, boundaries, effective_steps, red_over_time
 from meshscope.store.base import Storage
 
 HOUR_MS = 3600 * 1000
@@ -53,23 +54,28 @@ def time_range(request: Request, now_ns: NowNs) -> tuple[int, int]:
     return scaled(start_ms, NS_PER_MS), scaled(end_ms, NS_PER_MS)
 
 
+def _grouping(request: Request) -> tuple[str, SpanKind | None]:
+    """`groupBy` (service|operation) and `spanKind` (default server; `all` for every kind)."""
+    group = request.query_params.get("groupBy", "service")
+    if group not in ("service", "operation"):
+        raise ParamError("parameter groupBy must be service or operation")
+    kind_text = request.query_params.get("spanKind", "server").lower()
+    if kind_text not in KINDS:
+        raise ParamError(f"parameter spanKind must be one of {', '.join(KINDS)}")
+    return group, KINDS[kind_text]
+
+
 def meshscope_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Route]:
     def red_metrics(request: Request) -> Any:
         start_ns, end_ns = time_range(request, now_ns)
-        params = request.query_params
-        group = params.get("groupBy", "service")
-        if group not in ("service", "operation"):
-            raise ParamError("parameter groupBy must be service or operation")
-        kind_text = params.get("spanKind", "server").lower()
-        if kind_text not in KINDS:
-            raise ParamError(f"parameter spanKind must be one of {', '.join(KINDS)}")
+        group, kind = _grouping(request)
         rows = red(
             storage.metrics,
             start_ns,
             end_ns,
-            service=params.get("service", ""),
+            service=request.query_params.get("service", ""),
             by_operation=group == "operation",
-            kind=KINDS[kind_text],
+            kind=kind,
         )
         return [
             {
@@ -85,6 +91,36 @@ def meshscope_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Rou
             }
             for r in rows
         ]
+
+    def red_range(request: Request) -> Any:
+        start_ns, end_ns = time_range(request, now_ns)
+        group, kind = _grouping(request)
+        requested = optional_int(request.query_params, "steps", 60, 1, MAX_STEPS)
+        steps = effective_steps(start_ns, end_ns, requested)
+        found = red_over_time(
+            storage.metrics,
+            start_ns,
+            end_ns,
+            steps,
+            service=request.query_params.get("service", ""),
+            by_operation=group == "operation",
+            kind=kind,
+        )
+        return {
+            "times": [t // NS_PER_MS for t in boundaries(start_ns, end_ns, steps)[1:]],
+            "series": [
+                {
+                    "service": s.service,
+                    **({"operation": s.operation} if group == "operation" else {}),
+                    "rate": [p.rate for p in s.points],
+                    "errorRatio": [p.error_ratio for p in s.points],
+                    "p50Ms": [p.p50_ms for p in s.points],
+                    "p95Ms": [p.p95_ms for p in s.points],
+                    "p99Ms": [p.p99_ms for p in s.points],
+                }
+                for s in found
+            ],
+        }
 
     def graph(request: Request) -> Any:
         start_ns, end_ns = time_range(request, now_ns)
@@ -136,6 +172,7 @@ def meshscope_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Rou
 
     return [
         Route("/api/meshscope/red", _endpoint(red_metrics), methods=["GET"]),
+        Route("/api/meshscope/red/range", _endpoint(red_range), methods=["GET"]),
         Route("/api/meshscope/graph", _endpoint(graph), methods=["GET"]),
         Route("/api/meshscope/traces/{trace_id}/stats", _endpoint(trace_stats), methods=["GET"]),
     ]

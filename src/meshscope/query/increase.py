@@ -16,7 +16,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from meshscope.model.metrics import Histogram, Labels
+from meshscope.model.metrics import Histogram, Labels, MetricPoint
 from meshscope.query.promql.histograms import bucket_quantile
 from meshscope.store.base import LabelMatcher, MetricStore
 
@@ -46,21 +46,21 @@ def increases(
         for s in metrics.latest(name, matchers, start_ns, max(0, start_ns))
         if s.samples
     }
-    out: list[Growth] = []
-    for series in last:
-        point = series.samples[-1]
-        base = before.get(series.labels)
-        if point.histogram is not None:
-            hist = point.histogram
-            if base is not None and base.histogram is not None:
-                hist = _histogram_growth(base.histogram, hist)
-            out.append(Growth(series.labels, float(hist.count), hist))
-            continue
-        value = point.value
-        if base is not None and value >= base.value:
-            value -= base.value
-        out.append(Growth(series.labels, value))
-    return out
+    return [grow(s.labels, s.samples[-1], before.get(s.labels)) for s in last]
+
+
+def grow(labels: Labels, point: MetricPoint, base: MetricPoint | None) -> Growth:
+    """The growth of one series from `base` (its last sample before the range; None for a
+    series born inside it) to `point` (its last sample in the range)."""
+    if point.histogram is not None:
+        hist = point.histogram
+        if base is not None and base.histogram is not None:
+            hist = _histogram_growth(base.histogram, hist)
+        return Growth(labels, float(hist.count), hist)
+    value = point.value
+    if base is not None and value >= base.value:
+        value -= base.value
+    return Growth(labels, value)
 
 
 def _histogram_growth(base: Histogram, last: Histogram) -> Histogram:

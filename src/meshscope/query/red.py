@@ -8,12 +8,13 @@ percentile is exact only to the bucket it falls in).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from meshscope.model.metrics import Histogram, Labels
 from meshscope.model.spans import SpanKind, StatusCode
 from meshscope.pipeline.derive.spanmetrics import CALLS, DURATION
-from meshscope.query.increase import increases, merge, quantile
+from meshscope.query.increase import Growth, increases, merge, quantile
 from meshscope.store.base import LabelMatcher, MatchOp, MetricStore
 
 QUANTILES = (0.5, 0.95, 0.99)
@@ -43,23 +44,43 @@ def red(
 ) -> list[Red]:
     """RED of every service (or of `service`), per operation when `by_operation`; only spans
     of `kind` (None: every kind). Sorted by service, then operation."""
+    matchers = red_matchers(service, kind)
+    return summarize(
+        increases(metrics, CALLS, matchers, start_ns, end_ns),
+        increases(metrics, DURATION, matchers, start_ns, end_ns),
+        (end_ns - start_ns) / 1e9,
+        by_operation,
+    )
+
+
+def red_matchers(service: str, kind: SpanKind | None) -> list[LabelMatcher]:
     matchers = []
     if service:
         matchers.append(LabelMatcher("service_name", MatchOp.EQ, service))
     if kind is not None:
         matchers.append(LabelMatcher("span_kind", MatchOp.EQ, kind.otel_name))
+    return matchers
+
+
+def summarize(
+    call_growth: Iterable[Growth],
+    duration_growth: Iterable[Growth],
+    seconds: float,
+    by_operation: bool,
+) -> list[Red]:
+    """RED per service (and operation) from the growth of `calls_total` and of the
+    `duration_milliseconds` histogram over `seconds`. Sorted by service, then operation."""
     calls: dict[tuple[str, str], float] = defaultdict(float)
     errors: dict[tuple[str, str], float] = defaultdict(float)
-    for growth in increases(metrics, CALLS, matchers, start_ns, end_ns):
+    for growth in call_growth:
         key = _key(growth.labels, by_operation)
         calls[key] += growth.value
         if dict(growth.labels).get("status_code") == _ERROR:
             errors[key] += growth.value
     hists: dict[tuple[str, str], list[Histogram]] = defaultdict(list)
-    for growth in increases(metrics, DURATION, matchers, start_ns, end_ns):
+    for growth in duration_growth:
         if growth.histogram is not None:
             hists[_key(growth.labels, by_operation)].append(growth.histogram)
-    seconds = (end_ns - start_ns) / 1e9
     out: list[Red] = []
     for key in sorted(calls):
         count = calls[key]

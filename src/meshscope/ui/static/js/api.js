@@ -32,6 +32,9 @@ export const api = {
   services: async () => (await getJSON("/api/services")).data || [],
   operations: async (service) => (await getJSON(`/api/services/${enc(service)}/operations`)).data || [],
   red: async (params) => (await getJSON(`/api/meshscope/red?${qs(params)}`)).data,
+  // RED per interval from the span metrics: {times (ms, interval ends), series: [{service,
+  // operation?, rate, errorRatio, p50Ms, p95Ms, p99Ms}]} (arrays aligned to times).
+  redRange: async (params) => (await getJSON(`/api/meshscope/red/range?${qs(params)}`)).data,
   graph: async (params) => (await getJSON(`/api/meshscope/graph?${qs(params)}`)).data,
   traces: async (params) => (await getJSON(`/api/traces?${qs(params)}`)).data || [],
   trace: async (id) => (await getJSON(`/api/traces/${enc(id)}`)).data[0],

@@ -1,18 +1,12 @@
 // One service: KPIs, time-series charts (rate, errors, latency) and its operations.
-import { api, promString, stepFor } from "../api.js";
+import { api } from "../api.js";
 import { timeseries } from "../charts.js";
 import { card, clear, empty, h, kpi, loading, pageHeader } from "../dom.js";
 import { COLORS, duration, errorTone, latencyTone, percent, rate } from "../format.js";
 
-async function series(query, range, step) {
-  const { xs, series: found } = await api.promRange(query, range.start, range.end, step);
-  return { xs, values: found[0]?.values || xs.map(() => null) };
-}
-
 export async function render(root, ctx) {
   const { range } = ctx;
   const name = ctx.route.arg;
-  const sel = `service_name=${promString(name)},span_kind="SPAN_KIND_SERVER"`;
   root.append(h("nav", { class: "breadcrumb" }, h("a", { href: ctx.href("services", "") }, "Services"), h("span", {}, "/"), h("span", {}, name)));
   root.append(pageHeader(name, `Server spans · ${range.label}`,
     h("a", { class: "button", href: ctx.href("traces", "", { service: name }) }, "Traces"),
@@ -21,8 +15,6 @@ export async function render(root, ctx) {
     h("a", { class: "button", href: ctx.href("map", "", { focus: name }) }, "On the map")));
   const body = h("div", {}, loading());
   root.append(body);
-  const { step, window } = stepFor(range, 90);
-  const q = (quantile) => `histogram_quantile(${quantile}, sum by (le) (rate(duration_milliseconds_bucket{${sel}}[${window}])))`;
   const [summary, operations] = await Promise.all([
     api.red({ start: range.start, end: range.end, service: name }),
     api.red({ start: range.start, end: range.end, service: name, groupBy: "operation" }),
@@ -37,21 +29,20 @@ export async function render(root, ctx) {
     kpi("Requests/s", rate(s.rate), "", "rate"), kpi("Requests", Math.round(s.calls).toLocaleString("en-US"), "", "calls"),
     kpi("Error rate", percent(s.errorRatio), errorTone(s.errorRatio), "errorRatio"),
     kpi("p50", duration(s.p50Ms), "", "p50"), kpi("p95", duration(s.p95Ms), "", "p95"), kpi("p99", duration(s.p99Ms), "", "p99")));
-  // The charts' PromQL range queries fill in after the numbers (`data-complete` when drawn).
+  // The charts (RED per interval) fill in after the numbers (`data-complete` when drawn).
   const slots = ["Request rate", "Error rate", "Latency"].map(() => h("div", { class: "chart-loading" }, loading("Loading chart…")));
   body.append(h("div", { class: "chart-grid" }, card("Request rate", slots[0]), card("Error rate", slots[1]), card("Latency", slots[2])));
-  Promise.all([
-    series(`sum(rate(calls_total{${sel}}[${window}]))`, range, step),
-    series(`sum(rate(calls_total{${sel},status_code="STATUS_CODE_ERROR"}[${window}]))`, range, step),
-    series(q(0.5), range, step), series(q(0.95), range, step), series(q(0.99), range, step),
-  ]).then(([calls, errors, p50, p95, p99]) => {
+  api.redRange({ start: range.start, end: range.end, service: name, steps: 90 }).then(({ times, series: found }) => {
     if (!root.isConnected) return;
-    const ratio = calls.values.map((c, i) => (c ? (errors.values[i] || 0) / c : c === 0 ? 0 : null));
-    slots[0].replaceWith(timeseries(calls.xs, [{ label: "requests/s", values: calls.values, color: COLORS.accent, fill: true },
-      { label: "errors/s", values: errors.values, color: COLORS.bad }], { format: (v) => rate(v), onZoom: ctx.zoom }));
-    slots[1].replaceWith(timeseries(calls.xs, [{ label: "errors", values: ratio, color: COLORS.bad, fill: true }], { format: (v) => percent(v), onZoom: ctx.zoom }));
-    slots[2].replaceWith(timeseries(p50.xs, [{ label: "p50", values: p50.values, color: COLORS.ok },
-      { label: "p95", values: p95.values, color: COLORS.warn }, { label: "p99", values: p99.values, color: COLORS.bad }],
+    const xs = times.map((t) => t / 1000);
+    const none = xs.map(() => null);
+    const s = found[0] || { rate: none, errorRatio: none, p50Ms: none, p95Ms: none, p99Ms: none };
+    const errors = s.rate.map((r, i) => (s.errorRatio[i] === null ? (r === 0 ? 0 : null) : r * s.errorRatio[i]));
+    slots[0].replaceWith(timeseries(xs, [{ label: "requests/s", values: s.rate, color: COLORS.accent, fill: true },
+      { label: "errors/s", values: errors, color: COLORS.bad }], { format: (v) => rate(v), onZoom: ctx.zoom }));
+    slots[1].replaceWith(timeseries(xs, [{ label: "errors", values: s.errorRatio, color: COLORS.bad, fill: true }], { format: (v) => percent(v), onZoom: ctx.zoom }));
+    slots[2].replaceWith(timeseries(xs, [{ label: "p50", values: s.p50Ms, color: COLORS.ok },
+      { label: "p95", values: s.p95Ms, color: COLORS.warn }, { label: "p99", values: s.p99Ms, color: COLORS.bad }],
     { format: (v) => duration(v), onZoom: ctx.zoom }));
     root.dataset.complete = "1";
   }).catch((error) => { for (const slot of slots) slot.replaceWith(h("p", { class: "muted" }, `Chart failed: ${error.message}`)); });

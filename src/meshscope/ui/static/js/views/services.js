@@ -1,10 +1,9 @@
 // Services overview: golden signals of every service's server spans over the time range.
-import { api, promString, stepFor } from "../api.js";
+import { api, stepFor } from "../api.js";
 import { sparkline } from "../charts.js";
 import { clear, empty, h, loading, pageHeader } from "../dom.js";
 import { COLORS, duration, errorTone, latencyTone, percent, rate } from "../format.js";
 
-const SERVER = 'span_kind="SPAN_KIND_SERVER"';
 
 // Per-service series of a PromQL `sum by (service_name)` query: name -> values.
 async function perService(query, range, step) {
@@ -17,15 +16,31 @@ async function perService(query, range, step) {
   }
 }
 
+// Sparkline data: RED per interval from /api/meshscope/red/range (a counter lookup per
+// interval boundary, fast over a day), and CPU saturation from PromQL where it is scraped.
+async function redTrends(range, steps) {
+  try {
+    const { times, series } = await api.redRange({ start: range.start, end: range.end, steps });
+    const xs = times.map((t) => t / 1000);
+    const pick = (f) => ({ xs, out: new Map(series.map((s) => [s.service, f(s)])) });
+    return {
+      calls: pick((s) => s.rate),
+      errors: pick((s) => s.rate.map((r, i) => r * (s.errorRatio[i] ?? 0))),
+      p99: pick((s) => s.p99Ms),
+    };
+  } catch {
+    const none = { xs: [], out: new Map() };
+    return { calls: none, errors: none, p99: none };
+  }
+}
+
 export async function trends(range) {
   const { step, window } = stepFor(range, 40);
-  const [calls, errors, p99, cpu] = await Promise.all([
-    perService(`sum by (service_name) (rate(calls_total{${SERVER}}[${window}]))`, range, step),
-    perService(`sum by (service_name) (rate(calls_total{${SERVER},status_code="STATUS_CODE_ERROR"}[${window}]))`, range, step),
-    perService(`histogram_quantile(0.99, sum by (le, service_name) (rate(duration_milliseconds_bucket{${SERVER}}[${window}])))`, range, step),
+  const [red, cpu] = await Promise.all([
+    redTrends(range, 40),
     perService(`sum by (service_name, job) (rate(process_cpu_seconds_total[${window}]))`, range, step),
   ]);
-  return { calls, errors, p99, cpu };
+  return { ...red, cpu };
 }
 
 function ratioSeries(callValues, errorValues) {

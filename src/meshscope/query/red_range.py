@@ -1,0 +1,117 @@
+"""RED over time: rate, error ratio and p50/p95/p99 per interval, for charts and sparklines.
+
+The range is cut into `steps` intervals. Each series is looked up once per boundary (its last
+sample at or before the instant, `MetricStore.latest`), and an interval's RED is the growth
+between its two boundaries, summarised exactly as `query.red.red` does for one range. So a
+day of a chart costs steps+1 lookups per metric, never a scan of every sample in between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from meshscope.model.metrics import Labels, MetricPoint
+from meshscope.model.spans import SpanKind
+from meshscope.pipeline.derive.spanmetrics import CALLS, DURATION
+from meshscope.query.increase import Growth, grow
+from meshscope.query.red import red_matchers, summarize
+from meshscope.store.base import LabelMatcher, MetricStore
+
+MAX_STEPS = 1000
+MIN_INTERVAL_NS = 60 * 10**9
+"""Derived metrics are flushed every 15 s by default: an interval shorter than a few flushes
+would alternate between empty and double, so intervals are at least a minute long."""
+
+
+def effective_steps(start_ns: int, end_ns: int, steps: int) -> int:
+    """`steps`, reduced so that no interval is shorter than MIN_INTERVAL_NS (at least 1)."""
+    return max(1, min(steps, MAX_STEPS, (end_ns - start_ns) // MIN_INTERVAL_NS))
+
+
+@dataclass(frozen=True, slots=True)
+class RedPoint:
+    """RED of the interval that ends at `time_ns`."""
+
+    time_ns: int
+    rate: float
+    error_ratio: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+@dataclass(slots=True)
+class RedSeries:
+    service: str
+    operation: str
+    points: list[RedPoint] = field(default_factory=list)
+
+
+def boundaries(start_ns: int, end_ns: int, steps: int) -> list[int]:
+    """steps+1 instants from start to end, evenly spaced."""
+    return [start_ns + (end_ns - start_ns) * i // steps for i in range(steps + 1)]
+
+
+def red_over_time(
+    metrics: MetricStore,
+    start_ns: int,
+    end_ns: int,
+    steps: int = 60,
+    service: str = "",
+    by_operation: bool = False,
+    kind: SpanKind | None = SpanKind.SERVER,
+) -> list[RedSeries]:
+    """One series per service (and operation) with a point for every interval (see
+    `effective_steps`); an interval without calls has rate 0 and no ratio or percentiles.
+    Sorted like `red()`."""
+    if end_ns <= start_ns or steps < 1:
+        return []
+    instants = boundaries(start_ns, end_ns, effective_steps(start_ns, end_ns, steps))
+    matchers = red_matchers(service, kind)
+    calls = _snapshots(metrics, CALLS, matchers, instants)
+    durations = _snapshots(metrics, DURATION, matchers, instants)
+    found: dict[tuple[str, str], RedSeries] = {}
+    empty: list[tuple[int, set[tuple[str, str]]]] = []
+    for i in range(1, len(instants)):
+        seconds = (instants[i] - instants[i - 1]) / 1e9
+        reds = summarize(
+            _growth(calls[i - 1], calls[i], instants[i - 1]),
+            _growth(durations[i - 1], durations[i], instants[i - 1]),
+            seconds,
+            by_operation,
+        )
+        seen = set()
+        for red in reds:
+            key = (red.service, red.operation)
+            seen.add(key)
+            series = found.setdefault(key, RedSeries(*key))
+            series.points.append(
+                RedPoint(instants[i], red.rate, red.error_ratio, red.p50_ms, red.p95_ms, red.p99_ms)
+            )
+        empty.append((i, seen))
+    for key, series in found.items():  # quiet intervals: rate 0, in time order
+        quiet = [RedPoint(instants[i], 0.0, None, None, None, None) for i, seen in empty
+                 if key not in seen]  # fmt: skip
+        series.points = sorted([*series.points, *quiet], key=lambda p: p.time_ns)
+    return [found[key] for key in sorted(found)]
+
+
+def _snapshots(
+    metrics: MetricStore, name: str, matchers: Sequence[LabelMatcher], instants: list[int]
+) -> list[dict[Labels, MetricPoint]]:
+    return [
+        {s.labels: s.samples[-1] for s in metrics.latest(name, matchers, t, t) if s.samples}
+        for t in instants
+    ]
+
+
+def _growth(
+    before: dict[Labels, MetricPoint], now: dict[Labels, MetricPoint], since_ns: int
+) -> list[Growth]:
+    """Growth of the series that have a sample after `since_ns`."""
+    return [
+        grow(labels, point, before.get(labels))
+        for labels, point in now.items()
+        if point.time_ns > since_ns
+    ]
