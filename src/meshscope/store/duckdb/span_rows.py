@@ -8,6 +8,7 @@ of its content), and lists the distinct resources so the owner can insert unseen
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import accumulate
 from typing import Any, NamedTuple
 
 import pyarrow as pa
@@ -46,24 +47,20 @@ def _from_ipc(data: bytes, resources: list[Mapping[str, AttrValue]]) -> EncodedS
 
 
 def encode_spans(spans: Sequence[Span]) -> EncodedSpans:
-    n = len(spans)
-    t_hi, t_lo = [0] * n, [0] * n
+    ids = [id128(s.trace_id) for s in spans]
     attrs = AttrColumns()
-    ev_offsets, ev_time, ev_name, ev_attrs = [0], [], [], AttrColumns()
+    attrs.extend([s.attributes for s in spans])
+    events = [event for s in spans for event in s.events]
+    ev_offsets = list(accumulate([len(s.events) for s in spans], initial=0))
+    ev_attrs = AttrColumns()
+    ev_attrs.extend([event.attributes for event in events])
+    ev_time = [event.time_ns for event in events]
+    ev_name = [event.name for event in events]
     ln_offsets, ln_hi, ln_lo, ln_span, ln_attrs = [0], [], [], [], AttrColumns()
-    resource_ids: list[int] = [0] * n
+    resource_ids: list[int] = []
     by_object: dict[int, int] = {}  # id(resource dict) -> resource id; dicts live for this call
     resources: list[Mapping[str, AttrValue]] = []
-    for i, span in enumerate(spans):
-        t_hi[i], t_lo[i] = id128(span.trace_id)
-        attrs.add(span.attributes)
-        events = span.events
-        if events:
-            for event in events:
-                ev_time.append(event.time_ns)
-                ev_name.append(event.name)
-                ev_attrs.add(event.attributes)
-        ev_offsets.append(len(ev_time))
+    for span in spans:
         links = span.links
         if links:
             for link in links:
@@ -79,7 +76,7 @@ def encode_spans(spans: Sequence[Span]) -> EncodedSpans:
             rid = by_object[id(resource)] = _resource_id(resource)
             if rid:
                 resources.append(resource)
-        resource_ids[i] = rid
+        resource_ids.append(rid)
     events_array = pa.StructArray.from_arrays(
         [pa.array(ev_time, pa.int64()), pa.array(ev_name, pa.string()), *ev_attrs.arrays()],
         fields=list(_EVENT),
@@ -97,8 +94,8 @@ def encode_spans(spans: Sequence[Span]) -> EncodedSpans:
         {
             "start_ns": pa.array([s.start_ns for s in spans], pa.int64()),
             "duration_ns": pa.array([s.end_ns - s.start_ns for s in spans], pa.int64()),
-            "trace_hi": pa.array(t_hi, pa.uint64()),
-            "trace_lo": pa.array(t_lo, pa.uint64()),
+            "trace_hi": pa.array([high for high, _ in ids], pa.uint64()),
+            "trace_lo": pa.array([low for _, low in ids], pa.uint64()),
             "span_id": pa.array([id64(s.span_id) for s in spans], pa.uint64()),
             "parent_id": pa.array([id64(s.parent_span_id) for s in spans], pa.uint64()),
             "service": pa.array([s.service for s in spans], pa.string()),
