@@ -53,7 +53,8 @@ def test_nested_sections_are_parsed_and_validated(tmp_path: Path) -> None:
     path.write_text(
         "sampling:\n  tail:\n    enabled: true\n    policies:\n"
         "      - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}\n"
-        "scrape:\n  scrape_configs:\n    - {job_name: app, static_configs: [{targets: ['127.0.0.1:9']}]}\n"
+        "scrape:\n  scrape_configs:\n"
+        "    - {job_name: app, static_configs: [{targets: ['127.0.0.1:9']}]}\n"
     )
     config = load_config(path, env={"MESHSCOPE_SAMPLING__HEAD__ENABLED": "true"})
     assert config.sampling.tail.enabled and config.sampling.head.enabled
