@@ -12,15 +12,14 @@ from meshscope.store.base import MAX_TIME_NS, TraceQuery
 from meshscope.store.duckdb import trace_search
 from meshscope.store.duckdb.codec import (
     ATTR_FIELDS,
-    AttrColumns,
     decode_attrs,
     hex64,
     hex128,
-    id64,
     id128,
 )
 from meshscope.store.duckdb.database import Database, Txn
 from meshscope.store.duckdb.resources import Resources
+from meshscope.store.duckdb.span_rows import INDEX_TRACES, encode_spans
 
 _EVENT = pa.struct(
     [
@@ -36,10 +35,6 @@ _LINK = pa.struct(
         ("span_id", pa.uint64()),
         *ATTR_FIELDS,
     ]
-)
-_INDEX = (
-    "INSERT INTO trace_index SELECT trace_hi, trace_lo, min(start_ns), max(start_ns)"
-    " FROM {src} GROUP BY trace_hi, trace_lo"
 )
 _CHUNK = 500  # trace ids per read
 # Ranges of start times closer than this are read as one: the rows between them are few
@@ -64,8 +59,10 @@ class DuckDBTraceStore:
 
     def insert(self, txn: Txn, spans: Sequence[Span]) -> None:
         if spans:
-            table = self._table(spans, self._resources.ids(txn, [s.resource for s in spans]))
-            txn.insert("spans", table, _INDEX)
+            encoded = encode_spans(spans)
+            if encoded.resources:
+                self._resources.ids(txn, encoded.resources)  # inserts unseen ones
+            txn.insert("spans", encoded.table, INDEX_TRACES)
 
     def get_trace(self, trace_id: str) -> list[Span]:
         return self.get_traces([trace_id]).get(trace_id, [])
@@ -138,74 +135,6 @@ class DuckDBTraceStore:
             .fetchall()
         )
         return dict(rows)
-
-    def _table(self, spans: Sequence[Span], resource_ids: list[int]) -> pa.Table:
-        n = len(spans)
-        start, duration = [0] * n, [0] * n
-        t_hi, t_lo, span_id, parent = [0] * n, [0] * n, [0] * n, [0] * n
-        attrs = AttrColumns()
-        ev_offsets, ev_time, ev_name, ev_attrs = [0], [], [], AttrColumns()
-        ln_offsets, ln_hi, ln_lo, ln_span, ln_attrs = [0], [], [], [], AttrColumns()
-        for i, span in enumerate(spans):
-            start[i] = span.start_ns
-            duration[i] = span.end_ns - span.start_ns
-            t_hi[i], t_lo[i] = id128(span.trace_id)
-            span_id[i] = id64(span.span_id)
-            parent[i] = id64(span.parent_span_id)
-            attrs.add(span.attributes)
-            for event in span.events:
-                ev_time.append(event.time_ns)
-                ev_name.append(event.name)
-                ev_attrs.add(event.attributes)
-            ev_offsets.append(len(ev_time))
-            for link in span.links:
-                high, low = id128(link.trace_id)
-                ln_hi.append(high)
-                ln_lo.append(low)
-                ln_span.append(id64(link.span_id))
-                ln_attrs.add(link.attributes)
-            ln_offsets.append(len(ln_hi))
-        events = pa.StructArray.from_arrays(
-            [
-                pa.array(ev_time, pa.int64()),
-                pa.array(ev_name, pa.string()),
-                *ev_attrs.arrays(),
-            ],
-            fields=list(_EVENT),
-        )
-        links = pa.StructArray.from_arrays(
-            [
-                pa.array(ln_hi, pa.uint64()),
-                pa.array(ln_lo, pa.uint64()),
-                pa.array(ln_span, pa.uint64()),
-                *ln_attrs.arrays(),
-            ],
-            fields=list(_LINK),
-        )
-        offsets = pa.int32()
-        return pa.table(
-            {
-                "start_ns": pa.array(start, pa.int64()),
-                "duration_ns": pa.array(duration, pa.int64()),
-                "trace_hi": pa.array(t_hi, pa.uint64()),
-                "trace_lo": pa.array(t_lo, pa.uint64()),
-                "span_id": pa.array(span_id, pa.uint64()),
-                "parent_id": pa.array(parent, pa.uint64()),
-                "service": pa.array([s.service for s in spans], pa.string()),
-                "name": pa.array([s.name for s in spans], pa.string()),
-                "kind": pa.array([int(s.kind) for s in spans], pa.uint8()),
-                "status_code": pa.array([int(s.status_code) for s in spans], pa.uint8()),
-                "status_message": pa.array([s.status_message for s in spans], pa.string()),
-                **attrs.columns(),
-                "events": pa.ListArray.from_arrays(pa.array(ev_offsets, offsets), events),
-                "links": pa.ListArray.from_arrays(pa.array(ln_offsets, offsets), links),
-                "resource_id": pa.array(resource_ids, pa.uint64()),
-                "scope_name": pa.array([s.scope_name for s in spans], pa.string()),
-                "scope_version": pa.array([s.scope_version for s in spans], pa.string()),
-                "trace_state": pa.array([s.trace_state for s in spans], pa.string()),
-                "flags": pa.array([s.flags for s in spans], pa.uint32()),
-            }
-        )
 
 
 def _key(trace_id: str) -> tuple[int, int] | None:
