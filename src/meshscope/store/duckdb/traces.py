@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import pyarrow as pa
-
 from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
 from meshscope.store.base import MAX_TIME_NS, TraceQuery
 from meshscope.store.duckdb import trace_search
 from meshscope.store.duckdb.codec import (
-    ATTR_FIELDS,
     decode_attrs,
     hex64,
     hex128,
@@ -21,21 +18,6 @@ from meshscope.store.duckdb.database import Database, Txn
 from meshscope.store.duckdb.resources import Resources
 from meshscope.store.duckdb.span_rows import INDEX_TRACES, encode_spans
 
-_EVENT = pa.struct(
-    [
-        ("time_ns", pa.int64()),
-        ("name", pa.string()),
-        *ATTR_FIELDS,
-    ]
-)
-_LINK = pa.struct(
-    [
-        ("trace_hi", pa.uint64()),
-        ("trace_lo", pa.uint64()),
-        ("span_id", pa.uint64()),
-        *ATTR_FIELDS,
-    ]
-)
 _CHUNK = 500  # trace ids per read
 # Ranges of start times closer than this are read as one: the rows between them are few
 # (a row group holds minutes of spans at high rates) and one BETWEEN filters faster than many.
