@@ -17,6 +17,7 @@ from meshscope.api.prometheus import prometheus_routes
 from meshscope.api.sampling import sampling_routes
 from meshscope.api.sampling_metrics import SamplingCollector
 from meshscope.api.selfmetrics import metrics_route
+from meshscope.api.slo import slo_routes
 from meshscope.api.traces import trace_routes
 from meshscope.api.zipkin_read import zipkin_read_routes
 from meshscope.clock import Clock, SystemClock
@@ -118,6 +119,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
         *loki_push_routes(sink, limits),
         *loki_query_routes(storage, clock),
         *meshscope_routes(storage),
+        *slo_routes(storage.metrics, config.slos),
         *sampling_routes(sampling.remote),
         *openapi_routes(),
         *web_ui_routes(storage),

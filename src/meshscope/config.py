@@ -18,6 +18,7 @@ import yaml
 if TYPE_CHECKING:
     from meshscope.ingest.scrape_config import ScrapeConfig
     from meshscope.pipeline.sampling.config import SamplingConfig
+    from meshscope.query.slo import Slo
 
 ENV_PREFIX = "MESHSCOPE_"
 
@@ -58,6 +59,7 @@ class Config:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     sampling: SamplingConfig = field(default_factory=lambda: _nested_section("sampling", None))
     scrape: ScrapeConfig = field(default_factory=lambda: _nested_section("scrape", None))
+    slos: tuple[Slo, ...] = ()
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -86,7 +88,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     return _build(raw)
 
 
-_NESTED = ("sampling", "scrape")  # sections with lists/sub-sections, parsed by their owners
+_NESTED = ("sampling", "scrape", "slos")  # lists/sub-sections, parsed by their owners
 
 
 def _nested_section(section: str, values: Any) -> Any:
@@ -96,6 +98,10 @@ def _nested_section(section: str, values: Any) -> Any:
         from meshscope.pipeline.sampling.config import from_mapping
 
         return from_mapping(values)
+    if section == "slos":
+        from meshscope.query.slo_config import parse_slos
+
+        return parse_slos(values)
     from meshscope.ingest.scrape_config import parse_scrape_config
 
     return parse_scrape_config(values)
