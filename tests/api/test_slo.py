@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from meshscope.api.slo import slo_routes
+from meshscope.app import build
+from meshscope.config import load_config
 from meshscope.query.slo import LATENCY, Slo
 from tests.query.slo_data import CALLS_PER_MINUTE, MINUTE, MINUTES
 
@@ -166,3 +169,20 @@ def test_quiet_moments_have_no_alerts(client: tuple[TestClient, int]) -> None:
         assert [(r["state"], r["alerts"]) for r in rules] == [("inactive", []), ("inactive", [])]
     finally:
         Clock.now_ns = saved
+
+
+def test_build_serves_the_configured_slos(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("storage: {kind: memory}\nslos:\n  - {service: api, objective: 0.999}\n")
+    app = build(load_config(path, env={}))
+    try:
+        http = TestClient(app.ui)
+        [slo] = _json(http, "/api/meshscope/slos")["data"]["slos"]
+        assert (slo["name"], slo["state"], slo["value"], slo["window"]) == (
+            "api-availability", "ok", None, "30d",
+        )  # fmt: skip
+        [group] = _json(http, "/api/v1/rules")["data"]["groups"]
+        assert [r["state"] for r in group["rules"]] == ["inactive", "inactive"]
+        assert _json(http, "/api/v1/alerts")["data"] == {"alerts": []}
+    finally:
+        app.storage.close()
