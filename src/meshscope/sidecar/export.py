@@ -112,7 +112,7 @@ class Exporter:
             queue.items.popleft() for _ in range(min(self.settings.max_batch, len(queue.items)))
         ]
         assert self._session is not None
-        status = await self._post(queue.path, queue.encode(batch))
+        status = await self._post(queue.path, await encode_in_chunks(queue.encode, batch))
         self.metrics.buffered.labels(queue.signal).set(len(queue.items))
         if status is not None and 200 <= status < 300:
             self.metrics.exported.labels(queue.signal).inc(len(batch))
@@ -142,3 +142,20 @@ class Exporter:
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             log.debug("export failed: %s", error)
             return None
+
+
+ENCODE_CHUNK = 32
+"""Items encoded between two yields to the event loop: ~0.5 ms of encoding, so a proxied
+request never waits behind a whole batch's encoding (512 spans take ~8 ms)."""
+
+
+async def encode_in_chunks(encode: Callable[[Sequence[T]], bytes], batch: Sequence[T]) -> bytes:
+    """`encode(batch)`, done ENCODE_CHUNK items at a time with the event loop free in between.
+
+    The OTLP export requests are messages of repeated fields, and serialized protobuf messages
+    of one type concatenate into their merge, so the joined chunks are one valid request."""
+    parts: list[bytes] = []
+    for start in range(0, len(batch), ENCODE_CHUNK):
+        parts.append(encode(batch[start : start + ENCODE_CHUNK]))
+        await asyncio.sleep(0)
+    return b"".join(parts)
