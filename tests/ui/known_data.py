@@ -25,6 +25,7 @@ from meshscope.model.batch import Batch
 from meshscope.model.logs import LogRecord, Severity
 from meshscope.model.metrics import MetricPoint, MetricType
 from meshscope.model.spans import Span, SpanEvent, SpanKind, StatusCode
+from meshscope.query.slo import Slo
 
 S = 10**9
 MS = 10**6
@@ -44,6 +45,9 @@ END = BASE + (TRACES * STEP_S + 20) * S
 FROM_MS, TO_MS = BASE // MS - 1000, END // MS
 RANGE_SECONDS = (TO_MS - FROM_MS) / 1000
 RANGE = f"from={FROM_MS}&to={TO_MS}"
+# 99 % of cart's server spans without error over a day: at END its error budget is spent and
+# it burns at 25x over the last hour (20x over the last 5 minutes): state page.
+SLO = Slo("cart-availability", "cart", 0.99, 86400 * S)
 
 
 def trace_id(n: int) -> str:
@@ -127,6 +131,7 @@ def known_app() -> Iterator[App]:
     config = Config(
         storage=StorageConfig(kind="memory", path="unused"),
         pipeline=PipelineConfig(servicegraph_ttl_seconds=5.0),
+        slos=(SLO,),
     )
     app = build(config, clock)
     for n in range(TRACES):

@@ -11,6 +11,7 @@ from tests.ui.known_data import (
     ERROR_EVERY,
     RANGE,
     RANGE_SECONDS,
+    SLO,
     TRACES,
     XSS_ATTRIBUTE,
     XSS_LOG,
@@ -46,6 +47,14 @@ def test_services_overview_shows_golden_signals_and_sorts(tab: Tab) -> None:
     expect(frontend.locator('[data-col="errorRatio"]')).to_contain_text("0%")
     expect(frontend.locator('[data-col="cpu"]')).to_contain_text("0.25")
     expect(page.locator('[data-kpi="services"] .kpi-value')).to_have_text("2")
+    slo = page.locator(f'tr[data-slo="{SLO.name}"]')  # the SLO card, evaluated at `to`
+    expect(slo.locator('[data-col="sli"]')).to_have_text(f"{100 - 100 / ERROR_EVERY:.2f}%")
+    expect(slo.locator('[data-col="budget"]')).to_have_text("exhausted")
+    expect(slo.locator('[data-col="burn"]')).to_have_text(f"{100 / ERROR_EVERY:.1f}")
+    expect(slo.locator('[data-col="state"]')).to_have_text("page")
+    expect(slo.locator("a.slo-traces")).to_have_attribute(
+        "href", f"#/traces?{RANGE}&service=cart&status=error"
+    )
     assert page.locator("tr[data-service] .spark canvas").count() >= 6  # sparklines drawn
     tab.shot("services")
     page.get_by_role("link", name="Service", exact=True).click()  # sort by name, descending

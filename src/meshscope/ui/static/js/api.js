@@ -35,6 +35,7 @@ export const api = {
   // RED per interval from the span metrics: {times (ms, interval ends), series: [{service,
   // operation?, rate, errorRatio, p50Ms, p95Ms, p99Ms}]} (arrays aligned to times).
   redRange: async (params) => (await getJSON(`/api/meshscope/red/range?${qs(params)}`)).data,
+  slos: async (params) => (await getJSON(`/api/meshscope/slos?${qs(params)}`)).data.slos,
   graph: async (params) => (await getJSON(`/api/meshscope/graph?${qs(params)}`)).data,
   traces: async (params) => (await getJSON(`/api/traces?${qs(params)}`)).data || [],
   trace: async (id) => (await getJSON(`/api/traces/${enc(id)}`)).data[0],

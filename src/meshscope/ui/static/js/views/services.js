@@ -72,6 +72,9 @@ export async function render(root, ctx) {
   const none = { xs: [], out: new Map() };
   const section = h("section", { class: "card" });
   body.append(section);
+  api.slos({ time: range.end }).then((slos) => {
+    if (root.isConnected && slos.length) body.append(sloCard(slos, ctx));
+  }, () => {});
   const draw = (trend) => drawTable(section, rows, trend, ctx, { sort, dir, filterText });
   draw({ calls: none, errors: none, p99: none, cpu: none, pending: true });
   trends(range).then((trend) => {
@@ -141,4 +144,26 @@ function drawTable(section, rows, trend, ctx, { sort, dir, filterText }) {
     })));
   clear(section).append(h("div", { class: "toolbar" }, filter,
     h("span", { class: "muted" }, "Click a service for its charts and operations; a column header sorts.")), table);
+}
+
+// Configured SLOs at the range's end: SLI over each SLO's window, error budget left, burn-rate
+// state (ok, ticket, page), and a link to the traces of its bad events.
+const STATE_TONE = { ok: "ok", ticket: "warn", page: "bad" };
+
+function sloCard(slos, ctx) {
+  const budget = (r) => (r <= 0 ? "exhausted" : percent(r));
+  return h("section", { class: "card slos" }, h("h2", { class: "card-title" }, "SLOs"),
+    h("table", { class: "grid slo-table" },
+      h("thead", {}, h("tr", {}, ["SLO", "Service", "SLI", "Objective", "Window", "Budget left", "Burn 1h", "State", ""]
+        .map((label, i) => h("th", { class: i > 1 && i < 7 ? "num" : "" }, label)))),
+      h("tbody", {}, slos.map((s) => h("tr", { dataset: { slo: s.name } },
+        h("td", {}, s.name, h("span", { class: "muted" }, ` ${s.sli}${s.thresholdMs !== null ? ` ≤ ${duration(s.thresholdMs)}` : ""}`)),
+        h("td", {}, h("a", { href: ctx.href("service", s.service) }, s.service)),
+        h("td", { class: "num", dataset: { col: "sli" } }, s.value === null ? "–" : `${(s.value * 100).toFixed(2)}%`),
+        h("td", { class: "num" }, `${(s.objective * 100).toFixed(2)}%`),
+        h("td", { class: "num" }, s.window),
+        h("td", { class: `num tone-${s.errorBudget.remaining <= 0 ? "bad" : "ok"}`, dataset: { col: "budget" } }, budget(s.errorBudget.remaining)),
+        h("td", { class: "num", dataset: { col: "burn" } }, s.burnRates[0].long.toFixed(1)),
+        h("td", { dataset: { col: "state" } }, h("span", { class: `badge ${STATE_TONE[s.state]}` }, s.state)),
+        h("td", {}, h("a", { class: "slo-traces", href: ctx.href("traces", "", s.traces) }, "Bad traces")))))));
 }
