@@ -17,21 +17,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from meshscope.model.ids import TRACE_ID_HEX_LEN
+from meshscope.api.params import ParamError
+from meshscope.api.params import trace_id as parse_trace_id
 from meshscope.model.logs import LogRecord
 from meshscope.query.logql.labels import level_name
 from meshscope.query.logs import trace_logs
 from meshscope.store.base import Storage
 
-_HEX = frozenset("0123456789abcdef")
 _TRUE = ("true", "1", "yes")
-
-
-def _trace_id(raw: str) -> str | None:
-    value = raw.strip().lower()
-    if not value or len(value) > TRACE_ID_HEX_LEN or not set(value) <= _HEX:
-        return None
-    return value.rjust(TRACE_ID_HEX_LEN, "0")
 
 
 def rfc3339(time_ns: int) -> str:
@@ -65,10 +58,10 @@ def _default(value: object) -> str:
 
 def trace_logs_route(storage: Storage) -> Route:
     async def logs(request: Request) -> Response:
-        trace_id = _trace_id(request.path_params["trace_id"])
-        if trace_id is None:
-            body = {"error": "trace id must be 1 to 32 hex characters"}
-            return Response(orjson.dumps(body), 400, media_type="application/json")
+        try:
+            trace_id = parse_trace_id(request.path_params["trace_id"], "trace_id")
+        except ParamError as error:
+            return Response(orjson.dumps({"error": str(error)}), 400, media_type="application/json")
         access = request.query_params.get("access", "").lower() in _TRUE
         records = await run_in_threadpool(trace_logs, storage.logs, trace_id, access)
         data = {"traceID": trace_id, "logs": [log_json(r) for r in records]}

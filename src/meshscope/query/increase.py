@@ -5,8 +5,8 @@ the growth over (start, end] is the last value at or before `end` minus the last
 before `start` (the baseline; 0 for a series born inside the range). Only two samples per
 series are read (`MetricStore.latest`), never the samples in between, which keeps RED and
 dependency questions over a day as cheap as over a minute. A value below its baseline is a
-counter reset (meshscope restarted): then the growth is the value itself, as in
-`query.counters.increase_since`; a second reset inside the range is not seen (Prometheus'
+counter reset (meshscope restarted): then the growth is the value itself; a second reset
+inside the range is not seen (Prometheus'
 `increase` would see it, at the price of reading every sample).
 """
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from meshscope.pipeline.derive.requestmetrics import REQUESTS
-from meshscope.query.counters import latest_sum
 from meshscope.store.base import MAX_TIME_NS, LabelMatcher, MatchOp, MetricStore
 
 
@@ -12,4 +11,4 @@ def request_count(metrics: MetricStore, service: str, at_ns: int = MAX_TIME_NS) 
     cumulative `mesh_requests_total` series (one per source and response code)."""
     matcher = LabelMatcher("destination_service", MatchOp.EQ, service)
     series = metrics.latest(REQUESTS, [matcher], at_ns, lookback_ns=at_ns)
-    return round(latest_sum([s.samples for s in series]))
+    return round(sum(s.samples[-1].value for s in series if s.samples))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meshscope.pipeline.derive.servicegraph import FAILED, REQUESTS
-from meshscope.query.counters import increase_since
+from meshscope.query.increase import increases
 from meshscope.store.base import MAX_TIME_NS, Storage
 
 
@@ -25,27 +25,22 @@ class ServiceGraph:
 
 
 def service_graph(storage: Storage, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> ServiceGraph:
-    """Edges come from the servicegraph counters (pre-aggregated), never from raw spans.
-
-    Counts are the counters' increase within [start_ns, end_ns]; series are scanned from the
-    beginning so an increase that started before the window is measured from its baseline.
-    """
-    requests = storage.metrics.select(REQUESTS, [], 0, end_ns)
-    failed = {s.labels: s for s in storage.metrics.select(FAILED, [], 0, end_ns)}
+    """Edges from the servicegraph counters (pre-aggregated), never from raw spans, in order of
+    each edge's first appearance (the store keeps series in first-write order); nodes are the
+    catalog's services in order of first appearance, then any virtual node only edges name."""
+    failed = {g.labels: g.value for g in increases(storage.metrics, FAILED, [], start_ns, end_ns)}
     edges: list[Edge] = []
-    for series in requests:
-        count = round(increase_since(series.samples, start_ns))
-        failed_series = failed.get(series.labels)
-        failures = round(increase_since(failed_series.samples, start_ns)) if failed_series else 0
+    for growth in increases(storage.metrics, REQUESTS, [], start_ns, end_ns):
+        count = round(growth.value)
         if count <= 0:
             continue
-        labels = dict(series.labels)
+        labels = dict(growth.labels)
         edges.append(
             Edge(
                 labels.get("client", ""),
                 labels.get("server", ""),
                 count,
-                failures,
+                round(failed.get(growth.labels, 0.0)),
                 labels.get("connection_type", ""),
             )
         )
