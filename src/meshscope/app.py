@@ -105,7 +105,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
     store_path = config.storage.path if config.storage.kind == "duckdb" else None
     sampling_stats = SamplingCollector(tail=pipeline.tail, head=pipeline.head)
     ui_routes: list[BaseRoute] = [
-        Route("/health", health, methods=["GET"]),
+        health_route(),
         metrics_route(
             writer,
             http=http_metrics,

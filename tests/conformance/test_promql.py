@@ -8,11 +8,8 @@ import pytest
 
 from tests.conformance.promqltest import Case, expand_values, load_cases, run
 
-CASES = [
-    case
-    for path in sorted((Path(__file__).parent / "promql").glob("*.test"))
-    for case in load_cases(path)
-]
+TEST_FILES = sorted((Path(__file__).parent / "promql").glob("*.test"))
+CASES = [case for path in TEST_FILES for case in load_cases(path)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
@@ -22,6 +19,7 @@ def test_promql_case(case: Case) -> None:
 
 def test_there_are_cases_in_every_file() -> None:
     files = {case.file for case in CASES}
+    assert files == {path.name for path in TEST_FILES}  # no file without a case
     assert len(files) >= 6
     assert len(CASES) >= 150
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshscope.ingest.errors import DecodeError
-from meshscope.ingest.otlp import Signal, decode_otlp, is_json_content_type
+from meshscope.ingest.otlp import Signal, decode_otlp
 from tests.ingest.otel_sdk import make_logs, make_metrics, make_spans, traces_request_bytes
 
 SIGNALS: list[Signal] = ["traces", "logs", "metrics"]
@@ -20,11 +20,6 @@ def test_dispatch_by_signal() -> None:
     assert len(decode_otlp("logs", make_logs()[1]).batch.logs) == 3
     assert decode_otlp("metrics", make_metrics()).batch.metrics
     assert decode_otlp("traces", b"{}", json=True).batch.spans == []
-
-
-def test_content_type() -> None:
-    assert is_json_content_type("application/json; charset=utf-8")
-    assert not is_json_content_type("application/x-protobuf")
 
 
 @pytest.mark.parametrize("signal", SIGNALS)

@@ -9,8 +9,6 @@ import subprocess
 import sys
 from typing import Any
 
-import pytest
-
 from meshscope.node.main import run
 
 Json = dict[str, Any]
@@ -62,8 +60,3 @@ def envelope(src: str, dest: str, **body: Any) -> str:
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
-
-
-@pytest.fixture
-def node() -> Any:
-    return run_node

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
 from meshscope.clock import ManualClock
 from meshscope.model.batch import Batch
 from meshscope.model.spans import Span, SpanKind, StatusCode
 from meshscope.pipeline.chain import Pipeline
 from meshscope.pipeline.sampling.config import from_mapping
-from meshscope.pipeline.sampling.head import HeadSamplingFilter, TraceIdRatioSampler
+from meshscope.pipeline.sampling.head import HeadSamplingFilter
 from meshscope.pipeline.sampling.tail import TailSampler
 from meshscope.store.memory import MemoryStorage
 
@@ -76,8 +78,8 @@ def test_head_sampling_stores_the_ratio_consistently_and_derives_from_all() -> N
     pipeline = Pipeline(storage, ManualClock(), head=HeadSamplingFilter(0.25))
     spans = [span for i in range(400) for span in trace(i * 7919, error=False)]
     pipeline.consume(Batch(spans=spans))
-    sampler = TraceIdRatioSampler(0.25)
-    expected = {s.trace_id for s in spans if sampler.should_sample(s.trace_id)}
+    bound = TraceIdRatioBased(0.25).bound  # OpenTelemetry's own rule: low 64 bits < bound
+    expected = {s.trace_id for s in spans if int(s.trace_id, 16) & (2**64 - 1) < bound}
     stored = {s.trace_id for s in spans if storage.traces.get_trace(s.trace_id)}
     assert stored == expected and 0 < len(stored) < 400
     assert all(len(storage.traces.get_trace(t)) == 2 for t in stored)

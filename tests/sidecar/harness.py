@@ -43,6 +43,9 @@ async def _echo(request: web.Request) -> web.Response:
             "raw_path": request.raw_path,
             "headers": {k.lower(): v for k, v in request.headers.items()},
             "body_length": len(body),
+            "peer_port": request.transport.get_extra_info("peername")[1]
+            if request.transport
+            else None,
             "body_head": body[:16].decode("latin-1"),
         }
     )

@@ -23,13 +23,7 @@ __all__ = [
     "DeltaToCumulative",
     "Signal",
     "decode_otlp",
-    "is_json_content_type",
 ]
-
-
-def is_json_content_type(content_type: str) -> bool:
-    """True for `application/json` (with parameters); OTLP/HTTP's other type is protobuf."""
-    return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
 
 def decode_otlp(

@@ -30,7 +30,7 @@ from meshscope.ingest.delta import DeltaToCumulative
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.otlp import Decoded, Signal, decode_otlp
-from meshscope.ingest.sink import EncodedSink, IngestSink, OverloadedError, UnavailableError
+from meshscope.ingest.sink import IngestSink, OverloadedError, UnavailableError, takes_encoded
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ async def receive_http(
     try:
         encoding = content_encoding(request.headers.get("content-encoding"))
         raw = await read_body(request, limits)  # read even when refusing: keeps the connection
-        if signal in ("traces", "logs") and isinstance(sink, EncodedSink):
+        if signal in ("traces", "logs") and takes_encoded(sink):
             return await sink.submit_encoded(signal, raw, encoding, json=json)
         size = len(raw) if encoding == "identity" else len(raw) * COMPRESSION_RATIO_GUESS
 

@@ -38,18 +38,20 @@ class Severity(IntEnum):
     def from_text(cls, text: str) -> Severity:
         """Parse usual level names (`warning`, `err`, `critical`...); unknown -> UNSPECIFIED."""
         key = text.strip().upper()
-        aliases = {
-            "WARNING": "WARN",
-            "ERR": "ERROR",
-            "CRITICAL": "FATAL",
-            "CRIT": "FATAL",
-            "PANIC": "FATAL",
-            "DBG": "DEBUG",
-            "INFORMATION": "INFO",
-            "NOTICE": "INFO",
-        }
-        key = aliases.get(key, key)
+        key = _SEVERITY_ALIASES.get(key, key)
         return cls.__members__.get(key, cls.UNSPECIFIED)
+
+
+_SEVERITY_ALIASES = {
+    "WARNING": "WARN",
+    "ERR": "ERROR",
+    "CRITICAL": "FATAL",
+    "CRIT": "FATAL",
+    "PANIC": "FATAL",
+    "DBG": "DEBUG",
+    "INFORMATION": "INFO",
+    "NOTICE": "INFO",
+}
 
 
 @dataclass(frozen=True, slots=True)

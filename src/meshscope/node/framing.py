@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 JsonObject = dict[str, Any]
-MAX_PENDING_LINES = 10_000
+MAX_PENDING_LINES = 1_000
+"""Lines one pretty-printed value may span (an envelope takes ~10). Each new line re-parses
+the pending text, so this bound keeps a runaway value's cost at ~35 ms, not seconds."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,7 +130,7 @@ class Pipeline:
         requests: list[ProxyRequest] = []
         for item in prepared:
             if item.span_count:
-                out.calls += self.pairer.add_sides(item.side_records(), now)
+                out.calls += self.pairer.add_sides(item.sides, now)
             if item.encoded_spans is not None:
                 out.encoded.append(item.encoded_spans)
             out.logs += item.logs

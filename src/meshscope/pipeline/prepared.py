@@ -41,10 +41,6 @@ class Prepared:
     def __len__(self) -> int:
         return self.span_count + len(self.logs) + len(self.points) + len(self.requests)
 
-    def side_records(self) -> list[tuple[Any, ...]]:
-        """The pairing records: `Side` fields as plain tuples (the pairer indexes them)."""
-        return self.sides
-
     def operation_list(self) -> list[Operation]:
         """Catalog entries in order of appearance; a proxied call's source before its target."""
         ops = [Operation(service, name, SpanKind(kind)) for service, name, kind in self.operations]

@@ -15,6 +15,7 @@ from enum import Enum
 from meshscope.model.ids import (
     FLAG_SAMPLED,
     TRACE_ID_HEX_LEN,
+    TraceParent,
     is_valid_span_id,
     is_valid_trace_id,
     parse_traceparent,
@@ -117,7 +118,7 @@ def inject(
     """Write the context of span `span_id` into `headers` (lowercase keys): always W3C, plus
     the B3 format the request came in with, so B3-only applications keep working."""
     flags = FLAG_SAMPLED if sampled else 0
-    headers[TRACEPARENT] = f"00-{trace_id}-{span_id}-{flags:02x}"
+    headers[TRACEPARENT] = TraceParent(trace_id, span_id, flags).format()
     if trace_state:
         headers[TRACESTATE] = trace_state
     if also is Format.B3_SINGLE:

@@ -63,20 +63,34 @@ def _span(span: Span) -> PbSpan:
     )
 
 
+class SpanRequest:
+    """An `ExportTraceServiceRequest` built a few spans at a time (`add`), with one
+    ResourceSpans per service, serialized once."""
+
+    def __init__(self) -> None:
+        self._by_service: dict[str, ResourceSpans] = {}
+
+    def add(self, spans: Sequence[Span]) -> None:
+        for span in spans:
+            resource_spans = self._by_service.get(span.service)
+            if resource_spans is None:
+                resource_spans = ResourceSpans()
+                resource_spans.resource.attributes.extend(_resource(span.service))
+                scope = resource_spans.scope_spans.add()
+                scope.scope.name = SCOPE_NAME
+                scope.scope.version = __version__
+                self._by_service[span.service] = resource_spans
+            resource_spans.scope_spans[0].spans.append(_span(span))
+
+    def serialize(self) -> bytes:
+        request = ExportTraceServiceRequest(resource_spans=list(self._by_service.values()))
+        return request.SerializeToString()
+
+
 def encode_spans(spans: Sequence[Span]) -> bytes:
-    """An `ExportTraceServiceRequest` with one ResourceSpans per service."""
-    by_service: dict[str, ResourceSpans] = {}
-    for span in spans:
-        resource_spans = by_service.get(span.service)
-        if resource_spans is None:
-            resource_spans = ResourceSpans()
-            resource_spans.resource.attributes.extend(_resource(span.service))
-            scope = resource_spans.scope_spans.add()
-            scope.scope.name = SCOPE_NAME
-            scope.scope.version = __version__
-            by_service[span.service] = resource_spans
-        resource_spans.scope_spans[0].spans.append(_span(span))
-    return ExportTraceServiceRequest(resource_spans=list(by_service.values())).SerializeToString()
+    request = SpanRequest()
+    request.add(spans)
+    return request.serialize()
 
 
 def _log(record: LogRecord) -> PbLogRecord:
@@ -92,16 +106,30 @@ def _log(record: LogRecord) -> PbLogRecord:
     )
 
 
+class LogRequest:
+    """An `ExportLogsServiceRequest` built a few records at a time, one ResourceLogs per
+    service, serialized once."""
+
+    def __init__(self) -> None:
+        self._by_service: dict[str, ResourceLogs] = {}
+
+    def add(self, records: Sequence[LogRecord]) -> None:
+        for record in records:
+            resource_logs = self._by_service.get(record.service)
+            if resource_logs is None:
+                resource_logs = ResourceLogs()
+                resource_logs.resource.attributes.extend(_resource(record.service))
+                scope = resource_logs.scope_logs.add()
+                scope.scope.name = SCOPE_NAME
+                self._by_service[record.service] = resource_logs
+            resource_logs.scope_logs[0].log_records.append(_log(record))
+
+    def serialize(self) -> bytes:
+        request = ExportLogsServiceRequest(resource_logs=list(self._by_service.values()))
+        return request.SerializeToString()
+
+
 def encode_logs(records: Sequence[LogRecord]) -> bytes:
-    """An `ExportLogsServiceRequest` with one ResourceLogs per service."""
-    by_service: dict[str, ResourceLogs] = {}
-    for record in records:
-        resource_logs = by_service.get(record.service)
-        if resource_logs is None:
-            resource_logs = ResourceLogs()
-            resource_logs.resource.attributes.extend(_resource(record.service))
-            scope = resource_logs.scope_logs.add()
-            scope.scope.name = SCOPE_NAME
-            by_service[record.service] = resource_logs
-        resource_logs.scope_logs[0].log_records.append(_log(record))
-    return ExportLogsServiceRequest(resource_logs=list(by_service.values())).SerializeToString()
+    request = LogRequest()
+    request.add(records)
+    return request.serialize()

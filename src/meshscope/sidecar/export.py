@@ -14,27 +14,28 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import aiohttp
 from prometheus_client import Counter
 
 from meshscope.model.logs import LogRecord
 from meshscope.model.spans import Span
-from meshscope.sidecar.encode import encode_logs, encode_spans
+from meshscope.sidecar.encode import LogRequest, SpanRequest
 from meshscope.sidecar.metrics import SidecarMetrics
 from meshscope.sidecar.settings import ExportSettings
 
 log = logging.getLogger("meshscope.sidecar")
 MAX_BACKOFF_S = 5.0
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
 
 
 class _Queue(Generic[T]):
-    def __init__(self, signal: str, path: str, encode: Callable[[Sequence[T]], bytes]) -> None:
+    def __init__(self, signal: str, path: str, new_request: Callable[[], Request[T]]) -> None:
         self.signal = signal
         self.path = path
-        self.encode = encode
+        self.new_request = new_request
         self.items: deque[T] = deque()
 
 
@@ -42,8 +43,8 @@ class Exporter:
     def __init__(self, settings: ExportSettings, metrics: SidecarMetrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self._spans: _Queue[Span] = _Queue("traces", "/v1/traces", encode_spans)
-        self._logs: _Queue[LogRecord] = _Queue("logs", "/v1/logs", encode_logs)
+        self._spans: _Queue[Span] = _Queue("traces", "/v1/traces", SpanRequest)
+        self._logs: _Queue[LogRecord] = _Queue("logs", "/v1/logs", LogRequest)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -112,7 +113,7 @@ class Exporter:
             queue.items.popleft() for _ in range(min(self.settings.max_batch, len(queue.items)))
         ]
         assert self._session is not None
-        status = await self._post(queue.path, await encode_in_chunks(queue.encode, batch))
+        status = await self._post(queue.path, await encode_in_chunks(queue.new_request(), batch))
         self.metrics.buffered.labels(queue.signal).set(len(queue.items))
         if status is not None and 200 <= status < 300:
             self.metrics.exported.labels(queue.signal).inc(len(batch))
@@ -145,17 +146,22 @@ class Exporter:
 
 
 ENCODE_CHUNK = 32
-"""Items encoded between two yields to the event loop: ~0.5 ms of encoding, so a proxied
-request never waits behind a whole batch's encoding (512 spans take ~8 ms)."""
+"""Items converted between two yields to the event loop: ~0.5 ms of work, so a proxied
+request never waits behind a whole batch's conversion (512 spans take ~8 ms)."""
 
 
-async def encode_in_chunks(encode: Callable[[Sequence[T]], bytes], batch: Sequence[T]) -> bytes:
-    """`encode(batch)`, done ENCODE_CHUNK items at a time with the event loop free in between.
+class Request(Protocol[T_contra]):
+    """An export request built a few items at a time (sidecar.encode's Span/LogRequest)."""
 
-    The OTLP export requests are messages of repeated fields, and serialized protobuf messages
-    of one type concatenate into their merge, so the joined chunks are one valid request."""
-    parts: list[bytes] = []
+    def add(self, items: Sequence[T_contra]) -> None: ...
+
+    def serialize(self) -> bytes: ...
+
+
+async def encode_in_chunks(request: Request[T], batch: Sequence[T]) -> bytes:
+    """`batch` added to `request` ENCODE_CHUNK items at a time, the event loop free in
+    between, then serialized once (one resource block per service, however many chunks)."""
     for start in range(0, len(batch), ENCODE_CHUNK):
-        parts.append(encode(batch[start : start + ENCODE_CHUNK]))
+        request.add(batch[start : start + ENCODE_CHUNK])
         await asyncio.sleep(0)
-    return b"".join(parts)
+    return request.serialize()

@@ -110,9 +110,8 @@ class MemoryLogStore:
                 bisect.insort_right(self._by_trace[record.trace_id], record, key=_log_time)
 
     def find_logs(self, query: LogQuery) -> list[LogRecord]:
-        candidates = self._by_trace.get(query.trace_id, []) if query.trace_id else self._logs
-        if query.newest_first:
-            candidates = candidates[::-1]
+        stored = self._by_trace.get(query.trace_id, []) if query.trace_id else self._logs
+        candidates = reversed(stored) if query.newest_first else stored
         out: list[LogRecord] = []
         for record in candidates:
             if query.service and record.service != query.service:

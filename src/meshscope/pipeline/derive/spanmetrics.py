@@ -30,10 +30,6 @@ SpanPartials = dict[SpanKey, list[float]]
 """Per span key: [count, sum of durations in ms, bucket count 0, bucket count 1, ...]."""
 
 
-def span_labels(span: Span) -> Labels:
-    return _labels((span.service, int(span.kind), span.name, int(span.status_code)))
-
-
 def _labels(key: SpanKey) -> Labels:
     service, kind, name, status = key
     return (

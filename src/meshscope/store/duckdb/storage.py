@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import pyarrow as pa
-
 from meshscope.model.calls import Call
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
@@ -19,7 +17,7 @@ from meshscope.store.duckdb.database import DEFAULT_CHECKPOINT_THRESHOLD, Databa
 from meshscope.store.duckdb.logs import DuckDBLogStore
 from meshscope.store.duckdb.metrics import DuckDBMetricStore
 from meshscope.store.duckdb.resources import Resources
-from meshscope.store.duckdb.span_rows import INDEX_TRACES, EncodedSpans, encode_spans
+from meshscope.store.duckdb.span_rows import EncodedSpans, encode_spans
 from meshscope.store.duckdb.traces import DuckDBTraceStore
 
 EXPIRE_CHUNK_ROWS = 50_000
@@ -72,12 +70,7 @@ class DuckDBStorage:
         """`write_batch` with spans encoded by `encode_spans`, and calls between services
         stored as access logs (typed rows, see `access_logs`): one transaction."""
         with self._db.transaction(single_threaded=len(encoded_spans) > 1) as txn:
-            if encoded_spans:
-                for encoded in encoded_spans:
-                    if encoded.resources:
-                        self._resources.ids(txn, encoded.resources)  # inserts unseen ones
-                tables = [encoded.table for encoded in encoded_spans]
-                txn.insert("spans", pa.concat_tables(tables), INDEX_TRACES)
+            self.traces.insert_encoded(txn, encoded_spans)
             self.logs.insert(txn, logs)
             if calls:
                 txn.insert("access_logs", access_table(calls))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import pyarrow as pa
+
 from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
 from meshscope.store.base import MAX_TIME_NS, TraceQuery
 from meshscope.store.duckdb import trace_search
@@ -16,7 +18,7 @@ from meshscope.store.duckdb.codec import (
 )
 from meshscope.store.duckdb.database import Database, Txn
 from meshscope.store.duckdb.resources import Resources
-from meshscope.store.duckdb.span_rows import INDEX_TRACES, encode_spans
+from meshscope.store.duckdb.span_rows import INDEX_TRACES, EncodedSpans, encode_spans
 
 _CHUNK = 500  # trace ids per read
 # Ranges of start times closer than this are read as one: the rows between them are few
@@ -41,10 +43,18 @@ class DuckDBTraceStore:
 
     def insert(self, txn: Txn, spans: Sequence[Span]) -> None:
         if spans:
-            encoded = encode_spans(spans)
+            self.insert_encoded(txn, [encode_spans(spans)])
+
+    def insert_encoded(self, txn: Txn, encoded_spans: Sequence[EncodedSpans]) -> None:
+        """Insert spans encoded by `encode_spans` (here or in an ingest worker), with the
+        resources they name that the store has not seen, and their trace-index rows."""
+        if not encoded_spans:
+            return
+        for encoded in encoded_spans:
             if encoded.resources:
                 self._resources.ids(txn, encoded.resources)  # inserts unseen ones
-            txn.insert("spans", encoded.table, INDEX_TRACES)
+        tables = [encoded.table for encoded in encoded_spans]
+        txn.insert("spans", pa.concat_tables(tables), INDEX_TRACES)
 
     def get_trace(self, trace_id: str) -> list[Span]:
         return self.get_traces([trace_id]).get(trace_id, [])

@@ -25,12 +25,12 @@ async function redTrends(range, steps) {
     const pick = (f) => ({ xs, out: new Map(series.map((s) => [s.service, f(s)])) });
     return {
       calls: pick((s) => s.rate),
-      errors: pick((s) => s.rate.map((r, i) => r * (s.errorRatio[i] ?? 0))),
+      errorRatio: pick((s) => s.errorRatio),
       p99: pick((s) => s.p99Ms),
     };
   } catch {
     const none = { xs: [], out: new Map() };
-    return { calls: none, errors: none, p99: none };
+    return { calls: none, errorRatio: none, p99: none };
   }
 }
 
@@ -41,10 +41,6 @@ export async function trends(range) {
     perService(`sum by (service_name, job) (rate(process_cpu_seconds_total[${window}]))`, range, step),
   ]);
   return { ...red, cpu };
-}
-
-function ratioSeries(callValues, errorValues) {
-  return callValues.map((c, i) => (c ? (errorValues?.[i] || 0) / c : c === 0 ? 0 : null));
 }
 
 const COLUMNS = [
@@ -76,7 +72,7 @@ export async function render(root, ctx) {
     if (root.isConnected && slos.length) body.append(sloCard(slos, ctx));
   }, () => {});
   const draw = (trend) => drawTable(section, rows, trend, ctx, { sort, dir, filterText });
-  draw({ calls: none, errors: none, p99: none, cpu: none, pending: true });
+  draw({ calls: none, errorRatio: none, p99: none, cpu: none, pending: true });
   trends(range).then((trend) => {
     if (!root.isConnected) return;
     draw(trend);
@@ -133,7 +129,7 @@ function drawTable(section, rows, trend, ctx, { sort, dir, filterText }) {
         h("td", { class: "num", dataset: { col: "rate" } }, h("div", { class: "cell-spark" },
           spark(trend.calls.xs, calls, COLORS.accent), h("span", {}, rate(r.rate)))),
         h("td", { class: `num tone-${tone}`, dataset: { col: "errorRatio" } }, h("div", { class: "cell-spark" },
-          spark(trend.calls.xs, ratioSeries(calls, trend.errors.out.get(r.service)), COLORS.bad),
+          spark(trend.calls.xs, trend.errorRatio.out.get(r.service) || [], COLORS.bad),
           h("span", {}, percent(r.errorRatio)))),
         h("td", { class: "num", dataset: { col: "p50Ms" } }, duration(r.p50Ms)),
         h("td", { class: "num", dataset: { col: "p95Ms" } }, duration(r.p95Ms)),
