@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import zlib
 
+import cramjam
 from starlette.requests import ClientDisconnect, Request
 
+from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.limits import IngestLimits
 
 ENCODINGS = ("gzip", "deflate", "identity")
@@ -146,3 +148,24 @@ def _inflate_member(
     output.add(inflater.flush())  # at most a few hundred bytes are ever held back
     # At the end of the stream, zlib keeps the rest of the last chunk as `unused_data`.
     return offset - len(inflater.unused_data)
+
+
+class BodyTooLargeError(DecodeError):
+    """A compressed body declares it inflates past the limit (an HTTP 413)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"snappy body inflates to {size} bytes, over the limit of {limit}")
+        self.size = size
+        self.limit = limit
+
+
+def uncompress_snappy(body: bytes, limit: int) -> bytes:
+    """Snappy block format (not framed), as Prometheus remote write and Loki push send it;
+    refused before inflating when it declares more than `limit` bytes."""
+    try:
+        size = cramjam.snappy.decompress_raw_len(body)
+        if size > limit:
+            raise BodyTooLargeError(size, limit)
+        return bytes(cramjam.snappy.decompress_raw(body))
+    except cramjam.DecompressionError as error:
+        raise DecodeError(f"invalid snappy body (block format expected): {error}") from None

@@ -18,10 +18,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
-import snappy
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
-from meshscope.ingest.body import BodyError
+from meshscope.ingest.body import BodyError, BodyTooLargeError, uncompress_snappy
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.loki_labels import parse_stream_labels
 from meshscope.ingest.lokipb.push_pb2 import PushRequest
@@ -134,14 +133,13 @@ def _string_map(value: Any, where: str) -> dict[str, str]:
 def decode_loki_protobuf(body: bytes, max_bytes: int) -> Decoded:
     """A snappy-compressed (block format) `logproto.PushRequest`; DecodeError if invalid,
     BodyError(413) if it says it inflates past `max_bytes` (checked before inflating)."""
-    length = _snappy_length(body)
-    if length > max_bytes:
-        message = f"decompressed request body of {length} bytes exceeds the limit of {max_bytes}"
-        raise BodyError(413, message)
     try:
-        raw = snappy.uncompress(body)
-    except Exception as error:  # python-snappy raises its own UncompressError (and others)
-        raise DecodeError(f"invalid snappy body: {error or type(error).__name__}") from None
+        raw = uncompress_snappy(body, max_bytes)
+    except BodyTooLargeError as error:
+        message = (
+            f"decompressed request body of {error.size} bytes exceeds the limit of {max_bytes}"
+        )
+        raise BodyError(413, message) from None
     request = PushRequest()
     try:
         request.ParseFromString(raw)
@@ -159,14 +157,3 @@ def decode_loki_protobuf(body: bytes, max_bytes: int) -> Decoded:
             metadata = {pair.name: pair.value for pair in entry.structuredMetadata}
             out.append(log_record(labels, time_ns, entry.line, metadata))
     return Decoded(Batch(logs=out))
-
-
-def _snappy_length(body: bytes) -> int:
-    """The uncompressed length a snappy block declares (its leading varint)."""
-    result = shift = 0
-    for byte in body[:10]:
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result
-        shift += 7
-    raise DecodeError("invalid snappy body: no length header")

@@ -22,9 +22,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-import cramjam
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
+from meshscope.ingest.body import uncompress_snappy
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.otlp_common import Decoded, Rejections
 from meshscope.ingest.prompb.remote_pb2 import WriteRequest
@@ -47,23 +47,6 @@ _FAMILY_TYPES = {
     MetricMetadata.UNKNOWN: MetricType.UNKNOWN,
 }
 _SUFFIXES = ("_total", "_bucket", "_sum", "_count", "_created", "_info", "_gsum", "_gcount")
-
-
-class BodyTooLargeError(DecodeError):
-    """The body inflates to more than the limit (an HTTP 413)."""
-
-
-def uncompress_snappy(body: bytes, limit: int) -> bytes:
-    """Snappy block format (not framed), refused before inflating when it says it is too big."""
-    try:
-        size = cramjam.snappy.decompress_raw_len(body)
-        if size > limit:
-            raise BodyTooLargeError(
-                f"snappy body inflates to {size} bytes, over the limit of {limit}"
-            )
-        return bytes(cramjam.snappy.decompress_raw(body))
-    except cramjam.DecompressionError as error:
-        raise DecodeError(f"invalid snappy body (block format expected): {error}") from None
 
 
 def parse_write_request(data: bytes) -> WriteRequest:

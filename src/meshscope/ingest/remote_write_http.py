@@ -19,12 +19,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from meshscope.ingest.body import BodyError, read_body
+from meshscope.ingest.body import BodyError, BodyTooLargeError, read_body
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.otlp_common import Decoded
 from meshscope.ingest.receiving import COMPRESSION_RATIO_GUESS, Refusal, run_decoder
-from meshscope.ingest.remote_write import BodyTooLargeError, RemoteWriteDecoder
+from meshscope.ingest.remote_write import RemoteWriteDecoder
 from meshscope.ingest.sink import IngestSink, OverloadedError, UnavailableError
 
 logger = logging.getLogger(__name__)
