@@ -24,7 +24,9 @@ export function summarize(trace) {
   const ids = new Set(spans.map((s) => s.spanID));
   const start = Math.min(...spans.map((s) => s.startTime));
   const end = Math.max(...spans.map((s) => s.startTime + s.duration));
-  const roots = spans.filter((s) => !ids.has(parentOf(s))).sort((a, b) => a.startTime - b.startTime);
+  // The root rule of the server's trace stats (query/traces.py): earliest start, then longest.
+  const roots = spans.filter((s) => !ids.has(parentOf(s)))
+    .sort((a, b) => a.startTime - b.startTime || b.duration - a.duration);
   const root = roots[0] || spans[0];
   return {
     traceID: trace.traceID,
