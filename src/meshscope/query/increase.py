@@ -49,6 +49,26 @@ def increases(
     return [grow(s.labels, s.samples[-1], before.get(s.labels)) for s in last]
 
 
+def snapshot(
+    metrics: MetricStore, name: str, matchers: Sequence[LabelMatcher], at_ns: int
+) -> dict[Labels, MetricPoint]:
+    """Each series' last sample at or before `at_ns` (any age): a counter's total then."""
+    return {
+        s.labels: s.samples[-1] for s in metrics.latest(name, matchers, at_ns, at_ns) if s.samples
+    }
+
+
+def growth_since(
+    before: dict[Labels, MetricPoint], now: dict[Labels, MetricPoint], since_ns: int
+) -> list[Growth]:
+    """Growth from the snapshot at `since_ns` to `now`, of the series with a sample after it."""
+    return [
+        grow(labels, point, before.get(labels))
+        for labels, point in now.items()
+        if point.time_ns > since_ns
+    ]
+
+
 def grow(labels: Labels, point: MetricPoint, base: MetricPoint | None) -> Growth:
     """The growth of one series from `base` (its last sample before the range; None for a
     series born inside it) to `point` (its last sample in the range)."""

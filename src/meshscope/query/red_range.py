@@ -8,15 +8,13 @@ day of a chart costs steps+1 lookups per metric, never a scan of every sample in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from meshscope.model.metrics import Labels, MetricPoint
 from meshscope.model.spans import SpanKind
 from meshscope.pipeline.derive.spanmetrics import CALLS, DURATION
-from meshscope.query.increase import Growth, grow
+from meshscope.query.increase import growth_since, snapshot
 from meshscope.query.red import red_matchers, summarize
-from meshscope.store.base import LabelMatcher, MetricStore
+from meshscope.store.base import MetricStore
 
 MAX_STEPS = 1000
 MIN_INTERVAL_NS = 60 * 10**9
@@ -69,15 +67,15 @@ def red_over_time(
         return []
     instants = boundaries(start_ns, end_ns, effective_steps(start_ns, end_ns, steps))
     matchers = red_matchers(service, kind)
-    calls = _snapshots(metrics, CALLS, matchers, instants)
-    durations = _snapshots(metrics, DURATION, matchers, instants)
+    calls = [snapshot(metrics, CALLS, matchers, t) for t in instants]
+    durations = [snapshot(metrics, DURATION, matchers, t) for t in instants]
     found: dict[tuple[str, str], RedSeries] = {}
     empty: list[tuple[int, set[tuple[str, str]]]] = []
     for i in range(1, len(instants)):
         seconds = (instants[i] - instants[i - 1]) / 1e9
         reds = summarize(
-            _growth(calls[i - 1], calls[i], instants[i - 1]),
-            _growth(durations[i - 1], durations[i], instants[i - 1]),
+            growth_since(calls[i - 1], calls[i], instants[i - 1]),
+            growth_since(durations[i - 1], durations[i], instants[i - 1]),
             seconds,
             by_operation,
         )
@@ -95,23 +93,3 @@ def red_over_time(
                  if key not in seen]  # fmt: skip
         series.points = sorted([*series.points, *quiet], key=lambda p: p.time_ns)
     return [found[key] for key in sorted(found)]
-
-
-def _snapshots(
-    metrics: MetricStore, name: str, matchers: Sequence[LabelMatcher], instants: list[int]
-) -> list[dict[Labels, MetricPoint]]:
-    return [
-        {s.labels: s.samples[-1] for s in metrics.latest(name, matchers, t, t) if s.samples}
-        for t in instants
-    ]
-
-
-def _growth(
-    before: dict[Labels, MetricPoint], now: dict[Labels, MetricPoint], since_ns: int
-) -> list[Growth]:
-    """Growth of the series that have a sample after `since_ns`."""
-    return [
-        grow(labels, point, before.get(labels))
-        for labels, point in now.items()
-        if point.time_ns > since_ns
-    ]

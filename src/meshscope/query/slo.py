@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from meshscope.model.spans import SpanKind, StatusCode
 from meshscope.pipeline.derive.spanmetrics import CALLS, DEFAULT_BUCKETS_MS, DURATION
-from meshscope.query.increase import increases, merge
+from meshscope.query.increase import Growth, growth_since, increases, merge, snapshot
 from meshscope.store.base import LabelMatcher, MatchOp, MetricStore
 
 AVAILABILITY = "availability"
@@ -112,13 +112,21 @@ class SloStatus:
 
 
 def evaluate(metrics: MetricStore, slo: Slo, time_ns: int) -> SloStatus:
-    """The SLO at `time_ns`: SLI and budget over the window ending then, and burn rates."""
-    events = count_events(metrics, slo, time_ns - slo.window_ns, time_ns)
+    """The SLO at `time_ns`: SLI and budget over the window ending then, and burn rates.
+    Every window ends at `time_ns`, so that instant is looked up once for all of them."""
+    name, matchers = _series(slo)
+    now = snapshot(metrics, name, matchers, time_ns)
+
+    def since(start_ns: int) -> Events:
+        before = snapshot(metrics, name, matchers, start_ns)
+        return _events(slo, growth_since(before, now, start_ns))
+
+    events = since(time_ns - slo.window_ns)
     burns = tuple(
         Burn(
             alert,
-            burn_rate(slo, count_events(metrics, slo, time_ns - alert.long_ns, time_ns)),
-            burn_rate(slo, count_events(metrics, slo, time_ns - alert.short_ns, time_ns)),
+            burn_rate(slo, since(time_ns - alert.long_ns)),
+            burn_rate(slo, since(time_ns - alert.short_ns)),
         )
         for alert in BURN_ALERTS
     )
@@ -140,16 +148,25 @@ def burn_rate(slo: Slo, events: Events) -> float:
 def count_events(metrics: MetricStore, slo: Slo, start_ns: int, end_ns: int) -> Events:
     """Server spans of the SLO's service (and operation) in (start_ns, end_ns], and how many
     were bad: error status (availability) or slower than the threshold (latency)."""
-    matchers = slo_matchers(slo)
+    name, matchers = _series(slo)
+    return _events(slo, increases(metrics, name, matchers, start_ns, end_ns))
+
+
+def _series(slo: Slo) -> tuple[str, list[LabelMatcher]]:
+    """The span-metric series the SLI counts: calls (availability) or durations (latency)."""
+    return (CALLS if slo.sli == AVAILABILITY else DURATION), slo_matchers(slo)
+
+
+def _events(slo: Slo, growths: Sequence[Growth]) -> Events:
     if slo.sli == AVAILABILITY:
         total = bad = 0.0
         error = StatusCode.ERROR.otel_name
-        for growth in increases(metrics, CALLS, matchers, start_ns, end_ns):
+        for growth in growths:
             total += growth.value
             if dict(growth.labels).get("status_code") == error:
                 bad += growth.value
         return Events(total, bad)
-    hists = [g.histogram for g in increases(metrics, DURATION, matchers, start_ns, end_ns)]
+    hists = [g.histogram for g in growths]
     threshold = slo.threshold_ms
     merged = merge(h for h in hists if h is not None and threshold in h.bounds)
     if merged is None:
