@@ -37,6 +37,7 @@ def test_env_overrides_file(tmp_path: Path) -> None:
         ("server:\n  ui_port: 70000\n", "must be a port number"),
         ("storage:\n  kind: cassandra\n", "storage.kind must be memory or duckdb"),
         ("storage:\n  retention_hours: 0\n", "retention_hours must be > 0"),
+        ("storage:\n  memory_limit: lots\n", "storage.memory_limit must be a percentage"),
         ("- a\n- b\n", "must hold a mapping"),
         ("server: [1\n", "not valid YAML"),
     ],

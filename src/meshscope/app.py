@@ -37,6 +37,7 @@ from meshscope.query.promql.queryable import MetricStoreQueryable
 from meshscope.store.base import Storage
 from meshscope.store.factory import open_storage
 from meshscope.store.twophase import TwoPhaseStorage
+from meshscope.store.warm import Warmable, WarmUpThread
 from meshscope.ui.routes import ui_routes as web_ui_routes
 
 NS_PER_HOUR = 3600 * 10**9
@@ -55,8 +56,11 @@ class App:
     ui: Starlette
     otlp_http: Starlette
     zipkin: Starlette
+    warm_up: WarmUpThread | None = None  # loads the store's read path after a restart
 
     def start(self) -> None:
+        if self.warm_up is not None:
+            self.warm_up.start()
         self.writer.start()
         if isinstance(self.sink, WorkerSink):
             self.sink.start()
@@ -66,12 +70,14 @@ class App:
         if isinstance(self.sink, WorkerSink):
             self.sink.stop()
         self.writer.stop()
+        if self.warm_up is not None:
+            self.warm_up.stop()
         self.storage.close()
 
 
 def build(config: Config, clock: Clock | None = None) -> App:
     clock = clock or SystemClock()
-    storage = open_storage(config.storage.kind, config.storage.path)
+    storage = open_storage(config.storage.kind, config.storage.path, config.storage.memory_limit)
     settings = config.pipeline
     sampling = config.sampling
     pipeline = Pipeline(
@@ -143,6 +149,9 @@ def build(config: Config, clock: Clock | None = None) -> App:
             routes=[*zipkin_routes(writer, limits), *zipkin_read_routes(storage), health_route()],
             middleware=middleware,
         ),
+        warm_up=WarmUpThread(storage)
+        if config.storage.warm_up and isinstance(storage, Warmable)
+        else None,
     )
 
 

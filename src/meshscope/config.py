@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from meshscope.query.slo import Slo
 
 ENV_PREFIX = "MESHSCOPE_"
+
+
+_MEMORY_LIMIT = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*(%|B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.I)
 
 
 class ConfigError(ValueError):
@@ -41,6 +45,8 @@ class StorageConfig:
     kind: str = "duckdb"
     path: str = "data/meshscope.duckdb"
     retention_hours: float = 168.0
+    memory_limit: str = "50%"
+    warm_up: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +160,11 @@ def _validate(config: Config) -> None:
         )
     if config.storage.retention_hours <= 0:
         raise ConfigError("setting storage.retention_hours must be > 0")
+    if not _MEMORY_LIMIT.match(config.storage.memory_limit):
+        raise ConfigError(
+            "setting storage.memory_limit must be a percentage of RAM or a size like 4GB,"
+            f" got {config.storage.memory_limit!r}"
+        )
     if config.pipeline.ingest_workers < 0:
         raise ConfigError("setting pipeline.ingest_workers must be >= 0")
     if config.pipeline.flush_interval_seconds <= 0:

@@ -10,8 +10,9 @@ KINDS = ("memory", "duckdb")
 DEFAULT_DUCKDB_PATH = "meshscope.duckdb"
 
 
-def open_storage(kind: str, path: str | None = None) -> Storage:
-    """`memory` (path ignored) or `duckdb` (a file path; default `meshscope.duckdb`)."""
+def open_storage(kind: str, path: str | None = None, memory_limit: str | None = None) -> Storage:
+    """`memory` (path ignored) or `duckdb` (a file path; default `meshscope.duckdb`; its
+    buffer pool bounded by `memory_limit`, DuckDB's default when None)."""
     if kind == "memory":
         from meshscope.store.memory import MemoryStorage
 
@@ -21,5 +22,5 @@ def open_storage(kind: str, path: str | None = None) -> Storage:
 
         target = Path(path or DEFAULT_DUCKDB_PATH)
         target.parent.mkdir(parents=True, exist_ok=True)
-        return DuckDBStorage(target)
+        return DuckDBStorage(target, memory_limit=memory_limit)
     raise ValueError(f"unknown storage kind {kind!r}: expected one of {', '.join(KINDS)}")

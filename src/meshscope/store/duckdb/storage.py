@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+
+import duckdb
 
 from meshscope.model.calls import Call
 from meshscope.model.logs import LogRecord
@@ -19,6 +22,7 @@ from meshscope.store.duckdb.metrics import DuckDBMetricStore
 from meshscope.store.duckdb.resources import Resources
 from meshscope.store.duckdb.span_rows import EncodedSpans, encode_spans
 from meshscope.store.duckdb.traces import DuckDBTraceStore
+from meshscope.store.duckdb.warmup import WarmUp, default_budget, parse_size, warm_up
 
 EXPIRE_CHUNK_ROWS = 50_000
 """Rows deleted per transaction by `expire`, so writers wait at most one small delete."""
@@ -33,10 +37,21 @@ _EXPIRE = (
 
 class DuckDBStorage:
     def __init__(
-        self, path: str | Path, checkpoint_threshold: str = DEFAULT_CHECKPOINT_THRESHOLD
+        self,
+        path: str | Path,
+        checkpoint_threshold: str = DEFAULT_CHECKPOINT_THRESHOLD,
+        memory_limit: str | None = None,
     ) -> None:
+        """`memory_limit`: DuckDB's buffer pool bound (`'50%'` of RAM, `'4GB'`); None keeps
+        DuckDB's default (80% of RAM)."""
         self.path = Path(path)
         self._db = Database(self.path, checkpoint_threshold)
+        if memory_limit is not None:
+            try:
+                self._db.read().execute(f"SET memory_limit = '{_size_literal(memory_limit)}'")
+            except (duckdb.Error, ValueError) as error:
+                self._db.close()
+                raise ValueError(f"memory limit {memory_limit!r}: {error}") from None
         with self._db.transaction() as txn:
             for statement in ACCESS_STATEMENTS:
                 txn.con.execute(statement)
@@ -96,5 +111,21 @@ class DuckDBStorage:
             txn.con.execute("DELETE FROM trace_index WHERE max_start < ?", [before_ns])
         return deleted
 
+    def warm_up(self, stop: threading.Event | None = None) -> WarmUp:
+        """Load the newest spans' blocks into the buffer pool, up to half the memory limit
+        (store/duckdb/warmup.py); `stop` ends it between two 10-minute windows."""
+        con = self._db.read()
+        return warm_up(con, default_budget(con), stop)
+
     def close(self) -> None:
         self._db.close()
+
+
+def _size_literal(text: str) -> str:
+    """`text` if it is a percentage or a size DuckDB reads; ValueError otherwise (it goes
+    into SQL text, so nothing else may pass)."""
+    stripped = text.strip()
+    if stripped.endswith("%") and stripped[:-1].replace(".", "", 1).isdigit():
+        return stripped
+    parse_size(stripped)
+    return stripped
