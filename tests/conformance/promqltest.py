@@ -180,11 +180,83 @@ def _expect(case: Case, line: str) -> None:
     case.expected.append((labels, expand_values(rest)))
 
 
-def run(case: Case) -> None:
-    """Evaluate a case and raise AssertionError on any difference."""
+def run(case: Case) -> int:
+    """Evaluate a case with both evaluators and raise AssertionError on any difference:
+    range cases run on the vectorised and the per-step evaluator (each must give the expected
+    result), instant cases on the per-step one and, as a one-step range query, on the
+    vectorised one, which must agree. Returns the number of nodes the vectorised evaluator
+    handed to the per-step one."""
     store = MemoryMetricStore()
     store.write_points(case.points)
-    engine = Engine(MetricStoreQueryable(store))
+    queryable = MetricStoreQueryable(store)
+    if case.is_range:
+        _check(case, Engine(queryable, vectorised=False))
+        engine = Engine(queryable)
+        _check(case, engine)
+        return engine.last_fallbacks
+    _check(case, Engine(queryable, vectorised=False))
+    return _agree_at_one_step(case, queryable) + agree_over_range(case, queryable)
+
+
+def agree_over_range(case: Case, queryable: MetricStoreQueryable) -> int:
+    """The vectorised and the per-step evaluator give the same range query result (or both
+    fail) over the whole loaded data, on a grid not aligned with the samples."""
+    last = max([p.time_ns // 1_000_000 for p in case.points] + [case.start])
+    start, step = 7_000, max(1_000, (last + 120_000) // 40 // 1000 * 1000 + 3_000)
+    end = last + 120_000
+    outcomes: list[Matrix | str] = []
+    vectorised = Engine(queryable)
+    for engine in (Engine(queryable, vectorised=False), vectorised):
+        try:
+            outcomes.append(engine.range(case.expr, start, end, step))
+        except PromQLError as exc:
+            outcomes.append(type(exc).__name__)
+    per_step, got = outcomes
+    if isinstance(per_step, str) or isinstance(got, str):
+        assert type(per_step) is type(got), f"{case.id}: {case.expr}: {per_step} vs {got}"
+        return vectorised.last_fallbacks
+    assert isinstance(per_step, Matrix) and isinstance(got, Matrix)
+    want = {s.labels: s.points for s in per_step.series}
+    found = {s.labels: s.points for s in got.series}
+    assert set(found) == set(want), f"{case.id}: {case.expr}: {sorted(found)} != {sorted(want)}"
+    for labels, points in want.items():
+        other = found[labels]
+        same = [t for t, _ in points] == [t for t, _ in other] and all(
+            close(a, b) for (_, a), (_, b) in zip(points, other, strict=True)
+        )
+        assert same, f"{case.id}: {case.expr} {labels}: vectorised {other} != per-step {points}"
+    return vectorised.last_fallbacks
+
+
+def _agree_at_one_step(case: Case, queryable: MetricStoreQueryable) -> int:
+    per_step = Engine(queryable)
+    vectorised = Engine(queryable)
+    try:
+        want: object = per_step.instant(case.expr, case.start)
+    except PromQLError:
+        want = None
+    if not isinstance(want, Vector | Scalar | type(None)):
+        return 0  # a range vector or string: not a range query's result
+    try:
+        got = vectorised.range(case.expr, case.start, case.start, 1)
+    except PromQLError as exc:
+        failed = f"{case.id}: {case.expr}: vectorised failed: {exc}"
+        assert want is None, failed
+        return vectorised.last_fallbacks
+    assert want is not None, f"{case.id}: {case.expr}: vectorised did not fail: {got}"
+    expected: dict[Labels, list[float]]
+    if isinstance(want, Scalar):
+        expected = {(): [want.v]}
+    else:
+        expected = {s.labels: [s.v] for s in want.samples}
+    found = {s.labels: [v for _, v in s.points] for s in got.series}
+    assert set(found) == set(expected), f"{case.id}: {case.expr}: {found} != {expected}"
+    for labels, values in expected.items():
+        assert close(values[0], found[labels][0]), f"{case.id}: {labels}: {found} != {expected}"
+    return vectorised.last_fallbacks
+
+
+def _check(case: Case, engine: Engine) -> None:
     try:
         if case.is_range:
             result: object = engine.range(case.expr, case.start, case.end, case.step)

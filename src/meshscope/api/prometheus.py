@@ -11,10 +11,11 @@ from typing import Any
 import promql_parser
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from meshscope.api.params import read_params
+from meshscope.api.prometheus_json import matrix_json
 from meshscope.query.promql.engine import Engine
 from meshscope.query.promql.evaluator import parse, selector_matchers
 from meshscope.query.promql.queryable import Queryable, label_names, label_values, series_labels
@@ -149,11 +150,13 @@ def result_json(value: Value) -> dict[str, Any]:
     return {"resultType": value_type(value), "result": result}
 
 
-Handler = Callable[[Request], Awaitable[JSONResponse]]
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _endpoint(work: Callable[[dict[str, list[str]], Request], Any]) -> Handler:
-    async def handle(request: Request) -> JSONResponse:
+    """`work` returns the `data` of a success envelope, or the whole body as bytes."""
+
+    async def handle(request: Request) -> Response:
         try:
             params = await read_params(request)
             data = await run_in_threadpool(work, params, request)
@@ -163,6 +166,8 @@ def _endpoint(work: Callable[[dict[str, list[str]], Request], Any]) -> Handler:
             return _error("bad_data", str(exc), 400)
         except PromQLError as exc:
             return _error(exc.kind, str(exc), 422)
+        if isinstance(data, bytes):
+            return Response(data, media_type="application/json")
         return _ok(data)
 
     return handle
@@ -197,7 +202,7 @@ def prometheus_routes(queryable: Queryable) -> list[Route]:
             )
         if not text:
             raise ParamError('invalid parameter "query": query must not be empty')
-        return result_json(engine.range(text, start_ms, end_ms, step_ms))
+        return matrix_json(engine.range_arrays(text, start_ms, end_ms, step_ms))
 
     def series(params: dict[str, list[str]], _: Request) -> Any:
         start, end = _range(params)

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from meshscope.model.attributes import AttrValue
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import Labels, MetricPoint, MetricType
@@ -167,6 +170,30 @@ class MetricFamily:
     unit: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class SampleColumns:
+    """The float samples (points without a histogram) of one series as read-only arrays, in
+    time order (equal times in write order): int64 ns times, float64 values."""
+
+    labels: Labels
+    time_ns: npt.NDArray[np.int64]
+    value: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramColumns:
+    """The histogram points of one series that share the same bucket bounds, as read-only
+    arrays in time order (equal times in write order). `counts[i, j]` is the count of bucket
+    j at point i (not cumulative; the last bucket is +Inf)."""
+
+    labels: Labels
+    bounds: tuple[float, ...]
+    time_ns: npt.NDArray[np.int64]
+    counts: npt.NDArray[np.uint64]  # shape (points, len(bounds) + 1)
+    sum: npt.NDArray[np.float64]
+    count: npt.NDArray[np.uint64]
+
+
 class MetricStore(Protocol):
     def write_points(self, points: Sequence[MetricPoint]) -> None: ...
 
@@ -183,6 +210,22 @@ class MetricStore(Protocol):
         """Like `select`, but each series carries only its last sample in
         [at_ns - lookback_ns, at_ns] (Prometheus's instant selection). Costs O(series), not
         O(samples): use it for "the value now" questions such as a counter's total so far."""
+        ...
+
+    def select_values(
+        self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
+    ) -> list[SampleColumns]:
+        """`select` as arrays, for queries over many samples (PromQL range queries): the float
+        samples in [start_ns, end_ns] of each matching series, in order of first write;
+        series with none there are left out. Histogram points are not included."""
+        ...
+
+    def select_histograms(
+        self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
+    ) -> list[HistogramColumns]:
+        """The histogram points in [start_ns, end_ns] of each matching series, in order of
+        first write; a series' points are grouped by their bounds (one group in the usual
+        case), groups in order of their first point."""
         ...
 
     def families(self) -> list[MetricFamily]:

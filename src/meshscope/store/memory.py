@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import threading
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -13,14 +14,17 @@ from meshscope.model.metrics import Labels, MetricPoint
 from meshscope.model.spans import Span
 from meshscope.store.base import (
     MAX_TIME_NS,
+    HistogramColumns,
     LabelMatcher,
     LogQuery,
     MetricFamily,
     Operation,
+    SampleColumns,
     Series,
     TraceQuery,
     attr_text,
 )
+from meshscope.store.metric_columns import PointColumns
 
 
 def _span_matches(span: Span, query: TraceQuery) -> bool:
@@ -160,6 +164,10 @@ class MemoryMetricStore:
         self._series: dict[str, dict[Labels, list[MetricPoint]]] = {}
         self._label_maps: dict[Labels, dict[str, str]] = {}
         self._families: dict[str, MetricFamily] = {}
+        # (name, labels) -> the series' samples as arrays, extended on read; dropped when a
+        # sample is inserted out of order or samples expire.
+        self._columns: dict[tuple[str, Labels], PointColumns] = {}
+        self._columns_lock = threading.Lock()
 
     def write_points(self, points: Sequence[MetricPoint]) -> None:
         for point in points:
@@ -170,6 +178,8 @@ class MemoryMetricStore:
             samples = self._series.setdefault(point.name, {}).setdefault(point.labels, [])
             if samples and samples[-1].time_ns > point.time_ns:
                 bisect.insort_right(samples, point, key=_time)
+                with self._columns_lock:
+                    self._columns.pop((point.name, point.labels), None)
             else:
                 samples.append(point)
 
@@ -210,6 +220,32 @@ class MemoryMetricStore:
                 out.append(Series(name, labels, [samples[index]]))
         return out
 
+    def _arrays(self, name: str, labels: Labels, samples: list[MetricPoint]) -> PointColumns:
+        with self._columns_lock:
+            columns = self._columns.get((name, labels))
+            if columns is None:
+                columns = self._columns[(name, labels)] = PointColumns()
+            columns.extend(samples)
+            return columns
+
+    def select_values(
+        self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
+    ) -> list[SampleColumns]:
+        out: list[SampleColumns] = []
+        for labels, samples in self._matching(name, matchers):
+            found = self._arrays(name, labels, samples).values_in(labels, start_ns, end_ns)
+            if found is not None:
+                out.append(found)
+        return out
+
+    def select_histograms(
+        self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
+    ) -> list[HistogramColumns]:
+        out: list[HistogramColumns] = []
+        for labels, samples in self._matching(name, matchers):
+            out += self._arrays(name, labels, samples).histograms_in(labels, start_ns, end_ns)
+        return out
+
     def families(self) -> list[MetricFamily]:
         return list(self._families.values())
 
@@ -221,6 +257,8 @@ class MemoryMetricStore:
                 cut = bisect_left(samples, before_ns, key=_time)
                 deleted += cut
                 by_labels[labels] = samples[cut:]
+        with self._columns_lock:
+            self._columns.clear()
         return deleted
 
 

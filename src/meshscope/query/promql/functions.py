@@ -198,7 +198,8 @@ KEEPS_NAME = {"last_over_time"}
 
 def _round(v: float, to_nearest: float = 1.0) -> float:
     inverse = 1.0 / to_nearest
-    return math.floor(v * inverse + 0.5) / inverse
+    shifted = v * inverse + 0.5
+    return (math.floor(shifted) if math.isfinite(shifted) else shifted) / inverse
 
 
 def _log(fn: Callable[[float], float]) -> Callable[[float], float]:

@@ -7,9 +7,13 @@ and `X_count` series.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from meshscope.model.metrics import Labels, MetricType
 from meshscope.query.promql.values import NAME, format_le, make_labels
@@ -28,6 +32,15 @@ class RawSeries:
 
 
 @dataclass(frozen=True, slots=True)
+class ArraySeries:
+    """One series in time order as arrays: int64 ms times, float64 values (read-only)."""
+
+    labels: Labels
+    ts: npt.NDArray[np.int64]
+    vs: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
 class MetricInfo:
     type: str
     help: str = ""
@@ -39,6 +52,12 @@ class Queryable(Protocol):
         self, matchers: Sequence[LabelMatcher], start_ms: int, end_ms: int
     ) -> list[RawSeries]:
         """Series matching all matchers (`__name__` included) with samples in [start, end]."""
+        ...
+
+    def select_arrays(
+        self, matchers: Sequence[LabelMatcher], start_ms: int, end_ms: int
+    ) -> list[ArraySeries]:
+        """`select` with the samples as arrays (what range queries read)."""
         ...
 
     def metric_names(self) -> list[str]:
@@ -75,6 +94,14 @@ class MetricStoreQueryable:
     def select(
         self, matchers: Sequence[LabelMatcher], start_ms: int, end_ms: int
     ) -> list[RawSeries]:
+        return [
+            RawSeries(s.labels, s.ts.tolist(), s.vs.tolist())
+            for s in self.select_arrays(matchers, start_ms, end_ms)
+        ]
+
+    def select_arrays(
+        self, matchers: Sequence[LabelMatcher], start_ms: int, end_ms: int
+    ) -> list[ArraySeries]:
         name_matchers = [m for m in matchers if m.name == NAME]
         others = [m for m in matchers if m.name != NAME]
         exact = [m.value for m in name_matchers if m.op is MatchOp.EQ]
@@ -84,23 +111,20 @@ class MetricStoreQueryable:
             names = self._stored_names()
             names += [n + s for n in names for s in HISTOGRAM_SUFFIXES]
         names = [n for n in dict.fromkeys(names) if all(m.matches(n) for m in name_matchers)]
-        out: list[RawSeries] = []
+        out: list[ArraySeries] = []
         for name in names:
             out.extend(self._select_name(name, others, start_ms, end_ms))
         return out
 
     def _select_name(
         self, name: str, matchers: list[LabelMatcher], start_ms: int, end_ms: int
-    ) -> list[RawSeries]:
+    ) -> list[ArraySeries]:
         start_ns = max(start_ms * 1_000_000, -(2**63))
         end_ns = min(end_ms * 1_000_000, 2**63 - 1)
-        out: list[RawSeries] = []
-        for series in self.store.select(name, matchers, start_ns, end_ns):
-            points = [p for p in series.samples if p.histogram is None]
-            if points:
-                labels = make_labels([*series.labels, (NAME, name)])
-                ts = [p.time_ns // 1_000_000 for p in points]
-                out.append(RawSeries(labels, ts, [p.value for p in points]))
+        out = [
+            ArraySeries(make_labels([*s.labels, (NAME, name)]), s.time_ns // 1_000_000, s.value)
+            for s in self.store.select_values(name, matchers, start_ns, end_ns)
+        ]
         for suffix in HISTOGRAM_SUFFIXES:
             if name.endswith(suffix) and len(name) > len(suffix):
                 base = name[: -len(suffix)]
@@ -115,34 +139,37 @@ def _expand(
     matchers: list[LabelMatcher],
     start_ns: int,
     end_ns: int,
-) -> list[RawSeries]:
+) -> list[ArraySeries]:
     """The classic series `base+suffix` derived from histogram points of series `base`."""
     store_matchers = [m for m in matchers if m.name != "le"] if suffix == "_bucket" else matchers
     le_matchers = [m for m in matchers if m.name == "le"] if suffix == "_bucket" else []
-    by_labels: dict[Labels, RawSeries] = {}
-    for series in store.select(base, store_matchers, start_ns, end_ns):
-        for point in series.samples:
-            hist = point.histogram
-            if hist is None:
+    name = (NAME, base + suffix)
+    parts: dict[Labels, list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]] = {}
+    for group in store.select_histograms(base, store_matchers, start_ns, end_ns):
+        times = group.time_ns // 1_000_000
+        if suffix == "_sum":
+            parts.setdefault(make_labels([*group.labels, name]), []).append((times, group.sum))
+            continue
+        if suffix == "_count":
+            labels = make_labels([*group.labels, name])
+            parts.setdefault(labels, []).append((times, group.count.astype(np.float64)))
+            continue
+        cumulative = np.cumsum(group.counts, axis=1, dtype=np.uint64).astype(np.float64)
+        for column, bound in enumerate((*group.bounds, math.inf)):
+            le = format_le(bound)
+            if not all(m.matches(le) for m in le_matchers):
                 continue
-            t = point.time_ns // 1_000_000
-            pairs: list[tuple[Labels, float]]
-            if suffix == "_sum":
-                pairs = [((), hist.sum)]
-            elif suffix == "_count":
-                pairs = [((), float(hist.count))]
-            else:
-                pairs = [((("le", format_le(b)),), float(c)) for b, c in hist.cumulative()]
-            for extra, value in pairs:
-                labels = make_labels([*series.labels, *extra, (NAME, base + suffix)])
-                if le_matchers and not all(m.matches(extra[0][1]) for m in le_matchers):
-                    continue
-                raw = by_labels.get(labels)
-                if raw is None:
-                    raw = by_labels[labels] = RawSeries(labels, [], [])
-                raw.ts.append(t)
-                raw.vs.append(value)
-    return list(by_labels.values())
+            labels = make_labels([*group.labels, ("le", le), name])
+            parts.setdefault(labels, []).append((times, cumulative[:, column]))
+    out: list[ArraySeries] = []
+    for labels, pieces in parts.items():
+        if len(pieces) == 1:
+            out.append(ArraySeries(labels, *pieces[0]))
+            continue
+        times = np.concatenate([t for t, _ in pieces])
+        order = np.argsort(times, kind="stable")
+        out.append(ArraySeries(labels, times[order], np.concatenate([v for _, v in pieces])[order]))
+    return out
 
 
 def series_labels(

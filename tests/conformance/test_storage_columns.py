@@ -1,0 +1,117 @@
+"""Conformance of the array reads (`select_values`, `select_histograms`): every backend returns
+the same samples as `select`, as arrays, for the same writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType, labels_of
+from meshscope.store.base import LabelMatcher, MatchOp, Storage
+
+S = 1_000_000_000
+T0 = 1_700_000_000 * S
+Row = tuple[Labels, list[int], list[float]]
+
+
+def point(t: int, value: float, **labels: str) -> MetricPoint:
+    return MetricPoint("m", labels_of(labels), T0 + t * S, MetricType.COUNTER, value)
+
+
+def hist(t: int, bounds: tuple[float, ...], counts: tuple[int, ...], **labels: str) -> MetricPoint:
+    h = Histogram(bounds, counts, float(sum(counts)) / 2, sum(counts))
+    return MetricPoint("h", labels_of(labels), T0 + t * S, MetricType.HISTOGRAM, histogram=h)
+
+
+def _as_lists(storage: Storage, start: int, end: int, *matchers: LabelMatcher) -> list[Row]:
+    return [
+        (c.labels, c.time_ns.tolist(), c.value.tolist())
+        for c in storage.metrics.select_values("m", list(matchers), T0 + start * S, T0 + end * S)
+    ]
+
+
+def _via_select(storage: Storage, start: int, end: int, *matchers: LabelMatcher) -> list[Row]:
+    out: list[Row] = []
+    for s in storage.metrics.select("m", list(matchers), T0 + start * S, T0 + end * S):
+        plain = [p for p in s.samples if p.histogram is None]
+        if plain:
+            out.append((s.labels, [p.time_ns for p in plain], [p.value for p in plain]))
+    return out
+
+
+def test_select_values_matches_select(storage: Storage) -> None:
+    storage.metrics.write_points([point(1, 1, a="x"), point(1, 10, a="y"), point(3, 3, a="x")])
+    storage.metrics.write_points([point(2, 2, a="x"), point(3, 4, a="x"), point(5, 30, a="y")])
+    storage.metrics.write_points([hist(4, (1.0,), (1, 2), a="x")])  # not a float sample
+    want = [
+        (labels_of({"a": "x"}), [T0 + t * S for t in (1, 2, 3, 3)], [1.0, 2.0, 3.0, 4.0]),
+        (labels_of({"a": "y"}), [T0 + S, T0 + 5 * S], [10.0, 30.0]),
+    ]
+    assert _as_lists(storage, 0, 9) == want == _via_select(storage, 0, 9)
+    inside = (want[0][0], [T0 + 2 * S, T0 + 3 * S, T0 + 3 * S], [2.0, 3.0, 4.0])
+    assert _as_lists(storage, 2, 3) == _via_select(storage, 2, 3) == [inside]
+    matcher = LabelMatcher("a", MatchOp.RE, "y|z")
+    assert _as_lists(storage, 0, 9, matcher) == [want[1]]
+    assert _as_lists(storage, 6, 9) == []
+    assert storage.metrics.select_values("nothing", [], 0, 2**63 - 1) == []
+
+
+def test_select_values_sees_later_writes_and_expiry(storage: Storage) -> None:
+    storage.metrics.write_points([point(1, 1, a="x"), point(2, 2, a="x")])
+    assert _as_lists(storage, 0, 9) == _via_select(storage, 0, 9)
+    storage.metrics.write_points([point(4, 4, a="x")])  # appended
+    storage.metrics.write_points([point(3, 3, a="x")])  # late, inserted in the middle
+    got = _as_lists(storage, 0, 9)
+    assert got == _via_select(storage, 0, 9)
+    assert got[0][2] == [1.0, 2.0, 3.0, 4.0]
+    storage.expire(T0 + 3 * S)
+    assert _as_lists(storage, 0, 9) == _via_select(storage, 0, 9)
+    assert _as_lists(storage, 0, 9)[0][2] == [3.0, 4.0]
+
+
+def test_select_values_arrays_are_typed_and_read_only(storage: Storage) -> None:
+    storage.metrics.write_points([point(1, 1.5, a="x")])
+    [columns] = storage.metrics.select_values("m", [], 0, 2**63 - 1)
+    assert columns.time_ns.dtype == np.int64
+    assert columns.value.dtype == np.float64
+    with pytest.raises(ValueError, match="read-only"):
+        columns.value[0] = 2.0
+
+
+def test_select_histograms_groups_points_by_bounds(storage: Storage) -> None:
+    storage.metrics.write_points(
+        [
+            hist(1, (0.1, 1.0), (1, 2, 3), a="x"),
+            hist(1, (0.5,), (4, 5), a="y"),
+            hist(2, (0.1, 1.0), (2, 2, 3), a="x"),
+            MetricPoint("h", labels_of({"a": "x"}), T0 + 2 * S, MetricType.GAUGE, 7.0),
+        ]
+    )
+    storage.metrics.write_points([hist(3, (0.1, 0.5, 1.0), (1, 1, 1, 1), a="x")])
+    groups = storage.metrics.select_histograms("h", [], 0, 2**63 - 1)
+    got = [
+        (
+            g.labels,
+            g.bounds,
+            g.time_ns.tolist(),
+            g.counts.tolist(),
+            g.sum.tolist(),
+            g.count.tolist(),
+        )
+        for g in groups
+    ]
+    x, y = labels_of({"a": "x"}), labels_of({"a": "y"})
+    assert got == [
+        (x, (0.1, 1.0), [T0 + S, T0 + 2 * S], [[1, 2, 3], [2, 2, 3]], [3.0, 3.5], [6, 7]),
+        (x, (0.1, 0.5, 1.0), [T0 + 3 * S], [[1, 1, 1, 1]], [2.0], [4]),
+        (y, (0.5,), [T0 + S], [[4, 5]], [4.5], [9]),
+    ]
+    assert groups[0].counts.dtype == np.uint64 and groups[0].count.dtype == np.uint64
+    window = storage.metrics.select_histograms("h", [], T0 + 2 * S, T0 + 3 * S)
+    assert [(g.labels, g.time_ns.tolist()) for g in window] == [
+        (x, [T0 + 2 * S]),
+        (x, [T0 + 3 * S]),
+    ]
+    matcher = LabelMatcher("a", MatchOp.EQ, "y")
+    assert [g.labels for g in storage.metrics.select_histograms("h", [matcher], 0, T0 * 2)] == [y]
+    assert storage.metrics.select_values("h", [], 0, 2**63 - 1)[0].value.tolist() == [7.0]
