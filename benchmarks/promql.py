@@ -1,9 +1,13 @@
-"""PromQL range-query latency: our engine over a MemoryMetricStore vs. a real Prometheus.
+"""PromQL range-query latency: meshscope vs. a real Prometheus on the same samples.
 
 1,000 series x 24 h at 15 s resolution (counters, plus one classic histogram family), the
-same samples backfilled into Prometheus with promtool. Prints both latencies and the ratio.
+same samples backfilled into Prometheus with promtool. Each query runs as
+`GET /api/v1/query_range` against Prometheus and against our HTTP API (uvicorn on
+127.0.0.1, a thread of this process) over a MemoryMetricStore and over a DuckDB file (the
+product default; written in time order, as ingest writes), plus our engine alone (no HTTP).
+Every figure is the best of --runs after one warm-up; ratios are ours / Prometheus.
 
-    .venv/bin/python benchmarks/promql.py [--series 1000] [--hours 24] [--step 60]
+    .venv/bin/python benchmarks/promql.py [--series 1000] [--hours 24] [--step 60] [--runs 3]
 """
 
 from __future__ import annotations
@@ -13,17 +17,24 @@ import random
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from starlette.applications import Starlette
 from tests.conformance import prometheus_server
+from tests.serving import serving
 
+from meshscope.api.prometheus import prometheus_routes
 from meshscope.model.metrics import Histogram, MetricPoint, MetricType
 from meshscope.query.promql.engine import Engine
-from meshscope.query.promql.queryable import (
-    MetricStoreQueryable,
-)
+from meshscope.query.promql.queryable import MetricStoreQueryable
+from meshscope.store.base import MetricStore
+from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.memory import MemoryMetricStore
 
 INTERVAL_MS = 15_000
@@ -71,11 +82,30 @@ def generate(series: int, samples: int, start_ms: int) -> list[MetricPoint]:
     return points
 
 
-def timed(run: object) -> float:
-    assert callable(run)
-    began = time.perf_counter()
+def fetch(base: str, query: str, start_ms: int, end_ms: int, step_ms: int) -> bytes:
+    params = urllib.parse.urlencode(
+        {"query": query, "start": start_ms / 1000, "end": end_ms / 1000, "step": step_ms / 1000}
+    )
+    with urllib.request.urlopen(f"{base}/api/v1/query_range?{params}", timeout=300) as response:
+        body: bytes = response.read()
+    if b'"status":"success"' not in body[:64]:
+        raise RuntimeError(f"{base}: {body[:300]!r}")
+    return body
+
+
+def best(run: Callable[[], object], runs: int) -> float:
+    """Best wall time of `runs` runs, after one warm-up run."""
     run()
-    return time.perf_counter() - began
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - began)
+    return min(times)
+
+
+def _app(store: MetricStore) -> Starlette:
+    return Starlette(routes=prometheus_routes(MetricStoreQueryable(store)))
 
 
 def main() -> None:
@@ -83,42 +113,71 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=1000)
     parser.add_argument("--hours", type=float, default=24)
     parser.add_argument("--step", type=int, default=60, help="query step in seconds")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per figure (best)")
     args = parser.parse_args()
     samples = int(args.hours * 3600_000 // INTERVAL_MS)
     start_ms = (int(time.time() * 1000) - int(args.hours * 3600_000) - 600_000) // 60_000 * 60_000
     end_ms = start_ms + (samples - 1) * INTERVAL_MS
-    began = time.perf_counter()
-    points = generate(args.series, samples, start_ms)
-    store = MemoryMetricStore()
-    store.write_points(points)
-    engine = Engine(MetricStoreQueryable(store))
-    print(
-        f"{len(points):,} points, {args.series} series, written in "
-        f"{time.perf_counter() - began:.1f} s"
-    )
-    reason = prometheus_server.available()
     step_ms = args.step * 1000
     steps = (end_ms - start_ms) // step_ms + 1
-    print(f"query_range over {args.hours:g} h, step {args.step} s ({steps} steps)")
-    if reason:
-        print(f"Prometheus not available ({reason}): measuring ours only")
-    with tempfile.TemporaryDirectory() as tmp:
-        if reason:
-            for query in QUERIES:
-                ours = timed(lambda q=query: engine.range(q, start_ms, end_ms, step_ms))
-                print(f"  ours {ours:8.3f} s  {query}")
-            return
+    began = time.perf_counter()
+    points = generate(args.series, samples, start_ms)
+    memory = MemoryMetricStore()
+    memory.write_points(points)
+    print(
+        f"{len(points):,} points, {args.series} series, "
+        f"in memory in {time.perf_counter() - began:.1f} s"
+    )
+    reason = prometheus_server.available()
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         began = time.perf_counter()
-        with prometheus_server.running_prometheus(Path(tmp), points) as url:
+        duckdb = DuckDBStorage(Path(tmp) / "bench.duckdb")
+        stack.callback(duckdb.close)
+        in_time_order = sorted(points, key=lambda p: p.time_ns)
+        for chunk in range(0, len(in_time_order), 100_000):
+            duckdb.metrics.write_points(in_time_order[chunk : chunk + 100_000])
+        print(f"written to a DuckDB file in {time.perf_counter() - began:.1f} s")
+        targets = {
+            "http memory": stack.enter_context(serving(_app(memory))),
+            "http duckdb": stack.enter_context(serving(_app(duckdb.metrics))),
+        }
+        if reason:
+            print(f"Prometheus not available ({reason}): measuring ours only")
+        else:
+            began = time.perf_counter()
+            prom = stack.enter_context(prometheus_server.running_prometheus(Path(tmp), points))
             print(f"backfilled and started Prometheus in {time.perf_counter() - began:.1f} s")
-            print(f"  {'ours':>8} {'prom':>8} {'ratio':>7}  query")
-            for query in QUERIES:
-                prometheus_server.query_range(url, query, start_ms, end_ms, step_ms)  # warm up
-                theirs = timed(
-                    lambda q=query: prometheus_server.query_range(url, q, start_ms, end_ms, step_ms)
-                )
-                ours = timed(lambda q=query: engine.range(q, start_ms, end_ms, step_ms))
-                print(f"  {ours:8.3f} {theirs:8.3f} {ours / theirs:6.0f}x  {query}")
+        engines = {
+            "engine memory": Engine(MetricStoreQueryable(memory)),
+            "engine duckdb": Engine(MetricStoreQueryable(duckdb.metrics)),
+        }
+        print(
+            f"query_range over {args.hours:g} h, step {args.step} s ({steps} steps), "
+            f"best of {args.runs}"
+        )
+        for query in QUERIES:
+            print(f"  {query}")
+            theirs = 0.0
+            if not reason:
+                size = len(fetch(prom, query, start_ms, end_ms, step_ms))
+                theirs = best(_http(prom, query, start_ms, end_ms, step_ms), args.runs)
+                print(f"    {'prometheus http':>16} {theirs:8.3f} s  ({size / 1e6:.1f} MB)")
+            figures: dict[str, float] = {}
+            for name, base in targets.items():
+                figures[name] = best(_http(base, query, start_ms, end_ms, step_ms), args.runs)
+            for name, engine in engines.items():
+                figures[name] = best(_engine(engine, query, start_ms, end_ms, step_ms), args.runs)
+            for name, seconds in figures.items():
+                ratio = f"  ours/prom {seconds / theirs:5.2f}" if theirs else ""
+                print(f"    {name:>16} {seconds:8.3f} s{ratio}")
+
+
+def _http(base: str, query: str, start: int, end: int, step: int) -> Callable[[], object]:
+    return lambda: fetch(base, query, start, end, step)
+
+
+def _engine(engine: Engine, query: str, start: int, end: int, step: int) -> Callable[[], object]:
+    return lambda: engine.range_arrays(query, start, end, step)
 
 
 if __name__ == "__main__":
