@@ -4,8 +4,9 @@ Requests go out on a fixed schedule (request i at `begin + i / rate`), each on a
 keep-alive connection or a new one when none is idle, so a slow answer never delays the next
 request (no coordinated omission). Latency runs from the scheduled send to the last byte of
 the answer. Requests are pre-encoded bytes and answers are parsed by `httptools` (the parser
-uvicorn uses) on uvloop: about a tenth of the CPU per request of an aiohttp client, which
-matters on a 2-core machine where the generator shares the cores with what it measures.
+uvicorn uses) on uvloop: about a third of the CPU per request of an aiohttp client (~110
+vs ~330 us measured at 500 req/s), which matters on a 2-core machine where the generator
+shares the cores with what it measures.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Three processes: an upstream (a small aiohttp app, plus an OTLP sink answering 2
 sidecar really encodes and exports), `meshscope sidecar` in front of it, and this load
 generator (open loop: requests are sent on schedule, not when the previous one returns).
 Phase 1 calls the upstream directly, phase 2 through the sidecar, at the same rate (the
-generator is `http_load.py`: open loop, pre-encoded requests, ~10x cheaper per request than
-an aiohttp client, so it takes little of the 2 cores from what it measures); printed:
+generator is `http_load.py`: open loop, pre-encoded requests, ~1/3 of an aiohttp client's
+CPU per request, so it takes less of the 2 cores from what it measures); printed:
 latency percentiles of both, the difference (the sidecar's added latency), and the sidecar
 process's CPU time per 1,000 requests (from /proc).
 
