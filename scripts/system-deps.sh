@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the test suite runs for real (no mocks): Prometheus (PromQL agreement,
-# remote write) and Chromium (UI tests, driven by Playwright).
+# remote write), Alertmanager (SLO alerts sent to it) and Chromium (UI tests, driven by
+# Playwright).
 # Installs only what is missing; needs root (CI and the dev machines run as root).
 set -euo pipefail
 need=()
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from meshscope.alerting.notifier import AlertNotifier, NotifierCollector
 from meshscope.api.http_metrics import HttpMetrics
 from meshscope.api.loki import loki_query_routes
 from meshscope.api.meshscope import meshscope_routes
@@ -57,6 +58,7 @@ class App:
     otlp_http: Starlette
     zipkin: Starlette
     warm_up: WarmUpThread | None = None  # loads the store's read path after a restart
+    notifier: AlertNotifier | None = None  # SLO alerts to Alertmanager, when configured
 
     def start(self) -> None:
         if self.warm_up is not None:
@@ -64,9 +66,13 @@ class App:
         self.writer.start()
         if isinstance(self.sink, WorkerSink):
             self.sink.start()
+        if self.notifier is not None:
+            self.notifier.start()
 
     def stop(self) -> None:
         """Commit what was accepted, flush derived metrics, close the store."""
+        if self.notifier is not None:
+            self.notifier.stop()
         if isinstance(self.sink, WorkerSink):
             self.sink.stop()
         self.writer.stop()
@@ -110,6 +116,10 @@ def build(config: Config, clock: Clock | None = None) -> App:
     http_metrics = HttpMetrics()
     store_path = config.storage.path if config.storage.kind == "duckdb" else None
     sampling_stats = SamplingCollector(tail=pipeline.tail, head=pipeline.head)
+    notifier = None
+    if config.alerting.alertmanagers and config.slos:
+        ui_url = f"http://{config.server.host}:{config.server.ui_port}"
+        notifier = AlertNotifier(storage.metrics, config.slos, config.alerting, ui_url)
     ui_routes: list[BaseRoute] = [
         health_route(),
         metrics_route(
@@ -117,7 +127,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
             http=http_metrics,
             scraper=scraper,
             store_path=store_path,
-            collectors=[sampling_stats],
+            collectors=[sampling_stats, *([NotifierCollector(notifier)] if notifier else [])],
         ),
         *trace_routes(storage),
         *prometheus_routes(MetricStoreQueryable(storage.metrics)),
@@ -149,6 +159,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
             routes=[*zipkin_routes(writer, limits), *zipkin_read_routes(storage), health_route()],
             middleware=middleware,
         ),
+        notifier=notifier,
         warm_up=WarmUpThread(storage)
         if config.storage.warm_up and isinstance(storage, Warmable)
         else None,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 if TYPE_CHECKING:
+    from meshscope.alerting.config import AlertingConfig
     from meshscope.ingest.scrape_config import ScrapeConfig
     from meshscope.pipeline.sampling.config import SamplingConfig
     from meshscope.query.slo import Slo
@@ -66,6 +67,7 @@ class Config:
     sampling: SamplingConfig = field(default_factory=lambda: _nested_section("sampling", None))
     scrape: ScrapeConfig = field(default_factory=lambda: _nested_section("scrape", None))
     slos: tuple[Slo, ...] = ()
+    alerting: AlertingConfig = field(default_factory=lambda: _nested_section("alerting", None))
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -94,7 +96,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     return _build(raw)
 
 
-_NESTED = ("sampling", "scrape", "slos")  # lists/sub-sections, parsed by their owners
+_NESTED = ("sampling", "scrape", "slos", "alerting")  # lists/sub-sections, parsed by their owners
 
 
 def _nested_section(section: str, values: Any) -> Any:
@@ -108,6 +110,10 @@ def _nested_section(section: str, values: Any) -> Any:
         from meshscope.query.slo_config import parse_slos
 
         return parse_slos(values)
+    if section == "alerting":
+        from meshscope.alerting.config import parse_alerting
+
+        return parse_alerting(values)
     from meshscope.ingest.scrape_config import parse_scrape_config
 
     return parse_scrape_config(values)

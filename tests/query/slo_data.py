@@ -46,9 +46,10 @@ def _spans(minute: int, n: int, service: str, kind: SpanKind, bad: int, ms: floa
     ]
 
 
-def load() -> tuple[MemoryStorage, int]:
-    """The storage and the instant of minute 0 (metrics flushed at the end of each minute)."""
-    clock = ManualClock()
+def load(start_ns: int | None = None) -> tuple[MemoryStorage, int]:
+    """The storage and the instant of minute 0 (metrics flushed at the end of each minute);
+    minute 0 is `start_ns` when given."""
+    clock = ManualClock() if start_ns is None else ManualClock(start_ns)
     start = clock.now_ns()
     storage = MemoryStorage()
     pipeline = Pipeline(storage, clock)

@@ -1,0 +1,1 @@
+"""Sending SLO burn-rate alerts to Alertmanager, as Prometheus's notifier does."""
