@@ -30,10 +30,11 @@ from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCod
 _WHAT = "ExportTraceServiceRequest"
 _KINDS = tuple(SpanKind)
 _STATUSES = tuple(StatusCode)
-_ZERO_TRACE = bytes(16)
-_ZERO_SPAN = bytes(8)
-_BAD_IDS = "trace_id must be 16 bytes and span_id 8 bytes, not all zero"
-_BAD_PARENT = "parent_span_id must be empty or 8 bytes"
+ZERO_TRACE = bytes(16)
+ZERO_SPAN = bytes(8)
+BAD_IDS = "trace_id must be 16 bytes and span_id 8 bytes, not all zero"
+BAD_PARENT = "parent_span_id must be empty or 8 bytes"
+_ZERO_TRACE, _ZERO_SPAN, _BAD_IDS, _BAD_PARENT = ZERO_TRACE, ZERO_SPAN, BAD_IDS, BAD_PARENT
 
 
 def decode_traces_protobuf(body: bytes) -> Decoded:

@@ -29,6 +29,7 @@ from typing import Any
 from meshscope.ingest.body import BodyError, decompress
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.otlp import Decoded, Signal, decode_otlp
+from meshscope.ingest.otlp_direct import DIRECT_ENCODER, prepare_traces
 from meshscope.ingest.sink import OverloadedError
 from meshscope.model.batch import Batch
 from meshscope.pipeline.prepared import Prepared, prepare
@@ -69,7 +70,11 @@ def prepare_body(
 ) -> _Outcome:
     """Runs in a worker: the whole per-request Python work, errors returned as values."""
     try:
-        decoded = decode_otlp(signal, decompress(raw, encoding, max_body_bytes), json=json)
+        body = decompress(raw, encoding, max_body_bytes)
+        if signal == "traces" and encode_spans is DIRECT_ENCODER:
+            # Straight from the parsed request to the DuckDB rows and derivation inputs.
+            return ("ok", *prepare_traces(body, json=json, buckets_ms=buckets_ms))
+        decoded = decode_otlp(signal, body, json=json)
     except BodyError as error:
         return ("refused", error.status, error.message)
     except DecodeError as error:
@@ -112,7 +117,12 @@ class WorkerSink:
         self._buckets = pipeline.span_buckets
         self._pool: ProcessPoolExecutor | None = None
         self.inflight_bytes = 0
+        self.preparing = 0  # bodies in the workers' hands: the writer groups them on arrival
         self.rejected_requests = 0
+        writer.expect_from(self._preparing)
+
+    def _preparing(self) -> int:
+        return self.preparing
 
     def start(self) -> None:
         """Start the worker processes and wait until each has imported the decoders."""
@@ -167,19 +177,24 @@ class WorkerSink:
             self.rejected_requests += 1
             raise OverloadedError(f"ingest queue full ({self.writer.pending_items} items waiting)")
         self.inflight_bytes += size
+        self.preparing += 1
         try:
-            outcome = await asyncio.get_running_loop().run_in_executor(
-                self._pool,
-                prepare_body,
-                signal,
-                raw,
-                encoding,
-                json,
-                self.max_body_bytes,
-                self._encoder,
-                self._buckets,
-            )
+            try:
+                outcome = await asyncio.get_running_loop().run_in_executor(
+                    self._pool,
+                    prepare_body,
+                    signal,
+                    raw,
+                    encoding,
+                    json,
+                    self.max_body_bytes,
+                    self._encoder,
+                    self._buckets,
+                )
+            finally:
+                self.preparing -= 1
             if outcome[0] == "refused":
+                self.writer.nudge()  # a batch the writer may be waiting for will not come
                 raise BodyError(outcome[1], outcome[2])  # answered like in-process failures
             _, prepared, rejected, error_message = outcome
             await self.writer.submit(prepared)

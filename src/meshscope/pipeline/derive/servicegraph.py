@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from meshscope.model.attributes import attr_str
+from meshscope.model.attributes import AttrValue, attr_str
 from meshscope.model.calls import Call
 from meshscope.model.spans import Span, SpanKind
 from meshscope.pipeline.derive.registry import MetricsRegistry
@@ -30,6 +30,7 @@ DEFAULT_BUCKETS_S: tuple[float, ...] = (
 )  # fmt: skip
 PEER_ATTRIBUTES = ("peer.service", "db.name", "db.namespace", "server.address", "net.peer.name")
 _CALLER_KINDS = (SpanKind.CLIENT, SpanKind.PRODUCER)
+_CALLERS = (int(SpanKind.CLIENT), int(SpanKind.PRODUCER))
 _MESSAGING_KINDS = (SpanKind.PRODUCER, SpanKind.CONSUMER)
 
 SpanKey = tuple[str, str]  # (trace_id, span_id)
@@ -57,18 +58,45 @@ class Side(NamedTuple):
 
 def side_of(span: Span) -> Side:
     """The one place a span is reduced to its pairing record (in-process and in workers)."""
-    attrs = span.attributes
-    status = attrs.get("http.response.status_code", attrs.get("http.status_code"))
-    caller = span.kind in _CALLER_KINDS
     return Side(
-        span.trace_id,
-        span.span_id,
-        span.parent_span_id,
-        span.service,
-        int(span.kind),
-        span.start_ns,
-        span.duration_ns,
-        span.is_error,
+        *side_fields(
+            span.trace_id,
+            span.span_id,
+            span.parent_span_id,
+            span.service,
+            int(span.kind),
+            span.start_ns,
+            span.duration_ns,
+            span.is_error,
+            span.attributes,
+        )
+    )
+
+
+def side_fields(
+    trace_id: str,
+    span_id: str,
+    parent_span_id: str,
+    service: str,
+    kind: int,
+    start_ns: int,
+    duration_ns: int,
+    is_error: bool,
+    attrs: Mapping[str, AttrValue],
+) -> tuple[Any, ...]:
+    """A Side's fields as a plain tuple, from a span's parts (also used by decoders that
+    never build a model span)."""
+    status = attrs.get("http.response.status_code", attrs.get("http.status_code"))
+    caller = kind in _CALLERS
+    return (
+        trace_id,
+        span_id,
+        parent_span_id,
+        service,
+        kind,
+        start_ns,
+        duration_ns,
+        is_error,
         status if isinstance(status, int) and not isinstance(status, bool) else 0,
         attr_str(attrs, "http.request.method", "http.method"),
         attr_str(attrs, "url.path", "http.target", "http.route"),

@@ -46,71 +46,140 @@ def _from_ipc(data: bytes, resources: list[Mapping[str, AttrValue]]) -> EncodedS
     return EncodedSpans(pa.ipc.open_stream(data).read_all(), resources)
 
 
+SPAN_COLUMNS = (
+    "start_ns", "duration_ns", "trace_hi", "trace_lo", "span_id", "parent_id", "service",
+    "name", "kind", "status_code", "status_message", "resource_id", "scope_name",
+    "scope_version", "trace_state", "flags",
+)  # fmt: skip
+"""The plain columns of a span row, in the order `SpanRows.rows` tuples hold them."""
+
+_TYPES = (
+    pa.int64(), pa.int64(), pa.uint64(), pa.uint64(), pa.uint64(), pa.uint64(), pa.string(),
+    pa.string(), pa.uint8(), pa.uint8(), pa.string(), pa.uint64(), pa.string(), pa.string(),
+    pa.string(), pa.uint32(),
+)  # fmt: skip
+
+
+class SpanRows:
+    """The `spans` rows being collected: the one place their Arrow table is built, whether
+    from model spans (`encode_spans`) or straight from OTLP (`ingest.otlp_direct`).
+
+    `rows` holds one tuple per span (SPAN_COLUMNS order), `attributes` its attribute dict;
+    events and links are flat lists with per-span offsets; `resources` the distinct
+    resources (attribute dicts) named by `resource_id`, in order of first use."""
+
+    __slots__ = (
+        "attributes", "ev_attributes", "ev_name", "ev_offsets", "ev_time", "ln_attributes",
+        "ln_hi", "ln_lo", "ln_offsets", "ln_span", "resources", "rows",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self.attributes: list[Mapping[str, AttrValue]] = []
+        self.ev_offsets: list[int] = [0]
+        self.ev_time: list[int] = []
+        self.ev_name: list[str] = []
+        self.ev_attributes: list[Mapping[str, AttrValue]] = []
+        self.ln_offsets: list[int] = [0]
+        self.ln_hi: list[int] = []
+        self.ln_lo: list[int] = []
+        self.ln_span: list[int] = []
+        self.ln_attributes: list[Mapping[str, AttrValue]] = []
+        self.resources: list[Mapping[str, AttrValue]] = []
+
+    def encoded(self) -> EncodedSpans:
+        attrs = AttrColumns()
+        attrs.extend(self.attributes)
+        ev_attrs = AttrColumns()
+        ev_attrs.extend(self.ev_attributes)
+        ln_attrs = AttrColumns()
+        ln_attrs.extend(self.ln_attributes)
+        events = pa.StructArray.from_arrays(
+            [
+                pa.array(self.ev_time, pa.int64()),
+                pa.array(self.ev_name, pa.string()),
+                *ev_attrs.arrays(),
+            ],
+            fields=list(_EVENT),
+        )
+        links = pa.StructArray.from_arrays(
+            [
+                pa.array(self.ln_hi, pa.uint64()),
+                pa.array(self.ln_lo, pa.uint64()),
+                pa.array(self.ln_span, pa.uint64()),
+                *ln_attrs.arrays(),
+            ],
+            fields=list(_LINK),
+        )
+        columns = dict(
+            zip(
+                SPAN_COLUMNS,
+                [
+                    pa.array(values, kind)
+                    for values, kind in zip(zip(*self.rows, strict=True), _TYPES, strict=True)
+                ]
+                if self.rows
+                else [pa.array([], kind) for kind in _TYPES],
+                strict=True,
+            )
+        )
+        table = pa.table(
+            {
+                **{name: columns[name] for name in SPAN_COLUMNS[:11]},
+                **attrs.columns(),
+                "events": pa.ListArray.from_arrays(pa.array(self.ev_offsets, _OFFSETS), events),
+                "links": pa.ListArray.from_arrays(pa.array(self.ln_offsets, _OFFSETS), links),
+                **{name: columns[name] for name in SPAN_COLUMNS[11:]},
+            }
+        )
+        return EncodedSpans(table, self.resources)
+
+
 def encode_spans(spans: Sequence[Span]) -> EncodedSpans:
-    ids = [id128(s.trace_id) for s in spans]
-    attrs = AttrColumns()
-    attrs.extend([s.attributes for s in spans])
-    events = [event for s in spans for event in s.events]
-    ev_offsets = list(accumulate([len(s.events) for s in spans], initial=0))
-    ev_attrs = AttrColumns()
-    ev_attrs.extend([event.attributes for event in events])
-    ev_time = [event.time_ns for event in events]
-    ev_name = [event.name for event in events]
-    ln_offsets, ln_hi, ln_lo, ln_span, ln_attrs = [0], [], [], [], AttrColumns()
-    resource_ids: list[int] = []
+    out = SpanRows()
     by_object: dict[int, int] = {}  # id(resource dict) -> resource id; dicts live for this call
-    resources: list[Mapping[str, AttrValue]] = []
+    resource_ids: list[int] = []
     for span in spans:
-        links = span.links
-        if links:
-            for link in links:
-                high, low = id128(link.trace_id)
-                ln_hi.append(high)
-                ln_lo.append(low)
-                ln_span.append(id64(link.span_id))
-                ln_attrs.add(link.attributes)
-        ln_offsets.append(len(ln_hi))
         resource = span.resource
         rid = by_object.get(id(resource))
         if rid is None:
             rid = by_object[id(resource)] = _resource_id(resource)
             if rid:
-                resources.append(resource)
+                out.resources.append(resource)
         resource_ids.append(rid)
-    events_array = pa.StructArray.from_arrays(
-        [pa.array(ev_time, pa.int64()), pa.array(ev_name, pa.string()), *ev_attrs.arrays()],
-        fields=list(_EVENT),
-    )
-    links_array = pa.StructArray.from_arrays(
-        [
-            pa.array(ln_hi, pa.uint64()),
-            pa.array(ln_lo, pa.uint64()),
-            pa.array(ln_span, pa.uint64()),
-            *ln_attrs.arrays(),
-        ],
-        fields=list(_LINK),
-    )
-    table = pa.table(
-        {
-            "start_ns": pa.array([s.start_ns for s in spans], pa.int64()),
-            "duration_ns": pa.array([s.end_ns - s.start_ns for s in spans], pa.int64()),
-            "trace_hi": pa.array([high for high, _ in ids], pa.uint64()),
-            "trace_lo": pa.array([low for _, low in ids], pa.uint64()),
-            "span_id": pa.array([id64(s.span_id) for s in spans], pa.uint64()),
-            "parent_id": pa.array([id64(s.parent_span_id) for s in spans], pa.uint64()),
-            "service": pa.array([s.service for s in spans], pa.string()),
-            "name": pa.array([s.name for s in spans], pa.string()),
-            "kind": pa.array([s.kind for s in spans], pa.uint8()),
-            "status_code": pa.array([s.status_code for s in spans], pa.uint8()),
-            "status_message": pa.array([s.status_message for s in spans], pa.string()),
-            **attrs.columns(),
-            "events": pa.ListArray.from_arrays(pa.array(ev_offsets, _OFFSETS), events_array),
-            "links": pa.ListArray.from_arrays(pa.array(ln_offsets, _OFFSETS), links_array),
-            "resource_id": pa.array(resource_ids, pa.uint64()),
-            "scope_name": pa.array([s.scope_name for s in spans], pa.string()),
-            "scope_version": pa.array([s.scope_version for s in spans], pa.string()),
-            "trace_state": pa.array([s.trace_state for s in spans], pa.string()),
-            "flags": pa.array([s.flags for s in spans], pa.uint32()),
-        }
-    )
-    return EncodedSpans(table, resources)
+        links = span.links
+        if links:
+            for link in links:
+                high, low = id128(link.trace_id)
+                out.ln_hi.append(high)
+                out.ln_lo.append(low)
+                out.ln_span.append(id64(link.span_id))
+                out.ln_attributes.append(link.attributes)
+        out.ln_offsets.append(len(out.ln_hi))
+    out.rows = [
+        (
+            s.start_ns,
+            s.end_ns - s.start_ns,
+            *id128(s.trace_id),
+            id64(s.span_id),
+            id64(s.parent_span_id),
+            s.service,
+            s.name,
+            s.kind,
+            s.status_code,
+            s.status_message,
+            rid,
+            s.scope_name,
+            s.scope_version,
+            s.trace_state,
+            s.flags,
+        )
+        for s, rid in zip(spans, resource_ids, strict=True)
+    ]
+    out.attributes = [s.attributes for s in spans]
+    events = [event for s in spans for event in s.events]
+    out.ev_offsets = list(accumulate([len(s.events) for s in spans], initial=0))
+    out.ev_time = [event.time_ns for event in events]
+    out.ev_name = [event.name for event in events]
+    out.ev_attributes = [event.attributes for event in events]
+    return out.encoded()

@@ -1,0 +1,173 @@
+"""OTLP traces straight to a `Prepared` for the DuckDB store: no model spans on the way.
+
+An ingest worker's hot path. `prepare(decode_otlp(...).batch, encode_spans, buckets)` walks
+the parsed request into `Span` objects and then walks those three more times (the store's
+rows, pairing records, span-metric partials); this walks the parsed request once and fills
+all of them at the same time, with the same validation as `otlp_traces` and the same
+builders (`SpanRows`, `side_fields`, the `span_partials` arithmetic), so the result is equal
+to the model path's (tests/ingest/test_otlp_direct.py checks it, request by request).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+
+from meshscope.ingest.otlp_common import (
+    Rejections,
+    attributes,
+    parse_json,
+    parse_protobuf,
+    resource_info,
+)
+from meshscope.ingest.otlp_traces import BAD_IDS, BAD_PARENT, ZERO_SPAN, ZERO_TRACE
+from meshscope.model.batch import Batch
+from meshscope.pipeline.derive.servicegraph import side_fields
+from meshscope.pipeline.derive.spanmetrics import DEFAULT_BUCKETS_MS, SpanPartials
+from meshscope.pipeline.prepared import Prepared
+from meshscope.store.duckdb.resources import _resource_id
+from meshscope.store.duckdb.span_rows import SpanRows, encode_spans
+
+DIRECT_ENCODER = encode_spans
+"""The span encoder whose output `prepare_traces` makes (the DuckDB store's)."""
+
+_WHAT = "ExportTraceServiceRequest"
+_MASK64 = (1 << 64) - 1
+_ERROR = 2  # StatusCode.ERROR
+
+
+def prepare_traces(
+    body: bytes, *, json: bool = False, buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS
+) -> tuple[Prepared, int, str]:
+    """Parse an `ExportTraceServiceRequest` (protobuf or OTLP/JSON) into a Prepared whose
+    spans are encoded for the DuckDB store; with the rejected span count and why.
+    Raises DecodeError if the body is not such a request."""
+    message = ExportTraceServiceRequest()
+    request = parse_json(message, body, _WHAT) if json else parse_protobuf(message, body, _WHAT)
+    return prepare_resource_spans(request.resource_spans, buckets_ms)
+
+
+def prepare_resource_spans(
+    resource_spans: Sequence[ResourceSpans], buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS
+) -> tuple[Prepared, int, str]:
+    out = SpanRows()
+    rows, span_attrs = out.rows, out.attributes
+    ev_offsets, ev_time, ev_name = out.ev_offsets, out.ev_time, out.ev_name
+    ev_attrs = out.ev_attributes
+    ln_offsets, ln_hi, ln_lo, ln_span = out.ln_offsets, out.ln_hi, out.ln_lo, out.ln_span
+    ln_attrs = out.ln_attributes
+    sides: list[tuple[Any, ...]] = []
+    partials: SpanPartials = {}
+    operations: dict[tuple[str, str, int], None] = {}
+    width = len(buckets_ms) + 1
+    rejections = Rejections()
+    for rs in resource_spans:
+        service, resource = resource_info(rs.resource)
+        rid: int | None = None  # computed when the resource's first span is kept
+        for ss in rs.scope_spans:
+            scope = ss.scope
+            scope_name, scope_version = scope.name, scope.version
+            for span in ss.spans:
+                trace_id, span_id = span.trace_id, span.span_id
+                if (
+                    len(trace_id) != 16
+                    or len(span_id) != 8
+                    or trace_id == ZERO_TRACE
+                    or span_id == ZERO_SPAN
+                ):
+                    rejections.add(BAD_IDS)
+                    continue
+                parent = span.parent_span_id
+                if parent and len(parent) != 8:
+                    rejections.add(BAD_PARENT)
+                    continue
+                if rid is None:
+                    rid = _resource_id(resource)
+                    if rid:
+                        out.resources.append(resource)
+                root = not parent or parent == ZERO_SPAN
+                kind: int = span.kind
+                if not 0 <= kind < 6:
+                    kind = 0
+                status = span.status
+                code: int = status.code
+                if not 0 <= code < 3:
+                    code = 0
+                name = span.name
+                start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                trace = int.from_bytes(trace_id, "big")
+                attrs = attributes(span.attributes)
+                rows.append(
+                    (
+                        start,
+                        end - start,
+                        trace >> 64,
+                        trace & _MASK64,
+                        int.from_bytes(span_id, "big"),
+                        0 if root else int.from_bytes(parent, "big"),
+                        service,
+                        name,
+                        kind,
+                        code,
+                        status.message,
+                        rid,
+                        scope_name,
+                        scope_version,
+                        span.trace_state,
+                        span.flags,
+                    )
+                )
+                span_attrs.append(attrs)
+                events = span.events
+                if events:
+                    for event in events:
+                        ev_time.append(event.time_unix_nano)
+                        ev_name.append(event.name)
+                        ev_attrs.append(attributes(event.attributes))
+                ev_offsets.append(len(ev_time))
+                links = span.links
+                if links:
+                    for link in links:
+                        linked = int.from_bytes(link.trace_id, "big")
+                        ln_hi.append(linked >> 64)
+                        ln_lo.append(linked & _MASK64)
+                        ln_span.append(int.from_bytes(link.span_id, "big"))
+                        ln_attrs.append(attributes(link.attributes))
+                ln_offsets.append(len(ln_hi))
+                duration = end - start if end > start else 0
+                sides.append(
+                    side_fields(
+                        trace_id.hex(),
+                        span_id.hex(),
+                        "" if root else parent.hex(),
+                        service,
+                        kind,
+                        start,
+                        duration,
+                        code == _ERROR,
+                        attrs,
+                    )
+                )
+                # As `span_partials` counts a span (same key, same arithmetic).
+                key = (service, kind, name, code)
+                partial = partials.get(key)
+                if partial is None:
+                    partial = partials[key] = [0, 0.0, *([0] * width)]
+                ms = duration / 1e6
+                partial[0] += 1
+                partial[1] += ms
+                partial[2 + bisect_left(buckets_ms, ms)] += 1
+                operations[service, name, kind] = None
+    prepared = Prepared(
+        span_count=len(rows),
+        encoded_spans=out.encoded() if rows else None,
+        sides=sides,
+        span_metrics=partials,
+        operations=list(operations),
+    )
+    decoded = rejections.result(Batch(), "spans")
+    return prepared, decoded.rejected, decoded.error_message
