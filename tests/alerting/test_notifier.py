@@ -21,7 +21,7 @@ import pytest
 
 from meshscope.alerting.config import AlertingConfig, parse_alerting
 from meshscope.alerting.notifier import RESEND_FACTOR, AlertNotifier
-from meshscope.api.slo_json import rfc3339
+from meshscope.api.params import rfc3339
 from meshscope.config import ConfigError, load_config
 from meshscope.query.slo import Slo
 from meshscope.store.memory import MemoryStorage

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshscope.api.params import ParamError, go_duration_ns, trace_id
+from meshscope.api.params import ParamError, go_duration_ns, rfc3339, trace_id
 
 
 @pytest.mark.parametrize(
@@ -27,3 +27,16 @@ def test_trace_ids() -> None:
     for bad in ("", "g", "1" * 33):
         with pytest.raises(ParamError):
             trace_id(bad)
+
+
+@pytest.mark.parametrize(
+    ("ns", "text"),
+    [
+        (1_700_000_000 * 10**9, "2023-11-14T22:13:20Z"),
+        (1_700_000_000 * 10**9 + 500_000_000, "2023-11-14T22:13:20.5Z"),
+        (1_700_000_000 * 10**9 + 1, "2023-11-14T22:13:20.000000001Z"),
+        (0, "1970-01-01T00:00:00Z"),
+    ],
+)
+def test_rfc3339_as_go_writes_rfc3339nano(ns: int, text: str) -> None:
+    assert rfc3339(ns) == text

@@ -23,7 +23,8 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from meshscope.alerting.config import AlertingConfig
-from meshscope.api.slo_json import alert_json, rfc3339
+from meshscope.api.params import rfc3339
+from meshscope.api.slo_json import alert_json
 from meshscope.query.slo import Slo, evaluate_all
 from meshscope.store.base import MetricStore
 

@@ -7,6 +7,7 @@ Every parser raises `ParamError` with a message naming the parameter; routes tur
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import QueryParams
@@ -22,6 +23,15 @@ MAX_INT64 = 2**63 - 1
 _GO_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
              "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}  # fmt: skip
 _GO_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+def rfc3339(time_ns: int) -> str:
+    """UTC time as Go's RFC3339Nano writes it (Prometheus, Loki, Alertmanager): fraction
+    digits up to ns with trailing zeros dropped, none for whole seconds."""
+    seconds, ns = divmod(time_ns, 10**9)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f"{ns:09d}".rstrip("0")
+    return f"{stamp}.{fraction}Z" if fraction else f"{stamp}Z"
 
 
 class ParamError(ValueError):

@@ -9,10 +9,10 @@ no `for` (duration 0: the short window is what keeps a past burst from firing), 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from meshscope.api.params import rfc3339
 from meshscope.model.spans import SpanKind, StatusCode
 from meshscope.pipeline.derive.spanmetrics import CALLS, DURATION
 from meshscope.query.promql.values import format_le
@@ -27,10 +27,6 @@ def duration_text(ns: int) -> str:
     seconds = ns // 10**9
     unit, size = next((u, s) for u, s in _UNITS if seconds % s == 0)
     return f"{seconds // size}{unit}"
-
-
-def rfc3339(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
 
 
 def trace_params(slo: Slo) -> dict[str, str]:

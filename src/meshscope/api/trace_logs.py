@@ -8,7 +8,6 @@ not 1-32 hex digits is a 400 `{"error": ...}`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -17,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from meshscope.api.params import ParamError
+from meshscope.api.params import ParamError, rfc3339
 from meshscope.api.params import trace_id as parse_trace_id
 from meshscope.model.logs import LogRecord
 from meshscope.query.logql.labels import level_name
@@ -25,12 +24,6 @@ from meshscope.query.logs import trace_logs
 from meshscope.store.base import Storage
 
 _TRUE = ("true", "1", "yes")
-
-
-def rfc3339(time_ns: int) -> str:
-    seconds, ns = divmod(time_ns, 10**9)
-    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{ns:09d}Z"
 
 
 def log_json(record: LogRecord) -> dict[str, Any]:
