@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from meshscope.model.ids import new_span_id, new_trace_id
+from meshscope.model.logs import LogRecord
 from meshscope.model.spans import Span, SpanKind, StatusCode
 from meshscope.pipeline.derive.servicegraph import REQUESTS
 from meshscope.sidecar.runner import RunningSidecars
@@ -166,3 +167,28 @@ def test_unknown_egress_target_is_a_clear_404(mesh: Mesh) -> None:
     response = httpx.get(f"{mesh.egress}/nowhere/x")
     assert response.status_code == 404
     assert "targets: api" in response.text
+
+
+def test_an_aborted_response_is_a_failure_in_the_span_and_the_access_log(mesh: Mesh) -> None:
+    with pytest.raises(httpx.HTTPError):  # the upstream broke off mid-body: so do we
+        httpx.get(f"{mesh.web}/broken")
+    deadline = time.monotonic() + 10
+    logs: list[LogRecord] = []
+    while not logs and time.monotonic() < deadline:
+        logs = mesh.sink.storage.logs.find_logs(LogQuery(access=True, body_contains=("/broken",)))
+        time.sleep(0.05)
+    (record,) = logs
+    (span,) = mesh.trace(record.trace_id, 1)
+    assert span.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "response_aborted"
+    assert record.attributes["error"] is True
+
+
+def test_egress_spans_name_the_decoded_path_as_the_inbound_side_does(mesh: Mesh) -> None:
+    trace_id = new_trace_id()
+    parent = f"00-{trace_id}-{new_span_id()}-01"
+    httpx.get(f"{mesh.egress}/api/echo/caf%C3%A9/42", headers={"traceparent": parent})
+    spans = _by_kind(mesh.trace(trace_id, 2))
+    client, server = spans[("web", SpanKind.CLIENT)], spans[("api", SpanKind.SERVER)]
+    assert client.attributes["url.path"] == server.attributes["url.path"] == "/echo/café/42"
+    assert client.name == server.name == "GET /echo/café/{id}"

@@ -17,7 +17,7 @@ access-log record over OTLP logs (source `unknown`), which adds no edge.
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
@@ -128,7 +128,8 @@ class Sidecar:
         target, raw_path = resolved
         base, parts = self._routes[target]
         exchange, fmt = _exchange(request, new_span_id())
-        exchange.path, _, exchange.query = raw_path.partition("?")
+        path, _, exchange.query = raw_path.partition("?")
+        exchange.path = unquote(path)  # as the inbound side (aiohttp's request.path) has it
         headers = request_headers(request.headers, _DROP_EGRESS)
         inject(headers, exchange.trace_id, exchange.span_id, exchange.sampled,
                exchange.trace_state, fmt)  # fmt: skip
@@ -156,7 +157,7 @@ def _ingress_access_log(
             source=UNKNOWN_SOURCE,
             target=service,
             time_ns=exchange.start_ns,
-            failed=outcome.status >= 500,
+            failed=outcome.failed,
             server_duration_ns=end_ns - exchange.start_ns,
             status_code=outcome.status,
             method=exchange.method,

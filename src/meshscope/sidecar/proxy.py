@@ -42,6 +42,11 @@ class Outcome:
     status: int
     error_type: str = ""
 
+    @property
+    def failed(self) -> bool:
+        """A 5xx, or the proxy failed the request (the span's and access log's error)."""
+        return self.status >= 500 or bool(self.error_type)
+
 
 def new_session(timeout_s: float) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=300)

@@ -72,7 +72,7 @@ def _span(
     outcome: Outcome,
     attributes: dict[str, AttrValue],
 ) -> Span:
-    failed = outcome.status >= 500 or bool(outcome.error_type)
+    failed = outcome.failed
     return Span(
         trace_id=exchange.trace_id,
         span_id=exchange.span_id,
