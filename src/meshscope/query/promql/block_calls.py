@@ -25,6 +25,7 @@ from meshscope.query.promql.block import (
 )
 from meshscope.query.promql.block_histograms import histogram_quantile
 from meshscope.query.promql.calls import _LABEL_NAME, _absent_labels, _go_template
+from meshscope.query.promql.queryable import ArraySeries
 from meshscope.query.promql.steps import Text
 from meshscope.query.promql.values import PromQLError, drop_name, get_label, set_label
 
@@ -168,15 +169,39 @@ def _range_call(ev: RangeEvaluator, name: str, args: list[Any]) -> Value | None:
     ranges = ev.eval(matrix_node)
     if not isinstance(ranges, ArrayRanges):
         return None
+    # A few series at a time: the temporaries of a chunk stay in the CPU caches.
+    parts = [
+        _range_function(ev, name, params, ArrayRanges(chunk, ranges.range_ms, ranges.ends))
+        for chunk in _chunks(ranges.series, max(1, _CHUNK_POINTS // max(ev.size, 1)))
+    ]
+    if len(parts) == 1:
+        return unique(parts[0])
+    return unique(
+        Block(
+            [labels for part in parts for labels in part.labels],
+            np.concatenate([part.values for part in parts]),
+            np.concatenate([part.present for part in parts]),
+        )
+    )
+
+
+_CHUNK_POINTS = 64 * 1024
+
+
+def _chunks(items: list[ArraySeries], size: int) -> list[list[ArraySeries]]:
+    return [items[i : i + size] for i in range(0, len(items), size)] or [[]]
+
+
+def _range_function(
+    ev: RangeEvaluator, name: str, params: list[Floats], ranges: ArrayRanges
+) -> Block:
     windows = rf.windows(ranges)
     if name in ("rate", "increase", "delta"):
-        out = rf.extrapolated(windows, ranges, name != "delta", name == "rate")
-    elif name in ("irate", "idelta"):
-        out = rf.instant(windows, ranges, name == "irate")
-    else:
-        found = rf.over_time(windows, ranges, name)
-        out = found if found is not None else rf.per_window(windows, ranges, name, ev.steps, params)
-    return unique(out)
+        return rf.extrapolated(windows, ranges, name != "delta", name == "rate")
+    if name in ("irate", "idelta"):
+        return rf.instant(windows, ranges, name == "irate")
+    found = rf.over_time(windows, ranges, name)
+    return found if found is not None else rf.per_window(windows, ranges, name, ev.steps, params)
 
 
 def _absent(ev: RangeEvaluator, name: str, node: Any) -> Value | None:
