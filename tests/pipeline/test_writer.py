@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -110,3 +111,75 @@ def test_stop_commits_what_is_queued_and_flushes_metrics() -> None:
     assert [s.samples[-1].value for s in calls] == [2.0]
     with pytest.raises(UnavailableError):
         writer.enqueue(Batch(spans=[span(3)]), done.append)
+
+
+def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_a_group_waits_for_batches_still_being_prepared_upstream() -> None:
+    storage = MemoryStorage()
+    writer = BatchWriter(
+        Pipeline(storage, SystemClock()), WriterSettings(flush_interval_s=3600, linger_s=30)
+    )
+    upstream = [1]  # e.g. one body in an ingest worker's hands
+    writer.expect_from(lambda: upstream[0])
+    done: list[BaseException | None] = []
+    writer.start()
+    try:
+        writer.enqueue(Batch(spans=[span(1)]), done.append)
+        time.sleep(0.2)
+        assert done == [] and writer.commits == 0  # held: more is on its way
+        writer.enqueue(Batch(spans=[span(2)]), done.append)  # it arrives
+        upstream[0] = 0
+        writer.nudge()
+        _until(lambda: len(done) == 2)
+        assert done == [None, None]
+        assert writer.commits == 1  # one group, one store transaction
+        assert storage.traces.span_counts() == {"api": 2}
+    finally:
+        writer.stop()
+
+
+def test_the_wait_for_company_is_bounded_and_skipped_when_nothing_comes() -> None:
+    storage = MemoryStorage()
+    writer = BatchWriter(
+        Pipeline(storage, SystemClock()), WriterSettings(flush_interval_s=3600, linger_s=0.2)
+    )
+    upstream = [0]
+    writer.expect_from(lambda: upstream[0])
+    done: list[BaseException | None] = []
+    writer.start()
+    try:
+        writer.enqueue(Batch(spans=[span(1)]), done.append)
+        _until(lambda: len(done) == 1)  # nothing upstream: committed at once
+        upstream[0] = 5  # upstream never delivers: the group goes after linger_s anyway
+        writer.enqueue(Batch(spans=[span(2)]), done.append)
+        _until(lambda: len(done) == 2)
+        assert done == [None, None] and writer.commits == 2
+    finally:
+        writer.stop()
+
+
+def test_a_full_queue_ends_the_wait() -> None:
+    storage = MemoryStorage()
+    settings = WriterSettings(flush_interval_s=3600, linger_s=30, linger_items=2)
+    writer = BatchWriter(Pipeline(storage, SystemClock()), settings)
+    writer.expect_from(lambda: 1)  # more would always be coming
+    done: list[BaseException | None] = []
+    writer.start()
+    try:
+        writer.enqueue(Batch(spans=[span(1)]), done.append)
+        writer.enqueue(Batch(spans=[span(2)]), done.append)
+        _until(lambda: len(done) == 2)
+        assert writer.commits == 1
+    finally:
+        writer.stop()
+
+
+def test_linger_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="linger_s"):
+        WriterSettings(linger_s=-1)

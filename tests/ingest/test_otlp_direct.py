@@ -1,0 +1,130 @@
+"""The direct OTLP walker makes exactly what the model path makes: `prepare(decode(body))`."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import pytest
+from google.protobuf.json_format import MessageToJson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from meshscope.ingest.errors import DecodeError
+from meshscope.ingest.loadgen import build_requests
+from meshscope.ingest.otlp import decode_otlp
+from meshscope.ingest.otlp_direct import prepare_traces
+from meshscope.pipeline.prepared import Prepared, prepare
+from meshscope.store.duckdb.span_rows import encode_spans
+
+BUCKETS = (1.0, 5.0, 25.0)
+
+
+def model_path(body: bytes, json: bool = False) -> tuple[Prepared, int, str]:
+    decoded = decode_otlp("traces", body, json=json)
+    return prepare(decoded.batch, encode_spans, BUCKETS), decoded.rejected, decoded.error_message
+
+
+def assert_same(got: tuple[Prepared, int, str], want: tuple[Prepared, int, str]) -> None:
+    (mine, rejected, message), (theirs, want_rejected, want_message) = got, want
+    assert (rejected, message) == (want_rejected, want_message)
+    assert mine.span_count == theirs.span_count
+    if theirs.encoded_spans is None:
+        assert mine.encoded_spans is None
+    else:
+        assert mine.encoded_spans.table.equals(theirs.encoded_spans.table)
+        assert mine.encoded_spans.resources == theirs.encoded_spans.resources
+    assert mine.sides == theirs.sides
+    assert mine.span_metrics == theirs.span_metrics
+    assert mine.operations == theirs.operations
+    assert (mine.logs, mine.points, mine.requests) == ([], [], [])
+    # What the owner receives: the same after a trip through pickle.
+    again = pickle.loads(pickle.dumps(mine))
+    assert again.sides == theirs.sides and again.span_metrics == theirs.span_metrics
+
+
+def test_loadgen_requests_are_prepared_alike() -> None:
+    for body in build_requests(3, 300, services=6, seed=11):
+        assert_same(prepare_traces(body, buckets_ms=BUCKETS), model_path(body))
+
+
+scalars = st.one_of(
+    st.text(max_size=6).map(lambda s: AnyValue(string_value=s)),
+    st.booleans().map(lambda b: AnyValue(bool_value=b)),
+    st.integers(-(2**63), 2**63 - 1).map(lambda i: AnyValue(int_value=i)),
+    st.floats(allow_nan=False).map(lambda f: AnyValue(double_value=f)),
+    st.binary(max_size=4).map(lambda b: AnyValue(bytes_value=b)),
+    st.just(AnyValue()),
+)
+values = st.one_of(
+    scalars, st.lists(scalars, max_size=3).map(lambda v: AnyValue(array_value=ArrayValue(values=v)))
+)
+KEYS = ["http.response.status_code", "http.status_code", "http.request.method", "url.path",
+        "http.route", "peer.service", "server.address", "db.system", "k"]  # fmt: skip
+attributes = st.lists(
+    st.builds(lambda k, v: KeyValue(key=k, value=v), st.sampled_from(KEYS), values), max_size=5
+)  # repeated keys included: the later one wins, as in the model path
+ids8 = st.one_of(st.binary(min_size=8, max_size=8), st.sampled_from([b"", bytes(8), b"\x01"]))
+ids16 = st.one_of(st.binary(min_size=16, max_size=16), st.sampled_from([bytes(16), b"\x02" * 3]))
+
+
+@st.composite
+def spans(draw: Any) -> Span:
+    start = draw(st.integers(0, 2**62))
+    span = Span(
+        trace_id=draw(ids16),
+        span_id=draw(ids8),
+        parent_span_id=draw(ids8),
+        name=draw(st.sampled_from(["GET /", "db", ""])),
+        kind=draw(st.integers(0, 7)),
+        start_time_unix_nano=start,
+        end_time_unix_nano=max(0, start + draw(st.integers(-(10**6), 10**11))),
+        trace_state=draw(st.sampled_from(["", "a=b"])),
+        flags=draw(st.integers(0, 2**32 - 1)),
+    )
+    span.attributes.extend(draw(attributes))
+    span.status.code = draw(st.integers(0, 4))
+    span.status.message = draw(st.sampled_from(["", "boom"]))
+    for _ in range(draw(st.integers(0, 2))):
+        span.events.add(time_unix_nano=start, name="e", attributes=draw(attributes))
+    for _ in range(draw(st.integers(0, 2))):
+        span.links.add(trace_id=draw(ids16), span_id=draw(ids8), attributes=draw(attributes))
+    return span
+
+
+@st.composite
+def requests(draw: Any) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    for _ in range(draw(st.integers(0, 3))):
+        rs = request.resource_spans.add()
+        service = draw(st.sampled_from(["", "api", "db"]))
+        if service:
+            rs.resource.attributes.add(key="service.name", value=AnyValue(string_value=service))
+        rs.resource.attributes.extend(draw(attributes))
+        for _ in range(draw(st.integers(1, 2))):
+            ss = rs.scope_spans.add()
+            ss.scope.name = draw(st.sampled_from(["", "lib"]))
+            ss.spans.extend(draw(st.lists(spans(), max_size=4)))
+    return request
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests())
+def test_any_request_is_prepared_alike(request: ExportTraceServiceRequest) -> None:
+    body = request.SerializeToString()
+    assert_same(prepare_traces(body, buckets_ms=BUCKETS), model_path(body))
+
+
+def test_json_requests_are_prepared_alike() -> None:
+    (body,) = build_requests(1, 50, services=3, seed=5)
+    document = MessageToJson(ExportTraceServiceRequest.FromString(body)).encode()
+    assert_same(prepare_traces(document, json=True, buckets_ms=BUCKETS), model_path(document, True))
+
+
+@pytest.mark.parametrize("json", [False, True])
+def test_undecodable_bodies_are_decode_errors(json: bool) -> None:
+    with pytest.raises(DecodeError, match="ExportTraceServiceRequest"):
+        prepare_traces(b"\x0a\x05\x01" if not json else b"{nope", json=json)
