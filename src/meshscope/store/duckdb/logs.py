@@ -80,7 +80,8 @@ class DuckDBLogStore:
         for text in query.body_contains:
             where.append("contains(body, ?)")
             params.append(text)
-        conditions, attr_params = attribute_conditions(query.attributes)
+        cursor = self._db.read()
+        conditions, attr_params = attribute_conditions(cursor, query.attributes)
         where += conditions
         params += attr_params
         limit = ""
@@ -95,7 +96,7 @@ class DuckDBLogStore:
                 ORDER BY time_ns {order}, src {order}, row {order} {limit}
             ) l LEFT JOIN resources r USING (resource_id)
             ORDER BY l.time_ns {order}, l.src {order}, l.row {order}"""
-        return [_record(row) for row in self._db.read().execute(sql, params).fetchall()]
+        return [_record(row) for row in cursor.execute(sql, params).fetchall()]
 
     def log_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
         rows = (

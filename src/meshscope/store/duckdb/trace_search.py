@@ -12,7 +12,7 @@ before, its first matching span).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
@@ -20,6 +20,7 @@ import duckdb
 from meshscope.model.spans import StatusCode
 from meshscope.store.base import TraceQuery
 from meshscope.store.duckdb.codec import hex128
+from meshscope.store.duckdb.filters import attribute_conditions
 
 FIRST_CANDIDATES = 50  # verified in the first round, or 2 x limit if more
 
@@ -96,34 +97,3 @@ def _conditions(
         params.append(query.max_duration_ns)
     conditions, attr_params = attribute_conditions(cursor, query.attributes)
     return where + conditions, params + attr_params
-
-
-def attribute_conditions(
-    cursor: duckdb.DuckDBPyConnection, wanted: Mapping[str, str]
-) -> tuple[list[str], list[Any]]:
-    """`key = text` on the span's own attribute, or when it has no `key`, on its resource's.
-
-    The resources that match are looked up first (`resources` is small) and inlined as a list
-    of ids: a subquery per span row turns into a join that costs more than the scan; and
-    where no resource matches, the span's own attribute must, which `list_contains` on the
-    values checks quickly before the key is looked up."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    own = "attr_values[list_position(attr_keys, ?)] = ?"
-    for key, text in wanted.items():
-        ids = [
-            row[0]
-            for row in cursor.execute(
-                f"SELECT DISTINCT resource_id FROM resources WHERE {own}", [key, text]
-            ).fetchall()
-        ]
-        if ids:
-            clauses.append(
-                f"(CASE WHEN list_contains(attr_keys, ?) THEN {own}"
-                f" ELSE resource_id IN ({', '.join(str(int(i)) for i in ids)}) END)"
-            )
-            params += [key, key, text]
-        else:
-            clauses.append(f"list_contains(attr_values, ?) AND {own}")
-            params += [text, key, text]
-    return clauses, params
