@@ -27,17 +27,14 @@ def value_texts(values: np.ndarray) -> list[str]:
     return [p[:-2] if p.endswith(".0") else p for p in parts]
 
 
-def _row(labels: bytes, prefixes: list[str], values: np.ndarray) -> str:
+def _row(labels: bytes, prefixes: list[str], values: np.ndarray, template: str) -> str:
+    """One series: `template` is its points' text with `%s` for the values."""
     text = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY).decode()[1:-1]
     if "e" in text or "n" in text:
-        body = '"],'.join(map(str.__add__, prefixes, value_texts(values)))
+        body = '"],'.join(map(str.__add__, prefixes, value_texts(values))) + '"]'
     else:
-        body = '"],'.join(map(str.__add__, prefixes, text.split(",")))
-        body = body.replace('.0"', '"')
-    tail = '"]' if body else ""
-    if body.endswith(".0"):
-        body = body[:-2]
-    return f'{{"metric":{labels.decode()},"values":[{body}{tail}]}}'
+        body = (template % tuple(text.split(","))).replace('.0"', '"')
+    return f'{{"metric":{labels.decode()},"values":[{body}]}}'
 
 
 def matrix_json(result: RangeResult) -> bytes:
@@ -45,14 +42,16 @@ def matrix_json(result: RangeResult) -> bytes:
     prefixes = np.array(
         [f'[{orjson.dumps(format_time(t)).decode()},"' for t in result.steps.tolist()], object
     )
-    dense = prefixes.tolist()
+    # Series usually share the steps they are present at: one text template per pattern.
+    templates: dict[bytes, tuple[list[str], str]] = {}
     rows: list[str] = []
     for labels, values, present in zip(result.labels, result.values, result.present, strict=True):
-        metric = orjson.dumps(dict(labels))
-        if present.all():
-            rows.append(_row(metric, dense, values))
-        else:
-            index = np.flatnonzero(present)
-            rows.append(_row(metric, prefixes[index].tolist(), values[index]))
+        pattern = present.tobytes()
+        found = templates.get(pattern)
+        if found is None:
+            chosen = prefixes[present].tolist()
+            template = '"],'.join(prefix + "%s" for prefix in chosen) + '"]' if chosen else ""
+            found = templates[pattern] = (chosen, template)
+        rows.append(_row(orjson.dumps(dict(labels)), found[0], values[present], found[1]))
     body = ",".join(rows)
     return f'{{"status":"success","data":{{"resultType":"matrix","result":[{body}]}}}}'.encode()
