@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Route
 
 from meshscope.alerting.notifier import AlertNotifier, NotifierCollector
 from meshscope.api.http_metrics import HttpMetrics
+from meshscope.api.jaeger_metrics import jaeger_metrics_routes
 from meshscope.api.loki import loki_query_routes
 from meshscope.api.meshscope import meshscope_routes
 from meshscope.api.openapi import openapi_routes
@@ -130,6 +131,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
             collectors=[sampling_stats, *([NotifierCollector(notifier)] if notifier else [])],
         ),
         *trace_routes(storage),
+        *jaeger_metrics_routes(storage.metrics),
         *prometheus_routes(MetricStoreQueryable(storage.metrics)),
         *remote_write_routes(sink, limits),
         *loki_push_routes(sink, limits),

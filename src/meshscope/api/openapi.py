@@ -20,8 +20,12 @@ SERVERS = {
     OTLP: "http://127.0.0.1:4318",
     ZIPKIN: "http://127.0.0.1:9411",
 }
-_TYPES = {"string": {"type": "string"}, "integer": {"type": "integer"},
-          "binary": {"type": "string", "format": "binary"}}  # fmt: skip
+_TYPES = {
+    "string": {"type": "string"},
+    "integer": {"type": "integer"},
+    "number": {"type": "number"},
+    "binary": {"type": "string", "format": "binary"},
+}
 
 
 def _operation(doc: Doc) -> dict[str, Any]:

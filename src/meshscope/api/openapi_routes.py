@@ -36,6 +36,15 @@ def p(name: str, description: str) -> Param:
 
 
 UI, OTLP, ZIPKIN = "ui", "otlp_http", "zipkin"
+_SPM = (
+    q("service", "service (repeatable, required)", required=True),
+    q("groupByOperation", "true: one series per operation"),
+    q("endTs", "ms since epoch (default now)", "integer"),
+    q("lookback", "ms (default 1 h)", "integer"),
+    q("step", "ms (default 5 s)", "integer"),
+    q("ratePer", "rate window, ms (default 10 min)", "integer"),
+    q("spanKind", "server (default), client, ... (repeatable)"),
+)
 _TIME_RANGE = (q("start", "range start, ms since epoch (default end - 1 h)", "integer"),
                q("end", "range end, ms since epoch (default now)", "integer"))  # fmt: skip
 _PROM_RANGE = (q("start", "RFC 3339 or unix seconds"), q("end", "RFC 3339 or unix seconds"))
@@ -66,6 +75,12 @@ DOCS: tuple[Doc, ...] = (
         (q("endTs", "ms since epoch (default now)", "integer"),
          q("lookback", "ms (default 24 h)", "integer"), q("service", "only edges of it")),
         "Jaeger envelope"),
+    Doc((UI,), "GET", "/api/metrics/latencies", "Jaeger SPM: latency quantile per service",
+        (q("quantile", "e.g. 0.95", "number", required=True), *_SPM), "Jaeger MetricFamily"),
+    Doc((UI,), "GET", "/api/metrics/calls", "Jaeger SPM: calls per second per service",
+        _SPM, "Jaeger MetricFamily"),
+    Doc((UI,), "GET", "/api/metrics/errors", "Jaeger SPM: errors per call per service",
+        _SPM, "Jaeger MetricFamily"),
     Doc((UI,), "GET", "/api/meshscope/stats", "spans and log records per service"),
     Doc((UI,), "GET", "/api/meshscope/red", "RED per service or operation",
         (*_TIME_RANGE, q("service", "one service"), q("groupBy", "service|operation"),
