@@ -6,6 +6,9 @@ same samples backfilled into Prometheus with promtool. Each query runs as
 127.0.0.1, a thread of this process) over a MemoryMetricStore and over a DuckDB file (the
 product default; written in time order, as ingest writes), plus our engine alone (no HTTP).
 Every figure is the best of --runs after one warm-up; ratios are ours / Prometheus.
+The generated points and the memory store's 5M `MetricPoint` objects are moved out of the
+garbage collector's reach (`gc.freeze()`) once loaded: otherwise every full collection
+during a query walks them all (up to ~1 s per query, in every figure of this process).
 
     .venv/bin/python benchmarks/promql.py [--series 1000] [--hours 24] [--step 60] [--runs 3]
 """
@@ -13,6 +16,7 @@ Every figure is the best of --runs after one warm-up; ratios are ours / Promethe
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import sys
 import tempfile
@@ -137,6 +141,7 @@ def main() -> None:
         for chunk in range(0, len(in_time_order), 100_000):
             duckdb.metrics.write_points(in_time_order[chunk : chunk + 100_000])
         print(f"written to a DuckDB file in {time.perf_counter() - began:.1f} s")
+        gc.freeze()
         targets = {
             "http memory": stack.enter_context(serving(_app(memory))),
             "http duckdb": stack.enter_context(serving(_app(duckdb.metrics))),
