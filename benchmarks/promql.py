@@ -142,6 +142,7 @@ def main() -> None:
             duckdb.metrics.write_points(in_time_order[chunk : chunk + 100_000])
         print(f"written to a DuckDB file in {time.perf_counter() - began:.1f} s")
         gc.freeze()
+        stack.callback(gc.unfreeze)  # before the stores close, so nothing stays frozen
         targets = {
             "http memory": stack.enter_context(serving(_app(memory))),
             "http duckdb": stack.enter_context(serving(_app(duckdb.metrics))),
