@@ -10,6 +10,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from meshscope.alerting.notifier import AlertNotifier, NotifierCollector
+from meshscope.api.exemplars import exemplar_routes
 from meshscope.api.http_metrics import HttpMetrics
 from meshscope.api.jaeger_metrics import jaeger_metrics_routes
 from meshscope.api.loki import loki_query_routes
@@ -132,6 +133,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
         ),
         *trace_routes(storage),
         *jaeger_metrics_routes(storage.metrics),
+        *exemplar_routes(storage.traces),
         *prometheus_routes(MetricStoreQueryable(storage.metrics)),
         *remote_write_routes(sink, limits),
         *loki_push_routes(sink, limits),

@@ -30,15 +30,18 @@ def bad_between(first: int, last: int) -> int:
     return sum(bad_per_minute(m) for m in range(max(0, first), min(last, MINUTES)))
 
 
-def _spans(minute: int, n: int, service: str, kind: SpanKind, bad: int, ms: float) -> list[Span]:
+def _spans(
+    minute: int, n: int, service: str, kind: SpanKind, bad: int, ms: float, t0: int
+) -> list[Span]:
+    """`n` spans starting 100 ms apart from `t0` (the minute's start)."""
     return [
         Span(
             f"{minute:08x}{i:08x}{int(kind):08x}{len(service):08x}",
             f"{i + 1:016x}",
             "GET /",
             service,
-            0,
-            int((300 if i < bad else ms) * 1e6),
+            t0 + i * 10**8,
+            t0 + i * 10**8 + int((300 if i < bad else ms) * 1e6),
             kind=kind,
             status_code=StatusCode.ERROR if i < bad else StatusCode.UNSET,
         )
@@ -55,9 +58,10 @@ def load(start_ns: int | None = None) -> tuple[MemoryStorage, int]:
     pipeline = Pipeline(storage, clock)
     for minute in range(MINUTES):
         bad = bad_per_minute(minute)
-        batch = _spans(minute, CALLS_PER_MINUTE, "api", SpanKind.SERVER, bad, 3)
-        batch += _spans(minute, 5, "api", SpanKind.CLIENT, 5, 3)
-        batch += _spans(minute, 10, "db", SpanKind.SERVER, 10, 3)
+        t0 = clock.now_ns()
+        batch = _spans(minute, CALLS_PER_MINUTE, "api", SpanKind.SERVER, bad, 3, t0)
+        batch += _spans(minute, 5, "api", SpanKind.CLIENT, 5, 3, t0)
+        batch += _spans(minute, 10, "db", SpanKind.SERVER, 10, 3, t0)
         pipeline.consume(Batch(spans=batch))
         clock.advance(60)
         pipeline.flush()

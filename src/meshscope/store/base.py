@@ -70,6 +70,34 @@ class TraceQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class ExemplarQuery:
+    """Spans to stand for span-metric series (`TraceStore.exemplars`): per series (service,
+    kind, name, status) and per interval of `interval_ns` from `start_ns`, the slowest span
+    that started in [start_ns, end_ns); the other fields, when set, must match exactly."""
+
+    start_ns: int
+    end_ns: int
+    interval_ns: int
+    service: str = ""
+    name: str = ""
+    kind: SpanKind | None = None
+    status: StatusCode | None = None
+    limit: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class SpanExemplar:
+    service: str
+    name: str
+    kind: SpanKind
+    status: StatusCode
+    start_ns: int
+    duration_ns: int
+    trace_id: str
+    span_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class LogQuery:
     """Select log records; results come oldest first (by time; ties in the order written),
     or exactly reversed with `newest_first`.
@@ -147,6 +175,12 @@ class TraceStore(Protocol):
 
     def span_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
         """Number of spans per service that started in [start_ns, end_ns)."""
+        ...
+
+    def exemplars(self, query: ExemplarQuery) -> list[SpanExemplar]:
+        """The slowest span per series and interval (see ExemplarQuery); ties go to the
+        earlier start, then the smaller trace and span id. Ordered by service, kind, name,
+        status, then start; at most `query.limit`."""
         ...
 
 

@@ -14,6 +14,7 @@ from meshscope.model.metrics import Labels, MetricPoint
 from meshscope.model.spans import Span
 from meshscope.store.base import (
     MAX_TIME_NS,
+    ExemplarQuery,
     HistogramColumns,
     LabelMatcher,
     LogQuery,
@@ -21,6 +22,7 @@ from meshscope.store.base import (
     Operation,
     SampleColumns,
     Series,
+    SpanExemplar,
     TraceQuery,
     attr_text,
 )
@@ -88,6 +90,32 @@ class MemoryTraceStore:
                     counts[span.service] += 1
         return dict(counts)
 
+    def exemplars(self, query: ExemplarQuery) -> list[SpanExemplar]:
+        best: dict[tuple[str, int, str, int, int], Span] = {}
+        for spans in self._traces.values():
+            for span in spans:
+                if not query.start_ns <= span.start_ns < query.end_ns:
+                    continue
+                if (query.service and span.service != query.service) or (
+                    query.name and span.name != query.name
+                ):
+                    continue
+                if query.kind is not None and span.kind is not query.kind:
+                    continue
+                if query.status is not None and span.status_code is not query.status:
+                    continue
+                interval = (span.start_ns - query.start_ns) // query.interval_ns
+                key = (span.service, int(span.kind), span.name, int(span.status_code), interval)
+                seen = best.get(key)
+                if seen is None or _slower(span, seen):
+                    best[key] = span
+        found = [best[key] for key in sorted(best)]
+        return [
+            SpanExemplar(s.service, s.name, s.kind, s.status_code, s.start_ns, s.duration_ns,
+                         s.trace_id, s.span_id)
+            for s in found[: query.limit]
+        ]  # fmt: skip
+
     def expire(self, before_ns: int) -> int:
         deleted = 0
         for trace_id in list(self._traces):
@@ -99,6 +127,12 @@ class MemoryTraceStore:
             else:
                 del self._traces[trace_id]
         return deleted
+
+
+def _slower(span: Span, than: Span) -> bool:
+    """`span` ranks before `than` as an exemplar: longer, then earlier, then smaller ids."""
+    mine = (-span.duration_ns, span.start_ns, span.trace_id, span.span_id)
+    return mine < (-than.duration_ns, than.start_ns, than.trace_id, than.span_id)
 
 
 class MemoryLogStore:

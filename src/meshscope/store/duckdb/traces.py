@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 
 from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
-from meshscope.store.base import MAX_TIME_NS, TraceQuery
+from meshscope.store.base import MAX_TIME_NS, ExemplarQuery, SpanExemplar, TraceQuery
 from meshscope.store.duckdb import trace_search
 from meshscope.store.duckdb.codec import (
     decode_attrs,
@@ -17,6 +17,7 @@ from meshscope.store.duckdb.codec import (
     id128,
 )
 from meshscope.store.duckdb.database import Database, Txn
+from meshscope.store.duckdb.exemplars import exemplars
 from meshscope.store.duckdb.resources import Resources
 from meshscope.store.duckdb.span_rows import INDEX_TRACES, EncodedSpans, encode_spans
 
@@ -112,6 +113,9 @@ class DuckDBTraceStore:
         for row in rows:
             out[row[0], row[1]].append(_span(row, resources[row[_RESOURCE]]))
         return {key: spans for key, spans in out.items() if spans}
+
+    def exemplars(self, query: ExemplarQuery) -> list[SpanExemplar]:
+        return exemplars(self._db.read(), query)
 
     def find_trace_ids(self, query: TraceQuery) -> list[str]:
         return trace_search.find_trace_ids(self._db.read(), query)
