@@ -15,7 +15,7 @@ calls every flush interval (and the node before each answer).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +30,13 @@ from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.requestmetrics import RequestMetrics
 from meshscope.pipeline.derive.servicegraph import ServiceGraphMetrics, SpanPairer
 from meshscope.pipeline.derive.spanmetrics import SpanMetrics
-from meshscope.pipeline.prepared import Prepared, prepare
+from meshscope.pipeline.prepared import OperationKey, Prepared, prepare
 from meshscope.pipeline.sampling.head import HeadSamplingFilter
 from meshscope.pipeline.sampling.tail import TailSampler
 from meshscope.store.base import Operation, Storage
 from meshscope.store.twophase import keep_spans, span_encoder, write_encoded
+
+_MAX_OPERATIONS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,7 @@ class Pipeline:
         self._store_encoder = span_encoder(storage)
         # With tail sampling, spans stay model objects until the owner has decided on them.
         self.span_encoder = keep_spans if tail is not None else self._store_encoder
+        self._operation_memo: dict[OperationKey, Operation] = {}
         self.pairer = SpanPairer(settings.servicegraph_ttl_ns, settings.servicegraph_max_pending)
         self._span_metrics = SpanMetrics(self.registry)
         self._request_metrics = RequestMetrics(self.registry)
@@ -128,6 +131,7 @@ class Pipeline:
         now = self.clock.now_ns()
         out = Derived()
         requests: list[ProxyRequest] = []
+        op_keys: dict[OperationKey, None] = {}
         for item in prepared:
             if item.span_count:
                 out.calls += self.pairer.add_sides(item.sides, now)
@@ -136,7 +140,8 @@ class Pipeline:
             out.logs += item.logs
             out.points += item.points
             requests += item.requests
-            out.operations += item.operation_list()
+            op_keys.update(dict.fromkeys(item.op_keys()))
+        out.operations = self._operations(op_keys)
         self._span_metrics.merge(*(item.span_metrics for item in prepared if item.span_count))
         out.calls.extend(call_from_request(r) for r in requests if r.source)
         self._request_metrics.observe(requests)
@@ -145,6 +150,19 @@ class Pipeline:
         if self.tail is not None:
             offered = [span for spans in out.encoded for span in spans]
             out.encoded = self._encode(self.tail.offer(offered, now))
+        return out
+
+    def _operations(self, keys: Iterable[OperationKey]) -> list[Operation]:
+        """Catalog entries for operation keys, the objects made once per key (bounded)."""
+        memo = self._operation_memo
+        if len(memo) > _MAX_OPERATIONS:
+            memo.clear()
+        out = []
+        for key in keys:
+            op = memo.get(key)
+            if op is None:
+                op = memo[key] = Operation(key[0], key[1], SpanKind(key[2]))
+            out.append(op)
         return out
 
     def store(self, derived: Derived) -> None:

@@ -43,12 +43,17 @@ class Prepared:
 
     def operation_list(self) -> list[Operation]:
         """Catalog entries in order of appearance; a proxied call's source before its target."""
-        ops = [Operation(service, name, SpanKind(kind)) for service, name, kind in self.operations]
+        return [Operation(service, name, SpanKind(kind)) for service, name, kind in self.op_keys()]
+
+    def op_keys(self) -> list[OperationKey]:
+        """`operation_list` as plain keys (cheap to deduplicate across many batches)."""
+        keys = list(self.operations)
+        internal = int(SpanKind.INTERNAL)
         for request in self.requests:
             if request.source:
-                ops.append(Operation(request.source, "", SpanKind.INTERNAL))
-            ops.append(Operation(request.service, "", SpanKind.INTERNAL))
-        return ops
+                keys.append((request.source, "", internal))
+            keys.append((request.service, "", internal))
+        return keys
 
 
 def prepare(

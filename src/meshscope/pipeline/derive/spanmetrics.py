@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Sequence
+from operator import add
 
 from meshscope.model.metrics import Labels
 from meshscope.model.spans import Span, SpanKind, StatusCode
@@ -69,10 +70,7 @@ def _combine(partials: tuple[SpanPartials, ...]) -> SpanPartials:
     for partial in partials:
         for key, row in partial.items():
             mine = out.get(key)
-            if mine is None:
-                out[key] = list(row)
-            else:
-                out[key] = [a + b for a, b in zip(mine, row, strict=True)]
+            out[key] = list(row) if mine is None else list(map(add, mine, row))
     return out
 
 
