@@ -21,6 +21,7 @@ from meshscope.api.sampling import sampling_routes
 from meshscope.api.sampling_metrics import SamplingCollector
 from meshscope.api.selfmetrics import metrics_route
 from meshscope.api.slo import slo_routes
+from meshscope.api.tempo import tempo_routes
 from meshscope.api.traces import trace_routes
 from meshscope.api.zipkin_read import zipkin_read_routes
 from meshscope.clock import Clock, SystemClock
@@ -134,6 +135,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
         *trace_routes(storage),
         *jaeger_metrics_routes(storage.metrics),
         *exemplar_routes(storage.traces),
+        *tempo_routes(storage),
         *prometheus_routes(MetricStoreQueryable(storage.metrics)),
         *remote_write_routes(sink, limits),
         *loki_push_routes(sink, limits),

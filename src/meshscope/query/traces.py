@@ -64,6 +64,14 @@ class TraceStats:
     critical_path: list[Section]
 
 
+def root_span(spans: Sequence[Span]) -> Span:
+    """The trace's root: of the spans without a parent in the trace, the earliest (then the
+    longest); the earliest span when every span has one."""
+    ids = {s.span_id for s in spans}
+    roots = [s for s in spans if not s.parent_span_id or s.parent_span_id not in ids]
+    return min(roots or spans, key=lambda s: (s.start_ns, -s.end_ns))
+
+
 def trace_stats(spans: Sequence[Span]) -> TraceStats:
     """Counts, services and the critical path of one (non-empty) trace."""
     start = min(s.start_ns for s in spans)
@@ -73,9 +81,7 @@ def trace_stats(spans: Sequence[Span]) -> TraceStats:
         counts = per_service.setdefault(span.service, [0, 0])
         counts[0] += 1
         counts[1] += span.is_error
-    ids = {s.span_id for s in spans}
-    roots = [s for s in spans if not s.parent_span_id or s.parent_span_id not in ids]
-    root = min(roots or spans, key=lambda s: (s.start_ns, -s.end_ns))
+    root = root_span(spans)
     return TraceStats(
         trace_id=spans[0].trace_id,
         start_ns=start,

@@ -1,0 +1,221 @@
+"""Tempo's query API under `/tempo`, for Grafana's Tempo data source (URL `http://<ui>/tempo`).
+
+- `GET /tempo/api/echo`: `echo` (the data source's connection test).
+- `GET /tempo/api/traces/{id}`: the trace as `tempopb.Trace` protobuf when the client accepts
+  `application/protobuf` (Grafana does), else JSON `{"batches": [ResourceSpans...]}`; 404.
+- `GET /tempo/api/search`: `q` (TraceQL subset, query/traceql.py; default `{}`), `limit`
+  (default 20), `start`/`end` (unix seconds, default the last hour), `spss` (spans per span
+  set, default 3): `{"traces": [{traceID, rootServiceName, rootTraceName,
+  startTimeUnixNano, durationMs, spanSet, spanSets}], "metrics": {"inspectedTraces"}}`.
+- `GET /tempo/api/search/tags`, `/tempo/api/v2/search/tags` and
+  `/tempo/api/search/tag/{tag}/values`, `/tempo/api/v2/search/tag/{tag}/values`: attribute
+  names and values (`service.name` and `name` from the catalog, others from the newest 200
+  traces of the last hour).
+Bad parameters and queries are 400 with a plain-text message, as Tempo answers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from google.protobuf.json_format import MessageToDict
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from meshscope.api.otlp_out import any_value, trace_request
+from meshscope.api.params import ParamError, integer
+from meshscope.api.params import trace_id as parse_trace_id
+from meshscope.model.spans import Span
+from meshscope.query.tempo_search import TraceHit, search
+from meshscope.query.traceql import INTRINSICS, Query, TraceQLError, field_value, parse
+from meshscope.store.base import Storage, TraceQuery
+
+PREFIX = "/tempo"
+HOUR_S = 3600
+MAX_LIMIT = 1000
+TAG_SAMPLE_TRACES = 200
+_INTRINSIC_TAGS = ("duration", "kind", "name", "status", "statusMessage")
+
+
+def tempo_routes(storage: Storage, now_ns: Callable[[], int] = time.time_ns) -> list[Route]:
+    def get_trace(request: Request) -> Response:
+        trace_id = parse_trace_id(request.path_params["trace_id"], "traceID")
+        spans = storage.traces.get_trace(trace_id)
+        if not spans:
+            return PlainTextResponse(f"trace not found: {trace_id}", status_code=404)
+        message = trace_request(spans)
+        if "application/protobuf" in request.headers.get("accept", ""):
+            return Response(message.SerializeToString(), media_type="application/protobuf")
+        batches = MessageToDict(message).get("resourceSpans", [])
+        return Response(orjson.dumps({"batches": batches}), media_type="application/json")
+
+    def search_traces(request: Request) -> Response:
+        params = request.query_params
+        query = _query(params.get("q") or "{}")
+        limit = integer(params.get("limit") or "20", "limit", 1, MAX_LIMIT)
+        per_set = integer(params.get("spss") or "3", "spss", 1, MAX_LIMIT)
+        end_s = integer(params["end"], "end") if params.get("end") else now_ns() // 10**9
+        start_s = integer(params["start"], "start") if params.get("start") else end_s - HOUR_S
+        if end_s < start_s:
+            raise ParamError("invalid end: before start")
+        found = search(storage.traces, query, start_s * 10**9, (end_s + 1) * 10**9, limit)
+        fields = _fields(query)
+        body = {
+            "traces": [_trace_json(hit, fields, per_set) for hit in found.traces],
+            "metrics": {"inspectedTraces": found.inspected_traces, "completedJobs": 1,
+                        "totalJobs": 1},
+        }  # fmt: skip
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    def tags(request: Request, v2: bool) -> Response:
+        resource, span = _sampled_keys(storage, now_ns())
+        if not v2:
+            names = sorted({*resource, *span})
+            return Response(orjson.dumps({"tagNames": names}), media_type="application/json")
+        scopes = [
+            {"name": "resource", "tags": sorted(resource)},
+            {"name": "span", "tags": sorted(span)},
+            {"name": "intrinsic", "tags": list(_INTRINSIC_TAGS)},
+        ]
+        scope = request.query_params.get("scope", "")
+        if scope:
+            scopes = [s for s in scopes if s["name"] == scope]
+        return Response(orjson.dumps({"scopes": scopes}), media_type="application/json")
+
+    def tag_values(request: Request, v2: bool) -> Response:
+        tag = request.path_params["tag"]
+        values = _values(storage, tag, now_ns())
+        if not v2:
+            body: Any = {"tagValues": sorted(map(str, values))}
+        else:
+            body = {"tagValues": [_typed(value) for value in values]}
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    def endpoint(work: Callable[..., Response], *args: Any) -> Callable[[Request], Any]:
+        async def handle(request: Request) -> Response:
+            try:
+                return await run_in_threadpool(work, request, *args)
+            except (ParamError, TraceQLError) as error:
+                return PlainTextResponse(str(error), status_code=400)
+
+        return handle
+
+    async def echo(request: Request) -> Response:
+        return PlainTextResponse("echo")
+
+    return [
+        Route(f"{PREFIX}/api/echo", echo, methods=["GET"]),
+        Route(f"{PREFIX}/api/traces/{{trace_id}}", endpoint(get_trace), methods=["GET"]),
+        Route(f"{PREFIX}/api/search", endpoint(search_traces), methods=["GET"]),
+        Route(f"{PREFIX}/api/search/tags", endpoint(tags, False), methods=["GET"]),
+        Route(f"{PREFIX}/api/v2/search/tags", endpoint(tags, True), methods=["GET"]),
+        Route(
+            f"{PREFIX}/api/search/tag/{{tag}}/values", endpoint(tag_values, False), methods=["GET"]
+        ),
+        Route(
+            f"{PREFIX}/api/v2/search/tag/{{tag}}/values",
+            endpoint(tag_values, True),
+            methods=["GET"],
+        ),
+    ]
+
+
+def _query(text: str) -> Query:
+    return parse(text)
+
+
+def _fields(query: Query) -> list[str]:
+    """Attribute fields the query names (returned with each matching span, as Tempo does)."""
+    seen = dict.fromkeys(c.field for c in query.conditions() if c.field not in INTRINSICS)
+    return list(seen)
+
+
+def _trace_json(hit: TraceHit, fields: list[str], per_set: int) -> dict[str, Any]:
+    spansets = [_spanset_json(spans, fields, per_set) for spans in hit.spansets if spans]
+    out: dict[str, Any] = {
+        "traceID": hit.trace_id,
+        "rootServiceName": hit.root.service,
+        "rootTraceName": hit.root.name,
+        "startTimeUnixNano": str(hit.start_ns),
+        "durationMs": (hit.end_ns - hit.start_ns) // 10**6,
+        "spanSets": spansets,
+    }
+    if spansets:
+        out["spanSet"] = spansets[0]
+    return out
+
+
+def _spanset_json(spans: list[Span], fields: list[str], per_set: int) -> dict[str, Any]:
+    return {
+        "spans": [_span_json(span, fields) for span in spans[:per_set]],
+        "matched": len(spans),
+    }
+
+
+def _span_json(span: Span, fields: list[str]) -> dict[str, Any]:
+    attributes = [{"key": "service.name", "value": {"stringValue": span.service}}]
+    for name in fields:
+        value = field_value(span, name)
+        key = name.split(".", 1)[1] if not name.startswith(".") else name[1:]
+        if value is not None and key != "service.name":
+            attributes.append({"key": key, "value": MessageToDict(any_value(value))})
+    return {
+        "spanID": span.span_id,
+        "name": span.name,
+        "startTimeUnixNano": str(span.start_ns),
+        "durationNanos": str(span.duration_ns),
+        "attributes": attributes,
+    }
+
+
+def _recent_spans(storage: Storage, now_ns: int) -> list[Span]:
+    query = TraceQuery(start_ns=now_ns - HOUR_S * 10**9, end_ns=now_ns, limit=TAG_SAMPLE_TRACES)
+    ids = storage.traces.find_trace_ids(query)
+    return [span for spans in storage.traces.get_traces(ids).values() for span in spans]
+
+
+def _sampled_keys(storage: Storage, now_ns: int) -> tuple[set[str], set[str]]:
+    resource: set[str] = {"service.name"}
+    span_keys: set[str] = set()
+    for span in _recent_spans(storage, now_ns):
+        resource.update(span.resource)
+        span_keys.update(span.attributes)
+    return resource, span_keys
+
+
+def _values(storage: Storage, tag: str, now_ns: int) -> list[Any]:
+    """Values of `tag` (`service.name`, `name`, a scoped `resource.x`/`span.x`/`.x`, or a
+    bare attribute name)."""
+    if tag in ("service.name", "resource.service.name", ".service.name"):
+        return sorted(storage.catalog.services())
+    if tag == "name":
+        names = {
+            op.name for s in storage.catalog.services() for op in storage.catalog.operations(s)
+        }
+        return sorted(names)
+    if tag in ("status", "kind"):
+        return ["error", "ok", "unset"] if tag == "status" else [
+            "server", "client", "producer", "consumer", "internal", "unspecified"
+        ]  # fmt: skip
+    field = tag if tag.startswith((".", "span.", "resource.")) else "." + tag
+    seen: dict[Any, None] = {}
+    for span in _recent_spans(storage, now_ns):
+        value = field_value(span, field)
+        if isinstance(value, str | int | float | bool):
+            seen.setdefault(value, None)
+    return sorted(seen, key=lambda v: (type(v).__name__, v))
+
+
+def _typed(value: Any) -> dict[str, str]:
+    if isinstance(value, bool):
+        return {"type": "bool", "value": str(value).lower()}
+    if isinstance(value, int):
+        return {"type": "int", "value": str(value)}
+    if isinstance(value, float):
+        return {"type": "float", "value": repr(value)}
+    return {"type": "string", "value": str(value)}

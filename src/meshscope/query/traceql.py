@@ -1,0 +1,321 @@
+"""A TraceQL subset: span-set filters, as Grafana's Tempo data source sends them.
+
+    { resource.service.name = "cart" && span.http.status_code >= 500 }
+    { .customer.tier =~ "gold|platinum" && duration > 250ms } || { status = error }
+    { name = "GET /cart" && kind = server && status != ok }
+
+A query is one or more span sets `{ ... }` joined by `&&` (the trace has spans matching
+each) or `||` (any); `{}` matches every span. Inside, conditions `field op value` joined by
+`&&`, `||` and parentheses. Fields: the intrinsics `name`, `status`, `kind`, `duration`,
+`statusMessage`; `span.<attr>` (the span's attribute), `resource.<attr>` (its resource's;
+`resource.service.name` is the span's service), `.<attr>` (span, else resource). Operators
+`=`, `!=`, `>`, `>=`, `<`, `<=`, `=~`, `!~` (regexes match the whole value, as in Tempo).
+Values: strings, numbers, durations (`250ms`, `1.5s`), `true`/`false`, statuses
+(`error`, `ok`, `unset`), kinds (`server`, `client`, `producer`, `consumer`, `internal`,
+`unspecified`). Pipelines (`| count() > 2`, `| select(...)`), structural operators (`>>`,
+`~`) and arithmetic are refused with a message naming them. No maintained Python TraceQL
+parser exists; see docs/adr/0008-tempo-api-traceql-subset.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from meshscope.model.spans import Span, SpanKind, StatusCode
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+      (?P<string>"(?:[^"\\]|\\.)*"|`[^`]*`)
+    | (?P<duration>\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h)(?![\w.]))
+    | (?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?![\w.]))
+    | (?P<op>&&|\|\||!=|>=|<=|=~|!~|>>|<<|!>>|!<<|[{}()=<>|~!+*/%^-])
+    | (?P<name>[A-Za-z_.][\w.:/-]*)
+    )""",
+    re.VERBOSE,
+)
+_UNITS_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
+             "h": 3600 * 10**9}  # fmt: skip
+_STATUS = {"error": StatusCode.ERROR, "ok": StatusCode.OK, "unset": StatusCode.UNSET}
+_KINDS = {kind.name.lower(): kind for kind in SpanKind}
+_COMPARISONS = ("=", "!=", ">", ">=", "<", "<=", "=~", "!~")
+INTRINSICS = ("name", "status", "kind", "duration", "statusMessage")
+_UNSUPPORTED = {">>": "structural operator >>", "<<": "structural operator <<",
+                "!>>": "structural operator !>>", "!<<": "structural operator !<<",
+                "~": "sibling operator ~", "|": "pipelines (|)"}  # fmt: skip
+
+SpanTest = Callable[[Span], bool]
+
+
+class TraceQLError(ValueError):
+    """The query is not valid TraceQL, or uses a part this subset does not support."""
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """`field op value`: field is an intrinsic name, `span.x`, `resource.x` or `.x`."""
+
+    field: str
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class BoolOp:
+    op: str  # "&&" or "||"
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True, slots=True)
+class MatchAll:
+    """`{}`."""
+
+
+Node = Condition | BoolOp | MatchAll
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Span sets joined at trace level: `sets[0] ops[0] sets[1] ...`, left to right."""
+
+    sets: tuple[Node, ...]
+    ops: tuple[str, ...]
+
+    def conditions(self) -> list[Condition]:
+        out: list[Condition] = []
+        for node in self.sets:
+            _collect(node, out)
+        return out
+
+
+def _collect(node: Node, out: list[Condition]) -> None:
+    if isinstance(node, Condition):
+        out.append(node)
+    elif isinstance(node, BoolOp):
+        _collect(node.left, out)
+        _collect(node.right, out)
+
+
+def tokenize(text: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    while position < len(text):
+        if text[position:].strip() == "":
+            break
+        match = _TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            raise TraceQLError(f"parse error at {position}: unexpected {text[position:][:10]!r}")
+        kind = match.lastgroup
+        assert kind is not None
+        tokens.append((kind, match.group(kind)))
+        position = match.end()
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.tokens = tokenize(text)
+        self.at = 0
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.at] if self.at < len(self.tokens) else None
+
+    def take(self, expected: str | None = None, what: str = "more") -> tuple[str, str]:
+        """The next token; it must be `expected` when given (`what` names it otherwise)."""
+        token = self.peek()
+        if token is None:
+            raise TraceQLError(
+                f"parse error: unexpected end of query, expected {expected or what}"
+            )
+        if expected is not None and token[1] != expected:
+            raise TraceQLError(f"parse error: expected {expected!r}, got {token[1]!r}")
+        self.at += 1
+        return token
+
+    def query(self) -> Query:
+        sets = [self.spanset()]
+        ops: list[str] = []
+        while (token := self.peek()) is not None:
+            if token[1] in ("&&", "||"):
+                ops.append(self.take()[1])
+                sets.append(self.spanset())
+                continue
+            raise _unsupported(token[1])
+        return Query(tuple(sets), tuple(ops))
+
+    def spanset(self) -> Node:
+        self.take("{")
+        if (token := self.peek()) is not None and token[1] == "}":
+            self.take("}")
+            return MatchAll()
+        node = self.expression()
+        token = self.peek()
+        if token is None or token[1] != "}":
+            raise _unsupported(token[1]) if token else TraceQLError("parse error: missing '}'")
+        self.take("}")
+        return node
+
+    def expression(self) -> Node:
+        node = self.conjunction()
+        while (token := self.peek()) is not None and token[1] == "||":
+            self.take()
+            node = BoolOp("||", node, self.conjunction())
+        return node
+
+    def conjunction(self) -> Node:
+        node = self.primary()
+        while (token := self.peek()) is not None and token[1] == "&&":
+            self.take()
+            node = BoolOp("&&", node, self.primary())
+        return node
+
+    def primary(self) -> Node:
+        token = self.peek()
+        if token is not None and token[1] == "(":
+            self.take()
+            node = self.expression()
+            self.take(")")
+            return node
+        kind, field = self.take(what="a field")
+        if kind != "name":
+            raise TraceQLError(f"parse error: expected a field, got {field!r}")
+        field = _field(field)
+        op_token = self.take(what="an operator")
+        if op_token[1] not in _COMPARISONS:
+            raise _unsupported(op_token[1])
+        return Condition(field, op_token[1], _value(field, op_token[1], self.take(what="a value")))
+
+
+def _unsupported(token: str) -> TraceQLError:
+    what = _UNSUPPORTED.get(token)
+    if what is not None:
+        return TraceQLError(f"unsupported TraceQL: {what} (meshscope supports span-set filters)")
+    return TraceQLError(f"parse error: unexpected {token!r}")
+
+
+def _field(text: str) -> str:
+    if text in INTRINSICS or text.startswith((".", "span.", "resource.")):
+        if text in (".", "span.", "resource."):
+            raise TraceQLError(f"parse error: attribute name missing after {text!r}")
+        return text
+    raise TraceQLError(
+        f"unknown field {text!r}: use name, status, kind, duration, statusMessage, "
+        "span.<attribute>, resource.<attribute> or .<attribute>"
+    )
+
+
+def _value(field: str, op: str, token: tuple[str, str]) -> Any:
+    kind, text = token
+    if op in ("=~", "!~"):
+        if kind != "string":
+            raise TraceQLError(f"{op} needs a string regex, got {text!r}")
+        try:
+            return re.compile(_unquote(text))
+        except re.error as error:
+            raise TraceQLError(f"bad regex {text}: {error}") from None
+    if kind == "string":
+        return _unquote(text)
+    if kind == "duration":
+        amount, unit = re.fullmatch(r"([\d.]+)(\D+)", text).groups()  # type: ignore[union-attr]
+        return round(float(amount) * _UNITS_NS[unit])
+    if kind == "number":
+        return float(text)
+    if field == "status" and text in _STATUS:
+        return _STATUS[text]
+    if field == "kind" and text in _KINDS:
+        return _KINDS[text]
+    if text in ("true", "false"):
+        return text == "true"
+    raise TraceQLError(f"parse error: bad value {text!r} for {field}")
+
+
+def _unquote(text: str) -> str:
+    if text.startswith("`"):
+        return text[1:-1]
+    return re.sub(
+        r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), text[1:-1]
+    )
+
+
+def parse(text: str) -> Query:
+    if not text.strip():
+        raise TraceQLError("empty query: write a span set like { status = error }")
+    return _Parser(text).query()
+
+
+def field_value(span: Span, field: str) -> Any:
+    """The span's value for a field, None when it has none."""
+    if field == "name":
+        return span.name
+    if field == "status":
+        return span.status_code
+    if field == "kind":
+        return span.kind
+    if field == "duration":
+        return span.duration_ns
+    if field == "statusMessage":
+        return span.status_message
+    if field.startswith("resource."):
+        key = field[len("resource.") :]
+        return span.service if key == "service.name" else span.resource.get(key)
+    if field.startswith("span."):
+        return span.attributes.get(field[len("span.") :])
+    key = field[1:]
+    if key in span.attributes:
+        return span.attributes[key]
+    return span.service if key == "service.name" else span.resource.get(key)
+
+
+def matches(node: Node, span: Span) -> bool:
+    if isinstance(node, MatchAll):
+        return True
+    if isinstance(node, BoolOp):
+        if node.op == "&&":
+            return matches(node.left, span) and matches(node.right, span)
+        return matches(node.left, span) or matches(node.right, span)
+    return _compare(field_value(span, node.field), node.op, node.value)
+
+
+def _compare(actual: Any, op: str, wanted: Any) -> bool:
+    if actual is None:  # a missing attribute satisfies no condition, as SQL's NULL
+        return False
+    if isinstance(wanted, re.Pattern):
+        found = wanted.fullmatch(str(actual)) is not None
+        return found if op == "=~" else not found
+    if isinstance(wanted, (StatusCode, SpanKind)):
+        same = actual is wanted
+        return same if op == "=" else not same if op == "!=" else False
+    if isinstance(wanted, bool) or isinstance(actual, bool):
+        same = actual == wanted
+        return same if op == "=" else not same if op == "!=" else False
+    if isinstance(wanted, (int, float)):
+        if isinstance(actual, str):
+            try:
+                actual = float(actual)
+            except ValueError:
+                return op == "!="
+        if not isinstance(actual, (int, float)):
+            return op == "!="
+    elif not isinstance(actual, str):
+        actual = str(actual)
+    outcome: bool = {
+        "=": actual == wanted,
+        "!=": actual != wanted,
+        ">": actual > wanted,
+        ">=": actual >= wanted,
+        "<": actual < wanted,
+        "<=": actual <= wanted,
+    }[op]
+    return outcome
+
+
+def trace_matches(query: Query, spans: list[Span]) -> list[list[Span]]:
+    """The spans matching each span set, or [] when the trace does not match the query."""
+    found = [[span for span in spans if matches(node, span)] for node in query.sets]
+    result = bool(found[0])
+    for op, spanset in zip(query.ops, found[1:], strict=True):
+        result = (result and bool(spanset)) if op == "&&" else (result or bool(spanset))
+    return found if result else []

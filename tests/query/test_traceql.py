@@ -1,0 +1,102 @@
+"""The TraceQL subset: parsing, refusals that name what is unsupported, span matching."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshscope.model.spans import Span, SpanKind, StatusCode
+from meshscope.query.traceql import (
+    BoolOp,
+    Condition,
+    MatchAll,
+    TraceQLError,
+    matches,
+    parse,
+    trace_matches,
+)
+
+MS = 10**6
+
+
+def _span(**kw: object) -> Span:
+    fields: dict[str, object] = {
+        "trace_id": "ab" * 16, "span_id": "cd" * 8, "name": "GET /cart", "service": "cart",
+        "start_ns": 0, "end_ns": 30 * MS, "kind": SpanKind.SERVER,
+        "attributes": {"http.status_code": 500, "customer.tier": "gold", "flag": True},
+        "resource": {"k8s.pod.name": "cart-7", "region": "eu"},
+    }  # fmt: skip
+    fields.update(kw)
+    return Span(**fields)  # type: ignore[arg-type]
+
+
+def test_parse_shapes() -> None:
+    query = parse('{ resource.service.name = "cart" && (span.x >= 5 || .y =~ "a.*") }')
+    (node,) = query.sets
+    assert isinstance(node, BoolOp) and node.op == "&&"
+    assert node.left == Condition("resource.service.name", "=", "cart")
+    assert isinstance(node.right, BoolOp) and node.right.op == "||"
+    assert parse("{}").sets == (MatchAll(),)
+    two = parse("{ status = error } || { duration > 1.5s }")
+    assert two.ops == ("||",)
+    assert two.sets[0] == Condition("status", "=", StatusCode.ERROR)
+    assert two.sets[1] == Condition("duration", ">", 1_500_000_000)
+    assert parse("{ kind = server }").sets[0] == Condition("kind", "=", SpanKind.SERVER)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ('{ resource.service.name = "cart" }', True),
+        ('{ .service.name = "cart" }', True),
+        ('{ resource.service.name = "web" }', False),
+        ("{ span.http.status_code >= 500 }", True),
+        ("{ .http.status_code = 200 }", False),
+        ('{ .customer.tier =~ "go.*" }', True),
+        ('{ .customer.tier =~ "go" }', False),  # regexes match the whole value
+        ('{ .customer.tier !~ "free|trial" }', True),
+        ('{ resource.region = "eu" && .k8s.pod.name = "cart-7" }', True),
+        ('{ span.region = "eu" }', False),  # span scope: not the resource's
+        ("{ duration > 25ms && duration <= 30ms }", True),
+        ("{ duration > 30ms }", False),
+        ('{ name = "GET /cart" && kind = server && status = unset }', True),
+        ("{ status != unset }", False),
+        ("{ span.flag = true }", True),
+        ('{ .missing = "x" }', False),
+        ('{ .missing != "x" }', False),  # a missing attribute satisfies no condition
+        ('{ .customer.tier = "free" || span.http.status_code > 499 }', True),
+        ("{ (span.http.status_code < 300 || .flag = false) && kind = server }", False),
+    ],
+)
+def test_matching_one_span(query: str, expected: bool) -> None:
+    (node,) = parse(query).sets
+    assert matches(node, _span()) is expected
+
+
+def test_span_sets_combine_at_trace_level() -> None:
+    spans = [_span(), _span(span_id="ef" * 8, service="db", name="SELECT", kind=SpanKind.CLIENT)]
+    both = parse('{ resource.service.name = "cart" } && { name = "SELECT" }')
+    assert [[s.service for s in found] for found in trace_matches(both, spans)] == [
+        ["cart"], ["db"],
+    ]  # fmt: skip
+    assert trace_matches(parse('{ name = "SELECT" } && { name = "none" }'), spans) == []
+    either = trace_matches(parse('{ name = "none" } || { kind = client }'), spans)
+    assert [len(found) for found in either] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("", "empty query"),
+        ("{ status = error } | count() > 2", "pipelines"),
+        ('{ name = "a" } >> { name = "b" }', "structural operator >>"),
+        ("{ foo = 1 }", "unknown field 'foo'"),
+        ("{ .x = }", "bad value"),
+        ('{ .x =~ "(" }', "bad regex"),
+        ("{ .x = 1", "missing"),
+        ("{ duration > fast }", "bad value"),
+        ("{ .x = 1 } extra", "unexpected"),
+    ],
+)
+def test_bad_and_unsupported_queries_say_why(query: str, message: str) -> None:
+    with pytest.raises(TraceQLError, match=message):
+        parse(query)
