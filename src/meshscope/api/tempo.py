@@ -27,9 +27,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from meshscope.api.otlp_out import any_value, trace_request
 from meshscope.api.params import ParamError, integer
 from meshscope.api.params import trace_id as parse_trace_id
+from meshscope.model.otlp import any_value, trace_request
 from meshscope.model.spans import Span
 from meshscope.query.tempo_search import TraceHit, search
 from meshscope.query.traceql import INTRINSICS, Query, TraceQLError, field_value, parse

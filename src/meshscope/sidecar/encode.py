@@ -3,63 +3,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as PbLogRecord
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Status
-from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
 from meshscope import __version__
-from meshscope.model.attributes import AttrValue
 from meshscope.model.logs import LogRecord
+from meshscope.model.otlp import key_values, pb_span
 from meshscope.model.spans import Span
 
 SCOPE_NAME = "meshscope.sidecar"
 
 
-def _any(value: AttrValue) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, bytes):
-        return AnyValue(bytes_value=value)
-    return AnyValue(string_value="" if value is None else str(value))
-
-
-def _attributes(attributes: Mapping[str, AttrValue]) -> list[KeyValue]:
-    return [KeyValue(key=key, value=_any(value)) for key, value in attributes.items()]
-
-
 def _resource(service: str) -> list[KeyValue]:
-    return _attributes(
+    return key_values(
         {
             "service.name": service,
             "telemetry.sdk.name": "meshscope-sidecar",
             "telemetry.sdk.version": __version__,
         }
-    )
-
-
-def _span(span: Span) -> PbSpan:
-    return PbSpan(
-        trace_id=bytes.fromhex(span.trace_id),
-        span_id=bytes.fromhex(span.span_id),
-        parent_span_id=bytes.fromhex(span.parent_span_id) if span.parent_span_id else b"",
-        trace_state=span.trace_state,
-        name=span.name,
-        kind=int(span.kind),  # type: ignore[arg-type]
-        start_time_unix_nano=span.start_ns,
-        end_time_unix_nano=span.end_ns,
-        attributes=_attributes(span.attributes),
-        status=Status(code=int(span.status_code), message=span.status_message),  # type: ignore[arg-type]
-        flags=span.flags,
     )
 
 
@@ -80,7 +47,7 @@ class SpanRequest:
                 scope.scope.name = SCOPE_NAME
                 scope.scope.version = __version__
                 self._by_service[span.service] = resource_spans
-            resource_spans.scope_spans[0].spans.append(_span(span))
+            resource_spans.scope_spans[0].spans.append(pb_span(span))
 
     def serialize(self) -> bytes:
         request = ExportTraceServiceRequest(resource_spans=list(self._by_service.values()))
@@ -100,7 +67,7 @@ def _log(record: LogRecord) -> PbLogRecord:
         severity_number=int(record.severity),  # type: ignore[arg-type]
         severity_text=record.severity.name if record.severity else "",
         body=AnyValue(string_value=record.body),
-        attributes=_attributes(record.attributes),
+        attributes=key_values(record.attributes),
         trace_id=bytes.fromhex(record.trace_id) if record.trace_id else b"",
         span_id=bytes.fromhex(record.span_id) if record.span_id else b"",
     )

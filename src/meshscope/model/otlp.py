@@ -1,4 +1,5 @@
-"""Stored spans back to OTLP protobuf: one ResourceSpans per resource, as Tempo answers a trace.
+"""Model spans as OTLP protobuf (the opposite of meshscope.ingest's decoders): attribute
+values, spans, and a trace grouped into one ResourceSpans per resource, as Tempo answers it.
 
 Tempo's `tempopb.Trace` is `repeated ResourceSpans batches = 1`, the same wire format as
 OTLP's `ExportTraceServiceRequest` (`resource_spans = 1`), so one message serves both.
