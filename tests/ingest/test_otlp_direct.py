@@ -17,6 +17,7 @@ from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.loadgen import build_requests
 from meshscope.ingest.otlp import decode_otlp
 from meshscope.ingest.otlp_direct import prepare_traces
+from meshscope.ingest.otlp_lazy import LazyTraceRequest
 from meshscope.pipeline.prepared import Prepared, prepare
 from meshscope.store.duckdb.span_rows import encode_spans
 
@@ -128,3 +129,37 @@ def test_json_requests_are_prepared_alike() -> None:
 def test_undecodable_bodies_are_decode_errors(json: bool) -> None:
     with pytest.raises(DecodeError, match="ExportTraceServiceRequest"):
         prepare_traces(b"\x0a\x05\x01" if not json else b"{nope", json=json)
+
+
+def lazy_body(pairs: list[bytes], ids_valid: bool, where: str) -> bytes:
+    """A request whose span (or its event or link) carries these encoded pairs as sent."""
+    request = LazyTraceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id = b"\x01" * (16 if ids_valid else 3)
+    span.span_id = b"\x02" * 8
+    holder = {"span": span, "event": span.events.add(), "link": span.links.add()}[where]
+    holder.attributes.extend(pairs)
+    return bytes(request.SerializeToString())
+
+
+GOOD = KeyValue(key="k", value=AnyValue(string_value="v")).SerializeToString()
+BAD_KEY = b"\x0a\x01\xff"  # a key of one byte that is not UTF-8
+TRUNCATED = b"\x0a\x05ab"
+
+
+@pytest.mark.parametrize("where", ["span", "event", "link"])
+@pytest.mark.parametrize("ids_valid", [True, False])
+@pytest.mark.parametrize("bad", [BAD_KEY, TRUNCATED])
+def test_an_invalid_pair_makes_the_request_invalid_as_in_the_model_path(
+    where: str, ids_valid: bool, bad: bytes
+) -> None:
+    body = lazy_body([GOOD, bad], ids_valid, where)
+    with pytest.raises(DecodeError):
+        model_path(body)
+    with pytest.raises(DecodeError, match="invalid protobuf ExportTraceServiceRequest"):
+        prepare_traces(body)
+
+
+def test_valid_encoded_pairs_are_read_as_the_generated_classes_read_them() -> None:
+    body = lazy_body([GOOD, GOOD], ids_valid=True, where="span")  # a repeated key too
+    assert_same(prepare_traces(body, buckets_ms=BUCKETS), model_path(body))

@@ -2,33 +2,44 @@
 
 An ingest worker's hot path. `prepare(decode_otlp(...).batch, encode_spans, buckets)` walks
 the parsed request into `Span` objects and then walks those three more times (the store's
-rows, pairing records, span-metric partials); this walks the parsed request once and fills
-all of them at the same time, with the same validation as `otlp_traces` and the same
-builders (`SpanRows`, `side_fields`, the `span_partials` arithmetic), so the result is equal
-to the model path's (tests/ingest/test_otlp_direct.py checks it, request by request).
+rows, pairing records, span-metric partials); this walks the request once and fills all of
+them at the same time, with the same validation as `otlp_traces` and the same builders
+(`SpanRows`, `side_fields`, the `span_partials` arithmetic), so the result is equal to the
+model path's (tests/ingest/test_otlp_direct.py checks it, request by request).
+
+The request is parsed with `otlp_lazy.LazyTraceRequest`, where attributes stay encoded: each
+distinct encoded pair is decoded once (with the real `KeyValue` class, so an invalid pair
+still makes the request invalid) into its key, value, stored text and type letter, and
+found again by its bytes (bounded cache, scalars only). Nesting depth is counted per pair
+there, so a pair nested ~5 levels deeper than the generated classes accept is taken.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
+from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.otlp_common import (
     Rejections,
-    attributes,
+    any_value,
     parse_json,
     parse_protobuf,
     resource_info,
 )
+from meshscope.ingest.otlp_lazy import LazyTraceRequest
 from meshscope.ingest.otlp_traces import BAD_IDS, BAD_PARENT, ZERO_SPAN, ZERO_TRACE
+from meshscope.model.attributes import AttrValue
 from meshscope.model.batch import Batch
 from meshscope.pipeline.derive.servicegraph import side_fields
 from meshscope.pipeline.derive.spanmetrics import DEFAULT_BUCKETS_MS, SpanPartials
 from meshscope.pipeline.prepared import Prepared
+from meshscope.store.duckdb.codec import AttrColumns, text_and_tag
 from meshscope.store.duckdb.resources import _resource_id
 from meshscope.store.duckdb.span_rows import SpanRows, encode_spans
 
@@ -39,6 +50,61 @@ _WHAT = "ExportTraceServiceRequest"
 _MASK64 = (1 << 64) - 1
 _ERROR = 2  # StatusCode.ERROR
 
+Pair = tuple[str, AttrValue, str | None, str]
+"""A decoded attribute: key, value, its `attr_values` text and its `attr_types` letter."""
+
+_PAIRS: dict[bytes, Pair] = {}
+_PAIRS_MAX = 65_536
+_PAIR_MAX_BYTES = 256
+
+
+def _pair(raw: bytes) -> Pair:
+    """Decode one encoded `KeyValue` (remembered when it is a small scalar)."""
+    try:
+        kv = KeyValue.FromString(raw)
+    except (ProtobufDecodeError, ValueError, TypeError, RecursionError) as exc:
+        raise DecodeError(f"invalid protobuf {_WHAT}: {exc}") from None
+    value = kv.value
+    which = value.WhichOneof("value")
+    if which == "array_value" or which == "kvlist_value":
+        built = any_value(value)  # rebuilt every time: lists and maps are mutable
+        return (kv.key, built, *text_and_tag(built))
+    scalar: AttrValue = None if which is None else getattr(value, which)
+    pair = (kv.key, scalar, *text_and_tag(scalar))
+    if len(raw) <= _PAIR_MAX_BYTES:
+        if len(_PAIRS) >= _PAIRS_MAX:
+            _PAIRS.clear()
+        _PAIRS[raw] = pair
+    return pair
+
+
+def _attributes(raws: Iterable[bytes], columns: AttrColumns) -> dict[str, AttrValue]:
+    """Decode encoded pairs into a dict (a later duplicate key wins, as in `attributes`)
+    and append the same row to `columns` that `columns.add(that dict)` would."""
+    out: dict[str, AttrValue] = {}
+    pairs: list[Pair] = []
+    known = _PAIRS
+    for raw in raws:
+        pair = known.get(raw) or _pair(raw)
+        out[pair[0]] = pair[1]
+        pairs.append(pair)
+    if len(out) != len(pairs):  # repeated keys: the dict's order and values
+        pairs = [(key, value, *text_and_tag(value)) for key, value in out.items()]
+    columns.keys.extend([pair[0] for pair in pairs])
+    columns.values.extend([pair[2] for pair in pairs])
+    columns.tags.append("".join([pair[3] for pair in pairs]))
+    columns.offsets.append(len(columns.keys))
+    return out
+
+
+def _check_pairs(span: Any) -> None:
+    """Decode a rejected span's pairs too: an invalid one makes the request invalid, as
+    when the generated classes parse the whole request."""
+    scratch = AttrColumns()
+    _attributes(span.attributes, scratch)
+    for item in [*span.events, *span.links]:
+        _attributes(item.attributes, scratch)
+
 
 def prepare_traces(
     body: bytes, *, json: bool = False, buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS
@@ -46,20 +112,21 @@ def prepare_traces(
     """Parse an `ExportTraceServiceRequest` (protobuf or OTLP/JSON) into a Prepared whose
     spans are encoded for the DuckDB store; with the rejected span count and why.
     Raises DecodeError if the body is not such a request."""
-    message = ExportTraceServiceRequest()
-    request = parse_json(message, body, _WHAT) if json else parse_protobuf(message, body, _WHAT)
+    if json:  # JSON is parsed by the generated classes, then read like a protobuf body
+        body = parse_json(ExportTraceServiceRequest(), body, _WHAT).SerializeToString()
+    request = parse_protobuf(LazyTraceRequest(), body, _WHAT)
     return prepare_resource_spans(request.resource_spans, buckets_ms)
 
 
 def prepare_resource_spans(
-    resource_spans: Sequence[ResourceSpans], buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS
+    resource_spans: Sequence[Any], buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS
 ) -> tuple[Prepared, int, str]:
+    """Walk `LazyTraceRequest.resource_spans` (attributes still encoded)."""
     out = SpanRows()
-    rows, span_attrs = out.rows, out.attributes
+    span_columns, ev_columns, ln_columns = AttrColumns(), AttrColumns(), AttrColumns()
+    rows = out.rows
     ev_offsets, ev_time, ev_name = out.ev_offsets, out.ev_time, out.ev_name
-    ev_attrs = out.ev_attributes
     ln_offsets, ln_hi, ln_lo, ln_span = out.ln_offsets, out.ln_hi, out.ln_lo, out.ln_span
-    ln_attrs = out.ln_attributes
     sides: list[tuple[Any, ...]] = []
     partials: SpanPartials = {}
     operations: dict[tuple[str, str, int], None] = {}
@@ -80,10 +147,12 @@ def prepare_resource_spans(
                     or span_id == ZERO_SPAN
                 ):
                     rejections.add(BAD_IDS)
+                    _check_pairs(span)
                     continue
                 parent = span.parent_span_id
                 if parent and len(parent) != 8:
                     rejections.add(BAD_PARENT)
+                    _check_pairs(span)
                     continue
                 if rid is None:
                     rid = _resource_id(resource)
@@ -100,7 +169,7 @@ def prepare_resource_spans(
                 name = span.name
                 start, end = span.start_time_unix_nano, span.end_time_unix_nano
                 trace = int.from_bytes(trace_id, "big")
-                attrs = attributes(span.attributes)
+                attrs = _attributes(span.attributes, span_columns)
                 rows.append(
                     (
                         start,
@@ -121,13 +190,12 @@ def prepare_resource_spans(
                         span.flags,
                     )
                 )
-                span_attrs.append(attrs)
                 events = span.events
                 if events:
                     for event in events:
                         ev_time.append(event.time_unix_nano)
                         ev_name.append(event.name)
-                        ev_attrs.append(attributes(event.attributes))
+                        _attributes(event.attributes, ev_columns)
                 ev_offsets.append(len(ev_time))
                 links = span.links
                 if links:
@@ -136,7 +204,7 @@ def prepare_resource_spans(
                         ln_hi.append(linked >> 64)
                         ln_lo.append(linked & _MASK64)
                         ln_span.append(int.from_bytes(link.span_id, "big"))
-                        ln_attrs.append(attributes(link.attributes))
+                        _attributes(link.attributes, ln_columns)
                 ln_offsets.append(len(ln_hi))
                 duration = end - start if end > start else 0
                 sides.append(
@@ -164,7 +232,7 @@ def prepare_resource_spans(
                 operations[service, name, kind] = None
     prepared = Prepared(
         span_count=len(rows),
-        encoded_spans=out.encoded() if rows else None,
+        encoded_spans=out.encoded(span_columns, ev_columns, ln_columns) if rows else None,
         sides=sides,
         span_metrics=partials,
         operations=list(operations),

@@ -87,6 +87,14 @@ def _tag(value: AttrValue) -> str:
     return TAG_JSON
 
 
+def text_and_tag(value: AttrValue) -> tuple[str | None, str]:
+    """A value's `attr_values` entry and `attr_types` letter, as `AttrColumns` stores them."""
+    return (
+        value if type(value) is str else _text(value),
+        _TAGS.get(type(value)) or _tag(value),
+    )
+
+
 def _value(text: str | None, tag: str) -> AttrValue:
     if tag == TAG_STR:
         return text

@@ -87,13 +87,23 @@ class SpanRows:
         self.ln_attributes: list[Mapping[str, AttrValue]] = []
         self.resources: list[Mapping[str, AttrValue]] = []
 
-    def encoded(self) -> EncodedSpans:
-        attrs = AttrColumns()
-        attrs.extend(self.attributes)
-        ev_attrs = AttrColumns()
-        ev_attrs.extend(self.ev_attributes)
-        ln_attrs = AttrColumns()
-        ln_attrs.extend(self.ln_attributes)
+    def encoded(
+        self,
+        attrs: AttrColumns | None = None,
+        ev_attrs: AttrColumns | None = None,
+        ln_attrs: AttrColumns | None = None,
+    ) -> EncodedSpans:
+        """The rows as an Arrow table. The attribute columns of spans, events and links are
+        built from `attributes`, `ev_attributes` and `ln_attributes`, unless given ready."""
+        if attrs is None:
+            attrs = AttrColumns()
+            attrs.extend(self.attributes)
+        if ev_attrs is None:
+            ev_attrs = AttrColumns()
+            ev_attrs.extend(self.ev_attributes)
+        if ln_attrs is None:
+            ln_attrs = AttrColumns()
+            ln_attrs.extend(self.ln_attributes)
         events = pa.StructArray.from_arrays(
             [
                 pa.array(self.ev_time, pa.int64()),
