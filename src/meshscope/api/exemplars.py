@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from meshscope.api.params import read_params
-from meshscope.api.prometheus import ParamError, parse_time
+from meshscope.api.handlers import threaded
+from meshscope.api.params import ParamError
+from meshscope.api.prometheus import parse_time, refusal
 from meshscope.query.exemplars import query_exemplars
 from meshscope.query.promql.values import PromQLError, format_value
 from meshscope.store.base import TraceStore
@@ -28,7 +28,7 @@ HOUR_MS = 3_600_000
 
 
 def exemplar_routes(traces: TraceStore, now_ns: Callable[[], int] = time.time_ns) -> list[Route]:
-    def answer(params: dict[str, list[str]]) -> list[dict[str, Any]]:
+    def answer(params: dict[str, list[str]], _: Request) -> list[dict[str, Any]]:
         query = (params.get("query") or [""])[0]
         if not query:
             raise ParamError('invalid parameter "query": it is required')
@@ -49,13 +49,8 @@ def exemplar_routes(traces: TraceStore, now_ns: Callable[[], int] = time.time_ns
             for series in found
         ]
 
-    async def handle(request: Request) -> Response:
-        try:
-            params = await read_params(request)
-            data = await run_in_threadpool(answer, params)
-        except (ParamError, PromQLError) as error:
-            body = {"status": "error", "errorType": "bad_data", "error": str(error)}
-            return JSONResponse(body, status_code=400)
+    def ok(data: Any) -> Response:
         return JSONResponse({"status": "success", "data": data})
 
+    handle = threaded(answer, ok, refusal, (ParamError, PromQLError), form=True)
     return [Route("/api/v1/query_exemplars", handle, methods=["GET", "POST"])]

@@ -7,15 +7,15 @@ Dependencies come from the pre-aggregated service-graph counters (query.dependen
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from meshscope.api.envelope import jaeger_error, jaeger_ok
+from meshscope.api.handlers import Handler, threaded
 from meshscope.api.jaeger_model import trace_json
 from meshscope.api.jaeger_search import KINDS, parse_search
 from meshscope.api.params import NS_PER_MS, ParamError, optional_int, scaled, trace_id
@@ -32,17 +32,9 @@ def kind_name(kind: SpanKind) -> str:
     return "" if kind is SpanKind.UNSPECIFIED else kind.name.lower()
 
 
-def _endpoint(work: Callable[[Request], Any]) -> Callable[[Request], Awaitable[Response]]:
-    """Run `work` off the event loop; ParamError -> 400. `work` returns a response or data."""
-
-    async def handle(request: Request) -> Response:
-        try:
-            result = await run_in_threadpool(work, request)
-        except ParamError as exc:
-            return jaeger_error(400, str(exc))
-        return result if isinstance(result, Response) else jaeger_ok(result)
-
-    return handle
+def _endpoint(work: Callable[[Request], Any]) -> Handler:
+    """`work` off the event loop; its data in the Jaeger envelope, ParamError a 400 in it."""
+    return threaded(work, jaeger_ok, lambda error: jaeger_error(400, str(error)))
 
 
 def jaeger_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Route]:

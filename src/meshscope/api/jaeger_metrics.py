@@ -21,12 +21,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from meshscope.api.envelope import jaeger_error
+from meshscope.api.handlers import Handler, threaded
 from meshscope.api.params import ParamError, integer, rfc3339
 from meshscope.model.spans import SpanKind
 from meshscope.pipeline.derive.spanmetrics import CALLS, DURATION
@@ -95,14 +95,12 @@ def jaeger_metrics_routes(metrics: MetricStore, now_ns: NowNs = time.time_ns) ->
         }
         return JSONResponse(family)
 
-    def endpoint(kind: str) -> Callable[[Request], Any]:
-        async def handle(request: Request) -> Response:
-            try:
-                return await run_in_threadpool(answer, request, kind)
-            except ParamError as error:
-                return jaeger_error(400, str(error))
-
-        return handle
+    def endpoint(kind: str) -> Handler:
+        return threaded(
+            lambda request: answer(request, kind),
+            JSONResponse,
+            lambda error: jaeger_error(400, str(error)),
+        )
 
     return [
         Route(f"/api/metrics/{kind}", endpoint(kind), methods=["GET"])

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from meshscope.api.handlers import threaded
 from meshscope.api.meshscope import NowNs, time_range
 from meshscope.api.params import ParamError, optional_int
 from meshscope.api.trace_logs import log_json
@@ -92,10 +92,9 @@ def log_search_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Ro
         )
         return [log_json(r) for r in newest_logs(storage.logs, query, lowest, limit)]
 
-    async def handle(request: Request) -> Response:
-        try:
-            return JSONResponse({"data": await run_in_threadpool(search, request)})
-        except ParamError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-
+    handle = threaded(
+        search,
+        lambda data: JSONResponse({"data": data}),
+        lambda error: JSONResponse({"error": str(error)}, status_code=400),
+    )
     return [Route("/api/meshscope/logs", handle, methods=["GET"])]

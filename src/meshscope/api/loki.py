@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from meshscope.api.handlers import Handler, threaded
 from meshscope.api.loki_params import (
-    ParamError,
     Params,
     one,
     parse_direction,
@@ -29,7 +28,7 @@ from meshscope.api.loki_params import (
     parse_timestamp,
     time_range,
 )
-from meshscope.api.params import read_params
+from meshscope.api.params import ParamError
 from meshscope.api.trace_logs import trace_logs_route
 from meshscope.clock import Clock, SystemClock
 from meshscope.query.logql import LogExpr, LogQLError, parse
@@ -55,15 +54,11 @@ def _json(data: Any) -> Response:
     return Response(orjson.dumps(data), media_type="application/json")
 
 
-def _endpoint(work: Work) -> Callable[[Request], Awaitable[Response]]:
-    async def handle(request: Request) -> Response:
-        try:
-            params = await read_params(request)
-            return _json(await run_in_threadpool(work, params, request))
-        except (ParamError, LogQLError) as error:
-            return PlainTextResponse(str(error), 400)
+def _endpoint(work: Work) -> Handler:
+    def refuse(error: Exception) -> Response:
+        return PlainTextResponse(str(error), 400)
 
-    return handle
+    return threaded(work, _json, refuse, (ParamError, LogQLError), form=True)
 
 
 def _query(params: Params) -> Any:

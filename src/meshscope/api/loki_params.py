@@ -9,7 +9,7 @@ import math
 import re
 from datetime import datetime
 
-from meshscope.api.params import FormParams
+from meshscope.api.params import FormParams, ParamError
 from meshscope.query.logql.lexer import duration_ns
 
 NS = 10**9
@@ -17,10 +17,6 @@ MAX_NS = 2**63 - 1
 _RFC3339 = re.compile(
     r"(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
 )
-
-
-class ParamError(ValueError):
-    """A bad query parameter (HTTP 400 with this message)."""
 
 
 Params = FormParams

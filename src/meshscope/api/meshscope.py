@@ -8,14 +8,14 @@ milliseconds since the epoch (`start`, `end`; default: the last hour up to now).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from meshscope.api.handlers import Handler, threaded
 from meshscope.api.params import NS_PER_MS, ParamError, optional_int, scaled, trace_id
 from meshscope.model.spans import SpanKind
 from meshscope.query import traces as trace_queries
@@ -33,15 +33,8 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _endpoint(work: Callable[[Request], Any]) -> Callable[[Request], Awaitable[Response]]:
-    async def handle(request: Request) -> Response:
-        try:
-            result = await run_in_threadpool(work, request)
-        except ParamError as exc:
-            return _error(400, str(exc))
-        return result if isinstance(result, Response) else JSONResponse({"data": result})
-
-    return handle
+def _endpoint(work: Callable[[Request], Any]) -> Handler:
+    return threaded(work, lambda data: JSONResponse({"data": data}), lambda e: _error(400, str(e)))
 
 
 def time_range(request: Request, now_ns: NowNs) -> tuple[int, int]:

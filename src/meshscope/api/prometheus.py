@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import promql_parser
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from meshscope.api.params import read_params
+from meshscope.api.handlers import Handler, threaded
+from meshscope.api.params import ParamError
 from meshscope.api.prometheus_json import matrix_json
 from meshscope.query.promql.engine import Engine
 from meshscope.query.promql.evaluator import parse, selector_matchers
@@ -43,10 +43,6 @@ BUILD_INFO = {
     "buildDate": "",
     "goVersion": "",
 }
-
-
-class ParamError(Exception):
-    """A bad request parameter (HTTP 400, errorType bad_data)."""
 
 
 def _ok(data: Any) -> JSONResponse:
@@ -150,27 +146,23 @@ def result_json(value: Value) -> dict[str, Any]:
     return {"resultType": value_type(value), "result": result}
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+def refusal(error: Exception) -> Response:
+    """A 400 `bad_data` for bad parameters and unparsable queries, 422 for evaluation errors,
+    in Prometheus's error envelope."""
+    if isinstance(error, PromQLError) and not isinstance(error, BadQueryError):
+        return _error(error.kind, str(error), 422)
+    return _error("bad_data", str(error), 400)
+
+
+def _answer(data: Any) -> Response:
+    """The `data` of a success envelope, or a whole body already written as bytes."""
+    if isinstance(data, bytes):
+        return Response(data, media_type="application/json")
+    return _ok(data)
 
 
 def _endpoint(work: Callable[[dict[str, list[str]], Request], Any]) -> Handler:
-    """`work` returns the `data` of a success envelope, or the whole body as bytes."""
-
-    async def handle(request: Request) -> Response:
-        try:
-            params = await read_params(request)
-            data = await run_in_threadpool(work, params, request)
-        except ParamError as exc:
-            return _error("bad_data", str(exc), 400)
-        except BadQueryError as exc:
-            return _error("bad_data", str(exc), 400)
-        except PromQLError as exc:
-            return _error(exc.kind, str(exc), 422)
-        if isinstance(data, bytes):
-            return Response(data, media_type="application/json")
-        return _ok(data)
-
-    return handle
+    return threaded(work, _answer, refusal, (ParamError, PromQLError), form=True)
 
 
 def prometheus_routes(queryable: Queryable) -> list[Route]:

@@ -22,11 +22,11 @@ from typing import Any
 
 import orjson
 from google.protobuf.json_format import MessageToDict
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from meshscope.api.handlers import Handler, threaded
 from meshscope.api.params import ParamError, integer
 from meshscope.api.params import trace_id as parse_trace_id
 from meshscope.model.otlp import any_value, trace_request
@@ -96,14 +96,12 @@ def tempo_routes(storage: Storage, now_ns: Callable[[], int] = time.time_ns) -> 
             body = {"tagValues": [_typed(value) for value in values]}
         return Response(orjson.dumps(body), media_type="application/json")
 
-    def endpoint(work: Callable[..., Response], *args: Any) -> Callable[[Request], Any]:
-        async def handle(request: Request) -> Response:
-            try:
-                return await run_in_threadpool(work, request, *args)
-            except (ParamError, TraceQLError) as error:
-                return PlainTextResponse(str(error), status_code=400)
+    def endpoint(work: Callable[..., Response], *args: Any) -> Handler:
+        def refuse(error: Exception) -> Response:
+            return PlainTextResponse(str(error), status_code=400)
 
-        return handle
+        return threaded(lambda request: work(request, *args), JSONResponse, refuse,
+                        (ParamError, TraceQLError))  # fmt: skip
 
     async def echo(request: Request) -> Response:
         return PlainTextResponse("echo")

@@ -10,14 +10,14 @@ store finds (up to OVERSCAN times `limit` of them), so a rare word may return fe
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from meshscope.api.handlers import Handler, threaded
 from meshscope.api.params import (
     NS_PER_MS,
     NS_PER_US,
@@ -41,15 +41,8 @@ OVERSCAN = 10
 NowNs = Callable[[], int]
 
 
-def _endpoint(work: Callable[[Request], Any]) -> Callable[[Request], Awaitable[Response]]:
-    async def handle(request: Request) -> Response:
-        try:
-            result = await run_in_threadpool(work, request)
-        except ParamError as exc:
-            return PlainTextResponse(str(exc), status_code=400)
-        return result if isinstance(result, Response) else JSONResponse(result)
-
-    return handle
+def _endpoint(work: Callable[[Request], Any]) -> Handler:
+    return threaded(work, JSONResponse, lambda error: PlainTextResponse(str(error), 400))
 
 
 def _required(request: Request, name: str) -> str:
