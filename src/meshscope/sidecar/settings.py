@@ -24,11 +24,13 @@ class Address:
 @dataclass(frozen=True, slots=True)
 class ExportSettings:
     """Where and how spans and access logs leave the sidecar (shared by all sidecars of one
-    process). `max_buffer` bounds what waits in memory; beyond it new items are dropped."""
+    process). `max_buffer` bounds what waits in memory; beyond it new items are dropped.
+    `max_batch` is small so that serializing one request (~2.8 us an item, in one call that
+    holds the event loop) stays well under a millisecond of proxying time."""
 
     endpoint: str = DEFAULT_OTLP_ENDPOINT
     flush_interval_s: float = 0.5
-    max_batch: int = 512
+    max_batch: int = 128
     max_buffer: int = 20_000
     timeout_s: float = 5.0
 
