@@ -69,6 +69,7 @@ def test_demo_shows_everything_within_30s_and_ctrl_c_stops_all(tmp_path: Path) -
                 edges = _query(ui, "traces_service_graph_request_total")
                 errors = _query(ui, 'calls_total{status_code="STATUS_CODE_ERROR"}')
                 latency = _query(ui, "duration_milliseconds_count")
+                slos = httpx.get(f"{ui}/api/meshscope/slos").json()["data"]["slos"]
             except (httpx.TransportError, KeyError, ValueError):
                 continue
             shown = {
@@ -76,6 +77,9 @@ def test_demo_shows_everything_within_30s_and_ctrl_c_stops_all(tmp_path: Path) -
                 "edges": len(edges) == 4,
                 "errors": bool(errors),
                 "span metrics": bool(latency),
+                # The demo's own SLOs, the checkout's burning with db failing 30%.
+                "slos": {s["name"] for s in slos} == {"checkout-availability", "api-latency"}
+                and any(s["events"]["bad"] > 0 for s in slos),
             }
         assert shown and all(shown.values()), shown
         children = _children(demo.pid)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from meshscope.config import ConfigError, load_config
@@ -12,6 +14,23 @@ from meshscope.demo.topology import DemoSettings
 from meshscope.sidecar.settings import SettingsError, parse_url
 
 DEFAULT_FAULTS = Faults(error_rate={"db": 0.1}, spike_ms={"api": 300.0}, spike_rate=0.05)
+DEMO_SLOS = """\
+# The demo's SLOs (used when `meshscope demo` runs its own server without --config): with the
+# default faults the checkout availability burns its budget fast (db errors reach web) and
+# the api latency SLO slowly (5% of api calls spike to 300 ms).
+slos:
+  - name: checkout-availability
+    service: web
+    operation: GET /checkout
+    objective: 0.995
+    window: 1d
+  - name: api-latency
+    service: api
+    objective: 0.995
+    window: 1d
+    sli: latency
+    threshold_ms: 200
+"""
 
 
 def add_demo_parser(commands: Any) -> argparse.ArgumentParser:
@@ -123,4 +142,10 @@ def run(args: argparse.Namespace) -> int:
     settings = DemoSettings(
         otlp_endpoint=endpoint, base_port=args.base_port, rate=args.rate, faults=faults
     )
-    return run_demo(settings, config, serve_args, args.logs)
+    if config is None or args.config:
+        return run_demo(settings, config, serve_args, args.logs)
+    with tempfile.TemporaryDirectory(prefix="meshscope-demo-") as tmp:
+        path = Path(tmp) / "demo.yaml"
+        path.write_text(DEMO_SLOS, encoding="utf-8")
+        config = apply_cli(load_config(path), serve)
+        return run_demo(settings, config, [*serve_args, "--config", str(path)], args.logs)
