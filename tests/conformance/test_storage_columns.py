@@ -3,11 +3,14 @@ the same samples as `select`, as arrays, for the same writes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType, labels_of
 from meshscope.store.base import LabelMatcher, MatchOp, Storage
+from tests.conformance.backends import REOPEN, Backend, need
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S
@@ -115,3 +118,69 @@ def test_select_histograms_groups_points_by_bounds(storage: Storage) -> None:
     matcher = LabelMatcher("a", MatchOp.EQ, "y")
     assert [g.labels for g in storage.metrics.select_histograms("h", [matcher], 0, T0 * 2)] == [y]
     assert storage.metrics.select_values("h", [], 0, 2**63 - 1)[0].value.tolist() == [7.0]
+
+
+def _hists(storage: Storage, start: int = 0, end: int = 2**63 - 1) -> list[tuple[object, ...]]:
+    return [
+        (g.labels, g.bounds, g.time_ns.tolist(), g.counts.tolist(), g.sum.tolist(),
+         g.count.tolist())
+        for g in storage.metrics.select_histograms("h", [], start, end)
+    ]  # fmt: skip
+
+
+def test_late_and_equal_time_samples_come_in_time_then_write_order(storage: Storage) -> None:
+    storage.metrics.write_points([point(5, 5, a="x"), point(2, 2, a="x"), point(5, 6, a="x")])
+    storage.metrics.write_points([point(1, 1, a="x"), point(5, 7, a="x"), point(9, 9, a="x")])
+    storage.metrics.write_points([point(2, 3, a="x"), point(0, 0, a="y")])
+    times = [T0 + t * S for t in (1, 2, 2, 5, 5, 5, 9)]
+    want = [
+        (labels_of({"a": "x"}), times, [1.0, 2.0, 3.0, 5.0, 6.0, 7.0, 9.0]),
+        (labels_of({"a": "y"}), [T0], [0.0]),
+    ]
+    assert _as_lists(storage, 0, 9) == want == _via_select(storage, 0, 9)
+    assert _as_lists(storage, 2, 5)[0][2] == [2.0, 3.0, 5.0, 6.0, 7.0]
+
+
+def test_histograms_late_appended_and_expired(storage: Storage) -> None:
+    bounds = (0.1, 1.0)
+    storage.metrics.write_points(
+        [hist(2, bounds, (1, 1, 1), a="x"), hist(4, bounds, (3, 3, 3), a="x")]
+    )
+    storage.metrics.write_points(
+        [hist(3, bounds, (2, 2, 2), a="x"), hist(5, (0.5,), (1, 1), a="x")]
+    )
+    storage.metrics.write_points([hist(1, bounds, (0, 0, 1), a="x")])
+    x = labels_of({"a": "x"})
+    times = [T0 + t * S for t in (1, 2, 3, 4)]
+    counts = [[0, 0, 1], [1, 1, 1], [2, 2, 2], [3, 3, 3]]
+    assert _hists(storage) == [
+        (x, bounds, times, counts, [0.5, 1.5, 3.0, 4.5], [1, 3, 6, 9]),
+        (x, (0.5,), [T0 + 5 * S], [[1, 1]], [1.0], [2]),
+    ]
+    storage.expire(T0 + 3 * S)
+    assert _hists(storage) == [
+        (x, bounds, times[2:], counts[2:], [3.0, 4.5], [6, 9]),
+        (x, (0.5,), [T0 + 5 * S], [[1, 1]], [1.0], [2]),
+    ]
+    assert _hists(storage, T0 + 5 * S, T0 + 9 * S) == [
+        (x, (0.5,), [T0 + 5 * S], [[1, 1]], [1.0], [2])
+    ]
+
+
+def test_array_reads_after_reopen_see_old_and_new_samples(backend: Backend, tmp_path: Path) -> None:
+    need(backend, REOPEN)
+    first = backend.open(tmp_path)
+    first.metrics.write_points([point(1, 1, a="x"), point(2, 2, a="y"), point(3, 3, a="x")])
+    first.metrics.write_points([hist(1, (1.0,), (1, 2), a="x")])
+    first.close()
+    second = backend.open(tmp_path)
+    try:
+        assert _as_lists(second, 0, 9) == _via_select(second, 0, 9)
+        second.metrics.write_points([point(4, 4, a="x"), point(0, 0, a="y"), point(5, 5, a="z")])
+        second.metrics.write_points([hist(2, (1.0,), (2, 2), a="x")])
+        got = _as_lists(second, 0, 9)
+        assert got == _via_select(second, 0, 9)
+        assert [values for _, _, values in got] == [[1.0, 3.0, 4.0], [0.0, 2.0], [5.0]]
+        assert [g[2] for g in _hists(second)] == [[T0 + S, T0 + 2 * S]]
+    finally:
+        second.close()

@@ -1,8 +1,11 @@
-"""Metric series and samples in DuckDB.
+"""Metric series and samples in DuckDB, the newest samples cached as arrays (ADR 0009).
 
 `series` is small and kept in memory too: ids are assigned on first write (so id order is
 first-write order) and label matchers run in Python with `LabelMatcher.matches`, exactly as
-in every other backend. `samples` holds values and explicit-bucket histograms.
+in every other backend. `samples` holds values and explicit-bucket histograms. Array reads
+(`select_values`, `select_histograms`) come from the `SampleCache` for the samples from its
+horizon on and from DuckDB for older ones; a series is loaded into the cache on its first
+read (new series start there empty), and inserts go to both.
 """
 
 from __future__ import annotations
@@ -11,10 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 
-from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType
+from meshscope.model.metrics import Labels, MetricPoint, MetricType
 from meshscope.store.base import (
     HistogramColumns,
     LabelMatcher,
@@ -23,17 +25,35 @@ from meshscope.store.base import (
     Series,
 )
 from meshscope.store.duckdb.database import Database, Txn
+from meshscope.store.duckdb.metric_arrays import (
+    Columns,
+    HistogramGroup,
+    frozen,
+    histogram_groups,
+    value_runs,
+)
+from meshscope.store.duckdb.metric_rows import (
+    families_table,
+    samples_table,
+    series_from_rows,
+    series_table,
+)
+from meshscope.store.duckdb.sample_cache import MAX_TIME, MIN_TIME, SampleCache
+from meshscope.store.duckdb.sample_loader import load
 
-_LABELS = pa.list_(pa.struct([("name", pa.string()), ("value", pa.string())]))
 LATEST_FIRST_WINDOW_NS = 5 * 60 * 10**9
+DEFAULT_SAMPLE_CACHE_BYTES = 256 * 2**20
 _SAMPLE_COLUMNS = (
     "series_id, time_ns, value, type, help, unit, bounds, counts, hist_sum, hist_count"
 )
+_HISTOGRAM_COLUMNS = "bounds, counts, hist_sum, hist_count"
 
 
 class DuckDBMetricStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cache_bytes: int = DEFAULT_SAMPLE_CACHE_BYTES) -> None:
+        """`cache_bytes`: the bound of the sample cache (0: no cache, every read scans)."""
         self._db = db
+        self.cache = SampleCache(cache_bytes)
         rows = (
             db.read()
             .execute("SELECT series_id, name, labels FROM series ORDER BY series_id")
@@ -77,20 +97,33 @@ class DuckDBMetricStore:
                 series_id = new[key] = next_id
                 next_id += 1
             ids.append(series_id)
+        cache = self.cache
         if new:
-            txn.insert("series", _series_table(new))
+            txn.insert("series", series_table(new))
             self._ids = {**known, **new}
             txn.on_rollback.append(lambda: setattr(self, "_ids", known))
+            if cache.limit:  # nothing in DuckDB yet: cached from the start
+                created = list(new.values())
+                cache.install(cache.empty(created))
+                txn.on_rollback.append(lambda: cache.forget(created))
         families = self._families
         fresh: dict[str, MetricFamily] = {}
         for point in points:
             if point.name not in families and point.name not in fresh:
                 fresh[point.name] = MetricFamily(point.name, point.type, point.help, point.unit)
         if fresh:
-            txn.insert("metric_families", _families_table(len(families), fresh))
+            txn.insert("metric_families", families_table(len(families), fresh))
             self._families = {**families, **fresh}
             txn.on_rollback.append(lambda: setattr(self, "_families", families))
-        txn.insert("samples", _samples_table(ids, points))
+        txn.insert("samples", samples_table(ids, points))
+        if cache.limit:
+            txn.on_rollback.append(cache.append(ids, points))
+            cache.fit()
+
+    def expired(self, before_ns: int) -> None:
+        """Samples older than `before_ns` were deleted from DuckDB: drop them here too."""
+        with self._db.transaction():  # under the write lock, like every cache change
+            self.cache.expire(before_ns)
 
     def _matching(self, name: str, matchers: Sequence[LabelMatcher]) -> dict[int, Labels]:
         ids = self._ids
@@ -121,89 +154,84 @@ class DuckDBMetricStore:
             )
             .fetchall()
         )
-        return _series_from_rows(name, wanted, rows)
+        return series_from_rows(name, wanted, rows)
 
-    def _columns(
+    def _cached(self, ids: list[int]) -> None:
+        """Load the series of `ids` the cache has not got yet."""
+        if self.cache.limit and self.cache.missing(ids):
+            load(self._db, self.cache, ids)
+
+    def _scan(
         self,
-        name: str,
-        matchers: Sequence[LabelMatcher],
+        ids: list[int],
+        cached: Sequence[int],
+        horizon: int,
         columns: str,
         where: str,
         start_ns: int,
         end_ns: int,
-    ) -> tuple[dict[int, Labels], pa.Table | None]:
-        """The rows of the matching series in [start_ns, end_ns], in insertion order (DuckDB
-        keeps it for a query without ORDER BY: sorting 5M rows there costs 4x the scan)."""
-        wanted = self._matching(name, matchers)
-        if not wanted:
-            return wanted, None
-        id_list = ", ".join(str(series_id) for series_id in sorted(wanted))
-        window = [max(start_ns, -(2**63)), min(end_ns, 2**63 - 1)]
-        result = self._db.read().sql(
+    ) -> tuple[list[int], pa.Table | None]:
+        """The rows DuckDB must give: all of [start_ns, end_ns] for the series not cached,
+        those before the horizon for the cached ones; in insertion order, no ORDER BY."""
+        start, end = max(start_ns, MIN_TIME), min(end_ns, MAX_TIME)
+        known = set(cached)
+        scanned = ids if start < horizon else [i for i in ids if i not in known]
+        if not scanned or start > end:
+            return scanned, None
+        if len(cached) == len(ids):
+            end = min(end, horizon - 1)
+        id_list = ", ".join(str(series_id) for series_id in scanned)
+        query = (
             f"SELECT series_id, time_ns, {columns} FROM samples"
-            f" WHERE series_id IN ({id_list}) AND time_ns >= ? AND time_ns <= ? AND {where}",
-            params=window,
+            f" WHERE series_id IN ({id_list}) AND time_ns >= ? AND time_ns <= ? AND {where}"
         )
-        return wanted, result.to_arrow_table()
+        table = self._db.read().sql(query, params=[start, end]).to_arrow_table()
+        if cached and end >= horizon:  # drop what the cache has
+            mask = np.isin(table.column("series_id").to_numpy(), np.array(cached, np.int64))
+            mask &= table.column("time_ns").to_numpy() >= horizon
+            if mask.any():
+                table = table.filter(pa.array(~mask))
+        return scanned, table
 
     def select_values(
         self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
     ) -> list[SampleColumns]:
-        """One query for all series, split at series boundaries (no per-row Python)."""
-        wanted, table = self._columns(name, matchers, "value", "bounds IS NULL", start_ns, end_ns)
-        if table is None or table.num_rows == 0:
+        wanted = self._matching(name, matchers)
+        if not wanted:
             return []
-        ids, times, values = (_numpy(table, column) for column in ("series_id", "time_ns", "value"))
-        order, runs, times = _grouped(ids, times, list(wanted))
-        values = values if order is None else values[order]
-        _frozen(times)
-        _frozen(values)
-        return [
-            SampleColumns(wanted[series_id], times[low:high], values[low:high])
-            for series_id, low, high in runs
-        ]
+        ids = sorted(wanted)
+        self._cached(ids)
+        horizon, cached = self.cache.values(ids, start_ns, end_ns)
+        scanned, table = self._scan(
+            ids, list(cached), horizon, "value", "bounds IS NULL", start_ns, end_ns
+        )
+        older = {} if table is None else value_runs(table, scanned)
+        out: list[SampleColumns] = []
+        for series_id in ids:
+            parts = [p for p in (older.get(series_id), cached.get(series_id)) if p is not None]
+            if parts:
+                times, values = _joined(parts)
+                out.append(SampleColumns(wanted[series_id], times, values))
+        return out
 
     def select_histograms(
         self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
     ) -> list[HistogramColumns]:
-        columns = "bounds, counts, hist_sum, hist_count"
-        wanted, table = self._columns(
-            name, matchers, columns, "bounds IS NOT NULL", start_ns, end_ns
-        )
-        if table is None or table.num_rows == 0:
+        wanted = self._matching(name, matchers)
+        if not wanted:
             return []
-        order, runs, _ = _grouped(
-            table.column("series_id").to_numpy(), table.column("time_ns").to_numpy(), list(wanted)
+        ids = sorted(wanted)
+        self._cached(ids)
+        horizon, cached = self.cache.histograms(ids, start_ns, end_ns)
+        scanned, table = self._scan(
+            ids, list(cached), horizon, _HISTOGRAM_COLUMNS, "bounds IS NOT NULL", start_ns, end_ns
         )
-        if order is not None:
-            table = table.take(pa.array(order))
-        times = table.column("time_ns").to_numpy()
-        sums = table.column("hist_sum").to_numpy()
-        totals = table.column("hist_count").to_numpy()
-        bounds = pa.concat_arrays(table.column("bounds").chunks)
-        counts = pa.concat_arrays(table.column("counts").chunks)
-        uniform = _uniform_bounds(bounds, counts)
-        flat = counts.flatten().to_numpy()
+        older = {} if table is None else histogram_groups(table, scanned)
         out: list[HistogramColumns] = []
-        for series_id, low, high in runs:
-            labels = wanted[series_id]
-            if uniform is not None:
-                width = len(uniform) + 1
-                part = flat[low * width : high * width].reshape(high - low, width)
-                rows = [(uniform, np.arange(low, high), part)]
-            else:
-                rows = _group_by_bounds(bounds, counts, low, high)
-            for group_bounds, index, group_counts in rows:
-                out.append(
-                    HistogramColumns(
-                        labels,
-                        group_bounds,
-                        _frozen(times[index]),
-                        _frozen(group_counts),
-                        _frozen(sums[index]),
-                        _frozen(totals[index]),
-                    )
-                )
+        for series_id in ids:
+            groups = _merged(older.get(series_id, []), cached.get(series_id, []))
+            for bounds, (times, counts, sums, totals) in groups:
+                out.append(HistogramColumns(wanted[series_id], bounds, times, counts, sums, totals))
         return out
 
     def latest(
@@ -247,152 +275,24 @@ class DuckDBMetricStore:
             high = start - 1
             window *= 8
         rows.sort(key=lambda row: row[0])
-        return _series_from_rows(name, wanted, rows)
+        return series_from_rows(name, wanted, rows)
 
     def families(self) -> list[MetricFamily]:
         return list(self._families.values())
 
 
-def _frozen(array: Any) -> Any:
-    array.flags.writeable = False
-    return array
+def _joined(parts: list[Columns]) -> Columns:
+    """Older (DuckDB) and newer (cache) parts of the same columns, in time order."""
+    if len(parts) == 1:
+        return parts[0]
+    return tuple(frozen(np.concatenate(columns)) for columns in zip(*parts, strict=True))
 
 
-def _numpy(table: pa.Table, column: str) -> npt.NDArray[Any]:
-    return table.column(column).combine_chunks().to_numpy()  # type: ignore[no-any-return]
-
-
-def _grouped(
-    ids: npt.NDArray[Any], times: npt.NDArray[np.int64], wanted: Sequence[int]
-) -> tuple[npt.NDArray[np.intp] | None, list[tuple[int, int, int]], npt.NDArray[np.int64]]:
-    """How to sort rows (in insertion order) by series id, then time, then insertion: the
-    permutation (None: already so), each series' (id, start, end) in the sorted rows, and the
-    sorted times. A stable radix sort of dense 16-bit ids keeps each series' rows in insertion
-    order, which is time order unless samples came late (then a full lexsort)."""
-    chosen = np.array(sorted(wanted), np.int64)
-    lookup = np.zeros(int(chosen[-1]) + 1, np.uint16 if len(chosen) <= 65536 else np.uint32)
-    lookup[chosen] = np.arange(len(chosen))
-    dense = lookup[ids]
-    counts = np.bincount(dense, minlength=len(chosen))
-    ends = np.cumsum(counts)
-    runs = [
-        (series_id, end - count, end)
-        for series_id, count, end in zip(
-            chosen.tolist(), counts.tolist(), ends.tolist(), strict=True
-        )
-        if count
-    ]
-    order: npt.NDArray[np.intp] | None = None
-    sorted_times = times
-    if not (dense[1:] >= dense[:-1]).all():
-        order = np.argsort(dense, kind="stable")
-        sorted_times = times[order]
-    decreases = np.flatnonzero(sorted_times[1:] < sorted_times[:-1]) + 1
-    if len(decreases) and not np.isin(decreases, ends).all():  # late samples
-        order = np.lexsort((times, dense))
-        sorted_times = times[order]
-    return order, runs, sorted_times
-
-
-def _uniform_bounds(bounds: pa.ListArray, counts: pa.ListArray) -> tuple[float, ...] | None:
-    """The bounds every row has, when they all have the same (the usual case)."""
-    widths = np.diff(bounds.offsets.to_numpy())
-    width = int(widths[0])
-    if not (widths == width).all() or not (np.diff(counts.offsets.to_numpy()) == width + 1).all():
-        return None
-    flat = bounds.flatten().to_numpy().reshape(len(bounds), width)
-    if not (flat == flat[0]).all():
-        return None
-    return tuple(flat[0].tolist())
-
-
-def _group_by_bounds(
-    bounds: pa.ListArray, counts: pa.ListArray, low: int, high: int
-) -> list[tuple[tuple[float, ...], npt.NDArray[np.intp], npt.NDArray[np.uint64]]]:
-    """Rows low..high grouped by their bounds, in order of first row (bounds that change
-    over a series' life)."""
-    groups: dict[tuple[float, ...], list[int]] = {}
-    for row in range(low, high):
-        groups.setdefault(tuple(bounds[row].as_py()), []).append(row)
-    return [
-        (
-            key,
-            np.array(rows, np.intp),
-            np.array([counts[row].as_py() for row in rows], np.uint64).reshape(len(rows), -1),
-        )
-        for key, rows in groups.items()
-    ]
-
-
-def _families_table(first_seq: int, fresh: dict[str, MetricFamily]) -> pa.Table:
-    families = list(fresh.values())
-    return pa.table(
-        {
-            "seq": pa.array(range(first_seq, first_seq + len(families)), pa.uint32()),
-            "name": pa.array([f.name for f in families], pa.string()),
-            "type": pa.array([f.type.value for f in families], pa.string()),
-            "help": pa.array([f.help for f in families], pa.string()),
-            "unit": pa.array([f.unit for f in families], pa.string()),
-        }
-    )
-
-
-def _series_from_rows(name: str, wanted: dict[int, Labels], rows: list[Any]) -> list[Series]:
-    """Rows ordered by series id (= first-write order), then time."""
-    out: list[Series] = []
-    last_id = None
-    for row in rows:
-        if row[0] != last_id:
-            last_id = row[0]
-            out.append(Series(name, wanted[last_id], []))
-        out[-1].samples.append(_point(name, out[-1].labels, row))
-    return out
-
-
-def _series_table(new: dict[tuple[str, Labels], int]) -> pa.Table:
-    return pa.table(
-        {
-            "series_id": pa.array(list(new.values()), pa.uint32()),
-            "name": pa.array([name for name, _ in new], pa.string()),
-            "labels": pa.array(
-                [[{"name": k, "value": v} for k, v in labels] for _, labels in new], _LABELS
-            ),
-        }
-    )
-
-
-def _samples_table(ids: list[int], points: Sequence[MetricPoint]) -> pa.Table:
-    hists = [p.histogram for p in points]
-    bounds = [None if h is None else list(h.bounds) for h in hists]
-    counts = [None if h is None else list(h.counts) for h in hists]
-    return pa.table(
-        {
-            "series_id": pa.array(ids, pa.uint32()),
-            "time_ns": pa.array([p.time_ns for p in points], pa.int64()),
-            "value": pa.array([p.value for p in points], pa.float64()),
-            "type": pa.array([p.type.value for p in points], pa.string()),
-            "help": pa.array([p.help for p in points], pa.string()),
-            "unit": pa.array([p.unit for p in points], pa.string()),
-            "bounds": pa.array(bounds, pa.list_(pa.float64())),
-            "counts": pa.array(counts, pa.list_(pa.uint64())),
-            "hist_sum": pa.array([None if h is None else h.sum for h in hists], pa.float64()),
-            "hist_count": pa.array([None if h is None else h.count for h in hists], pa.uint64()),
-        }
-    )
-
-
-def _point(name: str, labels: Labels, row: tuple[Any, ...]) -> MetricPoint:
-    _, time_ns, value, kind, help_text, unit, bounds, counts, hist_sum, hist_count = row
-    histogram = None
-    if bounds is not None:
-        histogram = Histogram(tuple(bounds), tuple(counts), hist_sum, hist_count)
-    return MetricPoint(
-        name=name,
-        labels=labels,
-        time_ns=time_ns,
-        type=MetricType(kind),
-        value=value,
-        histogram=histogram,
-        help=help_text,
-        unit=unit,
-    )
+def _merged(older: list[HistogramGroup], newer: list[HistogramGroup]) -> list[HistogramGroup]:
+    """Groups of the same bounds joined, in order of their first point."""
+    by_bounds: dict[tuple[float, ...], list[Columns]] = {}
+    for bounds, columns in [*older, *newer]:
+        by_bounds.setdefault(bounds, []).append(columns)
+    groups = [(bounds, _joined(parts)) for bounds, parts in by_bounds.items()]
+    groups.sort(key=lambda group: int(group[1][0][0]))
+    return groups

@@ -106,6 +106,8 @@ class DuckDBStorage:
                 deleted += count
                 if count < EXPIRE_CHUNK_ROWS:
                     break
+            if table == "samples":
+                self.metrics.expired(before_ns)
         with self._db.transaction() as txn:
             # An index row whose spans are all gone points at nothing.
             txn.con.execute("DELETE FROM trace_index WHERE max_start < ?", [before_ns])

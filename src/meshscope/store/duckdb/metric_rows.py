@@ -1,0 +1,87 @@
+"""Metric rows for DuckDB: Arrow tables to insert, and fetched rows back to `MetricPoint`s."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType
+from meshscope.store.base import MetricFamily, Series
+
+_LABELS = pa.list_(pa.struct([("name", pa.string()), ("value", pa.string())]))
+
+
+def families_table(first_seq: int, fresh: dict[str, MetricFamily]) -> pa.Table:
+    families = list(fresh.values())
+    return pa.table(
+        {
+            "seq": pa.array(range(first_seq, first_seq + len(families)), pa.uint32()),
+            "name": pa.array([f.name for f in families], pa.string()),
+            "type": pa.array([f.type.value for f in families], pa.string()),
+            "help": pa.array([f.help for f in families], pa.string()),
+            "unit": pa.array([f.unit for f in families], pa.string()),
+        }
+    )
+
+
+def series_from_rows(name: str, wanted: dict[int, Labels], rows: list[Any]) -> list[Series]:
+    """Rows ordered by series id (= first-write order), then time."""
+    out: list[Series] = []
+    last_id = None
+    for row in rows:
+        if row[0] != last_id:
+            last_id = row[0]
+            out.append(Series(name, wanted[last_id], []))
+        out[-1].samples.append(point_of(name, out[-1].labels, row))
+    return out
+
+
+def series_table(new: dict[tuple[str, Labels], int]) -> pa.Table:
+    return pa.table(
+        {
+            "series_id": pa.array(list(new.values()), pa.uint32()),
+            "name": pa.array([name for name, _ in new], pa.string()),
+            "labels": pa.array(
+                [[{"name": k, "value": v} for k, v in labels] for _, labels in new], _LABELS
+            ),
+        }
+    )
+
+
+def samples_table(ids: list[int], points: Sequence[MetricPoint]) -> pa.Table:
+    hists = [p.histogram for p in points]
+    bounds = [None if h is None else list(h.bounds) for h in hists]
+    counts = [None if h is None else list(h.counts) for h in hists]
+    return pa.table(
+        {
+            "series_id": pa.array(ids, pa.uint32()),
+            "time_ns": pa.array([p.time_ns for p in points], pa.int64()),
+            "value": pa.array([p.value for p in points], pa.float64()),
+            "type": pa.array([p.type.value for p in points], pa.string()),
+            "help": pa.array([p.help for p in points], pa.string()),
+            "unit": pa.array([p.unit for p in points], pa.string()),
+            "bounds": pa.array(bounds, pa.list_(pa.float64())),
+            "counts": pa.array(counts, pa.list_(pa.uint64())),
+            "hist_sum": pa.array([None if h is None else h.sum for h in hists], pa.float64()),
+            "hist_count": pa.array([None if h is None else h.count for h in hists], pa.uint64()),
+        }
+    )
+
+
+def point_of(name: str, labels: Labels, row: tuple[Any, ...]) -> MetricPoint:
+    _, time_ns, value, kind, help_text, unit, bounds, counts, hist_sum, hist_count = row
+    histogram = None
+    if bounds is not None:
+        histogram = Histogram(tuple(bounds), tuple(counts), hist_sum, hist_count)
+    return MetricPoint(
+        name=name,
+        labels=labels,
+        time_ns=time_ns,
+        type=MetricType(kind),
+        value=value,
+        histogram=histogram,
+        help=help_text,
+        unit=unit,
+    )
