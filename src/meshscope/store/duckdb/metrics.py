@@ -40,6 +40,7 @@ from meshscope.store.duckdb.metric_rows import (
 )
 from meshscope.store.duckdb.sample_cache import MAX_TIME, MIN_TIME, SampleCache
 from meshscope.store.duckdb.sample_loader import load
+from meshscope.store.duckdb.sample_rows import SeriesSamples
 
 LATEST_FIRST_WINDOW_NS = 5 * 60 * 10**9
 DEFAULT_SAMPLE_CACHE_BYTES = 256 * 2**20
@@ -104,7 +105,7 @@ class DuckDBMetricStore:
             txn.on_rollback.append(lambda: setattr(self, "_ids", known))
             if cache.limit:  # nothing in DuckDB yet: cached from the start
                 created = list(new.values())
-                cache.install(cache.empty(created))
+                cache.install({series_id: SeriesSamples() for series_id in created})
                 txn.on_rollback.append(lambda: cache.forget(created))
         families = self._families
         fresh: dict[str, MetricFamily] = {}

@@ -16,13 +16,8 @@ import pyarrow.compute as pc
 
 from meshscope.store.duckdb.database import Database
 from meshscope.store.duckdb.metric_arrays import histogram_groups, value_runs
-from meshscope.store.duckdb.sample_cache import (
-    GROWTH,
-    MIN_TIME,
-    Rows,
-    SampleCache,
-    SeriesSamples,
-)
+from meshscope.store.duckdb.sample_cache import SampleCache
+from meshscope.store.duckdb.sample_rows import GROWTH, Rows, SeriesSamples
 
 FLOAT_BYTES = 16  # time_ns + value
 HISTOGRAM_BYTES = 24  # time_ns, sum, count; plus 8 per bucket
@@ -69,12 +64,7 @@ def _entries(table: pa.Table, ids: list[int]) -> dict[int, SeriesSamples]:
     out: dict[int, SeriesSamples] = {}
     for series_id in ids:
         columns = floats.get(series_id)
-        rows = None if columns is None else _copied(columns)
-        groups = {bounds: _copied(c) for bounds, c in histograms.get(series_id, [])}
+        rows = None if columns is None else Rows.copy_of(columns)
+        groups = {bounds: Rows.copy_of(c) for bounds, c in histograms.get(series_id, [])}
         out[series_id] = SeriesSamples(rows, groups)
     return out
-
-
-def _copied(columns: tuple[object, ...]) -> Rows:
-    rows = Rows(columns, len(columns[0]))  # type: ignore[arg-type]
-    return rows.since(MIN_TIME)
