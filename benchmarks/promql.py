@@ -4,7 +4,10 @@
 same samples backfilled into Prometheus with promtool. Each query runs as
 `GET /api/v1/query_range` against Prometheus and against our HTTP API (uvicorn on
 127.0.0.1, a thread of this process) over a MemoryMetricStore and over a DuckDB file (the
-product default; written in time order, as ingest writes), plus our engine alone (no HTTP).
+product default; written in time order, as ingest writes, so its sample cache holds them),
+plus our engine alone (no HTTP). After that, the DuckDB file is reopened for two more
+engine figures: with the sample cache off (every read scans DuckDB) and the first read after
+a restart (one run, a fresh store: the read loads the series into the cache).
 Every figure is the best of --runs after one warm-up; ratios are ours / Prometheus.
 The generated points and the memory store's 5M `MetricPoint` objects are moved out of the
 garbage collector's reach (`gc.freeze()`) once loaded: otherwise every full collection
@@ -39,6 +42,8 @@ from meshscope.query.promql.engine import Engine
 from meshscope.query.promql.queryable import MetricStoreQueryable
 from meshscope.store.base import MetricStore
 from meshscope.store.duckdb import DuckDBStorage
+from meshscope.store.duckdb.database import Database
+from meshscope.store.duckdb.metrics import DuckDBMetricStore
 from meshscope.store.memory import MemoryMetricStore
 
 INTERVAL_MS = 15_000
@@ -141,6 +146,8 @@ def main() -> None:
         for chunk in range(0, len(in_time_order), 100_000):
             duckdb.metrics.write_points(in_time_order[chunk : chunk + 100_000])
         print(f"written to a DuckDB file in {time.perf_counter() - began:.1f} s")
+        cached = duckdb.metrics.cache.nbytes
+        print(f"sample cache: {cached / 2**20:.0f} MiB, {cached / len(points):.1f} B/point")
         gc.freeze()
         stack.callback(gc.unfreeze)  # before the stores close, so nothing stays frozen
         targets = {
@@ -161,6 +168,7 @@ def main() -> None:
             f"query_range over {args.hours:g} h, step {args.step} s ({steps} steps), "
             f"best of {args.runs}"
         )
+        prometheus: dict[str, float] = {}
         for query in QUERIES:
             print(f"  {query}")
             theirs = 0.0
@@ -168,14 +176,40 @@ def main() -> None:
                 size = len(fetch(prom, query, start_ms, end_ms, step_ms))
                 theirs = best(_http(prom, query, start_ms, end_ms, step_ms), args.runs)
                 print(f"    {'prometheus http':>16} {theirs:8.3f} s  ({size / 1e6:.1f} MB)")
+                prometheus[query] = theirs
             figures: dict[str, float] = {}
             for name, base in targets.items():
                 figures[name] = best(_http(base, query, start_ms, end_ms, step_ms), args.runs)
             for name, engine in engines.items():
                 figures[name] = best(_engine(engine, query, start_ms, end_ms, step_ms), args.runs)
-            for name, seconds in figures.items():
-                ratio = f"  ours/prom {seconds / theirs:5.2f}" if theirs else ""
-                print(f"    {name:>16} {seconds:8.3f} s{ratio}")
+            _print(figures, theirs)
+        stack.close()
+        _after_restart(Path(tmp) / "bench.duckdb", prometheus, args.runs, start_ms, end_ms, step_ms)
+
+
+def _after_restart(
+    path: Path, prometheus: dict[str, float], runs: int, start: int, end: int, step: int
+) -> None:
+    db = Database(path)
+    try:
+        print("reopened DuckDB file, engine only")
+        for query in QUERIES:
+            print(f"  {query}")
+            uncached = Engine(MetricStoreQueryable(DuckDBMetricStore(db, cache_bytes=0)))
+            cold = Engine(MetricStoreQueryable(DuckDBMetricStore(db)))
+            began = time.perf_counter()
+            cold.range_arrays(query, start, end, step)
+            figures = {"first read": time.perf_counter() - began}
+            figures["no cache"] = best(_engine(uncached, query, start, end, step), runs)
+            _print(figures, prometheus.get(query, 0.0))
+    finally:
+        db.close()
+
+
+def _print(figures: dict[str, float], theirs: float) -> None:
+    for name, seconds in figures.items():
+        ratio = f"  ours/prom {seconds / theirs:5.2f}" if theirs else ""
+        print(f"    {name:>16} {seconds:8.3f} s{ratio}")
 
 
 def _http(base: str, query: str, start: int, end: int, step: int) -> Callable[[], object]:
