@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from meshscope.model.metrics import Histogram, MetricPoint, MetricType, labels_of
+from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.duckdb.database import Database
 from meshscope.store.duckdb.metrics import DuckDBMetricStore
-from meshscope.store.duckdb.sample_cache import MIN_TIME
+from meshscope.store.duckdb.sample_cache import MIN_TIME, SampleCache
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S
@@ -230,10 +231,24 @@ def test_writer_and_readers_on_other_threads(tmp_path: Path) -> None:
         readers = [threading.Thread(target=read) for _ in range(2)]
         for reader in readers:
             reader.start()
-        for t in range(0, 1000, 10):
+        for t in range(0, 500, 10):
             store.write_points([value(t + i, t + i, s) for s in range(5) for i in range(10)])
         done.set()
         for reader in readers:
             reader.join()
         assert not errors, errors[0]
         assert read_values(store, 0, 2**63 - 1) == truth_values(store, 0, 2**63 - 1)
+
+
+def test_the_bound_is_a_storage_setting_and_zero_turns_the_cache_off(tmp_path: Path) -> None:
+    storage = DuckDBStorage(tmp_path / "s.duckdb", sample_cache_bytes=0)
+    try:
+        storage.metrics.write_points([value(1, 1, 0), hist(1, 1, 0)])
+        assert read_values(storage.metrics, 0, 2**63 - 1) == truth_values(
+            storage.metrics, 0, 2**63 - 1
+        )
+        assert storage.metrics.cache.nbytes == 0
+    finally:
+        storage.close()
+    with pytest.raises(ValueError, match="sample cache limit must be >= 0 bytes"):
+        SampleCache(-1)

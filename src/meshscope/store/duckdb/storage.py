@@ -18,7 +18,7 @@ from meshscope.store.duckdb.access_logs import access_table
 from meshscope.store.duckdb.catalog import DuckDBCatalogStore
 from meshscope.store.duckdb.database import DEFAULT_CHECKPOINT_THRESHOLD, Database
 from meshscope.store.duckdb.logs import DuckDBLogStore
-from meshscope.store.duckdb.metrics import DuckDBMetricStore
+from meshscope.store.duckdb.metrics import DEFAULT_SAMPLE_CACHE_BYTES, DuckDBMetricStore
 from meshscope.store.duckdb.resources import Resources
 from meshscope.store.duckdb.span_rows import EncodedSpans, encode_spans
 from meshscope.store.duckdb.traces import DuckDBTraceStore
@@ -41,9 +41,11 @@ class DuckDBStorage:
         path: str | Path,
         checkpoint_threshold: str = DEFAULT_CHECKPOINT_THRESHOLD,
         memory_limit: str | None = None,
+        sample_cache_bytes: int = DEFAULT_SAMPLE_CACHE_BYTES,
     ) -> None:
         """`memory_limit`: DuckDB's buffer pool bound (`'50%'` of RAM, `'4GB'`); None keeps
-        DuckDB's default (80% of RAM)."""
+        DuckDB's default (80% of RAM). `sample_cache_bytes`: the bound of the metric store's
+        sample cache (0: off; ADR 0009)."""
         self.path = Path(path)
         self._db = Database(self.path, checkpoint_threshold)
         if memory_limit is not None:
@@ -58,7 +60,7 @@ class DuckDBStorage:
         self._resources = Resources(self._db)
         self.traces = DuckDBTraceStore(self._db, self._resources)
         self.logs = DuckDBLogStore(self._db, self._resources)
-        self.metrics = DuckDBMetricStore(self._db)
+        self.metrics = DuckDBMetricStore(self._db, sample_cache_bytes)
         self.catalog = DuckDBCatalogStore(self._db)
 
     def write_batch(
