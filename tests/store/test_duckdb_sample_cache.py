@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from meshscope.model.metrics import Histogram, MetricPoint, MetricType, labels_of
-from meshscope.store.duckdb import DuckDBStorage
+from meshscope.store.duckdb import DuckDBStorage, sample_loader
 from meshscope.store.duckdb.database import Database
 from meshscope.store.duckdb.metrics import DuckDBMetricStore
 from meshscope.store.duckdb.sample_cache import MIN_TIME, SampleCache
@@ -252,3 +252,33 @@ def test_the_bound_is_a_storage_setting_and_zero_turns_the_cache_off(tmp_path: P
         storage.close()
     with pytest.raises(ValueError, match="sample cache limit must be >= 0 bytes"):
         SampleCache(-1)
+
+
+def test_a_load_in_many_groups_while_a_writer_inserts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sample_loader, "CHUNK_BYTES", 100)  # a group per ~6 samples
+    path = tmp_path / "m.duckdb"
+    with opened(path, 1 << 20) as store:
+        store.write_points([value(t, t, s) for t in range(20) for s in range(8)])
+    with opened(path, 1 << 20) as store:
+        stop = threading.Event()
+
+        def write() -> None:
+            t = 20
+            while not stop.is_set() and t < 2000:
+                store.write_points([value(t, t, s) for s in range(8)])
+                t += 1
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            first = [c.time_ns.tolist() for c in store.select_values("m", [], 0, 2**63 - 1)]
+        finally:
+            stop.set()
+            writer.join()
+        assert len(first) == 8
+        for times in first:  # loaded while the writer went on: nothing lost, nothing twice
+            assert times == [T0 + t * S for t in range(len(times))]
+        assert read_values(store, 0, 2**63 - 1) == truth_values(store, 0, 2**63 - 1)
+        assert not store.cache.missing(list(range(1, 9)))

@@ -1,10 +1,10 @@
 """Loading series into the `SampleCache` from DuckDB (their first read after a restart).
 
-A load runs inside a write transaction: no insert can commit between the DuckDB read and
-the install, so the cache gets exactly what DuckDB holds (the price: inserts wait for the
-load, once per series). A load may take half the cache's limit; a bigger one raises the
-horizon first to the time from which the series' newest samples fit (a quantile of their
-sample times, weighted by nothing: bytes per sample are averaged).
+Each group of series is read and installed inside one write transaction: no insert can
+commit between the DuckDB read and the install, so the cache gets exactly what DuckDB holds
+(the price: inserts wait for a group, once per series). A load may take half the cache's
+limit; a bigger one raises the horizon first to the time from which the series' newest
+samples fit (a quantile of their sample times; bytes per sample are averaged).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from meshscope.store.duckdb.database import Database
 from meshscope.store.duckdb.metric_arrays import histogram_groups, value_runs
@@ -20,47 +19,78 @@ from meshscope.store.duckdb.sample_cache import SampleCache
 from meshscope.store.duckdb.sample_rows import GROWTH, Rows, SeriesSamples
 
 FLOAT_BYTES = 16  # time_ns + value
-HISTOGRAM_BYTES = 24  # time_ns, sum, count; plus 8 per bucket
+HISTOGRAM_EXTRA = 8  # time_ns, sum, count (24 B) plus 8 per bucket: 8 B above a float
+CHUNK_BYTES = 16 << 20
+"""Series are loaded in groups of about this many bytes (~1M float samples), one write
+transaction each: inserts wait for one group (~0.2 s), not for the whole load."""
 
 
 def load(db: Database, cache: SampleCache, ids: Sequence[int]) -> None:
+    cold = cache.missing(ids)
+    if not cold:
+        return
+    cursor = db.read()  # estimates only: the loads themselves run under the write lock
+    sizes = dict.fromkeys(cold, 0)
+    found = cursor.execute(
+        "SELECT series_id, count(*), coalesce(sum(len(counts)), 0), count(counts)"
+        f" FROM samples WHERE {_where(cold)} GROUP BY series_id",
+        [cache.horizon],
+    ).fetchall()
+    for series_id, rows, buckets, histograms in found:
+        sizes[series_id] = rows * FLOAT_BYTES + buckets * 8 + histograms * HISTOGRAM_EXTRA
+    total = sum(sizes.values()) * (GROWTH + 1) / GROWTH
+    room = cache.limit // 2
+    if total > room:
+        quantile = cursor.execute(
+            f"SELECT quantile_disc(time_ns, ?) FROM samples WHERE {_where(cold)}",
+            [1 - room / total, cache.horizon],
+        ).fetchall()
+        if quantile and quantile[0][0] is not None:
+            with db.transaction():
+                cache.raise_horizon(int(quantile[0][0]) + 1)
+    chunk: list[int] = []
+    chunk_bytes = 0
+    for series_id, size in sizes.items():
+        chunk.append(series_id)
+        chunk_bytes += size
+        if chunk_bytes >= CHUNK_BYTES:
+            _load_chunk(db, cache, chunk)
+            chunk, chunk_bytes = [], 0
+    if chunk:
+        _load_chunk(db, cache, chunk)
+
+
+def _load_chunk(db: Database, cache: SampleCache, ids: list[int]) -> None:
     with db.transaction() as txn:
         cold = cache.missing(ids)  # another reader may have loaded some meanwhile
         if not cold:
             return
         con = txn.con
-        id_list = ", ".join(str(series_id) for series_id in cold)
-        where = f"series_id IN ({id_list}) AND time_ns >= ?"
-        row = con.execute(
-            f"SELECT count(*), coalesce(sum(len(counts)), 0), count(counts) FROM samples"
-            f" WHERE {where}",
-            [cache.horizon],
-        ).fetchall()
-        rows, buckets, histograms = row[0] if row else (0, 0, 0)
-        size = rows * FLOAT_BYTES + buckets * 8 + histograms * (HISTOGRAM_BYTES - FLOAT_BYTES)
-        room = cache.limit // 2
-        if size * (GROWTH + 1) // GROWTH > room:
-            keep = room / (size * (GROWTH + 1) / GROWTH)
-            found = con.execute(
-                f"SELECT quantile_disc(time_ns, ?) FROM samples WHERE {where}",
-                [1 - keep, cache.horizon],
-            ).fetchall()
-            if found and found[0][0] is not None:
-                cache.raise_horizon(int(found[0][0]) + 1)
-        table = con.sql(
-            "SELECT series_id, time_ns, value, bounds, counts, hist_sum, hist_count"
-            f" FROM samples WHERE {where}",
-            params=[cache.horizon],
+        params = [cache.horizon]
+        floats = con.sql(
+            f"SELECT series_id, time_ns, value FROM samples WHERE {_where(cold)}"
+            " AND bounds IS NULL",
+            params=params,
         ).to_arrow_table()
-        cache.install(_entries(table, cold))
+        histograms = con.sql(
+            "SELECT series_id, time_ns, bounds, counts, hist_sum, hist_count FROM samples"
+            f" WHERE {_where(cold)} AND bounds IS NOT NULL",
+            params=params,
+        ).to_arrow_table()
+        cache.install(_entries(floats, histograms, cold))
         cache.fit()
 
 
-def _entries(table: pa.Table, ids: list[int]) -> dict[int, SeriesSamples]:
+def _where(ids: list[int]) -> str:
+    return f"series_id IN ({', '.join(str(series_id) for series_id in ids)}) AND time_ns >= ?"
+
+
+def _entries(
+    float_rows: pa.Table, histogram_rows: pa.Table, ids: list[int]
+) -> dict[int, SeriesSamples]:
     """Writable copies of each series' samples, one entry per id (empty when none)."""
-    is_float = pc.is_null(table.column("bounds"))
-    floats = value_runs(table.filter(is_float).select(["series_id", "time_ns", "value"]), ids)
-    histograms = histogram_groups(table.filter(pc.invert(is_float)), ids)
+    floats = value_runs(float_rows, ids)
+    histograms = histogram_groups(histogram_rows, ids)
     out: dict[int, SeriesSamples] = {}
     for series_id in ids:
         columns = floats.get(series_id)
