@@ -139,7 +139,7 @@ def test_reads_equal_duckdb_through_writes_expiry_restarts_and_the_bound(
                 if rng.random() < 0.1:
                     expire(store, T0 + (clock[0] - rng.randrange(20, 60)) * S)
             agree(store, rng)
-            assert store.cache.nbytes <= cache_bytes
+            assert store.cache.nbytes == counted(store) <= cache_bytes
 
 
 def test_rollback_leaves_the_cache_as_it_was(tmp_path: Path) -> None:
@@ -282,3 +282,29 @@ def test_a_load_in_many_groups_while_a_writer_inserts(
             assert times == [T0 + t * S for t in range(len(times))]
         assert read_values(store, 0, 2**63 - 1) == truth_values(store, 0, 2**63 - 1)
         assert not store.cache.missing(list(range(1, 9)))
+
+
+def counted(store: DuckDBMetricStore) -> int:
+    """The bytes of every cached array, counted afresh."""
+    return sum(entry.nbytes for entry in store.cache._entries.values())
+
+
+def test_rollback_after_the_bound_moved_the_horizon(tmp_path: Path) -> None:
+    limit = 40 * 16 * 2
+    with opened(tmp_path / "m.duckdb", limit) as store:
+        store.write_points([value(t, t, s) for t in range(30) for s in range(2)])
+        horizon = store.cache.horizon
+
+        def aborted() -> None:
+            with store._db.transaction() as txn:
+                store.insert(txn, [value(t, t, s) for t in range(30, 60) for s in range(2)])
+                assert store.cache.horizon > horizon  # `fit` ran inside the transaction
+                raise RuntimeError("abort")
+
+        with pytest.raises(RuntimeError, match="abort"):
+            aborted()
+        assert store.cache.nbytes == counted(store)
+        assert read_values(store, 0, 2**63 - 1) == truth_values(store, 0, 2**63 - 1)
+        store.write_points([value(t, -t, s) for t in range(30, 60) for s in range(2)])
+        assert store.cache.nbytes == counted(store) <= limit
+        assert read_values(store, 0, 2**63 - 1) == truth_values(store, 0, 2**63 - 1)

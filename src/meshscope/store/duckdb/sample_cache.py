@@ -223,11 +223,13 @@ class SampleCache:
             self._cut(horizon)
 
     def _cut(self, before_ns: int) -> None:
+        """In place (an insert's undo may still refer to these Rows: restoring older rows
+        below the horizon is harmless, reads start at the horizon)."""
         with self._lock:
-            for series_id, entry in list(self._entries.items()):
-                oldest = entry.oldest()
-                if oldest is not None and oldest < before_ns:
-                    self._put(series_id, entry.since(before_ns))
+            for entry in self._entries.values():
+                for rows in entry.all_rows():
+                    if rows.size and rows.columns[0][0] < before_ns:
+                        self._nbytes += rows.drop_before(before_ns)
 
     def fit(self) -> None:
         """Over the limit: raise the horizon until the newest samples take FIT_TO of it."""

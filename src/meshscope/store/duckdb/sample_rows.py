@@ -95,10 +95,15 @@ class Rows:
         self.size = size
         return self.nbytes - before
 
-    def since(self, start_ns: int) -> Rows:
-        """A compact copy of the rows from `start_ns` on."""
+    def drop_before(self, start_ns: int) -> int:
+        """Keep the rows from `start_ns` on, in new compact arrays; the change in bytes."""
         low = int(np.searchsorted(self.times, start_ns, "left"))
-        return Rows(tuple(c[low : self.size].copy() for c in self.columns), self.size - low)
+        if not low:
+            return 0
+        before = self.nbytes
+        self.columns = tuple(column[low : self.size].copy() for column in self.columns)
+        self.size -= low
+        return self.nbytes - before
 
     def window(self, start_ns: int, end_ns: int) -> Columns | None:
         times = self.times
@@ -129,14 +134,6 @@ class SeriesSamples:
     @property
     def nbytes(self) -> int:
         return sum(rows.nbytes for rows in self.all_rows())
-
-    def oldest(self) -> int | None:
-        firsts = [int(rows.columns[0][0]) for rows in self.all_rows() if rows.size]
-        return min(firsts) if firsts else None
-
-    def since(self, start_ns: int) -> SeriesSamples:
-        floats = None if self.floats is None else self.floats.since(start_ns)
-        return SeriesSamples(floats, {b: r.since(start_ns) for b, r in self.histograms.items()})
 
 
 def _grown(column: Array, size: int, capacity: int) -> Array:
