@@ -2,8 +2,10 @@
 
 Builds pre-encoded `ExportTraceServiceRequest` bodies (`meshscope.ingest.loadgen`: ~500 spans
 each, 8 attributes and one event per span, parent/child traces over several services), then
-prints spans/s for: protobuf parse alone (upb), the full protobuf decode to model spans, and
-the OTLP/JSON decode, with ratios measured in this run.
+prints spans/s for: protobuf parse alone (upb), the full protobuf decode to model spans, the
+ingest workers' direct walk into the DuckDB store's columns and the derivation inputs
+(`ingest.otlp_direct`, the model path's equivalent being decode + `prepare`), and the
+OTLP/JSON decode, with ratios measured in this run.
 
     .venv/bin/python benchmarks/decode.py [--requests 40] [--spans 500] [--services 8]
 """
@@ -18,7 +20,10 @@ from google.protobuf.json_format import MessageToJson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from meshscope.ingest.loadgen import build_requests
+from meshscope.ingest.otlp_direct import prepare_traces
 from meshscope.ingest.otlp_traces import decode_traces_json, decode_traces_protobuf
+from meshscope.pipeline.prepared import prepare
+from meshscope.store.duckdb.span_rows import encode_spans
 
 
 def _rate(bodies: list[bytes], decode: Callable[[bytes], int], rounds: int) -> float:
@@ -50,6 +55,12 @@ def main() -> None:
 
     parse = _rate(bodies, _parse_only, args.rounds)
     full = _rate(bodies, lambda b: len(decode_traces_protobuf(b).batch.spans), args.rounds)
+    model = _rate(
+        bodies,
+        lambda b: prepare(decode_traces_protobuf(b).batch, encode_spans).span_count,
+        args.rounds,
+    )
+    direct = _rate(bodies, lambda b: prepare_traces(b)[0].span_count, args.rounds)
     json_bodies = [
         MessageToJson(ExportTraceServiceRequest.FromString(b)).encode() for b in bodies[:8]
     ]
@@ -57,6 +68,8 @@ def main() -> None:
 
     print(f"protobuf parse only (upb):       {parse:>10,.0f} spans/s")
     print(f"protobuf decode -> model spans:  {full:>10,.0f} spans/s ({full / parse:.1%} of parse)")
+    print(f"decode + prepare (model path):   {model:>10,.0f} spans/s")
+    print(f"direct walk (what workers run):  {direct:>10,.0f} spans/s ({direct / model:.2f}x)")
     ratio = json_rate / full
     print(f"OTLP/JSON decode -> model spans: {json_rate:>10,.0f} spans/s ({ratio:.1%} of protobuf)")
 

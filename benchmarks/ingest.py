@@ -2,7 +2,9 @@
 protobuf requests (acknowledged = committed), beside the single-core decode floor.
 
 Phases, all in one run:
-1. decode floor: this process decodes + walks the same requests into model spans on one core;
+1. decode floor: this process decodes + walks the same requests into model spans on one core,
+   and (what the ingest workers run) straight into the store's columns and the derivation
+   inputs (`ingest.otlp_direct`);
 2. distinct: every distinct request sent once -> spans/s and bytes on disk per span;
 3. sustained: the requests cycled for --seconds at full speed -> durable spans/s, ratio to floor;
    plus CPU per span in the owner and in the ingest worker processes;
@@ -31,6 +33,7 @@ from pathlib import Path
 
 from meshscope.ingest.loadgen import build_requests
 from meshscope.ingest.otlp import decode_otlp
+from meshscope.ingest.otlp_direct import prepare_traces
 
 SPANS_PER_REQUEST = 500
 
@@ -175,6 +178,12 @@ def decode_floor(bodies: list[bytes]) -> float:
     return spans / (time.perf_counter() - began)
 
 
+def direct_floor(bodies: list[bytes]) -> float:
+    began = time.perf_counter()
+    spans = sum(prepare_traces(body)[0].span_count for body in bodies)
+    return spans / (time.perf_counter() - began)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -190,6 +199,9 @@ def main() -> None:
 
     floor = decode_floor(bodies[:100])
     print(f"decode floor (one core, decode + walk into spans): {floor:,.0f} spans/s")
+    direct = direct_floor(bodies[:100])
+    print(f"direct floor (one core, decode + walk into store columns and derivation inputs, "
+          f"what a worker runs): {direct:,.0f} spans/s")  # fmt: skip
 
     workdir = Path(tempfile.mkdtemp(prefix="meshscope-bench-"))
     server = Server(workdir)
@@ -217,7 +229,8 @@ def main() -> None:
         spans = max(tally.acked_spans, 1)
         print(f"sustained {took:.0f} s ({args.senders} senders): {rate:,.0f} durable spans/s "
               f"(refused {tally.refused}, errors {tally.errors}); ratio to decode floor "
-              f"{rate / floor:.2f}; peak RSS {peak[0]:.0f} MiB (owner + workers)")  # fmt: skip
+              f"{rate / floor:.2f}, to direct floor {rate / direct:.2f}; "
+              f"peak RSS {peak[0]:.0f} MiB (owner + workers)")  # fmt: skip
         owner_us, workers_us = owner_s / spans * 1e6, workers_s / spans * 1e6
         print(f"  CPU per span: owner {owner_us:.1f} us, workers {workers_us:.1f} us; "
               f"CPU busy {(owner_s + workers_s) / took:.2f} of {os.cpu_count()} cores "
@@ -242,7 +255,8 @@ def main() -> None:
         server.stop()
         size = server.db.stat().st_size + _wal_size(server.db)
         print(f"on disk after the run: {size / 2**20:.1f} MiB for {stored:,} spans = "
-              f"{size / stored:.1f} bytes/span (target <= 120)")  # fmt: skip
+              f"{size / stored:.1f} bytes/span (target <= 120); {_free_share(server.db):.0%} "
+              f"of the file is free blocks left by checkpoints")  # fmt: skip
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -265,6 +279,15 @@ def _cpu_s(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _free_share(db: Path) -> float:
+    """The share of the DuckDB file's blocks that are free (rewritten by checkpoints)."""
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        row = con.execute("SELECT total_blocks, free_blocks FROM pragma_database_size()").fetchone()
+    return row[1] / row[0] if row and row[0] else 0.0
 
 
 def _wal_size(db: Path) -> int:
