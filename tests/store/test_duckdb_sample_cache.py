@@ -308,3 +308,20 @@ def test_rollback_after_the_bound_moved_the_horizon(tmp_path: Path) -> None:
         store.write_points([value(t, -t, s) for t in range(30, 60) for s in range(2)])
         assert store.cache.nbytes == counted(store) <= limit
         assert read_values(store, 0, 2**63 - 1) == truth_values(store, 0, 2**63 - 1)
+
+
+def test_warm_cache_loads_every_series_within_the_bound(tmp_path: Path) -> None:
+    path = tmp_path / "m.duckdb"
+    with opened(path, 1 << 20) as store:
+        store.write_points([value(t, t, s) for t in range(50) for s in range(4)])
+        store.write_points([hist(t, t, 9) for t in range(5)])
+    with opened(path, 1 << 20) as store:
+        store.warm_cache()
+        assert store.cache.missing(list(range(1, 6))) == []
+        assert store.cache.nbytes == counted(store) >= 200 * 16
+        assert read_values(store, 0, 2**63 - 1) == truth_values(store, 0, 2**63 - 1)
+    with opened(path, 1000) as store:  # room for fewer than all: the newest samples
+        store.warm_cache()
+        assert store.cache.horizon > T0
+        assert store.cache.nbytes <= 1000
+        assert read_values(store, 0, 2**63 - 1) == truth_values(store, 0, 2**63 - 1)

@@ -157,6 +157,11 @@ class DuckDBMetricStore:
         )
         return series_from_rows(name, wanted, rows)
 
+    def warm_cache(self) -> None:
+        """Load every series into the sample cache now (within its bound), so the first
+        queries after a restart do not pay for it; for a background thread."""
+        self._cached(sorted(self._ids.values()))
+
     def _cached(self, ids: list[int]) -> None:
         """Load the series of `ids` the cache has not got yet."""
         if self.cache.limit and self.cache.missing(ids):
