@@ -162,3 +162,32 @@ def test_a_full_writer_queue_marks_the_sink_saturated(tmp_path: Path) -> None:
         assert storage.logs.log_counts() == {"svc": 1}
     finally:
         storage.close()
+
+
+def test_bodies_in_the_workers_hands_are_committed_as_one_group(
+    tmp_path: Path, bodies: list[bytes]
+) -> None:
+    storage = DuckDBStorage(tmp_path / "g.duckdb")
+    settings = WriterSettings(flush_interval_s=3600, linger_s=30)  # waits for every body
+    writer = BatchWriter(Pipeline(storage, FixedClock()), settings)
+    sink = WorkerSink(writer, WorkerSettings(processes=1, max_inflight_bytes=10**7))
+    writer.start()
+    sink.start()
+
+    async def send_all() -> None:
+        await asyncio.gather(
+            *(sink.submit_encoded("traces", body, "identity", json=False) for body in bodies),
+            # refused by the worker: the writer is nudged instead of waiting for it
+            sink.submit_encoded("traces", b"\xff\xff", "identity", json=False),
+            return_exceptions=True,
+        )
+
+    try:
+        asyncio.run(send_all())
+        assert writer.commits == 1
+        assert sum(storage.traces.span_counts().values()) == 200 * len(bodies)
+        assert sink.preparing == 0
+    finally:
+        sink.stop()
+        writer.stop()
+        storage.close()

@@ -181,6 +181,7 @@ class WorkerSink:
             raise OverloadedError(f"ingest queue full ({self.writer.pending_items} items waiting)")
         self.inflight_bytes += size
         self.preparing += 1
+        queued = False
         try:
             try:
                 outcome = await asyncio.get_running_loop().run_in_executor(
@@ -197,10 +198,12 @@ class WorkerSink:
             finally:
                 self.preparing -= 1
             if outcome[0] == "refused":
-                self.writer.nudge()  # a batch the writer may be waiting for will not come
                 raise BodyError(outcome[1], outcome[2])  # answered like in-process failures
             _, prepared, rejected, error_message = outcome
+            queued = len(prepared) > 0
             await self.writer.submit(prepared)
         finally:
             self.inflight_bytes -= size
+            if not queued:  # a batch the writer may be waiting for will not come
+                self.writer.nudge()
         return Decoded(Batch(), rejected, error_message)
