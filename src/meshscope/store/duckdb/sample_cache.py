@@ -110,7 +110,7 @@ class SampleCache:
                 rows = None if entry is None else entry.floats
                 if rows is not None:
                     columns, size = rows.columns, rows.size
-                    grown = rows.add_one(time_ns, value)
+                    grown = rows.add_float(time_ns, value)
                     if grown is not None:
                         log.append((rows, columns, size))
                         self._nbytes += grown
