@@ -142,3 +142,20 @@ def _group_by_bounds(
         )
         for key, rows in groups.items()
     ]
+
+
+def joined(parts: list[Columns]) -> Columns:
+    """Older (DuckDB) and newer (cache) parts of the same columns, in time order."""
+    if len(parts) == 1:
+        return parts[0]
+    return tuple(frozen(np.concatenate(columns)) for columns in zip(*parts, strict=True))
+
+
+def merged_groups(older: list[HistogramGroup], newer: list[HistogramGroup]) -> list[HistogramGroup]:
+    """Groups of the same bounds joined, in order of their first point."""
+    by_bounds: dict[tuple[float, ...], list[Columns]] = {}
+    for bounds, columns in [*older, *newer]:
+        by_bounds.setdefault(bounds, []).append(columns)
+    groups = [(bounds, joined(parts)) for bounds, parts in by_bounds.items()]
+    groups.sort(key=lambda group: int(group[1][0][0]))
+    return groups

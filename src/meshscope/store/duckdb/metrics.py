@@ -26,10 +26,9 @@ from meshscope.store.base import (
 )
 from meshscope.store.duckdb.database import Database, Txn
 from meshscope.store.duckdb.metric_arrays import (
-    Columns,
-    HistogramGroup,
-    frozen,
     histogram_groups,
+    joined,
+    merged_groups,
     value_runs,
 )
 from meshscope.store.duckdb.metric_rows import (
@@ -216,7 +215,7 @@ class DuckDBMetricStore:
         for series_id in ids:
             parts = [p for p in (older.get(series_id), cached.get(series_id)) if p is not None]
             if parts:
-                times, values = _joined(parts)
+                times, values = joined(parts)
                 out.append(SampleColumns(wanted[series_id], times, values))
         return out
 
@@ -235,7 +234,7 @@ class DuckDBMetricStore:
         older = {} if table is None else histogram_groups(table, scanned)
         out: list[HistogramColumns] = []
         for series_id in ids:
-            groups = _merged(older.get(series_id, []), cached.get(series_id, []))
+            groups = merged_groups(older.get(series_id, []), cached.get(series_id, []))
             for bounds, (times, counts, sums, totals) in groups:
                 out.append(HistogramColumns(wanted[series_id], bounds, times, counts, sums, totals))
         return out
@@ -285,20 +284,3 @@ class DuckDBMetricStore:
 
     def families(self) -> list[MetricFamily]:
         return list(self._families.values())
-
-
-def _joined(parts: list[Columns]) -> Columns:
-    """Older (DuckDB) and newer (cache) parts of the same columns, in time order."""
-    if len(parts) == 1:
-        return parts[0]
-    return tuple(frozen(np.concatenate(columns)) for columns in zip(*parts, strict=True))
-
-
-def _merged(older: list[HistogramGroup], newer: list[HistogramGroup]) -> list[HistogramGroup]:
-    """Groups of the same bounds joined, in order of their first point."""
-    by_bounds: dict[tuple[float, ...], list[Columns]] = {}
-    for bounds, columns in [*older, *newer]:
-        by_bounds.setdefault(bounds, []).append(columns)
-    groups = [(bounds, _joined(parts)) for bounds, parts in by_bounds.items()]
-    groups.sort(key=lambda group: int(group[1][0][0]))
-    return groups
