@@ -38,6 +38,7 @@ def test_env_overrides_file(tmp_path: Path) -> None:
         ("storage:\n  kind: cassandra\n", "storage.kind must be memory or duckdb"),
         ("storage:\n  retention_hours: 0\n", "retention_hours must be > 0"),
         ("storage:\n  memory_limit: lots\n", "storage.memory_limit must be a percentage"),
+        ("storage:\n  sample_cache: big\n", "storage.sample_cache must be a size"),
         ("- a\n- b\n", "must hold a mapping"),
         ("server: [1\n", "not valid YAML"),
     ],

@@ -39,6 +39,7 @@ from meshscope.pipeline.sampling.tail import TailSampler
 from meshscope.pipeline.writer import BatchWriter, WriterSettings
 from meshscope.query.promql.queryable import MetricStoreQueryable
 from meshscope.store.base import Storage
+from meshscope.store.duckdb.warmup import parse_size
 from meshscope.store.factory import open_storage
 from meshscope.store.twophase import TwoPhaseStorage
 from meshscope.store.warm import Warmable, WarmUpThread
@@ -86,7 +87,12 @@ class App:
 
 def build(config: Config, clock: Clock | None = None) -> App:
     clock = clock or SystemClock()
-    storage = open_storage(config.storage.kind, config.storage.path, config.storage.memory_limit)
+    storage = open_storage(
+        config.storage.kind,
+        config.storage.path,
+        config.storage.memory_limit,
+        parse_size(config.storage.sample_cache),
+    )
     settings = config.pipeline
     sampling = config.sampling
     pipeline = Pipeline(

@@ -28,6 +28,9 @@ ENV_PREFIX = "MESHSCOPE_"
 _MEMORY_LIMIT = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*(%|B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.I)
 
 
+_SIZE = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$", re.I)
+
+
 class ConfigError(ValueError):
     """The configuration is invalid; the message says which setting and why."""
 
@@ -48,6 +51,7 @@ class StorageConfig:
     retention_hours: float = 168.0
     memory_limit: str = "50%"
     warm_up: bool = True
+    sample_cache: str = "256MiB"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +170,11 @@ def _validate(config: Config) -> None:
         )
     if config.storage.retention_hours <= 0:
         raise ConfigError("setting storage.retention_hours must be > 0")
+    if not _SIZE.match(config.storage.sample_cache):
+        raise ConfigError(
+            "setting storage.sample_cache must be a size like 256MiB (0: off),"
+            f" got {config.storage.sample_cache!r}"
+        )
     if not _MEMORY_LIMIT.match(config.storage.memory_limit):
         raise ConfigError(
             "setting storage.memory_limit must be a percentage of RAM or a size like 4GB,"

@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from meshscope.model.metrics import MetricPoint
 from meshscope.model.spans import Span
 from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.duckdb.warmup import WarmUp, parse_size, table_memory, warm_up
@@ -31,7 +32,8 @@ def reopened(tmp_path: Path) -> DuckDBStorage:
     so nothing of it is in DuckDB's buffer pool."""
     path = tmp_path / "w.duckdb"
     storage = DuckDBStorage(path)
-    storage.write_batch(spans=_spans(3000, 3 * 10**9))
+    points = [MetricPoint("m", (("i", str(i)),), T0 + i, value=float(i)) for i in range(5)]
+    storage.write_batch(spans=_spans(3000, 3 * 10**9), points=points)
     storage.close()
     return DuckDBStorage(path)
 
@@ -41,7 +43,10 @@ def test_warm_up_reads_every_span_newest_first_and_fills_the_buffer_pool(
 ) -> None:
     con = reopened.traces._db.read()
     before = table_memory(con)
+    ids = sorted(reopened.metrics._ids.values())
+    assert ids and reopened.metrics.cache.missing(ids)  # a restart: nothing cached
     result = reopened.warm_up()
+    assert not reopened.metrics.cache.missing(ids)  # then every series in the sample cache
     assert isinstance(result, WarmUp)
     assert (result.spans, result.complete) == (3000, True)
     assert result.buffer_bytes > before

@@ -10,7 +10,12 @@ KINDS = ("memory", "duckdb")
 DEFAULT_DUCKDB_PATH = "meshscope.duckdb"
 
 
-def open_storage(kind: str, path: str | None = None, memory_limit: str | None = None) -> Storage:
+def open_storage(
+    kind: str,
+    path: str | None = None,
+    memory_limit: str | None = None,
+    sample_cache_bytes: int | None = None,
+) -> Storage:
     """`memory` (path ignored) or `duckdb` (a file path; default `meshscope.duckdb`; its
     buffer pool bounded by `memory_limit`, DuckDB's default when None)."""
     if kind == "memory":
@@ -22,5 +27,9 @@ def open_storage(kind: str, path: str | None = None, memory_limit: str | None = 
 
         target = Path(path or DEFAULT_DUCKDB_PATH)
         target.parent.mkdir(parents=True, exist_ok=True)
-        return DuckDBStorage(target, memory_limit=memory_limit)
+        if sample_cache_bytes is None:
+            return DuckDBStorage(target, memory_limit=memory_limit)
+        return DuckDBStorage(
+            target, memory_limit=memory_limit, sample_cache_bytes=sample_cache_bytes
+        )
     raise ValueError(f"unknown storage kind {kind!r}: expected one of {', '.join(KINDS)}")

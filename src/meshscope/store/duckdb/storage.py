@@ -117,9 +117,13 @@ class DuckDBStorage:
 
     def warm_up(self, stop: threading.Event | None = None) -> WarmUp:
         """Load the newest spans' blocks into the buffer pool, up to half the memory limit
-        (store/duckdb/warmup.py); `stop` ends it between two 10-minute windows."""
+        (store/duckdb/warmup.py; `stop` ends it between two 10-minute windows), then every
+        metric series into the sample cache (ADR 0009) unless stopped."""
         con = self._db.read()
-        return warm_up(con, default_budget(con), stop)
+        result = warm_up(con, default_budget(con), stop)
+        if stop is None or not stop.is_set():
+            self.metrics.warm_cache()
+        return result
 
     def close(self) -> None:
         self._db.close()
