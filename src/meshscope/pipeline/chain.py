@@ -15,7 +15,7 @@ calls every flush interval (and the node before each answer).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +128,15 @@ class Pipeline:
     def derive(self, prepared: Sequence[Prepared]) -> Derived:
         """Pair, count and sample prepared batches (the Python half of `commit`); the result
         is ready for `store`, which a second thread may run while this one derives the next."""
+        out, observe = self.derive_deferred(prepared)
+        observe()
+        return out
+
+    def derive_deferred(self, prepared: Sequence[Prepared]) -> tuple[Derived, Callable[[], None]]:
+        """`derive`, with the metric updates (span, request and service-graph metrics: the
+        registry, nothing the store transaction writes) returned as a call to make later,
+        e.g. while the store thread commits the group: they are off the acknowledgement's
+        path. Make it before the next `derive`, so the registry sees batches in order."""
         now = self.clock.now_ns()
         out = Derived()
         requests: list[ProxyRequest] = []
@@ -142,15 +151,20 @@ class Pipeline:
             requests += item.requests
             op_keys.update(dict.fromkeys(item.op_keys()))
         out.operations = self._operations(op_keys)
-        self._span_metrics.merge(*(item.span_metrics for item in prepared if item.span_count))
         out.calls.extend(call_from_request(r) for r in requests if r.source)
-        self._request_metrics.observe(requests)
-        self._graph_metrics.observe(out.calls)
-        # Derived signals above saw every span; sampling decides what reaches the store.
+        partials = [item.span_metrics for item in prepared if item.span_count]
+        calls = list(out.calls)
+
+        def observe() -> None:
+            self._span_metrics.merge(*partials)
+            self._request_metrics.observe(requests)
+            self._graph_metrics.observe(calls)
+
+        # Derived signals see every span; sampling decides what reaches the store.
         if self.tail is not None:
             offered = [span for spans in out.encoded for span in spans]
             out.encoded = self._encode(self.tail.offer(offered, now))
-        return out
+        return out, observe
 
     def _operations(self, keys: Iterable[OperationKey]) -> list[Operation]:
         """Catalog entries for operation keys, the objects made once per key (bounded)."""

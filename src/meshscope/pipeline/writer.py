@@ -233,12 +233,14 @@ class BatchWriter:
                     raw.extend(job.batch)
             if len(raw):
                 prepared.append(self.pipeline.prepare(raw))
-            derived = self.pipeline.derive(prepared)
+            derived, observe = self.pipeline.derive_deferred(prepared)
         except Exception as exc:
             log.exception("deriving from %d items failed", items)
             self._finish(_Group(jobs, items, None), UnavailableError(f"pipeline failed: {exc}"))
             return
         self._stored.put(_Group(jobs, items, derived))
+        # Derived metrics while the store thread commits (DuckDB releases the GIL).
+        self._guard(observe)
 
     def _store_run(self) -> None:
         while (group := self._stored.get()) is not None:
