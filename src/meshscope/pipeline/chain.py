@@ -57,6 +57,14 @@ class Derived:
     operations: list[Operation] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
 
+    def extend(self, other: Derived) -> None:
+        """Add what `other` writes (derived later), for one transaction."""
+        self.encoded += other.encoded
+        self.logs += other.logs
+        self.points += other.points
+        self.operations += other.operations
+        self.calls += other.calls
+
 
 def call_from_request(request: ProxyRequest) -> Call:
     return Call(

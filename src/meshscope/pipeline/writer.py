@@ -8,10 +8,12 @@ the bound `submit` raises OverloadedError at once (-> 429 + Retry-After), so mem
 bounded under overload.
 
 Two threads, one stage each, so Python and DuckDB work overlap: `meshscope-writer` derives
-(pairs spans, counts metrics: holds the GIL) and hands each group to `meshscope-store`, which
-runs the store transaction (DuckDB releases the GIL) and answers the group's receivers. At
-most one derived group waits between them. The writer thread also flushes derived metrics on
-an interval and applies retention.
+(pairs spans: holds the GIL) and hands each group to `meshscope-store`, which runs the store
+transaction (DuckDB releases the GIL) and answers the group's receivers; the writer updates
+the derived metrics meanwhile. At most one derived group waits between them. While ingest
+workers still hold batches admitted for a group (`expect_from`), the group lingers for them
+and the writer derives each part as it arrives. The writer thread also flushes derived
+metrics on an interval and applies retention.
 """
 
 from __future__ import annotations
@@ -43,11 +45,12 @@ class WriterSettings:
     retention_interval_s: float = 300.0
     tick_interval_s: float = 1.0  # tail-sampling decisions
     # Group commit: while more admitted batches are still being prepared upstream (ingest
-    # workers), the first queued one waits up to this long for company. A store transaction
-    # costs ~5 ms whatever its size, so one per request (500 spans) doubles the store
-    # owner's CPU per span; waiting 50 ms makes groups of ~4 requests at 40k spans/s.
+    # workers), the first queued one waits up to this long for company (rarely all of it:
+    # the wait ends when nothing more is on its way). A store transaction costs ~5 ms
+    # whatever its size, so one per request (500 spans) doubles the store owner's CPU per
+    # span; 50 ms made groups of ~4 requests at ~20k spans/s, 0.2 s of all 16 in flight.
     linger_s: float = 0.2
-    linger_items: int = 16_000  # a queue this full is group enough: stop waiting
+    linger_items: int = 16_000  # a group this large is large enough: stop waiting
     # The store owner allocates ~30 objects per span (unpickled pairing records, calls,
     # metric rows). With CPython's default gen-0 threshold (700) a collection runs every
     # ~25 spans, and every 10th/100th one walks the pairer's 100k+ pending entries: ~2 us of
@@ -87,7 +90,6 @@ class BatchWriter:
         self._retention = retention
         self._jobs: deque[_Job] = deque()
         self._pending_items = 0  # queued or being committed
-        self._queued_items = 0
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="meshscope-writer", daemon=True)
@@ -161,38 +163,87 @@ class BatchWriter:
                     f"ingest queue full ({self._pending_items} items waiting); retry later"
                 )
             self._pending_items += size
-            self._queued_items += size
             self._jobs.append(_Job(batch, done, time.monotonic()))
             self._cond.notify()
 
-    def _take(self, timeout: float) -> list[_Job]:
+    def _gather(self, timeout: float) -> tuple[_Group, Callable[[], None]] | None:
+        """The next group: queued jobs, derived as they are taken. While more admitted
+        batches are being prepared upstream (`expect_from`), up to `linger_s` after its first
+        job was queued and `linger_items`, the group waits for them, deriving each part as it
+        arrives, so the Python half of a group overlaps the workers' work on the rest."""
+        jobs: list[_Job] = []
+        items = 0
+        derived = Derived()
+        observers: list[Callable[[], None]] = []
+        deadline = 0.0
         with self._cond:
             if not self._jobs and not self._stopping:
                 self._cond.wait(timeout)
-            self._linger()
-            taken: list[_Job] = []
-            items = 0
-            while self._jobs and (not taken or items < self.settings.max_merge_items):
-                job = self._jobs.popleft()
-                taken.append(job)
-                items += len(job.batch)
-            self._queued_items -= items
-            return taken
+        while items < self.settings.max_merge_items:
+            with self._cond:
+                if jobs:
+                    while not self._jobs and self._lingering(items, deadline):
+                        self._cond.wait(max(0.0, deadline - time.monotonic()))
+                taken = self._pop(self.settings.max_merge_items - items)
+            if not taken:
+                break
+            if not jobs:
+                deadline = taken[0].queued_at + self.settings.linger_s
+            part = self._derive(taken)
+            if part is not None:
+                jobs += taken
+                items += sum(len(job.batch) for job in taken)
+                derived.extend(part[0])
+                observers.append(part[1])
+            if not self._lingering(items, deadline) and not self._jobs:
+                break
 
-    def _linger(self) -> None:
-        """Hold the queued jobs (lock held) while more are on their way, up to `linger_s`
-        after the first was queued, or until a group's worth is queued."""
-        upstream, settings = self._upstream, self.settings
-        if upstream is None or not self._jobs or settings.linger_s <= 0:
-            return
-        deadline = self._jobs[0].queued_at + settings.linger_s
-        while (
-            not self._stopping
-            and self._queued_items < settings.linger_items
+        def observe() -> None:
+            for call in observers:
+                call()
+
+        return (_Group(jobs, items, derived), observe) if jobs else None
+
+    def _lingering(self, items: int, deadline: float) -> bool:
+        """Whether to wait for batches still being prepared upstream."""
+        upstream = self._upstream
+        return (
+            upstream is not None
+            and self.settings.linger_s > 0
+            and not self._stopping
+            and items < self.settings.linger_items
             and upstream() > 0
-            and (remaining := deadline - time.monotonic()) > 0
-        ):
-            self._cond.wait(remaining)
+            and time.monotonic() < deadline
+        )
+
+    def _pop(self, limit: int) -> list[_Job]:
+        """Queued jobs, up to `limit` items (at least one job if any is queued)."""
+        taken: list[_Job] = []
+        items = 0
+        while self._jobs and (not taken or items < limit):
+            job = self._jobs.popleft()
+            taken.append(job)
+            items += len(job.batch)
+        return taken
+
+    def _derive(self, jobs: list[_Job]) -> tuple[Derived, Callable[[], None]] | None:
+        """Derive from the jobs' batches; on failure answer them with the error (None)."""
+        try:
+            raw = Batch()
+            prepared: list[Prepared] = []
+            for job in jobs:
+                if isinstance(job.batch, Prepared):
+                    prepared.append(job.batch)
+                else:
+                    raw.extend(job.batch)
+            if len(raw):
+                prepared.append(self.pipeline.prepare(raw))
+            return self.pipeline.derive_deferred(prepared)
+        except Exception as exc:
+            items = sum(len(job.batch) for job in jobs)
+            log.exception("deriving from %d items failed", items)
+            self._finish(_Group(jobs, items, None), UnavailableError(f"pipeline failed: {exc}"))
+            return None
 
     def _run(self) -> None:
         next_flush = time.monotonic() + self.settings.flush_interval_s
@@ -200,9 +251,11 @@ class BatchWriter:
         next_tick = time.monotonic() + self.settings.tick_interval_s
         while True:
             now = time.monotonic()
-            jobs = self._take(max(0.0, min(next_flush, next_retention, next_tick) - now))
-            if jobs:
-                self._commit(jobs)
+            gathered = self._gather(max(0.0, min(next_flush, next_retention, next_tick) - now))
+            if gathered is not None:
+                self._stored.put(gathered[0])
+                # Derived metrics while the store thread commits (DuckDB releases the GIL).
+                self._guard(gathered[1])
             now = time.monotonic()
             if now >= next_tick:
                 self._guard(self.pipeline.tick)
@@ -220,27 +273,6 @@ class BatchWriter:
         self._store_thread.join()
         self._guard(self.pipeline.drain)
         self._guard(self.pipeline.flush)
-
-    def _commit(self, jobs: list[_Job]) -> None:
-        items = sum(len(job.batch) for job in jobs)
-        try:
-            raw = Batch()
-            prepared: list[Prepared] = []
-            for job in jobs:
-                if isinstance(job.batch, Prepared):
-                    prepared.append(job.batch)
-                else:
-                    raw.extend(job.batch)
-            if len(raw):
-                prepared.append(self.pipeline.prepare(raw))
-            derived, observe = self.pipeline.derive_deferred(prepared)
-        except Exception as exc:
-            log.exception("deriving from %d items failed", items)
-            self._finish(_Group(jobs, items, None), UnavailableError(f"pipeline failed: {exc}"))
-            return
-        self._stored.put(_Group(jobs, items, derived))
-        # Derived metrics while the store thread commits (DuckDB releases the GIL).
-        self._guard(observe)
 
     def _store_run(self) -> None:
         while (group := self._stored.get()) is not None:
