@@ -195,7 +195,9 @@ class BatchWriter:
                 items += sum(len(job.batch) for job in taken)
                 derived.extend(part[0])
                 observers.append(part[1])
-            if not self._lingering(items, deadline) and not self._jobs:
+            if not self._open(items, deadline) or not (
+                self._jobs or self._lingering(items, deadline)
+            ):
                 break
 
         def observe() -> None:
@@ -204,17 +206,22 @@ class BatchWriter:
 
         return (_Group(jobs, items, derived), observe) if jobs else None
 
-    def _lingering(self, items: int, deadline: float) -> bool:
-        """Whether to wait for batches still being prepared upstream."""
-        upstream = self._upstream
+    def _open(self, items: int, deadline: float) -> bool:
+        """Whether the group may still take jobs queued after its first ones: only when it
+        may linger (fed by ingest workers), within `linger_s` and `linger_items`. Otherwise
+        a group is what was queued when it started, and the store thread gets it at once."""
         return (
-            upstream is not None
+            self._upstream is not None
             and self.settings.linger_s > 0
             and not self._stopping
             and items < self.settings.linger_items
-            and upstream() > 0
             and time.monotonic() < deadline
         )
+
+    def _lingering(self, items: int, deadline: float) -> bool:
+        """Whether to wait for batches still being prepared upstream."""
+        upstream = self._upstream
+        return upstream is not None and upstream() > 0 and self._open(items, deadline)
 
     def _pop(self, limit: int) -> list[_Job]:
         """Queued jobs, up to `limit` items (at least one job if any is queued)."""
