@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from meshscope.clock import SystemClock
 from meshscope.ingest.body import BodyError
@@ -191,3 +192,23 @@ def test_bodies_in_the_workers_hands_are_committed_as_one_group(
         sink.stop()
         writer.stop()
         storage.close()
+
+
+def test_a_value_past_the_stores_columns_is_a_400_not_a_crash(sink: WorkerSink) -> None:
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id = b"\x01" * 16, b"\x02" * 8
+    span.start_time_unix_nano = span.end_time_unix_nano = 2**64 - 1  # int64 ns end in 2262
+    body = request.SerializeToString()
+
+    async def send() -> None:
+        with pytest.raises(BodyError) as refused:
+            await sink.submit_encoded("traces", body, "identity", json=False)
+        assert refused.value.status == 400
+        assert "does not fit" in refused.value.message
+        # the worker and the pipeline keep serving
+        (good,) = build_requests(1, 20, services=2, seed=9)
+        await sink.submit_encoded("traces", good, "identity", json=False)
+
+    asyncio.run(send())
+    assert sum(sink.writer.pipeline.storage.traces.span_counts().values()) == 20

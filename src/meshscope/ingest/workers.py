@@ -27,6 +27,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 from meshscope.ingest.body import BodyError, decompress
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.otlp import Decoded, Signal, decode_otlp
@@ -76,11 +78,13 @@ def prepare_body(
             # Straight from the parsed request to the DuckDB rows and derivation inputs.
             return ("ok", *prepare_traces(body, json=json, buckets_ms=buckets_ms))
         decoded = decode_otlp(signal, body, json=json)
+        prepared = prepare(decoded.batch, encode_spans, buckets_ms)
     except BodyError as error:
         return ("refused", error.status, error.message)
     except DecodeError as error:
         return ("refused", 400, error.message)
-    prepared = prepare(decoded.batch, encode_spans, buckets_ms)
+    except (OverflowError, pa.ArrowInvalid) as error:  # e.g. a time past 2262 (int64 ns)
+        return ("refused", 400, f"a value does not fit the store's columns: {error}")
     return ("ok", prepared, decoded.rejected, decoded.error_message)
 
 
