@@ -127,9 +127,7 @@ class _Parser:
         """The next token; it must be `expected` when given (`what` names it otherwise)."""
         token = self.peek()
         if token is None:
-            raise TraceQLError(
-                f"parse error: unexpected end of query, expected {expected or what}"
-            )
+            raise TraceQLError(f"parse error: unexpected end of query, expected {expected or what}")
         if expected is not None and token[1] != expected:
             raise TraceQLError(f"parse error: expected {expected!r}, got {token[1]!r}")
         self.at += 1
