@@ -92,6 +92,8 @@ def test_sizes_as_duckdb_prints_them(text: str, expected: int) -> None:
 
 
 def test_memory_limit_is_applied_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    spaced = DuckDBStorage(tmp_path / "p.duckdb", memory_limit=" 25 %")  # as YAML may give it
+    spaced.close()
     storage = DuckDBStorage(tmp_path / "m.duckdb", memory_limit="1GB")
     row = storage.traces._db.read().execute("SELECT current_setting('memory_limit')").fetchone()
     assert row is not None and parse_size(row[0]) == pytest.approx(10**9, rel=0.1)

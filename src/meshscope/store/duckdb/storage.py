@@ -133,7 +133,8 @@ def _size_literal(text: str) -> str:
     """`text` if it is a percentage or a size DuckDB reads; ValueError otherwise (it goes
     into SQL text, so nothing else may pass)."""
     stripped = text.strip()
-    if stripped.endswith("%") and stripped[:-1].replace(".", "", 1).isdigit():
-        return stripped
+    number = stripped[:-1].strip()
+    if stripped.endswith("%") and number.replace(".", "", 1).isdigit():
+        return f"{number}%"
     parse_size(stripped)
     return stripped
