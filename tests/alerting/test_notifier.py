@@ -8,7 +8,6 @@ module, whose own API then shows what it received.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from meshscope.api.params import rfc3339
 from meshscope.config import ConfigError, load_config
 from meshscope.query.slo import Slo
 from meshscope.store.memory import MemoryStorage
+from tests.ingest.asgi_server import free_port
 from tests.query.slo_data import MINUTE, load
 
 BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -35,12 +35,6 @@ BURST_MIN = 445  # minutes 420-449 fail 30 %: page and ticket fire
 AFTER_MIN = 462  # the 5 m window is clean again: the page resolves, the ticket still fires
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if BINARY is None:
@@ -48,7 +42,7 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     work = tmp_path_factory.mktemp("alertmanager")
     config = work / "alertmanager.yml"
     config.write_text('route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n')
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [BINARY, f"--config.file={config}", f"--storage.path={work / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
@@ -134,7 +128,7 @@ def test_firing_alerts_reach_alertmanager_and_resolve(
 
 def test_an_unreachable_alertmanager_is_counted_not_raised(data: tuple[MemoryStorage, int]) -> None:
     storage, start = data
-    config = AlertingConfig(alertmanagers=(f"http://127.0.0.1:{_free_port()}",))
+    config = AlertingConfig(alertmanagers=(f"http://127.0.0.1:{free_port()}",))
     notifier = AlertNotifier(storage.metrics, SLOS, config, EXTERNAL, lambda: start + 445 * MINUTE)
     notifier.evaluate_and_send()
     assert (notifier.sent, notifier.errors) == (0, 1)

@@ -65,7 +65,11 @@ def jaeger_metrics_routes(metrics: MetricStore, now_ns: NowNs = time.time_ns) ->
         scope = "service_operation" if grouped else "service"
         group = "service & operation" if grouped else "service"
         window = f"[{rate_per}ms]"
-        calls = f"sum by ({by}) (rate({CALLS}{{{matchers}}}{window}))"
+
+        def calls_rate(extra: str = "") -> str:
+            return f"sum by ({by}) (rate({CALLS}{{{matchers}{extra}}}{window}))"
+
+        calls = calls_rate()
         if kind == "latencies":
             quantile = _quantile(params.get("quantile"))
             query = (f"histogram_quantile({quantile!r}, sum by ({by}, le) "
@@ -78,7 +82,7 @@ def jaeger_metrics_routes(metrics: MetricStore, now_ns: NowNs = time.time_ns) ->
             query = calls
             name, help_text = f"{scope}_call_rate", f"calls/sec, grouped by {group}"
         else:
-            errors = calls.replace(matchers, matchers + ',status_code="STATUS_CODE_ERROR"')
+            errors = calls_rate(',status_code="STATUS_CODE_ERROR"')
             query = f"({errors} or 0 * {calls}) / {calls}"
             name = f"{scope}_error_rate"
             help_text = "error rate, computed as a fraction of errors/sec over calls/sec, "

@@ -56,7 +56,7 @@ def tempo_routes(storage: Storage, now_ns: Callable[[], int] = time.time_ns) -> 
 
     def search_traces(request: Request) -> Response:
         params = request.query_params
-        query = _query(params.get("q") or "{}")
+        query = parse(params.get("q") or "{}")
         limit = integer(params.get("limit") or "20", "limit", 1, MAX_LIMIT)
         per_set = integer(params.get("spss") or "3", "spss", 1, MAX_LIMIT)
         end_s = integer(params["end"], "end") if params.get("end") else now_ns() // 10**9
@@ -121,10 +121,6 @@ def tempo_routes(storage: Storage, now_ns: Callable[[], int] = time.time_ns) -> 
             methods=["GET"],
         ),
     ]
-
-
-def _query(text: str) -> Query:
-    return parse(text)
 
 
 def _fields(query: Query) -> list[str]:

@@ -47,6 +47,7 @@ def query_exemplars(
     """Exemplars of the span-metric series any selector of `query` matches, in [start, end]."""
     interval = max(MIN_INTERVAL_NS, (end_ns - start_ns) // INTERVALS)
     found: dict[tuple[tuple[str, str], ...], SeriesExemplars] = {}
+    seen: set[tuple[tuple[tuple[str, str], ...], str, int]] = set()  # several selectors may match
     for node in _selectors(parse(query)):
         matchers = selector_matchers(node)
         names = [n for n in SPAN_METRICS if all(m.matches(n) for m in matchers if m.name == NAME)]
@@ -59,9 +60,11 @@ def query_exemplars(
                 if all(m.matches(labels.get(m.name, "")) for m in matchers):
                     key = tuple(sorted(labels.items()))
                     series = found.setdefault(key, SeriesExemplars(labels))
+                    if (key, exemplar.span_id, exemplar.start_ns) in seen:
+                        continue
+                    seen.add((key, exemplar.span_id, exemplar.start_ns))
                     ids = {"trace_id": exemplar.trace_id, "span_id": exemplar.span_id}
-                    if (ids, value, exemplar.start_ns) not in series.exemplars:
-                        series.exemplars.append((ids, value, exemplar.start_ns))
+                    series.exemplars.append((ids, value, exemplar.start_ns))
     for series in found.values():
         series.exemplars.sort(key=lambda item: item[2])
     return [found[key] for key in sorted(found)]
