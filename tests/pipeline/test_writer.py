@@ -78,6 +78,27 @@ def test_waiting_batches_are_committed_together_and_overload_is_refused() -> Non
         writer.stop()
 
 
+def test_the_store_clocks_the_groups_batches_arriving_during_a_commit_go_next_together() -> None:
+    storage = GatedStorage()
+    writer = BatchWriter(Pipeline(storage, SystemClock()), WriterSettings(flush_interval_s=60))
+    done: list[BaseException | None] = []
+    writer.start()
+    try:
+        writer.enqueue(Batch(spans=[span(0)]), done.append)
+        _until(lambda: writer.pending_items == 1 and not writer._jobs)  # at the gate
+        for i in (1, 2, 3):  # one by one, each derived on arrival while the store is busy
+            writer.enqueue(Batch(spans=[span(i)]), done.append)
+            _until(lambda: not writer._jobs)
+        assert done == [] and storage.write_calls == 0
+        storage.gate.set()
+        _until(lambda: len(done) == 4)
+        assert done == [None] * 4
+        assert storage.write_calls == 2 and writer.commits == 2  # batch 0, then 1..3
+        assert storage.traces.span_counts() == {"api": 4}
+    finally:
+        writer.stop()
+
+
 def test_a_failed_commit_is_reported_not_acknowledged() -> None:
     storage = MemoryStorage()
 

@@ -10,10 +10,12 @@ bounded under overload.
 Two threads, one stage each, so Python and DuckDB work overlap: `meshscope-writer` derives
 (pairs spans: holds the GIL) and hands each group to `meshscope-store`, which runs the store
 transaction (DuckDB releases the GIL) and answers the group's receivers; the writer updates
-the derived metrics meanwhile. At most one derived group waits between them. While ingest
-workers still hold batches admitted for a group (`expect_from`), the group lingers for them
-and the writer derives each part as it arrives. The writer thread also flushes derived
-metrics on an interval and applies retention.
+the derived metrics meanwhile. The store thread clocks the groups: while it commits one, the
+writer derives every batch that arrives into the next, which it hands over as soon as the
+store thread is free (so the slower the commits, the larger the groups, and neither stage
+waits for the other while there is work). Only when the store thread is idle and ingest
+workers still hold admitted batches (`expect_from`) does a group linger for them, briefly.
+The writer thread also flushes derived metrics on an interval and applies retention.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import queue
 import threading
 import time
 from collections import deque
@@ -44,13 +45,15 @@ class WriterSettings:
     flush_interval_s: float = 15.0
     retention_interval_s: float = 300.0
     tick_interval_s: float = 1.0  # tail-sampling decisions
-    # Group commit: while more admitted batches are still being prepared upstream (ingest
-    # workers), the first queued one waits up to this long for company (rarely all of it:
-    # the wait ends when nothing more is on its way). A store transaction costs ~5 ms
-    # whatever its size, so one per request (500 spans) doubles the store owner's CPU per
-    # span; 50 ms made groups of ~4 requests at ~20k spans/s, 0.2 s of all 16 in flight.
+    # Group commit when the store thread is idle: while more admitted batches are still
+    # being prepared upstream (ingest workers), the group waits for them, up to `linger_s`
+    # after its first batch was queued or until it holds `linger_items`. A store
+    # transaction costs ~10 ms whatever its size (~4 ms for 500 spans' rows), so one per
+    # request would double the store's CPU per span; waiting for ALL that is in flight
+    # (16k) made every closed-loop sender wait for one commit in lockstep (benchmarks/
+    # ingest.py: 29.7k vs 37.9k spans/s with 4k, 36.5k with 1k; ADR 0006).
     linger_s: float = 0.2
-    linger_items: int = 16_000  # a group this large is large enough: stop waiting
+    linger_items: int = 4_000
     # The store owner allocates ~30 objects per span (unpickled pairing records, calls,
     # metric rows). With CPython's default gen-0 threshold (700) a collection runs every
     # ~25 spans, and every 10th/100th one walks the pairer's 100k+ pending entries: ~2 us of
@@ -78,6 +81,10 @@ class _Group:
     derived: Derived | None
 
 
+_STOP = _Group([], 0, None)
+"""Handed to the store thread last: it stops."""
+
+
 class BatchWriter:
     def __init__(
         self,
@@ -93,7 +100,9 @@ class BatchWriter:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="meshscope-writer", daemon=True)
-        self._stored: queue.Queue[_Group | None] = queue.Queue(maxsize=1)
+        # The store thread's next group (None: nothing; _STOP: finish), under `_cond`.
+        self._handed: _Group | None = None
+        self._store_idle = True
         self._store_thread = threading.Thread(
             target=self._store_run, name="meshscope-store", daemon=True
         )
@@ -115,7 +124,7 @@ class BatchWriter:
     def nudge(self) -> None:
         """Wake the writer: what it waits for upstream may have changed."""
         with self._cond:
-            self._cond.notify()
+            self._cond.notify_all()
 
     def saturated(self) -> bool:
         """Whether the queue is full: a new batch would be refused now."""
@@ -131,7 +140,7 @@ class BatchWriter:
         """Commit what is queued, flush derived metrics, and stop the thread."""
         with self._cond:
             self._stopping = True
-            self._cond.notify()
+            self._cond.notify_all()
         self._thread.join(timeout)
 
     async def submit(self, batch: Batch | Prepared) -> None:
@@ -164,13 +173,14 @@ class BatchWriter:
                 )
             self._pending_items += size
             self._jobs.append(_Job(batch, done, time.monotonic()))
-            self._cond.notify()
+            self._cond.notify_all()
 
     def _gather(self, timeout: float) -> tuple[_Group, Callable[[], None]] | None:
-        """The next group: queued jobs, derived as they are taken. While more admitted
-        batches are being prepared upstream (`expect_from`), up to `linger_s` after its first
-        job was queued and `linger_items`, the group waits for them, deriving each part as it
-        arrives, so the Python half of a group overlaps the workers' work on the rest."""
+        """The next group: queued jobs, derived as they are taken, for as long as the store
+        thread is busy with the previous group (group commit clocked by the store: the
+        slower a commit, the larger the next group). When the store is idle the group goes
+        at once, unless batches are still being prepared upstream (`expect_from`): then it
+        lingers for them, up to `linger_s` after its first job was queued and `linger_items`."""
         jobs: list[_Job] = []
         items = 0
         derived = Derived()
@@ -179,25 +189,22 @@ class BatchWriter:
         with self._cond:
             if not self._jobs and not self._stopping:
                 self._cond.wait(timeout)
-        while items < self.settings.max_merge_items:
+        while True:
             with self._cond:
                 if jobs:
-                    while not self._jobs and self._lingering(items, deadline):
-                        self._cond.wait(max(0.0, deadline - time.monotonic()))
+                    while not self._jobs and not self._ready(items, deadline):
+                        self._cond.wait(self._wait_s(deadline))
                 taken = self._pop(self.settings.max_merge_items - items)
-            if not taken:
-                break
-            if not jobs:
-                deadline = taken[0].queued_at + self.settings.linger_s
-            part = self._derive(taken)
-            if part is not None:
-                jobs += taken
-                items += sum(len(job.batch) for job in taken)
-                derived.extend(part[0])
-                observers.append(part[1])
-            if not self._open(items, deadline) or not (
-                self._jobs or self._lingering(items, deadline)
-            ):
+            if taken:
+                if not jobs:
+                    deadline = taken[0].queued_at + self.settings.linger_s
+                part = self._derive(taken)
+                if part is not None:
+                    jobs += taken
+                    items += sum(len(job.batch) for job in taken)
+                    derived.extend(part[0])
+                    observers.append(part[1])
+            if not jobs or self._ready(items, deadline):
                 break
 
         def observe() -> None:
@@ -206,10 +213,23 @@ class BatchWriter:
 
         return (_Group(jobs, items, derived), observe) if jobs else None
 
+    def _ready(self, items: int, deadline: float) -> bool:
+        """Whether the open group goes to the store thread now: the store is idle and the
+        group need not linger, or the group is as large as one transaction may be."""
+        if items >= self.settings.max_merge_items:
+            return True
+        return self._store_idle and not self._lingering(items, deadline)
+
+    def _wait_s(self, deadline: float) -> float:
+        """How long to wait for news (a job, the store going idle): until the linger ends
+        when the group lingers, else a short while (both are also notified)."""
+        if self._store_idle:
+            return max(0.0, deadline - time.monotonic())
+        return 0.5
+
     def _open(self, items: int, deadline: float) -> bool:
-        """Whether the group may still take jobs queued after its first ones: only when it
-        may linger (fed by ingest workers), within `linger_s` and `linger_items`. Otherwise
-        a group is what was queued when it started, and the store thread gets it at once."""
+        """Whether the group may wait for batches still being prepared upstream: only when
+        fed by ingest workers, within `linger_s` and `linger_items`."""
         return (
             self._upstream is not None
             and self.settings.linger_s > 0
@@ -260,7 +280,7 @@ class BatchWriter:
             now = time.monotonic()
             gathered = self._gather(max(0.0, min(next_flush, next_retention, next_tick) - now))
             if gathered is not None:
-                self._stored.put(gathered[0])
+                self._hand_over(gathered[0])
                 # Derived metrics while the store thread commits (DuckDB releases the GIL).
                 self._guard(gathered[1])
             now = time.monotonic()
@@ -276,13 +296,28 @@ class BatchWriter:
             with self._cond:
                 if self._stopping and not self._jobs:
                     break
-        self._stored.put(None)  # the store thread finishes what it was given, then stops
+        self._hand_over(_STOP)  # the store thread finishes what it was given, then stops
         self._store_thread.join()
         self._guard(self.pipeline.drain)
         self._guard(self.pipeline.flush)
 
+    def _hand_over(self, group: _Group) -> None:
+        """Give the store thread its next group once it is idle."""
+        with self._cond:
+            while not self._store_idle:
+                self._cond.wait()
+            self._handed = group
+            self._store_idle = False
+            self._cond.notify_all()
+
     def _store_run(self) -> None:
-        while (group := self._stored.get()) is not None:
+        while True:
+            with self._cond:
+                while self._handed is None:
+                    self._cond.wait()
+                group, self._handed = self._handed, None
+            if group is _STOP:
+                return
             error: BaseException | None = None
             try:
                 assert group.derived is not None
@@ -292,7 +327,12 @@ class BatchWriter:
             except Exception as exc:
                 log.exception("committing %d items failed", group.items)
                 error = UnavailableError(f"store write failed: {exc}")
-            self._finish(group, error)
+            try:
+                self._finish(group, error)
+            finally:
+                with self._cond:
+                    self._store_idle = True
+                    self._cond.notify_all()
 
     def _finish(self, group: _Group, error: BaseException | None) -> None:
         with self._cond:

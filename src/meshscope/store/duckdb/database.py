@@ -127,7 +127,10 @@ class Database:
             txn = Txn(self._con, *(["SET threads = 1"] if threads else []), "BEGIN TRANSACTION")
             try:
                 yield txn
-                txn.flush("COMMIT", *([f"SET threads = {threads}"] if threads else []))
+                # All threads back before COMMIT: a COMMIT past the checkpoint threshold
+                # checkpoints, which compresses row groups in parallel (0.30 vs 0.47 s for
+                # 300k spans on 2 cores, same CPU), and commits wait for it.
+                txn.flush(*([f"SET threads = {threads}"] if threads else []), "COMMIT")
             except BaseException:
                 with suppress(duckdb.Error):
                     self._con.execute("ROLLBACK")
