@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +29,14 @@ class ProxyRequest:
         return self.status_code >= 500
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
     """One call from `source` to `target`: an edge of the service graph, and an access log.
 
     Derived from a proxied request with a known source, or from a parent->child span pair
     whose services differ. Durations are 0 when that side was not observed.
+
+    A NamedTuple (immutable, fields in this order): the service graph makes ~0.7 per span,
+    and a tuple is the cheapest object to make, and to turn into columns (`zip(*calls)`).
     """
 
     source: str

@@ -122,22 +122,28 @@ class PairingStats:
     evicted: int = 0
 
 
+_new_call = tuple.__new__  # `Call(...)` without its Python-level __new__ (a call per pair)
+
+
 def _call(parent: tuple[Any, ...], child: tuple[Any, ...]) -> Call:
     parent_kind, child_kind = parent[_KIND], child[_KIND]
     messaging = parent_kind in _MESSAGING_KINDS or child_kind in _MESSAGING_KINDS
-    return Call(
-        parent[_SERVICE],
-        child[_SERVICE],
-        parent[_START],
-        parent[_ERROR] or child[_ERROR],
-        parent[_DURATION] if parent_kind in _CALLER_KINDS else 0,
-        child[_DURATION],
-        "messaging_system" if messaging else "",
-        child[_STATUS],
-        child[_METHOD],
-        child[_PATH],
-        child[_TRACE],
-        child[_SPAN],
+    return _new_call(
+        Call,
+        (
+            parent[_SERVICE],
+            child[_SERVICE],
+            parent[_START],
+            parent[_ERROR] or child[_ERROR],
+            parent[_DURATION] if parent_kind in _CALLER_KINDS else 0,
+            child[_DURATION],
+            "messaging_system" if messaging else "",
+            child[_STATUS],
+            child[_METHOD],
+            child[_PATH],
+            child[_TRACE],
+            child[_SPAN],
+        ),
     )
 
 

@@ -16,7 +16,6 @@ import pyarrow as pa
 
 from meshscope.model.calls import Call
 from meshscope.model.logs import Severity
-from meshscope.store.duckdb.codec import id64, id128
 
 _TABLE = """CREATE TABLE IF NOT EXISTS access_logs (
     time_ns BIGINT NOT NULL,
@@ -84,26 +83,44 @@ STATEMENTS = (_TABLE, _VIEW)
 """Run at every open (after the base schema): the view follows this module's rendering."""
 
 
+_MASK64 = (1 << 64) - 1
+_EMPTY: tuple[tuple[()], ...] = ((),) * len(Call._fields)
+
+
 def access_table(calls: Sequence[Call]) -> pa.Table:
-    n = len(calls)
-    t_hi, t_lo = [0] * n, [0] * n
-    for i, call in enumerate(calls):
-        t_hi[i], t_lo[i] = id128(call.trace_id)
+    """The calls as `access_logs` rows, built column by column (a Call is a tuple)."""
+    (
+        source,
+        target,
+        time_ns,
+        failed,
+        client_ns,
+        server_ns,
+        connection_type,
+        status_code,
+        method,
+        path,
+        trace_id,
+        span_id,
+    ) = zip(*calls, strict=True) if calls else _EMPTY
+    # Calls of one trace share its id: each distinct id is converted once.
+    values = {t: int(t, 16) for t in set(trace_id) if t}
+    values[""] = 0
+    traces = [values[t] for t in trace_id]
+    durations = [client or server for client, server in zip(client_ns, server_ns, strict=True)]
     return pa.table(
         {
-            "time_ns": pa.array([c.time_ns for c in calls], pa.int64()),
-            "source": pa.array([c.source for c in calls], pa.string()),
-            "target": pa.array([c.target for c in calls], pa.string()),
-            "duration_ns": pa.array(
-                [c.client_duration_ns or c.server_duration_ns for c in calls], pa.int64()
-            ),
-            "failed": pa.array([c.failed for c in calls], pa.bool_()),
-            "status_code": pa.array([c.status_code for c in calls], pa.int32()),
-            "method": pa.array([c.method for c in calls], pa.string()),
-            "path": pa.array([c.path for c in calls], pa.string()),
-            "connection_type": pa.array([c.connection_type for c in calls], pa.string()),
-            "trace_hi": pa.array(t_hi, pa.uint64()),
-            "trace_lo": pa.array(t_lo, pa.uint64()),
-            "span_id": pa.array([id64(c.span_id) for c in calls], pa.uint64()),
+            "time_ns": pa.array(time_ns, pa.int64()),
+            "source": pa.array(source, pa.string()),
+            "target": pa.array(target, pa.string()),
+            "duration_ns": pa.array(durations, pa.int64()),  # `Call.duration_ns`
+            "failed": pa.array(failed, pa.bool_()),
+            "status_code": pa.array(status_code, pa.int32()),
+            "method": pa.array(method, pa.string()),
+            "path": pa.array(path, pa.string()),
+            "connection_type": pa.array(connection_type, pa.string()),
+            "trace_hi": pa.array([t >> 64 for t in traces], pa.uint64()),
+            "trace_lo": pa.array([t & _MASK64 for t in traces], pa.uint64()),
+            "span_id": pa.array([int(s, 16) if s else 0 for s in span_id], pa.uint64()),
         }
     )
