@@ -6,9 +6,11 @@ Phases, all in one run:
    and (what the ingest workers run) straight into the store's columns and the derivation
    inputs (`ingest.otlp_direct`);
 2. distinct: every distinct request sent once -> spans/s and bytes on disk per span;
-3. sustained: the requests cycled for --seconds at full speed -> durable spans/s, ratio to floor;
-   plus CPU per span in the owner and in the ingest worker processes;
-4. overload: open-loop paced senders offer twice the sustained rate -> share answered
+3. sustained: the requests cycled for --seconds at full speed -> durable spans/s, ratio to floor,
+   the lowest and highest rate over 10 s windows; plus CPU per span in the owner and in the
+   ingest worker processes;
+4. overload: open-loop paced senders (their starts spread over one pace, as independent
+   clients' are) offer twice the sustained rate -> share answered
    429/503, peak RSS of the owner and its workers;
 5. bytes on disk per span for everything stored in the run (steady state, after shutdown).
 
@@ -122,6 +124,8 @@ def sender(
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Content-Type": "application/x-protobuf"}
     index = start
+    if pace_s:  # paced senders start spread over one pace, as independent clients would
+        time.sleep(pace_s * start / step)
     while time.monotonic() < stop_at:
         if once and index >= len(bodies):
             return
@@ -152,9 +156,9 @@ def sender(
 
 def drive(
     port: int, bodies: list[bytes], seconds: float, senders: int, once: bool = False,
-    pace_s: float = 0.0, on_tick: object = None,
+    pace_s: float = 0.0, on_tick: object = None, tally: Tally | None = None,
 ) -> tuple[Tally, float]:  # fmt: skip
-    tally = Tally()
+    tally = tally or Tally()
     stop_at = time.monotonic() + seconds
     threads = [
         threading.Thread(
@@ -218,10 +222,17 @@ def main() -> None:
         server.start()
 
         peak = [0.0]
+        marks: list[tuple[float, int]] = []  # (time, spans acked so far), every ~0.2 s
         cpu_before = server.cpu_s()
+
+        def sustained_tick() -> None:
+            peak[0] = max(peak[0], server.rss_mib())
+            marks.append((time.monotonic(), tally.acked_spans))
+
+        tally = Tally()
         tally, took = drive(
-            server.http_port, bodies, args.seconds, args.senders,
-            on_tick=lambda: peak.__setitem__(0, max(peak[0], server.rss_mib())),
+            server.http_port, bodies, args.seconds, args.senders, on_tick=sustained_tick,
+            tally=tally,
         )  # fmt: skip
         owner_s, workers_s = (b - a for a, b in zip(cpu_before, server.cpu_s(), strict=True))
         rate = tally.acked_spans / took
@@ -231,6 +242,10 @@ def main() -> None:
               f"(refused {tally.refused}, errors {tally.errors}); ratio to decode floor "
               f"{rate / floor:.2f}, to direct floor {rate / direct:.2f}; "
               f"peak RSS {peak[0]:.0f} MiB (owner + workers)")  # fmt: skip
+        windows = _window_rates(marks, 10.0)
+        if windows:
+            print(f"  10 s windows: {min(windows):,.0f} to {max(windows):,.0f} spans/s "
+                  f"({len(windows)} windows; dips are DuckDB checkpoints)")  # fmt: skip
         owner_us, workers_us = owner_s / spans * 1e6, workers_s / spans * 1e6
         print(f"  CPU per span: owner {owner_us:.1f} us, workers {workers_us:.1f} us; "
               f"CPU busy {(owner_s + workers_s) / took:.2f} of {os.cpu_count()} cores "
@@ -260,6 +275,19 @@ def main() -> None:
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _window_rates(marks: list[tuple[float, int]], width_s: float) -> list[float]:
+    """Acked spans/s in consecutive windows of `width_s` (from ~0.2 s marks)."""
+    rates: list[float] = []
+    if not marks:
+        return rates
+    start_t, start_n = marks[0]
+    for t, n in marks[1:]:
+        if t - start_t >= width_s:
+            rates.append((n - start_n) / (t - start_t))
+            start_t, start_n = t, n
+    return rates
 
 
 def _rss_mib(pid: int) -> float:
