@@ -11,9 +11,9 @@ call to a virtual node when it expires. Everything unpaired or evicted is counte
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, NamedTuple
 
 from meshscope.model.attributes import AttrValue, attr_str
@@ -171,8 +171,8 @@ class SpanPairer:
         self.ttl_ns = ttl_ns
         self.max_pending = max_pending
         self.stats = PairingStats()
-        self._seen: OrderedDict[SpanKey, _Seen] = OrderedDict()
-        self._orphans: OrderedDict[SpanKey, list[_Seen]] = OrderedDict()
+        self._seen: dict[SpanKey, _Seen] = {}
+        self._orphans: dict[SpanKey, list[_Seen]] = {}
 
     def add(self, spans: Sequence[Span], now_ns: int) -> list[Call]:
         return self.add_sides([side_of(span) for span in spans], now_ns)
@@ -185,15 +185,16 @@ class SpanPairer:
         for side in sides:
             entry = [side, now_ns, False]
             trace_id = side[_TRACE]
-            seen[(trace_id, side[_SPAN])] = entry
+            key = (trace_id, side[_SPAN])
+            seen[key] = entry
             parent_id = side[_PARENT]
             if parent_id:
-                key = (trace_id, parent_id)
-                parent = seen.get(key)
+                parent_key = (trace_id, parent_id)
+                parent = seen.get(parent_key)
                 if parent is None:
-                    waiting = orphans.get(key)
+                    waiting = orphans.get(parent_key)
                     if waiting is None:
-                        orphans[key] = [entry]
+                        orphans[parent_key] = [entry]
                     else:
                         waiting.append(entry)
                 elif parent[0][_SERVICE] != side[_SERVICE]:
@@ -201,7 +202,7 @@ class SpanPairer:
                     stats.paired += 1
                     calls.append(_call(parent[0], side))
             if orphans:
-                for child in orphans.pop((trace_id, side[_SPAN]), ()):
+                for child in orphans.pop(key, ()):
                     if child[0][_SERVICE] != side[_SERVICE]:
                         entry[_PAIRED] = child[_PAIRED] = True
                         stats.paired += 1
@@ -214,17 +215,21 @@ class SpanPairer:
         """Forget spans older than the TTL; unpaired callers naming a peer become virtual calls."""
         calls: list[Call] = []
         cutoff = now_ns - self.ttl_ns
-        while self._seen:
-            key, entry = next(iter(self._seen.items()))
+        seen, orphans = self._seen, self._orphans
+        expired = []
+        for key, entry in seen.items():
             if entry[_ARRIVED] > cutoff:
                 break
-            del self._seen[key]
-            self._retire(entry, calls)
-        while self._orphans:
-            key, children = next(iter(self._orphans.items()))
+            expired.append(key)
+        for key in expired:
+            self._retire(seen.pop(key), calls)
+        expired = []
+        for key, children in orphans.items():
             if children[0][_ARRIVED] > cutoff:
                 break
-            del self._orphans[key]
+            expired.append(key)
+        for key in expired:
+            del orphans[key]
         return calls
 
     def _retire(self, entry: _Seen, calls: list[Call]) -> None:
@@ -239,12 +244,12 @@ class SpanPairer:
 
     def _evict_over_capacity(self) -> list[Call]:
         calls: list[Call] = []
-        while len(self._seen) > self.max_pending:
-            _, entry = self._seen.popitem(last=False)
+        seen, orphans = self._seen, self._orphans
+        for key in list(islice(seen, max(0, len(seen) - self.max_pending))):
             self.stats.evicted += 1
-            self._retire(entry, calls)
-        while len(self._orphans) > self.max_pending:
-            self._orphans.popitem(last=False)
+            self._retire(seen.pop(key), calls)
+        for key in list(islice(orphans, max(0, len(orphans) - self.max_pending))):
+            del orphans[key]
             self.stats.evicted += 1
         return calls
 
