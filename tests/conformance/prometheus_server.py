@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -18,6 +17,7 @@ from typing import Any
 
 from meshscope.model.metrics import MetricPoint
 from meshscope.query.promql.values import format_le
+from tests.ingest.asgi_server import free_port
 
 
 def available() -> str:
@@ -66,13 +66,6 @@ def openmetrics(points: Iterable[MetricPoint]) -> str:
     return "".join(line for lines in families.values() for line in lines) + "# EOF\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def running_prometheus(workdir: Path, points: Iterable[MetricPoint]) -> Iterator[str]:
     """Backfill `points` into a fresh TSDB, start Prometheus on it, yield its base URL."""
@@ -86,7 +79,7 @@ def running_prometheus(workdir: Path, points: Iterable[MetricPoint]) -> Iterator
     )
     config = workdir / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n")
-    port = _free_port()
+    port = free_port()
     log = (workdir / "prometheus.log").open("w")
     proc = subprocess.Popen(
         [

@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,19 +27,13 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from meshscope.store.base import LogQuery
 from meshscope.store.duckdb import DuckDBStorage
+from tests.ingest.asgi_server import free_port
 
 SPANS_PER_REQUEST = 40
 LOGS_PER_REQUEST = 20
 POINTS_PER_REQUEST = 5
 TRAFFIC_S = 3.0
 T0 = time.time_ns() - 60 * 10**9
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

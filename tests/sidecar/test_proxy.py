@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import os
 import re
-import socket
 from collections.abc import Iterator
 
 import httpx
@@ -14,16 +13,10 @@ import pytest
 
 from meshscope.sidecar.runner import RunningSidecars
 from meshscope.sidecar.settings import ExportSettings
+from tests.ingest.asgi_server import free_port
 from tests.sidecar.harness import LoopThread, running_sidecars, running_upstream, sidecar
 
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-NOWHERE = ExportSettings(endpoint=f"http://127.0.0.1:{_closed_port()}", flush_interval_s=0.05)
+NOWHERE = ExportSettings(endpoint=f"http://127.0.0.1:{free_port()}", flush_interval_s=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +92,7 @@ def test_upstream_timeout_gives_504(proxied: tuple[str, RunningSidecars]) -> Non
 
 
 def test_unreachable_upstream_gives_502(loop: LoopThread) -> None:
-    dead = f"http://127.0.0.1:{_closed_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     with running_sidecars(loop, [sidecar("lonely", dead)], NOWHERE, admin=False) as running:
         response = httpx.get(f"http://127.0.0.1:{running.ports['lonely/inbound']}/x")
     assert response.status_code == 502
