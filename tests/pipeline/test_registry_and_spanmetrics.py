@@ -7,7 +7,14 @@ import random
 from meshscope.model.metrics import MetricType
 from meshscope.model.spans import Span, SpanKind, StatusCode
 from meshscope.pipeline.derive.registry import OVERFLOW_LABELS, MetricsRegistry
-from meshscope.pipeline.derive.spanmetrics import CALLS, DEFAULT_BUCKETS_MS, DURATION, SpanMetrics
+from meshscope.pipeline.derive.spanmetrics import (
+    CALLS,
+    DEFAULT_BUCKETS_MS,
+    DURATION,
+    SpanMetrics,
+    SpanPartials,
+    span_partials,
+)
 
 
 def test_histogram_buckets_use_prometheus_le_semantics() -> None:
@@ -88,3 +95,56 @@ def test_span_metrics_match_generated_truth() -> None:
             key = (p.label("service_name"), p.label("span_name"), p.label("status_code"))
             assert list(p.histogram.counts) == truth_buckets[key]
             assert p.label("span_kind") == "SPAN_KIND_SERVER"
+
+
+def _merge_one_by_one(registry: MetricsRegistry, partials: SpanPartials) -> None:
+    """What `SpanMetrics.merge` does, through the registry's per-update calls."""
+    for key, row in partials.items():
+        service, kind, name, status = key
+        labels = (
+            ("service_name", service),
+            ("span_kind", SpanKind(kind).otel_name),
+            ("span_name", name),
+            ("status_code", StatusCode(status).otel_name),
+        )
+        registry.inc(
+            CALLS, labels, int(row[0]), help_text="Spans by service, name, kind and status."
+        )
+        registry.merge_histogram(
+            DURATION,
+            labels,
+            DEFAULT_BUCKETS_MS,
+            [int(c) for c in row[2:]],
+            row[1],
+            int(row[0]),
+            help_text="Span duration in milliseconds.",
+        )
+
+
+def test_span_metrics_merge_equals_per_update_calls_incl_overflow_and_changed_only() -> None:
+    rng = random.Random(3)
+    kept, reference = MetricsRegistry(max_series_per_metric=6), MetricsRegistry(6)
+    metrics = SpanMetrics(kept)
+    for step in range(5):
+        spans = [
+            Span(
+                f"{i + 1:032x}",
+                f"{i + 1:016x}",
+                rng.choice(["GET /", "POST /pay"]),
+                rng.choice(["web", "api", "db", "cache"]),
+                0,
+                rng.randrange(1, 3 * 10**10),
+                kind=rng.choice([SpanKind.SERVER, SpanKind.CLIENT]),
+                status_code=rng.choice([StatusCode.UNSET, StatusCode.ERROR]),
+            )
+            for i in range(rng.randrange(1, 60))
+        ]
+        partials = span_partials(spans)
+        metrics.merge(partials, span_partials(spans[:7]))  # added up, then merged
+        more = span_partials(spans[:7])
+        both = {key: [a + b for a, b in zip(row, more[key], strict=True)] if key in more else row
+                for key, row in partials.items()}  # fmt: skip
+        _merge_one_by_one(reference, both)
+        assert kept.collect(step, changed_only=True) == reference.collect(step, changed_only=True)
+    assert kept.collect(9) == reference.collect(9)
+    assert kept.overflowed == reference.overflowed > 0

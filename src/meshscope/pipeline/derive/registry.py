@@ -9,7 +9,9 @@ labelled `otel_metric_overflow="true"` (the OpenTelemetry convention) and are co
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import add
 
 from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType
 
@@ -17,7 +19,9 @@ OVERFLOW_LABELS: Labels = (("otel_metric_overflow", "true"),)
 
 
 @dataclass(slots=True)
-class _Series:
+class Series:
+    """One series' cumulative state (derivers may keep it, see `MetricsRegistry.series`)."""
+
     name: str
     labels: Labels
     type: MetricType
@@ -40,14 +44,16 @@ class _Series:
 class MetricsRegistry:
     def __init__(self, max_series_per_metric: int = 10_000) -> None:
         self.max_series_per_metric = max_series_per_metric
-        self._series: dict[tuple[str, Labels], _Series] = {}
-        self._dirty: dict[tuple[str, Labels], _Series] = {}  # changed since the last collect
+        self._series: dict[tuple[str, Labels], Series] = {}
+        # Changed since the last collect, by id (a series lives as long as the registry; an
+        # int key saves hashing the labels again on every update).
+        self._dirty: dict[int, Series] = {}
         self._per_name: dict[str, int] = {}
         self.overflowed = 0
 
     def _get(
         self, name: str, labels: Labels, kind: MetricType, help_text: str, bounds: tuple[float, ...]
-    ) -> _Series:
+    ) -> Series:
         key = (name, labels)
         series = self._series.get(key)
         if series is not None:
@@ -59,7 +65,7 @@ class MetricsRegistry:
             if series is not None:
                 return series
             labels = OVERFLOW_LABELS
-        series = _Series(name, labels, kind, help_text, bounds=bounds)
+        series = Series(name, labels, kind, help_text, bounds=bounds)
         if kind is MetricType.HISTOGRAM:
             series.counts = [0] * (len(bounds) + 1)
         self._series[key] = series
@@ -69,7 +75,7 @@ class MetricsRegistry:
     def inc(self, name: str, labels: Labels, amount: float = 1.0, help_text: str = "") -> None:
         series = self._get(name, labels, MetricType.COUNTER, help_text, ())
         series.value += amount
-        self._dirty[(series.name, series.labels)] = series
+        self._dirty[id(series)] = series
 
     def observe(
         self,
@@ -83,7 +89,7 @@ class MetricsRegistry:
         series.counts[bisect_left(series.bounds, value)] += 1
         series.sum += value
         series.count += 1
-        self._dirty[(series.name, series.labels)] = series
+        self._dirty[id(series)] = series
 
     def merge_histogram(
         self,
@@ -101,7 +107,37 @@ class MetricsRegistry:
             series.counts[i] += bucket_count
         series.sum += total
         series.count += count
-        self._dirty[(series.name, series.labels)] = series
+        self._dirty[id(series)] = series
+
+    def series(
+        self,
+        name: str,
+        labels: Labels,
+        kind: MetricType,
+        help_text: str = "",
+        bounds: tuple[float, ...] = (),
+    ) -> Series | None:
+        """The series `name{labels}` (made if new), for a deriver to keep and update with
+        `add`/`add_histogram`; None if it would be past the cap (then `inc`/`merge_histogram`
+        each time, which count the overflow)."""
+        series = self._series.get((name, labels))
+        if series is None and self._per_name.get(name, 0) >= self.max_series_per_metric:
+            return None
+        return self._get(name, labels, kind, help_text, bounds)
+
+    def add(self, series: Series, amount: float) -> None:
+        """`inc` on a series from `series`."""
+        series.value += amount
+        self._dirty[id(series)] = series
+
+    def add_histogram(
+        self, series: Series, counts: Iterable[int], total: float, count: int
+    ) -> None:
+        """`merge_histogram` on a series from `series` (`counts` as wide as its buckets)."""
+        series.counts = list(map(add, series.counts, counts))
+        series.sum += total
+        series.count += count
+        self._dirty[id(series)] = series
 
     def collect(self, now_ns: int, changed_only: bool = False) -> list[MetricPoint]:
         """Cumulative points of every series (or only those changed since the last collect),

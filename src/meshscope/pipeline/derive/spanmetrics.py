@@ -11,12 +11,14 @@ ingest workers compute next to decoding; the owner only merges them into the reg
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from itertools import islice
 from operator import add
+from typing import cast
 
-from meshscope.model.metrics import Labels
+from meshscope.model.metrics import Labels, MetricType
 from meshscope.model.spans import Span, SpanKind, StatusCode
-from meshscope.pipeline.derive.registry import MetricsRegistry
+from meshscope.pipeline.derive.registry import MetricsRegistry, Series
 
 CALLS = "calls_total"
 DURATION = "duration_milliseconds"
@@ -74,13 +76,18 @@ def _combine(partials: tuple[SpanPartials, ...]) -> SpanPartials:
     return out
 
 
+_CALLS_HELP = "Spans by service, name, kind and status."
+_DURATION_HELP = "Span duration in milliseconds."
+
+
 class SpanMetrics:
     def __init__(
         self, registry: MetricsRegistry, buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS
     ) -> None:
         self._registry = registry
         self.buckets = buckets_ms
-        self._labels: dict[SpanKey, Labels] = {}
+        # Per span key: its two series in the registry (bounded; never an overflow series).
+        self._series: dict[SpanKey, tuple[Series, Series]] = {}
 
     def observe(self, spans: Sequence[Span]) -> None:
         self.merge(span_partials(spans, self.buckets))
@@ -89,21 +96,35 @@ class SpanMetrics:
         """Add partials made with this instance's buckets to the registry."""
         combined = _combine(partials)
         registry = self._registry
-        cache = self._labels
+        cache = self._series
         for key, row in combined.items():
-            labels = cache.get(key)
-            if labels is None:
-                labels = cache[key] = _labels(key)
-                if len(cache) > _MAX_CACHED_LABELS:
+            pair = cache.get(key)
+            if pair is None:
+                labels = _labels(key)
+                calls = registry.series(CALLS, labels, MetricType.COUNTER, _CALLS_HELP)
+                durations = registry.series(
+                    DURATION, labels, MetricType.HISTOGRAM, _DURATION_HELP, self.buckets
+                )
+                if calls is None or durations is None:  # over the cap: counted each time
+                    self._merge_row(labels, row)
+                    continue
+                if len(cache) >= _MAX_CACHED_LABELS:
                     cache.clear()
+                pair = cache[key] = (calls, durations)
             count = int(row[0])
-            registry.inc(CALLS, labels, count, help_text="Spans by service, name, kind and status.")
-            registry.merge_histogram(
-                DURATION,
-                labels,
-                self.buckets,
-                [int(c) for c in row[2:]],
-                row[1],
-                count,
-                help_text="Span duration in milliseconds.",
-            )
+            registry.add(pair[0], count)
+            buckets = cast("Iterator[int]", islice(row, 2, None))  # counts are ints
+            registry.add_histogram(pair[1], buckets, row[1], count)
+
+    def _merge_row(self, labels: Labels, row: list[float]) -> None:
+        count = int(row[0])
+        self._registry.inc(CALLS, labels, count, help_text=_CALLS_HELP)
+        self._registry.merge_histogram(
+            DURATION,
+            labels,
+            self.buckets,
+            [int(c) for c in row[2:]],
+            row[1],
+            count,
+            help_text=_DURATION_HELP,
+        )
