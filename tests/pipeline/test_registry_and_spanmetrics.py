@@ -142,8 +142,10 @@ def test_span_metrics_merge_equals_per_update_calls_incl_overflow_and_changed_on
         partials = span_partials(spans)
         metrics.merge(partials, span_partials(spans[:7]))  # added up, then merged
         more = span_partials(spans[:7])
-        both = {key: [a + b for a, b in zip(row, more[key], strict=True)] if key in more else row
-                for key, row in partials.items()}  # fmt: skip
+        both = {
+            key: tuple(a + b for a, b in zip(row, more[key], strict=True)) if key in more else row
+            for key, row in partials.items()
+        }
         _merge_one_by_one(reference, both)
         assert kept.collect(step, changed_only=True) == reference.collect(step, changed_only=True)
     assert kept.collect(9) == reference.collect(9)

@@ -37,7 +37,7 @@ from meshscope.ingest.otlp_traces import BAD_IDS, BAD_PARENT, ZERO_SPAN, ZERO_TR
 from meshscope.model.attributes import AttrValue
 from meshscope.model.batch import Batch
 from meshscope.pipeline.derive.servicegraph import side_fields
-from meshscope.pipeline.derive.spanmetrics import DEFAULT_BUCKETS_MS, SpanPartials
+from meshscope.pipeline.derive.spanmetrics import DEFAULT_BUCKETS_MS, PartialRows, freeze
 from meshscope.pipeline.prepared import Prepared
 from meshscope.store.duckdb.codec import AttrColumns, text_and_tag
 from meshscope.store.duckdb.resources import _resource_id
@@ -128,7 +128,7 @@ def prepare_resource_spans(
     ev_offsets, ev_time, ev_name = out.ev_offsets, out.ev_time, out.ev_name
     ln_offsets, ln_hi, ln_lo, ln_span = out.ln_offsets, out.ln_hi, out.ln_lo, out.ln_span
     sides: list[tuple[Any, ...]] = []
-    partials: SpanPartials = {}
+    partials: PartialRows = {}
     operations: dict[tuple[str, str, int], None] = {}
     width = len(buckets_ms) + 1
     rejections = Rejections()
@@ -234,7 +234,7 @@ def prepare_resource_spans(
         span_count=len(rows),
         encoded_spans=out.encoded(span_columns, ev_columns, ln_columns) if rows else None,
         sides=sides,
-        span_metrics=partials,
+        span_metrics=freeze(partials),
         operations=list(operations),
     )
     decoded = rejections.result(Batch(), "spans")

@@ -11,7 +11,7 @@ ingest workers compute next to decoding; the owner only merges them into the reg
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import islice
 from operator import add
 from typing import cast
@@ -29,8 +29,19 @@ DEFAULT_BUCKETS_MS: tuple[float, ...] = (
 SpanKey = tuple[str, int, str, int]
 """(service, kind, name, status code): what the labels of a span's series are made of."""
 
-SpanPartials = dict[SpanKey, list[float]]
-"""Per span key: [count, sum of durations in ms, bucket count 0, bucket count 1, ...]."""
+SpanPartials = dict[SpanKey, tuple[float, ...]]
+"""Per span key: (count, sum of durations in ms, bucket count 0, bucket count 1, ...).
+
+Tuples of plain numbers, which the garbage collector stops tracking: the owner holds a few
+hundred per request until it has merged them (as lists they reached the oldest generation
+and made its full collections more frequent)."""
+
+PartialRows = dict[SpanKey, list[float]]
+"""`SpanPartials` being counted: `freeze` makes them SpanPartials."""
+
+
+def freeze(rows: PartialRows) -> SpanPartials:
+    return {key: tuple(row) for key, row in rows.items()}
 
 
 def _labels(key: SpanKey) -> Labels:
@@ -47,7 +58,7 @@ def span_partials(
     spans: Sequence[Span], buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS
 ) -> SpanPartials:
     """Count and bucket the spans' durations per label set (the costly, per-span part)."""
-    out: SpanPartials = {}
+    out: PartialRows = {}
     width = len(buckets_ms) + 1
     for span in spans:
         key = (span.service, span.kind, span.name, span.status_code)
@@ -59,16 +70,16 @@ def span_partials(
         row[0] += 1
         row[1] += ms
         row[2 + bisect_left(buckets_ms, ms)] += 1
-    return out
+    return freeze(out)
 
 
 _MAX_CACHED_LABELS = 100_000
 
 
-def _combine(partials: tuple[SpanPartials, ...]) -> SpanPartials:
+def _combine(partials: tuple[SpanPartials, ...]) -> Mapping[SpanKey, Sequence[float]]:
     if len(partials) == 1:
         return partials[0]
-    out: SpanPartials = {}
+    out: PartialRows = {}
     for partial in partials:
         for key, row in partial.items():
             mine = out.get(key)
@@ -116,7 +127,7 @@ class SpanMetrics:
             buckets = cast("Iterator[int]", islice(row, 2, None))  # counts are ints
             registry.add_histogram(pair[1], buckets, row[1], count)
 
-    def _merge_row(self, labels: Labels, row: list[float]) -> None:
+    def _merge_row(self, labels: Labels, row: Sequence[float]) -> None:
         count = int(row[0])
         self._registry.inc(CALLS, labels, count, help_text=_CALLS_HELP)
         self._registry.merge_histogram(
