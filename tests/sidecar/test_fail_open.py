@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from meshscope.sidecar.settings import ExportSettings
+from tests.ingest.asgi_server import free_port
 from tests.sidecar.harness import LoopThread, running_sidecars, running_upstream, sidecar
-from tests.sidecar.test_proxy import _closed_port
 
 
 @contextmanager
@@ -62,7 +62,7 @@ def _metric(text: str, name: str) -> float:
 
 @pytest.mark.slow
 def test_killing_meshscope_does_not_fail_a_single_request() -> None:
-    ports = {n: _closed_port() for n in ("ui", "otlp_http", "otlp_grpc", "zipkin")}
+    ports = {n: free_port() for n in ("ui", "otlp_http", "otlp_grpc", "zipkin")}
     export = ExportSettings(
         endpoint=f"http://127.0.0.1:{ports['otlp_http']}",
         flush_interval_s=0.1,
