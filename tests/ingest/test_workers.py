@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -212,3 +213,28 @@ def test_a_value_past_the_stores_columns_is_a_400_not_a_crash(sink: WorkerSink) 
 
     asyncio.run(send())
     assert sum(sink.writer.pipeline.storage.traces.span_counts().values()) == 20
+
+
+def test_workers_run_at_a_lower_cpu_priority_than_the_owner(sink: WorkerSink) -> None:
+    owner = os.getpid()
+    children = Path(f"/proc/{owner}/task/{owner}/children").read_text().split()
+    workers = [int(pid) for pid in children if _is_worker(int(pid))]
+    assert len(workers) == sink.settings.processes
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in workers] == [
+        min(19, mine + sink.settings.nice)
+    ]
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        return "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return False
+
+
+def test_worker_settings_refuse_a_nice_outside_0_to_19() -> None:
+    with pytest.raises(ValueError, match="nice"):
+        WorkerSettings(nice=-1)
+    with pytest.raises(ValueError, match="nice"):
+        WorkerSettings(nice=20)
