@@ -225,9 +225,14 @@ def main() -> None:
         marks: list[tuple[float, int]] = []  # (time, spans acked so far), every ~0.2 s
         cpu_before = server.cpu_s()
 
+        wal = [_wal_size(server.db), 0]  # last size seen, checkpoints (the log shrank)
+
         def sustained_tick() -> None:
             peak[0] = max(peak[0], server.rss_mib())
             marks.append((time.monotonic(), tally.acked_spans))
+            size = _wal_size(server.db)
+            wal[1] += size < wal[0]
+            wal[0] = size
 
         tally = Tally()
         tally, took = drive(
@@ -245,7 +250,8 @@ def main() -> None:
         windows = _window_rates(marks, 10.0)
         if windows:
             print(f"  10 s windows: {min(windows):,.0f} to {max(windows):,.0f} spans/s "
-                  f"({len(windows)} windows; dips are DuckDB checkpoints)")  # fmt: skip
+                  f"({len(windows)} windows); {wal[1]} DuckDB checkpoints (commits wait for "
+                  f"each)")  # fmt: skip
         owner_us, workers_us = owner_s / spans * 1e6, workers_s / spans * 1e6
         print(f"  CPU per span: owner {owner_us:.1f} us, workers {workers_us:.1f} us; "
               f"CPU busy {(owner_s + workers_s) / took:.2f} of {os.cpu_count()} cores "
