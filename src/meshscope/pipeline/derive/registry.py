@@ -73,9 +73,7 @@ class MetricsRegistry:
         return series
 
     def inc(self, name: str, labels: Labels, amount: float = 1.0, help_text: str = "") -> None:
-        series = self._get(name, labels, MetricType.COUNTER, help_text, ())
-        series.value += amount
-        self._dirty[id(series)] = series
+        self.add(self._get(name, labels, MetricType.COUNTER, help_text, ()), amount)
 
     def observe(
         self,
@@ -103,11 +101,7 @@ class MetricsRegistry:
     ) -> None:
         """Add pre-bucketed observations (`counts` per bucket of `bounds`, +Inf last)."""
         series = self._get(name, labels, MetricType.HISTOGRAM, help_text, bounds)
-        for i, bucket_count in enumerate(counts):
-            series.counts[i] += bucket_count
-        series.sum += total
-        series.count += count
-        self._dirty[id(series)] = series
+        self.add_histogram(series, counts, total, count)
 
     def series(
         self,

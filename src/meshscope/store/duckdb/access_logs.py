@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from meshscope.model.calls import Call
 from meshscope.model.logs import Severity
+from meshscope.store.duckdb.codec import id64, id128
 
 _TABLE = """CREATE TABLE IF NOT EXISTS access_logs (
     time_ns BIGINT NOT NULL,
@@ -83,7 +84,6 @@ STATEMENTS = (_TABLE, _VIEW)
 """Run at every open (after the base schema): the view follows this module's rendering."""
 
 
-_MASK64 = (1 << 64) - 1
 _EMPTY: tuple[tuple[()], ...] = ((),) * len(Call._fields)
 
 
@@ -104,9 +104,8 @@ def access_table(calls: Sequence[Call]) -> pa.Table:
         span_id,
     ) = zip(*calls, strict=True) if calls else _EMPTY
     # Calls of one trace share its id: each distinct id is converted once.
-    values = {t: int(t, 16) for t in set(trace_id) if t}
-    values[""] = 0
-    traces = [values[t] for t in trace_id]
+    halves = {t: id128(t) for t in set(trace_id)}
+    traces = [halves[t] for t in trace_id]
     durations = [client or server for client, server in zip(client_ns, server_ns, strict=True)]
     return pa.table(
         {
@@ -119,8 +118,8 @@ def access_table(calls: Sequence[Call]) -> pa.Table:
             "method": pa.array(method, pa.string()),
             "path": pa.array(path, pa.string()),
             "connection_type": pa.array(connection_type, pa.string()),
-            "trace_hi": pa.array([t >> 64 for t in traces], pa.uint64()),
-            "trace_lo": pa.array([t & _MASK64 for t in traces], pa.uint64()),
-            "span_id": pa.array([int(s, 16) if s else 0 for s in span_id], pa.uint64()),
+            "trace_hi": pa.array([t[0] for t in traces], pa.uint64()),
+            "trace_lo": pa.array([t[1] for t in traces], pa.uint64()),
+            "span_id": pa.array(list(map(id64, span_id)), pa.uint64()),
         }
     )
