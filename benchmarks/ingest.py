@@ -9,10 +9,13 @@ Phases, all in one run:
 3. sustained: the requests cycled for --seconds at full speed -> durable spans/s, ratio to floor,
    the lowest and highest rate over 10 s windows; plus CPU per span in the owner and in the
    ingest worker processes;
-4. overload: open-loop paced senders (their starts spread over one pace, as independent
+4. OTLP/gRPC: the same requests over gRPC (raw pre-encoded messages, closed loop) for
+   --grpc-seconds -> durable spans/s and its ratio to OTLP/HTTP in this run (both go through
+   the ingest worker processes);
+5. overload: open-loop paced senders (their starts spread over one pace, as independent
    clients' are) offer twice the sustained rate -> share answered
    429/503, peak RSS of the owner and its workers;
-5. bytes on disk per span for everything stored in the run (steady state, after shutdown).
+6. bytes on disk per span for everything stored in the run (steady state, after shutdown).
 
 Usage: .venv/bin/python benchmarks/ingest.py [--seconds 60] [--distinct 400]
 """
@@ -30,8 +33,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import grpc
 
 from meshscope.ingest.loadgen import build_requests
 from meshscope.ingest.otlp import decode_otlp
@@ -47,10 +53,14 @@ def free_port() -> int:
         return port
 
 
+TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
 @dataclass
 class Server:
     workdir: Path
     http_port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)
     ui_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -62,7 +72,7 @@ class Server:
         env = dict(os.environ)
         env.update(
             MESHSCOPE_SERVER__OTLP_HTTP_PORT=str(self.http_port),
-            MESHSCOPE_SERVER__OTLP_GRPC_PORT=str(free_port()),
+            MESHSCOPE_SERVER__OTLP_GRPC_PORT=str(self.grpc_port),
             MESHSCOPE_SERVER__ZIPKIN_PORT=str(free_port()),
             MESHSCOPE_SERVER__UI_PORT=str(self.ui_port),
             MESHSCOPE_STORAGE__PATH=str(self.db),
@@ -96,6 +106,19 @@ class Server:
         """CPU seconds used so far by the owner process and by its worker processes."""
         owner, *workers = self.pids()
         return _cpu_s(owner), sum(_cpu_s(pid) for pid in workers)
+
+    def worker_bodies(self) -> dict[str, float]:
+        """`meshscope_ingest_worker_bodies` from the server's /metrics, by kind."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.ui_port, timeout=10)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        prefix = 'meshscope_ingest_worker_bodies_total{kind="'
+        counts = {}
+        for line in text.splitlines():
+            if line.startswith(prefix):
+                labels, value = line[len(prefix) :].split(" ")
+                counts[labels.split('"')[0]] = float(value)
+        return counts
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -154,16 +177,42 @@ def sender(
                 conn.close()
 
 
+def grpc_sender(
+    port: int, bodies: list[bytes], stop_at: float, tally: Tally, start: int, step: int,
+    once: bool = False, pace_s: float = 0.0,
+) -> None:  # fmt: skip
+    """Closed loop over OTLP/gRPC: pre-encoded messages sent as raw bytes (no client-side
+    serialisation), one channel per sender."""
+    overloaded = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        export = channel.unary_unary(TRACE_EXPORT)
+        index = start
+        while time.monotonic() < stop_at:
+            body = bodies[index % len(bodies)]
+            index += step
+            try:
+                export(body, timeout=60)
+            except grpc.RpcError as error:
+                code = error.code()
+                if code in overloaded:
+                    with tally.lock:
+                        tally.refused += 1
+                else:
+                    tally.error(str(code))
+                continue
+            with tally.lock:
+                tally.acked_spans += SPANS_PER_REQUEST
+
+
 def drive(
     port: int, bodies: list[bytes], seconds: float, senders: int, once: bool = False,
     pace_s: float = 0.0, on_tick: object = None, tally: Tally | None = None,
+    send: Callable[..., None] = sender,
 ) -> tuple[Tally, float]:  # fmt: skip
     tally = tally or Tally()
     stop_at = time.monotonic() + seconds
     threads = [
-        threading.Thread(
-            target=sender, args=(port, bodies, stop_at, tally, i, senders, once, pace_s)
-        )
+        threading.Thread(target=send, args=(port, bodies, stop_at, tally, i, senders, once, pace_s))
         for i in range(senders)
     ]
     began = time.monotonic()
@@ -197,6 +246,9 @@ def main() -> None:
     # Collector keeps up to 10 x 8192 spans in flight by default (sending_queue consumers x
     # batch size), so this is still a modest client.
     parser.add_argument("--senders", type=int, default=32, help="closed-loop senders")
+    parser.add_argument(
+        "--grpc-seconds", type=float, default=20.0, help="OTLP/gRPC phase (0: skip)"
+    )
     args = parser.parse_args()
 
     base_ns = time.time_ns() - 20 * 60 * 10**9
@@ -260,6 +312,23 @@ def main() -> None:
         print(f"  CPU per span: owner {owner_us:.1f} us, workers {workers_us:.1f} us; "
               f"CPU busy {(owner_s + workers_s) / took:.2f} of {os.cpu_count()} cores "
               f"(load average {os.getloadavg()[0]:.1f} incl. other processes)")  # fmt: skip
+
+        if args.grpc_seconds > 0:
+            http_rate = rate
+            before = server.cpu_s()
+            tally, took = drive(
+                server.grpc_port, bodies, args.grpc_seconds, args.senders, send=grpc_sender
+            )
+            owner_s, workers_s = (b - a for a, b in zip(before, server.cpu_s(), strict=True))
+            grpc_rate = tally.acked_spans / took
+            sustained_spans += tally.acked_spans
+            spans = max(tally.acked_spans, 1)
+            print(f"OTLP/gRPC {took:.0f} s ({args.senders} senders, same requests): "
+                  f"{grpc_rate:,.0f} durable spans/s (refused {tally.refused}, errors "
+                  f"{tally.errors} {tally.error_kinds or ''}); gRPC / HTTP = "
+                  f"{grpc_rate / max(http_rate, 1):.2f}; CPU per span: owner "
+                  f"{owner_s / spans * 1e6:.1f} us, workers {workers_s / spans * 1e6:.1f} us; "
+                  f"worker bodies by kind {server.worker_bodies()}")  # fmt: skip
 
         # Open loop: many paced senders offer twice the sustained rate whatever the answers.
         peak = [0.0]

@@ -19,7 +19,7 @@ from meshscope.api.openapi import openapi_routes
 from meshscope.api.prometheus import prometheus_routes
 from meshscope.api.sampling import sampling_routes
 from meshscope.api.sampling_metrics import SamplingCollector
-from meshscope.api.selfmetrics import metrics_route
+from meshscope.api.selfmetrics import WorkerCollector, metrics_route
 from meshscope.api.slo import slo_routes
 from meshscope.api.tempo import tempo_routes
 from meshscope.api.traces import trace_routes
@@ -136,7 +136,11 @@ def build(config: Config, clock: Clock | None = None) -> App:
             http=http_metrics,
             scraper=scraper,
             store_path=store_path,
-            collectors=[sampling_stats, *([NotifierCollector(notifier)] if notifier else [])],
+            collectors=[
+                sampling_stats,
+                *([NotifierCollector(notifier)] if notifier else []),
+                *([WorkerCollector(sink)] if isinstance(sink, WorkerSink) else []),
+            ],
         ),
         *trace_routes(storage),
         *jaeger_metrics_routes(storage.metrics),
@@ -168,7 +172,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
             middleware=middleware,
         ),
         zipkin=Starlette(
-            routes=[*zipkin_routes(writer, limits), *zipkin_read_routes(storage), health_route()],
+            routes=[*zipkin_routes(sink, limits), *zipkin_read_routes(storage), health_route()],
             middleware=middleware,
         ),
         notifier=notifier,

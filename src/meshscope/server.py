@@ -69,7 +69,7 @@ async def _serve(app: App) -> None:
         for asgi, port, _ in listeners
     ]
     grpc_server = await start_grpc_server(
-        app.writer, server.host, server.otlp_grpc_port, app.limits, app.decoders
+        app.sink, server.host, server.otlp_grpc_port, app.limits, app.decoders
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from meshscope.api.http_metrics import HttpMetrics
 from meshscope.ingest.scrape import Scraper
+from meshscope.ingest.workers import WorkerSink
 from meshscope.pipeline.writer import BatchWriter
 
 
@@ -76,6 +77,24 @@ class IngestCollector(Collector):
             "Observations sent to an overflow series by the cardinality cap.",
             value=pipeline.registry.overflowed,
         )
+
+
+class WorkerCollector(Collector):
+    """`meshscope_ingest_worker_bodies`: request bodies decoded in the worker processes, by
+    kind (OTLP traces and logs over HTTP and gRPC, Zipkin spans)."""
+
+    def __init__(self, sink: WorkerSink) -> None:
+        self._sink = sink
+
+    def collect(self) -> Iterator[Metric]:
+        bodies = CounterMetricFamily(
+            "meshscope_ingest_worker_bodies",
+            "Request bodies decoded and prepared in the ingest worker processes.",
+            labels=["kind"],
+        )
+        for kind, count in self._sink.prepared_bodies.items():
+            bodies.add_metric([kind], count)
+        yield bodies
 
 
 class StoreSizeCollector(Collector):

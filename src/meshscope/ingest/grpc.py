@@ -32,11 +32,19 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from meshscope.ingest.body import BodyError
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.otlp import Signal
+from meshscope.ingest.otlp_common import Decoded
 from meshscope.ingest.receiving import OtlpDecoders, export_message, run_decoder
-from meshscope.ingest.sink import IngestSink, OverloadedError, UnavailableError
+from meshscope.ingest.sink import (
+    IngestSink,
+    OverloadedError,
+    UnavailableError,
+    is_body_kind,
+    takes_encoded,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,16 +107,23 @@ async def serve_grpc(
 def _export(
     signal: Signal, sink: IngestSink, limits: IngestLimits, decoders: OtlpDecoders
 ) -> Handler:
+    async def _receive(body: bytes) -> Decoded:
+        # grpcio has already decompressed the message: the workers get it as is.
+        if is_body_kind(signal) and takes_encoded(sink):
+            return await sink.submit_encoded(signal, body, "identity", json=False)
+        decoded = await run_decoder(
+            lambda: decoders.decode_body(signal, body, json=False), len(body), limits
+        )
+        if len(decoded.batch):
+            await sink.submit(decoded.batch)
+        return decoded
+
     async def export(body: bytes, context: Any) -> bytes:
         metadata: tuple[tuple[str, bytes], ...] = ()
         try:
-            decoded = await run_decoder(
-                lambda: decoders.decode_body(signal, body, json=False), len(body), limits
-            )
-            if len(decoded.batch):
-                await sink.submit(decoded.batch)
+            decoded = await _receive(body)
             return export_message(signal, decoded).SerializeToString()
-        except DecodeError as error:
+        except (DecodeError, BodyError) as error:
             code, message = grpc.StatusCode.INVALID_ARGUMENT, error.message
         except OverloadedError as error:
             code, message = grpc.StatusCode.RESOURCE_EXHAUSTED, f"overloaded, retry later: {error}"

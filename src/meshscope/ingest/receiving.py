@@ -30,7 +30,14 @@ from meshscope.ingest.delta import DeltaToCumulative
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.otlp import Decoded, Signal, decode_otlp
-from meshscope.ingest.sink import IngestSink, OverloadedError, UnavailableError, takes_encoded
+from meshscope.ingest.sink import (
+    BodyKind,
+    IngestSink,
+    OverloadedError,
+    UnavailableError,
+    is_body_kind,
+    takes_encoded,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +99,7 @@ async def receive_http(
     sink: IngestSink,
     limits: IngestLimits,
     decode: Callable[[bytes], Decoded],
-    signal: Signal | None = None,
+    kind: Signal | BodyKind | None = None,
     json: bool = False,
 ) -> Decoded | Refusal:
     """Read, decompress, decode (with `decode`) and submit one request's body.
@@ -100,13 +107,13 @@ async def receive_http(
     Returns the Decoded (its batch now durable) or a Refusal: 400 undecodable, 413 too large,
     415 unknown encoding, 429 overloaded, 503 store unavailable, 500 anything unexpected
     (logged). Never raises, so the server keeps serving whatever one request does.
-    With an EncodedSink and an OTLP `signal` it can take, the sink decodes (`decode` unused).
+    With an EncodedSink and a body `kind` it takes, the sink decodes (`decode` unused).
     """
     try:
         encoding = content_encoding(request.headers.get("content-encoding"))
         raw = await read_body(request, limits)  # read even when refusing: keeps the connection
-        if signal in ("traces", "logs") and takes_encoded(sink):
-            return await sink.submit_encoded(signal, raw, encoding, json=json)
+        if is_body_kind(kind) and takes_encoded(sink):
+            return await sink.submit_encoded(kind, raw, encoding, json=json)
         size = len(raw) if encoding == "identity" else len(raw) * COMPRESSION_RATIO_GUESS
 
         def work() -> Decoded:

@@ -8,7 +8,7 @@ and Prometheus clients retry those), so memory stays bounded under overload.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, TypeGuard, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, TypeGuard, get_args, runtime_checkable
 
 from meshscope.model.batch import Batch
 
@@ -28,6 +28,19 @@ class UnavailableError(Exception):
     """The store failed or is shutting down; the data was NOT committed (answer 503)."""
 
 
+BodyKind = Literal["traces", "logs", "zipkin"]
+"""Bodies an EncodedSink decodes itself: OTLP traces and logs (protobuf or JSON) and Zipkin v2
+JSON spans. OTLP metrics are not among them: their delta-to-cumulative state lives with the
+receiver (`OtlpDecoders`), so they are decoded where that state is."""
+
+_BODY_KINDS: frozenset[str] = frozenset(get_args(BodyKind))
+
+
+def is_body_kind(kind: str | None) -> TypeGuard[BodyKind]:
+    """Whether bodies of `kind` can be handed still encoded to an EncodedSink."""
+    return kind in _BODY_KINDS
+
+
 class IngestSink(Protocol):
     async def submit(self, batch: Batch) -> None:
         """Return once `batch` is durable; raise OverloadedError or UnavailableError."""
@@ -36,14 +49,14 @@ class IngestSink(Protocol):
 
 @runtime_checkable
 class EncodedSink(Protocol):
-    """A sink that also takes still-encoded OTLP bodies and decodes them itself (e.g. in
-    worker processes). Raises what decoding raises (BodyError, DecodeError) besides the
+    """A sink that also takes still-encoded bodies (`BodyKind`) and decodes them itself (e.g.
+    in worker processes). Raises what decoding raises (BodyError, DecodeError) besides the
     sink's own errors; returns the rejected counts for the OTLP response."""
 
     async def submit(self, batch: Batch) -> None: ...
 
     async def submit_encoded(
-        self, signal: str, raw: bytes, encoding: str, *, json: bool
+        self, kind: BodyKind, raw: bytes, encoding: str, *, json: bool
     ) -> Decoded: ...
 
 

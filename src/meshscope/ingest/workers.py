@@ -11,7 +11,9 @@ Bounded: the bytes of bodies in the pool's hands are capped (`max_inflight_bytes
 `submit_encoded` raises OverloadedError at once (-> 429 + Retry-After), and the writer's queue
 is bounded in items, so memory stays bounded whatever the offered load.
 
-Metrics are NOT sent to workers: their delta-to-cumulative state lives in the owner.
+Bodies of every `BodyKind` (OTLP traces and logs, from HTTP and gRPC alike, and Zipkin JSON)
+go to the workers. Metrics are NOT sent to workers: their delta-to-cumulative state lives in
+the owner.
 """
 
 from __future__ import annotations
@@ -25,23 +27,22 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import pyarrow as pa
 
 from meshscope.ingest.body import BodyError, decompress
 from meshscope.ingest.errors import DecodeError
-from meshscope.ingest.otlp import Decoded, Signal, decode_otlp
+from meshscope.ingest.otlp import Decoded, decode_otlp
 from meshscope.ingest.otlp_direct import DIRECT_ENCODER, prepare_traces
-from meshscope.ingest.sink import OverloadedError
+from meshscope.ingest.sink import BodyKind, OverloadedError
+from meshscope.ingest.zipkin import decode_zipkin_json
 from meshscope.model.batch import Batch
 from meshscope.pipeline.prepared import Prepared, prepare
 from meshscope.pipeline.writer import BatchWriter
 from meshscope.store.twophase import SpanEncoder
 
 log = logging.getLogger(__name__)
-
-OFFLOADED_SIGNALS: frozenset[str] = frozenset({"traces", "logs"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +70,15 @@ class WorkerSettings:
 _Outcome = tuple[Any, ...]
 
 
+def decode_body(kind: BodyKind, body: bytes, json: bool) -> Decoded:
+    """Decode a (decompressed) body of `kind`; raises DecodeError."""
+    if kind == "zipkin":
+        return decode_zipkin_json(body)
+    return decode_otlp(kind, body, json=json)
+
+
 def prepare_body(
-    signal: Signal,
+    kind: BodyKind,
     raw: bytes,
     encoding: str,
     json: bool,
@@ -81,10 +89,10 @@ def prepare_body(
     """Runs in a worker: the whole per-request Python work, errors returned as values."""
     try:
         body = decompress(raw, encoding, max_body_bytes)
-        if signal == "traces" and encode_spans is DIRECT_ENCODER:
+        if kind == "traces" and encode_spans is DIRECT_ENCODER:
             # Straight from the parsed request to the DuckDB rows and derivation inputs.
             return ("ok", *prepare_traces(body, json=json, buckets_ms=buckets_ms))
-        decoded = decode_otlp(signal, body, json=json)
+        decoded = decode_body(kind, body, json)
         prepared = prepare(decoded.batch, encode_spans, buckets_ms)
     except BodyError as error:
         return ("refused", error.status, error.message)
@@ -117,8 +125,9 @@ def _init_worker(owner_pid: int, nice: int) -> None:
 
 
 class WorkerSink:
-    """An IngestSink (`submit`) that also takes encoded OTLP trace/log bodies
-    (`submit_encoded`), preparing them in worker processes before the writer commits them."""
+    """An IngestSink (`submit`) that also takes encoded bodies (`submit_encoded`: OTLP traces
+    and logs, Zipkin spans), preparing them in worker processes before the writer commits
+    them."""
 
     def __init__(
         self,
@@ -136,6 +145,7 @@ class WorkerSink:
         self.inflight_bytes = 0
         self.preparing = 0  # bodies in the workers' hands: the writer groups them on arrival
         self.rejected_requests = 0
+        self.prepared_bodies: dict[str, int] = dict.fromkeys(get_args(BodyKind), 0)
         writer.expect_from(self._preparing)
 
     def _preparing(self) -> int:
@@ -169,17 +179,15 @@ class WorkerSink:
         return self.inflight_bytes >= self.settings.max_inflight_bytes or self.writer.saturated()
 
     async def submit_encoded(
-        self, signal: Signal, raw: bytes, encoding: str, *, json: bool
+        self, kind: BodyKind, raw: bytes, encoding: str, *, json: bool
     ) -> Decoded:
         """Decode and prepare a (still compressed) body in a worker, then commit it.
         Returns what the OTLP response needs (rejected counts); raises BodyError,
         DecodeError, OverloadedError or UnavailableError like the in-process path."""
-        if self._pool is None or signal not in OFFLOADED_SIGNALS:
+        if self._pool is None:
 
             def decode() -> Decoded:
-                return decode_otlp(
-                    signal, decompress(raw, encoding, self.max_body_bytes), json=json
-                )
+                return decode_body(kind, decompress(raw, encoding, self.max_body_bytes), json)
 
             decoded = await asyncio.to_thread(decode)
             await self.writer.submit(decoded.batch)
@@ -201,7 +209,7 @@ class WorkerSink:
                 outcome = await asyncio.get_running_loop().run_in_executor(
                     self._pool,
                     prepare_body,
-                    signal,
+                    kind,
                     raw,
                     encoding,
                     json,
@@ -214,6 +222,7 @@ class WorkerSink:
             if outcome[0] == "refused":
                 raise BodyError(outcome[1], outcome[2])  # answered like in-process failures
             _, prepared, rejected, error_message = outcome
+            self.prepared_bodies[kind] += 1
             queued = len(prepared) > 0
             await self.writer.submit(prepared)
         finally:

@@ -33,7 +33,7 @@ def zipkin_routes(sink: IngestSink, limits: IngestLimits | None = None) -> list[
         if media not in ("", _JSON):
             message = f"unsupported Content-Type {content_type!r}; send {_JSON}"
             return _refuse(Refusal(415, message))
-        outcome = await receive_http(request, sink, limits, decode_zipkin_json)
+        outcome = await receive_http(request, sink, limits, decode_zipkin_json, "zipkin")
         if isinstance(outcome, Refusal):
             return _refuse(outcome)
         return Response(status_code=202)

@@ -1,0 +1,126 @@
+"""Every span transport goes through the ingest worker processes: OTLP/gRPC (what the OTel
+Collector's default `otlp` exporter speaks) and Zipkin, not only OTLP/HTTP. Real clients (the
+OTel SDK's gRPC and Zipkin exporters) against real servers, a real process pool and the real
+writer over a DuckDB file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.exporter.zipkin.json import ZipkinExporter
+from opentelemetry.sdk._logs.export import LogRecordExportResult
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from meshscope.clock import SystemClock
+from meshscope.ingest.loadgen import build_requests
+from meshscope.ingest.workers import WorkerSettings, WorkerSink
+from meshscope.pipeline.chain import Pipeline
+from meshscope.pipeline.writer import BatchWriter, WriterSettings
+from meshscope.store.duckdb import DuckDBStorage
+from tests.ingest.otel_sdk import make_logs, make_spans
+from tests.ingest.sdk_checks import assert_otlp_spans_stored, assert_sdk_logs_stored
+from tests.ingest.servers import HOST, running_grpc, running_http
+
+TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Iterator[WorkerSink]:
+    storage = DuckDBStorage(tmp_path / "t.duckdb")
+    writer = BatchWriter(Pipeline(storage, SystemClock()), WriterSettings(flush_interval_s=3600))
+    sink = WorkerSink(writer, WorkerSettings(processes=1))
+    writer.start()
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+        writer.stop()
+        storage.close()
+
+
+@pytest.fixture(scope="module")
+def sdk_spans() -> list[ReadableSpan]:
+    return make_spans()
+
+
+def test_otlp_grpc_traces_and_logs_are_decoded_by_the_workers(
+    sink: WorkerSink, sdk_spans: list[ReadableSpan]
+) -> None:
+    records, _ = make_logs()
+    with running_grpc(sink) as port:
+        spans = OTLPSpanExporter(
+            endpoint=f"http://{HOST}:{port}", compression=grpc.Compression.Gzip
+        )
+        assert spans.export(sdk_spans) is SpanExportResult.SUCCESS
+        spans.shutdown()
+        logs = OTLPLogExporter(endpoint=f"http://{HOST}:{port}")
+        assert logs.export(records) is LogRecordExportResult.SUCCESS
+        logs.shutdown()
+    assert sink.prepared_bodies == {"traces": 1, "logs": 1, "zipkin": 0}
+    storage = sink.writer.pipeline.storage
+    assert_otlp_spans_stored(storage, sdk_spans)
+    assert_sdk_logs_stored(storage, records)
+
+
+def test_zipkin_spans_are_decoded_by_the_workers(
+    sink: WorkerSink, sdk_spans: list[ReadableSpan]
+) -> None:
+    with running_http(sink) as url:
+        exporter = ZipkinExporter(endpoint=f"{url}/api/v2/spans")
+        assert exporter.export(sdk_spans) is SpanExportResult.SUCCESS  # type: ignore[arg-type]
+        exporter.shutdown()
+        bad = httpx.post(f"{url}/api/v2/spans", content=b"not json", timeout=10)
+    assert bad.status_code == 400, bad.text
+    assert sink.prepared_bodies["zipkin"] == 1
+    stored = sink.writer.pipeline.storage.traces.span_counts()
+    assert sum(stored.values()) == len(sdk_spans)
+
+
+def test_grpc_and_http_store_the_same_requests_alike(tmp_path: Path) -> None:
+    """The same pre-encoded requests over OTLP/gRPC into one store and OTLP/HTTP into another:
+    the same spans per service; refusals of undecodable bytes alike (INVALID_ARGUMENT / 400)."""
+    bodies = build_requests(4, 100, services=4, seed=11)
+    counts = []
+    for transport in ("grpc", "http"):
+        storage = DuckDBStorage(tmp_path / f"{transport}.duckdb")
+        writer = BatchWriter(
+            Pipeline(storage, SystemClock()), WriterSettings(flush_interval_s=3600)
+        )
+        sink = WorkerSink(writer, WorkerSettings(processes=1))
+        writer.start()
+        sink.start()
+        try:
+            if transport == "grpc":
+                with running_grpc(sink) as port, grpc.insecure_channel(f"{HOST}:{port}") as channel:
+                    export = channel.unary_unary(TRACE_EXPORT)
+                    for body in bodies:
+                        export(body, timeout=10)
+                    with pytest.raises(grpc.RpcError) as raised:
+                        export(b"\x0a\xff\xff\xff\xff", timeout=10)
+                    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            else:
+                with running_http(sink) as url:
+                    headers = {"Content-Type": "application/x-protobuf"}
+                    for body in bodies:
+                        answer = httpx.post(f"{url}/v1/traces", content=body, headers=headers)
+                        assert answer.status_code == 200
+                    bad = httpx.post(
+                        f"{url}/v1/traces", content=b"\x0a\xff\xff\xff\xff", headers=headers
+                    )
+                    assert bad.status_code == 400
+            assert sink.prepared_bodies["traces"] == len(bodies)
+            counts.append(storage.traces.span_counts())
+        finally:
+            sink.stop()
+            writer.stop()
+            storage.close()
+    assert counts[0] == counts[1]
+    assert sum(counts[0].values()) == 400
