@@ -12,10 +12,13 @@ Phases, all in one run:
 4. OTLP/gRPC: the same requests over gRPC (raw pre-encoded messages, closed loop) for
    --grpc-seconds -> durable spans/s and its ratio to OTLP/HTTP in this run (both go through
    the ingest worker processes);
-5. overload: open-loop paced senders (their starts spread over one pace, as independent
+5. tail sampling on: the server restarted with the documented tail-sampling policies (errors,
+   latency, a 10% share, a health-check veto), the same requests for --tail-seconds ->
+   durable spans/s and the ratio to tail sampling off in this run;
+6. overload: open-loop paced senders (their starts spread over one pace, as independent
    clients' are) offer twice the sustained rate -> share answered
    429/503, peak RSS of the owner and its workers;
-6. bytes on disk per span for everything stored in the run (steady state, after shutdown).
+7. bytes on disk per span for everything stored in the run (steady state, after shutdown).
 
 Usage: .venv/bin/python benchmarks/ingest.py [--seconds 60] [--distinct 400]
 """
@@ -56,9 +59,25 @@ def free_port() -> int:
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
+TAIL_CONFIG = """
+sampling:
+  tail:
+    enabled: true
+    decision_wait_seconds: 10
+    policies:
+      - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
+      - {name: slow, type: latency, latency: {threshold_ms: 500}}
+      - {name: some, type: probabilistic, probabilistic: {sampling_percentage: 10}}
+      - name: no-health-checks
+        type: string_attribute
+        string_attribute: {key: url.path, values: [/health], invert_match: true}
+"""
+
+
 @dataclass
 class Server:
     workdir: Path
+    config: Path | None = None
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     ui_port: int = field(default_factory=free_port)
@@ -78,9 +97,10 @@ class Server:
             MESHSCOPE_STORAGE__PATH=str(self.db),
         )
         log = (self.workdir / "server.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "meshscope.cli", "serve"], env=env, stdout=log, stderr=log
-        )
+        command = [sys.executable, "-m", "meshscope.cli", "serve"]
+        if self.config is not None:
+            command += ["--config", str(self.config)]
+        self.proc = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + 90  # a busy machine starts the worker processes slowly
         while time.monotonic() < deadline:
             try:
@@ -249,6 +269,9 @@ def main() -> None:
     parser.add_argument(
         "--grpc-seconds", type=float, default=20.0, help="OTLP/gRPC phase (0: skip)"
     )
+    parser.add_argument(
+        "--tail-seconds", type=float, default=30.0, help="tail sampling on phase (0: skip)"
+    )
     args = parser.parse_args()
 
     base_ns = time.time_ns() - 20 * 60 * 10**9
@@ -329,6 +352,26 @@ def main() -> None:
                   f"{grpc_rate / max(http_rate, 1):.2f}; CPU per span: owner "
                   f"{owner_s / spans * 1e6:.1f} us, workers {workers_s / spans * 1e6:.1f} us; "
                   f"worker bodies by kind {server.worker_bodies()}")  # fmt: skip
+
+        if args.tail_seconds > 0:
+            server.stop()
+            server.config = workdir / "tail.yaml"
+            server.config.write_text(TAIL_CONFIG)
+            server.start()
+            before = server.cpu_s()
+            tally, took = drive(server.http_port, bodies, args.tail_seconds, args.senders)
+            owner_s, workers_s = (b - a for a, b in zip(before, server.cpu_s(), strict=True))
+            tail_rate = tally.acked_spans / took
+            spans = max(tally.acked_spans, 1)
+            print(f"tail sampling on {took:.0f} s ({args.senders} senders, same requests): "
+                  f"{tail_rate:,.0f} acknowledged spans/s (refused {tally.refused}, errors "
+                  f"{tally.errors}); tail on / off = {tail_rate / max(rate, 1):.2f}; CPU per "
+                  f"span: owner {owner_s / spans * 1e6:.1f} us, workers "
+                  f"{workers_s / spans * 1e6:.1f} us; worker bodies "
+                  f"{server.worker_bodies()}")  # fmt: skip
+            server.stop()
+            server.config = None
+            server.start()
 
         # Open loop: many paced senders offer twice the sustained rate whatever the answers.
         peak = [0.0]

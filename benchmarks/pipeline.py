@@ -12,7 +12,7 @@ three ways:
 
 and prints spans/s of each and the cost of the pipeline as a share of the store-only rate
 (target: <= 30%). Then the memory one buffered trace costs (tracemalloc): the sampler's own
-bookkeeping, and with the decoded spans it holds.
+bookkeeping, and with the store's encoded rows it holds.
 
     .venv/bin/python benchmarks/pipeline.py [--requests 120] [--spans 500] [--store duckdb]
 """
@@ -27,9 +27,12 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
+
 from meshscope.clock import ManualClock
 from meshscope.ingest.loadgen import build_requests
 from meshscope.ingest.otlp import decode_otlp
+from meshscope.ingest.otlp_direct import prepare_traces
 from meshscope.model.batch import Batch
 from meshscope.model.spans import Span
 from meshscope.pipeline.chain import Pipeline
@@ -116,25 +119,34 @@ def measure(bodies: list[bytes], kind: str, directory: Path) -> dict[str, float]
 
 
 def memory_per_trace(bodies: list[bytes]) -> tuple[float, float, int]:
-    """(bytes of sampler bookkeeping per trace, bytes incl. the decoded spans, traces)."""
-    batches = [decode_otlp("traces", body).batch.spans for body in bodies]
+    """(bytes of sampler bookkeeping per trace, bytes incl. the encoded rows it holds, traces).
+    The rows are the DuckDB store's Arrow rows (allocated by Arrow, not seen by tracemalloc:
+    counted with `pyarrow.total_allocated_bytes`)."""
+    matcher = TailSampler.from_config(TAIL).matcher
+    prepared = [prepare_traces(body, matcher=matcher)[0] for body in bodies]
     sampler = TailSampler.from_config(TAIL)
     gc.collect()
     tracemalloc.start()
-    for spans in batches:
-        sampler.offer(spans, 0)
+    for item in prepared:
+        assert item.traces is not None
+        sampler.offer(item.encoded_spans, item.traces, 0)
     bookkeeping = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     traces = sampler.buffered_traces
-    del batches, sampler
+    del prepared, sampler
     gc.collect()
+    arrow_before = pa.total_allocated_bytes()
     tracemalloc.start()
     sampler = TailSampler.from_config(TAIL)
     for body in bodies:
-        sampler.offer(decode_otlp("traces", body).batch.spans, 0)
-    with_spans = tracemalloc.get_traced_memory()[0]
+        item = prepare_traces(body, matcher=sampler.matcher)[0]
+        assert item.traces is not None
+        sampler.offer(item.encoded_spans, item.traces, 0)
+        del item
+    gc.collect()
+    with_rows = tracemalloc.get_traced_memory()[0] + pa.total_allocated_bytes() - arrow_before
     tracemalloc.stop()
-    return bookkeeping / traces, with_spans / traces, traces
+    return bookkeeping / traces, with_rows / traces, traces
 
 
 def main() -> None:
@@ -158,7 +170,7 @@ def main() -> None:
     own, with_spans, traces = memory_per_trace(bodies[:40])
     print(
         f"memory per buffered trace ({traces:,} traces): sampler bookkeeping {own:,.0f} B, "
-        f"with its decoded spans {with_spans:,.0f} B"
+        f"with its encoded rows {with_spans:,.0f} B"
     )
 
 

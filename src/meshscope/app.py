@@ -116,8 +116,12 @@ def build(config: Config, clock: Clock | None = None) -> App:
     )
     limits = IngestLimits()
     sink: IngestSink = writer
-    # Sampling decides in this process, on model spans: then workers are not used (ADR 0006).
-    if settings.ingest_workers and isinstance(storage, TwoPhaseStorage) and not pipeline.samples:
+    # Head sampling counts its decisions in this process: then workers are not used (ADR 0006).
+    if (
+        settings.ingest_workers
+        and isinstance(storage, TwoPhaseStorage)
+        and not pipeline.samples_in_process
+    ):
         workers = WorkerSettings(processes=settings.ingest_workers)
         sink = WorkerSink(writer, workers, limits.max_body_bytes)
     decoders = OtlpDecoders()  # one delta-to-cumulative state for OTLP over HTTP and gRPC

@@ -17,11 +17,12 @@ from starlette.applications import Starlette
 from meshscope.api.sampling import sampling_routes, strategy_response
 from meshscope.api.sampling_metrics import SamplingCollector
 from meshscope.pipeline.sampling.config import from_mapping
+from meshscope.pipeline.sampling.facts import SpanMatcher
 from meshscope.pipeline.sampling.head import HeadSamplingFilter
 from meshscope.pipeline.sampling.policies import AlwaysSample, StatusCodePolicy
 from meshscope.pipeline.sampling.policy_config import StatusCodeMatch
 from meshscope.pipeline.sampling.tail import TailSampler
-from tests.pipeline.sampling.traces import make_trace
+from tests.pipeline.sampling.traces import make_trace, offer
 
 REMOTE = {
     "default_strategy": {"type": "probabilistic", "param": 0.25},
@@ -137,13 +138,15 @@ def test_default_config_samples_everything() -> None:
 
 def test_collector_exposes_the_samplers_counts() -> None:
     rng = random.Random(1)
+    matcher = SpanMatcher()
     sampler = TailSampler(
-        [("errors", StatusCodePolicy(StatusCodeMatch())), ("all", AlwaysSample())],
+        [("errors", StatusCodePolicy(StatusCodeMatch(), matcher)), ("all", AlwaysSample())],
+        matcher,
         decision_wait_ns=10,
         num_traces=1,
     )
     error, ok = make_trace(rng, error=True, n_spans=2), make_trace(rng, n_spans=3)
-    sampler.offer(error.spans + ok.spans, 0)  # num_traces=1: the first is evicted, decided
+    offer(sampler, error.spans + ok.spans, 0)  # num_traces=1: the first is evicted, decided
     head = HeadSamplingFilter(0.0)
     head.filter(ok.spans)
     registry = CollectorRegistry()

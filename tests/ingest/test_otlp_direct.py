@@ -19,14 +19,37 @@ from meshscope.ingest.otlp import decode_otlp
 from meshscope.ingest.otlp_direct import prepare_traces
 from meshscope.ingest.otlp_lazy import LazyTraceRequest
 from meshscope.pipeline.prepared import Prepared, prepare
+from meshscope.pipeline.sampling.facts import SpanMatcher
+from meshscope.pipeline.sampling.policies import build_leaf
+from meshscope.pipeline.sampling.policy_config import (
+    NumericAttribute,
+    StatusCodeMatch,
+    StringAttribute,
+)
 from meshscope.store.duckdb.span_rows import encode_spans
 
 BUCKETS = (1.0, 5.0, 25.0)
+# Tail-sampling predicates of every kind, on keys the generated spans carry: both paths must
+# summarise the traces alike (facts per trace, each row's trace).
+MATCHER = SpanMatcher()
+for policy in (
+    StatusCodeMatch(("ERROR", "OK")),
+    StringAttribute("http.request.method", ("GET", "")),
+    StringAttribute("url.path", (r"^/a", "x$"), enabled_regex_matching=True),
+    NumericAttribute("http.status_code", 500, 599),
+    NumericAttribute("k", min_value=0),
+):
+    build_leaf(policy, MATCHER)
 
 
 def model_path(body: bytes, json: bool = False) -> tuple[Prepared, int, str]:
     decoded = decode_otlp("traces", body, json=json)
-    return prepare(decoded.batch, encode_spans, BUCKETS), decoded.rejected, decoded.error_message
+    prepared = prepare(decoded.batch, encode_spans, BUCKETS, matcher=MATCHER)
+    return prepared, decoded.rejected, decoded.error_message
+
+
+def direct_path(body: bytes, json: bool = False) -> tuple[Prepared, int, str]:
+    return prepare_traces(body, json=json, buckets_ms=BUCKETS, matcher=MATCHER)
 
 
 def assert_same(got: tuple[Prepared, int, str], want: tuple[Prepared, int, str]) -> None:
@@ -41,6 +64,7 @@ def assert_same(got: tuple[Prepared, int, str], want: tuple[Prepared, int, str])
     assert mine.sides == theirs.sides
     assert mine.span_metrics == theirs.span_metrics
     assert mine.operations == theirs.operations
+    assert mine.traces == theirs.traces
     assert (mine.logs, mine.points, mine.requests) == ([], [], [])
     # What the owner receives: the same after a trip through pickle.
     again = pickle.loads(pickle.dumps(mine))
@@ -49,7 +73,11 @@ def assert_same(got: tuple[Prepared, int, str], want: tuple[Prepared, int, str])
 
 def test_loadgen_requests_are_prepared_alike() -> None:
     for body in build_requests(3, 300, services=6, seed=11):
-        assert_same(prepare_traces(body, buckets_ms=BUCKETS), model_path(body))
+        direct = direct_path(body)
+        assert_same(direct, model_path(body))
+        summary = direct[0].traces
+        assert summary is not None and len(summary.row_trace) == 300
+        assert any(facts[3] for facts in summary.facts)  # some trace matched a predicate
 
 
 scalars = st.one_of(
@@ -116,13 +144,13 @@ def requests(draw: Any) -> ExportTraceServiceRequest:
 @given(requests())
 def test_any_request_is_prepared_alike(request: ExportTraceServiceRequest) -> None:
     body = request.SerializeToString()
-    assert_same(prepare_traces(body, buckets_ms=BUCKETS), model_path(body))
+    assert_same(direct_path(body), model_path(body))
 
 
 def test_json_requests_are_prepared_alike() -> None:
     (body,) = build_requests(1, 50, services=3, seed=5)
     document = MessageToJson(ExportTraceServiceRequest.FromString(body)).encode()
-    assert_same(prepare_traces(document, json=True, buckets_ms=BUCKETS), model_path(document, True))
+    assert_same(direct_path(document, json=True), model_path(document, True))
 
 
 @pytest.mark.parametrize("json", [False, True])
@@ -162,4 +190,4 @@ def test_an_invalid_pair_makes_the_request_invalid_as_in_the_model_path(
 
 def test_valid_encoded_pairs_are_read_as_the_generated_classes_read_them() -> None:
     body = lazy_body([GOOD, GOOD], ids_valid=True, where="span")  # a repeated key too
-    assert_same(prepare_traces(body, buckets_ms=BUCKETS), model_path(body))
+    assert_same(direct_path(body), model_path(body))

@@ -39,6 +39,7 @@ from meshscope.model.batch import Batch
 from meshscope.pipeline.derive.servicegraph import side_fields
 from meshscope.pipeline.derive.spanmetrics import DEFAULT_BUCKETS_MS, PartialRows, freeze
 from meshscope.pipeline.prepared import Prepared
+from meshscope.pipeline.sampling.facts import SpanMatcher, Summarizer
 from meshscope.store.duckdb.codec import AttrColumns, text_and_tag
 from meshscope.store.duckdb.resources import _resource_id
 from meshscope.store.duckdb.span_rows import SpanRows, encode_spans
@@ -107,21 +108,29 @@ def _check_pairs(span: Any) -> None:
 
 
 def prepare_traces(
-    body: bytes, *, json: bool = False, buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS
+    body: bytes,
+    *,
+    json: bool = False,
+    buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS,
+    matcher: SpanMatcher | None = None,
 ) -> tuple[Prepared, int, str]:
     """Parse an `ExportTraceServiceRequest` (protobuf or OTLP/JSON) into a Prepared whose
-    spans are encoded for the DuckDB store; with the rejected span count and why.
+    spans are encoded for the DuckDB store (and summarised for tail sampling when a
+    `matcher` is given); with the rejected span count and why.
     Raises DecodeError if the body is not such a request."""
     if json:  # JSON is parsed by the generated classes, then read like a protobuf body
         body = parse_json(ExportTraceServiceRequest(), body, _WHAT).SerializeToString()
     request = parse_protobuf(LazyTraceRequest(), body, _WHAT)
-    return prepare_resource_spans(request.resource_spans, buckets_ms)
+    return prepare_resource_spans(request.resource_spans, buckets_ms, matcher)
 
 
 def prepare_resource_spans(
-    resource_spans: Sequence[Any], buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS
+    resource_spans: Sequence[Any],
+    buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS,
+    matcher: SpanMatcher | None = None,
 ) -> tuple[Prepared, int, str]:
     """Walk `LazyTraceRequest.resource_spans` (attributes still encoded)."""
+    summary = Summarizer(matcher) if matcher is not None else None
     out = SpanRows()
     span_columns, ev_columns, ln_columns = AttrColumns(), AttrColumns(), AttrColumns()
     rows = out.rows
@@ -207,9 +216,12 @@ def prepare_resource_spans(
                         _attributes(link.attributes, ln_columns)
                 ln_offsets.append(len(ln_hi))
                 duration = end - start if end > start else 0
+                trace_hex = trace_id.hex()
+                if summary is not None:
+                    summary.add(trace_hex, start, end, code, attrs, resource)
                 sides.append(
                     side_fields(
-                        trace_id.hex(),
+                        trace_hex,
                         span_id.hex(),
                         "" if root else parent.hex(),
                         service,
@@ -236,6 +248,7 @@ def prepare_resource_spans(
         sides=sides,
         span_metrics=freeze(partials),
         operations=list(operations),
+        traces=summary.summary() if summary is not None and rows else None,
     )
     decoded = rejections.result(Batch(), "spans")
     return prepared, decoded.rejected, decoded.error_message

@@ -39,6 +39,7 @@ from meshscope.ingest.sink import BodyKind, OverloadedError
 from meshscope.ingest.zipkin import decode_zipkin_json
 from meshscope.model.batch import Batch
 from meshscope.pipeline.prepared import Prepared, prepare
+from meshscope.pipeline.sampling.facts import SpanMatcher
 from meshscope.pipeline.writer import BatchWriter
 from meshscope.store.twophase import SpanEncoder
 
@@ -85,15 +86,17 @@ def prepare_body(
     max_body_bytes: int,
     encode_spans: SpanEncoder,
     buckets_ms: tuple[float, ...],
+    matcher: SpanMatcher | None = None,
 ) -> _Outcome:
-    """Runs in a worker: the whole per-request Python work, errors returned as values."""
+    """Runs in a worker: the whole per-request Python work, errors returned as values.
+    With tail sampling (`matcher`), spans are also summarised for the owner's decisions."""
     try:
         body = decompress(raw, encoding, max_body_bytes)
         if kind == "traces" and encode_spans is DIRECT_ENCODER:
             # Straight from the parsed request to the DuckDB rows and derivation inputs.
-            return ("ok", *prepare_traces(body, json=json, buckets_ms=buckets_ms))
+            return ("ok", *prepare_traces(body, json=json, buckets_ms=buckets_ms, matcher=matcher))
         decoded = decode_body(kind, body, json)
-        prepared = prepare(decoded.batch, encode_spans, buckets_ms)
+        prepared = prepare(decoded.batch, encode_spans, buckets_ms, matcher=matcher)
     except BodyError as error:
         return ("refused", error.status, error.message)
     except DecodeError as error:
@@ -141,6 +144,7 @@ class WorkerSink:
         pipeline = writer.pipeline
         self._encoder = pipeline.span_encoder
         self._buckets = pipeline.span_buckets
+        self._matcher = pipeline.span_matcher
         self._pool: ProcessPoolExecutor | None = None
         self.inflight_bytes = 0
         self.preparing = 0  # bodies in the workers' hands: the writer groups them on arrival
@@ -216,6 +220,7 @@ class WorkerSink:
                     self.max_body_bytes,
                     self._encoder,
                     self._buckets,
+                    self._matcher,
                 )
             finally:
                 self.preparing -= 1

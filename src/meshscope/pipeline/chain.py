@@ -24,17 +24,18 @@ from meshscope.model.batch import Batch
 from meshscope.model.calls import Call, ProxyRequest
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
-from meshscope.model.spans import Span, SpanKind
+from meshscope.model.spans import SpanKind
 from meshscope.pipeline.derive.accesslog import access_log
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.requestmetrics import RequestMetrics
 from meshscope.pipeline.derive.servicegraph import ServiceGraphMetrics, SpanPairer
 from meshscope.pipeline.derive.spanmetrics import SpanMetrics
 from meshscope.pipeline.prepared import OperationKey, Prepared, prepare
+from meshscope.pipeline.sampling.facts import SpanMatcher
 from meshscope.pipeline.sampling.head import HeadSamplingFilter
 from meshscope.pipeline.sampling.tail import TailSampler
 from meshscope.store.base import Operation, Storage
-from meshscope.store.twophase import keep_spans, span_encoder, write_encoded
+from meshscope.store.twophase import span_encoder, write_encoded
 
 _MAX_OPERATIONS = 100_000
 
@@ -96,9 +97,8 @@ class Pipeline:
         self.head = head
         self.tail = tail
         self.registry = MetricsRegistry(settings.max_series_per_metric)
-        self._store_encoder = span_encoder(storage)
-        # With tail sampling, spans stay model objects until the owner has decided on them.
-        self.span_encoder = keep_spans if tail is not None else self._store_encoder
+        # Tail sampling buffers spans as the store's encoded rows too (`TailSampler`).
+        self.span_encoder = span_encoder(storage)
         self._operation_memo: dict[OperationKey, Operation] = {}
         self.pairer = SpanPairer(settings.servicegraph_ttl_ns, settings.servicegraph_max_pending)
         self._span_metrics = SpanMetrics(self.registry)
@@ -115,13 +115,20 @@ class Pipeline:
         return self._span_metrics.buckets
 
     @property
-    def samples(self) -> bool:
-        """Whether spans are sampled (then `prepare` must run in this process)."""
-        return self.head is not None or self.tail is not None
+    def span_matcher(self) -> SpanMatcher | None:
+        """What `prepare` must summarise spans with for tail sampling (workers are given it)."""
+        return self.tail.matcher if self.tail is not None else None
+
+    @property
+    def samples_in_process(self) -> bool:
+        """Whether `prepare` must run in this process: head sampling counts its decisions
+        here. Tail sampling decides here from summaries made wherever spans are decoded."""
+        return self.head is not None
 
     def prepare(self, batch: Batch) -> Prepared:
         keep = self.head.filter if self.head is not None else None
-        return prepare(batch, self.span_encoder, self._span_metrics.buckets, keep)
+        buckets = self._span_metrics.buckets
+        return prepare(batch, self.span_encoder, buckets, keep, self.span_matcher)
 
     def consume(self, batch: Batch) -> None:
         """Derive from the batch and write it in one store transaction. When this returns,
@@ -170,8 +177,10 @@ class Pipeline:
 
         # Derived signals see every span; sampling decides what reaches the store.
         if self.tail is not None:
-            offered = [span for spans in out.encoded for span in spans]
-            out.encoded = self._encode(self.tail.offer(offered, now))
+            out.encoded = []
+            for item in prepared:
+                if item.encoded_spans is not None and item.traces is not None:
+                    out.encoded += self.tail.offer(item.encoded_spans, item.traces, now)
         return out, observe
 
     def _operations(self, keys: Iterable[OperationKey]) -> list[Operation]:
@@ -199,22 +208,19 @@ class Pipeline:
             access_log,
         )
 
-    def _encode(self, spans: list[Span]) -> list[Any]:
-        return [self._store_encoder(spans)] if spans else []
-
     def tick(self) -> None:
         """Write the kept spans of traces whose tail-sampling wait has passed."""
         if self.tail is not None:
             kept = self.tail.tick(self.clock.now_ns())
             if kept:
-                write_encoded(self.storage, self._encode(kept))
+                write_encoded(self.storage, kept)
 
     def drain(self) -> None:
         """Decide every buffered trace now and write what is kept (on shutdown)."""
         if self.tail is not None:
             kept = self.tail.drain(self.clock.now_ns())
             if kept:
-                write_encoded(self.storage, self._encode(kept))
+                write_encoded(self.storage, kept)
 
     def flush(self, changed_only: bool = False) -> None:
         """Expire service-graph state and write the derived metrics' current values."""

@@ -21,6 +21,7 @@ from meshscope.model.metrics import MetricPoint
 from meshscope.model.spans import Span, SpanKind
 from meshscope.pipeline.derive.servicegraph import side_of
 from meshscope.pipeline.derive.spanmetrics import DEFAULT_BUCKETS_MS, SpanPartials, span_partials
+from meshscope.pipeline.sampling.facts import SpanMatcher, TraceSummary, summarize
 from meshscope.store.base import Operation
 from meshscope.store.twophase import SpanEncoder
 
@@ -37,6 +38,8 @@ class Prepared:
     logs: list[LogRecord] = field(default_factory=list)
     points: list[MetricPoint] = field(default_factory=list)
     requests: list[ProxyRequest] = field(default_factory=list)
+    # With tail sampling: the traces of `encoded_spans` and each row's trace (`facts.py`).
+    traces: TraceSummary | None = None
 
     def __len__(self) -> int:
         return self.span_count + len(self.logs) + len(self.points) + len(self.requests)
@@ -61,9 +64,10 @@ def prepare(
     encode_spans: SpanEncoder,
     buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS,
     keep: Callable[[Sequence[Span]], list[Span]] | None = None,
+    matcher: SpanMatcher | None = None,
 ) -> Prepared:
     """Derivation inputs come from every span; only the spans `keep` returns (head sampling)
-    are encoded for the store."""
+    are encoded for the store, summarised for tail sampling when a `matcher` is given."""
     spans = batch.spans
     if not spans:
         return Prepared(logs=batch.logs, points=batch.metrics, requests=batch.requests)
@@ -77,4 +81,5 @@ def prepare(
         logs=batch.logs,
         points=batch.metrics,
         requests=batch.requests,
+        traces=summarize(kept, matcher) if matcher is not None and kept else None,
     )

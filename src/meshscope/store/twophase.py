@@ -5,7 +5,8 @@ that can run in ingest worker processes. A backend that supports this exposes
 `span_encoder` (a pure, picklable module-level function: spans -> its own encoded rows) and
 `write_encoded` (commit encoded rows plus logs, points and operations in one transaction).
 Every other backend gets the fallback below: the "encoding" is the span list itself and the
-commit is `write_batch`, so the pipeline has one path for all backends.
+commit is `write_batch`, so the pipeline has one path for all backends. An encoding must also
+narrow to a subset of its rows (`Selectable`), for tail sampling.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from itertools import chain
 from typing import Any, Protocol, TypeGuard, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
 
 from meshscope.model.calls import Call
 from meshscope.model.logs import LogRecord
@@ -45,6 +49,21 @@ class TwoPhaseStorage(Protocol):
 def keep_spans(spans: Sequence[Span]) -> list[Span]:
     """The fallback encoder: spans stay model objects."""
     return list(spans)
+
+
+class Selectable(Protocol):
+    """An encoding of spans that can be narrowed to some of its rows (tail sampling keeps
+    whole traces out of a batch): `mask[i]` keeps row i, rows in encoding order."""
+
+    def select(self, mask: npt.NDArray[np.bool_]) -> Any: ...
+
+
+def select_rows(encoded: Any, mask: npt.NDArray[np.bool_]) -> Any:
+    """The rows of `encoded` (made by a span encoder) where `mask` is true."""
+    if isinstance(encoded, list):  # the fallback encoding: model spans
+        return [span for span, keep in zip(encoded, mask.tolist(), strict=True) if keep]
+    selectable: Selectable = encoded
+    return selectable.select(mask)
 
 
 _TWO_PHASE: dict[type, bool] = {}

@@ -8,6 +8,7 @@ import pytest
 
 from meshscope.model.attributes import AttrValue
 from meshscope.model.spans import Span
+from meshscope.pipeline.sampling.facts import SpanMatcher
 from meshscope.pipeline.sampling.policies import (
     AndPolicy,
     CompositePolicy,
@@ -31,26 +32,23 @@ from meshscope.pipeline.sampling.policy_config import (
     StringAttribute,
     SubPolicy,
 )
-from tests.pipeline.sampling.traces import make_trace
+from tests.pipeline.sampling.traces import make_trace, trace_of
 
 SEC = 10**9
 
 
-def trace_of(spans: list[Span]) -> TraceData:
-    data = TraceData(0)
-    for span in spans:
-        data.add(span)
-    return data
+M = SpanMatcher()  # the per-span predicates of every policy built here, one bit each
 
 
 def with_attrs(rng: random.Random, attributes: dict[str, AttrValue], **kw: object) -> TraceData:
-    return trace_of(make_trace(rng, attributes=attributes, **kw).spans)  # type: ignore[arg-type]
+    spans = make_trace(rng, attributes=attributes, **kw).spans  # type: ignore[arg-type]
+    return trace_of(spans, M)
 
 
 def test_string_attribute_exact_and_regex_and_resource() -> None:
     rng = random.Random(1)
-    exact = StringAttributePolicy(StringAttribute("http.route", ("/pay", "/cart")))
-    regex = StringAttributePolicy(StringAttribute("http.route", (r"^/api/v\d+/",), True))
+    exact = StringAttributePolicy(StringAttribute("http.route", ("/pay", "/cart")), M)
+    regex = StringAttributePolicy(StringAttribute("http.route", (r"^/api/v\d+/",), True), M)
     assert exact.evaluate("", with_attrs(rng, {"http.route": "/pay"}), 0) is Decision.SAMPLED
     assert exact.evaluate("", with_attrs(rng, {"http.route": "/pay/x"}), 0) is Decision.NOT_SAMPLED
     assert exact.evaluate("", with_attrs(rng, {"http.route": 5}), 0) is Decision.NOT_SAMPLED
@@ -58,15 +56,15 @@ def test_string_attribute_exact_and_regex_and_resource() -> None:
     assert not regex.evaluate("", with_attrs(rng, {"http.route": "/api/vx/"}), 0).samples
     span = make_trace(rng).spans[0]
     resourced = Span(span.trace_id, span.span_id, "op", "svc", 0, 1, resource={"env": "prod"})
-    env = StringAttributePolicy(StringAttribute("env", ("prod",)))
-    assert env.evaluate("", trace_of([resourced]), 0) is Decision.SAMPLED
+    env = StringAttributePolicy(StringAttribute("env", ("prod",)), M)
+    assert env.evaluate("", trace_of([resourced], M), 0) is Decision.SAMPLED
 
 
 def test_numeric_attribute_bounds_are_inclusive_and_optional() -> None:
     rng = random.Random(2)
-    between = NumericAttributePolicy(NumericAttribute("http.status_code", 500, 599))
-    at_least = NumericAttributePolicy(NumericAttribute("retries", min_value=3))
-    not_5xx = NumericAttributePolicy(NumericAttribute("http.status_code", 500, 599, True))
+    between = NumericAttributePolicy(NumericAttribute("http.status_code", 500, 599), M)
+    at_least = NumericAttributePolicy(NumericAttribute("retries", min_value=3), M)
+    not_5xx = NumericAttributePolicy(NumericAttribute("http.status_code", 500, 599, True), M)
     for value, expected in ((499, False), (500, True), (599, True), (600, False), (True, False)):
         trace = with_attrs(rng, {"http.status_code": value})
         assert between.evaluate("", trace, 0).samples is expected, value
@@ -81,8 +79,8 @@ def test_and_samples_only_when_every_sub_policy_does() -> None:
     rng = random.Random(3)
     policy = AndPolicy(
         [
-            StatusCodePolicy(StatusCodeMatch(("ERROR",))),
-            StringAttributePolicy(StringAttribute("tier", ("gold",))),
+            StatusCodePolicy(StatusCodeMatch(("ERROR",)), M),
+            StringAttributePolicy(StringAttribute("tier", ("gold",)), M),
         ]
     )
     gold_error = with_attrs(rng, {"tier": "gold"}, error=True)
@@ -97,7 +95,7 @@ def test_latency_upper_threshold() -> None:
     rng = random.Random(4)
     band = LatencyPolicy(LatencyThreshold(100, 200))
     for duration, expected in ((99.0, False), (100.0, True), (200.0, True), (201.0, False)):
-        trace = trace_of(make_trace(rng, duration_ms=duration).spans)
+        trace = trace_of(make_trace(rng, duration_ms=duration).spans, M)
         assert band.evaluate("", trace, 0).samples is expected, duration
 
 
@@ -136,10 +134,10 @@ def test_composite_gives_each_sub_policy_its_share_per_second() -> None:
         ),
         rate_allocation=(RateAllocation("errors", 60),),
     )
-    policy = build_policy(settings)
+    policy = build_policy(settings, M)
     assert isinstance(policy, CompositePolicy)
-    errors = [trace_of(make_trace(rng, error=True, n_spans=10).spans) for _ in range(10)]
-    others = [trace_of(make_trace(rng, n_spans=10).spans) for _ in range(10)]
+    errors = [trace_of(make_trace(rng, error=True, n_spans=10).spans, M) for _ in range(10)]
+    others = [trace_of(make_trace(rng, n_spans=10).spans, M) for _ in range(10)]
     # second 1: "rest" may take 40 spans (4 traces), "errors" 60 (6 traces); an error trace
     # over the errors' share falls through to "rest", whose share is used up by then
     kept_others = sum(policy.evaluate("", t, 1 * SEC).samples for t in others)

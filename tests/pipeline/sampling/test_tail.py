@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 from meshscope.clock import ManualClock
 from meshscope.model.spans import Span
 from meshscope.pipeline.sampling.config import TailSamplingConfig
+from meshscope.pipeline.sampling.facts import SpanMatcher
 from meshscope.pipeline.sampling.policies import (
     LatencyPolicy,
     ProbabilisticPolicy,
@@ -26,9 +27,16 @@ from meshscope.pipeline.sampling.policy_config import (
     StatusCodeMatch,
 )
 from meshscope.pipeline.sampling.tail import DecisionCache, TailSampler
-from tests.pipeline.sampling.traces import GeneratedTrace, make_trace, shuffled_batches
+from tests.pipeline.sampling.traces import (
+    GeneratedTrace,
+    make_trace,
+    offer,
+    shuffled_batches,
+    spans_of,
+)
 
 SEC = 10**9
+M = SpanMatcher()  # the per-span predicates of the policies built here
 
 
 def errors_slow_and_ten_percent(num_traces: int = 100_000) -> TailSampler:
@@ -66,12 +74,12 @@ def test_keeps_all_errors_all_slow_and_the_probabilistic_share_of_the_rest() -> 
     sampler = errors_slow_and_ten_percent()
     written: list[Span] = []
     for batch in shuffled_batches(rng, traces, 40):  # 40 batches over 4 s, within the wait
-        written += sampler.offer(batch, clock.now_ns())
-        written += sampler.tick(clock.now_ns())
+        written += offer(sampler, batch, clock.now_ns())
+        written += spans_of(sampler.tick(clock.now_ns()))
         clock.advance(0.1)
     assert written == []  # nothing is decided before the wait is over
     clock.advance(10)
-    written += sampler.tick(clock.now_ns())
+    written += spans_of(sampler.tick(clock.now_ns()))
     assert sampler.buffered_traces == 0 and sampler.buffered_spans == 0
 
     kept = kept_per_trace(written)
@@ -112,10 +120,10 @@ def test_late_spans_follow_the_decision_and_traces_are_never_split() -> None:
     written: list[Span] = []
     # 60 batches over 6 s with a 1 s wait: most traces are decided before their last span
     for batch in shuffled_batches(rng, traces, 60):
-        written += sampler.offer(batch, clock.now_ns())
+        written += offer(sampler, batch, clock.now_ns())
         clock.advance(0.1)
-        written += sampler.tick(clock.now_ns())
-    written += sampler.drain()
+        written += spans_of(sampler.tick(clock.now_ns()))
+    written += spans_of(sampler.drain())
     stats = sampler.stats
     assert stats.late_spans_sampled > 0 and stats.late_spans_not_sampled > 0
     kept = kept_per_trace(written)
@@ -132,10 +140,10 @@ def test_eviction_under_num_traces_decides_instead_of_losing() -> None:
     now = ManualClock().now_ns()
     written: list[Span] = []
     for trace in traces:  # whole traces, one after another, no tick
-        written += sampler.offer(trace.spans, now)
+        written += offer(sampler, trace.spans, now)
         assert sampler.buffered_traces <= 10
     assert sampler.stats.traces_evicted == 90
-    written += sampler.drain()
+    written += spans_of(sampler.drain())
     kept = kept_per_trace(written)
     assert all(kept[t.trace_id] == 3 for t in traces if t.error)  # all 25 errors, whole
     stats = sampler.stats
@@ -152,13 +160,13 @@ def test_rate_limiting_caps_traces_per_second_with_a_controlled_clock() -> None:
     )
     per_second = []
     for _second in range(3):  # 40 new traces each second; each tick decides those 2 s old
-        sampler.offer([s for _ in range(40) for s in make_trace(rng).spans], clock.now_ns())
-        per_second.append(len(kept_per_trace(sampler.tick(clock.now_ns()))))
+        offer(sampler, [s for _ in range(40) for s in make_trace(rng).spans], clock.now_ns())
+        per_second.append(len(kept_per_trace(spans_of(sampler.tick(clock.now_ns())))))
         clock.advance(1)
     assert per_second == [0, 0, 5]
     # two seconds' traces (80) decided within one second share that second's 5
     clock.advance(5)
-    assert len(kept_per_trace(sampler.tick(clock.now_ns()))) == 5
+    assert len(kept_per_trace(spans_of(sampler.tick(clock.now_ns())))) == 5
     assert sampler.buffered_traces == 0
     stats = sampler.stats
     assert (stats.traces_sampled, stats.traces_not_sampled) == (10, 110)
@@ -171,8 +179,8 @@ def test_rate_limiting_by_spans_admits_up_to_the_limit() -> None:
     sampler = TailSampler([("spans", policy)], decision_wait_ns=SEC)
     now = ManualClock().now_ns()
     for _ in range(10):
-        sampler.offer(make_trace(rng, n_spans=3).spans, now)
-    kept = sampler.tick(now + SEC)
+        offer(sampler, make_trace(rng, n_spans=3).spans, now)
+    kept = spans_of(sampler.tick(now + SEC))
     assert len(kept) == 9  # 3 traces of 3 spans; a 4th would make 12 > 10
 
 
@@ -188,13 +196,14 @@ def test_decision_rules_any_inverted_drop_wins_then_any_sample() -> None:
             ("all", AlwaysSample()),
             (
                 "no-health",
-                StringAttributePolicy(StringAttribute("http.target", ("/health",), False, True)),
+                StringAttributePolicy(StringAttribute("http.target", ("/health",), False, True), M),
             ),
         ],
+        M,
         decision_wait_ns=SEC,
     )
-    sampler.offer(health.spans + other.spans, 0)
-    kept = kept_per_trace(sampler.tick(SEC))
+    offer(sampler, health.spans + other.spans, 0)
+    kept = kept_per_trace(spans_of(sampler.tick(SEC)))
     assert set(kept) == {other.trace_id}
     counts = sampler.stats.policy_decisions
     assert counts[("no-health", "inverted_not_sampled")] == 1
@@ -208,18 +217,18 @@ def test_latency_is_from_earliest_start_to_latest_end_across_batches() -> None:
     root, child = trace.spans
     late_child = dataclasses.replace(child, end_ns=root.start_ns + 600 * 10**6)
     sampler = TailSampler([("slow", LatencyPolicy(LatencyThreshold(500)))], decision_wait_ns=SEC)
-    sampler.offer([root], 0)
-    sampler.offer([late_child], SEC // 2)
-    assert len(sampler.tick(SEC)) == 2
+    offer(sampler, [root], 0)
+    offer(sampler, [late_child], SEC // 2)
+    assert len(spans_of(sampler.tick(SEC))) == 2
 
 
 def test_status_policy_matches_only_listed_codes() -> None:
     rng = random.Random(10)
-    policy = StatusCodePolicy(StatusCodeMatch(("ERROR",)))
-    sampler = TailSampler([("errors", policy)], decision_wait_ns=SEC)
+    policy = StatusCodePolicy(StatusCodeMatch(("ERROR",)), M)
+    sampler = TailSampler([("errors", policy)], M, decision_wait_ns=SEC)
     ok, bad = make_trace(rng), make_trace(rng, error=True)
-    sampler.offer(ok.spans + bad.spans, 0)
-    assert set(kept_per_trace(sampler.tick(SEC))) == {bad.trace_id}
+    offer(sampler, ok.spans + bad.spans, 0)
+    assert set(kept_per_trace(spans_of(sampler.tick(SEC)))) == {bad.trace_id}
 
 
 def test_decision_cache_is_bounded_oldest_first() -> None:

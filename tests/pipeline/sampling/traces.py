@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from meshscope.model.attributes import AttrValue
 from meshscope.model.spans import Span, SpanKind, StatusCode
+from meshscope.pipeline.sampling.facts import SpanMatcher, summarize
+from meshscope.pipeline.sampling.policies import TraceData
+from meshscope.pipeline.sampling.tail import TailSampler
 
 MS = 10**6
 
@@ -63,3 +68,21 @@ def shuffled_batches(
     rng.shuffle(spans)
     size = -(-len(spans) // n_batches)
     return [spans[i : i + size] for i in range(0, len(spans), size)]
+
+
+def offer(sampler: TailSampler, spans: Sequence[Span], now_ns: int) -> list[Span]:
+    """Offer model spans (the fallback encoding: a span list); the spans released now."""
+    return spans_of(sampler.offer(list(spans), summarize(spans, sampler.matcher), now_ns))
+
+
+def spans_of(batches: list[Any]) -> list[Span]:
+    """The spans of released batches (span lists)."""
+    return [span for batch in batches for span in batch]
+
+
+def trace_of(spans: Sequence[Span], matcher: SpanMatcher) -> TraceData:
+    """The facts policies see of a trace made of `spans`."""
+    data = TraceData(0)
+    for facts in summarize(spans, matcher).facts:
+        data.merge(facts)
+    return data

@@ -1,5 +1,9 @@
 """Tail-sampling policies: each looks at one whole buffered trace and returns a Decision.
 
+A trace is seen as its `TraceData` (facts merged from every span, `facts.py`), never as its
+spans: per-span questions (status codes, attributes) are predicates registered with a
+`SpanMatcher` when a policy is built and answered, span by span, where spans are decoded.
+
 Semantics follow the OTel collector's tail_sampling processor (`internal/sampling/*.go`):
 string/numeric attributes match span or resource attributes of any span; `invert_match`
 turns a match into INVERTED_NOT_SAMPLED (a veto) and no match into INVERTED_SAMPLED; `and`
@@ -13,13 +17,14 @@ sampling); composite sub-policies without a `rate_allocation` share what is left
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from meshscope.model.attributes import AttrValue
-from meshscope.model.spans import Span, StatusCode
+from meshscope.model.spans import StatusCode
 from meshscope.pipeline.sampling import policy_config as cfg
+from meshscope.pipeline.sampling.facts import NumberIn, SpanMatcher, StatusIn, StringMatch
 from meshscope.pipeline.sampling.head import ratio_bound, trace_id_low64
 
 NS_PER_SECOND = 10**9
@@ -38,19 +43,24 @@ class Decision(Enum):
 
 @dataclass(slots=True)
 class TraceData:
-    """The spans buffered for one trace, with what policies ask of a whole trace."""
+    """What policies ask of one whole buffered trace (see `facts`): its earliest start,
+    latest end, span count, and which per-span predicates any of its spans matched."""
 
     first_seen_ns: int
-    spans: list[Span] = field(default_factory=list)
     start_ns: int = 0
     end_ns: int = 0
+    span_count: int = 0
+    matched: int = 0  # bit i: some span matched the SpanMatcher's predicate i
 
-    def add(self, span: Span) -> None:
-        if not self.spans or span.start_ns < self.start_ns:
-            self.start_ns = span.start_ns
-        if not self.spans or span.end_ns > self.end_ns:
-            self.end_ns = span.end_ns
-        self.spans.append(span)
+    def merge(self, facts: Sequence[int]) -> None:
+        """Add the facts `[start_ns, end_ns, spans, mask]` of more of the trace's spans."""
+        start, end, spans, mask = facts
+        if not self.span_count or start < self.start_ns:
+            self.start_ns = start
+        if not self.span_count or end > self.end_ns:
+            self.end_ns = end
+        self.span_count += spans
+        self.matched |= mask
 
     @property
     def duration_ns(self) -> int:
@@ -68,14 +78,12 @@ class AlwaysSample:
 
 
 class StatusCodePolicy:
-    def __init__(self, settings: cfg.StatusCodeMatch) -> None:
-        self.codes = {StatusCode[name] for name in settings.status_codes}
+    def __init__(self, settings: cfg.StatusCodeMatch, matcher: SpanMatcher) -> None:
+        codes = frozenset(int(StatusCode[name]) for name in settings.status_codes)
+        self.bit = matcher.register(StatusIn(codes))
 
     def evaluate(self, trace_id: str, trace: TraceData, now_ns: int) -> Decision:
-        codes = self.codes
-        if any(span.status_code in codes for span in trace.spans):
-            return Decision.SAMPLED
-        return Decision.NOT_SAMPLED
+        return Decision.SAMPLED if trace.matched & self.bit else Decision.NOT_SAMPLED
 
 
 class LatencyPolicy:
@@ -125,21 +133,11 @@ class RateLimitingPolicy:
         second = now_ns // NS_PER_SECOND
         if second != self.second:
             self.second, self.used = second, 0
-        cost = 1 if self.per_trace else len(trace.spans)
+        cost = 1 if self.per_trace else trace.span_count
         if self.used + cost <= self.limit:
             self.used += cost
             return Decision.SAMPLED
         return Decision.NOT_SAMPLED
-
-
-def _attribute_values(trace: TraceData, key: str) -> list[AttrValue]:
-    values = []
-    for span in trace.spans:
-        if key in span.attributes:
-            values.append(span.attributes[key])
-        if key in span.resource:
-            values.append(span.resource[key])
-    return values
 
 
 def _matched(matched: bool, invert: bool) -> Decision:
@@ -149,39 +147,26 @@ def _matched(matched: bool, invert: bool) -> Decision:
 
 
 class StringAttributePolicy:
-    def __init__(self, settings: cfg.StringAttribute) -> None:
-        self.key = settings.key
-        self.invert = settings.invert_match
-        self.values = frozenset(settings.values)
-        self.patterns = (
-            [re.compile(v) for v in settings.values] if settings.enabled_regex_matching else []
+    def __init__(self, settings: cfg.StringAttribute, matcher: SpanMatcher) -> None:
+        patterns = (
+            tuple(re.compile(v) for v in settings.values) if settings.enabled_regex_matching else ()
         )
-
-    def _match(self, value: AttrValue) -> bool:
-        if not isinstance(value, str):
-            return False
-        if self.patterns:
-            return any(p.search(value) for p in self.patterns)
-        return value in self.values
+        self.bit = matcher.register(StringMatch(settings.key, frozenset(settings.values), patterns))
+        self.invert = settings.invert_match
 
     def evaluate(self, trace_id: str, trace: TraceData, now_ns: int) -> Decision:
-        matched = any(self._match(v) for v in _attribute_values(trace, self.key))
-        return _matched(matched, self.invert)
+        return _matched(bool(trace.matched & self.bit), self.invert)
 
 
 class NumericAttributePolicy:
-    def __init__(self, settings: cfg.NumericAttribute) -> None:
-        self.key = settings.key
-        self.low = -float("inf") if settings.min_value is None else settings.min_value
-        self.high = float("inf") if settings.max_value is None else settings.max_value
+    def __init__(self, settings: cfg.NumericAttribute, matcher: SpanMatcher) -> None:
+        low = -float("inf") if settings.min_value is None else settings.min_value
+        high = float("inf") if settings.max_value is None else settings.max_value
+        self.bit = matcher.register(NumberIn(settings.key, low, high))
         self.invert = settings.invert_match
 
     def evaluate(self, trace_id: str, trace: TraceData, now_ns: int) -> Decision:
-        matched = any(
-            isinstance(v, int | float) and not isinstance(v, bool) and self.low <= v <= self.high
-            for v in _attribute_values(trace, self.key)
-        )
-        return _matched(matched, self.invert)
+        return _matched(bool(trace.matched & self.bit), self.invert)
 
 
 class AndPolicy:
@@ -198,7 +183,7 @@ class AndPolicy:
 class CompositePolicy:
     """Sub-policies in `policy_order`; each may sample up to its share of spans per second."""
 
-    def __init__(self, settings: cfg.Composite) -> None:
+    def __init__(self, settings: cfg.Composite, matcher: SpanMatcher) -> None:
         self.total = settings.max_total_spans_per_second
         given = {a.policy: a.percent for a in settings.rate_allocation}
         rest = [s.name for s in settings.composite_sub_policy if s.name not in given]
@@ -206,7 +191,7 @@ class CompositePolicy:
         shares = {name: left / len(rest) for name in rest} if rest else {}
         shares.update(given)
         self.subs = [
-            (build_leaf(s.settings), int(self.total * shares[s.name] / 100))
+            (build_leaf(s.settings, matcher), int(self.total * shares[s.name] / 100))
             for s in settings.composite_sub_policy
         ]
         self.used = [0] * len(self.subs)
@@ -216,7 +201,7 @@ class CompositePolicy:
         second = now_ns // NS_PER_SECOND
         if second != self.second:
             self.second, self.used = second, [0] * len(self.subs)
-        spans = len(trace.spans)
+        spans = trace.span_count
         for i, (policy, allowed) in enumerate(self.subs):
             if (
                 policy.evaluate(trace_id, trace, now_ns).samples
@@ -228,12 +213,13 @@ class CompositePolicy:
         return Decision.NOT_SAMPLED
 
 
-def build_leaf(settings: cfg.LeafSettings) -> Policy:
+def build_leaf(settings: cfg.LeafSettings, matcher: SpanMatcher) -> Policy:
+    """The policy for `settings`; its per-span predicate, if it has one, joins `matcher`."""
     match settings:
         case cfg.AlwaysSample():
             return AlwaysSample()
         case cfg.StatusCodeMatch():
-            return StatusCodePolicy(settings)
+            return StatusCodePolicy(settings, matcher)
         case cfg.LatencyThreshold():
             return LatencyPolicy(settings)
         case cfg.Probabilistic():
@@ -241,14 +227,14 @@ def build_leaf(settings: cfg.LeafSettings) -> Policy:
         case cfg.RateLimiting():
             return RateLimitingPolicy(settings)
         case cfg.StringAttribute():
-            return StringAttributePolicy(settings)
+            return StringAttributePolicy(settings, matcher)
         case cfg.NumericAttribute():
-            return NumericAttributePolicy(settings)
+            return NumericAttributePolicy(settings, matcher)
 
 
-def build_policy(settings: cfg.PolicySettings) -> Policy:
+def build_policy(settings: cfg.PolicySettings, matcher: SpanMatcher) -> Policy:
     if isinstance(settings, cfg.AllOf):
-        return AndPolicy([build_leaf(s.settings) for s in settings.and_sub_policy])
+        return AndPolicy([build_leaf(s.settings, matcher) for s in settings.and_sub_policy])
     if isinstance(settings, cfg.Composite):
-        return CompositePolicy(settings)
-    return build_leaf(settings)
+        return CompositePolicy(settings, matcher)
+    return build_leaf(settings, matcher)

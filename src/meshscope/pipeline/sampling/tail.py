@@ -7,21 +7,31 @@ INVERTED_NOT_SAMPLED drops the trace, else any sampling decision keeps it, else 
 Decided trace ids are remembered in two bounded caches (kept, dropped) so spans arriving after
 the decision follow it, and a kept trace is never split.
 
+Spans are buffered as the store's encoded rows, a batch at a time, never as span objects:
+each batch comes with its `TraceSummary` (`facts.py`, made where the spans were decoded, in
+an ingest worker or in-process), and policies decide from the facts merged per trace. A
+buffered batch is released once every trace in it is decided, narrowed to the rows of the
+kept ones (`store.twophase.select_rows`).
+
 The pipeline calls, from its single writer thread:
-    offer(spans, now)  -> spans writable now (late spans of kept traces, evicted-and-kept traces)
-    tick(now)          -> spans of traces whose wait is over and that were kept
-    drain(now)         -> on shutdown: decide everything now, return what is kept
+    offer(encoded, summary, now) -> batches writable now (only traces decided already)
+    tick(now)                    -> batches whose traces are all decided, narrowed to the kept
+    drain(now)                   -> on shutdown: decide everything now, the same
 Derivation (span metrics, service graph) runs before this stage, on every span.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from meshscope.model.spans import Span
+import numpy as np
+
 from meshscope.pipeline.sampling.config import TailSamplingConfig
+from meshscope.pipeline.sampling.facts import SpanMatcher, TraceSummary
 from meshscope.pipeline.sampling.policies import Decision, Policy, TraceData, build_policy
+from meshscope.store.twophase import select_rows
 
 
 @dataclass(slots=True)
@@ -59,10 +69,38 @@ class DecisionCache:
         return len(self._ids)
 
 
+class _Held:
+    """One buffered batch of encoded spans, waiting for the decisions on its traces."""
+
+    __slots__ = ("encoded", "kept", "row_trace", "waiting")
+
+    def __init__(self, encoded: Any, row_trace: Sequence[int]) -> None:
+        self.encoded = encoded
+        self.row_trace = row_trace
+        self.waiting = 0  # its traces not decided yet
+        self.kept: list[int] = []  # indices (into its summary) of its kept traces
+
+    def release(self) -> Any | None:
+        """The rows of the kept traces (None: no row kept)."""
+        if not self.kept:
+            return None
+        mask = np.isin(np.asarray(self.row_trace, dtype=np.int32), self.kept)
+        if mask.all():
+            return self.encoded
+        return select_rows(self.encoded, mask)
+
+
+@dataclass(slots=True)
+class _Pending:
+    data: TraceData
+    held: list[tuple[_Held, int]] = field(default_factory=list)  # (batch, index there)
+
+
 class TailSampler:
     def __init__(
         self,
         policies: Sequence[tuple[str, Policy]],
+        matcher: SpanMatcher | None = None,
         decision_wait_ns: int = 10 * 10**9,
         num_traces: int = 50_000,
         sampled_cache_size: int = 100_000,
@@ -71,20 +109,23 @@ class TailSampler:
         if num_traces < 1 or decision_wait_ns <= 0:
             raise ValueError("num_traces must be >= 1 and decision_wait_ns > 0")
         self.policies = list(policies)
+        self.matcher = matcher or SpanMatcher()  # the policies' per-span predicates
         self.decision_wait_ns = decision_wait_ns
         self.num_traces = num_traces
         self.kept = DecisionCache(sampled_cache_size)
         self.dropped = DecisionCache(non_sampled_cache_size)
         self.stats = TailSamplingStats()
         self.stats.policy_decisions = {(name, d.value): 0 for name, _ in policies for d in Decision}
-        self._pending: dict[str, TraceData] = {}  # in order of first arrival
+        self._pending: dict[str, _Pending] = {}  # in order of first arrival
         self._pending_spans = 0
         self._last_now = 0
 
     @classmethod
     def from_config(cls, config: TailSamplingConfig) -> TailSampler:
+        matcher = SpanMatcher()
         return cls(
-            [(p.name, build_policy(p.settings)) for p in config.policies],
+            [(p.name, build_policy(p.settings, matcher)) for p in config.policies],
+            matcher,
             decision_wait_ns=int(config.decision_wait_seconds * 1e9),
             num_traces=config.num_traces,
             sampled_cache_size=config.sampled_cache_size,
@@ -99,51 +140,58 @@ class TailSampler:
     def buffered_spans(self) -> int:
         return self._pending_spans
 
-    def offer(self, spans: Iterable[Span], now_ns: int) -> list[Span]:
-        """Buffer spans; return those that may be written now."""
+    def offer(self, encoded: Any, summary: TraceSummary, now_ns: int) -> list[Any]:
+        """Buffer a batch of encoded spans (`summary` describes its rows); return the
+        batches that may be written now."""
         self._last_now = now_ns
-        out: list[Span] = []
+        out: list[Any] = []
         pending, stats = self._pending, self.stats
-        for span in spans:
-            trace_id = span.trace_id
+        held = _Held(encoded, summary.row_trace)
+        for index, (trace_id, facts) in enumerate(
+            zip(summary.trace_ids, summary.facts, strict=True)
+        ):
             trace = pending.get(trace_id)
             if trace is None:
                 if trace_id in self.kept:
-                    stats.late_spans_sampled += 1
-                    out.append(span)
+                    stats.late_spans_sampled += facts[2]
+                    held.kept.append(index)
                     continue
                 if trace_id in self.dropped:
-                    stats.late_spans_not_sampled += 1
+                    stats.late_spans_not_sampled += facts[2]
                     continue
                 if len(pending) >= self.num_traces:
                     stats.traces_evicted += 1
                     oldest = next(iter(pending))
-                    out.extend(self._decide(oldest, pending.pop(oldest), now_ns))
-                trace = pending[trace_id] = TraceData(now_ns)
-            trace.add(span)
-            self._pending_spans += 1
+                    self._decide(oldest, pending.pop(oldest), now_ns, out)
+                trace = pending[trace_id] = _Pending(TraceData(now_ns))
+            trace.data.merge(facts)
+            trace.held.append((held, index))
+            held.waiting += 1
+            self._pending_spans += facts[2]
+        if not held.waiting:
+            self._release(held, out)
         return out
 
-    def tick(self, now_ns: int) -> list[Span]:
-        """Decide every trace whose decision wait is over; return the kept spans."""
+    def tick(self, now_ns: int) -> list[Any]:
+        """Decide every trace whose decision wait is over; return the batches released."""
         self._last_now = now_ns
-        out: list[Span] = []
+        out: list[Any] = []
         pending, deadline = self._pending, now_ns - self.decision_wait_ns
         while pending:
             trace_id, trace = next(iter(pending.items()))
-            if trace.first_seen_ns > deadline:
+            if trace.data.first_seen_ns > deadline:
                 break
             del pending[trace_id]
-            out.extend(self._decide(trace_id, trace, now_ns))
+            self._decide(trace_id, trace, now_ns, out)
         return out
 
-    def drain(self, now_ns: int | None = None) -> list[Span]:
-        """Decide every buffered trace now (on shutdown); return the kept spans."""
+    def drain(self, now_ns: int | None = None) -> list[Any]:
+        """Decide every buffered trace now (on shutdown); return the batches released."""
         now = self._last_now if now_ns is None else now_ns
-        out: list[Span] = []
+        out: list[Any] = []
         while self._pending:
             trace_id = next(iter(self._pending))
-            out.extend(self._decide(trace_id, self._pending.pop(trace_id), now))
+            self._decide(trace_id, self._pending.pop(trace_id), now, out)
         return out
 
     def decide(self, trace_id: str, trace: TraceData, now_ns: int) -> bool:
@@ -159,15 +207,28 @@ class TailSampler:
                 sampled = True
         return sampled and not vetoed
 
-    def _decide(self, trace_id: str, trace: TraceData, now_ns: int) -> list[Span]:
-        self._pending_spans -= len(trace.spans)
+    def _decide(self, trace_id: str, trace: _Pending, now_ns: int, out: list[Any]) -> None:
+        spans = trace.data.span_count
+        self._pending_spans -= spans
         stats = self.stats
-        if self.decide(trace_id, trace, now_ns):
+        keep = self.decide(trace_id, trace.data, now_ns)
+        if keep:
             self.kept.add(trace_id)
             stats.traces_sampled += 1
-            stats.spans_sampled += len(trace.spans)
-            return trace.spans
-        self.dropped.add(trace_id)
-        stats.traces_not_sampled += 1
-        stats.spans_not_sampled += len(trace.spans)
-        return []
+            stats.spans_sampled += spans
+        else:
+            self.dropped.add(trace_id)
+            stats.traces_not_sampled += 1
+            stats.spans_not_sampled += spans
+        for held, index in trace.held:
+            if keep:
+                held.kept.append(index)
+            held.waiting -= 1
+            if not held.waiting:
+                self._release(held, out)
+
+    @staticmethod
+    def _release(held: _Held, out: list[Any]) -> None:
+        rows = held.release()
+        if rows is not None:
+            out.append(rows)

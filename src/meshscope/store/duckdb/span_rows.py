@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from itertools import accumulate
 from typing import Any, NamedTuple
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from meshscope.model.attributes import AttrValue
@@ -33,6 +35,10 @@ INDEX_TRACES = (
 class EncodedSpans(NamedTuple):
     table: pa.Table
     resources: list[Mapping[str, AttrValue]]  # distinct, in order of first use
+
+    def select(self, mask: npt.NDArray[np.bool_]) -> EncodedSpans:
+        """The rows where `mask` is true (resources kept whole: the owner skips known ones)."""
+        return EncodedSpans(self.table.filter(pa.array(mask)), self.resources)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled as one Arrow IPC stream: read back without per-array Python work.
