@@ -353,25 +353,26 @@ def main() -> None:
                   f"{owner_s / spans * 1e6:.1f} us, workers {workers_s / spans * 1e6:.1f} us; "
                   f"worker bodies by kind {server.worker_bodies()}")  # fmt: skip
 
-        if args.tail_seconds > 0:
-            server.stop()
-            server.config = workdir / "tail.yaml"
-            server.config.write_text(TAIL_CONFIG)
-            server.start()
-            before = server.cpu_s()
-            tally, took = drive(server.http_port, bodies, args.tail_seconds, args.senders)
-            owner_s, workers_s = (b - a for a, b in zip(before, server.cpu_s(), strict=True))
+        if args.tail_seconds > 0:  # its own server and file: the bytes per span stay honest
+            (workdir / "tail").mkdir()
+            config = workdir / "tail.yaml"
+            config.write_text(TAIL_CONFIG)
+            tail = Server(workdir / "tail", config=config)
+            tail.start()
+            try:
+                before = tail.cpu_s()
+                tally, took = drive(tail.http_port, bodies, args.tail_seconds, args.senders)
+                owner_s, workers_s = (b - a for a, b in zip(before, tail.cpu_s(), strict=True))
+                bodies_by_kind = tail.worker_bodies()
+            finally:
+                tail.stop()
             tail_rate = tally.acked_spans / took
             spans = max(tally.acked_spans, 1)
             print(f"tail sampling on {took:.0f} s ({args.senders} senders, same requests): "
                   f"{tail_rate:,.0f} acknowledged spans/s (refused {tally.refused}, errors "
                   f"{tally.errors}); tail on / off = {tail_rate / max(rate, 1):.2f}; CPU per "
                   f"span: owner {owner_s / spans * 1e6:.1f} us, workers "
-                  f"{workers_s / spans * 1e6:.1f} us; worker bodies "
-                  f"{server.worker_bodies()}")  # fmt: skip
-            server.stop()
-            server.config = None
-            server.start()
+                  f"{workers_s / spans * 1e6:.1f} us; worker bodies {bodies_by_kind}")  # fmt: skip
 
         # Open loop: many paced senders offer twice the sustained rate whatever the answers.
         peak = [0.0]

@@ -34,6 +34,10 @@ from meshscope.pipeline.sampling.policies import Decision, Policy, TraceData, bu
 from meshscope.store.twophase import select_rows
 
 
+_VETO = Decision.INVERTED_NOT_SAMPLED
+_SAMPLES = frozenset(d for d in Decision if d.samples)
+
+
 @dataclass(slots=True)
 class TailSamplingStats:
     traces_sampled: int = 0
@@ -116,6 +120,10 @@ class TailSampler:
         self.dropped = DecisionCache(non_sampled_cache_size)
         self.stats = TailSamplingStats()
         self.stats.policy_decisions = {(name, d.value): 0 for name, _ in policies for d in Decision}
+        # Each policy with its counters' keys by decision (no enum property lookups per trace).
+        self._evaluated = [
+            (policy, {d: (name, d.value) for d in Decision}) for name, policy in self.policies
+        ]
         self._pending: dict[str, _Pending] = {}  # in order of first arrival
         self._pending_spans = 0
         self._last_now = 0
@@ -198,12 +206,12 @@ class TailSampler:
         """The policies' verdict on one trace (counted per policy), without buffering."""
         counts = self.stats.policy_decisions
         vetoed = sampled = False
-        for name, policy in self.policies:
+        for policy, keys in self._evaluated:
             decision = policy.evaluate(trace_id, trace, now_ns)
-            counts[(name, decision.value)] += 1
-            if decision is Decision.INVERTED_NOT_SAMPLED:
+            counts[keys[decision]] += 1
+            if decision is _VETO:
                 vetoed = True
-            elif decision.samples:
+            elif decision in _SAMPLES:
                 sampled = True
         return sampled and not vetoed
 
