@@ -45,7 +45,10 @@ class Ports:
 
 
 @contextmanager
-def serve(db: Path, ports: Ports) -> Iterator[subprocess.Popen[bytes]]:
+def serve(
+    db: Path, ports: Ports, settings: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`meshscope serve` on `db`, with more settings as MESHSCOPE_* environment variables."""
     env = dict(os.environ)
     env.update(
         MESHSCOPE_SERVER__OTLP_HTTP_PORT=str(ports.otlp_http),
@@ -53,6 +56,7 @@ def serve(db: Path, ports: Ports) -> Iterator[subprocess.Popen[bytes]]:
         MESHSCOPE_SERVER__ZIPKIN_PORT=str(ports.zipkin),
         MESHSCOPE_SERVER__UI_PORT=str(ports.ui),
         MESHSCOPE_STORAGE__PATH=str(db),
+        **(settings or {}),
     )
     log = (db.parent / "server.log").open("ab")
     proc = subprocess.Popen(
