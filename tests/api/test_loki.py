@@ -97,11 +97,14 @@ def test_log_query_streams_shape_and_content(base: str) -> None:
     for t, line, labels in got:
         source = next(x for x in want if x.time_ns == t)
         assert line == source.body
+        # Without the categorize-labels flag, structured metadata is merged into the stream.
+        ids = {"trace_id": source.trace_id, "span_id": source.span_id} if source.trace_id else {}
         assert labels == {
             "service_name": "pay",
             "env": "prod",
             "level": source.level,
             "detected_level": labels["detected_level"],
+            **ids,
         }
     assert data["stats"]["summary"]["totalEntriesReturned"] == len(want)
 
@@ -201,7 +204,7 @@ def test_instant_queries(base: str) -> None:
 def test_labels_values_and_series(base: str) -> None:
     window = {"start": str(START), "end": str(END)}
     labels = _get(base, "/loki/api/v1/labels", **window)["data"]
-    assert labels == ["detected_level", "env", "level", "service_name"]
+    assert labels == ["env", "level", "service_name"]  # no structured metadata, as in Loki
     values = _get(base, "/loki/api/v1/label/service_name/values", **window)["data"]
     assert values == ["cart", "pay", "web"]
     values = _get(base, "/loki/api/v1/label/level/values", query='{env="dev"}', **window)

@@ -2,8 +2,14 @@
 
 Responses follow Loki's JSON exactly: `{status, data: {resultType, result, stats}}` with
 streams as `{stream, values: [["<ns>", "line"]]}` and matrices/vectors in Prometheus shape
-(float seconds, string values). Bad parameters and queries get a plain-text 400, as Loki
-answers them (the Grafana data source shows that text).
+(float seconds, string values). Log lines carry Loki 3's three label categories (stream
+labels, structured metadata, parsed labels; see query/logql/labels.py): with the request
+header `X-Loki-Response-Encoding-Flags: categorize-labels` (Grafana sends it) a stream is its
+stream labels and each value is `["<ns>", "line", {"structuredMetadata": {...}, "parsed":
+{...}}]` (empty categories left out), with `data.encodingFlags: ["categorize-labels"]`;
+without it, all labels are merged into `stream` and streams split by them, as Loki does.
+Bad parameters and queries get a plain-text 400, as Loki answers them (the Grafana data
+source shows that text).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from meshscope.api.trace_logs import trace_logs_route
 from meshscope.clock import Clock, SystemClock
 from meshscope.query.logql import LogExpr, LogQLError, parse
 from meshscope.query.logql.metrics import Matrix, Steps, evaluate
-from meshscope.query.logql.select import Scan, entries, label_sets
+from meshscope.query.logql.select import Entry, Scan, entries, label_sets
 from meshscope.query.promql.values import format_time, format_value
 from meshscope.store.base import LabelMatcher, Storage
 
@@ -46,6 +52,8 @@ LABEL_SCAN_RECORDS = 50_000
 BUILD_INFO = {"version": "2.9.0", "revision": "meshscope", "branch": "meshscope",
               "buildUser": "meshscope", "buildDate": "", "goVersion": ""}  # fmt: skip
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+ENCODING_FLAGS_HEADER = "X-Loki-Response-Encoding-Flags"
+CATEGORIZE_LABELS = "categorize-labels"
 
 Work = Callable[[Params, Request], Any]
 
@@ -84,19 +92,55 @@ def _stats(scan: Scan, started: float, returned: int) -> dict[str, Any]:
     }
 
 
+def categorize(request: Request) -> bool:
+    """Whether the client asked for labels by category (a comma-separated flag list)."""
+    flags = ",".join(request.headers.getlist(ENCODING_FLAGS_HEADER)).split(",")
+    return CATEGORIZE_LABELS in (flag.strip() for flag in flags)
+
+
+def _categories(entry: Entry) -> tuple[dict[str, str], dict[str, Any]]:
+    """An entry's final labels as (stream labels, {"structuredMetadata", "parsed"}): a label
+    keeps the record's category while it has the record's value; others were parsed."""
+    stream: dict[str, str] = {}
+    metadata: dict[str, str] = {}
+    parsed: dict[str, str] = {}
+    for name, value in entry.labels.items():
+        if entry.metadata.get(name) == value:
+            metadata[name] = value
+        elif entry.stream.get(name) == value:
+            stream[name] = value
+        else:
+            parsed[name] = value
+    extra: dict[str, Any] = {}
+    if metadata:
+        extra["structuredMetadata"] = metadata
+    if parsed:
+        extra["parsed"] = parsed
+    return stream, extra
+
+
 def _streams(
-    storage: Storage, expr: LogExpr, start: int, end: int, limit: int, backward: bool
-) -> dict[str, Any]:
+    storage: Storage, expr: LogExpr, start: int, end: int, limit: int, backward: bool,
+    categorized: bool,
+) -> dict[str, Any]:  # fmt: skip
     started, scan = time.perf_counter(), Scan()
     streams: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
     count = 0
     for entry in entries(storage.logs, expr, start, end, scan, limit, backward):
-        key = tuple(sorted(entry.labels.items()))
+        value: list[Any] = [str(entry.time_ns), entry.line]
+        labels = entry.labels
+        if categorized:
+            labels, extra = _categories(entry)
+            value.append(extra)
+        key = tuple(sorted(labels.items()))
         stream = streams.setdefault(key, {"stream": dict(key), "values": []})
-        stream["values"].append([str(entry.time_ns), entry.line])
+        stream["values"].append(value)
         count += 1
-    result = list(streams.values())
-    return {"resultType": "streams", "result": result, "stats": _stats(scan, started, count)}
+    data: dict[str, Any] = {"resultType": "streams", "result": list(streams.values()),
+                            "stats": _stats(scan, started, count)}  # fmt: skip
+    if categorized:
+        data["encodingFlags"] = [CATEGORIZE_LABELS]
+    return data
 
 
 def _series_json(matrix: Matrix, steps: Steps, instant: bool) -> list[dict[str, Any]]:
@@ -144,7 +188,7 @@ def loki_query_routes(storage: Storage, clock: Clock | None = None) -> list[Rout
     """Loki's query API plus meshscope's logs-of-a-trace route, for the UI/API app."""
     clock = clock or SystemClock()
 
-    def query_range(params: Params, _: Request) -> Any:
+    def query_range(params: Params, request: Request) -> Any:
         expr = _query(params)
         start, end = time_range(params, clock.now_ns(), HOUR_NS)
         limit = parse_limit(one(params, "limit"), DEFAULT_LIMIT, MAX_LIMIT)
@@ -152,14 +196,14 @@ def loki_query_routes(storage: Storage, clock: Clock | None = None) -> list[Rout
         if isinstance(expr, LogExpr):
             return {
                 "status": "success",
-                "data": _streams(storage, expr, start, end, limit, backward),
+                "data": _streams(storage, expr, start, end, limit, backward, categorize(request)),
             }
         step_text = one(params, "step")
         default_step = max(1, -(-(end - start) // (250 * 10**9))) * 10**9
         step = parse_duration(step_text, "step") if step_text else default_step
         return {"status": "success", "data": _metric(storage, expr, Steps(start, end, step), False)}
 
-    def query(params: Params, _: Request) -> Any:
+    def query(params: Params, request: Request) -> Any:
         expr = _query(params)
         at_text = one(params, "time")
         at = parse_timestamp(at_text, "time") if at_text else clock.now_ns()
@@ -169,7 +213,7 @@ def loki_query_routes(storage: Storage, clock: Clock | None = None) -> list[Rout
             start = max(at - HOUR_NS, 0)
             return {
                 "status": "success",
-                "data": _streams(storage, expr, start, at, limit, backward),
+                "data": _streams(storage, expr, start, at, limit, backward, categorize(request)),
             }
         return {"status": "success", "data": _metric(storage, expr, Steps(at, at, 1), True)}
 

@@ -106,6 +106,7 @@ class LogQuery:
     """
 
     trace_id: str = ""
+    span_id: str = ""  # lowercase hex, as stored
     service: str = ""
     attributes: Mapping[str, str] = field(default_factory=dict)
     access: bool | None = None  # True: only access logs, False: none of them, None: all

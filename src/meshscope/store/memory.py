@@ -154,6 +154,8 @@ class MemoryLogStore:
         for record in candidates:
             if query.service and record.service != query.service:
                 continue
+            if query.span_id and record.span_id != query.span_id:
+                continue
             if any(text not in record.body for text in query.body_contains):
                 continue
             if query.access is not None and record.is_access_log != query.access:

@@ -52,7 +52,8 @@ def test_selector_line_filters_parsers_and_label_filters() -> None:
             Comparison("level", "=", "x", "string"),
         )
     )
-    assert fmt == LineFormat(("", "a", " - ", "b", ""))
+    assert isinstance(fmt, LineFormat)
+    assert fmt.template.render({"a": "1", "b": "2"}, "line", 0) == "1 - 2"
 
 
 def test_comma_and_juxtaposition_mean_and_and_parentheses_group() -> None:
@@ -115,7 +116,7 @@ def test_arithmetic_with_vector_literals_like_grafanas_health_check() -> None:
         ('{a="b"} | x =~ 5', "needs a quoted regular expression"),
         ('{a="b"} |~ "("', "invalid regular expression"),
         ('{a=~"("}', "invalid regular expression"),
-        ('{a="b"} | line_format "{{ .a | upper }}"', "only {{.label}} placeholders"),
+        ('{a="b"} | line_format "{{ .a | upper }}"', "unsupported template action"),
         ('{a="b"} | json x="y"', "parameters of | json are not supported"),
         ('{a="b"} | drop x="y"', "label matchers in | drop"),
         ('{a="\\q"}', "unknown escape sequence"),

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from meshscope.query.logql.template import Template
 from meshscope.store.base import LabelMatcher
 
 CompareOp = Literal["=", "!=", "=~", "!~", "==", ">", ">=", "<", "<="]
@@ -64,9 +65,25 @@ class LabelFilterStage:
 
 @dataclass(frozen=True, slots=True)
 class LineFormat:
-    """`| line_format "..."` with `{{.label}}` placeholders (split: text, name, text, ...)."""
+    """`| line_format "..."`: the line becomes the rendered template."""
 
-    parts: tuple[str, ...]
+    template: Template
+
+
+@dataclass(frozen=True, slots=True)
+class LabelAssignment:
+    """`name="template"` (set from a template) or `name=source` (rename `source`)."""
+
+    name: str
+    template: Template | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LabelFormat:
+    """`| label_format a="{{...}}", b=c`: every assignment sees the labels before the stage."""
+
+    assignments: tuple[LabelAssignment, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +94,7 @@ class LabelsStage:
     names: tuple[str, ...]
 
 
-Stage = LineFilter | Parser | LabelFilterStage | LineFormat | LabelsStage
+Stage = LineFilter | Parser | LabelFilterStage | LineFormat | LabelFormat | LabelsStage
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,21 +1,33 @@
-"""The labels a stored log record shows to LogQL.
+"""The labels a stored log record shows to LogQL, in Loki 3's two categories.
 
+Stream labels (what `/labels`, `/series` and a categorized stream's `stream` hold):
 - `service_name`: the record's service;
-- every resource attribute, then every record attribute (which win), with names made valid
-  label names (`k8s.pod.name` -> `k8s_pod_name`) and values in their text form (`attr_text`);
-  labels with an empty value are left out, as Loki does;
+- every resource attribute (Loki push: the stream labels).
+
+Structured metadata (per record, as Loki 3 stores OTLP log attributes and trace context):
+- every record attribute (Loki push: the pushed structured metadata);
+- `trace_id` and `span_id`: the record's ids (lowercase hex), which win over attributes of
+  those names;
 - `detected_level` (and `level`, unless the record has one) from the severity: `trace`,
   `debug`, `info`, `warn`, `error`, `fatal`, when the severity is known.
+
+Names are made valid label names (`k8s.pod.name` -> `k8s_pod_name`), values are in their
+text form (`attr_text`), and labels with an empty value are left out, as Loki does. Queries
+see both categories merged (metadata wins a name clash), so selectors, label filters and
+`by (...)` work on either.
 """
 
 from __future__ import annotations
 
 import re
 
+from meshscope.model.attributes import AttrValue
 from meshscope.model.logs import LogRecord, Severity
 from meshscope.store.base import attr_text
 
 SERVICE_LABEL = "service_name"
+TRACE_ID_LABEL = "trace_id"
+SPAN_ID_LABEL = "span_id"
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
 
 
@@ -29,15 +41,33 @@ def level_name(severity: Severity) -> str:
     return "" if severity is Severity.UNSPECIFIED else severity.name.lower()
 
 
-def record_labels(record: LogRecord) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    for source in (record.resource, record.attributes):
-        for key, value in source.items():
-            labels[label_name(key)] = attr_text(value)
+def stream_labels(record: LogRecord) -> dict[str, str]:
+    labels = _named(record.resource)
     labels[SERVICE_LABEL] = record.service
+    return {k: v for k, v in labels.items() if v != ""}
+
+
+def structured_metadata(record: LogRecord, stream: dict[str, str]) -> dict[str, str]:
+    """The record's structured metadata; `stream` (its stream labels) decides whether a
+    `level` is derived from the severity (not when the stream has one)."""
+    metadata = _named(record.attributes)
+    if record.trace_id:
+        metadata[TRACE_ID_LABEL] = record.trace_id
+    if record.span_id:
+        metadata[SPAN_ID_LABEL] = record.span_id
     level = level_name(record.severity)
     if level:
-        labels["detected_level"] = level
-        if not labels.get("level"):
-            labels["level"] = level
-    return {k: v for k, v in labels.items() if v != ""}
+        metadata["detected_level"] = level
+        if not metadata.get("level") and not stream.get("level"):
+            metadata["level"] = level
+    return {k: v for k, v in metadata.items() if v != ""}
+
+
+def record_labels(record: LogRecord) -> dict[str, str]:
+    """Stream labels and structured metadata merged, as queries see them."""
+    stream = stream_labels(record)
+    return {**stream, **structured_metadata(record, stream)}
+
+
+def _named(attributes: dict[str, AttrValue]) -> dict[str, str]:
+    return {label_name(key): attr_text(value) for key, value in attributes.items()}

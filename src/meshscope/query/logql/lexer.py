@@ -99,6 +99,14 @@ def tokenize(query: str) -> list[Token]:
     return tokens
 
 
+def unquote(quoted: str) -> str:
+    """A whole Go-quoted or raw string token's value."""
+    text, end = _string(quoted, 0)
+    if end != len(quoted):
+        raise LogQLError(f"invalid string {quoted!r}")
+    return text
+
+
 def _string(query: str, start: int) -> tuple[str, int]:
     quote = query[start]
     i = start + 1

@@ -17,7 +17,9 @@ from meshscope.query.logql.ast import (
     CompareOp,
     Comparison,
     LabelFilter,
+    LabelAssignment,
     LabelFilterStage,
+    LabelFormat,
     LabelsStage,
     LineFilter,
     LineFilterOp,
@@ -34,6 +36,7 @@ from meshscope.query.logql.ast import (
     VectorLiteral,
 )
 from meshscope.query.logql.lexer import Kind, LogQLError, Token, duration_ns, tokenize
+from meshscope.query.logql.template import parse_template
 from meshscope.store.base import LabelMatcher, MatchOp
 
 __all__ = ["LogQLError", "parse"]
@@ -43,9 +46,10 @@ AGG_OPS: tuple[str, ...] = get_args(AggOp)
 _LINE_FILTERS = ("|=", "!=", "|~", "!~")
 _MATCH_OPS = {op.value: op for op in MatchOp}
 _COMPARE_OPS = ("=", "!=", "=~", "!~", "==", ">", ">=", "<", "<=")
-_UNSUPPORTED_STAGES = ("regexp", "pattern", "unpack", "label_format", "decolorize", "unwrap",
-                       "distinct", "ip")  # fmt: skip
-_PLACEHOLDER = re.compile(r"\{\{-?\s*\.([a-zA-Z_][a-zA-Z0-9_]*)\s*-?\}\}")
+# Nesting and length limits keep hostile queries to a 400 (the parser and evaluator recurse).
+MAX_NESTING = 64
+MAX_FILTER_TERMS = 256
+_UNSUPPORTED_STAGES = ("regexp", "pattern", "unpack", "decolorize", "unwrap", "distinct", "ip")
 
 
 def parse(query: str) -> Query:
@@ -59,6 +63,8 @@ class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.i = 0
+        self.depth = 0
+        self.terms = 0
 
     # --- token helpers ---------------------------------------------------------------------
 
@@ -74,11 +80,21 @@ class _Parser:
         token = self.peek()
         return token.kind is kind and (not texts or token.text in texts)
 
+    def at_keyword(self, word: str) -> bool:
+        """`and`/`or` in any case: Loki's keywords are case-insensitive (Grafana has sent `OR`)."""
+        token = self.peek()
+        return token.kind is Kind.NAME and token.text.lower() == word
+
     def expect(self, kind: Kind, *texts: str, what: str = "") -> Token:
         if not self.at(kind, *texts):
             wanted = what or (" or ".join(repr(t) for t in texts) if texts else kind.value)
             self.fail(f"expected {wanted}")
         return self.next()
+
+    def nest(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise LogQLError(f"the query nests parentheses deeper than {MAX_NESTING} levels")
 
     def fail(self, message: str) -> None:
         token = self.peek()
@@ -116,8 +132,10 @@ class _Parser:
             return VectorLiteral(value)
         if self.at(Kind.OP, "("):
             self.next()
+            self.nest()
             inner = self.metric_expr()
             self.expect(Kind.OP, ")")
+            self.depth -= 1
             return inner
         token = self.peek()
         if token.kind is Kind.NAME and token.text in RANGE_FUNCS:
@@ -215,7 +233,10 @@ class _Parser:
             return Parser(cast(ParserKind, word.text))
         if word.kind is Kind.NAME and word.text == "line_format":
             self.next()
-            return _line_format(self.expect(Kind.STRING, what="a quoted template").text)
+            return LineFormat(parse_template(self.expect(Kind.STRING, what="a template").text))
+        if word.kind is Kind.NAME and word.text == "label_format":
+            self.next()
+            return self.label_format()
         if word.kind is Kind.NAME and word.text in ("drop", "keep"):
             self.next()
             names = self.drop_names()
@@ -223,9 +244,28 @@ class _Parser:
         if word.kind is Kind.NAME and word.text in _UNSUPPORTED_STAGES:
             raise LogQLError(
                 f"unsupported LogQL stage | {word.text} at position {word.pos + 1}; supported: "
-                "line filters, | json, | logfmt, label filters, | line_format, | drop, | keep"
+                "line filters, | json, | logfmt, label filters, | line_format, | label_format, "
+                "| drop, | keep"
             )
+        self.terms = 0
         return LabelFilterStage(self.label_or())
+
+    def label_format(self) -> LabelFormat:
+        assignments: list[LabelAssignment] = []
+        while True:
+            name = self.expect(Kind.NAME, what="a label name").text
+            self.expect(Kind.OP, "=", what="'='")
+            token = self.next()
+            if token.kind is Kind.STRING:
+                assignments.append(LabelAssignment(name, parse_template(token.text)))
+            elif token.kind is Kind.NAME:
+                assignments.append(LabelAssignment(name, source=token.text))
+            else:
+                self.i -= 1
+                self.fail("expected a quoted template or a label name")
+            if not self.at(Kind.OP, ","):
+                return LabelFormat(tuple(assignments))
+            self.next()
 
     def drop_names(self) -> tuple[str, ...]:
         names = [self.expect(Kind.NAME, what="a label name").text]
@@ -238,7 +278,7 @@ class _Parser:
 
     def label_or(self) -> LabelFilter:
         left = self.label_and()
-        while self.at(Kind.NAME, "or"):
+        while self.at_keyword("or"):
             self.next()
             left = BoolFilter("or", left, self.label_and())
         return left
@@ -246,20 +286,23 @@ class _Parser:
     def label_and(self) -> LabelFilter:
         left = self.label_primary()
         while True:
-            if self.at(Kind.NAME, "and") or self.at(Kind.OP, ","):
+            if self.at_keyword("and") or self.at(Kind.OP, ","):
                 self.next()
-            elif not (
-                self.at(Kind.OP, "(") or (self.at(Kind.NAME) and not self.at(Kind.NAME, "or"))
-            ):
+            elif not (self.at(Kind.OP, "(") or (self.at(Kind.NAME) and not self.at_keyword("or"))):
                 return left
             left = BoolFilter("and", left, self.label_primary())
 
     def label_primary(self) -> LabelFilter:
         if self.at(Kind.OP, "("):
             self.next()
+            self.nest()
             inner = self.label_or()
             self.expect(Kind.OP, ")")
+            self.depth -= 1
             return inner
+        self.terms += 1
+        if self.terms > MAX_FILTER_TERMS:
+            raise LogQLError(f"a label filter may have at most {MAX_FILTER_TERMS} comparisons")
         name = self.expect(Kind.NAME, what="a label filter, parser or line filter").text
         op = cast(CompareOp, self.expect(Kind.OP, *_COMPARE_OPS, what="a comparison").text)
         token = self.next()
@@ -284,18 +327,3 @@ def _compile(pattern: str, anchored: bool = False) -> re.Pattern[str]:
         return re.compile(f"(?:{pattern})" if not anchored else f"^(?:{pattern})$", re.DOTALL)
     except re.error as error:
         raise LogQLError(f"invalid regular expression {pattern!r}: {error}") from None
-
-
-def _line_format(template: str) -> LineFormat:
-    parts: list[str] = []
-    last = 0
-    for match in _PLACEHOLDER.finditer(template):
-        parts += [template[last : match.start()], match.group(1)]
-        last = match.end()
-    rest = template[last:]
-    if "{{" in rest or any("{{" in part for part in parts[::2]):
-        raise LogQLError(
-            "unsupported line_format template: only {{.label}} placeholders are supported"
-        )
-    parts.append(rest)
-    return LineFormat(tuple(parts))

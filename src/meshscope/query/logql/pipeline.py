@@ -1,6 +1,6 @@
 """Running a LogQL pipeline over one entry: line filters, parsers, label filters, formatting.
 
-`run(stages, labels, line)` returns the entry's final labels and line, or None when a stage
+`run(stages, labels, line, time_ns)` returns the entry's final labels and line, or None when a stage
 drops it. Parser failures do not drop an entry: they set `__error__` (`JSONParserErr`,
 `LogfmtParserErr`) as Loki does, and so do failed numeric/duration conversions in label
 filters (`LabelFilterErr`), which then keep the entry.
@@ -20,6 +20,7 @@ from meshscope.query.logql.ast import (
     Comparison,
     LabelFilter,
     LabelFilterStage,
+    LabelFormat,
     LabelsStage,
     LineFilter,
     LineFormat,
@@ -35,7 +36,7 @@ _LOGFMT = re.compile(r'([^\s="]+)(?:=("(?:[^"\\]|\\.)*"|[^\s"]*))?')
 
 
 def run(
-    stages: Sequence[Stage], labels: dict[str, str], line: str
+    stages: Sequence[Stage], labels: dict[str, str], line: str, time_ns: int = 0
 ) -> tuple[dict[str, str], str] | None:
     for stage in stages:
         if isinstance(stage, LineFilter):
@@ -54,14 +55,30 @@ def run(
             elif not verdict:
                 return None
         elif isinstance(stage, LineFormat):
-            parts = stage.parts
-            line = "".join(
-                part if i % 2 == 0 else labels.get(part, "") for i, part in enumerate(parts)
-            )
+            line = stage.template.render(labels, line, time_ns)
+        elif isinstance(stage, LabelFormat):
+            labels = _label_format(stage, labels, line, time_ns)
         elif isinstance(stage, LabelsStage):
             names = set(stage.names)
             labels = {k: v for k, v in labels.items() if (k in names) == stage.keep}
     return labels, line
+
+
+def _label_format(
+    stage: LabelFormat, labels: dict[str, str], line: str, time_ns: int
+) -> dict[str, str]:
+    out = dict(labels)
+    for item in stage.assignments:
+        if item.template is not None:
+            value = item.template.render(labels, line, time_ns)
+        else:
+            value = labels.get(item.source, "")
+            out.pop(item.source, None)
+        if value:
+            out[item.name] = value
+        else:
+            out.pop(item.name, None)
+    return out
 
 
 def _add(labels: dict[str, str], key: str, value: str) -> None:

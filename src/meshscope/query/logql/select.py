@@ -1,25 +1,45 @@
 """Reading log entries for a LogQL log query from a LogStore, newest or oldest first.
 
 What the store can filter is pushed into the `LogQuery` (the `service_name` label, equality
-on labels that map to one attribute name, `|=` line filters before any `line_format`); the
-full selector and pipeline are then applied here, so pushing down only ever saves work. Log
+on labels that map to one attribute name, `|=` line filters before any `line_format`, and
+`trace_id`/`span_id` equality in the selector or in label filters before any parser or
+label-changing stage, which the store answers from its id columns); the full selector and
+pipeline are then applied here, so pushing down only ever saves work. Log
 queries with a limit read the store in pages (a time cursor, ties at the page edge re-read),
 so a limit of 100 over a day of logs reads about a page, not the day.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from meshscope.model.logs import LogRecord
-from meshscope.query.logql.ast import LineFilter, LineFormat, LogExpr
-from meshscope.query.logql.labels import SERVICE_LABEL, record_labels
+from meshscope.query.logql.ast import (
+    BoolFilter,
+    Comparison,
+    LabelFilter,
+    LabelFilterStage,
+    LineFilter,
+    LineFormat,
+    LogExpr,
+    Stage,
+)
+from meshscope.query.logql.labels import (
+    SERVICE_LABEL,
+    SPAN_ID_LABEL,
+    TRACE_ID_LABEL,
+    stream_labels,
+    structured_metadata,
+)
 from meshscope.query.logql.pipeline import run
 from meshscope.store.base import LabelMatcher, LogQuery, LogStore, MatchOp
 
 _NOT_ATTRIBUTES = frozenset({"level", "detected_level"})
 MAX_PAGE = 20_000
+# Ids as the store keeps them; another spelling matches no record's label, so is not pushed.
+_CANONICAL = {TRACE_ID_LABEL: re.compile(r"[0-9a-f]{32}"), SPAN_ID_LABEL: re.compile(r"[0-9a-f]{16}")}
 
 
 @dataclass(slots=True)
@@ -32,35 +52,82 @@ class Scan:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """An entry after the pipeline: its final `labels`, and the record's stream labels and
+    structured metadata (to tell the three categories apart in a response)."""
+
     time_ns: int
     line: str
     labels: dict[str, str] = field(hash=False)
+    stream: dict[str, str] = field(hash=False, default_factory=dict)
+    metadata: dict[str, str] = field(hash=False, default_factory=dict)
 
 
 def store_query(matchers: tuple[LabelMatcher, ...], expr: LogExpr | None = None) -> LogQuery:
-    """The store-side part of a selector (and of `expr`'s leading `|=` filters)."""
+    """The store-side part of a selector (and of `expr`'s leading filters)."""
     service = ""
     attributes: dict[str, str] = {}
+    ids: dict[str, str] = {}
     for matcher in matchers:
         if matcher.op is not MatchOp.EQ or matcher.value == "":
             continue
         if matcher.name == SERVICE_LABEL:
             service = matcher.value
+        elif matcher.name in _CANONICAL:
+            ids[matcher.name] = matcher.value
         elif "_" not in matcher.name and matcher.name not in _NOT_ATTRIBUTES:
             attributes[matcher.name] = matcher.value
     contains: list[str] = []
-    for stage in expr.stages if expr else ():
+    stages = expr.stages if expr else ()
+    for stage in stages:
         if isinstance(stage, LineFormat):
             break
         if isinstance(stage, LineFilter) and stage.op == "|=" and stage.text:
             contains.append(stage.text)
-    return LogQuery(service=service, attributes=attributes, body_contains=tuple(contains))
+    for stage in _label_preserving_prefix(stages):
+        if isinstance(stage, LabelFilterStage):
+            _required_ids(stage.expr, ids)
+    trace_id, span_id = ids.get(TRACE_ID_LABEL, ""), ids.get(SPAN_ID_LABEL, "")
+    if any(value and not _CANONICAL[name].fullmatch(value) for name, value in ids.items()):
+        trace_id = span_id = ""  # no record has such an id label: the pipeline says so
+    return LogQuery(
+        service=service, attributes=attributes, body_contains=tuple(contains),
+        trace_id=trace_id, span_id=span_id,
+    )  # fmt: skip
 
 
-def matching_labels(record: LogRecord, matchers: tuple[LabelMatcher, ...]) -> dict[str, str] | None:
-    labels = record_labels(record)
+def _label_preserving_prefix(stages: tuple[Stage, ...]) -> Iterator[Stage]:
+    """The leading stages before any that can add or change labels (parsers, label_format,
+    drop/keep): label filters there see the record's own labels."""
+    for stage in stages:
+        if not isinstance(stage, LineFilter | LineFormat | LabelFilterStage):
+            return
+        yield stage
+
+
+def _required_ids(expr: LabelFilter, ids: dict[str, str]) -> None:
+    """Adds `trace_id`/`span_id` values that every entry kept by `expr` must have."""
+    if isinstance(expr, BoolFilter):
+        if expr.op == "and":
+            _required_ids(expr.left, ids)
+            _required_ids(expr.right, ids)
+    elif _is_id_equality(expr) and expr.name not in ids:
+        ids[expr.name] = str(expr.value)
+
+
+def _is_id_equality(expr: Comparison) -> bool:
+    return (
+        expr.name in _CANONICAL and expr.kind == "string" and expr.op in ("=", "==")
+        and expr.value != ""
+    )  # fmt: skip
+
+
+def record_entry(record: LogRecord, matchers: tuple[LabelMatcher, ...]) -> Entry | None:
+    """The record as an entry before any pipeline stage, if it matches the selector."""
+    stream = stream_labels(record)
+    metadata = structured_metadata(record, stream)
+    labels = {**stream, **metadata}
     if all(m.matches(labels.get(m.name, "")) for m in matchers):
-        return labels
+        return Entry(record.time_ns, record.body, labels, stream, metadata)
     return None
 
 
@@ -74,13 +141,13 @@ def entries(
     for record in _records(store, base, start_ns, end_ns, limit):
         scan.lines += 1
         scan.bytes += len(record.body)
-        labels = matching_labels(record, expr.matchers)
-        if labels is None:
+        entry = record_entry(record, expr.matchers)
+        if entry is None:
             continue
-        outcome = run(expr.stages, labels, record.body)
+        outcome = run(expr.stages, entry.labels, record.body, record.time_ns)
         if outcome is None:
             continue
-        yield Entry(record.time_ns, outcome[1], outcome[0])
+        yield replace(entry, labels=outcome[0], line=outcome[1])
         produced += 1
         if limit and produced >= limit:
             return
@@ -114,15 +181,15 @@ def label_sets(
     store: LogStore, matchers: tuple[LabelMatcher, ...], start_ns: int, end_ns: int,
     max_records: int,
 ) -> list[dict[str, str]]:  # fmt: skip
-    """The distinct label sets of the newest `max_records` records in range matching
-    `matchers` (all records when there are none)."""
+    """The distinct stream label sets (Loki lists no structured metadata there) of the newest
+    `max_records` records in range matching `matchers` (all records when there are none)."""
     query = replace(
         store_query(matchers), start_ns=start_ns, end_ns=end_ns, limit=max_records,
         newest_first=True,
     )  # fmt: skip
     seen: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
     for record in store.find_logs(query):
-        labels = matching_labels(record, matchers)
-        if labels is not None:
-            seen.setdefault(tuple(sorted(labels.items())), labels)
+        entry = record_entry(record, matchers)
+        if entry is not None:
+            seen.setdefault(tuple(sorted(entry.stream.items())), entry.stream)
     return list(seen.values())

@@ -72,6 +72,15 @@ class DuckDBLogStore:
                 return []
             where.append("trace_hi = ? AND trace_lo = ?")
             params += [high, low]
+        if query.span_id:
+            try:
+                span_id = id64(query.span_id)
+            except ValueError:
+                return []
+            if not 0 < span_id < 2**64:
+                return []
+            where.append("span_id = ?")
+            params.append(span_id)
         if query.service:
             where.append("service = ?")
             params.append(query.service)
