@@ -184,6 +184,24 @@ def test_logs_explorer_newest_first_linked_to_traces(tab: Tab) -> None:
     expect(page.locator(".wf-row.selected")).to_have_attribute("data-span", span_id(39, 2))
 
 
+def test_trace_logs_link_opens_the_explorer_on_exactly_that_traces_logs(tab: Tab) -> None:
+    n = 0  # an error trace with two log lines, among ~40 other traces' lines nearby
+    tab.open(f"/trace/{trace_id(n)}", "trace")
+    page = tab.page
+    page.get_by_role("link", name="This trace's logs in the explorer →").click()
+    tab.ready("logs")
+    assert f"trace={trace_id(n)}" in page.url
+    bodies = page.locator(".logs-table .body-text")
+    expect(bodies).to_have_text([f"payment declined for order {n}", f"reserved items for order {n}"])
+    links = page.locator(".logs-table a.trace-link").evaluate_all("(as) => as.map(a => a.href)")
+    assert len(links) == 2 and all(f"/trace/{trace_id(n)}" in href for href in links)
+    expect(page.locator(".trace-filter")).to_contain_text("Only the logs of trace")
+    page.locator(".trace-filter a.clear-trace").click()
+    tab.ready("logs")
+    assert "trace=" not in page.url
+    assert page.locator(".logs-table tbody tr").count() > 2  # the same window holds others' logs
+
+
 def test_navigation_by_clicking_overview_map_traces_trace_logs(tab: Tab) -> None:
     tab.open(f"/services?{RANGE}", "services")
     page = tab.page
@@ -195,7 +213,7 @@ def test_navigation_by_clicking_overview_map_traces_trace_logs(tab: Tab) -> None
     page.locator(".traces-table a.trace-link").first.click()
     tab.ready("trace")
     expect(page.locator(".wf-row").first).to_be_visible()
-    page.get_by_role("link", name="Logs around this trace →").click()
+    page.get_by_role("link", name="This trace's logs in the explorer →").click()
     tab.ready("logs")
     assert page.locator(".logs-table tbody tr").count() >= 1
     page.keyboard.press("g")

@@ -1,7 +1,7 @@
 """`GET /api/meshscope/logs`: log records newest first with their trace and span ids, for the
 UI's logs explorer (Loki's query API answers lines without the trace id a UI links to).
 
-Parameters: `service`, `severity` (minimum level: trace, debug, info, warn, error, fatal),
+Parameters: `trace` (a trace id: only that trace's records), `service`, `severity` (minimum level: trace, debug, info, warn, error, fatal),
 `q` (text the body must contain, case-sensitive), `start`/`end` (ms; default the last hour),
 `limit` (default 200, at most 2000), `access` (`true` keeps the derived access logs).
 """
@@ -84,6 +84,7 @@ def log_search_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Ro
             raise ParamError("parameter access must be true or false")
         text = params.get("q", "")
         query = LogQuery(
+            trace_id=params.get("trace", "").strip().lower(),
             service=params.get("service", ""),
             start_ns=start_ns,
             end_ns=end_ns,

@@ -1,5 +1,5 @@
-// Logs explorer: by service, minimum severity, text and time; newest first; each line linked
-// to its trace (and span).
+// Logs explorer: by trace, service, minimum severity, text and time; newest first; each line
+// linked to its trace (and span).
 import { api } from "../api.js";
 import { card, clear, empty, field, h, loading, pageHeader, select } from "../dom.js";
 import { clock, dateTime, serviceColor, shortId } from "../format.js";
@@ -40,10 +40,16 @@ export async function render(root, ctx) {
     field("Limit", select("limit", ["100", "200", "500", "2000"].map((v) => [v, v]), p.get("limit") || "200")),
     h("button", { type: "submit", class: "primary" }, "Search logs"));
   for (const name of ["service", "severity"]) form.querySelector(`select[name=${name}]`).addEventListener("change", () => form.requestSubmit());
+  const trace = p.get("trace") || "";
   root.append(pageHeader("Logs", `Newest first · ${range.label}`), form);
+  if (trace) {
+    root.append(h("p", { class: "trace-filter" }, "Only the logs of trace ",
+      h("a", { class: "mono chip", href: ctx.href("trace", trace) }, shortId(trace)), " ",
+      h("a", { class: "clear-trace", href: ctx.withParams({ trace: null }) }, "show all traces")));
+  }
   const body = h("div", {}, loading());
   root.append(body);
-  const logs = await api.logs({ service: p.get("service") || "", severity: p.get("severity") || "", q: p.get("q") || "",
+  const logs = await api.logs({ trace, service: p.get("service") || "", severity: p.get("severity") || "", q: p.get("q") || "",
     start: range.start, end: range.end, limit: p.get("limit") || 200 });
   clear(body);
   if (!logs.length) {

@@ -91,10 +91,11 @@ export async function render(root, ctx) {
     h("div", { class: "wf-head" }, h("div", { class: "wf-label" }, "Service & operation"), h("div", { class: "wf-track wf-axis" }, ticks(total))),
     list);
   root.append(waterfall);
-  const around = { from: Math.floor(t0 / 1000) - 300000, to: Math.ceil((t0 + total) / 1000) + 300000 };
-  const explorer = ctx.href("logs", "", around);
+  // The explorer filtered to this trace over the trace's own time (plus a minute each side for
+  // logs written just before or after a span): a wide window's newest lines may all be others'.
+  const explorer = ctx.href("logs", "", { trace: sum.traceID, from: Math.floor(t0 / 1000) - 60000, to: Math.ceil((t0 + total) / 1000) + 60000 });
   root.append(h("section", { class: "card", id: "trace-logs" }, h("div", { class: "card-title split" }, h("h2", {}, `Logs of this trace (${logs.length})`),
-    h("a", { class: "explore-logs", href: explorer }, "Logs around this trace →")),
+    h("a", { class: "explore-logs", href: explorer }, "This trace's logs in the explorer →")),
     logs.length ? logTable(logs, ctx, { onSpan: (spanID) => select(spanID, true) }) : h("p", { class: "muted" }, "No log records carry this trace id.")));
 
   function visibleRows() {
