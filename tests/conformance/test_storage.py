@@ -291,6 +291,17 @@ def test_find_logs_by_trace_service_time_limit(storage: Storage) -> None:
     assert _logs(storage, service="db", limit=1) == [r[1]]
 
 
+def test_find_logs_by_span_id(storage: Storage) -> None:
+    r = _logs_fixture(storage)
+    assert _logs(storage, span_id=sid(1)) == [r[0], r[1]]
+    assert _logs(storage, span_id=sid(2), access=True) == [r[4]]
+    assert _logs(storage, span_id=sid(1), service="db") == [r[1]]
+    assert _logs(storage, span_id=sid(9)) == []
+    assert _logs(storage, span_id="junk") == []
+    assert _logs(storage, span_id="f" * 20) == []  # wider than 64 bits
+    assert _logs(storage, span_id="0" * 16) == []  # not the records without a span
+
+
 def test_find_logs_by_attributes_and_resource(storage: Storage) -> None:
     r = _logs_fixture(storage)
     assert _logs(storage, attributes={"status": "503"}) == [r[2]]

@@ -192,7 +192,9 @@ def test_trace_logs_link_opens_the_explorer_on_exactly_that_traces_logs(tab: Tab
     tab.ready("logs")
     assert f"trace={trace_id(n)}" in page.url
     bodies = page.locator(".logs-table .body-text")
-    expect(bodies).to_have_text([f"payment declined for order {n}", f"reserved items for order {n}"])
+    expect(bodies).to_have_text(
+        [f"payment declined for order {n}", f"reserved items for order {n}"]
+    )
     links = page.locator(".logs-table a.trace-link").evaluate_all("(as) => as.map(a => a.href)")
     assert len(links) == 2 and all(f"/trace/{trace_id(n)}" in href for href in links)
     expect(page.locator(".trace-filter")).to_contain_text("Only the logs of trace")

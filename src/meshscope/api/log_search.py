@@ -1,9 +1,10 @@
 """`GET /api/meshscope/logs`: log records newest first with their trace and span ids, for the
-UI's logs explorer (Loki's query API answers lines without the trace id a UI links to).
+UI's logs explorer (one JSON object per record, simpler for a UI than Loki's streams).
 
-Parameters: `trace` (a trace id: only that trace's records), `service`, `severity` (minimum level: trace, debug, info, warn, error, fatal),
-`q` (text the body must contain, case-sensitive), `start`/`end` (ms; default the last hour),
-`limit` (default 200, at most 2000), `access` (`true` keeps the derived access logs).
+Parameters: `trace` (a trace id: only that trace's records), `service`, `severity` (minimum
+level: trace, debug, info, warn, error, fatal), `q` (text the body must contain,
+case-sensitive), `start`/`end` (ms; default the last hour), `limit` (default 200, at most
+2000), `access` (`true` keeps the derived access logs).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from meshscope.model.logs import LogRecord, Severity
 from meshscope.query.logql import LogExpr, parse
-from meshscope.query.logql.labels import record_labels
+from meshscope.query.logql.labels import record_labels, stream_labels, structured_metadata
 from meshscope.query.logql.pipeline import run
 
 
@@ -85,3 +85,42 @@ def test_record_labels() -> None:
         "detected_level": "warn",
         "level": "warn",
     }
+
+
+def test_label_format_templates_and_renames() -> None:
+    # every assignment sees the labels before the stage; a rename removes the source
+    out = _run(
+        '| label_format hit=`{{ contains "abc" __line__ }}`, who="{{.user}}@{{ .host }}", '
+        "node=host, miss=`{{ hasPrefix \"x\" .user }}`",
+        "see abc here", user="ann", host="h1",
+    )  # fmt: skip
+    assert out == (
+        {"user": "ann", "hit": "true", "who": "ann@h1", "node": "h1", "miss": "false"},
+        "see abc here",
+    )
+    # `{{-` and `-}}` trim the whitespace next to them; empty results remove the label
+    out = _run(
+        '| line_format "a  {{- .x -}}  b {{ upper .x }}" | label_format x=`{{.none}}`', "", x="q"
+    )
+    assert out == ({}, "aqb Q")
+    stamp = _run("| line_format `{{ __timestamp__ }}`", "")
+    assert stamp is not None and stamp[1] == "1970-01-01T00:00:00.000000000Z"
+
+
+def test_record_labels_split_into_stream_labels_and_structured_metadata() -> None:
+    record = LogRecord(
+        time_ns=1, body="b", service="cart", severity=Severity.ERROR,
+        trace_id="0af7651916cd43dd8448eb211c80319c", span_id="b7ad6b7169203331",
+        attributes={"order.id": 7, "trace_id": "shadowed"}, resource={"k8s.pod.name": "p1"},
+    )  # fmt: skip
+    stream = stream_labels(record)
+    assert stream == {"service_name": "cart", "k8s_pod_name": "p1"}
+    assert structured_metadata(record, stream) == {
+        "order_id": "7",
+        "trace_id": "0af7651916cd43dd8448eb211c80319c",  # the record's id wins
+        "span_id": "b7ad6b7169203331",
+        "detected_level": "error",
+        "level": "error",
+    }
+    assert structured_metadata(record, {**stream, "level": "warn"})["detected_level"] == "error"
+    assert "level" not in structured_metadata(record, {**stream, "level": "warn"})

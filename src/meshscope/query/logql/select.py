@@ -39,7 +39,10 @@ from meshscope.store.base import LabelMatcher, LogQuery, LogStore, MatchOp
 _NOT_ATTRIBUTES = frozenset({"level", "detected_level"})
 MAX_PAGE = 20_000
 # Ids as the store keeps them; another spelling matches no record's label, so is not pushed.
-_CANONICAL = {TRACE_ID_LABEL: re.compile(r"[0-9a-f]{32}"), SPAN_ID_LABEL: re.compile(r"[0-9a-f]{16}")}
+_CANONICAL = {
+    TRACE_ID_LABEL: re.compile(r"[0-9a-f]{32}"),
+    SPAN_ID_LABEL: re.compile(r"[0-9a-f]{16}"),
+}
 
 
 @dataclass(slots=True)
