@@ -40,6 +40,18 @@ def test_severity_text_and_limit(client: TestClient) -> None:
     assert client.get("/api/meshscope/logs", params={"service": "nobody"}).json()["data"] == []
 
 
+def test_trace_keeps_only_that_traces_records(client: TestClient) -> None:
+    params = {**RANGE, "trace": trace_id(8).upper()}  # an error trace: two records
+    data = client.get("/api/meshscope/logs", params=params).json()["data"]
+    assert [r["body"] for r in data] == [
+        "payment declined for order 8",
+        "reserved items for order 8",
+    ]
+    assert {r["traceID"] for r in data} == {trace_id(8)}
+    params = {**RANGE, "trace": "not-a-trace"}
+    assert client.get("/api/meshscope/logs", params=params).json()["data"] == []
+
+
 @pytest.mark.parametrize(
     "params",
     [{"severity": "loud"}, {"limit": "0"}, {"limit": "5000"}, {"access": "maybe"},

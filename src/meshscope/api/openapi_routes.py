@@ -194,7 +194,7 @@ DOCS: tuple[Doc, ...] = (
     Doc((UI,), "GET", "/api/v1/alerts", "Prometheus: firing SLO burn-rate alerts",
         response="Prometheus envelope"),
     Doc((UI,), "GET", "/api/meshscope/logs", "log records newest first, with trace ids",
-        (*_TIME_RANGE, q("service", "one service"),
+        (*_TIME_RANGE, q("trace", "a trace id: only its records"), q("service", "one service"),
          q("severity", "lowest level: trace|debug|info|warn|error|fatal"),
          q("q", "text the body contains"), q("limit", "records, default 200, at most 2000",
          "integer"), q("access", "true: include access logs"))),
