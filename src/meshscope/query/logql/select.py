@@ -91,7 +91,7 @@ def store_query(matchers: tuple[LabelMatcher, ...], expr: LogExpr | None = None)
             _required_ids(stage.expr, ids)
     trace_id, span_id = ids.get(TRACE_ID_LABEL, ""), ids.get(SPAN_ID_LABEL, "")
     if any(value and not _CANONICAL[name].fullmatch(value) for name, value in ids.items()):
-        trace_id = span_id = ""  # no record has such an id label: the pipeline says so
+        trace_id = span_id = ""  # not an id as stored: only an attribute could match it
     return LogQuery(
         service=service, attributes=attributes, body_contains=tuple(contains),
         trace_id=trace_id, span_id=span_id,
