@@ -33,7 +33,6 @@ from meshscope.pipeline.sampling.facts import SpanMatcher, TraceSummary
 from meshscope.pipeline.sampling.policies import Decision, Policy, TraceData, build_policy
 from meshscope.store.twophase import select_rows
 
-
 _VETO = Decision.INVERTED_NOT_SAMPLED
 _SAMPLES = frozenset(d for d in Decision if d.samples)
 
