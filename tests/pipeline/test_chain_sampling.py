@@ -8,6 +8,7 @@ from meshscope.clock import ManualClock
 from meshscope.model.batch import Batch
 from meshscope.model.spans import Span, SpanKind, StatusCode
 from meshscope.pipeline.chain import Pipeline
+from meshscope.pipeline.prepared import prepare
 from meshscope.pipeline.sampling.config import from_mapping
 from meshscope.pipeline.sampling.head import HeadSamplingFilter
 from meshscope.pipeline.sampling.tail import TailSampler
@@ -85,3 +86,15 @@ def test_head_sampling_stores_the_ratio_consistently_and_derives_from_all() -> N
     assert all(len(storage.traces.get_trace(t)) == 2 for t in stored)
     pipeline.flush()
     assert calls_total(storage) == 800
+
+
+def test_spans_prepared_without_a_trace_summary_are_written_not_dropped() -> None:
+    config = from_mapping({"tail": {"enabled": True, "policies": [
+        {"name": "errors", "type": "status_code", "status_code": {}}]}})  # fmt: skip
+    storage = MemoryStorage()
+    pipeline = Pipeline(storage, ManualClock(), tail=TailSampler.from_config(config.tail))
+    spans = trace(3, error=False)
+    unsummarised = prepare(Batch(spans=spans), pipeline.span_encoder)  # e.g. an older worker
+    assert unsummarised.traces is None
+    pipeline.commit([unsummarised])
+    assert storage.traces.span_counts() == {"web": 1, "db": 1}

@@ -179,8 +179,12 @@ class Pipeline:
         if self.tail is not None:
             out.encoded = []
             for item in prepared:
-                if item.encoded_spans is not None and item.traces is not None:
-                    out.encoded += self.tail.offer(item.encoded_spans, item.traces, now)
+                if item.encoded_spans is None:
+                    continue
+                if item.traces is None:  # prepared without a summary: never dropped unseen
+                    out.encoded.append(item.encoded_spans)
+                    continue
+                out.encoded += self.tail.offer(item.encoded_spans, item.traces, now)
         return out, observe
 
     def _operations(self, keys: Iterable[OperationKey]) -> list[Operation]:
