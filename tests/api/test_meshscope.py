@@ -11,7 +11,9 @@ from starlette.testclient import TestClient
 from tests.api.shop import ERROR_EVERY, T0, TRACES, S, shop_app, span_id, trace_id
 
 RANGE = {"start": T0 // 10**6 - 1, "end": (T0 + 100 * S) // 10**6}
-SECONDS = (RANGE["end"] - RANGE["start"]) / 1000
+# The series started at T0 (the first trace) and were last flushed at T0 + 60 s: rates cover
+# that, not the whole 100 s range.
+SECONDS = 60
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +34,12 @@ def test_red_per_service_from_span_metrics(client: TestClient) -> None:
     assert cart["calls"] == TRACES and cart["errors"] == TRACES // ERROR_EVERY
     assert cart["rate"] == pytest.approx(TRACES / SECONDS)
     assert cart["errorRatio"] == pytest.approx(1 / ERROR_EVERY)
-    # Half the cart server spans last 3 ms (bucket 2-4 ms), half 30 ms (bucket 10-50 ms):
-    # histogram_quantile interpolates inside the bucket the rank falls in.
-    assert cart["p50Ms"] == pytest.approx(4.0)
-    assert cart["p95Ms"] == pytest.approx(10 + 40 * 0.9)
-    assert cart["p99Ms"] == pytest.approx(10 + 40 * 0.98)
+    # Half the cart server spans last 3 ms, half 30 ms: from the exponential histogram, the
+    # value of rank q * count within 2.2 %.
+    assert cart["percentileError"] == pytest.approx(0.0219, abs=1e-4)
+    assert cart["p50Ms"] == pytest.approx(3.0, rel=0.022)
+    assert cart["p95Ms"] == pytest.approx(30.0, rel=0.022)
+    assert cart["p99Ms"] == pytest.approx(30.0, rel=0.022)
     assert rows["frontend"]["errors"] == 0
 
 
@@ -66,7 +69,8 @@ def test_graph_edges(client: TestClient) -> None:
     assert edge["calls"] == TRACES and edge["errors"] == TRACES // ERROR_EVERY
     assert edge["errorRatio"] == pytest.approx(1 / ERROR_EVERY)
     assert edge["rate"] == pytest.approx(TRACES / SECONDS)
-    assert edge["p99Ms"] == pytest.approx(10 + 40 * 0.98)  # server side, 3 and 30 ms
+    assert edge["p99Ms"] == pytest.approx(30.0)  # server side, 3 and 30 ms: the max
+    assert edge["p99Error"] == pytest.approx(0.0219, abs=1e-4)
     assert edges[("cart", "carts")]["connectionType"] == "database"
 
 

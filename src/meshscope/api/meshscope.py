@@ -21,7 +21,13 @@ from meshscope.model.spans import SpanKind
 from meshscope.query import traces as trace_queries
 from meshscope.query.dependencies import dependencies
 from meshscope.query.red import red
-from meshscope.query.red_range import MAX_STEPS, boundaries, effective_steps, red_over_time
+from meshscope.query.red_range import (
+    MAX_STEPS,
+    RedSeries,
+    boundaries,
+    effective_steps,
+    red_over_time,
+)
 from meshscope.store.base import Storage
 
 HOUR_MS = 3600 * 1000
@@ -58,6 +64,15 @@ def _grouping(request: Request) -> tuple[str, SpanKind | None]:
     return group, KINDS[kind_text]
 
 
+def series_error(series: RedSeries) -> float | None:
+    """The bound on the relative error of a chart's percentiles: the largest of its points';
+    None when some point's came from the explicit buckets (or none has percentiles)."""
+    errors = [p.percentile_error for p in series.points if p.p50_ms is not None]
+    if not errors or any(e is None for e in errors):
+        return None
+    return max(e for e in errors if e is not None)
+
+
 def meshscope_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Route]:
     def red_metrics(request: Request) -> Any:
         start_ns, end_ns = time_range(request, now_ns)
@@ -81,6 +96,7 @@ def meshscope_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Rou
                 "p50Ms": r.p50_ms,
                 "p95Ms": r.p95_ms,
                 "p99Ms": r.p99_ms,
+                "percentileError": r.percentile_error,
             }
             for r in rows
         ]
@@ -110,6 +126,7 @@ def meshscope_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Rou
                     "p50Ms": [p.p50_ms for p in s.points],
                     "p95Ms": [p.p95_ms for p in s.points],
                     "p99Ms": [p.p99_ms for p in s.points],
+                    "percentileError": series_error(s),
                 }
                 for s in found
             ],
@@ -133,6 +150,7 @@ def meshscope_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Rou
                     "rate": e.rate,
                     "errorRatio": e.error_ratio,
                     "p99Ms": e.p99_ms,
+                    "p99Error": e.p99_error,
                     "connectionType": e.connection_type,
                 }
                 for e in edges

@@ -16,7 +16,6 @@ there, so a pair nested ~5 levels deeper than the generated classes accept is ta
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -37,7 +36,13 @@ from meshscope.ingest.otlp_traces import BAD_IDS, BAD_PARENT, ZERO_SPAN, ZERO_TR
 from meshscope.model.attributes import AttrValue
 from meshscope.model.batch import Batch
 from meshscope.pipeline.derive.servicegraph import side_fields
-from meshscope.pipeline.derive.spanmetrics import DEFAULT_BUCKETS_MS, PartialRows, freeze
+from meshscope.pipeline.derive.spanmetrics import (
+    DEFAULT_BUCKETS_MS,
+    PartialRows,
+    freeze,
+    new_row,
+    tally,
+)
 from meshscope.pipeline.prepared import Prepared
 from meshscope.pipeline.sampling.facts import SpanMatcher, Summarizer
 from meshscope.store.duckdb.codec import AttrColumns, text_and_tag
@@ -236,11 +241,8 @@ def prepare_resource_spans(
                 key = (service, kind, name, code)
                 partial = partials.get(key)
                 if partial is None:
-                    partial = partials[key] = [0, 0.0, *([0] * width)]
-                ms = duration / 1e6
-                partial[0] += 1
-                partial[1] += ms
-                partial[2 + bisect_left(buckets_ms, ms)] += 1
+                    partial = partials[key] = new_row(width)
+                tally(partial, duration / 1e6, buckets_ms)
                 operations[service, name, kind] = None
     prepared = Prepared(
         span_count=len(rows),

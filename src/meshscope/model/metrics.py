@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from meshscope.model.exphistogram import ExpHistogram
+
 Labels = tuple[tuple[str, str], ...]
 """Label pairs sorted by name: hashable, canonical, cheap to compare."""
 
@@ -57,6 +59,10 @@ class MetricPoint:
     histogram: Histogram | None = None
     help: str = ""
     unit: str = ""
+    # When the cumulative series started counting (OTLP's start time); 0: unknown.
+    start_ns: int = 0
+    # The same observations as `histogram`, in an exponential histogram (span durations).
+    exp_histogram: ExpHistogram | None = None
 
     def label(self, name: str) -> str:
         for key, value in self.labels:

@@ -96,7 +96,7 @@ class Pipeline:
         self.clock = clock
         self.head = head
         self.tail = tail
-        self.registry = MetricsRegistry(settings.max_series_per_metric)
+        self.registry = MetricsRegistry(settings.max_series_per_metric, clock.now_ns)
         # Tail sampling buffers spans as the store's encoded rows too (`TailSampler`).
         self.span_encoder = span_encoder(storage)
         self._operation_memo: dict[OperationKey, Operation] = {}

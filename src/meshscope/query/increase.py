@@ -4,10 +4,16 @@ The derived metrics (span metrics, service graph) are cumulative and flushed per
 the growth over (start, end] is the last value at or before `end` minus the last value at or
 before `start` (the baseline; 0 for a series born inside the range). Only two samples per
 series are read (`MetricStore.latest`), never the samples in between, which keeps RED and
-dependency questions over a day as cheap as over a minute. A value below its baseline is a
-counter reset (meshscope restarted): then the growth is the value itself; a second reset
-inside the range is not seen (Prometheus'
-`increase` would see it, at the price of reading every sample).
+dependency questions over a day as cheap as over a minute. A series whose start time is after
+its baseline, or whose value went below it, was reset (meshscope restarted): then the growth
+is the value itself; a second reset inside the range is not seen (Prometheus' `increase`
+would see it, at the price of reading every sample).
+
+Each growth also says which time it covers: from the baseline sample (or, for a series born
+or reset inside the range, from the series' start time) to its last sample. Rates divide by
+that (`Covered`), not by the whole range: a service that started two minutes ago at 5 req/s
+has a rate of 5/s over the last hour, not 0.17/s. Points written before start times were
+stored cover from the range's start, as they used to.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from meshscope.model import exphistogram
+from meshscope.model.exphistogram import ExpHistogram
 from meshscope.model.metrics import Histogram, Labels, MetricPoint
 from meshscope.query.promql.histograms import bucket_quantile
-from meshscope.store.base import LabelMatcher, MetricStore
+from meshscope.store.base import MAX_TIME_NS, LabelMatcher, MetricStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +34,29 @@ class Growth:
     labels: Labels
     value: float
     histogram: Histogram | None = None
+    exp: ExpHistogram | None = None  # the growth of the exponential histogram, if known
+    since_ns: int = 0  # the growth counts from here (0: unknown, the range's start)
+    until_ns: int = 0  # to here: the last sample's time
+
+
+@dataclass(slots=True)
+class Covered:
+    """The time the growths of a group of series cover together: from the earliest `since`
+    (the range's start where unknown) to the latest sample."""
+
+    since_ns: int = MAX_TIME_NS
+    until_ns: int = 0
+
+    def add(self, growth: Growth, start_ns: int) -> None:
+        self.since_ns = min(self.since_ns, growth.since_ns or start_ns)
+        self.until_ns = max(self.until_ns, growth.until_ns)
+
+    def rate(self, count: float, start_ns: int, end_ns: int) -> float:
+        """`count` per second of the covered time (of the whole range if that is empty)."""
+        seconds = (self.until_ns - self.since_ns) / 1e9
+        if seconds <= 0:
+            seconds = (end_ns - start_ns) / 1e9
+        return count / seconds
 
 
 def increases(
@@ -72,15 +103,30 @@ def growth_since(
 def grow(labels: Labels, point: MetricPoint, base: MetricPoint | None) -> Growth:
     """The growth of one series from `base` (its last sample before the range; None for a
     series born inside it) to `point` (its last sample in the range)."""
+    if base is not None and point.start_ns > base.time_ns:
+        base = None  # started again after the baseline: a reset
+    since = point.start_ns if base is None else base.time_ns
     if point.histogram is not None:
-        hist = point.histogram
+        hist, exp = point.histogram, point.exp_histogram
         if base is not None and base.histogram is not None:
             hist = _histogram_growth(base.histogram, hist)
-        return Growth(labels, float(hist.count), hist)
+            if hist is point.histogram:  # a reset
+                since = point.start_ns
+            else:
+                exp = _exp_growth(base.exp_histogram, exp)
+        return Growth(labels, float(hist.count), hist, exp, since, point.time_ns)
     value = point.value
     if base is not None and value >= base.value:
         value -= base.value
-    return Growth(labels, value)
+    elif base is not None:
+        since = point.start_ns
+    return Growth(labels, value, since_ns=since, until_ns=point.time_ns)
+
+
+def _exp_growth(base: ExpHistogram | None, last: ExpHistogram | None) -> ExpHistogram | None:
+    if last is None or base is None:
+        return None  # not both known: the buckets must do
+    return exphistogram.difference(base, last)
 
 
 def _histogram_growth(base: Histogram, last: Histogram) -> Histogram:

@@ -1,20 +1,34 @@
 """RED (rate, errors, duration) per service or per operation, from the span-metric series.
 
-Never from raw spans: `calls_total` gives rate and errors, the `duration_milliseconds`
-histogram the percentiles (interpolated inside buckets, like `histogram_quantile`, so a
-percentile is exact only to the bucket it falls in).
+Never from raw spans: `calls_total` gives the calls and errors, `duration_milliseconds` the
+percentiles.
+
+Rate: calls per second of the time the service's series cover in the range (`Covered`): from
+the range's start, or from when the series started if that is later, to their last sample
+(flushed every 15 s while meshscope runs). So a service that started 2 minutes into the
+range shows its real rate; one that stopped sending mid-range keeps its (unchanged) series
+flushed, so its rate is averaged over the whole time since it started, silence included, and
+the charts (`red_range`) show when it stopped. Prometheus' `rate()` divides by the whole
+range instead; the Jaeger SPM routes keep that (they are PromQL).
+
+Percentiles: from the exponential histogram kept alongside the buckets (ADR 0010), within
+`percentile_error` of the exact quantile of the spans (2.2 % at scale 4); where a series has
+none (points stored before it existed), interpolated inside the explicit buckets like
+`histogram_quantile` (exact only to the bucket, `percentile_error` None).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from meshscope.model import exphistogram
+from meshscope.model.exphistogram import ExpHistogram
 from meshscope.model.metrics import Histogram, Labels
 from meshscope.model.spans import SpanKind, StatusCode
 from meshscope.pipeline.derive.spanmetrics import CALLS, DURATION
-from meshscope.query.increase import Growth, increases, merge, quantile
+from meshscope.query.increase import Covered, Growth, increases, merge, quantile
 from meshscope.store.base import LabelMatcher, MatchOp, MetricStore
 
 QUANTILES = (0.5, 0.95, 0.99)
@@ -27,11 +41,13 @@ class Red:
     operation: str  # "" when grouped by service only
     calls: float
     errors: float
-    rate: float  # calls per second over the range
+    rate: float  # calls per second of the time covered (see the module's docstring)
     error_ratio: float
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
+    # Bound on the percentiles' relative error (exponential histogram); None: from buckets.
+    percentile_error: float | None = None
 
 
 def red(
@@ -48,7 +64,8 @@ def red(
     return summarize(
         increases(metrics, CALLS, matchers, start_ns, end_ns),
         increases(metrics, DURATION, matchers, start_ns, end_ns),
-        (end_ns - start_ns) / 1e9,
+        start_ns,
+        end_ns,
         by_operation,
     )
 
@@ -65,43 +82,66 @@ def red_matchers(service: str, kind: SpanKind | None) -> list[LabelMatcher]:
 def summarize(
     call_growth: Iterable[Growth],
     duration_growth: Iterable[Growth],
-    seconds: float,
+    start_ns: int,
+    end_ns: int,
     by_operation: bool,
 ) -> list[Red]:
     """RED per service (and operation) from the growth of `calls_total` and of the
-    `duration_milliseconds` histogram over `seconds`. Sorted by service, then operation."""
+    `duration_milliseconds` histogram over (start_ns, end_ns]. Sorted by service, then
+    operation."""
     calls: dict[tuple[str, str], float] = defaultdict(float)
     errors: dict[tuple[str, str], float] = defaultdict(float)
+    covered: dict[tuple[str, str], Covered] = defaultdict(Covered)
     for growth in call_growth:
         key = _key(growth.labels, by_operation)
         calls[key] += growth.value
+        covered[key].add(growth, start_ns)
         if dict(growth.labels).get("status_code") == _ERROR:
             errors[key] += growth.value
     hists: dict[tuple[str, str], list[Histogram]] = defaultdict(list)
+    exps: dict[tuple[str, str], list[ExpHistogram | None]] = defaultdict(list)
     for growth in duration_growth:
-        if growth.histogram is not None:
-            hists[_key(growth.labels, by_operation)].append(growth.histogram)
+        if growth.histogram is not None and growth.histogram.count:
+            key = _key(growth.labels, by_operation)
+            hists[key].append(growth.histogram)
+            exps[key].append(growth.exp)
     out: list[Red] = []
     for key in sorted(calls):
         count = calls[key]
         if count <= 0:
             continue
-        hist = merge(hists.get(key, []))
-        p50, p95, p99 = (quantile(q, hist) for q in QUANTILES)
+        (p50, p95, p99), error = percentiles(QUANTILES, hists.get(key, []), exps.get(key, []))
         out.append(
             Red(
                 service=key[0],
                 operation=key[1],
                 calls=count,
                 errors=errors[key],
-                rate=count / seconds,
+                rate=covered[key].rate(count, start_ns, end_ns),
                 error_ratio=errors[key] / count,
                 p50_ms=p50,
                 p95_ms=p95,
                 p99_ms=p99,
+                percentile_error=error,
             )
         )
     return out
+
+
+def percentiles(
+    quantiles: Sequence[float], hists: list[Histogram], exps: list[ExpHistogram | None]
+) -> tuple[list[float | None], float | None]:
+    """`quantiles` of the series' growths (`exps[i]` of the same series as `hists[i]`): from
+    the exponential histograms when every series has one (and the bound on their relative
+    error), else from the buckets (and None)."""
+    known = [e for e in exps if e is not None]
+    if known and len(known) == len(exps):
+        merged = exphistogram.merge(known)
+        if merged is not None:
+            error = exphistogram.relative_error(merged.scale)
+            return [exphistogram.quantile(q, merged) for q in quantiles], error
+    hist = merge(hists)
+    return [quantile(q, hist) for q in quantiles], None
 
 
 def _key(labels: Labels, by_operation: bool) -> tuple[str, str]:

@@ -2,7 +2,8 @@
 
 The range is cut into `steps` intervals. Each series is looked up once per boundary (its last
 sample at or before the instant, `MetricStore.latest`), and an interval's RED is the growth
-between its two boundaries, summarised exactly as `query.red.red` does for one range. So a
+between its two boundaries, summarised exactly as `query.red.red` does for one range (so its
+rate covers the interval's samples, from the series' start when it started inside it). So a
 day of a chart costs steps+1 lookups per metric, never a scan of every sample in between.
 """
 
@@ -37,6 +38,7 @@ class RedPoint:
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
+    percentile_error: float | None = None
 
 
 @dataclass(slots=True)
@@ -72,11 +74,11 @@ def red_over_time(
     found: dict[tuple[str, str], RedSeries] = {}
     empty: list[tuple[int, set[tuple[str, str]]]] = []
     for i in range(1, len(instants)):
-        seconds = (instants[i] - instants[i - 1]) / 1e9
         reds = summarize(
             growth_since(calls[i - 1], calls[i], instants[i - 1]),
             growth_since(durations[i - 1], durations[i], instants[i - 1]),
-            seconds,
+            instants[i - 1],
+            instants[i],
             by_operation,
         )
         seen = set()
@@ -85,7 +87,15 @@ def red_over_time(
             seen.add(key)
             series = found.setdefault(key, RedSeries(*key))
             series.points.append(
-                RedPoint(instants[i], red.rate, red.error_ratio, red.p50_ms, red.p95_ms, red.p99_ms)
+                RedPoint(
+                    instants[i],
+                    red.rate,
+                    red.error_ratio,
+                    red.p50_ms,
+                    red.p95_ms,
+                    red.p99_ms,
+                    red.percentile_error,
+                )
             )
         empty.append((i, seen))
     for key, series in found.items():  # quiet intervals: rate 0, in time order

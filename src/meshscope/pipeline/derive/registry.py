@@ -9,10 +9,11 @@ labelled `otel_metric_overflow="true"` (the OpenTelemetry convention) and are co
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import add
 
+from meshscope.model.exphistogram import MAX_BUCKETS, MAX_SCALE, fit, make
 from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType
 
 OVERFLOW_LABELS: Labels = (("otel_metric_overflow", "true"),)
@@ -31,19 +32,44 @@ class Series:
     counts: list[int] = field(default_factory=list)
     sum: float = 0.0
     count: int = 0
+    start_ns: int = 0
+    # The exponential histogram of the same observations (span durations only): sparse
+    # bucket index -> count at `exp_scale`, its lowest and highest index, values <= 0, and
+    # the min and max (inf and -inf before the first value).
+    exp: dict[int, int] | None = None
+    exp_scale: int = MAX_SCALE
+    exp_low: int = 0
+    exp_high: int = -1
+    exp_zero: int = 0
+    min: float = float("inf")
+    max: float = float("-inf")
 
     def point(self, now_ns: int) -> MetricPoint:
-        histogram = None
+        histogram = exp = None
         if self.type is MetricType.HISTOGRAM:
             histogram = Histogram(self.bounds, tuple(self.counts), self.sum, self.count)
+            if self.exp is not None:
+                exp = make(self.exp_scale, self.exp, self.exp_zero, self.min, self.max)
         return MetricPoint(
-            self.name, self.labels, now_ns, self.type, self.value, histogram, self.help
+            self.name,
+            self.labels,
+            now_ns,
+            self.type,
+            self.value,
+            histogram,
+            self.help,
+            start_ns=self.start_ns,
+            exp_histogram=exp,
         )
 
 
 class MetricsRegistry:
-    def __init__(self, max_series_per_metric: int = 10_000) -> None:
+    def __init__(
+        self, max_series_per_metric: int = 10_000, now_ns: Callable[[], int] = lambda: 0
+    ) -> None:
+        """`now_ns` stamps each series' start (OTLP's start time: rates cover the time since)."""
         self.max_series_per_metric = max_series_per_metric
+        self._now_ns = now_ns
         self._series: dict[tuple[str, Labels], Series] = {}
         # Changed since the last collect, by id (a series lives as long as the registry; an
         # int key saves hashing the labels again on every update).
@@ -65,7 +91,7 @@ class MetricsRegistry:
             if series is not None:
                 return series
             labels = OVERFLOW_LABELS
-        series = Series(name, labels, kind, help_text, bounds=bounds)
+        series = Series(name, labels, kind, help_text, bounds=bounds, start_ns=self._now_ns())
         if kind is MetricType.HISTOGRAM:
             series.counts = [0] * (len(bounds) + 1)
         self._series[key] = series
@@ -98,10 +124,14 @@ class MetricsRegistry:
         total: float,
         count: int,
         help_text: str = "",
+        exp: Sequence[float] = (),
     ) -> None:
-        """Add pre-bucketed observations (`counts` per bucket of `bounds`, +Inf last)."""
+        """Add pre-bucketed observations (`counts` per bucket of `bounds`, +Inf last; `exp`
+        as for `add_exp`, if any)."""
         series = self._get(name, labels, MetricType.HISTOGRAM, help_text, bounds)
         self.add_histogram(series, counts, total, count)
+        if exp:
+            self.add_exp(series, exp)
 
     def series(
         self,
@@ -131,6 +161,35 @@ class MetricsRegistry:
         series.counts = list(map(add, series.counts, counts))
         series.sum += total
         series.count += count
+        self._dirty[id(series)] = series
+
+    def add_exp(self, series: Series, exp: Sequence[float]) -> None:
+        """Add to the series' exponential histogram: `exp` is (values <= 0, min, max, then
+        bucket index and count pairs at MAX_SCALE). Downscales past MAX_BUCKETS."""
+        buckets = series.exp
+        if buckets is None:
+            buckets = series.exp = {}
+        series.exp_zero += int(exp[0])
+        series.min = min(series.min, exp[1])
+        series.max = max(series.max, exp[2])
+        shift = MAX_SCALE - series.exp_scale
+        low, high = series.exp_low, series.exp_high
+        for k in range(3, len(exp), 2):
+            index = int(exp[k]) >> shift
+            buckets[index] = buckets.get(index, 0) + int(exp[k + 1])
+            if high < low:
+                low = high = index
+            elif index < low:
+                low = index
+            elif index > high:
+                high = index
+        if high - low + 1 > MAX_BUCKETS:
+            scale, buckets = fit(series.exp_scale, buckets)
+            series.exp = buckets
+            shift = series.exp_scale - scale
+            series.exp_scale = scale
+            low, high = low >> shift, high >> shift
+        series.exp_low, series.exp_high = low, high
         self._dirty[id(series)] = series
 
     def collect(self, now_ns: int, changed_only: bool = False) -> list[MetricPoint]:

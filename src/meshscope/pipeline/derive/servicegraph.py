@@ -13,13 +13,14 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, NamedTuple
 
 from meshscope.model.attributes import AttrValue, attr_str
 from meshscope.model.calls import Call
 from meshscope.model.spans import Span, SpanKind
 from meshscope.pipeline.derive.registry import MetricsRegistry
+from meshscope.pipeline.derive.spanmetrics import new_row, tally
 
 REQUESTS = "traces_service_graph_request_total"
 FAILED = "traces_service_graph_request_failed_total"
@@ -264,14 +265,14 @@ _FAILED_HELP = "Failed calls between two services."
 class _EdgeTotals:
     """One edge's calls within one `observe`: counts and per-bucket latency counts."""
 
-    __slots__ = ("client_counts", "client_sum", "failed", "requests", "server_counts", "server_sum")
+    __slots__ = ("client_counts", "client_sum", "failed", "requests", "server")
 
     def __init__(self, width: int) -> None:
         self.requests = 0
         self.failed = 0
-        self.server_sum = 0.0
+        # Server latency with an exponential histogram too (edge percentiles, ADR 0010).
+        self.server = new_row(width)
         self.client_sum = 0.0
-        self.server_counts = [0] * width
         self.client_counts = [0] * width
 
 
@@ -298,9 +299,7 @@ class ServiceGraphMetrics:
             if call.failed:
                 edge.failed += 1
             if call.server_duration_ns:
-                seconds = call.server_duration_ns / 1e9
-                edge.server_sum += seconds
-                edge.server_counts[bisect_left(buckets, seconds)] += 1
+                tally(edge.server, call.server_duration_ns / 1e9, buckets)
             if call.client_duration_ns:
                 seconds = call.client_duration_ns / 1e9
                 edge.client_sum += seconds
@@ -311,10 +310,19 @@ class ServiceGraphMetrics:
             registry.inc(REQUESTS, labels, edge.requests, help_text=_REQUESTS_HELP)
             if edge.failed:
                 registry.inc(FAILED, labels, edge.failed, help_text=_FAILED_HELP)
-            for name, counts, total in (
-                (SERVER_SECONDS, edge.server_counts, edge.server_sum),
-                (CLIENT_SECONDS, edge.client_counts, edge.client_sum),
-            ):
-                count = sum(counts)
-                if count:
-                    registry.merge_histogram(name, labels, buckets, counts, total, count)
+            server = edge.server
+            if server[0]:
+                registry.merge_histogram(
+                    SERVER_SECONDS,
+                    labels,
+                    buckets,
+                    server[2 : 2 + width],
+                    server[1],
+                    server[0],
+                    exp=(*server[2 + width : -1], *chain.from_iterable(server[-1].items())),
+                )
+            count = sum(edge.client_counts)
+            if count:
+                registry.merge_histogram(
+                    CLIENT_SECONDS, labels, buckets, edge.client_counts, edge.client_sum, count
+                )

@@ -4,18 +4,21 @@
 `duration_milliseconds` (exposed as `_bucket`/`_sum`/`_count`) with the connector's default
 buckets, so Grafana and Jaeger's Monitor tab work unchanged.
 
-Spans are first reduced to `SpanPartials` (per label set: count, sum, bucket counts), which
-ingest workers compute next to decoding; the owner only merges them into the registry.
+Spans are first reduced to `SpanPartials` (per label set: count, sum, bucket counts and an
+exponential histogram), which ingest workers compute next to decoding; the owner only merges
+them into the registry. The exponential histogram (ADR 0010) rides along on the
+`duration_milliseconds` points: PromQL reads the buckets, meshscope's RED its percentiles.
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping, Sequence
-from itertools import islice
-from operator import add
-from typing import cast
+from collections.abc import Iterator, Sequence
+from itertools import chain, islice
+from typing import Any, cast
 
+from meshscope.model.exphistogram import MAX_SCALE, index_factor
 from meshscope.model.metrics import Labels, MetricType
 from meshscope.model.spans import Span, SpanKind, StatusCode
 from meshscope.pipeline.derive.registry import MetricsRegistry, Series
@@ -30,18 +33,47 @@ SpanKey = tuple[str, int, str, int]
 """(service, kind, name, status code): what the labels of a span's series are made of."""
 
 SpanPartials = dict[SpanKey, tuple[float, ...]]
-"""Per span key: (count, sum of durations in ms, bucket count 0, bucket count 1, ...).
+"""Per span key: (count, sum of durations in ms, bucket count 0, bucket count 1, ..., then the
+exponential histogram: durations <= 0, min, max, and (bucket index, count) pairs at MAX_SCALE).
 
 Tuples of plain numbers, which the garbage collector stops tracking: the owner holds a few
 hundred per request until it has merged them (as lists they reached the oldest generation
 and made its full collections more frequent)."""
 
-PartialRows = dict[SpanKey, list[float]]
-"""`SpanPartials` being counted: `freeze` makes them SpanPartials."""
+PartialRows = dict[SpanKey, list[Any]]
+"""`SpanPartials` being counted (`new_row`, `tally`): `freeze` makes them SpanPartials."""
+
+_FACTOR = index_factor(MAX_SCALE)
+
+
+def new_row(width: int) -> list[Any]:
+    """A row being counted for buckets `width` wide (+Inf included): the exponential
+    buckets are a dict in its last place until `freeze`."""
+    # Counts stay ints (small ones are shared objects: cheap to pickle and load).
+    return [0, 0.0, *([0] * width), 0, math.inf, -math.inf, {}]
+
+
+def tally(row: list[Any], ms: float, buckets_ms: Sequence[float]) -> None:
+    """Count one duration into a `new_row` row (`otlp_direct` counts the same way)."""
+    row[0] += 1
+    row[1] += ms
+    row[2 + bisect_left(buckets_ms, ms)] += 1
+    if ms > 0:
+        exp = row[-1]
+        index = math.ceil(math.log(ms) * _FACTOR) - 1
+        exp[index] = exp.get(index, 0) + 1
+        if ms < row[-3]:
+            row[-3] = ms
+        if ms > row[-2]:
+            row[-2] = ms
+    else:
+        row[-4] += 1
+        row[-3] = min(row[-3], 0.0)
+        row[-2] = max(row[-2], 0.0)
 
 
 def freeze(rows: PartialRows) -> SpanPartials:
-    return {key: tuple(row) for key, row in rows.items()}
+    return {key: (*row[:-1], *chain.from_iterable(row[-1].items())) for key, row in rows.items()}
 
 
 def _labels(key: SpanKey) -> Labels:
@@ -64,27 +96,34 @@ def span_partials(
         key = (span.service, span.kind, span.name, span.status_code)
         row = out.get(key)
         if row is None:
-            # Counts stay ints (small ones are shared objects: cheap to pickle and load).
-            row = out[key] = [0, 0.0, *([0] * width)]
-        ms = max(0, span.end_ns - span.start_ns) / 1e6
-        row[0] += 1
-        row[1] += ms
-        row[2 + bisect_left(buckets_ms, ms)] += 1
+            row = out[key] = new_row(width)
+        tally(row, max(0, span.end_ns - span.start_ns) / 1e6, buckets_ms)
     return freeze(out)
 
 
 _MAX_CACHED_LABELS = 100_000
 
 
-def _combine(partials: tuple[SpanPartials, ...]) -> Mapping[SpanKey, Sequence[float]]:
+def _combine(partials: tuple[SpanPartials, ...], width: int) -> SpanPartials:
+    """One partial from many (made for buckets `width` wide)."""
     if len(partials) == 1:
         return partials[0]
-    out: PartialRows = {}
+    rows: PartialRows = {}
+    fixed = 3 + width  # count, sum, buckets, durations <= 0
     for partial in partials:
-        for key, row in partial.items():
-            mine = out.get(key)
-            out[key] = list(row) if mine is None else list(map(add, mine, row))
-    return out
+        for key, part in partial.items():
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = new_row(width)
+            for i in range(fixed):
+                row[i] += part[i]
+            row[-3] = min(row[-3], part[fixed])
+            row[-2] = max(row[-2], part[fixed + 1])
+            exp = row[-1]
+            for k in range(fixed + 2, len(part), 2):
+                index = int(part[k])
+                exp[index] = exp.get(index, 0) + int(part[k + 1])
+    return freeze(rows)
 
 
 _CALLS_HELP = "Spans by service, name, kind and status."
@@ -105,9 +144,11 @@ class SpanMetrics:
 
     def merge(self, *partials: SpanPartials) -> None:
         """Add partials made with this instance's buckets to the registry."""
-        combined = _combine(partials)
+        width = len(self.buckets) + 1
+        combined = _combine(partials, width)
         registry = self._registry
         cache = self._series
+        fixed = 2 + width
         for key, row in combined.items():
             pair = cache.get(key)
             if pair is None:
@@ -124,18 +165,21 @@ class SpanMetrics:
                 pair = cache[key] = (calls, durations)
             count = int(row[0])
             registry.add(pair[0], count)
-            buckets = cast("Iterator[int]", islice(row, 2, None))  # counts are ints
+            buckets = cast("Iterator[int]", islice(row, 2, fixed))  # counts are ints
             registry.add_histogram(pair[1], buckets, row[1], count)
+            registry.add_exp(pair[1], row[fixed:])
 
     def _merge_row(self, labels: Labels, row: Sequence[float]) -> None:
         count = int(row[0])
+        fixed = 3 + len(self.buckets)
         self._registry.inc(CALLS, labels, count, help_text=_CALLS_HELP)
         self._registry.merge_histogram(
             DURATION,
             labels,
             self.buckets,
-            [int(c) for c in row[2:]],
+            [int(c) for c in row[2:fixed]],
             row[1],
             count,
             help_text=_DURATION_HELP,
+            exp=row[fixed:],
         )

@@ -7,6 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from meshscope.model.exphistogram import ExpHistogram
 from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType
 from meshscope.store.base import MetricFamily, Series
 
@@ -66,15 +67,35 @@ def samples_table(ids: list[int], points: Sequence[MetricPoint]) -> pa.Table:
             "counts": pa.array(counts, pa.list_(pa.uint64())),
             "hist_sum": pa.array([None if h is None else h.sum for h in hists], pa.float64()),
             "hist_count": pa.array([None if h is None else h.count for h in hists], pa.uint64()),
+            "start_ns": pa.array([p.start_ns or None for p in points], pa.int64()),
+            **_exp_columns([p.exp_histogram for p in points]),
         }
     )
 
 
+def _exp_columns(exps: list[ExpHistogram | None]) -> dict[str, pa.Array]:
+    if all(e is None for e in exps):  # most points: cheaper than seven columns of nulls
+        return {}
+    return {
+        "exp_scale": pa.array([None if e is None else e.scale for e in exps], pa.int8()),
+        "exp_offset": pa.array([None if e is None else e.offset for e in exps], pa.int32()),
+        "exp_counts": pa.array(
+            [None if e is None else list(e.counts) for e in exps], pa.list_(pa.uint64())
+        ),
+        "exp_zero": pa.array([None if e is None else e.zero_count for e in exps], pa.uint64()),
+        "exp_min": pa.array([None if e is None else e.min for e in exps], pa.float64()),
+        "exp_max": pa.array([None if e is None else e.max for e in exps], pa.float64()),
+    }
+
+
 def point_of(name: str, labels: Labels, row: tuple[Any, ...]) -> MetricPoint:
-    _, time_ns, value, kind, help_text, unit, bounds, counts, hist_sum, hist_count = row
-    histogram = None
+    _, time_ns, value, kind, help_text, unit, bounds, counts, hist_sum, hist_count = row[:10]
+    start_ns, scale, offset, exp_counts, zero, low, high = row[10:]
+    histogram = exp = None
     if bounds is not None:
         histogram = Histogram(tuple(bounds), tuple(counts), hist_sum, hist_count)
+    if scale is not None:
+        exp = ExpHistogram(scale, offset, tuple(exp_counts), zero, low, high)
     return MetricPoint(
         name=name,
         labels=labels,
@@ -84,4 +105,6 @@ def point_of(name: str, labels: Labels, row: tuple[Any, ...]) -> MetricPoint:
         histogram=histogram,
         help=help_text,
         unit=unit,
+        start_ns=start_ns or 0,
+        exp_histogram=exp,
     )

@@ -44,7 +44,8 @@ from meshscope.store.duckdb.sample_rows import SeriesSamples
 LATEST_FIRST_WINDOW_NS = 5 * 60 * 10**9
 DEFAULT_SAMPLE_CACHE_BYTES = 256 * 2**20
 _SAMPLE_COLUMNS = (
-    "series_id, time_ns, value, type, help, unit, bounds, counts, hist_sum, hist_count"
+    "series_id, time_ns, value, type, help, unit, bounds, counts, hist_sum, hist_count,"
+    " start_ns, exp_scale, exp_offset, exp_counts, exp_zero, exp_min, exp_max"
 )
 _HISTOGRAM_COLUMNS = "bounds, counts, hist_sum, hist_count"
 

@@ -94,6 +94,15 @@ STATEMENTS = (
         hist_sum DOUBLE,
         hist_count UBIGINT
     )""",
+    # Added after version 1 (files written before get them empty, read as "unknown"): the
+    # series' start time and the exponential histogram of span durations (ADR 0010).
+    "ALTER TABLE samples ADD COLUMN IF NOT EXISTS start_ns BIGINT",
+    "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_scale TINYINT",
+    "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_offset INTEGER",
+    "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_counts UBIGINT[]",
+    "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_zero UBIGINT",
+    "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_min DOUBLE",
+    "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_max DOUBLE",
     """CREATE TABLE IF NOT EXISTS services (
         position UINTEGER NOT NULL,
         service VARCHAR NOT NULL

@@ -1,0 +1,147 @@
+"""Base-2 exponential histograms (OpenTelemetry's ExponentialHistogram, positive values only):
+the accurate, mergeable duration distribution kept next to the explicit buckets (ADR 0010).
+
+At scale s the buckets grow by base = 2**(2**-s); bucket i holds the values in
+(base**i, base**(i+1)]. Reporting a quantile as its bucket's geometric midpoint, clamped to the
+observed min and max, is off by at most sqrt(base) - 1 relative to the exact value (2.19 % at
+scale 4, 4.4 % at scale 3). Histograms of different scales merge at the coarser one: a bucket
+at scale s is the union of buckets 2i and 2i+1 at scale s+1 (`downscale`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+MAX_SCALE = 4
+"""Buckets 4.4 % wide: every quantile within 2.19 %."""
+MAX_BUCKETS = 320
+"""Populated index span kept per series before downscaling: 2**20 (about 1e6) between the
+smallest and the largest value at scale 4, e.g. 10 µs to 10 s."""
+
+
+def index_factor(scale: int) -> float:
+    """Multiply ln(value) by this and take ceil(...) - 1 for the bucket index at `scale`."""
+    return 2.0**scale / math.log(2.0)
+
+
+def relative_error(scale: int) -> float:
+    """The bound on a quantile's relative error at `scale` (geometric midpoint of a bucket)."""
+    return float(2.0 ** (2.0 ** -(scale + 1)) - 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpHistogram:
+    """Cumulative counts per bucket: `counts[k]` is bucket `offset + k` at `scale`; values <= 0
+    are in `zero_count`. `min`/`max` are of every value ever recorded (for a difference of two
+    snapshots they still bound the values, and make a constant distribution exact)."""
+
+    scale: int
+    offset: int
+    counts: tuple[int, ...]
+    zero_count: int
+    min: float
+    max: float
+
+    @property
+    def count(self) -> int:
+        return self.zero_count + sum(self.counts)
+
+    def buckets(self) -> dict[int, int]:
+        return {self.offset + k: c for k, c in enumerate(self.counts) if c}
+
+
+def make(
+    scale: int, buckets: dict[int, int], zero_count: int, low: float, high: float
+) -> ExpHistogram:
+    """An ExpHistogram from sparse `buckets` (index -> count)."""
+    used = [i for i, c in buckets.items() if c]
+    if not used:
+        return ExpHistogram(scale, 0, (), zero_count, low, high)
+    first, last = min(used), max(used)
+    dense = [0] * (last - first + 1)
+    for index in used:
+        dense[index - first] = buckets[index]
+    return ExpHistogram(scale, first, tuple(dense), zero_count, low, high)
+
+
+def downscale(buckets: dict[int, int], by: int) -> dict[int, int]:
+    """The same counts `by` scales coarser (index >> by merges 2**by neighbours)."""
+    if by <= 0:
+        return buckets
+    out: dict[int, int] = {}
+    for index, count in buckets.items():
+        key = index >> by
+        out[key] = out.get(key, 0) + count
+    return out
+
+
+def fit(scale: int, buckets: dict[int, int]) -> tuple[int, dict[int, int]]:
+    """Downscale until the populated index span fits MAX_BUCKETS."""
+    while buckets and max(buckets) - min(buckets) + 1 > MAX_BUCKETS:
+        scale -= 1
+        buckets = downscale(buckets, 1)
+    return scale, buckets
+
+
+def merge(histograms: Iterable[ExpHistogram]) -> ExpHistogram | None:
+    """The sum of `histograms` at the coarsest scale among them; None when there are none."""
+    hists = list(histograms)
+    if not hists:
+        return None
+    scale = min(h.scale for h in hists)
+    total: dict[int, int] = {}
+    for hist in hists:
+        for index, count in downscale(hist.buckets(), hist.scale - scale).items():
+            total[index] = total.get(index, 0) + count
+    scale, total = fit(scale, total)
+    return make(
+        scale,
+        total,
+        sum(h.zero_count for h in hists),
+        min(h.min for h in hists),
+        max(h.max for h in hists),
+    )
+
+
+def difference(base: ExpHistogram, last: ExpHistogram) -> ExpHistogram | None:
+    """`last - base` of one cumulative series (at the coarser scale); None when some bucket
+    went down, i.e. the series was reset in between."""
+    scale = min(base.scale, last.scale)
+    now = downscale(last.buckets(), last.scale - scale)
+    before = downscale(base.buckets(), base.scale - scale)
+    grown = {i: now.get(i, 0) - before.get(i, 0) for i in now.keys() | before.keys()}
+    zero = last.zero_count - base.zero_count
+    if zero < 0 or any(c < 0 for c in grown.values()):
+        return None
+    return make(scale, grown, zero, last.min, last.max)
+
+
+def quantile(q: float, hist: ExpHistogram | None) -> float | None:
+    """The q-quantile (the value of rank ceil(q * count)): its bucket's geometric midpoint,
+    clamped to [min, max]; None when empty."""
+    if hist is None:
+        return None
+    total = hist.count
+    if total == 0:
+        return None
+    rank = max(1.0, q * total)
+    seen = float(hist.zero_count)
+    if seen >= rank:
+        return 0.0
+    base = 2.0 ** (2.0**-hist.scale)
+    for k, count in enumerate(hist.counts):
+        seen += count
+        if seen >= rank:
+            middle = base ** (hist.offset + k + 0.5)
+            return min(max(middle, hist.min), hist.max)
+    return hist.max
+
+
+def indexes(values: Sequence[float], scale: int = MAX_SCALE) -> list[int]:
+    """The bucket index of each positive value at `scale`."""
+    factor = index_factor(scale)
+    log = math.log
+    ceil = math.ceil
+    return [ceil(log(v) * factor) - 1 for v in values]
