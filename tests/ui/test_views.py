@@ -8,7 +8,10 @@ import pytest
 
 from tests.ui.browser import CHROMIUM, Tab
 from tests.ui.known_data import (
+    BASE,
+    END,
     ERROR_EVERY,
+    MS,
     RANGE,
     RANGE_SECONDS,
     SLO,
@@ -17,6 +20,7 @@ from tests.ui.known_data import (
     XSS_LOG,
     XSS_NAME,
     XSS_TRACE,
+    S,
     span_id,
     trace_id,
 )  # fmt: skip
@@ -37,10 +41,11 @@ def test_services_overview_shows_golden_signals_and_sorts(tab: Tab) -> None:
     cart = page.locator('tr[data-service="cart"]')
     expect(cart.locator('[data-col="rate"]')).to_contain_text(RATE)
     expect(cart.locator('[data-col="errorRatio"]')).to_contain_text("25.0%")
-    # Half of cart's server spans last 3 ms, half 30 ms: interpolated in buckets 2-4, 10-50 ms.
-    expect(cart.locator('[data-col="p50Ms"]')).to_have_text("4.00 ms")
-    expect(cart.locator('[data-col="p95Ms"]')).to_have_text("46.0 ms")
-    expect(cart.locator('[data-col="p99Ms"]')).to_contain_text("49.2 ms")
+    # Half of cart's server spans last 3 ms, half 30 ms: from the exponential histogram, the
+    # midpoint of the bucket holding 3 ms (3.018), and 30 ms (the midpoint, 29.99).
+    expect(cart.locator('[data-col="p50Ms"]')).to_have_text("3.02 ms")
+    expect(cart.locator('[data-col="p95Ms"]')).to_have_text("30.0 ms")
+    expect(cart.locator('[data-col="p99Ms"]')).to_contain_text("30.0 ms")
     page.wait_for_selector(".page[data-complete]")  # the sparklines' queries are in
     expect(cart.locator('[data-col="cpu"]')).to_contain_text("0.50")  # saturation: cores
     frontend = page.locator('tr[data-service="frontend"]')
@@ -66,6 +71,27 @@ def test_services_overview_shows_golden_signals_and_sorts(tab: Tab) -> None:
     expect(page.locator("tbody tr").first).to_have_attribute("data-service", "cart")
 
 
+def test_overview_rate_covers_the_time_a_service_reported_and_says_how(tab: Tab) -> None:
+    """Over an hour that holds 10 minutes of data, the rate is calls per second of those 10
+    minutes (from the series' start at the first trace to the last flush, END), as on the
+    service page's chart; the percentiles say they are estimates and how good."""
+    hour = f"from={END // MS - 3600 * 1000}&to={END // MS}"
+    honest = f"{TRACES / ((END - (BASE + 100 * MS)) / S):.2f}"  # 0.06, not 40 / 3600
+    tab.open(f"/services?{hour}", "services")
+    page = tab.page
+    cart = page.locator('tr[data-service="cart"]')
+    expect(cart.locator('[data-col="rate"]')).to_contain_text(honest)
+    note = page.locator('[data-note="percentiles"]')
+    expect(note).to_contain_text("exponential histogram")
+    expect(note).to_contain_text("within ±2.2%")
+    p99 = page.locator("th", has_text="p99")
+    expect(p99).to_have_attribute("title", note.inner_text())
+    page.locator('tr[data-service="cart"] a.service-link').click()
+    tab.ready("service")
+    expect(page.locator('[data-kpi="rate"] .kpi-value')).to_have_text(honest)
+    page.wait_for_selector(".page[data-complete]")  # the charts are drawn
+
+
 def test_service_page_charts_and_operations(tab: Tab) -> None:
     tab.open(f"/services?{RANGE}", "services")
     tab.page.locator('tr[data-service="cart"] a.service-link').click()
@@ -74,7 +100,8 @@ def test_service_page_charts_and_operations(tab: Tab) -> None:
     assert "#/service/cart" in page.url and "from=" in page.url  # the range travels along
     expect(page.locator('[data-kpi="calls"] .kpi-value')).to_have_text(str(TRACES))
     expect(page.locator('[data-kpi="errorRatio"] .kpi-value')).to_have_text("25.0%")
-    expect(page.locator('[data-kpi="p99"] .kpi-value')).to_have_text("49.2 ms")
+    expect(page.locator('[data-kpi="p99"] .kpi-value')).to_have_text("30.0 ms")
+    expect(page.locator('[data-note="percentiles"]')).to_contain_text("within ±2.2%")
     expect(page.locator(".chart-grid .uplot")).to_have_count(3)
     operation = page.locator('.operations-table tr[data-operation="POST /cart"]')
     expect(operation).to_contain_text("25.0%")
@@ -87,13 +114,13 @@ def test_service_map_edges_and_click_to_traces(tab: Tab) -> None:
     edge = page.locator('tr[data-edge="frontend->cart"]')
     expect(edge).to_contain_text(str(TRACES))
     expect(edge).to_contain_text("25.0%")
-    expect(edge).to_contain_text("49.2 ms")
+    expect(edge).to_contain_text("30.0 ms")  # server side: 30 ms the max
     expect(edge).to_have_class("edge-bad")  # a problem edge
     expect(page.locator('tr[data-edge="cart->carts"]')).to_have_class("edge-ok")
     nodes = page.evaluate("window.meshscope.cy.nodes().map(n => n.id()).sort()")
     assert nodes == ["cart", "carts", "frontend"]
     label = page.evaluate("window.meshscope.cy.edges('[source=\"frontend\"]').data('label')")
-    assert label == f"{RATE}/s · 25.0% err · p99 49.2 ms"
+    assert label == f"{RATE}/s · 25.0% err · p99 30.0 ms"
     tab.shot("map")
     box = page.locator("#map-canvas").bounding_box()
     assert box is not None

@@ -71,3 +71,15 @@ export function shortId(id) {
   const bare = String(id).replace(/^0+/, "");
   return (bare.length < 8 ? bare.padStart(8, "0") : bare).slice(0, 16);
 }
+
+// How the percentiles of `rows` (RED rows with `percentileError`) were computed, for a note
+// next to them: from the exponential histogram within the largest bound, or from buckets.
+export function percentileNote(rows, key = "percentileError") {
+  const withData = rows.filter((r) => r && (r.p99Ms ?? r.p50Ms ?? null) !== null);
+  if (!withData.length) return "";
+  if (withData.some((r) => r[key] === null || r[key] === undefined)) {
+    return "Percentiles are estimates: interpolated inside the span-metric histogram buckets (exact only to the bucket).";
+  }
+  const bound = Math.max(...withData.map((r) => r[key]));
+  return `Percentiles are estimates from an exponential histogram of the span durations, within ±${(bound * 100).toFixed(1)}% of the exact value. Rates are per second of the time each service reported in the range.`;
+}

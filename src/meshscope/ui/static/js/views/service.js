@@ -2,7 +2,7 @@
 import { api } from "../api.js";
 import { timeseries } from "../charts.js";
 import { card, clear, empty, h, kpi, loading, pageHeader } from "../dom.js";
-import { COLORS, duration, errorTone, latencyTone, percent, rate } from "../format.js";
+import { COLORS, duration, errorTone, latencyTone, percent, percentileNote, rate } from "../format.js";
 
 export async function render(root, ctx) {
   const { range } = ctx;
@@ -28,7 +28,8 @@ export async function render(root, ctx) {
   body.append(h("div", { class: "kpis" },
     kpi("Requests/s", rate(s.rate), "", "rate"), kpi("Requests", Math.round(s.calls).toLocaleString("en-US"), "", "calls"),
     kpi("Error rate", percent(s.errorRatio), errorTone(s.errorRatio), "errorRatio"),
-    kpi("p50", duration(s.p50Ms), "", "p50"), kpi("p95", duration(s.p95Ms), "", "p95"), kpi("p99", duration(s.p99Ms), "", "p99")));
+    kpi("p50", duration(s.p50Ms), "", "p50"), kpi("p95", duration(s.p95Ms), "", "p95"), kpi("p99", duration(s.p99Ms), "", "p99")),
+    h("p", { class: "footnote", dataset: { note: "percentiles" } }, percentileNote([s])));
   // The charts (RED per interval) fill in after the numbers (`data-complete` when drawn).
   const slots = ["Request rate", "Error rate", "Latency"].map(() => h("div", { class: "chart-loading" }, loading("Loading chart…")));
   body.append(h("div", { class: "chart-grid" }, card("Request rate", slots[0]), card("Error rate", slots[1]), card("Latency", slots[2])));

@@ -2,7 +2,7 @@
 import { api, stepFor } from "../api.js";
 import { sparkline } from "../charts.js";
 import { clear, empty, h, loading, pageHeader } from "../dom.js";
-import { COLORS, duration, errorTone, latencyTone, percent, rate } from "../format.js";
+import { COLORS, duration, errorTone, latencyTone, percent, percentileNote, rate } from "../format.js";
 
 
 // Per-service series of a PromQL `sum by (service_name)` query: name -> values.
@@ -138,8 +138,11 @@ function drawTable(section, rows, trend, ctx, { sort, dir, filterText }) {
         cpuKnown ? h("td", { class: "num", dataset: { col: "cpu" } }, h("div", { class: "cell-spark" },
           spark(trend.cpu.xs, trend.cpu.out.get(r.service) || [], COLORS.muted), h("span", {}, cpu === null ? "–" : cpu.toFixed(2)))) : null);
     })));
+  const note = percentileNote(rows);
+  for (const th of table.tHead.rows[0].cells) if (/^p\d/.test(th.textContent)) th.title = note;
   clear(section).append(h("div", { class: "toolbar" }, filter,
-    h("span", { class: "muted" }, "Click a service for its charts and operations; a column header sorts.")), table);
+    h("span", { class: "muted" }, "Click a service for its charts and operations; a column header sorts.")), table,
+    note ? h("p", { class: "footnote", dataset: { note: "percentiles" } }, note) : null);
 }
 
 // Configured SLOs at the range's end: SLI over each SLO's window, error budget left, burn-rate
