@@ -159,8 +159,7 @@ def test_span_metrics_merge_equals_per_update_calls_incl_overflow_and_changed_on
         metrics.merge(partials, span_partials(spans[:7]))  # added up, then merged
         more = span_partials(spans[:7])
         both = {
-            key: _added(row, more[key]) if key in more else row
-            for key, row in partials.items()
+            key: _added(row, more[key]) if key in more else row for key, row in partials.items()
         }
         _merge_one_by_one(reference, both)
         assert kept.collect(step, changed_only=True) == reference.collect(step, changed_only=True)

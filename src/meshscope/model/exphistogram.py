@@ -11,7 +11,7 @@ at scale s is the union of buckets 2i and 2i+1 at scale s+1 (`downscale`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 MAX_SCALE = 4
@@ -130,18 +130,10 @@ def quantile(q: float, hist: ExpHistogram | None) -> float | None:
     seen = float(hist.zero_count)
     if seen >= rank:
         return 0.0
-    base = 2.0 ** (2.0**-hist.scale)
+    base: float = 2.0 ** (2.0**-hist.scale)
     for k, count in enumerate(hist.counts):
         seen += count
         if seen >= rank:
-            middle = base ** (hist.offset + k + 0.5)
+            middle: float = base ** (hist.offset + k + 0.5)
             return min(max(middle, hist.min), hist.max)
     return hist.max
-
-
-def indexes(values: Sequence[float], scale: int = MAX_SCALE) -> list[int]:
-    """The bucket index of each positive value at `scale`."""
-    factor = index_factor(scale)
-    log = math.log
-    ceil = math.ceil
-    return [ceil(log(v) * factor) - 1 for v in values]
