@@ -272,19 +272,46 @@ def test_enormous_values_are_kept() -> None:
     request = ExportTraceServiceRequest()
     span = request.resource_spans.add().scope_spans.add().spans.add()
     span.trace_id, span.span_id = b"\x01" * 16, b"\x02" * 8
-    span.start_time_unix_nano = span.end_time_unix_nano = 2**64 - 1
+    span.start_time_unix_nano = span.end_time_unix_nano = 2**63 - 1  # the last that fits
     span.attributes.append(KeyValue(key="big", value=AnyValue(string_value="x" * 3_000_000)))
     nested = AnyValue(int_value=-(2**63))
     for _ in range(30):
         nested = AnyValue(array_value=ArrayValue(values=[nested]))
     span.attributes.append(KeyValue(key="deep", value=nested))
     (got,) = decode_traces_protobuf(request.SerializeToString()).batch.spans
-    assert got.start_ns == 2**64 - 1
+    assert got.start_ns == 2**63 - 1
     assert got.attributes["big"] == "x" * 3_000_000
     deep: Any = got.attributes["deep"]
     for _ in range(30):
         (deep,) = deep
     assert deep == -(2**63)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("start_time_unix_nano", 2**63, "start and end times must be below 2^63"),
+        ("end_time_unix_nano", 2**64 - 1, "start and end times must be below 2^63"),
+        ("event", 2**63, "event times must be below 2^63"),
+        ("link", b"\x01" * 17, "link trace_id must be 16 bytes"),
+        ("link", b"", "link trace_id must be 16 bytes"),
+    ],
+)
+def test_spans_the_store_cannot_hold_are_rejected(field: str, value: Any, reason: str) -> None:
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    good = spans.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, start_time_unix_nano=5)
+    bad = spans.add(trace_id=b"\x01" * 16, span_id=b"\x03" * 8)
+    if field == "event":
+        bad.events.add(time_unix_nano=value)
+    elif field == "link":
+        bad.links.add(trace_id=value, span_id=b"\x04" * 8)
+    else:
+        setattr(bad, field, value)
+    decoded = decode_traces_protobuf(request.SerializeToString())
+    assert [span.span_id for span in decoded.batch.spans] == [good.span_id.hex()]
+    assert decoded.rejected == 1
+    assert reason in decoded.error_message
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as text_families
 from prometheus_client.samples import Sample, Timestamp
 
+from meshscope.ingest.checks import MAX_TIME_NS, time_fits
 from meshscope.ingest.errors import DecodeError
 from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType
 
@@ -84,11 +85,18 @@ def to_points(families: Iterable[Metric], target: Labels, scrape_ns: int) -> Exp
 
 
 def _time_ns(timestamp: float | Timestamp | None, default_ns: int) -> int:
+    """An exposed timestamp in ns; DecodeError when it does not fit the store (int64 ns)."""
     if timestamp is None:
         return default_ns
     if isinstance(timestamp, Timestamp):
-        return timestamp.sec * 1_000_000_000 + timestamp.nsec // NS_PER_MS * NS_PER_MS
-    return math.floor(timestamp * 1000) * NS_PER_MS
+        time_ns = timestamp.sec * 1_000_000_000 + timestamp.nsec // NS_PER_MS * NS_PER_MS
+    elif math.isfinite(timestamp) and abs(timestamp) < 2**63 / 1e9:
+        time_ns = math.floor(timestamp * 1000) * NS_PER_MS
+    else:
+        time_ns = MAX_TIME_NS + 1
+    if not time_fits(time_ns):
+        raise DecodeError(f"sample timestamp {timestamp} is out of range")
+    return time_ns
 
 
 class _Builder:

@@ -106,7 +106,9 @@ def _json_entry(value: Any, where: str) -> tuple[int, str, dict[str, str]]:
         raise DecodeError(f'{where}: expected ["<unix epoch in ns>", "<line>", {{metadata}}?]')
     stamp, line = value[0], value[1]
     if not isinstance(stamp, str):
-        raise DecodeError(f"{where}: the timestamp must be a string of nanoseconds, got {stamp!r}")
+        raise DecodeError(
+            f"{where}: the timestamp must be a string of nanoseconds, got {_shown(stamp)}"
+        )
     try:
         time_ns = int(stamp)
     except ValueError:
@@ -126,8 +128,16 @@ def _string_map(value: Any, where: str) -> dict[str, str]:
         raise DecodeError(f"{where}: expected an object of strings")
     for key, item in value.items():
         if not isinstance(item, str):
-            raise DecodeError(f"{where}.{key}: expected a string value, got {item!r}"[:200])
+            raise DecodeError(f"{where}.{key}: expected a string value, got {_shown(item)}"[:200])
     return value
+
+
+def _shown(value: Any) -> str:
+    """A wrong value in an error message: scalars as they are, containers by their type (a
+    repr of a ~1000-deep list would recurse past Python's limit)."""
+    if isinstance(value, list | dict):
+        return f"a JSON {'array' if isinstance(value, list) else 'object'}"
+    return repr(value)[:80]
 
 
 def decode_loki_protobuf(body: bytes, max_bytes: int) -> Decoded:

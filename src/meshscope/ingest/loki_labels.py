@@ -31,7 +31,13 @@ def _unescape_one(match: re.Match[str]) -> str:
     code = match.group(1)
     if code in _SIMPLE:
         return _SIMPLE[code]
-    if code[0] in "xuU":
+    if code[0] in "uU":
+        point = int(code[1:], 16)
+        # As Go's strconv: a surrogate or a code point past U+10FFFF is no character.
+        if 0xD800 <= point <= 0xDFFF or point > 0x10FFFF:
+            raise ValueError(f"escape \\{code} is not a valid Unicode character")
+        return chr(point)
+    if code[0] == "x":
         return chr(int(code[1:], 16))
     if len(code) == 3 and code.isdigit():
         return chr(int(code, 8))

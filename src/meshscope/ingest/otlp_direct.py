@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
+from meshscope.ingest.checks import ZERO_SPAN, span_problem
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.otlp_common import (
     Rejections,
@@ -32,7 +33,6 @@ from meshscope.ingest.otlp_common import (
     resource_info,
 )
 from meshscope.ingest.otlp_lazy import LazyTraceRequest
-from meshscope.ingest.otlp_traces import BAD_IDS, BAD_PARENT, ZERO_SPAN, ZERO_TRACE
 from meshscope.model.attributes import AttrValue
 from meshscope.model.batch import Batch
 from meshscope.pipeline.derive.servicegraph import side_fields
@@ -153,21 +153,12 @@ def prepare_resource_spans(
             scope = ss.scope
             scope_name, scope_version = scope.name, scope.version
             for span in ss.spans:
-                trace_id, span_id = span.trace_id, span.span_id
-                if (
-                    len(trace_id) != 16
-                    or len(span_id) != 8
-                    or trace_id == ZERO_TRACE
-                    or span_id == ZERO_SPAN
-                ):
-                    rejections.add(BAD_IDS)
+                problem = span_problem(span)  # the same checks as `otlp_traces`
+                if problem is not None:
+                    rejections.add(problem)
                     _check_pairs(span)
                     continue
-                parent = span.parent_span_id
-                if parent and len(parent) != 8:
-                    rejections.add(BAD_PARENT)
-                    _check_pairs(span)
-                    continue
+                trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
                 if rid is None:
                     rid = _resource_id(resource)
                     if rid:

@@ -3,7 +3,8 @@
 The record time is `time_unix_nano`, else `observed_time_unix_nano` (OTel says the observed
 time stands in when the event time is unknown). A string body is kept as-is; any other body
 (map, array, number...) is JSON-encoded, bytes as base64. Trace and span ids are optional:
-empty or all-zero ids become "", ids of the wrong length reject the record (partial success).
+empty or all-zero ids become "", ids of the wrong length reject the record (partial success),
+as does a time past 2^63 ns (`checks`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 
+from meshscope.ingest.checks import BAD_LOG_TIME, MAX_TIME_NS
 from meshscope.ingest.otlp_common import (
     Decoded,
     Rejections,
@@ -81,10 +83,14 @@ def logs_from_request(resource_logs: Sequence[ResourceLogs]) -> Decoded:
                 if trace_id is None or span_id is None:
                     rejections.add(_BAD_IDS)
                     continue
+                time_ns = record.time_unix_nano or record.observed_time_unix_nano
+                if time_ns > MAX_TIME_NS:
+                    rejections.add(BAD_LOG_TIME)
+                    continue
                 number = record.severity_number
                 out.append(
                     LogRecord(
-                        record.time_unix_nano or record.observed_time_unix_nano,
+                        time_ns,
                         body_text(record.body),
                         service,
                         _SEVERITIES[number] if 0 <= number < 25 else Severity.from_number(number),

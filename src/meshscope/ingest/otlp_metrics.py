@@ -13,7 +13,8 @@ Mapping (as Prometheus' OTLP receiver and the Collector's prometheus exporter do
 
 Delta sums and histograms are made cumulative by the caller's `DeltaToCumulative`; without
 one they are rejected (partial success). Points flagged "no recorded value" (Prometheus
-staleness) are skipped. Exemplars, min/max and scope labels are not kept.
+staleness) are skipped. Exemplars, min/max and scope labels are not kept. A data point the
+store cannot hold (a time past 2^63 ns, histogram counts past 2^64) is rejected (`checks`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     ResourceMetrics,
 )
 
+from meshscope.ingest.checks import BAD_COUNT, BAD_POINT_TIME, MAX_TIME_NS, histogram_fits
 from meshscope.ingest.delta import DeltaToCumulative
 from meshscope.ingest.otlp_common import (
     Decoded,
@@ -184,6 +186,9 @@ class _Walker:
             if which is None:
                 self.rejections.add("number data point without a value")
                 continue
+            if dp.time_unix_nano > MAX_TIME_NS:
+                self.rejections.add(BAD_POINT_TIME)
+                continue
             value = float(getattr(dp, which))
             labels = _labels(dp.attributes, target)
             if is_delta and self.delta is not None:
@@ -214,9 +219,15 @@ class _Walker:
         if histogram is None:
             self.rejections.add(f"{metric.WhichOneof('data')} data point with invalid buckets")
             return
+        if dp.time_unix_nano > MAX_TIME_NS:
+            self.rejections.add(BAD_POINT_TIME)
+            return
         labels = _labels(dp.attributes, target)
         if is_delta and self.delta is not None:
             histogram = self.delta.add_histogram((name, labels), histogram)
+        if not histogram_fits(histogram):
+            self.rejections.add(BAD_COUNT)
+            return
         self.points.append(
             MetricPoint(
                 name,
@@ -236,8 +247,11 @@ class _Walker:
         for dp in metric.summary.data_points:
             if dp.flags & _NO_RECORDED_VALUE:
                 continue
-            labels = _labels(dp.attributes, target)
             time_ns = dp.time_unix_nano
+            if time_ns > MAX_TIME_NS:
+                self.rejections.add(BAD_POINT_TIME)
+                continue
+            labels = _labels(dp.attributes, target)
             append = self.points.append
             append(
                 MetricPoint(

@@ -1,8 +1,9 @@
 """OTLP traces: `ExportTraceServiceRequest` (protobuf or OTLP/JSON) -> spans.
 
-A span whose trace id is not 16 bytes, whose span id is not 8 bytes, either being all zero,
-or whose parent span id is neither empty nor 8 bytes, is rejected and counted (OTLP partial
-success); the rest of the request is kept. An all-zero parent span id means "root".
+A span the store cannot hold (`checks.span_problem`: ids of the wrong length or all zero, a
+parent span id neither empty nor 8 bytes, times past 2^63 ns, link ids of the wrong length)
+is rejected and counted (OTLP partial success); the rest of the request is kept. An all-zero
+parent span id means "root".
 
 This is the hot path of ingest, hence the flat loop: resource-derived values are computed
 once per `ResourceSpans` (and the resource dict is shared by its spans: treat it as
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
+from meshscope.ingest.checks import ZERO_SPAN, span_problem
 from meshscope.ingest.otlp_common import (
     Decoded,
     Rejections,
@@ -30,11 +32,7 @@ from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCod
 _WHAT = "ExportTraceServiceRequest"
 _KINDS = tuple(SpanKind)
 _STATUSES = tuple(StatusCode)
-ZERO_TRACE = bytes(16)
-ZERO_SPAN = bytes(8)
-BAD_IDS = "trace_id must be 16 bytes and span_id 8 bytes, not all zero"
-BAD_PARENT = "parent_span_id must be empty or 8 bytes"
-_ZERO_TRACE, _ZERO_SPAN, _BAD_IDS, _BAD_PARENT = ZERO_TRACE, ZERO_SPAN, BAD_IDS, BAD_PARENT
+_ZERO_SPAN = ZERO_SPAN
 
 
 def decode_traces_protobuf(body: bytes) -> Decoded:
@@ -61,19 +59,11 @@ def spans_from_request(resource_spans: Sequence[ResourceSpans]) -> Decoded:
             scope = ss.scope
             scope_name, scope_version = scope.name, scope.version
             for span in ss.spans:
-                trace_id, span_id = span.trace_id, span.span_id
-                if (
-                    len(trace_id) != 16
-                    or len(span_id) != 8
-                    or trace_id == _ZERO_TRACE
-                    or span_id == _ZERO_SPAN
-                ):
-                    rejections.add(_BAD_IDS)
+                problem = span_problem(span)
+                if problem is not None:
+                    rejections.add(problem)
                     continue
-                parent = span.parent_span_id
-                if parent and len(parent) != 8:
-                    rejections.add(_BAD_PARENT)
-                    continue
+                trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
                 kind = span.kind
                 status = span.status
                 code = status.code

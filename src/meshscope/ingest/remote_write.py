@@ -13,8 +13,9 @@ Mapping, as Prometheus' own receiver stores it:
   different requests, and a receiver cannot fold them without holding samples back. PromQL
   (`histogram_quantile(..., rate(x_bucket[5m]))`) works the same on either form;
 - series without a name, with a duplicate label name, or carrying native histograms (not
-  supported) are rejected: the rest is stored and the answer is 400 naming them, as
-  Prometheus does for samples it cannot append. Exemplars are ignored.
+  supported) are rejected, and so are samples whose timestamp does not fit int64 nanoseconds
+  (past +-9.2e15 ms): the rest is stored and the answer is 400 naming them, as Prometheus
+  does for samples it cannot append. Exemplars are ignored.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from meshscope.ingest.body import uncompress_snappy
+from meshscope.ingest.checks import time_fits
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.otlp_common import Decoded, Rejections
 from meshscope.ingest.prompb.remote_pb2 import WriteRequest
@@ -46,6 +48,7 @@ _FAMILY_TYPES = {
     MetricMetadata.STATESET: MetricType.GAUGE,
     MetricMetadata.UNKNOWN: MetricType.UNKNOWN,
 }
+_BAD_TIME = "sample timestamps must be within +-9.2e15 ms (int64 nanoseconds)"
 _SUFFIXES = ("_total", "_bucket", "_sum", "_count", "_created", "_info", "_gsum", "_gcount")
 
 
@@ -116,12 +119,17 @@ class RemoteWriteDecoder:
             return
         kind, help_, unit = _series_type(name, metadata)
         sorted_labels = tuple(sorted(labels.items()))
+        out_of_range = False
         for sample in series.samples:
+            time_ns = sample.timestamp * NS_PER_MS
+            if not time_fits(time_ns):
+                out_of_range = True
+                continue
             points.append(
                 MetricPoint(
                     name,
                     sorted_labels,
-                    sample.timestamp * NS_PER_MS,
+                    time_ns,
                     kind,
                     sample.value,
                     None,
@@ -129,6 +137,8 @@ class RemoteWriteDecoder:
                     unit,
                 )
             )
+        if out_of_range:  # counted once per series, like the other reasons
+            rejections.add(_BAD_TIME)
 
 
 def _series_type(

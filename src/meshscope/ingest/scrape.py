@@ -26,7 +26,7 @@ from meshscope.clock import Clock, SystemClock
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.exposition import Exposition, parse_families, to_points
 from meshscope.ingest.scrape_config import ScrapeConfig, ScrapeTarget
-from meshscope.ingest.sink import IngestSink, OverloadedError, UnavailableError
+from meshscope.ingest.sink import IngestSink, OverloadedError, UnavailableError, UnstorableError
 from meshscope.model.batch import Batch
 from meshscope.model.metrics import Labels, MetricPoint, MetricType
 
@@ -140,7 +140,7 @@ class Scraper:
         batch = Batch(metrics=points)
         try:
             await self.sink.submit(batch)
-        except (OverloadedError, UnavailableError) as refused:
+        except (OverloadedError, UnavailableError, UnstorableError) as refused:
             health.undelivered += 1
             log.warning("scrape not stored", extra={"target": target.url, "error": str(refused)})
         return batch

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, Protocol, TypeGuard, get_args, runtime_checkable
 
+from meshscope.ingest.errors import DecodeError
 from meshscope.model.batch import Batch
 
 if TYPE_CHECKING:
@@ -39,6 +40,11 @@ _BODY_KINDS: frozenset[str] = frozenset(get_args(BodyKind))
 def is_body_kind(kind: str | None) -> TypeGuard[BodyKind]:
     """Whether bodies of `kind` can be handed still encoded to an EncodedSink."""
     return kind in _BODY_KINDS
+
+
+class UnstorableError(DecodeError):
+    """The batch holds a value the store cannot take, which its decoder should have refused:
+    it was NOT committed, the rest of its group was (answer 400 with the store's message)."""
 
 
 class IngestSink(Protocol):

@@ -120,8 +120,9 @@ def _span(item: object, index: int) -> Span:
     parent = item.get("parentId")
     parent_id = "" if parent in (None, "") else _hex_id(parent, 16, "parentId", index)
     kind_name = item.get("kind")
-    if kind_name is not None and kind_name not in _KINDS:
-        raise DecodeError(f"span {index}: unknown kind {str(kind_name)[:40]!r}")
+    if kind_name is not None and not (isinstance(kind_name, str) and kind_name in _KINDS):
+        shown = repr(kind_name) if isinstance(kind_name, str) else type(kind_name).__name__
+        raise DecodeError(f"span {index}: unknown kind {shown[:40]}")
     start_ns = _micros(item.get("timestamp"), "timestamp", index)
     duration_ns = _micros(item.get("duration"), "duration", index)
     name = item.get("name")

@@ -57,6 +57,8 @@ class Derived:
     points: list[MetricPoint] = field(default_factory=list)
     operations: list[Operation] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
+    # The calls paired from spans (also in `calls`): no one batch's own rows (see `split`).
+    paired: list[Call] = field(default_factory=list)
 
     def extend(self, other: Derived) -> None:
         """Add what `other` writes (derived later), for one transaction."""
@@ -65,6 +67,7 @@ class Derived:
         self.points += other.points
         self.operations += other.operations
         self.calls += other.calls
+        self.paired += other.paired
 
 
 def call_from_request(request: ProxyRequest) -> Call:
@@ -158,7 +161,7 @@ class Pipeline:
         op_keys: dict[OperationKey, None] = {}
         for item in prepared:
             if item.span_count:
-                out.calls += self.pairer.add_sides(item.sides, now)
+                out.paired += self.pairer.add_sides(item.sides, now)
             if item.encoded_spans is not None:
                 out.encoded.append(item.encoded_spans)
             out.logs += item.logs
@@ -166,7 +169,7 @@ class Pipeline:
             requests += item.requests
             op_keys.update(dict.fromkeys(item.op_keys()))
         out.operations = self._operations(op_keys)
-        out.calls.extend(call_from_request(r) for r in requests if r.source)
+        out.calls = [*out.paired, *(call_from_request(r) for r in requests if r.source)]
         partials = [item.span_metrics for item in prepared if item.span_count]
         calls = list(out.calls)
 
@@ -186,6 +189,36 @@ class Pipeline:
                     continue
                 out.encoded += self.tail.offer(item.encoded_spans, item.traces, now)
         return out, observe
+
+    def split(
+        self, derived: Derived, batches: Sequence[Batch | Prepared]
+    ) -> tuple[list[Derived], Derived]:
+        """What one `derive` of `batches` made, as each batch's own rows and the rest: the
+        calls paired across batches, and with tail sampling the spans it released. For the
+        writer's slow path after a failed transaction (one transaction per batch, so one bad
+        batch fails alone). Nothing is derived again: no metric is counted twice, no span
+        paired twice; raw batches' spans are encoded again (as `prepare` did, same sampling)."""
+        own: list[Derived] = []
+        for batch in batches:
+            if isinstance(batch, Batch):
+                keep = self.head.sampled if self.head is not None else None
+                batch = prepare(batch, self.span_encoder, self._span_metrics.buckets, keep)
+            spans = batch.encoded_spans
+            own.append(
+                Derived(
+                    encoded=[spans] if spans is not None and self.tail is None else [],
+                    logs=batch.logs,
+                    points=batch.points,
+                    operations=self._operations(batch.op_keys()),
+                    calls=[call_from_request(r) for r in batch.requests if r.source],
+                )
+            )
+        rest = Derived(
+            encoded=derived.encoded if self.tail is not None else [],
+            calls=derived.paired,
+            paired=derived.paired,
+        )
+        return own, rest
 
     def _operations(self, keys: Iterable[OperationKey]) -> list[Operation]:
         """Catalog entries for operation keys, the objects made once per key (bounded)."""

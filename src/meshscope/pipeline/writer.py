@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from meshscope.ingest.sink import OverloadedError, UnavailableError
+from meshscope.ingest.sink import OverloadedError, UnavailableError, UnstorableError
 from meshscope.model.batch import Batch
 from meshscope.pipeline.chain import Derived, Pipeline
 from meshscope.pipeline.prepared import Prepared
@@ -318,21 +318,75 @@ class BatchWriter:
                 group, self._handed = self._handed, None
             if group is _STOP:
                 return
-            error: BaseException | None = None
             try:
-                assert group.derived is not None
-                self.pipeline.store(group.derived)
-                self.committed_items += group.items
-                self.commits += 1
-            except Exception as exc:
-                log.exception("committing %d items failed", group.items)
-                error = UnavailableError(f"store write failed: {exc}")
-            try:
-                self._finish(group, error)
+                self._commit(group)
             finally:
                 with self._cond:
                     self._store_idle = True
                     self._cond.notify_all()
+
+    def _commit(self, group: _Group) -> None:
+        """Commit the group in one transaction and answer its jobs; if that fails, retry
+        each job alone (`_isolate`), so one bad batch does not fail its neighbours."""
+        derived = group.derived
+        assert derived is not None
+        try:
+            self.pipeline.store(derived)
+        except Exception as exc:
+            log.warning(
+                "committing %d items failed (%s); retrying each request alone", group.items, exc
+            )
+            errors = self._isolate(group, derived)
+        else:
+            self.committed_items += group.items
+            self.commits += 1
+            errors = None
+        with self._cond:
+            self._pending_items -= group.items
+        for i, job in enumerate(group.jobs):
+            job.done(None if errors is None else errors[i])
+
+    def _isolate(self, group: _Group, derived: Derived) -> list[BaseException | None]:
+        """The slow path after a failed group transaction (rolled back): one transaction per
+        job with its own rows, then one for what no job owns (calls paired across jobs,
+        tail-sampled spans). A job that fails alone is answered 400 (UnstorableError: a value
+        its decoder should have refused, logged as such) while other jobs could be stored,
+        else 503 (the store itself is failing). Derived metrics were counted once, when the
+        group was derived, and are not counted again."""
+        try:
+            own, rest = self.pipeline.split(derived, [job.batch for job in group.jobs])
+        except Exception as exc:
+            log.exception("splitting a failed group of %d items failed", group.items)
+            return [UnavailableError(f"store write failed: {exc}")] * len(group.jobs)
+        failures: list[tuple[int, Exception]] = []
+        for i, (job, part) in enumerate(zip(group.jobs, own, strict=True)):
+            try:
+                self.pipeline.store(part)
+            except Exception as exc:
+                failures.append((i, exc))
+            else:
+                self.committed_items += len(job.batch)
+                self.commits += 1
+        try:
+            if rest.calls or rest.encoded:
+                self.pipeline.store(rest)
+        except Exception:
+            log.exception("storing %d calls paired across requests failed", len(rest.calls))
+        errors: list[BaseException | None] = [None] * len(group.jobs)
+        store_works = len(failures) < len(group.jobs)
+        for i, exc in failures:
+            if store_works or _is_data_error(exc):
+                log.error(
+                    "a decoder let through an item the store cannot hold (a bug; the "
+                    "request is refused): %s: %s",
+                    type(exc).__name__,
+                    exc,
+                )
+                errors[i] = UnstorableError(f"a value cannot be stored: {exc}")
+            else:
+                log.error("store write failed: %s: %s", type(exc).__name__, exc)
+                errors[i] = UnavailableError(f"store write failed: {exc}")
+        return errors
 
     def _finish(self, group: _Group, error: BaseException | None) -> None:
         with self._cond:
@@ -345,6 +399,12 @@ class BatchWriter:
             action()
         except Exception:
             log.exception("background task %s failed", getattr(action, "__name__", action))
+
+
+def _is_data_error(error: BaseException) -> bool:
+    """Whether an error comes from a value, not from the store: raised while building rows
+    (Arrow's ArrowInvalid is a ValueError, ArrowTypeError a TypeError)."""
+    return isinstance(error, ValueError | TypeError | ArithmeticError)
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:

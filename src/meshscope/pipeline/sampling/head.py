@@ -88,11 +88,15 @@ class HeadSamplingFilter:
         self.stats = HeadSamplingStats()
 
     def filter(self, spans: Sequence[Span]) -> list[Span]:
-        bound = self.sampler.bound
-        kept = [span for span in spans if trace_id_low64(span.trace_id) < bound]
+        kept = self.sampled(spans)
         self.stats.spans_kept += len(kept)
         self.stats.spans_dropped += len(spans) - len(kept)
         return kept
+
+    def sampled(self, spans: Sequence[Span]) -> list[Span]:
+        """The spans `filter` keeps, without counting them (the decision is the trace id's)."""
+        bound = self.sampler.bound
+        return [span for span in spans if trace_id_low64(span.trace_id) < bound]
 
     def filter_batch(self, batch: Batch) -> Batch:
         """A batch with only the sampled spans; the other pillars are the same lists."""
