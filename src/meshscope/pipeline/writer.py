@@ -374,18 +374,18 @@ class BatchWriter:
             log.exception("storing %d calls paired across requests failed", len(rest.calls))
         errors: list[BaseException | None] = [None] * len(group.jobs)
         store_works = len(failures) < len(group.jobs)
-        for i, exc in failures:
-            if store_works or _is_data_error(exc):
+        for i, failure in failures:
+            if store_works or _is_data_error(failure):
                 log.error(
                     "a decoder let through an item the store cannot hold (a bug; the "
                     "request is refused): %s: %s",
-                    type(exc).__name__,
-                    exc,
+                    type(failure).__name__,
+                    failure,
                 )
-                errors[i] = UnstorableError(f"a value cannot be stored: {exc}")
+                errors[i] = UnstorableError(f"a value cannot be stored: {failure}")
             else:
-                log.error("store write failed: %s: %s", type(exc).__name__, exc)
-                errors[i] = UnavailableError(f"store write failed: {exc}")
+                log.error("store write failed: %s: %s", type(failure).__name__, failure)
+                errors[i] = UnavailableError(f"store write failed: {failure}")
         return errors
 
     def _finish(self, group: _Group, error: BaseException | None) -> None:
