@@ -330,6 +330,7 @@ class BatchWriter:
         each job alone (`_isolate`), so one bad batch does not fail its neighbours."""
         derived = group.derived
         assert derived is not None
+        errors: list[BaseException | None] | None = None
         try:
             self.pipeline.store(derived)
         except Exception as exc:
@@ -340,7 +341,6 @@ class BatchWriter:
         else:
             self.committed_items += group.items
             self.commits += 1
-            errors = None
         with self._cond:
             self._pending_items -= group.items
         for i, job in enumerate(group.jobs):
