@@ -128,8 +128,12 @@ class Pipeline:
         here. Tail sampling decides here from summaries made wherever spans are decoded."""
         return self.head is not None
 
-    def prepare(self, batch: Batch) -> Prepared:
-        keep = self.head.filter if self.head is not None else None
+    def prepare(self, batch: Batch, count: bool = True) -> Prepared:
+        """`prepare` with this pipeline's encoder, buckets, span matcher and head sampling
+        (counted in the sampler's stats unless not `count`: a retry of spans already counted)."""
+        keep = None
+        if self.head is not None:
+            keep = self.head.filter if count else self.head.sampled
         buckets = self._span_metrics.buckets
         return prepare(batch, self.span_encoder, buckets, keep, self.span_matcher)
 
@@ -201,8 +205,7 @@ class Pipeline:
         own: list[Derived] = []
         for batch in batches:
             if isinstance(batch, Batch):
-                keep = self.head.sampled if self.head is not None else None
-                batch = prepare(batch, self.span_encoder, self._span_metrics.buckets, keep)
+                batch = self.prepare(batch, count=False)
             spans = batch.encoded_spans
             own.append(
                 Derived(

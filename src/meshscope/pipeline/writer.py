@@ -200,10 +200,10 @@ class BatchWriter:
                     deadline = taken[0].queued_at + self.settings.linger_s
                 part = self._derive(taken)
                 if part is not None:
-                    jobs += taken
-                    items += sum(len(job.batch) for job in taken)
-                    derived.extend(part[0])
-                    observers.append(part[1])
+                    jobs += part[0]
+                    items += sum(len(job.batch) for job in part[0])
+                    derived.extend(part[1])
+                    observers.append(part[2])
             if not jobs or self._ready(items, deadline):
                 break
 
@@ -253,24 +253,52 @@ class BatchWriter:
             items += len(job.batch)
         return taken
 
-    def _derive(self, jobs: list[_Job]) -> tuple[Derived, Callable[[], None]] | None:
-        """Derive from the jobs' batches; on failure answer them with the error (None)."""
+    def _derive(self, jobs: list[_Job]) -> tuple[list[_Job], Derived, Callable[[], None]] | None:
+        """Derive from the jobs' batches: the jobs taken and what they write. A batch whose
+        rows cannot be encoded is answered alone (`_prepare_each`); if deriving fails, all
+        are answered with the error (None)."""
+        raw = [job for job in jobs if not isinstance(job.batch, Prepared)]
+        prepared = [job.batch for job in jobs if isinstance(job.batch, Prepared)]
+        if raw:
+            try:
+                merged = Batch()
+                for job in raw:
+                    merged.extend(job.batch)  # type: ignore[arg-type]
+                prepared.append(self.pipeline.prepare(merged))
+            except Exception as exc:
+                log.warning("preparing %d batches failed (%s); retrying each alone", len(raw), exc)
+                kept = self._prepare_each(raw)
+                prepared += [part for _, part in kept]
+                bad = {id(job) for job in raw} - {id(job) for job, _ in kept}
+                jobs = [job for job in jobs if id(job) not in bad]
+                if not jobs:
+                    return None
         try:
-            raw = Batch()
-            prepared: list[Prepared] = []
-            for job in jobs:
-                if isinstance(job.batch, Prepared):
-                    prepared.append(job.batch)
-                else:
-                    raw.extend(job.batch)
-            if len(raw):
-                prepared.append(self.pipeline.prepare(raw))
-            return self.pipeline.derive_deferred(prepared)
+            return (jobs, *self.pipeline.derive_deferred(prepared))
         except Exception as exc:
             items = sum(len(job.batch) for job in jobs)
             log.exception("deriving from %d items failed", items)
             self._finish(_Group(jobs, items, None), UnavailableError(f"pipeline failed: {exc}"))
             return None
+
+    def _prepare_each(self, jobs: list[_Job]) -> list[tuple[_Job, Prepared]]:
+        """Prepare raw batches one by one (the slow path after preparing them together
+        failed); answer those that fail alone with UnstorableError (400)."""
+        kept: list[tuple[_Job, Prepared]] = []
+        for job in jobs:
+            assert isinstance(job.batch, Batch)
+            try:
+                kept.append((job, self.pipeline.prepare(job.batch, count=False)))
+            except Exception as exc:
+                log.error(
+                    "a decoder let through an item the store cannot hold (a bug; the "
+                    "request is refused): %s: %s",
+                    type(exc).__name__,
+                    exc,
+                )
+                error = UnstorableError(f"a value cannot be stored: {exc}")
+                self._finish(_Group([job], len(job.batch), None), error)
+        return kept
 
     def _run(self) -> None:
         next_flush = time.monotonic() + self.settings.flush_interval_s
