@@ -10,8 +10,9 @@ model path's (tests/ingest/test_otlp_direct.py checks it, request by request).
 The request is parsed with `otlp_lazy.LazyTraceRequest`, where attributes stay encoded: each
 distinct encoded pair is decoded once (with the real `KeyValue` class, so an invalid pair
 still makes the request invalid) into its key, value, stored text and type letter, and
-found again by its bytes (bounded cache, scalars only). Nesting depth is counted per pair
-there, so a pair nested ~5 levels deeper than the generated classes accept is taken.
+found again by its bytes (bounded cache, scalars only). A pair parsed alone starts at depth 1,
+so its nesting is measured and refused past the depth the generated classes refuse inside a
+whole request (the same bytes get the same verdict on every path).
 """
 
 from __future__ import annotations
@@ -64,8 +65,24 @@ _PAIRS_MAX = 65_536
 _PAIR_MAX_BYTES = 256
 
 
-def _pair(raw: bytes) -> Pair:
-    """Decode one encoded `KeyValue` (remembered when it is a small scalar)."""
+# upb refuses a request nested past this many messages (measured: a span's KeyValue sits
+# under 4 messages, an event's or link's under 5).
+_MAX_DEPTH = 101
+SPAN_BASE, ITEM_BASE = 4, 5
+
+
+def _messages(value: AttrValue) -> int:
+    """How many messages deep the AnyValue holding `value` is, itself included."""
+    if isinstance(value, list):
+        return 2 + max(map(_messages, value), default=0)
+    if isinstance(value, dict):
+        return 2 + (1 + max(map(_messages, value.values())) if value else 0)
+    return 1
+
+
+def _pair(raw: bytes, base: int) -> Pair:
+    """Decode one encoded `KeyValue` found under `base` messages (remembered when it is a
+    small scalar)."""
     try:
         kv = KeyValue.FromString(raw)
     except (ProtobufDecodeError, ValueError, TypeError, RecursionError) as exc:
@@ -74,6 +91,8 @@ def _pair(raw: bytes) -> Pair:
     which = value.WhichOneof("value")
     if which == "array_value" or which == "kvlist_value":
         built = any_value(value)  # rebuilt every time: lists and maps are mutable
+        if base + 1 + _messages(built) > _MAX_DEPTH:
+            raise DecodeError(f"invalid protobuf {_WHAT}: an attribute is nested too deeply")
         return (kv.key, built, *text_and_tag(built))
     scalar: AttrValue = None if which is None else getattr(value, which)
     pair = (kv.key, scalar, *text_and_tag(scalar))
@@ -84,14 +103,16 @@ def _pair(raw: bytes) -> Pair:
     return pair
 
 
-def _attributes(raws: Iterable[bytes], columns: AttrColumns) -> dict[str, AttrValue]:
+def _attributes(
+    raws: Iterable[bytes], columns: AttrColumns, base: int = SPAN_BASE
+) -> dict[str, AttrValue]:
     """Decode encoded pairs into a dict (a later duplicate key wins, as in `attributes`)
     and append the same row to `columns` that `columns.add(that dict)` would."""
     out: dict[str, AttrValue] = {}
     pairs: list[Pair] = []
     known = _PAIRS
     for raw in raws:
-        pair = known.get(raw) or _pair(raw)
+        pair = known.get(raw) or _pair(raw, base)
         out[pair[0]] = pair[1]
         pairs.append(pair)
     if len(out) != len(pairs):  # repeated keys: the dict's order and values
@@ -109,7 +130,7 @@ def _check_pairs(span: Any) -> None:
     scratch = AttrColumns()
     _attributes(span.attributes, scratch)
     for item in [*span.events, *span.links]:
-        _attributes(item.attributes, scratch)
+        _attributes(item.attributes, scratch, ITEM_BASE)
 
 
 def prepare_traces(
@@ -200,7 +221,7 @@ def prepare_resource_spans(
                     for event in events:
                         ev_time.append(event.time_unix_nano)
                         ev_name.append(event.name)
-                        _attributes(event.attributes, ev_columns)
+                        _attributes(event.attributes, ev_columns, ITEM_BASE)
                 ev_offsets.append(len(ev_time))
                 links = span.links
                 if links:
@@ -209,7 +230,7 @@ def prepare_resource_spans(
                         ln_hi.append(linked >> 64)
                         ln_lo.append(linked & _MASK64)
                         ln_span.append(int.from_bytes(link.span_id, "big"))
-                        _attributes(link.attributes, ln_columns)
+                        _attributes(link.attributes, ln_columns, ITEM_BASE)
                 ln_offsets.append(len(ln_hi))
                 duration = end - start if end > start else 0
                 trace_hex = trace_id.hex()
