@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
 )
 
 from meshscope.ingest.lokipb.push_pb2 import PushRequest
@@ -234,3 +235,60 @@ def test_hostile_clients_do_not_fail_valid_ones(tmp_path: Path) -> None:
             assert len(series.samples) == ROUNDS, name
     finally:
         storage.close()
+
+
+def _hostile_bodies() -> list[tuple[str, bytes]]:
+    """Trace requests whose verdict once differed between OTLP/HTTP and OTLP/gRPC."""
+    out: list[tuple[str, bytes]] = []
+    for seq in range(6):
+        out.append((f"hostile {seq}", _trace(7, seq, hostile=True).SerializeToString()))
+    bad_ids = _trace(7, 99, hostile=False)
+    bad_ids.resource_spans[0].scope_spans[0].spans[0].parent_span_id = b"\x01\x02\x03"
+    out.append(("short parent", bad_ids.SerializeToString()))
+    for depth in (46, 47):  # around the nesting the generated classes accept, in an event
+        nested = _trace(7, depth, hostile=False)
+        event = nested.resource_spans[0].scope_spans[0].spans[0].events.add(name="e")
+        value = event.attributes.add(key="deep").value
+        for _ in range(depth):
+            value = value.array_value.values.add()
+        value.array_value.SetInParent()
+        out.append((f"nested {depth}", nested.SerializeToString()))
+    out.append(("garbage", b"\x0a\x05\x01"))
+    return out
+
+
+def test_grpc_and_http_give_the_same_verdict_for_the_same_bytes(tmp_path: Path) -> None:
+    ports = Ports()
+    verdicts: dict[str, tuple[tuple[object, ...], tuple[object, ...]]] = {}
+    with (
+        serve(tmp_path / "same.duckdb", ports),
+        grpc.insecure_channel(f"127.0.0.1:{ports.otlp_grpc}") as channel,
+    ):
+        export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        for name, body in _hostile_bodies():
+            status, answer = _post(ports.otlp_http, "/v1/traces", body, "application/x-protobuf")
+            if status == 200:
+                partial = ExportTraceServiceResponse.FromString(answer).partial_success
+                via_http: tuple[object, ...] = ("ok", partial.rejected_spans, partial.error_message)
+            else:
+                via_http = ("refused", status)
+            try:
+                reply = export(body, timeout=30)
+            except grpc.RpcError as error:
+                code = error.code()
+                via_grpc: tuple[object, ...] = (
+                    "refused",
+                    400 if code == grpc.StatusCode.INVALID_ARGUMENT else code,
+                )
+            else:
+                partial = ExportTraceServiceResponse.FromString(reply).partial_success
+                via_grpc = ("ok", partial.rejected_spans, partial.error_message)
+            verdicts[name] = (via_http, via_grpc)
+    assert {name: http for name, (http, grpc_) in verdicts.items() if http != grpc_} == {}
+    assert verdicts["hostile 0"][0] == (
+        "ok",
+        1,
+        "rejected 1 spans: start and end times must be below 2^63 ns (year 2262)",
+    )
+    assert verdicts["nested 46"][0][0] == "ok"
+    assert verdicts["nested 47"][0] == verdicts["garbage"][0] == ("refused", 400)
