@@ -16,6 +16,10 @@ store thread is free (so the slower the commits, the larger the groups, and neit
 waits for the other while there is work). Only when the store thread is idle and ingest
 workers still hold admitted batches (`expect_from`) does a group linger for them, briefly.
 The writer thread also flushes derived metrics on an interval and applies retention.
+
+One bad batch must not fail its neighbours: decoders refuse what the store cannot hold, and
+should one slip through, a failed group transaction is retried one request per transaction
+(the slow path, `_isolate`), so only that request is refused.
 """
 
 from __future__ import annotations
