@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from meshscope.api.log_search import newest_logs
+from meshscope.api.log_search import log_search_routes, newest_logs
 from meshscope.model.logs import LogRecord, Severity
 from meshscope.store.base import LogQuery
+from meshscope.store.factory import open_storage
 from meshscope.store.memory import MemoryLogStore
 from tests.ui.known_data import ERROR_EVERY, FROM_MS, TO_MS, TRACES, known_app, trace_id
 
@@ -74,3 +77,18 @@ def test_paging_keeps_every_record_at_a_shared_instant() -> None:
     assert [r.time_ns for r in everything] == [2000] * 600 + [1000] * 700
     warn = newest_logs(store, LogQuery(end_ns=3000), Severity.WARN, 2000, page=500)
     assert len(warn) == 600
+
+
+def test_ids_with_leading_zeros_keep_every_digit(tmp_path: Path) -> None:
+    """DuckDB keeps ids as integers: the JSON must still carry 32 and 16 hex digits."""
+    storage = open_storage("duckdb", str(tmp_path / "store.duckdb"))
+    try:
+        trace, span = "00f1" + "0" * 12 + "0e2d3c4b5a697887", "0bab262c5160c1d7"
+        storage.logs.write_logs(
+            [LogRecord(1500 * 10**6, "x", "s", Severity.INFO, "INFO", trace, span)]
+        )
+        client = TestClient(Starlette(routes=log_search_routes(storage)))
+        data = client.get("/api/meshscope/logs", params={"start": 1000, "end": 2000}).json()["data"]
+        assert [(r["traceID"], r["spanID"]) for r in data] == [(trace, span)]
+    finally:
+        storage.close()

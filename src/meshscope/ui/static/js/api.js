@@ -29,7 +29,8 @@ export function promString(value) {
 }
 
 export const api = {
-  services: async () => (await getJSON("/api/services")).data || [],
+  // Sorted by name: the Jaeger API answers them in no particular order.
+  services: async () => ((await getJSON("/api/services")).data || []).sort((a, b) => a.localeCompare(b)),
   operations: async (service) => (await getJSON(`/api/services/${enc(service)}/operations`)).data || [],
   red: async (params) => (await getJSON(`/api/meshscope/red?${qs(params)}`)).data,
   // RED per interval from the span metrics: {times (ms, interval ends), series: [{service,

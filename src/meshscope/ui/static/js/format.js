@@ -66,10 +66,13 @@ export function serviceColor(name) {
   return PALETTE[hash % PALETTE.length];
 }
 
-// An id without the padding of 64-bit ids: at least 8, at most 16 hex digits.
+// An id as 16 hex digits, leading zeros kept (they are part of the id): a span id whole; a
+// trace id by its low half when the high half is zero (a 64-bit id of a Zipkin or Jaeger
+// client), else by its first 16 digits.
 export function shortId(id) {
-  const bare = String(id).replace(/^0+/, "");
-  return (bare.length < 8 ? bare.padStart(8, "0") : bare).slice(0, 16);
+  const hex = String(id);
+  if (hex.length <= 16) return hex.padStart(16, "0");
+  return /^0{16}/.test(hex) ? hex.slice(16) : hex.slice(0, 16);
 }
 
 // How the percentiles of `rows` (RED rows with `percentileError`) were computed, for a note

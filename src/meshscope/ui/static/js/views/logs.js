@@ -19,8 +19,8 @@ export function logTable(logs, ctx, { onSpan } = {}) {
           attrs.map(([k, v]) => h("span", { class: "chip attr" }, `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`))),
         h("td", { class: "nowrap" }, l.traceID
           ? (onSpan && l.spanID
-            ? h("a", { href: ctx.withParams({ span: l.spanID }), class: "mono", onclick: (e) => { e.preventDefault(); onSpan(l.spanID); } }, `span ${shortId(l.spanID)}`)
-            : h("a", { class: "mono trace-link", href: ctx.href("trace", l.traceID, l.spanID ? { span: l.spanID } : {}) }, shortId(l.traceID)))
+            ? h("a", { href: ctx.withParams({ span: l.spanID }), class: "mono span-link", title: l.spanID, onclick: (e) => { e.preventDefault(); onSpan(l.spanID); } }, `span ${shortId(l.spanID)}`)
+            : h("a", { class: "mono trace-link", title: l.traceID, href: ctx.href("trace", l.traceID, l.spanID ? { span: l.spanID } : {}) }, shortId(l.traceID)))
           : h("span", { class: "muted" }, "–")));
     })));
 }

@@ -19,7 +19,10 @@ export async function render(root, ctx) {
   const { range } = ctx;
   const p = ctx.route.params;
   const services = await api.services();
-  const service = p.get("service") || services[0] || "";
+  // No default service: the search needs one (Jaeger's API has no "all services"), so until
+  // the URL names one the form asks for it. A service no longer reported keeps its option.
+  const service = p.get("service") || "";
+  const choices = service && !services.includes(service) ? [...services, service] : services;
   const operations = service ? await api.operations(service).catch(() => []) : [];
   const form = h("form", { class: "search-form card", onsubmit: (e) => {
     e.preventDefault();
@@ -29,7 +32,7 @@ export async function render(root, ctx) {
     if (changes.service !== service) changes.operation = changes.operation && operations.includes(changes.operation) ? changes.operation : null;
     ctx.navigate(ctx.withParams(changes));
   } },
-    field("Service", select("service", services.map((s) => [s, s]), service)),
+    field("Service", select("service", [["", "Choose a service…"], ...choices.map((s) => [s, s])], service)),
     field("Operation", select("operation", [["", "All operations"], ...operations.sort().map((o) => [o, o])], p.get("operation") || "")),
     field("Tags", h("input", { name: "tags", placeholder: "http.status_code=500 customer.tier=gold", value: p.get("tags") || "" })),
     field("Min duration", h("input", { name: "minDuration", placeholder: "e.g. 100ms", value: p.get("minDuration") || "", size: 8 })),
@@ -42,7 +45,9 @@ export async function render(root, ctx) {
   const body = h("div", {}, loading("Searching…"));
   root.append(body);
   if (!service) {
-    clear(body).append(empty("No services yet.", "Traces appear here once spans are received."));
+    clear(body).append(services.length
+      ? empty("Choose a service to search its traces.", `${services.length} service${services.length === 1 ? "" : "s"} reported spans.`)
+      : empty("No services yet.", "Traces appear here once spans are received."));
     return null;
   }
   const tags = parseTags(p.get("tags"));
@@ -72,7 +77,7 @@ export async function render(root, ctx) {
     h("tbody", {}, rows.map((r) => h("tr", { class: r.errorCount ? "has-error" : "", dataset: { trace: r.traceID } },
       h("td", {}, h("a", { class: "trace-link", href: ctx.href("trace", r.traceID) },
         h("span", { class: "root-service", style: { color: serviceColor(r.rootService) } }, r.rootService), ": ",
-        h("span", { class: "root-op" }, r.rootOperation)), h("div", { class: "mono muted" }, shortId(r.traceID))),
+        h("span", { class: "root-op" }, r.rootOperation)), h("div", { class: "mono muted trace-id", title: r.traceID }, shortId(r.traceID))),
       h("td", { title: dateTime(r.startUs / 1000) }, clock(r.startUs / 1000)),
       h("td", { class: "duration-cell" }, h("div", { class: "mini-bar" }, h("div", { class: r.errorCount ? "bad" : "", style: { width: `${Math.max(2, (100 * r.durationUs) / maxDuration)}%` } })),
         h("span", { class: "num" }, duration(r.durationUs / 1000))),

@@ -1,0 +1,128 @@
+"""Details of the UI measured in chromium: ids keep their leading zeros, the trace search asks
+for a service instead of picking one, time-axis labels never overlap, sparkline cells line up
+with the other cells of their row."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+import pytest
+
+from tests.ui.browser import CHROMIUM, Tab
+from tests.ui.known_data import FROM_MS, RANGE, TRACES, span_id, trace_id
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium", allow_module_level=True)
+pytest.importorskip("playwright.sync_api", reason="the Python package playwright is missing")
+from playwright.sync_api import expect
+
+# The x-axis labels of the uPlot charts inside `selector`, as boxes: uPlot draws them on its
+# canvas, so each box is the label's text measured in the axis font, centred on its tick.
+AXIS_LABELS = """(selector) => {
+  const measure = document.createElement("canvas").getContext("2d");
+  return [...window.meshscope.charts].filter((u) => u.root.closest(selector)).map((u) => {
+    const axis = u.axes[0];
+    const px = (size) => `${parseFloat(size) / devicePixelRatio}px`;  // uPlot scales the font
+    measure.font = axis.font[0].replace(/^[\\d.]+px/, px);
+    return axis._splits.map((value, i) => {
+      const text = String(axis._values[i] ?? "");
+      const width = Math.max(...text.split("\\n").map((line) => measure.measureText(line).width));
+      const x = u.valToPos(value, "x");
+      return { text, left: x - width / 2, right: x + width / 2 };
+    }).filter((box) => box.text);
+  });
+}"""
+
+# Vertical centres (px) in a row: each cell, its text (or the number beside a sparkline) and
+# its sparkline.
+ROW_CENTRES = """(row) => {
+  const centre = (r) => r.top + r.height / 2;
+  const text = (el) => {
+    const r = document.createRange();
+    r.selectNodeContents(el);
+    return r.getBoundingClientRect();
+  };
+  return [...document.querySelector(row).querySelectorAll("td[data-col]")].map((td) => {
+    const spark = td.querySelector(".spark");
+    return { col: td.dataset.col, cell: centre(td.getBoundingClientRect()),
+      text: centre(text(td.querySelector(".cell-spark > span") || td)),
+      spark: spark ? centre(spark.getBoundingClientRect()) : null };
+  });
+}"""
+
+
+def test_span_and_trace_ids_keep_leading_zeros(tab: Tab) -> None:
+    n = 39
+    page = tab.page
+    tab.open(f"/trace/{trace_id(n)}", "trace")
+    link = page.locator("#trace-logs a", has_text="span ").first
+    expect(link).to_have_text(f"span {span_id(n, 2)}")  # 16 digits, zeros and all
+    tab.open(f"/logs?service=cart&q=order {n}&{RANGE}", "logs")
+    link = page.locator(".logs-table a.trace-link").first
+    expect(link).to_have_attribute("title", trace_id(n))
+    expect(link).to_have_text(trace_id(n)[16:])  # a 64-bit trace id: its low half
+    tab.open(f"/traces?service=cart&{RANGE}", "traces")
+    row = page.locator(f'tr[data-trace="{trace_id(n)}"]')
+    expect(row.locator(".mono")).to_have_text(trace_id(n)[16:])
+
+
+def test_trace_search_asks_for_a_service_from_a_sorted_list(tab: Tab) -> None:
+    tab.open(f"/traces?{RANGE}", "traces")
+    page = tab.page
+    select = page.locator("select[name=service]")
+    options = select.locator("option").all_text_contents()
+    assert options == ["Choose a service…", "cart", "frontend"]  # reported frontend first
+    expect(select).to_have_value("")
+    expect(page.locator(".state.empty")).to_contain_text("Choose a service")
+    expect(page.locator(".traces-table")).to_have_count(0)  # nothing searched on a guess
+    select.select_option("frontend")
+    tab.ready("traces")
+    assert "service=frontend" in page.url
+    expect(page.locator(".result-count")).to_have_text(f"{TRACES} traces")
+    page.reload()  # the choice is URL state
+    tab.ready("traces")
+    expect(page.locator("select[name=service]")).to_have_value("frontend")
+    tab.open(f"/traces?service=gone&{RANGE}", "traces")  # a service no longer reported
+    expect(page.locator("select[name=service]")).to_have_value("gone")
+
+
+def overlaps(boxes: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(a["text"], b["text"]) for a, b in pairwise(boxes) if b["left"] < a["right"]]
+
+
+@pytest.mark.parametrize("width", [640, 1024, 1400, 1920])
+def test_time_axis_labels_do_not_overlap(tab: Tab, width: int) -> None:
+    page = tab.page
+    page.set_viewport_size({"width": width, "height": 900})
+    searches = ["", "&limit=20", "&limit=1"]  # 10 minutes of traces, 5 minutes, one point
+    for search in searches:
+        tab.open(f"/traces?service=cart{search}&{RANGE}", "traces")
+        page.wait_for_timeout(100)  # the chart draws once attached
+        charts = page.evaluate(AXIS_LABELS, ".scatter")
+        assert len(charts) == 1 and charts[0], search
+        assert overlaps(charts[0]) == [], (search, [b["text"] for b in charts[0]])
+    one_minute = f"from={FROM_MS}&to={FROM_MS + 60_000}"
+    for time_range in [RANGE, one_minute, "range=6h", "range=7d"]:
+        tab.open(f"/service/cart?{time_range}", "service")
+        page.wait_for_selector(".page[data-complete]")
+        page.wait_for_timeout(100)
+        charts = page.evaluate(AXIS_LABELS, ".chart-grid")
+        assert len(charts) == 3, time_range
+        for boxes in charts:
+            assert boxes, time_range
+            assert overlaps(boxes) == [], (time_range, [b["text"] for b in boxes])
+
+
+def test_sparkline_cells_line_up_with_their_row(tab: Tab) -> None:
+    tab.open(f"/services?{RANGE}", "services")
+    page = tab.page
+    page.wait_for_selector(".page[data-complete]")
+    for service in ("cart", "frontend"):
+        cells = page.evaluate(ROW_CENTRES, f'tr[data-service="{service}"]')
+        plain = [c["text"] for c in cells if c["spark"] is None]  # p50, p95: text only
+        assert plain and len([c for c in cells if c["spark"] is not None]) >= 3
+        for c in cells:
+            assert abs(c["text"] - plain[0]) <= 1, (service, c)
+            if c["spark"] is not None:
+                assert abs(c["spark"] - c["cell"]) <= 1, (service, c)
