@@ -33,7 +33,8 @@ def test_env_overrides_file(tmp_path: Path) -> None:
     [
         ("nope:\n  a: 1\n", "unknown config section 'nope'"),
         ("server:\n  color: red\n", "unknown setting server.color"),
-        ("server:\n  ui_port: high\n", "server.ui_port must be a int"),
+        ("server:\n  ui_port: high\n", "server.ui_port must be an integer, got 'high'"),
+        ("server:\n  host: 1\n", "server.host must be a string, got 1"),
         ("server:\n  ui_port: 70000\n", "must be a port number"),
         ("storage:\n  kind: cassandra\n", "storage.kind must be memory or duckdb"),
         ("storage:\n  retention_hours: 0\n", "retention_hours must be > 0"),

@@ -141,6 +141,10 @@ def _build(raw: Mapping[str, Any]) -> Config:
     return config
 
 
+# What a setting of each type must be, in words (the type names read "a int", "a str").
+_KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
 def _build_section(section: str, cls: type[Any], values: Mapping[str, Any]) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
@@ -152,9 +156,8 @@ def _build_section(section: str, cls: type[Any], values: Mapping[str, Any]) -> A
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if type(value) is not expected:
-            raise ConfigError(
-                f"setting {section}.{name} must be a {expected.__name__}, got {value!r}"
-            )
+            kind = _KINDS.get(expected, expected.__name__)
+            raise ConfigError(f"setting {section}.{name} must be {kind}, got {value!r}")
         kwargs[name] = value
     return cls(**kwargs)
 

@@ -7,13 +7,29 @@ import sys
 
 import structlog
 
+# uvicorn passes its message again with ANSI colour codes as `extra`; the JSON has the plain one.
+_DROPPED_EXTRAS = ("color_message",)
+# Libraries whose loggers may have been given handlers of their own (uvicorn's default config
+# does that): their records go through the root's one handler instead, once.
+_LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+
+def _drop_extras(
+    logger: object, method: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    for key in _DROPPED_EXTRAS:
+        event.pop(key, None)
+    return event
+
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """JSON lines on stderr with timestamp, level, logger and any bound or `extra` fields."""
+    """JSON lines on stderr with timestamp, level, logger and any bound or `extra` fields,
+    one handler for every logger."""
     processors: list[structlog.types.Processor] = [
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
+        _drop_extras,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
     ]
@@ -29,3 +45,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in _LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers.clear()
+        library.propagate = True

@@ -7,11 +7,13 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 from collections.abc import Iterator
 
 import uvicorn
 
+from meshscope import __version__
 from meshscope.app import App, build
 from meshscope.config import Config
 from meshscope.logs import configure_logging
@@ -42,19 +44,33 @@ def apply_cli(config: Config, args: argparse.Namespace) -> Config:
 
 def serve(config: Config, args: argparse.Namespace) -> int:
     configure_logging()
+    log.info("starting", extra={"version": __version__, "pid": os.getpid()})
     config = apply_cli(config, args)
     app = build(config)
     app.start()
     try:
-        asyncio.run(_serve(app))
+        listening = asyncio.run(_serve(app))
     finally:
         app.stop()
         log.info("stopped")
-    return 0
+    return 0 if listening else 1
 
 
-async def _serve(app: App) -> None:
+async def _listen(instance: _Listener) -> None:
+    """Serve until told to exit; a failed bind ends here (uvicorn logs why and raises
+    SystemExit, which would otherwise escape the event loop with a traceback)."""
+    with contextlib.suppress(SystemExit):
+        await instance.serve()
+
+
+async def _serve(app: App) -> bool:
+    """Serve until SIGINT or SIGTERM; False at once when a listener cannot bind."""
     from meshscope.ingest.grpc import start_grpc_server
+
+    # Each listener is a uvicorn server, and each logs the same process events ("Started server
+    # process", "Application startup complete", ...) at INFO: meshscope logs each listener once
+    # itself, and uvicorn's warnings and errors (a port in use) still come through.
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
     server = app.config.server
     listeners = [
@@ -64,7 +80,9 @@ async def _serve(app: App) -> None:
     ]
     servers = [
         _Listener(
-            uvicorn.Config(asgi, host=server.host, port=port, log_config=None, access_log=False)
+            uvicorn.Config(
+                asgi, host=server.host, port=port, log_config=None, access_log=False, lifespan="off"
+            )
         )
         for asgi, port, _ in listeners
     ]
@@ -75,13 +93,22 @@ async def _serve(app: App) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    tasks = [asyncio.create_task(instance.serve()) for instance in servers]
+    tasks = [asyncio.create_task(_listen(instance)) for instance in servers]
     tasks.append(asyncio.create_task(app.scraper.run(stop)))
-    for _, port, name in listeners:
-        log.info("listening", extra={"listener": name, "port": port})
     log.info("listening", extra={"listener": "otlp-grpc", "port": server.otlp_grpc_port})
+    listening = True
+    for (_, port, name), instance, task in zip(listeners, servers, tasks, strict=False):
+        while not instance.started and not task.done():  # bound, or failed (uvicorn logs why)
+            await asyncio.sleep(0.01)
+        if instance.started:
+            log.info("listening", extra={"listener": name, "port": port})
+        else:
+            log.error("cannot listen", extra={"listener": name, "port": port})
+            listening = False
+            stop.set()
     await stop.wait()
     for instance in servers:
         instance.should_exit = True
     await grpc_server.stop(grace=5)
     await asyncio.gather(*tasks, return_exceptions=True)
+    return listening

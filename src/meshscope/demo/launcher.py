@@ -86,10 +86,14 @@ def stop_children(children: list[Child]) -> None:
 
 
 def _banner(settings: DemoSettings, config: Config | None, logs: str) -> str:
-    ui = f"http://{config.server.host}:{config.server.ui_port}" if config else "(external)"
+    if config is not None:
+        ui = f"http://{config.server.host}:{config.server.ui_port}"
+        meshscope = f"  meshscope UI and APIs   {ui}   (e.g. {ui}/api/services)"
+    else:  # a meshscope started elsewhere: its UI's address is not known here
+        meshscope = f"  telemetry sent to       {settings.otlp_endpoint}   (OTLP/HTTP)"
     lines = [
         "meshscope demo is running (Ctrl-C stops everything)",
-        f"  meshscope UI and APIs   {ui}   (e.g. {ui}/api/services)",
+        meshscope,
         f"  mesh entry (web)        {settings.entry_url}/checkout",
         f"  fault switch            {settings.url(settings.control_port)}/faults",
         f"  traffic                 {settings.url(settings.control_port)}/traffic "
