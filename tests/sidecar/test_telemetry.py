@@ -67,7 +67,8 @@ def test_a_request_through_two_sidecars_is_one_trace_with_correct_parents(mesh: 
     ).json()  # fmt: skip
     _, seen_trace, web_server_id, _ = inbound["headers"]["traceparent"].split("-")
     assert seen_trace == trace_id
-    assert inbound["headers"]["tracestate"] == "k=v"
+    # The caller's tracestate goes on, behind the sidecar's own entry (sidecar_mark).
+    assert inbound["headers"]["tracestate"] == f"meshscope={web_server_id},k=v"
     # The web application calls api through its egress, propagating its context:
     outbound = httpx.post(
         f"{mesh.egress}/api/echo/charge?x=1",
@@ -98,7 +99,9 @@ def test_a_request_through_two_sidecars_is_one_trace_with_correct_parents(mesh: 
     assert client.attributes["peer.service"] == "api"
     assert client.attributes["url.path"] == "/echo/charge"
     assert api.attributes["source.service"] == "web"
-    assert server.trace_state == "k=v"
+    assert server.trace_state == f"meshscope={web_server_id},k=v"
+    assert server.attributes["meshscope.sidecar"] is True
+    assert client.attributes["meshscope.sidecar"] is True
     assert server.start_ns <= client.start_ns <= api.start_ns <= api.end_ns <= client.end_ns
 
     # The pipeline paired web's CLIENT with api's SERVER span: one edge, one access log;

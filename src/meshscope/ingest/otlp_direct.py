@@ -40,6 +40,7 @@ from meshscope.pipeline.derive.servicegraph import side_fields
 from meshscope.pipeline.derive.spanmetrics import (
     DEFAULT_BUCKETS_MS,
     PartialRows,
+    counted_kind,
     freeze,
     new_row,
     tally,
@@ -250,7 +251,12 @@ def prepare_resource_spans(
                     )
                 )
                 # As `span_partials` counts a span (same key, same arithmetic).
-                key = (service, kind, name, code)
+                trace_state = span.trace_state
+                if trace_state:
+                    counted = counted_kind(kind, "" if root else parent.hex(), trace_state)
+                    key = (service, counted, name, code)
+                else:
+                    key = (service, kind, name, code)
                 partial = partials.get(key)
                 if partial is None:
                     partial = partials[key] = new_row(width)

@@ -24,6 +24,7 @@ from aiohttp import web
 from meshscope.model.calls import Call
 from meshscope.model.ids import new_span_id, new_trace_id
 from meshscope.model.logs import LogRecord
+from meshscope.model.sidecar_mark import sidecar_trace_state
 from meshscope.pipeline.derive.accesslog import access_log
 from meshscope.sidecar.context import CONTEXT_HEADERS, Format, extract, inject
 from meshscope.sidecar.export import Exporter
@@ -80,6 +81,8 @@ class Sidecar:
     async def inbound(self, request: web.BaseRequest) -> web.StreamResponse:
         t0 = time.perf_counter()
         exchange, fmt = _exchange(request, new_span_id())
+        # An instrumented application's SERVER span inherits this entry: see sidecar_mark.
+        exchange.trace_state = sidecar_trace_state(exchange.trace_state, exchange.span_id)
         source = request.headers.get(SOURCE_HEADER, "")
         headers = request_headers(request.headers, _DROP)
         inject(headers, exchange.trace_id, exchange.span_id, exchange.sampled,

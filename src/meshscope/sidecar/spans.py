@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from meshscope.model.attributes import AttrValue
 from meshscope.model.ids import FLAG_SAMPLED
+from meshscope.model.sidecar_mark import SIDECAR_ATTRIBUTE
 from meshscope.model.spans import Span, SpanKind, StatusCode
 from meshscope.sidecar.proxy import Outcome
 
@@ -47,6 +48,7 @@ class Exchange:
 
 def _http_attributes(exchange: Exchange, outcome: Outcome) -> dict[str, AttrValue]:
     attributes: dict[str, AttrValue] = {
+        SIDECAR_ATTRIBUTE: True,
         "http.request.method": exchange.method,
         "url.path": exchange.path,
         "url.scheme": "http",

@@ -2,7 +2,8 @@
 
 `calls_total{service_name, span_name, span_kind, status_code}` and the histogram
 `duration_milliseconds` (exposed as `_bucket`/`_sum`/`_count`) with the connector's default
-buckets, so Grafana and Jaeger's Monitor tab work unchanged.
+buckets, so Grafana and Jaeger's Monitor tab work unchanged. One exception: an application's
+SERVER span made behind a meshscope sidecar is counted as INTERNAL (model/sidecar_mark.py).
 
 Spans are first reduced to `SpanPartials` (per label set: count, sum, bucket counts and an
 exponential histogram), which ingest workers compute next to decoding; the owner only merges
@@ -20,6 +21,7 @@ from typing import Any, cast
 
 from meshscope.model.exphistogram import MAX_SCALE, index_factor
 from meshscope.model.metrics import Labels, MetricType
+from meshscope.model.sidecar_mark import behind_sidecar
 from meshscope.model.spans import Span, SpanKind, StatusCode
 from meshscope.pipeline.derive.registry import MetricsRegistry, Series
 
@@ -86,6 +88,13 @@ def _labels(key: SpanKey) -> Labels:
     )
 
 
+def counted_kind(kind: int, parent_span_id: str, trace_state: str) -> int:
+    """The kind a span is counted under: its own, except an application's SERVER span behind
+    a meshscope sidecar, counted as INTERNAL because the sidecar's SERVER span counts the
+    request (docs/sidecar.md). Only spans with a tracestate need asking."""
+    return SpanKind.INTERNAL if behind_sidecar(kind, parent_span_id, trace_state) else kind
+
+
 def span_partials(
     spans: Sequence[Span], buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS
 ) -> SpanPartials:
@@ -93,7 +102,10 @@ def span_partials(
     out: PartialRows = {}
     width = len(buckets_ms) + 1
     for span in spans:
-        key = (span.service, span.kind, span.name, span.status_code)
+        kind = span.kind
+        if span.trace_state:
+            kind = counted_kind(kind, span.parent_span_id, span.trace_state)
+        key = (span.service, kind, span.name, span.status_code)
         row = out.get(key)
         if row is None:
             row = out[key] = new_row(width)
