@@ -102,7 +102,7 @@ def span_partials(
     out: PartialRows = {}
     width = len(buckets_ms) + 1
     for span in spans:
-        kind = span.kind
+        kind: int = span.kind
         if span.trace_state:
             kind = counted_kind(kind, span.parent_span_id, span.trace_state)
         key = (span.service, kind, span.name, span.status_code)
