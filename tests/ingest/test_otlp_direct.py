@@ -191,3 +191,28 @@ def test_an_invalid_pair_makes_the_request_invalid_as_in_the_model_path(
 def test_valid_encoded_pairs_are_read_as_the_generated_classes_read_them() -> None:
     body = lazy_body([GOOD, GOOD], ids_valid=True, where="span")  # a repeated key too
     assert_same(direct_path(body), model_path(body))
+
+
+def test_a_server_span_behind_a_sidecar_is_counted_as_internal_alike() -> None:
+    """sidecar_mark: the application's SERVER span whose `meshscope` tracestate entry names
+    its parent counts as INTERNAL; a SERVER span whose entry names another span does not."""
+    request = ExportTraceServiceRequest()
+    rs = request.resource_spans.add()
+    rs.resource.attributes.add(key="service.name", value=AnyValue(string_value="api"))
+    proxy, own, other = b"\x0a" * 8, b"\x0b" * 8, b"\x0c" * 8
+    for name, span_id, parent, state in [
+        ("GET /orders/{id}", proxy, b"\x09" * 8, f"meshscope={proxy.hex()}"),
+        ("GET /orders/{order_id}", own, proxy, f"meshscope={proxy.hex()},k=v"),
+        ("GET /other", other, b"\x08" * 8, f"k=v, meshscope={proxy.hex()}"),
+    ]:
+        rs.scope_spans.add().spans.add(
+            trace_id=b"\x01" * 16, span_id=span_id, parent_span_id=parent, name=name,
+            kind=Span.SPAN_KIND_SERVER, start_time_unix_nano=10**9, end_time_unix_nano=2 * 10**9,
+            trace_state=state,
+        )  # fmt: skip
+    body = request.SerializeToString()
+    direct = direct_path(body)
+    assert_same(direct, model_path(body))
+    assert sorted((name, kind) for _, kind, name, _ in direct[0].span_metrics) == [
+        ("GET /orders/{id}", 2), ("GET /orders/{order_id}", 1), ("GET /other", 2),
+    ]  # fmt: skip
