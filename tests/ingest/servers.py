@@ -20,9 +20,11 @@ from meshscope.ingest.grpc import serve_grpc
 from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.otlp_http import otlp_http_routes
 from meshscope.ingest.sink import IngestSink, OverloadedError, UnavailableError
+from meshscope.ingest.workers import WorkerSettings, WorkerSink
 from meshscope.ingest.zipkin_http import zipkin_routes
 from meshscope.model.batch import Batch
 from meshscope.pipeline.chain import Pipeline
+from meshscope.pipeline.writer import BatchWriter, WriterSettings
 from meshscope.store.memory import MemoryStorage
 from tests.serving import serving
 
@@ -106,3 +108,23 @@ def running_grpc(sink: IngestSink, limits: IngestLimits | None = None) -> Iterat
 
 async def _stop(server: grpc.aio.Server) -> None:
     await server.stop(None)
+
+
+@contextmanager
+def worker_sink(
+    pipeline: Pipeline,
+    workers: WorkerSettings | None = None,
+    writer: WriterSettings | None = None,
+) -> Iterator[WorkerSink]:
+    """The real writer and ingest worker processes over `pipeline`, started; stopped after,
+    and the pipeline's store closed."""
+    batch_writer = BatchWriter(pipeline, writer or WriterSettings(flush_interval_s=3600))
+    sink = WorkerSink(batch_writer, workers or WorkerSettings(processes=1))
+    batch_writer.start()
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+        batch_writer.stop()
+        pipeline.storage.close()

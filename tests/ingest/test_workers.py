@@ -26,7 +26,7 @@ from meshscope.pipeline.writer import BatchWriter, WriterSettings
 from meshscope.store.base import LogQuery
 from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.memory import MemoryStorage
-from tests.ingest.servers import running_http
+from tests.ingest.servers import running_http, worker_sink
 
 JSON = "application/json"
 
@@ -45,17 +45,9 @@ def bodies() -> list[bytes]:
 
 @pytest.fixture
 def sink(tmp_path: Path) -> Iterator[WorkerSink]:
-    storage = DuckDBStorage(tmp_path / "w.duckdb")
-    writer = BatchWriter(Pipeline(storage, FixedClock()), WriterSettings(flush_interval_s=3600))
-    sink = WorkerSink(writer, WorkerSettings(processes=1, max_inflight_bytes=10**6))
-    writer.start()
-    sink.start()
-    try:
+    pipeline = Pipeline(DuckDBStorage(tmp_path / "w.duckdb"), FixedClock())
+    with worker_sink(pipeline, WorkerSettings(processes=1, max_inflight_bytes=10**6)) as sink:
         yield sink
-    finally:
-        sink.stop()
-        writer.stop()
-        storage.close()
 
 
 def test_worker_prepared_bodies_store_and_derive_like_the_in_process_path(

@@ -20,30 +20,20 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from meshscope.clock import SystemClock
 from meshscope.ingest.loadgen import build_requests
-from meshscope.ingest.workers import WorkerSettings, WorkerSink
+from meshscope.ingest.workers import WorkerSink
 from meshscope.pipeline.chain import Pipeline
-from meshscope.pipeline.writer import BatchWriter, WriterSettings
 from meshscope.store.duckdb import DuckDBStorage
 from tests.ingest.otel_sdk import make_logs, make_spans
 from tests.ingest.sdk_checks import assert_otlp_spans_stored, assert_sdk_logs_stored
-from tests.ingest.servers import HOST, running_grpc, running_http
+from tests.ingest.servers import HOST, running_grpc, running_http, worker_sink
 
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 @pytest.fixture
 def sink(tmp_path: Path) -> Iterator[WorkerSink]:
-    storage = DuckDBStorage(tmp_path / "t.duckdb")
-    writer = BatchWriter(Pipeline(storage, SystemClock()), WriterSettings(flush_interval_s=3600))
-    sink = WorkerSink(writer, WorkerSettings(processes=1))
-    writer.start()
-    sink.start()
-    try:
+    with worker_sink(Pipeline(DuckDBStorage(tmp_path / "t.duckdb"), SystemClock())) as sink:
         yield sink
-    finally:
-        sink.stop()
-        writer.stop()
-        storage.close()
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +81,7 @@ def test_grpc_and_http_store_the_same_requests_alike(tmp_path: Path) -> None:
     counts = []
     for transport in ("grpc", "http"):
         storage = DuckDBStorage(tmp_path / f"{transport}.duckdb")
-        writer = BatchWriter(
-            Pipeline(storage, SystemClock()), WriterSettings(flush_interval_s=3600)
-        )
-        sink = WorkerSink(writer, WorkerSettings(processes=1))
-        writer.start()
-        sink.start()
-        try:
+        with worker_sink(Pipeline(storage, SystemClock())) as sink:
             if transport == "grpc":
                 with running_grpc(sink) as port, grpc.insecure_channel(f"{HOST}:{port}") as channel:
                     export = channel.unary_unary(TRACE_EXPORT)
@@ -118,9 +102,5 @@ def test_grpc_and_http_store_the_same_requests_alike(tmp_path: Path) -> None:
                     assert bad.status_code == 400
             assert sink.prepared_bodies["traces"] == len(bodies)
             counts.append(storage.traces.span_counts())
-        finally:
-            sink.stop()
-            writer.stop()
-            storage.close()
     assert counts[0] == counts[1]
     assert sum(counts[0].values()) == 400

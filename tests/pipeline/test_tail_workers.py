@@ -20,10 +20,11 @@ from meshscope.ingest.workers import WorkerSettings, WorkerSink
 from meshscope.pipeline.chain import Pipeline
 from meshscope.pipeline.sampling.config import from_mapping
 from meshscope.pipeline.sampling.tail import TailSampler
-from meshscope.pipeline.writer import BatchWriter, WriterSettings
+from meshscope.pipeline.writer import WriterSettings
 from meshscope.store.base import Storage
 from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.memory import MemoryStorage
+from tests.ingest.servers import worker_sink
 
 TAIL = {
     "enabled": True,
@@ -81,11 +82,8 @@ def test_workers_and_the_in_process_path_keep_the_same_traces(tmp_path: Path) ->
     clock = ManualClock()
     storage = DuckDBStorage(tmp_path / "tail.duckdb")
     pipeline = Pipeline(storage, clock, tail=tail_sampler())
-    writer = BatchWriter(pipeline, WriterSettings(flush_interval_s=3600, tick_interval_s=0.05))
-    sink = WorkerSink(writer, WorkerSettings(processes=2))
-    writer.start()
-    sink.start()
-    try:
+    writer = WriterSettings(flush_interval_s=3600, tick_interval_s=0.05)
+    with worker_sink(pipeline, WorkerSettings(processes=2), writer) as sink:
 
         async def send() -> None:
             await asyncio.gather(
@@ -101,12 +99,8 @@ def test_workers_and_the_in_process_path_keep_the_same_traces(tmp_path: Path) ->
         while pipeline.tail.buffered_traces and time.monotonic() < deadline:
             time.sleep(0.05)
         assert pipeline.tail.buffered_traces == 0
-        writer.stop()  # commits what the last tick released
+        sink.writer.stop()  # commits what the last tick released
         got = stored(storage, set(sent))
-    finally:
-        sink.stop()
-        writer.stop()
-        storage.close()
     assert got == want
     assert all(count == sent[trace_id] for trace_id, count in got.items())  # never split
     assert 0 < len(got) < len(sent)
