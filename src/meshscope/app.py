@@ -38,7 +38,7 @@ from meshscope.pipeline.sampling.head import HeadSamplingFilter
 from meshscope.pipeline.sampling.tail import TailSampler
 from meshscope.pipeline.writer import BatchWriter, WriterSettings
 from meshscope.query.promql.queryable import MetricStoreQueryable
-from meshscope.store.base import Storage
+from meshscope.store.base import Maintained, Storage
 from meshscope.store.duckdb.warmup import parse_size
 from meshscope.store.factory import open_storage
 from meshscope.store.twophase import TwoPhaseStorage
@@ -112,7 +112,10 @@ def build(config: Config, clock: Clock | None = None) -> App:
         storage.expire(clock.now_ns() - retention_ns)
 
     writer = BatchWriter(
-        pipeline, WriterSettings(flush_interval_s=settings.flush_interval_seconds), apply_retention
+        pipeline,
+        WriterSettings(flush_interval_s=settings.flush_interval_seconds),
+        apply_retention,
+        maintenance=storage.maintain if isinstance(storage, Maintained) else None,
     )
     limits = IngestLimits()
     sink: IngestSink = writer

@@ -15,7 +15,8 @@ writer derives every batch that arrives into the next, which it hands over as so
 store thread is free (so the slower the commits, the larger the groups, and neither stage
 waits for the other while there is work). Only when the store thread is idle and ingest
 workers still hold admitted batches (`expect_from`) does a group linger for them, briefly.
-The writer thread also flushes derived metrics on an interval and applies retention.
+The writer thread also flushes derived metrics on an interval, applies retention, and runs
+the store's upkeep (a checkpoint) when the load is low.
 
 One bad batch must not fail its neighbours: decoders refuse what the store cannot hold, and
 should one slip through, a failed group transaction is retried one request per transaction
@@ -49,6 +50,11 @@ class WriterSettings:
     flush_interval_s: float = 15.0
     retention_interval_s: float = 300.0
     tick_interval_s: float = 1.0  # tail-sampling decisions
+    # Store upkeep (`maintenance`, e.g. a checkpoint) runs every `maintenance_interval_s`
+    # when the store thread was busy less than `low_load_share` of it: never on the
+    # saturated path, where the store thread commits back to back (ADR 0006).
+    maintenance_interval_s: float = 5.0
+    low_load_share: float = 0.5
     # Group commit when the store thread is idle: while more admitted batches are still
     # being prepared upstream (ingest workers), the group waits for them, up to `linger_s`
     # after its first batch was queued or until it holds `linger_items`. A store
@@ -95,10 +101,13 @@ class BatchWriter:
         pipeline: Pipeline,
         settings: WriterSettings | None = None,
         retention: Callable[[], None] | None = None,
+        maintenance: Callable[[], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.settings = settings or WriterSettings()
         self._retention = retention
+        self._maintenance = maintenance
+        self._store_busy_s = 0.0  # time the store thread spent committing, in all
         self._jobs: deque[_Job] = deque()
         self._pending_items = 0  # queued or being committed
         self._cond = threading.Condition()
@@ -308,9 +317,12 @@ class BatchWriter:
         next_flush = time.monotonic() + self.settings.flush_interval_s
         next_retention = time.monotonic() + self.settings.retention_interval_s
         next_tick = time.monotonic() + self.settings.tick_interval_s
+        next_upkeep = time.monotonic() + self.settings.maintenance_interval_s
+        busy_at_upkeep = 0.0
         while True:
             now = time.monotonic()
-            gathered = self._gather(max(0.0, min(next_flush, next_retention, next_tick) - now))
+            due = min(next_flush, next_retention, next_tick, next_upkeep)
+            gathered = self._gather(max(0.0, due - now))
             if gathered is not None:
                 self._hand_over(gathered[0])
                 # Derived metrics while the store thread commits (DuckDB releases the GIL).
@@ -325,6 +337,12 @@ class BatchWriter:
             if self._retention is not None and now >= next_retention:
                 self._guard(self._retention)
                 next_retention = now + self.settings.retention_interval_s
+            if now >= next_upkeep:
+                busy, busy_at_upkeep = self._store_busy_s - busy_at_upkeep, self._store_busy_s
+                window = self.settings.maintenance_interval_s + now - next_upkeep
+                if self._maintenance is not None and busy < self.settings.low_load_share * window:
+                    self._guard(self._maintenance)
+                next_upkeep = now + self.settings.maintenance_interval_s
             with self._cond:
                 if self._stopping and not self._jobs:
                     break
@@ -350,9 +368,11 @@ class BatchWriter:
                 group, self._handed = self._handed, None
             if group is _STOP:
                 return
+            began = time.monotonic()
             try:
                 self._commit(group)
             finally:
+                self._store_busy_s += time.monotonic() - began
                 with self._cond:
                     self._store_idle = True
                     self._cond.notify_all()

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -313,3 +313,10 @@ class Storage(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Maintained(Protocol):
+    """A store with upkeep to do when the load is low (DuckDB: checkpoint a grown log)."""
+
+    def maintain(self) -> None: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +27,14 @@ from meshscope.store.duckdb.warmup import WarmUp, default_budget, parse_size, wa
 
 EXPIRE_CHUNK_ROWS = 50_000
 """Rows deleted per transaction by `expire`, so writers wait at most one small delete."""
+
+LOW_LOAD_CHECKPOINT_BYTES = 16 * 2**20
+"""At low load the log is checkpointed once it holds this much (DuckDB's default threshold):
+the 512 MB threshold (database.py) is sized for 40k spans/s and is not reached for days at
+10 spans/s, while the log grows ~350 KB per small commit (docs/adr/0006, revision 3)."""
+LOW_LOAD_CHECKPOINT_INTERVAL_S = 60.0
+"""...but not more often than this: each checkpoint costs ~0.5 MB of writes plus a rewrite of
+the trace index (ADR 0006)."""
 
 _EXPIRE = (
     ("spans", "start_ns"),
@@ -62,6 +71,25 @@ class DuckDBStorage:
         self.logs = DuckDBLogStore(self._db, self._resources)
         self.metrics = DuckDBMetricStore(self._db, sample_cache_bytes)
         self.catalog = DuckDBCatalogStore(self._db)
+        self._checkpointed_at = time.monotonic()
+        self._wal_seen = self._db.wal_bytes()
+
+    def maintain(self) -> None:
+        """Called by the writer when the load is low: checkpoint once the log has grown past
+        LOW_LOAD_CHECKPOINT_BYTES, at most every LOW_LOAD_CHECKPOINT_INTERVAL_S (a log that
+        shrank since the last call was checkpointed by DuckDB: that counts)."""
+        now = time.monotonic()
+        wal = self._db.wal_bytes()
+        if wal < self._wal_seen:
+            self._checkpointed_at = now
+        self._wal_seen = wal
+        if wal < LOW_LOAD_CHECKPOINT_BYTES:
+            return
+        if now - self._checkpointed_at < LOW_LOAD_CHECKPOINT_INTERVAL_S:
+            return
+        self._db.checkpoint()
+        self._checkpointed_at = time.monotonic()
+        self._wal_seen = self._db.wal_bytes()
 
     def write_batch(
         self,
