@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest import Server, _wal_size
-
 from meshscope.ingest.loadgen import build_requests
 
 MAX_SPANS_PER_REQUEST = 500
@@ -58,7 +57,9 @@ def _write_bytes(pids: list[int]) -> int:
     return total
 
 
-def _send(port: int, bodies: list[bytes], spans: int, rate: float, seconds: float) -> tuple[int, int]:
+def _send(
+    port: int, bodies: list[bytes], spans: int, rate: float, seconds: float
+) -> tuple[int, int]:
     """Send `bodies` (each of `spans` spans) in a cycle at `rate` requests/s for `seconds`
     from 4 keep-alive connections (open loop: a slow answer does not delay the schedule
     unless all four wait); returns acknowledged spans and failed requests."""
@@ -107,7 +108,9 @@ def _send(port: int, bodies: list[bytes], spans: int, rate: float, seconds: floa
 def measure(rate: int, seconds: float) -> Phase:
     spans = min(MAX_SPANS_PER_REQUEST, max(1, rate // REQUESTS_PER_SECOND))
     base_ns = time.time_ns() - 20 * 60 * 10**9  # inside the retention window
-    bodies = build_requests(min(100, max(1, int(rate * seconds / spans))), spans, seed=rate, base_ns=base_ns)
+    bodies = build_requests(
+        min(100, max(1, int(rate * seconds / spans))), spans, seed=rate, base_ns=base_ns
+    )
     workdir = Path(tempfile.mkdtemp(prefix="meshscope-disk-"))
     server = Server(workdir)
     try:
