@@ -9,14 +9,18 @@ import dataclasses
 import logging
 import os
 import signal
+import socket
+import sys
 from collections.abc import Iterator
 
 import uvicorn
 
 from meshscope import __version__
 from meshscope.app import App, build
-from meshscope.config import Config
+from meshscope.config import Config, ServerConfig
+from meshscope.listen import StartupError, bind_tcp, describe
 from meshscope.logs import configure_logging
+from meshscope.store.duckdb.database import StoreLockedError
 
 log = logging.getLogger("meshscope")
 
@@ -43,72 +47,104 @@ def apply_cli(config: Config, args: argparse.Namespace) -> Config:
 
 
 def serve(config: Config, args: argparse.Namespace) -> int:
+    """Bind every port, open the store, then start; a failure before that is one line on
+    stderr and exit status 1, with nothing started (no listener, store or worker)."""
     configure_logging()
     log.info("starting", extra={"version": __version__, "pid": os.getpid()})
     config = apply_cli(config, args)
-    app = build(config)
+    sockets: dict[str, socket.socket] = {}
+    try:
+        sockets = _bind(config.server)
+        app = build(config)
+    except StartupError as error:
+        return _fail(str(error), sockets)
+    except StoreLockedError as error:
+        return _fail(f"cannot open {error.path}: in use by {describe(error.pid)}", sockets)
     app.start()
     try:
-        listening = asyncio.run(_serve(app))
+        asyncio.run(_serve(app, sockets))
+    except StartupError as error:
+        print(f"meshscope: {error}", file=sys.stderr)
+        return 1
     finally:
         app.stop()
         log.info("stopped")
-    return 0 if listening else 1
+    return 0
 
 
-async def _listen(instance: _Listener) -> None:
-    """Serve until told to exit; a failed bind ends here (uvicorn logs why and raises
-    SystemExit, which would otherwise escape the event loop with a traceback)."""
-    with contextlib.suppress(SystemExit):
-        await instance.serve()
+def _bind(server: ServerConfig) -> dict[str, socket.socket]:
+    """One bound socket per listener (gRPC's too: it is closed just before gRPC binds the
+    port itself, which it cannot take over from a socket)."""
+    sockets: dict[str, socket.socket] = {}
+    try:
+        for name, port in _ports(server):
+            sockets[name] = bind_tcp(server.host, port, name)
+    except StartupError:
+        for sock in sockets.values():
+            sock.close()
+        raise
+    return sockets
 
 
-async def _serve(app: App) -> bool:
-    """Serve until SIGINT or SIGTERM; False at once when a listener cannot bind."""
+def _ports(server: ServerConfig) -> list[tuple[str, int]]:
+    return [
+        ("ui+query", server.ui_port),
+        ("otlp-http", server.otlp_http_port),
+        ("otlp-grpc", server.otlp_grpc_port),
+        ("zipkin", server.zipkin_port),
+    ]
+
+
+def _fail(message: str, sockets: dict[str, socket.socket]) -> int:
+    for sock in sockets.values():
+        sock.close()
+    print(f"meshscope: {message}", file=sys.stderr)
+    return 1
+
+
+async def _serve(app: App, sockets: dict[str, socket.socket]) -> None:
     from meshscope.ingest.grpc import start_grpc_server
 
     # Each listener is a uvicorn server, and each logs the same process events ("Started server
     # process", "Application startup complete", ...) at INFO: meshscope logs each listener once
-    # itself, and uvicorn's warnings and errors (a port in use) still come through.
+    # itself, and uvicorn's warnings and errors still come through.
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
     server = app.config.server
-    listeners = [
-        (app.ui, server.ui_port, "ui+query"),
-        (app.otlp_http, server.otlp_http_port, "otlp-http"),
-        (app.zipkin, server.zipkin_port, "zipkin"),
-    ]
-    servers = [
-        _Listener(
-            uvicorn.Config(
-                asgi, host=server.host, port=port, log_config=None, access_log=False, lifespan="off"
-            )
+    grpc_socket = sockets.pop("otlp-grpc")
+    grpc_socket.close()
+    try:
+        grpc_server = await start_grpc_server(
+            app.sink, server.host, server.otlp_grpc_port, app.limits, app.decoders
         )
-        for asgi, port, _ in listeners
-    ]
-    grpc_server = await start_grpc_server(
-        app.sink, server.host, server.otlp_grpc_port, app.limits, app.decoders
-    )
+    except RuntimeError:  # taken in the instant between the check and gRPC's own bind
+        raise StartupError(
+            f"cannot listen on {server.host}:{server.otlp_grpc_port} (otlp-grpc): port in use"
+        ) from None
+    asgi = {"ui+query": app.ui, "otlp-http": app.otlp_http, "zipkin": app.zipkin}
+    servers = {
+        name: _Listener(
+            uvicorn.Config(asgi[name], log_config=None, access_log=False, lifespan="off")
+        )
+        for name in sockets
+    }
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    tasks = [asyncio.create_task(_listen(instance)) for instance in servers]
+    tasks = [
+        asyncio.create_task(instance.serve(sockets=[sockets[name]]))
+        for name, instance in servers.items()
+    ]
+    while not all(instance.started for instance in servers.values()):
+        if any(task.done() for task in tasks):
+            break
+        await asyncio.sleep(0.01)
     tasks.append(asyncio.create_task(app.scraper.run(stop)))
-    log.info("listening", extra={"listener": "otlp-grpc", "port": server.otlp_grpc_port})
-    listening = True
-    for (_, port, name), instance, task in zip(listeners, servers, tasks, strict=False):
-        while not instance.started and not task.done():  # bound, or failed (uvicorn logs why)
-            await asyncio.sleep(0.01)
-        if instance.started:
-            log.info("listening", extra={"listener": name, "port": port})
-        else:
-            log.error("cannot listen", extra={"listener": name, "port": port})
-            listening = False
-            stop.set()
+    for name, port in _ports(server):
+        log.info("listening", extra={"listener": name, "port": port})
     await stop.wait()
-    for instance in servers:
+    for instance in servers.values():
         instance.should_exit = True
     await grpc_server.stop(grace=5)
     await asyncio.gather(*tasks, return_exceptions=True)
-    return listening

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -21,6 +22,17 @@ import pyarrow as pa
 from meshscope.store.duckdb.schema import SCHEMA_VERSION, STATEMENTS
 
 _names = itertools.count()
+
+
+class StoreLockedError(RuntimeError):
+    """The DuckDB file is open in another process (DuckDB allows one writer per file)."""
+
+    def __init__(self, path: Path, pid: int) -> None:
+        super().__init__(f"{path} is locked by process {pid}")
+        self.path = path
+        self.pid = pid
+
+
 log = logging.getLogger(__name__)
 
 
@@ -93,7 +105,13 @@ class Database:
         self, path: str | Path, checkpoint_threshold: str = DEFAULT_CHECKPOINT_THRESHOLD
     ) -> None:
         self.path = Path(path)
-        self._con = duckdb.connect(str(self.path))
+        try:
+            self._con = duckdb.connect(str(self.path))
+        except duckdb.IOException as error:
+            found = re.search(r"Conflicting lock is held in .*\(PID (\d+)\)", str(error))
+            if found is None:
+                raise
+            raise StoreLockedError(self.path, int(found.group(1))) from None
         self._con.execute("SET checkpoint_threshold = ?", [checkpoint_threshold])
         row = self._con.execute("SELECT current_setting('threads')").fetchone()
         self._threads = int(row[0]) if row else 1
