@@ -26,6 +26,7 @@ from typing import IO
 
 from meshscope.config import Config
 from meshscope.demo.topology import SERVICES, DemoSettings
+from meshscope.listen import describe, holder
 
 STOP_TIMEOUT_S = 15.0
 PR_SET_PDEATHSIG = 1
@@ -128,6 +129,16 @@ def run_demo(
             health = f"http://{config.server.host}:{config.server.ui_port}/health"
             if not wait_http(health, 60, server):
                 print("meshscope demo: meshscope serve did not start", file=sys.stderr)
+                return 1
+            # Another process on the UI port answers /health too: the demo's own server
+            # must hold the port (it exits with its own one-line reason otherwise).
+            owner = holder(config.server.ui_port)
+            if server.process.poll() is not None or owner not in (None, server.process.pid):
+                print(
+                    f"meshscope demo: meshscope serve did not start (port"
+                    f" {config.server.ui_port} is held by {describe(owner) if owner else '?'})",
+                    file=sys.stderr,
+                )
                 return 1
         if logs_path != "-":
             os.makedirs(os.path.dirname(logs_path) or ".", exist_ok=True)
