@@ -55,25 +55,6 @@ def test_serve_logs_each_event_once_without_colour_codes(tmp_path: Path) -> None
     assert [r["event"] for r in lines][-1] == "stopped"
 
 
-def test_serve_names_a_listener_it_cannot_bind(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("ui", "otlp_http", "otlp_grpc")}
-    with in_process_meshscope() as (_, taken):  # something already on the Zipkin port
-        config = tmp_path / "c.yaml"
-        ports["zipkin"] = int(taken.rsplit(":", 1)[1])
-        config.write_text(
-            "server:\n" + "".join(f"  {name}_port: {port}\n" for name, port in ports.items())
-        )
-        run = subprocess.run(
-            [*COMMAND, "serve", "--config", str(config), "--storage", "memory"],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-    assert run.returncode == 1
-    lines = [json.loads(line) for line in run.stderr.splitlines()]  # no traceback
-    assert any("address already in use" in r["event"] for r in lines)
-    failed = [r for r in lines if r["event"] == "cannot listen"]
-    assert [(r["listener"], r["port"]) for r in failed] == [("zipkin", ports["zipkin"])]
-
-
 def test_a_setting_of_the_wrong_type_is_named_in_words(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("server:\n  ui_port: high\n")

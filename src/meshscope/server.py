@@ -50,7 +50,6 @@ def serve(config: Config, args: argparse.Namespace) -> int:
     """Bind every port, open the store, then start; a failure before that is one line on
     stderr and exit status 1, with nothing started (no listener, store or worker)."""
     configure_logging()
-    log.info("starting", extra={"version": __version__, "pid": os.getpid()})
     config = apply_cli(config, args)
     sockets: dict[str, socket.socket] = {}
     try:
@@ -60,6 +59,7 @@ def serve(config: Config, args: argparse.Namespace) -> int:
         return _fail(str(error), sockets)
     except StoreLockedError as error:
         return _fail(f"cannot open {error.path}: in use by {describe(error.pid)}", sockets)
+    log.info("starting", extra={"version": __version__, "pid": os.getpid()})
     app.start()
     try:
         asyncio.run(_serve(app, sockets))
