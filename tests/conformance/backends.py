@@ -2,7 +2,7 @@
 
 Each backend declares the capabilities it lacks (like Jaeger's storage integration tests);
 a test that needs one calls `need(backend, CAPABILITY)` and is skipped for that backend.
-To add one (e.g. ClickHouse), append a `Backend` whose `open` connects to a fresh database,
+To add one, append a `Backend` whose `open` connects to a fresh database,
 with `available` returning a reason to skip when its server is not reachable.
 """
 
@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from meshscope.store.base import Storage
+from meshscope.store.clickhouse import ClickHouseStorage
 from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.memory import MemoryStorage
+from tests.conformance import clickhouse_server
 
 REOPEN = "reopen"
 """Data survives close() and a new open of the same place."""
@@ -36,6 +38,14 @@ class Backend:
 BACKENDS = [
     Backend("memory", lambda _dir: MemoryStorage(), cannot=frozenset({REOPEN})),
     Backend("duckdb", lambda directory: DuckDBStorage(directory / "store.duckdb")),
+    # A real server (tests/conformance/clickhouse_server.py), a database per test directory.
+    Backend(
+        "clickhouse",
+        lambda directory: ClickHouseStorage(
+            clickhouse_server.dsn(), clickhouse_server.database_for(directory)
+        ),
+        available=clickhouse_server.available,
+    ),
 ]
 
 

@@ -1,0 +1,96 @@
+"""Connections to one ClickHouse database: one native-protocol client per thread (a client
+is not thread-safe), and the write sequence that stands in for insertion order."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import Any
+
+from clickhouse_driver import Client
+from clickhouse_driver import errors as ch_errors
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ClickHouseUnavailableError(RuntimeError):
+    """The server cannot be reached or refused the connection; the message says which."""
+
+
+def check_name(kind: str, name: str) -> str:
+    """`name` if it can be spliced into SQL as a database or cluster name, else ValueError."""
+    if not _NAME.match(name):
+        raise ValueError(f"{kind} {name!r} must be letters, digits and underscores")
+    return name
+
+
+class Connection:
+    """Queries against `database` on the server `dsn` names (clickhouse://host:port/...)."""
+
+    def __init__(self, dsn: str, database: str) -> None:
+        self.dsn = dsn
+        self.database = check_name("database", database)
+        try:
+            self._template = Client.from_url(dsn)
+        except (ValueError, KeyError) as error:
+            raise ValueError(f"clickhouse dsn {dsn!r}: {error}") from None
+        self._local = threading.local()
+        self._clients: list[Client] = []
+        self._lock = threading.Lock()
+        self._last_seq = 0
+
+    def _client(self) -> Client:
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:
+            # A copy of the DSN's client per thread, without a database: ours may not exist yet.
+            c = self._template.connection
+            client = Client(
+                host=c.hosts[0][0],
+                port=c.hosts[0][1],
+                user=c.user,
+                password=c.password,
+                secure=c.secure_socket,
+                connect_timeout=c.connect_timeout,
+                send_receive_timeout=c.send_receive_timeout,
+            )
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def execute(self, sql: str, params: Any = None, **kw: Any) -> Any:
+        """Run one statement; connection failures become ClickHouseUnavailableError."""
+        try:
+            return self._client().execute(sql, params, **kw)
+        except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError) as error:
+            raise ClickHouseUnavailableError(f"clickhouse at {self.dsn}: {error}") from None
+
+    def rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        found: list[tuple[Any, ...]] = self.execute(sql, params)
+        return found
+
+    def insert(self, table: str, columns: dict[str, list[Any]]) -> None:
+        """A synchronous columnar insert: when it returns, the rows are in the table."""
+        if not columns or not next(iter(columns.values())):
+            return
+        names = ", ".join(columns)
+        self.execute(
+            f"INSERT INTO {self.database}.{table} ({names}) VALUES",
+            list(columns.values()),
+            columnar=True,
+        )
+
+    def seq(self, count: int) -> int:
+        """The first of `count` increasing write sequence numbers (wall-clock ns based, so
+        later writers, restarts included, get larger ones): orders equal keys by write."""
+        with self._lock:
+            first = max(self._last_seq + 1, time.time_ns())
+            self._last_seq = first + count - 1
+            return first
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.disconnect()

@@ -1,0 +1,203 @@
+"""Spans: a search table ordered (service, name, start_ns) and a trace-id table ordered
+(trace_hi, trace_lo, start_ns) that holds the whole span; both written by every insert."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
+from meshscope.store.base import (
+    MAX_TIME_NS,
+    ExemplarQuery,
+    SpanExemplar,
+    TraceQuery,
+)
+from meshscope.store.clickhouse.columns import (
+    attr_condition,
+    attr_params,
+    decode,
+    encode_attrs,
+    trace_key,
+)
+from meshscope.store.clickhouse.connection import Connection
+from meshscope.store.duckdb.codec import hex64, hex128, id64, id128
+
+_FULL = (
+    "trace_hi, trace_lo, start_ns, end_ns, span_id, parent_id, service, name, kind, status,"
+    " status_message, attr_keys, attr_values, attr_types, res_keys, res_values, res_types,"
+    " scope_name, scope_version, trace_state, flags, ev_time, ev_name, ev_keys, ev_values,"
+    " ev_types, ln_hi, ln_lo, ln_span, ln_keys, ln_values, ln_types"
+)
+_KEYS_PER_QUERY = 1000
+
+
+def span_columns(spans: Sequence[Span], first_seq: int) -> tuple[dict[str, list[Any]], ...]:
+    """The `spans` and `spans_by_trace` columns of `spans`."""
+    search: dict[str, list[Any]] = defaultdict(list)
+    full: dict[str, list[Any]] = defaultdict(list)
+    for offset, s in enumerate(spans):
+        hi, lo = id128(s.trace_id)
+        span_id = id64(s.span_id)
+        attrs, res = encode_attrs(s.attributes), encode_attrs(s.resource)
+        for table in (search, full):
+            for name, value in (
+                ("trace_hi", hi), ("trace_lo", lo), ("start_ns", s.start_ns),
+                ("span_id", span_id), ("service", s.service), ("name", s.name),
+                ("kind", int(s.kind)), ("status", int(s.status_code)),
+                ("attr_keys", attrs[0]), ("attr_values", attrs[1]), ("attr_types", attrs[2]),
+                ("res_keys", res[0]), ("res_values", res[1]), ("res_types", res[2]),
+            ):  # fmt: skip
+                table[name].append(value)
+        search["duration_ns"].append(s.duration_ns)
+        events = [encode_attrs(e.attributes) for e in s.events]
+        links = [encode_attrs(link.attributes) for link in s.links]
+        link_ids = [id128(link.trace_id) for link in s.links]
+        for name, value in (
+            ("seq", first_seq + offset), ("end_ns", s.end_ns),
+            ("parent_id", id64(s.parent_span_id)), ("status_message", s.status_message),
+            ("scope_name", s.scope_name), ("scope_version", s.scope_version),
+            ("trace_state", s.trace_state), ("flags", s.flags),
+            ("ev_time", [e.time_ns for e in s.events]), ("ev_name", [e.name for e in s.events]),
+            ("ev_keys", [e[0] for e in events]), ("ev_values", [e[1] for e in events]),
+            ("ev_types", [e[2] for e in events]),
+            ("ln_hi", [k[0] for k in link_ids]), ("ln_lo", [k[1] for k in link_ids]),
+            ("ln_span", [id64(link.span_id) for link in s.links]),
+            ("ln_keys", [a[0] for a in links]), ("ln_values", [a[1] for a in links]),
+            ("ln_types", [a[2] for a in links]),
+        ):  # fmt: skip
+            full[name].append(value)
+    return search, full
+
+
+def _span(row: tuple[Any, ...]) -> Span:
+    (hi, lo, start, end, span_id, parent, service, name, kind, status, message,
+     ak, av, at, rk, rv, rt, scope, scope_version, state, flags,
+     ev_time, ev_name, ev_keys, ev_values, ev_types,
+     ln_hi, ln_lo, ln_span, ln_keys, ln_values, ln_types) = row  # fmt: skip
+    return Span(
+        trace_id=hex128(hi, lo),
+        span_id=hex64(span_id),
+        name=name,
+        service=service,
+        start_ns=start,
+        end_ns=end,
+        parent_span_id=hex64(parent),
+        kind=SpanKind(kind),
+        status_code=StatusCode(status),
+        status_message=message,
+        attributes=decode(ak, av, at),
+        events=tuple(
+            SpanEvent(t, n, decode(k, v, ty))
+            for t, n, k, v, ty in zip(ev_time, ev_name, ev_keys, ev_values, ev_types, strict=True)
+        ),
+        links=tuple(
+            SpanLink(hex128(h, lo_), hex64(s), decode(k, v, ty))
+            for h, lo_, s, k, v, ty in zip(
+                ln_hi, ln_lo, ln_span, ln_keys, ln_values, ln_types, strict=True
+            )
+        ),
+        resource=decode(rk, rv, rt),
+        scope_name=scope,
+        scope_version=scope_version,
+        trace_state=state,
+        flags=flags,
+    )
+
+
+class ClickHouseTraceStore:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._db = conn.database
+
+    def write_spans(self, spans: Sequence[Span]) -> None:
+        if not spans:
+            return
+        search, full = span_columns(spans, self._conn.seq(len(spans)))
+        # The trace-id table first: a span found by search can then always be fetched.
+        self._conn.insert("spans_by_trace", full)
+        self._conn.insert("spans", search)
+
+    def get_trace(self, trace_id: str) -> list[Span]:
+        return self.get_traces([trace_id]).get(trace_id, [])
+
+    def get_traces(self, trace_ids: Sequence[str]) -> dict[str, list[Span]]:
+        keys = {trace_id: key for trace_id in trace_ids if (key := trace_key(trace_id))}
+        found: dict[tuple[int, int], list[Span]] = defaultdict(list)
+        wanted = list(dict.fromkeys(keys.values()))
+        for chunk in range(0, len(wanted), _KEYS_PER_QUERY):
+            part = wanted[chunk : chunk + _KEYS_PER_QUERY]
+            for row in self._conn.rows(
+                f"SELECT {_FULL} FROM {self._db}.spans_by_trace"
+                " WHERE (trace_hi, trace_lo) IN %(keys)s ORDER BY start_ns, seq",
+                {"keys": tuple(part)},
+            ):
+                found[(row[0], row[1])].append(_span(row))
+        return {trace_id: found[key] for trace_id, key in keys.items() if key in found}
+
+    def find_trace_ids(self, query: TraceQuery) -> list[str]:
+        conditions = ["start_ns >= %(start)s", "start_ns < %(end)s"]
+        params: dict[str, Any] = {"start": query.start_ns, "end": query.end_ns}
+        for field, value in (("service", query.service), ("name", query.operation)):
+            if value:
+                conditions.append(f"{field} = %({field})s")
+                params[field] = value
+        if query.errors_only:
+            conditions.append(f"status = {int(StatusCode.ERROR)}")
+        if query.status is not None:
+            conditions.append(f"status = {int(query.status)}")
+        if query.kind is not None:
+            conditions.append(f"kind = {int(query.kind)}")
+        if query.min_duration_ns:
+            conditions.append(f"duration_ns >= {int(query.min_duration_ns)}")
+        if query.max_duration_ns:
+            conditions.append(f"duration_ns <= {int(query.max_duration_ns)}")
+        for index in range(len(query.attributes)):
+            conditions.append(attr_condition(("attr", "res"), index))
+        params.update(attr_params(query.attributes))
+        # Ranked by the trace's first span, which need not be a matching one.
+        rows = self._conn.rows(
+            f"SELECT trace_hi, trace_lo, min(start_ns) AS first"
+            f" FROM {self._db}.spans_by_trace WHERE (trace_hi, trace_lo) IN"
+            f" (SELECT trace_hi, trace_lo FROM {self._db}.spans"
+            f" WHERE {' AND '.join(conditions)})"
+            f" GROUP BY trace_hi, trace_lo ORDER BY first DESC, trace_hi DESC, trace_lo DESC"
+            f" LIMIT {max(0, int(query.limit))}",
+            params,
+        )
+        return [hex128(hi, lo) for hi, lo, _ in rows]
+
+    def span_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
+        rows = self._conn.rows(
+            f"SELECT service, count() FROM {self._db}.spans"
+            " WHERE start_ns >= %(start)s AND start_ns < %(end)s GROUP BY service",
+            {"start": start_ns, "end": end_ns},
+        )
+        return {service: int(count) for service, count in rows}
+
+    def exemplars(self, query: ExemplarQuery) -> list[SpanExemplar]:
+        conditions = ["start_ns >= %(start)s", "start_ns < %(end)s"]
+        params: dict[str, Any] = {"start": query.start_ns, "end": query.end_ns}
+        for field, value in (("service", query.service), ("name", query.name)):
+            if value:
+                conditions.append(f"{field} = %({field})s")
+                params[field] = value
+        if query.kind is not None:
+            conditions.append(f"kind = {int(query.kind)}")
+        if query.status is not None:
+            conditions.append(f"status = {int(query.status)}")
+        rows = self._conn.rows(
+            f"SELECT service, kind, name, status, start_ns, duration_ns, trace_hi, trace_lo,"
+            f" span_id, intDiv(start_ns - %(start)s, {int(query.interval_ns)}) AS slot"
+            f" FROM {self._db}.spans WHERE {' AND '.join(conditions)}"
+            " ORDER BY service, kind, name, status, slot, duration_ns DESC, start_ns,"
+            " trace_hi, trace_lo, span_id"
+            f" LIMIT 1 BY service, kind, name, status, slot LIMIT {max(0, int(query.limit))}",
+            params,
+        )
+        return [
+            SpanExemplar(service, name, SpanKind(kind), StatusCode(status), start, duration,
+                         hex128(hi, lo), hex64(span_id))
+            for service, kind, name, status, start, duration, hi, lo, span_id, _ in rows
+        ]  # fmt: skip

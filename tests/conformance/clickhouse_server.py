@@ -1,0 +1,152 @@
+"""A real ClickHouse server (Debian's `clickhouse-server`, scripts/system-deps.sh) for the
+tests: one per test run, started on first use on free loopback ports in a temp dir, stopped
+by its PID when the run ends (tests/conftest.py). Each test uses a fresh database."""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from clickhouse_driver import Client
+from clickhouse_driver import errors as ch_errors
+
+from tests.ingest.asgi_server import free_port
+
+BINARY_NAMES = ("clickhouse-server", "/usr/sbin/clickhouse-server", "/usr/bin/clickhouse")
+START_TIMEOUT_S = 60.0
+
+
+def binary() -> list[str] | None:
+    """The command that starts a server, or None when none is installed."""
+    for name in BINARY_NAMES:
+        found = shutil.which(name)
+        if found:
+            return [found, "server"] if found.endswith("/clickhouse") else [found]
+    return None
+
+
+def available() -> str:
+    """Why the ClickHouse backend cannot be tested here ("" when it can). In CI (CI=true) a
+    missing server is a failure, not a skip: the caller gets "" and `dsn()` raises."""
+    if binary() is None and os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
+        return "clickhouse-server is not installed (scripts/system-deps.sh installs it)"
+    return ""
+
+
+_CONFIG = """<?xml version="1.0"?>
+<yandex>
+    <logger><level>warning</level><log>{dir}/server.log</log>
+        <errorlog>{dir}/server.err.log</errorlog><size>10M</size><count>1</count></logger>
+    <listen_host>127.0.0.1</listen_host>
+    <tcp_port>{tcp}</tcp_port>
+    <http_port>{http}</http_port>
+    <path>{dir}/data/</path>
+    <tmp_path>{dir}/tmp/</tmp_path>
+    <user_files_path>{dir}/user_files/</user_files_path>
+    <format_schema_path>{dir}/format_schemas/</format_schema_path>
+    <users_config>{dir}/users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <timezone>UTC</timezone>
+    <mark_cache_size>67108864</mark_cache_size>
+    <uncompressed_cache_size>67108864</uncompressed_cache_size>
+    <max_concurrent_queries>50</max_concurrent_queries>
+</yandex>
+"""
+_USERS = """<?xml version="1.0"?>
+<yandex>
+    <profiles><default><max_memory_usage>1000000000</max_memory_usage></default></profiles>
+    <users><default><password></password><networks><ip>127.0.0.1</ip></networks>
+        <profile>default</profile><quota>default</quota></default></users>
+    <quotas><default></default></quotas>
+</yandex>
+"""
+
+
+class ClickHouseServer:
+    """One server process; no interserver or MySQL listener (neither is configured)."""
+
+    def __init__(self) -> None:
+        command = binary()
+        if command is None:
+            raise RuntimeError(
+                "clickhouse-server is not installed: run scripts/system-deps.sh"
+                " (apt-get install clickhouse-server)"
+            )
+        self.dir = Path(tempfile.mkdtemp(prefix="meshscope-clickhouse-"))
+        self.tcp_port, self.http_port = free_port(), free_port()
+        (self.dir / "config.xml").write_text(
+            _CONFIG.format(dir=self.dir, tcp=self.tcp_port, http=self.http_port)
+        )
+        (self.dir / "users.xml").write_text(_USERS)
+        self._log = (self.dir / "stdout.log").open("w")
+        self.process = subprocess.Popen(
+            [*command, f"--config-file={self.dir / 'config.xml'}"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=self.dir,
+        )
+        self.dsn = f"clickhouse://default@127.0.0.1:{self.tcp_port}/default"
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                errors = (self.dir / "server.err.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"clickhouse-server exited ({self.process.returncode}): {errors}")
+            client = Client("127.0.0.1", port=self.tcp_port, connect_timeout=1)
+            try:
+                client.execute("SELECT 1")
+                return
+            except (ch_errors.Error, OSError, EOFError):
+                time.sleep(0.2)
+            finally:
+                client.disconnect()
+        raise RuntimeError(f"clickhouse-server did not answer within {START_TIMEOUT_S:.0f} s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_shared: ClickHouseServer | None = None
+
+
+def dsn() -> str:
+    """The DSN of the run's server, started on first use."""
+    global _shared
+    if _shared is None:
+        _shared = ClickHouseServer()
+        atexit.register(stop_shared)
+    return _shared.dsn
+
+
+def stop_shared() -> None:
+    global _shared
+    if _shared is not None:
+        server, _shared = _shared, None
+        server.stop()
+
+
+def database_for(directory: Path) -> str:
+    """A database name of its own for each test directory (the same one when reopened)."""
+    return "t_" + hashlib.sha1(str(directory).encode()).hexdigest()[:16]
