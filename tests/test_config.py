@@ -36,10 +36,15 @@ def test_env_overrides_file(tmp_path: Path) -> None:
         ("server:\n  ui_port: high\n", "server.ui_port must be an integer, got 'high'"),
         ("server:\n  host: 1\n", "server.host must be a string, got 1"),
         ("server:\n  ui_port: 70000\n", "must be a port number"),
-        ("storage:\n  kind: cassandra\n", "storage.kind must be memory or duckdb"),
+        ("storage:\n  kind: cassandra\n", "storage.kind must be one of memory, duckdb, clickhouse"),
         ("storage:\n  retention_hours: 0\n", "retention_hours must be > 0"),
         ("storage:\n  memory_limit: lots\n", "storage.memory_limit must be a percentage"),
         ("storage:\n  sample_cache: big\n", "storage.sample_cache must be a size"),
+        ("storage:\n  kind: clickhouse\n  clickhouse:\n    dsn: http://h\n", "dsn must look like"),
+        ("storage:\n  kind: clickhouse\n  clickhouse:\n    database: a-b\n", "database must be"),
+        ("storage:\n  kind: clickhouse\n  clickhouse:\n    cluster: mesh\n", "not supported yet"),
+        ("storage:\n  clickhouse: 1\n", "storage.clickhouse must be a mapping"),
+        ("storage:\n  clickhouse:\n    dns: x\n", "unknown setting storage.clickhouse.dns"),
         ("- a\n- b\n", "must hold a mapping"),
         ("server: [1\n", "not valid YAML"),
     ],
@@ -82,3 +87,14 @@ def test_every_setting_is_documented() -> None:
             name = f"{section.name}.{setting.name}"
             assert f"`{name}`" in doc, f"{name} missing from docs/configuration.md"
             assert f"  {setting.name}:" in example, f"{name} missing from examples/meshscope.yaml"
+
+
+def test_clickhouse_section_from_file_and_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("storage:\n  kind: clickhouse\n  clickhouse:\n    database: mesh\n")
+    env = {"MESHSCOPE_STORAGE__CLICKHOUSE__DSN": "clickhouse://u:p@db.example:9000"}
+    storage = load_config(path, env=env).storage
+    assert storage.kind == "clickhouse"
+    assert storage.clickhouse.database == "mesh"
+    assert storage.clickhouse.dsn == "clickhouse://u:p@db.example:9000"
+    assert storage.clickhouse.cluster == ""

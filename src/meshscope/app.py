@@ -25,7 +25,7 @@ from meshscope.api.tempo import tempo_routes
 from meshscope.api.traces import trace_routes
 from meshscope.api.zipkin_read import zipkin_read_routes
 from meshscope.clock import Clock, SystemClock
-from meshscope.config import Config
+from meshscope.config import Config, ConfigError
 from meshscope.ingest.http import OtlpDecoders, otlp_http_routes, zipkin_routes
 from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.loki_http import loki_push_routes
@@ -40,7 +40,7 @@ from meshscope.pipeline.writer import BatchWriter, WriterSettings
 from meshscope.query.promql.queryable import MetricStoreQueryable
 from meshscope.store.base import Maintained, Storage
 from meshscope.store.duckdb.warmup import parse_size
-from meshscope.store.factory import open_storage
+from meshscope.store.factory import StorageOpenError, open_storage
 from meshscope.store.twophase import TwoPhaseStorage
 from meshscope.store.warm import Warmable, WarmUpThread
 from meshscope.ui.routes import ui_routes as web_ui_routes
@@ -87,12 +87,17 @@ class App:
 
 def build(config: Config, clock: Clock | None = None) -> App:
     clock = clock or SystemClock()
-    storage = open_storage(
-        config.storage.kind,
-        config.storage.path,
-        config.storage.memory_limit,
-        parse_size(config.storage.sample_cache),
-    )
+    try:
+        storage = open_storage(
+            config.storage.kind,
+            config.storage.path,
+            config.storage.memory_limit,
+            parse_size(config.storage.sample_cache),
+            clickhouse_dsn=config.storage.clickhouse.dsn,
+            clickhouse_database=config.storage.clickhouse.database,
+        )
+    except StorageOpenError as error:
+        raise ConfigError(f"storage.kind {config.storage.kind}: {error}") from None
     settings = config.pipeline
     sampling = config.sampling
     pipeline = Pipeline(

@@ -12,6 +12,7 @@ from meshscope.demo.cli import add_demo_parser
 from meshscope.demo.cli import run as run_demo
 from meshscope.sidecar.cli import add_sidecar_parser
 from meshscope.sidecar.cli import run as run_sidecar
+from meshscope.store.factory import KINDS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", metavar="FILE", help="YAML configuration file")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--ui-port", type=int, help="UI and query API port (default 16686)")
-    serve.add_argument("--storage", choices=["duckdb", "memory"], help="store backend")
+    serve.add_argument("--storage", choices=KINDS, help="store backend")
     serve.add_argument("--data", metavar="PATH", help="DuckDB file (default data/meshscope.duckdb)")
 
     commands.add_parser(
@@ -54,7 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from meshscope.server import serve
 
-    return serve(config, args)
+    try:
+        return serve(config, args)
+    except ConfigError as error:  # raised at start-up, e.g. the store's server is unreachable
+        print(f"meshscope: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from meshscope.store.factory import KINDS
+
 if TYPE_CHECKING:
     from meshscope.alerting.config import AlertingConfig
     from meshscope.ingest.scrape_config import ScrapeConfig
@@ -45,6 +47,15 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClickHouseConfig:
+    """`storage.clickhouse`: used when `storage.kind` is `clickhouse`."""
+
+    dsn: str = "clickhouse://127.0.0.1:9000"
+    database: str = "meshscope"
+    cluster: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StorageConfig:
     kind: str = "duckdb"
     path: str = "data/meshscope.duckdb"
@@ -52,6 +63,7 @@ class StorageConfig:
     memory_limit: str = "50%"
     warm_up: bool = True
     sample_cache: str = "256MiB"
+    clickhouse: ClickHouseConfig = field(default_factory=ClickHouseConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +86,9 @@ class Config:
     alerting: AlertingConfig = field(default_factory=lambda: _nested_section("alerting", None))
 
 
+_SUBSECTIONS: dict[tuple[str, str], type[Any]] = {("storage", "clickhouse"): ClickHouseConfig}
+"""Mappings inside a section, each parsed like a section of its own."""
+
 _SECTIONS: dict[str, type[Any]] = {
     "server": ServerConfig,
     "storage": StorageConfig,
@@ -95,8 +110,12 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         raw = loaded or {}
     for key, value in (os.environ if env is None else env).items():
         if key.startswith(ENV_PREFIX) and "__" in key:
-            section, _, name = key[len(ENV_PREFIX) :].lower().partition("__")
-            raw.setdefault(section, {})[name] = yaml.safe_load(value)
+            # MESHSCOPE_STORAGE__CLICKHOUSE__DSN: one level per `__`.
+            *path, name = key[len(ENV_PREFIX) :].lower().split("__")
+            target = raw
+            for part in path:
+                target = target.setdefault(part, {})
+            target[name] = yaml.safe_load(value)
     return _build(raw)
 
 
@@ -152,6 +171,12 @@ def _build_section(section: str, cls: type[Any], values: Mapping[str, Any]) -> A
         spec = fields.get(name)
         if spec is None:
             raise ConfigError(f"unknown setting {section}.{name} (known: {', '.join(fields)})")
+        sub = _SUBSECTIONS.get((section, name))
+        if sub is not None:
+            if not isinstance(value, dict):
+                raise ConfigError(f"config section {section}.{name} must be a mapping")
+            kwargs[name] = _build_section(f"{section}.{name}", sub, value)
+            continue
         expected = type(spec.default)
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
@@ -167,10 +192,12 @@ def _validate(config: Config) -> None:
     for name, value in ports.items():
         if name.endswith("_port") and not 0 <= value <= 65535:
             raise ConfigError(f"setting server.{name} must be a port number, got {value}")
-    if config.storage.kind not in ("memory", "duckdb"):
+    if config.storage.kind not in KINDS:
         raise ConfigError(
-            f"setting storage.kind must be memory or duckdb, got {config.storage.kind!r}"
+            f"setting storage.kind must be one of {', '.join(KINDS)}, got {config.storage.kind!r}"
         )
+    if config.storage.kind == "clickhouse":
+        _validate_clickhouse(config.storage.clickhouse)
     if config.storage.retention_hours <= 0:
         raise ConfigError("setting storage.retention_hours must be > 0")
     if not _SIZE.match(config.storage.sample_cache):
@@ -187,3 +214,23 @@ def _validate(config: Config) -> None:
         raise ConfigError("setting pipeline.ingest_workers must be >= 0")
     if config.pipeline.flush_interval_seconds <= 0:
         raise ConfigError("setting pipeline.flush_interval_seconds must be > 0")
+
+
+_CLICKHOUSE_DSN = re.compile(r"^clickhouses?://[^/\s]+(/\w*)?(\?\S*)?$")
+_CLICKHOUSE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _validate_clickhouse(section: ClickHouseConfig) -> None:
+    if not _CLICKHOUSE_DSN.match(section.dsn):
+        raise ConfigError(
+            "setting storage.clickhouse.dsn must look like clickhouse://[user[:password]@]"
+            f"host[:port], got {section.dsn!r}"
+        )
+    if not _CLICKHOUSE_NAME.match(section.database):
+        raise ConfigError(
+            "setting storage.clickhouse.database must be letters, digits and underscores,"
+            f" got {section.database!r}"
+        )
+    if section.cluster:
+        # ON CLUSTER needs ZooKeeper and Distributed tables need the cluster step (ADR 0011).
+        raise ConfigError("setting storage.clickhouse.cluster is not supported yet (ADR 0011)")

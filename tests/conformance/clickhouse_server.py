@@ -105,7 +105,9 @@ class ClickHouseServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 errors = (self.dir / "server.err.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"clickhouse-server exited ({self.process.returncode}): {errors}")
+                raise RuntimeError(
+                    f"clickhouse-server exited ({self.process.returncode}): {errors}"
+                )
             client = Client("127.0.0.1", port=self.tcp_port, connect_timeout=1)
             try:
                 client.execute("SELECT 1")

@@ -6,7 +6,15 @@ from pathlib import Path
 
 from meshscope.store.base import Storage
 
-KINDS = ("memory", "duckdb")
+KINDS = ("memory", "duckdb", "clickhouse")
+"""Every storage backend by its `storage.kind` name."""
+
+
+class StorageOpenError(Exception):
+    """The store cannot be opened (a bad setting, or its server cannot be reached); the
+    message says why, for one line at start-up."""
+
+
 DEFAULT_DUCKDB_PATH = "meshscope.duckdb"
 
 
@@ -15,9 +23,19 @@ def open_storage(
     path: str | None = None,
     memory_limit: str | None = None,
     sample_cache_bytes: int | None = None,
+    clickhouse_dsn: str = "",
+    clickhouse_database: str = "meshscope",
 ) -> Storage:
-    """`memory` (path ignored) or `duckdb` (a file path; default `meshscope.duckdb`; its
-    buffer pool bounded by `memory_limit`, DuckDB's default when None)."""
+    """`memory` (path ignored), `duckdb` (a file path; default `meshscope.duckdb`; its
+    buffer pool bounded by `memory_limit`, DuckDB's default when None) or `clickhouse` (the
+    server `clickhouse_dsn` names, tables in `clickhouse_database`)."""
+    if kind == "clickhouse":
+        from meshscope.store.clickhouse import ClickHouseStorage, ClickHouseUnavailableError
+
+        try:
+            return ClickHouseStorage(clickhouse_dsn, clickhouse_database)
+        except (ValueError, ClickHouseUnavailableError) as error:
+            raise StorageOpenError(str(error)) from None
     if kind == "memory":
         from meshscope.store.memory import MemoryStorage
 

@@ -61,10 +61,7 @@ def attr_condition(prefixes: tuple[str, str], index: int) -> str:
             f" AND substring({prefix}_types, {at}, 1) != '{TAG_NONE}')"
         )
 
-    return (
-        f"if(has({own}_keys, {key}), {equal(own)},"
-        f" has({res}_keys, {key}) AND {equal(res)})"
-    )
+    return f"if(has({own}_keys, {key}), {equal(own)}, has({res}_keys, {key}) AND {equal(res)})"
 
 
 def attr_params(attributes: Mapping[str, str]) -> dict[str, str]:

@@ -3,6 +3,7 @@ is not thread-safe), and the write sequence that stands in for insertion order."
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -12,6 +13,15 @@ from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PASSWORD = re.compile(r"(://[^:/@]*):[^@/]*@")
+
+# The driver logs each failed connect with a traceback; we raise one clear error instead.
+logging.getLogger("clickhouse_driver.connection").setLevel(logging.ERROR)
+
+
+def redacted(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    return _PASSWORD.sub(r"\1:***@", dsn)
 
 
 class ClickHouseUnavailableError(RuntimeError):
@@ -31,10 +41,12 @@ class Connection:
     def __init__(self, dsn: str, database: str) -> None:
         self.dsn = dsn
         self.database = check_name("database", database)
+        if not dsn.startswith(("clickhouse://", "clickhouses://")):
+            raise ValueError(f"clickhouse dsn {redacted(dsn)!r} must start with clickhouse://")
         try:
             self._template = Client.from_url(dsn)
         except (ValueError, KeyError) as error:
-            raise ValueError(f"clickhouse dsn {dsn!r}: {error}") from None
+            raise ValueError(f"clickhouse dsn {redacted(dsn)!r}: {error}") from None
         self._local = threading.local()
         self._clients: list[Client] = []
         self._lock = threading.Lock()
@@ -64,7 +76,9 @@ class Connection:
         try:
             return self._client().execute(sql, params, **kw)
         except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError) as error:
-            raise ClickHouseUnavailableError(f"clickhouse at {self.dsn}: {error}") from None
+            raise ClickHouseUnavailableError(
+                f"clickhouse at {redacted(self.dsn)}: {error}"
+            ) from None
 
     def rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         found: list[tuple[Any, ...]] = self.execute(sql, params)

@@ -27,6 +27,7 @@ _COLUMNS = (
 
 def log_columns(logs: Sequence[LogRecord], first_seq: int) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = defaultdict(list)
+    value: Any  # one column's value; the columns have many types
     for offset, r in enumerate(logs):
         hi, lo = id128(r.trace_id)
         attrs, res = encode_attrs(r.attributes), encode_attrs(r.resource)

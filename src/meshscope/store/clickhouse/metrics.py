@@ -46,9 +46,7 @@ def _clamp(ns: int) -> int:
 
 def _point(name: str, labels: Labels, row: tuple[Any, ...]) -> MetricPoint:
     time_ns, kind, value, has_hist, bounds, counts, hist_sum, hist_count, help_, unit = row
-    histogram = (
-        Histogram(tuple(bounds), tuple(counts), hist_sum, hist_count) if has_hist else None
-    )
+    histogram = Histogram(tuple(bounds), tuple(counts), hist_sum, hist_count) if has_hist else None
     return MetricPoint(name, labels, time_ns, MetricType(kind), value, histogram, help_, unit)
 
 
@@ -64,6 +62,7 @@ class ClickHouseMetricStore:
     def write_points(self, points: Sequence[MetricPoint]) -> None:
         if not points:
             return
+        value: Any  # one column's value; the columns have many types
         first = self._conn.seq(len(points))
         samples: dict[str, list[Any]] = defaultdict(list)
         series: dict[str, list[Any]] = defaultdict(list)

@@ -1,4 +1,4 @@
-"""The tables (ADR 0020), generated for a server profile chosen from the server's version.
+"""The tables (ADR 0011), generated for a server profile chosen from the server's version.
 
 Every table has a `day` Date column (UTC) and daily partitions, so retention drops whole
 days. Ids are UInt64 halves; attributes are parallel key/value arrays plus one type letter
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 class Profile:
     """What the DDL may use. `compat` runs on every server from 18.16 on; a modern profile
     (TTL with ttl_only_drop_parts, LowCardinality, ZSTD codecs, a bloom filter on the trace
-    id) is the next step, checked on chdb (ADR 0020)."""
+    id) is the next step, checked on chdb (ADR 0011)."""
 
     name: str
     low_cardinality: bool = False
@@ -40,9 +40,7 @@ def _day(column: str) -> str:
 
 
 def _attrs(prefix: str) -> str:
-    return (
-        f"{prefix}_keys Array(String), {prefix}_values Array(String), {prefix}_types String"
-    )
+    return f"{prefix}_keys Array(String), {prefix}_values Array(String), {prefix}_types String"
 
 
 def statements(database: str, profile: Profile) -> list[str]:

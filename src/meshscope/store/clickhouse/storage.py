@@ -1,4 +1,4 @@
-"""ClickHouseStorage: every pillar in one ClickHouse database (ADR 0020).
+"""ClickHouseStorage: every pillar in one ClickHouse database (ADR 0011).
 
 Writes are synchronous inserts: when a write returns, the rows are in ClickHouse. There are
 no transactions, so `write_batch` inserts table by table (spans, logs, samples, catalog); a

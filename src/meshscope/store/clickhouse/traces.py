@@ -37,6 +37,7 @@ def span_columns(spans: Sequence[Span], first_seq: int) -> tuple[dict[str, list[
     """The `spans` and `spans_by_trace` columns of `spans`."""
     search: dict[str, list[Any]] = defaultdict(list)
     full: dict[str, list[Any]] = defaultdict(list)
+    value: Any  # one column's value; the columns have many types
     for offset, s in enumerate(spans):
         hi, lo = id128(s.trace_id)
         span_id = id64(s.span_id)

@@ -1,0 +1,111 @@
+"""The ClickHouse backend beyond the conformance suite: version/profile detection, retention
+by dropped partitions, and clear errors for bad DSNs and unreachable servers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from meshscope.model.logs import LogRecord
+from meshscope.model.metrics import MetricPoint
+from meshscope.model.spans import Span
+from meshscope.store.clickhouse import ClickHouseStorage, ClickHouseUnavailableError
+from tests.conformance import clickhouse_server
+from tests.ingest.asgi_server import free_port
+
+S = 1_000_000_000
+DAY = 86_400 * S
+D0 = 19_700 * DAY  # a UTC midnight
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Iterator[ClickHouseStorage]:
+    reason = clickhouse_server.available()
+    if reason:
+        pytest.skip(reason)
+    opened = ClickHouseStorage(clickhouse_server.dsn(), clickhouse_server.database_for(tmp_path))
+    yield opened
+    opened.close()
+
+
+def test_server_version_and_profile_are_detected(storage: ClickHouseStorage) -> None:
+    [(version,)] = storage._conn.rows("SELECT version()")
+    assert storage.server_version == version
+    assert storage.profile.name == "compat"
+
+
+def _partitions(storage: ClickHouseStorage, table: str) -> list[str]:
+    rows = storage._conn.rows(
+        "SELECT DISTINCT partition FROM system.parts WHERE database = %(db)s"
+        " AND table = %(table)s AND active ORDER BY partition",
+        {"db": storage._conn.database, "table": table},
+    )
+    return [partition.strip("'") for (partition,) in rows]
+
+
+def test_expire_drops_whole_days_and_deletes_rows_of_the_cut_day(
+    storage: ClickHouseStorage,
+) -> None:
+    # Two rows a day on three days, at 06:00 and 18:00 UTC.
+    times = [D0 + day * DAY + hour * 3600 * S for day in range(3) for hour in (6, 18)]
+    storage.write_batch(
+        spans=[Span(f"{n + 1:032x}", f"{n + 1:016x}", "op", "web", t, t + S)
+               for n, t in enumerate(times)],
+        logs=[LogRecord(t, "line", "web") for t in times],
+        points=[MetricPoint("m", (), t, value=1.0) for t in times],
+    )  # fmt: skip
+    days = ["2023-12-09", "2023-12-10", "2023-12-11"]
+    for table in ("spans", "spans_by_trace", "logs", "samples"):
+        assert _partitions(storage, table) == days, table
+    # The cut is at noon of the last day: two whole days dropped, one row of the third.
+    assert storage.expire(D0 + 2 * DAY + 12 * 3600 * S) == 3 * 5
+    for table in ("spans", "spans_by_trace", "logs", "samples"):
+        assert _partitions(storage, table) == days[2:], table
+    assert storage.traces.span_counts() == {"web": 1}
+    assert storage.logs.log_counts() == {"web": 1}
+    assert [p.time_ns for s in storage.metrics.select("m", [], 0, 2**62) for p in s.samples] == [
+        times[-1]
+    ]
+    assert storage.expire(D0 + 2 * DAY + 12 * 3600 * S) == 0
+
+
+def test_malformed_dsn_and_database_are_value_errors() -> None:
+    with pytest.raises(ValueError, match="must start with clickhouse://"):
+        ClickHouseStorage("http://127.0.0.1:9000")
+    with pytest.raises(ValueError, match="database 'no-dash'"):
+        ClickHouseStorage("clickhouse://127.0.0.1:9000", "no-dash")
+
+
+def test_unreachable_server_is_one_clear_error_without_the_password() -> None:
+    port = free_port()  # nothing listens there
+    with pytest.raises(ClickHouseUnavailableError, match=r"Connection refused") as caught:
+        ClickHouseStorage(f"clickhouse://me:secret@127.0.0.1:{port}")
+    assert "secret" not in str(caught.value)
+
+
+def test_serve_on_an_unreachable_server_exits_with_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        MESHSCOPE_STORAGE__KIND="clickhouse",
+        MESHSCOPE_STORAGE__CLICKHOUSE__DSN=f"clickhouse://127.0.0.1:{port}",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "meshscope.cli", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    [line] = [text for text in done.stderr.splitlines() if text.startswith("meshscope:")]
+    assert line.startswith("meshscope: storage.kind clickhouse: clickhouse at")
+    assert f"127.0.0.1:{port}" in line
+    assert "Connection refused" in line
