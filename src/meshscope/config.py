@@ -111,9 +111,9 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     for key, value in (os.environ if env is None else env).items():
         if key.startswith(ENV_PREFIX) and "__" in key:
             # MESHSCOPE_STORAGE__CLICKHOUSE__DSN: one level per `__`.
-            *path, name = key[len(ENV_PREFIX) :].lower().split("__")
+            *parents, name = key[len(ENV_PREFIX) :].lower().split("__")
             target = raw
-            for part in path:
+            for part in parents:
                 target = target.setdefault(part, {})
             target[name] = yaml.safe_load(value)
     return _build(raw)
