@@ -27,6 +27,7 @@ from meshscope.query.promql.values import (
     Vector,
     make_labels,
 )
+from meshscope.store.base import MetricStore
 from meshscope.store.memory import MemoryMetricStore
 
 _EVAL = re.compile(r"^eval(_ordered|_fail)?\s+instant\s+at\s+(\S+)\s+(.+)$")
@@ -180,13 +181,14 @@ def _expect(case: Case, line: str) -> None:
     case.expected.append((labels, expand_values(rest)))
 
 
-def run(case: Case) -> int:
+def run(case: Case, store: MetricStore | None = None) -> int:
     """Evaluate a case with both evaluators and raise AssertionError on any difference:
     range cases run on the vectorised and the per-step evaluator (each must give the expected
     result), instant cases on the per-step one and, as a one-step range query, on the
     vectorised one, which must agree. Returns the number of nodes the vectorised evaluator
-    handed to the per-step one."""
-    store = MemoryMetricStore()
+    handed to the per-step one. `store` is an empty store to load the case into (a fresh
+    in-memory one when None)."""
+    store = MemoryMetricStore() if store is None else store
     store.write_points(case.points)
     queryable = MetricStoreQueryable(store)
     if case.is_range:

@@ -68,5 +68,10 @@ class ClickHouseStorage:
     def expire(self, before_ns: int) -> int:
         return retention.expire(self._conn, before_ns)
 
+    def drop(self) -> None:
+        """Delete the database with everything in it, then close (tests, tear-down)."""
+        self._conn.execute(f"DROP DATABASE IF EXISTS {self._conn.database}")
+        self.close()
+
     def close(self) -> None:
         self._conn.close()
