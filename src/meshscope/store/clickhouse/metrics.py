@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from meshscope.model.exphistogram import ExpHistogram
 from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType
 from meshscope.store.base import (
     HistogramColumns,
@@ -29,7 +30,10 @@ from meshscope.store.clickhouse.schema import RANK_MAX
 from meshscope.store.metric_columns import PointColumns
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_SAMPLE = "time_ns, type, value, has_hist, bounds, counts, hist_sum, hist_count, help, unit"
+_SAMPLE = (
+    "time_ns, type, value, has_hist, bounds, counts, hist_sum, hist_count, help, unit,"
+    " start_ns, has_exp, exp_scale, exp_offset, exp_counts, exp_zero, exp_min, exp_max"
+)
 
 
 def fingerprint(name: str, labels: Labels) -> int:
@@ -45,9 +49,13 @@ def _clamp(ns: int) -> int:
 
 
 def _point(name: str, labels: Labels, row: tuple[Any, ...]) -> MetricPoint:
-    time_ns, kind, value, has_hist, bounds, counts, hist_sum, hist_count, help_, unit = row
+    (time_ns, kind, value, has_hist, bounds, counts, hist_sum, hist_count, help_, unit,
+     start_ns, has_exp, scale, offset, exp_counts, zero, low, high) = row  # fmt: skip
     histogram = Histogram(tuple(bounds), tuple(counts), hist_sum, hist_count) if has_hist else None
-    return MetricPoint(name, labels, time_ns, MetricType(kind), value, histogram, help_, unit)
+    exp = ExpHistogram(scale, offset, tuple(exp_counts), zero, low, high) if has_exp else None
+    return MetricPoint(
+        name, labels, time_ns, MetricType(kind), value, histogram, help_, unit, start_ns, exp
+    )
 
 
 class ClickHouseMetricStore:
@@ -87,14 +95,19 @@ class ClickHouseMetricStore:
                         ("unit", p.unit), ("seq", seq), ("rank", RANK_MAX - seq),
                     ):  # fmt: skip
                         families[column].append(value)
-                h = p.histogram
+                h, e = p.histogram, p.exp_histogram
                 for column, value in (
                     ("name", p.name), ("fingerprint", fp), ("time_ns", p.time_ns), ("seq", seq),
                     ("type", p.type.value), ("value", p.value), ("has_hist", int(h is not None)),
                     ("bounds", list(h.bounds) if h else []),
                     ("counts", list(h.counts) if h else []),
                     ("hist_sum", h.sum if h else 0.0), ("hist_count", h.count if h else 0),
-                    ("help", p.help), ("unit", p.unit),
+                    ("help", p.help), ("unit", p.unit), ("start_ns", p.start_ns),
+                    ("has_exp", int(e is not None)), ("exp_scale", e.scale if e else 0),
+                    ("exp_offset", e.offset if e else 0),
+                    ("exp_counts", list(e.counts) if e else []),
+                    ("exp_zero", e.zero_count if e else 0), ("exp_min", e.min if e else 0.0),
+                    ("exp_max", e.max if e else 0.0),
                 ):  # fmt: skip
                     samples[column].append(value)
         # Series before samples: a sample is never readable without its series.

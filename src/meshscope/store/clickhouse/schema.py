@@ -82,7 +82,9 @@ def statements(database: str, profile: Profile) -> list[str]:
             name {lc("String")}, fingerprint UInt64, time_ns Int64, seq UInt64,
             type {lc("String")}, value Float64, has_hist UInt8, bounds Array(Float64),
             counts Array(UInt64), hist_sum Float64, hist_count UInt64,
-            help String, unit String, {_day("time_ns")}
+            help String, unit String, start_ns Int64, has_exp UInt8, exp_scale Int8,
+            exp_offset Int32, exp_counts Array(UInt64), exp_zero UInt64, exp_min Float64,
+            exp_max Float64, {_day("time_ns")}
         ) ENGINE = MergeTree PARTITION BY day ORDER BY (name, fingerprint, time_ns)""",
         f"""CREATE TABLE IF NOT EXISTS {db}.families (
             name String, type String, help String, unit String, seq UInt64, rank UInt64,
