@@ -108,10 +108,18 @@ def test_percentiles_within_5_percent_of_the_raw_spans(backend: Backend, tmp_pat
         reopened.close()
 
 
-@pytest.fixture
-def late_start(backend: Backend, tmp_path: Path) -> Iterator[tuple[Storage, int, int]]:
+# ClickHouse is left out here: 720 small synchronous writes (a part per table each) take ~2 min
+# on 18.16; the percentile test above covers RED over it.
+SMALL_WRITE_BACKENDS = [b for b in BACKENDS if b.name != "clickhouse"]
+
+
+@pytest.fixture(params=SMALL_WRITE_BACKENDS, ids=str)
+def late_start(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Storage, int, int]]:
     """An hour: `steady` at 2 req/s all along (and before), `fresh` at 5 req/s only in the
     last 2 minutes, as if just deployed. Flushed every 15 s."""
+    backend: Backend = request.param
     clock = ManualClock()
     storage = backend.open(tmp_path)
     pipeline = Pipeline(storage, clock)
