@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from meshscope.model.regex import Pattern, RegexError, compile_pattern
 from meshscope.model.spans import Span, SpanKind, StatusCode
 
 _TOKEN = re.compile(
@@ -51,6 +52,13 @@ SpanTest = Callable[[Span], bool]
 
 class TraceQLError(ValueError):
     """The query is not valid TraceQL, or uses a part this subset does not support."""
+
+
+@dataclass(frozen=True, slots=True)
+class Regex:
+    """The value of `=~` / `!~`: an RE2 pattern matching the whole value, as in Tempo."""
+
+    pattern: Pattern
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,8 +219,8 @@ def _value(field: str, op: str, token: tuple[str, str]) -> Any:
         if kind != "string":
             raise TraceQLError(f"{op} needs a string regex, got {text!r}")
         try:
-            return re.compile(_unquote(text))
-        except re.error as error:
+            return Regex(compile_pattern(_unquote(text), anchored=True))
+        except RegexError as error:
             raise TraceQLError(f"bad regex {text}: {error}") from None
     if kind == "string":
         return _unquote(text)
@@ -280,8 +288,8 @@ def matches(node: Node, span: Span) -> bool:
 def _compare(actual: Any, op: str, wanted: Any) -> bool:
     if actual is None:  # a missing attribute satisfies no condition, as SQL's NULL
         return False
-    if isinstance(wanted, re.Pattern):
-        found = wanted.fullmatch(str(actual)) is not None
+    if isinstance(wanted, Regex):
+        found = wanted.pattern.fullmatch(str(actual)) is not None
         return found if op == "=~" else not found
     if isinstance(wanted, (StatusCode, SpanKind)):
         same = actual is wanted

@@ -6,7 +6,6 @@ Each protocol is a handful of methods; query code depends on these, never on a b
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -15,6 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from meshscope.model import regex
 from meshscope.model.attributes import AttrValue
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import Labels, MetricPoint, MetricType
@@ -128,18 +128,23 @@ class MatchOp(Enum):
 
 @dataclass(frozen=True, slots=True)
 class LabelMatcher:
-    """A Prometheus label matcher. Regexes are fully anchored, as in Prometheus."""
+    """A Prometheus label matcher. Regexes are RE2, fully anchored, as in Prometheus; an
+    invalid one raises RegexError when the matcher is made."""
 
     name: str
     op: MatchOp
     value: str
+
+    def __post_init__(self) -> None:
+        if self.op in (MatchOp.RE, MatchOp.NRE):
+            regex.check(self.value)
 
     def matches(self, value: str) -> bool:
         if self.op is MatchOp.EQ:
             return value == self.value
         if self.op is MatchOp.NE:
             return value != self.value
-        hit = re.fullmatch(self.value, value) is not None
+        hit = regex.full_match(self.value, value)
         return hit if self.op is MatchOp.RE else not hit
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
+from meshscope.model.regex import Pattern
 from meshscope.query.logql.template import Template
 from meshscope.store.base import LabelMatcher
 
@@ -21,7 +21,7 @@ class LineFilter:
 
     op: LineFilterOp
     text: str
-    regex: re.Pattern[str] | None = None
+    regex: Pattern | None = None
 
     def keeps(self, line: str) -> bool:
         if self.regex is not None:
@@ -45,7 +45,7 @@ class Comparison:
     op: CompareOp
     value: str | float
     kind: Literal["string", "number", "duration"]
-    regex: re.Pattern[str] | None = None
+    regex: Pattern | None = None
 
 
 @dataclass(frozen=True, slots=True)

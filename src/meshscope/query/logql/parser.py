@@ -6,9 +6,9 @@ which LogQL feature is not supported, so the API can answer 400 with it.
 
 from __future__ import annotations
 
-import re
 from typing import cast, get_args
 
+from meshscope.model.regex import Pattern, RegexError, compile_pattern
 from meshscope.query.logql.ast import (
     AggOp,
     ArithOp,
@@ -322,8 +322,8 @@ class _Parser:
         raise AssertionError
 
 
-def _compile(pattern: str, anchored: bool = False) -> re.Pattern[str]:
+def _compile(pattern: str, anchored: bool = False) -> Pattern:
     try:
-        return re.compile(f"(?:{pattern})" if not anchored else f"^(?:{pattern})$", re.DOTALL)
-    except re.error as error:
-        raise LogQLError(f"invalid regular expression {pattern!r}: {error}") from None
+        return compile_pattern(pattern, anchored)
+    except RegexError as error:
+        raise LogQLError(str(error)) from None

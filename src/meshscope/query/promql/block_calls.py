@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +11,7 @@ import numpy as np
 import promql_parser as pp
 
 from meshscope.model.metrics import Labels
+from meshscope.model.regex import RegexError, compile_pattern
 from meshscope.query.promql import functions as fn
 from meshscope.query.promql import range_functions as rf
 from meshscope.query.promql.block import (
@@ -116,7 +116,7 @@ def _relabel(name: str, texts: list[str]) -> Callable[[Labels], Labels]:
     and errors, applied to one-series vectors)."""
     if name == "label_replace":
         dst, replacement, src, regex = texts
-        pattern = re.compile(f"^(?:{regex})$") if _valid(regex) else None
+        pattern = compile_pattern(regex, anchored=True) if _valid(regex) else None
         if pattern is None or not _LABEL_NAME.match(dst):
             raise_label_error(name, texts)
 
@@ -136,8 +136,8 @@ def _relabel(name: str, texts: list[str]) -> Callable[[Labels], Labels]:
 
 def _valid(regex: str) -> bool:
     try:
-        re.compile(regex)
-    except re.error:
+        compile_pattern(regex, anchored=True)
+    except RegexError:
         return False
     return True
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import promql_parser as pp
 
 from meshscope.model.metrics import Labels
+from meshscope.model.regex import Match, RegexError, compile_pattern
 from meshscope.query.promql import functions as fn
 from meshscope.query.promql.histograms import histogram_quantile
 from meshscope.query.promql.queryable import RawSeries
@@ -214,14 +215,14 @@ def _clamp_round(ev: Evaluator, name: str, args: list[Any]) -> Vectors:
     return Vectors(check_unique(out))
 
 
-def _go_template(template: str, match: re.Match[str]) -> str:
+def _go_template(template: str, match: Match) -> str:
     def group(m: re.Match[str]) -> str:
         if m.group(0) == "$$":
             return "$"
         ref = m.group(1) or m.group(2)
         try:
             value = match.group(int(ref)) if ref.isdigit() else match.group(ref)
-        except IndexError:
+        except (IndexError, KeyError):
             return ""
         return value or ""
 
@@ -232,8 +233,8 @@ def _label_replace(ev: Evaluator, args: list[Any]) -> Vectors:
     vectors = _vectors(ev, args[0])
     dst, replacement, src, regex = (_text(ev, a) for a in args[1:5])
     try:
-        pattern = re.compile(f"^(?:{regex})$")
-    except re.error as exc:
+        pattern = compile_pattern(regex, anchored=True)
+    except RegexError as exc:
         raise PromQLError(f"invalid regular expression in label_replace(): {regex}") from exc
     if not _LABEL_NAME.match(dst):
         raise PromQLError(f"invalid destination label name in label_replace(): {dst}")

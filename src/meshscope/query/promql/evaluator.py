@@ -10,6 +10,7 @@ from typing import Any
 
 import promql_parser as pp
 
+from meshscope.model.regex import RegexError
 from meshscope.query.promql import aggregations, binary
 from meshscope.query.promql.queryable import Queryable
 from meshscope.query.promql.steps import (
@@ -54,7 +55,12 @@ def millis(delta: timedelta | None) -> int:
 
 def selector_matchers(node: Any) -> list[LabelMatcher]:
     out = [LabelMatcher(NAME, MatchOp.EQ, node.name)] if node.name else []
-    out += [LabelMatcher(m.name, _MATCH_OPS[str(m.op)], m.value) for m in node.matchers.matchers]
+    try:
+        out += [
+            LabelMatcher(m.name, _MATCH_OPS[str(m.op)], m.value) for m in node.matchers.matchers
+        ]
+    except RegexError as error:
+        raise BadQueryError(str(error)) from None
     if node.matchers.or_matchers:
         raise PromQLError("'or' inside label matchers is not supported")
     return out
