@@ -169,6 +169,8 @@ def build(config: Config, clock: Clock | None = None) -> App:
         *web_ui_routes(storage),
     ]
     middleware = [http_metrics.middleware()]
+    ui = Starlette(routes=ui_routes, middleware=middleware)
+    ui.state.query_limits = config.query  # read by api/handlers.threaded for each query
     return App(
         config=config,
         storage=storage,
@@ -178,7 +180,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
         limits=limits,
         decoders=decoders,
         scraper=scraper,
-        ui=Starlette(routes=ui_routes, middleware=middleware),
+        ui=ui,
         otlp_http=Starlette(
             routes=[*otlp_http_routes(sink, limits, decoders), health_route()],
             middleware=middleware,

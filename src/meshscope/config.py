@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from meshscope.query.budget import QueryLimits
 from meshscope.store.factory import KINDS
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    query: QueryLimits = field(default_factory=QueryLimits)
     sampling: SamplingConfig = field(default_factory=lambda: _nested_section("sampling", None))
     scrape: ScrapeConfig = field(default_factory=lambda: _nested_section("scrape", None))
     slos: tuple[Slo, ...] = ()
@@ -93,6 +95,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "server": ServerConfig,
     "storage": StorageConfig,
     "pipeline": PipelineConfig,
+    "query": QueryLimits,
 }
 
 
@@ -212,6 +215,9 @@ def _validate(config: Config) -> None:
         )
     if config.pipeline.ingest_workers < 0:
         raise ConfigError("setting pipeline.ingest_workers must be >= 0")
+    for name, value in dataclasses.asdict(config.query).items():
+        if value <= 0:
+            raise ConfigError(f"setting query.{name} must be > 0, got {value}")
     if config.pipeline.flush_interval_seconds <= 0:
         raise ConfigError("setting pipeline.flush_interval_seconds must be > 0")
 

@@ -1,12 +1,16 @@
-"""The one way read routes run: parse and answer off the event loop, refusals in the API's
-own error envelope.
+"""The one way read routes run: parse and answer off the event loop, under a query budget,
+refusals in the API's own error envelope.
 
 Each API (Jaeger, Zipkin, Prometheus, Loki, Tempo, meshscope's) differs only in how a
-success and a refusal look; `threaded` takes those two and does the rest.
+success and a refusal look; `threaded` takes those two and does the rest: it opens the
+request's Budget (deadline and limits, query/budget.py), cancels it when the client goes
+away, and hands the guard's refusals (timeout, limit, too complex, bad regex) to `refuse`
+along with the API's own, `status_of` telling which status each deserves.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,8 +19,65 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from meshscope.api.params import FormParams, ParamError, read_params
+from meshscope.model.regex import RegexError
+from meshscope.query.budget import (
+    Budget,
+    QueryLimitError,
+    QueryLimits,
+    QueryTimeoutError,
+    QueryTooComplexError,
+    running,
+)
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+# Always refused, whatever the API: the guard's answers and bad regexes.
+GUARD_ERRORS: tuple[type[Exception], ...] = (
+    QueryTimeoutError,
+    QueryLimitError,
+    QueryTooComplexError,
+    RegexError,
+)
+_DISCONNECT_POLL_S = 0.25
+_DEFAULT_LIMITS = QueryLimits()
+
+
+def status_of(error: Exception, default: int = 400) -> int:
+    """503 for a timed-out query (retrying later may work), 422 for one over a limit (the
+    request is well-formed but too expensive, as Prometheus' `execution` errors), else
+    `default`."""
+    if isinstance(error, QueryTimeoutError):
+        return 503
+    if isinstance(error, QueryLimitError):
+        return 422
+    return default
+
+
+def query_limits(request: Request) -> QueryLimits:
+    """The `query:` settings the app was built with (app.py keeps them in app.state)."""
+    limits = getattr(request.app.state, "query_limits", None)
+    return limits if isinstance(limits, QueryLimits) else _DEFAULT_LIMITS
+
+
+def _run_budgeted(budget: Budget, work: Callable[..., Any], *args: Any) -> Any:
+    with running(budget):
+        try:
+            return work(*args)
+        except RecursionError:
+            # A backstop behind check_depth: the frames are dropped here, not kept alive by
+            # a traceback on the response path.
+            raise QueryTooComplexError("query is nested too deeply to evaluate") from None
+
+
+async def _watch(request: Request, budget: Budget, worker: asyncio.Future[Any]) -> Any:
+    """Wait for the worker; cancel its budget when the client disconnects meanwhile (the
+    thread stops at its next budget check)."""
+    while True:
+        done, _ = await asyncio.wait({worker}, timeout=_DISCONNECT_POLL_S)
+        if done:
+            return worker.result()
+        if not budget.cancelled and await request.is_disconnected():
+            budget.cancel()
 
 
 def threaded(
@@ -28,17 +89,20 @@ def threaded(
 ) -> Handler:
     """A handler running `work(request)` (with `form`: `work(params, request)`, the query
     string plus a form-encoded POST body) in a worker thread. A Response it returns is sent
-    as it is, anything else as `ok(result)`; an exception of `refused` becomes
-    `refuse(error)`, the API's 4xx answer."""
+    as it is, anything else as `ok(result)`; an exception of `refused` or GUARD_ERRORS
+    becomes `refuse(error)`, the API's 4xx/5xx answer (see `status_of`)."""
+    catch = (*refused, *GUARD_ERRORS)
 
     async def handle(request: Request) -> Response:
+        budget = Budget(query_limits(request))
         try:
+            args: tuple[Any, ...] = (request,)
             if form:
                 params: FormParams = await read_params(request)
-                result = await run_in_threadpool(work, params, request)
-            else:
-                result = await run_in_threadpool(work, request)
-        except refused as error:
+                args = (params, request)
+            worker = asyncio.ensure_future(run_in_threadpool(_run_budgeted, budget, work, *args))
+            result = await _watch(request, budget, worker)
+        except catch as error:
             return refuse(error)
         return result if isinstance(result, Response) else ok(result)
 

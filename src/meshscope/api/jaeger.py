@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from meshscope.api.envelope import jaeger_error, jaeger_ok
-from meshscope.api.handlers import Handler, threaded
+from meshscope.api.handlers import Handler, status_of, threaded
 from meshscope.api.jaeger_model import trace_json
 from meshscope.api.jaeger_search import KINDS, parse_search
 from meshscope.api.params import NS_PER_MS, ParamError, optional_int, scaled, trace_id
@@ -34,7 +34,7 @@ def kind_name(kind: SpanKind) -> str:
 
 def _endpoint(work: Callable[[Request], Any]) -> Handler:
     """`work` off the event loop; its data in the Jaeger envelope, ParamError a 400 in it."""
-    return threaded(work, jaeger_ok, lambda error: jaeger_error(400, str(error)))
+    return threaded(work, jaeger_ok, lambda error: jaeger_error(status_of(error), str(error)))
 
 
 def jaeger_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Route]:

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from meshscope.api.envelope import jaeger_error
-from meshscope.api.handlers import Handler, threaded
+from meshscope.api.handlers import Handler, status_of, threaded
 from meshscope.api.params import ParamError, integer, rfc3339
 from meshscope.model.spans import SpanKind
 from meshscope.pipeline.derive.spanmetrics import CALLS, DURATION
@@ -103,7 +103,7 @@ def jaeger_metrics_routes(metrics: MetricStore, now_ns: NowNs = time.time_ns) ->
         return threaded(
             lambda request: answer(request, kind),
             JSONResponse,
-            lambda error: jaeger_error(400, str(error)),
+            lambda error: jaeger_error(status_of(error), str(error)),
         )
 
     return [

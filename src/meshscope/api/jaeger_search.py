@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import orjson
 from starlette.datastructures import QueryParams
 
 from meshscope.api.params import (
@@ -88,7 +89,7 @@ def _tags(params: QueryParams) -> dict[str, str]:
         if not raw.strip():
             continue
         try:
-            decoded = json.loads(raw)
+            decoded = orjson.loads(raw)  # depth-limited (1024), unlike json.loads
         except ValueError as exc:
             raise ParamError(f"malformed parameter tags (not JSON): {exc}") from None
         if not isinstance(decoded, dict):

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from meshscope.api.handlers import Handler, threaded
+from meshscope.api.handlers import Handler, status_of, threaded
 from meshscope.api.loki_params import (
     Params,
     one,
@@ -64,7 +64,7 @@ def _json(data: Any) -> Response:
 
 def _endpoint(work: Work) -> Handler:
     def refuse(error: Exception) -> Response:
-        return PlainTextResponse(str(error), 400)
+        return PlainTextResponse(str(error), status_of(error))
 
     return threaded(work, _json, refuse, (ParamError, LogQLError), form=True)
 

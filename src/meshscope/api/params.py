@@ -22,6 +22,7 @@ MAX_INT64 = 2**63 - 1
 # Go's time.ParseDuration grammar: a sequence of decimal numbers with units, optional sign.
 _GO_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
              "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}  # fmt: skip
+MAX_DURATION_CHARS = 64
 _GO_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
@@ -41,6 +42,9 @@ class ParamError(ValueError):
 def go_duration_ns(text: str, name: str) -> int:
     """A Go duration string (`100ms`, `1.5s`, `1h2m`, `250us`) in nanoseconds; >= 0."""
     body = text.strip()
+    # No int64 duration needs more; longer text would only make the scan below slow.
+    if len(body) > MAX_DURATION_CHARS:
+        raise ParamError(f"parameter {name} is longer than {MAX_DURATION_CHARS} characters")
     if body.startswith("+"):
         body = body[1:]
     if body == "0":

@@ -16,6 +16,8 @@ from starlette.routing import Route
 from meshscope.api.handlers import Handler, threaded
 from meshscope.api.params import ParamError
 from meshscope.api.prometheus_json import matrix_json
+from meshscope.query import budget
+from meshscope.query.budget import QueryLimitError, QueryTimeoutError
 from meshscope.query.promql.engine import Engine
 from meshscope.query.promql.evaluator import parse, selector_matchers
 from meshscope.query.promql.queryable import Queryable, label_names, label_values, series_labels
@@ -69,7 +71,9 @@ def parse_time(text: str, name: str = "time") -> int:
         if parsed.tzinfo is not None:
             return round(parsed.timestamp() * 1000)
         seconds = math.nan
-    if not math.isfinite(seconds):
+    # Beyond int64 milliseconds (`start=1e300`) no sample can be, and the arithmetic on
+    # times would overflow: refused rather than clamped.
+    if not math.isfinite(seconds) or not MIN_TIME_MS <= seconds * 1000 <= MAX_TIME_MS:
         raise ParamError(f'invalid parameter "{name}": cannot parse "{text}" to a valid timestamp')
     return round(seconds * 1000)
 
@@ -87,6 +91,18 @@ def parse_duration(text: str, name: str) -> int:
     if not math.isfinite(seconds) or seconds * 1000 > 2**63 - 1:
         raise ParamError(f'invalid parameter "{name}": cannot parse "{text}" to a valid duration')
     return round(seconds * 1000)
+
+
+def _honour_timeout(params: dict[str, list[str]]) -> None:
+    """Prometheus' `timeout` parameter narrows the query's deadline (never past the
+    query.timeout_seconds setting)."""
+    text = _one(params, "timeout")
+    running = budget.current()
+    if text and running is not None:
+        ms = parse_duration(text, "timeout")
+        if ms <= 0:
+            raise ParamError(f'invalid parameter "timeout": {text} is not a positive duration')
+        running.narrow(ms / 1000)
 
 
 def _one(params: dict[str, list[str]], name: str) -> str | None:
@@ -149,6 +165,10 @@ def result_json(value: Value) -> dict[str, Any]:
 def refusal(error: Exception) -> Response:
     """A 400 `bad_data` for bad parameters and unparsable queries, 422 for evaluation errors,
     in Prometheus's error envelope."""
+    if isinstance(error, QueryTimeoutError):
+        return _error("timeout", str(error), 503)
+    if isinstance(error, QueryLimitError):
+        return _error("execution", str(error), 422)
     if isinstance(error, PromQLError) and not isinstance(error, BadQueryError):
         return _error(error.kind, str(error), 422)
     return _error("bad_data", str(error), 400)
@@ -172,12 +192,14 @@ def prometheus_routes(queryable: Queryable) -> list[Route]:
         text = _one(params, "query")
         if not text:
             raise ParamError('invalid parameter "query": query must not be empty')
+        _honour_timeout(params)
         at = _one(params, "time")
         t_ms = parse_time(at) if at else round(datetime.now().timestamp() * 1000)
         return result_json(engine.instant(text, t_ms))
 
     def query_range(params: dict[str, list[str]], _: Request) -> Any:
         text = _one(params, "query")
+        _honour_timeout(params)
         start, end, step = (_one(params, n) for n in ("start", "end", "step"))
         if not start or not end:
             raise ParamError(f'invalid parameter "{"start" if not start else "end"}": missing')

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from meshscope.api.handlers import Handler, threaded
+from meshscope.api.handlers import Handler, status_of, threaded
 from meshscope.api.params import ParamError, integer
 from meshscope.api.params import trace_id as parse_trace_id
 from meshscope.model.otlp import any_value, trace_request
@@ -98,7 +98,7 @@ def tempo_routes(storage: Storage, now_ns: Callable[[], int] = time.time_ns) -> 
 
     def endpoint(work: Callable[..., Response], *args: Any) -> Handler:
         def refuse(error: Exception) -> Response:
-            return PlainTextResponse(str(error), status_code=400)
+            return PlainTextResponse(str(error), status_code=status_of(error))
 
         return threaded(lambda request: work(request, *args), JSONResponse, refuse,
                         (ParamError, TraceQLError))  # fmt: skip

@@ -2,8 +2,9 @@
 
 Application logs only by default; `?access=true` adds the access logs derived from the
 trace's calls. Each log: service, time (RFC 3339 and ns), severity, body, trace and span
-ids, attributes and resource. An unknown trace has no logs (200, empty list); an id that is
-not 1-32 hex digits is a 400 `{"error": ...}`.
+ids, attributes and resource; the first `limit` (default 1000, at most 10,000). An unknown
+trace has no logs (200, empty list); an id that is not 1-32 hex digits, or all zeros, is a
+400 `{"error": ...}`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from meshscope.api.params import ParamError, rfc3339
+from meshscope.api.params import ParamError, optional_int, rfc3339
 from meshscope.api.params import trace_id as parse_trace_id
 from meshscope.model.logs import LogRecord
 from meshscope.query.logql.labels import level_name
@@ -24,6 +25,8 @@ from meshscope.query.logs import trace_logs
 from meshscope.store.base import Storage
 
 _TRUE = ("true", "1", "yes")
+DEFAULT_LIMIT = 1000  # one trace's logs; a busy trace can log more: `limit` up to MAX_LIMIT
+MAX_LIMIT = 10_000
 
 
 def log_json(record: LogRecord) -> dict[str, Any]:
@@ -53,10 +56,14 @@ def trace_logs_route(storage: Storage) -> Route:
     async def logs(request: Request) -> Response:
         try:
             trace_id = parse_trace_id(request.path_params["trace_id"], "trace_id")
+            if not trace_id.strip("0"):
+                # W3C: all zeros is no trace; logs without one would all match it.
+                raise ParamError("parameter trace_id must not be all zeros (an invalid trace id)")
+            limit = optional_int(request.query_params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         except ParamError as error:
             return Response(orjson.dumps({"error": str(error)}), 400, media_type="application/json")
         access = request.query_params.get("access", "").lower() in _TRUE
-        records = await run_in_threadpool(trace_logs, storage.logs, trace_id, access)
+        records = await run_in_threadpool(trace_logs, storage.logs, trace_id, access, limit)
         data = {"traceID": trace_id, "logs": [log_json(r) for r in records]}
         return Response(orjson.dumps(data, default=_default), media_type="application/json")
 

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from meshscope.api.handlers import Handler, threaded
+from meshscope.api.handlers import Handler, status_of, threaded
 from meshscope.api.params import (
     NS_PER_MS,
     NS_PER_US,
@@ -42,7 +42,9 @@ NowNs = Callable[[], int]
 
 
 def _endpoint(work: Callable[[Request], Any]) -> Handler:
-    return threaded(work, JSONResponse, lambda error: PlainTextResponse(str(error), 400))
+    return threaded(
+        work, JSONResponse, lambda error: PlainTextResponse(str(error), status_of(error))
+    )
 
 
 def _required(request: Request, name: str) -> str:

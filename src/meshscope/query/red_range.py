@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from meshscope.model.spans import SpanKind
 from meshscope.pipeline.derive.spanmetrics import CALLS, DURATION
+from meshscope.query import budget
 from meshscope.query.increase import growth_since, snapshot
 from meshscope.query.red import red_matchers, summarize
 from meshscope.store.base import MetricStore
@@ -69,8 +70,11 @@ def red_over_time(
         return []
     instants = boundaries(start_ns, end_ns, effective_steps(start_ns, end_ns, steps))
     matchers = red_matchers(service, kind)
-    calls = [snapshot(metrics, CALLS, matchers, t) for t in instants]
-    durations = [snapshot(metrics, DURATION, matchers, t) for t in instants]
+    calls, durations = [], []
+    for t in instants:  # a store read each: check the deadline between them
+        budget.check()
+        calls.append(snapshot(metrics, CALLS, matchers, t))
+        durations.append(snapshot(metrics, DURATION, matchers, t))
     found: dict[tuple[str, str], RedSeries] = {}
     empty: list[tuple[int, set[tuple[str, str]]]] = []
     for i in range(1, len(instants)):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshscope.model.spans import Span, SpanKind, StatusCode
+from meshscope.query import budget
 from meshscope.query.traceql import BoolOp, Condition, Node, Query, trace_matches
 from meshscope.query.traces import root_span
 from meshscope.store.base import TraceQuery, TraceStore
@@ -49,6 +50,7 @@ def search(
     )
     result = SearchResult()
     for low in range(0, len(candidates), _CHUNK):
+        budget.check()
         chunk = candidates[low : low + _CHUNK]
         found = traces.get_traces(chunk)
         for trace_id in chunk:

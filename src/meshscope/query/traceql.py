@@ -26,6 +26,7 @@ from typing import Any
 
 from meshscope.model.regex import Pattern, RegexError, compile_pattern
 from meshscope.model.spans import Span, SpanKind, StatusCode
+from meshscope.query import budget
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -249,6 +250,7 @@ def _unquote(text: str) -> str:
 def parse(text: str) -> Query:
     if not text.strip():
         raise TraceQLError("empty query: write a span set like { status = error }")
+    budget.check_depth(text)  # the parser and `matches` recurse once per level
     return _Parser(text).query()
 
 

@@ -11,6 +11,7 @@ from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 
+from meshscope.query import budget
 from meshscope.query.logql.ast import (
     BinaryOp,
     MetricExpr,
@@ -100,6 +101,8 @@ def _range_aggregation(store: LogStore, expr: RangeAggregation, steps: Steps, sc
     per_second = expr.func in ("rate", "bytes_rate")
     out: Matrix = {}
     for key, stamps in times.items():
+        budget.check()
+        budget.charge(1, steps.count)
         prefix = [0]
         for size in sizes[key] if by_bytes else (1 for _ in stamps):
             prefix.append(prefix[-1] + size)

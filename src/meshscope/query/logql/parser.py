@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import cast, get_args
 
 from meshscope.model.regex import Pattern, RegexError, compile_pattern
+from meshscope.query import budget
 from meshscope.query.logql.ast import (
     AggOp,
     ArithOp,
@@ -56,6 +57,7 @@ def parse(query: str) -> Query:
     """Parse a LogQL query; raises LogQLError naming the problem."""
     if not query.strip():
         raise LogQLError("empty query")
+    budget.check_depth(query)  # the parser and evaluators recurse once per level
     return _Parser(tokenize(query)).query()
 
 

@@ -105,10 +105,19 @@ def _parse_json(line: str, labels: dict[str, str]) -> None:
 
 
 def _flatten(document: dict[str, Any], prefix: str, labels: dict[str, str]) -> None:
-    for key, value in document.items():
+    # Depth first in document order, with an explicit stack: orjson accepts objects nested
+    # 1,024 deep, deeper than Python's recursion allows.
+    stack = [(prefix, iter(document.items()))]
+    while stack:
+        prefix, items = stack[-1]
+        entry = next(items, None)
+        if entry is None:
+            stack.pop()
+            continue
+        key, value = entry
         name = f"{prefix}_{key}" if prefix else key
         if isinstance(value, dict):
-            _flatten(value, name, labels)
+            stack.append((name, iter(value.items())))
         elif isinstance(value, list):
             continue  # Loki skips arrays
         elif isinstance(value, bool):

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from meshscope.model.logs import LogRecord
+from meshscope.query import budget
 from meshscope.query.logql.ast import (
     BoolFilter,
     Comparison,
@@ -142,6 +143,8 @@ def entries(
     base = replace(store_query(expr.matchers, expr), newest_first=newest_first)
     produced = 0
     for record in _records(store, base, start_ns, end_ns, limit):
+        if scan.lines & 255 == 0:
+            budget.check()
         scan.lines += 1
         scan.bytes += len(record.body)
         entry = record_entry(record, expr.matchers)

@@ -11,6 +11,7 @@ from typing import Any
 import promql_parser as pp
 
 from meshscope.model.regex import RegexError
+from meshscope.query import budget
 from meshscope.query.promql import aggregations, binary
 from meshscope.query.promql.queryable import Queryable
 from meshscope.query.promql.steps import (
@@ -41,6 +42,9 @@ _CARDS = {
 
 
 def parse(query: str) -> Any:
+    # promql-parser's time grows quadratically with chained operators (2,000 `+`: ~1 s
+    # holding the GIL) and the evaluators recurse per level: bound the depth first.
+    budget.check_depth(query)
     try:
         return pp.parse(query)
     except ValueError as exc:
@@ -66,6 +70,24 @@ def selector_matchers(node: Any) -> list[LabelMatcher]:
     return out
 
 
+def at_ms(node: Any) -> int:
+    """The time (ms) of an `@ <timestamp>` modifier. promql-parser panics reading one
+    outside the system clock's range (`@ 1e20`): refused like Prometheus does."""
+    try:
+        ms: int = round(node.at.at.timestamp() * 1000)
+        return ms
+    except (OverflowError, ValueError) as error:
+        raise _at_error() from error
+    except BaseException as error:  # pyo3's PanicException derives from BaseException
+        if type(error).__name__ != "PanicException":
+            raise
+        raise _at_error() from None
+
+
+def _at_error() -> BadQueryError:
+    return BadQueryError("parse error: timestamp out of bounds for @ modifier")
+
+
 @dataclass(slots=True)
 class Context:
     queryable: Queryable
@@ -81,6 +103,7 @@ class Evaluator:
         self.steps = steps
 
     def eval(self, node: Any) -> Steps:
+        budget.check()
         if isinstance(node, pp.NumberLiteral):
             return Scalars([float(node.val)] * len(self.steps))
         if isinstance(node, pp.StringLiteral):
@@ -118,7 +141,7 @@ class Evaluator:
         elif at.type == pp.AtModifierType.End:
             fixed = self.ctx.end
         else:
-            fixed = round(at.at.timestamp() * 1000)
+            fixed = at_ms(node)
         return [fixed - offset] * len(self.steps)
 
     def _vector_selector(self, node: Any) -> Vectors:
@@ -146,6 +169,7 @@ class Evaluator:
         start = step * (first // step)
         if start < first:
             start += step
+        budget.check_steps((max(refs) - start) // step + 1)
         inner = Evaluator(self.ctx, list(range(start, max(refs) + 1, step)))
         value = inner.eval(node.expr)
         return Ranges(subquery_series(value, inner.steps), range_ms, refs)

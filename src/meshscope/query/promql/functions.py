@@ -197,9 +197,22 @@ KEEPS_NAME = {"last_over_time"}
 
 
 def _round(v: float, to_nearest: float = 1.0) -> float:
-    inverse = 1.0 / to_nearest
+    # Go's float division: 1/0 is ±Inf (round(x, 0) is NaN in Prometheus, not an error).
+    inverse = _go_divide(1.0, to_nearest)
     shifted = v * inverse + 0.5
-    return (math.floor(shifted) if math.isfinite(shifted) else shifted) / inverse
+    floored = math.floor(shifted) if math.isfinite(shifted) else shifted
+    return _go_divide(floored, inverse)
+
+
+def _go_divide(a: float, b: float) -> float:
+    if b != 0:
+        try:
+            return a / b
+        except OverflowError:
+            return math.copysign(math.inf, a) * math.copysign(1.0, b)
+    if a == 0 or math.isnan(a):
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
 def _log(fn: Callable[[float], float]) -> Callable[[float], float]:

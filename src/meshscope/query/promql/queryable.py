@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from meshscope.model.metrics import Labels, MetricType
+from meshscope.query import budget
 from meshscope.query.promql.values import NAME, format_le, make_labels
 from meshscope.store.base import LabelMatcher, MatchOp, MetricStore
 
@@ -113,7 +114,10 @@ class MetricStoreQueryable:
         names = [n for n in dict.fromkeys(names) if all(m.matches(n) for m in name_matchers)]
         out: list[ArraySeries] = []
         for name in names:
-            out.extend(self._select_name(name, others, start_ms, end_ms))
+            budget.check()
+            found = self._select_name(name, others, start_ms, end_ms)
+            budget.charge(len(found), sum(len(s.ts) for s in found))
+            out.extend(found)
         return out
 
     def _select_name(

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import promql_parser as pp
 
+from meshscope.query import budget
 from meshscope.query.promql import block_aggregations, block_binary
 from meshscope.query.promql.block import (
     ArrayRanges,
@@ -26,6 +27,7 @@ from meshscope.query.promql.evaluator import (
     Context,
     Evaluator,
     _matching,
+    at_ms,
     millis,
     selector_matchers,
 )
@@ -48,6 +50,7 @@ class RangeEvaluator:
         return from_steps(Evaluator(self.ctx, self.steps.tolist()).eval(node))
 
     def eval(self, node: Any) -> Value:
+        budget.check()
         if isinstance(node, pp.NumberLiteral):
             return ScalarRow(np.full(self.size, float(node.val)))
         if isinstance(node, pp.StringLiteral):
@@ -85,7 +88,7 @@ class RangeEvaluator:
         elif at.type == pp.AtModifierType.End:
             fixed = self.ctx.end
         else:
-            fixed = round(at.at.timestamp() * 1000)
+            fixed = at_ms(node)
         return np.full(self.size, fixed - offset, np.int64)
 
     def selector(self, node: Any, times: bool = False) -> Block:
@@ -96,6 +99,7 @@ class RangeEvaluator:
         found = self.ctx.queryable.select_arrays(
             selector_matchers(node), int(refs.min()) - lookback, int(refs.max())
         )
+        budget.charge(0, len(found) * self.size)  # the block's points, beside the samples
         values = np.zeros((len(found), self.size))
         present = np.zeros((len(found), self.size), np.bool_)
         for row, series in enumerate(found):
@@ -128,6 +132,7 @@ class RangeEvaluator:
         start = step * (first // step)
         if start < first:
             start += step
+        budget.check_steps((int(refs.max()) - start) // step + 1)
         inner_steps = np.arange(start, int(refs.max()) + 1, step, dtype=np.int64)
         inner = RangeEvaluator(self.ctx, inner_steps)
         value = inner.eval(node.expr)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from meshscope.model.metrics import Labels
+from meshscope.query import budget
 from meshscope.query.promql.queryable import RawSeries
 from meshscope.query.promql.values import PromQLError, is_stale
 
@@ -68,6 +69,7 @@ def instant_values(
     [ref - lookback, ref], unless that sample is a staleness marker."""
     out: list[list[Element]] = [[] for _ in refs]
     for raw in series:
+        budget.check()
         ts, vs = raw.ts, raw.vs
         for index, ref in enumerate(refs):
             at = bisect_right(ts, ref) - 1
