@@ -135,6 +135,29 @@ def _range(params: dict[str, list[str]]) -> tuple[int, int]:
     )
 
 
+def _limited(params: dict[str, list[str]], found: list[Any]) -> Any:
+    """At most `limit` results (Prometheus 2.49's parameter) and never more than the
+    query.max_label_values setting; a cut answer carries Prometheus' warning."""
+    text = _one(params, "limit")
+    cap = budget.limits().max_label_values
+    if text:
+        try:
+            wanted = int(text)
+        except ValueError:
+            raise ParamError(f'invalid parameter "limit": cannot parse "{text}"') from None
+        if wanted < 0:
+            raise ParamError('invalid parameter "limit": must be non-negative')
+        cap = min(cap, wanted) if wanted else cap
+    if len(found) <= cap:
+        return found
+    body = {
+        "status": "success",
+        "data": found[:cap],
+        "warnings": ["results truncated due to limit"],
+    }
+    return JSONResponse(body)
+
+
 def _labels_json(labels: tuple[tuple[str, str], ...]) -> dict[str, str]:
     return dict(labels)
 
@@ -221,18 +244,20 @@ def prometheus_routes(queryable: Queryable) -> list[Route]:
     def series(params: dict[str, list[str]], _: Request) -> Any:
         start, end = _range(params)
         found = series_labels(queryable, _selectors(params, True), start, end)
-        return [_labels_json(labels) for labels in found]
+        return _limited(params, [_labels_json(labels) for labels in found])
 
     def labels(params: dict[str, list[str]], _: Request) -> Any:
         start, end = _range(params)
-        return label_names(queryable, _selectors(params, False), start, end)
+        return _limited(params, label_names(queryable, _selectors(params, False), start, end))
 
     def values(params: dict[str, list[str]], request: Request) -> Any:
         name = request.path_params["name"]
         if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name):
             raise ParamError(f"invalid label name: {name!r}")
         start, end = _range(params)
-        return label_values(queryable, name, _selectors(params, False), start, end)
+        return _limited(
+            params, label_values(queryable, name, _selectors(params, False), start, end)
+        )
 
     def metadata(params: dict[str, list[str]], _: Request) -> Any:
         wanted = _one(params, "metric")
