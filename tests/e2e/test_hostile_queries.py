@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -72,7 +71,7 @@ def _q(path: str, **params: str) -> str:
     return f"{path}?{urlencode(params)}"
 
 
-REGEX = '(a+)+$'
+REGEX = "(a+)+$"
 LOKI_RANGE = {"start": str((NOW_S - 600) * 10**9), "end": str((NOW_S + 60) * 10**9)}
 # (name, path, expected status)
 HOSTILE: list[tuple[str, str, int]] = [

@@ -181,7 +181,13 @@ def check_depth(text: str, max_depth: int | None = None) -> None:
         elif char in _OPERATORS and braces <= 0:
             operators += 1
         if deepest + operators > cap:
-            raise QueryTooComplexError(
-                f"query is nested too deeply: more than {cap} levels of brackets and"
-                " operators (setting query.max_depth)"
-            )
+            raise _too_deep(cap)
+    if deepest + operators + (word in _WORD_OPERATORS) > cap:
+        raise _too_deep(cap)
+
+
+def _too_deep(cap: int) -> QueryTooComplexError:
+    return QueryTooComplexError(
+        f"query is nested too deeply: more than {cap} levels of brackets and operators"
+        " (setting query.max_depth)"
+    )

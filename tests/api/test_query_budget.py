@@ -1,0 +1,140 @@
+"""The query budget as read routes apply it (api/handlers.threaded + query/budget.py): a
+client that goes away cancels its query's work, a deadline stops it, limits refuse it, and
+the budget's errors get each API's status; the RE2 module's semantics."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from urllib.parse import urlparse
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from meshscope.api.handlers import status_of, threaded
+from meshscope.model import regex
+from meshscope.model.metrics import MetricPoint
+from meshscope.query import budget
+from meshscope.query.budget import (
+    Budget,
+    QueryLimitError,
+    QueryLimits,
+    QueryTimeoutError,
+    QueryTooComplexError,
+    check_depth,
+    running,
+)
+from meshscope.query.promql.engine import Engine
+from meshscope.query.promql.queryable import MetricStoreQueryable
+from meshscope.store.memory import MemoryStorage
+from tests.serving import serving
+
+
+def _refuse(error: Exception) -> Response:
+    return JSONResponse({"error": str(error)}, status_code=status_of(error))
+
+
+def test_a_client_that_goes_away_stops_its_query() -> None:
+    started, stopped = threading.Event(), threading.Event()
+    seen: list[BaseException] = []
+
+    def endless(request: Request) -> object:
+        started.set()
+        try:
+            while True:  # a query's loop: checks its budget once per unit of work
+                budget.check()
+                time.sleep(0.01)
+        except QueryTimeoutError as error:
+            seen.append(error)
+            stopped.set()
+            raise
+
+    app = Starlette(routes=[Route("/q", threaded(endless, JSONResponse, _refuse))])
+    with serving(app, force_exit=True) as url:
+        parsed = urlparse(url)
+        conn = http.client.HTTPConnection(parsed.hostname or "", parsed.port, timeout=5)
+        conn.request("GET", "/q")
+        assert started.wait(10)
+        conn.close()  # the client disconnects mid-query
+        assert stopped.wait(10), "the query kept running after its client went away"
+    assert "cancelled" in str(seen[0])
+
+
+def test_deadline_stops_a_query_and_is_a_503() -> None:
+    app = Starlette(routes=[Route("/q", threaded(_slow, JSONResponse, _refuse))])
+    app.state.query_limits = QueryLimits(timeout_seconds=0.2)
+    with serving(app, force_exit=True) as url:
+        parsed = urlparse(url)
+        conn = http.client.HTTPConnection(parsed.hostname or "", parsed.port, timeout=10)
+        began = time.monotonic()
+        conn.request("GET", "/q")
+        response = conn.getresponse()
+        assert response.status == 503
+        assert b"timed out" in response.read()
+        assert time.monotonic() - began < 5
+
+
+def _slow(request: Request) -> object:
+    while True:
+        budget.check()
+        time.sleep(0.01)
+
+
+def test_status_of_budget_errors() -> None:
+    assert status_of(QueryTimeoutError("x")) == 503
+    assert status_of(QueryLimitError("x")) == 422
+    assert status_of(QueryTooComplexError("x")) == 400
+    assert status_of(regex.RegexError("x")) == 400
+
+
+def test_limits_refuse_series_samples_and_subquery_steps() -> None:
+    storage = MemoryStorage()
+    t0 = 10**12
+    storage.metrics.write_points(
+        [MetricPoint("g", (("i", str(i)),), (t0 + s * 1000) * 10**6, value=1.0)
+         for i in range(5) for s in range(20)]
+    )  # fmt: skip
+    engine = Engine(MetricStoreQueryable(storage.metrics))
+    with running(Budget(QueryLimits(max_subquery_steps=1000))), pytest.raises(QueryLimitError):
+        engine.instant("count_over_time(vector(1)[30d:1ms])", t0)
+    with running(Budget(QueryLimits(max_samples=99))), pytest.raises(QueryLimitError):
+        engine.instant("count_over_time(g[1m])", t0 + 20_000)  # 5 series x 20 samples
+    with running(Budget(QueryLimits(max_series=4))), pytest.raises(QueryLimitError):
+        engine.instant("g", t0 + 20_000)
+    with running(Budget(QueryLimits(max_samples=100, max_series=5))):
+        assert engine.instant("count_over_time(g[1m])", t0 + 20_000) is not None
+        assert engine.instant("count_over_time(vector(1)[1h:1m])", t0) is not None
+
+
+def test_depth_bound_counts_brackets_and_operators_outside_quotes() -> None:
+    check_depth('sum by (a) (rate(x{a=~"(((((((("}[5m]))', 5)
+    check_depth('{a="b"} |= "((((((("', 3)
+    with pytest.raises(QueryTooComplexError):
+        check_depth("1" + "+1" * 10, 5)
+    with pytest.raises(QueryTooComplexError):
+        check_depth("(" * 6 + "1" + ")" * 6, 5)
+    with pytest.raises(QueryTooComplexError):
+        check_depth("a or b or c and d unless e or f", 4)
+
+
+def test_engine_refuses_deep_queries_before_parsing() -> None:
+    engine = Engine(MetricStoreQueryable(MemoryStorage().metrics))
+    with running(Budget(QueryLimits(max_depth=150))), pytest.raises(QueryTooComplexError):
+        engine.instant("1" + "+1" * 3000, 10**12)
+
+
+def test_re2_semantics() -> None:
+    assert regex.full_match("a.b", "a\nb")  # Prometheus' (?s)
+    assert not regex.full_match("a", "ab")  # anchored
+    assert regex.compile_pattern("b", anchored=False).search("abc") is not None
+    assert regex.full_match("\\pL+", "héllo")
+    assert regex.full_match("[[:alpha:]]+", "abc")
+    with pytest.raises(regex.RegexError, match="invalid"):
+        regex.check("(a)\\1")  # backreferences: not RE2
+    began = time.monotonic()
+    assert not regex.full_match("(a+)+$", "a" * 100_000 + "!")
+    assert time.monotonic() - began < 5  # linear: Python's re would not finish
