@@ -44,6 +44,6 @@ def _close_storage() -> Iterator[None]:
     suppress_health_check=list(HealthCheck),
     database=None,
 )
-def test_no_route_answers_5xx(case: schemathesis.Case) -> None:
+def test_no_route_answers_5xx(case: schemathesis.Case) -> None:  # type: ignore[type-arg]
     response = case.call(app=APP.ui)
     assert response.status_code < 500, (case.path, case.query, response.text[:300])
