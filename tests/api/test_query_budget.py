@@ -138,3 +138,13 @@ def test_re2_semantics() -> None:
     began = time.monotonic()
     assert not regex.full_match("(a+)+$", "a" * 100_000 + "!")
     assert time.monotonic() - began < 5  # linear: Python's re would not finish
+
+
+def test_logql_non_ascii_digits_are_a_parse_error() -> None:
+    # Found by the schemathesis fuzz: `¹`.isdigit() is True, but no number pattern takes it.
+    from meshscope.query.logql.lexer import LogQLError
+    from meshscope.query.logql.parser import parse
+
+    for query in ("¹~M", "x¹", '{a="b"} |= ¹'):
+        with pytest.raises(LogQLError):
+            parse(query)

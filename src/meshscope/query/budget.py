@@ -188,6 +188,6 @@ def check_depth(text: str, max_depth: int | None = None) -> None:
 
 def _too_deep(cap: int) -> QueryTooComplexError:
     return QueryTooComplexError(
-        f"query is nested too deeply: more than {cap} levels of brackets and operators"
-        " (setting query.max_depth)"
+        f"the query nests deeper than {cap} levels: at most {cap} nested brackets plus"
+        " operators are allowed (setting query.max_depth)"
     )

@@ -39,6 +39,7 @@ _OPERATORS: tuple[str, ...] = ("|=", "|~", "!=", "!~", "=~", "==", ">=", "<=", "
 _OPERATORS += ("(", ")", "[", "]", ",", "|", "=", ">", "<", "+", "-", "*", "/")
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h|d|w|y))+")
 _NUMBER = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_DIGITS = frozenset("0123456789")
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{3}|.)", re.DOTALL)
 _SIMPLE = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
@@ -73,7 +74,9 @@ def tokenize(query: str) -> list[Token]:
             text, end = _string(query, i)
             tokens.append(Token(Kind.STRING, text, i))
             i = end
-        elif ch.isdigit() or (ch == "." and query[i + 1 : i + 2].isdigit()):
+        # ASCII digits only, like Loki's lexer: str.isdigit() takes `¹` too, which no number
+        # pattern matches.
+        elif ch in _DIGITS or (ch == "." and query[i + 1 : i + 2] in _DIGITS):
             match = _DURATION.match(query, i)
             if match and not _NAME.match(query, match.end()):
                 tokens.append(Token(Kind.DURATION, match.group(), i))
