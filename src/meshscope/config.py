@@ -12,18 +12,21 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
+from meshscope.alerting.config import AlertingConfig, parse_alerting
+from meshscope.errors import ConfigError
+from meshscope.ingest.scrape_config import ScrapeConfig, parse_scrape_config
+from meshscope.pipeline.sampling.config import SamplingConfig
+from meshscope.pipeline.sampling.config import from_mapping as parse_sampling
 from meshscope.query.budget import QueryLimits
+from meshscope.query.slo import Slo
+from meshscope.query.slo_config import parse_slos
 from meshscope.store.factory import KINDS
 
-if TYPE_CHECKING:
-    from meshscope.alerting.config import AlertingConfig
-    from meshscope.ingest.scrape_config import ScrapeConfig
-    from meshscope.pipeline.sampling.config import SamplingConfig
-    from meshscope.query.slo import Slo
+__all__ = ["Config", "ConfigError", "load_config"]
 
 ENV_PREFIX = "MESHSCOPE_"
 
@@ -32,10 +35,6 @@ _MEMORY_LIMIT = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*(%|B|KB|MB|GB|TB|KiB|MiB|Gi
 
 
 _SIZE = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$", re.I)
-
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message says which setting and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,22 +125,13 @@ _NESTED = ("sampling", "scrape", "slos", "alerting")  # lists/sub-sections, pars
 
 
 def _nested_section(section: str, values: Any) -> Any:
-    """Parse a nested section with its owner's validating parser (imported here: those
-    modules import ConfigError from this one)."""
+    """Parse a nested section with its owner's validating parser."""
     if section == "sampling":
-        from meshscope.pipeline.sampling.config import from_mapping
-
-        return from_mapping(values)
+        return parse_sampling(values)
     if section == "slos":
-        from meshscope.query.slo_config import parse_slos
-
         return parse_slos(values)
     if section == "alerting":
-        from meshscope.alerting.config import parse_alerting
-
         return parse_alerting(values)
-    from meshscope.ingest.scrape_config import parse_scrape_config
-
     return parse_scrape_config(values)
 
 

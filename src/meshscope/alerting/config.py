@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from meshscope.config import ConfigError
+from meshscope.errors import ConfigError
 from meshscope.query.slo_config import window_ns
 
 _FIELDS = ("alertmanagers", "interval", "external_url")

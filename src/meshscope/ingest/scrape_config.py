@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshscope.config import ConfigError
+from meshscope.errors import ConfigError
 
 Labels = tuple[tuple[str, str], ...]
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from meshscope.config import ConfigError
+from meshscope.errors import ConfigError
 from meshscope.query.slo import AVAILABILITY, LATENCY, LATENCY_BOUNDS_MS, SLI_KINDS, Slo
 
 DEFAULT_WINDOW = "30d"

@@ -1,6 +1,23 @@
 """The storage protocols. Every backend implements these and passes tests/conformance/.
 
 Each protocol is a handful of methods; query code depends on these, never on a backend.
+
+The write contract (what every backend must honour; the pipeline relies on it):
+- One writer. In the server every write comes from `pipeline.writer.BatchWriter`: its store
+  thread commits each group (`Storage.write_batch`, or `write_encoded` for a backend with
+  two-phase writes, `store.twophase`), and its writer thread writes derived-metric flushes
+  (`MetricStore.write_points`), the spans tail sampling releases, retention (`expire`) and
+  upkeep (`Maintained.maintain`). The two threads may call in at the same time: a backend
+  serialises its own writes (DuckDB: one write connection behind a lock). Reads come from
+  any request thread at any time, concurrently with writes.
+- Durable on return. When a write method returns, what it was given survives a crash
+  (kill -9) of the process; a 2xx to a client is sent only after that. A write that raises
+  wrote nothing the caller can see as committed: `write_batch`/`write_encoded` are one
+  transaction where the backend has transactions (a backend without them documents what a
+  failure part way leaves, e.g. ClickHouse, ADR 0011). The writer then retries each request
+  of a failed group alone, so a write may be called again with part of the same data.
+- Order. Within a transaction, rows keep the order given; reads return spans of a trace by
+  start time, logs and samples by time, ties in write order.
 """
 
 from __future__ import annotations

@@ -334,6 +334,8 @@ class MemoryStorage:
         points: Sequence[MetricPoint] = (),
         operations: Sequence[Operation] = (),
     ) -> None:
+        """Not a transaction: the pillars are written one after another (nothing here raises
+        on values the decoders let through; a failure part way would leave the earlier ones)."""
         self.traces.write_spans(spans)
         self.logs.write_logs(logs)
         self.metrics.write_points(points)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshscope.config import ConfigError
+from meshscope.errors import ConfigError
 from meshscope.pipeline.sampling.policy_config import PolicyConfig, parse_policies
 from meshscope.pipeline.sampling.validate import Section, nest_double_underscores
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from meshscope.config import ConfigError
+from meshscope.errors import ConfigError
 from meshscope.pipeline.sampling.validate import Section
 
 STATUS_CODES = ("ERROR", "OK", "UNSET")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from meshscope.config import ConfigError
+from meshscope.errors import ConfigError
 
 _MISSING = object()
 
