@@ -35,7 +35,7 @@ from starlette.applications import Starlette
 sys.path.insert(0, str(Path(__file__).parent))
 from meshscope.api.jaeger import jaeger_routes
 from meshscope.api.meshscope import meshscope_routes
-from meshscope.config import StorageConfig
+from meshscope.config import DuckDBConfig
 from meshscope.query.red import red
 from meshscope.store.base import TraceQuery
 from meshscope.store.duckdb import DuckDBStorage
@@ -100,8 +100,8 @@ def main() -> None:
         f"trace by id (store, first reads right after opening, no warm-up): p50"
         f" {statistics.median(cold):.2f} ms, p99 {p99(cold):.2f} ms"
     )
-    # As `meshscope serve` does after a restart (storage.warm_up: newest spans first).
-    storage = DuckDBStorage(args.file, memory_limit=StorageConfig().memory_limit)
+    # As `meshscope serve` does after a restart (storage.duckdb.warm_up: newest spans first).
+    storage = DuckDBStorage(args.file, memory_limit=DuckDBConfig().memory_limit)
     began = time.perf_counter()
     warmed = storage.warm_up()
     print(

@@ -91,8 +91,8 @@ def build(config: Config, clock: Clock | None = None) -> App:
         storage = open_storage(
             config.storage.kind,
             config.storage.path,
-            config.storage.memory_limit,
-            parse_size(config.storage.sample_cache),
+            config.storage.duckdb.memory_limit,
+            parse_size(config.storage.duckdb.sample_cache),
             clickhouse_dsn=config.storage.clickhouse.dsn,
             clickhouse_database=config.storage.clickhouse.database,
         )
@@ -191,7 +191,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
         ),
         notifier=notifier,
         warm_up=WarmUpThread(storage)
-        if config.storage.warm_up and isinstance(storage, Warmable)
+        if config.storage.duckdb.warm_up and isinstance(storage, Warmable)
         else None,
     )
 

@@ -56,13 +56,20 @@ class ClickHouseConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DuckDBConfig:
+    """`storage.duckdb`: the DuckDB file's own knobs (the file itself is `storage.path`)."""
+
+    memory_limit: str = "50%"
+    warm_up: bool = True
+    sample_cache: str = "256MiB"
+
+
+@dataclass(frozen=True, slots=True)
 class StorageConfig:
     kind: str = "duckdb"
     path: str = "data/meshscope.duckdb"
     retention_hours: float = 168.0
-    memory_limit: str = "50%"
-    warm_up: bool = True
-    sample_cache: str = "256MiB"
+    duckdb: DuckDBConfig = field(default_factory=DuckDBConfig)
     clickhouse: ClickHouseConfig = field(default_factory=ClickHouseConfig)
 
 
@@ -87,7 +94,10 @@ class Config:
     alerting: AlertingConfig = field(default_factory=lambda: _nested_section("alerting", None))
 
 
-_SUBSECTIONS: dict[tuple[str, str], type[Any]] = {("storage", "clickhouse"): ClickHouseConfig}
+_SUBSECTIONS: dict[tuple[str, str], type[Any]] = {
+    ("storage", "duckdb"): DuckDBConfig,
+    ("storage", "clickhouse"): ClickHouseConfig,
+}
 """Mappings inside a section, each parsed like a section of its own."""
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -193,15 +203,16 @@ def _validate(config: Config) -> None:
         _validate_clickhouse(config.storage.clickhouse)
     if config.storage.retention_hours <= 0:
         raise ConfigError("setting storage.retention_hours must be > 0")
-    if not _SIZE.match(config.storage.sample_cache):
+    duckdb = config.storage.duckdb
+    if not _SIZE.match(duckdb.sample_cache):
         raise ConfigError(
-            "setting storage.sample_cache must be a size like 256MiB (0: off),"
-            f" got {config.storage.sample_cache!r}"
+            "setting storage.duckdb.sample_cache must be a size like 256MiB (0: off),"
+            f" got {duckdb.sample_cache!r}"
         )
-    if not _MEMORY_LIMIT.match(config.storage.memory_limit):
+    if not _MEMORY_LIMIT.match(duckdb.memory_limit):
         raise ConfigError(
-            "setting storage.memory_limit must be a percentage of RAM or a size like 4GB,"
-            f" got {config.storage.memory_limit!r}"
+            "setting storage.duckdb.memory_limit must be a percentage of RAM or a size like"
+            f" 4GB, got {duckdb.memory_limit!r}"
         )
     if config.pipeline.ingest_workers < 0:
         raise ConfigError("setting pipeline.ingest_workers must be >= 0")

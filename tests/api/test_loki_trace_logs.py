@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from meshscope.app import build
-from meshscope.config import Config, PipelineConfig, StorageConfig
+from meshscope.config import Config, DuckDBConfig, PipelineConfig, StorageConfig
 from tests.serving import serving
 
 GRAFANA = {"X-Loki-Response-Encoding-Flags": "categorize-labels", "X-Grafana-Org-Id": "1"}
@@ -106,7 +106,9 @@ def shop(
 ) -> Iterator[Shop]:
     path = Path(tmp_path_factory.mktemp("t2l")) / "store.duckdb"
     config = Config(
-        storage=StorageConfig(kind=request.param, path=str(path), warm_up=False),
+        storage=StorageConfig(
+            kind=request.param, path=str(path), duckdb=DuckDBConfig(warm_up=False)
+        ),
         pipeline=PipelineConfig(ingest_workers=0),
     )
     app = build(config)

@@ -108,7 +108,7 @@ def test_memory_limit_is_applied_and_bad_ones_are_refused(tmp_path: Path) -> Non
 
 def test_serve_warms_a_reopened_file_in_the_background_unless_told_not_to(tmp_path: Path) -> None:
     from meshscope.app import build
-    from meshscope.config import Config, PipelineConfig, StorageConfig
+    from meshscope.config import Config, DuckDBConfig, PipelineConfig, StorageConfig
 
     path = tmp_path / "served.duckdb"
     first = DuckDBStorage(path)
@@ -121,7 +121,12 @@ def test_serve_warms_a_reopened_file_in_the_background_unless_told_not_to(tmp_pa
     app.warm_up.join(30)
     app.stop()
     assert isinstance(app.warm_up.result, WarmUp) and app.warm_up.result.spans == 500
-    off = build(Config(storage=StorageConfig(path=str(path), warm_up=False), pipeline=no_workers))
+    off = build(
+        Config(
+            storage=StorageConfig(path=str(path), duckdb=DuckDBConfig(warm_up=False)),
+            pipeline=no_workers,
+        )
+    )
     assert off.warm_up is None
     off.storage.close()
     memory = build(Config(storage=StorageConfig(kind="memory"), pipeline=no_workers))
