@@ -23,7 +23,7 @@ from meshscope.ingest.loadgen import build_requests
 from meshscope.ingest.otlp_direct import prepare_traces
 from meshscope.ingest.otlp_traces import decode_traces_json, decode_traces_protobuf
 from meshscope.pipeline.prepared import prepare
-from meshscope.store.duckdb.span_rows import encode_spans
+from meshscope.store.duckdb.span_rows import encode_columns, encode_spans
 
 
 def _rate(bodies: list[bytes], decode: Callable[[bytes], int], rounds: int) -> float:
@@ -60,7 +60,9 @@ def main() -> None:
         lambda b: prepare(decode_traces_protobuf(b).batch, encode_spans).span_count,
         args.rounds,
     )
-    direct = _rate(bodies, lambda b: prepare_traces(b)[0].span_count, args.rounds)
+    direct = _rate(
+        bodies, lambda b: prepare_traces(b, encode=encode_columns)[0].span_count, args.rounds
+    )
     json_bodies = [
         MessageToJson(ExportTraceServiceRequest.FromString(b)).encode() for b in bodies[:8]
     ]

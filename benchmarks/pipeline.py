@@ -45,6 +45,7 @@ from meshscope.pipeline.sampling.policy_config import (
 )
 from meshscope.pipeline.sampling.tail import TailSampler
 from meshscope.store.base import Operation, Storage
+from meshscope.store.duckdb.span_rows import encode_columns
 from meshscope.store.factory import open_storage
 
 SIMULATED_SECONDS_PER_REQUEST = 0.1  # 500 spans per 0.1 s: a service mesh at 5k spans/s
@@ -123,7 +124,7 @@ def memory_per_trace(bodies: list[bytes]) -> tuple[float, float, int]:
     The rows are the DuckDB store's Arrow rows (allocated by Arrow, not seen by tracemalloc:
     counted with `pyarrow.total_allocated_bytes`)."""
     matcher = TailSampler.from_config(TAIL).matcher
-    prepared = [prepare_traces(body, matcher=matcher)[0] for body in bodies]
+    prepared = [prepare_traces(body, encode=encode_columns, matcher=matcher)[0] for body in bodies]
     sampler = TailSampler.from_config(TAIL)
     gc.collect()
     tracemalloc.start()
@@ -139,7 +140,7 @@ def memory_per_trace(bodies: list[bytes]) -> tuple[float, float, int]:
     tracemalloc.start()
     sampler = TailSampler.from_config(TAIL)
     for body in bodies:
-        item = prepare_traces(body, matcher=sampler.matcher)[0]
+        item = prepare_traces(body, encode=encode_columns, matcher=sampler.matcher)[0]
         assert item.traces is not None
         sampler.offer(item.encoded_spans, item.traces, 0)
         del item

@@ -46,6 +46,7 @@ from meshscope.node.framing import Output, read_values
 from meshscope.node.main import Node
 from meshscope.pipeline.chain import Pipeline
 from meshscope.store.duckdb import DuckDBStorage
+from meshscope.store.duckdb.span_rows import encode_columns
 from meshscope.store.memory import MemoryStorage
 
 BOUNDED = settings(
@@ -254,7 +255,7 @@ def _check_otlp(stores: Stores, signal: Signal, body: bytes, as_json: bool) -> N
         stores.commit(decoded.batch)
     if signal == "traces":  # the ingest workers' path: the same verdict, storable rows
         try:
-            prepared, rejected, _ = prepare_traces(body, json=as_json)
+            prepared, rejected, _ = prepare_traces(body, encode=encode_columns, json=as_json)
         except DecodeError:
             assert decoded is None
         else:

@@ -26,7 +26,7 @@ from meshscope.pipeline.sampling.policy_config import (
     StatusCodeMatch,
     StringAttribute,
 )
-from meshscope.store.duckdb.span_rows import encode_spans
+from meshscope.store.duckdb.span_rows import encode_columns, encode_spans
 
 BUCKETS = (1.0, 5.0, 25.0)
 # Tail-sampling predicates of every kind, on keys the generated spans carry: both paths must
@@ -49,7 +49,9 @@ def model_path(body: bytes, json: bool = False) -> tuple[Prepared, int, str]:
 
 
 def direct_path(body: bytes, json: bool = False) -> tuple[Prepared, int, str]:
-    return prepare_traces(body, json=json, buckets_ms=BUCKETS, matcher=MATCHER)
+    return prepare_traces(
+        body, encode=encode_columns, json=json, buckets_ms=BUCKETS, matcher=MATCHER
+    )
 
 
 def assert_same(got: tuple[Prepared, int, str], want: tuple[Prepared, int, str]) -> None:
@@ -156,7 +158,7 @@ def test_json_requests_are_prepared_alike() -> None:
 @pytest.mark.parametrize("json", [False, True])
 def test_undecodable_bodies_are_decode_errors(json: bool) -> None:
     with pytest.raises(DecodeError, match="ExportTraceServiceRequest"):
-        prepare_traces(b"\x0a\x05\x01" if not json else b"{nope", json=json)
+        prepare_traces(b"\x0a\x05\x01" if not json else b"{nope", encode=encode_columns, json=json)
 
 
 def lazy_body(pairs: list[bytes], ids_valid: bool, where: str) -> bytes:
@@ -185,7 +187,7 @@ def test_an_invalid_pair_makes_the_request_invalid_as_in_the_model_path(
     with pytest.raises(DecodeError):
         model_path(body)
     with pytest.raises(DecodeError, match="invalid protobuf ExportTraceServiceRequest"):
-        prepare_traces(body)
+        prepare_traces(body, encode=encode_columns)
 
 
 def test_valid_encoded_pairs_are_read_as_the_generated_classes_read_them() -> None:

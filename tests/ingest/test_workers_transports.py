@@ -5,8 +5,10 @@ writer over a DuckDB file."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -20,9 +22,18 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from meshscope.clock import SystemClock
 from meshscope.ingest.loadgen import build_requests
+from meshscope.ingest.otlp import decode_otlp
 from meshscope.ingest.workers import WorkerSink
+from meshscope.model.calls import Call
+from meshscope.model.logs import LogRecord
+from meshscope.model.metrics import MetricPoint
+from meshscope.model.spans import Span
 from meshscope.pipeline.chain import Pipeline
+from meshscope.store.base import Operation
+from meshscope.store.codec import id64, id128
 from meshscope.store.duckdb import DuckDBStorage
+from meshscope.store.memory import MemoryStorage
+from meshscope.store.span_columns import SpanColumns
 from tests.ingest.otel_sdk import make_logs, make_spans
 from tests.ingest.sdk_checks import assert_otlp_spans_stored, assert_sdk_logs_stored
 from tests.ingest.servers import HOST, running_grpc, running_http, worker_sink
@@ -104,3 +115,57 @@ def test_grpc_and_http_store_the_same_requests_alike(tmp_path: Path) -> None:
             counts.append(storage.traces.span_counts())
     assert counts[0] == counts[1]
     assert sum(counts[0].values()) == 400
+
+
+def ids_of_columns(columns: SpanColumns) -> list[tuple[int, int, int]]:
+    """A second backend's column encoder: (trace_hi, trace_lo, span_id) of every span."""
+    return [(row[2], row[3], row[4]) for row in columns.rows]
+
+
+def ids_of_spans(spans: Sequence[Span]) -> list[tuple[int, int, int]]:
+    """Its span encoder: not to be used for OTLP traces, which workers walk into columns."""
+    raise AssertionError("OTLP traces went through model spans")
+
+
+class IdStorage(MemoryStorage):
+    """A two-phase backend of its own, not DuckDB: it keeps what its encoder made."""
+
+    span_encoder = staticmethod(ids_of_spans)
+    column_encoder = staticmethod(ids_of_columns)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[tuple[int, int, int]] = []
+
+    def write_encoded(
+        self,
+        encoded_spans: Sequence[Any],
+        logs: Sequence[LogRecord] = (),
+        points: Sequence[MetricPoint] = (),
+        operations: Sequence[Operation] = (),
+        calls: Sequence[Call] = (),
+    ) -> None:
+        for ids in encoded_spans:
+            self.ids += ids
+        self.write_batch(logs=logs, points=points, operations=operations)
+
+
+def test_workers_encode_with_whatever_encoder_the_backend_declares() -> None:
+    """The workers walk OTLP into backend-neutral columns and call the store's own encoder:
+    a backend that is not DuckDB gets its rows from them, no model spans on the way."""
+    bodies = build_requests(3, 100, services=3, seed=5)
+    storage = IdStorage()
+    with worker_sink(Pipeline(storage, SystemClock())) as sink:
+
+        async def send() -> None:
+            for body in bodies:
+                await sink.submit_encoded("traces", body, "identity", json=False)
+
+        asyncio.run(send())
+        assert sink.prepared_bodies["traces"] == len(bodies)
+    sent = [
+        (*id128(span.trace_id), id64(span.span_id))
+        for body in bodies
+        for span in decode_otlp("traces", body).batch.spans
+    ]
+    assert storage.ids == sent

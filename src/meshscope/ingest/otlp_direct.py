@@ -1,11 +1,12 @@
-"""OTLP traces straight to a `Prepared` for the DuckDB store: no model spans on the way.
+"""OTLP traces straight to a `Prepared` for a store: no model spans on the way.
 
 An ingest worker's hot path. `prepare(decode_otlp(...).batch, encode_spans, buckets)` walks
 the parsed request into `Span` objects and then walks those three more times (the store's
 rows, pairing records, span-metric partials); this walks the request once and fills all of
 them at the same time, with the same validation as `otlp_traces` and the same builders
-(`SpanRows`, `side_fields`, the `span_partials` arithmetic), so the result is equal to the
-model path's (tests/ingest/test_otlp_direct.py checks it, request by request).
+(backend-neutral `SpanColumns`, `side_fields`, the `span_partials` arithmetic), so the result
+is equal to the model path's (tests/ingest/test_otlp_direct.py checks it, request by request).
+The store's own `column_encoder` (given by the caller) turns the columns into its rows.
 
 The request is parsed with `otlp_lazy.LazyTraceRequest`, where attributes stay encoded: each
 distinct encoded pair is decoded once (with the real `KeyValue` class, so an invalid pair
@@ -47,12 +48,8 @@ from meshscope.pipeline.derive.spanmetrics import (
 )
 from meshscope.pipeline.prepared import Prepared
 from meshscope.pipeline.sampling.facts import SpanMatcher, Summarizer
-from meshscope.store.duckdb.codec import AttrColumns, text_and_tag
-from meshscope.store.duckdb.resources import _resource_id
-from meshscope.store.duckdb.span_rows import SpanRows, encode_spans
-
-DIRECT_ENCODER = encode_spans
-"""The span encoder whose output `prepare_traces` makes (the DuckDB store's)."""
+from meshscope.store.codec import AttrColumns, resource_id, text_and_tag
+from meshscope.store.span_columns import ColumnEncoder, SpanColumns
 
 _WHAT = "ExportTraceServiceRequest"
 _MASK64 = (1 << 64) - 1
@@ -137,29 +134,31 @@ def _check_pairs(span: Any) -> None:
 def prepare_traces(
     body: bytes,
     *,
+    encode: ColumnEncoder,
     json: bool = False,
     buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS,
     matcher: SpanMatcher | None = None,
 ) -> tuple[Prepared, int, str]:
     """Parse an `ExportTraceServiceRequest` (protobuf or OTLP/JSON) into a Prepared whose
-    spans are encoded for the DuckDB store (and summarised for tail sampling when a
+    spans are encoded by the store's `encode` (and summarised for tail sampling when a
     `matcher` is given); with the rejected span count and why.
     Raises DecodeError if the body is not such a request."""
     if json:  # JSON is parsed by the generated classes, then read like a protobuf body
         body = parse_json(ExportTraceServiceRequest(), body, _WHAT).SerializeToString()
     request = parse_protobuf(LazyTraceRequest(), body, _WHAT)
-    return prepare_resource_spans(request.resource_spans, buckets_ms, matcher)
+    return prepare_resource_spans(request.resource_spans, encode, buckets_ms, matcher)
 
 
 def prepare_resource_spans(
     resource_spans: Sequence[Any],
+    encode: ColumnEncoder,
     buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS,
     matcher: SpanMatcher | None = None,
 ) -> tuple[Prepared, int, str]:
     """Walk `LazyTraceRequest.resource_spans` (attributes still encoded)."""
     summary = Summarizer(matcher) if matcher is not None else None
-    out = SpanRows()
-    span_columns, ev_columns, ln_columns = AttrColumns(), AttrColumns(), AttrColumns()
+    out = SpanColumns()
+    span_columns, ev_columns, ln_columns = out.attrs, out.ev_attrs, out.ln_attrs
     rows = out.rows
     ev_offsets, ev_time, ev_name = out.ev_offsets, out.ev_time, out.ev_name
     ln_offsets, ln_hi, ln_lo, ln_span = out.ln_offsets, out.ln_hi, out.ln_lo, out.ln_span
@@ -182,7 +181,7 @@ def prepare_resource_spans(
                     continue
                 trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
                 if rid is None:
-                    rid = _resource_id(resource)
+                    rid = resource_id(resource)
                     if rid:
                         out.resources.append(resource)
                 root = not parent or parent == ZERO_SPAN
@@ -264,7 +263,7 @@ def prepare_resource_spans(
                 operations[service, name, kind] = None
     prepared = Prepared(
         span_count=len(rows),
-        encoded_spans=out.encoded(span_columns, ev_columns, ln_columns) if rows else None,
+        encoded_spans=encode(out) if rows else None,
         sides=sides,
         span_metrics=freeze(partials),
         operations=list(operations),

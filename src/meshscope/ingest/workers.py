@@ -34,13 +34,14 @@ import pyarrow as pa
 from meshscope.ingest.body import BodyError, decompress
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.otlp import Decoded, decode_otlp
-from meshscope.ingest.otlp_direct import DIRECT_ENCODER, prepare_traces
+from meshscope.ingest.otlp_direct import prepare_traces
 from meshscope.ingest.sink import BodyKind, OverloadedError
 from meshscope.ingest.zipkin import decode_zipkin_json
 from meshscope.model.batch import Batch
 from meshscope.pipeline.prepared import Prepared, prepare
 from meshscope.pipeline.sampling.facts import SpanMatcher
 from meshscope.pipeline.writer import BatchWriter
+from meshscope.store.span_columns import ColumnEncoder
 from meshscope.store.twophase import SpanEncoder
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ def prepare_body(
     json: bool,
     max_body_bytes: int,
     encode_spans: SpanEncoder,
+    encode_columns: ColumnEncoder | None,
     buckets_ms: tuple[float, ...],
     matcher: SpanMatcher | None = None,
 ) -> _Outcome:
@@ -92,9 +94,14 @@ def prepare_body(
     With tail sampling (`matcher`), spans are also summarised for the owner's decisions."""
     try:
         body = decompress(raw, encoding, max_body_bytes)
-        if kind == "traces" and encode_spans is DIRECT_ENCODER:
-            # Straight from the parsed request to the DuckDB rows and derivation inputs.
-            return ("ok", *prepare_traces(body, json=json, buckets_ms=buckets_ms, matcher=matcher))
+        if kind == "traces" and encode_columns is not None:
+            # Straight from the parsed request to the store's rows and derivation inputs.
+            return (
+                "ok",
+                *prepare_traces(
+                    body, encode=encode_columns, json=json, buckets_ms=buckets_ms, matcher=matcher
+                ),
+            )
         decoded = decode_body(kind, body, json)
         prepared = prepare(decoded.batch, encode_spans, buckets_ms, matcher=matcher)
     except BodyError as error:
@@ -143,6 +150,7 @@ class WorkerSink:
         self.max_body_bytes = max_body_bytes
         pipeline = writer.pipeline
         self._encoder = pipeline.span_encoder
+        self._columns = pipeline.column_encoder
         self._buckets = pipeline.span_buckets
         self._matcher = pipeline.span_matcher
         self._pool: ProcessPoolExecutor | None = None
@@ -219,6 +227,7 @@ class WorkerSink:
                     json,
                     self.max_body_bytes,
                     self._encoder,
+                    self._columns,
                     self._buckets,
                     self._matcher,
                 )

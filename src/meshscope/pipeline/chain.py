@@ -35,7 +35,7 @@ from meshscope.pipeline.sampling.facts import SpanMatcher
 from meshscope.pipeline.sampling.head import HeadSamplingFilter
 from meshscope.pipeline.sampling.tail import TailSampler
 from meshscope.store.base import Operation, Storage
-from meshscope.store.twophase import span_encoder, write_encoded
+from meshscope.store.twophase import column_encoder, span_encoder, write_encoded
 
 _MAX_OPERATIONS = 100_000
 
@@ -102,6 +102,7 @@ class Pipeline:
         self.registry = MetricsRegistry(settings.max_series_per_metric, clock.now_ns)
         # Tail sampling buffers spans as the store's encoded rows too (`TailSampler`).
         self.span_encoder = span_encoder(storage)
+        self.column_encoder = column_encoder(storage)  # for workers' direct OTLP walk
         self._operation_memo: dict[OperationKey, Operation] = {}
         self.pairer = SpanPairer(settings.servicegraph_ttl_ns, settings.servicegraph_max_pending)
         self._span_metrics = SpanMetrics(self.registry)

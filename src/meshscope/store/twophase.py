@@ -2,8 +2,10 @@
 
 A DuckDB file has one owner process, but turning spans into the store's rows is Python work
 that can run in ingest worker processes. A backend that supports this exposes
-`span_encoder` (a pure, picklable module-level function: spans -> its own encoded rows) and
-`write_encoded` (commit encoded rows plus logs, points and operations in one transaction).
+`column_encoder` (a pure, picklable module-level function: the backend-neutral
+`SpanColumns` that workers build straight from OTLP -> its own encoded rows), `span_encoder`
+(the same from model spans) and `write_encoded` (commit encoded rows plus logs, points and
+operations in one transaction). Workers never know which backend they encode for.
 Every other backend gets the fallback below: the "encoding" is the span list itself and the
 commit is `write_batch`, so the pipeline has one path for all backends. An encoding must also
 narrow to a subset of its rows (`Selectable`), for tail sampling.
@@ -23,6 +25,7 @@ from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
 from meshscope.model.spans import Span
 from meshscope.store.base import Operation, Storage
+from meshscope.store.span_columns import ColumnEncoder
 
 SpanEncoder = Callable[[Sequence[Span]], Any]
 """Pure and picklable by reference (a module-level function): runs in worker processes."""
@@ -32,6 +35,9 @@ SpanEncoder = Callable[[Sequence[Span]], Any]
 class TwoPhaseStorage(Protocol):
     @property
     def span_encoder(self) -> SpanEncoder: ...
+
+    @property
+    def column_encoder(self) -> ColumnEncoder: ...
 
     def write_encoded(
         self,
@@ -82,6 +88,12 @@ def span_encoder(storage: Storage) -> SpanEncoder:
     if is_two_phase(storage):
         return storage.span_encoder
     return keep_spans
+
+
+def column_encoder(storage: Storage) -> ColumnEncoder | None:
+    """The backend's encoder of `SpanColumns`; None when it takes model spans only (then
+    workers decode into model spans: `prepare` with `span_encoder`)."""
+    return storage.column_encoder if is_two_phase(storage) else None
 
 
 def write_encoded(

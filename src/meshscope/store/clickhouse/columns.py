@@ -1,6 +1,6 @@
 """Model values <-> ClickHouse column values, shared by the stores of this backend.
 
-The attribute encoding is the DuckDB backend's (`store/duckdb/codec.py`): values in their
+The attribute encoding is the DuckDB backend's (`store/codec.py`): values in their
 query text form (`attr_text`) plus a type letter per entry; None is stored as "" with the
 letter `n`, which the attribute filters check so a None never matches.
 """
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from meshscope.model.attributes import AttrValue
-from meshscope.store.duckdb.codec import TAG_NONE, decode_attrs, text_and_tag
+from meshscope.store.codec import TAG_NONE, decode_attrs, text_and_tag
 
 _HEX = re.compile(r"^[0-9a-f]{1,32}$")
 

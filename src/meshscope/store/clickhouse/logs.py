@@ -17,7 +17,7 @@ from meshscope.store.clickhouse.columns import (
     trace_key,
 )
 from meshscope.store.clickhouse.connection import Connection
-from meshscope.store.duckdb.codec import hex64, hex128, id64, id128
+from meshscope.store.codec import hex64, hex128, id64, id128
 
 _COLUMNS = (
     "time_ns, body, service, severity, severity_text, trace_hi, trace_lo, span_id,"

@@ -2,7 +2,7 @@
 
 Every table has a `day` Date column (UTC) and daily partitions, so retention drops whole
 days. Ids are UInt64 halves; attributes are parallel key/value arrays plus one type letter
-per entry (store/duckdb/codec.py), which restore the Python types on reading. `seq` is the
+per entry (store/codec.py), which restore the Python types on reading. `seq` is the
 write sequence (connection.py): ClickHouse keeps no insertion order, the protocols need it.
 DEFAULT, not MATERIALIZED, for `day`: MATERIALIZED columns break inserts through Distributed
 tables on 18.16 (scaleout.md, section 3).

@@ -22,7 +22,7 @@ from meshscope.store.clickhouse.columns import (
     trace_key,
 )
 from meshscope.store.clickhouse.connection import Connection
-from meshscope.store.duckdb.codec import hex64, hex128, id64, id128
+from meshscope.store.codec import hex64, hex128, id64, id128
 
 _FULL = (
     "trace_hi, trace_lo, start_ns, end_ns, span_id, parent_id, service, name, kind, status,"

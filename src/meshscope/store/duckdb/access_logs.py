@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from meshscope.model.calls import Call
 from meshscope.model.logs import Severity
-from meshscope.store.duckdb.codec import id64, id128
+from meshscope.store.codec import id64, id128
 
 _TABLE = """CREATE TABLE IF NOT EXISTS access_logs (
     time_ns BIGINT NOT NULL,

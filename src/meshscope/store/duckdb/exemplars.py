@@ -12,7 +12,7 @@ import duckdb
 
 from meshscope.model.spans import SpanKind, StatusCode
 from meshscope.store.base import ExemplarQuery, SpanExemplar
-from meshscope.store.duckdb.codec import hex64, hex128
+from meshscope.store.codec import hex64, hex128
 
 
 def exemplars(cursor: duckdb.DuckDBPyConnection, query: ExemplarQuery) -> list[SpanExemplar]:

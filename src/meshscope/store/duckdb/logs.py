@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from meshscope.model.logs import LogRecord, Severity
 from meshscope.store.base import MAX_TIME_NS, LogQuery
-from meshscope.store.duckdb.codec import AttrColumns, decode_attrs, hex64, hex128, id64, id128
+from meshscope.store.codec import AttrColumns, decode_attrs, hex64, hex128, id64, id128
 from meshscope.store.duckdb.database import Database, Txn
 from meshscope.store.duckdb.filters import attribute_conditions
 from meshscope.store.duckdb.resources import Resources

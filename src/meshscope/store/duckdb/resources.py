@@ -5,13 +5,12 @@ A resource's id is a 64-bit hash of its encoded attributes; id 0 is the empty re
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 
 from meshscope.model.attributes import AttrValue
-from meshscope.store.duckdb.codec import AttrColumns, decode_attrs
+from meshscope.store.codec import AttrColumns, decode_attrs, resource_id
 from meshscope.store.duckdb.database import Database, Txn
 
 
@@ -51,7 +50,7 @@ class Resources:
         for resource in resources:
             rid = by_object.get(id(resource))
             if rid is None:
-                rid = _resource_id(resource)
+                rid = resource_id(resource)
                 by_object[id(resource)] = rid
                 if rid and rid not in self._known and rid not in new_ids:
                     new.add(resource)
@@ -70,15 +69,3 @@ class Resources:
             self._known = known | frozenset(new_ids)
             txn.on_rollback.append(lambda: setattr(self, "_known", known))
         return out
-
-
-def _resource_id(resource: Mapping[str, AttrValue]) -> int:
-    if not resource:
-        return 0
-    columns = AttrColumns()
-    columns.add(dict(sorted(resource.items())))
-    text = "\x1f".join(f"{k}\x1e{v}" for k, v in zip(columns.keys, columns.values, strict=True)) + (
-        "\x1d" + columns.tags[0]
-    )
-    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") or 1

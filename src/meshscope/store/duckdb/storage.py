@@ -21,7 +21,7 @@ from meshscope.store.duckdb.database import DEFAULT_CHECKPOINT_THRESHOLD, Databa
 from meshscope.store.duckdb.logs import DuckDBLogStore
 from meshscope.store.duckdb.metrics import DEFAULT_SAMPLE_CACHE_BYTES, DuckDBMetricStore
 from meshscope.store.duckdb.resources import Resources
-from meshscope.store.duckdb.span_rows import EncodedSpans, encode_spans
+from meshscope.store.duckdb.span_rows import EncodedSpans, encode_columns, encode_spans
 from meshscope.store.duckdb.traces import DuckDBTraceStore
 from meshscope.store.duckdb.warmup import WarmUp, default_budget, parse_size, warm_up
 
@@ -102,6 +102,7 @@ class DuckDBStorage:
         self.write_encoded([encode_spans(spans)] if spans else [], logs, points, operations)
 
     span_encoder = staticmethod(encode_spans)
+    column_encoder = staticmethod(encode_columns)
     """Pure: ingest workers encode spans with it; `write_encoded` commits the result."""
 
     def write_encoded(

@@ -19,7 +19,7 @@ import duckdb
 
 from meshscope.model.spans import StatusCode
 from meshscope.store.base import TraceQuery
-from meshscope.store.duckdb.codec import hex128
+from meshscope.store.codec import hex128
 from meshscope.store.duckdb.filters import attribute_conditions
 
 FIRST_CANDIDATES = 50  # verified in the first round, or 2 x limit if more

@@ -9,13 +9,13 @@ import pyarrow as pa
 
 from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
 from meshscope.store.base import MAX_TIME_NS, ExemplarQuery, SpanExemplar, TraceQuery
-from meshscope.store.duckdb import trace_search
-from meshscope.store.duckdb.codec import (
+from meshscope.store.codec import (
     decode_attrs,
     hex64,
     hex128,
     id128,
 )
+from meshscope.store.duckdb import trace_search
 from meshscope.store.duckdb.database import Database, Txn
 from meshscope.store.duckdb.exemplars import exemplars
 from meshscope.store.duckdb.resources import Resources

@@ -1,4 +1,6 @@
-"""Model values <-> column values: ids as integers, attributes as text lists plus type tags.
+"""Model values <-> column values, shared by the backends and the ingest workers that build
+their rows: ids as integers, attributes as text lists plus type tags, resources by a hash of
+their content.
 
 Attributes are three columns: `attr_keys` and `attr_values` (VARCHAR[], the value in its query
 text form `attr_text`, so a search for '500' finds the integer 500) and `attr_types`, one
@@ -8,6 +10,7 @@ faster than a MAP (no duplicate-key check) and take a little less space.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from itertools import accumulate
@@ -169,3 +172,16 @@ class AttrColumns:
 
     def columns(self) -> dict[str, pa.Array]:
         return dict(zip((name for name, _ in ATTR_FIELDS), self.arrays(), strict=True))
+
+
+def resource_id(resource: Mapping[str, AttrValue]) -> int:
+    """A resource's id: a hash of its content (0: no resource), the same in every process."""
+    if not resource:
+        return 0
+    columns = AttrColumns()
+    columns.add(dict(sorted(resource.items())))
+    text = "\x1f".join(f"{k}\x1e{v}" for k, v in zip(columns.keys, columns.values, strict=True)) + (
+        "\x1d" + columns.tags[0]
+    )
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") or 1
