@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from meshscope.model.attributes import AttrValue
+from meshscope.model.logs import LogRecord, Severity
 from meshscope.store.base import attr_text
 
 _MASK64 = (1 << 64) - 1
@@ -185,3 +186,27 @@ def resource_id(resource: Mapping[str, AttrValue]) -> int:
     )
     digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") or 1
+
+
+LOG_COLUMNS = (
+    "time_ns", "body", "service", "severity", "severity_text", "trace_hi", "trace_lo", "span_id",
+    "attr_keys", "attr_values", "attr_types", "res_keys", "res_values", "res_types",
+)  # fmt: skip
+"""The columns a backend reads a log record from, in the order `log_record` takes them."""
+
+
+def log_record(row: Sequence[Any]) -> LogRecord:
+    """A log record from its LOG_COLUMNS values."""
+    (time_ns, body, service, severity, severity_text, t_hi, t_lo, span_id) = row[:8]
+    (keys, values, types, res_keys, res_values, res_types) = row[8:]
+    return LogRecord(
+        time_ns=time_ns,
+        body=body,
+        service=service,
+        severity=Severity(severity),
+        severity_text=severity_text,
+        trace_id=hex128(t_hi, t_lo),
+        span_id=hex64(span_id),
+        attributes=decode_attrs(keys, values, types),
+        resource=decode_attrs(res_keys, res_values, res_types),
+    )

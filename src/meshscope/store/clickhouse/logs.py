@@ -6,18 +6,17 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from meshscope.model.logs import LogRecord, Severity
+from meshscope.model.logs import LogRecord
 from meshscope.store.base import MAX_TIME_NS, LogQuery
 from meshscope.store.clickhouse.columns import (
     attr_condition,
     attr_params,
-    decode,
     encode_attrs,
     span_key,
     trace_key,
 )
 from meshscope.store.clickhouse.connection import Connection
-from meshscope.store.codec import hex64, hex128, id64, id128
+from meshscope.store.codec import id64, id128, log_record
 
 _COLUMNS = (
     "time_ns, body, service, severity, severity_text, trace_hi, trace_lo, span_id,"
@@ -41,21 +40,6 @@ def log_columns(logs: Sequence[LogRecord], first_seq: int) -> dict[str, list[Any
         ):  # fmt: skip
             out[name].append(value)
     return out
-
-
-def _record(row: tuple[Any, ...]) -> LogRecord:
-    time_ns, body, service, severity, text, hi, lo, span_id, ak, av, at, rk, rv, rt = row
-    return LogRecord(
-        time_ns=time_ns,
-        body=body,
-        service=service,
-        severity=Severity(severity),
-        severity_text=text,
-        trace_id=hex128(hi, lo),
-        span_id=hex64(span_id),
-        attributes=decode(ak, av, at),
-        resource=decode(rk, rv, rt),
-    )
 
 
 class ClickHouseLogStore:
@@ -98,7 +82,7 @@ class ClickHouseLogStore:
             f" ORDER BY {order}{limit}",
             params,
         )
-        return [_record(row) for row in rows]
+        return [log_record(row) for row in rows]
 
     def log_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
         rows = self._conn.rows(

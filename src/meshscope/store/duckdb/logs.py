@@ -11,9 +11,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from meshscope.model.logs import LogRecord, Severity
+from meshscope.model.logs import LogRecord
 from meshscope.store.base import MAX_TIME_NS, LogQuery
-from meshscope.store.codec import AttrColumns, decode_attrs, hex64, hex128, id64, id128
+from meshscope.store.codec import AttrColumns, id64, id128, log_record
 from meshscope.store.duckdb.database import Database, Txn
 from meshscope.store.duckdb.filters import attribute_conditions
 from meshscope.store.duckdb.resources import Resources
@@ -105,7 +105,7 @@ class DuckDBLogStore:
                 ORDER BY time_ns {order}, src {order}, row {order} {limit}
             ) l LEFT JOIN resources r USING (resource_id)
             ORDER BY l.time_ns {order}, l.src {order}, l.row {order}"""
-        return [_record(row) for row in cursor.execute(sql, params).fetchall()]
+        return [log_record(row) for row in cursor.execute(sql, params).fetchall()]
 
     def log_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
         rows = (
@@ -118,19 +118,3 @@ class DuckDBLogStore:
             .fetchall()
         )
         return dict(rows)
-
-
-def _record(row: tuple[Any, ...]) -> LogRecord:
-    (time_ns, body, service, severity, severity_text, t_hi, t_lo, span_id) = row[:8]
-    (keys, values, types, res_keys, res_values, res_types) = row[8:]
-    return LogRecord(
-        time_ns=time_ns,
-        body=body,
-        service=service,
-        severity=Severity(severity),
-        severity_text=severity_text,
-        trace_id=hex128(t_hi, t_lo),
-        span_id=hex64(span_id),
-        attributes=decode_attrs(keys, values, types),
-        resource=decode_attrs(res_keys, res_values, res_types),
-    )
