@@ -44,11 +44,8 @@ class Ports:
     ui: int = field(default_factory=free_port)
 
 
-@contextmanager
-def serve(
-    db: Path, ports: Ports, settings: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    """`meshscope serve` on `db`, with more settings as MESHSCOPE_* environment variables."""
+def server_env(db: Path, ports: Ports, settings: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment plus the settings that put a server on `ports` and `db`."""
     env = dict(os.environ)
     env.update(
         MESHSCOPE_SERVER__OTLP_HTTP_PORT=str(ports.otlp_http),
@@ -58,6 +55,15 @@ def serve(
         MESHSCOPE_STORAGE__PATH=str(db),
         **(settings or {}),
     )
+    return env
+
+
+@contextmanager
+def serve(
+    db: Path, ports: Ports, settings: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`meshscope serve` on `db`, with more settings as MESHSCOPE_* environment variables."""
+    env = server_env(db, ports, settings)
     log = (db.parent / "server.log").open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "meshscope.cli", "serve"], env=env, stdout=log, stderr=log

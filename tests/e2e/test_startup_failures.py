@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_durability import Ports, serve
+from tests.e2e.test_durability import Ports, serve, server_env
 
 LISTENERS = {
     "ui": "ui+query",
@@ -24,17 +24,9 @@ LISTENERS = {
 
 
 def _run(db: Path, ports: Ports) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.update(
-        MESHSCOPE_SERVER__OTLP_HTTP_PORT=str(ports.otlp_http),
-        MESHSCOPE_SERVER__OTLP_GRPC_PORT=str(ports.otlp_grpc),
-        MESHSCOPE_SERVER__ZIPKIN_PORT=str(ports.zipkin),
-        MESHSCOPE_SERVER__UI_PORT=str(ports.ui),
-        MESHSCOPE_STORAGE__PATH=str(db),
-    )
     return subprocess.run(
         [sys.executable, "-m", "meshscope.cli", "serve"],
-        env=env,
+        env=server_env(db, ports),
         capture_output=True,
         text=True,
         timeout=60,
