@@ -72,6 +72,28 @@ def span_columns(spans: Sequence[Span], first_seq: int) -> tuple[dict[str, list[
     return search, full
 
 
+def _span_conditions(
+    start_ns: int,
+    end_ns: int,
+    service: str,
+    name: str,
+    kind: SpanKind | None,
+    status: StatusCode | None,
+) -> tuple[list[str], dict[str, Any]]:
+    """The WHERE conditions (and their parameters) on the `spans` search columns."""
+    conditions = ["start_ns >= %(start)s", "start_ns < %(end)s"]
+    params: dict[str, Any] = {"start": start_ns, "end": end_ns}
+    for field, value in (("service", service), ("name", name)):
+        if value:
+            conditions.append(f"{field} = %({field})s")
+            params[field] = value
+    if kind is not None:
+        conditions.append(f"kind = {int(kind)}")
+    if status is not None:
+        conditions.append(f"status = {int(status)}")
+    return conditions, params
+
+
 def _span(row: tuple[Any, ...]) -> Span:
     (hi, lo, start, end, span_id, parent, service, name, kind, status, message,
      ak, av, at, rk, rv, rt, scope, scope_version, state, flags,
@@ -138,18 +160,11 @@ class ClickHouseTraceStore:
         return {trace_id: found[key] for trace_id, key in keys.items() if key in found}
 
     def find_trace_ids(self, query: TraceQuery) -> list[str]:
-        conditions = ["start_ns >= %(start)s", "start_ns < %(end)s"]
-        params: dict[str, Any] = {"start": query.start_ns, "end": query.end_ns}
-        for field, value in (("service", query.service), ("name", query.operation)):
-            if value:
-                conditions.append(f"{field} = %({field})s")
-                params[field] = value
+        conditions, params = _span_conditions(
+            query.start_ns, query.end_ns, query.service, query.operation, query.kind, query.status
+        )
         if query.errors_only:
             conditions.append(f"status = {int(StatusCode.ERROR)}")
-        if query.status is not None:
-            conditions.append(f"status = {int(query.status)}")
-        if query.kind is not None:
-            conditions.append(f"kind = {int(query.kind)}")
         if query.min_duration_ns:
             conditions.append(f"duration_ns >= {int(query.min_duration_ns)}")
         if query.max_duration_ns:
@@ -178,16 +193,9 @@ class ClickHouseTraceStore:
         return {service: int(count) for service, count in rows}
 
     def exemplars(self, query: ExemplarQuery) -> list[SpanExemplar]:
-        conditions = ["start_ns >= %(start)s", "start_ns < %(end)s"]
-        params: dict[str, Any] = {"start": query.start_ns, "end": query.end_ns}
-        for field, value in (("service", query.service), ("name", query.name)):
-            if value:
-                conditions.append(f"{field} = %({field})s")
-                params[field] = value
-        if query.kind is not None:
-            conditions.append(f"kind = {int(query.kind)}")
-        if query.status is not None:
-            conditions.append(f"status = {int(query.status)}")
+        conditions, params = _span_conditions(
+            query.start_ns, query.end_ns, query.service, query.name, query.kind, query.status
+        )
         rows = self._conn.rows(
             f"SELECT service, kind, name, status, start_ns, duration_ns, trace_hi, trace_lo,"
             f" span_id, intDiv(start_ns - %(start)s, {int(query.interval_ns)}) AS slot"
