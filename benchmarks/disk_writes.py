@@ -2,16 +2,27 @@
 
 For each rate a fresh `meshscope serve` (DuckDB file in a temp dir, free loopback ports) gets
 pre-encoded OTLP/HTTP protobuf trace requests (ingest/loadgen.py: mesh-like spans) paced at
-that rate for a fixed time, then is stopped with SIGINT. Printed per rate:
+that rate for a fixed time, then is stopped with SIGINT. How the spans are cut into requests:
+- `--exporters N` (default 10): as N OpenTelemetry SDKs send them, each with the
+  BatchSpanProcessor defaults (an export every 5 s, or as soon as 512 spans wait): requests of
+  rate*5/N spans (1..512), e.g. 2 requests/s of 5 spans at 10 spans/s;
+- `--requests-per-second R`: R requests a second whatever the rate (the worst case at low
+  rates: 1 span per request at 10 spans/s with R=10).
+Every request is its own durable commit (fsync), and the kernel writes a log append as whole
+4 KiB pages, so a commit costs at least ~4 KiB however few spans it holds.
+Printed per rate:
 - `load B/span`: bytes the server's processes sent to the disk while the load ran
-  (`write_bytes` of /proc/<pid>/io, the owner and its ingest workers);
-- `total B/span`: the same from the start of the load through the clean stop (the final
-  checkpoint included), from the exit status's rusage (`ru_oublock`);
+  (`write_bytes` of /proc/<pid>/io, the owner and its ingest workers): the steady state;
+- `log B/span`: what the DuckDB log grew by during the load (the logical bytes appended);
+- `total B/span`: from the start of the load through the clean stop, from the exit status's
+  rusage (`ru_oublock`): adds the final checkpoint, which writes the database file once (a
+  few MB whatever the load: a large share of a short run at a low rate);
 - `file` and `wal`: the DuckDB file and its log after the stop (the log should be gone);
-- the ratio of each rate's total to the 10,000 spans/s figure.
+- the ratio of each rate's load and total figures to the highest rate's.
 This is a byte count, not a speed measurement: it may run while the machine is busy.
 
 Usage: .venv/bin/python benchmarks/disk_writes.py [--seconds 20] [--rates 10,100,1000,10000]
+    [--exporters 10 | --requests-per-second 10]
 """
 
 from __future__ import annotations
@@ -30,16 +41,18 @@ from pathlib import Path
 from ingest import Server, _wal_size
 from meshscope.ingest.loadgen import build_requests
 
-MAX_SPANS_PER_REQUEST = 500
-REQUESTS_PER_SECOND = 10  # below 5,000 spans/s: 10 requests a second, as several SDKs send
+MAX_SPANS_PER_REQUEST = 512  # the BatchSpanProcessor's max_export_batch_size
+EXPORT_DELAY_S = 5.0  # its schedule_delay
 
 
 @dataclass
 class Phase:
     rate: int
+    spans_per_request: int
     acked_spans: int
     failures: int
     load_bytes: int
+    log_bytes: int
     total_bytes: int
     file_bytes: int
     wal_bytes: int
@@ -105,8 +118,16 @@ def _send(
     return state["acked"], state["failed"]
 
 
-def measure(rate: int, seconds: float) -> Phase:
-    spans = min(MAX_SPANS_PER_REQUEST, max(1, rate // REQUESTS_PER_SECOND))
+def spans_per_request(rate: int, exporters: int, requests_per_second: float) -> int:
+    """How many spans each request carries (see the module docstring)."""
+    if requests_per_second:
+        wanted = rate / requests_per_second
+    else:
+        wanted = rate * EXPORT_DELAY_S / exporters
+    return min(MAX_SPANS_PER_REQUEST, max(1, round(wanted)))
+
+
+def measure(rate: int, seconds: float, spans: int) -> Phase:
     base_ns = time.time_ns() - 20 * 60 * 10**9  # inside the retention window
     bodies = build_requests(
         min(100, max(1, int(rate * seconds / spans))), spans, seed=rate, base_ns=base_ns
@@ -118,8 +139,10 @@ def measure(rate: int, seconds: float) -> Phase:
         time.sleep(1.0)  # let start-up writes (schema, worker spawn) settle
         pids = server.pids()
         before = _write_bytes(pids)
+        log_before = _wal_size(server.db)
         acked, failed = _send(server.http_port, bodies, spans, rate / spans, seconds)
         load = _write_bytes(pids) - before
+        log_grown = _wal_size(server.db) - log_before
         assert server.proc is not None
         pid = server.proc.pid
         server.proc.send_signal(signal.SIGINT)
@@ -130,9 +153,11 @@ def measure(rate: int, seconds: float) -> Phase:
         db = server.db
         return Phase(
             rate,
+            spans,
             acked,
             failed,
             load,
+            log_grown,
             total,
             db.stat().st_size if db.exists() else 0,
             _wal_size(db),
@@ -146,23 +171,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="load time per rate")
     parser.add_argument("--rates", default="10,100,1000,10000", help="spans/s, comma-separated")
+    shape = parser.add_mutually_exclusive_group()
+    shape.add_argument("--exporters", type=int, default=10, help="SDKs sending (default 10)")
+    shape.add_argument("--requests-per-second", type=float, default=0.0, help="fixed rate")
     args = parser.parse_args()
     phases: list[Phase] = []
-    print(f"{'spans/s':>8} {'acked':>8} {'fail':>4} {'load B/span':>12} {'total B/span':>13}"
-          f" {'file':>10} {'wal':>10}")  # fmt: skip
+    print(f"{'spans/s':>8} {'spans/req':>9} {'acked':>8} {'fail':>4} {'load B/span':>12}"
+          f" {'log B/span':>11} {'total B/span':>13} {'file':>10} {'wal':>8}")  # fmt: skip
     for rate in (int(text) for text in args.rates.split(",")):
-        phase = measure(rate, args.seconds)
+        spans = spans_per_request(rate, args.exporters, args.requests_per_second)
+        phase = measure(rate, args.seconds, spans)
         phases.append(phase)
         per = max(1, phase.acked_spans)
-        print(f"{rate:>8} {phase.acked_spans:>8} {phase.failures:>4}"
-              f" {phase.load_bytes / per:>12,.0f} {phase.total_bytes / per:>13,.0f}"
-              f" {phase.file_bytes:>10,} {phase.wal_bytes:>10,}", flush=True)  # fmt: skip
+        print(f"{rate:>8} {spans:>9} {phase.acked_spans:>8} {phase.failures:>4}"
+              f" {phase.load_bytes / per:>12,.0f} {phase.log_bytes / per:>11,.0f}"
+              f" {phase.total_bytes / per:>13,.0f} {phase.file_bytes:>10,}"
+              f" {phase.wal_bytes:>8,}", flush=True)  # fmt: skip
     top = max(phases, key=lambda phase: phase.rate)
-    reference = top.total_bytes / max(1, top.acked_spans)
     for phase in phases:
-        if phase is not top and reference:
-            ratio = phase.total_bytes / max(1, phase.acked_spans) / reference
-            print(f"{phase.rate} spans/s writes {ratio:.1f}x the bytes per span of {top.rate}")
+        if phase is not top:
+            load = _ratio(phase.load_bytes, phase, top.load_bytes, top)
+            total = _ratio(phase.total_bytes, phase, top.total_bytes, top)
+            print(f"{phase.rate} spans/s: {load:.1f}x the load bytes per span of {top.rate},"
+                  f" {total:.1f}x with the final checkpoint")  # fmt: skip
+
+
+def _ratio(value: int, phase: Phase, reference: int, top: Phase) -> float:
+    per = value / max(1, phase.acked_spans)
+    return per / max(1e-9, reference / max(1, top.acked_spans))
 
 
 if __name__ == "__main__":

@@ -2,10 +2,10 @@
 their rows: ids as integers, attributes as text lists plus type tags, resources by a hash of
 their content.
 
-Attributes are three columns: `attr_keys` and `attr_values` (VARCHAR[], the value in its query
-text form `attr_text`, so a search for '500' finds the integer 500) and `attr_types`, one
-letter per entry that restores the Python type on reading. Two plain lists insert ~1.6x
-faster than a MAP (no duplicate-key check) and take a little less space.
+Attributes are collected as keys, values in their query text form (`attr_text`, so a search
+for '500' finds the integer 500) and `attr_types`, one letter per entry that restores the
+Python type on reading; each backend lays them out its own way (ClickHouse: two arrays;
+DuckDB: one packed string, store/duckdb/packed.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import json
 from collections.abc import Mapping, Sequence
 from itertools import accumulate
 from typing import Any
-
-import pyarrow as pa
 
 from meshscope.model.attributes import AttrValue
 from meshscope.model.logs import LogRecord, Severity
@@ -31,12 +29,6 @@ TAG_FLOAT = "f"
 TAG_BYTES = "x"
 TAG_JSON = "j"  # lists and maps; bytes nested inside them come back as hex strings
 TAG_NONE = "n"
-
-ATTR_FIELDS = [
-    ("attr_keys", pa.list_(pa.string())),
-    ("attr_values", pa.list_(pa.string())),
-    ("attr_types", pa.string()),
-]
 
 
 def id128(hex_id: str) -> tuple[int, int]:
@@ -128,7 +120,7 @@ def decode_attrs(
 
 
 class AttrColumns:
-    """Collects attribute dicts row by row, then yields the MAP column and the tags column."""
+    """Collects attribute dicts row by row: flat keys and texts, per-row offsets and tags."""
 
     __slots__ = ("keys", "offsets", "tags", "values")
 
@@ -162,18 +154,6 @@ class AttrColumns:
         self.offsets.extend(accumulate(map(len, many), initial=self.offsets[-1]))
         del self.offsets[-len(many) - 1]  # `initial` repeated the last offset
 
-    def arrays(self) -> list[pa.Array]:
-        """The `attr_keys`, `attr_values` and `attr_types` columns, in ATTR_FIELDS order."""
-        offsets = pa.array(self.offsets, pa.int32())
-        return [
-            pa.ListArray.from_arrays(offsets, pa.array(self.keys, pa.string())),
-            pa.ListArray.from_arrays(offsets, pa.array(self.values, pa.string())),
-            pa.array(self.tags, pa.string()),
-        ]
-
-    def columns(self) -> dict[str, pa.Array]:
-        return dict(zip((name for name, _ in ATTR_FIELDS), self.arrays(), strict=True))
-
 
 def resource_id(resource: Mapping[str, AttrValue]) -> int:
     """A resource's id: a hash of its content (0: no resource), the same in every process."""
@@ -195,10 +175,18 @@ LOG_COLUMNS = (
 """The columns a backend reads a log record from, in the order `log_record` takes them."""
 
 
-def log_record(row: Sequence[Any]) -> LogRecord:
-    """A log record from its LOG_COLUMNS values."""
+def log_record(
+    row: Sequence[Any],
+    attributes: dict[str, Any] | None = None,
+    resource: dict[str, Any] | None = None,
+) -> LogRecord:
+    """A log record from its LOG_COLUMNS values, or from the first eight of them and the
+    attributes and resource a backend decoded itself."""
     (time_ns, body, service, severity, severity_text, t_hi, t_lo, span_id) = row[:8]
-    (keys, values, types, res_keys, res_values, res_types) = row[8:]
+    if attributes is None or resource is None:
+        (keys, values, types, res_keys, res_values, res_types) = row[8:]
+        attributes = decode_attrs(keys, values, types)
+        resource = decode_attrs(res_keys, res_values, res_types)
     return LogRecord(
         time_ns=time_ns,
         body=body,
@@ -207,6 +195,6 @@ def log_record(row: Sequence[Any]) -> LogRecord:
         severity_text=severity_text,
         trace_id=hex128(t_hi, t_lo),
         span_id=hex64(span_id),
-        attributes=decode_attrs(keys, values, types),
-        resource=decode_attrs(res_keys, res_values, res_types),
+        attributes=attributes,
+        resource=resource,
     )

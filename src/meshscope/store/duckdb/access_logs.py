@@ -1,7 +1,7 @@
 """Access logs (one per call between services) in their own typed table.
 
 The pipeline derives ~0.7 access logs per span; stored as generic log rows (a formatted body
-and nine attributes as key/value lists) they cost as much to insert as the spans themselves
+and nine attributes) they cost as much to insert as the spans themselves
 and ~60 bytes each on disk. Here a call is one row of plain typed columns (dictionary- and
 bit-packed by DuckDB), and the view `all_logs` renders these rows in the `logs` layout (body,
 attributes, severity exactly as `meshscope.pipeline.derive.accesslog.access_log` makes them),
@@ -17,6 +17,7 @@ import pyarrow as pa
 from meshscope.model.calls import Call
 from meshscope.model.logs import Severity
 from meshscope.store.codec import id64, id128
+from meshscope.store.duckdb.packed import SEP, sql_entry
 
 _TABLE = """CREATE TABLE IF NOT EXISTS access_logs (
     time_ns BIGINT NOT NULL,
@@ -36,33 +37,30 @@ _TABLE = """CREATE TABLE IF NOT EXISTS access_logs (
 _MS = "CAST(duration_ns / 1e6 AS VARCHAR)"  # Python's repr of the same double, checked in tests
 
 
-def _optional(condition: str, key: str, value: str, tag: str) -> tuple[str, str, str]:
-    """A conditional attribute: its key, value and type tag, or nothing."""
-    return (
-        f"CASE WHEN {condition} THEN ['{key}'] ELSE []::VARCHAR[] END",
-        f"CASE WHEN {condition} THEN [{value}] ELSE []::VARCHAR[] END",
-        f"CASE WHEN {condition} THEN '{tag}' ELSE '' END",
-    )
-
-
+# Each attribute: its key, SQL for its text, whether that text can hold any character (then
+# it is escaped; numbers and constants need not be) and its type tag.
+_SEP = f"chr({ord(SEP)})"
+_REQUIRED = [
+    ("log.type", "'access'", False, "s"),
+    ("source.service", "source", True, "s"),
+    ("destination.service", "target", True, "s"),
+    ("duration_ms", _MS, False, "f"),
+    ("error", "CASE WHEN failed THEN 'true' ELSE 'false' END", False, "b"),
+]
 _OPTIONAL = [
-    _optional("status_code <> 0", "http.response.status_code",
-              "CAST(status_code AS VARCHAR)", "i"),
-    _optional("method <> ''", "http.request.method", "method", "s"),
-    _optional("path <> ''", "url.path", "path", "s"),
-    _optional("connection_type <> ''", "connection_type", "connection_type",
-              "s"),
-]  # fmt: skip
-
-_KEYS = " || ".join(
-    ["['log.type', 'source.service', 'destination.service', 'duration_ms', 'error']"]
-    + [keys for keys, _, _ in _OPTIONAL]
+    ("status_code <> 0", ("http.response.status_code", "CAST(status_code AS VARCHAR)", False, "i")),
+    ("method <> ''", ("http.request.method", "method", True, "s")),
+    ("path <> ''", ("url.path", "path", True, "s")),
+    ("connection_type <> ''", ("connection_type", "connection_type", True, "s")),
+]
+_ATTRS = f" || {_SEP} || ".join(sql_entry(*attr[:3]) for attr in _REQUIRED) + "".join(
+    f" || CASE WHEN {condition} THEN {_SEP} || {sql_entry(*attr[:3])} ELSE '' END"
+    for condition, attr in _OPTIONAL
 )
-_VALUES = " || ".join(
-    [f"['access', source, target, {_MS}, CASE WHEN failed THEN 'true' ELSE 'false' END]"]
-    + [values for _, values, _ in _OPTIONAL]
+_TYPES = " || ".join(
+    [f"'{''.join(attr[3] for attr in _REQUIRED)}'"]
+    + [f"CASE WHEN {condition} THEN '{attr[3]}' ELSE '' END" for condition, attr in _OPTIONAL]
 )
-_TYPES = " || ".join(["'sssfb'"] + [tags for _, _, tags in _OPTIONAL])
 _REQUEST = """CASE WHEN method <> '' AND path <> '' THEN method || ' ' || path
     WHEN method <> '' THEN method WHEN path <> '' THEN path ELSE '-' END"""
 _STATUS = """CASE WHEN status_code <> 0 THEN CAST(status_code AS VARCHAR)
@@ -72,12 +70,12 @@ _BODY = f"""source || ' -> ' || target || ' ' || ({_REQUEST}) || ' ' || ({_STATU
 
 _VIEW = f"""CREATE OR REPLACE VIEW all_logs AS
     SELECT time_ns, service, severity, severity_text, body, trace_hi, trace_lo, span_id, access,
-        attr_keys, attr_values, attr_types, resource_id, 0 AS src, rowid AS row
+        attrs, attr_types, resource_id, 0 AS src, rowid AS row
     FROM logs
     UNION ALL
     SELECT time_ns, target, CASE WHEN failed THEN {int(Severity.ERROR)}
         ELSE {int(Severity.INFO)} END :: UTINYINT, '', {_BODY}, trace_hi, trace_lo, span_id,
-        true, {_KEYS}, {_VALUES}, {_TYPES}, 0 :: UBIGINT, 1, rowid
+        true, {_ATTRS}, {_TYPES}, 0 :: UBIGINT, 1, rowid
     FROM access_logs"""
 
 STATEMENTS = (_TABLE, _VIEW)

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from meshscope.store.duckdb.schema import SCHEMA_VERSION, STATEMENTS
+from meshscope.store.duckdb.schema import MIGRATIONS, SCHEMA_VERSION, STATEMENTS
 
 _names = itertools.count()
 
@@ -120,6 +120,7 @@ class Database:
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()
         self._closed = False
+        self._migrate()
         with self.transaction() as txn:
             for statement in STATEMENTS:
                 txn.con.execute(statement)
@@ -132,6 +133,29 @@ class Database:
             found = None if row is None else row[0]
             self.close()
             raise ValueError(f"{self.path}: schema version {found}, expected {SCHEMA_VERSION}")
+
+    def _migrate(self) -> None:
+        """Bring a file written by an older schema version to this one, one version at a
+        time, each step in one transaction (a failed step leaves the file as it was)."""
+        has_meta = self._con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'meta'"
+        ).fetchone()
+        if not has_meta or not has_meta[0]:
+            return  # a new file
+        row = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else SCHEMA_VERSION
+        while version in MIGRATIONS:
+            log.info("migrating %s from schema version %d to %d", self.path, version, version + 1)
+            with self.transaction() as txn:
+                for step in MIGRATIONS[version]:
+                    if isinstance(step, str):
+                        txn.con.execute(step)
+                    else:
+                        step(txn.con)
+                txn.con.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version + 1)]
+                )
+            version += 1
 
     @contextmanager
     def transaction(self, single_threaded: bool = False) -> Iterator[Txn]:

@@ -16,11 +16,11 @@ from meshscope.store.base import MAX_TIME_NS, LogQuery
 from meshscope.store.codec import AttrColumns, id64, id128, log_record
 from meshscope.store.duckdb.database import Database, Txn
 from meshscope.store.duckdb.filters import attribute_conditions
+from meshscope.store.duckdb.packed import pack_columns, unpack
 from meshscope.store.duckdb.resources import Resources
 
 _COLUMNS = """l.time_ns, l.body, l.service, l.severity, l.severity_text, l.trace_hi, l.trace_lo,
-    l.span_id, l.attr_keys, l.attr_values, l.attr_types,
-    r.attr_keys, r.attr_values, r.attr_types"""
+    l.span_id, l.attrs, l.attr_types, r.attrs, r.attr_types"""
 
 
 class DuckDBLogStore:
@@ -43,6 +43,7 @@ class DuckDBLogStore:
             t_hi[i], t_lo[i] = id128(record.trace_id)
             span_id[i] = id64(record.span_id)
             attrs.add(record.attributes)
+        packed, attr_types = pack_columns(attrs)
         table = pa.table(
             {
                 "time_ns": pa.array([r.time_ns for r in logs], pa.int64()),
@@ -54,7 +55,8 @@ class DuckDBLogStore:
                 "trace_lo": pa.array(t_lo, pa.uint64()),
                 "span_id": pa.array(span_id, pa.uint64()),
                 "access": pa.array([r.is_access_log for r in logs], pa.bool_()),
-                **attrs.columns(),
+                "attrs": packed,
+                "attr_types": attr_types,
                 "resource_id": pa.array(
                     self._resources.ids(txn, [r.resource for r in logs]), pa.uint64()
                 ),
@@ -98,14 +100,17 @@ class DuckDBLogStore:
             limit = "LIMIT ?"
             params.append(query.limit)
         order = "DESC" if query.newest_first else ""
-        # Filter in a subquery over the logs alone, so `attr_keys` means the record's own.
+        # Filter in a subquery over the logs alone, so `attrs` means the record's own.
         # `all_logs` adds the typed access logs (see access_logs.py) to `logs`.
         sql = f"""SELECT {_COLUMNS} FROM (
                 SELECT * FROM all_logs WHERE {" AND ".join(where)}
                 ORDER BY time_ns {order}, src {order}, row {order} {limit}
             ) l LEFT JOIN resources r USING (resource_id)
             ORDER BY l.time_ns {order}, l.src {order}, l.row {order}"""
-        return [log_record(row) for row in cursor.execute(sql, params).fetchall()]
+        return [
+            log_record(row[:8], unpack(row[8], row[9]), unpack(row[10], row[11]))
+            for row in cursor.execute(sql, params).fetchall()
+        ]
 
     def log_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
         rows = (

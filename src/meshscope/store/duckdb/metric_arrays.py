@@ -14,6 +14,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from meshscope.store.duckdb.blobs import FLOAT, UINT, lists
+
 Array = npt.NDArray[Any]
 Columns = tuple[Array, ...]
 Bounds = tuple[float, ...]
@@ -44,7 +46,8 @@ def value_runs(table: pa.Table, ids: Sequence[int]) -> dict[int, Columns]:
 
 def histogram_groups(table: pa.Table, ids: Sequence[int]) -> dict[int, list[HistogramGroup]]:
     """Per series, its histogram rows grouped by bounds (groups in order of their first
-    row), from a (series_id, time_ns, bounds, counts, hist_sum, hist_count) table."""
+    row), from a (series_id, time_ns, bounds, counts, hist_sum, hist_count) table (buckets as
+    BLOBs, see blobs.py)."""
     if table.num_rows == 0:
         return {}
     order, runs, _ = grouped(
@@ -55,8 +58,8 @@ def histogram_groups(table: pa.Table, ids: Sequence[int]) -> dict[int, list[Hist
     times = table.column("time_ns").to_numpy()
     sums = table.column("hist_sum").to_numpy()
     totals = table.column("hist_count").to_numpy()
-    bounds = pa.concat_arrays(table.column("bounds").chunks)
-    counts = pa.concat_arrays(table.column("counts").chunks)
+    bounds = lists(pa.concat_arrays(table.column("bounds").chunks), FLOAT)
+    counts = lists(pa.concat_arrays(table.column("counts").chunks), UINT)
     uniform = _uniform_bounds(bounds, counts)
     flat = counts.flatten().to_numpy()
     out: dict[int, list[HistogramGroup]] = {}

@@ -10,6 +10,7 @@ import pyarrow as pa
 from meshscope.model.exphistogram import ExpHistogram
 from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType
 from meshscope.store.base import MetricFamily, Series
+from meshscope.store.duckdb.blobs import FLOAT, UINT, blob, numbers
 
 _LABELS = pa.list_(pa.struct([("name", pa.string()), ("value", pa.string())]))
 
@@ -53,8 +54,8 @@ def series_table(new: dict[tuple[str, Labels], int]) -> pa.Table:
 
 def samples_table(ids: list[int], points: Sequence[MetricPoint]) -> pa.Table:
     hists = [p.histogram for p in points]
-    bounds = [None if h is None else list(h.bounds) for h in hists]
-    counts = [None if h is None else list(h.counts) for h in hists]
+    bounds = [None if h is None else blob(h.bounds, FLOAT) for h in hists]
+    counts = [None if h is None else blob(h.counts, UINT) for h in hists]
     return pa.table(
         {
             "series_id": pa.array(ids, pa.uint32()),
@@ -63,8 +64,8 @@ def samples_table(ids: list[int], points: Sequence[MetricPoint]) -> pa.Table:
             "type": pa.array([p.type.value for p in points], pa.string()),
             "help": pa.array([p.help for p in points], pa.string()),
             "unit": pa.array([p.unit for p in points], pa.string()),
-            "bounds": pa.array(bounds, pa.list_(pa.float64())),
-            "counts": pa.array(counts, pa.list_(pa.uint64())),
+            "bounds": pa.array(bounds, pa.binary()),
+            "counts": pa.array(counts, pa.binary()),
             "hist_sum": pa.array([None if h is None else h.sum for h in hists], pa.float64()),
             "hist_count": pa.array([None if h is None else h.count for h in hists], pa.uint64()),
             "start_ns": pa.array([p.start_ns or None for p in points], pa.int64()),
@@ -80,7 +81,7 @@ def _exp_columns(exps: list[ExpHistogram | None]) -> dict[str, pa.Array]:
         "exp_scale": pa.array([None if e is None else e.scale for e in exps], pa.int8()),
         "exp_offset": pa.array([None if e is None else e.offset for e in exps], pa.int32()),
         "exp_counts": pa.array(
-            [None if e is None else list(e.counts) for e in exps], pa.list_(pa.uint64())
+            [None if e is None else blob(e.counts, UINT) for e in exps], pa.binary()
         ),
         "exp_zero": pa.array([None if e is None else e.zero_count for e in exps], pa.uint64()),
         "exp_min": pa.array([None if e is None else e.min for e in exps], pa.float64()),
@@ -93,9 +94,9 @@ def point_of(name: str, labels: Labels, row: tuple[Any, ...]) -> MetricPoint:
     start_ns, scale, offset, exp_counts, zero, low, high = row[10:]
     histogram = exp = None
     if bounds is not None:
-        histogram = Histogram(tuple(bounds), tuple(counts), hist_sum, hist_count)
+        histogram = Histogram(numbers(bounds, FLOAT), numbers(counts, UINT), hist_sum, hist_count)
     if scale is not None:
-        exp = ExpHistogram(scale, offset, tuple(exp_counts), zero, low, high)
+        exp = ExpHistogram(scale, offset, numbers(exp_counts, UINT), zero, low, high)
     return MetricPoint(
         name=name,
         labels=labels,

@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 import pyarrow as pa
 
 from meshscope.model.attributes import AttrValue
-from meshscope.store.codec import AttrColumns, decode_attrs, resource_id
+from meshscope.store.codec import AttrColumns, resource_id
 from meshscope.store.duckdb.database import Database, Txn
+from meshscope.store.duckdb.packed import pack_columns, unpack
 
 
 class Resources:
@@ -31,13 +32,13 @@ class Resources:
             rows = (
                 self._db.read()
                 .execute(
-                    "SELECT resource_id, any_value(attr_keys), any_value(attr_values),"
-                    " any_value(attr_types) FROM resources WHERE resource_id IN"
+                    "SELECT resource_id, any_value(attrs), any_value(attr_types)"
+                    " FROM resources WHERE resource_id IN"
                     f" ({', '.join(str(int(rid)) for rid in missing)}) GROUP BY resource_id"
                 )
                 .fetchall()
             )
-            fresh = {row[0]: decode_attrs(row[1], row[2], row[3]) for row in rows}
+            fresh = {row[0]: unpack(row[1], row[2]) for row in rows}
             self._attrs = cache = {**cache, **fresh}  # replaced, never mutated: thread-safe
         return {rid: cache.get(rid, {}) for rid in resource_ids}
 
@@ -57,10 +58,12 @@ class Resources:
                     new_ids.append(rid)
             out.append(rid)
         if new_ids:
+            attrs, attr_types = pack_columns(new)
             table = pa.table(
                 {
                     "resource_id": pa.array(new_ids, pa.uint64()),
-                    **new.columns(),
+                    "attrs": attrs,
+                    "attr_types": attr_types,
                 }
             )
             txn.insert("resources", table)

@@ -32,7 +32,7 @@ def load(db: Database, cache: SampleCache, ids: Sequence[int]) -> None:
     cursor = db.read()  # estimates only: the loads themselves run under the write lock
     sizes = dict.fromkeys(cold, 0)
     found = cursor.execute(
-        "SELECT series_id, count(*), coalesce(sum(len(counts)), 0), count(counts)"
+        "SELECT series_id, count(*), coalesce(sum(octet_length(counts) // 8), 0), count(counts)"
         f" FROM samples WHERE {_where(cold)} GROUP BY series_id",
         [cache.horizon],
     ).fetchall()

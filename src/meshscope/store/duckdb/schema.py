@@ -3,7 +3,8 @@
 Two access paths for traces, as in ClickHouse-based trace stores:
 - search: `spans` is appended in arrival order, which is roughly start-time order, so DuckDB's
   per-row-group min/max (zonemaps) on `start_ns` prune a time-range scan to the right row
-  groups; service/name are dictionary-compressed strings, attributes key/value lists.
+  groups; service/name are dictionary-compressed strings, attributes one packed string per row
+  (store/duckdb/packed.py: no LIST columns, whose small appends DuckDB logs expensively).
 - by id: `trace_index` holds one small row per (trace, write) with the trace's start range; a
   lookup finds its rows through an ART index on `trace_lo` (a point lookup instead of a scan of
   the whole index: 0.5 vs 1.8 ms at 1.2M traces), then reads `spans` inside that start range,
@@ -17,15 +18,21 @@ repeat on every span of a process, so they are stored once in `resources`, keyed
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+from collections.abc import Callable
 
-ATTRS = "attr_keys VARCHAR[], attr_values VARCHAR[], attr_types VARCHAR"
-EVENT = f"STRUCT(time_ns BIGINT, name VARCHAR, {ATTRS})"
-LINK = f"STRUCT(trace_hi UBIGINT, trace_lo UBIGINT, span_id UBIGINT, {ATTRS})"
+import duckdb
+import pyarrow as pa
 
-STATEMENTS = (
-    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
-    f"""CREATE TABLE IF NOT EXISTS spans (
+from meshscope.store.duckdb.blobs import blobs
+from meshscope.store.duckdb.packed import ESC, KV, NONE, SEP, sql_escape
+
+SCHEMA_VERSION = 2
+"""1: attributes, events, links and histogram buckets in LIST columns; 2: packed text and
+BLOBs (store/duckdb/packed.py, blobs.py)."""
+
+# The tables whose layout changed in version 2, `{name}` to create them under another name
+# while migrating (see MIGRATIONS).
+SPANS = """CREATE TABLE IF NOT EXISTS {name} (
         start_ns BIGINT NOT NULL,
         duration_ns BIGINT NOT NULL,
         trace_hi UBIGINT NOT NULL,
@@ -37,27 +44,22 @@ STATEMENTS = (
         kind UTINYINT NOT NULL,
         status_code UTINYINT NOT NULL,
         status_message VARCHAR NOT NULL,
-        {ATTRS},
-        events {EVENT}[],
-        links {LINK}[],
+        attrs VARCHAR NOT NULL,
+        attr_types VARCHAR NOT NULL,
+        events VARCHAR,
+        links VARCHAR,
         resource_id UBIGINT NOT NULL,
         scope_name VARCHAR NOT NULL,
         scope_version VARCHAR NOT NULL,
         trace_state VARCHAR NOT NULL,
         flags UINTEGER NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS trace_index (
-        trace_hi UBIGINT NOT NULL,
-        trace_lo UBIGINT NOT NULL,
-        min_start BIGINT NOT NULL,
-        max_start BIGINT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS trace_index_lo ON trace_index (trace_lo)",
-    f"""CREATE TABLE IF NOT EXISTS resources (
+    )"""
+RESOURCES = """CREATE TABLE IF NOT EXISTS {name} (
         resource_id UBIGINT NOT NULL,
-        {ATTRS}
-    )""",
-    f"""CREATE TABLE IF NOT EXISTS logs (
+        attrs VARCHAR NOT NULL,
+        attr_types VARCHAR NOT NULL
+    )"""
+LOGS = """CREATE TABLE IF NOT EXISTS {name} (
         time_ns BIGINT NOT NULL,
         service VARCHAR NOT NULL,
         severity UTINYINT NOT NULL,
@@ -67,9 +69,45 @@ STATEMENTS = (
         trace_lo UBIGINT NOT NULL,
         span_id UBIGINT NOT NULL,
         access BOOLEAN NOT NULL,
-        {ATTRS},
+        attrs VARCHAR NOT NULL,
+        attr_types VARCHAR NOT NULL,
         resource_id UBIGINT NOT NULL
+    )"""
+SAMPLES = """CREATE TABLE IF NOT EXISTS {name} (
+        series_id UINTEGER NOT NULL,
+        time_ns BIGINT NOT NULL,
+        value DOUBLE NOT NULL,
+        type VARCHAR NOT NULL,
+        help VARCHAR NOT NULL,
+        unit VARCHAR NOT NULL,
+        bounds BLOB,
+        counts BLOB,
+        hist_sum DOUBLE,
+        hist_count UBIGINT,
+        start_ns BIGINT,
+        exp_scale TINYINT,
+        exp_offset INTEGER,
+        exp_counts BLOB,
+        exp_zero UBIGINT,
+        exp_min DOUBLE,
+        exp_max DOUBLE
+    )"""
+"""Buckets (`bounds`, `counts`, `exp_counts`) are BLOBs of 8-byte numbers (blobs.py);
+`start_ns` is the series' start time, `exp_*` the exponential histogram of span durations
+(ADR 0010): both unknown (NULL) in rows written before they existed."""
+
+STATEMENTS = (
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    SPANS.format(name="spans"),
+    """CREATE TABLE IF NOT EXISTS trace_index (
+        trace_hi UBIGINT NOT NULL,
+        trace_lo UBIGINT NOT NULL,
+        min_start BIGINT NOT NULL,
+        max_start BIGINT NOT NULL
     )""",
+    "CREATE INDEX IF NOT EXISTS trace_index_lo ON trace_index (trace_lo)",
+    RESOURCES.format(name="resources"),
+    LOGS.format(name="logs"),
     """CREATE TABLE IF NOT EXISTS series (
         series_id UINTEGER NOT NULL,
         name VARCHAR NOT NULL,
@@ -82,27 +120,7 @@ STATEMENTS = (
         help VARCHAR NOT NULL,
         unit VARCHAR NOT NULL
     )""",
-    """CREATE TABLE IF NOT EXISTS samples (
-        series_id UINTEGER NOT NULL,
-        time_ns BIGINT NOT NULL,
-        value DOUBLE NOT NULL,
-        type VARCHAR NOT NULL,
-        help VARCHAR NOT NULL,
-        unit VARCHAR NOT NULL,
-        bounds DOUBLE[],
-        counts UBIGINT[],
-        hist_sum DOUBLE,
-        hist_count UBIGINT
-    )""",
-    # Added after version 1 (files written before get them empty, read as "unknown"): the
-    # series' start time and the exponential histogram of span durations (ADR 0010).
-    "ALTER TABLE samples ADD COLUMN IF NOT EXISTS start_ns BIGINT",
-    "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_scale TINYINT",
-    "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_offset INTEGER",
-    "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_counts UBIGINT[]",
-    "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_zero UBIGINT",
-    "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_min DOUBLE",
-    "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_max DOUBLE",
+    SAMPLES.format(name="samples"),
     """CREATE TABLE IF NOT EXISTS services (
         position UINTEGER NOT NULL,
         service VARCHAR NOT NULL
@@ -114,3 +132,95 @@ STATEMENTS = (
         kind UTINYINT NOT NULL
     )""",
 )
+
+
+def _packed(keys: str, values: str) -> str:
+    """SQL packing the version-1 lists `keys` and `values` as `packed.pack_columns` does."""
+    key = sql_escape(f"{keys}[i]")
+    value = (
+        f"CASE WHEN {values}[i] IS NULL THEN chr({ord(ESC)}) || '{NONE[1]}'"
+        f" ELSE {sql_escape(f'{values}[i]')} END"
+    )
+    entry = f"{key} || chr({ord(KV)}) || {value} || chr({ord(KV)})"
+    return (
+        f"CASE WHEN coalesce(len({keys}), 0) = 0 THEN '' ELSE array_to_string("
+        f"list_transform(range(1, len({keys}) + 1), lambda i: {entry}), chr({ord(SEP)})) END"
+    )
+
+
+def _json(column: str, fields: str) -> str:
+    """SQL turning a version-1 list of event or link structs into `packed._json_column`'s
+    JSON text (`fields`: the struct's own fields as `'t': x.time_ns, ...`)."""
+    attrs = _packed("x.attr_keys", "x.attr_values")
+    item = f"{{{fields}, 'a': {attrs}, 'y': coalesce(x.attr_types, '')}}"
+    return (
+        f"CASE WHEN coalesce(len({column}), 0) = 0 THEN NULL"
+        f" ELSE CAST(to_json(list_transform({column}, lambda x: {item})) AS VARCHAR) END"
+    )
+
+
+_OLD_ATTRS = "attr_keys, attr_values, attr_types"
+_ATTRS = f"{_packed('attr_keys', 'attr_values')} AS attrs, coalesce(attr_types, '') AS attr_types"
+_EVENTS = _json("events", "'t': x.time_ns, 'n': x.name")
+_LINKS = _json("links", "'h': x.trace_hi, 'l': x.trace_lo, 's': x.span_id")
+
+
+def _rebuild(table: str, ddl: str, columns: str) -> tuple[str, ...]:
+    """Copy `table` into its new layout in row order (zonemaps follow arrival order)."""
+    return (
+        ddl.format(name=f"{table}_v2"),
+        f"INSERT INTO {table}_v2 BY NAME SELECT {columns} FROM {table} ORDER BY rowid",
+        f"DROP TABLE {table}",
+        f"ALTER TABLE {table}_v2 RENAME TO {table}",
+    )
+
+
+def _samples_to_blobs(con: duckdb.DuckDBPyConnection) -> None:
+    """Copy `samples` into `samples_v2` in row order, bucket lists turned into BLOBs (DuckDB's
+    SQL cannot write a double's bytes, so this step runs through Arrow), 64k rows at a time."""
+    ((low, high),) = con.execute("SELECT min(rowid), max(rowid) FROM samples").fetchall()
+    if low is None:
+        return
+    step = 1 << 16
+    for first in range(low, high + 1, step):
+        batch = con.sql(
+            f"SELECT * FROM samples WHERE rowid >= {first} AND rowid < {first + step}"
+            " ORDER BY rowid"
+        ).to_arrow_table()
+        for name in ("bounds", "counts", "exp_counts"):
+            index = batch.schema.get_field_index(name)
+            batch = batch.set_column(index, name, blobs(pa.concat_arrays(batch[name].chunks)))
+        con.register("_samples_batch", batch)
+        con.execute("INSERT INTO samples_v2 BY NAME SELECT * FROM _samples_batch")
+        con.unregister("_samples_batch")
+
+
+Migration = str | Callable[[duckdb.DuckDBPyConnection], None]
+
+MIGRATIONS: dict[int, tuple[Migration, ...]] = {
+    1: (
+        "DROP VIEW IF EXISTS all_logs",  # recreated at every open (access_logs.STATEMENTS)
+        *_rebuild(
+            "spans",
+            SPANS,
+            f"* EXCLUDE ({_OLD_ATTRS}, events, links), {_ATTRS},"
+            f" {_EVENTS} AS events, {_LINKS} AS links",
+        ),
+        *_rebuild("resources", RESOURCES, f"* EXCLUDE ({_OLD_ATTRS}), {_ATTRS}"),
+        *_rebuild("logs", LOGS, f"* EXCLUDE ({_OLD_ATTRS}), {_ATTRS}"),
+        # Columns version 1 gained over time, absent from its oldest files.
+        "ALTER TABLE samples ADD COLUMN IF NOT EXISTS start_ns BIGINT",
+        "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_scale TINYINT",
+        "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_offset INTEGER",
+        "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_counts UBIGINT[]",
+        "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_zero UBIGINT",
+        "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_min DOUBLE",
+        "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_max DOUBLE",
+        SAMPLES.format(name="samples_v2"),
+        _samples_to_blobs,
+        "DROP TABLE samples",
+        "ALTER TABLE samples_v2 RENAME TO samples",
+    ),
+}
+"""Per schema version, the statements that bring a file of that version to the next (run in
+one transaction when the file is opened)."""

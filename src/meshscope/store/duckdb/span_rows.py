@@ -16,14 +16,9 @@ import pyarrow as pa
 
 from meshscope.model.attributes import AttrValue
 from meshscope.model.spans import Span
-from meshscope.store.codec import ATTR_FIELDS
+from meshscope.store.duckdb.packed import pack_columns, pack_events, pack_links
 from meshscope.store.span_columns import SPAN_COLUMNS, SpanColumns, span_columns
 
-_EVENT = pa.struct([("time_ns", pa.int64()), ("name", pa.string()), *ATTR_FIELDS])
-_LINK = pa.struct(
-    [("trace_hi", pa.uint64()), ("trace_lo", pa.uint64()), ("span_id", pa.uint64()), *ATTR_FIELDS]
-)
-_OFFSETS = pa.int32()
 INDEX_TRACES = (
     "INSERT INTO trace_index SELECT trace_hi, trace_lo, min(start_ns), max(start_ns)"
     " FROM {src} GROUP BY trace_hi, trace_lo"
@@ -62,24 +57,8 @@ _TYPES = (
 def encode_columns(columns: SpanColumns) -> EncodedSpans:
     """The `spans` table's Arrow rows from backend-neutral columns (the DuckDB store's
     `column_encoder`: runs in ingest workers)."""
-    events = pa.StructArray.from_arrays(
-        [
-            pa.array(columns.ev_time, pa.int64()),
-            pa.array(columns.ev_name, pa.string()),
-            *columns.ev_attrs.arrays(),
-        ],
-        fields=list(_EVENT),
-    )
-    links = pa.StructArray.from_arrays(
-        [
-            pa.array(columns.ln_hi, pa.uint64()),
-            pa.array(columns.ln_lo, pa.uint64()),
-            pa.array(columns.ln_span, pa.uint64()),
-            *columns.ln_attrs.arrays(),
-        ],
-        fields=list(_LINK),
-    )
     rows = columns.rows
+    attrs, attr_types = pack_columns(columns.attrs)
     plain = dict(
         zip(
             SPAN_COLUMNS,
@@ -95,9 +74,14 @@ def encode_columns(columns: SpanColumns) -> EncodedSpans:
     table = pa.table(
         {
             **{name: plain[name] for name in SPAN_COLUMNS[:11]},
-            **columns.attrs.columns(),
-            "events": pa.ListArray.from_arrays(pa.array(columns.ev_offsets, _OFFSETS), events),
-            "links": pa.ListArray.from_arrays(pa.array(columns.ln_offsets, _OFFSETS), links),
+            "attrs": attrs,
+            "attr_types": attr_types,
+            "events": pack_events(
+                columns.ev_offsets, columns.ev_time, columns.ev_name, columns.ev_attrs
+            ),
+            "links": pack_links(
+                columns.ln_offsets, columns.ln_hi, columns.ln_lo, columns.ln_span, columns.ln_attrs
+            ),
             **{name: plain[name] for name in SPAN_COLUMNS[11:]},
         }
     )

@@ -9,15 +9,11 @@ import pyarrow as pa
 
 from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
 from meshscope.store.base import MAX_TIME_NS, ExemplarQuery, SpanExemplar, TraceQuery
-from meshscope.store.codec import (
-    decode_attrs,
-    hex64,
-    hex128,
-    id128,
-)
+from meshscope.store.codec import hex64, hex128, id128
 from meshscope.store.duckdb import trace_search
 from meshscope.store.duckdb.database import Database, Txn
 from meshscope.store.duckdb.exemplars import exemplars
+from meshscope.store.duckdb.packed import unpack, unpack_json
 from meshscope.store.duckdb.resources import Resources
 from meshscope.store.duckdb.span_rows import INDEX_TRACES, EncodedSpans, encode_spans
 
@@ -26,10 +22,9 @@ _CHUNK = 500  # trace ids per read
 # (a row group holds minutes of spans at high rates) and one BETWEEN filters faster than many.
 _GAP_NS = 60 * 10**9
 _COLUMNS = """s.trace_hi, s.trace_lo, s.span_id, s.parent_id, s.name, s.service, s.start_ns,
-    s.duration_ns, s.kind, s.status_code, s.status_message, s.attr_keys, s.attr_values,
-    s.attr_types, s.events, s.links, s.scope_name, s.scope_version, s.trace_state, s.flags,
-    s.resource_id"""
-_RESOURCE = 20  # position of resource_id in _COLUMNS
+    s.duration_ns, s.kind, s.status_code, s.status_message, s.attrs, s.attr_types, s.events,
+    s.links, s.scope_name, s.scope_version, s.trace_state, s.flags, s.resource_id"""
+_RESOURCE = 19  # position of resource_id in _COLUMNS
 
 
 class DuckDBTraceStore:
@@ -167,8 +162,8 @@ def _merged(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def _span(row: tuple[Any, ...], resource: dict[str, Any]) -> Span:
     (t_hi, t_lo, span_id, parent, name, service, start, duration, kind, status, message) = row[:11]
-    (keys, values, types, events, links) = row[11:16]
-    (scope, version, state, flags) = row[16:20]
+    (attrs, types, events, links) = row[11:15]
+    (scope, version, state, flags) = row[15:19]
     return Span(
         trace_id=hex128(t_hi, t_lo),
         span_id=hex64(span_id),
@@ -180,15 +175,11 @@ def _span(row: tuple[Any, ...], resource: dict[str, Any]) -> Span:
         kind=SpanKind(kind),
         status_code=StatusCode(status),
         status_message=message,
-        attributes=decode_attrs(keys, values, types),
-        events=tuple(SpanEvent(e["time_ns"], e["name"], _attrs(e)) for e in events),
+        attributes=unpack(attrs, types),
+        events=tuple(SpanEvent(e["t"], e["n"], e["attributes"]) for e in unpack_json(events)),
         links=tuple(
-            SpanLink(
-                hex128(link["trace_hi"], link["trace_lo"]),
-                hex64(link["span_id"]),
-                _attrs(link),
-            )
-            for link in links
+            SpanLink(hex128(link["h"], link["l"]), hex64(link["s"]), link["attributes"])
+            for link in unpack_json(links)
         ),
         resource=dict(resource),
         scope_name=scope,
@@ -196,7 +187,3 @@ def _span(row: tuple[Any, ...], resource: dict[str, Any]) -> Span:
         trace_state=state,
         flags=flags,
     )
-
-
-def _attrs(item: dict[str, Any]) -> dict[str, Any]:
-    return decode_attrs(item["attr_keys"], item["attr_values"], item["attr_types"])

@@ -1,0 +1,137 @@
+"""A file written by an older schema version opens, is migrated in place, and reads back the
+same spans, logs and resources (version 1: attributes, events and links in LIST columns)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from meshscope.model.spans import SpanEvent, SpanLink
+from meshscope.store.base import LogQuery, TraceQuery
+from meshscope.store.codec import resource_id
+from meshscope.store.duckdb.database import Database
+from meshscope.store.duckdb.schema import SCHEMA_VERSION
+from meshscope.store.duckdb.storage import DuckDBStorage
+
+_ATTRS = "attr_keys VARCHAR[], attr_values VARCHAR[], attr_types VARCHAR"
+VERSION_1 = (
+    "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    "INSERT INTO meta VALUES ('schema_version', '1')",
+    f"""CREATE TABLE spans (start_ns BIGINT NOT NULL, duration_ns BIGINT NOT NULL,
+        trace_hi UBIGINT NOT NULL, trace_lo UBIGINT NOT NULL, span_id UBIGINT NOT NULL,
+        parent_id UBIGINT NOT NULL, service VARCHAR NOT NULL, name VARCHAR NOT NULL,
+        kind UTINYINT NOT NULL, status_code UTINYINT NOT NULL, status_message VARCHAR NOT NULL,
+        {_ATTRS}, events STRUCT(time_ns BIGINT, name VARCHAR, {_ATTRS})[],
+        links STRUCT(trace_hi UBIGINT, trace_lo UBIGINT, span_id UBIGINT, {_ATTRS})[],
+        resource_id UBIGINT NOT NULL, scope_name VARCHAR NOT NULL,
+        scope_version VARCHAR NOT NULL, trace_state VARCHAR NOT NULL, flags UINTEGER NOT NULL)""",
+    """CREATE TABLE trace_index (trace_hi UBIGINT NOT NULL, trace_lo UBIGINT NOT NULL,
+        min_start BIGINT NOT NULL, max_start BIGINT NOT NULL)""",
+    "CREATE INDEX trace_index_lo ON trace_index (trace_lo)",
+    f"CREATE TABLE resources (resource_id UBIGINT NOT NULL, {_ATTRS})",
+    f"""CREATE TABLE logs (time_ns BIGINT NOT NULL, service VARCHAR NOT NULL,
+        severity UTINYINT NOT NULL, severity_text VARCHAR NOT NULL, body VARCHAR NOT NULL,
+        trace_hi UBIGINT NOT NULL, trace_lo UBIGINT NOT NULL, span_id UBIGINT NOT NULL,
+        access BOOLEAN NOT NULL, {_ATTRS}, resource_id UBIGINT NOT NULL)""",
+    """CREATE TABLE series (series_id UINTEGER NOT NULL, name VARCHAR NOT NULL,
+        labels STRUCT(name VARCHAR, value VARCHAR)[] NOT NULL)""",
+    # As the first files had it, before `start_ns` and the exp_* columns were added.
+    """CREATE TABLE samples (series_id UINTEGER NOT NULL, time_ns BIGINT NOT NULL,
+        value DOUBLE NOT NULL, type VARCHAR NOT NULL, help VARCHAR NOT NULL,
+        unit VARCHAR NOT NULL, bounds DOUBLE[], counts UBIGINT[], hist_sum DOUBLE,
+        hist_count UBIGINT)""",
+)
+T0 = 1_700_000_000_000_000_000
+RESOURCE = {"service.name": "cart", "replicas": 3}
+RID = resource_id(RESOURCE)
+
+
+def write_version_1(path: Path) -> None:
+    con = duckdb.connect(str(path))
+    for statement in VERSION_1:
+        con.execute(statement)
+    con.execute(
+        "INSERT INTO spans VALUES (?, 5, 1, 2, 3, 0, 'cart', 'GET /', 2, 2, 'boom',"
+        " ['http.status_code', 'odd\x1fkey', 'nothing'], ['500', 'x\x1ey', NULL], 'isn',"
+        " [{'time_ns': ?, 'name': 'exception', 'attr_keys': ['line'], 'attr_values': ['12'],"
+        "   'attr_types': 'i'}],"
+        " [{'trace_hi': 18446744073709551615, 'trace_lo': 7, 'span_id': 8,"
+        "   'attr_keys': [], 'attr_values': [], 'attr_types': ''}],"
+        " ?, 'scope', '1.0', 'k=v', 1)",
+        [T0, T0 + 1, RID],
+    )
+    con.execute(
+        "INSERT INTO spans VALUES (?, 5, 1, 2, 4, 3, 'cart', 'child', 1, 0, '', [], [], '',"
+        " [], [], 0, '', '', '', 0)",
+        [T0 + 2],
+    )
+    con.execute("INSERT INTO trace_index VALUES (1, 2, ?, ?)", [T0, T0 + 2])
+    con.execute(
+        "INSERT INTO resources VALUES (?, ['service.name', 'replicas'], ['cart', '3'], 'si')",
+        [RID],
+    )
+    con.execute(
+        "INSERT INTO logs VALUES (?, 'cart', 17, 'ERROR', 'failed', 1, 2, 3, false,"
+        " ['user'], ['ann'], 's', ?)",
+        [T0 + 3, RID],
+    )
+    con.execute("INSERT INTO series VALUES (0, 'lat', [{'name': 'job', 'value': 'a'}])")
+    con.execute("INSERT INTO series VALUES (1, 'up', [])")
+    con.execute(
+        "INSERT INTO samples VALUES (0, ?, 0, 'histogram', '', '', [0.1, 1.5], [2, 3, 18446744073709551615], 4.5, 5),"
+        " (1, ?, 1, 'gauge', '', '', NULL, NULL, NULL, NULL)",
+        [T0, T0],
+    )
+    con.close()
+
+
+def test_a_version_1_file_is_migrated_and_reads_back_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    write_version_1(path)
+    storage = DuckDBStorage(path)
+    try:
+        trace_id = f"{1:016x}{2:016x}"
+        spans = {span.span_id: span for span in storage.traces.get_trace(trace_id)}
+        root = spans[f"{3:016x}"]
+        assert root.attributes == {"http.status_code": 500, "odd\x1fkey": "x\x1ey", "nothing": None}
+        assert root.events == (SpanEvent(T0 + 1, "exception", {"line": 12}),)
+        assert root.links == (SpanLink(f"{2**64 - 1:016x}{7:016x}", f"{8:016x}", {}),)
+        assert root.resource == RESOURCE and root.trace_state == "k=v"
+        assert spans[f"{4:016x}"].attributes == {} and spans[f"{4:016x}"].events == ()
+        window = {"start_ns": T0 - 1, "end_ns": T0 + 10}
+        for wanted, found in [
+            ({"http.status_code": "500"}, [trace_id]),
+            ({"odd\x1fkey": "x\x1ey"}, [trace_id]),
+            ({"replicas": "3"}, [trace_id]),  # the resource's
+            ({"nothing": ""}, []),
+        ]:
+            query = TraceQuery(service="cart", attributes=wanted, **window)
+            assert storage.traces.find_trace_ids(query) == found, wanted
+        (record,) = storage.logs.find_logs(LogQuery(attributes={"user": "ann"}, **window))
+        assert record.body == "failed" and record.resource == RESOURCE
+        assert record.trace_id == trace_id
+        (histogram,) = storage.metrics.select_histograms("lat", [], T0 - 1, T0 + 1)
+        assert histogram.bounds == (0.1, 1.5)
+        assert histogram.counts.tolist() == [[2, 3, 2**64 - 1]]
+        assert histogram.sum.tolist() == [4.5] and histogram.count.tolist() == [5]
+        ((point,),) = [s.samples for s in storage.metrics.select("lat", [], T0 - 1, T0 + 1)]
+        assert point.histogram is not None and point.histogram.counts == (2, 3, 2**64 - 1)
+        assert point.start_ns == 0 and point.exp_histogram is None
+        ((up,),) = [s.samples for s in storage.metrics.select("up", [], T0 - 1, T0 + 1)]
+        assert up.value == 1 and up.histogram is None
+    finally:
+        storage.close()
+    version = duckdb.connect(str(path)).execute("SELECT value FROM meta").fetchone()
+    assert version == (str(SCHEMA_VERSION),)
+
+
+def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION + 1)])
+    con.close()
+    with pytest.raises(ValueError, match="schema version"):
+        Database(path)

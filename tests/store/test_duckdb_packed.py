@@ -1,0 +1,95 @@
+"""Packed attributes (store/duckdb/packed.py): lossless, and a condition matches whole entries
+only, whatever the keys and values hold (separators and escape characters included)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from meshscope.store.base import attr_text
+from meshscope.store.codec import AttrColumns
+from meshscope.store.duckdb.packed import (
+    ESC,
+    KV,
+    SEP,
+    escape,
+    has_params,
+    key_needle,
+    needle,
+    pack,
+    pack_columns,
+    pack_events,
+    sql_escape,
+    sql_has,
+    unpack,
+    unpack_json,
+)
+
+# Text that is mostly separators and escapes, so collisions are likely if the format allows any.
+tricky = st.text(alphabet=st.sampled_from(["a", "b", ESC, KV, SEP, "0", "1", "2", "n"]), max_size=6)
+values = st.one_of(
+    tricky,
+    st.text(max_size=8),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=False),
+    st.binary(max_size=4),
+)
+attributes = st.dictionaries(st.one_of(tricky, st.text(max_size=6)), values, max_size=5)
+
+
+@pytest.fixture(scope="module")
+def con() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect()
+
+
+@given(attributes)
+def test_pack_then_unpack_gives_the_attributes_back(attrs: dict[str, Any]) -> None:
+    packed, tags = pack(attrs)
+    assert unpack(packed, tags) == attrs
+
+
+@settings(max_examples=300)
+@given(attributes, st.one_of(tricky, st.text(max_size=6)), st.one_of(tricky, st.text(max_size=6)))
+def test_a_condition_matches_exactly_the_rows_whose_attribute_has_that_text(
+    con: duckdb.DuckDBPyConnection, attrs: dict[str, Any], key: str, text: str
+) -> None:
+    if attrs and key not in attrs and len(attrs) % 2:
+        key = next(iter(attrs))  # often ask for a key the row has
+        value = attrs[key]
+        text = text if value is None else attr_text(value)
+    packed, _ = pack(attrs)
+    value = attrs.get(key)
+    expected = key in attrs and value is not None and attr_text(value) == text
+    query = f"SELECT {sql_has('p')} FROM (SELECT ?::VARCHAR AS p)"
+    found = con.execute(query, [*has_params(needle(key, text)), packed]).fetchone()
+    assert found == (expected,)
+    has_key = con.execute(query, [*has_params(key_needle(key)), packed]).fetchone()
+    assert has_key == (key in attrs,)
+
+
+@given(st.one_of(tricky, st.text(max_size=10)))
+def test_sql_escape_escapes_as_python_does(con: duckdb.DuckDBPyConnection, text: str) -> None:
+    assert con.execute(f"SELECT {sql_escape('?')}", [text]).fetchone() == (escape(text),)
+
+
+def test_columns_of_many_rows_and_events_as_json() -> None:
+    rows = [{"a": 1}, {}, {"b": None, "c": "x\x1fy"}]
+    columns = AttrColumns()
+    columns.extend(rows)
+    packed, tags = pack_columns(columns)
+    assert [unpack(p, t) for p, t in zip(packed.to_pylist(), tags.to_pylist(), strict=True)] == rows
+    assert packed.to_pylist()[1] == ""
+    event_attrs = AttrColumns()
+    event_attrs.extend([{"k": 2**64 - 1}, {}])
+    events = pack_events([0, 0, 2, 2], [5, 6], ["boom", "retry"], event_attrs).to_pylist()
+    assert events[0] is None and events[2] is None
+    assert [(e["t"], e["n"], e["attributes"]) for e in unpack_json(events[1])] == [
+        (5, "boom", {"k": 2**64 - 1}),
+        (6, "retry", {}),
+    ]
