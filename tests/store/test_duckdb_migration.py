@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from meshscope.model.attributes import AttrValue
 from meshscope.model.spans import SpanEvent, SpanLink
 from meshscope.store.base import LogQuery, TraceQuery
 from meshscope.store.codec import resource_id
@@ -44,7 +45,7 @@ VERSION_1 = (
         hist_count UBIGINT)""",
 )
 T0 = 1_700_000_000_000_000_000
-RESOURCE = {"service.name": "cart", "replicas": 3}
+RESOURCE: dict[str, AttrValue] = {"service.name": "cart", "replicas": 3}
 RID = resource_id(RESOURCE)
 
 
@@ -80,7 +81,8 @@ def write_version_1(path: Path) -> None:
     con.execute("INSERT INTO series VALUES (0, 'lat', [{'name': 'job', 'value': 'a'}])")
     con.execute("INSERT INTO series VALUES (1, 'up', [])")
     con.execute(
-        "INSERT INTO samples VALUES (0, ?, 0, 'histogram', '', '', [0.1, 1.5], [2, 3, 18446744073709551615], 4.5, 5),"
+        "INSERT INTO samples VALUES (0, ?, 0, 'histogram', '', '', [0.1, 1.5],"
+        " [2, 3, 18446744073709551615], 4.5, 5),"
         " (1, ?, 1, 'gauge', '', '', NULL, NULL, NULL, NULL)",
         [T0, T0],
     )
@@ -100,16 +102,16 @@ def test_a_version_1_file_is_migrated_and_reads_back_the_same(tmp_path: Path) ->
         assert root.links == (SpanLink(f"{2**64 - 1:016x}{7:016x}", f"{8:016x}", {}),)
         assert root.resource == RESOURCE and root.trace_state == "k=v"
         assert spans[f"{4:016x}"].attributes == {} and spans[f"{4:016x}"].events == ()
-        window = {"start_ns": T0 - 1, "end_ns": T0 + 10}
         for wanted, found in [
             ({"http.status_code": "500"}, [trace_id]),
             ({"odd\x1fkey": "x\x1ey"}, [trace_id]),
             ({"replicas": "3"}, [trace_id]),  # the resource's
             ({"nothing": ""}, []),
         ]:
-            query = TraceQuery(service="cart", attributes=wanted, **window)
+            query = TraceQuery(service="cart", attributes=wanted, start_ns=T0 - 1, end_ns=T0 + 10)
             assert storage.traces.find_trace_ids(query) == found, wanted
-        (record,) = storage.logs.find_logs(LogQuery(attributes={"user": "ann"}, **window))
+        query = LogQuery(attributes={"user": "ann"}, start_ns=T0 - 1, end_ns=T0 + 10)
+        (record,) = storage.logs.find_logs(query)
         assert record.body == "failed" and record.resource == RESOURCE
         assert record.trace_id == trace_id
         (histogram,) = storage.metrics.select_histograms("lat", [], T0 - 1, T0 + 1)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from meshscope.model.attributes import AttrValue
 from meshscope.store.base import attr_text
 from meshscope.store.codec import AttrColumns
 from meshscope.store.duckdb.packed import (
@@ -79,7 +80,7 @@ def test_sql_escape_escapes_as_python_does(con: duckdb.DuckDBPyConnection, text:
 
 
 def test_columns_of_many_rows_and_events_as_json() -> None:
-    rows = [{"a": 1}, {}, {"b": None, "c": "x\x1fy"}]
+    rows: list[dict[str, AttrValue]] = [{"a": 1}, {}, {"b": None, "c": "x\x1fy"}]
     columns = AttrColumns()
     columns.extend(rows)
     packed, tags = pack_columns(columns)
