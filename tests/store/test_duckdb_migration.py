@@ -110,8 +110,8 @@ def test_a_version_1_file_is_migrated_and_reads_back_the_same(tmp_path: Path) ->
         ]:
             query = TraceQuery(service="cart", attributes=wanted, start_ns=T0 - 1, end_ns=T0 + 10)
             assert storage.traces.find_trace_ids(query) == found, wanted
-        query = LogQuery(attributes={"user": "ann"}, start_ns=T0 - 1, end_ns=T0 + 10)
-        (record,) = storage.logs.find_logs(query)
+        logs = LogQuery(attributes={"user": "ann"}, start_ns=T0 - 1, end_ns=T0 + 10)
+        (record,) = storage.logs.find_logs(logs)
         assert record.body == "failed" and record.resource == RESOURCE
         assert record.trace_id == trace_id
         (histogram,) = storage.metrics.select_histograms("lat", [], T0 - 1, T0 + 1)
