@@ -27,7 +27,7 @@ from meshscope.store.duckdb.packed import (
     sql_escape,
     sql_has,
     unpack,
-    unpack_json,
+    unpack_events,
 )
 
 # Text that is mostly separators and escapes, so collisions are likely if the format allows any.
@@ -88,9 +88,10 @@ def test_columns_of_many_rows_and_events_as_json() -> None:
     assert packed.to_pylist()[1] == ""
     event_attrs = AttrColumns()
     event_attrs.extend([{"k": 2**64 - 1}, {}])
-    events = pack_events([0, 0, 2, 2], [5, 6], ["boom", "retry"], event_attrs).to_pylist()
-    assert events[0] is None and events[2] is None
-    assert [(e["t"], e["n"], e["attributes"]) for e in unpack_json(events[1])] == [
+    events, times = pack_events([0, 0, 2, 2], [5, 6], ["boom", "retry"], event_attrs, [0, 4, 9])
+    assert events.to_pylist()[0] is None and times.to_pylist()[2] is None
+    assert times.to_pylist()[1] == "1,2"  # offsets from the span's start
+    assert unpack_events(events[1].as_py(), times[1].as_py(), 4) == [
         (5, "boom", {"k": 2**64 - 1}),
         (6, "retry", {}),
     ]

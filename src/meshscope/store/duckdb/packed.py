@@ -137,12 +137,27 @@ def unpack(packed: str | None, tags: str | None) -> dict[str, Any]:
 
 
 def pack_events(
-    offsets: Sequence[int], times: Sequence[int], names: Sequence[str], attrs: AttrColumns
-) -> pa.Array:
-    """Each row's events as JSON text (NULL when it has none): `[{t, n, a, y}]` with `a` the
-    packed attributes and `y` their type letters."""
-    items = [{"t": t, "n": n} for t, n in zip(times, names, strict=True)]
-    return _json_column(offsets, attrs, items)
+    offsets: Sequence[int],
+    times: Sequence[int],
+    names: Sequence[str],
+    attrs: AttrColumns,
+    starts: Sequence[int],
+) -> tuple[pa.Array, pa.Array]:
+    """Each row's events as two texts (both NULL when it has none): JSON `[{n, a, y}]` with
+    `a` the packed attributes and `y` their type letters, and the events' times as offsets
+    from the span's start (`starts`), in decimal, joined by commas. Apart, the JSON repeats
+    from span to span (dictionary-compressed) and the offsets are short: 5 instead of 27
+    bytes per span on disk for one event each."""
+    items = [{"n": n} for n in names]
+    events = _json_column(offsets, attrs, items)
+    out: list[str | None] = []
+    for row, (first, end) in enumerate(pairwise(offsets)):
+        if end > first:
+            start = starts[row]
+            out.append(",".join([str(t - start) for t in times[first:end]]))
+        else:
+            out.append(None)
+    return events, pa.array(out, pa.string())
 
 
 def pack_links(
@@ -173,6 +188,19 @@ def _json_column(
     for first, end in pairwise(offsets):
         out.append(orjson.dumps(items[first:end]).decode() if end > first else None)
     return pa.array(out, pa.string())
+
+
+def unpack_events(
+    text: str | None, times: str | None, start_ns: int
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """(time, name, attributes) of each event `pack_events` packed for a span."""
+    if not text or not times:
+        return []
+    offsets = times.split(",")
+    return [
+        (start_ns + int(offset), item["n"], item["attributes"])
+        for offset, item in zip(offsets, unpack_json(text), strict=True)
+    ]
 
 
 def unpack_json(text: str | None) -> list[dict[str, Any]]:

@@ -47,6 +47,7 @@ SPANS = """CREATE TABLE IF NOT EXISTS {name} (
         attrs VARCHAR NOT NULL,
         attr_types VARCHAR NOT NULL,
         events VARCHAR,
+        event_times VARCHAR,
         links VARCHAR,
         resource_id UBIGINT NOT NULL,
         scope_name VARCHAR NOT NULL,
@@ -161,7 +162,11 @@ def _json(column: str, fields: str) -> str:
 
 _OLD_ATTRS = "attr_keys, attr_values, attr_types"
 _ATTRS = f"{_packed('attr_keys', 'attr_values')} AS attrs, coalesce(attr_types, '') AS attr_types"
-_EVENTS = _json("events", "'t': x.time_ns, 'n': x.name")
+_EVENTS = _json("events", "'n': x.name")
+_EVENT_TIMES = (
+    "CASE WHEN coalesce(len(events), 0) = 0 THEN NULL ELSE array_to_string("
+    "list_transform(events, lambda x: CAST(x.time_ns - start_ns AS VARCHAR)), ',') END"
+)
 _LINKS = _json("links", "'h': x.trace_hi, 'l': x.trace_lo, 's': x.span_id")
 
 
@@ -204,7 +209,7 @@ MIGRATIONS: dict[int, tuple[Migration, ...]] = {
             "spans",
             SPANS,
             f"* EXCLUDE ({_OLD_ATTRS}, events, links), {_ATTRS},"
-            f" {_EVENTS} AS events, {_LINKS} AS links",
+            f" {_EVENTS} AS events, {_EVENT_TIMES} AS event_times, {_LINKS} AS links",
         ),
         *_rebuild("resources", RESOURCES, f"* EXCLUDE ({_OLD_ATTRS}), {_ATTRS}"),
         *_rebuild("logs", LOGS, f"* EXCLUDE ({_OLD_ATTRS}), {_ATTRS}"),

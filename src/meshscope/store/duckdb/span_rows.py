@@ -59,6 +59,10 @@ def encode_columns(columns: SpanColumns) -> EncodedSpans:
     `column_encoder`: runs in ingest workers)."""
     rows = columns.rows
     attrs, attr_types = pack_columns(columns.attrs)
+    starts = [row[0] for row in rows]  # SPAN_COLUMNS[0] is start_ns
+    events, event_times = pack_events(
+        columns.ev_offsets, columns.ev_time, columns.ev_name, columns.ev_attrs, starts
+    )
     plain = dict(
         zip(
             SPAN_COLUMNS,
@@ -76,9 +80,8 @@ def encode_columns(columns: SpanColumns) -> EncodedSpans:
             **{name: plain[name] for name in SPAN_COLUMNS[:11]},
             "attrs": attrs,
             "attr_types": attr_types,
-            "events": pack_events(
-                columns.ev_offsets, columns.ev_time, columns.ev_name, columns.ev_attrs
-            ),
+            "events": events,
+            "event_times": event_times,
             "links": pack_links(
                 columns.ln_offsets, columns.ln_hi, columns.ln_lo, columns.ln_span, columns.ln_attrs
             ),

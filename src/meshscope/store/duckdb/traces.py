@@ -13,7 +13,7 @@ from meshscope.store.codec import hex64, hex128, id128
 from meshscope.store.duckdb import trace_search
 from meshscope.store.duckdb.database import Database, Txn
 from meshscope.store.duckdb.exemplars import exemplars
-from meshscope.store.duckdb.packed import unpack, unpack_json
+from meshscope.store.duckdb.packed import unpack, unpack_events, unpack_json
 from meshscope.store.duckdb.resources import Resources
 from meshscope.store.duckdb.span_rows import INDEX_TRACES, EncodedSpans, encode_spans
 
@@ -23,8 +23,8 @@ _CHUNK = 500  # trace ids per read
 _GAP_NS = 60 * 10**9
 _COLUMNS = """s.trace_hi, s.trace_lo, s.span_id, s.parent_id, s.name, s.service, s.start_ns,
     s.duration_ns, s.kind, s.status_code, s.status_message, s.attrs, s.attr_types, s.events,
-    s.links, s.scope_name, s.scope_version, s.trace_state, s.flags, s.resource_id"""
-_RESOURCE = 19  # position of resource_id in _COLUMNS
+    s.event_times, s.links, s.scope_name, s.scope_version, s.trace_state, s.flags, s.resource_id"""
+_RESOURCE = 20  # position of resource_id in _COLUMNS
 
 
 class DuckDBTraceStore:
@@ -162,8 +162,8 @@ def _merged(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def _span(row: tuple[Any, ...], resource: dict[str, Any]) -> Span:
     (t_hi, t_lo, span_id, parent, name, service, start, duration, kind, status, message) = row[:11]
-    (attrs, types, events, links) = row[11:15]
-    (scope, version, state, flags) = row[15:19]
+    (attrs, types, events, event_times, links) = row[11:16]
+    (scope, version, state, flags) = row[16:20]
     return Span(
         trace_id=hex128(t_hi, t_lo),
         span_id=hex64(span_id),
@@ -176,7 +176,7 @@ def _span(row: tuple[Any, ...], resource: dict[str, Any]) -> Span:
         status_code=StatusCode(status),
         status_message=message,
         attributes=unpack(attrs, types),
-        events=tuple(SpanEvent(e["t"], e["n"], e["attributes"]) for e in unpack_json(events)),
+        events=tuple(SpanEvent(*event) for event in unpack_events(events, event_times, start)),
         links=tuple(
             SpanLink(hex128(link["h"], link["l"]), hex64(link["s"]), link["attributes"])
             for link in unpack_json(links)
