@@ -1,9 +1,10 @@
 """Our PromQL engine and a real Prometheus agree on the same samples.
 
 Deterministic counters (with resets and gaps), gauges and classic histograms are backfilled
-into Prometheus with promtool and written into a MemoryMetricStore; every query below is run
-as a range query against both, and the results must match: same series, same timestamps,
-values within 1e-9 relative (NaN equals NaN).
+into Prometheus with promtool and written into each storage backend (memory, a DuckDB file, a
+real ClickHouse server: tests/conformance/backends.py); every query below is run as a range
+query against Prometheus and against our engine over each backend, and the results must
+match: same series, same timestamps, values within 1e-9 relative (NaN equals NaN).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -21,8 +22,8 @@ from meshscope.api.prometheus_json import matrix_json
 from meshscope.model.metrics import Histogram, MetricPoint, MetricType
 from meshscope.query.promql.engine import Engine
 from meshscope.query.promql.queryable import MetricStoreQueryable
-from meshscope.store.memory import MemoryMetricStore
 from tests.conformance import prometheus_server
+from tests.conformance.backends import BACKENDS, Backend
 
 pytestmark = pytest.mark.slow
 
@@ -145,17 +146,44 @@ def generate(start_ms: int) -> list[MetricPoint]:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engine, int]]:
+def prometheus(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Callable[[str, int, int, int], dict[str, Any]], list[MetricPoint], int]]:
+    """A Prometheus holding the points; its answers are kept, each asked once per run."""
     reason = prometheus_server.available()
     if reason:
         pytest.skip(reason)
     start_ms = (int(time.time()) - 4 * 3600) // 60 * 60 * 1000
     points = generate(start_ms)
-    store = MemoryMetricStore()
-    store.write_points(points)
-    engine = Engine(MetricStoreQueryable(store))
+    answers: dict[tuple[str, int, int, int], dict[str, Any]] = {}
     with prometheus_server.running_prometheus(tmp_path_factory.mktemp("prom"), points) as url:
-        yield url, engine, start_ms
+
+        def query_range(query: str, start: int, end: int, step: int) -> dict[str, Any]:
+            key = (query, start, end, step)
+            if key not in answers:
+                answers[key] = prometheus_server.query_range(url, query, start, end, step)
+            return answers[key]
+
+        yield query_range, points, start_ms
+
+
+@pytest.fixture(scope="module", params=BACKENDS, ids=str)
+def engine(
+    request: pytest.FixtureRequest,
+    prometheus: tuple[Any, list[MetricPoint], int],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Engine]:
+    """Our engine over the same points in one backend's metric store."""
+    backend: Backend = request.param
+    reason = backend.available()
+    if reason:
+        pytest.skip(f"{backend.name}: {reason}")
+    storage = backend.open(tmp_path_factory.mktemp(f"agree-{backend.name}"))
+    try:
+        storage.metrics.write_points(prometheus[1])
+        yield Engine(MetricStoreQueryable(storage.metrics))
+    finally:
+        storage.close()
 
 
 def _series(body: dict[str, Any]) -> dict[tuple[tuple[str, str], ...], list[tuple[float, float]]]:
@@ -176,13 +204,18 @@ def relative_error(a: float, b: float) -> float:
 
 @pytest.mark.parametrize("query", QUERIES)
 @pytest.mark.parametrize("window", ["aligned", "odd"])
-def test_agrees_with_prometheus(setup: tuple[str, Engine, int], query: str, window: str) -> None:
-    url, engine, data_start = setup
+def test_agrees_with_prometheus(
+    prometheus: tuple[Callable[[str, int, int, int], dict[str, Any]], Any, int],
+    engine: Engine,
+    query: str,
+    window: str,
+) -> None:
+    query_range, _, data_start = prometheus
     if window == "aligned":
         start, end, step = data_start + 20 * 60_000, data_start + 140 * 60_000, 60_000
     else:
         start, end, step = data_start + 47 * 60_000 + 123, data_start + 130 * 60_000, 37_000
-    theirs = prometheus_server.query_range(url, query, start, end, step)
+    theirs = query_range(query, start, end, step)
     assert theirs["status"] == "success", theirs
     ours = orjson.loads(matrix_json(engine.range_arrays(query, start, end, step)))
     assert engine.last_fallbacks == 0  # the vectorised evaluator ran every node
