@@ -5,7 +5,9 @@ same samples backfilled into Prometheus with promtool. Each query runs as
 `GET /api/v1/query_range` against Prometheus and against our HTTP API (uvicorn on
 127.0.0.1, a thread of this process) over a MemoryMetricStore and over a DuckDB file (the
 product default; written in time order, as ingest writes, so its sample cache holds them),
-plus our engine alone (no HTTP). After that, the DuckDB file is reopened for two more
+plus our engine alone (no HTTP); with --clickhouse also over a real ClickHouse server (started
+on free loopback ports in a temp dir, as the tests start theirs, stopped at the end). After
+that, the DuckDB file is reopened for two more
 engine figures: with the sample cache off (every read scans DuckDB) and the first read after
 a restart (one run, a fresh store: the read loads the series into the cache).
 Every figure is the best of --runs after one warm-up; ratios are ours / Prometheus.
@@ -14,6 +16,7 @@ garbage collector's reach (`gc.freeze()`) once loaded: otherwise every full coll
 during a query walks them all (up to ~1 s per query, in every figure of this process).
 
     .venv/bin/python benchmarks/promql.py [--series 1000] [--hours 24] [--step 60] [--runs 3]
+        [--clickhouse]
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from starlette.applications import Starlette
 from tests.conformance import prometheus_server
+from tests.conformance.clickhouse_server import ClickHouseServer
 from tests.serving import serving
 
 from meshscope.api.prometheus import prometheus_routes
@@ -41,6 +45,7 @@ from meshscope.model.metrics import Histogram, MetricPoint, MetricType
 from meshscope.query.promql.engine import Engine
 from meshscope.query.promql.queryable import MetricStoreQueryable
 from meshscope.store.base import MetricStore
+from meshscope.store.clickhouse import ClickHouseStorage
 from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.duckdb.database import Database
 from meshscope.store.duckdb.metrics import DuckDBMetricStore
@@ -123,6 +128,7 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=24)
     parser.add_argument("--step", type=int, default=60, help="query step in seconds")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per figure (best)")
+    parser.add_argument("--clickhouse", action="store_true", help="also on a ClickHouse server")
     args = parser.parse_args()
     samples = int(args.hours * 3600_000 // INTERVAL_MS)
     start_ms = (int(time.time() * 1000) - int(args.hours * 3600_000) - 600_000) // 60_000 * 60_000
@@ -148,11 +154,14 @@ def main() -> None:
         print(f"written to a DuckDB file in {time.perf_counter() - began:.1f} s")
         cached = duckdb.metrics.cache.nbytes
         print(f"sample cache: {cached / 2**20:.0f} MiB, {cached / len(points):.1f} B/point")
+        stores: dict[str, MetricStore] = {"memory": memory, "duckdb": duckdb.metrics}
+        if args.clickhouse:
+            stores["clickhouse"] = _clickhouse(stack, in_time_order)
         gc.freeze()
         stack.callback(gc.unfreeze)  # before the stores close, so nothing stays frozen
         targets = {
-            "http memory": stack.enter_context(serving(_app(memory))),
-            "http duckdb": stack.enter_context(serving(_app(duckdb.metrics))),
+            f"http {name}": stack.enter_context(serving(_app(store)))
+            for name, store in stores.items()
         }
         if reason:
             print(f"Prometheus not available ({reason}): measuring ours only")
@@ -161,8 +170,7 @@ def main() -> None:
             prom = stack.enter_context(prometheus_server.running_prometheus(Path(tmp), points))
             print(f"backfilled and started Prometheus in {time.perf_counter() - began:.1f} s")
         engines = {
-            "engine memory": Engine(MetricStoreQueryable(memory)),
-            "engine duckdb": Engine(MetricStoreQueryable(duckdb.metrics)),
+            f"engine {name}": Engine(MetricStoreQueryable(store)) for name, store in stores.items()
         }
         print(
             f"query_range over {args.hours:g} h, step {args.step} s ({steps} steps), "
@@ -185,6 +193,19 @@ def main() -> None:
             _print(figures, theirs)
         stack.close()
         _after_restart(Path(tmp) / "bench.duckdb", prometheus, args.runs, start_ms, end_ms, step_ms)
+
+
+def _clickhouse(stack: ExitStack, points: list[MetricPoint]) -> MetricStore:
+    """The points in a fresh ClickHouse server's store (stopped when `stack` closes)."""
+    began = time.perf_counter()
+    server = ClickHouseServer()
+    stack.callback(server.stop)
+    storage = ClickHouseStorage(server.dsn, "bench")
+    stack.callback(storage.close)
+    for chunk in range(0, len(points), 100_000):
+        storage.metrics.write_points(points[chunk : chunk + 100_000])
+    print(f"written to ClickHouse {storage.server_version} in {time.perf_counter() - began:.1f} s")
+    return storage.metrics
 
 
 def _after_restart(

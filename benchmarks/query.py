@@ -183,7 +183,8 @@ def run(storage: DuckDBStorage, con: duckdb.DuckDBPyConnection, ui: httpx.Client
     raw = timed(
         lambda: con.execute(
             "SELECT DISTINCT trace_hi, trace_lo FROM spans WHERE service = 'cart'"
-            " AND name = 'GET /cart' AND list_contains(attr_values, 'enterprise')"
+            " AND name = 'GET /cart'"
+            " AND contains(attrs, 'customer.tier' || chr(30) || 'enterprise' || chr(30))"
             " AND start_ns + 0 BETWEEN ? AND ?",
             [start, start + HOUR_NS],
         ).fetchall(),

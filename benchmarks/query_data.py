@@ -1,4 +1,5 @@
-"""The data set of benchmarks/query.py: traces of 20+ services over 24 h in a DuckDB file.
+"""The data set of benchmarks/query.py (a DuckDB file) and clickhouse_query.py: traces of 20+
+services over 24 h.
 
 Every 15 s of simulated time the traces started in it go through the real derivers (span
 metrics, service-graph pairing) as the pipeline runs them, the registry is collected into the
@@ -18,7 +19,7 @@ from meshscope.model.spans import Span, SpanKind, StatusCode
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.servicegraph import ServiceGraphMetrics, SpanPairer
 from meshscope.pipeline.derive.spanmetrics import SpanMetrics
-from meshscope.store.base import Operation
+from meshscope.store.base import Operation, Storage
 from meshscope.store.duckdb import DuckDBStorage
 
 S = 10**9
@@ -146,6 +147,12 @@ def load(path: Path, spans_wanted: int, batch_spans: int = 100_000) -> DuckDBSto
         storage.close()
         path.unlink()
         storage = DuckDBStorage(path)
+    fill(storage, spans_wanted, batch_spans)
+    return storage
+
+
+def fill(storage: Storage, spans_wanted: int, batch_spans: int = 100_000) -> None:
+    """Write `spans_wanted` spans over 24 h, with their span metrics and service graph."""
     maker = TraceMaker()
     registry = MetricsRegistry()
     span_metrics, graph = SpanMetrics(registry), ServiceGraphMetrics(registry)
@@ -172,17 +179,16 @@ def load(path: Path, spans_wanted: int, batch_spans: int = 100_000) -> DuckDBSto
     written += _write(storage, pending)
     _flush(storage, registry, graph, pairer, flush_at)
     print(f"\nloaded {written:,} spans in {time.perf_counter() - started:.0f} s")
-    return storage
 
 
-def _write(storage: DuckDBStorage, spans: list[Span]) -> int:
+def _write(storage: Storage, spans: list[Span]) -> int:
     ops = dict.fromkeys(Operation(s.service, s.name, s.kind) for s in spans)
     storage.write_batch(spans=spans, operations=list(ops))
     return len(spans)
 
 
 def _flush(
-    storage: DuckDBStorage,
+    storage: Storage,
     registry: MetricsRegistry,
     graph: ServiceGraphMetrics,
     pairer: SpanPairer,
