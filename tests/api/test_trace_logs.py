@@ -9,8 +9,8 @@ from starlette.testclient import TestClient
 
 from meshscope.api.loki import loki_query_routes
 from meshscope.ingest.loki import decode_loki_json
+from meshscope.model.access_logs import access_log
 from meshscope.model.calls import Call
-from meshscope.pipeline.derive.accesslog import access_log
 from meshscope.store.memory import MemoryStorage
 from tests.loki_data import LINES, json_push
 

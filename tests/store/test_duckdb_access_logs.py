@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from meshscope.model.access_logs import access_log
 from meshscope.model.calls import Call
-from meshscope.pipeline.derive.accesslog import access_log
 from meshscope.store.base import LogQuery
 from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.memory import MemoryStorage
@@ -65,7 +65,7 @@ def test_access_logs_answer_the_same_queries_on_duckdb_and_memory(tmp_path: Path
     memory = MemoryStorage()
     try:
         for storage in (duckdb, memory):
-            write_encoded(storage, [], calls=batch, access_log=access_log)
+            write_encoded(storage, [], calls=batch)
         queries = [
             LogQuery(),
             LogQuery(access=True, attributes={"source.service": "api"}),

@@ -25,7 +25,6 @@ from meshscope.model.calls import Call, ProxyRequest
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
 from meshscope.model.spans import SpanKind
-from meshscope.pipeline.derive.accesslog import access_log
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.requestmetrics import RequestMetrics
 from meshscope.pipeline.derive.servicegraph import ServiceGraphMetrics, SpanPairer
@@ -246,7 +245,6 @@ class Pipeline:
             derived.points,
             derived.operations,
             derived.calls,
-            access_log,
         )
 
     def tick(self) -> None:
@@ -269,7 +267,7 @@ class Pipeline:
         calls = self.pairer.expire(now)
         if calls:
             self._graph_metrics.observe(calls)
-            write_encoded(self.storage, [], calls=calls, access_log=access_log)
+            write_encoded(self.storage, [], calls=calls)
         points = self.registry.collect(now, changed_only=changed_only)
         if points:
             self.storage.metrics.write_points(points)

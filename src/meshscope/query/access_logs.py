@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from meshscope.model.access_logs import SOURCE_KEY, TARGET_KEY
 from meshscope.model.attributes import attr_str
-from meshscope.pipeline.derive.accesslog import SOURCE_KEY, TARGET_KEY
 from meshscope.store.base import MAX_TIME_NS, LogQuery, LogStore
 
 

@@ -21,11 +21,11 @@ from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
+from meshscope.model.access_logs import access_log
 from meshscope.model.calls import Call
 from meshscope.model.ids import new_span_id, new_trace_id
 from meshscope.model.logs import LogRecord
 from meshscope.model.sidecar_mark import sidecar_trace_state
-from meshscope.pipeline.derive.accesslog import access_log
 from meshscope.sidecar.context import CONTEXT_HEADERS, Format, extract, inject
 from meshscope.sidecar.export import Exporter
 from meshscope.sidecar.metrics import SidecarMetrics

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeGuard, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from meshscope.model.access_logs import access_log
 from meshscope.model.calls import Call
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
@@ -103,14 +104,13 @@ def write_encoded(
     points: Sequence[MetricPoint] = (),
     operations: Sequence[Operation] = (),
     calls: Sequence[Call] = (),
-    access_log: Callable[[Call], LogRecord] | None = None,
 ) -> None:
     """Commit encoded spans (made by `span_encoder(storage)`) with the rest, in one go.
-    A backend without two-phase writes gets `calls` as log records made by `access_log`."""
+    A backend without two-phase writes gets `calls` as the log records `access_log` renders."""
     if is_two_phase(storage):
         storage.write_encoded(encoded_spans, logs, points, operations, calls)
         return
     spans: list[Span] = list(chain.from_iterable(encoded_spans))
-    if calls and access_log is not None:
+    if calls:
         logs = [*logs, *map(access_log, calls)]
     storage.write_batch(spans=spans, logs=logs, points=points, operations=operations)

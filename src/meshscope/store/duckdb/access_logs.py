@@ -4,7 +4,7 @@ The pipeline derives ~0.7 access logs per span; stored as generic log rows (a fo
 and nine attributes) they cost as much to insert as the spans themselves
 and ~60 bytes each on disk. Here a call is one row of plain typed columns (dictionary- and
 bit-packed by DuckDB), and the view `all_logs` renders these rows in the `logs` layout (body,
-attributes, severity exactly as `meshscope.pipeline.derive.accesslog.access_log` makes them),
+attributes, severity exactly as `meshscope.model.access_logs.access_log` makes them),
 so every log query reads `all_logs` and finds them like any other record.
 """
 
