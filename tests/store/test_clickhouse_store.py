@@ -1,5 +1,6 @@
 """The ClickHouse backend beyond the conformance suite: version/profile detection, retention
-by dropped partitions, and clear errors for bad DSNs and unreachable servers."""
+by dropped partitions, calls stored as access logs, and clear errors for bad DSNs and
+unreachable servers."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from meshscope.model.access_logs import access_log
+from meshscope.model.calls import Call
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
 from meshscope.model.spans import Span
+from meshscope.store.base import LogQuery
 from meshscope.store.clickhouse import ClickHouseStorage, ClickHouseUnavailableError
 from tests.conformance import clickhouse_server
 from tests.ingest.asgi_server import free_port
@@ -72,6 +76,23 @@ def test_expire_drops_whole_days_and_deletes_rows_of_the_cut_day(
         times[-1]
     ]
     assert storage.expire(D0 + 2 * DAY + 12 * 3600 * S) == 0
+
+
+def test_calls_are_stored_as_the_log_records_access_log_renders(
+    storage: ClickHouseStorage,
+) -> None:
+    calls = [
+        Call("web", "db", D0 + i, i == 2, 2_000_000 + i, 1_500_000, "", 500 if i == 2 else 200,
+             "GET", "/q", f"{i + 1:032x}", f"{i + 1:016x}")
+        for i in range(3)
+    ]  # fmt: skip
+    line = LogRecord(D0 + 1, "plain", "db", attributes={"none": None, "n": 1})
+    storage.write_encoded([], logs=[line], calls=calls)
+    rendered = [access_log(call) for call in calls]
+    assert storage.logs.find_logs(LogQuery(access=True)) == rendered
+    assert storage.logs.find_logs(LogQuery(access=False)) == [line]
+    # One insert, the logs first: ties in time keep that order.
+    assert storage.logs.find_logs(LogQuery()) == [rendered[0], line, rendered[1], rendered[2]]
 
 
 def test_malformed_dsn_and_database_are_value_errors() -> None:

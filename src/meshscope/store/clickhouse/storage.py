@@ -1,7 +1,10 @@
 """ClickHouseStorage: every pillar in one ClickHouse database (ADR 0011).
 
-Writes are synchronous inserts: when a write returns, the rows are in ClickHouse. There are
-no transactions, so `write_batch` inserts table by table (spans, logs, samples, catalog); a
+Writes are synchronous inserts: when a write returns, the rows are in ClickHouse. Writes are
+two-phase (`store.twophase`): ingest workers encode spans into both span tables' insert
+columns (`span_rows.py`), and `write_encoded` inserts them with the rest; `write_batch` is the
+same path with the encoding done here. There are no transactions, so a write inserts table by
+table (spans by trace id, span search, logs with the calls' access logs, samples, catalog); a
 failure part way leaves the earlier tables written and raises, and the caller's retry may
 write those rows twice.
 """
@@ -11,6 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from meshscope.model.access_logs import access_log
+from meshscope.model.calls import Call
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
 from meshscope.model.spans import Span
@@ -21,6 +26,11 @@ from meshscope.store.clickhouse.connection import ClickHouseUnavailableError, Co
 from meshscope.store.clickhouse.logs import ClickHouseLogStore
 from meshscope.store.clickhouse.metrics import ClickHouseMetricStore
 from meshscope.store.clickhouse.schema import profile_for, statements
+from meshscope.store.clickhouse.span_rows import (
+    EncodedClickHouseSpans,
+    encode_columns,
+    encode_spans,
+)
 from meshscope.store.clickhouse.traces import ClickHouseTraceStore
 
 log = logging.getLogger(__name__)
@@ -60,8 +70,26 @@ class ClickHouseStorage:
         points: Sequence[MetricPoint] = (),
         operations: Sequence[Operation] = (),
     ) -> None:
-        self.traces.write_spans(spans)
-        self.logs.write_logs(logs)
+        """Table by table, no transaction (see the module docstring)."""
+        self.write_encoded([encode_spans(spans)] if spans else [], logs, points, operations)
+
+    span_encoder = staticmethod(encode_spans)
+    column_encoder = staticmethod(encode_columns)
+    """Pure: ingest workers encode spans with it; `write_encoded` inserts the result."""
+
+    def write_encoded(
+        self,
+        encoded_spans: Sequence[EncodedClickHouseSpans],
+        logs: Sequence[LogRecord] = (),
+        points: Sequence[MetricPoint] = (),
+        operations: Sequence[Operation] = (),
+        calls: Sequence[Call] = (),
+    ) -> None:
+        """`write_batch` with spans encoded by `encode_spans`, and calls between services
+        stored as the log records `access_log` renders (one insert with the other logs).
+        Table by table, no transaction (see the module docstring)."""
+        self.traces.write_encoded(encoded_spans)
+        self.logs.write_logs([*logs, *map(access_log, calls)] if calls else logs)
         self.metrics.write_points(points)
         self.catalog.note(operations)
 

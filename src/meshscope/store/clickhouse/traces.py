@@ -18,11 +18,17 @@ from meshscope.store.clickhouse.columns import (
     attr_condition,
     attr_params,
     decode,
-    encode_attrs,
     trace_key,
 )
 from meshscope.store.clickhouse.connection import Connection
-from meshscope.store.codec import hex64, hex128, id64, id128
+from meshscope.store.clickhouse.span_rows import (
+    FULL,
+    SEARCH,
+    EncodedClickHouseSpans,
+    concat,
+    encode_spans,
+)
+from meshscope.store.codec import hex64, hex128
 
 _FULL = (
     "trace_hi, trace_lo, start_ns, end_ns, span_id, parent_id, service, name, kind, status,"
@@ -31,45 +37,6 @@ _FULL = (
     " ev_types, ln_hi, ln_lo, ln_span, ln_keys, ln_values, ln_types"
 )
 _KEYS_PER_QUERY = 1000
-
-
-def span_columns(spans: Sequence[Span], first_seq: int) -> tuple[dict[str, list[Any]], ...]:
-    """The `spans` and `spans_by_trace` columns of `spans`."""
-    search: dict[str, list[Any]] = defaultdict(list)
-    full: dict[str, list[Any]] = defaultdict(list)
-    value: Any  # one column's value; the columns have many types
-    for offset, s in enumerate(spans):
-        hi, lo = id128(s.trace_id)
-        span_id = id64(s.span_id)
-        attrs, res = encode_attrs(s.attributes), encode_attrs(s.resource)
-        for table in (search, full):
-            for name, value in (
-                ("trace_hi", hi), ("trace_lo", lo), ("start_ns", s.start_ns),
-                ("span_id", span_id), ("service", s.service), ("name", s.name),
-                ("kind", int(s.kind)), ("status", int(s.status_code)),
-                ("attr_keys", attrs[0]), ("attr_values", attrs[1]), ("attr_types", attrs[2]),
-                ("res_keys", res[0]), ("res_values", res[1]), ("res_types", res[2]),
-            ):  # fmt: skip
-                table[name].append(value)
-        search["duration_ns"].append(s.duration_ns)
-        events = [encode_attrs(e.attributes) for e in s.events]
-        links = [encode_attrs(link.attributes) for link in s.links]
-        link_ids = [id128(link.trace_id) for link in s.links]
-        for name, value in (
-            ("seq", first_seq + offset), ("end_ns", s.end_ns),
-            ("parent_id", id64(s.parent_span_id)), ("status_message", s.status_message),
-            ("scope_name", s.scope_name), ("scope_version", s.scope_version),
-            ("trace_state", s.trace_state), ("flags", s.flags),
-            ("ev_time", [e.time_ns for e in s.events]), ("ev_name", [e.name for e in s.events]),
-            ("ev_keys", [e[0] for e in events]), ("ev_values", [e[1] for e in events]),
-            ("ev_types", [e[2] for e in events]),
-            ("ln_hi", [k[0] for k in link_ids]), ("ln_lo", [k[1] for k in link_ids]),
-            ("ln_span", [id64(link.span_id) for link in s.links]),
-            ("ln_keys", [a[0] for a in links]), ("ln_values", [a[1] for a in links]),
-            ("ln_types", [a[2] for a in links]),
-        ):  # fmt: skip
-            full[name].append(value)
-    return search, full
 
 
 def _span_conditions(
@@ -135,12 +102,21 @@ class ClickHouseTraceStore:
         self._db = conn.database
 
     def write_spans(self, spans: Sequence[Span]) -> None:
-        if not spans:
+        if spans:
+            self.write_encoded([encode_spans(spans)])
+
+    def write_encoded(self, encoded: Sequence[EncodedClickHouseSpans]) -> None:
+        """Insert encoded batches, all in one insert per table, numbered by `seq` now."""
+        batches = [batch for batch in encoded if len(batch)]
+        if not batches:
             return
-        search, full = span_columns(spans, self._conn.seq(len(spans)))
+        rows = concat(batches)
+        first = self._conn.seq(len(rows))
+        full = rows.table(FULL)
+        full["seq"] = list(range(first, first + len(rows)))
         # The trace-id table first: a span found by search can then always be fetched.
         self._conn.insert("spans_by_trace", full)
-        self._conn.insert("spans", search)
+        self._conn.insert("spans", rows.table(SEARCH))
 
     def get_trace(self, trace_id: str) -> list[Span]:
         return self.get_traces([trace_id]).get(trace_id, [])

@@ -1,0 +1,231 @@
+"""The ClickHouse span encoder (store/clickhouse/span_rows.py): the columns workers build from
+`SpanColumns` are what a span-by-span encoding of model spans gives, what ClickHouse stores
+(read back) for `write_batch` of the same spans, and what the direct OTLP walk gives; `select`
+keeps exactly the masked rows."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from meshscope.ingest.loadgen import build_requests
+from meshscope.ingest.otlp import decode_otlp
+from meshscope.ingest.otlp_direct import prepare_traces
+from meshscope.model.attributes import AttrValue
+from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
+from meshscope.store.clickhouse import ClickHouseStorage
+from meshscope.store.clickhouse.columns import encode_attrs
+from meshscope.store.clickhouse.span_rows import (
+    COLUMNS,
+    FULL,
+    SEARCH,
+    EncodedClickHouseSpans,
+    encode_columns,
+    encode_spans,
+)
+from meshscope.store.codec import id64, id128
+from meshscope.store.span_columns import span_columns
+from meshscope.store.twophase import column_encoder, is_two_phase, select_rows
+from tests.conformance import clickhouse_server
+from tests.ingest.test_otlp_direct import requests
+
+S = 1_000_000_000
+T0 = 1_700_000_000 * S
+CART: dict[str, AttrValue] = {"service.name": "cart", "k8s.pod.name": "cart-1", "replicas": 3,
+                              "gone": None}  # fmt: skip
+RESOURCES: list[dict[str, AttrValue]] = [CART, {"service.name": "web"}, {}]
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Iterator[ClickHouseStorage]:
+    reason = clickhouse_server.available()
+    if reason:
+        pytest.skip(reason)
+    opened = ClickHouseStorage(clickhouse_server.dsn(), clickhouse_server.database_for(tmp_path))
+    yield opened
+    opened.drop()
+
+
+def spans() -> list[Span]:
+    """Events, links, attributes of every type (None included), three resources (one empty),
+    a span that ends before it starts."""
+    out = [
+        Span(
+            trace_id=f"{0xA0 + n % 3:032x}",
+            span_id=f"{0x100 + n:016x}",
+            parent_span_id=f"{0x100 + n - 1:016x}" if n % 3 else "",
+            name=f"op-{n % 2}",
+            service=["cart", "web", ""][n % 3],
+            start_ns=T0 + n * 1000,
+            end_ns=T0 + n * 1000 + (-5 if n == 4 else 7 * n),
+            kind=SpanKind(n % 6),
+            status_code=StatusCode(n % 3),
+            status_message="boom" if n % 3 == 2 else "",
+            attributes={
+                "http.method": "POST",
+                "http.status_code": 500 + n,
+                "ratio": 0.25,
+                "retry": n % 2 == 0,
+                "payload": b"\x00\xff",
+                "tags": ["a", "b", n],
+                "nested": {"k": [1, 2], "s": "v"},
+                "nothing": None,
+                "": "empty key",
+                "unicode": "héllo ✓",
+            }
+            if n % 2
+            else {"only": None},
+            events=(
+                SpanEvent(T0 + 6, "exception", {"exception.type": "ValueError", "x": None}),
+                SpanEvent(T0 + 7, "retry"),
+            )
+            if n % 4 == 1
+            else (),
+            links=(
+                SpanLink(f"{0xB0 + n:032x}", f"{0xC0 + n:016x}", {"w": 1.5, "none": None}),
+                SpanLink(f"{0xD0 + n:032x}", ""),
+            )
+            if n % 5 == 2
+            else (),
+            resource=RESOURCES[n % 3],
+            scope_name="lib" if n % 2 else "",
+            scope_version="1.2.3" if n % 2 else "",
+            trace_state="vendor=1" if n == 3 else "",
+            flags=n % 2,
+        )
+        for n in range(12)
+    ]
+    return out
+
+
+def span_by_span(spans: Sequence[Span]) -> dict[str, list[Any]]:
+    """Every column, built one model span at a time (what the store did before the encoder)."""
+    out: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+    for s in spans:
+        attrs, res = encode_attrs(s.attributes), encode_attrs(s.resource)
+        events = [encode_attrs(e.attributes) for e in s.events]
+        links = [encode_attrs(link.attributes) for link in s.links]
+        for name, value in (
+            ("trace_hi", id128(s.trace_id)[0]), ("trace_lo", id128(s.trace_id)[1]),
+            ("start_ns", s.start_ns), ("span_id", id64(s.span_id)), ("service", s.service),
+            ("name", s.name), ("kind", int(s.kind)), ("status", int(s.status_code)),
+            ("attr_keys", attrs[0]), ("attr_values", attrs[1]), ("attr_types", attrs[2]),
+            ("res_keys", res[0]), ("res_values", res[1]), ("res_types", res[2]),
+            ("duration_ns", s.duration_ns), ("end_ns", s.end_ns),
+            ("parent_id", id64(s.parent_span_id)), ("status_message", s.status_message),
+            ("scope_name", s.scope_name), ("scope_version", s.scope_version),
+            ("trace_state", s.trace_state), ("flags", s.flags),
+            ("ev_time", [e.time_ns for e in s.events]), ("ev_name", [e.name for e in s.events]),
+            ("ev_keys", [e[0] for e in events]), ("ev_values", [e[1] for e in events]),
+            ("ev_types", [e[2] for e in events]),
+            ("ln_hi", [id128(link.trace_id)[0] for link in s.links]),
+            ("ln_lo", [id128(link.trace_id)[1] for link in s.links]),
+            ("ln_span", [id64(link.span_id) for link in s.links]),
+            ("ln_keys", [a[0] for a in links]), ("ln_values", [a[1] for a in links]),
+            ("ln_types", [a[2] for a in links]),
+        ):  # fmt: skip
+            out[name].append(value)
+    return out
+
+
+def by_name(encoded: EncodedClickHouseSpans) -> dict[str, list[Any]]:
+    return encoded.table(COLUMNS)
+
+
+def test_encoded_columns_are_the_span_by_span_columns() -> None:
+    batch = spans()
+    encoded = encode_columns(span_columns(batch))
+    assert by_name(encoded) == span_by_span(batch)
+    none = encoded.table(("attr_values", "attr_types"))
+    assert (none["attr_values"][0], none["attr_types"][0]) == ([""], "n")  # {"only": None}
+    assert by_name(encode_spans(batch)) == by_name(encoded)
+    assert by_name(encode_spans([])) == {name: [] for name in COLUMNS}
+    again = pickle.loads(pickle.dumps(encoded))
+    assert by_name(again) == by_name(encoded)
+
+
+def _read_back(storage: ClickHouseStorage, table: str, names: Sequence[str]) -> list[Any]:
+    order = "seq" if table == "spans_by_trace" else "trace_hi, trace_lo, span_id"
+    return storage._conn.rows(
+        f"SELECT {', '.join(names)} FROM {storage._conn.database}.{table} ORDER BY {order}"
+    )
+
+
+def _rows(encoded: EncodedClickHouseSpans, names: Sequence[str]) -> list[tuple[Any, ...]]:
+    return list(zip(*encoded.table(names).values(), strict=True))
+
+
+def test_write_batch_stores_exactly_the_encoded_columns(storage: ClickHouseStorage) -> None:
+    batch = spans()
+    encoded = encode_columns(span_columns(batch))
+    storage.write_batch(spans=batch)
+    assert _read_back(storage, "spans_by_trace", FULL) == _rows(encoded, FULL)
+    key = [SEARCH.index(name) for name in ("trace_hi", "trace_lo", "span_id")]
+    want = sorted(_rows(encoded, SEARCH), key=lambda row: [row[i] for i in key])
+    assert _read_back(storage, "spans", SEARCH) == want
+    seqs = [seq for (seq,) in _read_back(storage, "spans_by_trace", ["seq"])]
+    assert len(set(seqs)) == len(batch)
+    # And the model spans come back (None attributes as None, resources whole).
+    for s in batch:
+        assert storage.traces.get_trace(s.trace_id).count(s) == 1
+
+
+def test_write_encoded_takes_worker_encodings_and_renders_calls(
+    storage: ClickHouseStorage,
+) -> None:
+    two_phase = is_two_phase(storage)  # (not asserted directly: that would narrow the type)
+    assert two_phase
+    assert column_encoder(storage) is encode_columns
+    batch = spans()
+    parts = [pickle.loads(pickle.dumps(encode_columns(span_columns(batch[:5])))),
+             encode_spans(batch[5:])]  # fmt: skip
+    storage.write_encoded(parts)
+    assert _read_back(storage, "spans_by_trace", FULL) == _rows(encode_spans(batch), FULL)
+    seqs = [seq for (seq,) in _read_back(storage, "spans_by_trace", ["seq"])]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(batch)  # in the order given
+
+
+def test_select_keeps_exactly_the_masked_rows(storage: ClickHouseStorage) -> None:
+    batch = spans()
+    encoded = encode_spans(batch)
+    mask = np.array([n % 3 != 1 for n in range(len(batch))])
+    kept = [s for s, keep in zip(batch, mask.tolist(), strict=True) if keep]
+    selected = select_rows(encoded, mask)
+    assert isinstance(selected, EncodedClickHouseSpans)
+    assert by_name(selected) == by_name(encode_spans(kept))
+    assert len(encoded.select(np.zeros(len(batch), dtype=np.bool_))) == 0
+    with pytest.raises(ValueError, match="a mask of 3 rows for 12 rows"):
+        encoded.select(np.ones(3, dtype=np.bool_))
+    storage.write_encoded([selected])
+    stored = storage.traces.get_traces(sorted({s.trace_id for s in batch}))
+    assert sorted(s.span_id for found in stored.values() for s in found) == sorted(
+        s.span_id for s in kept
+    )
+
+
+def test_loadgen_requests_encode_alike_on_both_paths() -> None:
+    for body in build_requests(3, 300, services=6, seed=11):
+        decoded = decode_otlp("traces", body)
+        prepared, _, _ = prepare_traces(body, encode=encode_columns)
+        assert isinstance(prepared.encoded_spans, EncodedClickHouseSpans)
+        assert by_name(prepared.encoded_spans) == by_name(encode_spans(decoded.batch.spans))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests())
+def test_any_request_encodes_alike_on_both_paths(request: ExportTraceServiceRequest) -> None:
+    body = request.SerializeToString()
+    decoded = decode_otlp("traces", body)
+    prepared, _, _ = prepare_traces(body, encode=encode_columns)
+    want = by_name(encode_spans(decoded.batch.spans))
+    if prepared.encoded_spans is None:
+        assert want == {name: [] for name in COLUMNS}
+    else:
+        assert by_name(prepared.encoded_spans) == want
