@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import yaml
 
 from meshscope.app import build
@@ -22,8 +23,10 @@ from meshscope.pipeline.sampling.config import from_mapping
 from meshscope.pipeline.sampling.tail import TailSampler
 from meshscope.pipeline.writer import WriterSettings
 from meshscope.store.base import Storage
+from meshscope.store.clickhouse import ClickHouseStorage
 from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.memory import MemoryStorage
+from tests.conformance import clickhouse_server
 from tests.ingest.servers import worker_sink
 
 TAIL = {
@@ -66,7 +69,18 @@ def stored(storage: Storage, trace_ids: set[str]) -> dict[str, int]:
     return out
 
 
-def test_workers_and_the_in_process_path_keep_the_same_traces(tmp_path: Path) -> None:
+def open_store(kind: str, directory: Path) -> Storage:
+    """A DuckDB file, or a database on the test run's ClickHouse server."""
+    if kind == "duckdb":
+        return DuckDBStorage(directory / "tail.duckdb")
+    reason = clickhouse_server.available()
+    if reason:
+        pytest.skip(reason)
+    return ClickHouseStorage(clickhouse_server.dsn(), clickhouse_server.database_for(directory))
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "clickhouse"])
+def test_workers_and_the_in_process_path_keep_the_same_traces(kind: str, tmp_path: Path) -> None:
     bodies = build_requests(8, 400, services=6, seed=21)
     sent = Counter(
         span.trace_id for body in bodies for span in decode_otlp("traces", body).batch.spans
@@ -80,7 +94,7 @@ def test_workers_and_the_in_process_path_keep_the_same_traces(tmp_path: Path) ->
     want = stored(reference.storage, set(sent))
 
     clock = ManualClock()
-    storage = DuckDBStorage(tmp_path / "tail.duckdb")
+    storage = open_store(kind, tmp_path)
     pipeline = Pipeline(storage, clock, tail=tail_sampler())
     writer = WriterSettings(flush_interval_s=3600, tick_interval_s=0.05)
     with worker_sink(pipeline, WorkerSettings(processes=2), writer) as sink:
