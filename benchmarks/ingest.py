@@ -1,5 +1,7 @@
-"""End-to-end ingest benchmark: `meshscope serve` on a DuckDB file, fed pre-encoded OTLP/HTTP
-protobuf requests (acknowledged = committed), beside the single-core decode floor.
+"""End-to-end ingest benchmark: `meshscope serve` on a DuckDB file (or, with `--storage
+clickhouse`, on a ClickHouse server started for the run the way the tests start theirs:
+tests/conformance/clickhouse_server.py), fed pre-encoded OTLP/HTTP protobuf requests
+(acknowledged = committed), beside the single-core decode floor.
 
 Phases, all in one run:
 1. decode floor: this process decodes + walks the same requests into model spans on one core,
@@ -18,9 +20,11 @@ Phases, all in one run:
 6. overload: open-loop paced senders (their starts spread over one pace, as independent
    clients' are) offer twice the sustained rate -> share answered
    429/503, peak RSS of the owner and its workers;
-7. bytes on disk per span for everything stored in the run (steady state, after shutdown).
+7. bytes on disk per span for everything stored in the run (steady state, after shutdown;
+   ClickHouse: the active parts of the database in system.parts).
 
 Usage: .venv/bin/python benchmarks/ingest.py [--seconds 60] [--distinct 400]
+       [--storage duckdb|clickhouse]
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ from meshscope.ingest.loadgen import build_requests
 from meshscope.ingest.otlp import decode_otlp
 from meshscope.ingest.otlp_direct import prepare_traces
 from meshscope.store.duckdb.span_rows import encode_columns
+from meshscope.store.span_columns import ColumnEncoder
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: the ClickHouse server
 
 SPANS_PER_REQUEST = 500
 
@@ -75,10 +82,50 @@ sampling:
 """
 
 
+class ClickHouse:
+    """A ClickHouse server for the run (temp dir, free loopback ports, stopped by its PID),
+    a database per meshscope server, and the bytes each database holds on disk."""
+
+    def __init__(self) -> None:
+        from tests.conformance.clickhouse_server import ClickHouseServer
+
+        self.server = ClickHouseServer()
+
+    def env(self, database: str) -> dict[str, str]:
+        return {
+            "MESHSCOPE_STORAGE__KIND": "clickhouse",
+            "MESHSCOPE_STORAGE__CLICKHOUSE__DSN": self.server.dsn,
+            "MESHSCOPE_STORAGE__CLICKHOUSE__DATABASE": database,
+        }
+
+    def bytes_on_disk(self, database: str) -> dict[str, int]:
+        """Bytes of the active parts of each table of `database`."""
+        from clickhouse_driver import Client
+
+        client = Client("127.0.0.1", port=self.server.tcp_port)
+        try:
+            rows = client.execute(
+                "SELECT table, sum(bytes_on_disk) FROM system.parts"
+                " WHERE database = %(db)s AND active GROUP BY table ORDER BY table",
+                {"db": database},
+            )
+        finally:
+            client.disconnect()
+        return {table: int(size) for table, size in rows}
+
+    def cpu_s(self) -> float:
+        """CPU seconds the server process has used so far."""
+        return _cpu_s(self.server.process.pid)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
 @dataclass
 class Server:
     workdir: Path
     config: Path | None = None
+    storage_env: dict[str, str] = field(default_factory=dict)  # e.g. ClickHouse's settings
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     ui_port: int = field(default_factory=free_port)
@@ -96,6 +143,7 @@ class Server:
             MESHSCOPE_SERVER__ZIPKIN_PORT=str(free_port()),
             MESHSCOPE_SERVER__UI_PORT=str(self.ui_port),
             MESHSCOPE_STORAGE__PATH=str(self.db),
+            **self.storage_env,
         )
         log = (self.workdir / "server.log").open("ab")
         command = [sys.executable, "-m", "meshscope.cli", "serve"]
@@ -252,10 +300,20 @@ def decode_floor(bodies: list[bytes]) -> float:
     return spans / (time.perf_counter() - began)
 
 
-def direct_floor(bodies: list[bytes]) -> float:
+def direct_floor(bodies: list[bytes], encode: ColumnEncoder) -> float:
     began = time.perf_counter()
-    spans = sum(prepare_traces(body, encode=encode_columns)[0].span_count for body in bodies)
+    spans = sum(prepare_traces(body, encode=encode)[0].span_count for body in bodies)
     return spans / (time.perf_counter() - began)
+
+
+def column_encoder(storage: str) -> ColumnEncoder | None:
+    """The column encoder the workers use for `storage` (None: the store has none)."""
+    if storage == "duckdb":
+        return encode_columns
+    from meshscope.store.clickhouse import ClickHouseStorage
+
+    encoder: ColumnEncoder | None = getattr(ClickHouseStorage, "column_encoder", None)
+    return encoder
 
 
 def main() -> None:
@@ -273,6 +331,10 @@ def main() -> None:
     parser.add_argument(
         "--tail-seconds", type=float, default=30.0, help="tail sampling on phase (0: skip)"
     )
+    parser.add_argument(
+        "--storage", choices=("duckdb", "clickhouse"), default="duckdb",
+        help="the store (clickhouse: a server started for the run, stopped at its end)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     base_ns = time.time_ns() - 20 * 60 * 10**9
@@ -283,27 +345,43 @@ def main() -> None:
 
     floor = decode_floor(bodies[:100])
     print(f"decode floor (one core, decode + walk into spans): {floor:,.0f} spans/s")
-    direct = direct_floor(bodies[:100])
-    print(f"direct floor (one core, decode + walk into store columns and derivation inputs, "
-          f"what a worker runs): {direct:,.0f} spans/s")  # fmt: skip
+    encoder = column_encoder(args.storage)
+    direct = direct_floor(bodies[:100], encoder) if encoder is not None else 0.0
+    shown = f"{direct:,.0f} spans/s" if direct else "n/a (the store has no column encoder)"
+    print(f"direct floor (one core, decode + walk into {args.storage} columns and derivation "
+          f"inputs, what a worker runs): {shown}")  # fmt: skip
 
     workdir = Path(tempfile.mkdtemp(prefix="meshscope-bench-"))
-    server = Server(workdir)
-    server.start()
+    clickhouse = ClickHouse() if args.storage == "clickhouse" else None
+    server = Server(workdir, storage_env=clickhouse.env("bench") if clickhouse else {})
+
+    def on_disk() -> int:
+        """Bytes the store holds (DuckDB: file + WAL; ClickHouse: active parts)."""
+        if clickhouse is not None:
+            by_table = clickhouse.bytes_on_disk("bench")
+            print(f"  ClickHouse bytes by table: {by_table}")
+            return sum(by_table.values())
+        return server.db.stat().st_size + _wal_size(server.db)
+
     try:
+        server.start()
+        print(f"storage: {args.storage}; child processes (ingest workers and multiprocessing's "
+              f"resource tracker): {len(server.pids()) - 1}")  # fmt: skip
         tally, took = drive(server.http_port, bodies, 600, args.senders, once=True)
         distinct_spans = tally.acked_spans
         print(f"distinct: {distinct_spans:,} spans acked in {took:.1f} s = "
               f"{distinct_spans / took:,.0f} spans/s (errors {tally.errors})")  # fmt: skip
         server.stop()
-        size = server.db.stat().st_size + _wal_size(server.db)
+        size = on_disk()
+        what = "active parts" if clickhouse else "file + WAL"
         print(f"on disk: {size / 2**20:.1f} MiB = {size / distinct_spans:.1f} bytes/span "
-              f"(after clean shutdown; file + WAL)")  # fmt: skip
+              f"(after clean shutdown; {what})")  # fmt: skip
         server.start()
 
         peak = [0.0]
         marks: list[tuple[float, int]] = []  # (time, spans acked so far), every ~0.2 s
         cpu_before = server.cpu_s()
+        store_before = clickhouse.cpu_s() if clickhouse else 0.0
 
         wal = [_wal_size(server.db), 0]  # last size seen, checkpoints (the log shrank)
 
@@ -320,22 +398,26 @@ def main() -> None:
             tally=tally,
         )  # fmt: skip
         owner_s, workers_s = (b - a for a, b in zip(cpu_before, server.cpu_s(), strict=True))
+        store_s = clickhouse.cpu_s() - store_before if clickhouse else 0.0
         rate = tally.acked_spans / took
         sustained_spans = tally.acked_spans
         spans = max(tally.acked_spans, 1)
         print(f"sustained {took:.0f} s ({args.senders} senders): {rate:,.0f} durable spans/s "
               f"(refused {tally.refused}, errors {tally.errors}); ratio to decode floor "
-              f"{rate / floor:.2f}, to direct floor {rate / direct:.2f}; "
+              f"{rate / floor:.2f}, to direct floor {rate / direct if direct else 0:.2f}; "
               f"peak RSS {peak[0]:.0f} MiB (owner + workers)")  # fmt: skip
         windows = _window_rates(marks, 10.0)
         if windows:
+            checkpoints = "" if clickhouse else f"; {wal[1]} DuckDB checkpoints (commits wait)"
             print(f"  10 s windows: {min(windows):,.0f} to {max(windows):,.0f} spans/s "
-                  f"({len(windows)} windows); {wal[1]} DuckDB checkpoints (commits wait for "
-                  f"each)")  # fmt: skip
+                  f"({len(windows)} windows){checkpoints}")  # fmt: skip
         owner_us, workers_us = owner_s / spans * 1e6, workers_s / spans * 1e6
         print(f"  CPU per span: owner {owner_us:.1f} us, workers {workers_us:.1f} us; "
               f"CPU busy {(owner_s + workers_s) / took:.2f} of {os.cpu_count()} cores "
               f"(load average {os.getloadavg()[0]:.1f} incl. other processes)")  # fmt: skip
+        if clickhouse:
+            print(f"  clickhouse-server CPU per span: {store_s / spans * 1e6:.1f} us "
+                  f"({store_s / took:.2f} cores busy)")  # fmt: skip
 
         if args.grpc_seconds > 0:
             http_rate = rate
@@ -358,7 +440,10 @@ def main() -> None:
             (workdir / "tail").mkdir()
             config = workdir / "tail.yaml"
             config.write_text(TAIL_CONFIG)
-            tail = Server(workdir / "tail", config=config)
+            tail = Server(
+                workdir / "tail", config=config,
+                storage_env=clickhouse.env("bench_tail") if clickhouse else {},
+            )  # fmt: skip
             tail.start()
             try:
                 before = tail.cpu_s()
@@ -392,12 +477,16 @@ def main() -> None:
               f"peak RSS {peak[0]:.0f} MiB (owner + workers)")  # fmt: skip
         stored = distinct_spans + sustained_spans + tally.acked_spans
         server.stop()
-        size = server.db.stat().st_size + _wal_size(server.db)
+        size = on_disk()
+        free = "" if clickhouse else (
+            f"; {_free_share(server.db):.0%} of the file is free blocks left by checkpoints"
+        )  # fmt: skip
         print(f"on disk after the run: {size / 2**20:.1f} MiB for {stored:,} spans = "
-              f"{size / stored:.1f} bytes/span (target <= 120); {_free_share(server.db):.0%} "
-              f"of the file is free blocks left by checkpoints")  # fmt: skip
+              f"{size / stored:.1f} bytes/span (target <= 120){free}")  # fmt: skip
     finally:
         server.stop()
+        if clickhouse is not None:
+            clickhouse.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
