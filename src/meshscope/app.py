@@ -38,7 +38,7 @@ from meshscope.pipeline.sampling.head import HeadSamplingFilter
 from meshscope.pipeline.sampling.tail import TailSampler
 from meshscope.pipeline.writer import BatchWriter, WriterSettings
 from meshscope.query.promql.queryable import MetricStoreQueryable
-from meshscope.store.base import Maintained, Storage
+from meshscope.store.base import Maintained, Storage, StoreUnavailableError
 from meshscope.store.duckdb.warmup import parse_size
 from meshscope.store.factory import StorageOpenError, open_storage
 from meshscope.store.twophase import TwoPhaseStorage
@@ -169,7 +169,10 @@ def build(config: Config, clock: Clock | None = None) -> App:
         *web_ui_routes(storage),
     ]
     middleware = [http_metrics.middleware()]
-    ui = Starlette(routes=ui_routes, middleware=middleware)
+    # Reads answer an unavailable store 503 in their API's envelope (api/handlers.py); this
+    # is for the routes that read outside it (stats, trace logs, SLOs, the UI's pages).
+    unavailable = {StoreUnavailableError: store_unavailable}
+    ui = Starlette(routes=ui_routes, middleware=middleware, exception_handlers=unavailable)
     ui.state.query_limits = config.query  # read by api/handlers.threaded for each query
     return App(
         config=config,
@@ -188,12 +191,17 @@ def build(config: Config, clock: Clock | None = None) -> App:
         zipkin=Starlette(
             routes=[*zipkin_routes(sink, limits), *zipkin_read_routes(storage), health_route()],
             middleware=middleware,
+            exception_handlers=unavailable,
         ),
         notifier=notifier,
         warm_up=WarmUpThread(storage)
         if config.storage.duckdb.warm_up and isinstance(storage, Warmable)
         else None,
     )
+
+
+async def store_unavailable(request: Request, error: Exception) -> Response:
+    return PlainTextResponse(f"storage unavailable: {error}", 503)
 
 
 async def health(request: Request) -> Response:

@@ -17,8 +17,9 @@ from meshscope.model.calls import Call
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
 from meshscope.model.spans import Span
-from meshscope.store.base import LogQuery
+from meshscope.store.base import LogQuery, StoreUnavailableError
 from meshscope.store.clickhouse import ClickHouseStorage, ClickHouseUnavailableError
+from meshscope.store.clickhouse.connection import SEND_RECEIVE_TIMEOUT_S, Connection
 from tests.conformance import clickhouse_server
 from tests.ingest.asgi_server import free_port
 
@@ -107,6 +108,19 @@ def test_unreachable_server_is_one_clear_error_without_the_password() -> None:
     with pytest.raises(ClickHouseUnavailableError, match=r"Connection refused") as caught:
         ClickHouseStorage(f"clickhouse://me:secret@127.0.0.1:{port}")
     assert "secret" not in str(caught.value)
+
+
+def test_send_receive_timeout_is_meshscopes_unless_the_dsn_sets_it() -> None:
+    # A server silent this long is unavailable (503), not waited for the driver's 300 s.
+    default = Connection("clickhouse://127.0.0.1:9000/default", "db")
+    given = Connection("clickhouse://127.0.0.1:9000/default?send_receive_timeout=2.5", "db")
+    try:
+        assert default._client().connection.send_receive_timeout == SEND_RECEIVE_TIMEOUT_S == 30
+        assert given._client().connection.send_receive_timeout == 2.5
+    finally:
+        default.close()
+        given.close()
+    assert issubclass(ClickHouseUnavailableError, StoreUnavailableError)  # APIs answer 503
 
 
 def test_serve_on_an_unreachable_server_exits_with_one_line(tmp_path: Path) -> None:

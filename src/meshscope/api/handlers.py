@@ -28,12 +28,15 @@ from meshscope.query.budget import (
     QueryTooComplexError,
     running,
 )
+from meshscope.store.base import StoreUnavailableError
 
 Handler = Callable[[Request], Awaitable[Response]]
 
-# Always refused, whatever the API: the guard's answers and bad regexes.
+# Always refused, whatever the API: the guard's answers, bad regexes and a store whose
+# server is down or hung.
 GUARD_ERRORS: tuple[type[Exception], ...] = (
     QueryTimeoutError,
+    StoreUnavailableError,
     QueryLimitError,
     QueryTooComplexError,
     RegexError,
@@ -43,10 +46,10 @@ _DEFAULT_LIMITS = QueryLimits()
 
 
 def status_of(error: Exception, default: int = 400) -> int:
-    """503 for a timed-out query (retrying later may work), 422 for one over a limit (the
-    request is well-formed but too expensive, as Prometheus' `execution` errors), else
-    `default`."""
-    if isinstance(error, QueryTimeoutError):
+    """503 for a timed-out query or an unavailable store (retrying later may work), 422 for
+    one over a limit (the request is well-formed but too expensive, as Prometheus'
+    `execution` errors), else `default`."""
+    if isinstance(error, QueryTimeoutError | StoreUnavailableError):
         return 503
     if isinstance(error, QueryLimitError):
         return 422

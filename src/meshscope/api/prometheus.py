@@ -33,7 +33,7 @@ from meshscope.query.promql.values import (
     format_value,
     value_type,
 )
-from meshscope.store.base import LabelMatcher
+from meshscope.store.base import LabelMatcher, StoreUnavailableError
 
 MIN_TIME_MS = -9_223_372_036_854_775 // 1000 * 1000
 MAX_TIME_MS = 9_223_372_036_854_775 // 1000 * 1000
@@ -187,9 +187,11 @@ def result_json(value: Value) -> dict[str, Any]:
 
 def refusal(error: Exception) -> Response:
     """A 400 `bad_data` for bad parameters and unparsable queries, 422 for evaluation errors,
-    in Prometheus's error envelope."""
+    503 when the query timed out or the store is unavailable, in Prometheus's error envelope."""
     if isinstance(error, QueryTimeoutError):
         return _error("timeout", str(error), 503)
+    if isinstance(error, StoreUnavailableError):
+        return _error("unavailable", str(error), 503)
     if isinstance(error, QueryLimitError):
         return _error("execution", str(error), 422)
     if isinstance(error, PromQLError) and not isinstance(error, BadQueryError):

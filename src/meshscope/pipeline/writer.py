@@ -20,7 +20,9 @@ the store's upkeep (a checkpoint) when the load is low.
 
 One bad batch must not fail its neighbours: decoders refuse what the store cannot hold, and
 should one slip through, a failed group transaction is retried one request per transaction
-(the slow path, `_isolate`), so only that request is refused.
+(the slow path, `_isolate`), so only that request is refused. Unless the store said it is
+unavailable (StoreUnavailableError: its server is down or hung): then every request of the
+group is refused at once (503), not retried one by one, each retry waiting for the server.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from meshscope.ingest.sink import OverloadedError, UnavailableError, UnstorableE
 from meshscope.model.batch import Batch
 from meshscope.pipeline.chain import Derived, Pipeline
 from meshscope.pipeline.prepared import Prepared
+from meshscope.store.base import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -379,12 +382,16 @@ class BatchWriter:
 
     def _commit(self, group: _Group) -> None:
         """Commit the group in one transaction and answer its jobs; if that fails, retry
-        each job alone (`_isolate`), so one bad batch does not fail its neighbours."""
+        each job alone (`_isolate`), so one bad batch does not fail its neighbours (not when
+        the store is unavailable: every job is refused)."""
         derived = group.derived
         assert derived is not None
         errors: list[BaseException | None] | None = None
         try:
             self.pipeline.store(derived)
+        except StoreUnavailableError as exc:
+            log.error("store unavailable, %d items refused: %s", group.items, exc)
+            errors = [UnavailableError(f"store write failed: {exc}")] * len(group.jobs)
         except Exception as exc:
             log.warning(
                 "committing %d items failed (%s); retrying each request alone", group.items, exc

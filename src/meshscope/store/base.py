@@ -15,7 +15,13 @@ The write contract (what every backend must honour; the pipeline relies on it):
   wrote nothing the caller can see as committed: `write_batch`/`write_encoded` are one
   transaction where the backend has transactions (a backend without them documents what a
   failure part way leaves, e.g. ClickHouse, ADR 0011). The writer then retries each request
-  of a failed group alone, so a write may be called again with part of the same data.
+  of a failed group alone, so a write may be called again with part of the same data;
+  unless the write raised `StoreUnavailableError` (the store's server cannot be reached or
+  does not answer in time): then every request of the group is refused at once (503), none
+  retried.
+- Unavailable. A backend with a server raises `StoreUnavailableError` from any read or
+  write when that server is down or hung (bounded in time), and recovers by itself once it
+  answers again; the APIs answer such reads 503.
 - Order. Within a transaction, rows keep the order given; reads return spans of a trace by
   start time, logs and samples by time, ties in write order.
 """
@@ -38,6 +44,12 @@ from meshscope.model.metrics import Labels, MetricPoint, MetricType
 from meshscope.model.spans import Span, SpanKind, StatusCode
 
 MAX_TIME_NS = 2**63 - 1
+
+
+class StoreUnavailableError(RuntimeError):
+    """The store's server cannot be reached, or did not answer in time; retrying later may
+    work (503). The message names the server and why. A write that raised it is not
+    committed (a backend without transactions may have left part of it, ADR 0011)."""
 
 
 def attr_text(value: AttrValue) -> str:

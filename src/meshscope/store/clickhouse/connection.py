@@ -8,9 +8,12 @@ import re
 import threading
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
+
+from meshscope.store.base import StoreUnavailableError
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PASSWORD = re.compile(r"(://[^:/@]*):[^@/]*@")
@@ -18,14 +21,21 @@ _PASSWORD = re.compile(r"(://[^:/@]*):[^@/]*@")
 # The driver logs each failed connect with a traceback; we raise one clear error instead.
 logging.getLogger("clickhouse_driver.connection").setLevel(logging.ERROR)
 
+SEND_RECEIVE_TIMEOUT_S = 30.0
+"""How long the server may stay silent in a statement before it counts as unavailable,
+unless the DSN says (`?send_receive_timeout=`). The driver's own default, 300 s, held every
+ingest request that long on a hung (stopped, overloaded) server. A read silent that long
+fails the same way: 18.16 sends no progress while it merges an aggregation."""
+
 
 def redacted(dsn: str) -> str:
     """The DSN without its password, for messages."""
     return _PASSWORD.sub(r"\1:***@", dsn)
 
 
-class ClickHouseUnavailableError(RuntimeError):
-    """The server cannot be reached or refused the connection; the message says which."""
+class ClickHouseUnavailableError(StoreUnavailableError):
+    """The server cannot be reached, refused the connection or did not answer within the
+    send/receive timeout; the message says which."""
 
 
 def check_name(kind: str, name: str) -> str:
@@ -47,6 +57,12 @@ class Connection:
             self._template = Client.from_url(dsn)
         except (ValueError, KeyError) as error:
             raise ValueError(f"clickhouse dsn {redacted(dsn)!r}: {error}") from None
+        given = parse_qs(urlparse(dsn).query)
+        self._timeout_s: float = (
+            self._template.connection.send_receive_timeout
+            if "send_receive_timeout" in given
+            else SEND_RECEIVE_TIMEOUT_S
+        )
         self._local = threading.local()
         self._clients: list[Client] = []
         self._lock = threading.Lock()
@@ -64,7 +80,7 @@ class Connection:
                 password=c.password,
                 secure=c.secure_socket,
                 connect_timeout=c.connect_timeout,
-                send_receive_timeout=c.send_receive_timeout,
+                send_receive_timeout=self._timeout_s,
             )
             self._local.client = client
             with self._lock:
@@ -75,10 +91,18 @@ class Connection:
         """Run one statement; connection failures become ClickHouseUnavailableError."""
         try:
             return self._client().execute(sql, params, **kw)
-        except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError) as error:
-            raise ClickHouseUnavailableError(
-                f"clickhouse at {redacted(self.dsn)}: {error}"
-            ) from None
+        except (ch_errors.SocketTimeoutError, TimeoutError) as error:
+            # The driver's own message is only "Code: 209. (host:port)".
+            c = self._template.connection
+            why = (
+                f"no answer in time (connect_timeout {c.connect_timeout:g} s,"
+                f" send_receive_timeout {self._timeout_s:g} s): {error}"
+            )
+        except EOFError as error:
+            why = f"connection lost: {error}"
+        except (ch_errors.NetworkError, OSError) as error:
+            why = str(error)
+        raise ClickHouseUnavailableError(f"clickhouse at {redacted(self.dsn)}: {why}")
 
     def rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         found: list[tuple[Any, ...]] = self.execute(sql, params)
