@@ -86,19 +86,35 @@ class ClickHouseServer:
             _CONFIG.format(dir=self.dir, tcp=self.tcp_port, http=self.http_port)
         )
         (self.dir / "users.xml").write_text(_USERS)
+        self._command = command
         self._log = (self.dir / "stdout.log").open("w")
-        self.process = subprocess.Popen(
-            [*command, f"--config-file={self.dir / 'config.xml'}"],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=self.dir,
-        )
+        self.process = self._spawn()
         self.dsn = f"clickhouse://default@127.0.0.1:{self.tcp_port}/default"
         try:
             self._wait_ready()
         except BaseException:
             self.stop()
             raise
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [*self._command, f"--config-file={self.dir / 'config.xml'}"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=self.dir,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the server (a crash: no shutdown) and wait until it is gone."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=20)
+
+    def restart(self) -> None:
+        """Start the server again on the same data directory and ports (after `kill`)."""
+        assert self.process.poll() is not None, "the server is still running"
+        self.process = self._spawn()
+        self._wait_ready()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -120,6 +136,7 @@ class ClickHouseServer:
 
     def stop(self) -> None:
         if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)  # a stopped one (SIGSTOP) cannot stop
             os.kill(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=20)

@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from meshscope.store.base import LogQuery
+from meshscope.store.base import LogQuery, Storage
 from meshscope.store.duckdb import DuckDBStorage
 from tests.ingest.asgi_server import free_port
 
@@ -225,7 +225,7 @@ def test_every_acknowledged_item_survives_kill_9(tmp_path: Path) -> None:
         storage.close()
 
 
-def _check_traces(storage: DuckDBStorage, client: Client) -> None:
+def _check_traces(storage: Storage, client: Client) -> None:
     for seq in client.acked:
         spans = storage.traces.get_trace(trace_id_of(client.number, seq).hex())
         assert len(spans) == SPANS_PER_REQUEST, (client.number, seq, len(spans))
@@ -235,7 +235,7 @@ def _check_traces(storage: DuckDBStorage, client: Client) -> None:
         assert len(spans) in (0, SPANS_PER_REQUEST), (client.number, seq, len(spans))
 
 
-def _check_logs(storage: DuckDBStorage, client: Client) -> None:
+def _check_logs(storage: Storage, client: Client) -> None:
     records = storage.logs.find_logs(LogQuery(service="durable-logs"))
     counts = Counter(record.body for record in records)
     for seq in client.acked:
@@ -246,7 +246,7 @@ def _check_logs(storage: DuckDBStorage, client: Client) -> None:
     assert sum(counts.values()) <= LOGS_PER_REQUEST * (len(client.acked) + len(client.unacked))
 
 
-def _check_metrics(storage: DuckDBStorage, client: Client) -> None:
+def _check_metrics(storage: Storage, client: Client) -> None:
     series = storage.metrics.select("durability_gauge", [], 0, 2**63 - 1)
     samples = Counter(s.label("req") for one in series for s in one.samples)
     for seq in client.acked:
