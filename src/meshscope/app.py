@@ -95,6 +95,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
             parse_size(config.storage.duckdb.sample_cache),
             clickhouse_dsn=config.storage.clickhouse.dsn,
             clickhouse_database=config.storage.clickhouse.database,
+            retention_hours=config.storage.retention_hours,
         )
     except StorageOpenError as error:
         raise ConfigError(f"storage.kind {config.storage.kind}: {error}") from None

@@ -18,7 +18,7 @@ from meshscope.store.base import Storage
 from meshscope.store.clickhouse import ClickHouseStorage
 from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.memory import MemoryStorage
-from tests.conformance import clickhouse_server
+from tests.conformance import chdb_session, clickhouse_server
 
 REOPEN = "reopen"
 """Data survives close() and a new open of the same place."""
@@ -45,6 +45,16 @@ BACKENDS = [
             clickhouse_server.dsn(), clickhouse_server.database_for(directory)
         ),
         available=clickhouse_server.available,
+    ),
+    # The `modern` profile (LowCardinality, codecs, skip indexes) on embedded ClickHouse 26.x:
+    # the same store code, its SQL run in chdb (tests/conformance/chdb_session.py).
+    Backend(
+        "clickhouse-modern",
+        lambda directory: ClickHouseStorage(
+            "",
+            connection=chdb_session.ChdbConnection(clickhouse_server.database_for(directory)),
+        ),
+        available=chdb_session.available,
     ),
 ]
 

@@ -25,15 +25,17 @@ def open_storage(
     sample_cache_bytes: int | None = None,
     clickhouse_dsn: str = "",
     clickhouse_database: str = "meshscope",
+    retention_hours: float | None = None,
 ) -> Storage:
     """`memory` (path ignored), `duckdb` (a file path; default `meshscope.duckdb`; its
     buffer pool bounded by `memory_limit`, DuckDB's default when None) or `clickhouse` (the
-    server `clickhouse_dsn` names, tables in `clickhouse_database`)."""
+    server `clickhouse_dsn` names, tables in `clickhouse_database`; `retention_hours`
+    becomes a TTL on servers whose profile has one, ADR 0011)."""
     if kind == "clickhouse":
         from meshscope.store.clickhouse import ClickHouseStorage, ClickHouseUnavailableError
 
         try:
-            return ClickHouseStorage(clickhouse_dsn, clickhouse_database)
+            return ClickHouseStorage(clickhouse_dsn, clickhouse_database, retention_hours)
         except (ValueError, ClickHouseUnavailableError) as error:
             raise StorageOpenError(str(error)) from None
     if kind == "memory":

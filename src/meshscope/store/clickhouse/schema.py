@@ -10,89 +10,157 @@ tables on 18.16 (scaleout.md, section 3).
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from meshscope.store.clickhouse.connection import Connection
 
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """What the DDL may use. `compat` runs on every server from 18.16 on; a modern profile
-    (TTL with ttl_only_drop_parts, LowCardinality, ZSTD codecs, a bloom filter on the trace
-    id) is the next step, checked on chdb (ADR 0011)."""
+    """What the DDL may use. `compat` runs on every server from 18.16 on; `modern` (servers
+    from MODERN_SINCE) adds LowCardinality, column codecs, a bloom-filter index on the trace
+    id and, when a retention is given, a TTL that drops whole parts (ADR 0011)."""
 
     name: str
     low_cardinality: bool = False
+    codecs: bool = False
+    skip_indexes: bool = False
+    ttl: bool = False
 
     def lc(self, column_type: str) -> str:
         """The type of a column with few distinct values (service, operation, metric name)."""
         return f"LowCardinality({column_type})" if self.low_cardinality else column_type
 
+    def codec(self, spec: str = "ZSTD(1)") -> str:
+        """The CODEC clause of a column ("" without codecs: the server's default, LZ4)."""
+        return f" CODEC({spec})" if self.codecs else ""
+
+    def trace_index(self) -> str:
+        """A data-skipping index for `trace_hi = ...` filters on a table not ordered by it."""
+        if not self.skip_indexes:
+            return ""
+        return ", INDEX trace_id trace_hi TYPE bloom_filter(0.01) GRANULARITY 1"
+
 
 COMPAT = Profile("compat")
+MODERN = Profile("modern", low_cardinality=True, codecs=True, skip_indexes=True, ttl=True)
+
+MODERN_SINCE = (20, 1)
+"""The first server version with everything `modern` uses, none of it experimental: TTL
+(19.6), bloom_filter skip indexes (19.5, experimental until 20.1), T64 (19.10), DoubleDelta
+and Gorilla (19.11), LowCardinality without the experimental flag (19.11),
+`ttl_only_drop_parts` (19.14), skip indexes on by default (20.1). Per the ClickHouse
+changelogs; only 18.16 (compat) and chdb 26.9 (modern) are run here."""
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)")
 
 
 def profile_for(version: str) -> Profile:
-    """The profile for a server `version` ("18.16.1"). Only `compat` exists so far."""
+    """The profile for a server `version` ("18.16.1", "26.9.2.1"): `modern` from
+    MODERN_SINCE on, `compat` before it or when the version cannot be read."""
+    found = _VERSION.match(version.strip())
+    if found and (int(found[1]), int(found[2])) >= MODERN_SINCE:
+        return MODERN
     return COMPAT
+
+
+def ttl_days(retention_hours: float) -> int:
+    """Days kept by the TTL for a retention: the whole retention, rounded up, plus the day
+    being written, so the TTL never drops a row `expire` would still keep."""
+    return math.ceil(retention_hours / 24) + 1
+
+
+# Column codecs (modern): ZSTD for everything, after a transform where the values allow one.
+_ZSTD = "ZSTD(1)"
+_SORTED = "Delta, ZSTD(1)"  # increasing along the sort key: times, sorted ids
+_REGULAR = "DoubleDelta, ZSTD(1)"  # increasing at a near-constant step: sample times
+_SMALL = "T64, ZSTD(1)"  # integers far below their type's range: durations
+_FLOAT = "Gorilla, ZSTD(1)"  # slowly changing floats: sample values
 
 
 def _day(column: str) -> str:
     return f"day Date DEFAULT toDate(toDateTime(intDiv({column}, 1000000000), 'UTC'))"
 
 
-def _attrs(prefix: str) -> str:
-    return f"{prefix}_keys Array(String), {prefix}_values Array(String), {prefix}_types String"
+def _attrs(p: Profile, prefix: str) -> str:
+    """Parallel key/value arrays and one type letter per entry. Keys and type strings repeat
+    from row to row (LowCardinality, modern), and so do a resource's values (a service's
+    instances); a span's or a record's own values often do not."""
+    z, lc = p.codec(), p.lc
+    values = lc("String") if prefix == "res" else "String"
+    return (
+        f"{prefix}_keys Array({lc('String')}){z}, {prefix}_values Array({values}){z},"
+        f" {prefix}_types {lc('String')}{z}"
+    )
 
 
-def statements(database: str, profile: Profile) -> list[str]:
-    """CREATE statements for every table, each IF NOT EXISTS (safe at every start)."""
-    lc = profile.lc
+def statements(database: str, profile: Profile, ttl_days: int | None = None) -> list[str]:
+    """CREATE statements for every table, each IF NOT EXISTS (safe at every start). With
+    `ttl_days` and a profile with TTL, the expiring tables drop whole days (parts) that old."""
+    p, lc, c = profile, profile.lc, profile.codec
+    z = c()
     db = database
+    ttl = ""
+    if p.ttl and ttl_days:
+        ttl = f" TTL day + INTERVAL {int(ttl_days)} DAY SETTINGS ttl_only_drop_parts = 1"
     return [
         f"CREATE DATABASE IF NOT EXISTS {db}",
         # Search: one row per span, ordered for service/operation/time filters.
         f"""CREATE TABLE IF NOT EXISTS {db}.spans (
-            service {lc("String")}, name {lc("String")}, start_ns Int64, duration_ns Int64,
-            trace_hi UInt64, trace_lo UInt64, span_id UInt64, kind UInt8, status UInt8,
-            {_attrs("attr")}, {_attrs("res")}, {_day("start_ns")}
-        ) ENGINE = MergeTree PARTITION BY day ORDER BY (service, name, start_ns)""",
+            service {lc("String")}{z}, name {lc("String")}{z}, start_ns Int64{c(_SORTED)},
+            duration_ns Int64{c(_SMALL)}, trace_hi UInt64{z}, trace_lo UInt64{z},
+            span_id UInt64{z}, kind UInt8{z}, status UInt8{z},
+            {_attrs(p, "attr")}, {_attrs(p, "res")}, {_day("start_ns")}{p.trace_index()}
+        ) ENGINE = MergeTree PARTITION BY day ORDER BY (service, name, start_ns){ttl}""",
         # Trace by id: the whole span, ordered by trace id, written directly (not by an MV).
         f"""CREATE TABLE IF NOT EXISTS {db}.spans_by_trace (
-            trace_hi UInt64, trace_lo UInt64, start_ns Int64, seq UInt64, end_ns Int64,
-            span_id UInt64, parent_id UInt64, service {lc("String")}, name {lc("String")},
-            kind UInt8, status UInt8, status_message String, {_attrs("attr")}, {_attrs("res")},
-            scope_name String, scope_version String, trace_state String, flags UInt32,
-            ev_time Array(Int64), ev_name Array(String), ev_keys Array(Array(String)),
-            ev_values Array(Array(String)), ev_types Array(String),
-            ln_hi Array(UInt64), ln_lo Array(UInt64), ln_span Array(UInt64),
-            ln_keys Array(Array(String)), ln_values Array(Array(String)), ln_types Array(String),
+            trace_hi UInt64{c(_SORTED)}, trace_lo UInt64{z}, start_ns Int64{z}, seq UInt64{z},
+            end_ns Int64{z}, span_id UInt64{z}, parent_id UInt64{z},
+            service {lc("String")}{z}, name {lc("String")}{z},
+            kind UInt8{z}, status UInt8{z}, status_message String{z},
+            {_attrs(p, "attr")}, {_attrs(p, "res")},
+            scope_name String{z}, scope_version String{z}, trace_state String{z},
+            flags UInt32{z}, ev_time Array(Int64){z}, ev_name Array({lc("String")}){z},
+            ev_keys Array(Array({lc("String")})){z}, ev_values Array(Array(String)){z},
+            ev_types Array({lc("String")}){z}, ln_hi Array(UInt64){z}, ln_lo Array(UInt64){z},
+            ln_span Array(UInt64){z}, ln_keys Array(Array({lc("String")})){z},
+            ln_values Array(Array(String)){z}, ln_types Array({lc("String")}){z},
             {_day("start_ns")}
-        ) ENGINE = MergeTree PARTITION BY day ORDER BY (trace_hi, trace_lo, start_ns)""",
+        ) ENGINE = MergeTree PARTITION BY day ORDER BY (trace_hi, trace_lo, start_ns){ttl}""",
         f"""CREATE TABLE IF NOT EXISTS {db}.logs (
-            service {lc("String")}, time_ns Int64, seq UInt64, body String, severity UInt8,
-            severity_text String, trace_hi UInt64, trace_lo UInt64, span_id UInt64,
-            access UInt8, {_attrs("attr")}, {_attrs("res")}, {_day("time_ns")}
-        ) ENGINE = MergeTree PARTITION BY day ORDER BY (service, time_ns)""",
+            service {lc("String")}{z}, time_ns Int64{c(_SORTED)}, seq UInt64{c(_SORTED)},
+            body String{z}, severity UInt8{z}, severity_text String{z}, trace_hi UInt64{z},
+            trace_lo UInt64{z}, span_id UInt64{z}, access UInt8{z},
+            {_attrs(p, "attr")}, {_attrs(p, "res")}, {_day("time_ns")}{p.trace_index()}
+        ) ENGINE = MergeTree PARTITION BY day ORDER BY (service, time_ns){ttl}""",
         # Series are found by name and labels here, then samples read by fingerprint.
         # ReplacingMergeTree(rank), rank = -seq: a merge keeps the first write's row.
         f"""CREATE TABLE IF NOT EXISTS {db}.series (
-            name {lc("String")}, fingerprint UInt64, label_keys Array(String),
-            label_values Array(String), seq UInt64, rank UInt64, {_day("seq")}
+            name {lc("String")}{z}, fingerprint UInt64{c(_SORTED)},
+            label_keys Array({lc("String")}){z}, label_values Array(String){z}, seq UInt64{z},
+            rank UInt64{z}, {_day("seq")}
         ) ENGINE = ReplacingMergeTree(rank) PARTITION BY day ORDER BY (name, fingerprint)""",
         f"""CREATE TABLE IF NOT EXISTS {db}.samples (
-            name {lc("String")}, fingerprint UInt64, time_ns Int64, seq UInt64,
-            type {lc("String")}, value Float64, has_hist UInt8, bounds Array(Float64),
-            counts Array(UInt64), hist_sum Float64, hist_count UInt64,
-            help String, unit String, start_ns Int64, has_exp UInt8, exp_scale Int8,
-            exp_offset Int32, exp_counts Array(UInt64), exp_zero UInt64, exp_min Float64,
-            exp_max Float64, {_day("time_ns")}
-        ) ENGINE = MergeTree PARTITION BY day ORDER BY (name, fingerprint, time_ns)""",
+            name {lc("String")}{z}, fingerprint UInt64{c(_SORTED)},
+            time_ns Int64{c(_REGULAR)}, seq UInt64{c(_SORTED)},
+            type {lc("String")}{z}, value Float64{c(_FLOAT)}, has_hist UInt8{z},
+            bounds Array(Float64){z}, counts Array(UInt64){z}, hist_sum Float64{z},
+            hist_count UInt64{z}, help String{z}, unit String{z}, start_ns Int64{z},
+            has_exp UInt8{z}, exp_scale Int8{z}, exp_offset Int32{z},
+            exp_counts Array(UInt64){z}, exp_zero UInt64{z}, exp_min Float64{z},
+            exp_max Float64{z}, {_day("time_ns")}
+        ) ENGINE = MergeTree PARTITION BY day ORDER BY (name, fingerprint, time_ns){ttl}""",
         f"""CREATE TABLE IF NOT EXISTS {db}.families (
-            name String, type String, help String, unit String, seq UInt64, rank UInt64,
-            {_day("seq")}
+            name {lc("String")}{z}, type {lc("String")}{z}, help String{z}, unit String{z},
+            seq UInt64{z}, rank UInt64{z}, {_day("seq")}
         ) ENGINE = ReplacingMergeTree(rank) PARTITION BY day ORDER BY name""",
         f"""CREATE TABLE IF NOT EXISTS {db}.catalog (
-            service {lc("String")}, name {lc("String")}, kind UInt8, seq UInt64, rank UInt64,
-            {_day("seq")}
+            service {lc("String")}{z}, name {lc("String")}{z}, kind UInt8{z}, seq UInt64{z},
+            rank UInt64{z}, {_day("seq")}
         ) ENGINE = ReplacingMergeTree(rank) PARTITION BY day ORDER BY (service, name, kind)""",
     ]
 
@@ -102,3 +170,35 @@ EXPIRING = (("spans", "start_ns"), ("spans_by_trace", "start_ns"), ("logs", "tim
 """Tables retention deletes from, with their time column; series and the catalog stay."""
 
 RANK_MAX = 2**64 - 1
+
+
+def create(conn: Connection, retention_hours: float | None = None) -> tuple[str, Profile]:
+    """Read the server's version, pick its profile and create the missing tables; with a
+    retention on a profile with TTL, also bring the expiring tables' TTL to it (tables made
+    without one, e.g. on the server before an upgrade, or for another retention). Returns
+    the version and the profile."""
+    [(version,)] = conn.rows("SELECT version()")
+    profile = profile_for(version)
+    days = ttl_days(retention_hours) if retention_hours else None
+    for statement in statements(conn.database, profile, days):
+        conn.execute(statement)
+    if profile.ttl and days:
+        _update_ttl(conn, days)
+    return str(version), profile
+
+
+def _update_ttl(conn: Connection, days: int) -> None:
+    """`MODIFY SETTING`/`MODIFY TTL` on the expiring tables whose TTL differs from `days`.
+    A changed TTL is applied to the existing parts by the server (a mutation, in the
+    background), so a longer retention is not cut short by the parts' old TTL."""
+    wanted = re.compile(rf"\bTTL day \+ (toIntervalDay\({days}\)|INTERVAL {days} DAY)(\s|$)")
+    for table, _ in EXPIRING:
+        [(engine,)] = conn.rows(
+            "SELECT engine_full FROM system.tables WHERE database = %(db)s AND name = %(table)s",
+            {"db": conn.database, "table": table},
+        )
+        name = f"{conn.database}.{table}"
+        if "ttl_only_drop_parts = 1" not in engine:
+            conn.execute(f"ALTER TABLE {name} MODIFY SETTING ttl_only_drop_parts = 1")
+        if not wanted.search(engine):
+            conn.execute(f"ALTER TABLE {name} MODIFY TTL day + INTERVAL {days} DAY")

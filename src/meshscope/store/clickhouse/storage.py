@@ -25,7 +25,7 @@ from meshscope.store.clickhouse.catalog import ClickHouseCatalogStore
 from meshscope.store.clickhouse.connection import ClickHouseUnavailableError, Connection
 from meshscope.store.clickhouse.logs import ClickHouseLogStore
 from meshscope.store.clickhouse.metrics import ClickHouseMetricStore
-from meshscope.store.clickhouse.schema import profile_for, statements
+from meshscope.store.clickhouse.schema import create
 from meshscope.store.clickhouse.span_rows import (
     EncodedClickHouseSpans,
     encode_columns,
@@ -39,17 +39,23 @@ __all__ = ["ClickHouseStorage", "ClickHouseUnavailableError"]
 
 
 class ClickHouseStorage:
-    def __init__(self, dsn: str, database: str = "meshscope") -> None:
+    def __init__(
+        self,
+        dsn: str,
+        database: str = "meshscope",
+        retention_hours: float | None = None,
+        *,
+        connection: Connection | None = None,
+    ) -> None:
         """Connects to the server `dsn` names (clickhouse://user:password@host:9000), creates
-        `database` and its tables if missing. ValueError for a malformed DSN or database
-        name, ClickHouseUnavailableError when the server cannot be reached."""
-        self._conn = Connection(dsn, database)
+        `database` and its tables if missing (the DDL of the server version's profile, with
+        a TTL for `retention_hours` where the profile has one: schema.create). ValueError
+        for a malformed DSN or database name, ClickHouseUnavailableError when the server
+        cannot be reached. `connection`: an opened one to use instead (tests: chdb)."""
+        self._conn = connection or Connection(dsn, database)
         try:
-            [(version,)] = self._conn.rows("SELECT version()")
+            version, self.profile = create(self._conn, retention_hours)
             self.server_version: str = version
-            self.profile = profile_for(version)
-            for statement in statements(self._conn.database, self.profile):
-                self._conn.execute(statement)
         except Exception:
             self._conn.close()
             raise
