@@ -1,0 +1,142 @@
+"""ClickHouse: bytes on disk per span, `compat` vs `modern` schema profile (ADR 0011).
+
+The same load-generator spans (ingest/loadgen.py: mesh-like traces, 8 attributes, one event
+per span, 4-attribute resources of 8 services) are decoded as the OTLP receiver does and
+written by the store's own trace writer (`ClickHouseTraceStore.write_spans`: the `spans`
+search table and `spans_by_trace`) into two databases of one embedded ClickHouse (chdb-core,
+26.x): one made with the `compat` DDL (what 18.16 gets), one with the `modern` DDL (LowCardinality,
+ZSTD/Delta/T64 codecs, the trace-id bloom filter, a 7-day retention's TTL). Then
+`OPTIMIZE TABLE ... FINAL` on both span tables, and `bytes_on_disk` of their active parts
+from system.parts, per span. Span times start an hour ago so the TTL keeps them.
+With `--columns N`, the N largest columns of each (system.parts_columns, compressed bytes).
+
+With `--server`, the `compat` tables are also measured on Debian's clickhouse-server 18.16
+(started on free loopback ports as the tests do, written through clickhouse-driver), the
+server that gets `compat` in production here.
+
+    .venv/bin/python benchmarks/clickhouse_bytes.py [--spans 200000] [--batch 10000]
+        [--columns 0] [--server]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.conformance import clickhouse_server
+from tests.conformance.chdb_session import ChdbConnection
+
+from meshscope.ingest.loadgen import build_requests
+from meshscope.ingest.otlp_traces import decode_traces_protobuf
+from meshscope.model.spans import Span
+from meshscope.store.clickhouse.connection import Connection
+from meshscope.store.clickhouse.schema import (
+    COMPAT,
+    MODERN,
+    Profile,
+    statements,
+    ttl_days,
+)
+from meshscope.store.clickhouse.traces import ClickHouseTraceStore
+
+SPANS_PER_REQUEST = 500
+RETENTION_HOURS = 168.0
+TABLES = ("spans", "spans_by_trace")
+
+
+def load_spans(count: int) -> list[Span]:
+    requests = build_requests(
+        -(-count // SPANS_PER_REQUEST), SPANS_PER_REQUEST, base_ns=time.time_ns() - 3600 * 10**9
+    )
+    spans: list[Span] = []
+    for body in requests:
+        spans.extend(decode_traces_protobuf(body).batch.spans)
+    return spans[:count]
+
+
+def measure(
+    conn: Connection, profile: Profile, spans: list[Span], batch: int, columns: int
+) -> dict[str, int]:
+    """Bytes on disk of each span table after writing `spans` with the `profile`'s DDL."""
+    [(version,)] = conn.rows("SELECT version()")
+    label = f"{profile.name} ({version})"
+    conn.execute(f"DROP DATABASE IF EXISTS {conn.database}")
+    for statement in statements(conn.database, profile, ttl_days(RETENTION_HOURS)):
+        conn.execute(statement)
+    store = ClickHouseTraceStore(conn)
+    began = time.monotonic()
+    for first in range(0, len(spans), batch):
+        store.write_spans(spans[first : first + batch])
+    written = time.monotonic() - began
+    sizes: dict[str, int] = {}
+    for table in TABLES:
+        conn.execute(f"OPTIMIZE TABLE {conn.database}.{table} FINAL")
+        [(size, rows, parts)] = conn.rows(
+            "SELECT sum(bytes_on_disk), sum(rows), count() FROM system.parts"
+            " WHERE database = %(db)s AND table = %(table)s AND active",
+            {"db": conn.database, "table": table},
+        )
+        assert rows == len(spans), (table, rows)
+        sizes[table] = int(size)
+        print(
+            f"  {label:18} {table:15} {size / len(spans):7.1f} B/span"
+            f"  ({int(size):,} B in {parts} part(s))"
+        )
+        if columns:
+            for name, compressed in conn.rows(
+                "SELECT column, sum(column_data_compressed_bytes) AS c FROM system.parts_columns"
+                " WHERE database = %(db)s AND table = %(table)s AND active"
+                f" GROUP BY column ORDER BY c DESC LIMIT {int(columns)}",
+                {"db": conn.database, "table": table},
+            ):
+                print(f"      {name:16} {compressed / len(spans):6.1f} B/span")
+    print(f"  {label:18} written in {written:.1f} s")
+    conn.execute(f"DROP DATABASE {conn.database}")
+    return sizes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--spans", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=10_000, help="spans per write_spans")
+    parser.add_argument("--columns", type=int, default=0, help="show the N largest columns")
+    parser.add_argument("--server", action="store_true", help="compat on 18.16 as well")
+    args = parser.parse_args()
+    spans = load_spans(args.spans)
+    print(f"{len(spans):,} load-generator spans; bytes_on_disk after OPTIMIZE FINAL")
+    totals = {}
+    for profile in (COMPAT, MODERN):
+        conn: Connection = ChdbConnection(f"bytes_{profile.name}")
+        sizes = measure(conn, profile, spans, args.batch, args.columns)
+        totals[profile.name] = sum(sizes.values()) / len(spans)
+    server = None
+    if args.server:
+        if clickhouse_server.binary() is None:
+            raise SystemExit("--server: clickhouse-server is not installed")
+        server = clickhouse_server.ClickHouseServer()
+        try:
+            conn = Connection(server.dsn, "bytes_compat")
+            sizes = measure(conn, COMPAT, spans, args.batch, args.columns)
+            totals["compat on 18.16"] = sum(sizes.values()) / len(spans)
+            conn.close()
+        finally:
+            server.stop()
+    compat, modern = totals["compat"], totals["modern"]
+    print("spans + spans_by_trace, chdb:")
+    print(f"  compat  {compat:7.1f} B/span")
+    print(f"  modern  {modern:7.1f} B/span")
+    print(f"  ratio   {compat / modern:7.2f} x (compat / modern)")
+    if "compat on 18.16" in totals:
+        on_server = totals["compat on 18.16"]
+        print(
+            f"compat on clickhouse-server 18.16: {on_server:.1f} B/span,"
+            f" {on_server / modern:.2f} x modern on chdb"
+        )
+
+
+if __name__ == "__main__":
+    main()
