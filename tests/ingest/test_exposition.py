@@ -110,6 +110,8 @@ def test_clashing_labels_are_exported_and_empty_ones_dropped() -> None:
         ("m{a=1} 1\n", TEXT, "invalid Prometheus text format"),
         ("m 1\n", OPENMETRICS, "invalid OpenMetrics"),  # no # EOF
         ("m one\n", TEXT, "invalid Prometheus text format"),
+        # prometheus_client compares an integer timestamp with a float one: AttributeError
+        ("# TYPE a gauge\na 1 1\na 2 1e3\n# EOF\n", OPENMETRICS, "invalid OpenMetrics"),
     ],
 )
 def test_invalid_bodies_raise_decode_error(body: str, content_type: str, needle: str) -> None:

@@ -60,7 +60,9 @@ def parse_families(text: str, content_type: str) -> list[Metric]:
         if is_openmetrics:
             return list(openmetrics_families(text))  # type: ignore[no-untyped-call]
         return list(text_families(text))
-    except (ValueError, TypeError, KeyError, IndexError) as error:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        # AttributeError: the OpenMetrics parser compares an integer timestamp (its Timestamp)
+        # with a float one in the same group.
         kind = "OpenMetrics" if is_openmetrics else "Prometheus text format"
         raise DecodeError(f"invalid {kind} exposition: {error}"[:500]) from None
 
