@@ -149,6 +149,7 @@ class ClickHouseMetricStore:
             return series, found
         where, params = self._where(series, bool(matchers))
         params.update(times, name=name)
+        extra = extra.format(db=self._db, where=where, window=window)
         rows = self._conn.rows(
             f"SELECT fingerprint, {_SAMPLE} FROM {self._db}.samples"
             f" WHERE {where} AND {window}{extra} {tail}",
@@ -173,9 +174,13 @@ class ClickHouseMetricStore:
     def latest(
         self, name: str, matchers: Sequence[LabelMatcher], at_ns: int, lookback_ns: int
     ) -> list[Series]:
+        # The newest time per series first (a small GROUP BY), then only the rows at it: sorting
+        # every row of a long lookback (histogram arrays included) ran out of query memory.
         series, found = self._samples(
-            name, matchers, "time_ns >= %(start)s AND time_ns <= %(end)s", "",
-            "ORDER BY fingerprint, time_ns DESC, seq DESC LIMIT 1 BY fingerprint",
+            name, matchers, "time_ns >= %(start)s AND time_ns <= %(end)s",
+            " AND (fingerprint, time_ns) IN (SELECT fingerprint, max(time_ns) FROM {db}.samples"
+            " WHERE {where} AND {window} GROUP BY fingerprint)",
+            "ORDER BY fingerprint, seq DESC LIMIT 1 BY fingerprint",
             {"start": _clamp(at_ns - lookback_ns), "end": _clamp(at_ns)},
         )  # fmt: skip
         return [Series(name, labels, found[fp]) for fp, labels in series.items() if fp in found]
