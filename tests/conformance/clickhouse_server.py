@@ -12,11 +12,14 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 
+from meshscope.store.clickhouse import ClickHouseStorage
 from tests.ingest.asgi_server import free_port
 
 BINARY_NAMES = ("clickhouse-server", "/usr/sbin/clickhouse-server", "/usr/bin/clickhouse")
@@ -169,3 +172,16 @@ def stop_shared() -> None:
 def database_for(directory: Path) -> str:
     """A database name of its own for each test directory (the same one when reopened)."""
     return "t_" + hashlib.sha1(str(directory).encode()).hexdigest()[:16]
+
+
+def fresh_storage(directory: Path) -> Iterator[ClickHouseStorage]:
+    """A fixture body: a store in a database of its own on the run's server (skipped where
+    no server can run), dropped afterwards."""
+    reason = available()
+    if reason:
+        pytest.skip(reason)
+    opened = ClickHouseStorage(dsn(), database_for(directory))
+    try:
+        yield opened
+    finally:
+        opened.drop()

@@ -52,6 +52,7 @@ from tests.e2e.test_durability import (
     _check_logs,
     _check_metrics,
     _check_traces,
+    kill_mid_traffic,
     serve,
     trace_id_of,
 )
@@ -135,23 +136,13 @@ def test_every_acknowledged_item_survives_kill_9_of_meshscope(
     unused = tmp_path / "unused.duckdb"  # serve's log goes beside it
     clients = [Client("traces", n) for n in range(3)] + [Client("logs", 0), Client("metrics", 0)]
     stop = threading.Event()
-    with serve(unused, ports, settings) as proc:
-        threads = [
-            threading.Thread(target=client.run, args=(ports.otlp_http, stop), daemon=True)
-            for client in clients
-        ]
-        for thread in threads:
-            thread.start()
+
+    def first_answers_then_a_while() -> None:
         _wait_until(lambda: all(client.acked for client in clients), 30, "first answers")
         time.sleep(random.uniform(0.5, 2.0))
-        proc.kill()  # SIGKILL mid-stream: no shutdown, no final flush
-        proc.wait(10)
-        for thread in threads:
-            thread.join(30)
-        stop.set()
-    for client in clients:
-        assert client.acked, f"{client.signal} client {client.number} got nothing acknowledged"
-        assert client.unacked, "the kill did not interrupt a request in flight"
+
+    with serve(unused, ports, settings) as proc:
+        kill_mid_traffic(proc, clients, ports.otlp_http, stop, first_answers_then_a_while)
     assert not unused.exists()  # nothing went to DuckDB
 
     with serve(unused, ports, settings):  # restarted on the same database: the public APIs

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +177,32 @@ class Client:
             seq += 1
 
 
+def kill_mid_traffic(
+    proc: subprocess.Popen[bytes],
+    clients: list[Client],
+    port: int,
+    stop: threading.Event,
+    wait: Callable[[], None],
+) -> None:
+    """The clients send to `port` until `wait` returns, then meshscope is killed with SIGKILL
+    (no shutdown, no final commit) while requests are in flight; each client must have had
+    something acknowledged and a request cut off."""
+    threads = [
+        threading.Thread(target=client.run, args=(port, stop), daemon=True) for client in clients
+    ]
+    for thread in threads:
+        thread.start()
+    wait()
+    proc.kill()
+    proc.wait(10)
+    for thread in threads:
+        thread.join(30)
+    stop.set()
+    for client in clients:
+        assert client.acked, f"{client.signal} client {client.number} got nothing acknowledged"
+        assert client.unacked, "the kill did not interrupt a request in flight"
+
+
 def _children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(child) for child in path.read_text().split()] if path.exists() else []
@@ -189,21 +215,7 @@ def test_every_acknowledged_item_survives_kill_9(tmp_path: Path) -> None:
     stop = threading.Event()
     with serve(db, ports) as proc:
         workers = _children(proc.pid)
-        threads = [
-            threading.Thread(target=client.run, args=(ports.otlp_http, stop), daemon=True)
-            for client in clients
-        ]
-        for thread in threads:
-            thread.start()
-        time.sleep(TRAFFIC_S)
-        proc.kill()  # SIGKILL mid-stream: no shutdown, no final commit
-        proc.wait(10)
-        for thread in threads:
-            thread.join(30)
-        stop.set()
-    for client in clients:
-        assert client.acked, f"{client.signal} client {client.number} got nothing acknowledged"
-        assert client.unacked, "the kill did not interrupt a request in flight"
+        kill_mid_traffic(proc, clients, ports.otlp_http, stop, lambda: time.sleep(TRAFFIC_S))
     deadline = time.monotonic() + 10  # the worker processes notice their owner is gone
     while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -45,12 +45,7 @@ RESOURCES: list[dict[str, AttrValue]] = [CART, {"service.name": "web"}, {}]
 
 @pytest.fixture
 def storage(tmp_path: Path) -> Iterator[ClickHouseStorage]:
-    reason = clickhouse_server.available()
-    if reason:
-        pytest.skip(reason)
-    opened = ClickHouseStorage(clickhouse_server.dsn(), clickhouse_server.database_for(tmp_path))
-    yield opened
-    opened.drop()
+    yield from clickhouse_server.fresh_storage(tmp_path)
 
 
 def spans() -> list[Span]:

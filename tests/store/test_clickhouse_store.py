@@ -30,12 +30,7 @@ D0 = 19_700 * DAY  # a UTC midnight
 
 @pytest.fixture
 def storage(tmp_path: Path) -> Iterator[ClickHouseStorage]:
-    reason = clickhouse_server.available()
-    if reason:
-        pytest.skip(reason)
-    opened = ClickHouseStorage(clickhouse_server.dsn(), clickhouse_server.database_for(tmp_path))
-    yield opened
-    opened.close()
+    yield from clickhouse_server.fresh_storage(tmp_path)
 
 
 def test_server_version_and_profile_are_detected(storage: ClickHouseStorage) -> None:
