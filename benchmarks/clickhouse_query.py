@@ -33,7 +33,7 @@ from meshscope.api.meshscope import meshscope_routes
 from meshscope.query.red import red
 from meshscope.store.base import TraceQuery
 from meshscope.store.clickhouse import ClickHouseStorage
-from query import HOUR_NS, p99, served, timed
+from query import HOUR_NS, p99, served, time_dependencies, timed
 from query_data import DAY_NS, T0, fill
 
 
@@ -110,13 +110,7 @@ def run(storage: ClickHouseStorage) -> None:
         report("search service+op+tag 1 h (find_trace_ids)", timed(search, len(windows)), 100)
         report("search service+op+tag 1 h (GET /api/traces, limit 20)",
                timed(search_route, len(windows)), 100)  # fmt: skip
-        end_ms = (T0 + DAY_NS) // 10**6
-        deps = timed(
-            lambda: ui.get(
-                "/api/dependencies", params={"endTs": end_ms, "lookback": 86_400_000}
-            ).raise_for_status(),
-            10,
-        )
+        deps = time_dependencies(ui)
         report("dependencies 24 h (GET /api/dependencies)", deps, 100)
         red_ms = timed(lambda: red(storage.metrics, T0, T0 + DAY_NS + 60 * 10**9), 10)
         report("RED all services 24 h (query.red)", red_ms, 100)

@@ -74,6 +74,12 @@ def timed(fn: Callable[[], Any], runs: int) -> list[float]:
     return out
 
 
+def time_dependencies(ui: httpx.Client, runs: int = 10) -> list[float]:
+    """`GET /api/dependencies` over the data set's 24 h, as Jaeger UI asks."""
+    params = {"endTs": (T0 + DAY_NS) // 10**6, "lookback": 86_400_000}
+    return timed(lambda: ui.get("/api/dependencies", params=params).raise_for_status(), runs)
+
+
 def p99(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
@@ -193,13 +199,7 @@ def run(storage: DuckDBStorage, con: duckdb.DuckDBPyConnection, ui: httpx.Client
     report("search service+op+tag 1 h (find_trace_ids)", found, 100, raw)
     report("search service+op+tag 1 h (GET /api/traces, limit 20)", routed, 100, raw)
 
-    end_ms = (T0 + DAY_NS) // 10**6
-    deps = timed(
-        lambda: ui.get(
-            "/api/dependencies", params={"endTs": end_ms, "lookback": 86_400_000}
-        ).raise_for_status(),
-        10,
-    )
+    deps = time_dependencies(ui)
     raw = timed(
         lambda: con.execute(
             "SELECT p.service, c.service, count(*) FROM spans c JOIN spans p"
