@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from meshscope.model.calls import Call
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
 from meshscope.model.spans import Span, SpanKind
@@ -28,7 +29,9 @@ from meshscope.store.clickhouse.schema import (
     statements,
     ttl_days,
 )
+from meshscope.store.clickhouse.span_rows import encode_spans
 from tests.conformance import chdb_session, clickhouse_server
+from tests.store import clickhouse_access_checks
 
 S = 1_000_000_000
 DAY = 86_400 * S
@@ -131,7 +134,8 @@ def test_codecs_low_cardinality_and_the_trace_id_index(storage: ClickHouseStorag
     for table, name in [
         ("spans", "service"), ("spans", "name"), ("spans_by_trace", "service"),
         ("logs", "service"), ("series", "name"), ("samples", "name"), ("families", "name"),
-        ("catalog", "service"), ("catalog", "name"),
+        ("catalog", "service"), ("catalog", "name"), ("access_logs", "target"),
+        ("access_logs", "source"), ("access_logs", "method"), ("access_logs", "connection_type"),
     ]:  # fmt: skip
         assert columns[table, name][0] == "LowCardinality(String)", (table, name)
     for (table, name), (_, codec) in columns.items():
@@ -139,6 +143,8 @@ def test_codecs_low_cardinality_and_the_trace_id_index(storage: ClickHouseStorag
             assert "ZSTD(1)" in codec, (table, name)
     assert columns["spans", "start_ns"][1] == "CODEC(Delta(8), ZSTD(1))"
     assert columns["spans", "duration_ns"][1] == "CODEC(T64, ZSTD(1))"
+    assert columns["access_logs", "duration_ns"][1] == "CODEC(T64, ZSTD(1))"
+    assert columns["access_logs", "time_ns"][1] == "CODEC(Delta(8), ZSTD(1))"
     assert columns["spans_by_trace", "trace_hi"][1] == "CODEC(Delta(8), ZSTD(1))"
     assert columns["samples", "time_ns"][1] == "CODEC(DoubleDelta, ZSTD(1))"
     indexes = _rows(
@@ -147,6 +153,7 @@ def test_codecs_low_cardinality_and_the_trace_id_index(storage: ClickHouseStorag
         " WHERE database = %(db)s ORDER BY table",
     )
     assert indexes == [
+        ("access_logs", "trace_id", "bloom_filter", "trace_hi"),
         ("logs", "trace_id", "bloom_filter", "trace_hi"),
         ("spans", "trace_id", "bloom_filter", "trace_hi"),
     ]
@@ -208,18 +215,28 @@ def _day_start(days_ago: int) -> int:
     return int(midnight.timestamp()) * S
 
 
+def test_access_logs_read_back_as_access_log_renders_them(storage: ClickHouseStorage) -> None:
+    clickhouse_access_checks.check_rendering(storage, _day_start(0))
+
+
+def test_log_filters_find_access_logs(storage: ClickHouseStorage) -> None:
+    clickhouse_access_checks.check_filters(storage, _day_start(0))
+
+
 def test_partitions_are_dropped_by_expire_too(storage: ClickHouseStorage) -> None:
     # Within the TTL (8 days): expire() still drops whole days and deletes older rows.
     times = [_day_start(days_ago) + hour * 3600 * S for days_ago in (3, 2, 1) for hour in (6, 18)]
-    storage.write_batch(
-        spans=[Span(_trace(n), f"{n + 1:016x}", "op", "web", t, t + S)
-               for n, t in enumerate(times)],
+    storage.write_encoded(
+        [encode_spans([Span(_trace(n), f"{n + 1:016x}", "op", "web", t, t + S)
+                       for n, t in enumerate(times)])],
         logs=[LogRecord(t, "line", "web") for t in times],
         points=[MetricPoint("m", (), t, value=1.0) for t in times],
+        calls=[Call("api", "web", t, False, 1_000) for t in times],
     )  # fmt: skip
-    assert storage.expire(_day_start(1) + 12 * 3600 * S) == 3 * 5
+    # Spans (counted once), logs, access logs and samples of 5 of the 6 times.
+    assert storage.expire(_day_start(1) + 12 * 3600 * S) == 4 * 5
     assert storage.traces.span_counts() == {"web": 1}
-    assert storage.logs.log_counts() == {"web": 1}
+    assert storage.logs.log_counts() == {"web": 2}
     for table, _ in EXPIRING:
         [(parts,)] = _rows(
             storage,
@@ -236,7 +253,8 @@ def test_rows_older_than_the_ttl_are_dropped_by_the_server(storage: ClickHouseSt
                Span(_trace(2), "02", "op", "web", recent, recent + S)],
         logs=[LogRecord(old, "old", "web"), LogRecord(recent, "recent", "web")],
     )  # fmt: skip
-    for table in ("spans", "spans_by_trace", "logs"):
+    storage.write_encoded([], calls=[Call("api", "web", old, False, 1_000)])
+    for table in ("spans", "spans_by_trace", "logs", "access_logs"):
         storage._conn.execute(f"OPTIMIZE TABLE {storage._conn.database}.{table} FINAL")
     assert storage.traces.span_counts() == {"web": 1}
     assert storage.traces.get_trace(_trace(1)) == []

@@ -22,6 +22,7 @@ from meshscope.store.clickhouse import ClickHouseStorage, ClickHouseUnavailableE
 from meshscope.store.clickhouse.connection import SEND_RECEIVE_TIMEOUT_S, Connection
 from tests.conformance import clickhouse_server
 from tests.ingest.asgi_server import free_port
+from tests.store import clickhouse_access_checks
 
 S = 1_000_000_000
 DAY = 86_400 * S
@@ -89,6 +90,25 @@ def test_calls_are_stored_as_the_log_records_access_log_renders(
     assert storage.logs.find_logs(LogQuery(access=False)) == [line]
     # One insert, the logs first: ties in time keep that order.
     assert storage.logs.find_logs(LogQuery()) == [rendered[0], line, rendered[1], rendered[2]]
+
+
+def test_access_logs_read_back_as_access_log_renders_them(storage: ClickHouseStorage) -> None:
+    clickhouse_access_checks.check_rendering(storage)
+
+
+def test_log_filters_find_access_logs(storage: ClickHouseStorage) -> None:
+    clickhouse_access_checks.check_filters(storage)
+
+
+def test_expire_drops_and_deletes_access_logs(storage: ClickHouseStorage) -> None:
+    times = [D0 + day * DAY + hour * 3600 * S for day in range(3) for hour in (6, 18)]
+    storage.write_encoded([], calls=[Call("api", "web", t, False, 1_000) for t in times])
+    days = ["2023-12-09", "2023-12-10", "2023-12-11"]
+    assert _partitions(storage, "access_logs") == days
+    assert storage.expire(D0 + 2 * DAY + 12 * 3600 * S) == 5
+    assert _partitions(storage, "access_logs") == days[2:]
+    assert [r.time_ns for r in storage.logs.find_logs(LogQuery())] == times[-1:]
+    assert storage.logs.log_counts() == {"web": 1}
 
 
 def test_malformed_dsn_and_database_are_value_errors() -> None:

@@ -137,6 +137,15 @@ def statements(database: str, profile: Profile, ttl_days: int | None = None) -> 
             trace_lo UInt64{z}, span_id UInt64{z}, access UInt8{z},
             {_attrs(p, "attr")}, {_attrs(p, "res")}, {_day("time_ns")}{p.trace_index()}
         ) ENGINE = MergeTree PARTITION BY day ORDER BY (service, time_ns){ttl}""",
+        # Calls between services, one typed row each; log reads render them as the access
+        # log records `model.access_logs.access_log` makes (access_logs.py), service = target.
+        f"""CREATE TABLE IF NOT EXISTS {db}.access_logs (
+            target {lc("String")}{z}, time_ns Int64{c(_SORTED)}, seq UInt64{c(_SORTED)},
+            source {lc("String")}{z}, duration_ns Int64{c(_SMALL)}, failed UInt8{z},
+            status_code Int32{z}, method {lc("String")}{z}, path String{z},
+            connection_type {lc("String")}{z}, trace_hi UInt64{z}, trace_lo UInt64{z},
+            span_id UInt64{z}, {_day("time_ns")}{p.trace_index()}
+        ) ENGINE = MergeTree PARTITION BY day ORDER BY (target, time_ns){ttl}""",
         # Series are found by name and labels here, then samples read by fingerprint.
         # ReplacingMergeTree(rank), rank = -seq: a merge keeps the first write's row.
         f"""CREATE TABLE IF NOT EXISTS {db}.series (
@@ -166,7 +175,7 @@ def statements(database: str, profile: Profile, ttl_days: int | None = None) -> 
 
 
 EXPIRING = (("spans", "start_ns"), ("spans_by_trace", "start_ns"), ("logs", "time_ns"),
-            ("samples", "time_ns"))  # fmt: skip
+            ("access_logs", "time_ns"), ("samples", "time_ns"))  # fmt: skip
 """Tables retention deletes from, with their time column; series and the catalog stay."""
 
 RANK_MAX = 2**64 - 1

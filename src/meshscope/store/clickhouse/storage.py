@@ -4,7 +4,7 @@ Writes are synchronous inserts: when a write returns, the rows are in ClickHouse
 two-phase (`store.twophase`): ingest workers encode spans into both span tables' insert
 columns (`span_rows.py`), and `write_encoded` inserts them with the rest; `write_batch` is the
 same path with the encoding done here. There are no transactions, so a write inserts table by
-table (spans by trace id, span search, logs with the calls' access logs, samples, catalog); a
+table (spans by trace id, span search, access logs, logs, samples, catalog); a
 failure part way leaves the earlier tables written and raises, and the caller's retry may
 write those rows twice.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from meshscope.model.access_logs import access_log
 from meshscope.model.calls import Call
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
@@ -92,10 +91,11 @@ class ClickHouseStorage:
         calls: Sequence[Call] = (),
     ) -> None:
         """`write_batch` with spans encoded by `encode_spans`, and calls between services
-        stored as the log records `access_log` renders (one insert with the other logs).
+        stored as typed `access_logs` rows that log reads render as the records `access_log`
+        makes (clickhouse/access_logs.py).
         Table by table, no transaction (see the module docstring)."""
         self.traces.write_encoded(encoded_spans)
-        self.logs.write_logs([*logs, *map(access_log, calls)] if calls else logs)
+        self.logs.write_logs(logs, calls)
         self.metrics.write_points(points)
         self.catalog.note(operations)
 

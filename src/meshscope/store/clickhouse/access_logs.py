@@ -1,0 +1,168 @@
+"""Access logs (one per call between services) as typed rows of the `access_logs` table.
+
+The pipeline derives ~0.7 calls per span; rendered in Python into generic log rows (a body
+and nine attributes as key/value arrays) they cost the owner about a third of its commit
+time. Here a call is one row of plain columns, and log reads render those rows in SQL into
+the `logs` layout, exactly as `meshscope.model.access_logs.access_log` renders a call (body,
+attributes with their type letters, severity, service = target), so a log query's filters
+apply to them as to any record (logs.py reads `logs` UNION ALL these rows).
+
+The texts of `duration_ms` are built from the integer `duration_ns` with integer functions
+only (no float-to-text function of the server, whose output differs between versions):
+- the attribute is Python's repr of `duration_ns / 1e6`: below 2**33 ms (~99 days) the
+  double's shortest round-trip digits are those of `duration_ns` (no other multiple of 1e-6
+  ms lies within its rounding interval), written as repr writes them (scientific below 1e-4);
+- the body's `{duration_ms:.3f}` rounds the double, not the decimal: the two differ only
+  when the decimal is a tie (`duration_ns % 1000 == 500`), and then the sign of
+  `double - decimal` is found exactly (`_ERROR`: Veltkamp split, every step exact).
+Calls whose duration is negative or beyond that bound (`RANGE_NS`) are stored as generic
+log rows `access_log` renders, as before (logs.py), so every call reads back the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import compress
+from typing import Any
+
+from meshscope.model.calls import Call
+from meshscope.model.logs import Severity
+from meshscope.store.codec import id64, id128
+
+RANGE_NS = 8 * 10**15
+"""Durations in [0, RANGE_NS) are stored typed; 8e15 ns / 1e6 < 2**33 ms (see above)."""
+
+COLUMNS = (
+    "target", "time_ns", "seq", "source", "duration_ns", "failed", "status_code", "method",
+    "path", "connection_type", "trace_hi", "trace_lo", "span_id",
+)  # fmt: skip
+
+_EMPTY: tuple[tuple[()], ...] = ((),) * len(Call._fields)
+
+
+def access_columns(calls: Sequence[Call], seqs: range) -> tuple[dict[str, list[Any]], list[int]]:
+    """The calls as `access_logs` insert columns (call i gets `seqs[i]`), and the indexes
+    of the calls whose duration is out of `RANGE_NS` (left out; the caller stores them as
+    generic log rows)."""
+    (
+        source,
+        target,
+        time_ns,
+        failed,
+        client_ns,
+        server_ns,
+        connection_type,
+        status_code,
+        method,
+        path,
+        trace_id,
+        span_id,
+    ) = zip(*calls, strict=True) if calls else _EMPTY
+    durations = [client or server for client, server in zip(client_ns, server_ns, strict=True)]
+    # Calls of one trace share its id: each distinct id is converted once.
+    halves = {t: id128(t) for t in set(trace_id)}
+    traces = [halves[t] for t in trace_id]
+    columns: dict[str, list[Any]] = {
+        "target": list(target),
+        "time_ns": list(time_ns),
+        "seq": list(seqs),
+        "source": list(source),
+        "duration_ns": durations,  # `Call.duration_ns`
+        "failed": list(map(int, failed)),
+        "status_code": list(status_code),
+        "method": list(method),
+        "path": list(path),
+        "connection_type": list(connection_type),
+        "trace_hi": [t[0] for t in traces],
+        "trace_lo": [t[1] for t in traces],
+        "span_id": list(map(id64, span_id)),
+    }
+    odd = [i for i, d in enumerate(durations) if not 0 <= d < RANGE_NS]
+    if odd:
+        keep = [0 <= d < RANGE_NS for d in durations]
+        columns = {name: list(compress(values, keep)) for name, values in columns.items()}
+    return columns, odd
+
+
+# --- Rendering (SQL over one `access_logs` row; functions ClickHouse 18.16 has) ----------
+
+_D = "duration_ns"
+
+MS_TEXT = f"""multiIf(
+    {_D} >= 100, concat(toString(intDiv({_D}, 1000000)), '.',
+        if(modulo({_D}, 1000000) = 0, '0',
+           replaceRegexpOne(substring(toString(modulo({_D}, 1000000) + 1000000), 2), '0+$', ''))),
+    {_D} = 0, '0.0',
+    {_D} < 10, concat(toString({_D}), 'e-06'),
+    modulo({_D}, 10) = 0, concat(toString(intDiv({_D}, 10)), 'e-05'),
+    concat(toString(intDiv({_D}, 10)), '.', toString(modulo({_D}, 10)), 'e-05'))"""
+"""`str(duration_ns / 1e6)` (Python's repr) for a duration in [0, RANGE_NS)."""
+
+# double(d / 1e6) * 1e6 - d, exactly in sign: x = hi + lo (Veltkamp, 26 bits each), so hi*1e6
+# and lo*1e6 are exact (1e6 has 14 significant bits), hi*1e6 - d is exact (Sterbenz) and
+# the final sum is rounded, which keeps its sign.
+_X = f"({_D} / 1000000.)"
+_HI = f"({_X} * 134217729. - ({_X} * 134217729. - {_X}))"
+_ERROR = f"(({_HI} * 1000000. - {_D}) + ({_X} - {_HI}) * 1000000.)"
+_UP = f"""(modulo({_D}, 1000) > 500 OR (modulo({_D}, 1000) = 500
+    AND ({_ERROR} > 0 OR ({_ERROR} = 0 AND modulo(intDiv({_D}, 1000), 2) = 1))))"""
+_US = f"(intDiv({_D}, 1000) + if({_UP}, 1, 0))"
+MS3_TEXT = (
+    f"concat(toString(intDiv({_US}, 1000)), '.',"
+    f" substring(toString(modulo({_US}, 1000) + 1000), 2))"
+)
+"""`f"{duration_ns / 1e6:.3f}"` for a duration in [0, RANGE_NS)."""
+
+_REQUEST = """multiIf(method != '' AND path != '', concat(method, ' ', path),
+    method != '', method, path != '', path, '-')"""
+_STATUS = "multiIf(status_code != 0, toString(status_code), failed = 1, 'error', 'ok')"
+BODY = f"concat(source, ' -> ', target, ' ', {_REQUEST}, ' ', {_STATUS}, ' ', {MS3_TEXT}, 'ms')"
+
+# Attributes in `access_log`'s order: required ones, then optional ones when set.
+_OPTIONAL = (
+    ("status_code != 0", "http.response.status_code", "toString(status_code)", "i"),
+    ("method != ''", "http.request.method", "method", "s"),
+    ("path != ''", "url.path", "path", "s"),
+    ("connection_type != ''", "connection_type", "connection_type", "s"),
+)
+
+
+def _optional(array: int) -> str:
+    return "".join(
+        f", if({cond}, [{repr(key) if array == 0 else value}], emptyArrayString())"
+        for cond, key, value, _ in _OPTIONAL
+    )
+
+
+ATTR_KEYS = (
+    "arrayConcat(['log.type', 'source.service', 'destination.service', 'duration_ms', 'error']"
+    f"{_optional(0)})"
+)
+ATTR_VALUES = (
+    "arrayConcat(['access', toString(source), toString(target), "
+    f"{MS_TEXT}, if(failed = 1, 'true', 'false')]{_optional(1)})"
+)
+ATTR_TYPES = (
+    "concat('sssfb'" + "".join(f", if({cond}, '{tag}', '')" for cond, _, _, tag in _OPTIONAL) + ")"
+)
+SEVERITY = f"toUInt8(if(failed = 1, {int(Severity.ERROR)}, {int(Severity.INFO)}))"
+
+SELECT = {
+    "time_ns": "time_ns",
+    "body": BODY,
+    "service": "target",
+    "severity": SEVERITY,
+    "severity_text": "''",
+    "trace_hi": "trace_hi",
+    "trace_lo": "trace_lo",
+    "span_id": "span_id",
+    "attr_keys": ATTR_KEYS,
+    "attr_values": ATTR_VALUES,
+    "attr_types": ATTR_TYPES,
+    "res_keys": "emptyArrayString()",
+    "res_values": "emptyArrayString()",
+    "res_types": "''",
+    "seq": "seq",
+    "access": "toUInt8(1)",
+}
+"""Each `logs` column a log read uses, as SQL over an `access_logs` row."""
