@@ -21,7 +21,6 @@ from meshscope.store.duckdb.packed import (
     has_params,
     key_needle,
     needle,
-    pack,
     pack_columns,
     pack_events,
     sql_escape,
@@ -42,6 +41,14 @@ values = st.one_of(
     st.binary(max_size=4),
 )
 attributes = st.dictionaries(st.one_of(tricky, st.text(max_size=6)), values, max_size=5)
+
+
+def pack(attributes: dict[str, Any]) -> tuple[str, str]:
+    """One row's packed attributes and type letters."""
+    columns = AttrColumns()
+    columns.add(attributes)
+    packed, tags = pack_columns(columns)
+    return str(packed[0].as_py()), str(tags[0].as_py())
 
 
 @pytest.fixture(scope="module")

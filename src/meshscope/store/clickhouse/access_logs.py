@@ -27,56 +27,19 @@ from typing import Any
 
 from meshscope.model.calls import Call
 from meshscope.model.logs import Severity
-from meshscope.store.codec import id64, id128
+from meshscope.store.codec import call_columns
 
 RANGE_NS = 8 * 10**15
 """Durations in [0, RANGE_NS) are stored typed; 8e15 ns / 1e6 < 2**33 ms (see above)."""
-
-COLUMNS = (
-    "target", "time_ns", "seq", "source", "duration_ns", "failed", "status_code", "method",
-    "path", "connection_type", "trace_hi", "trace_lo", "span_id",
-)  # fmt: skip
-
-_EMPTY: tuple[tuple[()], ...] = ((),) * len(Call._fields)
 
 
 def access_columns(calls: Sequence[Call], seqs: range) -> tuple[dict[str, list[Any]], list[int]]:
     """The calls as `access_logs` insert columns (call i gets `seqs[i]`), and the indexes
     of the calls whose duration is out of `RANGE_NS` (left out; the caller stores them as
     generic log rows)."""
-    (
-        source,
-        target,
-        time_ns,
-        failed,
-        client_ns,
-        server_ns,
-        connection_type,
-        status_code,
-        method,
-        path,
-        trace_id,
-        span_id,
-    ) = zip(*calls, strict=True) if calls else _EMPTY
-    durations = [client or server for client, server in zip(client_ns, server_ns, strict=True)]
-    # Calls of one trace share its id: each distinct id is converted once.
-    halves = {t: id128(t) for t in set(trace_id)}
-    traces = [halves[t] for t in trace_id]
-    columns: dict[str, list[Any]] = {
-        "target": list(target),
-        "time_ns": list(time_ns),
-        "seq": list(seqs),
-        "source": list(source),
-        "duration_ns": durations,  # `Call.duration_ns`
-        "failed": list(map(int, failed)),
-        "status_code": list(status_code),
-        "method": list(method),
-        "path": list(path),
-        "connection_type": list(connection_type),
-        "trace_hi": [t[0] for t in traces],
-        "trace_lo": [t[1] for t in traces],
-        "span_id": list(map(id64, span_id)),
-    }
+    plain = call_columns(calls)
+    durations = plain["duration_ns"]
+    columns = {**plain, "seq": list(seqs), "failed": list(map(int, plain["failed"]))}
     odd = [i for i, d in enumerate(durations) if not 0 <= d < RANGE_NS]
     if odd:
         keep = [0 <= d < RANGE_NS for d in durations]

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from meshscope.model.calls import Call
 from meshscope.model.logs import Severity
-from meshscope.store.codec import id64, id128
+from meshscope.store.codec import call_columns
 from meshscope.store.duckdb.packed import SEP, sql_entry
 
 _TABLE = """CREATE TABLE IF NOT EXISTS access_logs (
@@ -82,42 +82,19 @@ STATEMENTS = (_TABLE, _VIEW)
 """Run at every open (after the base schema): the view follows this module's rendering."""
 
 
-_EMPTY: tuple[tuple[()], ...] = ((),) * len(Call._fields)
+_TYPES_BY_COLUMN = {
+    "time_ns": pa.int64(), "source": pa.string(), "target": pa.string(),
+    "duration_ns": pa.int64(), "failed": pa.bool_(), "status_code": pa.int32(),
+    "method": pa.string(), "path": pa.string(), "connection_type": pa.string(),
+    "trace_hi": pa.uint64(), "trace_lo": pa.uint64(), "span_id": pa.uint64(),
+}  # fmt: skip
 
 
 def access_table(calls: Sequence[Call]) -> pa.Table:
-    """The calls as `access_logs` rows, built column by column (a Call is a tuple)."""
-    (
-        source,
-        target,
-        time_ns,
-        failed,
-        client_ns,
-        server_ns,
-        connection_type,
-        status_code,
-        method,
-        path,
-        trace_id,
-        span_id,
-    ) = zip(*calls, strict=True) if calls else _EMPTY
-    # Calls of one trace share its id: each distinct id is converted once.
-    halves = {t: id128(t) for t in set(trace_id)}
-    traces = [halves[t] for t in trace_id]
-    durations = [client or server for client, server in zip(client_ns, server_ns, strict=True)]
+    """The calls as `access_logs` rows (`store.codec.call_columns`, typed for this table)."""
     return pa.table(
         {
-            "time_ns": pa.array(time_ns, pa.int64()),
-            "source": pa.array(source, pa.string()),
-            "target": pa.array(target, pa.string()),
-            "duration_ns": pa.array(durations, pa.int64()),  # `Call.duration_ns`
-            "failed": pa.array(failed, pa.bool_()),
-            "status_code": pa.array(status_code, pa.int32()),
-            "method": pa.array(method, pa.string()),
-            "path": pa.array(path, pa.string()),
-            "connection_type": pa.array(connection_type, pa.string()),
-            "trace_hi": pa.array([t[0] for t in traces], pa.uint64()),
-            "trace_lo": pa.array([t[1] for t in traces], pa.uint64()),
-            "span_id": pa.array(list(map(id64, span_id)), pa.uint64()),
+            name: pa.array(values, _TYPES_BY_COLUMN[name])
+            for name, values in call_columns(calls).items()
         }
     )

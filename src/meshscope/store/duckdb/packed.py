@@ -115,14 +115,6 @@ def pack_columns(attrs: AttrColumns) -> tuple[pa.Array, pa.Array]:
     return pc.binary_join(rows, SEP), pa.array(attrs.tags, pa.string())
 
 
-def pack(attributes: dict[str, Any]) -> tuple[str, str]:
-    """One row's packed attributes and type letters."""
-    columns = AttrColumns()
-    columns.add(attributes)
-    packed, tags = pack_columns(columns)
-    return str(packed[0].as_py()), str(tags[0].as_py())
-
-
 def unpack(packed: str | None, tags: str | None) -> dict[str, Any]:
     """Typed attributes from the `attrs` and `attr_types` values."""
     if not packed:
@@ -148,8 +140,9 @@ def pack_events(
     from the span's start (`starts`), in decimal, joined by commas. Apart, the JSON repeats
     from span to span (dictionary-compressed) and the offsets are short: 5 instead of 27
     bytes per span on disk for one event each."""
-    items = [{"n": n} for n in names]
-    events = _json_column(offsets, attrs, items)
+    if not names:  # most batches: no per-row work
+        return pa.nulls(len(offsets) - 1, pa.string()), pa.nulls(len(offsets) - 1, pa.string())
+    events = _json_column(offsets, attrs, [{"n": n} for n in names])
     out: list[str | None] = []
     for row, (first, end) in enumerate(pairwise(offsets)):
         if end > first:
