@@ -483,6 +483,46 @@ def test_histogram_and_metadata_round_trip(storage: Storage) -> None:
     assert storage.metrics.select("up", [], 0, T0 * 2)[0].samples == [gauge]
 
 
+def test_points_keep_their_own_metadata_bounds_and_large_counts(storage: Storage) -> None:
+    """A point whose type, help or unit differ from its family's reads back with its own;
+    bounds may change within a series; counts keep every bit."""
+    first = MetricPoint(
+        "rpc_seconds",
+        (),
+        T0,
+        MetricType.HISTOGRAM,
+        0,
+        Histogram((0.5,), (1, 2), 1.5, 3),
+        help="RPC latency",
+        unit="seconds",
+    )
+    other = MetricPoint(
+        "rpc_seconds",
+        (),
+        T0 + 1,
+        MetricType.HISTOGRAM,
+        0,
+        Histogram((0.1, 1.0), (2**33, 0, 2**64 - 1), 2.0, 7),
+        help="changed",
+        unit="ms",
+    )
+    again = MetricPoint(
+        "rpc_seconds", (), T0 + 2, MetricType.GAUGE, 4, help="RPC latency", unit="seconds"
+    )
+    storage.metrics.write_points([first])
+    storage.metrics.write_points([other, again])
+    [series] = storage.metrics.select("rpc_seconds", [], T0, T0 + 2)
+    assert series.samples == [first, other, again]
+    found = storage.metrics.select_histograms("rpc_seconds", [], T0, T0 + 2)
+    assert [(h.bounds, h.counts.tolist()) for h in found] == [
+        ((0.5,), [[1, 2]]),
+        ((0.1, 1.0), [[2**33, 0, 2**64 - 1]]),
+    ]
+    assert storage.metrics.families() == [
+        MetricFamily("rpc_seconds", MetricType.HISTOGRAM, "RPC latency", "seconds")
+    ]
+
+
 # --- catalog -------------------------------------------------------------------------------
 
 

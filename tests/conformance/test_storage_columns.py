@@ -184,3 +184,26 @@ def test_array_reads_after_reopen_see_old_and_new_samples(backend: Backend, tmp_
         assert [g[2] for g in _hists(second)] == [[T0 + S, T0 + 2 * S]]
     finally:
         second.close()
+
+
+def test_histograms_read_from_disk_keep_bounds_changes_and_large_counts(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """After a reopen the rows come from the store's files, not from memory written earlier:
+    bounds that change within a series and counts of any size read back exactly."""
+    need(backend, REOPEN)
+    first = backend.open(tmp_path)
+    first.metrics.write_points([hist(1, (1.0,), (1, 2**40), a="x"), hist(1, (1.0,), (0, 0), a="y")])
+    first.metrics.write_points([hist(2, (0.5, 2.0), (2**62, 0, 3), a="x")])
+    first.metrics.write_points([hist(3, (1.0,), (7, 2**40), a="x")])
+    first.close()
+    second = backend.open(tmp_path)
+    try:
+        x, y = labels_of({"a": "x"}), labels_of({"a": "y"})
+        assert [(h[0], h[1], h[2], h[3]) for h in _hists(second)] == [
+            (x, (1.0,), [T0 + S, T0 + 3 * S], [[1, 2**40], [7, 2**40]]),
+            (x, (0.5, 2.0), [T0 + 2 * S], [[2**62, 0, 3]]),
+            (y, (1.0,), [T0 + S], [[0, 0]]),
+        ]
+    finally:
+        second.close()

@@ -1,19 +1,23 @@
 """A file written by an older schema version opens, is migrated in place, and reads back the
-same spans, logs and resources (version 1: attributes, events and links in LIST columns)."""
+same spans, logs, resources and samples (version 1: attributes, events, links and buckets in
+LIST columns; version 2: buckets as 8-byte BLOBs on every sample row)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 from meshscope.model.attributes import AttrValue
+from meshscope.model.exphistogram import ExpHistogram
+from meshscope.model.metrics import Histogram, MetricPoint, MetricType
 from meshscope.model.spans import SpanEvent, SpanLink
 from meshscope.store.base import LogQuery, TraceQuery
 from meshscope.store.codec import resource_id
 from meshscope.store.duckdb.database import Database
-from meshscope.store.duckdb.schema import SCHEMA_VERSION
+from meshscope.store.duckdb.schema import MIGRATIONS, SCHEMA_VERSION
 from meshscope.store.duckdb.storage import DuckDBStorage
 
 _ATTRS = "attr_keys VARCHAR[], attr_values VARCHAR[], attr_types VARCHAR"
@@ -137,3 +141,73 @@ def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(ValueError, match="schema version"):
         Database(path)
+
+
+def write_version_2(path: Path) -> None:
+    """A version-2 file: version 1's, migrated by version 1's own step, plus samples with
+    exponential histograms and bounds that change within a series (8-byte BLOBs)."""
+    write_version_1(path)
+    con = duckdb.connect(str(path))
+    con.execute("BEGIN")
+    for step in MIGRATIONS[1]:
+        con.execute(step) if isinstance(step, str) else step(con)
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    con.execute("COMMIT")
+    floats = np.dtype("<f8")
+    uints = np.dtype("<u8")
+    con.execute(
+        "INSERT INTO samples (series_id, time_ns, value, type, help, unit, bounds, counts,"
+        " hist_sum, hist_count, start_ns, exp_scale, exp_offset, exp_counts, exp_zero,"
+        " exp_min, exp_max) VALUES (0, ?, 0, 'histogram', 'Latency', 's', ?, ?, 9.0, 7, ?,"
+        " 4, -3, ?, 1, 0.5, 3.25)",
+        [
+            T0 + 1,
+            np.array([0.25], floats).tobytes(),
+            np.array([3, 2**40], uints).tobytes(),
+            T0 - 5,
+            np.array([1, 0, 70000], uints).tobytes(),
+        ],
+    )
+    con.close()
+
+
+def test_a_version_2_file_gets_compact_samples_and_reads_back_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "v2.duckdb"
+    write_version_2(path)
+    storage = DuckDBStorage(path)
+    try:
+        first, second = storage.metrics.select_histograms("lat", [], T0 - 1, T0 + 2)
+        assert (first.bounds, first.counts.tolist()) == ((0.1, 1.5), [[2, 3, 2**64 - 1]])
+        assert (second.bounds, second.counts.tolist()) == ((0.25,), [[3, 2**40]])
+        ((old, new),) = [s.samples for s in storage.metrics.select("lat", [], T0 - 1, T0 + 2)]
+        assert old.histogram == Histogram((0.1, 1.5), (2, 3, 2**64 - 1), 4.5, 5)
+        assert new.histogram == Histogram((0.25,), (3, 2**40), 9.0, 7)
+        assert (new.help, new.unit, new.start_ns) == ("Latency", "s", T0 - 5)
+        assert new.exp_histogram == ExpHistogram(4, -3, (1, 0, 70000), 1, 0.5, 3.25)
+        # Written after the migration: the same bounds keep their id, new ones get one.
+        storage.metrics.write_points(
+            [
+                MetricPoint(
+                    "lat", (("job", "a"),), T0 + 2, MetricType.HISTOGRAM, 0,
+                    Histogram((0.25,), (1, 1), 1.0, 2),
+                ),
+                MetricPoint(
+                    "lat", (("job", "b"),), T0 + 2, MetricType.HISTOGRAM, 0,
+                    Histogram((5.0,), (0, 1), 6.0, 1),
+                ),
+            ]
+        )  # fmt: skip
+    finally:
+        storage.close()
+    con = duckdb.connect(str(path))
+    assert con.execute("SELECT count(*) FROM histogram_bounds").fetchall() == [(3,)]
+    con.close()
+    reopened = DuckDBStorage(path)
+    try:
+        found = reopened.metrics.select_histograms("lat", [], T0 + 2, T0 + 2)
+        assert [(h.bounds, h.counts.tolist()) for h in found] == [
+            ((0.25,), [[1, 1]]),
+            ((5.0,), [[0, 1]]),
+        ]
+    finally:
+        reopened.close()

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from meshscope.store.duckdb.blobs import FLOAT, UINT, lists
+from meshscope.store.duckdb.blobs import narrow_lists
 
 Array = npt.NDArray[Any]
 Columns = tuple[Array, ...]
@@ -44,10 +44,12 @@ def value_runs(table: pa.Table, ids: Sequence[int]) -> dict[int, Columns]:
     return {series_id: (times[low:high], values[low:high]) for series_id, low, high in runs}
 
 
-def histogram_groups(table: pa.Table, ids: Sequence[int]) -> dict[int, list[HistogramGroup]]:
+def histogram_groups(
+    table: pa.Table, ids: Sequence[int], bounds: Sequence[Bounds]
+) -> dict[int, list[HistogramGroup]]:
     """Per series, its histogram rows grouped by bounds (groups in order of their first
-    row), from a (series_id, time_ns, bounds, counts, hist_sum, hist_count) table (buckets as
-    BLOBs, see blobs.py)."""
+    row), from a (series_id, time_ns, bounds_id, counts, hist_sum, hist_count) table (counts
+    as narrow BLOBs, see blobs.py; `bounds` by bounds id)."""
     if table.num_rows == 0:
         return {}
     order, runs, _ = grouped(
@@ -58,31 +60,47 @@ def histogram_groups(table: pa.Table, ids: Sequence[int]) -> dict[int, list[Hist
     times = table.column("time_ns").to_numpy()
     sums = table.column("hist_sum").to_numpy()
     totals = table.column("hist_count").to_numpy()
-    bounds = lists(pa.concat_arrays(table.column("bounds").chunks), FLOAT)
-    counts = lists(pa.concat_arrays(table.column("counts").chunks), UINT)
-    uniform = _uniform_bounds(bounds, counts)
+    bounds_ids = table.column("bounds_id").to_numpy()
+    counts = narrow_lists(pa.concat_arrays(table.column("counts").chunks))
+    offsets = counts.offsets.to_numpy()
+    widths = np.diff(offsets)
     flat = counts.flatten().to_numpy()
     out: dict[int, list[HistogramGroup]] = {}
     for series_id, low, high in runs:
-        if uniform is not None:
-            width = len(uniform) + 1
-            part = flat[low * width : high * width].reshape(high - low, width)
-            rows = [(uniform, np.arange(low, high), part)]
-        else:
-            rows = _group_by_bounds(bounds, counts, low, high)
-        out[series_id] = [
-            (
-                group_bounds,
-                (
-                    frozen(times[index]),
-                    frozen(group_counts),
-                    frozen(sums[index]),
-                    frozen(totals[index]),
-                ),
+        groups: list[HistogramGroup] = []
+        part = bounds_ids[low:high]
+        chosen = [int(part[0])] if (part == part[0]).all() else _first_seen(part)
+        for bounds_id in chosen:
+            index = low + (
+                np.flatnonzero(part == bounds_id) if len(chosen) > 1 else np.arange(high - low)
             )
-            for group_bounds, index, group_counts in rows
-        ]
+            group_bounds = bounds[bounds_id]
+            width = len(group_bounds) + 1
+            if not (widths[index] == width).all():  # a corrupt row
+                raise ValueError(f"histogram rows of series {series_id} do not fit their bounds")
+            if len(chosen) == 1:  # the usual case: the rows' counts are contiguous
+                group_counts = flat[offsets[low] : offsets[high]].reshape(high - low, width)
+            else:
+                group_counts = flat[offsets[index][:, None] + np.arange(width)]
+            groups.append(
+                (
+                    group_bounds,
+                    (
+                        frozen(times[index]),
+                        frozen(group_counts),
+                        frozen(sums[index]),
+                        frozen(totals[index]),
+                    ),
+                )
+            )
+        out[series_id] = groups
     return out
+
+
+def _first_seen(values: Array) -> list[int]:
+    """The distinct values in order of first appearance."""
+    unique, first = np.unique(values, return_index=True)
+    return [int(v) for v in unique[np.argsort(first)]]
 
 
 def grouped(
@@ -115,36 +133,6 @@ def grouped(
         order = np.lexsort((times, dense))
         sorted_times = times[order]
     return order, runs, sorted_times
-
-
-def _uniform_bounds(bounds: pa.ListArray, counts: pa.ListArray) -> tuple[float, ...] | None:
-    """The bounds every row has, when they all have the same (the usual case)."""
-    widths = np.diff(bounds.offsets.to_numpy())
-    width = int(widths[0])
-    if not (widths == width).all() or not (np.diff(counts.offsets.to_numpy()) == width + 1).all():
-        return None
-    flat = bounds.flatten().to_numpy().reshape(len(bounds), width)
-    if not (flat == flat[0]).all():
-        return None
-    return tuple(flat[0].tolist())
-
-
-def _group_by_bounds(
-    bounds: pa.ListArray, counts: pa.ListArray, low: int, high: int
-) -> list[tuple[tuple[float, ...], npt.NDArray[np.intp], npt.NDArray[np.uint64]]]:
-    """Rows low..high grouped by their bounds, in order of first row (bounds that change
-    over a series' life)."""
-    groups: dict[tuple[float, ...], list[int]] = {}
-    for row in range(low, high):
-        groups.setdefault(tuple(bounds[row].as_py()), []).append(row)
-    return [
-        (
-            key,
-            np.array(rows, np.intp),
-            np.array([counts[row].as_py() for row in rows], np.uint64).reshape(len(rows), -1),
-        )
-        for key, rows in groups.items()
-    ]
 
 
 def joined(parts: list[Columns]) -> Columns:

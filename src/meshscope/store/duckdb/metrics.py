@@ -24,6 +24,7 @@ from meshscope.store.base import (
     SampleColumns,
     Series,
 )
+from meshscope.store.duckdb.blobs import FLOAT
 from meshscope.store.duckdb.database import Database, Txn
 from meshscope.store.duckdb.metric_arrays import (
     histogram_groups,
@@ -32,6 +33,9 @@ from meshscope.store.duckdb.metric_arrays import (
     value_runs,
 )
 from meshscope.store.duckdb.metric_rows import (
+    SAMPLE_COLUMNS,
+    Bounds,
+    bounds_table,
     families_table,
     samples_table,
     series_from_rows,
@@ -43,11 +47,7 @@ from meshscope.store.duckdb.sample_rows import SeriesSamples
 
 LATEST_FIRST_WINDOW_NS = 5 * 60 * 10**9
 DEFAULT_SAMPLE_CACHE_BYTES = 256 * 2**20
-_SAMPLE_COLUMNS = (
-    "series_id, time_ns, value, type, help, unit, bounds, counts, hist_sum, hist_count,"
-    " start_ns, exp_scale, exp_offset, exp_counts, exp_zero, exp_min, exp_max"
-)
-_HISTOGRAM_COLUMNS = "bounds, counts, hist_sum, hist_count"
+_HISTOGRAM_COLUMNS = "bounds_id, counts, hist_sum, hist_count"
 
 
 class DuckDBMetricStore:
@@ -72,6 +72,12 @@ class DuckDBMetricStore:
             name: MetricFamily(name, MetricType(kind), help_text, unit)
             for name, kind, help_text, unit in families
         }
+        stored = db.read().execute("SELECT bounds_id, bounds FROM histogram_bounds").fetchall()
+        # Bucket bounds by id (ids are positions) and ids by bounds; replaced, never mutated.
+        self._bounds: list[Bounds] = [()] * len(stored)
+        for bounds_id, data in stored:
+            self._bounds[bounds_id] = tuple(np.frombuffer(data, FLOAT).tolist())
+        self._bounds_ids = {bounds: bounds_id for bounds_id, bounds in enumerate(self._bounds)}
         # `_ids` grouped by name, with label dicts for the matchers; rebuilt when `_ids` is
         # replaced (it is never mutated), which the first item tells.
         self._by_name: tuple[object, dict[str, dict[int, tuple[Labels, dict[str, str]]]]] = (
@@ -116,10 +122,26 @@ class DuckDBMetricStore:
             txn.insert("metric_families", families_table(len(families), fresh))
             self._families = {**families, **fresh}
             txn.on_rollback.append(lambda: setattr(self, "_families", families))
-        txn.insert("samples", samples_table(ids, points))
+        self._note_bounds(txn, points)
+        txn.insert("samples", samples_table(ids, points, self._families, self._bounds_ids))
         if cache.limit:
             txn.on_rollback.append(cache.append(ids, points))
             cache.fit()
+
+    def _note_bounds(self, txn: Txn, points: Sequence[MetricPoint]) -> None:
+        """Give bucket bounds not seen before their ids (in `histogram_bounds`)."""
+        known, listed = self._bounds_ids, self._bounds
+        fresh: dict[Bounds, int] = {}
+        for point in points:
+            hist = point.histogram
+            if hist is not None and hist.bounds not in known and hist.bounds not in fresh:
+                fresh[hist.bounds] = len(listed) + len(fresh)
+        if fresh:
+            txn.insert("histogram_bounds", bounds_table(len(listed), list(fresh)))
+            self._bounds_ids = {**known, **fresh}
+            self._bounds = [*listed, *fresh]
+            txn.on_rollback.append(lambda: setattr(self, "_bounds_ids", known))
+            txn.on_rollback.append(lambda: setattr(self, "_bounds", listed))
 
     def expired(self, before_ns: int) -> None:
         """Samples older than `before_ns` were deleted from DuckDB: drop them here too."""
@@ -149,13 +171,13 @@ class DuckDBMetricStore:
         rows = (
             self._db.read()
             .execute(
-                f"SELECT {_SAMPLE_COLUMNS} FROM samples WHERE series_id IN ({id_list})"
+                f"SELECT {SAMPLE_COLUMNS} FROM samples WHERE series_id IN ({id_list})"
                 " AND time_ns >= ? AND time_ns <= ? ORDER BY series_id, time_ns, rowid",
                 [start_ns, end_ns],
             )
             .fetchall()
         )
-        return series_from_rows(name, wanted, rows)
+        return series_from_rows(self._family(name), wanted, rows, self._bounds)
 
     def warm_cache(self) -> None:
         """Load every series into the sample cache now (within its bound), so the first
@@ -165,7 +187,7 @@ class DuckDBMetricStore:
     def _cached(self, ids: list[int]) -> None:
         """Load the series of `ids` the cache has not got yet."""
         if self.cache.limit and self.cache.missing(ids):
-            load(self._db, self.cache, ids)
+            load(self._db, self.cache, ids, lambda: self._bounds)
 
     def _scan(
         self,
@@ -209,7 +231,7 @@ class DuckDBMetricStore:
         self._cached(ids)
         horizon, cached = self.cache.values(ids, start_ns, end_ns)
         scanned, table = self._scan(
-            ids, list(cached), horizon, "value", "bounds IS NULL", start_ns, end_ns
+            ids, list(cached), horizon, "value", "counts IS NULL", start_ns, end_ns
         )
         older = {} if table is None else value_runs(table, scanned)
         out: list[SampleColumns] = []
@@ -230,9 +252,9 @@ class DuckDBMetricStore:
         self._cached(ids)
         horizon, cached = self.cache.histograms(ids, start_ns, end_ns)
         scanned, table = self._scan(
-            ids, list(cached), horizon, _HISTOGRAM_COLUMNS, "bounds IS NOT NULL", start_ns, end_ns
+            ids, list(cached), horizon, _HISTOGRAM_COLUMNS, "counts IS NOT NULL", start_ns, end_ns
         )
-        older = {} if table is None else histogram_groups(table, scanned)
+        older = {} if table is None else histogram_groups(table, scanned, self._bounds)
         out: list[HistogramColumns] = []
         for series_id in ids:
             groups = merged_groups(older.get(series_id, []), cached.get(series_id, []))
@@ -268,7 +290,7 @@ class DuckDBMetricStore:
             # The newest row of each series first (by rowid: cheap columns only), then only
             # those rows in full; fetching histograms of every row in the window costs 3x.
             found = cursor.execute(
-                f"SELECT {_SAMPLE_COLUMNS} FROM samples SEMI JOIN ("
+                f"SELECT {SAMPLE_COLUMNS} FROM samples SEMI JOIN ("
                 "   SELECT max_by(rowid, (time_ns, rowid)) AS newest FROM samples"
                 f"  WHERE series_id IN ({id_list}) AND time_ns >= $start AND time_ns <= $high"
                 "   GROUP BY series_id"
@@ -281,7 +303,12 @@ class DuckDBMetricStore:
             high = start - 1
             window *= 8
         rows.sort(key=lambda row: row[0])
-        return series_from_rows(name, wanted, rows)
+        return series_from_rows(self._family(name), wanted, rows, self._bounds)
+
+    def _family(self, name: str) -> MetricFamily:
+        """`name`'s family (rows migrated from files older than `metric_families` carry their
+        own metadata, so the fallback is never used for them)."""
+        return self._families.get(name) or MetricFamily(name, MetricType.UNKNOWN)
 
     def families(self) -> list[MetricFamily]:
         return list(self._families.values())

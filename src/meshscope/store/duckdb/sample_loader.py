@@ -9,12 +9,12 @@ samples fit (a quantile of their sample times; bytes per sample are averaged).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 
 from meshscope.store.duckdb.database import Database
-from meshscope.store.duckdb.metric_arrays import histogram_groups, value_runs
+from meshscope.store.duckdb.metric_arrays import Bounds, histogram_groups, value_runs
 from meshscope.store.duckdb.sample_cache import SampleCache
 from meshscope.store.duckdb.sample_rows import GROWTH, Rows, SeriesSamples
 
@@ -25,14 +25,19 @@ CHUNK_BYTES = 16 << 20
 transaction each: inserts wait for one group (~0.2 s), not for the whole load."""
 
 
-def load(db: Database, cache: SampleCache, ids: Sequence[int]) -> None:
+def load(
+    db: Database, cache: SampleCache, ids: Sequence[int], bounds: Callable[[], Sequence[Bounds]]
+) -> None:
+    """Load the series of `ids` the cache lacks; `bounds` gives the bucket bounds by id as
+    they are when the rows are read."""
     cold = cache.missing(ids)
     if not cold:
         return
     cursor = db.read()  # estimates only: the loads themselves run under the write lock
     sizes = dict.fromkeys(cold, 0)
     found = cursor.execute(
-        "SELECT series_id, count(*), coalesce(sum(octet_length(counts) // 8), 0), count(counts)"
+        "SELECT series_id, count(*), coalesce(sum((octet_length(counts) - 1)"
+        " // CAST(('0x' || left(hex(counts), 2)) AS INTEGER)), 0), count(counts)"
         f" FROM samples WHERE {_where(cold)} GROUP BY series_id",
         [cache.horizon],
     ).fetchall()
@@ -54,13 +59,15 @@ def load(db: Database, cache: SampleCache, ids: Sequence[int]) -> None:
         chunk.append(series_id)
         chunk_bytes += size
         if chunk_bytes >= CHUNK_BYTES:
-            _load_chunk(db, cache, chunk)
+            _load_chunk(db, cache, chunk, bounds)
             chunk, chunk_bytes = [], 0
     if chunk:
-        _load_chunk(db, cache, chunk)
+        _load_chunk(db, cache, chunk, bounds)
 
 
-def _load_chunk(db: Database, cache: SampleCache, ids: list[int]) -> None:
+def _load_chunk(
+    db: Database, cache: SampleCache, ids: list[int], bounds: Callable[[], Sequence[Bounds]]
+) -> None:
     with db.transaction() as txn:
         cold = cache.missing(ids)  # another reader may have loaded some meanwhile
         if not cold:
@@ -69,15 +76,15 @@ def _load_chunk(db: Database, cache: SampleCache, ids: list[int]) -> None:
         params = [cache.horizon]
         floats = con.sql(
             f"SELECT series_id, time_ns, value FROM samples WHERE {_where(cold)}"
-            " AND bounds IS NULL",
+            " AND counts IS NULL",
             params=params,
         ).to_arrow_table()
         histograms = con.sql(
-            "SELECT series_id, time_ns, bounds, counts, hist_sum, hist_count FROM samples"
-            f" WHERE {_where(cold)} AND bounds IS NOT NULL",
+            "SELECT series_id, time_ns, bounds_id, counts, hist_sum, hist_count FROM samples"
+            f" WHERE {_where(cold)} AND counts IS NOT NULL",
             params=params,
         ).to_arrow_table()
-        cache.install(_entries(floats, histograms, cold))
+        cache.install(_entries(floats, histograms, cold, bounds()))
         cache.fit()
 
 
@@ -86,11 +93,11 @@ def _where(ids: list[int]) -> str:
 
 
 def _entries(
-    float_rows: pa.Table, histogram_rows: pa.Table, ids: list[int]
+    float_rows: pa.Table, histogram_rows: pa.Table, ids: list[int], bounds: Sequence[Bounds]
 ) -> dict[int, SeriesSamples]:
     """Writable copies of each series' samples, one entry per id (empty when none)."""
     floats = value_runs(float_rows, ids)
-    histograms = histogram_groups(histogram_rows, ids)
+    histograms = histogram_groups(histogram_rows, ids, bounds)
     out: dict[int, SeriesSamples] = {}
     for series_id in ids:
         columns = floats.get(series_id)

@@ -21,14 +21,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
-from meshscope.store.duckdb.blobs import blobs
+from meshscope.store.duckdb.blobs import UINT, blobs, narrow
 from meshscope.store.duckdb.packed import ESC, KV, NONE, SEP, sql_escape
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """1: attributes, events, links and histogram buckets in LIST columns; 2: packed text and
-BLOBs (store/duckdb/packed.py, blobs.py)."""
+BLOBs (store/duckdb/packed.py, blobs.py); 3: compact samples (bucket bounds once per distinct
+set in `histogram_bounds`, counts in narrow BLOBs, metadata only where not the family's)."""
 
 # The tables whose layout changed in version 2, `{name}` to create them under another name
 # while migrating (see MIGRATIONS).
@@ -74,7 +76,7 @@ LOGS = """CREATE TABLE IF NOT EXISTS {name} (
         attr_types VARCHAR NOT NULL,
         resource_id UBIGINT NOT NULL
     )"""
-SAMPLES = """CREATE TABLE IF NOT EXISTS {name} (
+SAMPLES_V2 = """CREATE TABLE IF NOT EXISTS {name} (
         series_id UINTEGER NOT NULL,
         time_ns BIGINT NOT NULL,
         value DOUBLE NOT NULL,
@@ -93,9 +95,37 @@ SAMPLES = """CREATE TABLE IF NOT EXISTS {name} (
         exp_min DOUBLE,
         exp_max DOUBLE
     )"""
-"""Buckets (`bounds`, `counts`, `exp_counts`) are BLOBs of 8-byte numbers (blobs.py);
-`start_ns` is the series' start time, `exp_*` the exponential histogram of span durations
-(ADR 0010): both unknown (NULL) in rows written before they existed."""
+"""Version 2's samples (the target of version 1's migration)."""
+SAMPLES = """CREATE TABLE IF NOT EXISTS {name} (
+        series_id UINTEGER NOT NULL,
+        time_ns BIGINT NOT NULL,
+        value DOUBLE NOT NULL,
+        type VARCHAR,
+        help VARCHAR,
+        unit VARCHAR,
+        bounds_id UINTEGER,
+        counts BLOB,
+        hist_sum DOUBLE,
+        hist_count UBIGINT,
+        start_ns BIGINT,
+        exp_scale TINYINT,
+        exp_offset INTEGER,
+        exp_counts BLOB,
+        exp_zero UBIGINT,
+        exp_min DOUBLE,
+        exp_max DOUBLE
+    )"""
+"""A metric flush writes every active series (hundreds of rows every 15 s whatever the span
+rate), so a row holds only what is its own: `type`, `help`, `unit` are NULL when they are
+the family's (`metric_families`); a histogram's bounds are a `histogram_bounds` id, its
+`counts` and `exp_counts` narrow BLOBs (blobs.py: a width byte, then 1-8 bytes a count);
+`counts` is NULL for a sample without buckets. `start_ns` is the series' start time, `exp_*`
+the exponential histogram of span durations (ADR 0010): NULL in rows written before they
+existed."""
+HISTOGRAM_BOUNDS = """CREATE TABLE IF NOT EXISTS histogram_bounds (
+        bounds_id UINTEGER NOT NULL,
+        bounds BLOB NOT NULL
+    )"""
 
 STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -122,6 +152,7 @@ STATEMENTS = (
         unit VARCHAR NOT NULL
     )""",
     SAMPLES.format(name="samples"),
+    HISTOGRAM_BOUNDS,
     """CREATE TABLE IF NOT EXISTS services (
         position UINTEGER NOT NULL,
         service VARCHAR NOT NULL
@@ -200,6 +231,44 @@ def _samples_to_blobs(con: duckdb.DuckDBPyConnection) -> None:
         con.unregister("_samples_batch")
 
 
+def _compact_samples(con: duckdb.DuckDBPyConnection) -> None:
+    """Copy version-2 `samples` into `samples_v3` in row order: bounds BLOBs become ids in
+    `histogram_bounds`, 8-byte counts narrow BLOBs (metadata stays on every row: a row's own
+    values are as good as the family's)."""
+    ((low, high),) = con.execute("SELECT min(rowid), max(rowid) FROM samples").fetchall()
+    if low is None:
+        return
+    ids: dict[bytes, int] = {}
+    step = 1 << 16
+    for first in range(low, high + 1, step):
+        batch = con.sql(
+            f"SELECT * FROM samples WHERE rowid >= {first} AND rowid < {first + step}"
+            " ORDER BY rowid"
+        ).to_arrow_table()
+        bounds = [ids.setdefault(b, len(ids)) if b is not None else None
+                  for b in batch.column("bounds").to_pylist()]  # fmt: skip
+        batch = batch.drop_columns(["bounds"]).append_column(
+            "bounds_id", pa.array(bounds, pa.uint32())
+        )
+        for name in ("counts", "exp_counts"):
+            column = [None if c is None else narrow(np.frombuffer(c, UINT))
+                      for c in batch.column(name).to_pylist()]  # fmt: skip
+            index = batch.schema.get_field_index(name)
+            batch = batch.set_column(index, name, pa.array(column, pa.binary()))
+        con.register("_samples_batch", batch)
+        con.execute("INSERT INTO samples_v3 BY NAME SELECT * FROM _samples_batch")
+        con.unregister("_samples_batch")
+    table = pa.table(
+        {
+            "bounds_id": pa.array(list(ids.values()), pa.uint32()),
+            "bounds": pa.array(list(ids), pa.binary()),
+        }
+    )
+    con.register("_bounds", table)
+    con.execute("INSERT INTO histogram_bounds BY NAME SELECT * FROM _bounds")
+    con.unregister("_bounds")
+
+
 Migration = str | Callable[[duckdb.DuckDBPyConnection], None]
 
 MIGRATIONS: dict[int, tuple[Migration, ...]] = {
@@ -221,10 +290,17 @@ MIGRATIONS: dict[int, tuple[Migration, ...]] = {
         "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_zero UBIGINT",
         "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_min DOUBLE",
         "ALTER TABLE samples ADD COLUMN IF NOT EXISTS exp_max DOUBLE",
-        SAMPLES.format(name="samples_v2"),
+        SAMPLES_V2.format(name="samples_v2"),
         _samples_to_blobs,
         "DROP TABLE samples",
         "ALTER TABLE samples_v2 RENAME TO samples",
+    ),
+    2: (
+        SAMPLES.format(name="samples_v3"),
+        HISTOGRAM_BOUNDS,
+        _compact_samples,
+        "DROP TABLE samples",
+        "ALTER TABLE samples_v3 RENAME TO samples",
     ),
 }
 """Per schema version, the statements that bring a file of that version to the next (run in
