@@ -24,6 +24,10 @@ from meshscope.api.slo import slo_routes
 from meshscope.api.tempo import tempo_routes
 from meshscope.api.traces import trace_routes
 from meshscope.api.zipkin_read import zipkin_read_routes
+from meshscope.auth.grpc import AuthInterceptor
+from meshscope.auth.http import guard_routes
+from meshscope.auth.tls import TlsFiles, load_tls
+from meshscope.auth.tokens import TokenStore
 from meshscope.clock import Clock, SystemClock
 from meshscope.config import Config, ConfigError
 from meshscope.ingest.http import OtlpDecoders, otlp_http_routes, zipkin_routes
@@ -63,6 +67,9 @@ class App:
     zipkin: Starlette
     warm_up: WarmUpThread | None = None  # loads the store's read path after a restart
     notifier: AlertNotifier | None = None  # SLO alerts to Alertmanager, when configured
+    tokens: TokenStore | None = None  # with auth on: who each credential is (reloadable)
+    tls: TlsFiles | None = None  # with server.tls set: every listener's certificate
+    grpc_interceptors: tuple[AuthInterceptor, ...] = ()
 
     def start(self) -> None:
         if self.warm_up is not None:
@@ -87,6 +94,13 @@ class App:
 
 def build(config: Config, clock: Clock | None = None) -> App:
     clock = clock or SystemClock()
+    # Files named by the config first: a bad one stops the start before the store is opened.
+    tls = load_tls(config.server.tls)
+    tokens = (
+        TokenStore(config.auth.tokens_file, config.auth.reload_interval_seconds)
+        if config.auth.enabled
+        else None
+    )
     try:
         storage = open_storage(
             config.storage.kind,
@@ -173,6 +187,17 @@ def build(config: Config, clock: Clock | None = None) -> App:
     # Reads answer an unavailable store 503 in their API's envelope (api/handlers.py); this
     # is for the routes that read outside it (stats, trace logs, SLOs, the UI's pages).
     unavailable = {StoreUnavailableError: store_unavailable}
+    otlp_routes: list[BaseRoute] = [*otlp_http_routes(sink, limits, decoders), health_route()]
+    zipkin_app_routes: list[BaseRoute] = [
+        *zipkin_routes(sink, limits),
+        *zipkin_read_routes(storage),
+        health_route(),
+    ]
+    if tokens is not None:  # with auth off no route is wrapped: no per-request work
+        metrics_open = config.auth.metrics_open
+        guard_routes("ui", ui_routes, tokens, metrics_open=metrics_open)
+        guard_routes("otlp_http", otlp_routes, tokens, metrics_open=metrics_open)
+        guard_routes("zipkin", zipkin_app_routes, tokens, metrics_open=metrics_open)
     ui = Starlette(routes=ui_routes, middleware=middleware, exception_handlers=unavailable)
     ui.state.query_limits = config.query  # read by api/handlers.threaded for each query
     return App(
@@ -185,16 +210,16 @@ def build(config: Config, clock: Clock | None = None) -> App:
         decoders=decoders,
         scraper=scraper,
         ui=ui,
-        otlp_http=Starlette(
-            routes=[*otlp_http_routes(sink, limits, decoders), health_route()],
-            middleware=middleware,
-        ),
+        otlp_http=Starlette(routes=otlp_routes, middleware=middleware),
         zipkin=Starlette(
-            routes=[*zipkin_routes(sink, limits), *zipkin_read_routes(storage), health_route()],
+            routes=zipkin_app_routes,
             middleware=middleware,
             exception_handlers=unavailable,
         ),
         notifier=notifier,
+        tokens=tokens,
+        tls=tls,
+        grpc_interceptors=(AuthInterceptor(tokens),) if tokens is not None else (),
         warm_up=WarmUpThread(storage)
         if config.storage.duckdb.warm_up and isinstance(storage, Warmable)
         else None,

@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 
 from meshscope.alerting.config import AlertingConfig, parse_alerting
+from meshscope.auth.config import AuthConfig, validate_auth
+from meshscope.auth.tls import TlsConfig, validate_tls
 from meshscope.errors import ConfigError
 from meshscope.ingest.scrape_config import ScrapeConfig, parse_scrape_config
 from meshscope.pipeline.sampling.config import SamplingConfig
@@ -44,6 +46,7 @@ class ServerConfig:
     otlp_http_port: int = 4318
     otlp_grpc_port: int = 4317
     zipkin_port: int = 9411
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +95,11 @@ class Config:
     scrape: ScrapeConfig = field(default_factory=lambda: _nested_section("scrape", None))
     slos: tuple[Slo, ...] = ()
     alerting: AlertingConfig = field(default_factory=lambda: _nested_section("alerting", None))
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
 
 _SUBSECTIONS: dict[tuple[str, str], type[Any]] = {
+    ("server", "tls"): TlsConfig,
     ("storage", "duckdb"): DuckDBConfig,
     ("storage", "clickhouse"): ClickHouseConfig,
 }
@@ -105,6 +110,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "storage": StorageConfig,
     "pipeline": PipelineConfig,
     "query": QueryLimits,
+    "auth": AuthConfig,
 }
 
 
@@ -191,8 +197,7 @@ def _build_section(section: str, cls: type[Any], values: Mapping[str, Any]) -> A
 
 
 def _validate(config: Config) -> None:
-    ports = dataclasses.asdict(config.server)
-    for name, value in ports.items():
+    for name, value in dataclasses.asdict(config.server).items():
         if name.endswith("_port") and not 0 <= value <= 65535:
             raise ConfigError(f"setting server.{name} must be a port number, got {value}")
     if config.storage.kind not in KINDS:
@@ -221,6 +226,8 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"setting query.{name} must be > 0, got {value}")
     if config.pipeline.flush_interval_seconds <= 0:
         raise ConfigError("setting pipeline.flush_interval_seconds must be > 0")
+    validate_tls(config.server.tls)
+    validate_auth(config.auth)
 
 
 _CLICKHOUSE_DSN = re.compile(r"^clickhouses?://[^/\s]+(/\w*)?(\?\S*)?$")

@@ -115,16 +115,23 @@ async def _serve(app: App, sockets: dict[str, socket.socket]) -> None:
     grpc_socket.close()
     try:
         grpc_server = await start_grpc_server(
-            app.sink, server.host, server.otlp_grpc_port, app.limits, app.decoders
+            app.sink,
+            server.host,
+            server.otlp_grpc_port,
+            app.limits,
+            app.decoders,
+            credentials=app.tls.grpc_credentials() if app.tls else None,
+            interceptors=app.grpc_interceptors,
         )
     except RuntimeError:  # taken in the instant between the check and gRPC's own bind
         raise StartupError(
             f"cannot listen on {server.host}:{server.otlp_grpc_port} (otlp-grpc): port in use"
         ) from None
     asgi = {"ui+query": app.ui, "otlp-http": app.otlp_http, "zipkin": app.zipkin}
+    tls = app.tls.uvicorn_options() if app.tls else {}
     servers = {
         name: _Listener(
-            uvicorn.Config(asgi[name], log_config=None, access_log=False, lifespan="off")
+            uvicorn.Config(asgi[name], log_config=None, access_log=False, lifespan="off", **tls)
         )
         for name in sockets
     }
@@ -132,6 +139,8 @@ async def _serve(app: App, sockets: dict[str, socket.socket]) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if app.tokens is not None:  # SIGHUP: read the tokens file again now
+        loop.add_signal_handler(signal.SIGHUP, app.tokens.reload)
     tasks = [
         asyncio.create_task(instance.serve(sockets=[sockets[name]]))
         for name, instance in servers.items()
@@ -142,7 +151,9 @@ async def _serve(app: App, sockets: dict[str, socket.socket]) -> None:
         await asyncio.sleep(0.01)
     tasks.append(asyncio.create_task(app.scraper.run(stop)))
     for name, port in _ports(server):
-        log.info("listening", extra={"listener": name, "port": port})
+        log.info("listening", extra={"listener": name, "port": port, "tls": app.tls is not None})
+    if app.tokens is not None:
+        log.info("authentication on", extra={"tokens": len(app.tokens)})
     await stop.wait()
     for instance in servers.values():
         instance.should_exit = True

@@ -200,3 +200,28 @@ DOCS: tuple[Doc, ...] = (
          q("q", "text the body contains"), q("limit", "records, default 200, at most 2000",
          "integer"), q("access", "true: include access logs"))),
 )  # fmt: skip
+
+# Who may call each route when authentication is on (docs/security.md): `open` needs no
+# credentials, the others a token holding one of the scopes named. Not listed: `read`.
+OPEN, READ, WRITE, ADMIN = "open", "read", "write", "admin"
+ACCESS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("GET", "/health"): (OPEN,),
+    ("GET", "/"): (OPEN,),  # the page and its assets hold no data; the UI asks for a token
+    ("GET", "/ui/{path:path}"): (OPEN,),
+    ("GET", "/api/meshscope/openapi.json"): (OPEN,),
+    ("GET", "/metrics"): (ADMIN,),  # every tenant's numbers; `auth.metrics_open` opens it
+    ("POST", "/v1/traces"): (WRITE,),
+    ("POST", "/v1/metrics"): (WRITE,),
+    ("POST", "/v1/logs"): (WRITE,),
+    ("POST", "/api/v2/spans"): (WRITE,),
+    ("POST", "/api/v1/write"): (WRITE,),
+    ("POST", "/loki/api/v1/push"): (WRITE,),
+    # SDKs that write fetch their sampling strategy; readers may look at it too.
+    ("GET", "/api/sampling"): (READ, WRITE),
+    ("GET", "/sampling"): (READ, WRITE),
+}
+
+
+def access_of(method: str, path: str) -> tuple[str, ...]:
+    """The scopes route `method path` (a template) accepts, or (`open`,)."""
+    return ACCESS.get((method, path), (READ,))

@@ -17,7 +17,7 @@ INTERNAL (logged) for anything unexpected. Messages over 20 MiB are refused by g
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -65,9 +65,14 @@ async def start_grpc_server(
     port: int,
     limits: IngestLimits | None = None,
     decoders: OtlpDecoders | None = None,
+    *,
+    credentials: grpc.ServerCredentials | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> grpc.aio.Server:
     """Serve OTLP/gRPC on host:port (started; call `await server.stop(grace)` to end it)."""
-    server, _ = await serve_grpc(sink, host, port, limits, decoders)
+    server, _ = await serve_grpc(
+        sink, host, port, limits, decoders, credentials=credentials, interceptors=interceptors
+    )
     return server
 
 
@@ -77,15 +82,21 @@ async def serve_grpc(
     port: int,
     limits: IngestLimits | None = None,
     decoders: OtlpDecoders | None = None,
+    *,
+    credentials: grpc.ServerCredentials | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> tuple[grpc.aio.Server, int]:
-    """Like `start_grpc_server`, also returning the bound port (useful with port 0)."""
+    """Like `start_grpc_server`, also returning the bound port (useful with port 0).
+    `credentials` (TLS) make the port a secure one; `interceptors` run before each call
+    (authentication)."""
     limits = limits or IngestLimits()
     decoders = decoders or OtlpDecoders()
     server = grpc.aio.server(
+        interceptors=list(interceptors) or None,
         options=[
             ("grpc.max_receive_message_length", limits.max_body_bytes),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     handlers = [
         grpc.method_handlers_generic_handler(
@@ -99,7 +110,11 @@ async def serve_grpc(
         for signal, service in SERVICES.items()
     ]
     server.add_generic_rpc_handlers(handlers)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    if credentials is not None:
+        bound = server.add_secure_port(address, credentials)
+    else:
+        bound = server.add_insecure_port(address)
     await server.start()
     return server, bound
 
