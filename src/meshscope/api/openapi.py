@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from meshscope import __version__
-from meshscope.api.openapi_routes import DOCS, OTLP, UI, ZIPKIN, Doc
+from meshscope.api.openapi_routes import DOCS, OPEN, OTLP, UI, ZIPKIN, Doc, access_of
 
 SERVERS = {
     UI: "http://127.0.0.1:16686",
@@ -41,6 +41,14 @@ def _operation(doc: Doc) -> dict[str, Any]:
             "400": {"description": "bad parameters, with a message"},
         },
     }
+    access = access_of(doc.method, doc.path)
+    if OPEN in access:
+        operation["security"] = []
+    else:  # when `auth.enabled` (docs/security.md): a token holding one of these scopes
+        operation["security"] = [{"bearer": []}, {"basic": []}]
+        operation["x-meshscope-scopes"] = list(access)
+        operation["responses"]["401"] = {"description": "no or invalid credentials (auth on)"}
+        operation["responses"]["403"] = {"description": "the token lacks the scope (auth on)"}
     params = [
         {
             "name": param.name,
@@ -83,6 +91,12 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": SERVERS[UI], "description": UI}],
         "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "basic": {"type": "http", "scheme": "basic"},
+            }
+        },
     }
 
 

@@ -79,6 +79,11 @@ class Connection:
                 user=c.user,
                 password=c.password,
                 secure=c.secure_socket,
+                # TLS options of the DSN (ca_certs, certfile, keyfile, verify, ...) as given.
+                verify=c.verify_cert,
+                check_hostname=c.check_hostname,
+                server_hostname=c.server_hostname,
+                **c.ssl_options,
                 connect_timeout=c.connect_timeout,
                 send_receive_timeout=self._timeout_s,
             )
