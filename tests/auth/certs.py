@@ -31,7 +31,9 @@ def _ca(directory: Path, name: str) -> tuple[Path, Path]:
     return cert, key
 
 
-def _signed(directory: Path, name: str, ca: tuple[Path, Path], extensions: str) -> tuple[Path, Path]:
+def _signed(
+    directory: Path, name: str, ca: tuple[Path, Path], extensions: str
+) -> tuple[Path, Path]:
     key, csr, cert = (directory / f"{name}{suffix}" for suffix in (".key", ".csr", ".pem"))
     ext = directory / f"{name}.ext"
     ext.write_text(extensions)

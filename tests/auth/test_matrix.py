@@ -86,8 +86,10 @@ def clients(app: App) -> dict[str, TestClient]:
 def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -> httpx.Response:
     if method == "POST":
         headers = {**headers, "Content-Type": "application/x-protobuf"}
-        return client.request(method, _url(path), headers=headers, content=b"")
-    return client.request(method, _url(path), headers=headers)
+        response: httpx.Response = client.request(method, _url(path), headers=headers, content=b"")
+        return response
+    response = client.request(method, _url(path), headers=headers)
+    return response
 
 
 def _assert_envelope(app: str, path: str, response: httpx.Response, status: int) -> None:
@@ -118,9 +120,7 @@ def test_operations_cover_every_app() -> None:
 
 
 @pytest.mark.parametrize(("app_name", "method", "path"), OPERATIONS)
-def test_route(
-    clients: dict[str, TestClient], app_name: str, method: str, path: str
-) -> None:
+def test_route(clients: dict[str, TestClient], app_name: str, method: str, path: str) -> None:
     client = clients[app_name]
     access = access_of(method, path)
     if access == ("open",):
@@ -169,7 +169,7 @@ def test_the_principal_is_on_the_request(app: App) -> None:
 
     async def who(request: Request) -> JSONResponse:
         principal = current_principal.get()
-        assert principal is request.user
+        assert principal is not None and principal is request.user
         return JSONResponse({"name": request.user.display_name, "scopes": request.auth.scopes,
                              "tenants": sorted(principal.tenants)})  # fmt: skip
 
