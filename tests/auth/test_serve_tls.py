@@ -217,9 +217,11 @@ def test_mutual_tls(workdir: Path, certs: Certs) -> None:
                 b"", metadata=(("authorization", f"Bearer {WRITER}"),), timeout=10
             )
         bare = grpc.ssl_channel_credentials(certs.ca.read_bytes())
-        with grpc.secure_channel(f"127.0.0.1:{ports.otlp_grpc}", bare) as channel:
-            with pytest.raises(grpc.RpcError) as raised:
-                channel.unary_unary(method_path)(
-                    b"", metadata=(("authorization", f"Bearer {WRITER}"),), timeout=10
-                )
+        with (
+            grpc.secure_channel(f"127.0.0.1:{ports.otlp_grpc}", bare) as channel,
+            pytest.raises(grpc.RpcError) as raised,
+        ):
+            channel.unary_unary(method_path)(
+                b"", metadata=(("authorization", f"Bearer {WRITER}"),), timeout=10
+            )
         assert raised.value.code() is grpc.StatusCode.UNAVAILABLE

@@ -3,6 +3,7 @@ plain, hashed and basic-auth credentials, and reloading when the file changes.""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -41,7 +42,8 @@ def test_lookups(tmp_path: Path) -> None:
 
 def test_json_is_read_too(tmp_path: Path) -> None:
     path = tmp_path / "tokens.json"
-    path.write_text('{"tokens": [{"name": "a", "token": "%s", "scopes": ["read"]}]}' % READER)
+    entry = {"name": "a", "token": READER, "scopes": ["read"]}
+    path.write_text(json.dumps({"tokens": [entry]}))
     assert TokenStore(path).bearer(READER) is not None
 
 
@@ -84,7 +86,7 @@ def test_invalid_files_are_refused_without_quoting_secrets(
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read auth.tokens_file .*absent.yaml"):
+    with pytest.raises(ConfigError, match=r"cannot read auth.tokens_file .*absent\.yaml"):
         TokenStore(tmp_path / "absent.yaml")
 
 
