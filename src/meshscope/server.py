@@ -17,7 +17,7 @@ import uvicorn
 
 from meshscope import __version__
 from meshscope.app import App, build
-from meshscope.config import Config, ServerConfig
+from meshscope.config import Config, ConfigError, ServerConfig
 from meshscope.listen import StartupError, bind_tcp, describe
 from meshscope.logs import configure_logging
 from meshscope.store.duckdb.database import StoreLockedError
@@ -59,6 +59,10 @@ def serve(config: Config, args: argparse.Namespace) -> int:
         return _fail(str(error), sockets)
     except StoreLockedError as error:
         return _fail(f"cannot open {error.path}: in use by {describe(error.pid)}", sockets)
+    except ConfigError:  # e.g. the tokens file or a TLS file: main() prints it (exit 2)
+        for sock in sockets.values():
+            sock.close()
+        raise
     log.info("starting", extra={"version": __version__, "pid": os.getpid()})
     app.start()
     try:

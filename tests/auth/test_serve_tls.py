@@ -85,7 +85,7 @@ def test_sdk_http_exporter_needs_a_write_token(
         try:
             return exporter.export(make_spans())
         finally:
-            exporter.shutdown()
+            exporter.shutdown()  # type: ignore[no-untyped-call]
 
     assert export(None) is SpanExportResult.FAILURE
     assert export({"Authorization": f"Bearer {READER}"}) is SpanExportResult.FAILURE
