@@ -14,10 +14,11 @@ HOST = "127.0.0.1"
 
 
 @contextmanager
-def serving(app: Any, force_exit: bool = False) -> Iterator[str]:
+def serving(app: Any, force_exit: bool = False, **options: Any) -> Iterator[str]:
     """Yield the base URL while uvicorn serves the ASGI `app`; stop it (bounded) afterwards.
-    `force_exit` stops without waiting for requests still running (a hanging target's)."""
-    config = uvicorn.Config(app, host=HOST, port=0, log_level="warning", lifespan="off")
+    `force_exit` stops without waiting for requests still running (a hanging target's);
+    `options` go to uvicorn.Config (`ssl_certfile`, `ssl_keyfile`: an https URL)."""
+    config = uvicorn.Config(app, host=HOST, port=0, log_level="warning", lifespan="off", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
@@ -28,7 +29,8 @@ def serving(app: Any, force_exit: bool = False) -> Iterator[str]:
                 raise RuntimeError("uvicorn did not start")
             time.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://{HOST}:{port}"
+        scheme = "https" if options.get("ssl_certfile") else "http"
+        yield f"{scheme}://{HOST}:{port}"
     finally:
         server.should_exit = True
         server.force_exit = force_exit

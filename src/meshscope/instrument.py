@@ -99,9 +99,12 @@ def instrument(
     stream: TextIO | None = None,
     export_delay_ms: int = 1000,
     resource_attributes: dict[str, str] | None = None,
+    token: str | None = None,
 ) -> Instrumentation:
     """Configure traces and logs for `service`, exported to meshscope at `endpoint` (its
-    OTLP/HTTP base URL). JSON lines go to `stream` (stdout by default)."""
+    OTLP/HTTP base URL). JSON lines go to `stream` (stdout by default). `token` is sent as
+    `Authorization: Bearer` (meshscope with `auth.enabled`); without it the exporters send
+    what `OTEL_EXPORTER_OTLP_HEADERS` says, as every OpenTelemetry SDK does."""
     import structlog
     from opentelemetry import propagate, trace
     from opentelemetry._logs import set_logger_provider
@@ -115,18 +118,19 @@ def instrument(
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     endpoint = endpoint.rstrip("/")
+    headers = {"authorization": f"Bearer {token}"} if token else None
     resource = Resource.create({"service.name": service, **(resource_attributes or {})})
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(
         BatchSpanProcessor(
-            OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", timeout=5),
+            OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", timeout=5, headers=headers),
             schedule_delay_millis=export_delay_ms,
         )
     )
     logger_provider = LoggerProvider(resource=resource)
     logger_provider.add_log_record_processor(
         BatchLogRecordProcessor(
-            OTLPLogExporter(endpoint=f"{endpoint}/v1/logs", timeout=5),
+            OTLPLogExporter(endpoint=f"{endpoint}/v1/logs", timeout=5, headers=headers),
             schedule_delay_millis=export_delay_ms,
         )
     )

@@ -9,6 +9,7 @@ Each stops cleanly on SIGINT or SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import threading
@@ -23,7 +24,12 @@ from meshscope.demo.topology import CALLS, SERVICES, DemoSettings
 from meshscope.demo.traffic import TrafficGenerator, control_app
 from meshscope.instrument import Instrumentation, instrument
 from meshscope.sidecar.runner import run_sidecars
-from meshscope.sidecar.settings import Address, ExportSettings, SidecarSettings
+from meshscope.sidecar.settings import (
+    Address,
+    ExportSettings,
+    SidecarSettings,
+    otlp_client_env,
+)
 
 
 def sidecar_settings(settings: DemoSettings) -> list[SidecarSettings]:
@@ -42,7 +48,9 @@ def sidecar_settings(settings: DemoSettings) -> list[SidecarSettings]:
 
 def run_demo_sidecars(settings: DemoSettings) -> int:
     export = ExportSettings(
-        endpoint=settings.otlp_endpoint, flush_interval_s=settings.export_interval_s
+        endpoint=settings.otlp_endpoint,
+        flush_interval_s=settings.export_interval_s,
+        **otlp_client_env(os.environ),  # credentials, as the services' SDK exporters read them
     )
     return run_sidecars(
         sidecar_settings(settings), export, Address(settings.host, settings.admin_port)

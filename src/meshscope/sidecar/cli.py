@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -12,6 +13,7 @@ from meshscope.sidecar.settings import (
     ExportSettings,
     SettingsError,
     SidecarSettings,
+    otlp_client_env,
     parse_address,
     parse_route,
 )
@@ -94,6 +96,7 @@ def settings_from_args(
         endpoint=args.otlp_endpoint.rstrip("/"),
         flush_interval_s=args.export_interval,
         max_buffer=args.export_buffer,
+        **otlp_client_env(os.environ),
     )
     admin = parse_address("--admin", args.admin) if args.admin else None
     return sidecar, export, admin

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
@@ -70,7 +71,13 @@ class Exporter:
 
     async def start(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
-        self._session = aiohttp.ClientSession(timeout=timeout)
+        connector = None
+        if self.settings.ca_file:
+            context = ssl.create_default_context(cafile=self.settings.ca_file)
+            connector = aiohttp.TCPConnector(ssl=context)
+        self._session = aiohttp.ClientSession(
+            timeout=timeout, headers=dict(self.settings.headers), connector=connector
+        )
         self._task = asyncio.create_task(self._run(), name="meshscope-sidecar-export")
 
     async def stop(self, drain_timeout_s: float = 2.0) -> None:

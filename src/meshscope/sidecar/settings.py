@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_OTLP_ENDPOINT = "http://127.0.0.1:4318"
@@ -33,6 +35,8 @@ class ExportSettings:
     max_batch: int = 128
     max_buffer: int = 20_000
     timeout_s: float = 5.0
+    headers: tuple[tuple[str, str], ...] = ()  # e.g. authorization (never logged)
+    ca_file: str = ""  # the CA an https endpoint's certificate is checked against ("": system)
 
     def __post_init__(self) -> None:
         parse_url("--otlp-endpoint", self.endpoint)
@@ -90,3 +94,16 @@ def parse_route(value: str) -> tuple[str, str]:
     if not sep or not name or "/" in name:
         raise SettingsError(f"--route must be NAME=URL, got {value!r}")
     return name, parse_url(f"--route {name}", url.strip())
+
+
+def otlp_client_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`ExportSettings` keywords from the OpenTelemetry exporter variables the SDKs read too:
+    `OTEL_EXPORTER_OTLP_HEADERS` (`authorization=Bearer%20<token>`, as with
+    `meshscope.instrument()`) and `OTEL_EXPORTER_OTLP_CERTIFICATE` (a CA file)."""
+    from opentelemetry.util.re import parse_env_headers
+
+    headers = parse_env_headers(environ.get("OTEL_EXPORTER_OTLP_HEADERS", ""), liberal=True)
+    return {
+        "headers": tuple(headers.items()),
+        "ca_file": environ.get("OTEL_EXPORTER_OTLP_CERTIFICATE", ""),
+    }
