@@ -37,8 +37,9 @@ def receiver(tmp_path: Path, certs: Certs) -> Iterator[tuple[str, PipelineSink]]
     app: Starlette = receiver_app(sink)
     guard_routes("otlp_http", app.routes, TokenStore(write_tokens(tmp_path / "t.yaml")),
                  metrics_open=False)  # fmt: skip
-    options = {"ssl_certfile": str(certs.server_cert), "ssl_keyfile": str(certs.server_key)}
-    with serving(app, **options) as url:
+    with serving(
+        app, ssl_certfile=str(certs.server_cert), ssl_keyfile=str(certs.server_key)
+    ) as url:
         yield url, sink
 
 
