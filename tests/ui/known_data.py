@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from meshscope.app import App, build
 from meshscope.clock import ManualClock
@@ -125,13 +126,15 @@ def cpu(at_ns: int) -> list[MetricPoint]:
 
 
 @contextmanager
-def known_app() -> Iterator[App]:
-    """A real app over the memory store holding the known traces, logs and metrics."""
+def known_app(**settings: Any) -> Iterator[App]:
+    """A real app over the memory store holding the known traces, logs and metrics
+    (`settings`: more Config sections, e.g. `auth`)."""
     clock = ManualClock(BASE)
     config = Config(
         storage=StorageConfig(kind="memory", path="unused"),
         pipeline=PipelineConfig(servicegraph_ttl_seconds=5.0),
         slos=(SLO,),
+        **settings,
     )
     app = build(config, clock)
     for n in range(TRACES):

@@ -10,8 +10,72 @@ function qs(params) {
   return out.toString();
 }
 
+// Authentication (docs/security.md): when meshscope answers 401 the UI asks for a token
+// once, keeps it in this tab's sessionStorage and sends it as an Authorization header, never
+// in a URL. Behind a reverse proxy that sets the header, no 401 comes and nothing is asked.
+const TOKEN_KEY = "meshscope.token";
+let asking = null;
+
+export function authHeaders() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+export function hasToken() {
+  return sessionStorage.getItem(TOKEN_KEY) !== null;
+}
+
+export function forgetToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
+// One dialog for every request refused at once; resolves to the token, or null (cancelled).
+function askToken(message) {
+  if (asking) return asking;
+  const dialog = document.getElementById("login");
+  const form = document.getElementById("login-form");
+  const input = document.getElementById("login-token");
+  document.getElementById("login-message").textContent = message;
+  input.value = "";
+  asking = new Promise((resolve) => {
+    const done = (token) => {
+      form.removeEventListener("submit", submit);
+      dialog.removeEventListener("close", cancel);
+      asking = null;
+      resolve(token);
+    };
+    const submit = (event) => {
+      event.preventDefault();
+      const token = input.value.trim();
+      if (!token) return;
+      done(token);
+      dialog.close();
+    };
+    const cancel = () => done(null);
+    form.addEventListener("submit", submit);
+    dialog.addEventListener("close", cancel);
+    dialog.showModal();
+    input.focus();
+  });
+  return asking;
+}
+
+export async function authorizedFetch(url, headers = {}) {
+  for (;;) {
+    const response = await fetch(url, { headers: { ...headers, ...authHeaders() } });
+    if (response.status !== 401) return response;
+    const refused = hasToken();
+    const token = await askToken(refused
+      ? "The token was not accepted. Enter another one."
+      : "This meshscope asks for an access token (a token with the read scope).");
+    if (token === null) return response;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    document.dispatchEvent(new CustomEvent("meshscope:token"));
+  }
+}
+
 async function getJSON(url) {
-  const response = await fetch(url, { headers: { Accept: "application/json" } });
+  const response = await authorizedFetch(url, { Accept: "application/json" });
   let body = null;
   try { body = await response.json(); } catch { body = null; }
   if (!response.ok) {

@@ -1,4 +1,5 @@
 // The single-page shell: hash router, time picker, keyboard shortcuts.
+import { forgetToken, hasToken } from "./api.js";
 import { destroyCharts } from "./charts.js";
 import { clear, failure, h } from "./dom.js";
 import { PRESETS, href, parseHash, timeRange, withParams } from "./state.js";
@@ -85,6 +86,12 @@ document.addEventListener("keydown", (e) => {
 });
 
 document.getElementById("refresh").addEventListener("click", () => render());
+const tokenButton = document.getElementById("token-button");
+const showTokenButton = () => { tokenButton.hidden = !hasToken(); };
+document.addEventListener("meshscope:token", showTokenButton);
+tokenButton.addEventListener("click", () => { forgetToken(); showTokenButton(); render(); });
+document.getElementById("login-cancel").addEventListener("click", () => document.getElementById("login").close());
+showTokenButton();
 document.getElementById("help-button").addEventListener("click", () => document.getElementById("help").showModal());
 window.addEventListener("hashchange", render);
 render();

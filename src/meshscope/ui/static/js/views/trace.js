@@ -1,10 +1,22 @@
 // Trace view: header numbers, the waterfall (collapsible span tree on a time axis, errors
 // marked, critical path highlighted), span details, and the trace's logs.
-import { api } from "../api.js";
+import { api, authorizedFetch, hasToken } from "../api.js";
 import { card, clear, empty, h, kpi, pageHeader } from "../dom.js";
 import { clock, dateTime, duration, serviceColor } from "../format.js";
 import { isError, parentOf, serviceOf, spanTree, summarize, tagValue } from "../jaeger.js";
 import { logTable } from "./logs.js";
+
+// With a token, a plain link would open the JSON without it (401): fetch it with the token
+// and show it from a blob: URL instead (the token never goes into a URL).
+function openWithToken(event) {
+  if (!hasToken()) return;
+  event.preventDefault();
+  const opened = window.open("", "_blank");
+  authorizedFetch(event.currentTarget.getAttribute("href"), { Accept: "application/json" })
+    .then((response) => response.blob())
+    .then((blob) => { if (opened) opened.location = URL.createObjectURL(blob); })
+    .catch(() => opened?.close());
+}
 
 const HIDDEN_TAGS = new Set(["span.kind", "otel.status_code", "otel.status_description", "error"]);
 
@@ -78,7 +90,7 @@ export async function render(root, ctx) {
     h("button", { type: "button", class: "button", onclick: () => { collapsed.clear(); draw(); } }, "Expand all"),
     h("button", { type: "button", class: "button", onclick: () => { rows.forEach((r) => r.childCount && r.depth > 0 && collapsed.add(r.span.spanID)); draw(); } }, "Collapse all"),
     h("a", { class: "button", href: "#trace-logs", onclick: (e) => { e.preventDefault(); document.getElementById("trace-logs")?.scrollIntoView({ behavior: "smooth" }); } }, `Logs (${logs.length})`),
-    h("a", { class: "button", href: `/api/traces/${encodeURIComponent(sum.traceID)}`, target: "_blank", rel: "noopener" }, "Trace JSON")));
+    h("a", { class: "button", href: `/api/traces/${encodeURIComponent(sum.traceID)}`, target: "_blank", rel: "noopener", onclick: openWithToken }, "Trace JSON")));
   root.append(h("div", { class: "kpis" },
     kpi("Total latency", duration(sum.durationUs / 1000), "", "latency"),
     kpi("Spans", sum.spanCount, "", "spans"),
