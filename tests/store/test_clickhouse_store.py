@@ -159,3 +159,29 @@ def test_serve_on_an_unreachable_server_exits_with_one_line(tmp_path: Path) -> N
     assert line.startswith("meshscope: storage.kind clickhouse: clickhouse at")
     assert f"127.0.0.1:{port}" in line
     assert "Connection refused" in line
+
+
+def test_the_dsns_tls_options_reach_every_threads_client(tmp_path: Path) -> None:
+    """`clickhouses://` with the driver's TLS options: each thread's own client (made from the
+    DSN's) connects with them, not only the first (no connection is made here)."""
+    ca = tmp_path / "ca.pem"
+    dsn = (
+        f"clickhouses://u:p@db.example:9440/default?ca_certs={ca}&certfile={tmp_path}/c.pem"
+        f"&keyfile={tmp_path}/c.key&server_hostname=ch.internal"
+    )
+    connection = Connection(dsn, "db")
+    try:
+        made = connection._client().connection
+        assert made.secure_socket and made.verify_cert
+        assert made.ssl_options["ca_certs"] == str(ca)
+        assert made.ssl_options["certfile"] == f"{tmp_path}/c.pem"
+        assert made.ssl_options["keyfile"] == f"{tmp_path}/c.key"
+        assert made.server_hostname == "ch.internal"
+        unverified = Connection("clickhouses://db.example:9440/default?verify=false", "db")
+        assert not unverified._client().connection.verify_cert
+        unverified.close()
+        plain = Connection("clickhouse://db.example:9000/default", "db")
+        assert not plain._client().connection.secure_socket
+        plain.close()
+    finally:
+        connection.close()
