@@ -76,7 +76,8 @@ _USERS = """<?xml version="1.0"?>
 class ClickHouseServer:
     """One server process; no interserver or MySQL listener (neither is configured)."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_config: str = "") -> None:
+        """`extra_config`: XML elements added to the server's config (e.g. a TLS port)."""
         command = binary()
         if command is None:
             raise RuntimeError(
@@ -86,7 +87,9 @@ class ClickHouseServer:
         self.dir = Path(tempfile.mkdtemp(prefix="meshscope-clickhouse-"))
         self.tcp_port, self.http_port = free_port(), free_port()
         (self.dir / "config.xml").write_text(
-            _CONFIG.format(dir=self.dir, tcp=self.tcp_port, http=self.http_port)
+            _CONFIG.format(dir=self.dir, tcp=self.tcp_port, http=self.http_port).replace(
+                "</yandex>", extra_config + "</yandex>"
+            )
         )
         (self.dir / "users.xml").write_text(_USERS)
         self._command = command
