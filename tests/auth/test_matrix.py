@@ -160,6 +160,7 @@ def test_scheme_is_case_insensitive(clients: dict[str, TestClient]) -> None:
 
 def test_the_principal_is_on_the_request(app: App) -> None:
     """What the tenancy step will read: the token's name, tenants and scopes."""
+    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
@@ -170,6 +171,8 @@ def test_the_principal_is_on_the_request(app: App) -> None:
     async def who(request: Request) -> JSONResponse:
         principal = current_principal.get()
         assert principal is not None and principal is request.user
+        # Read handlers run in worker threads (api/handlers.threaded): it is there too.
+        assert await run_in_threadpool(current_principal.get) is principal
         return JSONResponse({"name": request.user.display_name, "scopes": request.auth.scopes,
                              "tenants": sorted(principal.tenants)})  # fmt: skip
 
