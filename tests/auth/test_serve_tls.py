@@ -188,7 +188,7 @@ def test_sighup_reloads_the_tokens_file(
 def test_zz_no_secret_reaches_the_log(
     server: tuple[Ports, subprocess.Popen[bytes]], workdir: Path
 ) -> None:
-    """Runs after the others (name order): every token above has been sent, right and wrong."""
+    """Defined after the tests above (pytest runs them in order): every token has been sent."""
     log = (workdir / "server.log").read_text()
     assert "tokens file reloaded" in log and "authentication on" in log
     for secret in (*SECRETS, WRONG, NEW_TOKEN):
