@@ -58,8 +58,8 @@ def authenticate(tokens: TokenStore, authorization: str | None) -> Principal:
             raise UnauthenticatedError("malformed basic credentials", "invalid_request")
         principal = tokens.basic(username, password)
     else:
-        raise UnauthenticatedError("unsupported authorization scheme: use Bearer or Basic",
-                              "invalid_request")  # fmt: skip
+        message = "unsupported authorization scheme: use Bearer or Basic"
+        raise UnauthenticatedError(message, "invalid_request")
     if principal is None:
         raise UnauthenticatedError("invalid credentials", "invalid_token")
     return principal
