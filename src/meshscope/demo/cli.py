@@ -132,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
                 host=None, ui_port=None, storage=args.storage, data=args.data
             )
             config = apply_cli(load_config(args.config), serve)
-            endpoint = f"http://{config.server.host}:{config.server.otlp_http_port}"
+            scheme = "https" if config.server.tls.cert_file else "http"
+            endpoint = f"{scheme}://{config.server.host}:{config.server.otlp_http_port}"
             for option in ("config", "storage", "data"):
                 if getattr(args, option):
                     serve_args += [f"--{option}", getattr(args, option)]

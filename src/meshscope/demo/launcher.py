@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -58,13 +59,23 @@ def _spawn(name: str, argv: list[str], env: dict[str, str], stdout: IO[bytes] | 
     return Child(name, process)
 
 
+HEADERS_VARIABLE = "OTEL_EXPORTER_OTLP_HEADERS"
+
+
 def wait_http(url: str, timeout_s: float, child: Child | None = None) -> bool:
+    """True once `url` answers 200. An https URL is the demo's own server (server.tls) asked
+    whether it is up: its certificate is not checked (no credentials or data are sent)."""
+    context = None
+    if url.startswith("https:"):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if child is not None and child.process.poll() is not None:
             return False
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:
+            with urllib.request.urlopen(url, timeout=1, context=context) as response:
                 if response.status == 200:
                     return True
         except (urllib.error.URLError, OSError):
@@ -86,9 +97,13 @@ def stop_children(children: list[Child]) -> None:
             child.process.wait()
 
 
+def _scheme(config: Config) -> str:
+    return "https" if config.server.tls.cert_file else "http"
+
+
 def _banner(settings: DemoSettings, config: Config | None, logs: str) -> str:
     if config is not None:
-        ui = f"http://{config.server.host}:{config.server.ui_port}"
+        ui = f"{_scheme(config)}://{config.server.host}:{config.server.ui_port}"
         meshscope = f"  meshscope UI and APIs   {ui}   (e.g. {ui}/api/services)"
     else:  # a meshscope started elsewhere: its UI's address is not known here
         meshscope = f"  telemetry sent to       {settings.otlp_endpoint}   (OTLP/HTTP)"
@@ -114,6 +129,14 @@ def run_demo(
     logs_path: str,
 ) -> int:
     """Run until interrupted. `config` is None when meshscope runs elsewhere."""
+    if config is not None and config.auth.enabled and not os.environ.get(HEADERS_VARIABLE):
+        # Every span of the demo would be refused: say so instead of showing an empty UI.
+        print(
+            "meshscope demo: auth.enabled is on: set OTEL_EXPORTER_OTLP_HEADERS="
+            "authorization=Bearer%20<token> with a write token (docs/security.md)",
+            file=sys.stderr,
+        )
+        return 2
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     env = dict(os.environ)
@@ -126,7 +149,7 @@ def run_demo(
                 "meshscope serve", ["-m", "meshscope.cli", "serve", *serve_args], env, None
             )
             children.append(server)
-            health = f"http://{config.server.host}:{config.server.ui_port}/health"
+            health = f"{_scheme(config)}://{config.server.host}:{config.server.ui_port}/health"
             if not wait_http(health, 60, server):
                 print("meshscope demo: meshscope serve did not start", file=sys.stderr)
                 return 1
