@@ -135,3 +135,24 @@ def test_reload_now(tmp_path: Path) -> None:
     assert store.bearer(WRITER) is None  # 0: never checked on lookups
     assert store.reload() is True
     assert store.bearer(WRITER) is not None and store.bearer(READER) is None
+
+
+def test_clear_secrets_readable_by_others_are_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_tokens(tmp_path / "tokens.yaml")
+    path.chmod(0o644)
+    with caplog.at_level(logging.WARNING):
+        TokenStore(path)
+    assert "chmod 600" in caplog.text
+    caplog.clear()
+    path.chmod(0o600)
+    with caplog.at_level(logging.WARNING):
+        TokenStore(path)
+    assert caplog.text == ""
+    hashed = tmp_path / "hashed.yaml"
+    hashed.write_text("tokens: [{name: a, token_sha256: " + "ab" * 32 + ", scopes: [read]}]")
+    hashed.chmod(0o644)
+    with caplog.at_level(logging.WARNING):
+        TokenStore(hashed)
+    assert caplog.text == ""  # only hashes: nothing to hide

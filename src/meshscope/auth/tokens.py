@@ -63,6 +63,7 @@ class Tokens:
 
     bearer: Mapping[bytes, Principal]
     basic: Mapping[str, tuple[bytes, Principal]]
+    plain: bool = False  # some secret is written in clear (not as sha256)
 
     def __len__(self) -> int:
         return len(self.bearer) + len(self.basic)
@@ -77,6 +78,7 @@ def parse_tokens(raw: Any, where: str) -> Tokens:
     bearer: dict[bytes, Principal] = {}
     basic: dict[str, tuple[bytes, Principal]] = {}
     names: set[str] = set()
+    plain = False
     for index, entry in enumerate(raw["tokens"]):
         at = f"{where}: tokens[{index}]"
         if not isinstance(entry, dict):
@@ -85,6 +87,7 @@ def parse_tokens(raw: Any, where: str) -> Tokens:
         if unknown:
             raise ConfigError(f"{at}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
         principal = _principal(entry, at)
+        plain = plain or "token" in entry or "password" in entry
         if principal.name in names:
             raise ConfigError(f"{at}: name {principal.name!r} is used twice")
         names.add(principal.name)
@@ -101,7 +104,7 @@ def parse_tokens(raw: Any, where: str) -> Tokens:
             if digest in bearer:
                 raise ConfigError(f"{at}: the same token as {bearer[digest].name!r}")
             bearer[digest] = principal
-    return Tokens(bearer, basic)
+    return Tokens(bearer, basic, plain)
 
 
 def _text(entry: Mapping[str, Any], key: str, at: str) -> str:
@@ -165,6 +168,20 @@ def read_tokens(path: Path) -> Tokens:
     return parse_tokens(raw, f"auth.tokens_file {path}")
 
 
+def _warn_if_readable(path: Path, tokens: Tokens) -> None:
+    """Secrets in clear in a file other users may read: say so (once per read)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if tokens.plain and mode & 0o077:
+        logger.warning(
+            "the tokens file holds secrets in clear and other users may read it:"
+            " chmod 600 it, or keep only token_sha256/password_sha256",
+            extra={"path": str(path), "mode": oct(mode & 0o777)},
+        )
+
+
 def _stamp(path: Path) -> tuple[int, int, int] | None:
     try:
         info = os.stat(path)
@@ -188,6 +205,7 @@ class TokenStore:
         self._lock = threading.Lock()
         self._stamp = _stamp(self.path)
         self._tokens = read_tokens(self.path)  # ConfigError at start: the server does not start
+        _warn_if_readable(self.path, self._tokens)
         self._next_check = monotonic() + reload_interval_s
         self.reloads = 0
         self.reload_failures = 0
@@ -229,5 +247,6 @@ class TokenStore:
                 return False
             self._tokens, self._stamp = tokens, stamp
             self.reloads += 1
+        _warn_if_readable(self.path, tokens)
         logger.info("tokens file reloaded", extra={"path": str(self.path), "tokens": len(tokens)})
         return True
