@@ -26,6 +26,7 @@ from meshscope.api.traces import trace_routes
 from meshscope.api.zipkin_read import zipkin_read_routes
 from meshscope.auth.grpc import AuthInterceptor
 from meshscope.auth.http import guard_routes
+from meshscope.auth.metrics import AuthCollector
 from meshscope.auth.tls import TlsFiles, load_tls
 from meshscope.auth.tokens import TokenStore
 from meshscope.clock import Clock, SystemClock
@@ -167,6 +168,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
                 sampling_stats,
                 *([NotifierCollector(notifier)] if notifier else []),
                 *([WorkerCollector(sink)] if isinstance(sink, WorkerSink) else []),
+                *([AuthCollector(tokens)] if tokens is not None else []),
             ],
         ),
         *trace_routes(storage),

@@ -244,3 +244,20 @@ def test_grpc_method(app: App, service: str) -> None:
         "reader": grpc.StatusCode.PERMISSION_DENIED,
         "writer": grpc.StatusCode.OK,  # an empty Export request is a valid, empty one
     }
+
+
+def test_zz_refusals_are_counted_on_metrics(clients: dict[str, TestClient]) -> None:
+    """Defined last: the requests above were refused in every way, over HTTP and gRPC."""
+    text = clients["ui"].get("/metrics", headers=bearer(ADMIN)).text
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("meshscope_auth_"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    assert values["meshscope_auth_tokens"] == 5
+    assert values['meshscope_auth_reloads_total{outcome="failed"}'] == 0
+    for transport in ("http", "grpc"):
+        for reason in ("unauthenticated", "forbidden"):
+            labels = f'reason="{reason}",transport="{transport}"'
+            key = f"meshscope_auth_refused_requests_total{{{labels}}}"
+            assert values[key] > 0, key

@@ -41,8 +41,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         try:
             principal = authenticate(self.tokens, authorization)
         except UnauthenticatedError as error:
+            self.tokens.refusals["grpc", "unauthenticated"] += 1
             return _refusal(handler, grpc.StatusCode.UNAUTHENTICATED, str(error))
         if not principal.allows(WRITE):
+            self.tokens.refusals["grpc", "forbidden"] += 1
             message = f"token {principal.name!r} lacks the scope this method needs: write"
             return _refusal(handler, grpc.StatusCode.PERMISSION_DENIED, message)
         return handler._replace(unary_unary=_as(principal, handler.unary_unary))

@@ -98,6 +98,7 @@ class Gate:
         try:
             principal = authenticate(self.tokens, authorization)
         except UnauthenticatedError as error:
+            self.tokens.refusals["http", "unauthenticated"] += 1
             response = self.refuse(401, str(error), scope)
             response.headers["WWW-Authenticate"] = challenge(error.error)
             await response(scope, receive, send)
@@ -105,6 +106,7 @@ class Gate:
         method = "GET" if scope["method"] == "HEAD" else scope["method"]
         needed = self.scopes.get(method, _ADMIN_ONLY)
         if not principal.allows(needed):
+            self.tokens.refusals["http", "forbidden"] += 1
             names = " ".join(sorted(needed))
             message = f"token {principal.name!r} lacks the scope this route needs: {names}"
             response = self.refuse(403, message, scope)

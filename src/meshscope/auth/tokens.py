@@ -32,6 +32,7 @@ import os
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,6 +210,9 @@ class TokenStore:
         self._next_check = monotonic() + reload_interval_s
         self.reloads = 0
         self.reload_failures = 0
+        # Refused requests by (transport, reason): counted by the HTTP gates and the gRPC
+        # interceptor, in the event loop's thread; exported by `AuthCollector`.
+        self.refusals: Counter[tuple[str, str]] = Counter()
 
     def __len__(self) -> int:
         return len(self._tokens)
