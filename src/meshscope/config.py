@@ -19,6 +19,7 @@ import yaml
 from meshscope.alerting.config import AlertingConfig, parse_alerting
 from meshscope.auth.config import AuthConfig, validate_auth
 from meshscope.auth.tls import TlsConfig, validate_tls
+from meshscope.cluster.config import ClusterConfig, parse_cluster
 from meshscope.errors import ConfigError
 from meshscope.ingest.scrape_config import ScrapeConfig, parse_scrape_config
 from meshscope.pipeline.sampling.config import SamplingConfig
@@ -96,6 +97,7 @@ class Config:
     slos: tuple[Slo, ...] = ()
     alerting: AlertingConfig = field(default_factory=lambda: _nested_section("alerting", None))
     auth: AuthConfig = field(default_factory=AuthConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
 _SUBSECTIONS: dict[tuple[str, str], type[Any]] = {
@@ -137,7 +139,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     return _build(raw)
 
 
-_NESTED = ("sampling", "scrape", "slos", "alerting")  # lists/sub-sections, parsed by their owners
+# Lists and sub-sections, parsed by their owners.
+_NESTED = ("sampling", "scrape", "slos", "alerting", "cluster")
 
 
 def _nested_section(section: str, values: Any) -> Any:
@@ -148,6 +151,8 @@ def _nested_section(section: str, values: Any) -> Any:
         return parse_slos(values)
     if section == "alerting":
         return parse_alerting(values)
+    if section == "cluster":
+        return parse_cluster(values)
     return parse_scrape_config(values)
 
 
@@ -206,6 +211,8 @@ def _validate(config: Config) -> None:
         )
     if config.storage.kind == "clickhouse":
         _validate_clickhouse(config.storage.clickhouse)
+    if config.cluster.shards and config.storage.kind != "clickhouse":
+        raise ConfigError("setting cluster.shards needs storage.kind clickhouse")
     if config.storage.retention_hours <= 0:
         raise ConfigError("setting storage.retention_hours must be > 0")
     duckdb = config.storage.duckdb
