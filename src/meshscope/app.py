@@ -30,6 +30,7 @@ from meshscope.auth.metrics import AuthCollector
 from meshscope.auth.tls import TlsFiles, load_tls
 from meshscope.auth.tokens import TokenStore
 from meshscope.clock import Clock, SystemClock
+from meshscope.cluster.node import ClusterNode, build_cluster, node_labels
 from meshscope.config import Config, ConfigError
 from meshscope.ingest.http import OtlpDecoders, otlp_http_routes, zipkin_routes
 from meshscope.ingest.limits import IngestLimits
@@ -71,13 +72,19 @@ class App:
     tokens: TokenStore | None = None  # with auth on: who each credential is (reloadable)
     tls: TlsFiles | None = None  # with server.tls set: every listener's certificate
     grpc_interceptors: tuple[AuthInterceptor, ...] = ()
+    cluster: ClusterNode | None = None  # cluster mode: `sink` routes by trace owner
+
+    @property
+    def workers(self) -> WorkerSink | None:
+        local = self.cluster.sink.local if self.cluster is not None else self.sink
+        return local if isinstance(local, WorkerSink) else None
 
     def start(self) -> None:
         if self.warm_up is not None:
             self.warm_up.start()
         self.writer.start()
-        if isinstance(self.sink, WorkerSink):
-            self.sink.start()
+        if self.workers is not None:
+            self.workers.start()
         if self.notifier is not None:
             self.notifier.start()
 
@@ -85,8 +92,8 @@ class App:
         """Commit what was accepted, flush derived metrics, close the store."""
         if self.notifier is not None:
             self.notifier.stop()
-        if isinstance(self.sink, WorkerSink):
-            self.sink.stop()
+        if self.workers is not None:
+            self.workers.stop()
         self.writer.stop()
         if self.warm_up is not None:
             self.warm_up.stop()
@@ -123,6 +130,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
             servicegraph_ttl_ns=int(settings.servicegraph_ttl_seconds * 1e9),
             servicegraph_max_pending=settings.servicegraph_max_pending,
             max_series_per_metric=settings.max_series_per_metric,
+            series_labels=node_labels(config.cluster),
         ),
         head=HeadSamplingFilter(sampling.head.ratio) if sampling.head.enabled else None,
         tail=TailSampler.from_config(sampling.tail) if sampling.tail.enabled else None,
@@ -148,6 +156,10 @@ def build(config: Config, clock: Clock | None = None) -> App:
     ):
         workers = WorkerSettings(processes=settings.ingest_workers)
         sink = WorkerSink(writer, workers, limits.max_body_bytes)
+    local_sink = sink
+    cluster = build_cluster(config.cluster, sink, limits) if config.cluster.enabled else None
+    if cluster is not None:
+        sink = cluster.sink
     decoders = OtlpDecoders()  # one delta-to-cumulative state for OTLP over HTTP and gRPC
     scraper = Scraper(config.scrape, sink, clock)
     http_metrics = HttpMetrics()
@@ -167,10 +179,12 @@ def build(config: Config, clock: Clock | None = None) -> App:
             collectors=[
                 sampling_stats,
                 *([NotifierCollector(notifier)] if notifier else []),
-                *([WorkerCollector(sink)] if isinstance(sink, WorkerSink) else []),
                 *([AuthCollector(tokens)] if tokens is not None else []),
+                *([WorkerCollector(local_sink)] if isinstance(local_sink, WorkerSink) else []),
+                *([cluster.collector] if cluster is not None else []),
             ],
         ),
+        *(cluster.routes if cluster is not None else []),
         *trace_routes(storage),
         *jaeger_metrics_routes(storage.metrics),
         *exemplar_routes(storage.traces),
@@ -222,6 +236,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
         tokens=tokens,
         tls=tls,
         grpc_interceptors=(AuthInterceptor(tokens),) if tokens is not None else (),
+        cluster=cluster,
         warm_up=WarmUpThread(storage)
         if config.storage.duckdb.warm_up and isinstance(storage, Warmable)
         else None,

@@ -46,7 +46,7 @@ class Ring:
     """The owners of all slots for one set of live peers."""
 
     peers: tuple[str, ...]
-    owners: tuple[int, ...] = field(repr=False)  # slot -> index into `peers`
+    owners: bytes = field(repr=False)  # slot -> index into `peers` (compact: pickled often)
     version: str = ""
 
     @classmethod
@@ -54,7 +54,9 @@ class Ring:
         ids = tuple(sorted(set(peers)))
         if not ids:
             raise ValueError("a ring needs at least one peer")
-        owners = tuple(_best(ids, slot) for slot in range(SLOTS))
+        if len(ids) > 256:
+            raise ValueError("a ring holds at most 256 peers")
+        owners = bytes(_best(ids, slot) for slot in range(SLOTS))
         version = hashlib.blake2b("\n".join(ids).encode(), digest_size=6).hexdigest()
         return cls(ids, owners, version)
 

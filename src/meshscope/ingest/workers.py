@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, get_args
@@ -185,6 +186,13 @@ class WorkerSink:
 
     async def submit(self, batch: Batch | Prepared) -> None:
         await self.writer.submit(batch)
+
+    async def offload(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a picklable function in the worker processes (in a thread without them):
+        e.g. the cluster's split of a body by trace owner (meshscope.cluster.split)."""
+        if self._pool is None:
+            return await asyncio.to_thread(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def saturated(self) -> bool:
         """Whether a new body would be refused now."""

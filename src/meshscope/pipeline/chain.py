@@ -15,6 +15,7 @@ calls every flush interval (and the node before each answer).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from meshscope.clock import Clock
 from meshscope.model.batch import Batch
 from meshscope.model.calls import Call, ProxyRequest
 from meshscope.model.logs import LogRecord
-from meshscope.model.metrics import MetricPoint
+from meshscope.model.metrics import Labels, MetricPoint
 from meshscope.model.spans import SpanKind
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.requestmetrics import RequestMetrics
@@ -44,6 +45,8 @@ class PipelineSettings:
     servicegraph_ttl_ns: int = 10 * 10**9
     servicegraph_max_pending: int = 1_000_000
     max_series_per_metric: int = 10_000
+    # Added to every derived series (a cluster node's `meshscope_node`, ADR 0015).
+    series_labels: Labels = ()
 
 
 @dataclass(slots=True)
@@ -99,6 +102,7 @@ class Pipeline:
         self.head = head
         self.tail = tail
         self.registry = MetricsRegistry(settings.max_series_per_metric, clock.now_ns)
+        self._series_labels = settings.series_labels
         # Tail sampling buffers spans as the store's encoded rows too (`TailSampler`).
         self.span_encoder = span_encoder(storage)
         self.column_encoder = column_encoder(storage)  # for workers' direct OTLP walk
@@ -269,5 +273,12 @@ class Pipeline:
             self._graph_metrics.observe(calls)
             write_encoded(self.storage, [], calls=calls)
         points = self.registry.collect(now, changed_only=changed_only)
+        if points and self._series_labels:
+            points = [_labelled(point, self._series_labels) for point in points]
         if points:
             self.storage.metrics.write_points(points)
+
+
+def _labelled(point: MetricPoint, extra: Labels) -> MetricPoint:
+    """`point` with the `extra` labels added (kept sorted by name, as `Labels` are)."""
+    return dataclasses.replace(point, labels=tuple(sorted((*point.labels, *extra))))

@@ -1,0 +1,116 @@
+"""Forwarding request parts to their owners over the peers' internal route, bounded.
+
+One `POST <peer>/internal/cluster/v1/<kind>` per part (the OTLP protobuf or Zipkin JSON of
+the items the peer owns; `X-Meshscope-Items` says how many). The peer answers only after its
+own commit, so a returned `send` means the part is stored there.
+
+Bounded: the bytes of parts in flight to one peer are capped (`max_bytes`); past the cap a
+new part is refused at once (OverloadedError -> the client's 429 / RESOURCE_EXHAUSTED), so a
+slow owner costs bounded memory here. A peer that cannot be reached, times out or answers
+503 gives UnavailableError (-> 503 / UNAVAILABLE); its 429 is passed on as OverloadedError;
+a 4xx refusal of the part as BodyError (the client's data was bad, do not retry).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+import orjson
+
+from meshscope.cluster.split import Part
+from meshscope.ingest.body import BodyError
+from meshscope.ingest.sink import OverloadedError, UnavailableError
+
+ITEMS_HEADER = "x-meshscope-items"
+ORIGIN_HEADER = "x-meshscope-node"
+INTERNAL_PREFIX = "/internal/cluster/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the owner answered for a part: its decoder's rejected count and message."""
+
+    rejected: int
+    error_message: str
+
+
+class Forwarder:
+    """Sends parts to peers (by id) and counts what it forwarded and what failed."""
+
+    def __init__(
+        self, node_id: str, urls: Mapping[str, str], timeout_s: float, max_bytes: int
+    ) -> None:
+        self.node_id = node_id
+        self.urls = dict(urls)
+        self.timeout_s = timeout_s
+        self.max_bytes = max_bytes
+        self.inflight: dict[str, int] = defaultdict(int)
+        self.forwarded: dict[tuple[str, str], int] = defaultdict(int)  # (kind, peer) -> items
+        self.failed: dict[tuple[str, str], int] = defaultdict(int)
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        # Made on first use, inside the serving event loop.
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=self.timeout_s,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            )
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def send(self, peer: str, kind: str, part: Part) -> Reply:
+        size = len(part.body)
+        if self.inflight[peer] and self.inflight[peer] + size > self.max_bytes:
+            self.failed[kind, peer] += part.items
+            raise OverloadedError(
+                f"forwarding to cluster peer {peer} is backed up ({self.inflight[peer]} bytes)"
+            )
+        self.inflight[peer] += size
+        try:
+            reply = await self._post(peer, kind, part)
+        except BaseException:
+            self.failed[kind, peer] += part.items
+            raise
+        finally:
+            self.inflight[peer] -= size
+        self.forwarded[kind, peer] += part.items
+        return reply
+
+    async def _post(self, peer: str, kind: str, part: Part) -> Reply:
+        url = f"{self.urls[peer]}{INTERNAL_PREFIX}/{kind}"
+        media = "application/json" if part.json else "application/x-protobuf"
+        headers = {
+            "content-type": media,
+            ITEMS_HEADER: str(part.items),
+            ORIGIN_HEADER: self.node_id,
+        }
+        try:
+            response = await self._http().post(url, content=part.body, headers=headers)
+        except httpx.HTTPError as error:
+            why = str(error) or type(error).__name__
+            raise UnavailableError(f"cluster peer {peer} ({url}) unavailable: {why}") from None
+        text = response.text[:500]
+        if response.status_code == 200:
+            answer = orjson.loads(response.content)
+            return Reply(int(answer.get("rejected", 0)), str(answer.get("error_message", "")))
+        if response.status_code == 429:
+            retry = _retry_after(response)
+            raise OverloadedError(f"cluster peer {peer} overloaded: {text}", retry)
+        if response.status_code in (400, 413):
+            raise BodyError(response.status_code, f"cluster peer {peer} refused: {text}")
+        raise UnavailableError(f"cluster peer {peer} answered {response.status_code}: {text}")
+
+
+def _retry_after(response: httpx.Response) -> int:
+    try:
+        return max(int(response.headers.get("retry-after", "1")), 0)
+    except ValueError:
+        return 1

@@ -1,0 +1,50 @@
+"""Assembles this node's cluster role from the `cluster:` section (called by `app.build`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.routing import Route
+
+from meshscope.cluster.config import NODE_LABEL, ClusterConfig
+from meshscope.cluster.forward import Forwarder
+from meshscope.cluster.metrics import ClusterCollector
+from meshscope.cluster.ring import Ring
+from meshscope.cluster.routes import Received, cluster_routes
+from meshscope.cluster.sink import ClusterSink, in_thread
+from meshscope.cluster.split import Table
+from meshscope.ingest.limits import IngestLimits
+from meshscope.ingest.sink import IngestSink
+from meshscope.ingest.workers import WorkerSink
+from meshscope.model.metrics import Labels
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterNode:
+    ring: Ring
+    sink: ClusterSink
+    routes: list[Route]
+    collector: ClusterCollector
+
+
+def node_labels(config: ClusterConfig) -> Labels:
+    """The labels every derived series of this node carries (none outside a cluster)."""
+    return ((NODE_LABEL, config.node_id),) if config.enabled else ()
+
+
+def build_cluster(config: ClusterConfig, local: IngestSink, limits: IngestLimits) -> ClusterNode:
+    urls = config.peer_urls() or {config.node_id: ""}
+    ring = Ring.of(urls)
+    forwarder = Forwarder(
+        config.node_id, urls, config.forward_timeout_seconds, config.max_forward_bytes
+    )
+    offload = local.offload if isinstance(local, WorkerSink) else in_thread
+    table = Table(ring.peers, ring.owners, config.node_id)
+    sink = ClusterSink(local, table, forwarder, limits.max_body_bytes, offload)
+    received = Received()
+    return ClusterNode(
+        ring=ring,
+        sink=sink,
+        routes=cluster_routes(sink, ring, config.node_id, limits, received),
+        collector=ClusterCollector(sink, ring, received),
+    )

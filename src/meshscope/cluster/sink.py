@@ -1,0 +1,114 @@
+"""ClusterSink: the sink receivers see in cluster mode. It splits each still-encoded body by
+trace owner (in the ingest workers when there are any), hands this node's part to the local
+sink (the workers and writer, unchanged) and forwards the others, answering only when every
+part is committed by its owner.
+
+Failures: when any part fails, the request fails with the most telling error (503 over 429
+over 400); parts that did commit stay committed, so the client's retry may store them twice
+(at-least-once, like a failed ClickHouse write part way: ADR 0011). Batches submitted decoded
+(metrics, Loki push, remote_write, scrapes) are not routed: they stay on this node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from meshscope.cluster.forward import Forwarder, Reply
+from meshscope.cluster.split import Part, Table, split_body
+from meshscope.ingest.body import BodyError, decompress
+from meshscope.ingest.errors import DecodeError
+from meshscope.ingest.otlp_common import Decoded
+from meshscope.ingest.sink import (
+    BodyKind,
+    IngestSink,
+    OverloadedError,
+    UnavailableError,
+    takes_encoded,
+)
+from meshscope.ingest.workers import decode_body
+from meshscope.model.batch import Batch
+
+Offload = Callable[..., Awaitable[Any]]
+"""Runs a picklable function off the event loop: in the ingest workers, or a thread."""
+
+
+async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.to_thread(fn, *args)
+
+
+class ClusterSink:
+    def __init__(
+        self,
+        local: IngestSink,
+        table: Table,
+        forwarder: Forwarder,
+        max_body_bytes: int,
+        offload: Offload = in_thread,
+    ) -> None:
+        self.local = local
+        self.table = table
+        self.forwarder = forwarder
+        self.max_body_bytes = max_body_bytes
+        self._offload = offload
+        self._routes = len(table.peers) > 1
+        self.split_requests = 0
+
+    async def submit(self, batch: Batch) -> None:
+        await self.local.submit(batch)
+
+    async def submit_encoded(
+        self, kind: BodyKind, raw: bytes, encoding: str, *, json: bool
+    ) -> Decoded:
+        if not self._routes:
+            return await self.submit_local(kind, raw, encoding, json=json)
+        parts: dict[str, Part] | None = await self._offload(
+            split_body, kind, raw, encoding, json, self.table, self.max_body_bytes
+        )
+        if parts is None:
+            return await self.submit_local(kind, raw, encoding, json=json)
+        self.split_requests += 1
+        pending: list[Awaitable[Decoded | Reply]] = []
+        mine = parts.pop(self.table.local, None)
+        if mine is not None:
+            pending.append(self.submit_local(kind, mine.body, "identity", json=mine.json))
+        pending += [self.forwarder.send(peer, kind, part) for peer, part in parts.items()]
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        errors = [result for result in results if isinstance(result, BaseException)]
+        if errors:
+            raise _worst(errors)
+        rejected, messages = 0, []
+        for result in results:
+            assert isinstance(result, Decoded | Reply)
+            rejected += result.rejected
+            if result.error_message:
+                messages.append(result.error_message)
+        return Decoded(Batch(), rejected, "; ".join(messages))
+
+    async def submit_local(
+        self, kind: BodyKind, raw: bytes, encoding: str, *, json: bool
+    ) -> Decoded:
+        """Store a body on this node (no routing): also what the internal route does."""
+        if takes_encoded(self.local):
+            return await self.local.submit_encoded(kind, raw, encoding, json=json)
+
+        def decode() -> Decoded:
+            return decode_body(kind, decompress(raw, encoding, self.max_body_bytes), json)
+
+        decoded = await asyncio.to_thread(decode)
+        if len(decoded.batch):
+            await self.local.submit(decoded.batch)
+        return Decoded(Batch(), decoded.rejected, decoded.error_message)
+
+
+_RANK: tuple[type[BaseException], ...] = (UnavailableError, OverloadedError, BodyError, DecodeError)
+
+
+def _worst(errors: list[BaseException]) -> BaseException:
+    """The error the client should see: unavailable (503) first, then overloaded (429), then
+    refusals (4xx); anything unexpected before all of them (a 500, logged by the receiver)."""
+    for error in errors:
+        if not isinstance(error, _RANK):
+            return error
+    return min(errors, key=lambda e: next(i for i, t in enumerate(_RANK) if isinstance(e, t)))

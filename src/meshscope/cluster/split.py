@@ -1,0 +1,153 @@
+"""Split a request body by the owner of each item's trace id: pure, so ingest workers run it.
+
+OTLP traces and logs (protobuf or JSON) and Zipkin JSON spans are split into one body per
+owner, each a valid request of the same kind (OTLP parts are always protobuf: the compact
+forwarding format, decoded by the owner's own workers like any client request). A resource
+and a scope are copied into every part that holds some of their items. Items whose trace id
+is missing or malformed stay with this node, whose decoder answers them as usual (a log
+record without a trace id belongs to no trace: it stays where it arrived).
+
+`split_body` answers None when everything belongs to this node (the common one-node and
+already-routed case): then the original body is used unchanged, with no re-encoding.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from meshscope.cluster.ring import SLOTS
+from meshscope.ingest.body import BodyError, decompress
+from meshscope.ingest.errors import DecodeError
+from meshscope.ingest.otlp_common import parse_json, parse_protobuf
+
+_MASK64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """What a worker needs of a `Ring`: the peer ids and each slot's owner (picklable)."""
+
+    peers: tuple[str, ...]
+    owners: bytes
+    local: str  # this node's id
+
+    def owner(self, trace_id: bytes) -> str:
+        """The owner of a 16-byte trace id; this node for anything else."""
+        if len(trace_id) != 16 or not any(trace_id):
+            return self.local
+        return self.peers[self.owners[(int.from_bytes(trace_id[8:], "big") & _MASK64) % SLOTS]]
+
+    def owner_of_hex(self, trace_id: Any) -> str:
+        if not isinstance(trace_id, str) or len(trace_id) not in (16, 32):
+            return self.local
+        try:
+            low = int(trace_id[-16:], 16)
+        except ValueError:
+            return self.local
+        return self.peers[self.owners[low % SLOTS]] if low or int(trace_id, 16) else self.local
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One owner's share: a request body of the same kind and how many items it holds."""
+
+    body: bytes
+    items: int
+    json: bool  # Zipkin parts are JSON; OTLP parts protobuf
+
+
+def split_body(
+    kind: str, raw: bytes, encoding: str, json: bool, table: Table, max_body_bytes: int
+) -> dict[str, Part] | None:
+    """The parts of a (still compressed) body by owner, None when all of it is this node's
+    or the body cannot be read (then the normal path answers it as usual)."""
+    try:
+        body = decompress(raw, encoding, max_body_bytes)
+        if kind == "traces":
+            return _split_traces(body, json, table)
+        if kind == "logs":
+            return _split_logs(body, json, table)
+        if kind == "zipkin":
+            return _split_zipkin(body, table)
+    except (BodyError, DecodeError):
+        return None
+    return None
+
+
+def _split_traces(body: bytes, json: bool, table: Table) -> dict[str, Part] | None:
+    what = "ExportTraceServiceRequest"
+    request = ExportTraceServiceRequest()
+    request = parse_json(request, body, what) if json else parse_protobuf(request, body, what)
+    return _split_otlp(
+        request, ExportTraceServiceRequest, ("resource_spans", "scope_spans", "spans"), table
+    )
+
+
+def _split_logs(body: bytes, json: bool, table: Table) -> dict[str, Part] | None:
+    what = "ExportLogsServiceRequest"
+    request = ExportLogsServiceRequest()
+    request = parse_json(request, body, what) if json else parse_protobuf(request, body, what)
+    return _split_otlp(
+        request, ExportLogsServiceRequest, ("resource_logs", "scope_logs", "log_records"), table
+    )
+
+
+def _split_otlp(
+    request: Any, factory: Any, names: tuple[str, str, str], table: Table
+) -> dict[str, Part] | None:
+    """Split an OTLP request (resources > scopes > items with a `trace_id`) by owner."""
+    resources_name, scopes_name, items_name = names
+    owner = table.owner
+    owners = {
+        owner(item.trace_id)
+        for resource in getattr(request, resources_name)
+        for scope in getattr(resource, scopes_name)
+        for item in getattr(scope, items_name)
+    }
+    if owners <= {table.local}:
+        return None
+    parts: dict[str, Any] = {}
+    counts: dict[str, int] = defaultdict(int)
+    for resource in getattr(request, resources_name):
+        entries: dict[str, Any] = {}  # this resource's copy in each owner's part
+        for scope in getattr(resource, scopes_name):
+            groups: dict[str, list[Any]] = defaultdict(list)
+            for item in getattr(scope, items_name):
+                groups[owner(item.trace_id)].append(item)
+            for peer, items in groups.items():
+                entry = entries.get(peer)
+                if entry is None:
+                    part = parts.get(peer)
+                    if part is None:
+                        part = parts[peer] = factory()
+                    entry = entries[peer] = getattr(part, resources_name).add()
+                    entry.resource.CopyFrom(resource.resource)
+                    entry.schema_url = resource.schema_url
+                copied = getattr(entry, scopes_name).add()
+                copied.scope.CopyFrom(scope.scope)
+                copied.schema_url = scope.schema_url
+                getattr(copied, items_name).extend(items)
+                counts[peer] += len(items)
+    return {peer: Part(m.SerializeToString(), counts[peer], False) for peer, m in parts.items()}
+
+
+def _split_zipkin(body: bytes, table: Table) -> dict[str, Part] | None:
+    try:
+        spans = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(spans, list):
+        return None
+    groups: dict[str, list[Any]] = defaultdict(list)
+    for span in spans:
+        trace_id = span.get("traceId") if isinstance(span, dict) else None
+        groups[table.owner_of_hex(trace_id)].append(span)
+    if set(groups) <= {table.local}:
+        return None
+    return {peer: Part(orjson.dumps(items), len(items), True) for peer, items in groups.items()}

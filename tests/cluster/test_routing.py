@@ -1,0 +1,119 @@
+"""Two in-process nodes (memory stores, real HTTP between them): every node takes every
+client's traces and logs and each trace ends up whole on its owner."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from meshscope.app import App, build
+from meshscope.cluster.config import NODE_LABEL, ClusterConfig, Peer
+from meshscope.cluster.ring import Ring
+from meshscope.config import Config, StorageConfig
+from meshscope.store.base import LogQuery
+from tests.cluster.traces import calls, logs_request, request
+from tests.serving import serving
+
+PROTOBUF = {"content-type": "application/x-protobuf"}
+UNUSED = "http://127.0.0.1:9"  # replaced once the peers' ports are known
+
+
+@dataclass
+class Node:
+    id: str
+    app: App
+    ui: str
+    otlp: str
+
+
+def _config(node_id: str) -> Config:
+    peers = (Peer("a", UNUSED), Peer("b", UNUSED))
+    return Config(storage=StorageConfig(kind="memory"), cluster=ClusterConfig(node_id, peers))
+
+
+@pytest.fixture
+def nodes() -> Iterator[dict[str, Node]]:
+    with ExitStack() as stack:
+        made: dict[str, Node] = {}
+        for node_id in ("a", "b"):
+            app = build(_config(node_id))
+            app.start()
+            stack.callback(app.stop)
+            ui = stack.enter_context(serving(app.ui))
+            otlp = stack.enter_context(serving(app.otlp_http))
+            made[node_id] = Node(node_id, app, ui, otlp)
+        for node in made.values():
+            assert node.app.cluster is not None
+            node.app.cluster.sink.forwarder.urls = {n.id: n.ui for n in made.values()}
+        yield made
+
+
+def _owner(trace_id: bytes) -> str:
+    return Ring.of(["a", "b"]).owner(int.from_bytes(trace_id[8:], "big"))
+
+
+def test_traces_sent_anywhere_end_up_whole_on_their_owner(nodes: dict[str, Node]) -> None:
+    made = calls(40)
+    # The frontend's spans go to a, the backend's to b: every trace is split by the client.
+    front = httpx.post(f"{nodes['a'].otlp}/v1/traces", content=request(made, ("frontend",)),
+                       headers=PROTOBUF)  # fmt: skip
+    back = httpx.post(f"{nodes['b'].otlp}/v1/traces", content=request(made, ("backend",)),
+                      headers=PROTOBUF)  # fmt: skip
+    assert front.status_code == back.status_code == 200
+    for call in made:
+        owner = _owner(call.trace_id)
+        for node_id, node in nodes.items():
+            spans = node.app.storage.traces.get_trace(call.trace_id.hex())
+            assert len(spans) == (3 if node_id == owner else 0)
+    for node in nodes.values():
+        node.app.writer.stop()  # flush the derived metrics
+    edges = 0.0
+    labels = set()
+    for node in nodes.values():
+        for series in node.app.storage.metrics.select(
+            "traces_service_graph_request_total", [], 0, 2**62
+        ):
+            edges += series.samples[-1].value
+            labels.add(dict(series.labels)[NODE_LABEL])
+    assert edges == 40  # each call paired once, though its spans came to different nodes
+    assert labels == {"a", "b"}
+    metrics = httpx.get(f"{nodes['a'].ui}/metrics").text
+    assert 'meshscope_cluster_forwarded_items_total{kind="traces",peer="b"}' in metrics
+    assert "meshscope_cluster_received_items_total" in metrics
+
+
+def test_logs_follow_their_trace(nodes: dict[str, Node]) -> None:
+    made = calls(20)
+    body = logs_request([c.trace_id for c in made], untraced=3)
+    answer = httpx.post(f"{nodes['a'].otlp}/v1/logs", content=body, headers=PROTOBUF)
+    assert answer.status_code == 200
+    for call in made:
+        owner = _owner(call.trace_id)
+        for node_id, node in nodes.items():
+            found = node.app.storage.logs.find_logs(LogQuery(trace_id=call.trace_id.hex()))
+            assert len(found) == (1 if node_id == owner else 0)
+    untraced = nodes["a"].app.storage.logs.find_logs(LogQuery(body_contains=("untraced",)))
+    assert len(untraced) == 3
+
+
+def test_an_owner_that_is_down_gives_503_and_nothing_is_acknowledged(
+    nodes: dict[str, Node],
+) -> None:
+    assert nodes["a"].app.cluster is not None
+    nodes["a"].app.cluster.sink.forwarder.urls["b"] = UNUSED
+    made = calls(20)
+    answer = httpx.post(f"{nodes['a'].otlp}/v1/traces", content=request(made), headers=PROTOBUF)
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"]
+    metrics = httpx.get(f"{nodes['a'].ui}/metrics").text
+    assert 'meshscope_cluster_forward_failed_items_total{kind="traces",peer="b"}' in metrics
+
+
+def test_the_ring_route_shows_the_same_version_on_every_node(nodes: dict[str, Node]) -> None:
+    rings = [httpx.get(f"{n.ui}/internal/cluster/v1/ring").json() for n in nodes.values()]
+    assert rings[0]["version"] == rings[1]["version"]
+    assert sum(rings[0]["slots"].values()) == 4096

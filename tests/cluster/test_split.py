@@ -1,0 +1,103 @@
+"""Splitting request bodies by trace owner."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+
+import orjson
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from meshscope.cluster.ring import Ring
+from meshscope.cluster.split import Table, split_body
+from tests.cluster.traces import calls, logs_request, request
+
+RING = Ring.of(["a", "b", "c"])
+MAX = 20 * 1024 * 1024
+
+
+def table(local: str) -> Table:
+    return Table(RING.peers, RING.owners, local)
+
+
+def test_traces_are_split_whole_by_owner() -> None:
+    made = calls(60)
+    parts = split_body("traces", request(made), "identity", False, table("a"), MAX)
+    assert parts is not None and set(parts) == {"a", "b", "c"}
+    seen: dict[bytes, str] = {}
+    total = 0
+    for peer, part in parts.items():
+        message = ExportTraceServiceRequest.FromString(part.body)
+        count = 0
+        for rs in message.resource_spans:
+            assert rs.resource.attributes[0].key == "service.name"
+            for ss in rs.scope_spans:
+                assert ss.scope.name == "tests.cluster"
+                for span in ss.spans:
+                    assert RING.owner(int.from_bytes(span.trace_id[8:], "big")) == peer
+                    assert seen.setdefault(span.trace_id, peer) == peer
+                    count += 1
+        assert count == part.items
+        total += count
+    assert total == 60 * 3
+
+
+def test_all_local_answers_none_and_compressed_bodies_are_read() -> None:
+    made = [c for c in calls(40) if RING.owner(int.from_bytes(c.trace_id[8:], "big")) == "b"]
+    body = request(made)
+    assert split_body("traces", body, "identity", False, table("b"), MAX) is None
+    parts = split_body("traces", gzip.compress(body), "gzip", False, table("a"), MAX)
+    assert parts is not None and set(parts) == {"b"}
+
+
+def test_json_bodies_split_into_protobuf_parts() -> None:
+    made = calls(30)
+    document = json_format.MessageToDict(ExportTraceServiceRequest.FromString(request(made)))
+    for rs in document["resourceSpans"]:  # OTLP/JSON ids are hex
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    parts = split_body("traces", orjson.dumps(document), "identity", True, table("a"), MAX)
+    assert parts is not None
+    assert sum(part.items for part in parts.values()) == 90
+    assert not any(part.json for part in parts.values())
+
+
+def test_logs_follow_their_trace_and_untraced_stay() -> None:
+    made = calls(30)
+    body = logs_request([c.trace_id for c in made], untraced=5)
+    parts = split_body("logs", body, "identity", False, table("a"), MAX)
+    assert parts is not None
+    untraced = 0
+    for peer, part in parts.items():
+        message = ExportLogsServiceRequest.FromString(part.body)
+        for record in message.resource_logs[0].scope_logs[0].log_records:
+            if record.trace_id:
+                assert RING.owner(int.from_bytes(record.trace_id[8:], "big")) == peer
+            else:
+                assert peer == "a"
+                untraced += 1
+    assert untraced == 5
+
+
+def test_zipkin_spans_split_by_trace_id() -> None:
+    spans = [{"traceId": c.trace_id.hex(), "id": "1" * 16, "name": "x"} for c in calls(30)]
+    spans.append({"traceId": "not-hex", "id": "2" * 16})
+    parts = split_body("zipkin", orjson.dumps(spans), "identity", True, table("a"), MAX)
+    assert parts is not None
+    for peer, part in parts.items():
+        assert part.json
+        for span in orjson.loads(part.body):
+            if span["traceId"] == "not-hex":
+                assert peer == "a"
+            else:
+                assert RING.owner_of_hex(span["traceId"]) == peer
+
+
+def test_unreadable_bodies_are_left_to_the_normal_path() -> None:
+    assert split_body("traces", b"\xff\x00garbage", "identity", False, table("a"), MAX) is None
+    assert split_body("traces", b"x", "gzip", False, table("a"), MAX) is None
