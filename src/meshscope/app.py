@@ -118,6 +118,8 @@ def build(config: Config, clock: Clock | None = None) -> App:
             clickhouse_dsn=config.storage.clickhouse.dsn,
             clickhouse_database=config.storage.clickhouse.database,
             retention_hours=config.storage.retention_hours,
+            clickhouse_shards=config.cluster.shards,
+            clickhouse_cluster=config.cluster.clickhouse_cluster,
         )
     except StorageOpenError as error:
         raise ConfigError(f"storage.kind {config.storage.kind}: {error}") from None

@@ -16,6 +16,7 @@ import pytest
 
 from meshscope.store.base import Storage
 from meshscope.store.clickhouse import ClickHouseStorage
+from meshscope.store.clickhouse.sharded import ShardedClickHouseStorage
 from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.memory import MemoryStorage
 from tests.conformance import chdb_session, clickhouse_server
@@ -43,6 +44,17 @@ BACKENDS = [
         "clickhouse",
         lambda directory: ClickHouseStorage(
             clickhouse_server.dsn(), clickhouse_server.database_for(directory)
+        ),
+        available=clickhouse_server.available,
+    ),
+    # Two shards of the `mesh` cluster (ADR 0015): writes by trace id / fingerprint, reads
+    # through Distributed tables, trace by id on its shard.
+    Backend(
+        "clickhouse-sharded",
+        lambda directory: ShardedClickHouseStorage(
+            clickhouse_server.shard_dsns(),
+            clickhouse_server.database_for(directory),
+            clickhouse_server.CLUSTER,
         ),
         available=clickhouse_server.available,
     ),

@@ -61,6 +61,7 @@ _CONFIG = """<?xml version="1.0"?>
     <mark_cache_size>67108864</mark_cache_size>
     <uncompressed_cache_size>67108864</uncompressed_cache_size>
     <max_concurrent_queries>50</max_concurrent_queries>
+    {remote_servers}
 </yandex>
 """
 _USERS = """<?xml version="1.0"?>
@@ -73,10 +74,31 @@ _USERS = """<?xml version="1.0"?>
 """
 
 
-class ClickHouseServer:
-    """One server process; no interserver or MySQL listener (neither is configured)."""
+CLUSTER = "mesh"
+"""The cluster every test server's `remote_servers` names: the run's shared server and a
+second one started on first use (`shard_dsns`), the two shards of the cluster tests."""
 
-    def __init__(self, extra_config: str = "") -> None:
+
+def remote_servers(ports: tuple[int, ...]) -> str:
+    shards = "".join(
+        f"<shard><replica><host>127.0.0.1</host><port>{port}</port></replica></shard>"
+        for port in ports
+    )
+    return f"<remote_servers><{CLUSTER}>{shards}</{CLUSTER}></remote_servers>"
+
+
+class ClickHouseServer:
+    """One server process; no interserver or MySQL listener (neither is configured).
+    `tcp_port` and `shard_ports` (the TCP ports of the `mesh` cluster's shards, in order)
+    are chosen by the caller when it starts several servers of one cluster."""
+
+    def __init__(
+        self,
+        extra_config: str = "",
+        *,
+        tcp_port: int | None = None,
+        shard_ports: tuple[int, ...] = (),
+    ) -> None:
         """`extra_config`: XML elements added to the server's config (e.g. a TLS port)."""
         command = binary()
         if command is None:
@@ -85,11 +107,14 @@ class ClickHouseServer:
                 " (apt-get install clickhouse-server)"
             )
         self.dir = Path(tempfile.mkdtemp(prefix="meshscope-clickhouse-"))
-        self.tcp_port, self.http_port = free_port(), free_port()
+        self.tcp_port, self.http_port = tcp_port or free_port(), free_port()
         (self.dir / "config.xml").write_text(
-            _CONFIG.format(dir=self.dir, tcp=self.tcp_port, http=self.http_port).replace(
-                "</yandex>", extra_config + "</yandex>"
-            )
+            _CONFIG.format(
+                dir=self.dir,
+                tcp=self.tcp_port,
+                http=self.http_port,
+                remote_servers=remote_servers(shard_ports) if shard_ports else "",
+            ).replace("</yandex>", extra_config + "</yandex>")
         )
         (self.dir / "users.xml").write_text(_USERS)
         self._command = command
@@ -154,22 +179,36 @@ class ClickHouseServer:
 
 
 _shared: ClickHouseServer | None = None
+_second: ClickHouseServer | None = None
+_ports: tuple[int, int] = (0, 0)
 
 
 def dsn() -> str:
     """The DSN of the run's server, started on first use."""
-    global _shared
+    global _shared, _ports
     if _shared is None:
-        _shared = ClickHouseServer()
+        _ports = (free_port(), free_port())
+        _shared = ClickHouseServer(tcp_port=_ports[0], shard_ports=_ports)
         atexit.register(stop_shared)
     return _shared.dsn
 
 
+def shard_dsns() -> list[str]:
+    """The DSNs of the `mesh` cluster's two shards: the run's server and a second one,
+    started on first use."""
+    global _second
+    first = dsn()
+    if _second is None:
+        _second = ClickHouseServer(tcp_port=_ports[1], shard_ports=_ports)
+    return [first, _second.dsn]
+
+
 def stop_shared() -> None:
-    global _shared
-    if _shared is not None:
-        server, _shared = _shared, None
-        server.stop()
+    global _shared, _second
+    for server in (_shared, _second):
+        if server is not None:
+            server.stop()
+    _shared = _second = None
 
 
 def database_for(directory: Path) -> str:

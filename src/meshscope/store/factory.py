@@ -26,15 +26,23 @@ def open_storage(
     clickhouse_dsn: str = "",
     clickhouse_database: str = "meshscope",
     retention_hours: float | None = None,
+    clickhouse_shards: tuple[str, ...] = (),
+    clickhouse_cluster: str = "",
 ) -> Storage:
     """`memory` (path ignored), `duckdb` (a file path; default `meshscope.duckdb`; its
     buffer pool bounded by `memory_limit`, DuckDB's default when None) or `clickhouse` (the
     server `clickhouse_dsn` names, tables in `clickhouse_database`; `retention_hours`
-    becomes a TTL on servers whose profile has one, ADR 0011)."""
+    becomes a TTL on servers whose profile has one, ADR 0011); with `clickhouse_shards`,
+    the servers they name, the shards of `clickhouse_cluster` (ADR 0015)."""
     if kind == "clickhouse":
         from meshscope.store.clickhouse import ClickHouseStorage, ClickHouseUnavailableError
+        from meshscope.store.clickhouse.sharded import ShardedClickHouseStorage
 
         try:
+            if clickhouse_shards:
+                return ShardedClickHouseStorage(
+                    clickhouse_shards, clickhouse_database, clickhouse_cluster, retention_hours
+                )
             return ClickHouseStorage(clickhouse_dsn, clickhouse_database, retention_hours)
         except (ValueError, ClickHouseUnavailableError) as error:
             raise StorageOpenError(str(error)) from None

@@ -33,7 +33,9 @@ RANGE_NS = 8 * 10**15
 """Durations in [0, RANGE_NS) are stored typed; 8e15 ns / 1e6 < 2**33 ms (see above)."""
 
 
-def access_columns(calls: Sequence[Call], seqs: range) -> tuple[dict[str, list[Any]], list[int]]:
+def access_columns(
+    calls: Sequence[Call], seqs: Sequence[int]
+) -> tuple[dict[str, list[Any]], list[int]]:
     """The calls as `access_logs` insert columns (call i gets `seqs[i]`), and the indexes
     of the calls whose duration is out of `RANGE_NS` (left out; the caller stores them as
     generic log rows)."""

@@ -20,18 +20,20 @@ class ClickHouseCatalogStore:
         self._lock = threading.Lock()
         self._noted: set[tuple[str, str, int]] = set()  # written by this process
 
-    def note(self, operations: Sequence[Operation]) -> None:
+    def note(self, operations: Sequence[Operation], seqs: Sequence[int] | None = None) -> None:
+        """`seqs`: as in `ClickHouseMetricStore.write_points`."""
         if not operations:
             return
         columns: dict[str, list[Any]] = defaultdict(list)
-        first = self._conn.seq(len(operations))
+        if seqs is None:
+            first = self._conn.seq(len(operations))
+            seqs = range(first, first + len(operations))
         with self._lock:
-            for offset, op in enumerate(operations):
+            for op, seq in zip(operations, seqs, strict=True):
                 key = (op.service, op.name, int(op.kind) if op.name else 0)
                 if key in self._noted:
                     continue
                 self._noted.add(key)
-                seq = first + offset
                 for name, value in zip(
                     ("service", "name", "kind", "seq", "rank"),
                     (*key, seq, RANK_MAX - seq),

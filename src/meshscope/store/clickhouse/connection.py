@@ -48,8 +48,11 @@ def check_name(kind: str, name: str) -> str:
 class Connection:
     """Queries against `database` on the server `dsn` names (clickhouse://host:port/...)."""
 
-    def __init__(self, dsn: str, database: str) -> None:
+    def __init__(self, dsn: str, database: str, settings: dict[str, Any] | None = None) -> None:
+        """`settings`: ClickHouse settings sent with every statement (e.g. a sharded store's
+        `distributed_product_mode`)."""
         self.dsn = dsn
+        self._settings = dict(settings or {})
         self.database = check_name("database", database)
         if not dsn.startswith(("clickhouse://", "clickhouses://")):
             raise ValueError(f"clickhouse dsn {redacted(dsn)!r} must start with clickhouse://")
@@ -86,6 +89,7 @@ class Connection:
                 **c.ssl_options,
                 connect_timeout=c.connect_timeout,
                 send_receive_timeout=self._timeout_s,
+                settings=self._settings,
             )
             self._local.client = client
             with self._lock:

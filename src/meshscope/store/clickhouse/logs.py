@@ -58,15 +58,22 @@ class ClickHouseLogStore:
         self._conn = conn
         self._db = conn.database
 
-    def write_logs(self, logs: Sequence[LogRecord], calls: Sequence[Call] = ()) -> None:
+    def write_logs(
+        self,
+        logs: Sequence[LogRecord],
+        calls: Sequence[Call] = (),
+        seqs: Sequence[int] | None = None,
+    ) -> None:
         """The records into `logs` and the calls into `access_logs`, with write sequence
         numbers in that order (the records first, then the calls: equal times read back in
-        it). A call whose duration the typed rows cannot render exactly is stored as the
+        it; `seqs`, one per record then call, as in `ClickHouseMetricStore.write_points`).
+        A call whose duration the typed rows cannot render exactly is stored as the
         record `access_log` renders (access_logs.py)."""
         if not logs and not calls:
             return
-        first = self._conn.seq(len(logs) + len(calls))
-        seqs = range(first, first + len(logs) + len(calls))
+        if seqs is None:
+            first = self._conn.seq(len(logs) + len(calls))
+            seqs = range(first, first + len(logs) + len(calls))
         generic, generic_seqs = list(logs), list(seqs[: len(logs)])
         if calls:
             call_seqs = seqs[len(logs) :]

@@ -67,17 +67,22 @@ class ClickHouseMetricStore:
         self._known: set[int] = set()
         self._families: set[str] = set()
 
-    def write_points(self, points: Sequence[MetricPoint]) -> None:
+    def write_points(
+        self, points: Sequence[MetricPoint], seqs: Sequence[int] | None = None
+    ) -> None:
+        """`seqs`: the points' write sequence numbers when the caller took them (a sharded
+        store, for one order over its shards); else taken here."""
         if not points:
             return
         value: Any  # one column's value; the columns have many types
-        first = self._conn.seq(len(points))
+        if seqs is None:
+            first = self._conn.seq(len(points))
+            seqs = range(first, first + len(points))
         samples: dict[str, list[Any]] = defaultdict(list)
         series: dict[str, list[Any]] = defaultdict(list)
         families: dict[str, list[Any]] = defaultdict(list)
         with self._lock:
-            for offset, p in enumerate(points):
-                seq = first + offset
+            for p, seq in zip(points, seqs, strict=True):
                 fp = fingerprint(p.name, p.labels)
                 if fp not in self._known:
                     self._known.add(fp)

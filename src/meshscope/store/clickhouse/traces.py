@@ -105,15 +105,20 @@ class ClickHouseTraceStore:
         if spans:
             self.write_encoded([encode_spans(spans)])
 
-    def write_encoded(self, encoded: Sequence[EncodedClickHouseSpans]) -> None:
-        """Insert encoded batches, all in one insert per table, numbered by `seq` now."""
+    def write_encoded(
+        self, encoded: Sequence[EncodedClickHouseSpans], seqs: Sequence[int] | None = None
+    ) -> None:
+        """Insert encoded batches, all in one insert per table, numbered by `seq` now (or
+        by `seqs`, one per row, as in `ClickHouseMetricStore.write_points`)."""
         batches = [batch for batch in encoded if len(batch)]
         if not batches:
             return
         rows = concat(batches)
-        first = self._conn.seq(len(rows))
+        if seqs is None:
+            first = self._conn.seq(len(rows))
+            seqs = range(first, first + len(rows))
         full = rows.table(FULL)
-        full["seq"] = list(range(first, first + len(rows)))
+        full["seq"] = list(seqs)
         # The trace-id table first: a span found by search can then always be fetched.
         self._conn.insert("spans_by_trace", full)
         self._conn.insert("spans", rows.table(SEARCH))
@@ -172,13 +177,19 @@ class ClickHouseTraceStore:
         conditions, params = _span_conditions(
             query.start_ns, query.end_ns, query.service, query.name, query.kind, query.status
         )
-        rows = self._conn.rows(
-            f"SELECT service, kind, name, status, start_ns, duration_ns, trace_hi, trace_lo,"
-            f" span_id, intDiv(start_ns - %(start)s, {int(query.interval_ns)}) AS slot"
-            f" FROM {self._db}.spans WHERE {' AND '.join(conditions)}"
+        order = (
             " ORDER BY service, kind, name, status, slot, duration_ns DESC, start_ns,"
-            " trace_hi, trace_lo, span_id"
-            f" LIMIT 1 BY service, kind, name, status, slot LIMIT {max(0, int(query.limit))}",
+            " trace_hi, trace_lo, span_id LIMIT 1 BY service, kind, name, status, slot"
+        )
+        # LIMIT BY twice: over Distributed tables (ADR 0015) the inner one runs on each
+        # shard, and 18.16 does not apply it again to the merged rows.
+        rows = self._conn.rows(
+            "SELECT service, kind, name, status, start_ns, duration_ns, trace_hi, trace_lo,"
+            " span_id, slot FROM (SELECT service, kind, name, status, start_ns, duration_ns,"
+            " trace_hi, trace_lo, span_id,"
+            f" intDiv(start_ns - %(start)s, {int(query.interval_ns)}) AS slot"
+            f" FROM {self._db}.spans WHERE {' AND '.join(conditions)}{order})"
+            f"{order} LIMIT {max(0, int(query.limit))}",
             params,
         )
         return [
