@@ -1,0 +1,205 @@
+"""A real cluster on loopback: two ClickHouse 18.16 shards (the `mesh` cluster of
+tests/conformance/clickhouse_server.py) and three `meshscope serve` processes, plus one
+single node (memory store) given the same data for the single-node answers.
+
+The spans of each trace are sent to different nodes (the frontend's to n1 over OTLP/HTTP,
+the backend's to n2 over OTLP/HTTP and to n3 over OTLP/gRPC); the nodes route them to the
+trace's owner, so each call is paired into exactly one service-graph edge, and each trace is
+stored on one shard. Every node then answers every read, and RED from any node equals the
+single node's. Last, an owner is killed (SIGKILL): requests with its traces get 503."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+
+from meshscope.cluster.ring import Ring
+from tests.cluster.traces import Call, calls, request
+from tests.conformance import clickhouse_server
+from tests.e2e.test_durability import Ports, serve
+
+NODES = ("n1", "n2", "n3")
+CALLS = 60
+TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+@dataclass
+class Cluster:
+    ports: dict[str, Ports]
+    single: Ports
+    processes: dict[str, Any]
+    shards: list[str]
+    database: str
+    made: list[Call]
+
+
+def _get(port: int, path: str) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    body = response.read()
+    return response.status, json.loads(body) if body[:1] in (b"{", b"[") else body.decode()
+
+
+def _post(port: int, body: bytes) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
+    response = conn.getresponse()
+    response.read()
+    return response.status
+
+
+def _settings(node: str, ports: dict[str, Ports], shards: list[str], db: str) -> dict[str, str]:
+    peers = [{"id": n, "url": f"http://127.0.0.1:{p.ui}"} for n, p in ports.items()]
+    return {
+        "MESHSCOPE_STORAGE__KIND": "clickhouse",
+        "MESHSCOPE_STORAGE__CLICKHOUSE__DATABASE": db,
+        "MESHSCOPE_PIPELINE__INGEST_WORKERS": "1",
+        "MESHSCOPE_PIPELINE__FLUSH_INTERVAL_SECONDS": "1",
+        "MESHSCOPE_CLUSTER__NODE_ID": node,
+        "MESHSCOPE_CLUSTER__PEERS": json.dumps(peers),
+        "MESHSCOPE_CLUSTER__SHARDS": json.dumps(shards),
+        "MESHSCOPE_CLUSTER__CLICKHOUSE_CLUSTER": clickhouse_server.CLUSTER,
+        "MESHSCOPE_CLUSTER__FORWARD_TIMEOUT_SECONDS": "5",
+    }
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    reason = clickhouse_server.available()
+    if reason:
+        pytest.skip(reason)
+    shards = clickhouse_server.shard_dsns()
+    directory = tmp_path_factory.mktemp("cluster")
+    database = clickhouse_server.database_for(directory)
+    ports = {node: Ports() for node in NODES}
+    single = Ports()
+    with ExitStack() as stack:
+        processes = {}
+        for node in NODES:
+            home = directory / node
+            home.mkdir()
+            processes[node] = stack.enter_context(
+                serve(home / "unused.duckdb", ports[node], _settings(node, ports, shards, database))
+            )
+        home = directory / "single"
+        home.mkdir()
+        memory = {
+            "MESHSCOPE_STORAGE__KIND": "memory",
+            "MESHSCOPE_PIPELINE__FLUSH_INTERVAL_SECONDS": "1",
+        }
+        stack.enter_context(serve(home / "unused.duckdb", single, memory))
+        made = calls(CALLS)
+        assert _post(single.otlp_http, request(made)) == 200
+        yield Cluster(ports, single, processes, shards, database, made)
+        for dsn in shards:  # the shards outlive the test: drop its databases
+            from clickhouse_driver import Client
+
+            client = Client.from_url(dsn)
+            client.execute(f"DROP DATABASE IF EXISTS {database}_dist")
+            client.execute(f"DROP DATABASE IF EXISTS {database}")
+            client.disconnect()
+
+
+def _wait_for(check: Any, timeout_s: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = check()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
+
+
+def _edges(port: int) -> list[dict[str, Any]]:
+    status, graph = _get(port, "/api/meshscope/graph")
+    assert status == 200
+    return list(graph["data"]["edges"])
+
+
+def test_spans_sent_to_different_nodes_pair_into_one_edge_and_live_on_one_shard(
+    cluster: Cluster,
+) -> None:
+    made, ports = cluster.made, cluster.ports
+    half = CALLS // 2
+    assert _post(ports["n1"].otlp_http, request(made, ("frontend",))) == 200
+    assert _post(ports["n2"].otlp_http, request(made[:half], ("backend",))) == 200
+    with grpc.insecure_channel(f"127.0.0.1:{ports['n3'].otlp_grpc}") as channel:
+        export = channel.unary_unary(TRACE_EXPORT)
+        export(request(made[half:], ("backend",)), timeout=30)
+    for node in NODES:
+        edges = _wait_for(lambda n=node: [e for e in _edges(ports[n].ui) if e["calls"] == CALLS])
+        assert len(_edges(ports[node].ui)) == 1, node
+        assert edges and edges[0]["source"] == "frontend" and edges[0]["target"] == "backend"
+        assert edges[0]["errors"] == CALLS // 5
+    # Each trace on one shard: shard trace_hi % 2.
+    from clickhouse_driver import Client
+
+    where: dict[int, set[int]] = {}
+    for index, dsn in enumerate(cluster.shards):
+        client = Client.from_url(dsn)
+        rows = client.execute(
+            f"SELECT trace_hi, count() FROM {cluster.database}.spans_by_trace GROUP BY trace_hi"
+        )
+        client.disconnect()
+        for hi, count in rows:
+            assert count == 3
+            where.setdefault(hi, set()).add(index)
+    assert len(where) == CALLS
+    assert all(shards == {hi % 2} for hi, shards in where.items())
+    # Traffic was forwarded, and received, between the nodes.
+    _, metrics = _get(ports["n1"].ui, "/metrics")
+    assert "meshscope_cluster_forwarded_items_total" in metrics
+    assert "meshscope_cluster_split_requests_total" in metrics
+
+
+def test_every_acknowledged_span_is_readable_from_every_node(cluster: Cluster) -> None:
+    for call in cluster.made[:: CALLS // 10]:
+        for node in NODES:
+            status, found = _get(cluster.ports[node].ui, f"/api/traces/{call.trace_id.hex()}")
+            assert status == 200, node
+            [trace] = found["data"]
+            assert len(trace["spans"]) == 3
+
+
+def test_red_from_any_node_equals_the_single_node(cluster: Cluster) -> None:
+    def red(port: int) -> list[tuple[str, float, float]]:
+        status, found = _get(port, "/api/meshscope/red")
+        rows = found["data"]
+        assert status == 200
+        return sorted((r["service"], r["calls"], r["errors"]) for r in rows)
+
+    want = _wait_for(lambda: red(cluster.single.ui) if len(red(cluster.single.ui)) == 2 else None)
+    assert want == [("backend", CALLS, CALLS // 5), ("frontend", CALLS, 0)]
+    for node in NODES:
+        assert _wait_for(lambda n=node: red(cluster.ports[n].ui) == want), node
+
+
+def test_a_dead_owner_gives_503_and_its_traces_are_not_acknowledged(cluster: Cluster) -> None:
+    ring = Ring.of(NODES)
+    victim = cluster.processes["n3"]
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(30)
+    fresh = calls(40, seed=99)
+    owned = {n: [c for c in fresh if ring.owner(int.from_bytes(c.trace_id[8:], "big")) == n]
+             for n in NODES}  # fmt: skip
+    assert owned["n3"] and owned["n1"]
+    assert _post(cluster.ports["n1"].otlp_http, request(owned["n3"])) == 503
+    assert _post(cluster.ports["n1"].otlp_http, request(owned["n1"] + owned["n2"])) == 200
+    status, metrics = _get(cluster.ports["n1"].ui, "/metrics")
+    assert 'meshscope_cluster_forward_failed_items_total{kind="traces",peer="n3"}' in metrics
+    # What was acknowledged before is still readable (it is in ClickHouse, not in n3).
+    call = next(
+        c for c in cluster.made if ring.owner(int.from_bytes(c.trace_id[8:], "big")) == "n3"
+    )
+    status, found = _get(cluster.ports["n1"].ui, f"/api/traces/{call.trace_id.hex()}")
+    assert status == 200 and len(found["data"][0]["spans"]) == 3
