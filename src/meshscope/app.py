@@ -85,6 +85,8 @@ class App:
         self.writer.start()
         if self.workers is not None:
             self.workers.start()
+        if self.cluster is not None:
+            self.cluster.start()
         if self.notifier is not None:
             self.notifier.start()
 
@@ -92,6 +94,8 @@ class App:
         """Commit what was accepted, flush derived metrics, close the store."""
         if self.notifier is not None:
             self.notifier.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
         if self.workers is not None:
             self.workers.stop()
         self.writer.stop()

@@ -8,25 +8,28 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from meshscope.cluster.ring import Ring
+from meshscope.cluster.membership import Membership
 from meshscope.cluster.routes import Received
 from meshscope.cluster.sink import ClusterSink
 
 
 class ClusterCollector(Collector):
-    def __init__(self, sink: ClusterSink, ring: Ring, received: Received) -> None:
+    def __init__(
+        self, sink: ClusterSink, received: Received, membership: Membership | None = None
+    ) -> None:
         self._sink = sink
-        self._ring = ring
         self._received = received
+        self._membership = membership
 
     def collect(self) -> Iterator[Metric]:
         forwarder = self._sink.forwarder
+        ring = self._sink.ring
         info = GaugeMetricFamily(
             "meshscope_cluster_info",
             "This node's id and the version of its ring (the same on nodes that agree).",
             labels=["node", "ring_version", "peers"],
         )
-        info.add_metric([forwarder.node_id, self._ring.version, str(len(self._ring.peers))], 1)
+        info.add_metric([forwarder.node_id, ring.version, str(len(ring.peers))], 1)
         yield info
         forwarded = CounterMetricFamily(
             "meshscope_cluster_forwarded_items",
@@ -59,12 +62,36 @@ class ClusterCollector(Collector):
             "Bytes being forwarded to each peer now.",
             labels=["peer"],
         )
-        for peer in self._ring.peers:
+        for peer in forwarder.urls:
             if peer != forwarder.node_id:
                 inflight.add_metric([peer], forwarder.inflight.get(peer, 0))
         yield inflight
+        if self._membership is not None:
+            yield from self._members(self._membership)
         yield CounterMetricFamily(
             "meshscope_cluster_split_requests",
             "Client requests whose items belonged to more than one node.",
             value=self._sink.split_requests,
+        )
+
+    @staticmethod
+    def _members(membership: Membership) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "meshscope_cluster_peer_up",
+            "Whether each peer is in this node's ring (answered its health checks).",
+            labels=["peer"],
+        )
+        for peer in sorted(membership.urls):
+            up.add_metric([peer], int(peer in membership.live))
+        yield up
+        yield CounterMetricFamily(
+            "meshscope_cluster_ring_changes",
+            "Times this node's ring changed (a peer left or came back).",
+            value=membership.changes,
+        )
+        yield CounterMetricFamily(
+            "meshscope_cluster_moved_slots",
+            "Slots (of 4096) whose owner changed; traces in flight in them may be split (see"
+            " the service-graph pairing outcomes for their unpaired spans).",
+            value=membership.moved_slots,
         )

@@ -8,11 +8,11 @@ from starlette.routing import Route
 
 from meshscope.cluster.config import NODE_LABEL, ClusterConfig
 from meshscope.cluster.forward import Forwarder
+from meshscope.cluster.membership import Membership
 from meshscope.cluster.metrics import ClusterCollector
 from meshscope.cluster.ring import Ring
 from meshscope.cluster.routes import Received, cluster_routes
 from meshscope.cluster.sink import ClusterSink, in_thread
-from meshscope.cluster.split import Table
 from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.sink import IngestSink
 from meshscope.ingest.workers import WorkerSink
@@ -21,10 +21,18 @@ from meshscope.model.metrics import Labels
 
 @dataclass(frozen=True, slots=True)
 class ClusterNode:
-    ring: Ring
     sink: ClusterSink
     routes: list[Route]
     collector: ClusterCollector
+    membership: Membership | None  # None: the ring is the static peer list
+
+    def start(self) -> None:
+        if self.membership is not None:
+            self.membership.start()
+
+    def stop(self) -> None:
+        if self.membership is not None:
+            self.membership.stop()
 
 
 def node_labels(config: ClusterConfig) -> Labels:
@@ -39,12 +47,14 @@ def build_cluster(config: ClusterConfig, local: IngestSink, limits: IngestLimits
         config.node_id, urls, config.forward_timeout_seconds, config.max_forward_bytes
     )
     offload = local.offload if isinstance(local, WorkerSink) else in_thread
-    table = Table(ring.peers, ring.owners, config.node_id)
-    sink = ClusterSink(local, table, forwarder, limits.max_body_bytes, offload)
+    sink = ClusterSink(local, ring, forwarder, limits.max_body_bytes, offload)
     received = Received()
+    membership = None
+    if config.health_interval_seconds > 0 and len(urls) > 1:
+        membership = Membership(config.node_id, urls, config.health_interval_seconds, sink.use)
     return ClusterNode(
-        ring=ring,
         sink=sink,
-        routes=cluster_routes(sink, ring, config.node_id, limits, received),
-        collector=ClusterCollector(sink, ring, received),
+        routes=cluster_routes(sink, config.node_id, limits, received),
+        collector=ClusterCollector(sink, received, membership),
+        membership=membership,
     )

@@ -16,7 +16,6 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from meshscope.cluster.forward import INTERNAL_PREFIX, ITEMS_HEADER
-from meshscope.cluster.ring import Ring
 from meshscope.cluster.sink import ClusterSink
 from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.otlp_common import Decoded
@@ -35,7 +34,7 @@ class Received:
 
 
 def cluster_routes(
-    sink: ClusterSink, ring: Ring, node_id: str, limits: IngestLimits, received: Received
+    sink: ClusterSink, node_id: str, limits: IngestLimits, received: Received
 ) -> list[Route]:
     async def receive(request: Request) -> Response:
         kind = request.path_params["kind"]
@@ -59,6 +58,7 @@ def cluster_routes(
         return Response(orjson.dumps(body), media_type="application/json")
 
     async def show_ring(request: Request) -> Response:
+        ring = sink.ring
         slots = Counter(ring.peers[owner] for owner in ring.owners)
         return JSONResponse(
             {

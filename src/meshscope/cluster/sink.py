@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from meshscope.cluster.forward import Forwarder, Reply
+from meshscope.cluster.ring import Ring
 from meshscope.cluster.split import Part, Table, split_body
 from meshscope.ingest.body import BodyError, decompress
 from meshscope.ingest.errors import DecodeError
@@ -42,18 +43,21 @@ class ClusterSink:
     def __init__(
         self,
         local: IngestSink,
-        table: Table,
+        ring: Ring,
         forwarder: Forwarder,
         max_body_bytes: int,
         offload: Offload = in_thread,
     ) -> None:
         self.local = local
-        self.table = table
         self.forwarder = forwarder
         self.max_body_bytes = max_body_bytes
         self._offload = offload
-        self._routes = len(table.peers) > 1
         self.split_requests = 0
+        self.use(ring)
+
+    def use(self, ring: Ring) -> None:
+        """Route by `ring` from now on (membership changes; any thread: one assignment)."""
+        self.ring, self.table = ring, Table(ring.peers, ring.owners, self.forwarder.node_id)
 
     async def submit(self, batch: Batch) -> None:
         await self.local.submit(batch)
@@ -61,16 +65,17 @@ class ClusterSink:
     async def submit_encoded(
         self, kind: BodyKind, raw: bytes, encoding: str, *, json: bool
     ) -> Decoded:
-        if not self._routes:
+        table = self.table
+        if len(table.peers) < 2:
             return await self.submit_local(kind, raw, encoding, json=json)
         parts: dict[str, Part] | None = await self._offload(
-            split_body, kind, raw, encoding, json, self.table, self.max_body_bytes
+            split_body, kind, raw, encoding, json, table, self.max_body_bytes
         )
         if parts is None:
             return await self.submit_local(kind, raw, encoding, json=json)
         self.split_requests += 1
         pending: list[Awaitable[Decoded | Reply]] = []
-        mine = parts.pop(self.table.local, None)
+        mine = parts.pop(table.local, None)
         if mine is not None:
             pending.append(self.submit_local(kind, mine.body, "identity", json=mine.json))
         pending += [self.forwarder.send(peer, kind, part) for peer, part in parts.items()]
