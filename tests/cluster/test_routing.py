@@ -3,6 +3,7 @@ client's traces and logs and each trace ends up whole on its owner."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from meshscope.app import App, build
 from meshscope.cluster.config import NODE_LABEL, ClusterConfig, Peer
 from meshscope.cluster.ring import Ring
 from meshscope.config import Config, StorageConfig
+from meshscope.pipeline.sampling.config import SamplingConfig
+from meshscope.pipeline.sampling.config import from_mapping as parse_sampling
 from meshscope.store.base import LogQuery
 from tests.cluster.traces import calls, logs_request, request
 from tests.serving import serving
@@ -30,26 +33,31 @@ class Node:
     otlp: str
 
 
-def _config(node_id: str) -> Config:
+def _config(node_id: str, sampling: SamplingConfig | None = None) -> Config:
     peers = (Peer("a", UNUSED), Peer("b", UNUSED))
-    return Config(storage=StorageConfig(kind="memory"), cluster=ClusterConfig(node_id, peers))
+    config = Config(storage=StorageConfig(kind="memory"), cluster=ClusterConfig(node_id, peers))
+    return dataclasses.replace(config, sampling=sampling) if sampling else config
+
+
+def _start(stack: ExitStack, sampling: SamplingConfig | None = None) -> dict[str, Node]:
+    made: dict[str, Node] = {}
+    for node_id in ("a", "b"):
+        app = build(_config(node_id, sampling))
+        app.start()
+        stack.callback(app.stop)
+        ui = stack.enter_context(serving(app.ui))
+        otlp = stack.enter_context(serving(app.otlp_http))
+        made[node_id] = Node(node_id, app, ui, otlp)
+    for node in made.values():
+        assert node.app.cluster is not None
+        node.app.cluster.sink.forwarder.urls = {n.id: n.ui for n in made.values()}
+    return made
 
 
 @pytest.fixture
 def nodes() -> Iterator[dict[str, Node]]:
     with ExitStack() as stack:
-        made: dict[str, Node] = {}
-        for node_id in ("a", "b"):
-            app = build(_config(node_id))
-            app.start()
-            stack.callback(app.stop)
-            ui = stack.enter_context(serving(app.ui))
-            otlp = stack.enter_context(serving(app.otlp_http))
-            made[node_id] = Node(node_id, app, ui, otlp)
-        for node in made.values():
-            assert node.app.cluster is not None
-            node.app.cluster.sink.forwarder.urls = {n.id: n.ui for n in made.values()}
-        yield made
+        yield _start(stack)
 
 
 def _owner(trace_id: bytes) -> str:
@@ -117,3 +125,33 @@ def test_the_ring_route_shows_the_same_version_on_every_node(nodes: dict[str, No
     rings = [httpx.get(f"{n.ui}/internal/cluster/v1/ring").json() for n in nodes.values()]
     assert rings[0]["version"] == rings[1]["version"]
     assert sum(rings[0]["slots"].values()) == 4096
+
+
+def test_tail_sampling_decides_on_whole_traces() -> None:
+    """The error is on the backend's span, sent to b; the frontend's spans go to a. Each
+    trace's owner sees all three spans, so error traces are kept whole, others dropped."""
+    sampling = parse_sampling(
+        {
+            "tail": {
+                "enabled": True,
+                "decision_wait_seconds": 0.5,
+                "policies": [{"name": "errors", "type": "status_code"}],
+            }
+        }
+    )
+    made = calls(30)
+    with ExitStack() as stack:
+        nodes = _start(stack, sampling)
+        for node_id, services in (("a", ("frontend",)), ("b", ("backend",))):
+            answer = httpx.post(
+                f"{nodes[node_id].otlp}/v1/traces",
+                content=request(made, services),
+                headers=PROTOBUF,
+            )
+            assert answer.status_code == 200
+        for node in nodes.values():
+            node.app.writer.stop()  # decides every buffered trace
+        for index, call in enumerate(made):
+            owner = nodes[_owner(call.trace_id)].app.storage
+            kept = owner.traces.get_trace(call.trace_id.hex())
+            assert len(kept) == (3 if index % 5 == 0 else 0), index
