@@ -31,6 +31,7 @@ class Node:
     app: App
     ui: str
     otlp: str
+    zipkin: str
 
 
 def _config(node_id: str, sampling: SamplingConfig | None = None) -> Config:
@@ -47,7 +48,8 @@ def _start(stack: ExitStack, sampling: SamplingConfig | None = None) -> dict[str
         stack.callback(app.stop)
         ui = stack.enter_context(serving(app.ui))
         otlp = stack.enter_context(serving(app.otlp_http))
-        made[node_id] = Node(node_id, app, ui, otlp)
+        zipkin = stack.enter_context(serving(app.zipkin))
+        made[node_id] = Node(node_id, app, ui, otlp, zipkin)
     for node in made.values():
         assert node.app.cluster is not None
         node.app.cluster.sink.forwarder.urls = {n.id: n.ui for n in made.values()}
@@ -106,6 +108,23 @@ def test_logs_follow_their_trace(nodes: dict[str, Node]) -> None:
             assert len(found) == (1 if node_id == owner else 0)
     untraced = nodes["a"].app.storage.logs.find_logs(LogQuery(body_contains=("untraced",)))
     assert len(untraced) == 3
+
+
+def test_zipkin_spans_follow_their_trace(nodes: dict[str, Node]) -> None:
+    made = calls(20)
+    spans = [
+        {"traceId": c.trace_id.hex(), "id": f"{i + 1:016x}", "name": "get",
+         "timestamp": 1_700_000_000_000_000, "duration": 1000,
+         "localEndpoint": {"serviceName": "zipkin-svc"}}
+        for i, c in enumerate(made)
+    ]  # fmt: skip
+    answer = httpx.post(f"{nodes['b'].zipkin}/api/v2/spans", json=spans)
+    assert answer.status_code == 202
+    for call in made:
+        owner = _owner(call.trace_id)
+        for node_id, node in nodes.items():
+            found = node.app.storage.traces.get_trace(call.trace_id.hex())
+            assert len(found) == (1 if node_id == owner else 0)
 
 
 def test_an_owner_that_is_down_gives_503_and_nothing_is_acknowledged(
