@@ -46,7 +46,7 @@ def test_env_overrides_file(tmp_path: Path) -> None:
         ("storage:\n  memory_limit: 4GB\n", "unknown setting storage.memory_limit"),
         ("storage:\n  kind: clickhouse\n  clickhouse:\n    dsn: http://h\n", "dsn must look like"),
         ("storage:\n  kind: clickhouse\n  clickhouse:\n    database: a-b\n", "database must be"),
-        ("storage:\n  kind: clickhouse\n  clickhouse:\n    cluster: mesh\n", "not supported yet"),
+        ("storage:\n  kind: clickhouse\n  clickhouse:\n    cluster: mesh\n", "cluster.shards"),
         ("storage:\n  clickhouse: 1\n", "storage.clickhouse must be a mapping"),
         ("storage:\n  clickhouse:\n    dns: x\n", "unknown setting storage.clickhouse.dns"),
         ("- a\n- b\n", "must hold a mapping"),

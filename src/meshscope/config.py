@@ -253,5 +253,8 @@ def _validate_clickhouse(section: ClickHouseConfig) -> None:
             f" got {section.database!r}"
         )
     if section.cluster:
-        # ON CLUSTER needs ZooKeeper and Distributed tables need the cluster step (ADR 0011).
-        raise ConfigError("setting storage.clickhouse.cluster is not supported yet (ADR 0011)")
+        # ON CLUSTER needs ZooKeeper; shards are named in the cluster section (ADR 0015).
+        raise ConfigError(
+            "setting storage.clickhouse.cluster is not used: name the shards in cluster.shards"
+            " and their cluster in cluster.clickhouse_cluster (ADR 0015)"
+        )
