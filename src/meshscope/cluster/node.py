@@ -17,6 +17,7 @@ from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.sink import IngestSink
 from meshscope.ingest.workers import WorkerSink
 from meshscope.model.metrics import Labels
+from meshscope.pipeline.writer import BatchWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,10 @@ def node_labels(config: ClusterConfig) -> Labels:
     return ((NODE_LABEL, config.node_id),) if config.enabled else ()
 
 
+def _never() -> bool:
+    return False
+
+
 def build_cluster(config: ClusterConfig, local: IngestSink, limits: IngestLimits) -> ClusterNode:
     urls = config.peer_urls() or {config.node_id: ""}
     ring = Ring.of(urls)
@@ -47,7 +52,8 @@ def build_cluster(config: ClusterConfig, local: IngestSink, limits: IngestLimits
         config.node_id, urls, config.forward_timeout_seconds, config.max_forward_bytes
     )
     offload = local.offload if isinstance(local, WorkerSink) else in_thread
-    sink = ClusterSink(local, ring, forwarder, limits.max_body_bytes, offload)
+    saturated = local.saturated if isinstance(local, WorkerSink | BatchWriter) else _never
+    sink = ClusterSink(local, ring, forwarder, limits.max_body_bytes, offload, saturated)
     received = Received()
     membership = None
     if config.health_interval_seconds > 0 and len(urls) > 1:

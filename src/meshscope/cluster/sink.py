@@ -47,11 +47,15 @@ class ClusterSink:
         forwarder: Forwarder,
         max_body_bytes: int,
         offload: Offload = in_thread,
+        saturated: Callable[[], bool] = lambda: False,
     ) -> None:
+        """`saturated`: whether the local sink refuses new work now; then a body is refused
+        (429) before the workers spend a split on it."""
         self.local = local
         self.forwarder = forwarder
         self.max_body_bytes = max_body_bytes
         self._offload = offload
+        self._saturated = saturated
         self.split_requests = 0
         self.use(ring)
 
@@ -68,6 +72,8 @@ class ClusterSink:
         table = self.table
         if len(table.peers) < 2:
             return await self.submit_local(kind, raw, encoding, json=json)
+        if self._saturated():
+            raise OverloadedError("ingest pipeline busy, not splitting the request")
         parts: dict[str, Part] | None = await self._offload(
             split_body, kind, raw, encoding, json, table, self.max_body_bytes
         )

@@ -1,0 +1,97 @@
+"""ClusterSink without servers: admission, error ranking, rejected counts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from meshscope.cluster.forward import Forwarder, Reply
+from meshscope.cluster.ring import Ring
+from meshscope.cluster.sink import ClusterSink
+from meshscope.cluster.split import Part
+from meshscope.ingest.body import BodyError
+from meshscope.ingest.otlp_common import Decoded
+from meshscope.ingest.sink import BodyKind, OverloadedError, UnavailableError
+from meshscope.model.batch import Batch
+from tests.cluster.traces import calls, request
+
+RING = Ring.of(["a", "b", "c"])
+
+
+class LocalSink:
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    async def submit(self, batch: Batch) -> None:
+        raise AssertionError("not used")
+
+    async def submit_encoded(
+        self, kind: BodyKind, raw: bytes, encoding: str, *, json: bool
+    ) -> Decoded:
+        self.bodies.append(raw)
+        return Decoded(Batch(), 1, "one bad span here")
+
+
+class Peers(Forwarder):
+    def __init__(self, answers: dict[str, BaseException | Reply]) -> None:
+        super().__init__("a", {"a": "", "b": "", "c": ""}, 1.0, 1 << 20)
+        self.answers = answers
+
+    async def send(self, peer: str, kind: str, part: Part) -> Reply:
+        answer = self.answers[peer]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+def _sink(answers: dict[str, BaseException | Reply], saturated: bool = False) -> ClusterSink:
+    return ClusterSink(LocalSink(), RING, Peers(answers), 1 << 24, saturated=lambda: saturated)
+
+
+def _submit(sink: ClusterSink) -> Decoded:
+    body = request(calls(30))
+    return asyncio.run(sink.submit_encoded("traces", body, "identity", json=False))
+
+
+def test_rejected_counts_and_messages_of_every_owner_are_summed() -> None:
+    sink = _sink({"b": Reply(2, "two in b"), "c": Reply(0, "")})
+    decoded = _submit(sink)
+    assert decoded.rejected == 3
+    assert "one bad span here" in decoded.error_message and "two in b" in decoded.error_message
+    assert sink.split_requests == 1
+
+
+@pytest.mark.parametrize(
+    ("b", "c", "raised"),
+    [
+        (UnavailableError("b down"), OverloadedError("c busy"), UnavailableError),
+        (BodyError(400, "bad"), OverloadedError("c busy"), OverloadedError),
+        (BodyError(400, "bad"), Reply(0, ""), BodyError),
+    ],
+)
+def test_the_most_telling_error_wins(
+    b: BaseException | Reply, c: BaseException | Reply, raised: type[BaseException]
+) -> None:
+    with pytest.raises(raised):
+        _submit(_sink({"b": b, "c": c}))
+
+
+def test_a_saturated_node_refuses_before_splitting() -> None:
+    with pytest.raises(OverloadedError):
+        _submit(_sink({}, saturated=True))
+
+
+def test_an_unreachable_owner_is_unavailable_and_counted() -> None:
+    forwarder = Forwarder("a", {"b": "http://127.0.0.1:9"}, 2.0, 1 << 20)
+    part = Part(b"x", 5, False)
+    with pytest.raises(UnavailableError, match="cluster peer b"):
+        asyncio.run(forwarder.send("b", "traces", part))
+    assert forwarder.failed["traces", "b"] == 5 and forwarder.inflight["b"] == 0
+
+
+def test_a_backed_up_owner_is_refused_at_once() -> None:
+    forwarder = Forwarder("a", {"b": "http://127.0.0.1:9"}, 2.0, 10)
+    forwarder.inflight["b"] = 8
+    with pytest.raises(OverloadedError, match="backed up"):
+        asyncio.run(forwarder.send("b", "traces", Part(b"12345", 1, False)))
