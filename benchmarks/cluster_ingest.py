@@ -1,0 +1,167 @@
+"""Cluster ingest cost: CPU per span of a 3-node cluster over 2 ClickHouse shards against one
+node over one server, for the same requests, measured in one run (ADR 0015).
+
+Starts two ClickHouse 18.16 servers (the `mesh` cluster, as the tests do), then:
+1. single: one `meshscope serve` on the first server, `--seconds` of closed-loop OTLP/HTTP
+   senders -> durable spans/s and CPU per span (owner + ingest workers; the ClickHouse
+   server's CPU separately);
+2. cluster: three nodes (`cluster:` with both shards, or the first only: `--shards 1`), the
+   senders spread over the three nodes (each request to one node, round robin: ~2/3 of its
+   spans are forwarded) ->
+   durable spans/s, per node, CPU per span over all nodes, the ratio to single, and the
+   items forwarded between nodes; both with the spans per group commit (each commit inserts
+   into every table of every shard it has rows for).
+Every node gets `--workers` ingest workers. On a shared 2-core machine the rates are low and
+noisy; the CPU per span and its ratio are the figures to read.
+
+    .venv/bin/python benchmarks/cluster_ingest.py [--seconds 20] [--senders 6] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from ingest import SPANS_PER_REQUEST, Server, Tally, _cpu_s, free_port, sender
+from meshscope.ingest.loadgen import build_requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: the ClickHouse servers
+
+
+def _run(ports: list[int], bodies: list[bytes], seconds: float, senders: int) -> Tally:
+    tally = Tally()
+    stop_at = time.monotonic() + seconds
+    threads = [
+        threading.Thread(
+            target=sender, args=(ports[i % len(ports)], bodies, stop_at, tally, i, senders)
+        )
+        for i in range(senders)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return tally
+
+
+def _cpu(servers: list[Server]) -> tuple[float, float]:
+    """CPU seconds so far of the owners and of their ingest workers."""
+    used = [server.cpu_s() for server in servers]
+    return sum(owner for owner, _ in used), sum(workers for _, workers in used)
+
+
+def _counter(server: Server, prefix: str) -> float:
+    """The sum of the series of `/metrics` whose line starts with `prefix`."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.ui_port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
+    )
+
+
+def _commits(servers: list[Server]) -> float:
+    return sum(_counter(server, "meshscope_store_commits_total ") for server in servers)
+
+
+def _measure(
+    name: str,
+    servers: list[Server],
+    shards: list[int],
+    bodies: list[bytes],
+    args: argparse.Namespace,
+) -> tuple[float, float]:
+    _run([s.http_port for s in servers], bodies[:20], 3.0, args.senders)  # warm up
+    cpu0, ch0 = _cpu(servers), sum(_cpu_s(pid) for pid in shards)
+    commits0 = _commits(servers)
+    began = time.monotonic()
+    tally = _run([s.http_port for s in servers], bodies, args.seconds, args.senders)
+    elapsed = time.monotonic() - began
+    owners, workers = (b - a for a, b in zip(cpu0, _cpu(servers), strict=True))
+    ch = sum(_cpu_s(pid) for pid in shards) - ch0
+    commits = _commits(servers) - commits0
+    rate = tally.acked_spans / elapsed
+    spans = max(tally.acked_spans, 1)
+    per_span = (owners + workers) / spans * 1e6
+    print(
+        f"{name:8} {rate:>9,.0f} durable spans/s ({rate / len(servers):,.0f} per node),"
+        f" meshscope CPU {per_span:.1f} us/span (owners {owners / spans * 1e6:.1f}, workers"
+        f" {workers / spans * 1e6:.1f}), ClickHouse CPU"
+        f" {ch / max(tally.acked_spans, 1) * 1e6:.1f} us/span,"
+        f" {tally.acked_spans / max(commits, 1):,.0f} spans per group commit,"
+        f" refused {tally.refused}, errors {tally.errors}"
+    )
+    return rate, per_span
+
+
+def main() -> None:
+    from tests.conformance.clickhouse_server import CLUSTER, ClickHouseServer
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--senders", type=int, default=6)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--distinct", type=int, default=200)
+    parser.add_argument(
+        "--shards", type=int, choices=(1, 2), default=2, help="ClickHouse shards the cluster uses"
+    )
+    args = parser.parse_args()
+
+    bodies = build_requests(args.distinct, SPANS_PER_REQUEST)
+    ports = (free_port(), free_port())
+    clickhouse = [ClickHouseServer(port, ports) for port in ports]
+    shard_pids = [server.process.pid for server in clickhouse]
+    work = Path(tempfile.mkdtemp(prefix="meshscope-cluster-bench-"))
+    started: list[Server] = []
+    try:
+        common = {"MESHSCOPE_STORAGE__KIND": "clickhouse",
+                  "MESHSCOPE_PIPELINE__INGEST_WORKERS": str(args.workers)}  # fmt: skip
+        (work / "single").mkdir()
+        single = Server(work / "single", storage_env={
+            **common, "MESHSCOPE_STORAGE__CLICKHOUSE__DSN": clickhouse[0].dsn,
+            "MESHSCOPE_STORAGE__CLICKHOUSE__DATABASE": "bench_single"})  # fmt: skip
+        single.start()
+        started.append(single)
+        _, one = _measure("single", [single], shard_pids[:1], bodies, args)
+        single.stop()
+        started.remove(single)
+
+        nodes = []
+        for i in range(3):
+            (work / f"n{i}").mkdir()
+            nodes.append(Server(work / f"n{i}"))
+        peers = [
+            {"id": f"n{i}", "url": f"http://127.0.0.1:{s.ui_port}"} for i, s in enumerate(nodes)
+        ]
+        for i, node in enumerate(nodes):
+            node.storage_env = {
+                **common,
+                "MESHSCOPE_STORAGE__CLICKHOUSE__DATABASE": "bench_cluster",
+                "MESHSCOPE_CLUSTER__NODE_ID": f"n{i}",
+                "MESHSCOPE_CLUSTER__PEERS": json.dumps(peers),
+                "MESHSCOPE_CLUSTER__SHARDS": json.dumps([s.dsn for s in clickhouse[: args.shards]]),
+                "MESHSCOPE_CLUSTER__CLICKHOUSE_CLUSTER": CLUSTER,
+            }
+            node.start()
+            started.append(node)
+        _, many = _measure(f"cluster/{args.shards}", nodes, shard_pids, bodies, args)
+        forwarded = sum(
+            _counter(node, "meshscope_cluster_forwarded_items_total{") for node in nodes
+        )
+        print(f"forwarded between nodes: {forwarded:,.0f} spans")
+        print(f"meshscope CPU per span, cluster/single: {many / one:.2f}x")
+    finally:
+        for node in started:
+            node.stop()
+        for shard in clickhouse:
+            shard.stop()
+
+
+if __name__ == "__main__":
+    main()
