@@ -15,7 +15,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -182,6 +182,36 @@ def test_red_from_any_node_equals_the_single_node(cluster: Cluster) -> None:
     assert want == [("backend", CALLS, CALLS // 5), ("frontend", CALLS, 0)]
     for node in NODES:
         assert _wait_for(lambda n=node: red(cluster.ports[n].ui) == want), node
+
+
+def test_other_apis_answer_like_the_single_node(cluster: Cluster) -> None:
+    """Jaeger services, operations, dependencies and trace search, PromQL over the derived
+    counters, and Tempo search give the single node's answers from every node."""
+    queries: dict[str, Callable[[Any], list[Any]]] = {
+        "/api/services": lambda d: sorted(d["data"]),
+        "/api/services/backend/operations": lambda d: sorted(d["data"]),
+        "/api/dependencies": lambda d: sorted(
+            (x["parent"], x["child"], x["callCount"]) for x in d["data"]
+        ),
+        "/api/traces?service=backend&limit=1000": lambda d: sorted(
+            (t["traceID"], len(t["spans"])) for t in d["data"]
+        ),
+        "/api/v1/query?query=sum%20by%20(service_name)%20(calls_total)": lambda d: sorted(
+            (r["metric"]["service_name"], r["value"][1]) for r in d["data"]["result"]
+        ),
+        "/api/v1/query?query=sum(traces_service_graph_request_failed_total)": lambda d: [
+            r["value"][1] for r in d["data"]["result"]
+        ],
+    }
+    for path, shape in queries.items():
+        status, want = _get(cluster.single.ui, path)
+        assert status == 200, path
+        expected = shape(want)
+        assert expected, path
+        for node in NODES:
+            status, got = _get(cluster.ports[node].ui, path)
+            assert status == 200, (node, path)
+            assert shape(got) == expected, (node, path)
 
 
 def test_a_dead_owner_gives_503_and_its_traces_are_not_acknowledged(cluster: Cluster) -> None:
