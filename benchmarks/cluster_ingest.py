@@ -115,7 +115,7 @@ def main() -> None:
 
     bodies = build_requests(args.distinct, SPANS_PER_REQUEST)
     ports = (free_port(), free_port())
-    clickhouse = [ClickHouseServer(port, ports) for port in ports]
+    clickhouse = [ClickHouseServer(tcp_port=port, shard_ports=ports) for port in ports]
     shard_pids = [server.process.pid for server in clickhouse]
     work = Path(tempfile.mkdtemp(prefix="meshscope-cluster-bench-"))
     started: list[Server] = []

@@ -213,6 +213,11 @@ def _validate(config: Config) -> None:
         _validate_clickhouse(config.storage.clickhouse)
     if config.cluster.shards and config.storage.kind != "clickhouse":
         raise ConfigError("setting cluster.shards needs storage.kind clickhouse")
+    if config.auth.enabled and len(config.cluster.peers) > 1 and not config.cluster.token:
+        raise ConfigError(
+            "setting cluster.token is required with auth.enabled: a token of the tokens file"
+            " with the write scope, which the nodes send each other"
+        )
     if config.storage.retention_hours <= 0:
         raise ConfigError("setting storage.retention_hours must be > 0")
     duckdb = config.storage.duckdb

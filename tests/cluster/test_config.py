@@ -65,6 +65,10 @@ def test_node_id_from_the_environment() -> None:
             "clickhouse_cluster",
         ),
         ("cluster:\n  node_id: a\n  bogus: 1\n", "unknown setting cluster.bogus"),
+        (
+            "auth: {enabled: true, tokens_file: tokens.yaml}\ncluster:\n  node_id: a\n" + PEERS,
+            "cluster.token is required",
+        ),
         ("cluster:\n  node_id: a\n  forward_timeout_seconds: 0\n", "> 0"),
     ],
 )

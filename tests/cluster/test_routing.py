@@ -7,17 +7,21 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from meshscope.app import App, build
+from meshscope.auth.config import AuthConfig
 from meshscope.cluster.config import NODE_LABEL, ClusterConfig, Peer
 from meshscope.cluster.ring import Ring
 from meshscope.config import Config, StorageConfig
 from meshscope.pipeline.sampling.config import SamplingConfig
 from meshscope.pipeline.sampling.config import from_mapping as parse_sampling
 from meshscope.store.base import LogQuery
+from tests.auth.tokens import READER, WRITER, bearer, write_tokens
 from tests.cluster.traces import calls, logs_request, request
 from tests.serving import serving
 
@@ -34,16 +38,19 @@ class Node:
     zipkin: str
 
 
-def _config(node_id: str, sampling: SamplingConfig | None = None) -> Config:
+def _config(node_id: str, sampling: SamplingConfig | None = None, **more: Any) -> Config:
     peers = (Peer("a", UNUSED), Peer("b", UNUSED))
-    config = Config(storage=StorageConfig(kind="memory"), cluster=ClusterConfig(node_id, peers))
+    cluster = ClusterConfig(node_id, peers, token=more.pop("token", ""))
+    config = Config(storage=StorageConfig(kind="memory"), cluster=cluster, **more)
     return dataclasses.replace(config, sampling=sampling) if sampling else config
 
 
-def _start(stack: ExitStack, sampling: SamplingConfig | None = None) -> dict[str, Node]:
+def _start(
+    stack: ExitStack, sampling: SamplingConfig | None = None, **more: Any
+) -> dict[str, Node]:
     made: dict[str, Node] = {}
     for node_id in ("a", "b"):
-        app = build(_config(node_id, sampling))
+        app = build(_config(node_id, sampling, **dict(more)))
         app.start()
         stack.callback(app.stop)
         ui = stack.enter_context(serving(app.ui))
@@ -174,3 +181,26 @@ def test_tail_sampling_decides_on_whole_traces() -> None:
             owner = nodes[_owner(call.trace_id)].app.storage
             kept = owner.traces.get_trace(call.trace_id.hex())
             assert len(kept) == (3 if index % 5 == 0 else 0), index
+
+
+@pytest.mark.parametrize(("token", "status"), [(WRITER, 200), (READER, 503)])
+def test_with_auth_nodes_forward_with_the_cluster_token(
+    tmp_path: Path, token: str, status: int
+) -> None:
+    tokens = write_tokens(tmp_path / "tokens.yaml")
+    auth = AuthConfig(enabled=True, tokens_file=str(tokens))
+    made = calls(20)
+    with ExitStack() as stack:
+        nodes = _start(stack, auth=auth, token=token)
+        answer = httpx.post(
+            f"{nodes['a'].otlp}/v1/traces",
+            content=request(made),
+            headers={**PROTOBUF, **bearer(WRITER)},
+        )
+        assert answer.status_code == status, answer.text
+        if status == 200:
+            for call in made:
+                owner = nodes[_owner(call.trace_id)].app.storage
+                assert len(owner.traces.get_trace(call.trace_id.hex())) == 3
+        else:  # a read-only cluster token: the owner refuses it, the client may retry
+            assert "cluster.token" in answer.text

@@ -216,6 +216,9 @@ ACCESS: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/api/v2/spans"): (WRITE,),
     ("POST", "/api/v1/write"): (WRITE,),
     ("POST", "/loki/api/v1/push"): (WRITE,),
+    # Parts of client requests forwarded by the other nodes of a cluster (`cluster.token`);
+    # only served with a `cluster:` section, so not in DOCS (ADR 0015).
+    ("POST", "/internal/cluster/v1/{kind}"): (WRITE,),
     # SDKs that write fetch their sampling strategy; readers may look at it too.
     ("GET", "/api/sampling"): (READ, WRITE),
     ("GET", "/sampling"): (READ, WRITE),

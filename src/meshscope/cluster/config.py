@@ -35,6 +35,7 @@ class ClusterConfig:
     forward_timeout_seconds: float = 10.0
     max_forward_bytes: int = 16 * 1024 * 1024
     health_interval_seconds: float = 0.0
+    token: str = ""  # sent to peers as a bearer token (with auth on: a `write` token)
 
     @property
     def enabled(self) -> bool:
@@ -65,6 +66,7 @@ def parse_cluster(values: Any) -> ClusterConfig:
         forward_timeout_seconds=_number(values, "forward_timeout_seconds", 10.0),
         max_forward_bytes=int(_number(values, "max_forward_bytes", 16 * 1024 * 1024)),
         health_interval_seconds=_number(values, "health_interval_seconds", 0.0),
+        token=_string(values, "token"),
     )
     _check(config)
     return config

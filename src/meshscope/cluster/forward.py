@@ -41,9 +41,16 @@ class Forwarder:
     """Sends parts to peers (by id) and counts what it forwarded and what failed."""
 
     def __init__(
-        self, node_id: str, urls: Mapping[str, str], timeout_s: float, max_bytes: int
+        self,
+        node_id: str,
+        urls: Mapping[str, str],
+        timeout_s: float,
+        max_bytes: int,
+        token: str = "",
     ) -> None:
+        """`token`: sent as `Authorization: Bearer` (the peers' auth, `cluster.token`)."""
         self.node_id = node_id
+        self._token = token
         self.urls = dict(urls)
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
@@ -92,6 +99,8 @@ class Forwarder:
             ITEMS_HEADER: str(part.items),
             ORIGIN_HEADER: self.node_id,
         }
+        if self._token:
+            headers["authorization"] = f"Bearer {self._token}"
         try:
             response = await self._http().post(url, content=part.body, headers=headers)
         except httpx.HTTPError as error:
@@ -104,6 +113,11 @@ class Forwarder:
         if response.status_code == 429:
             retry = _retry_after(response)
             raise OverloadedError(f"cluster peer {peer} overloaded: {text}", retry)
+        if response.status_code in (401, 403):  # a node's setting, not the client's fault
+            raise UnavailableError(
+                f"cluster peer {peer} refused this node's cluster.token"
+                f" ({response.status_code}): {text}"
+            )
         if response.status_code in (400, 413):
             raise BodyError(response.status_code, f"cluster peer {peer} refused: {text}")
         raise UnavailableError(f"cluster peer {peer} answered {response.status_code}: {text}")

@@ -49,7 +49,11 @@ def build_cluster(config: ClusterConfig, local: IngestSink, limits: IngestLimits
     urls = config.peer_urls() or {config.node_id: ""}
     ring = Ring.of(urls)
     forwarder = Forwarder(
-        config.node_id, urls, config.forward_timeout_seconds, config.max_forward_bytes
+        config.node_id,
+        urls,
+        config.forward_timeout_seconds,
+        config.max_forward_bytes,
+        config.token,
     )
     offload = local.offload if isinstance(local, WorkerSink) else in_thread
     saturated = local.saturated if isinstance(local, WorkerSink | BatchWriter) else _never

@@ -1,6 +1,7 @@
 """The internal routes peers call (`/internal/cluster/v1/...`, on the UI listener).
 
-NOT for clients and not authenticated yet (ADR 0015): a forwarded part is stored on this
+NOT for clients (ADR 0015; with auth on, the POST routes need the `write` scope and the
+nodes send `cluster.token`, api/openapi_routes.ACCESS): a forwarded part is stored on this
 node as is, never routed again (the sender already routed it; if the rings disagree the
 part is still stored, here). `GET .../ring` shows this node's view of the ring.
 """
