@@ -6,7 +6,9 @@ The spans of each trace are sent to different nodes (the frontend's to n1 over O
 the backend's to n2 over OTLP/HTTP and to n3 over OTLP/gRPC); the nodes route them to the
 trace's owner, so each call is paired into exactly one service-graph edge, and each trace is
 stored on one shard. Every node then answers every read, and RED from any node equals the
-single node's. Last, an owner is killed (SIGKILL): requests with its traces get 503."""
+single node's; the real OTel SDK (HTTP and gRPC exporters) is a client too. The tests run in
+file order (the comparisons before the SDK's traffic); last, an owner is killed (SIGKILL):
+requests with its traces get 503."""
 
 from __future__ import annotations
 
@@ -22,6 +24,17 @@ from typing import Any
 
 import grpc
 import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+    OTLPSpanExporter as GrpcSpanExporter,
+)
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as HttpSpanExporter,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind
 
 from meshscope.cluster.ring import Ring
 from tests.cluster.traces import Call, calls, request
@@ -212,6 +225,48 @@ def test_other_apis_answer_like_the_single_node(cluster: Cluster) -> None:
             status, got = _get(cluster.ports[node].ui, path)
             assert status == 200, (node, path)
             assert shape(got) == expected, (node, path)
+
+
+def test_the_real_otel_sdk_as_clients_of_two_nodes(cluster: Cluster) -> None:
+    """A frontend exporting over OTLP/HTTP to n1 and a backend over OTLP/gRPC to n2, with the
+    trace context passed between them: every trace is whole on its owner, read from n3."""
+    ports = cluster.ports
+    providers, tracers = [], []
+    http_url = f"http://127.0.0.1:{ports['n1'].otlp_http}/v1/traces"
+    grpc_url = f"http://127.0.0.1:{ports['n2'].otlp_grpc}"
+    exporters = (
+        ("sdk-frontend", HttpSpanExporter(http_url)),
+        ("sdk-backend", GrpcSpanExporter(grpc_url, insecure=True)),
+    )
+    for service, exporter in exporters:
+        provider = TracerProvider(resource=Resource({"service.name": service}))
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        providers.append(provider)
+        tracers.append(provider.get_tracer("tests.e2e.cluster"))
+    front, back = tracers
+    trace_ids = []
+    for _ in range(10):
+        with front.start_as_current_span("GET /shop", kind=SpanKind.SERVER) as root:
+            trace_ids.append(format(root.get_span_context().trace_id, "032x"))
+            with front.start_as_current_span("GET /stock", kind=SpanKind.CLIENT) as call:
+                context = trace.set_span_in_context(call)
+                with back.start_as_current_span(
+                    "GET /stock", context=context, kind=SpanKind.SERVER
+                ):
+                    pass
+    for provider in providers:
+        assert provider.force_flush(30_000)
+        provider.shutdown()
+    for trace_id in trace_ids:
+        status, found = _get(ports["n3"].ui, f"/api/traces/{trace_id}")
+        assert status == 200
+        assert len(found["data"][0]["spans"]) == 3
+    edge = _wait_for(
+        lambda: [
+            e for e in _edges(ports["n3"].ui) if e["source"] == "sdk-frontend" and e["calls"] == 10
+        ]
+    )
+    assert edge and edge[0]["target"] == "sdk-backend"
 
 
 def test_a_dead_owner_gives_503_and_its_traces_are_not_acknowledged(cluster: Cluster) -> None:
