@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import grpc
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -39,6 +40,10 @@ from meshscope.ingest.remote_write_http import remote_write_routes
 from meshscope.ingest.scrape import Scraper
 from meshscope.ingest.sink import IngestSink
 from meshscope.ingest.workers import WorkerSettings, WorkerSink
+from meshscope.limits.grpc import TenantInterceptor
+from meshscope.limits.http import limit_routes
+from meshscope.limits.limiter import Limiter
+from meshscope.limits.metrics import LimitsCollector
 from meshscope.pipeline.chain import Pipeline, PipelineSettings
 from meshscope.pipeline.sampling.head import HeadSamplingFilter
 from meshscope.pipeline.sampling.tail import TailSampler
@@ -71,7 +76,8 @@ class App:
     notifier: AlertNotifier | None = None  # SLO alerts to Alertmanager, when configured
     tokens: TokenStore | None = None  # with auth on: who each credential is (reloadable)
     tls: TlsFiles | None = None  # with server.tls set: every listener's certificate
-    grpc_interceptors: tuple[AuthInterceptor, ...] = ()
+    grpc_interceptors: tuple[grpc.aio.ServerInterceptor, ...] = ()
+    limiter: Limiter | None = None  # with `limits:` set: per-tenant ingest rates
     cluster: ClusterNode | None = None  # cluster mode: `sink` routes by trace owner
 
     @property
@@ -171,6 +177,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
     http_metrics = HttpMetrics()
     store_path = config.storage.path if config.storage.kind == "duckdb" else None
     sampling_stats = SamplingCollector(tail=pipeline.tail, head=pipeline.head)
+    limiter = Limiter(config.limits) if config.limits.enabled else None
     notifier = None
     if config.alerting.alertmanagers and config.slos:
         ui_url = f"http://{config.server.host}:{config.server.ui_port}"
@@ -188,6 +195,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
                 *([AuthCollector(tokens)] if tokens is not None else []),
                 *([WorkerCollector(local_sink)] if isinstance(local_sink, WorkerSink) else []),
                 *([cluster.collector] if cluster is not None else []),
+                *([LimitsCollector(limiter)] if limiter is not None else []),
             ],
         ),
         *(cluster.routes if cluster is not None else []),
@@ -215,6 +223,10 @@ def build(config: Config, clock: Clock | None = None) -> App:
         *zipkin_read_routes(storage),
         health_route(),
     ]
+    if limiter is not None:  # inside the auth gates: the principal is known by then
+        limit_routes("ui", ui_routes, limiter)
+        limit_routes("otlp_http", otlp_routes, limiter)
+        limit_routes("zipkin", zipkin_app_routes, limiter)
     if tokens is not None:  # with auth off no route is wrapped: no per-request work
         metrics_open = config.auth.metrics_open
         guard_routes("ui", ui_routes, tokens, metrics_open=metrics_open)
@@ -241,7 +253,11 @@ def build(config: Config, clock: Clock | None = None) -> App:
         notifier=notifier,
         tokens=tokens,
         tls=tls,
-        grpc_interceptors=(AuthInterceptor(tokens),) if tokens is not None else (),
+        grpc_interceptors=(
+            *([AuthInterceptor(tokens)] if tokens is not None else []),
+            *([TenantInterceptor(limiter)] if limiter is not None else []),
+        ),
+        limiter=limiter,
         cluster=cluster,
         warm_up=WarmUpThread(storage)
         if config.storage.duckdb.warm_up and isinstance(storage, Warmable)

@@ -22,6 +22,7 @@ from meshscope.auth.tls import TlsConfig, validate_tls
 from meshscope.cluster.config import ClusterConfig, parse_cluster
 from meshscope.errors import ConfigError
 from meshscope.ingest.scrape_config import ScrapeConfig, parse_scrape_config
+from meshscope.limits.config import LimitsConfig, parse_limits
 from meshscope.pipeline.sampling.config import SamplingConfig
 from meshscope.pipeline.sampling.config import from_mapping as parse_sampling
 from meshscope.query.budget import QueryLimits
@@ -98,6 +99,7 @@ class Config:
     alerting: AlertingConfig = field(default_factory=lambda: _nested_section("alerting", None))
     auth: AuthConfig = field(default_factory=AuthConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
 
 _SUBSECTIONS: dict[tuple[str, str], type[Any]] = {
@@ -140,7 +142,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
 
 
 # Lists and sub-sections, parsed by their owners.
-_NESTED = ("sampling", "scrape", "slos", "alerting", "cluster")
+_NESTED = ("sampling", "scrape", "slos", "alerting", "cluster", "limits")
 
 
 def _nested_section(section: str, values: Any) -> Any:
@@ -153,6 +155,8 @@ def _nested_section(section: str, values: Any) -> Any:
         return parse_alerting(values)
     if section == "cluster":
         return parse_cluster(values)
+    if section == "limits":
+        return parse_limits(values)
     return parse_scrape_config(values)
 
 

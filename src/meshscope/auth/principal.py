@@ -22,11 +22,13 @@ DEFAULT_TENANT = "default"
 
 @dataclass(frozen=True, slots=True)
 class Principal(BaseUser):
-    """A token's identity: `name` (never the secret), its tenants and scopes."""
+    """A token's identity: `name` (never the secret), its tenants and scopes; `first_tenant`
+    is the first of its tenants in the tokens file (a write that names none goes there)."""
 
     name: str
     tenants: frozenset[str]
     scopes: frozenset[Scope]
+    first_tenant: str = DEFAULT_TENANT
 
     @property
     def is_authenticated(self) -> bool:

@@ -148,7 +148,8 @@ def _principal(entry: Mapping[str, Any], at: str) -> Principal:
         raise ConfigError(
             f"{at} ({name}): tenants must be a list of names of letters, digits, _ . -"
         )
-    return Principal(name, frozenset(tenants), frozenset(cast(list[Scope], scopes)))
+    scope_set = frozenset(cast(list[Scope], scopes))
+    return Principal(name, frozenset(tenants), scope_set, first_tenant=tenants[0])
 
 
 def read_tokens(path: Path) -> Tokens:

@@ -45,6 +45,8 @@ from meshscope.ingest.sink import (
     is_body_kind,
     takes_encoded,
 )
+from meshscope.limits.admission import admit_batch, admit_bytes
+from meshscope.limits.limiter import RateLimitedError
 
 logger = logging.getLogger(__name__)
 
@@ -124,12 +126,14 @@ def _export(
 ) -> Handler:
     async def _receive(body: bytes) -> Decoded:
         # grpcio has already decompressed the message: the workers get it as is.
+        admit_bytes(len(body))
         if is_body_kind(signal) and takes_encoded(sink):
             return await sink.submit_encoded(signal, body, "identity", json=False)
         decoded = await run_decoder(
             lambda: decoders.decode_body(signal, body, json=False), len(body), limits
         )
         if len(decoded.batch):
+            admit_batch(decoded.batch)
             await sink.submit(decoded.batch)
         return decoded
 
@@ -140,6 +144,9 @@ def _export(
             return export_message(signal, decoded).SerializeToString()
         except (DecodeError, BodyError) as error:
             code, message = grpc.StatusCode.INVALID_ARGUMENT, error.message
+        except RateLimitedError as error:
+            code, message = grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)
+            metadata = retry_metadata(code_pb2.RESOURCE_EXHAUSTED, message, error.retry_after_s)
         except OverloadedError as error:
             code, message = grpc.StatusCode.RESOURCE_EXHAUSTED, f"overloaded, retry later: {error}"
             metadata = retry_metadata(code_pb2.RESOURCE_EXHAUSTED, message, error.retry_after_s)

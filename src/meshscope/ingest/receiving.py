@@ -38,6 +38,8 @@ from meshscope.ingest.sink import (
     is_body_kind,
     takes_encoded,
 )
+from meshscope.limits.admission import admit_batch, admit_bytes
+from meshscope.limits.limiter import RateLimitedError
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +114,7 @@ async def receive_http(
     try:
         encoding = content_encoding(request.headers.get("content-encoding"))
         raw = await read_body(request, limits)  # read even when refusing: keeps the connection
+        admit_bytes(len(raw))  # a tenant's bytes/s, before any decoding (limits on)
         if is_body_kind(kind) and takes_encoded(sink):
             return await sink.submit_encoded(kind, raw, encoding, json=json)
         size = len(raw) if encoding == "identity" else len(raw) * COMPRESSION_RATIO_GUESS
@@ -121,11 +124,14 @@ async def receive_http(
 
         decoded = await run_decoder(work, size, limits)
         if len(decoded.batch):
+            admit_batch(decoded.batch)
             await sink.submit(decoded.batch)
     except BodyError as error:
         return Refusal(error.status, error.message)
     except DecodeError as error:
         return Refusal(400, error.message)
+    except RateLimitedError as error:
+        return Refusal(429, str(error), error.retry_after_s)
     except OverloadedError as error:
         return Refusal(429, f"overloaded, retry later: {error}", max(error.retry_after_s, 0))
     except UnavailableError as error:

@@ -26,6 +26,8 @@ from meshscope.ingest.otlp_common import Decoded
 from meshscope.ingest.receiving import COMPRESSION_RATIO_GUESS, Refusal, run_decoder
 from meshscope.ingest.remote_write import RemoteWriteDecoder
 from meshscope.ingest.sink import IngestSink, OverloadedError, UnavailableError
+from meshscope.limits.admission import admit_batch, admit_bytes
+from meshscope.limits.limiter import RateLimitedError
 
 logger = logging.getLogger(__name__)
 
@@ -92,12 +94,14 @@ async def receive(
     """Read, decode and submit one body; never raises (unexpected errors are a logged 500)."""
     try:
         raw = await read_body(request, limits)
+        admit_bytes(len(raw))
 
         def work() -> Decoded:
             return decoder.decode(raw, limits.max_body_bytes)
 
         decoded = await run_decoder(work, len(raw) * COMPRESSION_RATIO_GUESS, limits)
         if len(decoded.batch):
+            admit_batch(decoded.batch)
             await sink.submit(decoded.batch)
     except BodyError as error:
         return Refusal(error.status, error.message)
@@ -105,6 +109,9 @@ async def receive(
         return Refusal(413, error.message)
     except DecodeError as error:
         return Refusal(400, error.message)
+    except RateLimitedError as error:
+        # 429 like Mimir's rate limits: Prometheus retries it only with `retry_on_http_429`.
+        return Refusal(429, str(error), error.retry_after_s)
     except OverloadedError as error:
         # 503, not 429: Prometheus drops a batch answered 429 unless `retry_on_http_429` is
         # set (off by default), but always retries 5xx, honouring Retry-After.

@@ -38,6 +38,7 @@ from meshscope.ingest.otlp import Decoded, decode_otlp
 from meshscope.ingest.otlp_direct import prepare_traces
 from meshscope.ingest.sink import BodyKind, OverloadedError
 from meshscope.ingest.zipkin import decode_zipkin_json
+from meshscope.limits.admission import admit_batch, admit_items
 from meshscope.model.batch import Batch
 from meshscope.pipeline.prepared import Prepared, prepare
 from meshscope.pipeline.sampling.facts import SpanMatcher
@@ -210,6 +211,7 @@ class WorkerSink:
                 return decode_body(kind, decompress(raw, encoding, self.max_body_bytes), json)
 
             decoded = await asyncio.to_thread(decode)
+            admit_batch(decoded.batch)
             await self.writer.submit(decoded.batch)
             return Decoded(Batch(), decoded.rejected, decoded.error_message)
         size = len(raw)
@@ -245,6 +247,8 @@ class WorkerSink:
                 raise BodyError(outcome[1], outcome[2])  # answered like in-process failures
             _, prepared, rejected, error_message = outcome
             self.prepared_bodies[kind] += 1
+            # The owner learns the item count here: a tenant's limits, before the commit queue.
+            admit_items(prepared.span_count, len(prepared.logs), len(prepared.points))
             queued = len(prepared) > 0
             await self.writer.submit(prepared)
         finally:

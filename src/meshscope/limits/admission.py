@@ -1,0 +1,48 @@
+"""What receivers call: the limits of the request being handled, if any.
+
+The write routes (`limits/http.py`) and gRPC methods (`limits/grpc.py`) put the request's
+tenant and the limiter in `current_admission` for the handler's whole run (asyncio tasks and
+`to_thread` copy it); receivers call `admit_bytes` on the body as read, before decoding, and
+`admit_batch` / `admit_items` once decoding has counted the items, before the batch is
+queued for commit. With limits off the variable is None and each call is one lookup.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from meshscope.limits.limiter import Limiter
+from meshscope.model.batch import Batch
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    limiter: Limiter
+    tenant: str
+
+
+current_admission: ContextVar[Admission | None] = ContextVar("current_admission", default=None)
+
+
+def admit_bytes(size: int) -> None:
+    """Charge a request body of `size` bytes (as received) to its tenant's bytes/s limit."""
+    admission = current_admission.get()
+    if admission is not None:
+        admission.limiter.admit(admission.tenant, (("bytes", size),))
+
+
+def admit_items(spans: int, logs: int, metrics: int) -> None:
+    """Charge a decoded request's items to its tenant; raises RateLimitedError (429) or
+    TooLargeError (413), and then nothing of the request may be stored."""
+    admission = current_admission.get()
+    if admission is not None:
+        admission.limiter.admit(
+            admission.tenant, (("spans", spans), ("logs", logs), ("metrics", metrics))
+        )
+
+
+def admit_batch(batch: Batch) -> None:
+    """`admit_items` for a decoded batch."""
+    if current_admission.get() is not None:
+        admit_items(len(batch.spans), len(batch.logs), len(batch.metrics))

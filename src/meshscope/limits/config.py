@@ -1,0 +1,133 @@
+"""The `limits` section: ingest rates every tenant gets, and per-tenant overrides.
+
+    limits:
+      defaults:                       # every tenant, unless overridden
+        spans_per_second: 10000
+        spans_burst: 20000
+      tenants:                        # overrides, setting by setting (Loki/Mimir "overrides")
+        team-a: {spans_per_second: 50000, request_bytes_per_second: 10000000}
+      max_tenant_series: 100          # tenant label values on /metrics; the rest are `other`
+
+A rate of 0 (or absent) is unlimited; a burst of 0 (or absent) is one second of the rate.
+Without any rate set, limits are off and receivers do no per-request work for them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from meshscope.errors import ConfigError
+
+Signal = Literal["spans", "logs", "metrics", "bytes"]
+SIGNALS: tuple[Signal, ...] = ("spans", "logs", "metrics", "bytes")
+UNITS: dict[Signal, str] = {
+    "spans": "spans/s",
+    "logs": "log records/s",
+    "metrics": "metric samples/s",
+    "bytes": "request bytes/s",
+}
+TENANT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,150}$")
+"""What a tenant may be called: the tokens file's rule (and Loki's/Mimir's safe subset)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TenantLimits:
+    """Rates (per second) and bursts of one tenant; 0 = unlimited (rate) or = rate (burst)."""
+
+    spans_per_second: float = 0.0
+    spans_burst: float = 0.0
+    log_records_per_second: float = 0.0
+    log_records_burst: float = 0.0
+    metric_samples_per_second: float = 0.0
+    metric_samples_burst: float = 0.0
+    request_bytes_per_second: float = 0.0
+    request_bytes_burst: float = 0.0
+
+    def rate(self, signal: Signal) -> tuple[float, float]:
+        """(rate, burst) for `signal`; rate 0 = unlimited; the burst defaults to the rate."""
+        rate, burst = {
+            "spans": (self.spans_per_second, self.spans_burst),
+            "logs": (self.log_records_per_second, self.log_records_burst),
+            "metrics": (self.metric_samples_per_second, self.metric_samples_burst),
+            "bytes": (self.request_bytes_per_second, self.request_bytes_burst),
+        }[signal]
+        return rate, (burst or rate)
+
+    def limited(self) -> bool:
+        return any(self.rate(signal)[0] > 0 for signal in SIGNALS)
+
+
+_LIMIT_FIELDS = tuple(f.name for f in dataclasses.fields(TenantLimits))
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    defaults: TenantLimits = field(default_factory=TenantLimits)
+    tenants: Mapping[str, TenantLimits] = field(default_factory=dict)
+    max_tenant_series: int = 100
+    max_tenants: int = 10_000
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any rate is set: otherwise nothing is wired and receivers are unchanged."""
+        return self.defaults.limited() or any(t.limited() for t in self.tenants.values())
+
+    def of(self, tenant: str) -> TenantLimits:
+        return self.tenants.get(tenant, self.defaults)
+
+
+_FIELDS = ("defaults", "tenants", "max_tenant_series", "max_tenants")
+
+
+def parse_limits(values: Any, path: str = "limits") -> LimitsConfig:
+    """Validate the section; each tenant's overrides are merged over `defaults`."""
+    if values is None:
+        return LimitsConfig()
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"config section {path!r} must be a mapping")
+    unknown = [k for k in values if k not in _FIELDS]
+    if unknown:
+        raise ConfigError(f"unknown setting {path}.{unknown[0]} (known: {', '.join(_FIELDS)})")
+    defaults = _tenant_limits(values.get("defaults"), TenantLimits(), f"{path}.defaults")
+    raw_tenants = values.get("tenants") or {}
+    if not isinstance(raw_tenants, Mapping):
+        raise ConfigError(f"setting {path}.tenants must be a mapping of tenant names")
+    tenants: dict[str, TenantLimits] = {}
+    for name, overrides in raw_tenants.items():
+        if not isinstance(name, str) or not TENANT_NAME.match(name):
+            raise ConfigError(
+                f"setting {path}.tenants: {name!r} is not a tenant name (letters, digits, _ . -)"
+            )
+        tenants[name] = _tenant_limits(overrides, defaults, f"{path}.tenants.{name}")
+    counts = {}
+    for name in ("max_tenant_series", "max_tenants"):
+        default = 100 if name == "max_tenant_series" else 10_000
+        value = values.get(name, default)
+        if type(value) is not int or value < 1:
+            raise ConfigError(f"setting {path}.{name} must be an integer >= 1, got {value!r}")
+        counts[name] = value
+    return LimitsConfig(defaults, tenants, **counts)
+
+
+def _tenant_limits(values: Any, base: TenantLimits, path: str) -> TenantLimits:
+    if values is None:
+        return base
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"setting {path} must be a mapping")
+    changes: dict[str, float] = {}
+    for name, value in values.items():
+        if name not in _LIMIT_FIELDS:
+            raise ConfigError(f"unknown setting {path}.{name} (known: {', '.join(_LIMIT_FIELDS)})")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"setting {path}.{name} must be a number >= 0, got {value!r}")
+        changes[name] = float(value)
+    limits = dataclasses.replace(base, **changes)
+    for signal in SIGNALS:
+        rate, burst = limits.rate(signal)
+        if rate and burst < 1:
+            raise ConfigError(f"setting {path}: the {signal} burst must be >= 1 (one item)")
+    return limits

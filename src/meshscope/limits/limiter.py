@@ -1,0 +1,159 @@
+"""One token bucket per (tenant, signal), and the counts `/metrics` shows per tenant.
+
+`admit(tenant, costs)` checks every signal of a request first and takes from the buckets only
+if all admit it, so a refused request costs its tenant nothing (nothing of it is stored).
+Buckets are made on a tenant's first request; with authentication off any `X-Scope-OrgID`
+makes one, so at most `max_tenants` tenants are tracked: past that, tenants whose buckets
+are full again (the same as new ones) are forgotten, and if none is, new tenants share one
+bucket per signal. Label values on `/metrics` are bounded the same way (`TenantLabels`).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from meshscope.ingest.body import BodyError
+from meshscope.ingest.sink import OverloadedError
+from meshscope.limits.bucket import TokenBucket
+from meshscope.limits.config import UNITS, LimitsConfig, Signal
+
+OTHER = "other"
+_OVERFLOW = "\0shared"  # the bucket key of tenants past `max_tenants` (no tenant's name)
+
+
+class RateLimitedError(OverloadedError):
+    """The tenant is over a rate: retry after `retry_after_s` (whole seconds, >= 1)."""
+
+    def __init__(self, message: str, wait_s: float) -> None:
+        super().__init__(message, max(1, math.ceil(wait_s)))
+        self.wait_s = wait_s
+
+
+class TooLargeError(BodyError):
+    """One request costs more than the tenant's burst: it can never be admitted (413)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(413, message)
+
+
+def _amount(value: float) -> str:
+    return f"{value:g}" if value < 1e6 else f"{value:.0f}"
+
+
+class TenantLabels:
+    """The label value of each tenant: its name for the tenants named in the config and the
+    first `cap` others seen, `other` for the rest (bounded series however many tenants)."""
+
+    def __init__(self, cap: int, named: Iterable[str] = ()) -> None:
+        self.cap = cap
+        self._named = frozenset(named)
+        self._seen: set[str] = set()
+
+    def __call__(self, tenant: str) -> str:
+        if tenant in self._named or tenant in self._seen:
+            return tenant
+        if len(self._seen) < self.cap:
+            self._seen.add(tenant)
+            return tenant
+        return OTHER
+
+
+class Limiter:
+    def __init__(
+        self, config: LimitsConfig, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.config = config
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._buckets: dict[str, dict[Signal, TokenBucket]] = {}
+        self.label = TenantLabels(config.max_tenant_series, config.tenants)
+        # Counted under the lock, read by the /metrics collector.
+        self.items: Counter[tuple[str, Signal]] = Counter()  # admitted (and bytes), by label
+        self.refused_items: Counter[tuple[str, Signal, str]] = Counter()
+        self.refused_requests: Counter[tuple[str, str]] = Counter()
+
+    def refuse_tenant(self, tenant: str, reason: str) -> None:
+        """Count a request refused before its limits (a tenant it may not name)."""
+        with self._lock:
+            self.refused_requests[self.label(tenant), reason] += 1
+
+    def tenants(self) -> int:
+        """Tenants tracked now (each with its buckets)."""
+        return len(self._buckets)
+
+    def admit(self, tenant: str, costs: Iterable[tuple[Signal, int]]) -> None:
+        """Take `costs` from `tenant`'s buckets, or raise RateLimitedError / TooLargeError
+        (then nothing is taken from any bucket)."""
+        wanted = [(signal, cost) for signal, cost in costs if cost > 0]
+        if not wanted:
+            return
+        limits = self.config.of(tenant)
+        with self._lock:
+            now = self._monotonic()
+            checks: list[tuple[Signal, int, TokenBucket | None, float]] = []
+            worst: tuple[float, Signal] | None = None
+            for signal, cost in wanted:
+                rate, burst = limits.rate(signal)
+                if rate <= 0:
+                    checks.append((signal, cost, None, 0.0))
+                    continue
+                bucket = self._bucket(tenant, signal, rate, burst, now)
+                wait = bucket.wait(cost, now)
+                checks.append((signal, cost, bucket, wait))
+                if wait > 0 and (worst is None or wait > worst[0]):
+                    worst = (wait, signal)
+            label = self.label(tenant)
+            if worst is None:
+                for signal, cost, maybe_bucket, _ in checks:
+                    if maybe_bucket is not None:
+                        maybe_bucket.take(cost, now)
+                    self.items[label, signal] += cost
+                return
+            wait, signal = worst
+            reason = "too_large" if math.isinf(wait) else "rate_limited"
+            for item_signal, cost, _, _ in checks:
+                if item_signal != "bytes":
+                    self.refused_items[label, item_signal, reason] += cost
+            self.refused_requests[label, reason if reason == "too_large" else f"{signal}_rate"] += 1
+        rate, burst = limits.rate(signal)
+        cost = dict(wanted)[signal]
+        unit = UNITS[signal]
+        if math.isinf(wait):
+            raise TooLargeError(
+                f"tenant {tenant!r}: a request of {_amount(cost)} {unit.split('/')[0]} is over"
+                f" the burst of {_amount(burst)} ({_amount(rate)} {unit}): send smaller"
+                " requests or raise the burst"
+            )
+        raise RateLimitedError(
+            f"tenant {tenant!r} is over its limit of {_amount(rate)} {unit} (burst"
+            f" {_amount(burst)}): retry in {wait:.2f} s",
+            wait,
+        )
+
+    def _bucket(
+        self, tenant: str, signal: Signal, rate: float, burst: float, now: float
+    ) -> TokenBucket:
+        buckets = self._buckets.get(tenant)
+        if buckets is None:
+            if len(self._buckets) >= self.config.max_tenants:
+                self._forget_idle(now)
+            if len(self._buckets) >= self.config.max_tenants:
+                tenant = _OVERFLOW
+            buckets = self._buckets.setdefault(tenant, {})
+        bucket = buckets.get(signal)
+        if bucket is None:
+            bucket = buckets[signal] = TokenBucket(rate, burst, now)
+        return bucket
+
+    def _forget_idle(self, now: float) -> None:
+        idle = [
+            name
+            for name, buckets in self._buckets.items()
+            if name != _OVERFLOW and all(b.full(now) for b in buckets.values())
+        ]
+        for name in idle:
+            del self._buckets[name]

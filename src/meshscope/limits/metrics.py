@@ -1,0 +1,60 @@
+"""Per-tenant ingest counts on `/metrics`, with a bounded number of tenant label values
+(`limits.max_tenant_series`; the rest are counted under `tenant="other"`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from meshscope.limits.limiter import Limiter
+
+
+class LimitsCollector(Collector):
+    def __init__(self, limiter: Limiter) -> None:
+        self._limiter = limiter
+
+    def collect(self) -> Iterator[Metric]:
+        limiter = self._limiter
+        items = CounterMetricFamily(
+            "meshscope_tenant_items",
+            "Items (spans, logs, metrics) of write requests a tenant's limits admitted.",
+            labels=["tenant", "signal"],
+        )
+        received = CounterMetricFamily(
+            "meshscope_tenant_request_bytes",
+            "Bytes of write request bodies (as received) a tenant's limits admitted.",
+            labels=["tenant"],
+        )
+        for (tenant, signal), count in sorted(limiter.items.items()):
+            if signal == "bytes":
+                received.add_metric([tenant], count)
+            else:
+                items.add_metric([tenant, signal], count)
+        yield items
+        yield received
+        refused = CounterMetricFamily(
+            "meshscope_tenant_refused_items",
+            "Items of write requests refused by a tenant's limits (rate_limited: 429, retry"
+            " later; too_large: 413, a request over the burst). Requests refused on their"
+            " bytes before decoding are not counted here.",
+            labels=["tenant", "signal", "reason"],
+        )
+        for (tenant, signal, reason), count in sorted(limiter.refused_items.items()):
+            refused.add_metric([tenant, signal, reason], count)
+        yield refused
+        requests = CounterMetricFamily(
+            "meshscope_tenant_refused_requests",
+            "Write requests refused by tenant limits, by reason: <signal>_rate (429),"
+            " too_large (413), forbidden_tenant (403), invalid_tenant (400).",
+            labels=["tenant", "reason"],
+        )
+        for (tenant, reason), count in sorted(limiter.refused_requests.items()):
+            requests.add_metric([tenant, reason], count)
+        yield requests
+        yield GaugeMetricFamily(
+            "meshscope_tenant_limits_tenants",
+            "Tenants whose rate buckets are tracked now.",
+            limiter.tenants(),
+        )
