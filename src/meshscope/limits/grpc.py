@@ -51,8 +51,9 @@ class TenantInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     principal.first_tenant if principal else DEFAULT_TENANT,
                     "forbidden_tenant" if forbidden else "invalid_tenant",
                 )
-                code = grpc.StatusCode.PERMISSION_DENIED if forbidden else (
-                    grpc.StatusCode.INVALID_ARGUMENT)  # fmt: skip
+                code = grpc.StatusCode.INVALID_ARGUMENT
+                if forbidden:
+                    code = grpc.StatusCode.PERMISSION_DENIED
                 await context.abort(code, error.message)
                 raise AssertionError("context.abort returned") from None  # pragma: no cover
             reset = current_admission.set(Admission(limiter, tenant))

@@ -51,8 +51,8 @@ class TenantGate:
             tenant = resolve_tenant(principal, requested)
         except TenantError as error:
             reason = "forbidden_tenant" if error.status == 403 else "invalid_tenant"
-            self.limiter.refuse_tenant(principal.first_tenant if principal else DEFAULT_TENANT,
-                                       reason)  # fmt: skip
+            counted = principal.first_tenant if principal else DEFAULT_TENANT
+            self.limiter.refuse_tenant(counted, reason)
             await self.refuse(error.status, error.message, scope)(scope, receive, send)
             return
         reset = current_admission.set(Admission(self.limiter, tenant))
