@@ -186,12 +186,12 @@ def test_retry_after_is_when_the_bucket_admits(ports: Ports) -> None:
     headers = {"Authorization": f"Bearer {TOKEN_B}", "Content-Type": "application/x-protobuf"}
     time.sleep(2.5)  # team-b's bucket full again (40 spans)
     assert httpx.post(url, content=requests.spans(40), headers=headers).status_code == 200
-    refused = httpx.post(url, content=requests.spans(30), headers=headers)
+    refused = httpx.post(url, content=requests.spans(40), headers=headers)
     assert refused.status_code == 429
     retry_after = int(refused.headers["Retry-After"])
-    assert 1 <= retry_after <= 2  # 30 missing spans at 20/s: 1.5 s, rounded up
+    assert 1 <= retry_after <= 2  # 40 missing spans at 20/s: 2 s less the time since
     time.sleep(retry_after)
-    assert httpx.post(url, content=requests.spans(30), headers=headers).status_code == 200
+    assert httpx.post(url, content=requests.spans(40), headers=headers).status_code == 200
 
 
 def test_grpc_resource_exhausted_then_the_sdk_retries(ports: Ports) -> None:
@@ -209,13 +209,14 @@ def test_grpc_resource_exhausted_then_the_sdk_retries(ports: Ports) -> None:
     )
     before = _value(_metrics(ports), "meshscope_tenant_refused_requests_total",
                     tenant="team-a", reason="spans_rate")  # fmt: skip
-    # The bucket is empty: the first attempt is refused, the retry after RetryInfo lands.
-    assert exporter.export(_spans("svc-grpc-sdk", 20)) == SpanExportResult.SUCCESS
+    # The bucket is (nearly) empty and 40 spans need 2 s of refill: the first attempt is
+    # refused, the retry after the RetryInfo delay lands.
+    assert exporter.export(_spans("svc-grpc-sdk", 40)) == SpanExportResult.SUCCESS
     exporter.shutdown()
     after = _value(_metrics(ports), "meshscope_tenant_refused_requests_total",
                    tenant="team-a", reason="spans_rate")  # fmt: skip
     assert after > before  # the SDK was refused at least once, and retried
-    assert _stored_spans(ports, "svc-grpc-sdk") == 20
+    assert _stored_spans(ports, "svc-grpc-sdk") == 40
 
 
 def test_bytes_limit_refuses_a_large_body_before_decoding(ports: Ports) -> None:

@@ -81,6 +81,18 @@ class Limiter:
         with self._lock:
             self.refused_requests[self.label(tenant), reason] += 1
 
+    def counts(
+        self,
+    ) -> tuple[
+        dict[tuple[str, Signal], int],
+        dict[tuple[str, Signal, str], int],
+        dict[tuple[str, str], int],
+    ]:
+        """Copies of the counters (admitted items and bytes, refused items, refused requests),
+        taken under the lock so that /metrics never iterates a counter being changed."""
+        with self._lock:
+            return dict(self.items), dict(self.refused_items), dict(self.refused_requests)
+
     def tenants(self) -> int:
         """Tenants tracked now (each with its buckets)."""
         return len(self._buckets)

@@ -17,6 +17,7 @@ class LimitsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         limiter = self._limiter
+        admitted, refused_items, refused_requests = limiter.counts()
         items = CounterMetricFamily(
             "meshscope_tenant_items",
             "Items (spans, logs, metrics) of write requests a tenant's limits admitted.",
@@ -27,7 +28,7 @@ class LimitsCollector(Collector):
             "Bytes of write request bodies (as received) a tenant's limits admitted.",
             labels=["tenant"],
         )
-        for (tenant, signal), count in sorted(limiter.items.items()):
+        for (tenant, signal), count in sorted(admitted.items()):
             if signal == "bytes":
                 received.add_metric([tenant], count)
             else:
@@ -41,7 +42,7 @@ class LimitsCollector(Collector):
             " bytes before decoding are not counted here.",
             labels=["tenant", "signal", "reason"],
         )
-        for (tenant, signal, reason), count in sorted(limiter.refused_items.items()):
+        for (tenant, signal, reason), count in sorted(refused_items.items()):
             refused.add_metric([tenant, signal, reason], count)
         yield refused
         requests = CounterMetricFamily(
@@ -50,7 +51,7 @@ class LimitsCollector(Collector):
             " too_large (413), forbidden_tenant (403), invalid_tenant (400).",
             labels=["tenant", "reason"],
         )
-        for (tenant, reason), count in sorted(limiter.refused_requests.items()):
+        for (tenant, reason), count in sorted(refused_requests.items()):
             requests.add_metric([tenant, reason], count)
         yield requests
         yield GaugeMetricFamily(
