@@ -143,8 +143,13 @@ async def _serve(app: App, sockets: dict[str, socket.socket]) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    if app.tokens is not None:  # SIGHUP: read the tokens file again now
-        loop.add_signal_handler(signal.SIGHUP, app.tokens.reload)
+    # SIGHUP: read the tokens file and the limits overrides file again now.
+    reloads = [
+        *([app.tokens.reload] if app.tokens is not None else []),
+        *([app.limiter.reload] if app.limiter is not None else []),
+    ]
+    if reloads:
+        loop.add_signal_handler(signal.SIGHUP, lambda: [reload() for reload in reloads])
     tasks = [
         asyncio.create_task(instance.serve(sockets=[sockets[name]]))
         for name, instance in servers.items()

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -52,6 +53,8 @@ auth:
   tokens_file: {tokens}
   reload_interval_seconds: 0
 limits:
+  overrides_file: {overrides}
+  reload_interval_seconds: 0
   defaults:
     spans_per_second: 20
     spans_burst: 40
@@ -69,10 +72,13 @@ TOKENS = f"""tokens:
 
 
 @contextmanager
-def serve_with_limits(workdir: Path, ports: Ports) -> Iterator[None]:
+def serve_with_limits(workdir: Path, ports: Ports) -> Iterator[subprocess.Popen[bytes]]:
     (workdir / "tokens.yaml").write_text(TOKENS)
     config = workdir / "meshscope.yaml"
-    config.write_text(CONFIG.format(tokens=workdir / "tokens.yaml"))
+    (workdir / "overrides.yaml").write_text("overrides: {}\n")
+    config.write_text(
+        CONFIG.format(tokens=workdir / "tokens.yaml", overrides=workdir / "overrides.yaml")
+    )
     env = server_env(workdir / "limits.duckdb", ports)
     with (workdir / "server.log").open("ab") as log:
         proc = subprocess.Popen(
@@ -87,7 +93,7 @@ def serve_with_limits(workdir: Path, ports: Ports) -> Iterator[None]:
                 assert proc.poll() is None, (workdir / "server.log").read_text()
                 assert time.monotonic() < deadline, "meshscope did not start"
                 time.sleep(0.1)
-            yield
+            yield proc
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(60)
@@ -143,11 +149,24 @@ def _stored_spans(ports: Ports, service: str) -> int:
     return sum(len(trace["spans"]) for trace in response.json()["data"])
 
 
+@dataclass(frozen=True)
+class Served:
+    ports: Ports
+    proc: subprocess.Popen[bytes]
+    workdir: Path
+
+
 @pytest.fixture(scope="module")
-def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ports]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     chosen = Ports()
-    with serve_with_limits(tmp_path_factory.mktemp("limits"), chosen):
-        yield chosen
+    workdir = tmp_path_factory.mktemp("limits")
+    with serve_with_limits(workdir, chosen) as proc:
+        yield Served(chosen, proc, workdir)
+
+
+@pytest.fixture
+def ports(served: Served) -> Ports:
+    return served.ports
 
 
 def test_sdk_retries_after_429_and_the_other_tenant_is_not_refused(ports: Ports) -> None:
@@ -242,3 +261,18 @@ def test_bytes_limit_refuses_a_large_body_before_decoding(ports: Ports) -> None:
                   tenant="bulk", reason="too_large") == 1  # fmt: skip
     assert _value(metrics, "meshscope_tenant_refused_requests_total",
                   tenant="team-a", reason="forbidden_tenant") == 1  # fmt: skip
+
+
+def test_sighup_reloads_the_overrides_file(served: Served) -> None:
+    """Last: it leaves team-b with a burst of 5 spans."""
+    url = f"http://127.0.0.1:{served.ports.otlp_http}/v1/traces"
+    headers = {"Authorization": f"Bearer {TOKEN_B}", "Content-Type": "application/x-protobuf"}
+    overrides = served.workdir / "overrides.yaml"
+    overrides.write_text("overrides:\n  team-b: {spans_burst: 5}\n")
+    served.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while httpx.post(url, content=requests.spans(6), headers=headers).status_code != 413:
+        assert time.monotonic() < deadline, "the overrides file was not reloaded"
+        time.sleep(0.2)
+    metrics = _metrics(served.ports)
+    assert _value(metrics, "meshscope_tenant_limits_reloads_total", outcome="ok") == 1

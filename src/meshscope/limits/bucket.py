@@ -42,6 +42,12 @@ class TokenBucket:
         self._refill(now)
         self.tokens -= cost
 
+    def retune(self, rate: float, burst: float, now: float) -> None:
+        """New limits (a reloaded overrides file): tokens held are kept, up to the new burst."""
+        self._refill(now)
+        self.rate, self.burst = rate, burst
+        self.tokens = min(self.tokens, burst)
+
     def full(self, now: float) -> bool:
         """Whether the bucket is back to `burst`: then it is the same as a new one."""
         self._refill(now)

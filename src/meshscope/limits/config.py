@@ -68,19 +68,33 @@ _LIMIT_FIELDS = tuple(f.name for f in dataclasses.fields(TenantLimits))
 class LimitsConfig:
     defaults: TenantLimits = field(default_factory=TenantLimits)
     tenants: Mapping[str, TenantLimits] = field(default_factory=dict)
+    overrides_file: str = ""
+    reload_interval_seconds: float = 10.0
     max_tenant_series: int = 100
     max_tenants: int = 10_000
 
     @property
     def enabled(self) -> bool:
-        """Whether any rate is set: otherwise nothing is wired and receivers are unchanged."""
-        return self.defaults.limited() or any(t.limited() for t in self.tenants.values())
+        """Whether any rate is set (or may be, by the overrides file): otherwise nothing is
+        wired and receivers are unchanged."""
+        return (
+            bool(self.overrides_file)
+            or self.defaults.limited()
+            or any(t.limited() for t in self.tenants.values())
+        )
 
     def of(self, tenant: str) -> TenantLimits:
         return self.tenants.get(tenant, self.defaults)
 
 
-_FIELDS = ("defaults", "tenants", "max_tenant_series", "max_tenants")
+_FIELDS = (
+    "defaults",
+    "tenants",
+    "overrides_file",
+    "reload_interval_seconds",
+    "max_tenant_series",
+    "max_tenants",
+)
 
 
 def parse_limits(values: Any, path: str = "limits") -> LimitsConfig:
@@ -93,24 +107,43 @@ def parse_limits(values: Any, path: str = "limits") -> LimitsConfig:
     if unknown:
         raise ConfigError(f"unknown setting {path}.{unknown[0]} (known: {', '.join(_FIELDS)})")
     defaults = _tenant_limits(values.get("defaults"), TenantLimits(), f"{path}.defaults")
-    raw_tenants = values.get("tenants") or {}
-    if not isinstance(raw_tenants, Mapping):
-        raise ConfigError(f"setting {path}.tenants must be a mapping of tenant names")
-    tenants: dict[str, TenantLimits] = {}
-    for name, overrides in raw_tenants.items():
-        if not isinstance(name, str) or not TENANT_NAME.match(name):
-            raise ConfigError(
-                f"setting {path}.tenants: {name!r} is not a tenant name (letters, digits, _ . -)"
-            )
-        tenants[name] = _tenant_limits(overrides, defaults, f"{path}.tenants.{name}")
+    tenants = parse_tenants(values.get("tenants"), defaults, f"{path}.tenants")
     counts = {}
-    for name in ("max_tenant_series", "max_tenants"):
-        default = 100 if name == "max_tenant_series" else 10_000
+    for name, default in (("max_tenant_series", 100), ("max_tenants", 10_000)):
         value = values.get(name, default)
         if type(value) is not int or value < 1:
             raise ConfigError(f"setting {path}.{name} must be an integer >= 1, got {value!r}")
         counts[name] = value
-    return LimitsConfig(defaults, tenants, **counts)
+    overrides_file = values.get("overrides_file", "")
+    if not isinstance(overrides_file, str):
+        raise ConfigError(f"setting {path}.overrides_file must be a path, got {overrides_file!r}")
+    interval = values.get("reload_interval_seconds", 10.0)
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
+        raise ConfigError(
+            f"setting {path}.reload_interval_seconds must be a number >= 0, got {interval!r}"
+        )
+    return LimitsConfig(
+        defaults,
+        tenants,
+        overrides_file=overrides_file,
+        reload_interval_seconds=float(interval),
+        **counts,
+    )
+
+
+def parse_tenants(raw: Any, defaults: TenantLimits, path: str) -> dict[str, TenantLimits]:
+    """A mapping of tenant name to its settings, each merged over `defaults`."""
+    raw = raw or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"setting {path} must be a mapping of tenant names")
+    tenants: dict[str, TenantLimits] = {}
+    for name, overrides in raw.items():
+        if not isinstance(name, str) or not TENANT_NAME.match(name):
+            raise ConfigError(
+                f"setting {path}: {name!r} is not a tenant name (letters, digits, _ . -)"
+            )
+        tenants[name] = _tenant_limits(overrides, defaults, f"{path}.{name}")
+    return tenants
 
 
 def _tenant_limits(values: Any, base: TenantLimits, path: str) -> TenantLimits:

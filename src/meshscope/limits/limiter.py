@@ -14,12 +14,13 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from meshscope.ingest.body import BodyError
 from meshscope.ingest.sink import OverloadedError
 from meshscope.limits.bucket import TokenBucket
-from meshscope.limits.config import UNITS, LimitsConfig, Signal
+from meshscope.limits.config import UNITS, LimitsConfig, Signal, TenantLimits
+from meshscope.limits.overrides import OverridesFile
 
 OTHER = "other"
 _OVERFLOW = "\0shared"  # the bucket key of tenants past `max_tenants` (no tenant's name)
@@ -50,11 +51,11 @@ class TenantLabels:
 
     def __init__(self, cap: int, named: Iterable[str] = ()) -> None:
         self.cap = cap
-        self._named = frozenset(named)
+        self.named = frozenset(named)
         self._seen: set[str] = set()
 
     def __call__(self, tenant: str) -> str:
-        if tenant in self._named or tenant in self._seen:
+        if tenant in self.named or tenant in self._seen:
             return tenant
         if len(self._seen) < self.cap:
             self._seen.add(tenant)
@@ -70,11 +71,44 @@ class Limiter:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._buckets: dict[str, dict[Signal, TokenBucket]] = {}
-        self.label = TenantLabels(config.max_tenant_series, config.tenants)
+        self.overrides = (
+            OverridesFile(
+                config.overrides_file,
+                config.defaults,
+                config.reload_interval_seconds,
+                monotonic(),
+            )
+            if config.overrides_file
+            else None
+        )
+        self._tenants: Mapping[str, TenantLimits] = self._merged()
+        self.label = TenantLabels(config.max_tenant_series, self._tenants)
         # Counted under the lock, read by the /metrics collector.
         self.items: Counter[tuple[str, Signal]] = Counter()  # admitted (and bytes), by label
         self.refused_items: Counter[tuple[str, Signal, str]] = Counter()
         self.refused_requests: Counter[tuple[str, str]] = Counter()
+
+    def _merged(self) -> Mapping[str, TenantLimits]:
+        if self.overrides is None:
+            return self.config.tenants
+        return {**self.config.tenants, **self.overrides.tenants}
+
+    def of(self, tenant: str) -> TenantLimits:
+        """The limits in force for `tenant` (the overrides file, `limits.tenants`, defaults)."""
+        return self._tenants.get(tenant, self.config.defaults)
+
+    def reload(self) -> bool:
+        """Read the overrides file again now if it changed (SIGHUP); False if unchanged,
+        invalid (logged: the previous limits stay) or not configured."""
+        with self._lock:
+            return self._check(self._monotonic(), force=True)
+
+    def _check(self, now: float, force: bool = False) -> bool:
+        if self.overrides is None or not self.overrides.check(now, force=force):
+            return False
+        self._tenants = self._merged()
+        self.label.named = self.label.named | frozenset(self._tenants)
+        return True
 
     def refuse_tenant(self, tenant: str, reason: str) -> None:
         """Count a request refused before its limits (a tenant it may not name)."""
@@ -103,9 +137,11 @@ class Limiter:
         wanted = [(signal, cost) for signal, cost in costs if cost > 0]
         if not wanted:
             return
-        limits = self.config.of(tenant)
         with self._lock:
             now = self._monotonic()
+            if self.overrides is not None:
+                self._check(now)
+            limits = self.of(tenant)
             checks: list[tuple[Signal, int, TokenBucket | None, float]] = []
             worst: tuple[float, Signal] | None = None
             for signal, cost in wanted:
@@ -159,6 +195,8 @@ class Limiter:
         bucket = buckets.get(signal)
         if bucket is None:
             bucket = buckets[signal] = TokenBucket(rate, burst, now)
+        elif bucket.rate != rate or bucket.burst != burst:  # reloaded, or a shared bucket
+            bucket.retune(rate, burst, now)
         return bucket
 
     def _forget_idle(self, now: float) -> None:

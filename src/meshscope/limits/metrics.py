@@ -54,6 +54,16 @@ class LimitsCollector(Collector):
         for (tenant, reason), count in sorted(refused_requests.items()):
             requests.add_metric([tenant, reason], count)
         yield requests
+        if limiter.overrides is not None:
+            reloads = CounterMetricFamily(
+                "meshscope_tenant_limits_reloads",
+                "Reads of limits.overrides_file after the start, by outcome (failed: the"
+                " previous limits stay in force).",
+                labels=["outcome"],
+            )
+            reloads.add_metric(["ok"], limiter.overrides.reloads)
+            reloads.add_metric(["failed"], limiter.overrides.reload_failures)
+            yield reloads
         yield GaugeMetricFamily(
             "meshscope_tenant_limits_tenants",
             "Tenants whose rate buckets are tracked now.",
