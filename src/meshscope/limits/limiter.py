@@ -71,6 +71,7 @@ class Limiter:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._buckets: dict[str, dict[Signal, TokenBucket]] = {}
+        self._next_sweep = 0.0
         self.overrides = (
             OverridesFile(
                 config.overrides_file,
@@ -187,8 +188,9 @@ class Limiter:
     ) -> TokenBucket:
         buckets = self._buckets.get(tenant)
         if buckets is None:
-            if len(self._buckets) >= self.config.max_tenants:
+            if len(self._buckets) >= self.config.max_tenants and now >= self._next_sweep:
                 self._forget_idle(now)
+                self._next_sweep = now + 1.0  # a flood of new names: one sweep a second
             if len(self._buckets) >= self.config.max_tenants:
                 tenant = _OVERFLOW
             buckets = self._buckets.setdefault(tenant, {})
