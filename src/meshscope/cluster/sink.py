@@ -29,6 +29,7 @@ from meshscope.ingest.sink import (
     takes_encoded,
 )
 from meshscope.ingest.workers import decode_body
+from meshscope.limits.admission import admit_batch, admit_body_items, current_admission
 from meshscope.model.batch import Batch
 
 Offload = Callable[..., Awaitable[Any]]
@@ -80,12 +81,19 @@ class ClusterSink:
         if parts is None:
             return await self.submit_local(kind, raw, encoding, json=json)
         self.split_requests += 1
-        pending: list[Awaitable[Decoded | Reply]] = []
-        mine = parts.pop(table.local, None)
-        if mine is not None:
-            pending.append(self.submit_local(kind, mine.body, "identity", json=mine.json))
-        pending += [self.forwarder.send(peer, kind, part) for peer, part in parts.items()]
-        results = await asyncio.gather(*pending, return_exceptions=True)
+        # With limits on, the whole request is charged to its tenant here, before any part is
+        # stored or forwarded (a refused request stores nothing); the parts then go uncharged.
+        admit_body_items(kind, sum(part.items for part in parts.values()))
+        uncharged = current_admission.set(None)
+        try:
+            pending: list[Awaitable[Decoded | Reply]] = []
+            mine = parts.pop(table.local, None)
+            if mine is not None:
+                pending.append(self.submit_local(kind, mine.body, "identity", json=mine.json))
+            pending += [self.forwarder.send(peer, kind, part) for peer, part in parts.items()]
+            results = await asyncio.gather(*pending, return_exceptions=True)
+        finally:
+            current_admission.reset(uncharged)
         errors = [result for result in results if isinstance(result, BaseException)]
         if errors:
             raise _worst(errors)
@@ -109,6 +117,7 @@ class ClusterSink:
 
         decoded = await asyncio.to_thread(decode)
         if len(decoded.batch):
+            admit_batch(decoded.batch)
             await self.local.submit(decoded.batch)
         return Decoded(Batch(), decoded.rejected, decoded.error_message)
 

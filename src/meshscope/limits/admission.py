@@ -46,3 +46,11 @@ def admit_batch(batch: Batch) -> None:
     """`admit_items` for a decoded batch."""
     if current_admission.get() is not None:
         admit_items(len(batch.spans), len(batch.logs), len(batch.metrics))
+
+
+def admit_body_items(kind: str, items: int) -> None:
+    """`admit_items` for `items` of a still-encoded body of `kind` (`traces` or `zipkin`:
+    spans, `logs`: log records), as counted when a body is split without decoding it."""
+    if current_admission.get() is not None:
+        spans = items if kind in ("traces", "zipkin") else 0
+        admit_items(spans, items - spans, 0)
