@@ -17,6 +17,7 @@ import grpc
 from meshscope.auth.http import UnauthenticatedError, authenticate
 from meshscope.auth.principal import Principal, Scope, current_principal
 from meshscope.auth.tokens import TokenStore
+from meshscope.grpc_metadata import first_value
 
 WRITE: frozenset[Scope] = frozenset({"write"})
 
@@ -33,11 +34,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler  # unknown method: grpcio answers UNIMPLEMENTED
-        authorization = None
-        for key, value in details.invocation_metadata or ():
-            if key == "authorization":
-                authorization = value if isinstance(value, str) else value.decode("latin-1")
-                break
+        authorization = first_value(details, "authorization")
         try:
             principal = authenticate(self.tokens, authorization)
         except UnauthenticatedError as error:

@@ -40,6 +40,7 @@ from typing import Any, cast
 
 import yaml
 
+from meshscope import watched_file
 from meshscope.auth.principal import DEFAULT_TENANT, SCOPES, Principal, Scope
 from meshscope.errors import ConfigError
 
@@ -184,14 +185,6 @@ def _warn_if_readable(path: Path, tokens: Tokens) -> None:
         )
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return (info.st_mtime_ns, info.st_size, info.st_ino)
-
-
 class TokenStore:
     """Who a credential is, from the tokens file, kept current without a restart."""
 
@@ -205,7 +198,7 @@ class TokenStore:
         self.reload_interval_s = reload_interval_s
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._stamp = _stamp(self.path)
+        self._stamp = watched_file.stamp(self.path)
         self._tokens = read_tokens(self.path)  # ConfigError at start: the server does not start
         _warn_if_readable(self.path, self._tokens)
         self._next_check = monotonic() + reload_interval_s
@@ -234,13 +227,13 @@ class TokenStore:
     def _check(self) -> None:
         if self.reload_interval_s > 0 and self._monotonic() >= self._next_check:
             self._next_check = self._monotonic() + self.reload_interval_s
-            if _stamp(self.path) != self._stamp:
+            if watched_file.stamp(self.path) != self._stamp:
                 self.reload()
 
     def reload(self) -> bool:
         """Read the file again now; False (logged, old tokens kept) if it is invalid."""
         with self._lock:
-            stamp = _stamp(self.path)
+            stamp = watched_file.stamp(self.path)
             try:
                 tokens = read_tokens(self.path)
             except ConfigError as error:

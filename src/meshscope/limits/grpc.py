@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 
 from meshscope.auth.principal import DEFAULT_TENANT, current_principal
+from meshscope.grpc_metadata import first_value
 from meshscope.limits.admission import Admission, current_admission
 from meshscope.limits.limiter import Limiter
 from meshscope.limits.tenant import HEADER, TenantError, resolve_tenant
@@ -31,11 +32,7 @@ class TenantInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
-        requested = None
-        for key, value in details.invocation_metadata or ():
-            if key == HEADER:
-                requested = value if isinstance(value, str) else value.decode("latin-1")
-                break
+        requested = first_value(details, HEADER)
         return handler._replace(unary_unary=self._limited(requested, handler.unary_unary))
 
     def _limited(self, requested: str | None, method: Callable[[Any, Any], Awaitable[Any]]) -> Any:

@@ -15,12 +15,12 @@ limits read before stay in force.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
+from meshscope import watched_file
 from meshscope.errors import ConfigError
 from meshscope.limits.config import TenantLimits, parse_tenants
 
@@ -42,14 +42,6 @@ def read_overrides(path: Path, defaults: TenantLimits) -> dict[str, TenantLimits
     return parse_tenants(raw.get("overrides"), defaults, f"{where}: overrides")
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return (info.st_mtime_ns, info.st_size, info.st_ino)
-
-
 class OverridesFile:
     """The file's tenants, kept current: `check(now)` re-reads it when it changed."""
 
@@ -59,7 +51,7 @@ class OverridesFile:
         self.path = Path(path)
         self.defaults = defaults
         self.interval_s = interval_s
-        self._stamp = _stamp(self.path)
+        self._stamp = watched_file.stamp(self.path)
         self.tenants = read_overrides(self.path, defaults)  # ConfigError: the start stops
         self._next_check = now + interval_s
         self.reloads = 0
@@ -71,7 +63,7 @@ class OverridesFile:
         if not force and (self.interval_s <= 0 or now < self._next_check):
             return False
         self._next_check = now + self.interval_s
-        stamp = _stamp(self.path)
+        stamp = watched_file.stamp(self.path)
         if stamp == self._stamp:
             return False
         self._stamp = stamp  # a broken file is not re-read on every check
