@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from meshscope.model.attributes import AttrValue
@@ -49,13 +49,24 @@ def span_tags(span: Span) -> list[Json]:
     return tags
 
 
+def _process_key(span: Span) -> Hashable:
+    """What tells processes apart: the service and the resource (in any key order; 1, 1.0 and
+    True are different values)."""
+    try:
+        key = (span.service, frozenset((k, v, type(v)) for k, v in span.resource.items()))
+        hash(key)
+    except TypeError:  # list values
+        return json.dumps([span.service, sorted(span.resource.items())], default=str)
+    return key
+
+
 def trace_json(spans: Sequence[Span]) -> Json:
     """One trace: spans plus a processes table with one entry per distinct (service, resource)."""
     processes: dict[str, Json] = {}
-    keys: dict[str, str] = {}
+    keys: dict[Hashable, str] = {}
     out_spans: list[Json] = []
     for span in spans:
-        resource_key = json.dumps([span.service, sorted(span.resource.items())], default=str)
+        resource_key = _process_key(span)
         process_id = keys.get(resource_key)
         if process_id is None:
             process_id = keys[resource_key] = f"p{len(keys) + 1}"

@@ -1,13 +1,22 @@
-"""Trace search in DuckDB: matching spans inside the time range, then the traces' start times.
+"""Trace search in DuckDB: matching spans in slices of the time range, newest slice first,
+then the traces' start times.
 
 A trace's start is its earliest span anywhere (the minimum of its `trace_index` rows), which
-may lie before the searched range. Joining every matching trace against the whole
-`trace_index` costs a scan of it (~10 ms at 1M traces); instead the newest candidates by their
-first matching span are looked up through the ART index on `trace_lo`. A trace starts at or
-before its first matching span, so once the `limit`-th verified start is later than the first
-matching span of every candidate not verified yet, no other trace can rank above it; until
-then twice as many candidates are verified (rarely needed: a trace usually starts at, or just
-before, its first matching span).
+may lie before the searched range; a trace ranks by it. Every trace with a matching span
+starts at or before that span, so once `limit` verified traces start at or after the
+beginning of the slices read so far, no trace matching only further back can rank above them:
+the search stops there instead of reading the whole range. That is what keeps a dense last
+hour (millions of spans) cheap: `spans` is appended in arrival order, roughly start order, so
+the `start_ns` zonemaps prune each slice to the newest row group or two (issue #18: ~0.5 s for
+a whole dense hour, a few ms per slice). Slices start at SLICE_NS and grow 4x each step, so
+a range with few matches costs at most ~4/3 of one scan of it.
+
+Within a slice, the newest candidates by their first matching span are verified through the
+ART index on `trace_lo` (joining every matching trace against the whole `trace_index` costs a
+scan of it); a trace not verified starts at or before its first matching span, so once the
+`limit`-th verified start is later than that of every candidate not verified, the slice needs
+no more; until then twice as many candidates are verified (rarely needed: a trace usually
+starts at, or just before, its first matching span).
 """
 
 from __future__ import annotations
@@ -23,33 +32,65 @@ from meshscope.store.codec import hex128
 from meshscope.store.duckdb.filters import attribute_conditions
 
 FIRST_CANDIDATES = 50  # verified in the first round, or 2 x limit if more
+SLICE_NS = 15 * 10**9
+"""The newest slice read first; each slice further back is 4x as long."""
 
 
-def find_trace_ids(cursor: duckdb.DuckDBPyConnection, query: TraceQuery) -> list[str]:
+def find_trace_ids(
+    cursor: duckdb.DuckDBPyConnection, query: TraceQuery, slice_ns: int = SLICE_NS
+) -> list[str]:
     """Ids of matching traces, latest start first (ties: higher id first), at most `limit`."""
-    if query.limit <= 0:
+    if query.limit <= 0 or query.end_ns <= query.start_ns:
         return []
     where, params = _conditions(cursor, query)
-    count = max(FIRST_CANDIDATES, 2 * query.limit)
+    starts: dict[tuple[int, int], int] = {}  # verified traces
+    end = query.end_ns
+    while True:
+        low = max(query.start_ns, end - slice_ns)
+        bound = _slice(cursor, where, params, low, end, query.limit, starts)
+        ranked = sorted(((start, *key) for key, start in starts.items()), reverse=True)
+        # `bound`: every trace not verified starts at or before it.
+        if low <= query.start_ns or _settled(ranked, query.limit, bound):
+            return [hex128(high, key_low) for _, high, key_low in ranked[: query.limit]]
+        end = low
+        slice_ns *= 4
+
+
+def _slice(
+    cursor: duckdb.DuckDBPyConnection,
+    where: list[str],
+    params: list[Any],
+    low: int,
+    end: int,
+    limit: int,
+    starts: dict[tuple[int, int], int],
+) -> int:
+    """Verify the slice [low, end)'s candidates into `starts` until the slice is settled (see
+    the module doc); return a bound on the start of every trace still not verified."""
+    count = max(FIRST_CANDIDATES, 2 * limit)
     while True:
         candidates = cursor.execute(
             f"SELECT trace_hi, trace_lo, min(start_ns) AS hit FROM spans"
-            f" WHERE {' AND '.join(where)} GROUP BY trace_hi, trace_lo"
+            f" WHERE start_ns >= ? AND start_ns < ? AND {' AND '.join(where)}"
+            f" GROUP BY trace_hi, trace_lo"
             f" ORDER BY hit DESC, trace_hi DESC, trace_lo DESC LIMIT {count + 1}",
-            params,
+            [low, end, *params],
         ).fetchall()
         keys = [(row[0], row[1]) for row in candidates[:count]]
-        starts = _starts(cursor, keys)
-        ranked = sorted(((starts[key], *key) for key in keys if key in starts), reverse=True)
-        if len(candidates) <= count or _settled(ranked, query.limit, candidates[count][2]):
-            return [hex128(high, low) for _, high, low in ranked[: query.limit]]
+        starts.update(_starts(cursor, [key for key in keys if key not in starts]))
+        if len(candidates) <= count:
+            return low - 1  # a trace matching only before `low` starts before it
+        ranked = sorted(starts.values(), reverse=True)
+        unverified_hit: int = candidates[count][2]
+        if len(ranked) >= limit and ranked[limit - 1] > unverified_hit:
+            return unverified_hit
         count *= 2
 
 
-def _settled(ranked: list[tuple[int, int, int]], limit: int, unverified_hit: int) -> bool:
-    """Every trace not verified starts at or before `unverified_hit`: is the top `limit`
-    already later than that?"""
-    return len(ranked) >= limit and ranked[limit - 1][0] > unverified_hit
+def _settled(ranked: list[tuple[int, int, int]], limit: int, bound: int) -> bool:
+    """Every trace not verified starts at or before `bound`: is the top `limit` already
+    later than that?"""
+    return len(ranked) >= limit and ranked[limit - 1][0] > bound
 
 
 def _starts(
@@ -74,9 +115,9 @@ def _starts(
 def _conditions(
     cursor: duckdb.DuckDBPyConnection, query: TraceQuery
 ) -> tuple[list[str], list[Any]]:
-    """The span conditions (AND-ed) and their parameters."""
-    where = ["start_ns >= ?", "start_ns < ?"]
-    params: list[Any] = [query.start_ns, query.end_ns]
+    """The span conditions (AND-ed) and their parameters, but the time range."""
+    where = ["true"]
+    params: list[Any] = []
     if query.service:
         where.append("service = ?")
         params.append(query.service)
