@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from meshscope.model.logs import LogRecord
@@ -19,6 +20,10 @@ from meshscope.store.duckdb.filters import attribute_conditions
 from meshscope.store.duckdb.packed import pack_columns, unpack
 from meshscope.store.duckdb.resources import Resources
 
+SLICE_NS = 15 * 10**9
+"""A read with a limit looks at this much of its range first, then 4x more each step..."""
+SLICED_RANGE_NS = 31 * 24 * 3600 * 10**9
+"""...when its range is at most this long (reads of a trace's logs, whole time, are not)."""
 _COLUMNS = """l.time_ns, l.body, l.service, l.severity, l.severity_text, l.trace_hi, l.trace_lo,
     l.span_id, l.attrs, l.attr_types, r.attrs, r.attr_types"""
 
@@ -95,11 +100,40 @@ class DuckDBLogStore:
         conditions, attr_params = attribute_conditions(cursor, query.attributes)
         where += conditions
         params += attr_params
-        limit = ""
-        if query.limit > 0:
-            limit = "LIMIT ?"
-            params.append(query.limit)
-        order = "DESC" if query.newest_first else ""
+        if query.limit <= 0 or query.trace_id or query.end_ns - query.start_ns > SLICED_RANGE_NS:
+            limit = ""
+            if query.limit > 0:
+                limit = "LIMIT ?"
+                params.append(query.limit)
+            return self._select(cursor, where, params, limit, query.newest_first)
+        # Newest (or oldest) slice first, growing 4x, until `limit` records are found: a
+        # dense hour holds millions of records, and the newest 100 lie in its last seconds.
+        found: list[LogRecord] = []
+        low, high = query.start_ns, query.end_ns
+        width = SLICE_NS
+        while low < high and len(found) < query.limit:
+            if query.newest_first:
+                bounds = (max(low, high - width), high)
+                high = bounds[0]
+            else:
+                bounds = (low, min(high, low + width))
+                low = bounds[1]
+            params[:2] = bounds
+            found += self._select(
+                cursor, where, [*params, query.limit - len(found)], "LIMIT ?", query.newest_first
+            )
+            width *= 4
+        return found
+
+    def _select(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        where: list[str],
+        params: list[Any],
+        limit: str,
+        newest_first: bool,
+    ) -> list[LogRecord]:
+        order = "DESC" if newest_first else ""
         # Filter in a subquery over the logs alone, so `attrs` means the record's own.
         # `all_logs` adds the typed access logs (see access_logs.py) to `logs`.
         sql = f"""SELECT {_COLUMNS} FROM (
