@@ -43,7 +43,7 @@ def test_sliced_log_reads_agree_with_the_memory_store(
             for fields in ({}, {"service": "cart"}, {"body_contains": ("timeout",)}):
                 for start_s, end_s in ((0, 600), (100, 350), (599, 10_000)):
                     query = LogQuery(
-                        **fields,  # type: ignore[arg-type]
+                        **fields,
                         start_ns=T0 + start_s * S,
                         end_ns=T0 + end_s * S,
                         limit=limit,
