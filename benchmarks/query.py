@@ -245,13 +245,13 @@ def first_reads_without_warm_up(path: Path) -> list[float]:
 
 
 def sample_ids(con: duckdb.DuckDBPyConnection, count: int, seed: int) -> list[str]:
-    """Ids of traces with spans in the last hour."""
+    """`count` ids of traces with spans in the last hour, chosen by a hash (repeatable)."""
     rows = con.execute(
-        "SELECT trace_hi, trace_lo FROM trace_index WHERE max_start >= ?"
-        f" USING SAMPLE reservoir({count} ROWS) REPEATABLE ({seed})",
-        [END_NS - HOUR_NS],
+        "SELECT DISTINCT trace_hi, trace_lo, hash(trace_lo, ?) AS h FROM trace_index"
+        " WHERE max_start >= ? ORDER BY h LIMIT ?",
+        [seed, END_NS - HOUR_NS, count],
     ).fetchall()
-    return [f"{hi:016x}{lo:016x}" for hi, lo in rows]
+    return [f"{hi:016x}{lo:016x}" for hi, lo, _ in rows]
 
 
 def by_id(
