@@ -166,13 +166,16 @@ def _records(
     if not limit:
         yield from store.find_logs(replace(base, start_ns=start_ns, end_ns=end_ns))
         return
-    page = min(max(2 * limit, 1000), MAX_PAGE)
+    # Twice the limit first (every record may pass the pipeline: filters the store can run
+    # are pushed down), 4x larger pages after that (most records did not pass).
+    page = min(max(2 * limit, 100), MAX_PAGE)
     low, high = start_ns, end_ns
     while low < high:
         records = store.find_logs(replace(base, start_ns=low, end_ns=high, limit=page))
         if len(records) < page:
             yield from records
             return
+        page = min(4 * page, MAX_PAGE)
         edge = records[-1].time_ns
         before_edge = [r for r in records if r.time_ns != edge]
         if before_edge:  # the records at `edge` may go on in the next page: re-read them
