@@ -23,6 +23,7 @@ def test_sliced_log_reads_agree_with_the_memory_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slice_s: int
 ) -> None:
     monkeypatch.setattr(duckdb_logs, "SLICE_NS", slice_s * S)
+    monkeypatch.setattr(duckdb_logs, "SLICE_ROWS", 1)
     rng = random.Random(3)
     # Whole seconds, so records share times across slice edges and within slices.
     records = [

@@ -84,7 +84,10 @@ def test_sliced_search_agrees_with_the_memory_store(
                     limit=limit,
                 )
                 expected = memory.traces.find_trace_ids(query)
-                assert trace_search.find_trace_ids(cursor, query, slice_s * S) == expected, (
+                assert (
+                    trace_search.find_trace_ids(cursor, query, slice_s * S, slice_rows=1)
+                    == expected
+                ), (
                     fields,
                     limit,
                     start_s,

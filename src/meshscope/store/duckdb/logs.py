@@ -19,9 +19,12 @@ from meshscope.store.duckdb.database import Database, Txn
 from meshscope.store.duckdb.filters import attribute_conditions
 from meshscope.store.duckdb.packed import pack_columns, unpack
 from meshscope.store.duckdb.resources import Resources
+from meshscope.store.duckdb.trace_search import first_slice
 
 SLICE_NS = 15 * 10**9
-"""A read with a limit looks at this much of its range first, then 4x more each step..."""
+"""A read with a limit looks at this much of its range first, then 4x more each step (16x
+while fewer than a quarter of the limit was found)..."""
+SLICE_ROWS = 50_000  # ...and no shorter than holding about this many records
 SLICED_RANGE_NS = 31 * 24 * 3600 * 10**9
 """...when its range is at most this long (reads of a trace's logs, whole time, are not)."""
 _COLUMNS = """l.time_ns, l.body, l.service, l.severity, l.severity_text, l.trace_hi, l.trace_lo,
@@ -110,7 +113,8 @@ class DuckDBLogStore:
         # dense hour holds millions of records, and the newest 100 lie in its last seconds.
         found: list[LogRecord] = []
         low, high = query.start_ns, query.end_ns
-        width = SLICE_NS
+        edge = high if query.newest_first else low + SLICE_NS
+        width = first_slice(cursor, "all_logs", "time_ns", edge, SLICE_NS, SLICE_ROWS)
         while low < high and len(found) < query.limit:
             if query.newest_first:
                 bounds = (max(low, high - width), high)
@@ -122,7 +126,7 @@ class DuckDBLogStore:
             found += self._select(
                 cursor, where, [*params, query.limit - len(found)], "LIMIT ?", query.newest_first
             )
-            width *= 4
+            width *= 4 if 4 * len(found) >= query.limit else 16
         return found
 
     def _select(

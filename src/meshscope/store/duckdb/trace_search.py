@@ -7,9 +7,10 @@ starts at or before that span, so once `limit` verified traces start at or after
 beginning of the slices read so far, no trace matching only further back can rank above them:
 the search stops there instead of reading the whole range. That is what keeps a dense last
 hour (millions of spans) cheap: `spans` is appended in arrival order, roughly start order, so
-the `start_ns` zonemaps prune each slice to the newest row group or two (issue #18: ~0.5 s for
-a whole dense hour, a few ms per slice). Slices start at SLICE_NS and grow 4x each step, so
-a range with few matches costs at most ~4/3 of one scan of it.
+the `start_ns` zonemaps prune each slice to the newest row group or two (issue #18: ~0.25-0.5 s
+for a whole dense hour, a few ms per slice). Slices start at SLICE_NS (longer when that holds
+fewer than SLICE_ROWS spans) and grow 4x each step (16x while few traces were found), so a
+range with few matches costs about one scan of it, in a few queries.
 
 Within a slice, the newest candidates by their first matching span are verified through the
 ART index on `trace_lo` (joining every matching trace against the whole `trace_index` costs a
@@ -33,16 +34,23 @@ from meshscope.store.duckdb.filters import attribute_conditions
 
 FIRST_CANDIDATES = 50  # verified in the first round, or 2 x limit if more
 SLICE_NS = 15 * 10**9
-"""The newest slice read first; each slice further back is 4x as long."""
+"""The newest slice read first; each slice further back is 4x as long, 16x while fewer than a
+quarter of `limit` traces were found (sparse data: a row group holds hours)..."""
+SLICE_ROWS = 50_000
+"""...and the first no shorter than holding about this many spans (see `first_slice`)."""
 
 
 def find_trace_ids(
-    cursor: duckdb.DuckDBPyConnection, query: TraceQuery, slice_ns: int = SLICE_NS
+    cursor: duckdb.DuckDBPyConnection,
+    query: TraceQuery,
+    slice_ns: int = SLICE_NS,
+    slice_rows: int = SLICE_ROWS,
 ) -> list[str]:
     """Ids of matching traces, latest start first (ties: higher id first), at most `limit`."""
     if query.limit <= 0 or query.end_ns <= query.start_ns:
         return []
     where, params = _conditions(cursor, query)
+    slice_ns = first_slice(cursor, "spans", "start_ns", query.end_ns, slice_ns, slice_rows)
     starts: dict[tuple[int, int], int] = {}  # verified traces
     end = query.end_ns
     while True:
@@ -53,7 +61,25 @@ def find_trace_ids(
         if low <= query.start_ns or _settled(ranked, query.limit, bound):
             return [hex128(high, key_low) for _, high, key_low in ranked[: query.limit]]
         end = low
-        slice_ns *= 4
+        slice_ns *= 4 if 4 * len(ranked) >= query.limit else 16
+
+
+def first_slice(
+    cursor: duckdb.DuckDBPyConnection,
+    table: str,
+    column: str,
+    end: int,
+    slice_ns: int,
+    slice_rows: int,
+) -> int:
+    """`slice_ns`, or longer where it holds fewer than `slice_rows` rows before `end` (sparse
+    data: one row group covers hours, and each slice is a query of its own)."""
+    row = cursor.execute(
+        f"SELECT count(*) FROM {table} WHERE {column} >= ? AND {column} < ?",
+        [end - slice_ns, end],
+    ).fetchone()
+    count = int(row[0]) if row else 0
+    return slice_ns if count >= slice_rows else slice_ns * slice_rows // max(count, 1)
 
 
 def _slice(
