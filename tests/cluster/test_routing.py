@@ -204,3 +204,29 @@ def test_with_auth_nodes_forward_with_the_cluster_token(
                 assert len(owner.traces.get_trace(call.trace_id.hex())) == 3
         else:  # a read-only cluster token: the owner refuses it, the client may retry
             assert "cluster.token" in answer.text
+
+
+def test_hostile_bodies_on_the_internal_routes_are_4xx_and_store_nothing(
+    nodes: dict[str, Node],
+) -> None:
+    """A peer (or anyone reaching the UI listener) sending garbage, deep JSON, a wrong
+    encoding or an unknown kind gets a 4xx; nothing is stored and the node still works."""
+    url = f"{nodes['a'].ui}/internal/cluster/v1"
+    json_headers = {"content-type": "application/json"}
+    cases = [
+        ("traces", b"\xff\x00not protobuf" * 1000, PROTOBUF),
+        ("logs", b"\x0a\xff\xff\xff\xff\x0f", PROTOBUF),  # a length past the end
+        ("traces", b'{"resourceSpans": ' * 5000, json_headers),  # deep, unterminated
+        ("traces", b'{"resourceSpans": [{"scopeSpans": "x"}]}', json_headers),  # wrong type
+        ("zipkin", b"[" * 100_000, json_headers),
+        ("traces", b"x", {**PROTOBUF, "content-encoding": "gzip"}),
+        ("metrics", b"", PROTOBUF),  # not a kind peers forward
+    ]
+    for kind, body, headers in cases:
+        answer = httpx.post(f"{url}/{kind}", content=body, headers=headers)
+        assert 400 <= answer.status_code < 500, (kind, body[:20], answer.status_code)
+    assert [node.app.storage.catalog.services() for node in nodes.values()] == [[], []]
+    made = calls(2)
+    ok = httpx.post(f"{nodes['a'].otlp}/v1/traces", content=request(made, ("frontend",)),
+                    headers=PROTOBUF)  # fmt: skip
+    assert ok.status_code == 200

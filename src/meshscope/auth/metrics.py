@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from meshscope.auth.tokens import TokenStore
+from meshscope.metric_families import counters
 
 
 class AuthCollector(Collector):
@@ -22,14 +23,12 @@ class AuthCollector(Collector):
         yield GaugeMetricFamily(
             "meshscope_auth_tokens", "Credentials in force from the tokens file.", len(tokens)
         )
-        reloads = CounterMetricFamily(
+        yield counters(
             "meshscope_auth_reloads",
             "Reads of the tokens file after the start, by outcome (failed: previous tokens kept).",
-            labels=["outcome"],
+            ["outcome"],
+            {"ok": tokens.reloads, "failed": tokens.reload_failures},
         )
-        reloads.add_metric(["ok"], tokens.reloads)
-        reloads.add_metric(["failed"], tokens.reload_failures)
-        yield reloads
         refused = CounterMetricFamily(
             "meshscope_auth_refused_requests",
             "Requests refused: unauthenticated (401 / UNAUTHENTICATED) or forbidden"

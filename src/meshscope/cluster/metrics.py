@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 from meshscope.cluster.membership import Membership
 from meshscope.cluster.routes import Received
 from meshscope.cluster.sink import ClusterSink
+from meshscope.metric_families import counters
 
 
 class ClusterCollector(Collector):
@@ -31,32 +32,26 @@ class ClusterCollector(Collector):
         )
         info.add_metric([forwarder.node_id, ring.version, str(len(ring.peers))], 1)
         yield info
-        forwarded = CounterMetricFamily(
+        yield counters(
             "meshscope_cluster_forwarded_items",
             "Spans (kind traces, zipkin) and log records (logs) forwarded to their owner and"
             " committed there.",
-            labels=["kind", "peer"],
+            ["kind", "peer"],
+            forwarder.forwarded,
         )
-        for (kind, peer), count in sorted(forwarder.forwarded.items()):
-            forwarded.add_metric([kind, peer], count)
-        yield forwarded
-        failed = CounterMetricFamily(
+        yield counters(
             "meshscope_cluster_forward_failed_items",
             "Items whose forward failed (peer down, slow or overloaded): the client was answered"
             " an error and retries.",
-            labels=["kind", "peer"],
+            ["kind", "peer"],
+            forwarder.failed,
         )
-        for (kind, peer), count in sorted(forwarder.failed.items()):
-            failed.add_metric([kind, peer], count)
-        yield failed
-        received = CounterMetricFamily(
+        yield counters(
             "meshscope_cluster_received_items",
             "Items other nodes forwarded here, committed.",
-            labels=["kind"],
+            ["kind"],
+            self._received.items,
         )
-        for kind, count in sorted(self._received.items.items()):
-            received.add_metric([kind], count)
-        yield received
         inflight = GaugeMetricFamily(
             "meshscope_cluster_forward_inflight_bytes",
             "Bytes being forwarded to each peer now.",

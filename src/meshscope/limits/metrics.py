@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from meshscope.limits.limiter import Limiter
+from meshscope.metric_families import counters
 
 
 class LimitsCollector(Collector):
@@ -35,35 +36,30 @@ class LimitsCollector(Collector):
                 items.add_metric([tenant, signal], count)
         yield items
         yield received
-        refused = CounterMetricFamily(
+        yield counters(
             "meshscope_tenant_refused_items",
             "Items of write requests refused by a tenant's limits (rate_limited: 429, retry"
             " later; too_large: 413, a request over the burst). Requests refused on their"
             " bytes before decoding are not counted here.",
-            labels=["tenant", "signal", "reason"],
+            ["tenant", "signal", "reason"],
+            refused_items,
         )
-        for (tenant, signal, reason), count in sorted(refused_items.items()):
-            refused.add_metric([tenant, signal, reason], count)
-        yield refused
-        requests = CounterMetricFamily(
+        yield counters(
             "meshscope_tenant_refused_requests",
             "Write requests refused by tenant limits, by reason: <signal>_rate (429),"
             " too_large (413), forbidden_tenant (403), invalid_tenant (400).",
-            labels=["tenant", "reason"],
+            ["tenant", "reason"],
+            refused_requests,
         )
-        for (tenant, reason), count in sorted(refused_requests.items()):
-            requests.add_metric([tenant, reason], count)
-        yield requests
         if limiter.overrides is not None:
-            reloads = CounterMetricFamily(
+            overrides = limiter.overrides
+            yield counters(
                 "meshscope_tenant_limits_reloads",
                 "Reads of limits.overrides_file after the start, by outcome (failed: the"
                 " previous limits stay in force).",
-                labels=["outcome"],
+                ["outcome"],
+                {"ok": overrides.reloads, "failed": overrides.reload_failures},
             )
-            reloads.add_metric(["ok"], limiter.overrides.reloads)
-            reloads.add_metric(["failed"], limiter.overrides.reload_failures)
-            yield reloads
         yield GaugeMetricFamily(
             "meshscope_tenant_limits_tenants",
             "Tenants whose rate buckets are tracked now.",
