@@ -28,6 +28,7 @@ from meshscope.api.zipkin_read import zipkin_read_routes
 from meshscope.auth.grpc import AuthInterceptor
 from meshscope.auth.http import guard_routes
 from meshscope.auth.metrics import AuthCollector
+from meshscope.auth.principal import DEFAULT_TENANT
 from meshscope.auth.tls import TlsFiles, load_tls
 from meshscope.auth.tokens import TokenStore
 from meshscope.clock import Clock, SystemClock
@@ -47,13 +48,24 @@ from meshscope.limits.metrics import LimitsCollector
 from meshscope.pipeline.chain import Pipeline, PipelineSettings
 from meshscope.pipeline.sampling.head import HeadSamplingFilter
 from meshscope.pipeline.sampling.tail import TailSampler
-from meshscope.pipeline.writer import BatchWriter, WriterSettings
+from meshscope.pipeline.writer import BatchWriter, Committer, WriterSettings
 from meshscope.query.promql.queryable import MetricStoreQueryable
 from meshscope.store.base import Maintained, Storage, StoreUnavailableError
 from meshscope.store.duckdb.warmup import parse_size
 from meshscope.store.factory import StorageOpenError, open_storage
 from meshscope.store.twophase import TwoPhaseStorage
 from meshscope.store.warm import Warmable, WarmUpThread
+from meshscope.tenancy.grpc import TenancyInterceptor
+from meshscope.tenancy.http import tenant_routes
+from meshscope.tenancy.places import (
+    clickhouse_database,
+    clickhouse_tenants,
+    duckdb_path,
+    duckdb_tenants,
+)
+from meshscope.tenancy.stacks import Stack, TenantStacks
+from meshscope.tenancy.storage import TenantStorage
+from meshscope.tenancy.writers import TenantWriters
 from meshscope.ui.routes import ui_routes as web_ui_routes
 
 NS_PER_HOUR = 3600 * 10**9
@@ -62,10 +74,10 @@ NS_PER_HOUR = 3600 * 10**9
 @dataclass(slots=True)
 class App:
     config: Config
-    storage: Storage
-    pipeline: Pipeline
-    writer: BatchWriter
-    sink: IngestSink  # the writer, or worker processes in front of it
+    storage: Storage  # what the read APIs read (with tenancy on: the request's tenant's)
+    pipeline: Pipeline  # the default tenant's
+    writer: BatchWriter  # the default tenant's
+    sink: IngestSink  # the writer(s), or worker processes in front of them
     limits: IngestLimits
     decoders: OtlpDecoders
     scraper: Scraper
@@ -79,6 +91,7 @@ class App:
     grpc_interceptors: tuple[grpc.aio.ServerInterceptor, ...] = ()
     limiter: Limiter | None = None  # with `limits:` set: per-tenant ingest rates
     cluster: ClusterNode | None = None  # cluster mode: `sink` routes by trace owner
+    stacks: TenantStacks | None = None  # with tenancy on: each tenant's store and writer
 
     @property
     def workers(self) -> WorkerSink | None:
@@ -86,9 +99,12 @@ class App:
         return local if isinstance(local, WorkerSink) else None
 
     def start(self) -> None:
-        if self.warm_up is not None:
-            self.warm_up.start()
-        self.writer.start()
+        if self.stacks is not None:
+            self.stacks.start()
+        else:
+            if self.warm_up is not None:
+                self.warm_up.start()
+            self.writer.start()
         if self.workers is not None:
             self.workers.start()
         if self.cluster is not None:
@@ -97,13 +113,16 @@ class App:
             self.notifier.start()
 
     def stop(self) -> None:
-        """Commit what was accepted, flush derived metrics, close the store."""
+        """Commit what was accepted, flush derived metrics, close the store(s)."""
         if self.notifier is not None:
             self.notifier.stop()
         if self.cluster is not None:
             self.cluster.stop()
         if self.workers is not None:
             self.workers.stop()
+        if self.stacks is not None:
+            self.stacks.stop()
+            return
         self.writer.stop()
         if self.warm_up is not None:
             self.warm_up.stop()
@@ -119,14 +138,146 @@ def build(config: Config, clock: Clock | None = None) -> App:
         if config.auth.enabled
         else None
     )
+    stacks: TenantStacks | None = None
+    if config.tenancy.enabled:
+        stacks = TenantStacks(
+            lambda tenant: build_stack(config, clock, tenant),
+            known_tenants(config),
+            config.tenancy.max_tenants,
+        )
+        default = stacks.default
+        storage: Storage = TenantStorage(stacks)
+        committer: Committer = TenantWriters(stacks)
+    else:
+        default = build_stack(config, clock, DEFAULT_TENANT)
+        storage = default.storage
+        committer = default.writer
+    pipeline, writer = default.pipeline, default.writer
+    writers = stacks.all if stacks is not None else lambda: [default]
+    limits = IngestLimits()
+    sink: IngestSink = committer
+    # Head sampling counts its decisions in this process: then workers are not used (ADR 0006).
+    if (
+        config.pipeline.ingest_workers
+        and isinstance(default.storage, TwoPhaseStorage)
+        and not pipeline.samples_in_process
+    ):
+        workers = WorkerSettings(processes=config.pipeline.ingest_workers)
+        sink = WorkerSink(committer, workers, limits.max_body_bytes)
+    local_sink = sink
+    cluster = build_cluster(config.cluster, sink, limits) if config.cluster.enabled else None
+    if cluster is not None:
+        sink = cluster.sink
+    decoders = OtlpDecoders()  # one delta-to-cumulative state for OTLP over HTTP and gRPC
+    scraper = Scraper(config.scrape, sink, clock)
+    http_metrics = HttpMetrics()
+    sampling_stats = SamplingCollector(
+        lambda: [(stack.pipeline.tail, stack.pipeline.head) for stack in writers()]
+    )
+    limiter = Limiter(config.limits) if config.limits.enabled else None
+    notifier = None
+    if config.alerting.alertmanagers and config.slos:
+        ui_url = f"http://{config.server.host}:{config.server.ui_port}"
+        notifier = AlertNotifier(storage.metrics, config.slos, config.alerting, ui_url)
+    ui_routes: list[BaseRoute] = [
+        health_route(),
+        metrics_route(
+            lambda: [stack.writer for stack in writers()],
+            http=http_metrics,
+            scraper=scraper,
+            store_paths=(
+                (lambda: [store_file(config, stack.tenant) for stack in writers()])
+                if config.storage.kind == "duckdb"
+                else None
+            ),
+            collectors=[
+                sampling_stats,
+                *([NotifierCollector(notifier)] if notifier else []),
+                *([AuthCollector(tokens)] if tokens is not None else []),
+                *([WorkerCollector(local_sink)] if isinstance(local_sink, WorkerSink) else []),
+                *([cluster.collector] if cluster is not None else []),
+                *([LimitsCollector(limiter)] if limiter is not None else []),
+            ],
+        ),
+        *(cluster.routes if cluster is not None else []),
+        *trace_routes(storage),
+        *jaeger_metrics_routes(storage.metrics),
+        *exemplar_routes(storage.traces),
+        *tempo_routes(storage),
+        *prometheus_routes(MetricStoreQueryable(storage.metrics)),
+        *remote_write_routes(sink, limits),
+        *loki_push_routes(sink, limits),
+        *loki_query_routes(storage, clock),
+        *meshscope_routes(storage),
+        *slo_routes(storage.metrics, config.slos),
+        *sampling_routes(config.sampling.remote),
+        *openapi_routes(),
+        *web_ui_routes(storage),
+    ]
+    middleware = [http_metrics.middleware()]
+    # Reads answer an unavailable store 503 in their API's envelope (api/handlers.py); this
+    # is for the routes that read outside it (stats, trace logs, SLOs, the UI's pages).
+    unavailable = {StoreUnavailableError: store_unavailable}
+    otlp_routes: list[BaseRoute] = [*otlp_http_routes(sink, limits, decoders), health_route()]
+    zipkin_app_routes: list[BaseRoute] = [
+        *zipkin_routes(sink, limits),
+        *zipkin_read_routes(storage),
+        health_route(),
+    ]
+    apps = (("ui", ui_routes), ("otlp_http", otlp_routes), ("zipkin", zipkin_app_routes))
+    # Gates wrap in place, innermost first: auth runs first, then tenancy, then limits.
+    if limiter is not None:  # inside the auth gates: the principal is known by then
+        for name, routes in apps:
+            limit_routes(name, routes, limiter)
+    if stacks is not None:
+        for name, routes in apps:
+            tenant_routes(name, routes, stacks.can_open)
+    if tokens is not None:  # with auth off no route is wrapped: no per-request work
+        for name, routes in apps:
+            guard_routes(name, routes, tokens, metrics_open=config.auth.metrics_open)
+    ui = Starlette(routes=ui_routes, middleware=middleware, exception_handlers=unavailable)
+    ui.state.query_limits = config.query  # read by api/handlers.threaded for each query
+    return App(
+        config=config,
+        storage=storage,
+        pipeline=pipeline,
+        writer=writer,
+        sink=sink,
+        limits=limits,
+        decoders=decoders,
+        scraper=scraper,
+        ui=ui,
+        otlp_http=Starlette(routes=otlp_routes, middleware=middleware),
+        zipkin=Starlette(
+            routes=zipkin_app_routes,
+            middleware=middleware,
+            exception_handlers=unavailable,
+        ),
+        notifier=notifier,
+        tokens=tokens,
+        tls=tls,
+        grpc_interceptors=(
+            *([AuthInterceptor(tokens)] if tokens is not None else []),
+            *([TenancyInterceptor(stacks.can_open)] if stacks is not None else []),
+            *([TenantInterceptor(limiter)] if limiter is not None else []),
+        ),
+        limiter=limiter,
+        cluster=cluster,
+        warm_up=default.warm_up,
+        stacks=stacks,
+    )
+
+
+def build_stack(config: Config, clock: Clock, tenant: str) -> Stack:
+    """One tenant's store, pipeline and writer (the only ones with tenancy off)."""
     try:
         storage = open_storage(
             config.storage.kind,
-            config.storage.path,
+            store_file(config, tenant),
             config.storage.duckdb.memory_limit,
             parse_size(config.storage.duckdb.sample_cache),
             clickhouse_dsn=config.storage.clickhouse.dsn,
-            clickhouse_database=config.storage.clickhouse.database,
+            clickhouse_database=clickhouse_database(config.storage.clickhouse.database, tenant),
             retention_hours=config.storage.retention_hours,
             clickhouse_shards=config.cluster.shards,
             clickhouse_cluster=config.cluster.clickhouse_cluster,
@@ -158,111 +309,30 @@ def build(config: Config, clock: Clock | None = None) -> App:
         apply_retention,
         maintenance=storage.maintain if isinstance(storage, Maintained) else None,
     )
-    limits = IngestLimits()
-    sink: IngestSink = writer
-    # Head sampling counts its decisions in this process: then workers are not used (ADR 0006).
-    if (
-        settings.ingest_workers
-        and isinstance(storage, TwoPhaseStorage)
-        and not pipeline.samples_in_process
-    ):
-        workers = WorkerSettings(processes=settings.ingest_workers)
-        sink = WorkerSink(writer, workers, limits.max_body_bytes)
-    local_sink = sink
-    cluster = build_cluster(config.cluster, sink, limits) if config.cluster.enabled else None
-    if cluster is not None:
-        sink = cluster.sink
-    decoders = OtlpDecoders()  # one delta-to-cumulative state for OTLP over HTTP and gRPC
-    scraper = Scraper(config.scrape, sink, clock)
-    http_metrics = HttpMetrics()
-    store_path = config.storage.path if config.storage.kind == "duckdb" else None
-    sampling_stats = SamplingCollector(tail=pipeline.tail, head=pipeline.head)
-    limiter = Limiter(config.limits) if config.limits.enabled else None
-    notifier = None
-    if config.alerting.alertmanagers and config.slos:
-        ui_url = f"http://{config.server.host}:{config.server.ui_port}"
-        notifier = AlertNotifier(storage.metrics, config.slos, config.alerting, ui_url)
-    ui_routes: list[BaseRoute] = [
-        health_route(),
-        metrics_route(
-            writer,
-            http=http_metrics,
-            scraper=scraper,
-            store_path=store_path,
-            collectors=[
-                sampling_stats,
-                *([NotifierCollector(notifier)] if notifier else []),
-                *([AuthCollector(tokens)] if tokens is not None else []),
-                *([WorkerCollector(local_sink)] if isinstance(local_sink, WorkerSink) else []),
-                *([cluster.collector] if cluster is not None else []),
-                *([LimitsCollector(limiter)] if limiter is not None else []),
-            ],
-        ),
-        *(cluster.routes if cluster is not None else []),
-        *trace_routes(storage),
-        *jaeger_metrics_routes(storage.metrics),
-        *exemplar_routes(storage.traces),
-        *tempo_routes(storage),
-        *prometheus_routes(MetricStoreQueryable(storage.metrics)),
-        *remote_write_routes(sink, limits),
-        *loki_push_routes(sink, limits),
-        *loki_query_routes(storage, clock),
-        *meshscope_routes(storage),
-        *slo_routes(storage.metrics, config.slos),
-        *sampling_routes(sampling.remote),
-        *openapi_routes(),
-        *web_ui_routes(storage),
-    ]
-    middleware = [http_metrics.middleware()]
-    # Reads answer an unavailable store 503 in their API's envelope (api/handlers.py); this
-    # is for the routes that read outside it (stats, trace logs, SLOs, the UI's pages).
-    unavailable = {StoreUnavailableError: store_unavailable}
-    otlp_routes: list[BaseRoute] = [*otlp_http_routes(sink, limits, decoders), health_route()]
-    zipkin_app_routes: list[BaseRoute] = [
-        *zipkin_routes(sink, limits),
-        *zipkin_read_routes(storage),
-        health_route(),
-    ]
-    if limiter is not None:  # inside the auth gates: the principal is known by then
-        limit_routes("ui", ui_routes, limiter)
-        limit_routes("otlp_http", otlp_routes, limiter)
-        limit_routes("zipkin", zipkin_app_routes, limiter)
-    if tokens is not None:  # with auth off no route is wrapped: no per-request work
-        metrics_open = config.auth.metrics_open
-        guard_routes("ui", ui_routes, tokens, metrics_open=metrics_open)
-        guard_routes("otlp_http", otlp_routes, tokens, metrics_open=metrics_open)
-        guard_routes("zipkin", zipkin_app_routes, tokens, metrics_open=metrics_open)
-    ui = Starlette(routes=ui_routes, middleware=middleware, exception_handlers=unavailable)
-    ui.state.query_limits = config.query  # read by api/handlers.threaded for each query
-    return App(
-        config=config,
-        storage=storage,
-        pipeline=pipeline,
-        writer=writer,
-        sink=sink,
-        limits=limits,
-        decoders=decoders,
-        scraper=scraper,
-        ui=ui,
-        otlp_http=Starlette(routes=otlp_routes, middleware=middleware),
-        zipkin=Starlette(
-            routes=zipkin_app_routes,
-            middleware=middleware,
-            exception_handlers=unavailable,
-        ),
-        notifier=notifier,
-        tokens=tokens,
-        tls=tls,
-        grpc_interceptors=(
-            *([AuthInterceptor(tokens)] if tokens is not None else []),
-            *([TenantInterceptor(limiter)] if limiter is not None else []),
-        ),
-        limiter=limiter,
-        cluster=cluster,
-        warm_up=WarmUpThread(storage)
+    warm_up = (
+        WarmUpThread(storage)
         if config.storage.duckdb.warm_up and isinstance(storage, Warmable)
-        else None,
+        else None
     )
+    return Stack(tenant, storage, pipeline, writer, warm_up)
+
+
+def store_file(config: Config, tenant: str) -> str:
+    """The DuckDB file of `tenant` (the default tenant's is `storage.path`)."""
+    return duckdb_path(config.storage.path, tenant)
+
+
+def known_tenants(config: Config) -> list[str]:
+    """Tenants other than the default with a store already (opened at start)."""
+    if config.storage.kind == "duckdb":
+        return duckdb_tenants(config.storage.path)
+    if config.storage.kind == "clickhouse":
+        dsn = config.cluster.shards[0] if config.cluster.shards else config.storage.clickhouse.dsn
+        try:
+            return clickhouse_tenants(dsn, config.storage.clickhouse.database)
+        except (ValueError, StoreUnavailableError) as error:
+            raise ConfigError(f"storage.kind clickhouse: {error}") from None
+    return []
 
 
 async def store_unavailable(request: Request, error: Exception) -> Response:

@@ -29,6 +29,7 @@ from meshscope.query.budget import QueryLimits
 from meshscope.query.slo import Slo
 from meshscope.query.slo_config import parse_slos
 from meshscope.store.factory import KINDS
+from meshscope.tenancy.config import TenancyConfig, validate_tenancy
 
 __all__ = ["Config", "ConfigError", "load_config"]
 
@@ -100,6 +101,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    tenancy: TenancyConfig = field(default_factory=TenancyConfig)
 
 
 _SUBSECTIONS: dict[tuple[str, str], type[Any]] = {
@@ -115,6 +117,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "pipeline": PipelineConfig,
     "query": QueryLimits,
     "auth": AuthConfig,
+    "tenancy": TenancyConfig,
 }
 
 
@@ -244,6 +247,7 @@ def _validate(config: Config) -> None:
         raise ConfigError("setting pipeline.flush_interval_seconds must be > 0")
     validate_tls(config.server.tls)
     validate_auth(config.auth)
+    validate_tenancy(config.tenancy)
 
 
 _CLICKHOUSE_DSN = re.compile(r"^clickhouses?://[^/\s]+(/\w*)?(\?\S*)?$")

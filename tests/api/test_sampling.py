@@ -150,7 +150,7 @@ def test_collector_exposes_the_samplers_counts() -> None:
     head = HeadSamplingFilter(0.0)
     head.filter(ok.spans)
     registry = CollectorRegistry()
-    registry.register(SamplingCollector(tail=sampler, head=head))
+    registry.register(SamplingCollector(lambda: [(sampler, head)]))
     text = generate_latest(registry).decode()
     lines = set(text.splitlines())
     assert 'meshscope_tail_sampling_traces_total{decision="sampled"} 1.0' in lines

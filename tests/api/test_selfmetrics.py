@@ -61,7 +61,9 @@ def test_metrics_expose_latency_store_size_and_scrape_state(
 
     def app(scraper: Scraper) -> Starlette:
         writer = BatchWriter(Pipeline(storage, SystemClock()))
-        route = metrics_route(writer, http=http, scraper=scraper, store_path=path)
+        route = metrics_route(
+            lambda: [writer], http=http, scraper=scraper, store_paths=lambda: [path]
+        )
         routes = [Route("/api/items/{item_id}", item), Route("/boom", boom), route]
         return Starlette(routes=routes, middleware=[http.middleware()])
 

@@ -9,7 +9,7 @@ per-target state.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -26,56 +26,63 @@ from meshscope.pipeline.writer import BatchWriter
 
 
 class IngestCollector(Collector):
-    def __init__(self, writer: BatchWriter) -> None:
-        self._writer = writer
+    """The writers' and pipelines' counters: one writer's, or with tenancy on the sum over
+    every tenant's."""
+
+    def __init__(self, writers: Callable[[], Sequence[BatchWriter]]) -> None:
+        self._writers = writers
 
     def collect(self) -> Iterator[Metric]:
-        writer = self._writer
-        pipeline = writer.pipeline
+        writers = self._writers()
+        pipelines = [writer.pipeline for writer in writers]
         yield CounterMetricFamily(
             "meshscope_ingest_committed_items",
             "Spans, logs, points and requests committed to the store.",
-            value=writer.committed_items,
+            value=sum(writer.committed_items for writer in writers),
         )
         yield CounterMetricFamily(
             "meshscope_ingest_rejected_items",
             "Items refused because the ingest queue was full (answered 429/503).",
-            value=writer.rejected_items,
+            value=sum(writer.rejected_items for writer in writers),
         )
         yield CounterMetricFamily(
-            "meshscope_store_commits", "Group commits to the store.", value=writer.commits
+            "meshscope_store_commits",
+            "Group commits to the store.",
+            value=sum(writer.commits for writer in writers),
         )
         yield GaugeMetricFamily(
             "meshscope_ingest_queue_items",
             "Items accepted and waiting for commit.",
-            value=writer.pending_items,
+            value=sum(writer.pending_items for writer in writers),
         )
-        stats = pipeline.pairer.stats
+        stats = [pipeline.pairer.stats for pipeline in pipelines]
         pairs = CounterMetricFamily(
             "meshscope_servicegraph_spans",
             "Service-graph pairing outcomes.",
             labels=["outcome"],
         )
-        for outcome, value in (
-            ("paired", stats.paired),
-            ("virtual_node", stats.virtual),
-            ("expired_unpaired", stats.expired_unpaired),
-            ("evicted", stats.evicted),
+        for outcome, field in (
+            ("paired", "paired"),
+            ("virtual_node", "virtual"),
+            ("expired_unpaired", "expired_unpaired"),
+            ("evicted", "evicted"),
         ):
-            pairs.add_metric([outcome], value)
+            pairs.add_metric([outcome], sum(getattr(one, field) for one in stats))
         yield pairs
         yield GaugeMetricFamily(
             "meshscope_servicegraph_pending_spans",
             "Spans waiting for their service-graph pair.",
-            value=len(pipeline.pairer),
+            value=sum(len(pipeline.pairer) for pipeline in pipelines),
         )
         yield GaugeMetricFamily(
-            "meshscope_derived_series", "Derived metric series.", value=len(pipeline.registry)
+            "meshscope_derived_series",
+            "Derived metric series.",
+            value=sum(len(pipeline.registry) for pipeline in pipelines),
         )
         yield CounterMetricFamily(
             "meshscope_derived_series_overflow",
             "Observations sent to an overflow series by the cardinality cap.",
-            value=pipeline.registry.overflowed,
+            value=sum(pipeline.registry.overflowed for pipeline in pipelines),
         )
 
 
@@ -98,14 +105,15 @@ class WorkerCollector(Collector):
 
 
 class StoreSizeCollector(Collector):
-    """`meshscope_store_size_bytes`: the store file plus its write-ahead log, if present."""
+    """`meshscope_store_size_bytes`: the store files (one, or one per tenant) plus their
+    write-ahead logs, if present."""
 
-    def __init__(self, path: str) -> None:
-        self._paths = (path, path + ".wal")
+    def __init__(self, paths: Callable[[], Sequence[str]]) -> None:
+        self._paths = paths
 
     def collect(self) -> Iterator[Metric]:
         size = 0
-        for path in self._paths:
+        for path in (name for base in self._paths() for name in (base, base + ".wal")):
             try:
                 size += os.stat(path).st_size
             except OSError:
@@ -152,24 +160,25 @@ class ScrapeCollector(Collector):
 
 
 def metrics_route(
-    writer: BatchWriter,
+    writers: Callable[[], Sequence[BatchWriter]],
     *,
     http: HttpMetrics | None = None,
     scraper: Scraper | None = None,
-    store_path: str | None = None,
+    store_paths: Callable[[], Sequence[str]] | None = None,
     collectors: Sequence[Collector] = (),
 ) -> Route:
-    """`GET /metrics`: ingest and pipeline state, plus request latencies (`http`), scrape
-    targets (`scraper`) and the store's size (`store_path`, a DuckDB file) when given."""
+    """`GET /metrics`: ingest and pipeline state of the `writers` (one per tenant with
+    tenancy on), plus request latencies (`http`), scrape targets (`scraper`) and the store's
+    size (`store_paths`: DuckDB files) when given."""
     registry = CollectorRegistry()
-    registry.register(IngestCollector(writer))
+    registry.register(IngestCollector(writers))
     ProcessCollector(registry=registry)
     if http is not None:
         registry.register(http.duration)
     if scraper is not None:
         registry.register(ScrapeCollector(scraper))
-    if store_path is not None:
-        registry.register(StoreSizeCollector(store_path))
+    if store_paths is not None:
+        registry.register(StoreSizeCollector(store_paths))
     for collector in collectors:
         registry.register(collector)
 

@@ -18,6 +18,7 @@ from meshscope.api.params import NS_PER_MS, ParamError, optional_int, scaled
 from meshscope.api.slo_json import alert_json, rule_group_json, status_json
 from meshscope.query.slo import Slo, SloStatus, evaluate_all
 from meshscope.store.base import MetricStore
+from meshscope.tenancy.context import visible_tenants
 
 NowNs = Callable[[], int]
 RULE_TYPES = ("alert", "record")
@@ -30,7 +31,8 @@ def slo_routes(
 
     def evaluate(time_ns: int) -> tuple[list[SloStatus], float]:
         started = time.perf_counter()
-        found = evaluate_all(metrics, slos, time_ns)
+        tenants = visible_tenants()  # with tenancy on, the request's tenant's SLOs only
+        found = evaluate_all(metrics, [slo for slo in slos if slo.tenant in tenants], time_ns)
         return found, time.perf_counter() - started
 
     async def meshscope_slos(request: Request) -> Response:

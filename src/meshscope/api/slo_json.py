@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from meshscope.api.params import rfc3339
+from meshscope.auth.principal import DEFAULT_TENANT
 from meshscope.model.spans import SpanKind, StatusCode
 from meshscope.pipeline.derive.spanmetrics import CALLS, DURATION
 from meshscope.query.promql.values import format_le
@@ -92,7 +93,8 @@ def bad_ratio_promql(slo: Slo, window: str) -> str:
 
 def _labels(slo: Slo, burn: Burn) -> dict[str, str]:
     labels = {"severity": burn.alert.severity, "slo": slo.name, "service": slo.service}
-    return labels | {"sli": slo.sli} | ({"operation": slo.operation} if slo.operation else {})
+    labels |= {"sli": slo.sli} | ({"operation": slo.operation} if slo.operation else {})
+    return labels | ({"tenant": slo.tenant} if slo.tenant != DEFAULT_TENANT else {})
 
 
 def alert_name(burn: Burn) -> str:

@@ -22,7 +22,7 @@ from meshscope.ingest.receiving import Refusal
 Refuse = Callable[[int, str, Scope], Response]
 """(status, message, ASGI scope of the request) -> the answer, without WWW-Authenticate."""
 
-_PROMETHEUS_TYPES = {401: "unauthorized", 403: "forbidden"}
+_PROMETHEUS_TYPES = {400: "bad_data", 401: "unauthorized", 403: "forbidden"}
 
 
 def _prometheus(status: int, message: str, scope: Scope) -> Response:

@@ -23,6 +23,8 @@ import orjson
 from meshscope.cluster.split import Part
 from meshscope.ingest.body import BodyError
 from meshscope.ingest.sink import OverloadedError, UnavailableError
+from meshscope.limits.tenant import HEADER as TENANT_HEADER
+from meshscope.tenancy.context import current_tenants, write_tenant
 
 ITEMS_HEADER = "x-meshscope-items"
 ORIGIN_HEADER = "x-meshscope-node"
@@ -101,6 +103,9 @@ class Forwarder:
         }
         if self._token:
             headers["authorization"] = f"Bearer {self._token}"
+        tenants = current_tenants.get()
+        if tenants is not None:  # tenancy on: the owner stores it as the same tenant's
+            headers[TENANT_HEADER] = write_tenant()
         try:
             response = await self._http().post(url, content=part.body, headers=headers)
         except httpx.HTTPError as error:

@@ -18,6 +18,7 @@ from meshscope.ingest.sink import IngestSink
 from meshscope.ingest.workers import WorkerSink
 from meshscope.model.metrics import Labels
 from meshscope.pipeline.writer import BatchWriter
+from meshscope.tenancy.writers import TenantWriters
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,9 @@ def build_cluster(config: ClusterConfig, local: IngestSink, limits: IngestLimits
         config.token,
     )
     offload = local.offload if isinstance(local, WorkerSink) else in_thread
-    saturated = local.saturated if isinstance(local, WorkerSink | BatchWriter) else _never
+    saturated = (
+        local.saturated if isinstance(local, WorkerSink | BatchWriter | TenantWriters) else _never
+    )
     sink = ClusterSink(local, ring, forwarder, limits.max_body_bytes, offload, saturated)
     received = Received()
     membership = None

@@ -42,7 +42,7 @@ from meshscope.limits.admission import admit_batch, admit_items
 from meshscope.model.batch import Batch
 from meshscope.pipeline.prepared import Prepared, prepare
 from meshscope.pipeline.sampling.facts import SpanMatcher
-from meshscope.pipeline.writer import BatchWriter
+from meshscope.pipeline.writer import Committer
 from meshscope.store.span_columns import ColumnEncoder
 from meshscope.store.twophase import SpanEncoder
 
@@ -143,7 +143,7 @@ class WorkerSink:
 
     def __init__(
         self,
-        writer: BatchWriter,
+        writer: Committer,
         settings: WorkerSettings | None = None,
         max_body_bytes: int = 20 * 1024 * 1024,
     ) -> None:

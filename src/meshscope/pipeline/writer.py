@@ -35,6 +35,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from meshscope.ingest.sink import OverloadedError, UnavailableError, UnstorableError
 from meshscope.model.batch import Batch
@@ -96,6 +97,25 @@ class _Group:
 
 _STOP = _Group([], 0, None)
 """Handed to the store thread last: it stops."""
+
+
+class Committer(Protocol):
+    """What receivers and ingest workers use of a writer: a `BatchWriter`, or with tenancy
+    on `tenancy.writers.TenantWriters` (each batch to its tenant's writer)."""
+
+    @property
+    def pipeline(self) -> Pipeline: ...
+
+    @property
+    def pending_items(self) -> int: ...
+
+    async def submit(self, batch: Batch | Prepared) -> None: ...
+
+    def saturated(self) -> bool: ...
+
+    def nudge(self) -> None: ...
+
+    def expect_from(self, upstream: Callable[[], int]) -> None: ...
 
 
 class BatchWriter:

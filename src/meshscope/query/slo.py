@@ -17,10 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from meshscope.auth.principal import DEFAULT_TENANT
 from meshscope.model.spans import SpanKind, StatusCode
 from meshscope.pipeline.derive.spanmetrics import CALLS, DEFAULT_BUCKETS_MS, DURATION
 from meshscope.query.increase import Growth, growth_since, increases, merge, snapshot
 from meshscope.store.base import LabelMatcher, MatchOp, MetricStore
+from meshscope.tenancy.context import as_tenants
 
 AVAILABILITY = "availability"
 LATENCY = "latency"
@@ -59,6 +61,7 @@ class Slo:
     sli: str = AVAILABILITY
     operation: str = ""  # "" = every operation of the service
     threshold_ms: float | None = None  # latency SLIs only
+    tenant: str = DEFAULT_TENANT  # whose span metrics it reads (with tenancy on)
 
     @property
     def budget(self) -> float:
@@ -186,4 +189,9 @@ def slo_matchers(slo: Slo) -> list[LabelMatcher]:
 
 
 def evaluate_all(metrics: MetricStore, slos: Sequence[Slo], time_ns: int) -> list[SloStatus]:
-    return [evaluate(metrics, slo, time_ns) for slo in slos]
+    """Each SLO evaluated as its tenant (a store that keeps tenants apart reads theirs)."""
+    found = []
+    for slo in slos:
+        with as_tenants(slo.tenant):
+            found.append(evaluate(metrics, slo, time_ns))
+    return found

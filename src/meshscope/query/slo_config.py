@@ -2,7 +2,8 @@
 
 Each entry: `service` and `objective` (required), `window` (default 30d), `sli`
 (availability, the default, or latency with `threshold_ms`, a bucket bound of
-duration_milliseconds), `operation` and `name` (optional). See docs/configuration.md#slos.
+duration_milliseconds), `operation`, `name` and `tenant` (optional; whose span metrics, with
+tenancy on). See docs/configuration.md#slos.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from meshscope.auth.principal import DEFAULT_TENANT
 from meshscope.errors import ConfigError
+from meshscope.limits.config import TENANT_NAME
 from meshscope.query.slo import AVAILABILITY, LATENCY, LATENCY_BOUNDS_MS, SLI_KINDS, Slo
 
 DEFAULT_WINDOW = "30d"
 _UNITS_NS = {"s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9,
              "w": 7 * 86400 * 10**9}  # fmt: skip
 _WINDOW = re.compile(r"(\d+)([smhdw])")
-_FIELDS = ("name", "service", "operation", "objective", "window", "sli", "threshold_ms")
+_FIELDS = (
+    "name", "service", "operation", "objective", "window", "sli", "threshold_ms", "tenant",
+)  # fmt: skip
 
 
 def window_ns(text: Any, setting: str) -> int:
@@ -36,11 +41,11 @@ def parse_slos(values: Any, path: str = "slos") -> tuple[Slo, ...]:
     if not isinstance(values, list):
         raise ConfigError(f"config section {path!r} must be a list of SLOs")
     slos = tuple(_parse_one(entry, f"{path}[{i}]") for i, entry in enumerate(values))
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for slo in slos:
-        if slo.name in seen:
+        if (slo.tenant, slo.name) in seen:
             raise ConfigError(f"SLO name {slo.name!r} appears twice in {path}")
-        seen.add(slo.name)
+        seen.add((slo.tenant, slo.name))
     return slos
 
 
@@ -61,6 +66,11 @@ def _parse_one(entry: Any, path: str) -> Slo:
     if not 0 < objective < 1:
         raise ConfigError(f"setting {path}.objective must be between 0 and 1 (exclusive)")
     threshold = _threshold(entry.get("threshold_ms"), sli, path)
+    tenant = _text(entry, "tenant", path) or DEFAULT_TENANT
+    if not TENANT_NAME.match(tenant):
+        raise ConfigError(
+            f"setting {path}.tenant must be a tenant name of letters, digits, _ . - (1-150)"
+        )
     return Slo(
         name=_text(entry, "name", path) or f"{service}-{sli}",
         service=service,
@@ -69,6 +79,7 @@ def _parse_one(entry: Any, path: str) -> Slo:
         sli=sli,
         operation=operation,
         threshold_ms=threshold,
+        tenant=tenant,
     )
 
 

@@ -1,0 +1,192 @@
+"""The store the read APIs get with tenancy on: each call goes to the store of the tenant
+of the request being handled (`context.read_tenants`).
+
+The APIs were built against `store.base.Storage` and stay unaware of tenants: `traces`,
+`logs`, `metrics` and `catalog` here are thin views whose every method looks up the
+request's tenant's store and calls it. A tenant without a store reads an empty one. A read
+of several tenants (Loki's `a|b`) is served by the logs view only, as the union of each
+tenant's records, each labelled `__tenant_id__` as Loki labels them; the other views refuse
+it (the gates let several tenants through to the Loki query API only). Writes never come
+this way (each tenant's writer holds its own store): the write methods refuse.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import replace
+
+from meshscope.model.logs import LogRecord
+from meshscope.model.metrics import MetricPoint
+from meshscope.model.spans import Span
+from meshscope.store.base import (
+    MAX_TIME_NS,
+    CatalogStore,
+    ExemplarQuery,
+    HistogramColumns,
+    LabelMatcher,
+    LogQuery,
+    LogStore,
+    MetricFamily,
+    MetricStore,
+    Operation,
+    SampleColumns,
+    Series,
+    SpanExemplar,
+    Storage,
+    TraceQuery,
+    TraceStore,
+)
+from meshscope.store.memory import MemoryStorage
+from meshscope.tenancy.context import NoTenantError, read_tenants
+from meshscope.tenancy.stacks import TenantStacks
+
+TENANT_LABEL = "__tenant_id__"
+"""The label a record read with others' carries: its tenant (Loki's name)."""
+
+
+class ReadOnlyError(RuntimeError):
+    """A write through the read view: each tenant's writer writes its own store."""
+
+
+class _Tenanted:
+    def __init__(self, stacks: TenantStacks) -> None:
+        self._stacks = stacks
+        self._empty = MemoryStorage()  # what a tenant without a store reads
+
+    def _storage(self, tenant: str) -> Storage:
+        stack = self._stacks.find(tenant)
+        return self._empty if stack is None else stack.storage
+
+    def _one(self) -> Storage:
+        tenants = read_tenants()
+        if len(tenants) != 1:
+            raise NoTenantError("only the Loki query API reads several tenants at once")
+        return self._storage(tenants[0])
+
+
+class TenantTraces(_Tenanted):
+    def write_spans(self, spans: Sequence[Span]) -> None:
+        raise ReadOnlyError("spans are written by their tenant's writer")
+
+    def get_trace(self, trace_id: str) -> list[Span]:
+        return self._one().traces.get_trace(trace_id)
+
+    def get_traces(self, trace_ids: Sequence[str]) -> dict[str, list[Span]]:
+        return self._one().traces.get_traces(trace_ids)
+
+    def find_trace_ids(self, query: TraceQuery) -> list[str]:
+        return self._one().traces.find_trace_ids(query)
+
+    def span_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
+        return self._one().traces.span_counts(start_ns, end_ns)
+
+    def exemplars(self, query: ExemplarQuery) -> list[SpanExemplar]:
+        return self._one().traces.exemplars(query)
+
+
+class TenantLogs(_Tenanted):
+    def write_logs(self, logs: Sequence[LogRecord]) -> None:
+        raise ReadOnlyError("logs are written by their tenant's writer")
+
+    def find_logs(self, query: LogQuery) -> list[LogRecord]:
+        tenants = read_tenants()
+        if len(tenants) == 1:
+            return self._storage(tenants[0]).logs.find_logs(query)
+        # Each tenant's records in store order, labelled, merged by time (ties: tenant order).
+        parts = [
+            [
+                replace(record, resource={**record.resource, TENANT_LABEL: tenant})
+                for record in self._storage(tenant).logs.find_logs(query)
+            ]
+            for tenant in tenants
+        ]
+        merged = list(heapq.merge(*parts, key=lambda r: r.time_ns, reverse=query.newest_first))
+        return merged[: query.limit] if query.limit else merged
+
+    def log_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for tenant in read_tenants():
+            total.update(self._storage(tenant).logs.log_counts(start_ns, end_ns))
+        return dict(total)
+
+
+class TenantMetrics(_Tenanted):
+    def write_points(self, points: Sequence[MetricPoint]) -> None:
+        raise ReadOnlyError("points are written by their tenant's writer")
+
+    def select(
+        self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
+    ) -> list[Series]:
+        return self._one().metrics.select(name, matchers, start_ns, end_ns)
+
+    def latest(
+        self, name: str, matchers: Sequence[LabelMatcher], at_ns: int, lookback_ns: int
+    ) -> list[Series]:
+        return self._one().metrics.latest(name, matchers, at_ns, lookback_ns)
+
+    def select_values(
+        self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
+    ) -> list[SampleColumns]:
+        return self._one().metrics.select_values(name, matchers, start_ns, end_ns)
+
+    def select_histograms(
+        self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
+    ) -> list[HistogramColumns]:
+        return self._one().metrics.select_histograms(name, matchers, start_ns, end_ns)
+
+    def families(self) -> list[MetricFamily]:
+        return self._one().metrics.families()
+
+
+class TenantCatalog(_Tenanted):
+    def note(self, operations: Sequence[Operation]) -> None:
+        raise ReadOnlyError("operations are noted by their tenant's writer")
+
+    def services(self) -> list[str]:
+        return self._one().catalog.services()
+
+    def operations(self, service: str) -> list[Operation]:
+        return self._one().catalog.operations(service)
+
+
+class TenantStorage:
+    """`Storage` for the read APIs: the request's tenant's store (module docstring)."""
+
+    def __init__(self, stacks: TenantStacks) -> None:
+        self._traces = TenantTraces(stacks)
+        self._logs = TenantLogs(stacks)
+        self._metrics = TenantMetrics(stacks)
+        self._catalog = TenantCatalog(stacks)
+
+    @property
+    def traces(self) -> TraceStore:
+        return self._traces
+
+    @property
+    def logs(self) -> LogStore:
+        return self._logs
+
+    @property
+    def metrics(self) -> MetricStore:
+        return self._metrics
+
+    @property
+    def catalog(self) -> CatalogStore:
+        return self._catalog
+
+    def write_batch(
+        self,
+        spans: Sequence[Span] = (),
+        logs: Sequence[LogRecord] = (),
+        points: Sequence[MetricPoint] = (),
+        operations: Sequence[Operation] = (),
+    ) -> None:
+        raise ReadOnlyError("each tenant's writer writes its own store")
+
+    def expire(self, before_ns: int) -> int:
+        raise ReadOnlyError("each tenant's writer applies retention to its own store")
+
+    def close(self) -> None:
+        """Nothing: the stacks close the stores."""
