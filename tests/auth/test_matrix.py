@@ -59,19 +59,21 @@ def _url(path: str) -> str:
             .replace("{name}", "job"))  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+@pytest.fixture(scope="module", params=["single-tenant", "tenancy"])
+def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    """Every check runs without tenancy and with it (its gates sit inside the auth gates)."""
     tokens = write_tokens(tmp_path_factory.mktemp("auth") / "tokens.yaml")
     env = {
         "MESHSCOPE_STORAGE__KIND": "memory",
         "MESHSCOPE_AUTH__ENABLED": "true",
         "MESHSCOPE_AUTH__TOKENS_FILE": str(tokens),
+        "MESHSCOPE_TENANCY__ENABLED": str(request.param == "tenancy").lower(),
     }
     built = build(load_config(env=env))
     try:
         yield built
     finally:
-        built.storage.close()
+        built.storage.close()  # memory stores: nothing else to release (never started)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,88 @@
+"""Each tenant's writer, store and pipeline (memory stores, the real writers): batches go to
+the submitting tenant's store, reads see only theirs, several tenants' logs merge in time
+order with `__tenant_id__`, and no more than `tenancy.max_tenants` stores are opened."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from meshscope.app import App, build
+from meshscope.config import load_config
+from meshscope.ingest.sink import UnavailableError
+from meshscope.model.batch import Batch
+from meshscope.model.logs import LogRecord
+from meshscope.store.base import LogQuery
+from meshscope.tenancy.context import NoTenantError, as_tenants
+from meshscope.tenancy.storage import TENANT_LABEL
+
+
+@pytest.fixture
+def app() -> Iterator[App]:
+    env = {
+        "MESHSCOPE_STORAGE__KIND": "memory",
+        "MESHSCOPE_TENANCY__ENABLED": "true",
+        "MESHSCOPE_TENANCY__MAX_TENANTS": "3",
+    }
+    built = build(load_config(env=env))
+    built.start()
+    try:
+        yield built
+    finally:
+        built.stop()
+
+
+def _logs(tenant: str, times: list[int]) -> Batch:
+    return Batch(logs=[LogRecord(time_ns=t, body=f"{tenant}-{t}", service="svc") for t in times])
+
+
+async def _submit(app: App, tenant: str, batch: Batch) -> None:
+    with as_tenants(tenant):
+        await app.sink.submit(batch)
+
+
+def test_writes_and_reads_stay_with_their_tenant(app: App) -> None:
+    asyncio.run(_submit(app, "a", _logs("a", [1, 4, 6])))
+    asyncio.run(_submit(app, "b", _logs("b", [2, 3, 5])))
+    for tenant in ("a", "b"):
+        with as_tenants(tenant):
+            bodies = {r.body for r in app.storage.logs.find_logs(LogQuery())}
+            assert bodies and all(body.startswith(f"{tenant}-") for body in bodies)
+            assert app.storage.logs.log_counts() == {"svc": 3}
+    with as_tenants("nobody"):  # a tenant without a store reads an empty one
+        assert app.storage.logs.find_logs(LogQuery()) == []
+        assert app.storage.catalog.services() == []
+    with as_tenants("a", "b"):
+        merged = app.storage.logs.find_logs(LogQuery())
+        assert [r.body for r in merged] == ["a-1", "b-2", "b-3", "a-4", "b-5", "a-6"]
+        assert [r.resource[TENANT_LABEL] for r in merged[:2]] == ["a", "b"]
+        newest = app.storage.logs.find_logs(LogQuery(newest_first=True, limit=2))
+        assert [r.body for r in newest] == ["a-6", "b-5"]
+        assert app.storage.logs.log_counts() == {"svc": 6}
+        with pytest.raises(NoTenantError):  # only logs read several tenants at once
+            app.storage.catalog.services()
+
+
+def test_a_read_without_a_tenant_fails_instead_of_reading_one(app: App) -> None:
+    with pytest.raises(NoTenantError):
+        app.storage.catalog.services()
+
+
+def test_no_more_stores_than_max_tenants(app: App) -> None:
+    assert app.stacks is not None
+    asyncio.run(_submit(app, "a", _logs("a", [1])))
+    asyncio.run(_submit(app, "b", _logs("b", [1])))  # default, a, b: 3
+    assert not app.stacks.can_open("c") and app.stacks.can_open("a")
+    with pytest.raises(UnavailableError, match="max_tenants"):
+        asyncio.run(_submit(app, "c", _logs("c", [1])))
+    assert sorted(stack.tenant for stack in app.stacks.all()) == ["a", "b", "default"]
+
+
+def test_each_tenant_has_its_own_pipeline(app: App) -> None:
+    assert app.stacks is not None
+    asyncio.run(_submit(app, "a", _logs("a", [1])))
+    pipelines = {id(stack.pipeline) for stack in app.stacks.all()}
+    stores = {id(stack.storage) for stack in app.stacks.all()}
+    assert len(pipelines) == len(stores) == len(app.stacks.all()) == 2
