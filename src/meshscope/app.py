@@ -24,6 +24,7 @@ from meshscope.api.selfmetrics import WorkerCollector, metrics_route
 from meshscope.api.slo import slo_routes
 from meshscope.api.tempo import tempo_routes
 from meshscope.api.traces import trace_routes
+from meshscope.api.whoami import whoami_routes
 from meshscope.api.zipkin_read import zipkin_read_routes
 from meshscope.auth.grpc import AuthInterceptor
 from meshscope.auth.http import guard_routes
@@ -209,6 +210,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
         *loki_push_routes(sink, limits),
         *loki_query_routes(storage, clock),
         *meshscope_routes(storage),
+        *whoami_routes(tenancy=stacks is not None),
         *slo_routes(storage.metrics, config.slos),
         *sampling_routes(config.sampling.remote),
         *openapi_routes(),
@@ -236,7 +238,13 @@ def build(config: Config, clock: Clock | None = None) -> App:
         for name, routes in apps:
             guard_routes(name, routes, tokens, metrics_open=config.auth.metrics_open)
     ui = Starlette(routes=ui_routes, middleware=middleware, exception_handlers=unavailable)
-    ui.state.query_limits = config.query  # read by api/handlers.threaded for each query
+    zipkin = Starlette(
+        routes=zipkin_app_routes, middleware=middleware, exception_handlers=unavailable
+    )
+    for reads in (ui, zipkin):  # read by api/handlers.threaded for each query
+        reads.state.query_limits = config.query
+        if limiter is not None:  # with each tenant's overrides
+            reads.state.tenant_query_limits = limiter.query_limits
     return App(
         config=config,
         storage=storage,
@@ -248,11 +256,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
         scraper=scraper,
         ui=ui,
         otlp_http=Starlette(routes=otlp_routes, middleware=middleware),
-        zipkin=Starlette(
-            routes=zipkin_app_routes,
-            middleware=middleware,
-            exception_handlers=unavailable,
-        ),
+        zipkin=zipkin,
         notifier=notifier,
         tokens=tokens,
         tls=tls,

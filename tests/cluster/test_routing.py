@@ -21,6 +21,8 @@ from meshscope.config import Config, StorageConfig
 from meshscope.pipeline.sampling.config import SamplingConfig
 from meshscope.pipeline.sampling.config import from_mapping as parse_sampling
 from meshscope.store.base import LogQuery
+from meshscope.tenancy.config import TenancyConfig
+from meshscope.tenancy.context import as_tenants
 from tests.auth.tokens import READER, WRITER, bearer, write_tokens
 from tests.cluster.traces import calls, logs_request, request
 from tests.serving import serving
@@ -204,6 +206,27 @@ def test_with_auth_nodes_forward_with_the_cluster_token(
                 assert len(owner.traces.get_trace(call.trace_id.hex())) == 3
         else:  # a read-only cluster token: the owner refuses it, the client may retry
             assert "cluster.token" in answer.text
+
+
+def test_with_tenancy_the_owner_stores_a_part_as_its_tenants() -> None:
+    """A forwarded part carries its tenant (`X-Scope-OrgID`): the owner stores it in that
+    tenant's store, where that tenant's reads find it and the default tenant's do not."""
+    made = calls(20)
+    with ExitStack() as stack:
+        nodes = _start(stack, tenancy=TenancyConfig(enabled=True))
+        answer = httpx.post(
+            f"{nodes['a'].otlp}/v1/traces",
+            content=request(made),
+            headers={**PROTOBUF, "X-Scope-OrgID": "team-x"},
+        )
+        assert answer.status_code == 200, answer.text
+        assert {_owner(call.trace_id) for call in made} == {"a", "b"}  # some were forwarded
+        for call in made:
+            owner = nodes[_owner(call.trace_id)].app.storage
+            with as_tenants("team-x"):
+                assert len(owner.traces.get_trace(call.trace_id.hex())) == 3
+            with as_tenants("default"):
+                assert owner.traces.get_trace(call.trace_id.hex()) == []
 
 
 def test_hostile_bodies_on_the_internal_routes_are_4xx_and_store_nothing(

@@ -21,7 +21,7 @@ from meshscope.ingest.workers import WorkerSettings, WorkerSink
 from meshscope.pipeline.chain import Pipeline
 from meshscope.pipeline.sampling.config import from_mapping
 from meshscope.pipeline.sampling.tail import TailSampler
-from meshscope.pipeline.writer import WriterSettings
+from meshscope.pipeline.writer import BatchWriter, WriterSettings
 from meshscope.store.base import Storage
 from meshscope.store.clickhouse import ClickHouseStorage
 from meshscope.store.duckdb import DuckDBStorage
@@ -113,6 +113,7 @@ def test_workers_and_the_in_process_path_keep_the_same_traces(kind: str, tmp_pat
         while pipeline.tail.buffered_traces and time.monotonic() < deadline:
             time.sleep(0.05)
         assert pipeline.tail.buffered_traces == 0
+        assert isinstance(sink.writer, BatchWriter)
         sink.writer.stop()  # commits what the last tick released
         got = stored(storage, set(sent))
     assert got == want

@@ -45,12 +45,11 @@ def test_any_header_is_a_valid_tenant_list_or_a_clear_refusal(
     header: str, several: bool, authenticated: bool
 ) -> None:
     principal = TOKEN if authenticated else None
+    refused: TenantError | None = None
     try:
         tenants = resolve.read_tenants(principal, header, several=several)
     except TenantError as error:
         refused = error
-    else:
-        refused = None
     if refused is not None:
         assert refused.status in (400, 403) and refused.message
         return

@@ -57,9 +57,13 @@ def status_of(error: Exception, default: int = 400) -> int:
 
 
 def query_limits(request: Request) -> QueryLimits:
-    """The `query:` settings the app was built with (app.py keeps them in app.state)."""
-    limits = getattr(request.app.state, "query_limits", None)
-    return limits if isinstance(limits, QueryLimits) else _DEFAULT_LIMITS
+    """The `query:` settings the app was built with (app.py keeps them in app.state), with
+    the request's tenant's overrides when per-tenant limits are set (`tenant_query_limits`)."""
+    state = request.app.state
+    limits = getattr(state, "query_limits", None)
+    base = limits if isinstance(limits, QueryLimits) else _DEFAULT_LIMITS
+    per_tenant = getattr(state, "tenant_query_limits", None)
+    return per_tenant(base) if callable(per_tenant) else base
 
 
 def _run_budgeted(budget: Budget, work: Callable[..., Any], *args: Any) -> Any:

@@ -98,6 +98,8 @@ DOCS: tuple[Doc, ...] = (
     Doc((UI,), "GET", "/tempo/api/v2/search/tag/{tag}/values",
         "Tempo: typed values of an attribute", (p("tag", "scoped attribute or intrinsic"),)),
     Doc((UI,), "GET", "/api/meshscope/stats", "spans and log records per service"),
+    Doc((UI,), "GET", "/api/meshscope/whoami",
+        "the token's name and tenants, and the tenant read (the UI's tenant picker)"),
     Doc((UI,), "GET", "/api/meshscope/red", "RED per service or operation",
         (*_TIME_RANGE, q("service", "one service"), q("groupBy", "service|operation"),
          q("spanKind", "server (default)|client|producer|consumer|internal|all"))),

@@ -43,9 +43,16 @@ def admit_items(spans: int, logs: int, metrics: int) -> None:
 
 
 def admit_batch(batch: Batch) -> None:
-    """`admit_items` for a decoded batch."""
-    if current_admission.get() is not None:
-        admit_items(len(batch.spans), len(batch.logs), len(batch.metrics))
+    """`admit_items` for a decoded batch, whose metric points also count against the
+    tenant's active-series limits."""
+    admission = current_admission.get()
+    if admission is not None:
+        admission.limiter.admit(
+            admission.tenant,
+            (("spans", len(batch.spans)), ("logs", len(batch.logs)),
+             ("metrics", len(batch.metrics))),
+            batch.metrics,
+        )  # fmt: skip
 
 
 def admit_body_items(kind: str, items: int) -> None:

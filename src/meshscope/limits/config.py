@@ -46,6 +46,12 @@ class TenantLimits:
     metric_samples_burst: float = 0.0
     request_bytes_per_second: float = 0.0
     request_bytes_burst: float = 0.0
+    max_series: float = 0.0  # active metric series of the tenant (0: unlimited)
+    max_series_per_metric: float = 0.0  # active series of one metric name (0: unlimited)
+    # A read's limits (0: the `query:` section's), like Mimir's per-tenant query limits.
+    query_timeout_seconds: float = 0.0
+    max_series_per_query: float = 0.0
+    max_samples_per_query: float = 0.0
 
     def rate(self, signal: Signal) -> tuple[float, float]:
         """(rate, burst) for `signal`; rate 0 = unlimited; the burst defaults to the rate."""
@@ -58,7 +64,19 @@ class TenantLimits:
         return rate, (burst or rate)
 
     def limited(self) -> bool:
-        return any(self.rate(signal)[0] > 0 for signal in SIGNALS)
+        return (
+            self.limits_series()
+            or self.limits_queries()
+            or any(self.rate(signal)[0] > 0 for signal in SIGNALS)
+        )
+
+    def limits_queries(self) -> bool:
+        return any(
+            (self.query_timeout_seconds, self.max_series_per_query, self.max_samples_per_query)
+        )
+
+    def limits_series(self) -> bool:
+        return self.max_series > 0 or self.max_series_per_metric > 0
 
 
 _LIMIT_FIELDS = tuple(f.name for f in dataclasses.fields(TenantLimits))
@@ -72,6 +90,7 @@ class LimitsConfig:
     reload_interval_seconds: float = 10.0
     max_tenant_series: int = 100
     max_tenants: int = 10_000
+    series_idle_seconds: float = 1200.0
 
     @property
     def enabled(self) -> bool:
@@ -94,6 +113,7 @@ _FIELDS = (
     "reload_interval_seconds",
     "max_tenant_series",
     "max_tenants",
+    "series_idle_seconds",
 )
 
 
@@ -122,11 +142,15 @@ def parse_limits(values: Any, path: str = "limits") -> LimitsConfig:
         raise ConfigError(
             f"setting {path}.reload_interval_seconds must be a number >= 0, got {interval!r}"
         )
+    idle = values.get("series_idle_seconds", 1200.0)
+    if isinstance(idle, bool) or not isinstance(idle, int | float) or idle <= 0:
+        raise ConfigError(f"setting {path}.series_idle_seconds must be a number > 0, got {idle!r}")
     return LimitsConfig(
         defaults,
         tenants,
         overrides_file=overrides_file,
         reload_interval_seconds=float(interval),
+        series_idle_seconds=float(idle),
         **counts,
     )
 

@@ -10,17 +10,23 @@ bucket per signal. Label values on `/metrics` are bounded the same way (`TenantL
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from meshscope.auth.principal import DEFAULT_TENANT, current_principal
 from meshscope.ingest.body import BodyError
 from meshscope.ingest.sink import OverloadedError
 from meshscope.limits.bucket import TokenBucket
 from meshscope.limits.config import UNITS, LimitsConfig, Signal, TenantLimits
 from meshscope.limits.overrides import OverridesFile
+from meshscope.limits.series import ActiveSeries, series_keys
+from meshscope.model.metrics import MetricPoint
+from meshscope.query.budget import QueryLimits
+from meshscope.tenancy.context import current_tenants
 
 OTHER = "other"
 _OVERFLOW = "\0shared"  # the bucket key of tenants past `max_tenants` (no tenant's name)
@@ -88,6 +94,7 @@ class Limiter:
         self.items: Counter[tuple[str, Signal]] = Counter()  # admitted (and bytes), by label
         self.refused_items: Counter[tuple[str, Signal, str]] = Counter()
         self.refused_requests: Counter[tuple[str, str]] = Counter()
+        self.series = ActiveSeries(config.series_idle_seconds)
 
     def _merged(self) -> Mapping[str, TenantLimits]:
         if self.overrides is None:
@@ -128,13 +135,48 @@ class Limiter:
         with self._lock:
             return dict(self.items), dict(self.refused_items), dict(self.refused_requests)
 
+    def query_limits(self, base: QueryLimits) -> QueryLimits:
+        """The limits of the read being handled: `base` (the `query:` section) with its
+        tenant's `query_timeout_seconds`, `max_series_per_query`, `max_samples_per_query`
+        where set. The tenant: the read's (tenancy on), else the token's first, else
+        `default`."""
+        tenants = current_tenants.get()
+        if tenants:
+            tenant = tenants[0]
+        else:
+            principal = current_principal.get()
+            tenant = principal.first_tenant if principal is not None else DEFAULT_TENANT
+        limits = self.of(tenant)
+        if not limits.limits_queries():
+            return base
+        return dataclasses.replace(
+            base,
+            timeout_seconds=limits.query_timeout_seconds or base.timeout_seconds,
+            max_series=int(limits.max_series_per_query) or base.max_series,
+            max_samples=int(limits.max_samples_per_query) or base.max_samples,
+        )
+
+    def active_series(self) -> dict[str, int]:
+        """Active series per tenant label (tracked only for tenants with series limits)."""
+        with self._lock:
+            found: Counter[str] = Counter()
+            for tenant, count in self.series.active().items():
+                found[self.label(tenant)] += count
+            return dict(found)
+
     def tenants(self) -> int:
         """Tenants tracked now (each with its buckets)."""
         return len(self._buckets)
 
-    def admit(self, tenant: str, costs: Iterable[tuple[Signal, int]]) -> None:
-        """Take `costs` from `tenant`'s buckets, or raise RateLimitedError / TooLargeError
-        (then nothing is taken from any bucket)."""
+    def admit(
+        self,
+        tenant: str,
+        costs: Iterable[tuple[Signal, int]],
+        points: Sequence[MetricPoint] = (),
+    ) -> None:
+        """Take `costs` from `tenant`'s buckets and note the series of `points` as active,
+        or raise RateLimitedError (a rate, or a series limit) / TooLargeError (then nothing
+        is taken from any bucket and no series is noted)."""
         wanted = [(signal, cost) for signal, cost in costs if cost > 0]
         if not wanted:
             return
@@ -143,6 +185,7 @@ class Limiter:
             if self.overrides is not None:
                 self._check(now)
             limits = self.of(tenant)
+            keys = series_keys(points) if points and limits.limits_series() else []
             checks: list[tuple[Signal, int, TokenBucket | None, float]] = []
             worst: tuple[float, Signal] | None = None
             for signal, cost in wanted:
@@ -156,6 +199,15 @@ class Limiter:
                 if wait > 0 and (worst is None or wait > worst[0]):
                     worst = (wait, signal)
             label = self.label(tenant)
+            if worst is None and keys:
+                refusal = self.series.check(
+                    tenant, keys, limits.max_series, limits.max_series_per_metric, now
+                )
+                if refusal is not None:
+                    self.refused_items[label, "metrics", "series_limit"] += len(points)
+                    self.refused_requests[label, "series_limit"] += 1
+                    raise RateLimitedError(refusal.message, refusal.retry_after_s)
+                self.series.record(tenant, keys, now)
             if worst is None:
                 for signal, cost, maybe_bucket, _ in checks:
                     if maybe_bucket is not None:

@@ -47,7 +47,8 @@ class LimitsCollector(Collector):
         yield counters(
             "meshscope_tenant_refused_requests",
             "Write requests refused by tenant limits, by reason: <signal>_rate (429),"
-            " too_large (413), forbidden_tenant (403), invalid_tenant (400).",
+            " series_limit (429), too_large (413), forbidden_tenant (403), invalid_tenant"
+            " (400).",
             ["tenant", "reason"],
             refused_requests,
         )
@@ -60,6 +61,15 @@ class LimitsCollector(Collector):
                 ["outcome"],
                 {"ok": overrides.reloads, "failed": overrides.reload_failures},
             )
+        active = GaugeMetricFamily(
+            "meshscope_tenant_active_series",
+            "Metric series with a sample in the last limits.series_idle_seconds, per tenant"
+            " (tracked for tenants with a series limit).",
+            labels=["tenant"],
+        )
+        for tenant, count in sorted(limiter.active_series().items()):
+            active.add_metric([tenant], count)
+        yield active
         yield GaugeMetricFamily(
             "meshscope_tenant_limits_tenants",
             "Tenants whose rate buckets are tracked now.",

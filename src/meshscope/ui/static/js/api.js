@@ -16,9 +16,27 @@ function qs(params) {
 const TOKEN_KEY = "meshscope.token";
 let asking = null;
 
+// With tenancy on, a token of several tenants reads the one picked in the header's tenant
+// picker (sent as X-Scope-OrgID, kept in this tab's sessionStorage); none picked: the
+// token's first.
+const TENANT_KEY = "meshscope.tenant";
+
 export function authHeaders() {
+  const headers = {};
   const token = sessionStorage.getItem(TOKEN_KEY);
-  return token ? { Authorization: `Bearer ${token}` } : {};
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const tenant = sessionStorage.getItem(TENANT_KEY);
+  if (tenant) headers["X-Scope-OrgID"] = tenant;
+  return headers;
+}
+
+export function pickedTenant() {
+  return sessionStorage.getItem(TENANT_KEY);
+}
+
+export function pickTenant(tenant) {
+  if (tenant) sessionStorage.setItem(TENANT_KEY, tenant);
+  else sessionStorage.removeItem(TENANT_KEY);
 }
 
 export function hasToken() {
@@ -27,6 +45,7 @@ export function hasToken() {
 
 export function forgetToken() {
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(TENANT_KEY);
 }
 
 // One dialog for every request refused at once; resolves to the token, or null (cancelled).
@@ -94,6 +113,7 @@ export function promString(value) {
 
 export const api = {
   // Sorted by name: the Jaeger API answers them in no particular order.
+  whoami: async () => (await getJSON("/api/meshscope/whoami")).data,
   services: async () => ((await getJSON("/api/services")).data || []).sort((a, b) => a.localeCompare(b)),
   operations: async (service) => (await getJSON(`/api/services/${enc(service)}/operations`)).data || [],
   red: async (params) => (await getJSON(`/api/meshscope/red?${qs(params)}`)).data,

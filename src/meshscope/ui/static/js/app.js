@@ -1,5 +1,5 @@
 // The single-page shell: hash router, time picker, keyboard shortcuts.
-import { forgetToken, hasToken } from "./api.js";
+import { api, forgetToken, hasToken, pickTenant, pickedTenant } from "./api.js";
 import { destroyCharts } from "./charts.js";
 import { clear, failure, h } from "./dom.js";
 import { PRESETS, href, parseHash, timeRange, withParams } from "./state.js";
@@ -92,6 +92,25 @@ document.addEventListener("meshscope:token", showTokenButton);
 tokenButton.addEventListener("click", () => { forgetToken(); showTokenButton(); render(); });
 document.getElementById("login-cancel").addEventListener("click", () => document.getElementById("login").close());
 showTokenButton();
+
+// The tenant picker: shown when tenancy is on and the token may read several tenants.
+const tenantPicker = document.getElementById("tenant-picker");
+async function showTenants() {
+  let who;
+  try { who = await api.whoami(); } catch { tenantPicker.hidden = true; return; }
+  if (!who.tenancy || who.tenants.length < 2) { tenantPicker.hidden = true; return; }
+  tenantPicker.replaceChildren(...who.tenants.map((tenant) => {
+    const option = document.createElement("option");
+    option.value = option.textContent = tenant;
+    return option;
+  }));
+  tenantPicker.value = pickedTenant() || who.tenant || who.tenants[0];
+  tenantPicker.hidden = false;
+}
+tenantPicker.addEventListener("change", () => { pickTenant(tenantPicker.value); render(); });
+document.addEventListener("meshscope:token", showTenants);
+tokenButton.addEventListener("click", () => { tenantPicker.hidden = true; });
+showTenants();
 document.getElementById("help-button").addEventListener("click", () => document.getElementById("help").showModal());
 window.addEventListener("hashchange", render);
 render();
