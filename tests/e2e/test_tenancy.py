@@ -46,6 +46,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from meshscope.api.openapi_routes import access_of
 from meshscope.ingest.prompb.remote_pb2 import WriteRequest
 from tests.auth.test_matrix import OPERATIONS
 from tests.e2e.test_durability import Ports, server_env
@@ -381,6 +382,26 @@ def test_no_read_sees_the_other_tenants_data(served: Served, app: str, path: str
         theirs = _read(served, app, path, READER_B)
         assert theirs.status_code == 200, (path, theirs.text)
         assert _leaks(served, theirs.text), (path, "team-b's reader sees no team-b data")
+
+
+WRITES = [
+    (app, path)
+    for app, method, path in OPERATIONS
+    if method == "POST" and access_of(method, path) == ("write",)
+]
+
+
+@pytest.mark.parametrize(("app", "path"), WRITES)
+def test_no_write_lands_in_another_tenant(served: Served, app: str, path: str) -> None:
+    port = {"ui": served.ports.ui, "otlp_http": served.ports.otlp_http,
+            "zipkin": served.ports.zipkin}[app]  # fmt: skip
+    response = httpx.post(
+        f"http://127.0.0.1:{port}{path}",
+        content=b"{}",
+        headers={"Content-Type": "application/json", **bearer(WRITER_A, "team-b")},
+    )
+    assert response.status_code == 403, (path, response.text)
+    assert "team-b" in response.text or app == "otlp_http"  # OTLP: a google.rpc.Status
 
 
 def test_naming_another_tenant_is_403(served: Served) -> None:
