@@ -36,6 +36,9 @@ class ClusterConfig:
     max_forward_bytes: int = 16 * 1024 * 1024
     health_interval_seconds: float = 0.0
     token: str = ""  # sent to peers as a bearer token (with auth on: a `write` token)
+    ca_file: str = ""  # the CA the peers' TLS certificates are verified with
+    cert_file: str = ""  # this node's client certificate, for peers with mutual TLS
+    key_file: str = ""
 
     @property
     def enabled(self) -> bool:
@@ -67,6 +70,9 @@ def parse_cluster(values: Any) -> ClusterConfig:
         max_forward_bytes=int(_number(values, "max_forward_bytes", 16 * 1024 * 1024)),
         health_interval_seconds=_number(values, "health_interval_seconds", 0.0),
         token=_string(values, "token"),
+        ca_file=_string(values, "ca_file"),
+        cert_file=_string(values, "cert_file"),
+        key_file=_string(values, "key_file"),
     )
     _check(config)
     return config
@@ -99,6 +105,8 @@ def _check(config: ClusterConfig) -> None:
         raise ConfigError("setting cluster.forward_timeout_seconds must be > 0")
     if config.max_forward_bytes <= 0:
         raise ConfigError("setting cluster.max_forward_bytes must be > 0")
+    if config.key_file and not config.cert_file:
+        raise ConfigError("setting cluster.key_file needs cluster.cert_file")
     if config.health_interval_seconds < 0:
         raise ConfigError("setting cluster.health_interval_seconds must be >= 0 (0: off)")
 

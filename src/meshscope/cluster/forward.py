@@ -13,6 +13,7 @@ a 4xx refusal of the part as BodyError (the client's data was bad, do not retry)
 
 from __future__ import annotations
 
+import ssl
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,10 +50,13 @@ class Forwarder:
         timeout_s: float,
         max_bytes: int,
         token: str = "",
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
-        """`token`: sent as `Authorization: Bearer` (the peers' auth, `cluster.token`)."""
+        """`token`: sent as `Authorization: Bearer` (the peers' auth, `cluster.token`);
+        `verify`: how https peers are verified (`cluster.tls.peer_verify`)."""
         self.node_id = node_id
         self._token = token
+        self._verify = verify
         self.urls = dict(urls)
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
@@ -66,6 +70,7 @@ class Forwarder:
         if self._client is None:
             self._client = httpx.AsyncClient(
                 timeout=self.timeout_s,
+                verify=self._verify,
                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
             )
         return self._client

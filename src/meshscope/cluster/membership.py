@@ -14,6 +14,7 @@ Runs in a thread of its own (blocking HTTP), swapping the ring the sink routes b
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 
@@ -32,8 +33,10 @@ class Membership:
         interval_s: float,
         use: Callable[[Ring], None],
         check: Callable[[str], bool] | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.node_id = node_id
+        self._verify = verify
         self.urls = dict(urls)
         self.interval_s = interval_s
         self._use = use
@@ -49,7 +52,7 @@ class Membership:
 
     def _http_check(self, peer: str) -> bool:
         if self._client is None:
-            self._client = httpx.Client(timeout=self.interval_s)
+            self._client = httpx.Client(timeout=self.interval_s, verify=self._verify)
         try:
             return self._client.get(f"{self.urls[peer]}/health").status_code == 200
         except httpx.HTTPError:

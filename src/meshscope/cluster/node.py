@@ -13,6 +13,7 @@ from meshscope.cluster.metrics import ClusterCollector
 from meshscope.cluster.ring import Ring
 from meshscope.cluster.routes import Received, cluster_routes
 from meshscope.cluster.sink import ClusterSink, in_thread
+from meshscope.cluster.tls import peer_verify
 from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.sink import IngestSink
 from meshscope.ingest.workers import WorkerSink
@@ -48,6 +49,7 @@ def _never() -> bool:
 
 def build_cluster(config: ClusterConfig, local: IngestSink, limits: IngestLimits) -> ClusterNode:
     urls = config.peer_urls() or {config.node_id: ""}
+    verify = peer_verify(config)
     ring = Ring.of(urls)
     forwarder = Forwarder(
         config.node_id,
@@ -55,6 +57,7 @@ def build_cluster(config: ClusterConfig, local: IngestSink, limits: IngestLimits
         config.forward_timeout_seconds,
         config.max_forward_bytes,
         config.token,
+        verify,
     )
     offload = local.offload if isinstance(local, WorkerSink) else in_thread
     saturated = (
@@ -64,7 +67,9 @@ def build_cluster(config: ClusterConfig, local: IngestSink, limits: IngestLimits
     received = Received()
     membership = None
     if config.health_interval_seconds > 0 and len(urls) > 1:
-        membership = Membership(config.node_id, urls, config.health_interval_seconds, sink.use)
+        membership = Membership(
+            config.node_id, urls, config.health_interval_seconds, sink.use, verify=verify
+        )
     return ClusterNode(
         sink=sink,
         routes=cluster_routes(sink, config.node_id, limits, received),
