@@ -37,7 +37,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from meshscope.cluster.ring import Ring
-from tests.cluster.traces import Call, calls, request
+from tests.cluster.traces import Call, calls, logs_request, request
 from tests.conformance import clickhouse_server
 from tests.e2e.test_durability import Ports, serve
 
@@ -225,6 +225,45 @@ def test_other_apis_answer_like_the_single_node(cluster: Cluster) -> None:
             status, got = _get(cluster.ports[node].ui, path)
             assert status == 200, (node, path)
             assert shape(got) == expected, (node, path)
+
+
+def test_logs_tempo_and_exemplars_answer_like_the_single_node(cluster: Cluster) -> None:
+    """The same logs (each with one of the calls' trace ids, and some without) sent to the
+    single node and to n2 (which routes each to its trace's owner): LogQL, the trace logs
+    view, Tempo search and exemplars answer the same from every node."""
+    body = logs_request([call.trace_id for call in cluster.made], untraced=3)
+    for port in (cluster.single.otlp_http, cluster.ports["n2"].otlp_http):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("POST", "/v1/logs", body, {"Content-Type": "application/x-protobuf"})
+        assert conn.getresponse().status == 200
+    now_s = int(time.time())
+    window = f"start={(now_s - 3600) * 10**9}&end={(now_s + 60) * 10**9}"
+    traced = cluster.made[0].trace_id.hex()
+    queries: dict[str, Callable[[Any], Any]] = {
+        f"/loki/api/v1/query_range?query=%7Bservice_name%3D%22backend%22%7D&limit=1000&{window}":
+            lambda d: sorted(v[1] for s in d["data"]["result"] for v in s["values"]),
+        f"/loki/api/v1/query?query=sum(count_over_time(%7Bservice_name%3D%22backend%22%7D"
+        f"%5B1h%5D))&time={now_s + 60}": lambda d: [r["value"][1] for r in d["data"]["result"]],
+        f"/api/meshscope/traces/{traced}/logs": lambda d: sorted(x["body"] for x in d["logs"]),
+        f"/tempo/api/search?tags=service.name%3Dbackend&limit=1000&start={now_s - 3600}"
+        f"&end={now_s + 60}": lambda d: sorted(t["traceID"] for t in d["traces"]),
+        f"/api/v1/query_exemplars?query=duration_milliseconds_bucket&start={now_s - 3600}"
+        f"&end={now_s + 60}": lambda d: sorted(
+            (s["seriesLabels"].get("service_name", ""), e["labels"]["trace_id"])
+            for s in d["data"] for e in s["exemplars"]
+        ),
+    }  # fmt: skip
+    for path, shape in queries.items():
+        status, want = _get(cluster.single.ui, path)
+        assert status == 200, (path, want)
+        expected = _wait_for(lambda p=path, sh=shape: sh(_get(cluster.single.ui, p)[1]) or None)
+        for node in NODES:
+            got = _wait_for(
+                lambda n=node, p=path, sh=shape, e=expected: (
+                    sh(_get(cluster.ports[n].ui, p)[1]) == e
+                )
+            )
+            assert got, (node, path)
 
 
 def test_the_real_otel_sdk_as_clients_of_two_nodes(cluster: Cluster) -> None:
