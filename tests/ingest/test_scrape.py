@@ -20,6 +20,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from meshscope.app import build
+from meshscope.config import Config, StorageConfig
 from meshscope.ingest.scrape import Scraper, TargetHealth
 from meshscope.ingest.scrape_config import ScrapeConfig, parse_scrape_config
 from meshscope.model.metrics import Histogram as ModelHistogram
@@ -28,6 +30,8 @@ from meshscope.query.promql.engine import Engine
 from meshscope.query.promql.queryable import MetricStoreQueryable
 from meshscope.query.promql.values import Vector
 from meshscope.store.base import Series
+from meshscope.tenancy.config import TenancyConfig
+from meshscope.tenancy.context import as_tenants
 from tests.ingest.asgi_server import LockedPipelineSink, serving
 
 
@@ -276,3 +280,27 @@ def test_run_scrapes_on_the_interval_and_a_hanging_target_blocks_nobody(host: st
     ]
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 400_000_000, gaps  # never more often than the 500 ms interval
+
+
+def test_with_tenancy_a_jobs_samples_go_to_its_tenant(host: str) -> None:
+    """`tenant:` on a job: its samples land in that tenant's store, and the default tenant's
+    reads do not see them."""
+    scrape = parse_scrape_config(
+        {"scrape_configs": [{"job_name": "app", "targets": [host], "tenant": "team-a"}]}
+    )
+    app = build(
+        Config(
+            storage=StorageConfig(kind="memory"),
+            scrape=scrape,
+            tenancy=TenancyConfig(enabled=True),
+        )
+    )
+    app.start()
+    try:
+        scrape_all(app.scraper)
+        with as_tenants("team-a"):
+            assert app.storage.metrics.select("up", [], 0, 2**62)
+        with as_tenants("default"):
+            assert app.storage.metrics.select("up", [], 0, 2**62) == []
+    finally:
+        app.stop()

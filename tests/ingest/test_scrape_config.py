@@ -127,3 +127,11 @@ def test_bad_durations(text: Any) -> None:
 def test_invalid_settings_name_the_problem(raw: Any, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         parse_scrape_config(raw)
+
+
+def test_a_job_names_a_valid_tenant() -> None:
+    job = {"job_name": "a", "targets": ["h:1"], "tenant": "team-a"}
+    assert parse_scrape_config([job]).jobs[0].tenant == "team-a"
+    assert parse_scrape_config([{**job, "tenant": "x"}]).targets()[0].tenant == "x"
+    with pytest.raises(ConfigError, match="tenant"):
+        parse_scrape_config([{**job, "tenant": "a|b"}])

@@ -29,6 +29,7 @@ from meshscope.ingest.scrape_config import ScrapeConfig, ScrapeTarget
 from meshscope.ingest.sink import IngestSink, OverloadedError, UnavailableError, UnstorableError
 from meshscope.model.batch import Batch
 from meshscope.model.metrics import Labels, MetricPoint, MetricType
+from meshscope.tenancy.context import as_tenants
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,8 @@ class Scraper:
             log.info("scrape failed", extra={"target": target.url, "error": error})
         batch = Batch(metrics=points)
         try:
-            await self.sink.submit(batch)
+            with as_tenants(target.tenant):  # with tenancy on, the job's tenant's store
+                await self.sink.submit(batch)
         except (OverloadedError, UnavailableError, UnstorableError) as refused:
             health.undelivered += 1
             log.warning("scrape not stored", extra={"target": target.url, "error": str(refused)})

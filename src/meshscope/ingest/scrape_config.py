@@ -11,6 +11,7 @@
             - targets: ["10.0.0.5:8080", "10.0.0.6:8080"]
               labels: {env: prod}
           # or, shorter: targets: [...] and labels: {...} on the job itself
+          tenant: team-a                # with tenancy on: whose samples (default `default`)
 
 `parse_scrape_config` validates everything at start and raises `ConfigError` naming the job
 and the setting; a bare list of jobs is accepted too.
@@ -23,7 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshscope.auth.principal import DEFAULT_TENANT
 from meshscope.errors import ConfigError
+from meshscope.limits.config import TENANT_NAME
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -40,6 +43,7 @@ _JOB_KEYS = frozenset(
         "static_configs",
         "targets",
         "labels",
+        "tenant",
     }
 )
 
@@ -52,6 +56,7 @@ class ScrapeTarget:
     instance: str
     url: str
     labels: Labels = ()
+    tenant: str = DEFAULT_TENANT  # whose store its samples go to, with tenancy on
 
     def target_labels(self) -> Labels:
         """job, instance and the static labels, as Prometheus attaches them to every sample."""
@@ -68,10 +73,17 @@ class ScrapeJob:
     scheme: str = "http"
     scrape_interval_s: float = 15.0
     scrape_timeout_s: float = 10.0
+    tenant: str = DEFAULT_TENANT
 
     def scrape_targets(self) -> list[ScrapeTarget]:
         return [
-            ScrapeTarget(self.job_name, host, f"{self.scheme}://{host}{self.metrics_path}", labels)
+            ScrapeTarget(
+                self.job_name,
+                host,
+                f"{self.scheme}://{host}{self.metrics_path}",
+                labels,
+                self.tenant,
+            )
             for host, labels in self.targets
         ]
 
@@ -151,7 +163,10 @@ def _job(item: Any, index: int) -> ScrapeJob:
     targets = [target for group in groups for target in _group(group, where)]
     if not targets:
         raise ConfigError(f"{where} has no targets")
-    return ScrapeJob(name, tuple(targets), path, scheme, interval, timeout)
+    tenant = item.get("tenant", DEFAULT_TENANT)
+    if not isinstance(tenant, str) or not TENANT_NAME.match(tenant):
+        raise ConfigError(f"{where} tenant must be a tenant name (letters, digits, _ . -)")
+    return ScrapeJob(name, tuple(targets), path, scheme, interval, timeout, tenant)
 
 
 def _group(group: Any, where: str) -> list[tuple[str, Labels]]:
