@@ -211,10 +211,10 @@ class Tally:
 
 def sender(
     port: int, bodies: list[bytes], stop_at: float, tally: Tally, start: int, step: int,
-    once: bool = False, pace_s: float = 0.0,
+    once: bool = False, pace_s: float = 0.0, more_headers: dict[str, str] | None = None,
 ) -> None:  # fmt: skip
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"Content-Type": "application/x-protobuf"}
+    headers = {"Content-Type": "application/x-protobuf", **(more_headers or {})}
     index = start
     if pace_s:  # paced senders start spread over one pace, as independent clients would
         time.sleep(pace_s * start / step)

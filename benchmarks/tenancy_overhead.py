@@ -14,7 +14,6 @@ Usage: .venv/bin/python benchmarks/tenancy_overhead.py [--seconds 20] [--rounds 
 from __future__ import annotations
 
 import argparse
-import http.client
 import shutil
 import statistics
 import tempfile
@@ -22,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from ingest import SPANS_PER_REQUEST, Server, Tally
+from ingest import SPANS_PER_REQUEST, Server, Tally, sender
 from meshscope.ingest.loadgen import build_requests
 
 CONFIGS = {
@@ -30,34 +29,6 @@ CONFIGS = {
     "on, 1 tenant": ({"MESHSCOPE_TENANCY__ENABLED": "true"}, 1),
     "on, 4 tenants": ({"MESHSCOPE_TENANCY__ENABLED": "true"}, 4),
 }
-
-
-def send(port: int, bodies: list[bytes], stop_at: float, tally: Tally, start: int,
-         step: int, tenant: str | None) -> None:  # fmt: skip
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"Content-Type": "application/x-protobuf"}
-    if tenant is not None:
-        headers["X-Scope-OrgID"] = tenant
-    index = start
-    while time.monotonic() < stop_at:
-        body = bodies[index % len(bodies)]
-        index += step
-        try:
-            conn.request("POST", "/v1/traces", body, headers)
-            response = conn.getresponse()
-            response.read()
-        except (OSError, http.client.HTTPException) as error:
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            tally.error(type(error).__name__)
-            continue
-        with tally.lock:
-            if response.status == 200:
-                tally.acked_spans += SPANS_PER_REQUEST
-            elif response.status in (429, 503):
-                tally.refused += 1
-            else:
-                tally.errors += 1
 
 
 def round_rate(env: dict[str, str], tenants: int, bodies: list[bytes], seconds: float,
@@ -82,8 +53,8 @@ def _drive(port: int, bodies: list[bytes], stop_at: float, tally: Tally, senders
            tenants: int) -> None:  # fmt: skip
     threads = [
         threading.Thread(
-            target=send,
-            args=(port, bodies, stop_at, tally, i, senders, _tenant(i, tenants)),
+            target=sender,
+            args=(port, bodies, stop_at, tally, i, senders, False, 0.0, _headers(i, tenants)),
         )
         for i in range(senders)
     ]
@@ -93,8 +64,9 @@ def _drive(port: int, bodies: list[bytes], stop_at: float, tally: Tally, senders
         thread.join()
 
 
-def _tenant(sender: int, tenants: int) -> str | None:
-    return f"bench-{sender % tenants}" if tenants else None
+def _headers(index: int, tenants: int) -> dict[str, str]:
+    """Sender `index`'s tenant header (none: tenancy off)."""
+    return {"X-Scope-OrgID": f"bench-{index % tenants}"} if tenants else {}
 
 
 def main() -> None:

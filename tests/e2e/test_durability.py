@@ -60,18 +60,21 @@ def server_env(db: Path, ports: Ports, settings: dict[str, str] | None = None) -
 
 @contextmanager
 def serve(
-    db: Path, ports: Ports, settings: dict[str, str] | None = None
+    db: Path, ports: Ports, settings: dict[str, str] | None = None, config: Path | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`meshscope serve` on `db`, with more settings as MESHSCOPE_* environment variables."""
+    """`meshscope serve` on `db`, with more settings as MESHSCOPE_* environment variables and
+    the config file `config`; its output goes to `server.log` beside `db`."""
     env = server_env(db, ports, settings)
-    log = (db.parent / "server.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "meshscope.cli", "serve"], env=env, stdout=log, stderr=log
-    )
+    log_path = db.parent / "server.log"
+    log = log_path.open("ab")
+    command = [sys.executable, "-m", "meshscope.cli", "serve"]
+    if config is not None:
+        command += ["--config", str(config)]
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90  # a busy machine starts the worker processes slowly
         while not _healthy(ports.otlp_http):
-            assert proc.poll() is None, "meshscope exited; see server.log"
+            assert proc.poll() is None, f"meshscope exited: {log_path.read_text()[-3000:]}"
             assert time.monotonic() < deadline, "meshscope did not start"
             time.sleep(0.1)
         yield proc

@@ -14,14 +14,12 @@ No assertion is on speed: only on what was refused and what arrived.
 
 from __future__ import annotations
 
-import http.client
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +36,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.test_durability import Ports, server_env
+from tests.e2e.test_durability import Ports, serve
 from tests.limits import requests
 
 TOKEN_A = "team-a-writer-0123456789abcdef"
@@ -71,41 +69,17 @@ TOKENS = f"""tokens:
 """
 
 
-@contextmanager
-def serve_with_limits(workdir: Path, ports: Ports) -> Iterator[subprocess.Popen[bytes]]:
+Server = AbstractContextManager[subprocess.Popen[bytes]]
+
+
+def serve_with_limits(workdir: Path, ports: Ports) -> Server:
     (workdir / "tokens.yaml").write_text(TOKENS)
     config = workdir / "meshscope.yaml"
     (workdir / "overrides.yaml").write_text("overrides: {}\n")
     config.write_text(
         CONFIG.format(tokens=workdir / "tokens.yaml", overrides=workdir / "overrides.yaml")
     )
-    env = server_env(workdir / "limits.duckdb", ports)
-    with (workdir / "server.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "meshscope.cli", "serve", "--config", str(config)],
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-        try:
-            deadline = time.monotonic() + 90
-            while not _healthy(ports.otlp_http):
-                assert proc.poll() is None, (workdir / "server.log").read_text()
-                assert time.monotonic() < deadline, "meshscope did not start"
-                time.sleep(0.1)
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(60)
-
-
-def _healthy(port: int) -> bool:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-        conn.request("GET", "/health")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
+    return serve(workdir / "limits.duckdb", ports, config=config)
 
 
 def _spans(service: str, count: int) -> list[ReadableSpan]:

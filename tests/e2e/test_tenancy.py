@@ -16,14 +16,11 @@ some under the same service names. Then:
 
 from __future__ import annotations
 
-import http.client
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +46,7 @@ from opentelemetry.trace import SpanKind
 from meshscope.api.openapi_routes import access_of
 from meshscope.ingest.prompb.remote_pb2 import WriteRequest
 from tests.auth.test_matrix import OPERATIONS
-from tests.e2e.test_durability import Ports, server_env
+from tests.e2e.test_durability import Ports, serve
 
 WRITER_A = "tenant-a-writer-0123456789abcdef"
 WRITER_B = "tenant-b-writer-0123456789abcdef"
@@ -162,38 +159,11 @@ class Served:
         return f"http://127.0.0.1:{self.ports.ui}{path}"
 
 
-@contextmanager
-def serve_tenancy(workdir: Path, ports: Ports) -> Iterator[subprocess.Popen[bytes]]:
+def serve_tenancy(workdir: Path, ports: Ports) -> AbstractContextManager[subprocess.Popen[bytes]]:
     (workdir / "tokens.yaml").write_text(TOKENS)
     config = workdir / "meshscope.yaml"
     config.write_text(CONFIG.format(tokens=workdir / "tokens.yaml"))
-    env = server_env(workdir / "tenancy.duckdb", ports)
-    with (workdir / "server.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "meshscope.cli", "serve", "--config", str(config)],
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-        try:
-            deadline = time.monotonic() + 90
-            while not _healthy(ports.otlp_http):
-                assert proc.poll() is None, (workdir / "server.log").read_text()
-                assert time.monotonic() < deadline, "meshscope did not start"
-                time.sleep(0.1)
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(60)
-
-
-def _healthy(port: int) -> bool:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-        conn.request("GET", "/health")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
+    return serve(workdir / "tenancy.duckdb", ports, config=config)
 
 
 def _write_all(ports: Ports) -> dict[str, list[str]]:

@@ -25,6 +25,7 @@ from meshscope.auth.errors import Refuse, refusal_for
 from meshscope.auth.principal import Principal, current_principal
 from meshscope.auth.principal import Scope as TokenScope
 from meshscope.auth.tokens import TokenStore
+from meshscope.request_headers import first_header
 
 REALM = "meshscope"
 _ADMIN_ONLY: frozenset[TokenScope] = frozenset({"admin"})  # a method the route does not list
@@ -90,11 +91,7 @@ class Gate:
         self.refuse = refuse
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        authorization = None
-        for key, value in scope["headers"]:
-            if key == b"authorization":
-                authorization = value.decode("latin-1")
-                break
+        authorization = first_header(scope, b"authorization")
         try:
             principal = authenticate(self.tokens, authorization)
         except UnauthenticatedError as error:

@@ -8,51 +8,35 @@ PERMISSION_DENIED (INVALID_ARGUMENT for a malformed name); otherwise the export 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 
 from meshscope.auth.principal import DEFAULT_TENANT, current_principal
-from meshscope.grpc_metadata import first_value
+from meshscope.grpc_metadata import UnaryInterceptor, UnaryMethod, abort, first_value
 from meshscope.limits.admission import Admission, current_admission
 from meshscope.limits.limiter import Limiter
 from meshscope.limits.tenant import HEADER, TenantError, resolve_tenant
 
 
-class TenantInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class TenantInterceptor(UnaryInterceptor):
     def __init__(self, limiter: Limiter) -> None:
         self.limiter = limiter
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        requested = first_value(details, HEADER)
-        return handler._replace(unary_unary=self._limited(requested, handler.unary_unary))
-
-    def _limited(self, requested: str | None, method: Callable[[Any, Any], Awaitable[Any]]) -> Any:
+    def wrap(self, details: grpc.HandlerCallDetails, method: UnaryMethod) -> UnaryMethod:
         limiter = self.limiter
+        requested = first_value(details, HEADER)
 
         async def call(request: Any, context: Any) -> Any:
             principal = current_principal.get()  # set by the auth interceptor's wrapper
             try:
                 tenant = resolve_tenant(principal, requested)
             except TenantError as error:
-                forbidden = error.status == 403
                 limiter.refuse_tenant(
                     principal.first_tenant if principal else DEFAULT_TENANT,
-                    "forbidden_tenant" if forbidden else "invalid_tenant",
+                    "forbidden_tenant" if error.status == 403 else "invalid_tenant",
                 )
-                code = grpc.StatusCode.INVALID_ARGUMENT
-                if forbidden:
-                    code = grpc.StatusCode.PERMISSION_DENIED
-                await context.abort(code, error.message)
-                raise AssertionError("context.abort returned") from None  # pragma: no cover
+                await abort(context, error.status, error.message)
             reset = current_admission.set(Admission(limiter, tenant))
             try:
                 return await method(request, context)

@@ -18,6 +18,7 @@ from meshscope.auth.principal import DEFAULT_TENANT, current_principal
 from meshscope.limits.admission import Admission, current_admission
 from meshscope.limits.limiter import Limiter
 from meshscope.limits.tenant import TenantError, resolve_tenant
+from meshscope.request_headers import first_header
 
 WRITE_ROUTES = frozenset(
     {
@@ -41,11 +42,7 @@ class TenantGate:
         self.refuse = refuse
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        requested = None
-        for key, value in scope["headers"]:
-            if key == _HEADER:
-                requested = value.decode("latin-1")
-                break
+        requested = first_header(scope, _HEADER)
         principal = current_principal.get()
         try:
             tenant = resolve_tenant(principal, requested)

@@ -19,6 +19,7 @@ from meshscope.api.openapi_routes import OPEN, WRITE, access_of
 from meshscope.auth.errors import Refuse, refusal_for
 from meshscope.auth.principal import current_principal
 from meshscope.limits.tenant import TenantError
+from meshscope.request_headers import first_header
 from meshscope.tenancy import resolve
 from meshscope.tenancy.context import current_tenants
 
@@ -45,21 +46,13 @@ class TenancyGate:
         self.can_write = can_write
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        requested = None
-        for key, value in scope["headers"]:
-            if key == _HEADER:
-                requested = value.decode("latin-1")
-                break
+        requested = first_header(scope, _HEADER)
         principal = current_principal.get()
         try:
             if scope["method"] in self.writes:
                 tenants = resolve.write_tenants(principal, requested)
                 if not self.can_write(tenants[0]):
-                    raise TenantError(
-                        403,
-                        f"tenant {tenants[0]!r} is new and meshscope already holds"
-                        " tenancy.max_tenants tenants",
-                    )
+                    raise TenantError(403, resolve.too_many(tenants[0]))
             else:
                 tenants = resolve.read_tenants(principal, requested, several=self.several)
         except TenantError as error:

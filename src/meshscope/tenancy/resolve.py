@@ -45,3 +45,8 @@ def read_tenants(
         if name not in tenants:
             tenants.append(name)
     return tuple(tenants)
+
+
+def too_many(tenant: str) -> str:
+    """Why a write for a new tenant past `tenancy.max_tenants` is refused (403)."""
+    return f"tenant {tenant!r} is new and meshscope already holds tenancy.max_tenants tenants"
