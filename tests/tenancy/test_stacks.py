@@ -86,3 +86,12 @@ def test_each_tenant_has_its_own_pipeline(app: App) -> None:
     pipelines = {id(stack.pipeline) for stack in app.stacks.all()}
     stores = {id(stack.storage) for stack in app.stacks.all()}
     assert len(pipelines) == len(stores) == len(app.stacks.all()) == 2
+
+
+def test_no_store_is_opened_once_stopping() -> None:
+    env = {"MESHSCOPE_STORAGE__KIND": "memory", "MESHSCOPE_TENANCY__ENABLED": "true"}
+    app = build(load_config(env=env))
+    app.start()
+    app.stop()
+    with pytest.raises(UnavailableError, match="shutting down"):
+        asyncio.run(_submit(app, "late", _logs("late", [1])))

@@ -61,6 +61,7 @@ class TenantStacks:
         self.max_tenants = max_tenants
         self._lock = threading.Lock()
         self._started = False
+        self._stopped = False
         self._upstream: Callable[[], int] | None = None
         self._stacks: dict[str, Stack] = {}
         for tenant in dict.fromkeys([DEFAULT_TENANT, *known]):
@@ -88,6 +89,8 @@ class TenantStacks:
             found = self._stacks.get(tenant)
             if found is not None:
                 return found
+            if self._stopped:  # a writer made now would never be started or stopped
+                raise TenantOpenError(f"tenant {tenant!r}: meshscope is shutting down")
             if len(self._stacks) >= self.max_tenants:
                 raise TenantLimitError(
                     f"tenant {tenant!r} is new and meshscope already holds"
@@ -125,6 +128,7 @@ class TenantStacks:
     def stop(self) -> None:
         with self._lock:
             self._started = False
+            self._stopped = True
             stacks = list(self._stacks.values())
         for stack in stacks:
             stack.stop()
