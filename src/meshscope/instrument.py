@@ -100,11 +100,13 @@ def instrument(
     export_delay_ms: int = 1000,
     resource_attributes: dict[str, str] | None = None,
     token: str | None = None,
+    tenant: str | None = None,
 ) -> Instrumentation:
     """Configure traces and logs for `service`, exported to meshscope at `endpoint` (its
     OTLP/HTTP base URL). JSON lines go to `stream` (stdout by default). `token` is sent as
-    `Authorization: Bearer` (meshscope with `auth.enabled`); without it the exporters send
-    what `OTEL_EXPORTER_OTLP_HEADERS` says, as every OpenTelemetry SDK does."""
+    `Authorization: Bearer` (meshscope with `auth.enabled`) and `tenant` as `X-Scope-OrgID`
+    (with `tenancy.enabled`: whose data it is); without either the exporters send what
+    `OTEL_EXPORTER_OTLP_HEADERS` says, as every OpenTelemetry SDK does."""
     import structlog
     from opentelemetry import propagate, trace
     from opentelemetry._logs import set_logger_provider
@@ -118,7 +120,8 @@ def instrument(
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     endpoint = endpoint.rstrip("/")
-    headers = {"authorization": f"Bearer {token}"} if token else None
+    given = {"authorization": f"Bearer {token}" if token else "", "x-scope-orgid": tenant or ""}
+    headers = {key: value for key, value in given.items() if value} or None
     resource = Resource.create({"service.name": service, **(resource_attributes or {})})
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(
