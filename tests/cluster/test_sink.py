@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -95,3 +96,30 @@ def test_a_backed_up_owner_is_refused_at_once() -> None:
     forwarder.inflight["b"] = 8
     with pytest.raises(OverloadedError, match="backed up"):
         asyncio.run(forwarder.send("b", "traces", Part(b"12345", 1, False)))
+
+
+def test_traces_in_flight_at_a_ring_change_are_counted_once() -> None:
+    """After peer c leaves, spans (of traces started before the change) routed to the slots c
+    owned are counted as split traces, each once; spans of traces that started after the
+    change, other slots, and anything after the watch window are not."""
+    sink = ClusterSink(LocalSink(), RING, Peers({"b": Reply(0, "")}), 1 << 24, watch_s=60)
+    before = calls(60, seed=3, now_ns=time.time_ns() - 10**9)
+    sink.use(RING.without(["c"]))
+    moved = {c.trace_id for c in before if RING.owner(int.from_bytes(c.trace_id[8:], "big")) == "c"}
+    assert 0 < len(moved) < len(before)
+    body = request(before)
+    asyncio.run(sink.submit_encoded("traces", body, "identity", json=False))
+    assert sink.split_traces == len(moved)
+    asyncio.run(sink.submit_encoded("traces", body, "identity", json=False))  # again: once
+    assert sink.split_traces == len(moved)
+    later = calls(60, seed=4, now_ns=time.time_ns() + 10**9)  # started after the change
+    asyncio.run(sink.submit_encoded("traces", request(later), "identity", json=False))
+    assert sink.split_traces == len(moved)
+
+
+def test_no_split_traces_without_a_change_or_after_the_watch() -> None:
+    sink = ClusterSink(LocalSink(), RING, Peers({"b": Reply(0, ""), "c": Reply(0, "")}), 1 << 24,
+                       watch_s=0)  # fmt: skip
+    sink.use(RING.without(["c"]))
+    asyncio.run(sink.submit_encoded("traces", request(calls(60)), "identity", json=False))
+    assert sink.split_traces == 0 and not sink.table.moved  # the window had passed

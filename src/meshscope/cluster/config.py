@@ -35,6 +35,7 @@ class ClusterConfig:
     forward_timeout_seconds: float = 10.0
     max_forward_bytes: int = 16 * 1024 * 1024
     health_interval_seconds: float = 0.0
+    split_watch_seconds: float = 30.0  # after a ring change, spans of traces in flight counted
     token: str = ""  # sent to peers as a bearer token (with auth on: a `write` token)
     ca_file: str = ""  # the CA the peers' TLS certificates are verified with
     cert_file: str = ""  # this node's client certificate, for peers with mutual TLS
@@ -69,6 +70,7 @@ def parse_cluster(values: Any) -> ClusterConfig:
         forward_timeout_seconds=_number(values, "forward_timeout_seconds", 10.0),
         max_forward_bytes=int(_number(values, "max_forward_bytes", 16 * 1024 * 1024)),
         health_interval_seconds=_number(values, "health_interval_seconds", 0.0),
+        split_watch_seconds=_number(values, "split_watch_seconds", 30.0),
         token=_string(values, "token"),
         ca_file=_string(values, "ca_file"),
         cert_file=_string(values, "cert_file"),
@@ -107,6 +109,8 @@ def _check(config: ClusterConfig) -> None:
         raise ConfigError("setting cluster.max_forward_bytes must be > 0")
     if config.key_file and not config.cert_file:
         raise ConfigError("setting cluster.key_file needs cluster.cert_file")
+    if config.split_watch_seconds < 0:
+        raise ConfigError("setting cluster.split_watch_seconds must be >= 0")
     if config.health_interval_seconds < 0:
         raise ConfigError("setting cluster.health_interval_seconds must be >= 0 (0: off)")
 

@@ -64,6 +64,14 @@ class ClusterCollector(Collector):
         if self._membership is not None:
             yield from self._members(self._membership)
         yield CounterMetricFamily(
+            "meshscope_cluster_split_traces",
+            "Traces in flight when this node's ring changed (a span started before the change)"
+            " whose spans this node then routed to a slot's new owner: their spans before and"
+            " after may be paired, counted and sampled on two nodes. Counted once per trace"
+            " per change, for cluster.split_watch_seconds after it.",
+            value=self._sink.split_traces,
+        )
+        yield CounterMetricFamily(
             "meshscope_cluster_split_requests",
             "Client requests whose items belonged to more than one node.",
             value=self._sink.split_requests,
@@ -86,7 +94,7 @@ class ClusterCollector(Collector):
         )
         yield CounterMetricFamily(
             "meshscope_cluster_moved_slots",
-            "Slots (of 4096) whose owner changed; traces in flight in them may be split (see"
-            " the service-graph pairing outcomes for their unpaired spans).",
+            "Slots (of 4096) whose owner changed; traces in flight in them may be split"
+            " (meshscope_cluster_split_traces counts those seen).",
             value=membership.moved_slots,
         )

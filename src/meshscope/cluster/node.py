@@ -63,7 +63,15 @@ def build_cluster(config: ClusterConfig, local: IngestSink, limits: IngestLimits
     saturated = (
         local.saturated if isinstance(local, WorkerSink | BatchWriter | TenantWriters) else _never
     )
-    sink = ClusterSink(local, ring, forwarder, limits.max_body_bytes, offload, saturated)
+    sink = ClusterSink(
+        local,
+        ring,
+        forwarder,
+        limits.max_body_bytes,
+        offload,
+        saturated,
+        watch_s=config.split_watch_seconds,
+    )
     received = Received()
     membership = None
     if config.health_interval_seconds > 0 and len(urls) > 1:

@@ -12,12 +12,14 @@ over 400); parts that did commit stay committed, so the client's retry may store
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from meshscope.cluster.forward import Forwarder, Reply
 from meshscope.cluster.ring import Ring
-from meshscope.cluster.split import Part, Table, split_body
+from meshscope.cluster.split import Part, Table, split_watching
 from meshscope.ingest.body import BodyError, decompress
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.otlp_common import Decoded
@@ -31,6 +33,9 @@ from meshscope.ingest.sink import (
 from meshscope.ingest.workers import decode_body
 from meshscope.limits.admission import admit_batch, admit_body_items, current_admission
 from meshscope.model.batch import Batch
+
+_MAX_WATCHED = 1_000_000
+"""Split trace ids remembered at most (so each is counted once) until the next ring change."""
 
 Offload = Callable[..., Awaitable[Any]]
 """Runs a picklable function off the event loop: in the ingest workers, or a thread."""
@@ -49,20 +54,37 @@ class ClusterSink:
         max_body_bytes: int,
         offload: Offload = in_thread,
         saturated: Callable[[], bool] = lambda: False,
+        watch_s: float = 30.0,
     ) -> None:
         """`saturated`: whether the local sink refuses new work now; then a body is refused
-        (429) before the workers spend a split on it."""
+        (429) before the workers spend a split on it. `watch_s`: how long after a ring
+        change spans of traces in flight at it are looked for (split traces)."""
         self.local = local
         self.forwarder = forwarder
         self.max_body_bytes = max_body_bytes
         self._offload = offload
         self._saturated = saturated
+        self.watch_s = watch_s
         self.split_requests = 0
-        self.use(ring)
+        self.split_traces = 0  # in flight at a ring change, spans routed to the new owner
+        self._split_seen: set[bytes] = set()
+        self._watch_until = 0.0
+        self.ring = ring
+        self.table = Table(ring.peers, ring.owners, forwarder.node_id)
 
     def use(self, ring: Ring) -> None:
-        """Route by `ring` from now on (membership changes; any thread: one assignment)."""
-        self.ring, self.table = ring, Table(ring.peers, ring.owners, self.forwarder.node_id)
+        """Route by `ring` from now on (membership changes, from their thread). For `watch_s`
+        the slots that changed owner are watched for spans of traces in flight now."""
+        old, new = self.ring, ring
+        moved = bytes(
+            int(old.peers[a] != new.peers[b]) for a, b in zip(old.owners, new.owners, strict=True)
+        )
+        self._split_seen = set()
+        self._watch_until = time.monotonic() + self.watch_s if any(moved) else 0.0
+        table = Table(ring.peers, ring.owners, self.forwarder.node_id)
+        if any(moved):
+            table = dataclasses.replace(table, moved=moved, changed_ns=time.time_ns())
+        self.ring, self.table = ring, table
 
     async def submit(self, batch: Batch) -> None:
         await self.local.submit(batch)
@@ -71,13 +93,21 @@ class ClusterSink:
         self, kind: BodyKind, raw: bytes, encoding: str, *, json: bool
     ) -> Decoded:
         table = self.table
-        if len(table.peers) < 2:
+        if table.moved and time.monotonic() > self._watch_until:
+            table = self.table = dataclasses.replace(table, moved=b"", changed_ns=0)
+        if len(table.peers) < 2 and not table.moved:
             return await self.submit_local(kind, raw, encoding, json=json)
         if self._saturated():
             raise OverloadedError("ingest pipeline busy, not splitting the request")
-        parts: dict[str, Part] | None = await self._offload(
-            split_body, kind, raw, encoding, json, table, self.max_body_bytes
+        parts: dict[str, Part] | None
+        parts, split = await self._offload(
+            split_watching, kind, raw, encoding, json, table, self.max_body_bytes
         )
+        if split:
+            new = split - self._split_seen
+            self.split_traces += len(new)
+            if len(self._split_seen) < _MAX_WATCHED:
+                self._split_seen |= new
         if parts is None:
             return await self.submit_local(kind, raw, encoding, json=json)
         self.split_requests += 1

@@ -9,6 +9,11 @@ record without a trace id belongs to no trace: it stays where it arrived).
 
 `split_body` answers None when everything belongs to this node (the common one-node and
 already-routed case): then the original body is used unchanged, with no re-encoding.
+
+Right after a ring change (`Table.moved`), `split_watching` also names the traces that were
+in flight when it happened and whose spans now go to a slot's new owner: a span in a moved
+slot that started before the change. Their earlier spans went to the old owner, so pairing,
+span metrics and tail sampling may see them split (counted: `meshscope_cluster_split_traces`).
 """
 
 from __future__ import annotations
@@ -36,6 +41,15 @@ class Table:
     peers: tuple[str, ...]
     owners: bytes
     local: str  # this node's id
+    moved: bytes = b""  # per slot, 1 if it changed owner at the last ring change (or empty)
+    changed_ns: int = 0  # when that change happened (wall clock, ns)
+
+    def in_moved_slot(self, trace_id: bytes) -> bool:
+        return (
+            bool(self.moved)
+            and len(trace_id) == 16
+            and self.moved[(int.from_bytes(trace_id[8:], "big") & _MASK64) % SLOTS] == 1
+        )
 
     def owner(self, trace_id: bytes) -> str:
         """The owner of a 16-byte trace id; this node for anything else."""
@@ -67,26 +81,46 @@ def split_body(
 ) -> dict[str, Part] | None:
     """The parts of a (still compressed) body by owner, None when all of it is this node's
     or the body cannot be read (then the normal path answers it as usual)."""
+    return split_watching(kind, raw, encoding, json, table, max_body_bytes)[0]
+
+
+def split_watching(
+    kind: str, raw: bytes, encoding: str, json: bool, table: Table, max_body_bytes: int
+) -> tuple[dict[str, Part] | None, frozenset[bytes]]:
+    """`split_body`, and the ids of the OTLP traces in flight at the last ring change whose
+    spans are in a moved slot (module docstring; empty unless `table.moved`)."""
     try:
         body = decompress(raw, encoding, max_body_bytes)
         if kind == "traces":
             return _split_traces(body, json, table)
         if kind == "logs":
-            return _split_logs(body, json, table)
+            return _split_logs(body, json, table), frozenset()
         if kind == "zipkin":
-            return _split_zipkin(body, table)
+            return _split_zipkin(body, table), frozenset()
     except (BodyError, DecodeError):
-        return None
-    return None
+        pass
+    return None, frozenset()
 
 
-def _split_traces(body: bytes, json: bool, table: Table) -> dict[str, Part] | None:
+def _split_traces(
+    body: bytes, json: bool, table: Table
+) -> tuple[dict[str, Part] | None, frozenset[bytes]]:
     what = "ExportTraceServiceRequest"
     request = ExportTraceServiceRequest()
     request = parse_json(request, body, what) if json else parse_protobuf(request, body, what)
-    return _split_otlp(
+    split: frozenset[bytes] = frozenset()
+    if table.moved:
+        split = frozenset(
+            span.trace_id
+            for resource in request.resource_spans
+            for scope in resource.scope_spans
+            for span in scope.spans
+            if span.start_time_unix_nano < table.changed_ns and table.in_moved_slot(span.trace_id)
+        )
+    parts = _split_otlp(
         request, ExportTraceServiceRequest, ("resource_spans", "scope_spans", "spans"), table
     )
+    return parts, split
 
 
 def _split_logs(body: bytes, json: bool, table: Table) -> dict[str, Part] | None:
