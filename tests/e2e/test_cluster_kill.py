@@ -1,11 +1,12 @@
 """Kill -9 of a node under load, clients retrying: nothing acknowledged is lost.
 
 Two ClickHouse 18.16 shards and three `meshscope serve` nodes with health checks every
-0.5 s. Four clients keep sending traces (3 spans each, whole requests retried on 429/503 or a
-dropped connection, as OTLP exporters do) to n1 and n2 while n3, the owner of about a third
-of the traces, is killed with SIGKILL. Afterwards every acknowledged trace is in ClickHouse
-with all its spans (retries may have stored some twice: at-least-once), and the survivors
-counted the traces in flight at the change that they routed to n3's slots' new owners."""
+0.5 s. Four clients, the real OpenTelemetry SDK's OTLP/HTTP exporter (which retries 429/503
+and dropped connections), keep sending traces of 3 spans to n1 and n2 while n3, the owner
+of about a third of the traces, is killed with SIGKILL. Afterwards every acknowledged trace
+is in ClickHouse with all its spans (retries may have stored some twice: at-least-once),
+and the survivors counted the traces in flight at the change that they routed to n3's
+slots' new owners."""
 
 from __future__ import annotations
 
@@ -21,8 +22,13 @@ from pathlib import Path
 
 import pytest
 from clickhouse_driver import Client
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
-from tests.cluster.traces import calls, request
 from tests.conformance import clickhouse_server
 from tests.e2e.test_durability import Ports, serve
 
@@ -52,40 +58,51 @@ def _counter(port: int, name: str) -> float:
 
 
 class Sender:
-    """One sending client: retries each request until it is acknowledged (or time is up)."""
+    """One client: the real OpenTelemetry SDK exporter (OTLP/HTTP), which retries 429/503
+    and dropped connections with backoff; a batch is acknowledged when `export` succeeds."""
 
     def __init__(self, index: int, port: int, stop: threading.Event) -> None:
-        self.index, self.port, self.stop = index, port, stop
-        self.acked: list[bytes] = []
-        self.retries = 0
+        self.index, self.stop = index, stop
+        self.exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout=30)
+        self.acked: dict[int, int] = {}  # trace id -> spans acknowledged
+        self.failed = 0
         self.thread = threading.Thread(target=self.run, daemon=True)
 
-    def send(self, body: bytes) -> int:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
-            response = conn.getresponse()
-            response.read()
-            conn.close()
-            return response.status
-        except OSError:
-            return 0
-
     def run(self) -> None:
-        seq = 0
         while not self.stop.is_set():
-            made = calls(10, seed=self.index * 1_000_000 + seq)
-            seq += 1
-            body = request(made)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                status = self.send(body)
-                if status == 200:
-                    self.acked += [call.trace_id for call in made]
-                    break
-                assert status in (0, 429, 503), status
-                self.retries += 1
-                time.sleep(0.2)
+            spans = _traces(10)
+            if self.exporter.export(spans) is SpanExportResult.SUCCESS:
+                for span in spans:
+                    trace_id = span.context.trace_id
+                    self.acked[trace_id] = self.acked.get(trace_id, 0) + 1
+            else:
+                self.failed += 1
+        self.exporter.shutdown()  # type: ignore[no-untyped-call]
+
+
+def _traces(count: int) -> list[ReadableSpan]:
+    """`count` traces of 3 spans (a frontend's server and client spans, a backend's server
+    span), started ~5 s ago, as SDK tracers make them."""
+    recorder = InMemorySpanExporter()
+    front = TracerProvider(resource=Resource({"service.name": "frontend"}))
+    back = TracerProvider(resource=Resource({"service.name": "backend"}))
+    for provider in (front, back):
+        provider.add_span_processor(SimpleSpanProcessor(recorder))
+    started = time.time_ns() - 5 * 10**9
+    for _ in range(count):
+        with (
+            front.get_tracer("kill").start_as_current_span(
+                "GET /", kind=SpanKind.SERVER, start_time=started
+            ),
+            front.get_tracer("kill").start_as_current_span(
+                "GET /api", kind=SpanKind.CLIENT, start_time=started + 1000
+            ),
+            back.get_tracer("kill").start_as_current_span(
+                "GET /api", kind=SpanKind.SERVER, start_time=started + 2000
+            ),
+        ):
+            pass
+    return list(recorder.get_finished_spans())
 
 
 def test_kill_9_of_a_node_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
@@ -117,15 +134,19 @@ def test_kill_9_of_a_node_under_load_loses_nothing_acknowledged(tmp_path: Path) 
         stop.set()
         for client in clients:
             client.thread.join(60)
+        # n3's death was felt: forwards to it failed (and the SDK retried those requests).
+        failed = sum(_counter(ports[node].ui, "meshscope_cluster_forward_failed_items_total")
+                     for node in ("n1", "n2"))  # fmt: skip
+        assert failed > 0
         # The clients' traces start ~5 s before they are sent: those routed into n3's slots
         # after the survivors dropped it were in flight at the change, and are counted.
         split = sum(_counter(ports[node].ui, "meshscope_cluster_split_traces_total")
                     for node in ("n1", "n2"))  # fmt: skip
         assert split > 0
-    acked = {trace_id for client in clients for trace_id in client.acked}
+    acked: dict[int, int] = {}
+    for client in clients:
+        acked.update(client.acked)
     assert len(acked) > 100
-    # Requests holding n3's traces were refused until the others' rings dropped it.
-    assert sum(client.retries for client in clients) > 0
     spans: dict[int, set[int]] = defaultdict(set)
     for dsn in shards:
         db = Client.from_url(dsn)
@@ -137,5 +158,5 @@ def test_kill_9_of_a_node_under_load_loses_nothing_acknowledged(tmp_path: Path) 
             db.execute(f"DROP DATABASE IF EXISTS {database}_dist")
             db.execute(f"DROP DATABASE IF EXISTS {database}")
             db.disconnect()
-    missing = [t.hex() for t in acked if len(spans.get(int.from_bytes(t, "big"), ())) != 3]
+    missing = [t for t, count in acked.items() if len(spans.get(t, ())) != count]
     assert not missing, f"{len(missing)} of {len(acked)} acknowledged traces incomplete"
