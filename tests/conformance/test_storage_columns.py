@@ -207,3 +207,32 @@ def test_histograms_read_from_disk_keep_bounds_changes_and_large_counts(
         ]
     finally:
         second.close()
+
+
+def test_series_labels_without_samples_match_select(storage: Storage) -> None:
+    """What /api/v1/series, labels and label values read (`Queryable.series`, from each
+    series' last point) equals the label sets of a full `select`, histograms' classic series
+    included, over ranges that cut series in and out."""
+    from meshscope.query.promql.queryable import MetricStoreQueryable
+
+    points = []
+    for i in range(12):
+        t = 1_700_000_000_000_000_000 + i * 15 * 10**9
+        points.append(MetricPoint("calls", labels_of({"svc": f"s{i % 3}"}), t, MetricType.COUNTER, i))
+        if i < 6:  # a series that stops half way
+            points.append(MetricPoint("old", labels_of({"svc": "gone"}), t, value=1.0))
+        hist = Histogram((0.5, 2.0), (i, 1, 0), 1.0 * i, i + 1)
+        points.append(MetricPoint("lat", labels_of({"svc": f"s{i % 2}"}), t, MetricType.HISTOGRAM,
+                                  histogram=hist))  # fmt: skip
+    storage.metrics.write_points(points)
+    q = MetricStoreQueryable(storage.metrics)
+    t0 = 1_700_000_000_000
+    selectors = [
+        [LabelMatcher("__name__", MatchOp.RE, ".+")],
+        [LabelMatcher("__name__", MatchOp.EQ, "lat_bucket"), LabelMatcher("le", MatchOp.NE, "2")],
+        [LabelMatcher("__name__", MatchOp.RE, "lat_.*"), LabelMatcher("svc", MatchOp.EQ, "s1")],
+    ]
+    for start, end in ((t0, t0 + 200_000), (t0 + 100_000, t0 + 200_000), (t0 - 10, t0 - 1)):
+        for matchers in selectors:
+            want = sorted({s.labels for s in q.select(matchers, start, end)})
+            assert sorted(set(q.series(matchers, start, end))) == want, (matchers, start, end)

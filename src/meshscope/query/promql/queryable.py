@@ -61,6 +61,11 @@ class Queryable(Protocol):
         """`select` with the samples as arrays (what range queries read)."""
         ...
 
+    def series(self, matchers: Sequence[LabelMatcher], start_ms: int, end_ms: int) -> list[Labels]:
+        """The label sets of `select`'s series, without reading their samples (the series,
+        labels and label-values APIs): O(series), not O(samples)."""
+        ...
+
     def metric_names(self) -> list[str]:
         """Every metric name as PromQL sees it (histograms expanded), sorted."""
         ...
@@ -103,6 +108,30 @@ class MetricStoreQueryable:
     def select_arrays(
         self, matchers: Sequence[LabelMatcher], start_ms: int, end_ms: int
     ) -> list[ArraySeries]:
+        names, others = self._names(matchers)
+        out: list[ArraySeries] = []
+        for name in names:
+            budget.check()
+            found = self._select_name(name, others, start_ms, end_ms)
+            budget.charge(len(found), sum(len(s.ts) for s in found))
+            out.extend(found)
+        return out
+
+    def series(self, matchers: Sequence[LabelMatcher], start_ms: int, end_ms: int) -> list[Labels]:
+        names, others = self._names(matchers)
+        start_ns = max(start_ms * 1_000_000, -(2**63))
+        end_ns = min(end_ms * 1_000_000, 2**63 - 1)
+        out: list[Labels] = []
+        for name in names:
+            budget.check()
+            found = self._series_name(name, others, start_ns, end_ns)
+            budget.charge(len(found), len(found))
+            out.extend(found)
+        return out
+
+    def _names(self, matchers: Sequence[LabelMatcher]) -> tuple[list[str], list[LabelMatcher]]:
+        """The metric names `matchers` select (histograms' classic names included), and the
+        matchers on other labels."""
         name_matchers = [m for m in matchers if m.name == NAME]
         others = [m for m in matchers if m.name != NAME]
         exact = [m.value for m in name_matchers if m.op is MatchOp.EQ]
@@ -112,12 +141,35 @@ class MetricStoreQueryable:
             names = self._stored_names()
             names += [n + s for n in names for s in HISTOGRAM_SUFFIXES]
         names = [n for n in dict.fromkeys(names) if all(m.matches(n) for m in name_matchers)]
-        out: list[ArraySeries] = []
-        for name in names:
-            budget.check()
-            found = self._select_name(name, others, start_ms, end_ms)
-            budget.charge(len(found), sum(len(s.ts) for s in found))
-            out.extend(found)
+        return names, others
+
+    def _series_name(
+        self, name: str, matchers: list[LabelMatcher], start_ns: int, end_ns: int
+    ) -> list[Labels]:
+        """`_select_name`'s label sets from each series' last point in the range."""
+        lookback = max(end_ns - start_ns, 0)
+        out = [
+            make_labels([*s.labels, (NAME, name)])
+            for s in self.store.latest(name, matchers, end_ns, lookback)
+            if s.samples and s.samples[-1].histogram is None
+        ]
+        for suffix in HISTOGRAM_SUFFIXES:
+            if not name.endswith(suffix) or len(name) <= len(suffix):
+                continue
+            store_matchers = [m for m in matchers if m.name != "le"]
+            le_matchers = [m for m in matchers if m.name == "le"] if suffix == "_bucket" else []
+            searched = store_matchers if suffix == "_bucket" else matchers
+            for s in self.store.latest(name[: -len(suffix)], searched, end_ns, lookback):
+                histogram = s.samples[-1].histogram if s.samples else None
+                if histogram is None:
+                    continue
+                if suffix != "_bucket":
+                    out.append(make_labels([*s.labels, (NAME, name)]))
+                    continue
+                for bound in (*histogram.bounds, math.inf):
+                    le = format_le(bound)
+                    if all(m.matches(le) for m in le_matchers):
+                        out.append(make_labels([*s.labels, ("le", le), (NAME, name)]))
         return out
 
     def _select_name(
@@ -182,8 +234,8 @@ def series_labels(
     """Label sets of the series matching any selector (for /api/v1/series)."""
     seen: dict[Labels, None] = {}
     for matchers in selectors:
-        for series in q.select(matchers, start_ms, end_ms):
-            seen.setdefault(series.labels, None)
+        for labels in q.series(matchers, start_ms, end_ms):
+            seen.setdefault(labels, None)
     return sorted(seen)
 
 
