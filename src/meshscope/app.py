@@ -139,10 +139,11 @@ def build(config: Config, clock: Clock | None = None) -> App:
         if config.auth.enabled
         else None
     )
+    limiter = Limiter(config.limits) if config.limits.enabled else None
     stacks: TenantStacks | None = None
     if config.tenancy.enabled:
         stacks = TenantStacks(
-            lambda tenant: build_stack(config, clock, tenant),
+            lambda tenant: build_stack(config, clock, tenant, limiter),
             known_tenants(config),
             config.tenancy.max_tenants,
         )
@@ -150,7 +151,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
         storage: Storage = TenantStorage(stacks)
         committer: Committer = TenantWriters(stacks)
     else:
-        default = build_stack(config, clock, DEFAULT_TENANT)
+        default = build_stack(config, clock, DEFAULT_TENANT, limiter)
         storage = default.storage
         committer = default.writer
     pipeline, writer = default.pipeline, default.writer
@@ -175,7 +176,6 @@ def build(config: Config, clock: Clock | None = None) -> App:
     sampling_stats = SamplingCollector(
         lambda: [(stack.pipeline.tail, stack.pipeline.head) for stack in writers()]
     )
-    limiter = Limiter(config.limits) if config.limits.enabled else None
     notifier = None
     if config.alerting.alertmanagers and config.slos:
         ui_url = f"http://{config.server.host}:{config.server.ui_port}"
@@ -272,8 +272,15 @@ def build(config: Config, clock: Clock | None = None) -> App:
     )
 
 
-def build_stack(config: Config, clock: Clock, tenant: str) -> Stack:
-    """One tenant's store, pipeline and writer (the only ones with tenancy off)."""
+def build_stack(config: Config, clock: Clock, tenant: str, limiter: Limiter | None) -> Stack:
+    """One tenant's store, pipeline and writer (the only ones with tenancy off). Its
+    retention: the tenant's `retention_hours` limit where set, else `storage.retention_hours`
+    (read again at each pass: the overrides file may change it)."""
+
+    def retention_hours() -> float:
+        hours = limiter.of(tenant).retention_hours if limiter is not None else 0.0
+        return hours or config.storage.retention_hours
+
     try:
         storage = open_storage(
             config.storage.kind,
@@ -282,7 +289,7 @@ def build_stack(config: Config, clock: Clock, tenant: str) -> Stack:
             parse_size(config.storage.duckdb.sample_cache),
             clickhouse_dsn=config.storage.clickhouse.dsn,
             clickhouse_database=clickhouse_database(config.storage.clickhouse.database, tenant),
-            retention_hours=config.storage.retention_hours,
+            retention_hours=retention_hours(),
             clickhouse_shards=config.cluster.shards,
             clickhouse_cluster=config.cluster.clickhouse_cluster,
         )
@@ -302,10 +309,9 @@ def build_stack(config: Config, clock: Clock, tenant: str) -> Stack:
         head=HeadSamplingFilter(sampling.head.ratio) if sampling.head.enabled else None,
         tail=TailSampler.from_config(sampling.tail) if sampling.tail.enabled else None,
     )
-    retention_ns = int(config.storage.retention_hours * NS_PER_HOUR)
 
     def apply_retention() -> None:
-        storage.expire(clock.now_ns() - retention_ns)
+        storage.expire(clock.now_ns() - int(retention_hours() * NS_PER_HOUR))
 
     writer = BatchWriter(
         pipeline,

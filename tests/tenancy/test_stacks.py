@@ -95,3 +95,36 @@ def test_no_store_is_opened_once_stopping() -> None:
     app.stop()
     with pytest.raises(UnavailableError, match="shutting down"):
         asyncio.run(_submit(app, "late", _logs("late", [1])))
+
+
+def test_a_tenants_retention(tmp_path: object) -> None:
+    """`limits.tenants.<t>.retention_hours`: that tenant's store keeps its data that long,
+    the others `storage.retention_hours`."""
+    from meshscope.clock import ManualClock
+    from meshscope.config import Config, StorageConfig
+    from meshscope.limits.config import LimitsConfig, TenantLimits
+    from meshscope.tenancy.config import TenancyConfig
+
+    now = 1_700_000_000 * 10**9
+    clock = ManualClock(now)
+    config = Config(
+        storage=StorageConfig(kind="memory", retention_hours=24),
+        tenancy=TenancyConfig(enabled=True),
+        limits=LimitsConfig(tenants={"short": TenantLimits(retention_hours=1)}),
+    )
+    app = build(config, clock)
+    app.start()
+    try:
+        two_hours_ago = now - 2 * 3600 * 10**9
+        for tenant in ("short", "long"):
+            asyncio.run(_submit(app, tenant, _logs(tenant, [two_hours_ago])))
+        assert app.stacks is not None
+        for stack in app.stacks.all():
+            assert stack.writer.retention is not None
+            stack.writer.retention()
+        with as_tenants("short"):
+            assert app.storage.logs.find_logs(LogQuery()) == []
+        with as_tenants("long"):
+            assert len(app.storage.logs.find_logs(LogQuery())) == 1
+    finally:
+        app.stop()

@@ -52,6 +52,9 @@ class TenantLimits:
     query_timeout_seconds: float = 0.0
     max_series_per_query: float = 0.0
     max_samples_per_query: float = 0.0
+    # How long the tenant's data is kept (0: storage.retention_hours), like Loki's and
+    # Tempo's per-tenant retention; its own store with tenancy on, else the one store's.
+    retention_hours: float = 0.0
 
     def rate(self, signal: Signal) -> tuple[float, float]:
         """(rate, burst) for `signal`; rate 0 = unlimited; the burst defaults to the rate."""
@@ -67,6 +70,7 @@ class TenantLimits:
         return (
             self.limits_series()
             or self.limits_queries()
+            or self.retention_hours > 0
             or any(self.rate(signal)[0] > 0 for signal in SIGNALS)
         )
 

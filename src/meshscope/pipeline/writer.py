@@ -128,7 +128,7 @@ class BatchWriter:
     ) -> None:
         self.pipeline = pipeline
         self.settings = settings or WriterSettings()
-        self._retention = retention
+        self.retention = retention  # applied every retention_interval_s
         self._maintenance = maintenance
         self._store_busy_s = 0.0  # time the store thread spent committing, in all
         self._jobs: deque[_Job] = deque()
@@ -357,8 +357,8 @@ class BatchWriter:
             if now >= next_flush:
                 self._guard(self.pipeline.flush)
                 next_flush = now + self.settings.flush_interval_s
-            if self._retention is not None and now >= next_retention:
-                self._guard(self._retention)
+            if self.retention is not None and now >= next_retention:
+                self._guard(self.retention)
                 next_retention = now + self.settings.retention_interval_s
             if now >= next_upkeep:
                 busy, busy_at_upkeep = self._store_busy_s - busy_at_upkeep, self._store_busy_s
