@@ -111,3 +111,16 @@ def test_refuses_a_file_of_another_schema_version(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(ValueError, match="schema version 0"):
         DuckDBStorage(path)
+
+
+def test_spans_read_together_do_not_share_attribute_dicts(store: DuckDBStorage) -> None:
+    # One read decodes each distinct attribute set once; every span still gets its own dict.
+    spans = [
+        Span(f"{1:032x}", f"{i + 1:016x}", "op", "svc", i, i + 1, attributes={"k": "v", "n": 1})
+        for i in range(3)
+    ]
+    store.traces.write_spans(spans)
+    read = store.traces.get_trace(f"{1:032x}")
+    assert [span.attributes for span in read] == [{"k": "v", "n": 1}] * 3
+    read[0].attributes["k"] = "changed"
+    assert [span.attributes["k"] for span in read] == ["changed", "v", "v"]

@@ -11,12 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from meshscope.api.envelope import jaeger_error, jaeger_ok
+from meshscope.api.envelope import FastJSONResponse, jaeger_error, jaeger_ok
 from meshscope.api.handlers import Handler, status_of, threaded
-from meshscope.api.jaeger_model import trace_json
+from meshscope.api.jaeger_model import trace_fragment, traces_fragments
 from meshscope.api.jaeger_search import KINDS, parse_search
 from meshscope.api.params import NS_PER_MS, ParamError, optional_int, scaled, trace_id
 from meshscope.model.spans import SpanKind
@@ -63,23 +62,24 @@ def jaeger_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Route]
         spans = trace_queries.get_trace(storage.traces, wanted)
         if not spans:
             return jaeger_error(404, "trace not found")
-        return [trace_json(spans)]
+        return [trace_fragment(spans)]
 
     def search(request: Request) -> Any:
         parsed = parse_search(request.query_params, now_ns)
         if parsed.trace_ids:
             found, missing = trace_queries.get_traces(storage.traces, parsed.trace_ids)
+            total = len(found)
             body = {
-                "data": [trace_json(spans) for spans in found],
-                "total": len(found),
+                "data": traces_fragments(found),
+                "total": total,
                 "limit": 0,
                 "offset": 0,
                 "errors": [{"code": 404, "msg": "trace not found", "traceID": t} for t in missing]
                 or None,
             }
-            return JSONResponse(body)
+            return FastJSONResponse(body)
         found = trace_queries.find_traces(storage.traces, parsed.query)
-        return [trace_json(spans) for spans in found]
+        return traces_fragments(found)
 
     def dependency_links(request: Request) -> Any:
         params = request.query_params
