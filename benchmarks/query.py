@@ -54,6 +54,7 @@ from meshscope.api.loki import loki_query_routes
 from meshscope.api.meshscope import meshscope_routes
 from meshscope.config import DuckDBConfig
 from meshscope.query.red import red
+from meshscope.server import freeze_startup_heap
 from meshscope.store.base import LogQuery, TraceQuery
 from meshscope.store.duckdb import DuckDBStorage
 from meshscope.ui.routes import ui_routes
@@ -210,6 +211,7 @@ def bench(profile: str, path: Path, runs: int, report: Report) -> None:
     storage = DuckDBStorage(path, memory_limit=DuckDBConfig().memory_limit)
     began = time.perf_counter()
     warmed = storage.warm_up()
+    freeze_startup_heap()  # as `meshscope serve` does once started
     print(
         f"[{profile}] warm-up: {warmed.spans:,} spans, {warmed.buffer_bytes / 2**20:,.0f} MiB"
         f" in {time.perf_counter() - began:.1f} s (complete: {warmed.complete})"
