@@ -218,7 +218,9 @@ def test_series_labels_without_samples_match_select(storage: Storage) -> None:
     points = []
     for i in range(12):
         t = 1_700_000_000_000_000_000 + i * 15 * 10**9
-        points.append(MetricPoint("calls", labels_of({"svc": f"s{i % 3}"}), t, MetricType.COUNTER, i))
+        points.append(
+            MetricPoint("calls", labels_of({"svc": f"s{i % 3}"}), t, MetricType.COUNTER, i)
+        )
         if i < 6:  # a series that stops half way
             points.append(MetricPoint("old", labels_of({"svc": "gone"}), t, value=1.0))
         hist = Histogram((0.5, 2.0), (i, 1, 0), 1.0 * i, i + 1)
