@@ -377,8 +377,10 @@ def test_no_write_lands_in_another_tenant(served: Served, app: str, path: str) -
 def test_naming_another_tenant_is_403(served: Served) -> None:
     response = httpx.get(served.url("/api/services"), headers=bearer(READER_A, "team-b"))
     assert response.status_code == 403 and "team-b" in response.json()["errors"][0]["msg"]
-    response = httpx.get(
-        served.url("/api/v1/query"), params={"query": "up"}, headers=bearer(READER_A, "a|b")
+    response = httpx.get(  # several tenants: not on the exemplars route
+        served.url("/api/v1/query_exemplars"),
+        params={"query": "up"},
+        headers=bearer(READER_AB, "team-a|team-b"),
     )
     assert response.status_code == 400 and response.json()["errorType"] == "bad_data"
     body = _trace_request("intruder", [{"trace": "ab" * 16, "id": "ab" * 8, "name": "x",
@@ -421,6 +423,25 @@ def test_spans_of_two_tenants_never_pair(served: Served) -> None:
     edges_b = _promql(served, "traces_service_graph_request_total", READER_B)
     pairs_b = {(e["metric"]["client"], e["metric"]["server"]) for e in edges_b}
     assert ("frontend", "checkout") not in pairs_a | pairs_b
+
+
+def test_prometheus_reads_several_tenants_with_tenant_labels(served: Served) -> None:
+    """Mimir's tenant federation: a token of both tenants naming both sees each tenant's
+    series labelled `__tenant_id__`, and can aggregate or select by it."""
+    query = 'sum by (__tenant_id__) (calls_total{service_name="shared-svc"})'
+    result = _promql(served, query, READER_AB, "team-a|team-b")
+    got = {r["metric"]["__tenant_id__"]: float(r["value"][1]) for r in result}
+    assert got == {"team-a": SHARED_SPANS["team-a"], "team-b": SHARED_SPANS["team-b"]}
+    only_b = _promql(served, 'sum(calls_total{__tenant_id__="team-b"})', READER_AB, "team-a|team-b")
+    assert float(only_b[0]["value"][1]) == sum(
+        float(r["value"][1]) for r in _promql(served, "sum(calls_total)", READER_B)
+    )
+    refused = httpx.get(
+        served.url("/api/v1/query"),
+        params={"query": "up"},
+        headers=bearer(READER_A, "team-a|team-b"),
+    )
+    assert refused.status_code == 403
 
 
 def test_slos_are_their_tenants(served: Served) -> None:

@@ -61,7 +61,7 @@ def test_writes_and_reads_stay_with_their_tenant(app: App) -> None:
         newest = app.storage.logs.find_logs(LogQuery(newest_first=True, limit=2))
         assert [r.body for r in newest] == ["a-6", "b-5"]
         assert app.storage.logs.log_counts() == {"svc": 6}
-        with pytest.raises(NoTenantError):  # only logs read several tenants at once
+        with pytest.raises(NoTenantError):  # only logs and metrics read several tenants
             app.storage.catalog.services()
 
 
@@ -128,3 +128,25 @@ def test_a_tenants_retention(tmp_path: object) -> None:
             assert len(app.storage.logs.find_logs(LogQuery())) == 1
     finally:
         app.stop()
+
+
+def test_metrics_of_several_tenants_carry_their_tenant(app: App) -> None:
+    from meshscope.model.metrics import MetricPoint
+    from meshscope.store.base import LabelMatcher, MatchOp
+
+    for tenant, value in (("a", 1.0), ("b", 2.0)):
+        asyncio.run(_submit(app, tenant, Batch(metrics=[MetricPoint("up", (("job", "x"),), 5,
+                                                                    value=value)])))  # fmt: skip
+    with as_tenants("a", "b"):
+        found = app.storage.metrics.select("up", [], 0, 10)
+        assert sorted((s.labels, s.samples[0].value) for s in found) == [
+            ((("__tenant_id__", "a"), ("job", "x")), 1.0),
+            ((("__tenant_id__", "b"), ("job", "x")), 2.0),
+        ]
+        only_b = [LabelMatcher("__tenant_id__", MatchOp.EQ, "b")]
+        assert [s.labels for s in app.storage.metrics.select_values("up", only_b, 0, 10)] == [
+            (("__tenant_id__", "b"), ("job", "x"))
+        ]
+        assert [f.name for f in app.storage.metrics.families()] == ["up"]
+    with as_tenants("a"):
+        assert [s.labels for s in app.storage.metrics.select("up", [], 0, 10)] == [(("job", "x"),)]

@@ -2,9 +2,9 @@
 
 The tenancy gates set it for the whole run of a request's handler (asyncio tasks and
 `run_in_threadpool` copy it into threads). A write has exactly one tenant; a read one, or
-several on the Loki query API (`X-Scope-OrgID: a|b`). Writes made by meshscope itself (the
-scraper) run without it and go to the default tenant; a read without it is a wiring bug and
-fails (`NoTenantError`) rather than read some tenant's data.
+several on the Loki and Prometheus query APIs (`X-Scope-OrgID: a|b`). Writes made by
+meshscope itself (the scraper) run without it and go to the default tenant; a read without
+it is a wiring bug and fails (`NoTenantError`) rather than read some tenant's data.
 """
 
 from __future__ import annotations

@@ -26,6 +26,19 @@ from meshscope.tenancy.context import current_tenants
 _HEADER = b"x-scope-orgid"
 SEVERAL_PREFIX = "/loki/api/v1/"
 """Reads under this prefix may name several tenants (`a|b`), as Loki's do."""
+SEVERAL_PATHS = frozenset(
+    {
+        "/api/v1/query",
+        "/api/v1/query_range",
+        "/api/v1/series",
+        "/api/v1/labels",
+        "/api/v1/label/{name}/values",
+        "/api/v1/metadata",
+        "/api/v1/rules",
+        "/api/v1/alerts",
+    }
+)
+"""Prometheus reads that may name several tenants, as Mimir's tenant federation allows."""
 SELF_ROUTES = frozenset({"/metrics"})
 
 
@@ -83,6 +96,7 @@ def tenant_routes(
             route.app,
             refusal_for(app_name, route.path),
             writes=writes,
-            several=route.path.startswith(SEVERAL_PREFIX) and not writes,
+            several=(route.path.startswith(SEVERAL_PREFIX) or route.path in SEVERAL_PATHS)
+            and not writes,
             can_write=can_write,
         )

@@ -1,10 +1,11 @@
 """Which tenants a request may use: its token's, or the ones `X-Scope-OrgID` names.
 
 Writes follow `limits.tenant.resolve_tenant` (one tenant). Reads take the same header, which
-on the Loki query API may name several tenants as `a|b` (Loki's multi-tenant queries); with
-authentication on every one of them must be the token's (else 403), and without a header a
-read sees the token's first tenant, like a write. With authentication off the header is
-trusted, as Loki, Tempo and Mimir trust it behind their gateway.
+on the Loki and Prometheus query APIs may name several tenants as `a|b` (Loki's multi-tenant
+queries, Mimir's tenant federation); with authentication on every one of them must be the
+token's (else 403), and without a header a read sees the token's first tenant, like a
+write. With authentication off the header is trusted, as Loki, Tempo and Mimir trust it
+behind their gateway.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def read_tenants(
         return (principal.first_tenant if principal is not None else DEFAULT_TENANT,)
     if len(names) > 1 and not several:
         raise TenantError(
-            400, "X-Scope-OrgID names several tenants: only the Loki query API reads several"
+            400,
+            "X-Scope-OrgID names several tenants: only the Loki query API and Prometheus"
+            " queries, series, labels and metadata read several",
         )
     tenants: list[str] = []
     for name in names:

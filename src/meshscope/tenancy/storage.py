@@ -4,9 +4,10 @@ of the request being handled (`context.read_tenants`).
 The APIs were built against `store.base.Storage` and stay unaware of tenants: `traces`,
 `logs`, `metrics` and `catalog` here are thin views whose every method looks up the
 request's tenant's store and calls it. A tenant without a store reads an empty one. A read
-of several tenants (Loki's `a|b`) is served by the logs view only, as the union of each
-tenant's records, each labelled `__tenant_id__` as Loki labels them; the other views refuse
-it (the gates let several tenants through to the Loki query API only). Writes never come
+of several tenants is served by the logs view (Loki's `a|b`) and the metrics view (Mimir's
+tenant federation, on the Prometheus API) as the union of each tenant's records or series,
+each labelled `__tenant_id__`; the other views refuse it (the gates let several tenants
+through to those APIs only). Writes never come
 this way (each tenant's writer holds its own store): the write methods refuse.
 """
 
@@ -16,6 +17,7 @@ import heapq
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
@@ -62,7 +64,7 @@ class _Tenanted:
     def _one(self) -> Storage:
         tenants = read_tenants()
         if len(tenants) != 1:
-            raise NoTenantError("only the Loki query API reads several tenants at once")
+            raise NoTenantError("only the Loki and Prometheus query APIs read several tenants")
         return self._storage(tenants[0])
 
 
@@ -113,31 +115,81 @@ class TenantLogs(_Tenanted):
 
 
 class TenantMetrics(_Tenanted):
+    """A read of several tenants (Mimir's tenant federation, on the Prometheus API) sees every
+    tenant's series, each labelled `__tenant_id__`, which matchers may select on."""
+
     def write_points(self, points: Sequence[MetricPoint]) -> None:
         raise ReadOnlyError("points are written by their tenant's writer")
+
+    def _stores(
+        self, matchers: Sequence[LabelMatcher]
+    ) -> list[tuple[str | None, MetricStore, list[LabelMatcher]]]:
+        """(tenant to label with, or None for a one-tenant read; its store; the matchers
+        the store gets)."""
+        tenants = read_tenants()
+        if len(tenants) == 1:
+            return [(None, self._storage(tenants[0]).metrics, list(matchers))]
+        own = [m for m in matchers if m.name != TENANT_LABEL]
+        on_tenant = [m for m in matchers if m.name == TENANT_LABEL]
+        return [
+            (tenant, self._storage(tenant).metrics, own)
+            for tenant in tenants
+            if all(m.matches(tenant) for m in on_tenant)
+        ]
 
     def select(
         self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
     ) -> list[Series]:
-        return self._one().metrics.select(name, matchers, start_ns, end_ns)
+        return [
+            _labelled(series, tenant)
+            for tenant, store, own in self._stores(matchers)
+            for series in store.select(name, own, start_ns, end_ns)
+        ]
 
     def latest(
         self, name: str, matchers: Sequence[LabelMatcher], at_ns: int, lookback_ns: int
     ) -> list[Series]:
-        return self._one().metrics.latest(name, matchers, at_ns, lookback_ns)
+        return [
+            _labelled(series, tenant)
+            for tenant, store, own in self._stores(matchers)
+            for series in store.latest(name, own, at_ns, lookback_ns)
+        ]
 
     def select_values(
         self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
     ) -> list[SampleColumns]:
-        return self._one().metrics.select_values(name, matchers, start_ns, end_ns)
+        return [
+            _labelled(columns, tenant)
+            for tenant, store, own in self._stores(matchers)
+            for columns in store.select_values(name, own, start_ns, end_ns)
+        ]
 
     def select_histograms(
         self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
     ) -> list[HistogramColumns]:
-        return self._one().metrics.select_histograms(name, matchers, start_ns, end_ns)
+        return [
+            _labelled(columns, tenant)
+            for tenant, store, own in self._stores(matchers)
+            for columns in store.select_histograms(name, own, start_ns, end_ns)
+        ]
 
     def families(self) -> list[MetricFamily]:
-        return self._one().metrics.families()
+        found: dict[str, MetricFamily] = {}
+        for _, store, _ in self._stores(()):
+            for family in store.families():
+                found.setdefault(family.name, family)
+        return list(found.values())
+
+
+_Labelled = TypeVar("_Labelled", Series, SampleColumns, HistogramColumns)
+
+
+def _labelled(item: _Labelled, tenant: str | None) -> _Labelled:
+    """`item` with its tenant's `__tenant_id__` label (labels stay sorted); as is for None."""
+    if tenant is None:
+        return item
+    labels = tuple(sorted((*item.labels, (TENANT_LABEL, tenant))))
+    return replace(item, labels=labels)
 
 
 class TenantCatalog(_Tenanted):
