@@ -76,8 +76,7 @@ NS_PER_HOUR = 3600 * 10**9
 class App:
     config: Config
     storage: Storage  # what the read APIs read (with tenancy on: the request's tenant's)
-    pipeline: Pipeline  # the default tenant's
-    writer: BatchWriter  # the default tenant's
+    stack: Stack  # the default tenant's store, pipeline and writer (the only ones when off)
     sink: IngestSink  # the writer(s), or worker processes in front of them
     limits: IngestLimits
     decoders: OtlpDecoders
@@ -85,7 +84,6 @@ class App:
     ui: Starlette
     otlp_http: Starlette
     zipkin: Starlette
-    warm_up: WarmUpThread | None = None  # loads the store's read path after a restart
     notifier: AlertNotifier | None = None  # SLO alerts to Alertmanager, when configured
     tokens: TokenStore | None = None  # with auth on: who each credential is (reloadable)
     tls: TlsFiles | None = None  # with server.tls set: every listener's certificate
@@ -93,6 +91,14 @@ class App:
     limiter: Limiter | None = None  # with `limits:` set: per-tenant ingest rates
     cluster: ClusterNode | None = None  # cluster mode: `sink` routes by trace owner
     stacks: TenantStacks | None = None  # with tenancy on: each tenant's store and writer
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.stack.pipeline
+
+    @property
+    def writer(self) -> BatchWriter:
+        return self.stack.writer
 
     @property
     def workers(self) -> WorkerSink | None:
@@ -103,9 +109,7 @@ class App:
         if self.stacks is not None:
             self.stacks.start()
         else:
-            if self.warm_up is not None:
-                self.warm_up.start()
-            self.writer.start()
+            self.stack.start()
         if self.workers is not None:
             self.workers.start()
         if self.cluster is not None:
@@ -123,11 +127,8 @@ class App:
             self.workers.stop()
         if self.stacks is not None:
             self.stacks.stop()
-            return
-        self.writer.stop()
-        if self.warm_up is not None:
-            self.warm_up.stop()
-        self.storage.close()
+        else:
+            self.stack.stop()
 
 
 def build(config: Config, clock: Clock | None = None) -> App:
@@ -154,7 +155,6 @@ def build(config: Config, clock: Clock | None = None) -> App:
         default = build_stack(config, clock, DEFAULT_TENANT, limiter)
         storage = default.storage
         committer = default.writer
-    pipeline, writer = default.pipeline, default.writer
     writers = stacks.all if stacks is not None else lambda: [default]
     limits = IngestLimits()
     sink: IngestSink = committer
@@ -162,7 +162,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
     if (
         config.pipeline.ingest_workers
         and isinstance(default.storage, TwoPhaseStorage)
-        and not pipeline.samples_in_process
+        and not default.pipeline.samples_in_process
     ):
         workers = WorkerSettings(processes=config.pipeline.ingest_workers)
         sink = WorkerSink(committer, workers, limits.max_body_bytes)
@@ -248,8 +248,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
     return App(
         config=config,
         storage=storage,
-        pipeline=pipeline,
-        writer=writer,
+        stack=default,
         sink=sink,
         limits=limits,
         decoders=decoders,
@@ -267,7 +266,6 @@ def build(config: Config, clock: Clock | None = None) -> App:
         ),
         limiter=limiter,
         cluster=cluster,
-        warm_up=default.warm_up,
         stacks=stacks,
     )
 

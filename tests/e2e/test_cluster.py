@@ -72,7 +72,10 @@ def _post(port: int, body: bytes) -> int:
     return response.status
 
 
-def _settings(node: str, ports: dict[str, Ports], shards: list[str], db: str) -> dict[str, str]:
+def node_settings(
+    node: str, ports: dict[str, Ports], shards: list[str], db: str, **more: str
+) -> dict[str, str]:
+    """A cluster node's settings over the ClickHouse shards (`more`: other MESHSCOPE_* ones)."""
     peers = [{"id": n, "url": f"http://127.0.0.1:{p.ui}"} for n, p in ports.items()]
     return {
         "MESHSCOPE_STORAGE__KIND": "clickhouse",
@@ -84,6 +87,7 @@ def _settings(node: str, ports: dict[str, Ports], shards: list[str], db: str) ->
         "MESHSCOPE_CLUSTER__SHARDS": json.dumps(shards),
         "MESHSCOPE_CLUSTER__CLICKHOUSE_CLUSTER": clickhouse_server.CLUSTER,
         "MESHSCOPE_CLUSTER__FORWARD_TIMEOUT_SECONDS": "5",
+        **more,
     }
 
 
@@ -103,7 +107,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             home = directory / node
             home.mkdir()
             processes[node] = stack.enter_context(
-                serve(home / "unused.duckdb", ports[node], _settings(node, ports, shards, database))
+                serve(
+                    home / "unused.duckdb",
+                    ports[node],
+                    node_settings(node, ports, shards, database),
+                )
             )
         home = directory / "single"
         home.mkdir()

@@ -11,7 +11,6 @@ slots' new owners."""
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import signal
 import threading
@@ -30,24 +29,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from tests.conformance import clickhouse_server
+from tests.e2e.test_cluster import node_settings
 from tests.e2e.test_durability import Ports, serve
 
 NODES = ("n1", "n2", "n3")
-
-
-def _settings(node: str, ports: dict[str, Ports], shards: list[str], db: str) -> dict[str, str]:
-    peers = [{"id": n, "url": f"http://127.0.0.1:{p.ui}"} for n, p in ports.items()]
-    return {
-        "MESHSCOPE_STORAGE__KIND": "clickhouse",
-        "MESHSCOPE_STORAGE__CLICKHOUSE__DATABASE": db,
-        "MESHSCOPE_PIPELINE__INGEST_WORKERS": "1",
-        "MESHSCOPE_CLUSTER__NODE_ID": node,
-        "MESHSCOPE_CLUSTER__PEERS": json.dumps(peers),
-        "MESHSCOPE_CLUSTER__SHARDS": json.dumps(shards),
-        "MESHSCOPE_CLUSTER__CLICKHOUSE_CLUSTER": clickhouse_server.CLUSTER,
-        "MESHSCOPE_CLUSTER__FORWARD_TIMEOUT_SECONDS": "3",
-        "MESHSCOPE_CLUSTER__HEALTH_INTERVAL_SECONDS": "0.5",
-    }
 
 
 def _counter(port: int, name: str) -> float:
@@ -120,7 +105,14 @@ def test_kill_9_of_a_node_under_load_loses_nothing_acknowledged(tmp_path: Path) 
                 serve(
                     tmp_path / node / "unused.duckdb",
                     ports[node],
-                    _settings(node, ports, shards, database),
+                    node_settings(
+                        node,
+                        ports,
+                        shards,
+                        database,
+                        MESHSCOPE_CLUSTER__FORWARD_TIMEOUT_SECONDS="3",
+                        MESHSCOPE_CLUSTER__HEALTH_INTERVAL_SECONDS="0.5",
+                    ),
                 )
             )
         stop = threading.Event()

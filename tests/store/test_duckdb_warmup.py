@@ -116,18 +116,18 @@ def test_serve_warms_a_reopened_file_in_the_background_unless_told_not_to(tmp_pa
     first.close()
     no_workers = PipelineConfig(ingest_workers=0)
     app = build(Config(storage=StorageConfig(path=str(path)), pipeline=no_workers))
-    assert app.warm_up is not None
+    assert app.stack.warm_up is not None
     app.start()
-    app.warm_up.join(30)
+    app.stack.warm_up.join(30)
     app.stop()
-    assert isinstance(app.warm_up.result, WarmUp) and app.warm_up.result.spans == 500
+    assert isinstance(app.stack.warm_up.result, WarmUp) and app.stack.warm_up.result.spans == 500
     off = build(
         Config(
             storage=StorageConfig(path=str(path), duckdb=DuckDBConfig(warm_up=False)),
             pipeline=no_workers,
         )
     )
-    assert off.warm_up is None
+    assert off.stack.warm_up is None
     off.storage.close()
     memory = build(Config(storage=StorageConfig(kind="memory"), pipeline=no_workers))
-    assert memory.warm_up is None  # nothing to load
+    assert memory.stack.warm_up is None  # nothing to load

@@ -3,8 +3,8 @@
 A call without credentials, or with credentials no token matches, is answered
 UNAUTHENTICATED; a token without the `write` scope PERMISSION_DENIED (every meshscope gRPC
 method is an export). An accepted call's handler runs with the principal in
-`current_principal` (the gRPC counterpart of `request.user`), where the tenancy step will
-take the tenant from.
+`current_principal` (the gRPC counterpart of `request.user`), where tenancy takes the
+tenant from.
 """
 
 from __future__ import annotations

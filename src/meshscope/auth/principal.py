@@ -2,8 +2,8 @@
 
 A principal carries the token's name, tenants and scopes. HTTP routes find it on the ASGI
 scope (`request.user`, `request.auth.scopes`, Starlette's convention) and every handler,
-HTTP or gRPC, in the `current_principal` context variable, which is where the tenancy step
-will take the tenant of a write or the tenants a read may see (ADR 0013).
+HTTP or gRPC, in the `current_principal` context variable, which is where tenancy takes
+the tenant of a write or the tenants a read may see (ADR 0017).
 """
 
 from __future__ import annotations

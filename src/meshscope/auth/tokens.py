@@ -7,7 +7,7 @@ The file (YAML, or JSON, which YAML reads too) lists credentials:
         token: 6f1c...              # a bearer token (at least 16 characters), or
         # token_sha256: 9b2e...     # only its sha256 in hex, so the file holds no secret
         scopes: [write]             # write, read, admin
-        tenants: [default]          # optional; not enforced yet (ADR 0013)
+        tenants: [default]          # optional; whose data it may write and read (ADR 0017)
       - name: grafana
         username: grafana           # HTTP basic auth, as Grafana data sources send it
         password: s3cret            # or password_sha256

@@ -1,4 +1,4 @@
-"""Whose a write is: one rule for every receiver, and for the tenancy step after it.
+"""Whose a write is: one rule for every receiver, used by the limits and by tenancy.
 
 With authentication on, the tenant is one of the token's: the one the request names in
 `X-Scope-OrgID` (HTTP) or `x-scope-orgid` (gRPC metadata), else the token's first; naming a
