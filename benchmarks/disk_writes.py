@@ -8,8 +8,13 @@ that rate for a fixed time, then is stopped with SIGINT. How the spans are cut i
   rate*5/N spans (1..512), e.g. 2 requests/s of 5 spans at 10 spans/s;
 - `--requests-per-second R`: R requests a second whatever the rate (the worst case at low
   rates: 1 span per request at 10 spans/s with R=10).
-Every request is its own durable commit (fsync), and the kernel writes a log append as whole
-4 KiB pages, so a commit costs at least ~4 KiB however few spans it holds.
+Every group of requests is one durable commit (fsync), and the kernel writes a log append as
+whole 4 KiB pages, so a commit costs at least ~4 KiB however few spans it holds; at low load
+the commit window (ADR 0018) lets requests arriving within a second share one.
+Bytes are counted in the steady state: before that every request is sent once, unpaced (the
+load's metric series, operations and resources are created, a one-time cost), then the load
+runs past one metric flush and one commit-window probe (`--no-warm`: count from the start,
+first-time writes included).
 Printed per rate:
 - `load B/span`: bytes the server's processes sent to the disk while the load ran
   (`write_bytes` of /proc/<pid>/io, the owner and its ingest workers): the steady state;
@@ -22,7 +27,7 @@ Printed per rate:
 This is a byte count, not a speed measurement: it may run while the machine is busy.
 
 Usage: .venv/bin/python benchmarks/disk_writes.py [--seconds 20] [--rates 10,100,1000,10000]
-    [--exporters 10 | --requests-per-second 10]
+    [--exporters 10 | --requests-per-second 10] [--no-warm]
 """
 
 from __future__ import annotations
@@ -40,9 +45,11 @@ from pathlib import Path
 
 from ingest import Server, _wal_size
 from meshscope.ingest.loadgen import build_requests
+from meshscope.pipeline.commit_window import PROBE_EVERY_S
 
 MAX_SPANS_PER_REQUEST = 512  # the BatchSpanProcessor's max_export_batch_size
 EXPORT_DELAY_S = 5.0  # its schedule_delay
+FLUSH_INTERVAL_S = 15.0  # pipeline.flush_interval_seconds' default
 
 
 @dataclass
@@ -127,7 +134,16 @@ def spans_per_request(rate: int, exporters: int, requests_per_second: float) -> 
     return min(MAX_SPANS_PER_REQUEST, max(1, round(wanted)))
 
 
-def measure(rate: int, seconds: float, spans: int) -> Phase:
+def _warm(port: int, bodies: list[bytes], spans: int, rate: float) -> None:
+    """The steady state before bytes are counted: every body sent once, unpaced (the
+    services, operations, resources and metric series of the load exist), then the load
+    itself past one metric flush and one probe of the commit window (which the unpaced
+    burst turned off: nothing waited in it would join a held group late)."""
+    _send(port, bodies, spans, 1000.0, len(bodies) / 1000.0)
+    _send(port, bodies, spans, rate, max(FLUSH_INTERVAL_S, PROBE_EVERY_S) + 1.0)
+
+
+def measure(rate: int, seconds: float, spans: int, warm: bool) -> Phase:
     base_ns = time.time_ns() - 20 * 60 * 10**9  # inside the retention window
     bodies = build_requests(
         min(100, max(1, int(rate * seconds / spans))), spans, seed=rate, base_ns=base_ns
@@ -137,6 +153,8 @@ def measure(rate: int, seconds: float, spans: int) -> Phase:
     try:
         server.start()
         time.sleep(1.0)  # let start-up writes (schema, worker spawn) settle
+        if warm:
+            _warm(server.http_port, bodies, spans, rate / spans)
         pids = server.pids()
         before = _write_bytes(pids)
         log_before = _wal_size(server.db)
@@ -174,13 +192,19 @@ def main() -> None:
     shape = parser.add_mutually_exclusive_group()
     shape.add_argument("--exporters", type=int, default=10, help="SDKs sending (default 10)")
     shape.add_argument("--requests-per-second", type=float, default=0.0, help="fixed rate")
+    parser.add_argument(
+        "--warm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send every request once before counting (steady state; --no-warm: cold start)",
+    )
     args = parser.parse_args()
     phases: list[Phase] = []
     print(f"{'spans/s':>8} {'spans/req':>9} {'acked':>8} {'fail':>4} {'load B/span':>12}"
           f" {'log B/span':>11} {'total B/span':>13} {'file':>10} {'wal':>8}")  # fmt: skip
     for rate in (int(text) for text in args.rates.split(",")):
         spans = spans_per_request(rate, args.exporters, args.requests_per_second)
-        phase = measure(rate, args.seconds, spans)
+        phase = measure(rate, args.seconds, spans, args.warm)
         phases.append(phase)
         per = max(1, phase.acked_spans)
         print(f"{rate:>8} {spans:>9} {phase.acked_spans:>8} {phase.failures:>4}"

@@ -313,7 +313,11 @@ def build_stack(config: Config, clock: Clock, tenant: str, limiter: Limiter | No
 
     writer = BatchWriter(
         pipeline,
-        WriterSettings(flush_interval_s=settings.flush_interval_seconds),
+        WriterSettings(
+            flush_interval_s=settings.flush_interval_seconds,
+            commit_window_s=settings.commit_window_seconds,
+            commit_window_items=settings.commit_window_items,
+        ),
         apply_retention,
         maintenance=storage.maintain if isinstance(storage, Maintained) else None,
     )

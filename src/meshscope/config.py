@@ -86,6 +86,8 @@ class PipelineConfig:
     servicegraph_max_pending: int = 1_000_000
     max_series_per_metric: int = 10_000
     ingest_workers: int = 2
+    commit_window_seconds: float = 1.0
+    commit_window_items: int = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +247,10 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"setting query.{name} must be > 0, got {value}")
     if config.pipeline.flush_interval_seconds <= 0:
         raise ConfigError("setting pipeline.flush_interval_seconds must be > 0")
+    if config.pipeline.commit_window_seconds < 0:
+        raise ConfigError("setting pipeline.commit_window_seconds must be >= 0")
+    if config.pipeline.commit_window_items <= 0:
+        raise ConfigError("setting pipeline.commit_window_items must be > 0")
     validate_tls(config.server.tls)
     validate_auth(config.auth)
     validate_tenancy(config.tenancy)

@@ -204,3 +204,79 @@ def test_a_full_queue_ends_the_wait() -> None:
 def test_linger_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="linger_s"):
         WriterSettings(linger_s=-1)
+
+
+def test_commit_window_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="commit_window_s"):
+        WriterSettings(commit_window_s=-0.5)
+
+
+def _paced(writer: BatchWriter, count: int, gap_s: float) -> list[float]:
+    """Enqueue `count` one-span batches `gap_s` apart (as independent SDKs send, each on its
+    own schedule, not waiting for the previous answer); the times they were answered."""
+    answered: list[float] = []
+    begin = time.monotonic()
+    for i in range(count):
+        delay = begin + i * gap_s - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        writer.enqueue(
+            Batch(spans=[span(100 + i)]), lambda _error: answered.append(time.monotonic())
+        )
+    _until(lambda: len(answered) == count)
+    return answered
+
+
+def test_the_commit_window_lets_requests_arriving_close_together_share_a_commit() -> None:
+    storage = MemoryStorage()
+    settings = WriterSettings(flush_interval_s=3600, commit_window_s=0.6)
+    writer = BatchWriter(Pipeline(storage, SystemClock()), settings)
+    writer.start()
+    try:
+        _paced(writer, 9, 0.2)  # 5 requests/s: a window of 0.6 s gathers 3 or 4 each
+        assert storage.traces.span_counts() == {"api": 9}
+        # Without the window each request is its own commit (9); the first goes alone.
+        assert writer.commits <= 4
+        assert writer.commit_window.paid_holds >= 2
+    finally:
+        writer.stop()
+
+
+def test_a_client_waiting_for_each_answer_is_not_held_after_one_probe() -> None:
+    storage = MemoryStorage()
+    settings = WriterSettings(flush_interval_s=3600, commit_window_s=0.5)
+    writer = BatchWriter(Pipeline(storage, SystemClock()), settings)
+    writer.start()
+    try:
+        began = time.monotonic()
+        for i in range(20):  # one request at a time: nothing can ever join a held group
+            asyncio.run(writer.submit(Batch(spans=[span(200 + i)])))
+        took = time.monotonic() - began
+        window = writer.commit_window
+        assert window.holds == 1 and window.paid_holds == 0 and not window.on
+        assert writer.commits == 20
+        # One probe held one request up to the window; the other 19 were not held.
+        assert took < 0.5 + 19 * 0.2
+    finally:
+        writer.stop()
+
+
+def test_a_full_batch_is_not_held_by_the_commit_window() -> None:
+    storage = MemoryStorage()
+    settings = WriterSettings(flush_interval_s=3600, commit_window_s=30, commit_window_items=3)
+    writer = BatchWriter(Pipeline(storage, SystemClock()), settings)
+    done: list[BaseException | None] = []
+    writer.start()
+    try:
+        writer.enqueue(Batch(spans=[span(1)]), done.append)  # first: nothing before it
+        _until(lambda: len(done) == 1)
+        writer.enqueue(Batch(spans=[span(i) for i in (2, 3, 4)]), done.append)
+        _until(lambda: len(done) == 2)  # 3 items: goes at once, not after 30 s
+        writer.enqueue(Batch(spans=[span(5)]), done.append)  # small, right after: held
+        time.sleep(0.3)
+        assert len(done) == 2 and writer.commit_window.holds == 0
+        writer.enqueue(Batch(spans=[span(i) for i in (6, 7)]), done.append)  # now 3 items
+        _until(lambda: len(done) == 4)
+        assert writer.commits == 3 and writer.commit_window.paid_holds == 1
+    finally:
+        writer.stop()

@@ -50,6 +50,17 @@ class IngestCollector(Collector):
             "Group commits to the store.",
             value=sum(writer.commits for writer in writers),
         )
+        windows = [writer.commit_window for writer in writers]
+        holds = CounterMetricFamily(
+            "meshscope_store_commit_window_holds",
+            "Groups held open at low load for more requests to share their commit, by"
+            " whether one came (paid) or not.",
+            labels=["outcome"],
+        )
+        paid = sum(window.paid_holds for window in windows)
+        holds.add_metric(["paid"], paid)
+        holds.add_metric(["unpaid"], sum(window.holds for window in windows) - paid)
+        yield holds
         yield GaugeMetricFamily(
             "meshscope_ingest_queue_items",
             "Items accepted and waiting for commit.",

@@ -271,12 +271,11 @@ class Pipeline:
         calls = self.pairer.expire(now)
         if calls:
             self._graph_metrics.observe(calls)
-            write_encoded(self.storage, [], calls=calls)
         points = self.registry.collect(now, changed_only=changed_only)
         if points and self._series_labels:
             points = [_labelled(point, self._series_labels) for point in points]
-        if points:
-            self.storage.metrics.write_points(points)
+        if calls or points:  # one durable commit for both (each costs a synced log page)
+            write_encoded(self.storage, [], points=points, calls=calls)
 
 
 def _labelled(point: MetricPoint, extra: Labels) -> MetricPoint:

@@ -14,7 +14,9 @@ the derived metrics meanwhile. The store thread clocks the groups: while it comm
 writer derives every batch that arrives into the next, which it hands over as soon as the
 store thread is free (so the slower the commits, the larger the groups, and neither stage
 waits for the other while there is work). Only when the store thread is idle and ingest
-workers still hold admitted batches (`expect_from`) does a group linger for them, briefly.
+workers still hold admitted batches (`expect_from`) does a group linger for them, briefly;
+and at low load a small group may be held open for requests still to come (the commit
+window, `commit_window.py`), so that they share one durable commit.
 The writer thread also flushes derived metrics on an interval, applies retention, and runs
 the store's upkeep (a checkpoint) when the load is low.
 
@@ -40,6 +42,7 @@ from typing import Protocol
 from meshscope.ingest.sink import OverloadedError, UnavailableError, UnstorableError
 from meshscope.model.batch import Batch
 from meshscope.pipeline.chain import Derived, Pipeline
+from meshscope.pipeline.commit_window import CommitWindow, Hold
 from meshscope.pipeline.prepared import Prepared
 from meshscope.store.base import StoreUnavailableError
 
@@ -68,6 +71,11 @@ class WriterSettings:
     # ingest.py: 29.7k vs 37.9k spans/s with 4k, 36.5k with 1k; ADR 0006).
     linger_s: float = 0.2
     linger_items: int = 4_000
+    # The commit window (pipeline/commit_window.py, ADR 0018): at low load a group smaller
+    # than `commit_window_items` waits up to `commit_window_s` after its first request for
+    # more to share its durable commit. 0 (here): off; `meshscope serve`: 1 s.
+    commit_window_s: float = 0.0
+    commit_window_items: int = 512
     # The store owner allocates ~30 objects per span (unpickled pairing records, calls,
     # metric rows). With CPython's default gen-0 threshold (700) a collection runs every
     # ~25 spans, and every 10th/100th one walks the pairer's 100k+ pending entries: ~2 us of
@@ -77,6 +85,8 @@ class WriterSettings:
     def __post_init__(self) -> None:
         if self.linger_s < 0:
             raise ValueError("linger_s must be >= 0")
+        if self.commit_window_s < 0:
+            raise ValueError("commit_window_s must be >= 0")
 
 
 @dataclass(slots=True)
@@ -143,6 +153,10 @@ class BatchWriter:
             target=self._store_run, name="meshscope-store", daemon=True
         )
         self._upstream: Callable[[], int] | None = None
+        self.commit_window = CommitWindow(
+            self.settings.commit_window_s, self.settings.commit_window_items
+        )
+        self._last_arrival: float | None = None  # when the last job taken was queued
         self.committed_items = 0
         self.rejected_items = 0
         self.commits = 0
@@ -216,32 +230,46 @@ class BatchWriter:
         thread is busy with the previous group (group commit clocked by the store: the
         slower a commit, the larger the next group). When the store is idle the group goes
         at once, unless batches are still being prepared upstream (`expect_from`): then it
-        lingers for them, up to `linger_s` after its first job was queued and `linger_items`."""
+        lingers for them, up to `linger_s` after its first job was queued and `linger_items`;
+        or unless the commit window holds it open for requests still to come (at low load,
+        `commit_window`)."""
         jobs: list[_Job] = []
         items = 0
         derived = Derived()
         observers: list[Callable[[], None]] = []
         deadline = 0.0
+        hold: Hold | None = None
+        asked = False  # whether the commit window was asked about this group
+        joined: list[float] = []  # when the jobs that joined during the hold came in
         with self._cond:
             if not self._jobs and not self._stopping:
                 self._cond.wait(timeout)
         while True:
             with self._cond:
                 if jobs:
-                    while not self._jobs and not self._ready(items, deadline):
-                        self._cond.wait(self._wait_s(deadline))
+                    while not self._jobs and not self._ready(items, deadline, hold):
+                        self._cond.wait(self._wait_s(deadline, hold))
                 taken = self._pop(self.settings.max_merge_items - items)
             if taken:
                 if not jobs:
                     deadline = taken[0].queued_at + self.settings.linger_s
+                elif hold is not None:
+                    joined += [job.queued_at for job in taken]
                 part = self._derive(taken)
                 if part is not None:
                     jobs += part[0]
                     items += sum(len(job.batch) for job in part[0])
                     derived.extend(part[1])
                     observers.append(part[2])
-            if not jobs or self._ready(items, deadline):
+            if jobs and not asked and self._ready(items, deadline, None):
+                asked = True
+                hold = self.commit_window.hold(jobs[0].queued_at, self._last_arrival, items)
+            if not jobs or self._ready(items, deadline, hold):
                 break
+        if hold is not None:
+            self.commit_window.done(hold, joined)
+        if jobs:
+            self._last_arrival = jobs[-1].queued_at
 
         def observe() -> None:
             for call in observers:
@@ -249,18 +277,27 @@ class BatchWriter:
 
         return (_Group(jobs, items, derived), observe) if jobs else None
 
-    def _ready(self, items: int, deadline: float) -> bool:
+    def _ready(self, items: int, deadline: float, hold: Hold | None) -> bool:
         """Whether the open group goes to the store thread now: the store is idle and the
-        group need not linger, or the group is as large as one transaction may be."""
+        group need not linger nor is held, or the group is as large as one transaction may
+        be."""
         if items >= self.settings.max_merge_items:
             return True
-        return self._store_idle and not self._lingering(items, deadline)
+        if not self._store_idle or self._lingering(items, deadline):
+            return False
+        return (
+            hold is None
+            or self._stopping
+            or items >= self.commit_window.items
+            or time.monotonic() >= hold.until
+        )
 
-    def _wait_s(self, deadline: float) -> float:
-        """How long to wait for news (a job, the store going idle): until the linger ends
-        when the group lingers, else a short while (both are also notified)."""
+    def _wait_s(self, deadline: float, hold: Hold | None) -> float:
+        """How long to wait for news (a job, the store going idle): until the linger or the
+        hold ends when the group waits, else a short while (both are also notified)."""
         if self._store_idle:
-            return max(0.0, deadline - time.monotonic())
+            until = max(deadline, hold.until if hold is not None else 0.0)
+            return max(0.0, until - time.monotonic())
         return 0.5
 
     def _open(self, items: int, deadline: float) -> bool:
