@@ -11,12 +11,14 @@ Phases, all in one run:
 3. sustained: the requests cycled for --seconds at full speed -> durable spans/s, ratio to floor,
    the lowest and highest rate over 10 s windows; plus CPU per span in the owner and in the
    ingest worker processes;
-4. OTLP/gRPC: the same requests over gRPC (raw pre-encoded messages, closed loop) for
-   --grpc-seconds -> durable spans/s and its ratio to OTLP/HTTP in this run (both go through
-   the ingest worker processes);
-5. tail sampling on: the server restarted with the documented tail-sampling policies (errors,
-   latency, a 10% share, a health-check veto), the same requests for --tail-seconds ->
-   durable spans/s and the ratio to tail sampling off in this run;
+4. OTLP/gRPC: the same requests over gRPC (raw pre-encoded messages, closed loop) and over
+   HTTP in --rounds alternating rounds on the same server, --grpc-seconds each in all ->
+   durable spans/s of each, per round, and the ratio gRPC / HTTP (both go through the ingest
+   worker processes; alternating, so the host's drift and the store's growth fall on both);
+5. tail sampling: two fresh servers, one with the documented tail-sampling policies (errors,
+   latency, a 10% share, a health-check veto), one without, the same requests in --rounds
+   alternating rounds, --tail-seconds each in all -> acknowledged spans/s and the ratio on /
+   off;
 6. overload: open-loop paced senders (their starts spread over one pace, as independent
    clients' are) offer twice the sustained rate -> share answered
    429/503, peak RSS of the owner and its workers;
@@ -294,6 +296,66 @@ def drive(
     return tally, time.monotonic() - began
 
 
+@dataclass
+class Round:
+    name: str
+    spans: int
+    seconds: float
+    cpu_s: tuple[float, float]  # owner, workers
+
+    @property
+    def rate(self) -> float:
+        return self.spans / self.seconds
+
+
+def alternate(
+    ways: dict[str, tuple[Server, Callable[..., None]]], bodies: list[bytes], seconds: float,
+    rounds: int, senders: int,
+) -> list[Round]:  # fmt: skip
+    """`rounds` rounds of each way (a server and a sender), alternating, `seconds` per way in
+    all: what drifts during a run (the host's speed, the store's size) falls on both alike."""
+    done: list[Round] = []
+    for _ in range(rounds):
+        for name, (target, send) in ways.items():
+            port = target.grpc_port if send is grpc_sender else target.http_port
+            before = target.cpu_s()
+            tally, took = drive(port, bodies, seconds / rounds, senders, send=send)
+            owner, workers = (b - a for a, b in zip(before, target.cpu_s(), strict=True))
+            if tally.errors:
+                print(f"  {name}: errors {tally.errors} {tally.error_kinds}")
+            done.append(Round(name, tally.acked_spans, took, (owner, workers)))
+    return done
+
+
+def compare(
+    rounds: list[Round], title: str, new: str, old: str, what: str = "durable"
+) -> str:  # fmt: skip
+    """Each way's rate over its rounds, the rounds' rates, and the ratio new / old."""
+    lines = []
+    totals = {}
+    for name in (old, new):
+        mine = [one for one in rounds if one.name == name]
+        spans = sum(one.spans for one in mine)
+        totals[name] = spans / sum(one.seconds for one in mine)
+        owner = sum(one.cpu_s[0] for one in mine) / max(spans, 1) * 1e6
+        workers = sum(one.cpu_s[1] for one in mine) / max(spans, 1) * 1e6
+        each = ", ".join(f"{one.rate:,.0f}" for one in mine)
+        lines.append(f"  {name}: {totals[name]:,.0f} {what} spans/s (rounds: {each}); CPU per "
+                     f"span: owner {owner:.1f} us, workers {workers:.1f} us")  # fmt: skip
+    pairs = [
+        mine.rate / max(theirs.rate, 1)
+        for mine, theirs in zip(
+            [one for one in rounds if one.name == new],
+            [one for one in rounds if one.name == old],
+            strict=True,
+        )
+    ]
+    ratio = totals[new] / max(totals[old], 1)
+    each = ", ".join(f"{pair:.2f}" for pair in pairs)
+    head = f"{title}, {len(pairs)} alternating rounds: {new} / {old} = {ratio:.2f} (rounds: {each})"
+    return "\n".join([head, *lines])
+
+
 def decode_floor(bodies: list[bytes]) -> float:
     began = time.perf_counter()
     spans = sum(len(decode_otlp("traces", body).batch.spans) for body in bodies)
@@ -331,6 +393,10 @@ def main() -> None:
     parser.add_argument(
         "--tail-seconds", type=float, default=30.0, help="tail sampling on phase (0: skip)"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=3,
+        help="alternating rounds of each side in the gRPC and tail-sampling phases",
+    )  # fmt: skip
     parser.add_argument(
         "--storage", choices=("duckdb", "clickhouse"), default="duckdb",
         help="the store (clickhouse: a server started for the run, stopped at its end)",
@@ -419,46 +485,37 @@ def main() -> None:
             print(f"  clickhouse-server CPU per span: {store_s / spans * 1e6:.1f} us "
                   f"({store_s / took:.2f} cores busy)")  # fmt: skip
 
-        if args.grpc_seconds > 0:
-            http_rate = rate
-            before = server.cpu_s()
-            tally, took = drive(
-                server.grpc_port, bodies, args.grpc_seconds, args.senders, send=grpc_sender
-            )
-            owner_s, workers_s = (b - a for a, b in zip(before, server.cpu_s(), strict=True))
-            grpc_rate = tally.acked_spans / took
-            sustained_spans += tally.acked_spans
-            spans = max(tally.acked_spans, 1)
-            print(f"OTLP/gRPC {took:.0f} s ({args.senders} senders, same requests): "
-                  f"{grpc_rate:,.0f} durable spans/s (refused {tally.refused}, errors "
-                  f"{tally.errors} {tally.error_kinds or ''}); gRPC / HTTP = "
-                  f"{grpc_rate / max(http_rate, 1):.2f}; CPU per span: owner "
-                  f"{owner_s / spans * 1e6:.1f} us, workers {workers_s / spans * 1e6:.1f} us; "
-                  f"worker bodies by kind {server.worker_bodies()}")  # fmt: skip
+        if args.grpc_seconds > 0:  # alternating rounds on this server: the same store size
+            rounds = alternate(
+                {"HTTP": (server, sender), "gRPC": (server, grpc_sender)},
+                bodies, args.grpc_seconds, args.rounds, args.senders,
+            )  # fmt: skip
+            sustained_spans += sum(one.spans for one in rounds)
+            print(compare(rounds, "OTLP/gRPC", "gRPC", "HTTP"))
+            print(f"  worker bodies by kind {server.worker_bodies()}")
 
-        if args.tail_seconds > 0:  # its own server and file: the bytes per span stay honest
-            (workdir / "tail").mkdir()
+        if args.tail_seconds > 0:  # two fresh servers, off and on: the same store sizes
+            tail_dirs = [workdir / "tail-off", workdir / "tail-on"]
+            for path in tail_dirs:
+                path.mkdir()
             config = workdir / "tail.yaml"
             config.write_text(TAIL_CONFIG)
-            tail = Server(
-                workdir / "tail", config=config,
-                storage_env=clickhouse.env("bench_tail") if clickhouse else {},
-            )  # fmt: skip
-            tail.start()
+            env = clickhouse.env if clickhouse else None
+            off = Server(tail_dirs[0], storage_env=env("bench_off") if env else {})
+            tail = Server(tail_dirs[1], config=config, storage_env=env("bench_tail") if env else {})
             try:
-                before = tail.cpu_s()
-                tally, took = drive(tail.http_port, bodies, args.tail_seconds, args.senders)
-                owner_s, workers_s = (b - a for a, b in zip(before, tail.cpu_s(), strict=True))
+                off.start()
+                tail.start()
+                rounds = alternate(
+                    {"off": (off, sender), "on": (tail, sender)},
+                    bodies, args.tail_seconds, args.rounds, args.senders,
+                )  # fmt: skip
                 bodies_by_kind = tail.worker_bodies()
             finally:
+                off.stop()
                 tail.stop()
-            tail_rate = tally.acked_spans / took
-            spans = max(tally.acked_spans, 1)
-            print(f"tail sampling on {took:.0f} s ({args.senders} senders, same requests): "
-                  f"{tail_rate:,.0f} acknowledged spans/s (refused {tally.refused}, errors "
-                  f"{tally.errors}); tail on / off = {tail_rate / max(rate, 1):.2f}; CPU per "
-                  f"span: owner {owner_s / spans * 1e6:.1f} us, workers "
-                  f"{workers_s / spans * 1e6:.1f} us; worker bodies {bodies_by_kind}")  # fmt: skip
+            print(compare(rounds, "tail sampling on", "on", "off", "acknowledged"))
+            print(f"  worker bodies with tail sampling on {bodies_by_kind}")
 
         # Open loop: many paced senders offer twice the sustained rate whatever the answers.
         peak = [0.0]
