@@ -7,6 +7,7 @@ from pathlib import Path
 from meshscope.model.logs import LogRecord, Severity
 from meshscope.model.metrics import Histogram, MetricPoint, MetricType, labels_of
 from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
+from meshscope.query.increase import latest_of
 from meshscope.store.base import (
     LabelMatcher,
     LogQuery,
@@ -442,6 +443,53 @@ def test_latest_picks_the_last_written_of_equal_times(storage: Storage) -> None:
     storage.metrics.write_points([point("m", 1, 2)])
     [series] = storage.metrics.latest("m", [], T0 + 1 * S, S)
     assert series.samples[0].value == 2
+
+
+def test_latest_of_several_names_equals_latest_of_each(storage: Storage) -> None:
+    """`query.increase.latest_of` (one store call where the store offers `latest_of`)."""
+    _metrics_fixture(storage)
+    storage.metrics.write_points([point("other", 2, 9, service="db"), point("m", 8, 8)])
+    names = ["calls_total", "other", "m", "absent"]
+    matchers = [LabelMatcher("service", MatchOp.NE, "api")]
+    for at, lookback in ((T0 + 9 * S, 100 * S), (T0 + 2 * S, 1 * S), (T0 + 9 * S, 0)):
+        assert latest_of(storage.metrics, names, matchers, at, lookback) == {
+            name: storage.metrics.latest(name, matchers, at, lookback) for name in names
+        }
+
+
+def test_latest_through_reopen_late_writes_and_expiry(backend: Backend, tmp_path: Path) -> None:
+    """The newest sample of a series, whichever way it became the newest: a store that keeps
+    it aside (DuckDB) must agree with its own rows after a reopen, a late (older) write,
+    a rewrite of the same time and retention."""
+    need(backend, REOPEN)
+    first = backend.open(tmp_path)
+    first.metrics.write_points([point("m", 5, 5, s="a"), point("m", 3, 3, s="b")])
+    first.metrics.write_points([point("m", 4, 4, s="a")])  # late: 5 stays the newest
+    first.close()
+    second = backend.open(tmp_path)
+
+    def latest(at: int, lookback: int = 100) -> list[tuple[str, float]]:
+        found = second.metrics.latest("m", [], T0 + at * S, lookback * S)
+        return [(dict(s.labels)["s"], s.samples[-1].value) for s in found]
+
+    try:
+        assert latest(9) == [("a", 5), ("b", 3)]
+        assert latest(4) == [("a", 4), ("b", 3)]
+        second.metrics.write_points([point("m", 2, 2, s="a"), point("m", 6, 6, s="b")])
+        assert latest(9) == [("a", 5), ("b", 6)]  # a's late write at 2 does not hide 5
+        assert latest(5, 0) == [("a", 5)]
+        second.metrics.write_points([point("m", 5, 50, s="a")])  # same time, written later
+        assert latest(9) == [("a", 50), ("b", 6)]
+        second.metrics.write_points([point("m", 7, 7, s="c")])  # a series born now
+        assert latest(9) == [("a", 50), ("b", 6), ("c", 7)]
+        assert latest(6) == [("a", 50), ("b", 6)]  # c has no sample that old
+        second.metrics.write_points([point("m", 1, 1, s="c")])  # late: c's oldest now 1
+        assert latest(6) == [("a", 50), ("b", 6), ("c", 1)]
+        second.expire(T0 + 6 * S)  # a's samples are all older
+        assert latest(9) == [("b", 6), ("c", 7)]
+        assert latest(5) == []
+    finally:
+        second.close()
 
 
 def test_families_in_first_write_order_with_first_metadata(storage: Storage) -> None:

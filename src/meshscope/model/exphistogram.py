@@ -11,8 +11,11 @@ at scale s is the union of buckets 2i and 2i+1 at scale s+1 (`downscale`).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import accumulate
+from operator import sub
 
 MAX_SCALE = 4
 """Buckets 4.4 % wide: every quantile within 2.19 %."""
@@ -90,6 +93,8 @@ def merge(histograms: Iterable[ExpHistogram]) -> ExpHistogram | None:
     hists = list(histograms)
     if not hists:
         return None
+    if len(hists) == 1 and _canonical(hists[0]):
+        return hists[0]  # what the general path makes of it (one series per edge or service)
     scale = min(h.scale for h in hists)
     total: dict[int, int] = {}
     for hist in hists:
@@ -108,6 +113,8 @@ def merge(histograms: Iterable[ExpHistogram]) -> ExpHistogram | None:
 def difference(base: ExpHistogram, last: ExpHistogram) -> ExpHistogram | None:
     """`last - base` of one cumulative series (at the coarser scale); None when some bucket
     went down, i.e. the series was reset in between."""
+    if base.scale == last.scale:
+        return _same_scale_difference(base, last)
     scale = min(base.scale, last.scale)
     now = downscale(last.buckets(), last.scale - scale)
     before = downscale(base.buckets(), base.scale - scale)
@@ -116,6 +123,47 @@ def difference(base: ExpHistogram, last: ExpHistogram) -> ExpHistogram | None:
     if zero < 0 or any(c < 0 for c in grown.values()):
         return None
     return make(scale, grown, zero, last.min, last.max)
+
+
+def _same_scale_difference(base: ExpHistogram, last: ExpHistogram) -> ExpHistogram | None:
+    """`difference` of two snapshots at one scale (a series' usual case) on the dense counts,
+    without going through sparse dicts; the same result."""
+    zero = last.zero_count - base.zero_count
+    if zero < 0:
+        return None
+    if not base.counts:
+        first, grown = last.offset, list(last.counts)
+    else:
+        spans = [(h.offset, h.offset + len(h.counts)) for h in (base, last) if h.counts]
+        first, end = min(lo for lo, _ in spans), max(hi for _, hi in spans)
+        now, before = _padded(last, first, end), _padded(base, first, end)
+        grown = list(map(sub, now, before))
+        if min(grown) < 0:
+            return None
+    low, high = 0, len(grown)
+    while low < high and not grown[low]:
+        low += 1
+    while high > low and not grown[high - 1]:
+        high -= 1
+    if low == high:
+        return ExpHistogram(last.scale, 0, (), zero, last.min, last.max)
+    return ExpHistogram(last.scale, first + low, tuple(grown[low:high]), zero, last.min, last.max)
+
+
+def _padded(hist: ExpHistogram, first: int, end: int) -> list[int]:
+    """`hist`'s counts for the bucket indexes first..end-1 (zeros outside its own)."""
+    if not hist.counts:
+        return [0] * (end - first)
+    after = end - hist.offset - len(hist.counts)
+    return [*[0] * (hist.offset - first), *hist.counts, *[0] * after]
+
+
+def _canonical(hist: ExpHistogram) -> bool:
+    """Whether `hist` is as `make` would build it: no zero counts at either end, an empty one
+    at offset 0, and within MAX_BUCKETS."""
+    if not hist.counts:
+        return hist.offset == 0
+    return bool(hist.counts[0] and hist.counts[-1]) and len(hist.counts) <= MAX_BUCKETS
 
 
 def quantile(q: float, hist: ExpHistogram | None) -> float | None:
@@ -127,13 +175,13 @@ def quantile(q: float, hist: ExpHistogram | None) -> float | None:
     if total == 0:
         return None
     rank = max(1.0, q * total)
-    seen = float(hist.zero_count)
-    if seen >= rank:
+    if hist.zero_count >= rank:
         return 0.0
-    base: float = 2.0 ** (2.0**-hist.scale)
-    for k, count in enumerate(hist.counts):
-        seen += count
-        if seen >= rank:
-            middle: float = base ** (hist.offset + k + 0.5)
-            return min(max(middle, hist.min), hist.max)
+    # The first bucket whose cumulative count (the zeros first) reaches the rank.
+    cumulative = list(accumulate(hist.counts, initial=hist.zero_count))
+    k = bisect_left(cumulative, rank, lo=1) - 1
+    if k < len(hist.counts):
+        base: float = 2.0 ** (2.0**-hist.scale)
+        middle: float = base ** (hist.offset + k + 0.5)
+        return min(max(middle, hist.min), hist.max)
     return hist.max

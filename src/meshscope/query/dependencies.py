@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from meshscope.model.exphistogram import ExpHistogram
 from meshscope.model.metrics import Histogram, Labels
 from meshscope.pipeline.derive.servicegraph import FAILED, REQUESTS, SERVER_SECONDS
-from meshscope.query.increase import Covered, increases
+from meshscope.query.increase import Covered, increases, increases_of
 from meshscope.query.red import percentiles
 from meshscope.store.base import LabelMatcher, MatchOp, MetricStore
 
@@ -39,26 +39,38 @@ def dependencies(
     failed: dict[tuple[str, str], float] = defaultdict(float)
     kinds: dict[tuple[str, str], str] = {}
     covered: dict[tuple[str, str], Covered] = defaultdict(Covered)
-    for growth in increases(metrics, REQUESTS, [], start_ns, end_ns):
+    # Without a service, the latencies' growth is read with the counts (one store lookup).
+    names = [REQUESTS, FAILED] if service else [REQUESTS, FAILED, SERVER_SECONDS]
+    grown = increases_of(metrics, names, [], start_ns, end_ns)
+    for growth in grown[REQUESTS]:
         key = _key(growth.labels)
         calls[key] += growth.value
         covered[key].add(growth, start_ns)
         kinds.setdefault(key, dict(growth.labels).get("connection_type", ""))
-    for growth in increases(metrics, FAILED, [], start_ns, end_ns):
+    for growth in grown[FAILED]:
         failed[_key(growth.labels)] += growth.value
     wanted = [key for key in sorted(calls) if calls[key] >= 0.5 and (not service or service in key)]
     hists: dict[tuple[str, str], list[Histogram]] = defaultdict(list)
     exps: dict[tuple[str, str], list[ExpHistogram | None]] = defaultdict(list)
     if wanted:
-        matchers = []
         if service:
-            matchers = [LabelMatcher("client", MatchOp.EQ, service)]
-        for group in ([matchers, [LabelMatcher("server", MatchOp.EQ, service)]] if service
-                      else [matchers]):  # fmt: skip
-            for growth in increases(metrics, SERVER_SECONDS, group, start_ns, end_ns):
-                if growth.histogram is not None and growth.histogram.count:
-                    hists[_key(growth.labels)].append(growth.histogram)
-                    exps[_key(growth.labels)].append(growth.exp)
+            latencies = [
+                growth
+                for side in ("client", "server")
+                for growth in increases(
+                    metrics,
+                    SERVER_SECONDS,
+                    [LabelMatcher(side, MatchOp.EQ, service)],
+                    start_ns,
+                    end_ns,
+                )
+            ]
+        else:
+            latencies = grown[SERVER_SECONDS]
+        for growth in latencies:
+            if growth.histogram is not None and growth.histogram.count:
+                hists[_key(growth.labels)].append(growth.histogram)
+                exps[_key(growth.labels)].append(growth.exp)
     out: list[Dependency] = []
     for key in wanted:
         count = round(calls[key])

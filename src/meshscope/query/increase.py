@@ -26,7 +26,7 @@ from meshscope.model import exphistogram
 from meshscope.model.exphistogram import ExpHistogram
 from meshscope.model.metrics import Histogram, Labels, MetricPoint
 from meshscope.query.promql.histograms import bucket_quantile
-from meshscope.store.base import MAX_TIME_NS, LabelMatcher, MetricStore
+from meshscope.store.base import MAX_TIME_NS, LabelMatcher, LatestOfMany, MetricStore, Series
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,25 +67,58 @@ def increases(
     end_ns: int,
 ) -> list[Growth]:
     """The growth of every series named `name` that has a sample in (start_ns, end_ns]."""
+    return increases_of(metrics, [name], matchers, start_ns, end_ns)[name]
+
+
+def increases_of(
+    metrics: MetricStore,
+    names: Sequence[str],
+    matchers: Sequence[LabelMatcher],
+    start_ns: int,
+    end_ns: int,
+) -> dict[str, list[Growth]]:
+    """`increases` of several names at once: two lookups in all where the store answers
+    several names together (`LatestOfMany`), not two per name."""
     if end_ns <= start_ns:
-        return []
-    last = metrics.latest(name, matchers, end_ns, end_ns - start_ns - 1)
-    if not last:
-        return []
-    before = {
-        s.labels: s.samples[-1]
-        for s in metrics.latest(name, matchers, start_ns, max(0, start_ns))
-        if s.samples
-    }
-    return [grow(s.labels, s.samples[-1], before.get(s.labels)) for s in last]
+        return {name: [] for name in names}
+    last = latest_of(metrics, names, matchers, end_ns, end_ns - start_ns - 1)
+    asked = [name for name in names if last[name]]
+    before = latest_of(metrics, asked, matchers, start_ns, max(0, start_ns)) if asked else {}
+    out: dict[str, list[Growth]] = {}
+    for name in names:
+        base = {s.labels: s.samples[-1] for s in before.get(name, []) if s.samples}
+        out[name] = [grow(s.labels, s.samples[-1], base.get(s.labels)) for s in last[name]]
+    return out
+
+
+def latest_of(
+    metrics: MetricStore,
+    names: Sequence[str],
+    matchers: Sequence[LabelMatcher],
+    at_ns: int,
+    lookback_ns: int,
+) -> dict[str, list[Series]]:
+    """`metrics.latest` of each name: in one call where the store offers it."""
+    if isinstance(metrics, LatestOfMany):
+        return metrics.latest_of(names, matchers, at_ns, lookback_ns)
+    return {name: metrics.latest(name, matchers, at_ns, lookback_ns) for name in names}
 
 
 def snapshot(
     metrics: MetricStore, name: str, matchers: Sequence[LabelMatcher], at_ns: int
 ) -> dict[Labels, MetricPoint]:
     """Each series' last sample at or before `at_ns` (any age): a counter's total then."""
+    return snapshots(metrics, [name], matchers, at_ns)[name]
+
+
+def snapshots(
+    metrics: MetricStore, names: Sequence[str], matchers: Sequence[LabelMatcher], at_ns: int
+) -> dict[str, dict[Labels, MetricPoint]]:
+    """`snapshot` of several names (one store lookup where the store offers `latest_of`)."""
+    found = latest_of(metrics, names, matchers, at_ns, at_ns)
     return {
-        s.labels: s.samples[-1] for s in metrics.latest(name, matchers, at_ns, at_ns) if s.samples
+        name: {s.labels: s.samples[-1] for s in series if s.samples}
+        for name, series in found.items()
     }
 
 

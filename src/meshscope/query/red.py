@@ -28,7 +28,7 @@ from meshscope.model.exphistogram import ExpHistogram
 from meshscope.model.metrics import Histogram, Labels
 from meshscope.model.spans import SpanKind, StatusCode
 from meshscope.pipeline.derive.spanmetrics import CALLS, DURATION
-from meshscope.query.increase import Covered, Growth, increases, merge, quantile
+from meshscope.query.increase import Covered, Growth, increases_of, merge, quantile
 from meshscope.store.base import LabelMatcher, MatchOp, MetricStore
 
 QUANTILES = (0.5, 0.95, 0.99)
@@ -61,9 +61,10 @@ def red(
     """RED of every service (or of `service`), per operation when `by_operation`; only spans
     of `kind` (None: every kind). Sorted by service, then operation."""
     matchers = red_matchers(service, kind)
+    grown = increases_of(metrics, [CALLS, DURATION], matchers, start_ns, end_ns)
     return summarize(
-        increases(metrics, CALLS, matchers, start_ns, end_ns),
-        increases(metrics, DURATION, matchers, start_ns, end_ns),
+        grown[CALLS],
+        grown[DURATION],
         start_ns,
         end_ns,
         by_operation,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from meshscope.model.spans import SpanKind
 from meshscope.pipeline.derive.spanmetrics import CALLS, DURATION
 from meshscope.query import budget
-from meshscope.query.increase import growth_since, snapshot
+from meshscope.query.increase import growth_since, snapshots
 from meshscope.query.red import red_matchers, summarize
 from meshscope.store.base import MetricStore
 
@@ -73,8 +73,9 @@ def red_over_time(
     calls, durations = [], []
     for t in instants:  # a store read each: check the deadline between them
         budget.check()
-        calls.append(snapshot(metrics, CALLS, matchers, t))
-        durations.append(snapshot(metrics, DURATION, matchers, t))
+        both = snapshots(metrics, [CALLS, DURATION], matchers, t)
+        calls.append(both[CALLS])
+        durations.append(both[DURATION])
     found: dict[tuple[str, str], RedSeries] = {}
     empty: list[tuple[int, set[tuple[str, str]]]] = []
     for i in range(1, len(instants)):

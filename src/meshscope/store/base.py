@@ -350,6 +350,18 @@ class Storage(Protocol):
 
 
 @runtime_checkable
+class LatestOfMany(Protocol):
+    """A metric store that answers `latest` for several names in one go (DuckDB: one scan of
+    the samples for all of them): `query.increase.latest_of` uses it where it is offered."""
+
+    def latest_of(
+        self, names: Sequence[str], matchers: Sequence[LabelMatcher], at_ns: int, lookback_ns: int
+    ) -> dict[str, list[Series]]:
+        """`{name: latest(name, matchers, at_ns, lookback_ns)}` for every name of `names`."""
+        ...
+
+
+@runtime_checkable
 class Maintained(Protocol):
     """A store with upkeep to do when the load is low (DuckDB: checkpoint a grown log)."""
 
