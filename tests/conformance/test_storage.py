@@ -445,6 +445,24 @@ def test_latest_picks_the_last_written_of_equal_times(storage: Storage) -> None:
     assert series.samples[0].value == 2
 
 
+def test_latest_finds_samples_far_apart(storage: Storage) -> None:
+    """Stores search backwards in growing windows: a series whose newest sample is hours
+    before the lookup time is still found (and one born after it is not)."""
+    hour = 3600
+    storage.metrics.write_points([point("m", 0, 1, s="old"), point("m", 2 * hour, 2, s="new")])
+    storage.metrics.write_points([point("m", 30 * hour, 3, s="later")])
+
+    def latest(at: int, lookback: int) -> list[tuple[str, float]]:
+        found = storage.metrics.latest("m", [], T0 + at * S, lookback * S)
+        return [(dict(s.labels)["s"], s.samples[-1].value) for s in found]
+
+    assert latest(2 * hour, 3 * hour) == [("old", 1), ("new", 2)]
+    assert latest(2 * hour, hour) == [("new", 2)]
+    assert latest(20 * hour, 20 * hour) == [("old", 1), ("new", 2)]
+    assert latest(40 * hour, 40 * hour) == [("old", 1), ("new", 2), ("later", 3)]
+    assert latest(hour, T0 // S + hour) == [("old", 1)]
+
+
 def test_latest_of_several_names_equals_latest_of_each(storage: Storage) -> None:
     """`query.increase.latest_of` (one store call where the store offers `latest_of`)."""
     _metrics_fixture(storage)
