@@ -44,12 +44,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest import Server, _wal_size
+from meshscope.config import PipelineConfig
 from meshscope.ingest.loadgen import build_requests
 from meshscope.pipeline.commit_window import PROBE_EVERY_S
 
 MAX_SPANS_PER_REQUEST = 512  # the BatchSpanProcessor's max_export_batch_size
 EXPORT_DELAY_S = 5.0  # its schedule_delay
-FLUSH_INTERVAL_S = 15.0  # pipeline.flush_interval_seconds' default
+FLUSH_INTERVAL_S = PipelineConfig().flush_interval_seconds
 
 
 @dataclass

@@ -79,6 +79,10 @@ class StorageConfig:
     clickhouse: ClickHouseConfig = field(default_factory=ClickHouseConfig)
 
 
+MAX_COMMIT_WINDOW_SECONDS = 5.0
+"""A longer hold would let acknowledgements near an OTel exporter's 10 s timeout."""
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineConfig:
     flush_interval_seconds: float = 15.0
@@ -247,8 +251,11 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"setting query.{name} must be > 0, got {value}")
     if config.pipeline.flush_interval_seconds <= 0:
         raise ConfigError("setting pipeline.flush_interval_seconds must be > 0")
-    if config.pipeline.commit_window_seconds < 0:
-        raise ConfigError("setting pipeline.commit_window_seconds must be >= 0")
+    if not 0 <= config.pipeline.commit_window_seconds <= MAX_COMMIT_WINDOW_SECONDS:
+        raise ConfigError(
+            "setting pipeline.commit_window_seconds must be from 0 to"
+            f" {MAX_COMMIT_WINDOW_SECONDS:g} (an exporter's timeout is ~10 s)"
+        )
     if config.pipeline.commit_window_items <= 0:
         raise ConfigError("setting pipeline.commit_window_items must be > 0")
     validate_tls(config.server.tls)

@@ -473,6 +473,13 @@ def test_latest_of_several_names_equals_latest_of_each(storage: Storage) -> None
         assert latest_of(storage.metrics, names, matchers, at, lookback) == {
             name: storage.metrics.latest(name, matchers, at, lookback) for name in names
         }
+    found = latest_of(storage.metrics, names, matchers, T0 + 9 * S, 100 * S)
+    assert {name: [s.samples[-1].value for s in found[name]] for name in names} == {
+        "calls_total": [4, 2, 5],  # web, db, the unlabelled one; api is matched out
+        "other": [9, 9],  # web (the fixture's), db
+        "m": [8],
+        "absent": [],
+    }
 
 
 def test_latest_through_reopen_late_writes_and_expiry(backend: Backend, tmp_path: Path) -> None:

@@ -248,15 +248,12 @@ def test_a_client_waiting_for_each_answer_is_not_held_after_one_probe() -> None:
     writer = BatchWriter(Pipeline(storage, SystemClock()), settings)
     writer.start()
     try:
-        began = time.monotonic()
         for i in range(20):  # one request at a time: nothing can ever join a held group
             asyncio.run(writer.submit(Batch(spans=[span(200 + i)])))
-        took = time.monotonic() - began
         window = writer.commit_window
+        # One probe held one request; the other 19 were not held.
         assert window.holds == 1 and window.paid_holds == 0 and not window.on
         assert writer.commits == 20
-        # One probe held one request up to the window; the other 19 were not held.
-        assert took < 0.5 + 19 * 0.2
     finally:
         writer.stop()
 

@@ -57,7 +57,7 @@ class CommitWindow:
         probe_every_s: float = PROBE_EVERY_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if seconds < 0:
+        if not seconds >= 0:  # NaN too
             raise ValueError("the commit window must be >= 0 seconds")
         self.seconds = seconds
         self.items = items

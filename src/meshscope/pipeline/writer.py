@@ -85,7 +85,7 @@ class WriterSettings:
     def __post_init__(self) -> None:
         if self.linger_s < 0:
             raise ValueError("linger_s must be >= 0")
-        if self.commit_window_s < 0:
+        if not self.commit_window_s >= 0:  # NaN too
             raise ValueError("commit_window_s must be >= 0")
 
 
