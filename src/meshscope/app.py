@@ -20,7 +20,7 @@ from meshscope.api.openapi import openapi_routes
 from meshscope.api.prometheus import prometheus_routes
 from meshscope.api.sampling import sampling_routes
 from meshscope.api.sampling_metrics import SamplingCollector
-from meshscope.api.selfmetrics import WorkerCollector, metrics_route
+from meshscope.api.selfmetrics import TraceLocatorCollector, WorkerCollector, metrics_route
 from meshscope.api.slo import slo_routes
 from meshscope.api.tempo import tempo_routes
 from meshscope.api.traces import trace_routes
@@ -52,6 +52,7 @@ from meshscope.pipeline.sampling.tail import TailSampler
 from meshscope.pipeline.writer import BatchWriter, Committer, WriterSettings
 from meshscope.query.promql.queryable import MetricStoreQueryable
 from meshscope.store.base import Maintained, Storage, StoreUnavailableError
+from meshscope.store.duckdb.storage import DuckDBStorage
 from meshscope.store.duckdb.warmup import parse_size
 from meshscope.store.factory import StorageOpenError, open_storage
 from meshscope.store.twophase import TwoPhaseStorage
@@ -198,6 +199,11 @@ def build(config: Config, clock: Clock | None = None) -> App:
                 *([WorkerCollector(local_sink)] if isinstance(local_sink, WorkerSink) else []),
                 *([cluster.collector] if cluster is not None else []),
                 *([LimitsCollector(limiter)] if limiter is not None else []),
+                *(
+                    [TraceLocatorCollector(lambda: sum(map(_locator_entries, writers())))]
+                    if config.storage.kind == "duckdb"
+                    else []
+                ),
             ],
         ),
         *(cluster.routes if cluster is not None else []),
@@ -357,3 +363,9 @@ async def health(request: Request) -> Response:
 
 def health_route() -> Route:
     return Route("/health", health, methods=["GET"])
+
+
+def _locator_entries(stack: Stack) -> int:
+    """Entries of the stack's DuckDB trace locator (ADR 0019)."""
+    storage = stack.storage
+    return len(storage.traces.locator) if isinstance(storage, DuckDBStorage) else 0

@@ -1,5 +1,5 @@
 """`/metrics` on a real server: request latencies per route, the DuckDB file size, and the
-scraper's targets (the scraper scrapes this very server)."""
+scraper's targets (the scraper scrapes this very server); the trace locators' entries."""
 
 from __future__ import annotations
 
@@ -15,17 +15,23 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.testclient import TestClient
 
 from meshscope.api.http_metrics import HttpMetrics
 from meshscope.api.selfmetrics import metrics_route
+from meshscope.app import build
 from meshscope.clock import SystemClock
+from meshscope.config import load_config
 from meshscope.ingest.scrape import Scraper
 from meshscope.ingest.scrape_config import parse_scrape_config
+from meshscope.model.batch import Batch
 from meshscope.model.metrics import MetricPoint
+from meshscope.model.spans import Span
 from meshscope.pipeline.chain import Pipeline
 from meshscope.pipeline.writer import BatchWriter
 from meshscope.store.base import Storage
 from meshscope.store.factory import open_storage
+from meshscope.tenancy.context import as_tenants
 from tests.ingest.asgi_server import LockedPipelineSink, serving
 
 
@@ -110,3 +116,29 @@ def test_metrics_expose_latency_store_size_and_scrape_state(
     assert up.samples[0].value == 1.0
     (stored,) = sink.series("meshscope_store_size_bytes")
     assert stored.samples[0].value == on_disk
+
+
+def test_metrics_count_the_trace_locator_entries_of_every_tenants_store(tmp_path: Path) -> None:
+    """`meshscope_store_trace_locator_entries`: the DuckDB stores' in-memory trace locators
+    (ADR 0019), summed over the tenants' stores: one entry per trace and write."""
+    env = {
+        "MESHSCOPE_STORAGE__PATH": str(tmp_path / "m.duckdb"),
+        "MESHSCOPE_TENANCY__ENABLED": "true",
+        "MESHSCOPE_PIPELINE__INGEST_WORKERS": "0",
+    }
+    app = build(load_config(env=env))
+    app.start()
+    try:
+        for tenant, traces in (("a", 3), ("b", 2)):
+            spans = [
+                Span(f"{t + 1:032x}", f"{i + 1:016x}", "op", "svc", 10**18, 10**18 + 5)
+                for t in range(traces)
+                for i in range(2)
+            ]
+            with as_tenants(tenant):
+                asyncio.run(app.sink.submit(Batch(spans=spans)))
+        with TestClient(app.ui) as client:
+            got = samples(client.get("/metrics").text)
+        assert got[("meshscope_store_trace_locator_entries", frozenset())] == 3 + 2
+    finally:
+        app.stop()

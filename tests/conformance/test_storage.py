@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from meshscope.model.logs import LogRecord, Severity
@@ -651,6 +652,50 @@ def test_expire_deletes_older_rows_only(storage: Storage) -> None:
     storage.metrics.write_points([point("calls_total", 9, service="db")])
     storage.metrics.write_points([point("calls_total", 9, service="web", code="200")])
     assert _select(storage) == [("web",), ("db",)]
+
+
+def test_trace_lookups_follow_retention_and_reopen(backend: Backend, tmp_path: Path) -> None:
+    """Trace by id and the ranking by trace start agree with the spans left after retention,
+    and again after a reopen (DuckDB: the trace locator, rebuilt from `trace_index`)."""
+    need(backend, REOPEN)
+    first = backend.open(tmp_path)
+    first.traces.write_spans([span(1, 1, 10, service="web")])  # two writes of trace 1
+    first.traces.write_spans([span(2, 1, 20, service="web")])
+    first.traces.write_spans([span(1, 2, 30, service="web")])
+    assert _find(first) == [tid(2), tid(1)]  # trace 1 starts at 10 s
+    first.expire(T0 + 15 * S)
+    assert first.traces.get_trace(tid(1)) == [span(1, 2, 30, service="web")]
+    assert _find(first) == [tid(1), tid(2)]  # now at 30 s
+    first.close()
+    second = backend.open(tmp_path)
+    try:
+        assert second.traces.get_traces([tid(1), tid(2), tid(3)]) == {
+            tid(1): [span(1, 2, 30, service="web")],
+            tid(2): [span(2, 1, 20, service="web")],
+        }
+        assert _find(second) == [tid(1), tid(2)]
+        second.expire(T0 + 25 * S)
+        assert second.traces.get_trace(tid(2)) == []
+        assert _find(second) == [tid(1)]
+    finally:
+        second.close()
+
+
+def test_traces_sharing_half_of_their_id_stay_apart(storage: Storage) -> None:
+    """Ids equal in one half (64-bit ids have a zero high half; some generators put a time
+    or a counter in one half) are still different traces, to trace by id and to search."""
+    a, b, c = (f"{high:016x}{0x77:016x}" for high in (1, 2, 3))
+    d = f"{3:016x}{0x78:016x}"
+    storage.traces.write_spans([replace(span(1, 1, 10), trace_id=a)])
+    storage.traces.write_spans([replace(span(1, 2, 40), trace_id=b)])
+    storage.traces.write_spans([replace(span(1, 3, 20), trace_id=c)])
+    storage.traces.write_spans([replace(span(1, 4, 30), trace_id=d)])
+    assert [s.start_ns for s in storage.traces.get_trace(a)] == [T0 + 10 * S]
+    assert storage.traces.get_traces([b, c]) == {
+        b: [replace(span(1, 2, 40), trace_id=b)],
+        c: [replace(span(1, 3, 20), trace_id=c)],
+    }
+    assert _find(storage) == [b, d, c, a]
 
 
 def test_data_survives_close_and_reopen(backend: Backend, tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """A file written by an older schema version opens, is migrated in place, and reads back the
 same spans, logs, resources and samples (version 1: attributes, events, links and buckets in
-LIST columns; version 2: buckets as 8-byte BLOBs on every sample row)."""
+LIST columns; version 2: buckets as 8-byte BLOBs on every sample row; version 3: an ART index
+on `trace_index`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from meshscope.store.codec import resource_id
 from meshscope.store.duckdb.database import Database
 from meshscope.store.duckdb.schema import MIGRATIONS, SCHEMA_VERSION
 from meshscope.store.duckdb.storage import DuckDBStorage
+from meshscope.store.duckdb.trace_locator import trace_key
 
 _ATTRS = "attr_keys VARCHAR[], attr_values VARCHAR[], attr_types VARCHAR"
 VERSION_1 = (
@@ -129,8 +131,16 @@ def test_a_version_1_file_is_migrated_and_reads_back_the_same(tmp_path: Path) ->
         assert up.value == 1 and up.histogram is None
     finally:
         storage.close()
-    version = duckdb.connect(str(path)).execute("SELECT value FROM meta").fetchone()
-    assert version == (str(SCHEMA_VERSION),)
+    con = duckdb.connect(str(path))
+    assert con.execute("SELECT value FROM meta").fetchone() == (str(SCHEMA_VERSION),)
+    # Version 4: no ART index left (the trace locator replaces it), the index keyed by the
+    # id's `trace_key`, computed in SQL as in Python.
+    assert con.execute("SELECT count(*) FROM duckdb_indexes()").fetchone() == (0,)
+    columns = con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'trace_index'"
+    )
+    assert [row[0] for row in columns.fetchall()] == ["trace_key", "min_start", "max_start"]
+    assert con.execute("SELECT * FROM trace_index").fetchall() == [(trace_key(1, 2), T0, T0 + 2)]
 
 
 def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:

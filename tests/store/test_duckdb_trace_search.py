@@ -85,7 +85,9 @@ def test_sliced_search_agrees_with_the_memory_store(
                 )
                 expected = memory.traces.find_trace_ids(query)
                 assert (
-                    trace_search.find_trace_ids(cursor, query, slice_s * S, slice_rows=1)
+                    trace_search.find_trace_ids(
+                        cursor, query, duck.traces.locator, slice_s * S, slice_rows=1
+                    )
                     == expected
                 ), (
                     fields,

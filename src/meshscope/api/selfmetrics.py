@@ -134,6 +134,22 @@ class StoreSizeCollector(Collector):
         )
 
 
+class TraceLocatorCollector(Collector):
+    """`meshscope_store_trace_locator_entries`: entries of the DuckDB stores' in-memory trace
+    locators (one per trace and write, 24 bytes each; ADR 0019): memory that grows with what
+    the store holds, outside DuckDB's `memory_limit`."""
+
+    def __init__(self, entries: Callable[[], int]) -> None:
+        self._entries = entries
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "meshscope_store_trace_locator_entries",
+            "Entries of the in-memory trace locator (24 bytes each).",
+            self._entries(),
+        )
+
+
 class ScrapeCollector(Collector):
     """The scraper's view of each target, labelled by job and instance."""
 

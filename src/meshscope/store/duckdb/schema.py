@@ -5,13 +5,13 @@ Two access paths for traces, as in ClickHouse-based trace stores:
   per-row-group min/max (zonemaps) on `start_ns` prune a time-range scan to the right row
   groups; service/name are dictionary-compressed strings, attributes one packed string per row
   (store/duckdb/packed.py: no LIST columns, whose small appends DuckDB logs expensively).
-- by id: `trace_index` holds one small row per (trace, write) with the trace's start range; a
-  lookup finds its rows through an ART index on `trace_lo` (a point lookup instead of a scan of
-  the whole index: 0.5 vs 1.8 ms at 1.2M traces), then reads `spans` inside that start range,
-  which the `start_ns` zonemaps narrow to a row group or two. DuckDB uses the ART index only
-  for `trace_lo = v` or `trace_lo IN (...)` alone (adding `AND trace_hi = ?` makes it a scan),
-  so `trace_hi` is checked on the rows found. Search ranks traces by their start from the same
-  index (store/duckdb/trace_search.py).
+- by id: `trace_index` holds one small row per (trace, write): a 64-bit key of the trace id
+  (trace_locator.trace_key) and the write's start range. It is read once at open into the
+  trace locator (store/duckdb/trace_locator.py: sorted arrays in memory, ADR 0019), which
+  gives a trace's start range without a query; the spans are then read inside that range, which the
+  `start_ns` zonemaps narrow to a row group or two, and both id halves are checked on the rows
+  found. Search ranks traces by their start from the same locator (trace_search.py). No ART
+  index: DuckDB rewrites a whole ART at every checkpoint (duckdb/duckdb#24848).
 Ids are unsigned integers (a trace id is two UBIGINT halves), not 32-char strings. Resources
 repeat on every span of a process, so they are stored once in `resources`, keyed by a hash.
 """
@@ -26,11 +26,14 @@ import pyarrow as pa
 
 from meshscope.store.duckdb.blobs import UINT, blobs, narrow
 from meshscope.store.duckdb.packed import ESC, KV, NONE, SEP, sql_escape
+from meshscope.store.duckdb.trace_locator import TRACE_KEY_SQL
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """1: attributes, events, links and histogram buckets in LIST columns; 2: packed text and
 BLOBs (store/duckdb/packed.py, blobs.py); 3: compact samples (bucket bounds once per distinct
-set in `histogram_bounds`, counts in narrow BLOBs, metadata only where not the family's)."""
+set in `histogram_bounds`, counts in narrow BLOBs, metadata only where not the family's);
+4: `trace_index` keyed by `trace_key` (a mix of both id halves), without its ART index (the
+trace locator, ADR 0019)."""
 
 # The tables whose layout changed in version 2, `{name}` to create them under another name
 # while migrating (see MIGRATIONS).
@@ -127,16 +130,16 @@ HISTOGRAM_BOUNDS = """CREATE TABLE IF NOT EXISTS histogram_bounds (
         bounds BLOB NOT NULL
     )"""
 
+TRACE_INDEX = """CREATE TABLE IF NOT EXISTS {name} (
+        trace_key UBIGINT NOT NULL,
+        min_start BIGINT NOT NULL,
+        max_start BIGINT NOT NULL
+    )"""
+
 STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
     SPANS.format(name="spans"),
-    """CREATE TABLE IF NOT EXISTS trace_index (
-        trace_hi UBIGINT NOT NULL,
-        trace_lo UBIGINT NOT NULL,
-        min_start BIGINT NOT NULL,
-        max_start BIGINT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS trace_index_lo ON trace_index (trace_lo)",
+    TRACE_INDEX.format(name="trace_index"),
     RESOURCES.format(name="resources"),
     LOGS.format(name="logs"),
     """CREATE TABLE IF NOT EXISTS series (
@@ -201,13 +204,15 @@ _EVENT_TIMES = (
 _LINKS = _json("links", "'h': x.trace_hi, 'l': x.trace_lo, 's': x.span_id")
 
 
-def _rebuild(table: str, ddl: str, columns: str) -> tuple[str, ...]:
-    """Copy `table` into its new layout in row order (zonemaps follow arrival order)."""
+def _rebuild(table: str, ddl: str, columns: str, version: int = 2) -> tuple[str, ...]:
+    """Copy `table` into its new layout (of schema `version`) in row order (zonemaps follow
+    arrival order); dropping the old table drops its indexes."""
+    new = f"{table}_v{version}"
     return (
-        ddl.format(name=f"{table}_v2"),
-        f"INSERT INTO {table}_v2 BY NAME SELECT {columns} FROM {table} ORDER BY rowid",
+        ddl.format(name=new),
+        f"INSERT INTO {new} BY NAME SELECT {columns} FROM {table} ORDER BY rowid",
         f"DROP TABLE {table}",
-        f"ALTER TABLE {table}_v2 RENAME TO {table}",
+        f"ALTER TABLE {new} RENAME TO {table}",
     )
 
 
@@ -301,6 +306,9 @@ MIGRATIONS: dict[int, tuple[Migration, ...]] = {
         _compact_samples,
         "DROP TABLE samples",
         "ALTER TABLE samples_v3 RENAME TO samples",
+    ),
+    3: _rebuild(
+        "trace_index", TRACE_INDEX, f"{TRACE_KEY_SQL} AS trace_key, min_start, max_start", version=4
     ),
 }
 """Per schema version, the statements that bring a file of that version to the next (run in

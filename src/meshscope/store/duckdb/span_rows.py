@@ -19,12 +19,6 @@ from meshscope.model.spans import Span
 from meshscope.store.duckdb.packed import pack_columns, pack_events, pack_links
 from meshscope.store.span_columns import SPAN_COLUMNS, SpanColumns, span_columns
 
-INDEX_TRACES = (
-    "INSERT INTO trace_index SELECT trace_hi, trace_lo, min(start_ns), max(start_ns)"
-    " FROM {src} GROUP BY trace_hi, trace_lo"
-)
-"""Run over the same Arrow rows as the `spans` insert: one index row per trace and write."""
-
 
 class EncodedSpans(NamedTuple):
     table: pa.Table

@@ -140,8 +140,12 @@ class DuckDBStorage:
             if table == "samples":
                 self.metrics.expired(before_ns)
         with self._db.transaction() as txn:
-            # An index row whose spans are all gone points at nothing.
+            # An index row whose spans are all gone points at nothing. The locator changes
+            # under the write lock, as at insert (a writer replaces its runs).
             txn.con.execute("DELETE FROM trace_index WHERE max_start < ?", [before_ns])
+            locator, runs = self.traces.locator, self.traces.locator.runs
+            locator.expire(before_ns)
+            txn.on_rollback.append(lambda: locator.restore(runs))
         return deleted
 
     def warm_up(self, stop: threading.Event | None = None) -> WarmUp:

@@ -1,23 +1,22 @@
-"""Trace search in DuckDB: matching spans in slices of the time range, newest slice first,
-then the traces' start times.
+"""Trace search in DuckDB: matching spans in slices of the time range, newest slice first, then
+the traces' start times.
 
-A trace's start is its earliest span anywhere (the minimum of its `trace_index` rows), which
-may lie before the searched range; a trace ranks by it. Every trace with a matching span
-starts at or before that span, so once `limit` verified traces start at or after the
-beginning of the slices read so far, no trace matching only further back can rank above them:
-the search stops there instead of reading the whole range. That is what keeps a dense last
-hour (millions of spans) cheap: `spans` is appended in arrival order, roughly start order, so
-the `start_ns` zonemaps prune each slice to the newest row group or two (issue #18: ~0.25-0.5 s
-for a whole dense hour, a few ms per slice). Slices start at SLICE_NS (longer when that holds
-fewer than SLICE_ROWS spans) and grow 4x each step (16x while few traces were found), so a
-range with few matches costs about one scan of it, in a few queries.
+A trace's start is its earliest span anywhere (from the trace locator: the minimum over its
+writes), which may lie before the searched range; a trace ranks by it. Every trace with a
+matching span starts at or before that span, so once `limit` verified traces start at or after
+the beginning of the slices read so far, no trace matching only further back can rank above
+them: the search stops there instead of reading the whole range. That is what keeps a dense
+last hour (millions of spans) cheap: `spans` is appended in arrival order, roughly start order,
+so the `start_ns` zonemaps prune each slice to the newest row group or two (issue #18:
+~0.25-0.5 s for a whole dense hour, a few ms per slice). Slices start at SLICE_NS (longer when
+that holds fewer than SLICE_ROWS spans) and grow 4x each step (16x while few traces were
+found), so a range with few matches costs about one scan of it, in a few queries.
 
-Within a slice, the newest candidates by their first matching span are verified through the
-ART index on `trace_lo` (joining every matching trace against the whole `trace_index` costs a
-scan of it); a trace not verified starts at or before its first matching span, so once the
-`limit`-th verified start is later than that of every candidate not verified, the slice needs
-no more; until then twice as many candidates are verified (rarely needed: a trace usually
-starts at, or just before, its first matching span).
+Within a slice, the newest candidates by their first matching span are verified in the trace
+locator (store/duckdb/trace_locator.py: memory, no query); a trace not verified starts at or
+before its first matching span, so once the `limit`-th verified start is later than that of
+every candidate not verified, the slice needs no more; until then twice as many candidates are
+verified (rarely needed: a trace usually starts at, or just before, its first matching span).
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from meshscope.model.spans import StatusCode
 from meshscope.store.base import TraceQuery
 from meshscope.store.codec import hex128
 from meshscope.store.duckdb.filters import attribute_conditions
+from meshscope.store.duckdb.trace_locator import TraceLocator, trace_key
 
 FIRST_CANDIDATES = 50  # verified in the first round, or 2 x limit if more
 SLICE_NS = 15 * 10**9
@@ -43,6 +43,7 @@ SLICE_ROWS = 50_000
 def find_trace_ids(
     cursor: duckdb.DuckDBPyConnection,
     query: TraceQuery,
+    locator: TraceLocator,
     slice_ns: int = SLICE_NS,
     slice_rows: int = SLICE_ROWS,
 ) -> list[str]:
@@ -55,7 +56,7 @@ def find_trace_ids(
     end = query.end_ns
     while True:
         low = max(query.start_ns, end - slice_ns)
-        bound = _slice(cursor, where, params, low, end, query.limit, starts)
+        bound = _slice(cursor, locator, where, params, low, end, query.limit, starts)
         ranked = sorted(((start, *key) for key, start in starts.items()), reverse=True)
         # `bound`: every trace not verified starts at or before it.
         if low <= query.start_ns or _settled(ranked, query.limit, bound):
@@ -84,6 +85,7 @@ def first_slice(
 
 def _slice(
     cursor: duckdb.DuckDBPyConnection,
+    locator: TraceLocator,
     where: list[str],
     params: list[Any],
     low: int,
@@ -103,7 +105,7 @@ def _slice(
             [low, end, *params],
         ).fetchall()
         keys = [(row[0], row[1]) for row in candidates[:count]]
-        starts.update(_starts(cursor, [key for key in keys if key not in starts]))
+        starts.update(_starts(locator, [key for key in keys if key not in starts]))
         if len(candidates) <= count:
             return low - 1  # a trace matching only before `low` starts before it
         ranked = sorted(starts.values(), reverse=True)
@@ -119,23 +121,11 @@ def _settled(ranked: list[tuple[int, int, int]], limit: int, bound: int) -> bool
     return len(ranked) >= limit and ranked[limit - 1][0] > bound
 
 
-def _starts(
-    cursor: duckdb.DuckDBPyConnection, keys: Sequence[tuple[int, int]]
-) -> dict[tuple[int, int], int]:
-    """Each trace's start: the minimum of its `trace_index` rows (an IN list of literals is
-    answered by the ART index on `trace_lo`)."""
-    if not keys:
-        return {}
-    wanted = set(keys)
-    lows = ", ".join(str(low) for low in dict.fromkeys(low for _, low in keys))
-    starts: dict[tuple[int, int], int] = {}
-    for high, low, first in cursor.execute(
-        f"SELECT trace_hi, trace_lo, min_start FROM trace_index WHERE trace_lo IN ({lows})"
-    ).fetchall():
-        key = (high, low)
-        if key in wanted and (key not in starts or first < starts[key]):
-            starts[key] = first
-    return starts
+def _starts(locator: TraceLocator, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
+    """Each trace's start: the earliest start over its writes, from the locator."""
+    by_key = {key: trace_key(*key) for key in keys}
+    ranges = locator.ranges(by_key.values())
+    return {key: ranges[k][0] for key, k in by_key.items() if k in ranges}
 
 
 def _conditions(

@@ -1,12 +1,12 @@
 """Warming DuckDB's buffer pool with what trace-by-id reads, newest data first.
 
 The first read of a row group pays for loading all of its column blocks into DuckDB's buffer
-pool (benchmarks/query.py, 10M spans: trace by id ~11 ms CPU at p99 on first reads, ~4 ms
-once the blocks are in memory). Blocks the store writes itself stay in the pool, so this
-only matters after a restart, when every block is on disk: `warm_up` then reads the spans
-of the newest 10 minutes, the 10 before, and so on, touching every column (`hash(row)`),
-until the budget of buffer memory is used or the data ends. The trace index and the resources
-table are read whole first (they are small). Like PostgreSQL's pg_prewarm; DuckDB's own
+pool (benchmarks/query.py, 10M spans: trace by id ~11 ms CPU at p99 on first reads, ~4 ms once
+the blocks are in memory). Blocks the store writes itself stay in the pool, so this only
+matters after a restart, when every block is on disk: `warm_up` then reads the spans of the
+newest 10 minutes, the 10 before, and so on, touching every column (`hash(row)`), until the
+budget of buffer memory is used or the data ends. The resources table is read whole first (it
+is small; the trace locator is in memory already). Like PostgreSQL's pg_prewarm; DuckDB's own
 `cache_prewarm` extension is a community download, which this machine cannot reach.
 """
 
@@ -68,8 +68,7 @@ def warm_up(
     spans = 0
     if table_memory(con) >= budget_bytes:
         return WarmUp(0, table_memory(con), time.perf_counter() - began, False)
-    for table in ("trace_index", "resources"):
-        con.execute(f"SELECT min(hash(t)) FROM {table} t").fetchall()
+    con.execute("SELECT min(hash(t)) FROM resources t").fetchall()
     row = con.execute("SELECT min(start_ns), max(start_ns) FROM spans").fetchone()
     if row is None or row[0] is None:
         return WarmUp(0, table_memory(con), time.perf_counter() - began, True)

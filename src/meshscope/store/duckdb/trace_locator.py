@@ -1,0 +1,143 @@
+"""Where each trace's spans lie in time, kept in memory: the DuckDB store's way to a trace by id.
+
+Trace ids are random, so no order of `spans` (appended in arrival order, which its `start_ns`
+zonemaps prune) brings one trace's rows together. `trace_index` (persisted, one row per trace
+and write: the trace's key, the write's earliest and latest span start) says which
+start range to read, and this locator answers "which ranges?" for any number of ids without
+asking DuckDB: numpy arrays sorted by key, searched by bisection.
+
+It replaces an ART index on `trace_index` (ADR 0019): DuckDB re-serializes a whole ART at every
+checkpoint and inserts random keys into it at a cost that grows with it (duckdb/duckdb#24848).
+Here a write adds one small sorted run; runs are merged like a binary counter (a run absorbs
+the one after it while that is at least half its size, up to MAX_MERGED entries in all), so
+below that cap there are O(log n) runs and each entry is copied O(log n) times. The arrays are
+built once at open from `trace_index` and are never changed in place: a writer (one at a time,
+under the store's write lock) installs a new tuple of runs, and readers search whichever tuple
+they picked up.
+
+Keyed by a 64-bit mix of both id halves (`trace_key`; the spans read checks both halves): ids
+that share one half, as 64-bit ids (high half zero) or ids with a time prefix do, still get
+keys of their own. Two traces whose keys collide (one pair in ~2^32 among 2^32 traces, or a
+client that crafts them) share a range, read a little wider, and for search ranking the
+earlier start. 24 bytes per entry in memory (one per trace and write).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+MAX_MERGED = 2_000_000
+"""No merge makes a run longer than this: a merge is a linear pass over both runs on the write
+path (measured here under load: ~0.15 s for 4M entries, so up to ~0.08 s at this cap), and a
+lookup's cost grows only with the number of runs (one more per 2M entries past the cap)."""
+
+U64 = npt.NDArray[np.uint64]
+I64 = npt.NDArray[np.int64]
+
+_MIX = 0x9E3779B97F4A7C15  # 2^64 / golden ratio: the multiplier of Fibonacci hashing
+
+
+def trace_key(high: int, low: int) -> int:
+    """The locator's key of a trace id: `low` XOR `high` times an odd constant (mod 2^64)."""
+    return low ^ ((high * _MIX) & 0xFFFFFFFFFFFFFFFF)
+
+
+def trace_keys(highs: U64, lows: U64) -> U64:
+    """`trace_key` of arrays of id halves (numpy's uint64 product wraps mod 2^64)."""
+    keys: U64 = np.bitwise_xor(lows, highs * np.uint64(_MIX))
+    return keys
+
+
+TRACE_KEY_SQL = f"xor(trace_lo, ((trace_hi::UHUGEINT * {_MIX}) % 18446744073709551616)::UBIGINT)"
+"""`trace_key` in DuckDB's SQL (its UBIGINT product would raise on overflow, not wrap)."""
+
+
+class Run(NamedTuple):
+    """Entries sorted by `keys` (duplicates allowed: a trace written more than once)."""
+
+    keys: U64
+    firsts: I64
+    lasts: I64
+
+    @classmethod
+    def of(cls, keys: U64, firsts: I64, lasts: I64) -> Run:
+        order = np.argsort(keys, kind="stable")
+        return cls(keys[order], firsts[order], lasts[order])
+
+    def __len__(self) -> int:
+        return int(self.keys.size)
+
+
+class TraceLocator:
+    """Trace key -> the start range of its spans, over every write kept."""
+
+    def __init__(self, runs: Iterable[Run] = ()) -> None:
+        self._runs: tuple[Run, ...] = tuple(run for run in runs if len(run))
+
+    @property
+    def runs(self) -> tuple[Run, ...]:
+        """The current state (immutable): `restore` puts it back."""
+        return self._runs
+
+    def restore(self, runs: tuple[Run, ...]) -> None:
+        self._runs = runs
+
+    def __len__(self) -> int:
+        return sum(len(run) for run in self._runs)
+
+    def add(self, keys: U64, firsts: I64, lasts: I64) -> None:
+        """One write's traces: their keys and earliest and latest span starts."""
+        if not keys.size:
+            return
+        runs = [*self._runs, Run.of(keys, firsts, lasts)]
+        while len(runs) > 1 and len(runs[-2]) <= 2 * len(runs[-1]) and (
+            len(runs[-2]) + len(runs[-1]) <= MAX_MERGED
+        ):  # fmt: skip
+            newer = runs.pop()
+            older = runs.pop()
+            runs.append(_merged(older, newer))
+        self._runs = tuple(runs)
+
+    def ranges(self, keys: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """For each key found: the earliest and latest start over all its entries."""
+        wanted = np.unique(np.fromiter(keys, dtype=np.uint64))
+        found: dict[int, tuple[int, int]] = {}
+        if not wanted.size:
+            return found
+        for run in self._runs:
+            left = np.searchsorted(run.keys, wanted, side="left")
+            right = np.searchsorted(run.keys, wanted, side="right")
+            for i in np.flatnonzero(right > left).tolist():
+                start, end = int(left[i]), int(right[i])
+                first = int(run.firsts[start:end].min())
+                last = int(run.lasts[start:end].max())
+                key = int(wanted[i])
+                seen = found.get(key)
+                if seen is not None:
+                    first, last = min(first, seen[0]), max(last, seen[1])
+                found[key] = (first, last)
+        return found
+
+    def expire(self, before_ns: int) -> None:
+        """Forget the entries whose latest start is before `before_ns` (their spans are
+        gone: retention deletes spans by start)."""
+        runs = []
+        for run in self._runs:
+            keep = run.lasts >= before_ns
+            runs.append(
+                run if keep.all() else Run(run.keys[keep], run.firsts[keep], run.lasts[keep])
+            )
+        self._runs = tuple(run for run in runs if len(run))
+
+
+def _merged(older: Run, newer: Run) -> Run:
+    """Two sorted runs as one (a stable sort of two sorted runs is a linear merge)."""
+    return Run.of(
+        np.concatenate((older.keys, newer.keys)),
+        np.concatenate((older.firsts, newer.firsts)),
+        np.concatenate((older.lasts, newer.lasts)),
+    )

@@ -1,0 +1,130 @@
+"""The trace locator (store/duckdb/trace_locator.py) answers as a plain list of its entries
+would, through any sequence of writes, merges, rollbacks and expiries."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from meshscope.store.duckdb import trace_locator
+from meshscope.store.duckdb.trace_locator import (
+    TRACE_KEY_SQL,
+    Run,
+    TraceLocator,
+    trace_key,
+    trace_keys,
+)
+
+Entry = tuple[int, int, int]  # low id half, earliest start, latest start
+
+# Few distinct ids (so traces are written more than once, in different writes) and extremes.
+lows = st.sampled_from([0, 1, 2, 7, 2**63, 2**64 - 1, 12345678901234567890])
+entries = st.tuples(lows, st.integers(-(2**62), 2**62), st.integers(0, 10**6)).map(
+    lambda e: (e[0], e[1], e[1] + e[2])
+)
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.lists(entries, max_size=12)),
+        st.tuples(st.just("rollback"), st.lists(entries, min_size=1, max_size=5)),
+        st.tuples(st.just("expire"), st.integers(-(2**62), 2**62)),
+    ),
+    max_size=30,
+)
+
+
+def arrays(batch: list[Entry]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (
+        np.array([e[0] for e in batch], dtype=np.uint64),
+        np.array([e[1] for e in batch], dtype=np.int64),
+        np.array([e[2] for e in batch], dtype=np.int64),
+    )
+
+
+def expected(kept: list[Entry], wanted: list[int]) -> dict[int, tuple[int, int]]:
+    out: dict[int, tuple[int, int]] = {}
+    for low, first, last in kept:
+        if low in wanted:
+            seen = out.get(low, (first, last))
+            out[low] = (min(first, seen[0]), max(last, seen[1]))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps, st.lists(lows, max_size=5))
+def test_agrees_with_a_list_of_its_entries(
+    todo: list[tuple[str, object]], wanted: list[int]
+) -> None:
+    locator = TraceLocator()
+    kept: list[Entry] = []
+    for kind, arg in todo:
+        if kind == "add":
+            assert isinstance(arg, list)
+            locator.add(*arrays(arg))
+            kept += arg
+        elif kind == "rollback":  # as the store does when a transaction fails after `add`
+            assert isinstance(arg, list)
+            before = locator.runs
+            locator.add(*arrays(arg))
+            locator.restore(before)
+        else:
+            assert isinstance(arg, int)
+            locator.expire(arg)
+            kept = [e for e in kept if e[2] >= arg]
+        assert len(locator) == len(kept)
+        assert locator.ranges(wanted) == expected(kept, wanted)
+    everything = sorted({e[0] for e in kept})
+    assert locator.ranges(everything) == expected(kept, everything)
+
+
+def test_runs_stay_few_and_merges_stop_at_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A binary counter: 1,000 writes of 10 traces leave O(log n) runs, each sorted; runs at
+    the cap are left alone."""
+    rng = np.random.default_rng(3)
+    locator = TraceLocator()
+    for _ in range(1000):
+        lows = rng.integers(0, 2**63, 10).astype(np.uint64)
+        firsts = rng.integers(0, 10**12, 10)
+        locator.add(lows, firsts, firsts + 5)
+    assert len(locator) == 10_000
+    assert len(locator.runs) <= 2 * int(np.log2(1000)) + 1
+    for run in locator.runs:
+        assert (np.diff(run.keys.astype(np.float64)) >= 0).all()
+    monkeypatch.setattr(trace_locator, "MAX_MERGED", 40)
+    capped = TraceLocator()
+    for _ in range(20):
+        capped.add(*arrays([(int(x), 1, 2) for x in rng.integers(0, 2**63, 10)]))
+    assert all(len(run) <= 40 for run in capped.runs)
+    assert len(capped) == 200
+
+
+def test_a_run_of_stored_rows_is_sorted_by_id() -> None:
+    run = Run.of(*arrays([(5, 1, 2), (3, 4, 6), (5, 0, 9)]))
+    assert run.keys.tolist() == [3, 5, 5]
+    assert TraceLocator([run]).ranges([5, 3, 4]) == {3: (4, 6), 5: (0, 9)}
+
+
+halves = st.integers(0, 2**64 - 1)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(halves, halves), min_size=1, max_size=20))
+def test_trace_key_is_the_same_in_python_numpy_and_sql(ids: list[tuple[int, int]]) -> None:
+    highs = np.array([h for h, _ in ids], dtype=np.uint64)
+    lows = np.array([low for _, low in ids], dtype=np.uint64)
+    expected = [trace_key(h, low) for h, low in ids]
+    assert all(0 <= key < 2**64 for key in expected)
+    assert trace_keys(highs, lows).tolist() == expected
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (i INTEGER, trace_hi UBIGINT, trace_lo UBIGINT)")
+    con.executemany("INSERT INTO t VALUES (?, ?, ?)", [(i, h, lo) for i, (h, lo) in enumerate(ids)])
+    rows = con.execute(f"SELECT {TRACE_KEY_SQL} FROM t ORDER BY i").fetchall()
+    assert [row[0] for row in rows] == expected
+
+
+def test_ids_sharing_a_half_get_keys_of_their_own() -> None:
+    ids = [(h, 7) for h in range(1000)] + [(7, low) for low in range(1000)]
+    ids += [(x, x) for x in range(1000)]  # a pattern a plain XOR would send to one key
+    assert len({trace_key(h, low) for h, low in set(ids)}) == len(set(ids))
