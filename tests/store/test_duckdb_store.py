@@ -124,3 +124,23 @@ def test_spans_read_together_do_not_share_attribute_dicts(store: DuckDBStorage) 
     assert [span.attributes for span in read] == [{"k": "v", "n": 1}] * 3
     read[0].attributes["k"] = "changed"
     assert [span.attributes["k"] for span in read] == ["changed", "v", "v"]
+
+
+def test_a_write_rolled_back_leaves_the_trace_locator_as_it_was(store: DuckDBStorage) -> None:
+    """The locator changes inside the write's transaction (ADR 0019): a transaction that fails
+    after the spans are inserted takes its locator entries back with it."""
+    store.traces.write_spans(_spans(1, 3))
+    before = store.traces.locator.runs
+    failed = _spans(2, 3)
+
+    def write_then_fail() -> None:
+        with store._db.transaction() as txn:
+            store.traces.insert(txn, failed)
+            assert len(store.traces.locator) == 6  # visible to the writer meanwhile
+            raise RuntimeError("after the insert")
+
+    with pytest.raises(RuntimeError, match="after the insert"):
+        write_then_fail()
+    assert store.traces.locator.runs is before
+    assert store.traces.get_traces([s.trace_id for s in failed]) == {}
+    assert len(store.traces.get_traces([s.trace_id for s in _spans(1, 3)])) == 3

@@ -61,18 +61,14 @@ class Txn:
         self.flush()
         return self._con
 
-    def insert(self, table: str, data: pa.Table, *also: str) -> None:
-        """Bulk insert through Arrow (never executemany): columns are matched by name.
-
-        `also` are more statements run over the same Arrow data, named `{src}` in them.
-        """
+    def insert(self, table: str, data: pa.Table) -> None:
+        """Bulk insert through Arrow (never executemany): columns are matched by name."""
         if data.num_rows == 0:
             return
         name = f"_arrow_{next(_names)}"
         self._con.register(name, data)
         self._registered.append(name)
         self._pending.append(f"INSERT INTO {table} BY NAME SELECT * FROM {name}")
-        self._pending.extend(statement.format(src=name) for statement in also)
 
     def flush(self, *then: str) -> None:
         """Send the queued statements (and `then`) in one call."""

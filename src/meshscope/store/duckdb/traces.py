@@ -53,11 +53,14 @@ class DuckDBTraceStore:
                 self._resources.ids(txn, encoded.resources)  # inserts unseen ones
         table = pa.concat_tables([encoded.table for encoded in encoded_spans])
         txn.insert("spans", table)
+        # One `trace_index` row per trace in this write (columns picked by name: the order of
+        # group_by's output has changed between pyarrow versions).
         keys = trace_keys(table.column("trace_hi").to_numpy(), table.column("trace_lo").to_numpy())
         index = (
             pa.table({"trace_key": keys, "start_ns": table.column("start_ns")})
             .group_by("trace_key", use_threads=False)
             .aggregate([("start_ns", "min"), ("start_ns", "max")])
+            .select(["trace_key", "start_ns_min", "start_ns_max"])
             .rename_columns(["trace_key", "min_start", "max_start"])
         )
         txn.insert("trace_index", index)
