@@ -111,6 +111,6 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path, sizes: str, acks: in
         ]
         found = storage.traces.get_traces(wanted)
         assert sorted(found) == sorted(wanted)
-        assert all(len(spans) == 1 for spans in found.values())
+        assert all(len(trace) == 1 for trace in found.values())
     finally:
         storage.close()
