@@ -79,6 +79,14 @@ def test_agrees_with_a_list_of_its_entries(
     assert locator.ranges(everything) == expected(kept, everything)
 
 
+def test_ranges_of_ids_are_those_of_their_keys() -> None:
+    ids = [(1, 7), (2, 7), (7, 1), (0, 0)]
+    locator = TraceLocator()
+    locator.add(*arrays([(trace_key(*ids[0]), 10, 20), (trace_key(*ids[1]), 30, 40)]))
+    locator.add(*arrays([(trace_key(*ids[0]), 5, 6), (trace_key(*ids[2]), 1, 2)]))
+    assert locator.ranges_of(ids) == {ids[0]: (5, 20), ids[1]: (30, 40), ids[2]: (1, 2)}
+
+
 def test_runs_stay_few_and_merges_stop_at_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     """A binary counter: 1,000 writes of 10 traces leave O(log n) runs, each sorted; runs at
     the cap are left alone."""

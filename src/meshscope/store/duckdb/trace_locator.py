@@ -122,6 +122,12 @@ class TraceLocator:
                 found[key] = (first, last)
         return found
 
+    def ranges_of(self, ids: Iterable[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, int]]:
+        """`ranges` by trace id, given and answered as (high, low) halves."""
+        keys = {trace_id: trace_key(*trace_id) for trace_id in ids}
+        found = self.ranges(keys.values())
+        return {trace_id: found[key] for trace_id, key in keys.items() if key in found}
+
     def expire(self, before_ns: int) -> None:
         """Forget the entries whose latest start is before `before_ns` (their spans are
         gone: retention deletes spans by start)."""

@@ -30,7 +30,7 @@ from meshscope.model.spans import StatusCode
 from meshscope.store.base import TraceQuery
 from meshscope.store.codec import hex128
 from meshscope.store.duckdb.filters import attribute_conditions
-from meshscope.store.duckdb.trace_locator import TraceLocator, trace_key
+from meshscope.store.duckdb.trace_locator import TraceLocator
 
 FIRST_CANDIDATES = 50  # verified in the first round, or 2 x limit if more
 SLICE_NS = 15 * 10**9
@@ -123,9 +123,7 @@ def _settled(ranked: list[tuple[int, int, int]], limit: int, bound: int) -> bool
 
 def _starts(locator: TraceLocator, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
     """Each trace's start: the earliest start over its writes, from the locator."""
-    by_key = {key: trace_key(*key) for key in keys}
-    ranges = locator.ranges(by_key.values())
-    return {key: ranges[k][0] for key, k in by_key.items() if k in ranges}
+    return {key: first for key, (first, _) in locator.ranges_of(keys).items()}
 
 
 def _conditions(

@@ -16,7 +16,7 @@ from meshscope.store.duckdb.exemplars import exemplars
 from meshscope.store.duckdb.packed import unpack, unpack_events, unpack_json
 from meshscope.store.duckdb.resources import Resources
 from meshscope.store.duckdb.span_rows import EncodedSpans, encode_spans
-from meshscope.store.duckdb.trace_locator import Run, TraceLocator, trace_key, trace_keys
+from meshscope.store.duckdb.trace_locator import Run, TraceLocator, trace_keys
 
 _CHUNK = 500  # trace ids per read
 # Ranges of start times closer than this are read as one: the rows between them are few
@@ -95,9 +95,7 @@ class DuckDBTraceStore:
         trace. Most of a warm lookup (~2.5 ms at 10M spans) is DuckDB materializing the rows
         of one row group, whichever way they are addressed (by start range or by rowid)."""
         cursor = self._db.read()
-        by_key = {key: trace_key(*key) for key in keys}
-        found = self.locator.ranges(by_key.values())
-        bounds = {key: found[k] for key, k in by_key.items() if k in found}
+        bounds = self.locator.ranges_of(keys)
         if not bounds:
             return {}
         ranges = " OR ".join(
