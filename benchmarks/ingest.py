@@ -26,7 +26,7 @@ Phases, all in one run:
    ClickHouse: the active parts of the database in system.parts).
 
 Usage: .venv/bin/python benchmarks/ingest.py [--seconds 60] [--distinct 400]
-       [--storage duckdb|clickhouse]
+       [--storage duckdb|clickhouse] [--layout traces|services] [--keep FILE]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from pathlib import Path
 
 import grpc
 
-from meshscope.ingest.loadgen import build_requests
+from meshscope.ingest.loadgen import build_requests, by_service
 from meshscope.ingest.otlp import decode_otlp
 from meshscope.ingest.otlp_direct import prepare_traces
 from meshscope.store.duckdb.span_rows import encode_columns
@@ -401,11 +401,22 @@ def main() -> None:
         "--storage", choices=("duckdb", "clickhouse"), default="duckdb",
         help="the store (clickhouse: a server started for the run, stopped at its end)",
     )  # fmt: skip
+    parser.add_argument(
+        "--layout", choices=("traces", "services"), default="traces",
+        help="traces: requests hold whole traces (as a collector's tail sampling or groupbytrace"
+        " sends them); services: each request one service's spans (as each SDK sends its own),"
+        " a trace's spans far apart in the run",
+    )  # fmt: skip
+    parser.add_argument(
+        "--keep", type=Path, help="copy the DuckDB file here at the end (for column_bytes.py)"
+    )
     args = parser.parse_args()
 
     base_ns = time.time_ns() - 20 * 60 * 10**9
     print(f"building {args.distinct} requests x {SPANS_PER_REQUEST} spans ...", flush=True)
     bodies = build_requests(args.distinct, SPANS_PER_REQUEST, services=12, seed=7, base_ns=base_ns)
+    if args.layout == "services":
+        bodies = by_service(bodies, SPANS_PER_REQUEST)
     mib = sum(map(len, bodies)) / 2**20
     print(f"  {mib:.1f} MiB of protobuf, {sum(map(len, bodies)) / (len(bodies) * 500):.0f} B/span")
 
@@ -540,6 +551,9 @@ def main() -> None:
         )  # fmt: skip
         print(f"on disk after the run: {size / 2**20:.1f} MiB for {stored:,} spans = "
               f"{size / stored:.1f} bytes/span (target <= 120){free}")  # fmt: skip
+        if args.keep and clickhouse is None:
+            shutil.copy(server.db, args.keep)
+            print(f"store file kept as {args.keep} (benchmarks/column_bytes.py splits it)")
     finally:
         server.stop()
         if clickhouse is not None:

@@ -1,7 +1,7 @@
 """A file written by an older schema version opens, is migrated in place, and reads back the
 same spans, logs, resources and samples (version 1: attributes, events, links and buckets in
 LIST columns; version 2: buckets as 8-byte BLOBs on every sample row; version 3: an ART index
-on `trace_index`)."""
+on `trace_index`; version 4: resources keyed by their hash)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from meshscope.model.attributes import AttrValue
 from meshscope.model.exphistogram import ExpHistogram
 from meshscope.model.metrics import Histogram, MetricPoint, MetricType
-from meshscope.model.spans import SpanEvent, SpanLink
+from meshscope.model.spans import Span, SpanEvent, SpanLink
 from meshscope.store.base import LogQuery, TraceQuery
 from meshscope.store.codec import resource_id
 from meshscope.store.duckdb.database import Database
@@ -141,6 +141,26 @@ def test_a_version_1_file_is_migrated_and_reads_back_the_same(tmp_path: Path) ->
     )
     assert [row[0] for row in columns.fetchall()] == ["trace_key", "min_start", "max_start"]
     assert con.execute("SELECT * FROM trace_index").fetchall() == [(trace_key(1, 2), T0, T0 + 2)]
+    # Version 5: the resource numbered, its rows carrying the number (0: no resource).
+    assert con.execute("SELECT resource_id, resource_hash FROM resources").fetchall() == [(1, RID)]
+    spans = con.execute("SELECT span_id, resource_id FROM spans ORDER BY 1").fetchall()
+    assert spans == [(3, 1), (4, 0)]
+    assert con.execute("SELECT resource_id FROM logs").fetchall() == [(1,)]
+    con.close()
+    # Written after the migration: the same resource keeps its number, a new one is next.
+    storage = DuckDBStorage(path)
+    try:
+        other = {"service.name": "pay"}
+        storage.traces.write_spans(
+            [Span(f"{9:032x}", f"{i:016x}", "op", "x", T0, T0 + 1, resource=r)
+             for i, r in ((1, RESOURCE), (2, other))]
+        )  # fmt: skip
+        assert [s.resource for s in storage.traces.get_trace(f"{9:032x}")] == [RESOURCE, other]
+    finally:
+        storage.close()
+    con = duckdb.connect(str(path))
+    rows = con.execute("SELECT resource_id, resource_hash FROM resources ORDER BY 1").fetchall()
+    assert rows == [(1, RID), (2, resource_id(other))]
 
 
 def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import random
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 _ROUTES = ("/api/orders", "/api/users/{id}", "/api/cart", "/health", "/api/checkout")
 _METHODS = ("GET", "POST", "PUT", "DELETE")
@@ -111,3 +111,30 @@ def build_requests(
     span start times fall within ~17 minutes after `base_ns`."""
     rng = random.Random(seed)
     return [build_request(spans_per_request, services, rng, base_ns) for _ in range(n_requests)]
+
+
+def by_service(bodies: list[bytes], spans_per_request: int = 500) -> list[bytes]:
+    """The spans of `bodies` regrouped as each service's own SDK would send them: requests
+    hold the spans of one service (two where one service's spans end), in their order, and
+    all of a service's spans come before the next service's, so the spans of a trace arrive
+    far apart, never in one write. Every request holds `spans_per_request` spans (a last,
+    partial one is left out)."""
+    by_name: dict[str, tuple[ResourceSpans, list[Span]]] = {}
+    for body in bodies:
+        for rs in ExportTraceServiceRequest.FromString(body).resource_spans:
+            name = next(kv.value.string_value for kv in rs.resource.attributes
+                        if kv.key == "service.name")  # fmt: skip
+            by_name.setdefault(name, (rs, []))[1].extend(rs.scope_spans[0].spans)
+    spans = [(name, span) for name, (_, own) in sorted(by_name.items()) for span in own]
+    out = []
+    for first in range(0, len(spans) - spans_per_request + 1, spans_per_request):
+        request = ExportTraceServiceRequest()
+        groups: dict[str, ScopeSpans] = {}
+        for name, span in spans[first : first + spans_per_request]:
+            if name not in groups:
+                template = by_name[name][0]
+                rs = request.resource_spans.add(resource=template.resource)
+                groups[name] = rs.scope_spans.add(scope=template.scope_spans[0].scope)
+            groups[name].spans.append(span)
+        out.append(request.SerializeToString())
+    return out

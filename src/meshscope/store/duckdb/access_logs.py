@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from meshscope.model.calls import Call
 from meshscope.model.logs import Severity
 from meshscope.store.codec import call_columns
 from meshscope.store.duckdb.packed import SEP, sql_entry
+from meshscope.store.duckdb.trace_locator import trace_keys
 
 _TABLE = """CREATE TABLE IF NOT EXISTS access_logs (
     time_ns BIGINT NOT NULL,
@@ -91,10 +93,13 @@ _TYPES_BY_COLUMN = {
 
 
 def access_table(calls: Sequence[Call]) -> pa.Table:
-    """The calls as `access_logs` rows (`store.codec.call_columns`, typed for this table)."""
-    return pa.table(
+    """The calls as `access_logs` rows (`store.codec.call_columns`, typed for this table),
+    grouped by trace as spans are (traces.py: each trace id stored once per run, ADR 0020)."""
+    table = pa.table(
         {
             name: pa.array(values, _TYPES_BY_COLUMN[name])
             for name, values in call_columns(calls).items()
         }
     )
+    keys = trace_keys(table.column("trace_hi").to_numpy(), table.column("trace_lo").to_numpy())
+    return table.take(np.argsort(keys, kind="stable"))

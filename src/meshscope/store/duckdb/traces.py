@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
@@ -45,27 +47,36 @@ class DuckDBTraceStore:
 
     def insert_encoded(self, txn: Txn, encoded_spans: Sequence[EncodedSpans]) -> None:
         """Insert spans encoded by `encode_spans` (here or in an ingest worker), with the
-        resources they name that the store has not seen, and their trace-index rows."""
+        resources they name that the store has not seen, and their trace-index rows.
+
+        The write's rows are grouped by trace (a stable sort on the trace key: a trace's spans
+        keep their order), so DuckDB stores each trace id once per run of its spans (RLE)
+        instead of 16 random bytes a span (ADR 0020); the write's rows stay together, so the
+        `start_ns` zonemaps still follow arrival order."""
         if not encoded_spans:
             return
-        for encoded in encoded_spans:
-            if encoded.resources:
-                self._resources.ids(txn, encoded.resources)  # inserts unseen ones
-        table = pa.concat_tables([encoded.table for encoded in encoded_spans])
-        txn.insert("spans", table)
-        # One `trace_index` row per trace in this write (columns picked by name: the order of
-        # group_by's output has changed between pyarrow versions).
-        keys = trace_keys(table.column("trace_hi").to_numpy(), table.column("trace_lo").to_numpy())
-        index = (
-            pa.table({"trace_key": keys, "start_ns": table.column("start_ns")})
-            .group_by("trace_key", use_threads=False)
-            .aggregate([("start_ns", "min"), ("start_ns", "max")])
-            .select(["trace_key", "start_ns_min", "start_ns_max"])
-            .rename_columns(["trace_key", "min_start", "max_start"])
+        table = self._resources.renumber(
+            txn,
+            pa.concat_tables([encoded.table for encoded in encoded_spans]),
+            chain.from_iterable(encoded.resources for encoded in encoded_spans),
         )
-        txn.insert("trace_index", index)
+        keys = trace_keys(table.column("trace_hi").to_numpy(), table.column("trace_lo").to_numpy())
+        order = np.argsort(keys, kind="stable")
+        table, keys = table.take(order), keys[order]
+        txn.insert("spans", table)
+        # One `trace_index` row per trace in this write: the runs of equal keys.
+        firsts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        starts = table.column("start_ns").to_numpy()
+        key, first, last = (
+            keys[firsts],
+            np.minimum.reduceat(starts, firsts),
+            np.maximum.reduceat(starts, firsts),
+        )
+        txn.insert(
+            "trace_index", pa.table({"trace_key": key, "min_start": first, "max_start": last})
+        )
         locator, before = self.locator, self.locator.runs
-        locator.add(*(index.column(i).to_numpy() for i in range(3)))
+        locator.add(key, first, last)
         txn.on_rollback.append(lambda: locator.restore(before))
 
     def get_trace(self, trace_id: str) -> list[Span]:
