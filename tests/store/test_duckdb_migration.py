@@ -143,14 +143,14 @@ def test_a_version_1_file_is_migrated_and_reads_back_the_same(tmp_path: Path) ->
     assert con.execute("SELECT * FROM trace_index").fetchall() == [(trace_key(1, 2), T0, T0 + 2)]
     # Version 5: the resource numbered, its rows carrying the number (0: no resource).
     assert con.execute("SELECT resource_id, resource_hash FROM resources").fetchall() == [(1, RID)]
-    spans = con.execute("SELECT span_id, resource_id FROM spans ORDER BY 1").fetchall()
-    assert spans == [(3, 1), (4, 0)]
+    numbers = con.execute("SELECT span_id, resource_id FROM spans ORDER BY 1").fetchall()
+    assert numbers == [(3, 1), (4, 0)]
     assert con.execute("SELECT resource_id FROM logs").fetchall() == [(1,)]
     con.close()
     # Written after the migration: the same resource keeps its number, a new one is next.
     storage = DuckDBStorage(path)
     try:
-        other = {"service.name": "pay"}
+        other: dict[str, AttrValue] = {"service.name": "pay"}
         storage.traces.write_spans(
             [Span(f"{9:032x}", f"{i:016x}", "op", "x", T0, T0 + 1, resource=r)
              for i, r in ((1, RESOURCE), (2, other))]

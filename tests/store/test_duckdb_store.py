@@ -19,6 +19,7 @@ from meshscope.store.base import LogQuery, Operation
 from meshscope.store.codec import resource_id
 from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.duckdb import storage as storage_module
+from meshscope.store.duckdb import traces as traces_module
 from meshscope.store.duckdb.span_rows import encode_spans
 
 
@@ -160,7 +161,8 @@ def test_resources_are_numbered_once_and_keep_their_number(tmp_path: Path) -> No
     """Rows carry a resource's small number, `resources` its hash too (ADR 0020): numbers
     survive a reopen, a rolled-back write takes its new numbers back, logs share them."""
     path = tmp_path / "r.duckdb"
-    a, b, c = ({"service.name": name} for name in "abc")
+    named: list[dict[str, AttrValue]] = [{"service.name": name} for name in "abc"]
+    a, b, c = named
     store = DuckDBStorage(path)
     store.traces.write_spans([_span(1, a), _span(2, b), _span(3, a), _span(4, {})])
 
@@ -202,7 +204,7 @@ def test_a_write_is_grouped_by_trace_so_ids_are_stored_once_per_run(tmp_path: Pa
     numbers bit-packed: the bytes per span of ADR 0020."""
     rng = random.Random(5)
     traces = [f"{rng.getrandbits(128):032x}" for _ in range(2000)]
-    resources = [{"service.name": f"s{i}"} for i in range(6)]
+    resources: list[dict[str, AttrValue]] = [{"service.name": f"s{i}"} for i in range(6)]
     spans = [
         Span(trace, f"{t * 8 + i + 1:016x}", "op", f"s{i}", 10 * t + i, 10 * t + i + 5,
              resource=resources[i])
@@ -237,3 +239,60 @@ def test_a_write_is_grouped_by_trace_so_ids_are_stored_once_per_run(tmp_path: Pa
         assert compressions["trace_hi"] == compressions["trace_lo"] == ["RLE"], compressions
         if table == "spans":
             assert "Uncompressed" not in compressions["resource_id"], compressions
+
+
+def test_recent_index_rows_fold_into_one_row_per_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each write adds a `trace_index_recent` row per trace in it; past FOLD_ROWS rows, they
+    become one `trace_index` row per trace in the same transaction (ADR 0020). A rolled-back
+    write folds nothing, and after a reopen every trace is found whole from both tables."""
+    monkeypatch.setattr(traces_module, "FOLD_ROWS", 10)
+    path = tmp_path / "f.duckdb"
+    store = DuckDBStorage(path)
+    ids = [f"{n:032x}" for n in (11, 12, 13, 14)]
+
+    def write(step: int) -> list[Span]:  # one span of each trace, as one service sends them
+        return [Span(t, f"{step * 8 + i + 1:016x}", "op", "svc", 100 * step + i, 100 * step + i + 1)
+                for i, t in enumerate(ids)]  # fmt: skip
+
+    def counts(con: duckdb.DuckDBPyConnection | None = None) -> tuple[int, int]:
+        ((main, recent),) = (
+            (con or store._db.read())
+            .execute(
+                "SELECT (SELECT count(*) FROM trace_index),"
+                " (SELECT count(*) FROM trace_index_recent)"
+            )
+            .fetchall()
+        )
+        return main, recent
+
+    store.traces.write_spans(write(0))
+    store.traces.write_spans(write(1))
+    assert counts() == (0, 8)
+
+    def fold_then_fail() -> None:
+        with store._db.transaction() as txn:
+            store.traces.insert(txn, write(9))
+            assert counts(txn.con) == (4, 0)  # folded, inside the transaction
+            raise RuntimeError("after the fold")
+
+    with pytest.raises(RuntimeError, match="after the fold"):
+        fold_then_fail()
+    assert counts() == (0, 8)
+    store.traces.write_spans(write(2))  # 12 rows: folded
+    assert counts() == (4, 0)
+    con = store._db.read()
+    rows = con.execute("SELECT min_start, max_start FROM trace_index ORDER BY 1").fetchall()
+    assert rows == [(i, 200 + i) for i in range(4)]
+    store.traces.write_spans(write(3))
+    assert counts() == (4, 4)
+    store.close()
+    reopened = DuckDBStorage(path)
+    try:
+        found = reopened.traces.get_traces(ids)
+        assert {t: [s.start_ns for s in spans] for t, spans in found.items()} == {
+            t: [100 * step + i for step in range(4)] for i, t in enumerate(ids)
+        }
+    finally:
+        reopened.close()

@@ -57,6 +57,8 @@ def expected(kept: list[Entry], wanted: list[int]) -> dict[int, tuple[int, int]]
 def test_agrees_with_a_list_of_its_entries(
     todo: list[tuple[str, object]], wanted: list[int]
 ) -> None:
+    """Answers as the list of live entries would (an expiry starts the entries it keeps at its
+    cutoff: the spans before it are gone)."""
     locator = TraceLocator()
     kept: list[Entry] = []
     for kind, arg in todo:
@@ -72,7 +74,7 @@ def test_agrees_with_a_list_of_its_entries(
         else:
             assert isinstance(arg, int)
             locator.expire(arg)
-            kept = [e for e in kept if e[2] >= arg]
+            kept = [(key, max(first, arg), last) for key, first, last in kept if last >= arg]
         assert len(locator) == len(kept)
         assert locator.ranges(wanted) == expected(kept, wanted)
     everything = sorted({e[0] for e in kept})

@@ -34,7 +34,7 @@ BLOBs (store/duckdb/packed.py, blobs.py); 3: compact samples (bucket bounds once
 set in `histogram_bounds`, counts in narrow BLOBs, metadata only where not the family's);
 4: `trace_index` keyed by `trace_key` (a mix of both id halves), without its ART index (the
 trace locator, ADR 0019); 5: resources numbered (`resource_id` a small number, the content
-hash in `resource_hash`; ADR 0020)."""
+hash in `resource_hash`), `trace_index_recent` (ADR 0020)."""
 
 # The tables whose layout changed in version 2, `{name}` to create them under another name
 # while migrating (see MIGRATIONS).
@@ -144,6 +144,7 @@ STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
     SPANS.format(name="spans"),
     TRACE_INDEX.format(name="trace_index"),
+    TRACE_INDEX.format(name="trace_index_recent"),  # the latest writes' rows (traces.py)
     RESOURCES.format(name="resources"),
     LOGS.format(name="logs"),
     """CREATE TABLE IF NOT EXISTS series (

@@ -142,7 +142,8 @@ class DuckDBStorage:
         with self._db.transaction() as txn:
             # An index row whose spans are all gone points at nothing. The locator changes
             # under the write lock, as at insert (a writer replaces its runs).
-            txn.con.execute("DELETE FROM trace_index WHERE max_start < ?", [before_ns])
+            for table in ("trace_index", "trace_index_recent"):
+                txn.con.execute(f"DELETE FROM {table} WHERE max_start < ?", [before_ns])
             locator, runs = self.traces.locator, self.traces.locator.runs
             locator.expire(before_ns)
             txn.on_rollback.append(lambda: locator.restore(runs))

@@ -19,7 +19,10 @@ Keyed by a 64-bit mix of both id halves (`trace_key`; the spans read checks both
 that share one half, as 64-bit ids (high half zero) or ids with a time prefix do, still get
 keys of their own. Two traces whose keys collide (one pair in ~2^32 among 2^32 traces, or a
 client that crafts them) share a range, read a little wider, and for search ranking the
-earlier start. 24 bytes per entry in memory (one per trace and write).
+earlier start. 24 bytes per entry in memory: one per trace and write (one per trace and
+`trace_index` row after a reopen: the store folds its rows, ADR 0020). Entries are not merged
+into one per trace in memory: retention needs each write's range to tell when a trace that
+came in several writes starts once its oldest spans are gone.
 """
 
 from __future__ import annotations
@@ -129,14 +132,16 @@ class TraceLocator:
         return {trace_id: found[key] for trace_id, key in keys.items() if key in found}
 
     def expire(self, before_ns: int) -> None:
-        """Forget the entries whose latest start is before `before_ns` (their spans are
-        gone: retention deletes spans by start)."""
+        """Forget the entries whose latest start is before `before_ns` and start the others
+        there (their spans before it are gone: retention deletes spans by start)."""
         runs = []
         for run in self._runs:
             keep = run.lasts >= before_ns
-            runs.append(
-                run if keep.all() else Run(run.keys[keep], run.firsts[keep], run.lasts[keep])
-            )
+            if keep.all() and run.firsts.min() >= before_ns:
+                runs.append(run)
+            else:
+                firsts = np.maximum(run.firsts[keep], np.int64(before_ns))
+                runs.append(Run(run.keys[keep], firsts, run.lasts[keep]))
         self._runs = tuple(run for run in runs if len(run))
 
 

@@ -21,6 +21,10 @@ from meshscope.store.duckdb.span_rows import EncodedSpans, encode_spans
 from meshscope.store.duckdb.trace_locator import Run, TraceLocator, trace_keys
 
 _CHUNK = 500  # trace ids per read
+FOLD_ROWS = 250_000
+"""`trace_index_recent` is folded into `trace_index` (one row per trace) once it holds this
+many rows: ~7 s of writes at 45k spans/s when every write holds one span of a trace, long
+enough for the spans a trace's services send within an SDK's batch delay (5 s by default)."""
 # Ranges of start times closer than this are read as one: the rows between them are few
 # (a row group holds minutes of spans at high rates) and one BETWEEN filters faster than many.
 _GAP_NS = 60 * 10**9
@@ -35,6 +39,8 @@ class DuckDBTraceStore:
         self._db = db
         self._resources = resources
         self.locator = TraceLocator([_stored_run(db)])
+        row = db.read().execute("SELECT count(*) FROM trace_index_recent").fetchone()
+        self._recent_rows = int(row[0]) if row else 0
 
     def write_spans(self, spans: Sequence[Span]) -> None:
         if spans:
@@ -64,7 +70,10 @@ class DuckDBTraceStore:
         order = np.argsort(keys, kind="stable")
         table, keys = table.take(order), keys[order]
         txn.insert("spans", table)
-        # One `trace_index` row per trace in this write: the runs of equal keys.
+        # One index row per trace in this write (the runs of equal keys), into
+        # `trace_index_recent`; every FOLD_ROWS rows, those become one row per trace in
+        # `trace_index`. Each service sends its own spans of a trace in its own writes, so
+        # without folding most traces would keep a row per span (ADR 0020).
         firsts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
         starts = table.column("start_ns").to_numpy()
         key, first, last = (
@@ -73,11 +82,26 @@ class DuckDBTraceStore:
             np.maximum.reduceat(starts, firsts),
         )
         txn.insert(
-            "trace_index", pa.table({"trace_key": key, "min_start": first, "max_start": last})
+            "trace_index_recent",
+            pa.table({"trace_key": key, "min_start": first, "max_start": last}),
         )
+        rows = self._recent_rows
+        self._recent_rows += key.size
+        if self._recent_rows >= FOLD_ROWS:
+            txn.con.execute(
+                "INSERT INTO trace_index SELECT trace_key, min(min_start), max(max_start)"
+                " FROM trace_index_recent GROUP BY trace_key"
+            )
+            txn.con.execute("DELETE FROM trace_index_recent")
+            self._recent_rows = 0
         locator, before = self.locator, self.locator.runs
         locator.add(key, first, last)
-        txn.on_rollback.append(lambda: locator.restore(before))
+
+        def undo() -> None:
+            locator.restore(before)
+            self._recent_rows = rows
+
+        txn.on_rollback.append(undo)
 
     def get_trace(self, trace_id: str) -> list[Span]:
         return self.get_traces([trace_id]).get(trace_id, [])
@@ -231,9 +255,14 @@ def _span(
 
 
 def _stored_run(db: Database) -> Run:
-    """Every `trace_index` row, sorted for the locator (one scan at open: ~0.1 s per million)."""
+    """Every index row, sorted for the locator (one scan at open: ~0.1 s per million)."""
     table = (
-        db.read().sql("SELECT trace_key, min_start, max_start FROM trace_index").to_arrow_table()
+        db.read()
+        .sql(
+            "SELECT trace_key, min_start, max_start FROM trace_index"
+            " UNION ALL SELECT trace_key, min_start, max_start FROM trace_index_recent"
+        )
+        .to_arrow_table()
     )
-    lows, firsts, lasts = (table.column(i).to_numpy() for i in range(3))
-    return Run.of(lows, firsts, lasts)
+    keys, firsts, lasts = (table.column(i).to_numpy() for i in range(3))
+    return Run.of(keys, firsts, lasts)
