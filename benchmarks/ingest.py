@@ -26,7 +26,8 @@ Phases, all in one run:
    ClickHouse: the active parts of the database in system.parts).
 
 Usage: .venv/bin/python benchmarks/ingest.py [--seconds 60] [--distinct 400]
-       [--storage duckdb|clickhouse] [--layout traces|services] [--keep FILE]
+       [--storage duckdb|clickhouse] [--layout traces|services] [--fresh-cycles N]
+       [--keep FILE]
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from pathlib import Path
 
 import grpc
 
-from meshscope.ingest.loadgen import build_requests, by_service
+from meshscope.ingest.loadgen import FreshTraces, build_requests, by_service
 from meshscope.ingest.otlp import decode_otlp
 from meshscope.ingest.otlp_direct import prepare_traces
 from meshscope.store.duckdb.span_rows import encode_columns
@@ -408,6 +409,11 @@ def main() -> None:
         " a trace's spans far apart in the run",
     )  # fmt: skip
     parser.add_argument(
+        "--fresh-cycles", type=int, default=0,
+        help="send N copies of the requests, each with trace ids of its own (built up front,"
+        " ~0.2 MB each); 0: the distinct requests re-sent as they are, ids repeating",
+    )  # fmt: skip
+    parser.add_argument(
         "--keep", type=Path, help="copy the DuckDB file here at the end (for column_bytes.py)"
     )
     args = parser.parse_args()
@@ -417,6 +423,10 @@ def main() -> None:
     bodies = build_requests(args.distinct, SPANS_PER_REQUEST, services=12, seed=7, base_ns=base_ns)
     if args.layout == "services":
         bodies = by_service(bodies, SPANS_PER_REQUEST)
+    distinct = bodies
+    if args.fresh_cycles > 0:
+        fresh = FreshTraces(bodies, time.time_ns())
+        bodies = [fresh.request(i, c) for c in range(args.fresh_cycles) for i in range(len(bodies))]
     mib = sum(map(len, bodies)) / 2**20
     print(f"  {mib:.1f} MiB of protobuf, {sum(map(len, bodies)) / (len(bodies) * 500):.0f} B/span")
 
@@ -444,7 +454,7 @@ def main() -> None:
         server.start()
         print(f"storage: {args.storage}; child processes (ingest workers and multiprocessing's "
               f"resource tracker): {len(server.pids()) - 1}")  # fmt: skip
-        tally, took = drive(server.http_port, bodies, 600, args.senders, once=True)
+        tally, took = drive(server.http_port, distinct, 600, args.senders, once=True)
         distinct_spans = tally.acked_spans
         print(f"distinct: {distinct_spans:,} spans acked in {took:.1f} s = "
               f"{distinct_spans / took:,.0f} spans/s (errors {tally.errors})")  # fmt: skip

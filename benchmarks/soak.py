@@ -35,67 +35,15 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
 from ingest import SPANS_PER_REQUEST, Server
-from meshscope.ingest.loadgen import build_requests
+from meshscope.ingest.loadgen import FreshTraces, build_requests
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 LOGS_PER_REQUEST = 100
 SERIES = 200
-
-
-class FreshTraces:
-    """Pre-encoded trace requests, re-sent with new trace ids and current times: the byte
-    offsets of every span's trace id (16 bytes) and of every span and event time (fixed64)
-    are found once; each send patches them in a copy (a few hundred slice writes)."""
-
-    def __init__(self, bodies: list[bytes], built_ns: int) -> None:
-        self.bodies = bodies
-        self.built_ns = built_ns
-        self.ids: list[list[int]] = []  # per body: offsets of trace ids
-        self.times: list[list[tuple[int, int]]] = []  # per body: (offset, original value)
-        self.first: list[bytes] = []  # per body: its first span's trace id
-        for body in bodies:
-            ids, times, cursor = [], [], 0
-            request = ExportTraceServiceRequest.FromString(body)
-            for rs in request.resource_spans:
-                for ss in rs.scope_spans:
-                    for span in ss.spans:
-                        cursor = body.index(b"\x0a\x10" + span.trace_id, cursor) + 2
-                        ids.append(cursor)
-                        for tag, value in (
-                            (b"\x39", span.start_time_unix_nano),
-                            (b"\x41", span.end_time_unix_nano),
-                            *((b"\x09", event.time_unix_nano) for event in span.events),
-                        ):
-                            cursor = body.index(tag + value.to_bytes(8, "little"), cursor) + 1
-                            times.append((cursor, value))
-            self.ids.append(ids)
-            self.times.append(times)
-            self.first.append(request.resource_spans[0].scope_spans[0].spans[0].trace_id)
-
-    def first_trace_id(self, index: int, cycle: int) -> str:
-        """The trace id (hex) of the first span of `request(index, cycle)`."""
-        first = self.first[index % len(self.bodies)]
-        stamp = bytes(a ^ b for a, b in zip(first[:4], cycle.to_bytes(4, "big"), strict=True))
-        return (stamp + first[4:]).hex()
-
-    def request(self, index: int, cycle: int) -> bytes:
-        """Body `index` of the pool with its trace ids made unique to `cycle` and its times
-        moved to now (trace ids stay shared within a trace: the same bytes are replaced)."""
-        n = index % len(self.bodies)
-        out = bytearray(self.bodies[n])
-        stamp = cycle.to_bytes(4, "big")
-        for offset in self.ids[n]:
-            head = out[offset : offset + 4]
-            out[offset : offset + 4] = bytes(a ^ b for a, b in zip(head, stamp, strict=True))
-        delta = time.time_ns() - self.built_ns
-        for offset, value in self.times[n]:
-            out[offset : offset + 8] = (value + delta).to_bytes(8, "little")
-        return bytes(out)
 
 
 def _kv(key: str, value: str) -> KeyValue:

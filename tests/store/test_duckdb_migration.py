@@ -241,3 +241,42 @@ def test_a_version_2_file_gets_compact_samples_and_reads_back_the_same(tmp_path:
         ]
     finally:
         reopened.close()
+
+
+def test_a_version_4_file_gets_event_offsets_as_integers(tmp_path: Path) -> None:
+    """Version 4 kept every event's offset in `event_times` (text); version 5 moves the first
+    to `event_offset`. The version-4 file is made from a current one, taken back a version."""
+    path = tmp_path / "v4.duckdb"
+    spans = [
+        Span(f"{1:032x}", f"{i + 1:016x}", "op", "svc", T0 + i, T0 + 100,
+             events=tuple(SpanEvent(T0 + i + 10 * k, f"e{k}", {}) for k in range(n)))
+        for i, n in enumerate((0, 1, 3))
+    ]  # fmt: skip
+    storage = DuckDBStorage(path)
+    storage.traces.write_spans(spans)
+    storage.close()
+    con = duckdb.connect(str(path))
+    con.execute(
+        "UPDATE spans SET event_times = CASE WHEN event_times IS NULL"
+        " THEN CAST(event_offset AS VARCHAR) ELSE event_offset || ',' || event_times END"
+    )
+    assert con.execute("SELECT event_times FROM spans ORDER BY span_id").fetchall() == [
+        (None,), ("0",), ("0,10,20",)
+    ]  # fmt: skip
+    for statement in (
+        "ALTER TABLE spans DROP COLUMN event_offset",
+        "ALTER TABLE resources DROP COLUMN resource_hash",
+        "INSERT INTO trace_index SELECT * FROM trace_index_recent",
+        "DROP TABLE trace_index_recent",
+        "UPDATE meta SET value = '4' WHERE key = 'schema_version'",
+    ):
+        con.execute(statement)
+    con.close()
+    migrated = DuckDBStorage(path)
+    try:
+        assert migrated.traces.get_trace(f"{1:032x}") == spans
+    finally:
+        migrated.close()
+    con = duckdb.connect(str(path), read_only=True)
+    rows = con.execute("SELECT event_offset, event_times FROM spans ORDER BY span_id").fetchall()
+    assert rows == [(None, None), (0, None), (0, "10,20")]

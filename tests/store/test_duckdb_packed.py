@@ -94,11 +94,17 @@ def test_columns_of_many_rows_and_events_as_json() -> None:
     assert [unpack(p, t) for p, t in zip(packed.to_pylist(), tags.to_pylist(), strict=True)] == rows
     assert packed.to_pylist()[1] == ""
     event_attrs = AttrColumns()
-    event_attrs.extend([{"k": 2**64 - 1}, {}])
-    events, times = pack_events([0, 0, 2, 2], [5, 6], ["boom", "retry"], event_attrs, [0, 4, 9])
-    assert events.to_pylist()[0] is None and times.to_pylist()[2] is None
-    assert times.to_pylist()[1] == "1,2"  # offsets from the span's start
-    assert unpack_events(events[1].as_py(), times[1].as_py(), 4) == [
+    event_attrs.extend([{"k": 2**64 - 1}, {}, {}])
+    events, first, others = pack_events(
+        [0, 0, 2, 3, 3], [5, 6, 12], ["boom", "retry", "once"], event_attrs, [0, 4, 9, 1]
+    )
+    assert events.to_pylist()[0] is None and first.to_pylist()[0] is None
+    assert first.to_pylist() == [None, 1, 3, None]  # the first event's offset from the start
+    assert others.to_pylist() == [None, "2", None, None]  # the others', as text
+    assert unpack_events(events[1].as_py(), first[1].as_py(), others[1].as_py(), 4) == [
         (5, "boom", {"k": 2**64 - 1}),
         (6, "retry", {}),
+    ]
+    assert unpack_events(events[2].as_py(), first[2].as_py(), others[2].as_py(), 9) == [
+        (12, "once", {}),
     ]

@@ -9,6 +9,7 @@ attributes, one event per span. Deterministic for a given seed.
 from __future__ import annotations
 
 import random
+import time
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -118,7 +119,7 @@ def by_service(bodies: list[bytes], spans_per_request: int = 500) -> list[bytes]
     hold the spans of one service (two where one service's spans end), in their order, and
     all of a service's spans come before the next service's, so the spans of a trace arrive
     far apart, never in one write. Every request holds `spans_per_request` spans (a last,
-    partial one is left out)."""
+    partial one is left out); a service's spans all get the resource of its first request."""
     by_name: dict[str, tuple[ResourceSpans, list[Span]]] = {}
     for body in bodies:
         for rs in ExportTraceServiceRequest.FromString(body).resource_spans:
@@ -138,3 +139,54 @@ def by_service(bodies: list[bytes], spans_per_request: int = 500) -> list[bytes]
             groups[name].spans.append(span)
         out.append(request.SerializeToString())
     return out
+
+
+class FreshTraces:
+    """Pre-encoded trace requests, re-sent with new trace ids and current times: the byte
+    offsets of every span's trace id (16 bytes) and of every span and event time (fixed64)
+    are found once; each send patches them in a copy (a few hundred slice writes)."""
+
+    def __init__(self, bodies: list[bytes], built_ns: int) -> None:
+        self.bodies = bodies
+        self.built_ns = built_ns
+        self.ids: list[list[int]] = []  # per body: offsets of trace ids
+        self.times: list[list[tuple[int, int]]] = []  # per body: (offset, original value)
+        self.first: list[bytes] = []  # per body: its first span's trace id
+        for body in bodies:
+            ids, times, cursor = [], [], 0
+            request = ExportTraceServiceRequest.FromString(body)
+            for rs in request.resource_spans:
+                for ss in rs.scope_spans:
+                    for span in ss.spans:
+                        cursor = body.index(b"\x0a\x10" + span.trace_id, cursor) + 2
+                        ids.append(cursor)
+                        for tag, value in (
+                            (b"\x39", span.start_time_unix_nano),
+                            (b"\x41", span.end_time_unix_nano),
+                            *((b"\x09", event.time_unix_nano) for event in span.events),
+                        ):
+                            cursor = body.index(tag + value.to_bytes(8, "little"), cursor) + 1
+                            times.append((cursor, value))
+            self.ids.append(ids)
+            self.times.append(times)
+            self.first.append(request.resource_spans[0].scope_spans[0].spans[0].trace_id)
+
+    def first_trace_id(self, index: int, cycle: int) -> str:
+        """The trace id (hex) of the first span of `request(index, cycle)`."""
+        first = self.first[index % len(self.bodies)]
+        stamp = bytes(a ^ b for a, b in zip(first[:4], cycle.to_bytes(4, "big"), strict=True))
+        return (stamp + first[4:]).hex()
+
+    def request(self, index: int, cycle: int) -> bytes:
+        """Body `index` of the pool with its trace ids made unique to `cycle` and its times
+        moved to now (trace ids stay shared within a trace: the same bytes are replaced)."""
+        n = index % len(self.bodies)
+        out = bytearray(self.bodies[n])
+        stamp = cycle.to_bytes(4, "big")
+        for offset in self.ids[n]:
+            head = out[offset : offset + 4]
+            out[offset : offset + 4] = bytes(a ^ b for a, b in zip(head, stamp, strict=True))
+        delta = time.time_ns() - self.built_ns
+        for offset, value in self.times[n]:
+            out[offset : offset + 8] = (value + delta).to_bytes(8, "little")
+        return bytes(out)

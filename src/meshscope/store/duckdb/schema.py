@@ -5,15 +5,19 @@ Two access paths for traces, as in ClickHouse-based trace stores:
   per-row-group min/max (zonemaps) on `start_ns` prune a time-range scan to the right row
   groups; service/name are dictionary-compressed strings, attributes one packed string per row
   (store/duckdb/packed.py: no LIST columns, whose small appends DuckDB logs expensively).
-- by id: `trace_index` holds one small row per (trace, write): a 64-bit key of the trace id
-  (trace_locator.trace_key) and the write's start range. It is read once at open into the
-  trace locator (store/duckdb/trace_locator.py: sorted arrays in memory, ADR 0019), which
-  gives a trace's start range without a query; the spans are then read inside that range, which the
+  Within a write, rows are grouped by trace, so DuckDB stores a trace id once per run of its
+  spans (RLE; ADR 0020); `access_logs` likewise.
+- by id: `trace_index_recent` holds one small row per (trace, write): a 64-bit key of the
+  trace id (trace_locator.trace_key) and the write's start range; every 250k rows they are
+  folded into one `trace_index` row per trace. Both are read once at open into the trace
+  locator (store/duckdb/trace_locator.py: sorted arrays in memory, ADR 0019), which gives a
+  trace's start range without a query; the spans are then read inside that range, which the
   `start_ns` zonemaps narrow to a row group or two, and both id halves are checked on the rows
   found. Search ranks traces by their start from the same locator (trace_search.py). No ART
   index: DuckDB rewrites a whole ART at every checkpoint (duckdb/duckdb#24848).
 Ids are unsigned integers (a trace id is two UBIGINT halves), not 32-char strings. Resources
-repeat on every span of a process, so they are stored once in `resources`, keyed by a hash.
+repeat on every span of a process, so they are stored once in `resources`, under a small
+number that `spans` and `logs` rows carry (resources.py).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ BLOBs (store/duckdb/packed.py, blobs.py); 3: compact samples (bucket bounds once
 set in `histogram_bounds`, counts in narrow BLOBs, metadata only where not the family's);
 4: `trace_index` keyed by `trace_key` (a mix of both id halves), without its ART index (the
 trace locator, ADR 0019); 5: resources numbered (`resource_id` a small number, the content
-hash in `resource_hash`), `trace_index_recent` (ADR 0020)."""
+hash in `resource_hash`), `trace_index_recent`, `spans.event_offset` (ADR 0020)."""
 
 # The tables whose layout changed in version 2, `{name}` to create them under another name
 # while migrating (see MIGRATIONS).
@@ -59,8 +63,11 @@ SPANS = """CREATE TABLE IF NOT EXISTS {name} (
         scope_name VARCHAR NOT NULL,
         scope_version VARCHAR NOT NULL,
         trace_state VARCHAR NOT NULL,
-        flags UINTEGER NOT NULL
+        flags UINTEGER NOT NULL,
+        event_offset BIGINT
     )"""
+"""`event_offset`: the first event's time less the span's start, `event_times` the other
+events' (text, joined by commas); NULL when there are none (packed.pack_events)."""
 RESOURCES = """CREATE TABLE IF NOT EXISTS {name} (
         resource_id UBIGINT NOT NULL,
         attrs VARCHAR NOT NULL,
@@ -332,6 +339,12 @@ MIGRATIONS: dict[int, tuple[Migration, ...]] = {
             )
         ),
         "DROP TABLE _numbers",
+        # The first event's offset moves to an integer column (packed.pack_events).
+        "ALTER TABLE spans ADD COLUMN IF NOT EXISTS event_offset BIGINT",
+        "UPDATE spans SET event_offset = CAST(split_part(event_times, ',', 1) AS BIGINT),"
+        " event_times = CASE WHEN contains(event_times, ',')"
+        " THEN substr(event_times, strpos(event_times, ',') + 1) END"
+        " WHERE event_times IS NOT NULL",
     ),
 }
 """Per schema version, the statements that bring a file of that version to the next (run in

@@ -54,7 +54,7 @@ def encode_columns(columns: SpanColumns) -> EncodedSpans:
     rows = columns.rows
     attrs, attr_types = pack_columns(columns.attrs)
     starts = [row[0] for row in rows]  # SPAN_COLUMNS[0] is start_ns
-    events, event_times = pack_events(
+    events, event_offset, event_times = pack_events(
         columns.ev_offsets, columns.ev_time, columns.ev_name, columns.ev_attrs, starts
     )
     plain = dict(
@@ -75,6 +75,7 @@ def encode_columns(columns: SpanColumns) -> EncodedSpans:
             "attrs": attrs,
             "attr_types": attr_types,
             "events": events,
+            "event_offset": event_offset,
             "event_times": event_times,
             "links": pack_links(
                 columns.ln_offsets, columns.ln_hi, columns.ln_lo, columns.ln_span, columns.ln_attrs

@@ -30,7 +30,8 @@ enough for the spans a trace's services send within an SDK's batch delay (5 s by
 _GAP_NS = 60 * 10**9
 _COLUMNS = """s.trace_hi, s.trace_lo, s.span_id, s.parent_id, s.name, s.service, s.start_ns,
     s.duration_ns, s.kind, s.status_code, s.status_message, s.attrs, s.attr_types, s.events,
-    s.event_times, s.links, s.scope_name, s.scope_version, s.trace_state, s.flags, s.resource_id"""
+    s.event_times, s.links, s.scope_name, s.scope_version, s.trace_state, s.flags, s.resource_id,
+    s.event_offset"""
 _RESOURCE = 20  # position of resource_id in _COLUMNS
 
 
@@ -222,6 +223,7 @@ def _span(
     (t_hi, t_lo, span_id, parent, name, service, start, duration, kind, status, message) = row[:11]
     (attrs, types, events, event_times, links) = row[11:16]
     (scope, version, state, flags) = row[16:20]
+    event_offset = row[21]
     attributes = decoded.get((attrs, types))
     if attributes is None:
         attributes = decoded[attrs, types] = unpack(attrs, types)
@@ -237,7 +239,9 @@ def _span(
         status_code=_STATUSES[status] if status in _STATUSES else StatusCode(status),
         status_message=message,
         attributes=dict(attributes),
-        events=tuple(SpanEvent(*event) for event in unpack_events(events, event_times, start))
+        events=tuple(
+            SpanEvent(*event) for event in unpack_events(events, event_offset, event_times, start)
+        )
         if events
         else (),
         links=tuple(
