@@ -26,7 +26,7 @@ WRITER = textwrap.dedent(
     from meshscope.model.spans import Span
     from meshscope.store.duckdb import DuckDBStorage
 
-    storage = DuckDBStorage(sys.argv[1])
+    storage = DuckDBStorage(sys.argv[1], fold_rows=250)  # folds every few batches
     sizes = [int(size) for size in sys.argv[2].split(",")]
     batch = 0
     while True:

@@ -19,7 +19,6 @@ from meshscope.store.base import LogQuery, Operation
 from meshscope.store.codec import resource_id
 from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.duckdb import storage as storage_module
-from meshscope.store.duckdb import traces as traces_module
 from meshscope.store.duckdb.span_rows import encode_spans
 
 
@@ -241,15 +240,13 @@ def test_a_write_is_grouped_by_trace_so_ids_are_stored_once_per_run(tmp_path: Pa
             assert "Uncompressed" not in compressions["resource_id"], compressions
 
 
-def test_recent_index_rows_fold_into_one_row_per_trace(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each write adds a `trace_index_recent` row per trace in it; past FOLD_ROWS rows, they
+def test_recent_index_rows_fold_into_one_row_per_trace(tmp_path: Path) -> None:
+    """Each write adds a `trace_index_recent` row per trace in it; past `fold_rows` rows, they
     become one `trace_index` row per trace in the same transaction (ADR 0020). A rolled-back
-    write folds nothing, and after a reopen every trace is found whole from both tables."""
-    monkeypatch.setattr(traces_module, "FOLD_ROWS", 10)
+    write folds nothing, retention starts folded rows at each trace's oldest span left, and
+    after a reopen every trace is found whole from both tables."""
     path = tmp_path / "f.duckdb"
-    store = DuckDBStorage(path)
+    store = DuckDBStorage(path, fold_rows=10)
     ids = [f"{n:032x}" for n in (11, 12, 13, 14)]
 
     def write(step: int) -> list[Span]:  # one span of each trace, as one service sends them
@@ -287,12 +284,19 @@ def test_recent_index_rows_fold_into_one_row_per_trace(
     assert rows == [(i, 200 + i) for i in range(4)]
     store.traces.write_spans(write(3))
     assert counts() == (4, 4)
+    # Retention cuts the folded rows: they now start at each trace's oldest span left.
+    store.expire(150)
+    rows = con.execute("SELECT min_start, max_start FROM trace_index ORDER BY 1").fetchall()
+    assert rows == [(200 + i, 200 + i) for i in range(4)]
+    assert store.traces.locator.ranges_of([(0, n) for n in (11, 12, 13, 14)]) == {
+        (0, 11 + i): (200 + i, 300 + i) for i in range(4)
+    }
     store.close()
-    reopened = DuckDBStorage(path)
+    reopened = DuckDBStorage(path, fold_rows=10)
     try:
         found = reopened.traces.get_traces(ids)
         assert {t: [s.start_ns for s in spans] for t, spans in found.items()} == {
-            t: [100 * step + i for step in range(4)] for i, t in enumerate(ids)
+            t: [200 + i, 300 + i] for i, t in enumerate(ids)
         }
     finally:
         reopened.close()

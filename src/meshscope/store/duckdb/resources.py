@@ -25,7 +25,8 @@ class Resources:
     def __init__(self, db: Database) -> None:
         self._db = db
         rows = db.read().execute("SELECT resource_hash, resource_id FROM resources").fetchall()
-        # hash -> number; replaced, never mutated (readers need no lock), put back on rollback.
+        # hash -> number, for writers (one at a time); replaced, never mutated, so a rollback
+        # puts the previous dict back.
         self._numbers: dict[int, int] = {0: 0, **{row[0]: row[1] for row in rows}}
         self._next = max(self._numbers.values()) + 1
         # number -> attributes; a resource never changes, so readers cache it instead of

@@ -22,7 +22,7 @@ from meshscope.store.duckdb.logs import DuckDBLogStore
 from meshscope.store.duckdb.metrics import DEFAULT_SAMPLE_CACHE_BYTES, DuckDBMetricStore
 from meshscope.store.duckdb.resources import Resources
 from meshscope.store.duckdb.span_rows import EncodedSpans, encode_columns, encode_spans
-from meshscope.store.duckdb.traces import DuckDBTraceStore
+from meshscope.store.duckdb.traces import FOLD_ROWS, DuckDBTraceStore
 from meshscope.store.duckdb.warmup import WarmUp, default_budget, parse_size, warm_up
 
 EXPIRE_CHUNK_ROWS = 50_000
@@ -51,10 +51,12 @@ class DuckDBStorage:
         checkpoint_threshold: str = DEFAULT_CHECKPOINT_THRESHOLD,
         memory_limit: str | None = None,
         sample_cache_bytes: int = DEFAULT_SAMPLE_CACHE_BYTES,
+        fold_rows: int = FOLD_ROWS,
     ) -> None:
         """`memory_limit`: DuckDB's buffer pool bound (`'50%'` of RAM, `'4GB'`); None keeps
         DuckDB's default (80% of RAM). `sample_cache_bytes`: the bound of the metric store's
-        sample cache (0: off; ADR 0009)."""
+        sample cache (0: off; ADR 0009). `fold_rows`: the trace index rows of the latest
+        writes folded into one per trace past this many (traces.FOLD_ROWS; tests fold often)."""
         self.path = Path(path)
         self._db = Database(self.path, checkpoint_threshold)
         if memory_limit is not None:
@@ -67,7 +69,7 @@ class DuckDBStorage:
             for statement in ACCESS_STATEMENTS:
                 txn.con.execute(statement)
         self._resources = Resources(self._db)
-        self.traces = DuckDBTraceStore(self._db, self._resources)
+        self.traces = DuckDBTraceStore(self._db, self._resources, fold_rows)
         self.logs = DuckDBLogStore(self._db, self._resources)
         self.metrics = DuckDBMetricStore(self._db, sample_cache_bytes)
         self.catalog = DuckDBCatalogStore(self._db)
@@ -140,13 +142,7 @@ class DuckDBStorage:
             if table == "samples":
                 self.metrics.expired(before_ns)
         with self._db.transaction() as txn:
-            # An index row whose spans are all gone points at nothing. The locator changes
-            # under the write lock, as at insert (a writer replaces its runs).
-            for table in ("trace_index", "trace_index_recent"):
-                txn.con.execute(f"DELETE FROM {table} WHERE max_start < ?", [before_ns])
-            locator, runs = self.traces.locator, self.traces.locator.runs
-            locator.expire(before_ns)
-            txn.on_rollback.append(lambda: locator.restore(runs))
+            self.traces.expire_index(txn, before_ns)
         return deleted
 
     def warm_up(self, stop: threading.Event | None = None) -> WarmUp:

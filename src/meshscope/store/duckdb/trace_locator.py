@@ -27,7 +27,7 @@ came in several writes starts once its oldest spans are gone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -131,17 +131,21 @@ class TraceLocator:
         found = self.ranges(keys.values())
         return {trace_id: found[key] for trace_id, key in keys.items() if key in found}
 
-    def expire(self, before_ns: int) -> None:
-        """Forget the entries whose latest start is before `before_ns` and start the others
-        there (their spans before it are gone: retention deletes spans by start)."""
+    def expire(self, before_ns: int, starts: Mapping[int, int] | None = None) -> None:
+        """Forget the entries whose latest start is before `before_ns` (their spans are gone:
+        retention deletes spans by start). Those kept that started before it start at
+        `starts[key]` (their trace's oldest span left, as the store finds it), else at
+        `before_ns`."""
         runs = []
         for run in self._runs:
             keep = run.lasts >= before_ns
             if keep.all() and run.firsts.min() >= before_ns:
                 runs.append(run)
-            else:
-                firsts = np.maximum(run.firsts[keep], np.int64(before_ns))
-                runs.append(Run(run.keys[keep], firsts, run.lasts[keep]))
+                continue
+            keys, firsts, lasts = run.keys[keep], run.firsts[keep].copy(), run.lasts[keep]
+            for i in np.flatnonzero(firsts < before_ns).tolist():
+                firsts[i] = (starts or {}).get(int(keys[i]), before_ns)
+            runs.append(Run(keys, firsts, lasts))
         self._runs = tuple(run for run in runs if len(run))
 
 

@@ -18,9 +18,18 @@ from meshscope.store.duckdb.exemplars import exemplars
 from meshscope.store.duckdb.packed import unpack, unpack_events, unpack_json
 from meshscope.store.duckdb.resources import Resources
 from meshscope.store.duckdb.span_rows import EncodedSpans, encode_spans
-from meshscope.store.duckdb.trace_locator import Run, TraceLocator, trace_keys
+from meshscope.store.duckdb.trace_locator import TRACE_KEY_SQL, Run, TraceLocator, trace_keys
 
 _CHUNK = 500  # trace ids per read
+_INDEX_TABLES = ("trace_index", "trace_index_recent")
+_INDEX_ROWS = " UNION ALL ".join(
+    f"SELECT trace_key, min_start, max_start FROM {table}" for table in _INDEX_TABLES
+)
+_STRADDLE_NS = 60 * 10**9
+"""How far past a retention cutoff the start of a trace cut by it is looked up in `spans`
+(`expire_index`, under the write lock: at 45k spans/s at most ~2.7M rows, when one such
+trace's spans run that long): one whose spans left start later is ranked as starting at the
+cutoff."""
 FOLD_ROWS = 250_000
 """`trace_index_recent` is folded into `trace_index` (one row per trace) once it holds this
 many rows: ~7 s of writes at 45k spans/s when every write holds one span of a trace, long
@@ -36,9 +45,10 @@ _RESOURCE = 20  # position of resource_id in _COLUMNS
 
 
 class DuckDBTraceStore:
-    def __init__(self, db: Database, resources: Resources) -> None:
+    def __init__(self, db: Database, resources: Resources, fold_rows: int = FOLD_ROWS) -> None:
         self._db = db
         self._resources = resources
+        self._fold_rows = fold_rows
         self.locator = TraceLocator([_stored_run(db)])
         row = db.read().execute("SELECT count(*) FROM trace_index_recent").fetchone()
         self._recent_rows = int(row[0]) if row else 0
@@ -88,7 +98,7 @@ class DuckDBTraceStore:
         )
         rows = self._recent_rows
         self._recent_rows += key.size
-        if self._recent_rows >= FOLD_ROWS:
+        if self._recent_rows >= self._fold_rows:
             txn.con.execute(
                 "INSERT INTO trace_index SELECT trace_key, min(min_start), max(max_start)"
                 " FROM trace_index_recent GROUP BY trace_key"
@@ -103,6 +113,38 @@ class DuckDBTraceStore:
             self._recent_rows = rows
 
         txn.on_rollback.append(undo)
+
+    def expire_index(self, txn: Txn, before_ns: int) -> None:
+        """After retention deleted the spans that start before `before_ns`: index rows whose
+        spans are all gone are deleted; those whose oldest spans are gone start at their
+        trace's oldest span left (a folded row spans several writes, so it cannot tell; search
+        ranks by it), looked up in `spans` up to the latest such row's end or _STRADDLE_NS past
+        the cutoff, else at the cutoff. The locator follows under the write lock, as at
+        insert."""
+        con = txn.con
+        for table in _INDEX_TABLES:
+            con.execute(f"DELETE FROM {table} WHERE max_start < ?", [before_ns])
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _starts AS"
+            " WITH straddling AS (SELECT trace_key, max(max_start) AS last"
+            f"   FROM ({_INDEX_ROWS}) WHERE min_start < $cutoff GROUP BY 1)"
+            f" SELECT {TRACE_KEY_SQL} AS trace_key, min(start_ns) AS start FROM spans"
+            " WHERE start_ns >= $cutoff"
+            " AND start_ns <= least((SELECT max(last) FROM straddling), $cutoff + $span)"
+            f" AND {TRACE_KEY_SQL} IN (SELECT trace_key FROM straddling) GROUP BY 1",
+            {"cutoff": before_ns, "span": _STRADDLE_NS},
+        )
+        for table in _INDEX_TABLES:
+            con.execute(
+                f"UPDATE {table} SET min_start = coalesce((SELECT start FROM _starts s"
+                f" WHERE s.trace_key = {table}.trace_key), $cutoff) WHERE min_start < $cutoff",
+                {"cutoff": before_ns},
+            )
+        starts = dict(con.execute("SELECT trace_key, start FROM _starts").fetchall())
+        con.execute("DROP TABLE _starts")
+        locator, runs = self.locator, self.locator.runs
+        locator.expire(before_ns, starts)
+        txn.on_rollback.append(lambda: locator.restore(runs))
 
     def get_trace(self, trace_id: str) -> list[Span]:
         return self.get_traces([trace_id]).get(trace_id, [])
