@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -300,3 +301,16 @@ def test_recent_index_rows_fold_into_one_row_per_trace(tmp_path: Path) -> None:
         }
     finally:
         reopened.close()
+
+
+def test_a_write_of_empty_selections_stores_nothing_and_fails_nothing(
+    store: DuckDBStorage,
+) -> None:
+    """Tail sampling hands the writer selections of encoded rows, some of them empty."""
+    encoded = encode_spans([_span(1, {"service.name": "a"}), _span(2, {"service.name": "b"})])
+    store.write_encoded([encoded.select(np.array([False, False]))])
+    store.write_encoded(
+        [encoded.select(np.array([False, True])), encoded.select(np.zeros(2, bool))]
+    )
+    assert store.traces.span_counts() == {"svc": 1}
+    assert [s.span_id for s in store.traces.get_trace(f"{2:032x}")] == [f"{2:016x}"]

@@ -70,8 +70,8 @@ class DuckDBTraceStore:
         keep their order), so DuckDB stores each trace id once per run of its spans (RLE)
         instead of 16 random bytes a span (ADR 0020); the write's rows stay together, so the
         `start_ns` zonemaps still follow arrival order."""
-        if not encoded_spans:
-            return
+        if not sum(encoded.table.num_rows for encoded in encoded_spans):
+            return  # none, or only empty selections (tail sampling makes them)
         table = self._resources.renumber(
             txn,
             pa.concat_tables([encoded.table for encoded in encoded_spans]),
