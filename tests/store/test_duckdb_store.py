@@ -137,7 +137,7 @@ def test_a_write_rolled_back_leaves_the_trace_locator_as_it_was(store: DuckDBSto
     """The locator changes inside the write's transaction (ADR 0019): a transaction that fails
     after the spans are inserted takes its locator entries back with it."""
     store.traces.write_spans(_spans(1, 3))
-    before = store.traces.locator.runs
+    before = store.traces.locator.state
     failed = _spans(2, 3)
 
     def write_then_fail() -> None:
@@ -148,7 +148,7 @@ def test_a_write_rolled_back_leaves_the_trace_locator_as_it_was(store: DuckDBSto
 
     with pytest.raises(RuntimeError, match="after the insert"):
         write_then_fail()
-    assert store.traces.locator.runs is before
+    assert store.traces.locator.state is before
     assert store.traces.get_traces([s.trace_id for s in failed]) == {}
     assert len(store.traces.get_traces([s.trace_id for s in _spans(1, 3)])) == 3
 

@@ -30,6 +30,7 @@ steps = st.lists(
         st.tuples(st.just("add"), st.lists(entries, max_size=12)),
         st.tuples(st.just("rollback"), st.lists(entries, min_size=1, max_size=5)),
         st.tuples(st.just("expire"), st.integers(-(2**62), 2**62)),
+        st.tuples(st.just("fold"), st.none()),
     ),
     max_size=30,
 )
@@ -57,28 +58,44 @@ def expected(kept: list[Entry], wanted: list[int]) -> dict[int, tuple[int, int]]
 def test_agrees_with_a_list_of_its_entries(
     todo: list[tuple[str, object]], wanted: list[int]
 ) -> None:
-    """Answers as the list of live entries would (an expiry starts the entries it keeps at its
-    cutoff: the spans before it are gone)."""
+    """Answers as a list of its entries would: one per key and write until a fold, which
+    makes the entries added since the last one a single entry per key (spanning them); an
+    expiry drops the entries it ends and starts the others at its cutoff (the spans before it
+    are gone)."""
     locator = TraceLocator()
-    kept: list[Entry] = []
+    folded: list[Entry] = []
+    recent: list[Entry] = []
     for kind, arg in todo:
         if kind == "add":
             assert isinstance(arg, list)
             locator.add(*arrays(arg))
-            kept += arg
+            recent += arg
         elif kind == "rollback":  # as the store does when a transaction fails after `add`
             assert isinstance(arg, list)
-            before = locator.runs
+            before = locator.state
             locator.add(*arrays(arg))
+            locator.fold()
             locator.restore(before)
+        elif kind == "fold":
+            run = locator.fold()
+            spans = expected(recent, sorted({e[0] for e in recent}))
+            assert sorted(zip(*(a.tolist() for a in run), strict=True)) == sorted(
+                (key, first, last) for key, (first, last) in spans.items()
+            )
+            folded += [(key, first, last) for key, (first, last) in spans.items()]
+            recent = []
         else:
             assert isinstance(arg, int)
             locator.expire(arg)
-            kept = [(key, max(first, arg), last) for key, first, last in kept if last >= arg]
-        assert len(locator) == len(kept)
+            folded, recent = (
+                [(key, max(first, arg), last) for key, first, last in entries if last >= arg]
+                for entries in (folded, recent)
+            )
+        kept = folded + recent
+        assert len(locator) == len(kept) and locator.recent_entries == len(recent)
         assert locator.ranges(wanted) == expected(kept, wanted)
-    everything = sorted({e[0] for e in kept})
-    assert locator.ranges(everything) == expected(kept, everything)
+    everything = sorted({e[0] for e in folded + recent})
+    assert locator.ranges(everything) == expected(folded + recent, everything)
 
 
 def test_ranges_of_ids_are_those_of_their_keys() -> None:

@@ -19,10 +19,10 @@ Keyed by a 64-bit mix of both id halves (`trace_key`; the spans read checks both
 that share one half, as 64-bit ids (high half zero) or ids with a time prefix do, still get
 keys of their own. Two traces whose keys collide (one pair in ~2^32 among 2^32 traces, or a
 client that crafts them) share a range, read a little wider, and for search ranking the
-earlier start. 24 bytes per entry in memory: one per trace and write (one per trace and
-`trace_index` row after a reopen: the store folds its rows, ADR 0020). Entries are not merged
-into one per trace in memory: retention needs each write's range to tell when a trace that
-came in several writes starts once its oldest spans are gone.
+earlier start. 24 bytes per entry in memory: one per trace and write until the store folds
+them (`fold`, with `trace_index_recent`: ADR 0020), then one per trace and fold. A folded
+entry cannot tell where a trace cut by retention starts now; the store looks that up and
+passes it to `expire`.
 """
 
 from __future__ import annotations
@@ -75,35 +75,62 @@ class Run(NamedTuple):
         return int(self.keys.size)
 
 
-class TraceLocator:
-    """Trace key -> the start range of its spans, over every write kept."""
+State = tuple[tuple[Run, ...], tuple[Run, ...]]
+"""A locator's runs: folded (one entry per trace and fold) and recent (one per trace and write)."""
 
-    def __init__(self, runs: Iterable[Run] = ()) -> None:
-        self._runs: tuple[Run, ...] = tuple(run for run in runs if len(run))
+
+class TraceLocator:
+    """Trace key -> the start range of its spans, over every write kept.
+
+    Entries come in one per trace and write (`add`, the recent runs); `fold` turns those into
+    one per trace, added to the folded runs, as the store folds `trace_index_recent` into
+    `trace_index` (ADR 0020): when each service sends its own spans of a trace, writes hold one
+    span of most traces, and folding keeps ~1 entry per trace instead of ~1 per span."""
+
+    def __init__(self, runs: Iterable[Run] = (), recent: Iterable[Run] = ()) -> None:
+        self._state: State = (
+            tuple(run for run in runs if len(run)),
+            tuple(run for run in recent if len(run)),
+        )
+
+    @property
+    def state(self) -> State:
+        """The current state (immutable): `restore` puts it back."""
+        return self._state
+
+    def restore(self, state: State) -> None:
+        self._state = state
 
     @property
     def runs(self) -> tuple[Run, ...]:
-        """The current state (immutable): `restore` puts it back."""
-        return self._runs
-
-    def restore(self, runs: tuple[Run, ...]) -> None:
-        self._runs = runs
+        folded, recent = self._state
+        return folded + recent
 
     def __len__(self) -> int:
-        return sum(len(run) for run in self._runs)
+        return sum(len(run) for run in self.runs)
+
+    @property
+    def recent_entries(self) -> int:
+        """Entries added since the last fold."""
+        return sum(len(run) for run in self._state[1])
 
     def add(self, keys: U64, firsts: I64, lasts: I64) -> None:
         """One write's traces: their keys and earliest and latest span starts."""
-        if not keys.size:
-            return
-        runs = [*self._runs, Run.of(keys, firsts, lasts)]
-        while len(runs) > 1 and len(runs[-2]) <= 2 * len(runs[-1]) and (
-            len(runs[-2]) + len(runs[-1]) <= MAX_MERGED
-        ):  # fmt: skip
-            newer = runs.pop()
-            older = runs.pop()
-            runs.append(_merged(older, newer))
-        self._runs = tuple(runs)
+        if keys.size:
+            folded, recent = self._state
+            self._state = (folded, _pushed(recent, Run.of(keys, firsts, lasts)))
+
+    def fold(self) -> Run:
+        """Turn the entries added since the last fold into one per key (spanning them) among
+        the folded runs; returns those."""
+        folded, recent = self._state
+        if not recent:
+            return _EMPTY
+        run = _collapsed(
+            Run.of(*(np.concatenate([getattr(r, f) for r in recent]) for f in Run._fields))
+        )
+        self._state = (_pushed(folded, run), ())
+        return run
 
     def ranges(self, keys: Iterable[int]) -> dict[int, tuple[int, int]]:
         """For each key found: the earliest and latest start over all its entries."""
@@ -111,7 +138,7 @@ class TraceLocator:
         found: dict[int, tuple[int, int]] = {}
         if not wanted.size:
             return found
-        for run in self._runs:
+        for run in self.runs:
             left = np.searchsorted(run.keys, wanted, side="left")
             right = np.searchsorted(run.keys, wanted, side="right")
             for i in np.flatnonzero(right > left).tolist():
@@ -136,17 +163,54 @@ class TraceLocator:
         retention deletes spans by start). Those kept that started before it start at
         `starts[key]` (their trace's oldest span left, as the store finds it), else at
         `before_ns`."""
-        runs = []
-        for run in self._runs:
-            keep = run.lasts >= before_ns
-            if keep.all() and run.firsts.min() >= before_ns:
-                runs.append(run)
-                continue
-            keys, firsts, lasts = run.keys[keep], run.firsts[keep].copy(), run.lasts[keep]
-            for i in np.flatnonzero(firsts < before_ns).tolist():
-                firsts[i] = (starts or {}).get(int(keys[i]), before_ns)
-            runs.append(Run(keys, firsts, lasts))
-        self._runs = tuple(run for run in runs if len(run))
+        folded, recent = self._state
+        self._state = (
+            _expired(folded, before_ns, starts or {}),
+            _expired(recent, before_ns, starts or {}),
+        )
+
+
+def _expired(runs: tuple[Run, ...], before_ns: int, starts: Mapping[int, int]) -> tuple[Run, ...]:
+    out = []
+    for run in runs:
+        keep = run.lasts >= before_ns
+        if keep.all() and run.firsts.min() >= before_ns:
+            out.append(run)
+            continue
+        keys, firsts, lasts = run.keys[keep], run.firsts[keep].copy(), run.lasts[keep]
+        for i in np.flatnonzero(firsts < before_ns).tolist():
+            firsts[i] = starts.get(int(keys[i]), before_ns)
+        out.append(Run(keys, firsts, lasts))
+    return tuple(run for run in out if len(run))
+
+
+def _pushed(runs: tuple[Run, ...], run: Run) -> tuple[Run, ...]:
+    """`runs` and `run` after it, merged like a binary counter: a run absorbs the one after
+    it while that is at least half its size (up to MAX_MERGED entries)."""
+    out = [*runs, run]
+    while len(out) > 1 and len(out[-2]) <= 2 * len(out[-1]) and (
+        len(out[-2]) + len(out[-1]) <= MAX_MERGED
+    ):  # fmt: skip
+        newer = out.pop()
+        older = out.pop()
+        out.append(_merged(older, newer))
+    return tuple(out)
+
+
+def _collapsed(run: Run) -> Run:
+    """`run` (sorted) with one entry per key, from its earliest first to its latest last."""
+    keys = run.keys
+    if keys.size < 2:
+        return run
+    heads = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    if heads.size == keys.size:
+        return run
+    return Run(
+        keys[heads], np.minimum.reduceat(run.firsts, heads), np.maximum.reduceat(run.lasts, heads)
+    )
+
+
+_EMPTY = Run(np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
 def _merged(older: Run, newer: Run) -> Run:

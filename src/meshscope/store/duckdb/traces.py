@@ -49,9 +49,9 @@ class DuckDBTraceStore:
         self._db = db
         self._resources = resources
         self._fold_rows = fold_rows
-        self.locator = TraceLocator([_stored_run(db)])
-        row = db.read().execute("SELECT count(*) FROM trace_index_recent").fetchone()
-        self._recent_rows = int(row[0]) if row else 0
+        self.locator = TraceLocator(
+            [_stored_run(db, "trace_index")], [_stored_run(db, "trace_index_recent")]
+        )
 
     def write_spans(self, spans: Sequence[Span]) -> None:
         if spans:
@@ -96,23 +96,16 @@ class DuckDBTraceStore:
             "trace_index_recent",
             pa.table({"trace_key": key, "min_start": first, "max_start": last}),
         )
-        rows = self._recent_rows
-        self._recent_rows += key.size
-        if self._recent_rows >= self._fold_rows:
-            txn.con.execute(
-                "INSERT INTO trace_index SELECT trace_key, min(min_start), max(max_start)"
-                " FROM trace_index_recent GROUP BY trace_key"
-            )
-            txn.con.execute("DELETE FROM trace_index_recent")
-            self._recent_rows = 0
-        locator, before = self.locator, self.locator.runs
+        locator, before = self.locator, self.locator.state
+        txn.on_rollback.append(lambda: locator.restore(before))
         locator.add(key, first, last)
-
-        def undo() -> None:
-            locator.restore(before)
-            self._recent_rows = rows
-
-        txn.on_rollback.append(undo)
+        if locator.recent_entries >= self._fold_rows:
+            folded = locator.fold()
+            txn.insert(
+                "trace_index",
+                pa.table(dict(zip(("trace_key", "min_start", "max_start"), folded, strict=True))),
+            )
+            txn.con.execute("DELETE FROM trace_index_recent")  # sends the inserts first
 
     def expire_index(self, txn: Txn, before_ns: int) -> None:
         """After retention deleted the spans that start before `before_ns`: index rows whose
@@ -142,9 +135,9 @@ class DuckDBTraceStore:
             )
         starts = dict(con.execute("SELECT trace_key, start FROM _starts").fetchall())
         con.execute("DROP TABLE _starts")
-        locator, runs = self.locator, self.locator.runs
+        locator, before = self.locator, self.locator.state
         locator.expire(before_ns, starts)
-        txn.on_rollback.append(lambda: locator.restore(runs))
+        txn.on_rollback.append(lambda: locator.restore(before))
 
     def get_trace(self, trace_id: str) -> list[Span]:
         return self.get_traces([trace_id]).get(trace_id, [])
@@ -300,15 +293,9 @@ def _span(
     )
 
 
-def _stored_run(db: Database) -> Run:
-    """Every index row, sorted for the locator (one scan at open: ~0.1 s per million)."""
-    table = (
-        db.read()
-        .sql(
-            "SELECT trace_key, min_start, max_start FROM trace_index"
-            " UNION ALL SELECT trace_key, min_start, max_start FROM trace_index_recent"
-        )
-        .to_arrow_table()
-    )
-    keys, firsts, lasts = (table.column(i).to_numpy() for i in range(3))
+def _stored_run(db: Database, table: str) -> Run:
+    """Every row of an index table, sorted for the locator (one scan at open: ~0.1 s per
+    million)."""
+    rows = db.read().sql(f"SELECT trace_key, min_start, max_start FROM {table}").to_arrow_table()
+    keys, firsts, lasts = (rows.column(i).to_numpy() for i in range(3))
     return Run.of(keys, firsts, lasts)
