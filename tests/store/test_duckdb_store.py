@@ -16,7 +16,7 @@ from meshscope.model.calls import Call
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
 from meshscope.model.spans import Span, SpanKind
-from meshscope.store.base import LogQuery, Operation
+from meshscope.store.base import MAX_TIME_NS, LogQuery, Operation
 from meshscope.store.codec import resource_id
 from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.duckdb import storage as storage_module
@@ -299,6 +299,8 @@ def test_recent_index_rows_fold_into_one_row_per_trace(tmp_path: Path) -> None:
         assert {t: [s.start_ns for s in spans] for t, spans in found.items()} == {
             t: [200 + i, 300 + i] for i, t in enumerate(ids)
         }
+        reopened.expire(MAX_TIME_NS)  # everything, at the far end of time
+        assert reopened.traces.get_traces(ids) == {} and len(reopened.traces.locator) == 0
     finally:
         reopened.close()
 

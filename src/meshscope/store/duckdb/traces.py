@@ -82,7 +82,7 @@ class DuckDBTraceStore:
         table, keys = table.take(order), keys[order]
         txn.insert("spans", table)
         # One index row per trace in this write (the runs of equal keys), into
-        # `trace_index_recent`; every FOLD_ROWS rows, those become one row per trace in
+        # `trace_index_recent`; every `fold_rows` rows, those become one row per trace in
         # `trace_index`. Each service sends its own spans of a trace in its own writes, so
         # without folding most traces would keep a row per span (ADR 0020).
         firsts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
@@ -123,9 +123,9 @@ class DuckDBTraceStore:
             f"   FROM ({_INDEX_ROWS}) WHERE min_start < $cutoff GROUP BY 1)"
             f" SELECT {TRACE_KEY_SQL} AS trace_key, min(start_ns) AS start FROM spans"
             " WHERE start_ns >= $cutoff"
-            " AND start_ns <= least((SELECT max(last) FROM straddling), $cutoff + $span)"
+            " AND start_ns <= least((SELECT max(last) FROM straddling), $until)"
             f" AND {TRACE_KEY_SQL} IN (SELECT trace_key FROM straddling) GROUP BY 1",
-            {"cutoff": before_ns, "span": _STRADDLE_NS},
+            {"cutoff": before_ns, "until": min(before_ns + _STRADDLE_NS, MAX_TIME_NS)},
         )
         for table in _INDEX_TABLES:
             con.execute(
