@@ -126,7 +126,7 @@ class TraceLocator:
         folded, recent = self._state
         if not recent:
             return _EMPTY
-        run = _collapsed(
+        run = collapsed(
             Run.of(*(np.concatenate([getattr(r, f) for r in recent]) for f in Run._fields))
         )
         self._state = (_pushed(folded, run), ())
@@ -197,8 +197,9 @@ def _pushed(runs: tuple[Run, ...], run: Run) -> tuple[Run, ...]:
     return tuple(out)
 
 
-def _collapsed(run: Run) -> Run:
-    """`run` (sorted) with one entry per key, from its earliest first to its latest last."""
+def collapsed(run: Run) -> Run:
+    """`run` (sorted) with one entry per key, from its earliest first to its latest last (a
+    write's index rows are its spans' starts collapsed by trace key)."""
     keys = run.keys
     if keys.size < 2:
         return run

@@ -18,7 +18,13 @@ from meshscope.store.duckdb.exemplars import exemplars
 from meshscope.store.duckdb.packed import unpack, unpack_events, unpack_json
 from meshscope.store.duckdb.resources import Resources
 from meshscope.store.duckdb.span_rows import EncodedSpans, encode_spans
-from meshscope.store.duckdb.trace_locator import TRACE_KEY_SQL, Run, TraceLocator, trace_keys
+from meshscope.store.duckdb.trace_locator import (
+    TRACE_KEY_SQL,
+    Run,
+    TraceLocator,
+    collapsed,
+    trace_keys,
+)
 
 _CHUNK = 500  # trace ids per read
 _INDEX_TABLES = ("trace_index", "trace_index_recent")
@@ -85,26 +91,14 @@ class DuckDBTraceStore:
         # `trace_index_recent`; every `fold_rows` rows, those become one row per trace in
         # `trace_index`. Each service sends its own spans of a trace in its own writes, so
         # without folding most traces would keep a row per span (ADR 0020).
-        firsts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
         starts = table.column("start_ns").to_numpy()
-        key, first, last = (
-            keys[firsts],
-            np.minimum.reduceat(starts, firsts),
-            np.maximum.reduceat(starts, firsts),
-        )
-        txn.insert(
-            "trace_index_recent",
-            pa.table({"trace_key": key, "min_start": first, "max_start": last}),
-        )
+        index = collapsed(Run(keys, starts, starts))
+        txn.insert("trace_index_recent", _index_table(index))
         locator, before = self.locator, self.locator.state
         txn.on_rollback.append(lambda: locator.restore(before))
-        locator.add(key, first, last)
+        locator.add(*index)
         if locator.recent_entries >= self._fold_rows:
-            folded = locator.fold()
-            txn.insert(
-                "trace_index",
-                pa.table(dict(zip(("trace_key", "min_start", "max_start"), folded, strict=True))),
-            )
+            txn.insert("trace_index", _index_table(locator.fold()))
             txn.con.execute("DELETE FROM trace_index_recent")  # sends the inserts first
 
     def expire_index(self, txn: Txn, before_ns: int) -> None:
@@ -291,6 +285,11 @@ def _span(
         trace_state=state,
         flags=flags,
     )
+
+
+def _index_table(run: Run) -> pa.Table:
+    """Locator entries as rows of `trace_index` or `trace_index_recent`."""
+    return pa.table(dict(zip(("trace_key", "min_start", "max_start"), run, strict=True)))
 
 
 def _stored_run(db: Database, table: str) -> Run:
