@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -516,6 +517,42 @@ def test_latest_through_reopen_late_writes_and_expiry(backend: Backend, tmp_path
         assert latest(5) == []
     finally:
         second.close()
+
+
+def test_latest_agrees_with_the_written_samples_across_days(storage: Storage) -> None:
+    """`latest` against a model of the writes: series with samples over several UTC days
+    (on both sides of midnight, rewrites of a time, late writes into earlier days, times
+    before 1970), looked up at many times and lookbacks. A store that keeps each day's
+    newest sample aside (ClickHouse's samples_latest) must still find a sample that is
+    older than its day's newest."""
+    rng = random.Random(11)
+    day = 86_400 * S
+    midnight = T0 - T0 % day
+    times = [midnight + d * day + off for d in (-1, 0, 1, 2) for off in (-1, 0, 1, 3600 * S)]
+    times += [-5 * S, -1, 0]
+    written: list[tuple[int, int, float, str]] = []  # (time, write, value, series)
+    for write in range(12):
+        batch = []
+        for _ in range(6):
+            name = rng.choice("abc")
+            batch.append((rng.choice(times), write, float(rng.randrange(1000)), name))
+        written += batch
+        storage.metrics.write_points(
+            [MetricPoint("m", labels_of({"s": n}), t, MetricType.GAUGE, v) for t, _, v, n in batch]
+        )
+
+    def model(at: int, lookback: int) -> list[tuple[str, int, float]]:
+        newest: dict[str, tuple[int, int, float]] = {}
+        for t, w, v, n in written:  # later in the list = written later
+            if at - lookback <= t <= at and (n not in newest or (t, w) >= newest[n][:2]):
+                newest[n] = (t, w, v)
+        return sorted((n, t, v) for n, (t, _, v) in newest.items())
+
+    lookups = [(at + d, lb) for at in times for d in (-1, 0, 1) for lb in (0, 1, day, 3 * day)]
+    for at, lookback in [*lookups, (midnight + 5 * day, 10 * day), (2**62, 2**62)]:
+        found = storage.metrics.latest("m", [], at, lookback)
+        got = sorted((dict(x.labels)["s"], x.samples[0].time_ns, x.samples[0].value) for x in found)
+        assert got == model(at, lookback), (at - midnight, lookback)
 
 
 def test_families_in_first_write_order_with_first_metadata(storage: Storage) -> None:

@@ -61,11 +61,11 @@ def test_expire_drops_whole_days_and_deletes_rows_of_the_cut_day(
         points=[MetricPoint("m", (), t, value=1.0) for t in times],
     )  # fmt: skip
     days = ["2023-12-09", "2023-12-10", "2023-12-11"]
-    for table in ("spans", "spans_by_trace", "logs", "samples"):
+    for table in ("spans", "spans_by_trace", "logs", "samples", "samples_latest"):
         assert _partitions(storage, table) == days, table
     # The cut is at noon of the last day: two whole days dropped, one row of the third.
     assert storage.expire(D0 + 2 * DAY + 12 * 3600 * S) == 3 * 5
-    for table in ("spans", "spans_by_trace", "logs", "samples"):
+    for table in ("spans", "spans_by_trace", "logs", "samples", "samples_latest"):
         assert _partitions(storage, table) == days[2:], table
     assert storage.traces.span_counts() == {"web": 1}
     assert storage.logs.log_counts() == {"web": 1}
@@ -73,6 +73,39 @@ def test_expire_drops_whole_days_and_deletes_rows_of_the_cut_day(
         times[-1]
     ]
     assert storage.expire(D0 + 2 * DAY + 12 * 3600 * S) == 0
+
+
+def test_samples_latest_keeps_each_days_newest_and_is_filled_for_an_older_database(
+    storage: ClickHouseStorage,
+) -> None:
+    """`samples_latest` (each series' newest sample of each day, which `latest` reads
+    first): written with the samples, one row per series and day after merges, and, for a
+    database made before it existed, filled from `samples` at start."""
+    times = [D0 + day * DAY + hour * 3600 * S for day in range(2) for hour in (6, 18)]
+    points = [MetricPoint("m", (("s", "a"),), t, value=float(n)) for n, t in enumerate(times)]
+    storage.metrics.write_points(points[::-1])  # newest first: the merge keeps the newest
+    conn, db = storage._conn, storage._conn.database
+
+    def kept() -> list[tuple[int, float]]:
+        conn.execute(f"OPTIMIZE TABLE {db}.samples_latest FINAL")
+        return conn.rows(f"SELECT time_ns, value FROM {db}.samples_latest ORDER BY time_ns")
+
+    def latest(store: ClickHouseStorage, at: int) -> float:
+        [series] = store.metrics.latest("m", [], at, 3 * DAY)
+        return series.samples[0].value
+
+    assert kept() == [(times[1], 1.0), (times[3], 3.0)]
+    for table in ("samples_latest", "samples_latest_filled"):  # as a database made before
+        conn.execute(f"DROP TABLE {db}.{table}")
+    reopened = ClickHouseStorage(clickhouse_server.dsn(), db)
+    try:
+        assert kept() == [(times[1], 1.0), (times[3], 3.0)]
+        # Noon of the second day: its newest (18:00) is later, so that day's samples answer.
+        assert latest(reopened, D0 + DAY + 12 * 3600 * S) == 2.0
+        assert latest(reopened, D0 + DAY + 6 * 3600 * S - 1) == 1.0  # the first day's newest
+        assert latest(reopened, D0 + 3 * DAY) == 3.0
+    finally:
+        reopened.close()
 
 
 def test_calls_are_stored_as_the_log_records_access_log_renders(

@@ -26,7 +26,7 @@ from meshscope.store.base import (
     Series,
 )
 from meshscope.store.clickhouse.connection import Connection
-from meshscope.store.clickhouse.schema import RANK_MAX
+from meshscope.store.clickhouse.schema import DAY_NS, LATEST, RANK_MAX, day_of, day_range
 from meshscope.store.metric_columns import PointColumns
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -46,6 +46,30 @@ def fingerprint(name: str, labels: Labels) -> int:
 
 def _clamp(ns: int) -> int:
     return min(max(ns, _INT64_MIN), _INT64_MAX)
+
+
+def _window(start_ns: int, end_ns: int) -> str:
+    """Samples in [%(start)s, %(end)s], and only the partitions of those days."""
+    return "time_ns >= %(start)s AND time_ns <= %(end)s" + day_range(start_ns, end_ns)
+
+
+def version(time_ns: int) -> int:
+    """`samples_latest.version` of a sample (schema.VERSION_SQL): its time as unsigned."""
+    return time_ns + 2**63
+
+
+def _newest_per_day(
+    fps: Sequence[int], points: Sequence[MetricPoint], seqs: Sequence[int]
+) -> list[int]:
+    """The indexes of each series' newest point (time, then write) of each UTC day: the rows
+    `samples_latest` gets (its merges keep the newest per day; this only sends fewer)."""
+    newest: dict[tuple[int, str | int], int] = {}
+    for i, (fp, p, seq) in enumerate(zip(fps, points, seqs, strict=True)):
+        key = (fp, day_of(p.time_ns) or p.time_ns)  # outside 1970-2106: one row per time
+        kept = newest.get(key)
+        if kept is None or (p.time_ns, seq) >= (points[kept].time_ns, seqs[kept]):
+            newest[key] = i
+    return sorted(newest.values())
 
 
 def _point(name: str, labels: Labels, row: tuple[Any, ...]) -> MetricPoint:
@@ -81,9 +105,9 @@ class ClickHouseMetricStore:
         samples: dict[str, list[Any]] = defaultdict(list)
         series: dict[str, list[Any]] = defaultdict(list)
         families: dict[str, list[Any]] = defaultdict(list)
+        fps = [fingerprint(p.name, p.labels) for p in points]
         with self._lock:
-            for p, seq in zip(points, seqs, strict=True):
-                fp = fingerprint(p.name, p.labels)
+            for p, seq, fp in zip(points, seqs, fps, strict=True):
                 if fp not in self._known:
                     self._known.add(fp)
                     for column, value in (
@@ -115,10 +139,17 @@ class ClickHouseMetricStore:
                     ("exp_max", e.max if e else 0.0),
                 ):  # fmt: skip
                     samples[column].append(value)
-        # Series before samples: a sample is never readable without its series.
+        kept = _newest_per_day(fps, points, seqs)
+        latest = {column: [values[i] for i in kept] for column, values in samples.items()}
+        latest["version"] = [version(points[i].time_ns) for i in kept]
+        # Series before samples: a sample is never readable without its series. Samples
+        # before `samples_latest`: if that insert fails, the write fails (the client's retry
+        # or the next flush writes it again) and `latest` answers the day's previous sample
+        # until then; it never answers one that `samples` does not have.
         self._conn.insert("families", families)
         self._conn.insert("series", series)
         self._conn.insert("samples", samples)
+        self._conn.insert(LATEST, latest)
 
     def _matching(self, name: str, matchers: Sequence[LabelMatcher]) -> dict[int, Labels]:
         """Fingerprint -> labels of the matching series, in order of first write."""
@@ -145,19 +176,21 @@ class ClickHouseMetricStore:
         return where, params
 
     def _samples(
-        self, name: str, matchers: Sequence[LabelMatcher], window: str, extra: str, tail: str,
-        times: dict[str, int],
-    ) -> tuple[dict[int, Labels], dict[int, list[MetricPoint]]]:  # fmt: skip
+        self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int, extra: str
+    ) -> tuple[dict[int, Labels], dict[int, list[MetricPoint]]]:
+        """The samples of the matching series in [start_ns, end_ns], in time order."""
         series = self._matching(name, matchers)
         found: dict[int, list[MetricPoint]] = defaultdict(list)
         if not series:
             return series, found
         where, params = self._where(series, bool(matchers))
-        params.update(times, name=name)
-        extra = extra.format(db=self._db, where=where, window=window)
+        params.update(name=name, start=_clamp(start_ns), end=_clamp(end_ns))
+        # Every condition in PREWHERE: they read only thin columns, and the histogram
+        # arrays are then read for the rows that pass (not, as on a condition of `day`
+        # alone, for every row of the day).
         rows = self._conn.rows(
-            f"SELECT fingerprint, {_SAMPLE} FROM {self._db}.samples"
-            f" WHERE {where} AND {window}{extra} {tail}",
+            f"SELECT fingerprint, {_SAMPLE} FROM {self._db}.samples PREWHERE {where}"
+            f" AND {_window(start_ns, end_ns)}{extra} ORDER BY fingerprint, time_ns, seq",
             params,
         )
         for row in rows:
@@ -169,26 +202,78 @@ class ClickHouseMetricStore:
     def select(
         self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
     ) -> list[Series]:
-        series, found = self._samples(
-            name, matchers, "time_ns >= %(start)s AND time_ns <= %(end)s", "",
-            "ORDER BY fingerprint, time_ns, seq",
-            {"start": _clamp(start_ns), "end": _clamp(end_ns)},
-        )  # fmt: skip
+        series, found = self._samples(name, matchers, start_ns, end_ns, "")
         return [Series(name, labels, found[fp]) for fp, labels in series.items() if fp in found]
 
     def latest(
         self, name: str, matchers: Sequence[LabelMatcher], at_ns: int, lookback_ns: int
     ) -> list[Series]:
-        # The newest time per series first (a small GROUP BY), then only the rows at it: sorting
-        # every row of a long lookback (histogram arrays included) ran out of query memory.
-        series, found = self._samples(
-            name, matchers, "time_ns >= %(start)s AND time_ns <= %(end)s",
-            " AND (fingerprint, time_ns) IN (SELECT fingerprint, max(time_ns) FROM {db}.samples"
-            " WHERE {where} AND {window} GROUP BY fingerprint)",
-            "ORDER BY fingerprint, seq DESC LIMIT 1 BY fingerprint",
-            {"start": _clamp(at_ns - lookback_ns), "end": _clamp(at_ns)},
-        )  # fmt: skip
-        return [Series(name, labels, found[fp]) for fp, labels in series.items() if fp in found]
+        """Each series' newest sample of each day is in `samples_latest`: the newest of them
+        at or before `at_ns` answers, unless the series has samples later on `at_ns`'s own
+        day; only those series' samples of that day are searched (as `_newest` does)."""
+        start, day = at_ns - lookback_ns, day_of(at_ns)
+        series = self._matching(name, matchers)
+        if day is None:  # `day` is not the time's own day out there: search every sample
+            return self._found(
+                name, series, self._newest(name, series, bool(matchers), start, at_ns)
+            )
+        if not series:
+            return []
+        where, params = self._where(series, bool(matchers))
+        params.update(name=name, start=_clamp(start), end=_clamp(at_ns), day=day)
+        rows = self._conn.rows(
+            f"SELECT fingerprint, {_SAMPLE} FROM {self._db}.{LATEST} WHERE {where}"
+            " AND time_ns >= %(start)s AND time_ns <= %(end)s"
+            " ORDER BY fingerprint, time_ns DESC, seq DESC LIMIT 1 BY fingerprint",
+            params,
+        )
+        later = self._conn.rows(
+            f"SELECT DISTINCT fingerprint FROM {self._db}.{LATEST} WHERE {where}"
+            " AND day = %(day)s AND time_ns > %(end)s",
+            params,
+        )
+        newest = {row[0]: row[1:] for row in rows}
+        if later:
+            within = {fp: series[fp] for (fp,) in later if fp in series}
+            day_start = at_ns - at_ns % DAY_NS
+            found = self._newest(name, within, True, max(start, day_start), at_ns)
+            for fp, row in found.items():  # row[0] is the time
+                if fp not in newest or row[0] >= newest[fp][0]:
+                    newest[fp] = row
+        return self._found(name, series, newest)
+
+    def _newest(
+        self, name: str, series: dict[int, Labels], narrowed: bool, start_ns: int, end_ns: int
+    ) -> dict[int, tuple[Any, ...]]:
+        """Each series' newest row in `samples` in [start_ns, end_ns] (by fingerprint when
+        `narrowed`). The newest time per series first (a small GROUP BY), then only the rows
+        at it: sorting every row of a long lookback (histogram arrays included) ran out of
+        query memory."""
+        if not series:
+            return {}
+        where, params = self._where(series, narrowed)
+        window = _window(start_ns, end_ns)
+        params.update(name=name, start=_clamp(start_ns), end=_clamp(end_ns))
+        # PREWHERE on the newest rows: on a condition of `day` (its smallest column) the
+        # server would read every row's histogram arrays.
+        rows = self._conn.rows(
+            f"SELECT fingerprint, {_SAMPLE} FROM {self._db}.samples"
+            f" PREWHERE (fingerprint, time_ns) IN (SELECT fingerprint, max(time_ns)"
+            f" FROM {self._db}.samples WHERE {where} AND {window} GROUP BY fingerprint)"
+            f" WHERE {where} AND {window} ORDER BY fingerprint, seq DESC LIMIT 1 BY fingerprint",
+            params,
+        )
+        return {row[0]: row[1:] for row in rows if row[0] in series}
+
+    @staticmethod
+    def _found(
+        name: str, series: dict[int, Labels], rows: dict[int, tuple[Any, ...]]
+    ) -> list[Series]:
+        return [
+            Series(name, labels, [_point(name, labels, rows[fp])])
+            for fp, labels in series.items()
+            if fp in rows
+        ]
 
     def select_values(
         self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
@@ -200,8 +285,7 @@ class ClickHouseMetricStore:
         params.update(name=name, start=_clamp(start_ns), end=_clamp(end_ns))
         columns = self._conn.execute(
             f"SELECT fingerprint, time_ns, value FROM {self._db}.samples WHERE {where}"
-            " AND has_hist = 0 AND time_ns >= %(start)s AND time_ns <= %(end)s"
-            " ORDER BY fingerprint, time_ns, seq",
+            f" AND has_hist = 0 AND {_window(start_ns, end_ns)} ORDER BY fingerprint, time_ns, seq",
             params,
             columnar=True,
         )
@@ -230,11 +314,7 @@ class ClickHouseMetricStore:
     def select_histograms(
         self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
     ) -> list[HistogramColumns]:
-        series, found = self._samples(
-            name, matchers, "time_ns >= %(start)s AND time_ns <= %(end)s", " AND has_hist = 1",
-            "ORDER BY fingerprint, time_ns, seq",
-            {"start": _clamp(start_ns), "end": _clamp(end_ns)},
-        )  # fmt: skip
+        series, found = self._samples(name, matchers, start_ns, end_ns, " AND has_hist = 1")
         out: list[HistogramColumns] = []
         for fp, labels in series.items():
             if fp in found:

@@ -9,7 +9,7 @@ import datetime as dt
 import time
 
 from meshscope.store.clickhouse.connection import Connection
-from meshscope.store.clickhouse.schema import EXPIRING
+from meshscope.store.clickhouse.schema import EXPIRING, LATEST
 
 MUTATION_TIMEOUT_S = 120.0
 
@@ -25,7 +25,7 @@ def expire(conn: Connection, before_ns: int) -> int:
     db = conn.database
     deleted = 0
     for table, column in EXPIRING:
-        counted = table != "spans_by_trace"
+        counted = table not in ("spans_by_trace", LATEST)
         days = conn.rows(
             "SELECT DISTINCT partition FROM system.parts WHERE database = %(db)s"
             " AND table = %(table)s AND active",

@@ -10,6 +10,7 @@ tables on 18.16 (scaleout.md, section 3).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from dataclasses import dataclass
@@ -86,6 +87,42 @@ def _day(column: str) -> str:
     return f"day Date DEFAULT toDate(toDateTime(intDiv({column}, 1000000000), 'UTC'))"
 
 
+DAY_NS = 86_400 * 10**9
+_EPOCH = dt.date(1970, 1, 1)
+DAYS_END_NS = 2**32 * 10**9
+"""Times in [0, DAYS_END_NS) get their own UTC day in `day` on every server version; the
+DEFAULT's DateTime is 32-bit, so a time outside that range gets a day modulo 2^32 s."""
+
+
+def day_of(ns: int) -> str | None:
+    """The UTC day (ISO) `day` holds for a time; None outside [0, DAYS_END_NS)."""
+    if not 0 <= ns < DAYS_END_NS:
+        return None
+    return (_EPOCH + dt.timedelta(days=ns // DAY_NS)).isoformat()
+
+
+def day_range(start_ns: int, end_ns: int) -> str:
+    """A condition on `day` for the rows with times in [start_ns, end_ns], which lets a
+    query skip the other days' partitions; "" unless both bounds are in the range where
+    `day` is the time's own day (outside it, rows may carry any day)."""
+    first, last = day_of(start_ns), day_of(end_ns)
+    if first is None or last is None:
+        return ""
+    return f" AND day >= '{first}' AND day <= '{last}'"
+
+
+def _sample_columns(p: Profile) -> str:
+    z, c, lc = p.codec(), p.codec, p.lc
+    return f"""name {lc("String")}{z}, fingerprint UInt64{c(_SORTED)},
+            time_ns Int64{c(_REGULAR)}, seq UInt64{c(_SORTED)},
+            type {lc("String")}{z}, value Float64{c(_FLOAT)}, has_hist UInt8{z},
+            bounds Array(Float64){z}, counts Array(UInt64){z}, hist_sum Float64{z},
+            hist_count UInt64{z}, help String{z}, unit String{z}, start_ns Int64{z},
+            has_exp UInt8{z}, exp_scale Int8{z}, exp_offset Int32{z},
+            exp_counts Array(UInt64){z}, exp_zero UInt64{z}, exp_min Float64{z},
+            exp_max Float64{z}, {_day("time_ns")}"""
+
+
 def _attrs(p: Profile, prefix: str) -> str:
     """Parallel key/value arrays and one type letter per entry. Keys and type strings repeat
     from row to row (LowCardinality, modern), and so do a resource's values (a service's
@@ -154,15 +191,14 @@ def statements(database: str, profile: Profile, ttl_days: int | None = None) -> 
             rank UInt64{z}, {_day("seq")}
         ) ENGINE = ReplacingMergeTree(rank) PARTITION BY day ORDER BY (name, fingerprint)""",
         f"""CREATE TABLE IF NOT EXISTS {db}.samples (
-            name {lc("String")}{z}, fingerprint UInt64{c(_SORTED)},
-            time_ns Int64{c(_REGULAR)}, seq UInt64{c(_SORTED)},
-            type {lc("String")}{z}, value Float64{c(_FLOAT)}, has_hist UInt8{z},
-            bounds Array(Float64){z}, counts Array(UInt64){z}, hist_sum Float64{z},
-            hist_count UInt64{z}, help String{z}, unit String{z}, start_ns Int64{z},
-            has_exp UInt8{z}, exp_scale Int8{z}, exp_offset Int32{z},
-            exp_counts Array(UInt64){z}, exp_zero UInt64{z}, exp_min Float64{z},
-            exp_max Float64{z}, {_day("time_ns")}
+            {_sample_columns(p)}
         ) ENGINE = MergeTree PARTITION BY day ORDER BY (name, fingerprint, time_ns){ttl}""",
+        # Each series' newest sample of each day (a merge keeps the highest `version`, the
+        # time): `latest` reads it instead of a day of samples (metrics.py, ADR 0011).
+        f"""CREATE TABLE IF NOT EXISTS {db}.{LATEST} (
+            {_sample_columns(p)}, version UInt64{z}
+        ) ENGINE = ReplacingMergeTree(version) PARTITION BY day
+        ORDER BY (name, fingerprint){ttl}""",
         f"""CREATE TABLE IF NOT EXISTS {db}.families (
             name {lc("String")}{z}, type {lc("String")}{z}, help String{z}, unit String{z},
             seq UInt64{z}, rank UInt64{z}, {_day("seq")}
@@ -174,8 +210,19 @@ def statements(database: str, profile: Profile, ttl_days: int | None = None) -> 
     ]
 
 
+LATEST = "samples_latest"
+SAMPLE_COLUMNS = (
+    "name", "fingerprint", "time_ns", "seq", "type", "value", "has_hist", "bounds", "counts",
+    "hist_sum", "hist_count", "help", "unit", "start_ns", "has_exp", "exp_scale",
+    "exp_offset", "exp_counts", "exp_zero", "exp_min", "exp_max", "day",
+)  # fmt: skip
+"""The columns of `samples`, which `samples_latest` has too (and `version`)."""
+VERSION_SQL = "bitXor(toUInt64(time_ns), toUInt64(9223372036854775808))"
+"""`samples_latest.version` from `time_ns`: the time moved to unsigned, order kept
+(`metrics.version` computes the same in Python)."""
+
 EXPIRING = (("spans", "start_ns"), ("spans_by_trace", "start_ns"), ("logs", "time_ns"),
-            ("access_logs", "time_ns"), ("samples", "time_ns"))  # fmt: skip
+            ("access_logs", "time_ns"), ("samples", "time_ns"), (LATEST, "time_ns"))  # fmt: skip
 """Tables retention deletes from, with their time column; series and the catalog stay."""
 
 RANK_MAX = 2**64 - 1
@@ -191,9 +238,41 @@ def create(conn: Connection, retention_hours: float | None = None) -> tuple[str,
     days = ttl_days(retention_hours) if retention_hours else None
     for statement in statements(conn.database, profile, days):
         conn.execute(statement)
+    if not _exists(conn, _FILLED):
+        _fill_latest(conn)
     if profile.ttl and days:
         _update_ttl(conn, days)
     return str(version), profile
+
+
+def _exists(conn: Connection, table: str) -> bool:
+    return bool(
+        conn.rows(
+            "SELECT 1 FROM system.tables WHERE database = %(db)s AND name = %(table)s",
+            {"db": conn.database, "table": table},
+        )
+    )
+
+
+_FILLED = f"{LATEST}_filled"
+"""An empty table whose existence says `samples_latest` holds what `samples` held before."""
+
+
+def _fill_latest(conn: Connection) -> None:
+    """A database made before `samples_latest` existed: fill it from `samples` (each
+    series' newest row of each day), then create the `_FILLED` mark. Filling twice (nodes
+    starting at once, a start that failed half way) only adds copies of rows, which the
+    merges and the reads' newest-row choice make harmless; a new database has nothing to
+    copy."""
+    db = conn.database
+    columns = ", ".join(SAMPLE_COLUMNS)
+    conn.execute(
+        f"INSERT INTO {db}.{LATEST} ({columns}, version)"
+        f" SELECT {columns}, {VERSION_SQL} FROM {db}.samples"
+        " WHERE (name, fingerprint, day, time_ns) IN (SELECT name, fingerprint, day,"
+        f" max(time_ns) FROM {db}.samples GROUP BY name, fingerprint, day)"
+    )
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {db}.{_FILLED} (done UInt8) ENGINE = TinyLog")
 
 
 def _update_ttl(conn: Connection, days: int) -> None:

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 SHARDING_KEYS = {
     "spans": "trace_hi", "spans_by_trace": "trace_hi", "access_logs": "trace_hi",
     "logs": "trace_hi", "series": "fingerprint", "samples": "fingerprint",
+    "samples_latest": "fingerprint",
     "families": "cityHash64(name)", "catalog": "cityHash64(service)",
 }  # fmt: skip
 """Every table and the key its Distributed table declares. Rows are not inserted through

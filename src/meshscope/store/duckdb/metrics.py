@@ -362,7 +362,7 @@ class DuckDBMetricStore:
         (oldest,) = cursor.execute("SELECT min(time_ns) FROM samples").fetchall()
         if oldest[0] is None:
             return []
-        low = max(0, at_ns - lookback_ns, oldest[0])
+        low = max(at_ns - lookback_ns, oldest[0])
         high = at_ns
         window = LATEST_FIRST_WINDOW_NS
         remaining = ids
