@@ -216,6 +216,38 @@ def test_find_traces_limit(storage: Storage) -> None:
     assert _find(storage, service="web", limit=1) == [tid(3)]
 
 
+def test_find_traces_ranking_agrees_with_a_model(storage: Storage) -> None:
+    """Search against a model: traces whose first span (any service) starts long before
+    their matching spans, many of them, several limits and windows. A store that takes
+    traces by their newest matching span and looks up their first spans in rounds (ClickHouse)
+    must still give the exact ranking by first span."""
+    rng = random.Random(3)
+    spans: list[Span] = []
+    firsts = rng.sample(range(4000), 120)  # distinct first starts (deciseconds)
+    for trace, first in enumerate(firsts, start=1):
+        spans.append(span(trace, 0, first / 10, service="edge"))
+        for n in range(1, rng.randrange(1, 4)):  # matching spans, up to 300 s later
+            spans.append(span(trace, n, first / 10 + rng.uniform(0, 300), service="web"))
+    rng.shuffle(spans)
+    for chunk in range(0, len(spans), 50):
+        storage.traces.write_spans(spans[chunk : chunk + 50])
+
+    def model(start: int, end: int, limit: int) -> list[str]:
+        first: dict[str, int] = {}
+        for one in spans:
+            first[one.trace_id] = min(first.get(one.trace_id, one.start_ns), one.start_ns)
+        hits = {
+            one.trace_id for one in spans if one.service == "web" and start <= one.start_ns < end
+        }
+        return sorted(hits, key=lambda trace_id: (first[trace_id], trace_id), reverse=True)[:limit]
+
+    for start_s, end_s in ((0, 10_000), (100, 250), (390, 420)):
+        start, end = T0 + start_s * S, T0 + end_s * S
+        for limit in (1, 3, 20, 200):
+            found = _find(storage, service="web", start_ns=start, end_ns=end, limit=limit)
+            assert found == model(start, end, limit), (start_s, end_s, limit)
+
+
 def test_span_counts_per_service_in_half_open_range(storage: Storage) -> None:
     _search_fixture(storage)
     assert storage.traces.span_counts() == {"web": 3, "db": 1, "api": 2}

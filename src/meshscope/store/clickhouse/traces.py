@@ -153,17 +153,45 @@ class ClickHouseTraceStore:
         for index in range(len(query.attributes)):
             conditions.append(attr_condition(("attr", "res"), index))
         params.update(attr_params(query.attributes))
-        # Ranked by the trace's first span, which need not be a matching one.
-        rows = self._conn.rows(
-            f"SELECT trace_hi, trace_lo, min(start_ns) AS first"
-            f" FROM {self._db}.spans_by_trace WHERE (trace_hi, trace_lo) IN"
-            f" (SELECT trace_hi, trace_lo FROM {self._db}.spans"
-            f" WHERE {' AND '.join(conditions)})"
-            f" GROUP BY trace_hi, trace_lo ORDER BY first DESC, trace_hi DESC, trace_lo DESC"
-            f" LIMIT {max(0, int(query.limit))}",
-            params,
-        )
-        return [hex128(hi, lo) for hi, lo, _ in rows]
+        limit = max(0, int(query.limit))
+        if not limit:
+            return []
+        # Ranked by the trace's first span, which need not be a matching one, so not from
+        # `spans` alone. A trace's first span is no later than its newest matching one, so
+        # the traces are taken by their newest matching span, `wanted` at a time, and their
+        # first spans looked up in `spans_by_trace`: once the traces not taken have newest
+        # matching spans (so first spans) earlier than the `limit`-th first span found, no
+        # other trace can rank among the first `limit`. Usually the first round does it;
+        # ranking every matching trace read the whole trace-id table (thousands of traces
+        # over an hour, each in its own granule).
+        first: dict[tuple[int, int], int] = {}
+        wanted = 2 * limit
+        while True:
+            newest = self._conn.rows(
+                f"SELECT trace_hi, trace_lo, max(start_ns) AS newest FROM {self._db}.spans"
+                f" WHERE {' AND '.join(conditions)} GROUP BY trace_hi, trace_lo"
+                f" ORDER BY newest DESC, trace_hi DESC, trace_lo DESC LIMIT {wanted}",
+                params,
+            )
+            first.update(
+                self._first_starts([(hi, lo) for hi, lo, _ in newest if (hi, lo) not in first])
+            )
+            ranked = sorted(first, key=lambda key: (first[key], key), reverse=True)[:limit]
+            if len(newest) < wanted or (len(ranked) == limit and newest[-1][2] < first[ranked[-1]]):
+                return [hex128(hi, lo) for hi, lo in ranked]
+            wanted *= 4
+
+    def _first_starts(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
+        """The start of each trace's first span (of every span stored, matching or not)."""
+        out: dict[tuple[int, int], int] = {}
+        for chunk in range(0, len(keys), _KEYS_PER_QUERY):
+            for hi, lo, start in self._conn.rows(
+                f"SELECT trace_hi, trace_lo, min(start_ns) FROM {self._db}.spans_by_trace"
+                " WHERE (trace_hi, trace_lo) IN %(keys)s GROUP BY trace_hi, trace_lo",
+                {"keys": tuple(keys[chunk : chunk + _KEYS_PER_QUERY])},
+            ):
+                out[(hi, lo)] = start
+        return out
 
     def span_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
         rows = self._conn.rows(
