@@ -247,7 +247,7 @@ def create(conn: Connection, retention_hours: float | None = None) -> tuple[str,
     for statement in statements(conn.database, profile, days):
         conn.execute(statement)
     if not _exists(conn, _FILLED):
-        _fill_latest(conn)
+        _fill_latest(conn, profile)
     if profile.ttl and days:
         _update_ttl(conn, days)
     return str(version), profile
@@ -266,7 +266,7 @@ _FILLED = f"{LATEST}_filled"
 """An empty table whose existence says `samples_latest` holds what `samples` held before."""
 
 
-def _fill_latest(conn: Connection) -> None:
+def _fill_latest(conn: Connection, profile: Profile) -> None:
     """A database made before `samples_latest` existed: fill it from `samples` (each
     series' newest row of each day), then create the `_FILLED` mark. Filling twice (nodes
     starting at once, a start that failed half way) only adds copies of rows, which the
@@ -280,7 +280,10 @@ def _fill_latest(conn: Connection) -> None:
         " WHERE (name, fingerprint, day, time_ns) IN (SELECT name, fingerprint, day,"
         f" max(time_ns) FROM {db}.samples GROUP BY name, fingerprint, day)"
     )
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {db}.{_FILLED} (done UInt8) ENGINE = TinyLog")
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {db}.{_FILLED} (done UInt8{profile.codec()})"
+        " ENGINE = MergeTree ORDER BY tuple()"
+    )
 
 
 def _update_ttl(conn: Connection, days: int) -> None:
