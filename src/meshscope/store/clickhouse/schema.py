@@ -202,7 +202,7 @@ def statements(database: str, profile: Profile, ttl_days: int | None = None) -> 
             {_sample_columns(p)}
         ) ENGINE = MergeTree PARTITION BY day ORDER BY (name, fingerprint, time_ns){ttl}""",
         # Each series' newest sample of each day (a merge keeps the highest `version`, the
-        # time): `latest` reads it instead of a day of samples (metrics.py, ADR 0011).
+        # time): `latest` reads it instead of a day of samples (metrics.py, ADR 0021).
         f"""CREATE TABLE IF NOT EXISTS {db}.{LATEST} (
             {_sample_columns(p)}, version UInt64{z}
         ) ENGINE = ReplacingMergeTree(version) PARTITION BY day
