@@ -83,11 +83,13 @@ def test_samples_latest_keeps_each_days_newest_and_is_filled_for_an_older_databa
     database made before it existed, filled from `samples` at start."""
     times = [D0 + day * DAY + hour * 3600 * S for day in range(2) for hour in (6, 18)]
     points = [MetricPoint("m", (("s", "a"),), t, value=float(n)) for n, t in enumerate(times)]
-    storage.metrics.write_points(points[::-1])  # newest first: the merge keeps the newest
+    for point in points[::-1]:  # newest first, a write each: merges must keep the newest
+        storage.metrics.write_points([point])
     conn, db = storage._conn, storage._conn.database
 
     def kept() -> list[tuple[int, float]]:
-        conn.execute(f"OPTIMIZE TABLE {db}.samples_latest FINAL")
+        for partition in _partitions(storage, "samples_latest"):
+            conn.execute(f"OPTIMIZE TABLE {db}.samples_latest PARTITION '{partition}' FINAL")
         return conn.rows(f"SELECT time_ns, value FROM {db}.samples_latest ORDER BY time_ns")
 
     def latest(store: ClickHouseStorage, at: int) -> float:
