@@ -20,6 +20,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 from clickhouse_driver.util.escape import escape_param, escape_params
 
 from meshscope.store.clickhouse.connection import Connection, check_name
@@ -76,14 +78,37 @@ def substitute(sql: str, params: Any) -> str:
     return substituted
 
 
+def _table(sql: str, params: Any) -> pa.Table | None:
+    with _lock:
+        table: pa.Table | None = session().query(substitute(sql, params), "ArrowTable")
+    return None if table is None or table.num_columns == 0 or table.num_rows == 0 else table
+
+
 def query(sql: str, params: Any = None) -> list[tuple[Any, ...]]:
     """Rows of `sql` run in the shared session (Python values, as clickhouse-driver gives)."""
-    with _lock:
-        table = session().query(substitute(sql, params), "ArrowTable")
-    if table is None or table.num_columns == 0:
+    table = _table(sql, params)
+    if table is None:
         return []
     columns = [column.to_pylist() for column in table.columns]
     return list(zip(*columns, strict=True))
+
+
+def read_arrays(sql: str, params: Any = None) -> list[Any]:
+    """The columns of `sql` as clickhouse-driver's `use_numpy` client gives them: numbers as
+    NumPy arrays, strings as object arrays, arrays as tuples of lists; [] for no rows."""
+    table = _table(sql, params)
+    if table is None:
+        return []
+    out: list[Any] = []
+    for column in table.columns:
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            out.append(column.to_numpy())
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            out.append(np.array(column.to_pylist(), dtype=object))
+        else:
+            out.append(tuple(column.to_pylist()))
+    return out
 
 
 class ChdbConnection(Connection):
@@ -96,7 +121,9 @@ class ChdbConnection(Connection):
         self._lock = threading.Lock()
         self._last_seq = 0
 
-    def execute(self, sql: str, params: Any = None, **kw: Any) -> Any:
+    def execute(self, sql: str, params: Any = None, arrays: bool = False, **kw: Any) -> Any:
+        if arrays:
+            return read_arrays(sql, params)
         rows = query(sql, params)
         if kw.get("columnar"):
             return [list(column) for column in zip(*rows, strict=True)] if rows else []

@@ -3,6 +3,7 @@ the same samples as `select`, as arrays, for the same writes."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +140,78 @@ def test_late_and_equal_time_samples_come_in_time_then_write_order(storage: Stor
     ]
     assert _as_lists(storage, 0, 9) == want == _via_select(storage, 0, 9)
     assert _as_lists(storage, 2, 5)[0][2] == [2.0, 3.0, 5.0, 6.0, 7.0]
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_select_values_agrees_with_a_model_over_random_writes(storage: Storage, wide: bool) -> None:
+    """Many series, late and equal times, several writes (parts): each series' samples in
+    time then write order, the series in order of first write. `wide` spreads the times over
+    most of the int64 range (series x time span past 2^63)."""
+    rng = random.Random(11 + wide)
+    unit = 2**60 if wide else S
+    model: dict[Labels, list[tuple[int, int, float]]] = {}
+    order = 0
+    for _ in range(6):
+        batch = []
+        for _ in range(rng.randint(1, 40)):
+            labels = labels_of({"a": f"s{rng.randint(0, 11)}"})
+            t = rng.randint(-3, 5) * unit if wide else T0 + rng.randint(0, 30) * unit
+            value = float(rng.randint(0, 10**6))
+            batch.append(MetricPoint("m", labels, t, MetricType.COUNTER, value))
+            model.setdefault(labels, []).append((t, order, value))
+            order += 1
+        storage.metrics.write_points(batch)
+    low, high = -(2**63), 2**63 - 1
+    want = [
+        (labels, [t for t, _, _ in sorted(rows)], [v for _, _, v in sorted(rows)])
+        for labels, rows in model.items()
+    ]
+    got = [
+        (c.labels, c.time_ns.tolist(), c.value.tolist())
+        for c in storage.metrics.select_values("m", [], low, high)
+    ]
+    assert got == want
+
+
+AWKWARD_BOUNDS = [
+    (0.1 + 0.2, 1 / 3, 2.0 / 3.0),
+    (5e-324, 1e-300, 1.7976931348623157e308),
+    (-float("inf"), -0.0, 123456789.123456789, float("inf")),
+    (),
+]
+
+
+def test_select_histograms_agrees_with_a_model_over_random_writes(storage: Storage) -> None:
+    """Bounds that are hard to write as text, changing within a series, late and equal
+    times over several writes: per series, one group per bounds in order of its first
+    point, each in time then write order."""
+    rng = random.Random(5)
+    model: dict[Labels, dict[tuple[float, ...], list[tuple[int, int, list[int], float]]]] = {}
+    order = 0
+    for _ in range(5):
+        batch = []
+        for _ in range(rng.randint(1, 30)):
+            labels = labels_of({"a": f"s{rng.randint(0, 5)}"})
+            bounds = rng.choice(AWKWARD_BOUNDS)
+            counts = tuple(rng.randint(0, 2**40) for _ in range(len(bounds) + 1))
+            t = T0 + rng.randint(0, 20) * S
+            h = Histogram(bounds, counts, float(rng.randint(0, 99)), sum(counts))
+            batch.append(MetricPoint("h", labels, t, MetricType.HISTOGRAM, histogram=h))
+            model.setdefault(labels, {}).setdefault(bounds, []).append(
+                (t, order, list(counts), h.sum)
+            )
+            order += 1
+        storage.metrics.write_points(batch)
+    want = []
+    for labels, groups in model.items():
+        rows = [(labels, bounds, sorted(points)) for bounds, points in groups.items()]
+        rows.sort(key=lambda row: row[2][0][:2])
+        for _, bounds, points in rows:
+            want.append(
+                (labels, bounds, [p[0] for p in points], [p[2] for p in points],
+                 [p[3] for p in points], [sum(p[2]) for p in points])
+            )  # fmt: skip
+    assert _hists(storage) == want
 
 
 def test_histograms_late_appended_and_expired(storage: Storage) -> None:

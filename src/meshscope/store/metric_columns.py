@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +20,11 @@ from meshscope.store.base import HistogramColumns, SampleColumns
 Bounds = tuple[float, ...]
 
 
-def _frozen(array: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+A = TypeVar("A", bound="np.ndarray[Any, Any]")
+
+
+def frozen(array: A) -> A:
+    """`array`, made read-only (the store's arrays are shared between readers)."""
     array.flags.writeable = False
     return array
 
@@ -49,8 +54,8 @@ class PointColumns:
         if plain:
             times = np.fromiter((p.time_ns for p in plain), np.int64, len(plain))
             values = np.fromiter((p.value for p in plain), np.float64, len(plain))
-            self.time_ns = _frozen(np.concatenate((self.time_ns, times)))  # type: ignore[assignment]
-            self.value = _frozen(np.concatenate((self.value, values)))  # type: ignore[assignment]
+            self.time_ns = frozen(np.concatenate((self.time_ns, times)))
+            self.value = frozen(np.concatenate((self.value, values)))
         if len(plain) == len(new):
             return
         by_bounds: dict[Bounds, list[MetricPoint]] = {}
@@ -74,7 +79,7 @@ class PointColumns:
                     np.concatenate((old.count, arrays.count)),
                 )
             for array in (arrays.time_ns, arrays.counts, arrays.sum, arrays.count):
-                _frozen(array)
+                frozen(array)
             self.histograms[bounds] = arrays
 
     def values_in(self, labels: Labels, start_ns: int, end_ns: int) -> SampleColumns | None:
