@@ -71,9 +71,9 @@ class Recording(chdb_session.ChdbConnection):
         super().__init__(database)
         self.sent: list[str] = []
 
-    def execute(self, sql: str, params: Any = None, **kw: Any) -> Any:
+    def execute(self, sql: str, params: Any = None, arrays: bool = False, **kw: Any) -> Any:
         self.sent.append(chdb_session.substitute(sql, params))
-        return super().execute(sql, params, **kw)
+        return super().execute(sql, params, arrays, **kw)
 
 
 def _open(directory: Path, retention_hours: float | None = 168.0) -> ClickHouseStorage:
