@@ -172,18 +172,29 @@ class Server:
         return [self.proc.pid, *map(int, pids)]
 
     def rss_mib(self) -> float:
-        return sum(_rss_mib(pid) for pid in self.pids())
+        return sum(process_rss_mib(pid) for pid in self.pids())
 
     def cpu_s(self) -> tuple[float, float]:
         """CPU seconds used so far by the owner process and by its worker processes."""
         owner, *workers = self.pids()
         return _cpu_s(owner), sum(_cpu_s(pid) for pid in workers)
 
-    def worker_bodies(self) -> dict[str, float]:
-        """`meshscope_ingest_worker_bodies` from the server's /metrics, by kind."""
+    def self_metrics(self) -> str:
+        """The server's /metrics text."""
         conn = http.client.HTTPConnection("127.0.0.1", self.ui_port, timeout=10)
         conn.request("GET", "/metrics")
-        text = conn.getresponse().read().decode()
+        return conn.getresponse().read().decode()
+
+    def gauges(self, *names: str) -> list[float]:
+        """The values of unlabelled series `names` on /metrics (0 for a missing one)."""
+        found = dict(
+            line.split(" ", 1) for line in self.self_metrics().splitlines() if line[:1] != "#"
+        )
+        return [float(found.get(name, 0.0)) for name in names]
+
+    def worker_bodies(self) -> dict[str, float]:
+        """`meshscope_ingest_worker_bodies` from the server's /metrics, by kind."""
+        text = self.self_metrics()
         prefix = 'meshscope_ingest_worker_bodies_total{kind="'
         counts = {}
         for line in text.splitlines():
@@ -584,7 +595,7 @@ def _window_rates(marks: list[tuple[float, int]], width_s: float) -> list[float]
     return rates
 
 
-def _rss_mib(pid: int) -> float:
+def process_rss_mib(pid: int) -> float:
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:

@@ -10,7 +10,8 @@ Traffic, all open-loop (paced, whatever the answers), on loopback only:
   minutes, --queries-per-second, round robin.
 
 Every --window seconds it prints: acknowledged spans/logs per second, ingest and query latency
-(p50, p99), refusals (429/503) and errors, and the RSS of the server and its workers. At the
+(p50, p99), refusals (429/503) and errors, the RSS of the server and its workers, of the owner
+alone, what DuckDB accounts for in memory and the trace locator's bytes (from /metrics). At the
 end: RSS and latency of the first fifth against the last fifth of the run, and their ratios.
 
 Usage: .venv/bin/python benchmarks/soak.py [--minutes 30] [--spans-per-second 30000]
@@ -38,7 +39,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
-from ingest import SPANS_PER_REQUEST, Server
+from ingest import SPANS_PER_REQUEST, Server, process_rss_mib
 from meshscope.ingest.loadgen import FreshTraces, build_requests
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -114,6 +115,10 @@ def queries(last_trace: list[str]) -> list[str]:
     return out
 
 
+LOCATOR_ENTRY_BYTES = 24
+"""Bytes of one trace locator entry (ADR 0019)."""
+
+
 class Row(NamedTuple):
     t: float
     spans_s: float
@@ -125,6 +130,9 @@ class Row(NamedTuple):
     rss_mib: float
     refused: int
     errors: int
+    owner_mib: float  # the owner process alone
+    duckdb_mib: float  # what DuckDB accounts for (`meshscope_store_duckdb_memory_bytes`)
+    locator_mib: float  # the trace locator's entries x 24 bytes
 
 
 @dataclass
@@ -254,7 +262,8 @@ def run(args: argparse.Namespace) -> None:
     ]
     rows: list[Row] = []
     print(f"{'t':>6} {'spans/s':>9} {'logs/s':>7} {'ingest p50/p99 ms':>18} "
-          f"{'query p50/p99 ms':>17} {'RSS MiB':>8} {'429/503':>8} {'errors':>7}")  # fmt: skip
+          f"{'query p50/p99 ms':>17} {'RSS MiB':>8} {'owner':>6} {'DuckDB':>6} {'locator':>7}"
+          f" {'429/503':>8} {'errors':>7}")  # fmt: skip
     began = time.monotonic()
     try:
         for thread in threads:
@@ -263,16 +272,22 @@ def run(args: argparse.Namespace) -> None:
             time.sleep(min(args.window, max(0.0, soak.stop_at - time.monotonic())))
             with soak.lock:
                 window, soak.window = soak.window, Window()
-            rss = server.rss_mib()
+            rss, owner = server.rss_mib(), process_rss_mib(server.pids()[0])
+            duckdb, entries = server.gauges(
+                "meshscope_store_duckdb_memory_bytes", "meshscope_store_trace_locator_entries"
+            )
+            duckdb_mib, locator_mib = duckdb / 2**20, entries * LOCATOR_ENTRY_BYTES / 2**20
             ingest = _percentiles(window.ingest_ms)
             query = _percentiles(window.query_ms)
             t = time.monotonic() - began
             row = Row(t, window.spans / args.window, window.logs / args.window, *ingest, *query,
-                      rss, window.refused, window.errors)  # fmt: skip
+                      rss, window.refused, window.errors, owner, duckdb_mib,
+                      locator_mib)  # fmt: skip
             rows.append(row)
             print(f"{t:6.0f} {row.spans_s:9,.0f} {row.logs_s:7,.0f} {ingest[0]:8.1f}/"
-                  f"{ingest[1]:<9.1f} {query[0]:7.1f}/{query[1]:<9.1f} {rss:8.0f} "
-                  f"{window.refused:8d} {window.errors:7d}", flush=True)  # fmt: skip
+                  f"{ingest[1]:<9.1f} {query[0]:7.1f}/{query[1]:<9.1f} {rss:8.0f} {owner:6.0f} "
+                  f"{duckdb_mib:6.0f} {locator_mib:7.0f} {window.refused:8d} {window.errors:7d}",
+                  flush=True)  # fmt: skip
         for thread in threads:
             thread.join(120)
     finally:
@@ -295,7 +310,9 @@ def _summary(rows: list[Row]) -> None:
           f"{statistics.fmean(r.spans_s for r in rows):,.0f}, logs/s "
           f"{statistics.fmean(r.logs_s for r in rows):,.0f}; refused "
           f"{sum(r.refused for r in rows)}, errors {sum(r.errors for r in rows)}")  # fmt: skip
-    for name, column in (("RSS MiB", 7), ("ingest p99 ms", 4), ("query p99 ms", 6)):
+    columns = (("RSS MiB", 7), ("owner RSS MiB", 10), ("DuckDB MiB", 11), ("locator MiB", 12),
+               ("ingest p99 ms", 4), ("query p99 ms", 6))  # fmt: skip
+    for name, column in columns:
         a = statistics.fmean(r[column] for r in first)
         b = statistics.fmean(r[column] for r in last)
         print(f"  {name}: first fifth {a:,.1f}, last fifth {b:,.1f}, ratio {b / max(a, 1e-9):.2f}"

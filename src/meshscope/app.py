@@ -20,7 +20,7 @@ from meshscope.api.openapi import openapi_routes
 from meshscope.api.prometheus import prometheus_routes
 from meshscope.api.sampling import sampling_routes
 from meshscope.api.sampling_metrics import SamplingCollector
-from meshscope.api.selfmetrics import TraceLocatorCollector, WorkerCollector, metrics_route
+from meshscope.api.selfmetrics import DuckDBStoreCollector, WorkerCollector, metrics_route
 from meshscope.api.slo import slo_routes
 from meshscope.api.tempo import tempo_routes
 from meshscope.api.traces import trace_routes
@@ -200,7 +200,12 @@ def build(config: Config, clock: Clock | None = None) -> App:
                 *([cluster.collector] if cluster is not None else []),
                 *([LimitsCollector(limiter)] if limiter is not None else []),
                 *(
-                    [TraceLocatorCollector(lambda: sum(map(_locator_entries, writers())))]
+                    [
+                        DuckDBStoreCollector(
+                            lambda: sum(map(_locator_entries, writers())),
+                            lambda: sum(map(_duckdb_memory, writers())),
+                        )
+                    ]
                     if config.storage.kind == "duckdb"
                     else []
                 ),
@@ -369,3 +374,9 @@ def _locator_entries(stack: Stack) -> int:
     """Entries of the stack's DuckDB trace locator (ADR 0019)."""
     storage = stack.storage
     return len(storage.traces.locator) if isinstance(storage, DuckDBStorage) else 0
+
+
+def _duckdb_memory(stack: Stack) -> int:
+    """Bytes the stack's DuckDB database accounts for in memory."""
+    storage = stack.storage
+    return storage.memory_bytes() if isinstance(storage, DuckDBStorage) else 0

@@ -134,19 +134,27 @@ class StoreSizeCollector(Collector):
         )
 
 
-class TraceLocatorCollector(Collector):
-    """`meshscope_store_trace_locator_entries`: entries of the DuckDB stores' in-memory trace
-    locators (one per trace and write, 24 bytes each; ADR 0019): memory that grows with what
-    the store holds, outside DuckDB's `memory_limit`."""
+class DuckDBStoreCollector(Collector):
+    """The DuckDB stores' memory, summed over the tenants' stores: `meshscope_store_duckdb_
+    memory_bytes` (what DuckDB accounts for in its buffer pool, bounded by `storage.duckdb.
+    memory_limit`) and `meshscope_store_trace_locator_entries` (the in-memory trace locators,
+    one entry per trace and write, 24 bytes each; ADR 0019): memory that grows with what the
+    store holds, outside DuckDB's `memory_limit`."""
 
-    def __init__(self, entries: Callable[[], int]) -> None:
+    def __init__(self, entries: Callable[[], int], memory: Callable[[], int]) -> None:
         self._entries = entries
+        self._memory = memory
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
             "meshscope_store_trace_locator_entries",
             "Entries of the in-memory trace locator (24 bytes each).",
             self._entries(),
+        )
+        yield GaugeMetricFamily(
+            "meshscope_store_duckdb_memory_bytes",
+            "Bytes DuckDB accounts for in memory (duckdb_memory()), within its memory_limit.",
+            self._memory(),
         )
 
 

@@ -194,6 +194,16 @@ class Database:
             self._local.cursor = cursor
         return cursor
 
+    def memory_bytes(self) -> int:
+        """What DuckDB accounts for in memory (`duckdb_memory()`: buffer pool blocks,
+        hash tables, ...), bounded by its `memory_limit`; not the process's RSS."""
+        [(used,)] = (
+            self.read()
+            .execute("SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory()")
+            .fetchall()
+        )
+        return int(used)
+
     @property
     def wal_path(self) -> Path:
         return self.path.with_name(self.path.name + ".wal")

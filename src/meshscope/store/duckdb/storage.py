@@ -145,6 +145,11 @@ class DuckDBStorage:
             self.traces.expire_index(txn, before_ns)
         return deleted
 
+    def memory_bytes(self) -> int:
+        """What DuckDB accounts for in memory for this store (its buffer pool and more),
+        bounded by `storage.duckdb.memory_limit`."""
+        return self._db.memory_bytes()
+
     def warm_up(self, stop: threading.Event | None = None) -> WarmUp:
         """Load the newest spans' blocks into the buffer pool, up to half the memory limit
         (store/duckdb/warmup.py; `stop` ends it between two 10-minute windows), then every
