@@ -311,31 +311,50 @@ class ClickHouseMetricStore:
             if fp in rows
         ]
 
+    def _arrays(
+        self,
+        name: str,
+        matchers: Sequence[LabelMatcher],
+        start_ns: int,
+        end_ns: int,
+        columns: str,
+        condition: str,
+    ) -> tuple[dict[int, Labels], npt.NDArray[np.intp], list[int], list[Any]]:
+        """The matching series, and the columns `time_ns, {columns}` of their samples in
+        [start_ns, end_ns] where `condition` holds, as NumPy arrays, with the row order that
+        groups them by series, each in time then write order, and the rows per series (as
+        `_grouped`). Read unsorted: the server's sort of millions of rows (one thread on
+        18.16) and Python tuples cost ~6x what the arrays and `_grouped` cost here. Every
+        condition is in PREWHERE, as in `_samples`: the other columns are read only for the
+        rows that pass. No columns when nothing matches."""
+        series = self._matching(name, matchers)
+        if not series:
+            return series, np.zeros(0, np.intp), [], []
+        where, params = self._where(series, bool(matchers))
+        params.update(name=name, start=_clamp(start_ns), end=_clamp(end_ns))
+        found = self._conn.arrays(
+            f"SELECT fingerprint, seq, time_ns, {columns} FROM {self._db}.samples"
+            f" PREWHERE {where} AND {_window(start_ns, end_ns)} AND {condition}",
+            params,
+        )
+        if not found:
+            return series, np.zeros(0, np.intp), [], []
+        fps, seqs, times, *rest = found
+        rows, counts = _grouped(np.fromiter(series, np.uint64, len(series)), fps, times, seqs)
+        return series, rows, counts.tolist(), [times, *rest]
+
     def select_values(
         self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
     ) -> list[SampleColumns]:
-        series = self._matching(name, matchers)
-        if not series:
-            return []
-        where, params = self._where(series, bool(matchers))
-        params.update(name=name, start=_clamp(start_ns), end=_clamp(end_ns))
-        # Unsorted, as NumPy arrays: the server's sort of millions of rows (one thread on
-        # 18.16) and Python tuples cost ~6x what the arrays and `_grouped` cost here.
-        columns = self._conn.arrays(
-            f"SELECT fingerprint, time_ns, value, seq FROM {self._db}.samples WHERE {where}"
-            f" AND has_hist = 0 AND {_window(start_ns, end_ns)}",
-            params,
+        series, rows, counts, columns = self._arrays(
+            name, matchers, start_ns, end_ns, "value", "has_hist = 0"
         )
         if not columns:
             return []
-        fps, times, values, seqs = columns
-        group, counts = _grouped(np.fromiter(series, np.uint64, len(series)), fps, times, seqs)
-        times, values = times[group], values[group]
-        times.flags.writeable = False
-        values.flags.writeable = False
+        times, values = (frozen(column[rows]) for column in columns)
         out: list[SampleColumns] = []
         low = 0
-        for labels, count in zip(series.values(), counts.tolist(), strict=True):
+        for labels, count in zip(series.values(), counts, strict=True):
             if count:
                 out.append(
                     SampleColumns(labels, times[low : low + count], values[low : low + count])
@@ -346,28 +365,23 @@ class ClickHouseMetricStore:
     def select_histograms(
         self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
     ) -> list[HistogramColumns]:
-        series = self._matching(name, matchers)
-        if not series:
-            return []
-        where, params = self._where(series, bool(matchers))
-        params.update(name=name, start=_clamp(start_ns), end=_clamp(end_ns))
         # The bounds as text (exact: the server writes the shortest round-trip form): one
-        # string per row decodes ~6x faster than a Python list of floats. Every condition in
-        # PREWHERE, as in `_samples`: the arrays are read only for the rows that pass.
-        columns = self._conn.arrays(
-            f"SELECT fingerprint, time_ns, seq, toString(bounds), counts, hist_sum, hist_count"
-            f" FROM {self._db}.samples PREWHERE {where} AND {_window(start_ns, end_ns)}"
-            " AND has_hist = 1",
-            params,
+        # string per row decodes ~6x faster than a Python list of floats.
+        series, rows, per_series, columns = self._arrays(
+            name,
+            matchers,
+            start_ns,
+            end_ns,
+            "toString(bounds), counts, hist_sum, hist_count",
+            "has_hist = 1",
         )
         if not columns:
             return []
-        fps, times, seqs, bounds_text, counts, sums, totals = columns
-        rows, per_series = _grouped(np.fromiter(series, np.uint64, len(series)), fps, times, seqs)
+        times, bounds_text, counts, sums, totals = columns
         parsed: dict[str, tuple[float, ...]] = {}
         out: list[HistogramColumns] = []
         low = 0
-        for labels, count in zip(series.values(), per_series.tolist(), strict=True):
+        for labels, count in zip(series.values(), per_series, strict=True):
             mine, low = rows[low : low + count], low + count
             keys = bounds_text[mine]
             for key in dict.fromkeys(keys.tolist()):  # groups in order of their first point
