@@ -188,7 +188,9 @@ class Server:
     def gauges(self, *names: str) -> list[float]:
         """The values of unlabelled series `names` on /metrics (0 for a missing one)."""
         found = dict(
-            line.split(" ", 1) for line in self.self_metrics().splitlines() if line[:1] != "#"
+            line.split(" ", 1)
+            for line in self.self_metrics().splitlines()
+            if " " in line and not line.startswith("#")
         )
         return [float(found.get(name, 0.0)) for name in names]
 
