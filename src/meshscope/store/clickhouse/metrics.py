@@ -27,14 +27,19 @@ from meshscope.store.base import (
     Series,
 )
 from meshscope.store.clickhouse.connection import Connection
-from meshscope.store.clickhouse.schema import DAY_NS, LATEST, RANK_MAX, day_of, day_range
+from meshscope.store.clickhouse.schema import (
+    DAY_NS,
+    LATEST,
+    RANK_MAX,
+    SAMPLE_COLUMNS,
+    day_of,
+    day_range,
+)
 from meshscope.store.metric_columns import frozen
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_SAMPLE = (
-    "time_ns, type, value, has_hist, bounds, counts, hist_sum, hist_count, help, unit,"
-    " start_ns, has_exp, exp_scale, exp_offset, exp_counts, exp_zero, exp_min, exp_max"
-)
+_SAMPLE = ", ".join(c for c in SAMPLE_COLUMNS if c not in ("name", "fingerprint", "seq", "day"))
+"""A sample row's columns as `_point` takes them (time first)."""
 
 
 def fingerprint(name: str, labels: Labels) -> int:
@@ -91,13 +96,14 @@ def _grouped(
     times = times[rows]
     low = int(times.min()) if len(times) else 0
     span = (int(times.max()) - low + 1) if len(times) else 1
+    order = None
     if len(known) * span < 2**63:
         key = index * span + (times - low)
         order = np.argsort(key, kind="stable")
         ordered = key[order]
-        if bool((ordered[1:] == ordered[:-1]).any()):  # equal times: in write order
-            order = np.lexsort((seqs[rows], times, index))
-    else:
+        if bool((ordered[1:] == ordered[:-1]).any()):
+            order = None  # equal times: in write order, below
+    if order is None:  # equal times, or a key past int64
         order = np.lexsort((seqs[rows], times, index))
     return rows[order], np.bincount(index[order], minlength=len(known))
 
@@ -203,8 +209,13 @@ class ClickHouseMetricStore:
                 out[fp] = labels
         return out
 
-    def _where(self, series: dict[int, Labels], narrowed: bool) -> tuple[str, dict[str, Any]]:
-        params: dict[str, Any] = {}
+    @staticmethod
+    def _where(
+        name: str, series: dict[int, Labels], narrowed: bool, start_ns: int, end_ns: int
+    ) -> tuple[str, dict[str, Any]]:
+        """The condition on the name (and the fingerprints, when `narrowed`) and the
+        parameters of it and of a window [%(start)s, %(end)s]."""
+        params: dict[str, Any] = {"name": name, "start": _clamp(start_ns), "end": _clamp(end_ns)}
         where = "name = %(name)s"
         if narrowed:
             where += " AND fingerprint IN %(fps)s"
@@ -212,21 +223,20 @@ class ClickHouseMetricStore:
         return where, params
 
     def _samples(
-        self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int, extra: str
+        self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
     ) -> tuple[dict[int, Labels], dict[int, list[MetricPoint]]]:
         """The samples of the matching series in [start_ns, end_ns], in time order."""
         series = self._matching(name, matchers)
         found: dict[int, list[MetricPoint]] = defaultdict(list)
         if not series:
             return series, found
-        where, params = self._where(series, bool(matchers))
-        params.update(name=name, start=_clamp(start_ns), end=_clamp(end_ns))
+        where, params = self._where(name, series, bool(matchers), start_ns, end_ns)
         # Every condition in PREWHERE: they read only thin columns, and the histogram
         # arrays are then read for the rows that pass (not, as on a condition of `day`
         # alone, for every row of the day).
         rows = self._conn.rows(
             f"SELECT fingerprint, {_SAMPLE} FROM {self._db}.samples PREWHERE {where}"
-            f" AND {_window(start_ns, end_ns)}{extra} ORDER BY fingerprint, time_ns, seq",
+            f" AND {_window(start_ns, end_ns)} ORDER BY fingerprint, time_ns, seq",
             params,
         )
         for row in rows:
@@ -238,7 +248,7 @@ class ClickHouseMetricStore:
     def select(
         self, name: str, matchers: Sequence[LabelMatcher], start_ns: int, end_ns: int
     ) -> list[Series]:
-        series, found = self._samples(name, matchers, start_ns, end_ns, "")
+        series, found = self._samples(name, matchers, start_ns, end_ns)
         return [Series(name, labels, found[fp]) for fp, labels in series.items() if fp in found]
 
     def latest(
@@ -255,8 +265,8 @@ class ClickHouseMetricStore:
             )
         if not series:
             return []
-        where, params = self._where(series, bool(matchers))
-        params.update(name=name, start=_clamp(start), end=_clamp(at_ns), day=day)
+        where, params = self._where(name, series, bool(matchers), start, at_ns)
+        params["day"] = day
         rows = self._conn.rows(
             f"SELECT fingerprint, {_SAMPLE} FROM {self._db}.{LATEST} WHERE {where}"
             " AND time_ns >= %(start)s AND time_ns <= %(end)s"
@@ -287,9 +297,8 @@ class ClickHouseMetricStore:
         query memory."""
         if not series:
             return {}
-        where, params = self._where(series, narrowed)
+        where, params = self._where(name, series, narrowed, start_ns, end_ns)
         window = _window(start_ns, end_ns)
-        params.update(name=name, start=_clamp(start_ns), end=_clamp(end_ns))
         # PREWHERE on the newest rows: on a condition of `day` (its smallest column) the
         # server would read every row's histogram arrays.
         rows = self._conn.rows(
@@ -330,8 +339,7 @@ class ClickHouseMetricStore:
         series = self._matching(name, matchers)
         if not series:
             return series, np.zeros(0, np.intp), [], []
-        where, params = self._where(series, bool(matchers))
-        params.update(name=name, start=_clamp(start_ns), end=_clamp(end_ns))
+        where, params = self._where(name, series, bool(matchers), start_ns, end_ns)
         found = self._conn.arrays(
             f"SELECT fingerprint, seq, time_ns, {columns} FROM {self._db}.samples"
             f" PREWHERE {where} AND {_window(start_ns, end_ns)} AND {condition}",
@@ -385,7 +393,7 @@ class ClickHouseMetricStore:
             mine, low = rows[low : low + count], low + count
             keys = bounds_text[mine]
             for key in dict.fromkeys(keys.tolist()):  # groups in order of their first point
-                at = mine if len(keys) and (keys == key).all() else mine[keys == key]
+                at = mine if (keys == key).all() else mine[keys == key]
                 if key not in parsed:
                     parsed[key] = _bounds(key)
                 out.append(
