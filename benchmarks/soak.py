@@ -11,8 +11,9 @@ Traffic, all open-loop (paced, whatever the answers), on loopback only:
 
 Every --window seconds it prints: acknowledged spans/logs per second, ingest and query latency
 (p50, p99), refusals (429/503) and errors, the RSS of the server and its workers, of the owner
-alone, what DuckDB accounts for in memory and the trace locator's bytes (from /metrics). At the
-end: RSS and latency of the first fifth against the last fifth of the run, and their ratios.
+alone, what DuckDB accounts for in memory and the trace locator's bytes in memory (from
+/metrics). At the end: RSS and latency of the first fifth against the last fifth of the run,
+and their ratios.
 
 Usage: .venv/bin/python benchmarks/soak.py [--minutes 30] [--spans-per-second 30000]
 """
@@ -115,10 +116,6 @@ def queries(last_trace: list[str]) -> list[str]:
     return out
 
 
-LOCATOR_ENTRY_BYTES = 24
-"""Bytes of one trace locator entry (ADR 0019)."""
-
-
 class Row(NamedTuple):
     t: float
     spans_s: float
@@ -132,7 +129,7 @@ class Row(NamedTuple):
     errors: int
     owner_mib: float  # the owner process alone
     duckdb_mib: float  # what DuckDB accounts for (`meshscope_store_duckdb_memory_bytes`)
-    locator_mib: float  # the trace locator's entries x 24 bytes
+    locator_mib: float  # what the trace locator holds in memory
 
 
 @dataclass
@@ -273,10 +270,10 @@ def run(args: argparse.Namespace) -> None:
             with soak.lock:
                 window, soak.window = soak.window, Window()
             rss, owner = server.rss_mib(), process_rss_mib(server.pids()[0])
-            duckdb, entries = server.gauges(
-                "meshscope_store_duckdb_memory_bytes", "meshscope_store_trace_locator_entries"
+            duckdb, locator = server.gauges(
+                "meshscope_store_duckdb_memory_bytes", "meshscope_store_trace_locator_memory_bytes"
             )
-            duckdb_mib, locator_mib = duckdb / 2**20, entries * LOCATOR_ENTRY_BYTES / 2**20
+            duckdb_mib, locator_mib = duckdb / 2**20, locator / 2**20
             ingest = _percentiles(window.ingest_ms)
             query = _percentiles(window.query_ms)
             t = time.monotonic() - began

@@ -202,8 +202,11 @@ def build(config: Config, clock: Clock | None = None) -> App:
                 *(
                     [
                         DuckDBStoreCollector(
-                            lambda: sum(map(_locator_entries, writers())),
-                            lambda: sum(map(_duckdb_memory, writers())),
+                            lambda: [
+                                stack.storage.memory()
+                                for stack in writers()
+                                if isinstance(stack.storage, DuckDBStorage)
+                            ]
                         )
                     ]
                     if config.storage.kind == "duckdb"
@@ -368,15 +371,3 @@ async def health(request: Request) -> Response:
 
 def health_route() -> Route:
     return Route("/health", health, methods=["GET"])
-
-
-def _locator_entries(stack: Stack) -> int:
-    """Entries of the stack's DuckDB trace locator (ADR 0019)."""
-    storage = stack.storage
-    return len(storage.traces.locator) if isinstance(storage, DuckDBStorage) else 0
-
-
-def _duckdb_memory(stack: Stack) -> int:
-    """Bytes the stack's DuckDB database accounts for in memory."""
-    storage = stack.storage
-    return storage.memory_bytes() if isinstance(storage, DuckDBStorage) else 0

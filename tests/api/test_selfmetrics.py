@@ -119,9 +119,10 @@ def test_metrics_expose_latency_store_size_and_scrape_state(
 
 
 def test_metrics_count_the_trace_locator_entries_of_every_tenants_store(tmp_path: Path) -> None:
-    """`meshscope_store_trace_locator_entries`: the DuckDB stores' in-memory trace locators
-    (ADR 0019), summed over the tenants' stores: one entry per trace and write; and the
-    memory DuckDB accounts for, `meshscope_store_duckdb_memory_bytes`."""
+    """`meshscope_store_trace_locator_entries`: the DuckDB stores' trace locators (ADR 0019),
+    summed over the tenants' stores: one entry per trace and write; the bytes they hold in
+    memory (24 an entry below the spill size); and the memory DuckDB accounts for,
+    `meshscope_store_duckdb_memory_bytes`."""
     env = {
         "MESHSCOPE_STORAGE__PATH": str(tmp_path / "m.duckdb"),
         "MESHSCOPE_TENANCY__ENABLED": "true",
@@ -141,6 +142,7 @@ def test_metrics_count_the_trace_locator_entries_of_every_tenants_store(tmp_path
         with TestClient(app.ui) as client:
             got = samples(client.get("/metrics").text)
         assert got[("meshscope_store_trace_locator_entries", frozenset())] == 3 + 2
+        assert got[("meshscope_store_trace_locator_memory_bytes", frozenset())] == 24 * (3 + 2)
         # Both tenants' databases hold blocks (their tables), and DuckDB accounts for them.
         assert got[("meshscope_store_duckdb_memory_bytes", frozenset())] > 0
     finally:

@@ -39,11 +39,12 @@ class Backend:
 BACKENDS = [
     Backend("memory", lambda _dir: MemoryStorage(), cannot=frozenset({REOPEN})),
     Backend("duckdb", lambda directory: DuckDBStorage(directory / "store.duckdb")),
-    # Trace index rows folded into one per trace every 3 index rows (ADR 0020), so the
-    # suite's traces written in several writes, expired and reopened meet folded rows.
+    # Trace index rows folded into one per trace every 3 index rows (ADR 0020) and folded
+    # runs of 4 entries or more spilled to files (ADR 0019), so the suite's traces written in
+    # several writes, expired and reopened meet folded rows and spilled runs.
     Backend(
         "duckdb-folding",
-        lambda directory: DuckDBStorage(directory / "store.duckdb", fold_rows=3),
+        lambda directory: DuckDBStorage(directory / "store.duckdb", fold_rows=3, spill_entries=4),
     ),
     # A real server (tests/conformance/clickhouse_server.py), a database per test directory.
     Backend(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -23,6 +24,9 @@ from meshscope.api.http_metrics import HttpMetrics
 from meshscope.ingest.scrape import Scraper
 from meshscope.ingest.workers import WorkerSink
 from meshscope.pipeline.writer import BatchWriter
+
+if TYPE_CHECKING:
+    from meshscope.store.duckdb.storage import StoreMemory
 
 
 class IngestCollector(Collector):
@@ -136,26 +140,35 @@ class StoreSizeCollector(Collector):
 
 class DuckDBStoreCollector(Collector):
     """The DuckDB stores' memory, summed over the tenants' stores: `meshscope_store_duckdb_
-    memory_bytes` (what DuckDB accounts for in its buffer pool, bounded by `storage.duckdb.
-    memory_limit`) and `meshscope_store_trace_locator_entries` (the in-memory trace locators,
-    one entry per trace and write, 24 bytes each; ADR 0019): memory that grows with what the
-    store holds, outside DuckDB's `memory_limit`."""
+    memory_bytes` (what DuckDB accounts for, bounded by `storage.duckdb.memory_limit`),
+    `meshscope_store_trace_locator_entries` (one per trace and write until folded, then one
+    per trace and fold; ADR 0019, 0020) and `meshscope_store_trace_locator_memory_bytes` (what
+    the locators hold in memory: 24 bytes an entry in memory, ~1.3 for an entry of a run
+    spilled to a file): memory outside DuckDB's `memory_limit`."""
 
-    def __init__(self, entries: Callable[[], int], memory: Callable[[], int]) -> None:
-        self._entries = entries
-        self._memory = memory
+    def __init__(self, memories: Callable[[], Sequence[StoreMemory]]) -> None:
+        self._memories = memories
 
     def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily(
-            "meshscope_store_trace_locator_entries",
-            "Entries of the in-memory trace locator (24 bytes each).",
-            self._entries(),
-        )
-        yield GaugeMetricFamily(
-            "meshscope_store_duckdb_memory_bytes",
-            "Bytes DuckDB accounts for in memory (duckdb_memory()), within its memory_limit.",
-            self._memory(),
-        )
+        memories = self._memories()
+        for name, text, value in (
+            (
+                "meshscope_store_trace_locator_entries",
+                "Entries of the trace locator, in memory or spilled to files.",
+                sum(memory.locator_entries for memory in memories),
+            ),
+            (
+                "meshscope_store_trace_locator_memory_bytes",
+                "Bytes the trace locator holds in memory.",
+                sum(memory.locator_bytes for memory in memories),
+            ),
+            (
+                "meshscope_store_duckdb_memory_bytes",
+                "Bytes DuckDB accounts for in memory (duckdb_memory()), within its memory_limit.",
+                sum(memory.duckdb_bytes for memory in memories),
+            ),
+        ):
+            yield GaugeMetricFamily(name, text, value)
 
 
 class ScrapeCollector(Collector):

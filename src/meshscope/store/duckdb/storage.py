@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 
@@ -22,6 +23,7 @@ from meshscope.store.duckdb.logs import DuckDBLogStore
 from meshscope.store.duckdb.metrics import DEFAULT_SAMPLE_CACHE_BYTES, DuckDBMetricStore
 from meshscope.store.duckdb.resources import Resources
 from meshscope.store.duckdb.span_rows import EncodedSpans, encode_columns, encode_spans
+from meshscope.store.duckdb.trace_locator import SPILL_ENTRIES
 from meshscope.store.duckdb.traces import FOLD_ROWS, DuckDBTraceStore
 from meshscope.store.duckdb.warmup import WarmUp, default_budget, parse_size, warm_up
 
@@ -44,6 +46,16 @@ _EXPIRE = (
 )
 
 
+class StoreMemory(NamedTuple):
+    """A DuckDB store's memory: what DuckDB accounts for (its buffer pool and more, bounded by
+    `storage.duckdb.memory_limit`), and the trace locator's entries and the bytes it holds in
+    memory (outside that limit; its spilled runs' entries are on disk: ADR 0019)."""
+
+    duckdb_bytes: int
+    locator_entries: int
+    locator_bytes: int
+
+
 class DuckDBStorage:
     def __init__(
         self,
@@ -52,11 +64,14 @@ class DuckDBStorage:
         memory_limit: str | None = None,
         sample_cache_bytes: int = DEFAULT_SAMPLE_CACHE_BYTES,
         fold_rows: int = FOLD_ROWS,
+        spill_entries: int = SPILL_ENTRIES,
     ) -> None:
         """`memory_limit`: DuckDB's buffer pool bound (`'50%'` of RAM, `'4GB'`); None keeps
         DuckDB's default (80% of RAM). `sample_cache_bytes`: the bound of the metric store's
         sample cache (0: off; ADR 0009). `fold_rows`: the trace index rows of the latest
-        writes folded into one per trace past this many (traces.FOLD_ROWS; tests fold often)."""
+        writes folded into one per trace past this many (traces.FOLD_ROWS; tests fold often).
+        `spill_entries`: trace locator runs this long are moved to files in the store's
+        directory (trace_locator.SPILL_ENTRIES; tests spill small ones)."""
         self.path = Path(path)
         self._db = Database(self.path, checkpoint_threshold)
         if memory_limit is not None:
@@ -69,7 +84,7 @@ class DuckDBStorage:
             for statement in ACCESS_STATEMENTS:
                 txn.con.execute(statement)
         self._resources = Resources(self._db)
-        self.traces = DuckDBTraceStore(self._db, self._resources, fold_rows)
+        self.traces = DuckDBTraceStore(self._db, self._resources, fold_rows, spill_entries)
         self.logs = DuckDBLogStore(self._db, self._resources)
         self.metrics = DuckDBMetricStore(self._db, sample_cache_bytes)
         self.catalog = DuckDBCatalogStore(self._db)
@@ -145,10 +160,10 @@ class DuckDBStorage:
             self.traces.expire_index(txn, before_ns)
         return deleted
 
-    def memory_bytes(self) -> int:
-        """What DuckDB accounts for in memory for this store (its buffer pool and more),
-        bounded by `storage.duckdb.memory_limit`."""
-        return self._db.memory_bytes()
+    def memory(self) -> StoreMemory:
+        """What this store holds in memory (`StoreMemory`)."""
+        locator = self.traces.locator
+        return StoreMemory(self._db.memory_bytes(), len(locator), locator.nbytes)
 
     def warm_up(self, stop: threading.Event | None = None) -> WarmUp:
         """Load the newest spans' blocks into the buffer pool, up to half the memory limit

@@ -19,8 +19,10 @@ from meshscope.store.duckdb.packed import unpack, unpack_events, unpack_json
 from meshscope.store.duckdb.resources import Resources
 from meshscope.store.duckdb.span_rows import EncodedSpans, encode_spans
 from meshscope.store.duckdb.trace_locator import (
+    SPILL_ENTRIES,
     TRACE_KEY_SQL,
     Run,
+    Spill,
     TraceLocator,
     collapsed,
     trace_keys,
@@ -51,12 +53,20 @@ _RESOURCE = 20  # position of resource_id in _COLUMNS
 
 
 class DuckDBTraceStore:
-    def __init__(self, db: Database, resources: Resources, fold_rows: int = FOLD_ROWS) -> None:
+    def __init__(
+        self,
+        db: Database,
+        resources: Resources,
+        fold_rows: int = FOLD_ROWS,
+        spill_entries: int = SPILL_ENTRIES,
+    ) -> None:
         self._db = db
         self._resources = resources
         self._fold_rows = fold_rows
         self.locator = TraceLocator(
-            [_stored_run(db, "trace_index")], [_stored_run(db, "trace_index_recent")]
+            [_stored_run(db, "trace_index")],
+            [_stored_run(db, "trace_index_recent")],
+            Spill(db.path.parent, spill_entries),
         )
 
     def write_spans(self, spans: Sequence[Span]) -> None:
