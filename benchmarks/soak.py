@@ -11,9 +11,9 @@ Traffic, all open-loop (paced, whatever the answers), on loopback only:
 
 Every --window seconds it prints: acknowledged spans/logs per second, ingest and query latency
 (p50, p99), refusals (429/503) and errors, the RSS of the server and its workers, of the owner
-alone, what DuckDB accounts for in memory and the trace locator's bytes in memory (from
-/metrics). At the end: RSS and latency of the first fifth against the last fifth of the run,
-and their ratios.
+alone, what DuckDB accounts for in memory, the trace locator's bytes in memory and the
+metric sample cache's (from /metrics). At the end: RSS and latency of the first fifth against
+the last fifth of the run, and their ratios.
 
 Usage: .venv/bin/python benchmarks/soak.py [--minutes 30] [--spans-per-second 30000]
 """
@@ -130,6 +130,7 @@ class Row(NamedTuple):
     owner_mib: float  # the owner process alone
     duckdb_mib: float  # what DuckDB accounts for (`meshscope_store_duckdb_memory_bytes`)
     locator_mib: float  # what the trace locator holds in memory
+    cache_mib: float  # the metric sample cache (`meshscope_store_sample_cache_bytes`)
 
 
 @dataclass
@@ -260,7 +261,7 @@ def run(args: argparse.Namespace) -> None:
     rows: list[Row] = []
     print(f"{'t':>6} {'spans/s':>9} {'logs/s':>7} {'ingest p50/p99 ms':>18} "
           f"{'query p50/p99 ms':>17} {'RSS MiB':>8} {'owner':>6} {'DuckDB':>6} {'locator':>7}"
-          f" {'429/503':>8} {'errors':>7}")  # fmt: skip
+          f" {'cache':>5} {'429/503':>8} {'errors':>7}")  # fmt: skip
     began = time.monotonic()
     try:
         for thread in threads:
@@ -270,20 +271,25 @@ def run(args: argparse.Namespace) -> None:
             with soak.lock:
                 window, soak.window = soak.window, Window()
             rss, owner = server.rss_mib(), process_rss_mib(server.pids()[0])
-            duckdb, locator = server.gauges(
-                "meshscope_store_duckdb_memory_bytes", "meshscope_store_trace_locator_memory_bytes"
+            duckdb_mib, locator_mib, cache_mib = (
+                value / 2**20
+                for value in server.gauges(
+                    "meshscope_store_duckdb_memory_bytes",
+                    "meshscope_store_trace_locator_memory_bytes",
+                    "meshscope_store_sample_cache_bytes",
+                )
             )
-            duckdb_mib, locator_mib = duckdb / 2**20, locator / 2**20
             ingest = _percentiles(window.ingest_ms)
             query = _percentiles(window.query_ms)
             t = time.monotonic() - began
             row = Row(t, window.spans / args.window, window.logs / args.window, *ingest, *query,
                       rss, window.refused, window.errors, owner, duckdb_mib,
-                      locator_mib)  # fmt: skip
+                      locator_mib, cache_mib)  # fmt: skip
             rows.append(row)
             print(f"{t:6.0f} {row.spans_s:9,.0f} {row.logs_s:7,.0f} {ingest[0]:8.1f}/"
                   f"{ingest[1]:<9.1f} {query[0]:7.1f}/{query[1]:<9.1f} {rss:8.0f} {owner:6.0f} "
-                  f"{duckdb_mib:6.0f} {locator_mib:7.0f} {window.refused:8d} {window.errors:7d}",
+                  f"{duckdb_mib:6.0f} {locator_mib:7.0f} {cache_mib:5.0f} {window.refused:8d}"
+                  f" {window.errors:7d}",
                   flush=True)  # fmt: skip
         for thread in threads:
             thread.join(120)
@@ -308,6 +314,7 @@ def _summary(rows: list[Row]) -> None:
           f"{statistics.fmean(r.logs_s for r in rows):,.0f}; refused "
           f"{sum(r.refused for r in rows)}, errors {sum(r.errors for r in rows)}")  # fmt: skip
     columns = (("RSS MiB", 7), ("owner RSS MiB", 10), ("DuckDB MiB", 11), ("locator MiB", 12),
+               ("sample cache MiB", 13),
                ("ingest p99 ms", 4), ("query p99 ms", 6))  # fmt: skip
     for name, column in columns:
         a = statistics.fmean(r[column] for r in first)

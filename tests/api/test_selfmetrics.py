@@ -121,8 +121,8 @@ def test_metrics_expose_latency_store_size_and_scrape_state(
 def test_metrics_count_the_trace_locator_entries_of_every_tenants_store(tmp_path: Path) -> None:
     """`meshscope_store_trace_locator_entries`: the DuckDB stores' trace locators (ADR 0019),
     summed over the tenants' stores: one entry per trace and write; the bytes they hold in
-    memory (24 an entry below the spill size); and the memory DuckDB accounts for,
-    `meshscope_store_duckdb_memory_bytes`."""
+    memory (24 an entry below the spill size); the metric sample caches' bytes; and the memory
+    DuckDB accounts for, `meshscope_store_duckdb_memory_bytes`."""
     env = {
         "MESHSCOPE_STORAGE__PATH": str(tmp_path / "m.duckdb"),
         "MESHSCOPE_TENANCY__ENABLED": "true",
@@ -137,12 +137,14 @@ def test_metrics_count_the_trace_locator_entries_of_every_tenants_store(tmp_path
                 for t in range(traces)
                 for i in range(2)
             ]
+            points = [MetricPoint("queue_depth", (("q", tenant),), 10**18, value=1.0)]
             with as_tenants(tenant):
-                asyncio.run(app.sink.submit(Batch(spans=spans)))
+                asyncio.run(app.sink.submit(Batch(spans=spans, metrics=points)))
         with TestClient(app.ui) as client:
             got = samples(client.get("/metrics").text)
         assert got[("meshscope_store_trace_locator_entries", frozenset())] == 3 + 2
         assert got[("meshscope_store_trace_locator_memory_bytes", frozenset())] == 24 * (3 + 2)
+        assert got[("meshscope_store_sample_cache_bytes", frozenset())] > 0  # both tenants' points
         # Both tenants' databases hold blocks (their tables), and DuckDB accounts for them.
         assert got[("meshscope_store_duckdb_memory_bytes", frozenset())] > 0
     finally:

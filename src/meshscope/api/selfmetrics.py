@@ -144,7 +144,8 @@ class DuckDBStoreCollector(Collector):
     `meshscope_store_trace_locator_entries` (one per trace and write until folded, then one
     per trace and fold; ADR 0019, 0020) and `meshscope_store_trace_locator_memory_bytes` (what
     the locators hold in memory: 24 bytes an entry in memory, ~1.3 for an entry of a run
-    spilled to a file): memory outside DuckDB's `memory_limit`."""
+    spilled to a file) and `meshscope_store_sample_cache_bytes` (the metric sample caches,
+    bounded by `storage.duckdb.sample_cache`): memory outside DuckDB's `memory_limit`."""
 
     def __init__(self, memories: Callable[[], Sequence[StoreMemory]]) -> None:
         self._memories = memories
@@ -161,6 +162,11 @@ class DuckDBStoreCollector(Collector):
                 "meshscope_store_trace_locator_memory_bytes",
                 "Bytes the trace locator holds in memory.",
                 sum(memory.locator_bytes for memory in memories),
+            ),
+            (
+                "meshscope_store_sample_cache_bytes",
+                "Bytes of metric samples cached in memory, within storage.duckdb.sample_cache.",
+                sum(memory.sample_cache_bytes for memory in memories),
             ),
             (
                 "meshscope_store_duckdb_memory_bytes",

@@ -48,12 +48,14 @@ _EXPIRE = (
 
 class StoreMemory(NamedTuple):
     """A DuckDB store's memory: what DuckDB accounts for (its buffer pool and more, bounded by
-    `storage.duckdb.memory_limit`), and the trace locator's entries and the bytes it holds in
-    memory (outside that limit; its spilled runs' entries are on disk: ADR 0019)."""
+    `storage.duckdb.memory_limit`); outside that limit, the trace locator's entries and the
+    bytes it holds in memory (its spilled runs' entries are on disk: ADR 0019) and the
+    metric sample cache's bytes (bounded by `storage.duckdb.sample_cache`: ADR 0009)."""
 
     duckdb_bytes: int
     locator_entries: int
     locator_bytes: int
+    sample_cache_bytes: int
 
 
 class DuckDBStorage:
@@ -163,7 +165,9 @@ class DuckDBStorage:
     def memory(self) -> StoreMemory:
         """What this store holds in memory (`StoreMemory`)."""
         locator = self.traces.locator
-        return StoreMemory(self._db.memory_bytes(), len(locator), locator.nbytes)
+        return StoreMemory(
+            self._db.memory_bytes(), len(locator), locator.nbytes, self.metrics.cache.nbytes
+        )
 
     def warm_up(self, stop: threading.Event | None = None) -> WarmUp:
         """Load the newest spans' blocks into the buffer pool, up to half the memory limit
