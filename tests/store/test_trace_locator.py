@@ -200,6 +200,7 @@ def test_spilled_runs_answer_as_in_memory_ones_and_hold_under_1_3_bytes_an_entry
     assert in_memory < 2 * spill.entries  # the binary counter below the spill size
     assert sum(run.nbytes for run in on_file) < 1.3 * sum(map(len, on_file))  # bytes/entry
     assert spilled.nbytes == sum(run.nbytes for run in on_file) + 24 * in_memory
+    assert spilled.file_bytes == 24 * sum(map(len, on_file)) and plain.file_bytes == 0
 
 
 def test_a_spilled_run_has_no_name_and_is_read_back_whole() -> None:

@@ -140,12 +140,14 @@ class StoreSizeCollector(Collector):
 
 class DuckDBStoreCollector(Collector):
     """The DuckDB stores' memory, summed over the tenants' stores: `meshscope_store_duckdb_
-    memory_bytes` (what DuckDB accounts for, bounded by `storage.duckdb.memory_limit`),
-    `meshscope_store_trace_locator_entries` (one per trace and write until folded, then one
-    per trace and fold; ADR 0019, 0020) and `meshscope_store_trace_locator_memory_bytes` (what
-    the locators hold in memory: 24 bytes an entry in memory, ~1.3 for an entry of a run
-    spilled to a file) and `meshscope_store_sample_cache_bytes` (the metric sample caches,
-    bounded by `storage.duckdb.sample_cache`): memory outside DuckDB's `memory_limit`."""
+    memory_bytes` (what DuckDB accounts for, bounded by `storage.duckdb.memory_limit`); outside
+    that limit, `meshscope_store_trace_locator_memory_bytes` (what the trace locators hold in
+    memory: 24 bytes an entry, ~1.3 for an entry of a run spilled to a file) and
+    `meshscope_store_sample_cache_bytes` (the metric sample caches, bounded by
+    `storage.duckdb.sample_cache`). And `meshscope_store_trace_locator_entries` (one per trace
+    and write until folded, then one per trace and fold; ADR 0019, 0020) and
+    `meshscope_store_trace_locator_file_bytes` (the spilled runs' files: disk the store file's
+    size does not show, as they have no name)."""
 
     def __init__(self, memories: Callable[[], Sequence[StoreMemory]]) -> None:
         self._memories = memories
@@ -162,6 +164,11 @@ class DuckDBStoreCollector(Collector):
                 "meshscope_store_trace_locator_memory_bytes",
                 "Bytes the trace locator holds in memory.",
                 sum(memory.locator_bytes for memory in memories),
+            ),
+            (
+                "meshscope_store_trace_locator_file_bytes",
+                "Bytes of the trace locator's runs spilled to files with no name (on disk).",
+                sum(memory.locator_file_bytes for memory in memories),
             ),
             (
                 "meshscope_store_sample_cache_bytes",

@@ -49,13 +49,15 @@ _EXPIRE = (
 class StoreMemory(NamedTuple):
     """A DuckDB store's memory: what DuckDB accounts for (its buffer pool and more, bounded by
     `storage.duckdb.memory_limit`); outside that limit, the trace locator's entries and the
-    bytes it holds in memory (its spilled runs' entries are on disk: ADR 0019) and the
-    metric sample cache's bytes (bounded by `storage.duckdb.sample_cache`: ADR 0009)."""
+    bytes it holds in memory, and the metric sample cache's bytes (bounded by
+    `storage.duckdb.sample_cache`: ADR 0009). And on disk beside the store file, the bytes of
+    the locator's spilled runs (files with no name: ADR 0019)."""
 
     duckdb_bytes: int
     locator_entries: int
     locator_bytes: int
     sample_cache_bytes: int
+    locator_file_bytes: int
 
 
 class DuckDBStorage:
@@ -166,7 +168,11 @@ class DuckDBStorage:
         """What this store holds in memory (`StoreMemory`)."""
         locator = self.traces.locator
         return StoreMemory(
-            self._db.memory_bytes(), len(locator), locator.nbytes, self.metrics.cache.nbytes
+            self._db.memory_bytes(),
+            len(locator),
+            locator.nbytes,
+            self.metrics.cache.nbytes,
+            locator.file_bytes,
         )
 
     def warm_up(self, stop: threading.Event | None = None) -> WarmUp:

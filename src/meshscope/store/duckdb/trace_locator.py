@@ -185,6 +185,10 @@ class SpilledRun:
         """Bytes held in memory (the file's are on disk and in the page cache)."""
         return int(self._sparse.nbytes) + self._filter.nbytes
 
+    @property
+    def file_bytes(self) -> int:
+        return self._size * _RECORD.itemsize
+
     def load(self) -> Run:
         """The whole run, read back into memory."""
         records = self._records(0, self._size)
@@ -276,6 +280,11 @@ class TraceLocator:
     def nbytes(self) -> int:
         """Bytes held in memory."""
         return sum(run.nbytes for run in self.runs)
+
+    @property
+    def file_bytes(self) -> int:
+        """Bytes of the spilled runs' files (no name: not in any directory listing)."""
+        return sum(run.file_bytes for run in self.runs if isinstance(run, SpilledRun))
 
     @property
     def recent_entries(self) -> int:
