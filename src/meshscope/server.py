@@ -9,6 +9,7 @@ import dataclasses
 import gc
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -52,6 +53,7 @@ def serve(config: Config, args: argparse.Namespace) -> int:
     stderr and exit status 1, with nothing started (no listener, store or worker)."""
     configure_logging()
     config = apply_cli(config, args)
+    raise_open_files_limit()
     sockets: dict[str, socket.socket] = {}
     try:
         sockets = _bind(config.server)
@@ -76,6 +78,21 @@ def serve(config: Config, args: argparse.Namespace) -> int:
         app.stop()
         log.info("stopped")
     return 0
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft limit on open files to the hard one, as Go programs (Prometheus, Jaeger,
+    Tempo) do at start since Go 1.19: clients' connections, each tenant's DuckDB file and WAL,
+    and the trace locator's runs spilled to files (one descriptor each, ADR 0019) all take
+    descriptors, and a default soft limit of 1,024 is low for that. Returns the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft >= hard:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):  # a sandbox that refuses: keep the soft limit
+        return soft
+    return hard
 
 
 def freeze_startup_heap() -> None:

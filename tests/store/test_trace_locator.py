@@ -222,6 +222,38 @@ def test_a_spilled_run_has_no_name_and_is_read_back_whole() -> None:
 def test_the_key_filter_holds_every_key_added(keys: list[int]) -> None:
     added = np.array(keys, dtype=np.uint64)
     assert KeyFilter(added).may_hold(added).all()
+    assert all(map(KeyFilter(added).may_hold_one, keys))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=50),
+    st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=200),
+)
+def test_the_key_filter_answers_alike_in_python_and_numpy(
+    added: list[int], asked: list[int]
+) -> None:
+    """`may_hold_one` (Python ints, for a few keys) is `may_hold` (uint64 arrays that wrap):
+    a small filter (10 bits a key) lets many other keys through, so both answers occur."""
+    keys = KeyFilter(np.array(added, dtype=np.uint64))
+    asked = asked + WRAPPING  # and keys whose hash positions wrap past 2^64
+    assert [keys.may_hold_one(key) for key in asked] == keys.may_hold(
+        np.array(asked, dtype=np.uint64)
+    ).tolist()
+
+
+def _unmixed(mixed: int) -> int:
+    """The key whose splitmix64 mix (the filter's) is `mixed`: each step inverted."""
+    mask = 2**64 - 1
+    z = mixed ^ (mixed >> 31) ^ (mixed >> 62)
+    z = (z * pow(0x94D049BB133111EB, -1, 2**64)) & mask
+    z = z ^ (z >> 27) ^ (z >> 54)
+    z = (z * pow(0xBF58476D1CE4E5B9, -1, 2**64)) & mask
+    z = z ^ (z >> 30) ^ (z >> 60)
+    return (z - 0x9E3779B97F4A7C15) & mask
+
+
+WRAPPING = [_unmixed(2**64 - 1 - j * 2**31) for j in range(64)]
 
 
 def test_the_key_filter_lets_through_about_one_percent_of_other_keys() -> None:

@@ -59,6 +59,10 @@ FILTER_HASHES = 5
 keys a run does not hold still read a block of it."""
 
 _RECORD = np.dtype([("key", "<u8"), ("first", "<i8"), ("last", "<i8")])
+_MIXES = (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB)  # splitmix64's
+_MASK64 = (1 << 64) - 1
+_FEW = 4
+"""Keys a spilled run tests one by one in Python, rather than as arrays."""
 
 
 U64 = npt.NDArray[np.uint64]
@@ -130,11 +134,13 @@ class KeyFilter:
         marks = np.zeros(self._bits, dtype=np.bool_)
         for start in range(0, keys.size, 1 << 16):  # bounded scratch memory
             marks[self._positions(keys[start : start + (1 << 16)]).ravel()] = True
-        self._packed = np.packbits(marks, bitorder="little")
+        # bytes for `may_hold_one`, and an array over the same memory for `may_hold`
+        self._bytes = np.packbits(marks, bitorder="little").tobytes()
+        self._packed = np.frombuffer(self._bytes, dtype=np.uint8)
 
     @property
     def nbytes(self) -> int:
-        return int(self._packed.nbytes)
+        return len(self._bytes)
 
     def may_hold(self, keys: U64) -> npt.NDArray[np.bool_]:
         positions = self._positions(keys)
@@ -142,10 +148,25 @@ class KeyFilter:
         held: npt.NDArray[np.bool_] = bits.all(axis=0)
         return held
 
+    def may_hold_one(self, key: int) -> bool:
+        """`may_hold` of one key, in Python ints (numpy's cost per call is most of the work for
+        a key or two: a trace by id)."""
+        mixed = (key + _MIXES[0]) & _MASK64
+        mixed = ((mixed ^ (mixed >> 30)) * _MIXES[1]) & _MASK64
+        mixed = ((mixed ^ (mixed >> 27)) * _MIXES[2]) & _MASK64
+        mixed ^= mixed >> 31
+        step = (mixed >> 32) | 1
+        for i in range(FILTER_HASHES):
+            position = ((mixed + i * step) & _MASK64) % self._bits
+            if not (self._bytes[position >> 3] >> (position & 7)) & 1:
+                return False
+        return True
+
     def _positions(self, keys: U64) -> U64:
-        mixed = keys + np.uint64(0x9E3779B97F4A7C15)
-        mixed = (mixed ^ (mixed >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        mixed = (mixed ^ (mixed >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        """The positions of `keys` (one row per hash; uint64 arithmetic wraps mod 2^64)."""
+        mixed = keys + np.uint64(_MIXES[0])
+        mixed = (mixed ^ (mixed >> np.uint64(30))) * np.uint64(_MIXES[1])
+        mixed = (mixed ^ (mixed >> np.uint64(27))) * np.uint64(_MIXES[2])
         mixed ^= mixed >> np.uint64(31)
         step = (mixed >> np.uint64(32)) | np.uint64(1)
         hashes = np.arange(FILTER_HASHES, dtype=np.uint64)[:, None]
@@ -196,8 +217,17 @@ class SpilledRun:
 
     def found(self, wanted: U64) -> Iterator[tuple[int, int, int]]:
         """As `Run.found`."""
-        wanted = wanted[(wanted >= self._sparse[0]) & (wanted <= self._key_max)]
-        wanted = wanted[self._filter.may_hold(wanted)]
+        if wanted.size <= _FEW:
+            held = self._filter.may_hold_one
+            low, high = int(self._sparse[0]), int(self._key_max)
+            wanted = np.array(
+                [key for key in wanted.tolist() if low <= key <= high and held(key)], np.uint64
+            )
+        else:
+            wanted = wanted[(wanted >= self._sparse[0]) & (wanted <= self._key_max)]
+            wanted = wanted[self._filter.may_hold(wanted)]
+        if not wanted.size:
+            return
         # The entries of a key lie after the block whose first key is below it and before the
         # first block whose first key is above it.
         lows = np.searchsorted(self._sparse, wanted, side="left") - 1
