@@ -218,10 +218,9 @@ class SpilledRun:
     def found(self, wanted: U64) -> Iterator[tuple[int, int, int]]:
         """As `Run.found`."""
         if wanted.size <= _FEW:
-            held = self._filter.may_hold_one
-            low, high = int(self._sparse[0]), int(self._key_max)
+            held, first, last = self._filter.may_hold_one, int(self._sparse[0]), int(self._key_max)
             wanted = np.array(
-                [key for key in wanted.tolist() if low <= key <= high and held(key)], np.uint64
+                [key for key in wanted.tolist() if first <= key <= last and held(key)], np.uint64
             )
         else:
             wanted = wanted[(wanted >= self._sparse[0]) & (wanted <= self._key_max)]
@@ -229,13 +228,11 @@ class SpilledRun:
         if not wanted.size:
             return
         # The entries of a key lie after the block whose first key is below it and before the
-        # first block whose first key is above it.
+        # first block whose first key is above it (there is one: the run's first key is not).
         lows = np.searchsorted(self._sparse, wanted, side="left") - 1
         highs = np.searchsorted(self._sparse, wanted, side="right")
         window, keys, records = (-1, -1), np.zeros(0, np.uint64), np.zeros(0, _RECORD)
         for key, low, high in zip(wanted.tolist(), lows.tolist(), highs.tolist(), strict=True):
-            if not high:
-                continue  # below the run's first key
             span = (max(low, 0) * self._block, min(high * self._block, self._size))
             if span != window:  # wanted is sorted: keys in one block read it once
                 window, records = span, self._records(*span)
