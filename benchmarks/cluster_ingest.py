@@ -9,12 +9,18 @@ Starts two ClickHouse 18.16 servers (the `mesh` cluster, as the tests do), then:
    senders spread over the three nodes (each request to one node, round robin: ~2/3 of its
    spans are forwarded) ->
    durable spans/s, per node, CPU per span over all nodes, the ratio to single, and the
-   items forwarded between nodes; both with the spans per group commit (each commit inserts
-   into every table of every shard it has rows for).
+   share of spans forwarded between nodes; both with the spans per group commit (each commit
+   inserts into every table of every shard it has rows for);
+3. routed: the same cluster, each request's spans sent to their owners by the client (as the
+   OpenTelemetry Collector's load-balancing exporter does: ~0% forwarded), the same senders
+   and spans in flight per node -> the cluster/single ratio split into what forwarding adds
+   (cluster/routed) and what running 3 nodes over 2 shards costs without it (routed/single:
+   each node commits a third of the spans, each commit into both shards).
 Every node gets `--workers` ingest workers. On a shared 2-core machine the rates are low and
 noisy; the CPU per span and its ratio are the figures to read.
 
     .venv/bin/python benchmarks/cluster_ingest.py [--seconds 20] [--senders 6] [--workers 1]
+        [--set MESHSCOPE_NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -29,20 +35,55 @@ import time
 from pathlib import Path
 
 from ingest import SPANS_PER_REQUEST, Server, Tally, _cpu_s, free_port, sender
+from meshscope.cluster.ring import Ring
+from meshscope.cluster.split import Part, Table, split_body
 from meshscope.ingest.loadgen import build_requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: the ClickHouse servers
 
 
-def _run(ports: list[int], bodies: list[bytes], seconds: float, senders: int) -> Tally:
+Stream = tuple[int, list[bytes], list[int]]
+"""Where a sender sends: a port, the bodies it cycles through and their span counts."""
+
+
+def _streams(ports: list[int], bodies: list[bytes]) -> list[Stream]:
+    """Every request to any node (round robin by sender), as clients that know no owners."""
+    return [(port, bodies, [SPANS_PER_REQUEST] * len(bodies)) for port in ports]
+
+
+def _prerouted(ports: list[int], ids: list[str], bodies: list[bytes]) -> list[Stream]:
+    """Each request's spans sent to their owner (as the OpenTelemetry Collector's
+    load-balancing exporter routes them): each body split by the nodes' ring, and each
+    owner's parts of `len(ports)` consecutive bodies joined into one request (serialized
+    `ExportTraceServiceRequest`s concatenate), so requests stay ~SPANS_PER_REQUEST spans."""
+    ring = Ring.of(ids)
+    table = Table(ring.peers, ring.owners, local=ring.peers[0])
+    joined: dict[str, list[tuple[bytes, int]]] = {peer: [] for peer in ids}
+    for first in range(0, len(bodies) - len(ids) + 1, len(ids)):
+        parts: dict[str, list[Part]] = {peer: [] for peer in ids}
+        for body in bodies[first : first + len(ids)]:
+            split = split_body("traces", body, "identity", False, table, len(body) * 2)
+            for peer, part in (
+                split or {table.local: Part(body, SPANS_PER_REQUEST, False)}
+            ).items():
+                parts[peer].append(part)
+        for peer, held in parts.items():
+            joined[peer].append((b"".join(part.body for part in held), sum(p.items for p in held)))
+    return [
+        (port, [body for body, _ in joined[peer]], [count for _, count in joined[peer]])
+        for peer, port in zip(ids, ports, strict=True)
+    ]
+
+
+def _run(streams: list[Stream], seconds: float, senders: int) -> Tally:
+    """`senders` closed-loop senders, sender i on stream i % len(streams)."""
     tally = Tally()
     stop_at = time.monotonic() + seconds
-    threads = [
-        threading.Thread(
-            target=sender, args=(ports[i % len(ports)], bodies, stop_at, tally, i, senders)
-        )
-        for i in range(senders)
-    ]
+    threads = []
+    for i in range(senders):
+        port, bodies, spans = streams[i % len(streams)]
+        args = (port, bodies, stop_at, tally, i // len(streams), max(senders // len(streams), 1))
+        threads.append(threading.Thread(target=sender, args=args, kwargs={"spans": spans}))
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -74,18 +115,20 @@ def _measure(
     name: str,
     servers: list[Server],
     shards: list[int],
-    bodies: list[bytes],
+    streams: list[Stream],
     args: argparse.Namespace,
 ) -> tuple[float, float]:
-    _run([s.http_port for s in servers], bodies[:20], 3.0, args.senders)  # warm up
+    _run(streams, 3.0, args.senders)  # warm up
     cpu0, ch0 = _cpu(servers), sum(_cpu_s(pid) for pid in shards)
     commits0 = _commits(servers)
+    forwarded0 = _forwarded(servers)
     began = time.monotonic()
-    tally = _run([s.http_port for s in servers], bodies, args.seconds, args.senders)
+    tally = _run(streams, args.seconds, args.senders)
     elapsed = time.monotonic() - began
     owners, workers = (b - a for a, b in zip(cpu0, _cpu(servers), strict=True))
     ch = sum(_cpu_s(pid) for pid in shards) - ch0
     commits = _commits(servers) - commits0
+    forwarded = _forwarded(servers) - forwarded0
     rate = tally.acked_spans / elapsed
     spans = max(tally.acked_spans, 1)
     per_span = (owners + workers) / spans * 1e6
@@ -96,8 +139,13 @@ def _measure(
         f" {ch / max(tally.acked_spans, 1) * 1e6:.1f} us/span,"
         f" {tally.acked_spans / max(commits, 1):,.0f} spans per group commit,"
         f" refused {tally.refused}, errors {tally.errors}"
+        + (f", {forwarded / spans:.0%} of the spans forwarded" if len(servers) > 1 else "")
     )
     return rate, per_span
+
+
+def _forwarded(servers: list[Server]) -> float:
+    return sum(_counter(node, "meshscope_cluster_forwarded_items_total{") for node in servers)
 
 
 def main() -> None:
@@ -111,6 +159,13 @@ def main() -> None:
     parser.add_argument(
         "--shards", type=int, choices=(1, 2), default=2, help="ClickHouse shards the cluster uses"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra MESHSCOPE_* environment setting for every node (single and cluster)",
+    )
     args = parser.parse_args()
 
     bodies = build_requests(args.distinct, SPANS_PER_REQUEST)
@@ -121,14 +176,17 @@ def main() -> None:
     started: list[Server] = []
     try:
         common = {"MESHSCOPE_STORAGE__KIND": "clickhouse",
-                  "MESHSCOPE_PIPELINE__INGEST_WORKERS": str(args.workers)}  # fmt: skip
+                  "MESHSCOPE_PIPELINE__INGEST_WORKERS": str(args.workers),
+                  **dict(setting.split("=", 1) for setting in args.set)}  # fmt: skip
         (work / "single").mkdir()
         single = Server(work / "single", storage_env={
             **common, "MESHSCOPE_STORAGE__CLICKHOUSE__DSN": clickhouse[0].dsn,
             "MESHSCOPE_STORAGE__CLICKHOUSE__DATABASE": "bench_single"})  # fmt: skip
         single.start()
         started.append(single)
-        _, one = _measure("single", [single], shard_pids[:1], bodies, args)
+        _, one = _measure(
+            "single", [single], shard_pids[:1], _streams([single.http_port], bodies), args
+        )
         single.stop()
         started.remove(single)
 
@@ -150,12 +208,18 @@ def main() -> None:
             }
             node.start()
             started.append(node)
-        _, many = _measure(f"cluster/{args.shards}", nodes, shard_pids, bodies, args)
-        forwarded = sum(
-            _counter(node, "meshscope_cluster_forwarded_items_total{") for node in nodes
+        node_ports = [node.http_port for node in nodes]
+        _, many = _measure(
+            f"cluster/{args.shards}", nodes, shard_pids, _streams(node_ports, bodies), args
         )
-        print(f"forwarded between nodes: {forwarded:,.0f} spans")
+        ids = [f"n{i}" for i in range(len(nodes))]
+        _, routed = _measure("routed", nodes, shard_pids, _prerouted(node_ports, ids, bodies), args)
         print(f"meshscope CPU per span, cluster/single: {many / one:.2f}x")
+        print(
+            f"  of which forwarding (sprayed/pre-routed on the same cluster): {many / routed:.2f}x,"
+            f" and {len(nodes)} nodes x {args.shards} shards, no forwarding (pre-routed/single):"
+            f" {routed / one:.2f}x"
+        )
     finally:
         for node in started:
             node.stop()

@@ -228,7 +228,9 @@ class Tally:
 def sender(
     port: int, bodies: list[bytes], stop_at: float, tally: Tally, start: int, step: int,
     once: bool = False, pace_s: float = 0.0, more_headers: dict[str, str] | None = None,
+    spans: list[int] | None = None,
 ) -> None:  # fmt: skip
+    """Closed loop over OTLP/HTTP. `spans`: each body's span count (else SPANS_PER_REQUEST)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Content-Type": "application/x-protobuf", **(more_headers or {})}
     index = start
@@ -239,6 +241,7 @@ def sender(
             return
         began = time.monotonic()
         body = bodies[index % len(bodies)]
+        count = spans[index % len(bodies)] if spans is not None else SPANS_PER_REQUEST
         index += step
         try:
             conn.request("POST", "/v1/traces", body, headers)
@@ -253,7 +256,7 @@ def sender(
             tally.error(f"HTTP {response.status}")
         with tally.lock:
             if response.status == 200:
-                tally.acked_spans += SPANS_PER_REQUEST
+                tally.acked_spans += count
             elif response.status in (429, 503):
                 tally.refused += 1
         if pace_s:
