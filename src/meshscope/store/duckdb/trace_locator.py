@@ -18,9 +18,10 @@ they picked up.
 Folded runs of SPILL_ENTRIES or more (and the run read at open, in pieces of that size) are
 moved to files with no name in the store's directory (`SpilledRun`), as an LSM tree's sorted
 files (LevelDB, RocksDB): in memory stay a Bloom filter of their keys and every BLOCK-th key,
-~1.3 bytes per entry instead of 24, so the memory the locator holds no longer grows with the
-traces kept (ADR 0019 revision 2). A lookup reads one 12 KiB block of a spilled run only when
-its filter lets the key through (~1% of the keys it does not hold).
+~1.3 bytes per entry instead of 24: the memory the locator holds still grows with the traces
+kept (until retention drops them), but ~19x slower (ADR 0019 revision 2; at one entry per
+trace, a day of 2,000 new traces a second adds ~220 MB). A lookup reads one 12 KiB block of
+a spilled run only when its filter lets the key through (~1% of the keys it does not hold).
 
 Keyed by a 64-bit mix of both id halves (`trace_key`; the spans read checks both halves): ids
 that share one half, as 64-bit ids (high half zero) or ids with a time prefix do, still get
