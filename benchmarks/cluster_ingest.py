@@ -47,8 +47,13 @@ Stream = tuple[int, list[bytes], list[int]]
 
 
 def _streams(ports: list[int], bodies: list[bytes]) -> list[Stream]:
-    """Every request to any node (round robin by sender), as clients that know no owners."""
-    return [(port, bodies, [SPANS_PER_REQUEST] * len(bodies)) for port in ports]
+    """Every request to any node (the bodies dealt round robin), as clients that know no
+    owners send them."""
+    dealt = [bodies[i :: len(ports)] for i in range(len(ports))]
+    return [
+        (port, mine, [SPANS_PER_REQUEST] * len(mine))
+        for port, mine in zip(ports, dealt, strict=True)
+    ]
 
 
 def _prerouted(ports: list[int], ids: list[str], bodies: list[bytes]) -> list[Stream]:
@@ -76,13 +81,15 @@ def _prerouted(ports: list[int], ids: list[str], bodies: list[bytes]) -> list[St
 
 
 def _run(streams: list[Stream], seconds: float, senders: int) -> Tally:
-    """`senders` closed-loop senders, sender i on stream i % len(streams)."""
+    """`senders` closed-loop senders, sender i on stream i % len(streams); the senders of a
+    stream take turns through its bodies."""
     tally = Tally()
     stop_at = time.monotonic() + seconds
     threads = []
     for i in range(senders):
         port, bodies, spans = streams[i % len(streams)]
-        args = (port, bodies, stop_at, tally, i // len(streams), max(senders // len(streams), 1))
+        turns = len(range(i % len(streams), senders, len(streams)))  # senders on this stream
+        args = (port, bodies, stop_at, tally, i // len(streams), turns)
         threads.append(threading.Thread(target=sender, args=args, kwargs={"spans": spans}))
     for thread in threads:
         thread.start()
