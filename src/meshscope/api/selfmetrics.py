@@ -154,34 +154,23 @@ class DuckDBStoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         memories = self._memories()
-        for name, text, value in (
-            (
-                "meshscope_store_trace_locator_entries",
-                "Entries of the trace locator, in memory or spilled to files.",
-                sum(memory.locator_entries for memory in memories),
-            ),
-            (
-                "meshscope_store_trace_locator_memory_bytes",
-                "Bytes the trace locator holds in memory.",
-                sum(memory.locator_bytes for memory in memories),
-            ),
-            (
-                "meshscope_store_trace_locator_file_bytes",
-                "Bytes of the trace locator's runs spilled to files with no name (on disk).",
-                sum(memory.locator_file_bytes for memory in memories),
-            ),
-            (
-                "meshscope_store_sample_cache_bytes",
-                "Bytes of metric samples cached in memory, within storage.duckdb.sample_cache.",
-                sum(memory.sample_cache_bytes for memory in memories),
-            ),
-            (
-                "meshscope_store_duckdb_memory_bytes",
-                "Bytes DuckDB accounts for in memory (duckdb_memory()), within its memory_limit.",
-                sum(memory.duckdb_bytes for memory in memories),
-            ),
-        ):
-            yield GaugeMetricFamily(name, text, value)
+        for field, name, text in _STORE_MEMORY_GAUGES:
+            yield GaugeMetricFamily(name, text, sum(getattr(memory, field) for memory in memories))
+
+
+_STORE_MEMORY_GAUGES = (
+    ("locator_entries", "meshscope_store_trace_locator_entries",
+     "Entries of the trace locator, in memory or spilled to files."),
+    ("locator_bytes", "meshscope_store_trace_locator_memory_bytes",
+     "Bytes the trace locator holds in memory."),
+    ("locator_file_bytes", "meshscope_store_trace_locator_file_bytes",
+     "Bytes of the trace locator's runs spilled to files with no name (on disk)."),
+    ("sample_cache_bytes", "meshscope_store_sample_cache_bytes",
+     "Bytes of metric samples cached in memory, within storage.duckdb.sample_cache."),
+    ("duckdb_bytes", "meshscope_store_duckdb_memory_bytes",
+     "Bytes DuckDB accounts for in memory (duckdb_memory()), within its memory_limit."),
+)  # fmt: skip
+"""Each `StoreMemory` field, summed over the stores, as a gauge: its name and help."""
 
 
 class ScrapeCollector(Collector):
