@@ -3,7 +3,7 @@
 The same load-generator spans (ingest/loadgen.py: mesh-like traces, 8 attributes, one event
 per span, 4-attribute resources of 8 services) are decoded as the OTLP receiver does and
 written by the store's own trace writer (`ClickHouseTraceStore.write_spans`: the `spans`
-search table and `spans_by_trace`) into two databases of one embedded ClickHouse (chdb-core,
+search table and `trace_spans`) into two databases of one embedded ClickHouse (chdb-core,
 26.x): one made with the `compat` DDL (what 18.16 gets), one with the `modern` DDL (LowCardinality,
 ZSTD/Delta/T64 codecs, the trace-id bloom filter, a 7-day retention's TTL). Then
 `OPTIMIZE TABLE ... FINAL` on both span tables, and `bytes_on_disk` of their active parts
@@ -45,7 +45,7 @@ from meshscope.store.clickhouse.traces import ClickHouseTraceStore
 
 SPANS_PER_REQUEST = 500
 RETENTION_HOURS = 168.0
-TABLES = ("spans", "spans_by_trace")
+TABLES = ("spans", "trace_spans")
 
 
 def load_spans(count: int) -> list[Span]:
@@ -126,7 +126,7 @@ def main() -> None:
         finally:
             server.stop()
     compat, modern = totals["compat"], totals["modern"]
-    print("spans + spans_by_trace, chdb:")
+    print("spans + trace_spans, chdb:")
     print(f"  compat  {compat:7.1f} B/span")
     print(f"  modern  {modern:7.1f} B/span")
     print(f"  ratio   {compat / modern:7.2f} x (compat / modern)")

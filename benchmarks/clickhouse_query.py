@@ -70,7 +70,7 @@ def run(storage: ClickHouseStorage) -> None:
     )
     print(f"spans: {spans:,}; on disk {disk / 2**20:,.0f} MiB = {disk / spans:.1f} bytes/span")
     rows = conn.rows(  # 600 traces spread over the day, each a random pick
-        f"SELECT DISTINCT trace_hi, trace_lo FROM {conn.database}.spans_by_trace"
+        f"SELECT DISTINCT trace_hi, trace_lo FROM {conn.database}.trace_spans"
         " ORDER BY cityHash64(trace_lo) LIMIT 600"
     )
     ids = list(dict.fromkeys(f"{hi:016x}{lo:016x}" for hi, lo in rows))

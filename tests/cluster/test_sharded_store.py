@@ -54,7 +54,7 @@ def test_every_row_of_a_trace_is_on_shard_trace_hi_mod_k(sharded: ShardedClickHo
         where = f"trace_hi = {hi}"
         for shard in (0, 1):
             expected = shard == hi % 2
-            for table, rows in (("spans", 3), ("spans_by_trace", 3), ("logs", 1)):
+            for table, rows in (("spans", 3), ("trace_spans", 3), ("logs", 1)):
                 assert _local_count(sharded, shard, table, where) == (rows if expected else 0)
         used.add(hi % 2)
         assert len(sharded.traces.get_trace(call.trace_id.hex())) == 3

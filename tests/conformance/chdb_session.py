@@ -78,19 +78,34 @@ def substitute(sql: str, params: Any) -> str:
     return substituted
 
 
+def _literal(value: Any) -> str:
+    """A value as SQL, as the driver escapes it; bytes (payloads) as a string of \\xHH."""
+    if isinstance(value, bytes):
+        return "'" + "".join(f"\\x{byte:02x}" for byte in value) + "'"
+    return str(escape_param(value, None))
+
+
 def _table(sql: str, params: Any) -> pa.Table | None:
     with _lock:
         table: pa.Table | None = session().query(substitute(sql, params), "ArrowTable")
     return None if table is None or table.num_columns == 0 or table.num_rows == 0 else table
 
 
-def query(sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-    """Rows of `sql` run in the shared session (Python values, as clickhouse-driver gives)."""
+def query(sql: str, params: Any = None, binary: bool = False) -> list[tuple[Any, ...]]:
+    """Rows of `sql` run in the shared session (Python values, as clickhouse-driver gives;
+    with `binary`, strings as bytes, as its `strings_as_bytes`)."""
     table = _table(sql, params)
     if table is None:
         return []
-    columns = [column.to_pylist() for column in table.columns]
+    columns = [
+        (column.cast(pa.binary()) if binary and _is_text(column.type) else column).to_pylist()
+        for column in table.columns
+    ]
     return list(zip(*columns, strict=True))
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
 
 
 def read_arrays(sql: str, params: Any = None) -> list[Any]:
@@ -104,7 +119,7 @@ def read_arrays(sql: str, params: Any = None) -> list[Any]:
         kind = column.type
         if pa.types.is_integer(kind) or pa.types.is_floating(kind):
             out.append(column.to_numpy())
-        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        elif _is_text(kind):
             out.append(np.array(column.to_pylist(), dtype=object))
         else:
             out.append(tuple(column.to_pylist()))
@@ -124,7 +139,7 @@ class ChdbConnection(Connection):
     def execute(self, sql: str, params: Any = None, arrays: bool = False, **kw: Any) -> Any:
         if arrays:
             return read_arrays(sql, params)
-        rows = query(sql, params)
+        rows = query(sql, params, binary=bool((kw.get("settings") or {}).get("strings_as_bytes")))
         if kw.get("columnar"):
             return [list(column) for column in zip(*rows, strict=True)] if rows else []
         return rows
@@ -136,7 +151,7 @@ class ChdbConnection(Connection):
         rows = list(zip(*columns.values(), strict=True))
         for first in range(0, len(rows), INSERT_ROWS):
             values = ", ".join(
-                "(" + ", ".join(str(escape_param(value, None)) for value in row) + ")"
+                "(" + ", ".join(_literal(value) for value in row) + ")"
                 for row in rows[first : first + INSERT_ROWS]
             )
             query(f"INSERT INTO {self.database}.{table} ({names}) VALUES {values}")

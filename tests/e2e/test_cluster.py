@@ -169,7 +169,7 @@ def test_spans_sent_to_different_nodes_pair_into_one_edge_and_live_on_one_shard(
     for index, dsn in enumerate(cluster.shards):
         client = Client.from_url(dsn)
         rows = client.execute(
-            f"SELECT trace_hi, count() FROM {cluster.database}.spans_by_trace GROUP BY trace_hi"
+            f"SELECT trace_hi, count() FROM {cluster.database}.trace_spans GROUP BY trace_hi"
         )
         client.disconnect()
         for hi, count in rows:

@@ -143,7 +143,7 @@ def test_kill_9_of_a_node_under_load_loses_nothing_acknowledged(tmp_path: Path) 
     for dsn in shards:
         db = Client.from_url(dsn)
         try:
-            rows = db.execute(f"SELECT trace_hi, trace_lo, span_id FROM {database}.spans_by_trace")
+            rows = db.execute(f"SELECT trace_hi, trace_lo, span_id FROM {database}.spans")
             for hi, lo, span_id in rows:
                 spans[(hi << 64) | lo].add(span_id)
         finally:

@@ -24,6 +24,7 @@ from meshscope.store.clickhouse import ClickHouseStorage
 from meshscope.store.clickhouse.schema import (
     COMPAT,
     EXPIRING,
+    LEGACY_BY_TRACE,
     MODERN,
     profile_for,
     statements,
@@ -52,6 +53,9 @@ END = 2**62
 )
 def test_the_profile_follows_the_server_version(version: str, name: str) -> None:
     assert profile_for(version).name == name
+
+CREATED_EXPIRING = [table for table, _ in EXPIRING if table != LEGACY_BY_TRACE]
+"""The expiring tables a new database has (the legacy one only older databases have)."""
 
 
 def test_the_ttl_keeps_whole_days_beyond_the_retention() -> None:
@@ -107,7 +111,8 @@ def test_chdb_gets_the_modern_profile(storage: ClickHouseStorage) -> None:
 
 def test_expiring_tables_have_a_ttl_that_drops_whole_parts(storage: ClickHouseStorage) -> None:
     engines = _engines(storage)
-    for table, _ in EXPIRING:
+    assert LEGACY_BY_TRACE not in engines  # never created in a new database
+    for table in CREATED_EXPIRING:
         assert "TTL day + toIntervalDay(8)" in engines[table], table
         assert "ttl_only_drop_parts = 1" in engines[table], table
     for table in ("series", "families", "catalog"):
@@ -132,7 +137,7 @@ def test_codecs_low_cardinality_and_the_trace_id_index(storage: ClickHouseStorag
         )
     }
     for table, name in [
-        ("spans", "service"), ("spans", "name"), ("spans_by_trace", "service"),
+        ("spans", "service"), ("spans", "name"),
         ("logs", "service"), ("series", "name"), ("samples", "name"), ("families", "name"),
         ("catalog", "service"), ("catalog", "name"), ("access_logs", "target"),
         ("access_logs", "source"), ("access_logs", "method"), ("access_logs", "connection_type"),
@@ -145,7 +150,7 @@ def test_codecs_low_cardinality_and_the_trace_id_index(storage: ClickHouseStorag
     assert columns["spans", "duration_ns"][1] == "CODEC(T64, ZSTD(1))"
     assert columns["access_logs", "duration_ns"][1] == "CODEC(T64, ZSTD(1))"
     assert columns["access_logs", "time_ns"][1] == "CODEC(Delta(8), ZSTD(1))"
-    assert columns["spans_by_trace", "trace_hi"][1] == "CODEC(Delta(8), ZSTD(1))"
+    assert columns["trace_spans", "trace_hi"][1] == "CODEC(Delta(8), ZSTD(1))"
     assert columns["samples", "time_ns"][1] == "CODEC(DoubleDelta, ZSTD(1))"
     indexes = _rows(
         storage,
@@ -179,7 +184,7 @@ def test_the_stores_queries_run_on_the_modern_tables(storage: ClickHouseStorage)
         for n in range(20) for route in ("/a", "/b")
     ]  # fmt: skip
     storage.write_batch(spans=spans, logs=logs, points=points)
-    # Trace by id (spans_by_trace, by its primary key).
+    # Trace by id (trace_spans, by its primary key).
     [found] = storage.traces.get_trace(_trace(7))
     assert found == spans[7]
     # Search by service, operation and an attribute (spans), ranked by the trace's start.
@@ -237,7 +242,7 @@ def test_partitions_are_dropped_by_expire_too(storage: ClickHouseStorage) -> Non
     assert storage.expire(_day_start(1) + 12 * 3600 * S) == 4 * 5
     assert storage.traces.span_counts() == {"web": 1}
     assert storage.logs.log_counts() == {"web": 2}
-    for table, _ in EXPIRING:
+    for table in CREATED_EXPIRING:
         [(parts,)] = _rows(
             storage,
             "SELECT uniqExact(partition) FROM system.parts WHERE database = %(db)s"
@@ -254,7 +259,7 @@ def test_rows_older_than_the_ttl_are_dropped_by_the_server(storage: ClickHouseSt
         logs=[LogRecord(old, "old", "web"), LogRecord(recent, "recent", "web")],
     )  # fmt: skip
     storage.write_encoded([], calls=[Call("api", "web", old, False, 1_000)])
-    for table in ("spans", "spans_by_trace", "logs", "access_logs"):
+    for table in ("spans", "trace_spans", "logs", "access_logs"):
         storage._conn.execute(f"OPTIMIZE TABLE {storage._conn.database}.{table} FINAL")
     assert storage.traces.span_counts() == {"web": 1}
     assert storage.traces.get_trace(_trace(1)) == []
@@ -267,7 +272,7 @@ def test_the_ttl_follows_a_changed_retention(tmp_path: Path) -> None:
     storage = _open(tmp_path, retention_hours=720.0)
     try:
         engines = _engines(storage)
-        for table, _ in EXPIRING:
+        for table in CREATED_EXPIRING:
             assert "TTL day + toIntervalDay(31)" in engines[table], table
             assert "ttl_only_drop_parts = 1" in engines[table], table
         storage.close()

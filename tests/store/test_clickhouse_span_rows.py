@@ -1,7 +1,8 @@
 """The ClickHouse span encoder (store/clickhouse/span_rows.py): the columns workers build from
-`SpanColumns` are what a span-by-span encoding of model spans gives, what ClickHouse stores
-(read back) for `write_batch` of the same spans, and what the direct OTLP walk gives; `select`
-keeps exactly the masked rows."""
+`SpanColumns` are what a span-by-span encoding of model spans gives, their payloads unpack to
+the same spans (span_payload.py), ClickHouse stores (read back) exactly them for
+`write_batch` of the same spans, and the direct OTLP walk gives the same; `select` keeps
+exactly the masked rows."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,9 +24,10 @@ from meshscope.model.attributes import AttrValue
 from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
 from meshscope.store.clickhouse import ClickHouseStorage
 from meshscope.store.clickhouse.columns import encode_attrs
+from meshscope.store.clickhouse.span_payload import FORMAT, unpack
 from meshscope.store.clickhouse.span_rows import (
+    BY_TRACE,
     COLUMNS,
-    FULL,
     SEARCH,
     EncodedClickHouseSpans,
     encode_columns,
@@ -101,33 +104,25 @@ def spans() -> list[Span]:
 
 
 def span_by_span(spans: Sequence[Span]) -> dict[str, list[Any]]:
-    """Every column, built one model span at a time (what the store did before the encoder)."""
-    out: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+    """The search table's columns, built one model span at a time."""
+    out: dict[str, list[Any]] = {name: [] for name in SEARCH}
     for s in spans:
         attrs, res = encode_attrs(s.attributes), encode_attrs(s.resource)
-        events = [encode_attrs(e.attributes) for e in s.events]
-        links = [encode_attrs(link.attributes) for link in s.links]
         for name, value in (
             ("trace_hi", id128(s.trace_id)[0]), ("trace_lo", id128(s.trace_id)[1]),
             ("start_ns", s.start_ns), ("span_id", id64(s.span_id)), ("service", s.service),
             ("name", s.name), ("kind", int(s.kind)), ("status", int(s.status_code)),
             ("attr_keys", attrs[0]), ("attr_values", attrs[1]), ("attr_types", attrs[2]),
             ("res_keys", res[0]), ("res_values", res[1]), ("res_types", res[2]),
-            ("duration_ns", s.duration_ns), ("end_ns", s.end_ns),
-            ("parent_id", id64(s.parent_span_id)), ("status_message", s.status_message),
-            ("scope_name", s.scope_name), ("scope_version", s.scope_version),
-            ("trace_state", s.trace_state), ("flags", s.flags),
-            ("ev_time", [e.time_ns for e in s.events]), ("ev_name", [e.name for e in s.events]),
-            ("ev_keys", [e[0] for e in events]), ("ev_values", [e[1] for e in events]),
-            ("ev_types", [e[2] for e in events]),
-            ("ln_hi", [id128(link.trace_id)[0] for link in s.links]),
-            ("ln_lo", [id128(link.trace_id)[1] for link in s.links]),
-            ("ln_span", [id64(link.span_id) for link in s.links]),
-            ("ln_keys", [a[0] for a in links]), ("ln_values", [a[1] for a in links]),
-            ("ln_types", [a[2] for a in links]),
+            ("duration_ns", s.duration_ns),
         ):  # fmt: skip
             out[name].append(value)
     return out
+
+
+def unpacked(encoded: EncodedClickHouseSpans) -> list[Span]:
+    """The spans the `trace_spans` rows of `encoded` hold."""
+    return [unpack(*row) for row in _rows(encoded, BY_TRACE)]
 
 
 def by_name(encoded: EncodedClickHouseSpans) -> dict[str, list[Any]]:
@@ -137,7 +132,8 @@ def by_name(encoded: EncodedClickHouseSpans) -> dict[str, list[Any]]:
 def test_encoded_columns_are_the_span_by_span_columns() -> None:
     batch = spans()
     encoded = encode_columns(span_columns(batch))
-    assert by_name(encoded) == span_by_span(batch)
+    assert encoded.table(SEARCH) == span_by_span(batch)
+    assert unpacked(encoded) == batch
     none = encoded.table(("attr_values", "attr_types"))
     assert (none["attr_values"][0], none["attr_types"][0]) == ([""], "n")  # {"only": None}
     assert by_name(encode_spans(batch)) == by_name(encoded)
@@ -147,9 +143,10 @@ def test_encoded_columns_are_the_span_by_span_columns() -> None:
 
 
 def _read_back(storage: ClickHouseStorage, table: str, names: Sequence[str]) -> list[Any]:
-    order = "seq" if table == "spans_by_trace" else "trace_hi, trace_lo, span_id"
+    order = "seq" if table == "trace_spans" else "trace_hi, trace_lo, span_id"
     return storage._conn.rows(
-        f"SELECT {', '.join(names)} FROM {storage._conn.database}.{table} ORDER BY {order}"
+        f"SELECT {', '.join(names)} FROM {storage._conn.database}.{table} ORDER BY {order}",
+        binary=table == "trace_spans",
     )
 
 
@@ -161,11 +158,11 @@ def test_write_batch_stores_exactly_the_encoded_columns(storage: ClickHouseStora
     batch = spans()
     encoded = encode_columns(span_columns(batch))
     storage.write_batch(spans=batch)
-    assert _read_back(storage, "spans_by_trace", FULL) == _rows(encoded, FULL)
+    assert _read_back(storage, "trace_spans", BY_TRACE) == _rows(encoded, BY_TRACE)
     key = [SEARCH.index(name) for name in ("trace_hi", "trace_lo", "span_id")]
     want = sorted(_rows(encoded, SEARCH), key=lambda row: [row[i] for i in key])
     assert _read_back(storage, "spans", SEARCH) == want
-    seqs = [seq for (seq,) in _read_back(storage, "spans_by_trace", ["seq"])]
+    seqs = [seq for (seq,) in _read_back(storage, "trace_spans", ["seq"])]
     assert len(set(seqs)) == len(batch)
     # And the model spans come back (None attributes as None, resources whole).
     for s in batch:
@@ -182,8 +179,8 @@ def test_write_encoded_takes_worker_encodings_and_renders_calls(
     parts = [pickle.loads(pickle.dumps(encode_columns(span_columns(batch[:5])))),
              encode_spans(batch[5:])]  # fmt: skip
     storage.write_encoded(parts)
-    assert _read_back(storage, "spans_by_trace", FULL) == _rows(encode_spans(batch), FULL)
-    seqs = [seq for (seq,) in _read_back(storage, "spans_by_trace", ["seq"])]
+    assert _read_back(storage, "trace_spans", BY_TRACE) == _rows(encode_spans(batch), BY_TRACE)
+    seqs = [seq for (seq,) in _read_back(storage, "trace_spans", ["seq"])]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(batch)  # in the order given
 
 
@@ -203,6 +200,15 @@ def test_select_keeps_exactly_the_masked_rows(storage: ClickHouseStorage) -> Non
     assert sorted(s.span_id for found in stored.values() for s in found) == sorted(
         s.span_id for s in kept
     )
+
+
+def test_a_payload_of_another_format_is_refused() -> None:
+    [payload] = encode_spans(spans()[:1]).table(("span",))["span"]
+    items = msgpack.unpackb(payload)
+    assert items[0] == FORMAT
+    for wrong in (msgpack.packb([FORMAT + 1, *items[1:]]), msgpack.packb({"a": 1}), b"\xc0"):
+        with pytest.raises(ValueError, match="trace_spans payload of format"):
+            unpack(1, 2, 3, wrong)
 
 
 def test_loadgen_requests_encode_alike_on_both_paths() -> None:

@@ -61,11 +61,11 @@ def test_expire_drops_whole_days_and_deletes_rows_of_the_cut_day(
         points=[MetricPoint("m", (), t, value=1.0) for t in times],
     )  # fmt: skip
     days = ["2023-12-09", "2023-12-10", "2023-12-11"]
-    for table in ("spans", "spans_by_trace", "logs", "samples", "samples_latest"):
+    for table in ("spans", "trace_spans", "logs", "samples", "samples_latest"):
         assert _partitions(storage, table) == days, table
     # The cut is at noon of the last day: two whole days dropped, one row of the third.
     assert storage.expire(D0 + 2 * DAY + 12 * 3600 * S) == 3 * 5
-    for table in ("spans", "spans_by_trace", "logs", "samples", "samples_latest"):
+    for table in ("spans", "trace_spans", "logs", "samples", "samples_latest"):
         assert _partitions(storage, table) == days[2:], table
     assert storage.traces.span_counts() == {"web": 1}
     assert storage.logs.log_counts() == {"web": 1}

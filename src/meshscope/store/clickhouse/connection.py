@@ -118,8 +118,10 @@ class Connection:
             why = str(error)
         raise ClickHouseUnavailableError(f"clickhouse at {redacted(self.dsn)}: {why}")
 
-    def rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-        found: list[tuple[Any, ...]] = self.execute(sql, params)
+    def rows(self, sql: str, params: Any = None, binary: bool = False) -> list[tuple[Any, ...]]:
+        """A query's rows; with `binary`, String columns as bytes (payloads), not text."""
+        settings = {"strings_as_bytes": True} if binary else None
+        found: list[tuple[Any, ...]] = self.execute(sql, params, settings=settings)
         return found
 
     def arrays(self, sql: str, params: Any = None) -> list[Any]:

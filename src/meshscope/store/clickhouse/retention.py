@@ -9,7 +9,7 @@ import datetime as dt
 import time
 
 from meshscope.store.clickhouse.connection import Connection
-from meshscope.store.clickhouse.schema import EXPIRING, LATEST
+from meshscope.store.clickhouse.schema import EXPIRING, LATEST, LEGACY_BY_TRACE, exists
 
 MUTATION_TIMEOUT_S = 120.0
 
@@ -25,7 +25,9 @@ def expire(conn: Connection, before_ns: int) -> int:
     db = conn.database
     deleted = 0
     for table, column in EXPIRING:
-        counted = table not in ("spans_by_trace", LATEST)
+        if not exists(conn, table):
+            continue
+        counted = table not in ("trace_spans", LEGACY_BY_TRACE, LATEST)
         days = conn.rows(
             "SELECT DISTINCT partition FROM system.parts WHERE database = %(db)s"
             " AND table = %(table)s AND active",

@@ -112,7 +112,7 @@ def day_range(start_ns: int, end_ns: int) -> str:
 
 
 TRACE_GRANULE_ROWS = 1024
-"""`spans_by_trace`'s granule: a trace (a few spans) is read with the granule around it, in
+"""`trace_spans`' granule: a trace (a few spans) is read with the granule around it, in
 each part, so 8x fewer rows than ClickHouse's default 8,192 are decompressed per trace (20
 traces of the search benchmark: 61 -> 31 ms; one trace 6.7 -> 4.6 ms; +2.6% bytes; ADR
 0021). A table made with the default keeps it: ClickHouse cannot change it afterwards."""
@@ -160,20 +160,11 @@ def statements(database: str, profile: Profile, ttl_days: int | None = None) -> 
             span_id UInt64{z}, kind UInt8{z}, status UInt8{z},
             {_attrs(p, "attr")}, {_attrs(p, "res")}, {_day("start_ns")}{p.trace_index()}
         ) ENGINE = MergeTree PARTITION BY day ORDER BY (service, name, start_ns){ttl}""",
-        # Trace by id: the whole span, ordered by trace id, written directly (not by an MV).
-        f"""CREATE TABLE IF NOT EXISTS {db}.spans_by_trace (
+        # Trace by id: the whole span as one payload (span_payload.py, ADR 0022), ordered by
+        # trace id, written directly (not by an MV).
+        f"""CREATE TABLE IF NOT EXISTS {db}.trace_spans (
             trace_hi UInt64{c(_SORTED)}, trace_lo UInt64{z}, start_ns Int64{z}, seq UInt64{z},
-            end_ns Int64{z}, span_id UInt64{z}, parent_id UInt64{z},
-            service {lc("String")}{z}, name {lc("String")}{z},
-            kind UInt8{z}, status UInt8{z}, status_message String{z},
-            {_attrs(p, "attr")}, {_attrs(p, "res")},
-            scope_name String{z}, scope_version String{z}, trace_state String{z},
-            flags UInt32{z}, ev_time Array(Int64){z}, ev_name Array({lc("String")}){z},
-            ev_keys Array(Array({lc("String")})){z}, ev_values Array(Array(String)){z},
-            ev_types Array({lc("String")}){z}, ln_hi Array(UInt64){z}, ln_lo Array(UInt64){z},
-            ln_span Array(UInt64){z}, ln_keys Array(Array({lc("String")})){z},
-            ln_values Array(Array(String)){z}, ln_types Array({lc("String")}){z},
-            {_day("start_ns")}
+            span String{z}, {_day("start_ns")}
         ) ENGINE = MergeTree PARTITION BY day ORDER BY (trace_hi, trace_lo, start_ns){ttl}
         {"," if ttl else " SETTINGS"} index_granularity = {TRACE_GRANULE_ROWS}""",
         f"""CREATE TABLE IF NOT EXISTS {db}.logs (
@@ -229,9 +220,15 @@ VERSION_SQL = "bitXor(toUInt64(time_ns), toUInt64(9223372036854775808))"
 """`samples_latest.version` from `time_ns`: the time moved to unsigned, order kept
 (`metrics.version` computes the same in Python)."""
 
-EXPIRING = (("spans", "start_ns"), ("spans_by_trace", "start_ns"), ("logs", "time_ns"),
-            ("access_logs", "time_ns"), ("samples", "time_ns"), (LATEST, "time_ns"))  # fmt: skip
-"""Tables retention deletes from, with their time column; series and the catalog stay."""
+LEGACY_BY_TRACE = "spans_by_trace"
+"""The trace-id table of databases made before `trace_spans` (ADR 0022): a column per field
+of the span. Never created now; read, and expired, while it exists."""
+
+EXPIRING = (("spans", "start_ns"), ("trace_spans", "start_ns"), ("logs", "time_ns"),
+            ("access_logs", "time_ns"), ("samples", "time_ns"), (LATEST, "time_ns"),
+            (LEGACY_BY_TRACE, "start_ns"))  # fmt: skip
+"""Tables retention deletes from, with their time column, where they exist; series and the
+catalog stay."""
 
 RANK_MAX = 2**64 - 1
 
@@ -246,14 +243,15 @@ def create(conn: Connection, retention_hours: float | None = None) -> tuple[str,
     days = ttl_days(retention_hours) if retention_hours else None
     for statement in statements(conn.database, profile, days):
         conn.execute(statement)
-    if not _exists(conn, _FILLED):
+    if not exists(conn, _FILLED):
         _fill_latest(conn, profile)
     if profile.ttl and days:
         _update_ttl(conn, days)
     return str(version), profile
 
 
-def _exists(conn: Connection, table: str) -> bool:
+def exists(conn: Connection, table: str) -> bool:
+    """Whether the connection's database has `table`."""
     return bool(
         conn.rows(
             "SELECT 1 FROM system.tables WHERE database = %(db)s AND name = %(table)s",
@@ -292,10 +290,13 @@ def _update_ttl(conn: Connection, days: int) -> None:
     background), so a longer retention is not cut short by the parts' old TTL."""
     wanted = re.compile(rf"\bTTL day \+ (toIntervalDay\({days}\)|INTERVAL {days} DAY)(\s|$)")
     for table, _ in EXPIRING:
-        [(engine,)] = conn.rows(
+        found = conn.rows(
             "SELECT engine_full FROM system.tables WHERE database = %(db)s AND name = %(table)s",
             {"db": conn.database, "table": table},
         )
+        if not found:  # LEGACY_BY_TRACE in a newer database
+            continue
+        [(engine,)] = found
         name = f"{conn.database}.{table}"
         if "ttl_only_drop_parts = 1" not in engine:
             conn.execute(f"ALTER TABLE {name} MODIFY SETTING ttl_only_drop_parts = 1")

@@ -13,8 +13,8 @@ every shard at start (ON CLUSTER needs ZooKeeper, which 18.16 clusters here lack
 cluster the servers' `remote_servers` names. The read connection sets
 `distributed_product_mode = 'local'`: an `IN (SELECT ... FROM <Distributed>)` inside a
 distributed read runs on each shard against its local table, which is exact because the
-tables such reads combine are co-sharded (spans with spans_by_trace by trace id, samples
-with series by fingerprint). Trace-by-id reads go to the owning shard only.
+tables such reads combine are co-sharded (samples with series by fingerprint). Reads by
+trace id (a trace's spans, a trace's first start) go to the owning shard only.
 
 Retention runs on every shard (`DROP PARTITION` for whole days, as on one server).
 """
@@ -50,7 +50,7 @@ from meshscope.store.clickhouse.traces import ClickHouseTraceStore
 log = logging.getLogger(__name__)
 
 SHARDING_KEYS = {
-    "spans": "trace_hi", "spans_by_trace": "trace_hi", "access_logs": "trace_hi",
+    "spans": "trace_hi", "trace_spans": "trace_hi", "access_logs": "trace_hi",
     "logs": "trace_hi", "series": "fingerprint", "samples": "fingerprint",
     "samples_latest": "fingerprint",
     "families": "cityHash64(name)", "catalog": "cityHash64(service)",
@@ -129,6 +129,15 @@ class ShardedTraceStore(ClickHouseTraceStore):
         found: dict[str, list[Span]] = {}
         for index, ids in wanted.items():
             found.update(self._shards[index].get_traces(ids))
+        return found
+
+    def first_starts(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
+        wanted: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for key in keys:
+            wanted[key[0] % len(self._shards)].append(key)
+        found: dict[tuple[int, int], int] = {}
+        for index, part in wanted.items():
+            found.update(self._shards[index].first_starts(part))
         return found
 
 

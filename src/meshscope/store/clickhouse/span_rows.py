@@ -1,20 +1,21 @@
-"""Span columns -> the `spans` and `spans_by_trace` insert columns: pure, so workers run it.
+"""Span columns -> the `spans` and `trace_spans` insert columns: pure, so workers run it.
 
 `encode_columns` is the ClickHouse store's column encoder and `encode_spans` its span encoder
 (see `meshscope.store.twophase`). They build every column both tables are inserted with, as
 plain Python lists in row order (what `clickhouse-driver` inserts), except `seq`: the write
 sequence is taken by the owner when it inserts (`Connection.seq`), so it orders writes, not
-encodings. Attributes are laid out as `columns.encode_attrs` lays them out (None is "" with
-the letter `n`); each row carries its resource's attributes (the tables are denormalised).
-Equal lists of a batch are one object (rows of a resource share its lists, rows without
-links one empty list, ...): pickle keeps them shared, so the owner unpickles few lists. They
-are never changed after encoding.
+encodings. The search table's attributes are laid out as `columns.encode_attrs` lays them out
+(None is "" with the letter `n`); each row carries its resource's attributes (the tables are
+denormalised). `trace_spans` gets the span as one msgpack payload (`span_payload`), packed
+here. Equal lists of a batch are one object (rows of a resource share its lists, ...):
+pickle keeps them shared, so the owner unpickles few lists. They are never changed after
+encoding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import chain, compress, pairwise
+from itertools import chain, compress, pairwise, repeat
 from typing import Any
 
 import numpy as np
@@ -23,23 +24,19 @@ import numpy.typing as npt
 from meshscope.model.attributes import AttrValue
 from meshscope.model.spans import Span
 from meshscope.store.clickhouse.columns import encode_attrs
+from meshscope.store.clickhouse.span_payload import FORMAT, packer
 from meshscope.store.codec import AttrColumns, resource_id
 from meshscope.store.span_columns import SpanColumns, span_columns
 
-SHARED = (
+SEARCH = (
     "trace_hi", "trace_lo", "start_ns", "span_id", "service", "name", "kind", "status",
     "attr_keys", "attr_values", "attr_types", "res_keys", "res_values", "res_types",
+    "duration_ns",
 )  # fmt: skip
-"""The columns of both tables."""
-SEARCH = (*SHARED, "duration_ns")
 """The `spans` table's columns."""
-FULL = (
-    *SHARED, "end_ns", "parent_id", "status_message", "scope_name", "scope_version",
-    "trace_state", "flags", "ev_time", "ev_name", "ev_keys", "ev_values", "ev_types",
-    "ln_hi", "ln_lo", "ln_span", "ln_keys", "ln_values", "ln_types",
-)  # fmt: skip
-"""The `spans_by_trace` table's columns but `seq` (the owner's)."""
-COLUMNS = (*FULL, "duration_ns")
+BY_TRACE = ("trace_hi", "trace_lo", "start_ns", "span")
+"""The `trace_spans` table's columns but `seq` (the owner's)."""
+COLUMNS = (*SEARCH, "span")
 """Every encoded column, in the order `EncodedClickHouseSpans.columns` holds them."""
 
 _INDEX = {name: index for index, name in enumerate(COLUMNS)}
@@ -57,7 +54,7 @@ class EncodedClickHouseSpans:
         return len(self.columns[0])
 
     def table(self, names: Sequence[str]) -> dict[str, list[Any]]:
-        """The columns `names` (SEARCH or FULL) by name, for an insert."""
+        """The columns `names` (SEARCH or BY_TRACE) by name, for an insert."""
         return {name: self.columns[_INDEX[name]] for name in names}
 
     def select(self, mask: npt.NDArray[np.bool_]) -> EncodedClickHouseSpans:
@@ -86,22 +83,16 @@ def concat(encoded: Sequence[EncodedClickHouseSpans]) -> EncodedClickHouseSpans:
 class _Shared:
     """Equal lists of one batch as one object. Pickle then sends each once and the owner
     builds each once: unpickling a list per row and column costs the owner as much as model
-    spans would (most rows have no links, many the same attribute keys)."""
+    spans would (many rows have the same attribute keys)."""
 
-    __slots__ = ("_flat", "_nested")
+    __slots__ = ("_flat",)
 
     def __init__(self) -> None:
         self._flat: dict[tuple[Any, ...], list[Any]] = {}  # by content (str or int items)
-        self._nested: dict[tuple[int, ...], list[Any]] = {}  # by the ids of shared lists
 
     def flat(self, rows: list[list[Any]]) -> list[list[Any]]:
         seen = self._flat
         return [seen.setdefault(tuple(row), row) for row in rows]
-
-    def nested(self, rows: list[list[list[Any]]]) -> list[list[list[Any]]]:
-        """Rows of lists that `flat` returned (alive in it, so their ids are theirs)."""
-        seen = self._nested
-        return [seen.setdefault(tuple(map(id, row)), row) for row in rows]
 
 
 AttrRows = tuple[list[list[str]], list[list[str]], list[str]]
@@ -144,30 +135,37 @@ def encode_columns(columns: SpanColumns) -> EncodedClickHouseSpans:
      message, rids, scope_name, scope_version, trace_state, flags,
      ) = map(list, zip(*columns.rows, strict=True))  # fmt: skip
     shared = _Shared()
+    kinds, statuses = list(map(int, kind)), list(map(int, status))
     attr_keys, attr_values, attr_types = _attr_rows(columns.attrs, shared)
     res_keys, res_values, res_types = _resources(columns.resources, rids)
     ev_keys, ev_values, ev_types = _attr_rows(columns.ev_attrs, shared)
     ln_keys, ln_values, ln_types = _attr_rows(columns.ln_attrs, shared)
-    ev, ln = columns.ev_offsets, columns.ln_offsets
-    flat, nested = shared.flat, shared.nested
+    events = _per_span(
+        list(map(list, zip(columns.ev_time, columns.ev_name, ev_keys, ev_values, ev_types,
+                           strict=True))),
+        columns.ev_offsets,
+    )  # fmt: skip
+    links = _per_span(
+        list(map(list, zip(columns.ln_hi, columns.ln_lo, columns.ln_span, ln_keys, ln_values,
+                           ln_types, strict=True))),
+        columns.ln_offsets,
+    )  # fmt: skip
+    pack = packer()
+    payloads = [
+        pack(list(row))
+        for row in zip(
+            repeat(FORMAT), span_id, parent_id, duration, service, name, kinds, statuses,
+            message, attr_keys, attr_values, attr_types, res_keys, res_values, res_types,
+            scope_name, scope_version, trace_state, flags, events, links,
+        )
+    ]  # fmt: skip
     by_name: dict[str, list[Any]] = {
         "trace_hi": trace_hi, "trace_lo": trace_lo, "start_ns": start, "span_id": span_id,
-        "service": service, "name": name, "kind": list(map(int, kind)),
-        "status": list(map(int, status)),
+        "service": service, "name": name, "kind": kinds, "status": statuses,
         "attr_keys": attr_keys, "attr_values": attr_values, "attr_types": attr_types,
         "res_keys": res_keys, "res_values": res_values, "res_types": res_types,
-        "end_ns": [s + d for s, d in zip(start, duration, strict=True)],
-        "parent_id": parent_id, "status_message": message, "scope_name": scope_name,
-        "scope_version": scope_version, "trace_state": trace_state, "flags": flags,
-        "ev_time": flat(_per_span(columns.ev_time, ev)),
-        "ev_name": flat(_per_span(columns.ev_name, ev)),
-        "ev_keys": nested(_per_span(ev_keys, ev)), "ev_values": nested(_per_span(ev_values, ev)),
-        "ev_types": flat(_per_span(ev_types, ev)),
-        "ln_hi": flat(_per_span(columns.ln_hi, ln)), "ln_lo": flat(_per_span(columns.ln_lo, ln)),
-        "ln_span": flat(_per_span(columns.ln_span, ln)),
-        "ln_keys": nested(_per_span(ln_keys, ln)), "ln_values": nested(_per_span(ln_values, ln)),
-        "ln_types": flat(_per_span(ln_types, ln)),
         "duration_ns": [d if d > 0 else 0 for d in duration],  # as Span.duration_ns
+        "span": payloads,
     }  # fmt: skip
     return EncodedClickHouseSpans([by_name[column] for column in COLUMNS])
 

@@ -1,5 +1,8 @@
 """Spans: a search table ordered (service, name, start_ns) and a trace-id table ordered
-(trace_hi, trace_lo, start_ns) that holds the whole span; both written by every insert."""
+(trace_hi, trace_lo, start_ns) that holds the whole span as one payload (`trace_spans`,
+span_payload.py, ADR 0022); both written by every insert. A database made before
+`trace_spans` keeps its spans in `spans_by_trace`, a column per field (`LEGACY`): trace
+reads read it too while it exists, until retention has emptied it."""
 
 from __future__ import annotations
 
@@ -21,8 +24,10 @@ from meshscope.store.clickhouse.columns import (
     trace_key,
 )
 from meshscope.store.clickhouse.connection import Connection
+from meshscope.store.clickhouse.schema import LEGACY_BY_TRACE, exists
+from meshscope.store.clickhouse.span_payload import unpack
 from meshscope.store.clickhouse.span_rows import (
-    FULL,
+    BY_TRACE,
     SEARCH,
     EncodedClickHouseSpans,
     concat,
@@ -30,8 +35,8 @@ from meshscope.store.clickhouse.span_rows import (
 )
 from meshscope.store.codec import hex64, hex128
 
-_FULL = (
-    "trace_hi, trace_lo, start_ns, end_ns, span_id, parent_id, service, name, kind, status,"
+_LEGACY = (
+    "trace_hi, trace_lo, start_ns, seq, end_ns, span_id, parent_id, service, name, kind, status,"
     " status_message, attr_keys, attr_values, attr_types, res_keys, res_values, res_types,"
     " scope_name, scope_version, trace_state, flags, ev_time, ev_name, ev_keys, ev_values,"
     " ev_types, ln_hi, ln_lo, ln_span, ln_keys, ln_values, ln_types"
@@ -61,8 +66,9 @@ def _span_conditions(
     return conditions, params
 
 
-def _span(row: tuple[Any, ...]) -> Span:
-    (hi, lo, start, end, span_id, parent, service, name, kind, status, message,
+def _legacy_span(row: tuple[Any, ...]) -> Span:
+    """A span of a `spans_by_trace` row (`_LEGACY`'s columns)."""
+    (hi, lo, start, _, end, span_id, parent, service, name, kind, status, message,
      ak, av, at, rk, rv, rt, scope, scope_version, state, flags,
      ev_time, ev_name, ev_keys, ev_values, ev_types,
      ln_hi, ln_lo, ln_span, ln_keys, ln_values, ln_types) = row  # fmt: skip
@@ -100,6 +106,8 @@ class ClickHouseTraceStore:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._db = conn.database
+        self._legacy = exists(conn, LEGACY_BY_TRACE)
+        """Whether the database still has the older trace-id table (read beside the new)."""
 
     def write_spans(self, spans: Sequence[Span]) -> None:
         if spans:
@@ -117,10 +125,10 @@ class ClickHouseTraceStore:
         if seqs is None:
             first = self._conn.seq(len(rows))
             seqs = range(first, first + len(rows))
-        full = rows.table(FULL)
-        full["seq"] = list(seqs)
+        by_trace = rows.table(BY_TRACE)
+        by_trace["seq"] = list(seqs)
         # The trace-id table first: a span found by search can then always be fetched.
-        self._conn.insert("spans_by_trace", full)
+        self._conn.insert("trace_spans", by_trace)
         self._conn.insert("spans", rows.table(SEARCH))
 
     def get_trace(self, trace_id: str) -> list[Span]:
@@ -128,17 +136,28 @@ class ClickHouseTraceStore:
 
     def get_traces(self, trace_ids: Sequence[str]) -> dict[str, list[Span]]:
         keys = {trace_id: key for trace_id in trace_ids if (key := trace_key(trace_id))}
-        found: dict[tuple[int, int], list[Span]] = defaultdict(list)
+        found: dict[tuple[int, int], list[tuple[int, int, Span]]] = defaultdict(list)
         wanted = list(dict.fromkeys(keys.values()))
         for chunk in range(0, len(wanted), _KEYS_PER_QUERY):
-            part = wanted[chunk : chunk + _KEYS_PER_QUERY]
-            for row in self._conn.rows(
-                f"SELECT {_FULL} FROM {self._db}.spans_by_trace"
-                " WHERE (trace_hi, trace_lo) IN %(keys)s ORDER BY start_ns, seq",
-                {"keys": tuple(part)},
+            params = {"keys": tuple(wanted[chunk : chunk + _KEYS_PER_QUERY])}
+            where = " WHERE (trace_hi, trace_lo) IN %(keys)s"
+            for hi, lo, start, seq, payload in self._conn.rows(
+                f"SELECT trace_hi, trace_lo, start_ns, seq, span FROM {self._db}.trace_spans"
+                + where,
+                params,
+                binary=True,
             ):
-                found[(row[0], row[1])].append(_span(row))
-        return {trace_id: found[key] for trace_id, key in keys.items() if key in found}
+                found[(hi, lo)].append((start, seq, unpack(hi, lo, start, payload)))
+            if self._legacy:
+                for row in self._conn.rows(
+                    f"SELECT {_LEGACY} FROM {self._db}.{LEGACY_BY_TRACE}" + where, params
+                ):
+                    found[(row[0], row[1])].append((row[2], row[3], _legacy_span(row)))
+        return {
+            trace_id: [span for _, _, span in sorted(found[key], key=lambda s: s[:2])]
+            for trace_id, key in keys.items()
+            if key in found
+        }
 
     def find_trace_ids(self, query: TraceQuery) -> list[str]:
         conditions, params = _span_conditions(
@@ -159,7 +178,7 @@ class ClickHouseTraceStore:
         # Ranked by the trace's first span, which need not be a matching one, so not from
         # `spans` alone. A trace's first span is no later than its newest matching one, so
         # the traces are taken by their newest matching span, `wanted` at a time, and their
-        # first spans looked up in `spans_by_trace`: once the traces not taken have newest
+        # first spans looked up in `trace_spans`: once the traces not taken have newest
         # matching spans (so first spans) earlier than the `limit`-th first span found, no
         # other trace can rank among the first `limit`. Usually the first round does it;
         # ranking every matching trace read the whole trace-id table (thousands of traces
@@ -174,23 +193,25 @@ class ClickHouseTraceStore:
                 params,
             )
             first.update(
-                self._first_starts([(hi, lo) for hi, lo, _ in newest if (hi, lo) not in first])
+                self.first_starts([(hi, lo) for hi, lo, _ in newest if (hi, lo) not in first])
             )
             ranked = sorted(first, key=lambda key: (first[key], key), reverse=True)[:limit]
             if len(newest) < wanted or (len(ranked) == limit and newest[-1][2] < first[ranked[-1]]):
                 return [hex128(hi, lo) for hi, lo in ranked]
             wanted *= 4
 
-    def _first_starts(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
+    def first_starts(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
         """The start of each trace's first span (of every span stored, matching or not)."""
         out: dict[tuple[int, int], int] = {}
+        tables = ("trace_spans", LEGACY_BY_TRACE) if self._legacy else ("trace_spans",)
         for chunk in range(0, len(keys), _KEYS_PER_QUERY):
-            for hi, lo, start in self._conn.rows(
-                f"SELECT trace_hi, trace_lo, min(start_ns) FROM {self._db}.spans_by_trace"
-                " WHERE (trace_hi, trace_lo) IN %(keys)s GROUP BY trace_hi, trace_lo",
-                {"keys": tuple(keys[chunk : chunk + _KEYS_PER_QUERY])},
-            ):
-                out[(hi, lo)] = start
+            for table in tables:
+                for hi, lo, start in self._conn.rows(
+                    f"SELECT trace_hi, trace_lo, min(start_ns) FROM {self._db}.{table}"
+                    " WHERE (trace_hi, trace_lo) IN %(keys)s GROUP BY trace_hi, trace_lo",
+                    {"keys": tuple(keys[chunk : chunk + _KEYS_PER_QUERY])},
+                ):
+                    out[(hi, lo)] = min(start, out.get((hi, lo), start))
         return out
 
     def span_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
