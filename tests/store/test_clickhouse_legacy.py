@@ -121,3 +121,13 @@ def test_retention_expires_the_old_table_too(legacy: ClickHouseStorage) -> None:
     assert kept.span_id == f"{3:016x}"
     [(left,)] = legacy._conn.rows(f"SELECT count() FROM {legacy._conn.database}.spans_by_trace")
     assert left == 0
+
+
+def test_reads_go_on_once_the_old_table_is_dropped(legacy: ClickHouseStorage) -> None:
+    new = Span(TRACE, f"{3:016x}", "charge", "pay", D0 + S // 2, D0 + S, f"{1:016x}")
+    legacy.write_batch(spans=[new])
+    legacy._conn.execute(f"DROP TABLE {legacy._conn.database}.{LEGACY_BY_TRACE}")
+    assert legacy.traces.get_trace(TRACE) == [new]
+    query = TraceQuery(service="pay", start_ns=0, end_ns=D0 + DAY, limit=2)
+    assert legacy.traces.find_trace_ids(query) == [TRACE]
+    assert legacy.expire(D0 + DAY) == 3  # the search rows of both old spans and the new one

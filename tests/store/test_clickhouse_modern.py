@@ -54,6 +54,7 @@ END = 2**62
 def test_the_profile_follows_the_server_version(version: str, name: str) -> None:
     assert profile_for(version).name == name
 
+
 CREATED_EXPIRING = [table for table, _ in EXPIRING if table != LEGACY_BY_TRACE]
 """The expiring tables a new database has (the legacy one only older databases have)."""
 

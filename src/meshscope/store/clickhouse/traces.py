@@ -10,6 +10,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from clickhouse_driver.errors import ErrorCodes, ServerException
+
 from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
 from meshscope.store.base import (
     MAX_TIME_NS,
@@ -148,11 +150,10 @@ class ClickHouseTraceStore:
                 binary=True,
             ):
                 found[(hi, lo)].append((start, seq, unpack(hi, lo, start, payload)))
-            if self._legacy:
-                for row in self._conn.rows(
-                    f"SELECT {_LEGACY} FROM {self._db}.{LEGACY_BY_TRACE}" + where, params
-                ):
-                    found[(row[0], row[1])].append((row[2], row[3], _legacy_span(row)))
+            for row in self._legacy_rows(
+                f"SELECT {_LEGACY} FROM {self._db}.{LEGACY_BY_TRACE}" + where, params
+            ):
+                found[(row[0], row[1])].append((row[2], row[3], _legacy_span(row)))
         return {
             trace_id: [span for _, _, span in sorted(found[key], key=lambda s: s[:2])]
             for trace_id, key in keys.items()
@@ -203,16 +204,31 @@ class ClickHouseTraceStore:
     def first_starts(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
         """The start of each trace's first span (of every span stored, matching or not)."""
         out: dict[tuple[int, int], int] = {}
-        tables = ("trace_spans", LEGACY_BY_TRACE) if self._legacy else ("trace_spans",)
+        sql = (
+            "SELECT trace_hi, trace_lo, min(start_ns) FROM {table}"
+            " WHERE (trace_hi, trace_lo) IN %(keys)s GROUP BY trace_hi, trace_lo"
+        )
         for chunk in range(0, len(keys), _KEYS_PER_QUERY):
-            for table in tables:
-                for hi, lo, start in self._conn.rows(
-                    f"SELECT trace_hi, trace_lo, min(start_ns) FROM {self._db}.{table}"
-                    " WHERE (trace_hi, trace_lo) IN %(keys)s GROUP BY trace_hi, trace_lo",
-                    {"keys": tuple(keys[chunk : chunk + _KEYS_PER_QUERY])},
-                ):
-                    out[(hi, lo)] = min(start, out.get((hi, lo), start))
+            params = {"keys": tuple(keys[chunk : chunk + _KEYS_PER_QUERY])}
+            for hi, lo, start in [
+                *self._conn.rows(sql.format(table=f"{self._db}.trace_spans"), params),
+                *self._legacy_rows(sql.format(table=f"{self._db}.{LEGACY_BY_TRACE}"), params),
+            ]:
+                out[(hi, lo)] = min(start, out.get((hi, lo), start))
         return out
+
+    def _legacy_rows(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Rows of a query on the older trace-id table; none once it is gone (dropped by
+        hand after retention emptied it: reads then stop asking)."""
+        if not self._legacy:
+            return []
+        try:
+            return self._conn.rows(sql, params)
+        except ServerException as error:
+            if error.code != ErrorCodes.UNKNOWN_TABLE:
+                raise
+            self._legacy = False
+            return []
 
     def span_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
         rows = self._conn.rows(
