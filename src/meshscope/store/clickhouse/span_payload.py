@@ -11,7 +11,8 @@ The payload is a msgpack array whose first item is its format, `FORMAT`:
 status_message, attr_keys, attr_texts, attr_types, res_keys, res_texts, res_types,
 scope_name, scope_version, trace_state, flags, events, links]`, ids as unsigned integers,
 attributes as `columns.encode_attrs` lays them out (texts, "" for None, and one type letter
-each), an event `[time_ns, name, keys, texts, types]`, a link `[trace_hi, trace_lo,
+each), an event `[time_ns - start_ns, name, keys, texts, types]` (a small number, not a
+second random-looking time), a link `[trace_hi, trace_lo,
 span_id, keys, texts, types]`. A reader refuses a format it does not know (ValueError), so
 a later format is a new number, never a silent misreading.
 """
@@ -55,7 +56,9 @@ def unpack(trace_hi: int, trace_lo: int, start_ns: int, payload: bytes) -> Span:
         status_code=StatusCode(status),
         status_message=message,
         attributes=decode_attrs(ak, av, at),
-        events=tuple(SpanEvent(t, n, decode_attrs(k, v, ty)) for t, n, k, v, ty in events),
+        events=tuple(
+            SpanEvent(start_ns + t, n, decode_attrs(k, v, ty)) for t, n, k, v, ty in events
+        ),
         links=tuple(
             SpanLink(hex128(hi, lo), hex64(s), decode_attrs(k, v, ty))
             for hi, lo, s, k, v, ty in links

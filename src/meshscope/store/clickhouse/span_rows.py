@@ -140,10 +140,13 @@ def encode_columns(columns: SpanColumns) -> EncodedClickHouseSpans:
     res_keys, res_values, res_types = _resources(columns.resources, rids)
     ev_keys, ev_values, ev_types = _attr_rows(columns.ev_attrs, shared)
     ln_keys, ln_values, ln_types = _attr_rows(columns.ln_attrs, shared)
+    ev = columns.ev_offsets
+    ev_start = [s for s, (a, b) in zip(start, pairwise(ev), strict=True) for _ in range(b - a)]
+    ev_time = [t - s for t, s in zip(columns.ev_time, ev_start, strict=True)]
     events = _per_span(
-        list(map(list, zip(columns.ev_time, columns.ev_name, ev_keys, ev_values, ev_types,
+        list(map(list, zip(ev_time, columns.ev_name, ev_keys, ev_values, ev_types,
                            strict=True))),
-        columns.ev_offsets,
+        ev,
     )  # fmt: skip
     links = _per_span(
         list(map(list, zip(columns.ln_hi, columns.ln_lo, columns.ln_span, ln_keys, ln_values,
