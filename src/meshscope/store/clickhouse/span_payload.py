@@ -12,9 +12,9 @@ status_message, attr_keys, attr_texts, attr_types, res_keys, res_texts, res_type
 scope_name, scope_version, trace_state, flags, events, links]`, ids as unsigned integers,
 attributes as `columns.encode_attrs` lays them out (texts, "" for None, and one type letter
 each), an event `[time_ns - start_ns, name, keys, texts, types]` (a small number, not a
-second random-looking time), a link `[trace_hi, trace_lo,
-span_id, keys, texts, types]`. A reader refuses a format it does not know (ValueError), so
-a later format is a new number, never a silent misreading.
+second random-looking time), a link `[trace_hi, trace_lo, span_id, keys, texts, types]`. A
+reader refuses a format it does not know (ValueError), so a later format is a new number,
+never a silent misreading.
 """
 
 from __future__ import annotations
