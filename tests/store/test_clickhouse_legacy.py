@@ -41,7 +41,7 @@ LEGACY_DDL = """CREATE TABLE {db}.spans_by_trace (
 SETTINGS index_granularity = 1024"""
 
 
-def _legacy_row(span: Span, seq: int) -> dict[str, object]:
+def legacy_row(span: Span, seq: int) -> dict[str, object]:
     """The old table's columns of one span, as the old encoder laid them out."""
     attrs, res = encode_attrs(span.attributes), encode_attrs(span.resource)
     events = [encode_attrs(e.attributes) for e in span.events]
@@ -89,7 +89,7 @@ def legacy(tmp_path: Path) -> Iterator[ClickHouseStorage]:
     conn = Connection(clickhouse_server.dsn(), database)
     conn.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
     conn.execute(LEGACY_DDL.format(db=database))
-    rows = [_legacy_row(span, seq) for seq, span in enumerate(OLD, start=1)]
+    rows = [legacy_row(span, seq) for seq, span in enumerate(OLD, start=1)]
     conn.insert(LEGACY_BY_TRACE, {name: [row[name] for row in rows] for name in rows[0]})
     conn.close()
     storage = ClickHouseStorage(clickhouse_server.dsn(), database)
