@@ -352,7 +352,8 @@ class Storage(Protocol):
 @runtime_checkable
 class LatestOfMany(Protocol):
     """A metric store that answers `latest` for several names in one go (DuckDB: one scan of
-    the samples for all of them): `query.increase.latest_of` uses it where it is offered."""
+    the samples for all of them; ClickHouse: one round of queries for all of them):
+    `query.increase.latest_of` uses it where it is offered."""
 
     def latest_of(
         self, names: Sequence[str], matchers: Sequence[LabelMatcher], at_ns: int, lookback_ns: int

@@ -195,18 +195,24 @@ class ClickHouseMetricStore:
 
     def _matching(self, name: str, matchers: Sequence[LabelMatcher]) -> dict[int, Labels]:
         """Fingerprint -> labels of the matching series, in order of first write."""
+        return self._matching_of([name], matchers)[name]
+
+    def _matching_of(
+        self, names: Sequence[str], matchers: Sequence[LabelMatcher]
+    ) -> dict[str, dict[int, Labels]]:
+        """`_matching` of each name, in one query."""
         rows = self._conn.rows(
-            f"SELECT fingerprint, any(label_keys), any(label_values), min(seq) AS first"
-            f" FROM {self._db}.series WHERE name = %(name)s GROUP BY fingerprint"
+            f"SELECT name, fingerprint, any(label_keys), any(label_values), min(seq) AS first"
+            f" FROM {self._db}.series WHERE name IN %(names)s GROUP BY name, fingerprint"
             " ORDER BY first",
-            {"name": name},
+            {"names": tuple(names)},
         )
-        out: dict[int, Labels] = {}
-        for fp, keys, values, _ in rows:
+        out: dict[str, dict[int, Labels]] = {name: {} for name in names}
+        for name, fp, keys, values, _ in rows:
             labels: Labels = tuple(zip(keys, values, strict=True))
             found = dict(labels)
             if all(m.matches(found.get(m.name, "")) for m in matchers):
-                out[fp] = labels
+                out[name][fp] = labels
         return out
 
     @staticmethod
@@ -254,39 +260,59 @@ class ClickHouseMetricStore:
     def latest(
         self, name: str, matchers: Sequence[LabelMatcher], at_ns: int, lookback_ns: int
     ) -> list[Series]:
-        """Each series' newest sample of each day is in `samples_latest`: the newest of them
-        at or before `at_ns` answers, unless the series has samples later on `at_ns`'s own
-        day; only those series' samples of that day are searched (as `_newest` does)."""
+        return self.latest_of([name], matchers, at_ns, lookback_ns)[name]
+
+    def latest_of(
+        self, names: Sequence[str], matchers: Sequence[LabelMatcher], at_ns: int, lookback_ns: int
+    ) -> dict[str, list[Series]]:
+        """`latest` of every name in three queries (series, newest, later), not three per
+        name. Each series' newest sample of each day is in `samples_latest`: the newest of
+        them at or before `at_ns` answers, unless the series has samples later on `at_ns`'s
+        own day; only those series' samples of that day are searched (as `_newest` does)."""
+        names = list(dict.fromkeys(names))
         start, day = at_ns - lookback_ns, day_of(at_ns)
-        series = self._matching(name, matchers)
+        narrowed = bool(matchers)
+        series = self._matching_of(names, matchers) if names else {}
         if day is None:  # `day` is not the time's own day out there: search every sample
-            return self._found(
-                name, series, self._newest(name, series, bool(matchers), start, at_ns)
-            )
-        if not series:
-            return []
-        where, params = self._where(name, series, bool(matchers), start, at_ns)
-        params["day"] = day
+            return {
+                name: self._found(
+                    name, series[name], self._newest(name, series[name], narrowed, start, at_ns)
+                )
+                for name in names
+            }
+        every = [fp for name in names for fp in series[name]]
+        if not every:
+            return {name: [] for name in names}
+        where = "name IN %(names)s" + (" AND fingerprint IN %(fps)s" if narrowed else "")
+        params: dict[str, Any] = {
+            "names": tuple(names), "start": _clamp(start), "end": _clamp(at_ns), "day": day,
+        }  # fmt: skip
+        if narrowed:
+            params["fps"] = tuple(every)
         rows = self._conn.rows(
             f"SELECT fingerprint, {_SAMPLE} FROM {self._db}.{LATEST} WHERE {where}"
             " AND time_ns >= %(start)s AND time_ns <= %(end)s"
             " ORDER BY fingerprint, time_ns DESC, seq DESC LIMIT 1 BY fingerprint",
             params,
         )
-        later = self._conn.rows(
-            f"SELECT DISTINCT fingerprint FROM {self._db}.{LATEST} WHERE {where}"
-            " AND day = %(day)s AND time_ns > %(end)s",
-            params,
-        )
+        later = {
+            fp
+            for (fp,) in self._conn.rows(
+                f"SELECT DISTINCT fingerprint FROM {self._db}.{LATEST} WHERE {where}"
+                " AND day = %(day)s AND time_ns > %(end)s",
+                params,
+            )
+        }
         newest = {row[0]: row[1:] for row in rows}
         if later:
-            within = {fp: series[fp] for (fp,) in later if fp in series}
             day_start = at_ns - at_ns % DAY_NS
-            found = self._newest(name, within, True, max(start, day_start), at_ns)
-            for fp, row in found.items():  # row[0] is the time
-                if fp not in newest or row[0] >= newest[fp][0]:
-                    newest[fp] = row
-        return self._found(name, series, newest)
+            for name in names:
+                within = {fp: labels for fp, labels in series[name].items() if fp in later}
+                found = self._newest(name, within, True, max(start, day_start), at_ns)
+                for fp, row in found.items():  # row[0] is the time
+                    if fp not in newest or row[0] >= newest[fp][0]:
+                        newest[fp] = row
+        return {name: self._found(name, series[name], newest) for name in names}
 
     def _newest(
         self, name: str, series: dict[int, Labels], narrowed: bool, start_ns: int, end_ns: int
