@@ -217,12 +217,15 @@ class ClickHouseMetricStore:
 
     @staticmethod
     def _where(
-        name: str, series: dict[int, Labels], narrowed: bool, start_ns: int, end_ns: int
+        names: Sequence[str], series: dict[int, Labels], narrowed: bool, start_ns: int, end_ns: int
     ) -> tuple[str, dict[str, Any]]:
-        """The condition on the name (and the fingerprints, when `narrowed`) and the
+        """The condition on the names (and the fingerprints, when `narrowed`) and the
         parameters of it and of a window [%(start)s, %(end)s]."""
-        params: dict[str, Any] = {"name": name, "start": _clamp(start_ns), "end": _clamp(end_ns)}
-        where = "name = %(name)s"
+        params: dict[str, Any] = {"start": _clamp(start_ns), "end": _clamp(end_ns)}
+        if len(names) == 1:
+            where, params["name"] = "name = %(name)s", names[0]
+        else:
+            where, params["names"] = "name IN %(names)s", tuple(names)
         if narrowed:
             where += " AND fingerprint IN %(fps)s"
             params["fps"] = tuple(series)
@@ -236,7 +239,7 @@ class ClickHouseMetricStore:
         found: dict[int, list[MetricPoint]] = defaultdict(list)
         if not series:
             return series, found
-        where, params = self._where(name, series, bool(matchers), start_ns, end_ns)
+        where, params = self._where([name], series, bool(matchers), start_ns, end_ns)
         # Every condition in PREWHERE: they read only thin columns, and the histogram
         # arrays are then read for the rows that pass (not, as on a condition of `day`
         # alone, for every row of the day).
@@ -273,49 +276,42 @@ class ClickHouseMetricStore:
         start, day = at_ns - lookback_ns, day_of(at_ns)
         narrowed = bool(matchers)
         series = self._matching_of(names, matchers) if names else {}
-        if day is None:  # `day` is not the time's own day out there: search every sample
-            return {
-                name: self._found(
-                    name, series[name], self._newest(name, series[name], narrowed, start, at_ns)
-                )
-                for name in names
-            }
-        every = [fp for name in names for fp in series[name]]
+        every = {fp: labels for name in names for fp, labels in series[name].items()}
         if not every:
             return {name: [] for name in names}
-        where = "name IN %(names)s" + (" AND fingerprint IN %(fps)s" if narrowed else "")
-        params: dict[str, Any] = {
-            "names": tuple(names), "start": _clamp(start), "end": _clamp(at_ns), "day": day,
-        }  # fmt: skip
-        if narrowed:
-            params["fps"] = tuple(every)
+        if day is None:  # `day` is not the time's own day out there: search every sample
+            newest = self._newest(names, every, narrowed, start, at_ns)
+            return {name: self._found(name, series[name], newest) for name in names}
+        where, params = self._where(names, every, narrowed, start, at_ns)
+        params["day"] = day
         rows = self._conn.rows(
             f"SELECT fingerprint, {_SAMPLE} FROM {self._db}.{LATEST} WHERE {where}"
             " AND time_ns >= %(start)s AND time_ns <= %(end)s"
             " ORDER BY fingerprint, time_ns DESC, seq DESC LIMIT 1 BY fingerprint",
             params,
         )
-        later = {
-            fp
-            for (fp,) in self._conn.rows(
-                f"SELECT DISTINCT fingerprint FROM {self._db}.{LATEST} WHERE {where}"
-                " AND day = %(day)s AND time_ns > %(end)s",
-                params,
-            )
-        }
+        later = self._conn.rows(
+            f"SELECT DISTINCT fingerprint FROM {self._db}.{LATEST} WHERE {where}"
+            " AND day = %(day)s AND time_ns > %(end)s",
+            params,
+        )
         newest = {row[0]: row[1:] for row in rows}
-        if later:
+        within = {fp: every[fp] for (fp,) in later if fp in every}
+        if within:
             day_start = at_ns - at_ns % DAY_NS
-            for name in names:
-                within = {fp: labels for fp, labels in series[name].items() if fp in later}
-                found = self._newest(name, within, True, max(start, day_start), at_ns)
-                for fp, row in found.items():  # row[0] is the time
-                    if fp not in newest or row[0] >= newest[fp][0]:
-                        newest[fp] = row
+            found = self._newest(names, within, True, max(start, day_start), at_ns)
+            for fp, row in found.items():  # row[0] is the time
+                if fp not in newest or row[0] >= newest[fp][0]:
+                    newest[fp] = row
         return {name: self._found(name, series[name], newest) for name in names}
 
     def _newest(
-        self, name: str, series: dict[int, Labels], narrowed: bool, start_ns: int, end_ns: int
+        self,
+        names: Sequence[str],
+        series: dict[int, Labels],
+        narrowed: bool,
+        start_ns: int,
+        end_ns: int,
     ) -> dict[int, tuple[Any, ...]]:
         """Each series' newest row in `samples` in [start_ns, end_ns] (by fingerprint when
         `narrowed`). The newest time per series first (a small GROUP BY), then only the rows
@@ -323,7 +319,7 @@ class ClickHouseMetricStore:
         query memory."""
         if not series:
             return {}
-        where, params = self._where(name, series, narrowed, start_ns, end_ns)
+        where, params = self._where(names, series, narrowed, start_ns, end_ns)
         window = _window(start_ns, end_ns)
         # PREWHERE on the newest rows: on a condition of `day` (its smallest column) the
         # server would read every row's histogram arrays.
@@ -365,7 +361,7 @@ class ClickHouseMetricStore:
         series = self._matching(name, matchers)
         if not series:
             return series, np.zeros(0, np.intp), [], []
-        where, params = self._where(name, series, bool(matchers), start_ns, end_ns)
+        where, params = self._where([name], series, bool(matchers), start_ns, end_ns)
         found = self._conn.arrays(
             f"SELECT fingerprint, seq, time_ns, {columns} FROM {self._db}.samples"
             f" PREWHERE {where} AND {_window(start_ns, end_ns)} AND {condition}",
