@@ -1,8 +1,8 @@
 """Spans: a search table ordered (service, name, start_ns) and a trace-id table ordered
 (trace_hi, trace_lo, start_ns) that holds the whole span as one payload (`trace_spans`,
 span_payload.py, ADR 0022); both written by every insert. A database made before
-`trace_spans` keeps its spans in `spans_by_trace`, a column per field (`LEGACY`): trace
-reads read it too while it exists, until retention has emptied it."""
+`trace_spans` keeps its spans in `spans_by_trace`, a column per field
+(`schema.LEGACY_BY_TRACE`): trace reads read it too while it exists."""
 
 from __future__ import annotations
 
