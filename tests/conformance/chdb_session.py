@@ -6,7 +6,9 @@ chdb cannot listen on a port, so the store cannot reach it through clickhouse-dr
 own client-side `%(name)s` substitution (`clickhouse_driver.util.escape`), run in one chdb
 session per test run (chdb allows one per process), results read back as Arrow. Inserts
 take the column dicts the stores build and send them as `INSERT ... VALUES` rows escaped by
-the same helper. Each test uses a database of its own (`clickhouse_server.database_for`).
+the same helper (bytes, the trace-id table's payloads, as `\\xHH` escapes; read back as bytes
+where the store asks for `strings_as_bytes`). Each test uses a database of its own
+(`clickhouse_server.database_for`).
 """
 
 from __future__ import annotations
