@@ -15,6 +15,7 @@ import msgpack
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from meshscope.ingest.loadgen import build_requests
@@ -122,6 +123,17 @@ def span_by_span(spans: Sequence[Span]) -> dict[str, list[Any]]:
     return out
 
 
+payload_items = st.one_of(
+    st.just(FORMAT),
+    st.integers(-(2**63), 2**64 - 1),
+    st.text(max_size=4),
+    st.binary(max_size=4),
+    st.lists(st.one_of(st.text(max_size=3), st.integers(-5, 5)), max_size=3),
+    st.none(),
+    st.floats(allow_nan=False),
+)
+"""Items of a well-formed msgpack array that is mostly not a span (format first or not)."""
+
 LEGACY_COLUMNS = _LEGACY.split(", ")
 """The columns of the trace-id table before `trace_spans` (traces.py reads them so)."""
 
@@ -206,6 +218,27 @@ def test_select_keeps_exactly_the_masked_rows(storage: ClickHouseStorage) -> Non
     assert sorted(s.span_id for found in stored.values() for s in found) == sorted(
         s.span_id for s in kept
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=64),
+        st.builds(msgpack.packb, st.lists(payload_items)),
+        # The format's number and 20 items of any type: the span's fields, wrong.
+        st.lists(payload_items, min_size=20, max_size=20).map(lambda x: msgpack.packb([1, *x])),
+    )
+)
+def test_any_bytes_unpack_to_a_span_or_a_value_error(payload: bytes) -> None:
+    """A damaged or foreign payload is a ValueError naming it, never another exception."""
+    try:
+        span = unpack(1, 2, 3, payload)
+    except ValueError as error:
+        message = str(error)
+    else:
+        assert isinstance(span, Span)
+        return
+    assert "trace_spans payload" in message
 
 
 def test_a_payload_of_another_format_is_refused() -> None:

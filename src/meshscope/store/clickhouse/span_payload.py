@@ -37,11 +37,22 @@ def packer() -> Callable[[list[Any]], bytes]:
 
 
 def unpack(trace_hi: int, trace_lo: int, start_ns: int, payload: bytes) -> Span:
-    """The span a `trace_spans` row holds."""
-    items = msgpack.unpackb(payload, use_list=True, raw=False)
+    """The span a `trace_spans` row holds; ValueError naming the problem for a payload that
+    is not one (another format, damaged bytes), never another exception."""
+    try:
+        items = msgpack.unpackb(payload, use_list=True, raw=False)
+    except (ValueError, msgpack.UnpackException) as error:
+        raise ValueError(f"trace_spans payload cannot be read: {error}") from None
     if not isinstance(items, list) or not items or items[0] != FORMAT:
         found = items[0] if isinstance(items, list) and items else type(items).__name__
         raise ValueError(f"trace_spans payload of format {found!r}, not {FORMAT}")
+    try:
+        return _span(trace_hi, trace_lo, start_ns, items)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as error:
+        raise ValueError(f"trace_spans payload of format {FORMAT} is damaged: {error}") from None
+
+
+def _span(trace_hi: int, trace_lo: int, start_ns: int, items: list[Any]) -> Span:
     (_, span_id, parent, duration, service, name, kind, status, message,
      ak, av, at, rk, rv, rt, scope, scope_version, state, flags, events, links) = items  # fmt: skip
     return Span(
