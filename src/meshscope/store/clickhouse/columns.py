@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from meshscope.model.attributes import AttrValue
-from meshscope.store.codec import TAG_NONE, decode_attrs, text_and_tag
+from meshscope.store.codec import TAG_NONE, text_and_tag
 
 _HEX = re.compile(r"^[0-9a-f]{1,32}$")
 
@@ -27,10 +26,6 @@ def encode_attrs(attributes: Mapping[str, AttrValue]) -> tuple[list[str], list[s
         values.append(text or "")
         tags.append(tag)
     return keys, values, "".join(tags)
-
-
-def decode(keys: list[str], values: list[str], tags: str) -> dict[str, Any]:
-    return decode_attrs(keys, list(values), tags)
 
 
 def trace_key(trace_id: str) -> tuple[int, int] | None:

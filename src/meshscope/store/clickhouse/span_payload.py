@@ -19,7 +19,7 @@ never a silent misreading.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgpack
@@ -30,9 +30,10 @@ from meshscope.store.codec import decode_attrs, hex64, hex128
 FORMAT = 1
 
 
-def packer() -> Callable[[list[Any]], bytes]:
-    """A function that packs one payload list (an encoding's own: a Packer keeps a buffer)."""
-    pack: Callable[[list[Any]], bytes] = msgpack.Packer(use_bin_type=True).pack
+def packer() -> Callable[[Sequence[Any]], bytes]:
+    """A function that packs one payload's items, a list or tuple (an encoding's own: a
+    Packer keeps a buffer)."""
+    pack: Callable[[Sequence[Any]], bytes] = msgpack.Packer(use_bin_type=True).pack
     return pack
 
 
@@ -47,12 +48,13 @@ def unpack(trace_hi: int, trace_lo: int, start_ns: int, payload: bytes) -> Span:
         found = items[0] if isinstance(items, list) and items else type(items).__name__
         raise ValueError(f"trace_spans payload of format {found!r}, not {FORMAT}")
     try:
-        return _span(trace_hi, trace_lo, start_ns, items)
+        return span_of(trace_hi, trace_lo, start_ns, items)
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as error:
         raise ValueError(f"trace_spans payload of format {FORMAT} is damaged: {error}") from None
 
 
-def _span(trace_hi: int, trace_lo: int, start_ns: int, items: list[Any]) -> Span:
+def span_of(trace_hi: int, trace_lo: int, start_ns: int, items: Sequence[Any]) -> Span:
+    """The span of a payload's items (also how the older column-per-field rows are read)."""
     (_, span_id, parent, duration, service, name, kind, status, message,
      ak, av, at, rk, rv, rt, scope, scope_version, state, flags, events, links) = items  # fmt: skip
     return Span(

@@ -99,15 +99,16 @@ AttrRows = tuple[list[list[str]], list[list[str]], list[str]]
 """Per row: attribute keys, texts ("" for None), type letters."""
 
 
-def _attr_rows(attrs: AttrColumns, shared: _Shared) -> AttrRows:
+def _attr_rows(attrs: AttrColumns, shared: _Shared | None = None) -> AttrRows:
+    """With `shared`, equal lists are one object (for rows pickled to the owner; event and
+    link rows are packed into payloads here and need not be)."""
     keys = attrs.keys
     texts = [text if text is not None else "" for text in attrs.values]
     bounds = list(pairwise(attrs.offsets))
-    return (
-        shared.flat([keys[a:b] for a, b in bounds]),
-        shared.flat([texts[a:b] for a, b in bounds]),
-        attrs.tags,
-    )
+    key_rows, text_rows = [keys[a:b] for a, b in bounds], [texts[a:b] for a, b in bounds]
+    if shared is None:
+        return key_rows, text_rows, attrs.tags
+    return shared.flat(key_rows), shared.flat(text_rows), attrs.tags
 
 
 def _per_span(items: list[Any], offsets: list[int]) -> list[list[Any]]:
@@ -138,24 +139,23 @@ def encode_columns(columns: SpanColumns) -> EncodedClickHouseSpans:
     kinds, statuses = list(map(int, kind)), list(map(int, status))
     attr_keys, attr_values, attr_types = _attr_rows(columns.attrs, shared)
     res_keys, res_values, res_types = _resources(columns.resources, rids)
-    ev_keys, ev_values, ev_types = _attr_rows(columns.ev_attrs, shared)
-    ln_keys, ln_values, ln_types = _attr_rows(columns.ln_attrs, shared)
+    ev_keys, ev_values, ev_types = _attr_rows(columns.ev_attrs)
+    ln_keys, ln_values, ln_types = _attr_rows(columns.ln_attrs)
     ev = columns.ev_offsets
     ev_start = [s for s, (a, b) in zip(start, pairwise(ev), strict=True) for _ in range(b - a)]
     ev_time = [t - s for t, s in zip(columns.ev_time, ev_start, strict=True)]
+    # Tuples, packed as msgpack arrays as lists are.
     events = _per_span(
-        list(map(list, zip(ev_time, columns.ev_name, ev_keys, ev_values, ev_types,
-                           strict=True))),
-        ev,
-    )  # fmt: skip
+        list(zip(ev_time, columns.ev_name, ev_keys, ev_values, ev_types, strict=True)), ev
+    )
     links = _per_span(
-        list(map(list, zip(columns.ln_hi, columns.ln_lo, columns.ln_span, ln_keys, ln_values,
-                           ln_types, strict=True))),
+        list(zip(columns.ln_hi, columns.ln_lo, columns.ln_span, ln_keys, ln_values, ln_types,
+                 strict=True)),
         columns.ln_offsets,
     )  # fmt: skip
     pack = packer()
     payloads = [
-        pack(list(row))
+        pack(row)
         for row in zip(
             repeat(FORMAT), span_id, parent_id, duration, service, name, kinds, statuses,
             message, attr_keys, attr_values, attr_types, res_keys, res_values, res_types,

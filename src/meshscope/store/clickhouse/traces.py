@@ -12,7 +12,7 @@ from typing import Any
 
 from clickhouse_driver.errors import ErrorCodes, ServerException
 
-from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
+from meshscope.model.spans import Span, SpanKind, StatusCode
 from meshscope.store.base import (
     MAX_TIME_NS,
     ExemplarQuery,
@@ -22,12 +22,11 @@ from meshscope.store.base import (
 from meshscope.store.clickhouse.columns import (
     attr_condition,
     attr_params,
-    decode,
     trace_key,
 )
 from meshscope.store.clickhouse.connection import Connection
 from meshscope.store.clickhouse.schema import LEGACY_BY_TRACE, exists
-from meshscope.store.clickhouse.span_payload import unpack
+from meshscope.store.clickhouse.span_payload import FORMAT, span_of, unpack
 from meshscope.store.clickhouse.span_rows import (
     BY_TRACE,
     SEARCH,
@@ -69,39 +68,21 @@ def _span_conditions(
 
 
 def _legacy_span(row: tuple[Any, ...]) -> Span:
-    """A span of a `spans_by_trace` row (`_LEGACY`'s columns)."""
+    """A span of a `spans_by_trace` row (`_LEGACY`'s columns), read as the payload's items."""
     (hi, lo, start, _, end, span_id, parent, service, name, kind, status, message,
      ak, av, at, rk, rv, rt, scope, scope_version, state, flags,
      ev_time, ev_name, ev_keys, ev_values, ev_types,
      ln_hi, ln_lo, ln_span, ln_keys, ln_values, ln_types) = row  # fmt: skip
-    return Span(
-        trace_id=hex128(hi, lo),
-        span_id=hex64(span_id),
-        name=name,
-        service=service,
-        start_ns=start,
-        end_ns=end,
-        parent_span_id=hex64(parent),
-        kind=SpanKind(kind),
-        status_code=StatusCode(status),
-        status_message=message,
-        attributes=decode(ak, av, at),
-        events=tuple(
-            SpanEvent(t, n, decode(k, v, ty))
-            for t, n, k, v, ty in zip(ev_time, ev_name, ev_keys, ev_values, ev_types, strict=True)
-        ),
-        links=tuple(
-            SpanLink(hex128(h, lo_), hex64(s), decode(k, v, ty))
-            for h, lo_, s, k, v, ty in zip(
-                ln_hi, ln_lo, ln_span, ln_keys, ln_values, ln_types, strict=True
-            )
-        ),
-        resource=decode(rk, rv, rt),
-        scope_name=scope,
-        scope_version=scope_version,
-        trace_state=state,
-        flags=flags,
-    )
+    events = [
+        (t - start, *rest)
+        for t, *rest in zip(ev_time, ev_name, ev_keys, ev_values, ev_types, strict=True)
+    ]
+    links = list(zip(ln_hi, ln_lo, ln_span, ln_keys, ln_values, ln_types, strict=True))
+    return span_of(
+        hi, lo, start,
+        (FORMAT, span_id, parent, end - start, service, name, kind, status, message,
+         ak, av, at, rk, rv, rt, scope, scope_version, state, flags, events, links),
+    )  # fmt: skip
 
 
 class ClickHouseTraceStore:
