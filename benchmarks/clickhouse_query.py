@@ -11,7 +11,7 @@ ports, a temp dir, stopped at the end; the server shares this machine's cores).
 - bytes on disk per span (`system.parts`, active parts, all tables of the database).
 Targets are the ClickHouse issue's: trace by id p99 <= 20 ms, the others p99 <= 100 ms.
 
-    .venv/bin/python benchmarks/clickhouse_query.py [--spans 10000000]
+    .venv/bin/python benchmarks/clickhouse_query.py [--spans 10000000] [--compression zstd|lz4]
 """
 
 from __future__ import annotations
@@ -49,8 +49,13 @@ def report(label: str, ms: list[float], target: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spans", type=int, default=10_000_000)
+    parser.add_argument(
+        "--compression", choices=("zstd", "lz4"), default="zstd",
+        help="the server's part compression (zstd: what docs/configuration.md asks servers"
+        " without column codecs to use; lz4: ClickHouse's default)",
+    )  # fmt: skip
     args = parser.parse_args()
-    server = ClickHouseServer()
+    server = ClickHouseServer(compression=args.compression)
     try:
         storage = ClickHouseStorage(server.dsn, "bench")
         print(f"ClickHouse {storage.server_version} on 127.0.0.1:{server.tcp_port}")

@@ -26,7 +26,8 @@ Phases, all in one run:
    ClickHouse: the active parts of the database in system.parts).
 
 Usage: .venv/bin/python benchmarks/ingest.py [--seconds 60] [--distinct 400]
-       [--storage duckdb|clickhouse] [--layout traces|services] [--fresh-cycles N]
+       [--storage duckdb|clickhouse] [--clickhouse-compression zstd|lz4]
+       [--layout traces|services] [--fresh-cycles N]
        [--keep FILE]
 """
 
@@ -89,10 +90,10 @@ class ClickHouse:
     """A ClickHouse server for the run (temp dir, free loopback ports, stopped by its PID),
     a database per meshscope server, and the bytes each database holds on disk."""
 
-    def __init__(self) -> None:
+    def __init__(self, compression: str) -> None:
         from tests.conformance.clickhouse_server import ClickHouseServer
 
-        self.server = ClickHouseServer()
+        self.server = ClickHouseServer(compression=compression)
 
     def env(self, database: str) -> dict[str, str]:
         return {
@@ -419,6 +420,11 @@ def main() -> None:
         help="the store (clickhouse: a server started for the run, stopped at its end)",
     )  # fmt: skip
     parser.add_argument(
+        "--clickhouse-compression", choices=("zstd", "lz4"), default="zstd",
+        help="the server's part compression (zstd: what docs/configuration.md asks servers"
+        " without column codecs to use; lz4: ClickHouse's default)",
+    )  # fmt: skip
+    parser.add_argument(
         "--layout", choices=("traces", "services"), default="traces",
         help="traces: requests hold whole traces (as a collector's tail sampling or groupbytrace"
         " sends them); services: each request one service's spans (as each SDK sends its own),"
@@ -455,7 +461,7 @@ def main() -> None:
           f"inputs, what a worker runs): {shown}")  # fmt: skip
 
     workdir = Path(tempfile.mkdtemp(prefix="meshscope-bench-"))
-    clickhouse = ClickHouse() if args.storage == "clickhouse" else None
+    clickhouse = ClickHouse(args.clickhouse_compression) if args.storage == "clickhouse" else None
     server = Server(workdir, storage_env=clickhouse.env("bench") if clickhouse else {})
 
     def on_disk() -> int:

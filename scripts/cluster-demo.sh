@@ -44,7 +44,8 @@ XML
 <path>$home/data/</path><tmp_path>$home/tmp/</tmp_path><user_files_path>$home/user_files/</user_files_path>
 <format_schema_path>$home/format_schemas/</format_schema_path><users_config>$home/users.xml</users_config>
 <default_profile>default</default_profile><default_database>default</default_database><timezone>UTC</timezone>
-<mark_cache_size>67108864</mark_cache_size>$REMOTE</yandex>
+<mark_cache_size>67108864</mark_cache_size>
+<compression><case><method>zstd</method><level>1</level></case></compression>$REMOTE</yandex>
 XML
     (cd "$home" && exec "$CLICKHOUSE" --config-file="$home/config.xml" >"$home/stdout.log" 2>&1) &
     PIDS+=($!)

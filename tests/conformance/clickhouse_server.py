@@ -61,6 +61,7 @@ _CONFIG = """<?xml version="1.0"?>
     <mark_cache_size>67108864</mark_cache_size>
     <uncompressed_cache_size>67108864</uncompressed_cache_size>
     <max_concurrent_queries>50</max_concurrent_queries>
+    {compression}
     {remote_servers}
 </yandex>
 """
@@ -72,6 +73,16 @@ _USERS = """<?xml version="1.0"?>
     <quotas><default></default></quotas>
 </yandex>
 """
+
+
+COMPRESSION = {
+    "zstd": "<compression><case><method>zstd</method><level>1</level></case></compression>",
+    "lz4": "",
+}
+"""The server-wide compression of MergeTree parts: `zstd` (level 1) is what
+docs/configuration.md asks servers without column codecs (before 20.1, the `compat` DDL)
+to be given, so the tests and benchmarks run it; `lz4` is ClickHouse's default, for
+comparing. Columns with a CODEC (the `modern` DDL) keep theirs either way."""
 
 
 CLUSTER = "mesh"
@@ -98,8 +109,10 @@ class ClickHouseServer:
         *,
         tcp_port: int | None = None,
         shard_ports: tuple[int, ...] = (),
+        compression: str = "zstd",
     ) -> None:
-        """`extra_config`: XML elements added to the server's config (e.g. a TLS port)."""
+        """`extra_config`: XML elements added to the server's config (e.g. a TLS port);
+        `compression`: a key of COMPRESSION."""
         command = binary()
         if command is None:
             raise RuntimeError(
@@ -113,6 +126,7 @@ class ClickHouseServer:
                 dir=self.dir,
                 tcp=self.tcp_port,
                 http=self.http_port,
+                compression=COMPRESSION[compression],
                 remote_servers=remote_servers(shard_ports) if shard_ports else "",
             ).replace("</yandex>", extra_config + "</yandex>")
         )
