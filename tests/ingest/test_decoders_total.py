@@ -10,8 +10,10 @@ the whole module runs in well under a minute.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from meshscope.clock import SystemClock
-from meshscope.ingest.body import BodyError
+from meshscope.ingest.body import ENCODINGS, BodyError, decompress, uncompress_snappy
 from meshscope.ingest.delta import DeltaToCumulative
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.exposition import parse_families, to_points
@@ -574,3 +576,90 @@ def test_node_protocol(bodies: list[dict[str, Any]], types: list[str]) -> None:
             node.receive(value)  # a bad field is an error reply, never an exception
     for reply in out.getvalue().splitlines():
         assert orjson.loads(reply)["body"].get("code") != 13  # no handler crashed
+
+
+# --- arbitrary bytes, every decoder -----------------------------------------------------
+
+BYTES = st.binary(max_size=400)
+
+
+def _snappy_body(decode: Any) -> Any:
+    """A decoder of snappy-framed protobuf fed `raw` as the protobuf (what a client that
+    compresses garbage sends) and as the body itself."""
+
+    def both(raw: bytes) -> Decoded | None:
+        accepted(decode, raw, 1 << 20)
+        return accepted(decode, snappy.compress(raw), 1 << 20)
+
+    return both
+
+
+BYTE_DECODERS: dict[str, Any] = {
+    "zipkin-json": lambda raw: accepted(decode_zipkin_json, raw),
+    "loki-json": lambda raw: accepted(decode_loki_json, raw),
+    "loki-protobuf": _snappy_body(decode_loki_protobuf),
+    "remote-write": _snappy_body(RemoteWriteDecoder().decode),
+}
+
+
+@pytest.mark.parametrize("signal", ["traces", "logs", "metrics"])
+@pytest.mark.parametrize("as_json", [False, True], ids=["protobuf", "json"])
+@given(body=BYTES)
+@BOUNDED
+def test_otlp_arbitrary_bytes(stores: Stores, signal: Signal, as_json: bool, body: bytes) -> None:
+    _check_otlp(stores, signal, body, as_json)
+
+
+@pytest.mark.parametrize("name", sorted(BYTE_DECODERS))
+@given(body=BYTES)
+@BOUNDED
+def test_arbitrary_bytes(stores: Stores, name: str, body: bytes) -> None:
+    decoded = BYTE_DECODERS[name](body)
+    if decoded is not None:
+        stores.commit(decoded.batch)
+
+
+COMPRESS = {"gzip": gzip.compress, "deflate": zlib.compress, "identity": bytes}
+
+
+def _inflated(decode: Any, raw: bytes) -> None:
+    """`decode(raw, 256)` gives at most 256 bytes or refuses (REFUSALS), never anything else."""
+    try:
+        out = decode(raw, 256)
+    except REFUSALS:
+        return
+    assert len(out) <= 256
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@given(body=BYTES, data=st.data())
+@BOUNDED
+def test_content_encodings_of_arbitrary_bytes(encoding: str, body: bytes, data: Any) -> None:
+    """Arbitrary bytes, and a valid encoding of them with bytes flipped, dropped or added, to
+    each Content-Encoding and to the snappy block format (remote write, Loki)."""
+    for raw in (body, data.draw(mutated(COMPRESS[encoding](body) or b"x"))):
+        _inflated(lambda raw, limit: decompress(raw, encoding, limit), raw)
+        _inflated(uncompress_snappy, raw)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/openmetrics-text"])
+@given(text=st.text(max_size=300))
+@BOUNDED
+def test_prometheus_text_arbitrary(stores: Stores, content_type: str, text: str) -> None:
+    try:
+        exposition = to_points(parse_families(text, content_type), (("job", "j"),), 10**18)
+    except DecodeError:
+        return
+    stores.commit(Batch(metrics=exposition.points))
+
+
+@given(lines=st.lists(st.text(max_size=80), max_size=5))
+@BOUNDED
+def test_node_protocol_arbitrary_lines(lines: list[str]) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    node = Node(Output(out, err))
+    for value in read_values(lines):
+        if isinstance(value, dict):
+            node.receive(value)
+    for reply in out.getvalue().splitlines():
+        assert orjson.loads(reply)["body"].get("code") != 13
