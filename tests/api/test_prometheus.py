@@ -8,6 +8,7 @@ from starlette.testclient import TestClient
 
 from meshscope.api.prometheus import parse_duration, parse_time, prometheus_routes
 from meshscope.model.metrics import Histogram, MetricPoint, MetricType
+from meshscope.query.budget import QueryLimits
 from meshscope.query.promql.queryable import MetricStoreQueryable
 from meshscope.store.memory import MemoryMetricStore
 
@@ -177,3 +178,31 @@ def test_parse_time_and_duration() -> None:
     assert parse_time("1970-01-01T00:00:02.250+00:00") == 2250
     assert parse_duration("1m30s", "step") == 90_000
     assert parse_duration("0.5", "step") == 500
+
+
+def test_metadata_answers_are_cut_at_limit_and_at_the_setting(client: TestClient) -> None:
+    """`limit` (Prometheus 2.49) and the query.max_label_values setting cut /labels,
+    /label/{name}/values and /series, with Prometheus' warning; under the cap, no warning."""
+    names = client.get("/api/v1/labels").json()
+    assert names["data"] == ["__name__", "instance", "job", "le"] and "warnings" not in names
+    cut = client.get("/api/v1/labels", params={"limit": "2"}).json()
+    assert cut == {
+        "status": "success",
+        "data": ["__name__", "instance"],
+        "warnings": ["results truncated due to limit"],
+    }
+    assert "warnings" not in client.get("/api/v1/labels", params={"limit": "4"}).json()
+    series = client.post("/api/v1/series", data={"match[]": "requests_total", "limit": "1"})
+    assert len(series.json()["data"]) == 1 and series.json()["warnings"]
+    bad = client.get("/api/v1/label/job/values", params={"limit": "-1"})
+    assert bad.status_code == 400 and bad.json()["errorType"] == "bad_data"
+
+    client.app.state.query_limits = QueryLimits(max_label_values=1)  # type: ignore[attr-defined]
+    for path in ("/api/v1/labels", "/api/v1/label/job/values", "/api/v1/label/__name__/values"):
+        body = client.get(path).json()
+        assert len(body["data"]) == 1 and body["warnings"] == ["results truncated due to limit"]
+        # `limit` 0 means none: the setting still caps it; a larger `limit` cannot lift it
+        assert len(client.get(path, params={"limit": "0"}).json()["data"]) == 1
+        assert len(client.get(path, params={"limit": "10"}).json()["data"]) == 1
+    body = client.get("/api/v1/series", params={"match[]": '{job=~".+"}'}).json()
+    assert len(body["data"]) == 1 and body["warnings"]

@@ -14,7 +14,7 @@ import gzip
 import io
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -619,7 +619,11 @@ def test_arbitrary_bytes(stores: Stores, name: str, body: bytes) -> None:
         stores.commit(decoded.batch)
 
 
-COMPRESS = {"gzip": gzip.compress, "deflate": zlib.compress, "identity": bytes}
+COMPRESS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "identity": bytes,
+}
 
 
 def _inflated(decode: Any, raw: bytes) -> None:
