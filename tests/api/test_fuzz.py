@@ -1,9 +1,12 @@
-"""An API fuzz over the OpenAPI description (schemathesis): every GET route of the UI/query
-app, with generated parameters, answers without a 5xx. Bounded examples per route so the
-whole run stays well under a minute."""
+"""An API fuzz over the OpenAPI description (schemathesis): every read route of the UI/query
+app (GET, and POST where a route reads with it: Prometheus' query, series, labels and
+exemplars), with generated parameters, over a store holding traces, logs and their derived
+metrics, answers without a 5xx. Bounded examples per route so the whole run stays well under
+a minute."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -12,22 +15,54 @@ from hypothesis import HealthCheck, Phase, settings
 from starlette.testclient import TestClient
 
 from meshscope.app import build
+from meshscope.clock import SystemClock
 from meshscope.config import load_config
+from meshscope.model.batch import Batch
+from meshscope.model.logs import LogRecord
+from meshscope.model.spans import Span, SpanKind, StatusCode
+from meshscope.pipeline.chain import Pipeline
 
 APP = build(load_config(env={"MESHSCOPE_STORAGE__KIND": "memory"}))
 DOCUMENT = TestClient(APP.ui).get("/api/meshscope/openapi.json").json()
-# Only the routes the UI app serves, read-only: ingest routes are fuzzed by their own tests,
-# and a POST here would need the writer thread running.
+# Only the routes the UI app serves, read-only: ingest routes (the POSTs with a body) are
+# fuzzed by their own tests (tests/ingest/test_decoders_total.py, tests/e2e/test_isolation.py)
+# and would need the writer thread running.
 DOCUMENT["paths"] = {
-    path: {"get": item["get"], "servers": [{"url": "/"}]}
+    path: {
+        **{m: op for m, op in item.items() if m in ("get", "post") and "requestBody" not in op},
+        "servers": [{"url": "/"}],
+    }
     for path, item in DOCUMENT["paths"].items()
-    if "get" in item
-    and any(s["description"] == "ui" for s in item["servers"])
+    if any(s["description"] == "ui" for s in item["servers"])
     and ":" not in path  # the UI's `{path:path}` catch-all: Starlette syntax, not OpenAPI
 }
+DOCUMENT["paths"] = {path: item for path, item in DOCUMENT["paths"].items() if len(item) > 1}
 DOCUMENT["servers"] = [{"url": "/"}]
 SCHEMA = schemathesis.openapi.from_dict(DOCUMENT)
 SCHEMA.app = APP.ui
+NOW = time.time_ns()
+
+
+def _seed() -> None:
+    """A few traces (a call between two services, an error), their logs and, through the
+    real pipeline, their span metrics and service graph, so reads have something to read."""
+    spans, logs = [], []
+    for i in range(20):
+        trace, start = f"{i + 1:032x}", NOW - (i + 1) * 60 * 10**9
+        spans += [
+            Span(trace, f"{1:016x}", "GET /cart", "web", start, start + 5 * 10**6,
+                 kind=SpanKind.CLIENT, attributes={"http.route": "/cart"}),
+            Span(trace, f"{2:016x}", "GET /cart", "cart", start + 10**6, start + 4 * 10**6,
+                 f"{1:016x}", kind=SpanKind.SERVER,
+                 status_code=StatusCode.ERROR if i % 5 == 0 else StatusCode.UNSET),
+        ]  # fmt: skip
+        logs.append(LogRecord(start, "served", "cart", trace_id=trace, span_id=f"{2:016x}"))
+    pipeline = Pipeline(APP.storage, SystemClock())
+    pipeline.consume(Batch(spans=spans, logs=logs))
+    pipeline.flush()
+
+
+_seed()
 
 
 @pytest.fixture(scope="module", autouse=True)
