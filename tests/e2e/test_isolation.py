@@ -11,19 +11,27 @@ import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
+import pytest
 import snappy
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
 )
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
 )
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
+)
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    AGGREGATION_TEMPORALITY_CUMULATIVE as CUMULATIVE,
 )
 
 from meshscope.ingest.lokipb.push_pb2 import PushRequest
@@ -257,21 +265,89 @@ def _hostile_bodies() -> list[tuple[str, bytes]]:
     return out
 
 
-def test_grpc_and_http_give_the_same_verdict_for_the_same_bytes(tmp_path: Path) -> None:
+def _hostile_logs() -> list[tuple[str, bytes]]:
+    """Log requests with values a log record cannot be stored with, and garbage."""
+    out: list[tuple[str, bytes]] = []
+    for name, change in (
+        ("late log", lambda r: setattr(r, "time_unix_nano", 2**64 - 1)),
+        ("late observed, no time", lambda r: r.MergeFrom(LogRecord(observed_time_unix_nano=2**63))),
+        ("late observed beside a time", lambda r: setattr(r, "observed_time_unix_nano", 2**63)),
+        ("short trace id", lambda r: setattr(r, "trace_id", b"\x01" * 5)),
+        ("long span id", lambda r: setattr(r, "span_id", b"\x01" * 9)),
+        ("severity past the enum", lambda r: setattr(r, "severity_number", 99)),
+    ):
+        request = ExportLogsServiceRequest()
+        rl = request.resource_logs.add()
+        rl.resource.attributes.add(key="service.name").value.string_value = "same-logs"
+        records = rl.scope_logs.add().log_records
+        records.add(time_unix_nano=T0).body.string_value = "valid"
+        bad = records.add(time_unix_nano=0 if "no time" in name else T0 + 1)
+        bad.body.string_value = name
+        change(bad)
+        out.append((name, request.SerializeToString()))
+    out.append(("garbage", b"\x0a\x05\x01"))
+    return out
+
+
+def _hostile_metrics() -> list[tuple[str, bytes]]:
+    """Metric requests with points that cannot be stored, and garbage."""
+    out: list[tuple[str, bytes]] = []
+    for name in ("late point", "buckets and bounds differ", "negative scale past 20"):
+        request = ExportMetricsServiceRequest()
+        metrics = request.resource_metrics.add().scope_metrics.add().metrics
+        metrics.add(name="same_ok").gauge.data_points.add(time_unix_nano=T0, as_double=1.0)
+        if name == "late point":
+            metrics.add(name="same_late").gauge.data_points.add(
+                time_unix_nano=2**64 - 1, as_double=1.0
+            )
+        elif name == "buckets and bounds differ":
+            hist = metrics.add(name="same_hist").histogram
+            hist.aggregation_temporality = CUMULATIVE
+            hist.data_points.add(
+                time_unix_nano=T0, count=3, explicit_bounds=[1.0, 2.0], bucket_counts=[1, 2]
+            )
+        else:
+            exp = metrics.add(name="same_exp").exponential_histogram
+            exp.aggregation_temporality = CUMULATIVE
+            exp.data_points.add(time_unix_nano=T0, count=1, scale=-99, zero_count=1)
+        out.append((name, request.SerializeToString()))
+    out.append(("garbage", b"\x0a\x05\x01"))
+    return out
+
+
+SIGNALS = {
+    "traces": ("/v1/traces", "trace.v1.TraceService", ExportTraceServiceResponse, "rejected_spans"),
+    "logs": ("/v1/logs", "logs.v1.LogsService", ExportLogsServiceResponse, "rejected_log_records"),
+    "metrics": (
+        "/v1/metrics",
+        "metrics.v1.MetricsService",
+        ExportMetricsServiceResponse,
+        "rejected_data_points",
+    ),
+}
+BODIES = {"traces": _hostile_bodies, "logs": _hostile_logs, "metrics": _hostile_metrics}
+
+
+def _verdict(response: Any, answer: bytes, field: str) -> tuple[object, ...]:
+    partial = response.FromString(answer).partial_success
+    return ("ok", getattr(partial, field), partial.error_message)
+
+
+@pytest.mark.parametrize("signal", sorted(SIGNALS))
+def test_grpc_and_http_give_the_same_verdict_for_the_same_bytes(
+    tmp_path: Path, signal: str
+) -> None:
+    path, service, response, field = SIGNALS[signal]
     ports = Ports()
     verdicts: dict[str, tuple[tuple[object, ...], tuple[object, ...]]] = {}
     with (
         serve(tmp_path / "same.duckdb", ports),
         grpc.insecure_channel(f"127.0.0.1:{ports.otlp_grpc}") as channel,
     ):
-        export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
-        for name, body in _hostile_bodies():
-            status, answer = _post(ports.otlp_http, "/v1/traces", body, "application/x-protobuf")
-            if status == 200:
-                partial = ExportTraceServiceResponse.FromString(answer).partial_success
-                via_http: tuple[object, ...] = ("ok", partial.rejected_spans, partial.error_message)
-            else:
-                via_http = ("refused", status)
+        export = channel.unary_unary(f"/opentelemetry.proto.collector.{service}/Export")
+        for name, body in BODIES[signal]():
+            status, answer = _post(ports.otlp_http, path, body, "application/x-protobuf")
+            via_http = _verdict(response, answer, field) if status == 200 else ("refused", status)
             try:
                 reply = export(body, timeout=30)
             except grpc.RpcError as error:
@@ -281,14 +357,35 @@ def test_grpc_and_http_give_the_same_verdict_for_the_same_bytes(tmp_path: Path) 
                     400 if code == grpc.StatusCode.INVALID_ARGUMENT else code,
                 )
             else:
-                partial = ExportTraceServiceResponse.FromString(reply).partial_success
-                via_grpc = ("ok", partial.rejected_spans, partial.error_message)
+                via_grpc = _verdict(response, reply, field)
             verdicts[name] = (via_http, via_grpc)
     assert {name: http for name, (http, grpc_) in verdicts.items() if http != grpc_} == {}
-    assert verdicts["hostile 0"][0] == (
-        "ok",
-        1,
-        "rejected 1 spans: start and end times must be below 2^63 ns (year 2262)",
-    )
-    assert verdicts["nested 46"][0][0] == "ok"
-    assert verdicts["nested 47"][0] == verdicts["garbage"][0] == ("refused", 400)
+    assert verdicts["garbage"][0] == ("refused", 400)
+    if signal == "traces":
+        assert verdicts["hostile 0"][0] == (
+            "ok",
+            1,
+            "rejected 1 spans: start and end times must be below 2^63 ns (year 2262)",
+        )
+        assert verdicts["nested 46"][0][0] == "ok"
+        assert verdicts["nested 47"][0] == ("refused", 400)
+    else:  # the item that cannot be stored is refused by name, its neighbour kept
+        rejected = {name: v[0][1] for name, v in verdicts.items() if v[0][0] == "ok"}
+        assert rejected == EXPECTED_REJECTED[signal]
+
+
+EXPECTED_REJECTED = {
+    "logs": {
+        "late log": 1,
+        "late observed, no time": 1,
+        "late observed beside a time": 0,  # the record's time is time_unix_nano
+        "short trace id": 1,
+        "long span id": 1,
+        "severity past the enum": 0,  # an open enum: stored as the number it is
+    },
+    "metrics": {
+        "late point": 1,
+        "buckets and bounds differ": 1,
+        "negative scale past 20": 0,  # every count in the zero bucket: no bucket to place
+    },
+}
