@@ -27,6 +27,12 @@ from meshscope.store.duckdb.database import StoreLockedError
 log = logging.getLogger("meshscope")
 
 
+SHUTDOWN_GRACE_S = 5
+"""On SIGTERM/SIGINT, how long requests in flight on each listener (HTTP and gRPC) may take
+to finish before they are cancelled: a client stalled mid-upload or mid-read would otherwise
+hold the stop forever. A request cancelled so was never acknowledged; its client retries."""
+
+
 class _Listener(uvicorn.Server):
     """A uvicorn server that leaves signals alone: `serve` handles them once for all."""
 
@@ -164,7 +170,14 @@ async def _serve(app: App, sockets: dict[str, socket.socket]) -> None:
     tls = app.tls.uvicorn_options() if app.tls else {}
     servers = {
         name: _Listener(
-            uvicorn.Config(asgi[name], log_config=None, access_log=False, lifespan="off", **tls)
+            uvicorn.Config(
+                asgi[name],
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+                **tls,
+            )
         )
         for name in sockets
     }
@@ -195,5 +208,5 @@ async def _serve(app: App, sockets: dict[str, socket.socket]) -> None:
     await stop.wait()
     for instance in servers.values():
         instance.should_exit = True
-    await grpc_server.stop(grace=5)
+    await grpc_server.stop(grace=SHUTDOWN_GRACE_S)
     await asyncio.gather(*tasks, return_exceptions=True)
