@@ -1,8 +1,8 @@
 """An API fuzz over the OpenAPI description (schemathesis): every read route of the UI/query
-app (GET, and POST where a route reads with it: Prometheus' query, series, labels and
-exemplars), with generated parameters, over a store holding traces, logs and their derived
-metrics, answers without a 5xx. Bounded examples per route so the whole run stays well under
-a minute."""
+app (GET, and POST where a route reads with it: Prometheus' query, query_range, series,
+labels and exemplars), with generated parameters, over a store holding traces, logs and
+their derived metrics, answers without a 5xx. Bounded examples per route so the whole run
+stays well under a minute."""
 
 from __future__ import annotations
 
