@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tests.e2e.test_durability import Ports, _children, serve
 from tests.e2e.test_hostile_queries import HOSTILE, _get, _post, _seed_log, _seed_metric
-from tests.e2e.test_isolation import _senders
+from tests.e2e.test_isolation import Send, _senders
 
 from ingest import process_rss_mib
 
@@ -54,12 +54,11 @@ def main() -> None:
                 if stop.is_set():
                     return
 
-    def ingest_loop(name: str, valid: object, hostile: object) -> None:
+    def ingest_loop(name: str, valid: Send, hostile: Send) -> None:
         seq = 0
         while not stop.is_set():
             for send in (valid, hostile):
-                status, _ = send(seq)  # type: ignore[operator]
-                count(f"ingest {name}", status)
+                count(f"ingest {name}", send(seq)[0])
             seq += 1
 
     with (
@@ -79,7 +78,7 @@ def main() -> None:
             thread.start()
         samples: list[tuple[float, float]] = []
         began = time.monotonic()
-        while (elapsed := time.monotonic() - began) < args.seconds:
+        while time.monotonic() - began < args.seconds:
             time.sleep(SAMPLE_S)
             elapsed = time.monotonic() - began
             rss = sum(process_rss_mib(pid) for pid in [proc.pid, *_children(proc.pid)])
