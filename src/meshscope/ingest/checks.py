@@ -17,6 +17,7 @@ The functions take both the generated OTLP classes and `otlp_lazy`'s (same field
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from meshscope.model.metrics import Histogram
@@ -44,20 +45,38 @@ def time_fits(time_ns: int) -> bool:
 
 def span_problem(span: Any) -> str | None:
     """Why an OTLP span cannot be stored (a rejection reason), or None when it can."""
-    trace_id, span_id = span.trace_id, span.span_id
+    return span_fields_problem(
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id,
+        span.start_time_unix_nano,
+        span.end_time_unix_nano,
+        span.events,
+        span.links,
+    )
+
+
+def span_fields_problem(
+    trace_id: bytes,
+    span_id: bytes,
+    parent: bytes,
+    start_ns: int,
+    end_ns: int,
+    events: Sequence[Any],
+    links: Sequence[Any],
+) -> str | None:
+    """`span_problem` from a span's fields already read (a walker that reads each field of
+    a span once: reading a protobuf field makes a new object every time)."""
     if len(trace_id) != 16 or len(span_id) != 8 or trace_id == ZERO_TRACE or span_id == ZERO_SPAN:
         return BAD_IDS
-    parent = span.parent_span_id
     if parent and len(parent) != 8:
         return BAD_PARENT
-    if span.start_time_unix_nano > MAX_TIME_NS or span.end_time_unix_nano > MAX_TIME_NS:
+    if start_ns > MAX_TIME_NS or end_ns > MAX_TIME_NS:
         return BAD_SPAN_TIME
-    events = span.events
     if events:
         for event in events:
             if event.time_unix_nano > MAX_TIME_NS:
                 return BAD_EVENT_TIME
-    links = span.links
     if links:
         for link in links:
             if len(link.trace_id) != 16 or len(link.span_id) != 8:

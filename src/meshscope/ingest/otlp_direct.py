@@ -25,7 +25,7 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-from meshscope.ingest.checks import ZERO_SPAN, span_problem
+from meshscope.ingest.checks import ZERO_SPAN, span_fields_problem
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.otlp_common import (
     Rejections,
@@ -101,31 +101,48 @@ def _pair(raw: bytes, base: int) -> Pair:
     return pair
 
 
+class _PairRows:
+    """Rows of decoded pairs being collected: flat, each row's end in `offsets` and its
+    type letters in `tags`; `columns()` is the `AttrColumns` (the keys and texts made in one
+    comprehension each for the whole batch, not one per row)."""
+
+    __slots__ = ("offsets", "pairs", "tags")
+
+    def __init__(self) -> None:
+        self.pairs: list[Pair] = []
+        self.offsets: list[int] = [0]
+        self.tags: list[str] = []
+
+    def columns(self) -> AttrColumns:
+        out = AttrColumns()
+        pairs = self.pairs
+        out.keys = [pair[0] for pair in pairs]
+        out.values = [pair[2] for pair in pairs]
+        out.tags, out.offsets = self.tags, self.offsets
+        return out
+
+
 def _attributes(
-    raws: Iterable[bytes], columns: AttrColumns, base: int = SPAN_BASE
+    raws: Iterable[bytes], rows: _PairRows, base: int = SPAN_BASE
 ) -> dict[str, AttrValue]:
     """Decode encoded pairs into a dict (a later duplicate key wins, as in `attributes`)
-    and append the same row to `columns` that `columns.add(that dict)` would."""
-    out: dict[str, AttrValue] = {}
-    pairs: list[Pair] = []
+    and append the row `AttrColumns.add(that dict)` would to `rows`."""
     known = _PAIRS
-    for raw in raws:
-        pair = known.get(raw) or _pair(raw, base)
-        out[pair[0]] = pair[1]
-        pairs.append(pair)
+    pairs = [known.get(raw) or _pair(raw, base) for raw in raws]
+    out = {pair[0]: pair[1] for pair in pairs}
     if len(out) != len(pairs):  # repeated keys: the dict's order and values
         pairs = [(key, value, *text_and_tag(value)) for key, value in out.items()]
-    columns.keys.extend([pair[0] for pair in pairs])
-    columns.values.extend([pair[2] for pair in pairs])
-    columns.tags.append("".join([pair[3] for pair in pairs]))
-    columns.offsets.append(len(columns.keys))
+    flat = rows.pairs
+    flat += pairs
+    rows.tags.append("".join([pair[3] for pair in pairs]))
+    rows.offsets.append(len(flat))
     return out
 
 
 def _check_pairs(span: Any) -> None:
     """Decode a rejected span's pairs too: an invalid one makes the request invalid, as
     when the generated classes parse the whole request."""
-    scratch = AttrColumns()
+    scratch = _PairRows()
     _attributes(span.attributes, scratch)
     for item in [*span.events, *span.links]:
         _attributes(item.attributes, scratch, ITEM_BASE)
@@ -158,7 +175,7 @@ def prepare_resource_spans(
     """Walk `LazyTraceRequest.resource_spans` (attributes still encoded)."""
     summary = Summarizer(matcher) if matcher is not None else None
     out = SpanColumns()
-    span_columns, ev_columns, ln_columns = out.attrs, out.ev_attrs, out.ln_attrs
+    span_columns, ev_columns, ln_columns = _PairRows(), _PairRows(), _PairRows()
     rows = out.rows
     ev_offsets, ev_time, ev_name = out.ev_offsets, out.ev_time, out.ev_name
     ln_offsets, ln_hi, ln_lo, ln_span = out.ln_offsets, out.ln_hi, out.ln_lo, out.ln_span
@@ -174,12 +191,17 @@ def prepare_resource_spans(
             scope = ss.scope
             scope_name, scope_version = scope.name, scope.version
             for span in ss.spans:
-                problem = span_problem(span)  # the same checks as `otlp_traces`
+                # Each field read once (a protobuf read makes a new object every time).
+                trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+                start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                events, links = span.events, span.links
+                problem = span_fields_problem(  # the same checks as `otlp_traces`
+                    trace_id, span_id, parent, start, end, events, links
+                )
                 if problem is not None:
                     rejections.add(problem)
                     _check_pairs(span)
                     continue
-                trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
                 if rid is None:
                     rid = resource_id(resource)
                     if rid:
@@ -193,7 +215,6 @@ def prepare_resource_spans(
                 if not 0 <= code < 3:
                     code = 0
                 name = span.name
-                start, end = span.start_time_unix_nano, span.end_time_unix_nano
                 trace = int.from_bytes(trace_id, "big")
                 attrs = _attributes(span.attributes, span_columns)
                 rows.append(
@@ -216,14 +237,12 @@ def prepare_resource_spans(
                         span.flags,
                     )
                 )
-                events = span.events
                 if events:
                     for event in events:
                         ev_time.append(event.time_unix_nano)
                         ev_name.append(event.name)
                         _attributes(event.attributes, ev_columns, ITEM_BASE)
                 ev_offsets.append(len(ev_time))
-                links = span.links
                 if links:
                     for link in links:
                         linked = int.from_bytes(link.trace_id, "big")
@@ -261,6 +280,8 @@ def prepare_resource_spans(
                     partial = partials[key] = new_row(width)
                 tally(partial, duration / 1e6, buckets_ms)
                 operations[service, name, kind] = None
+    out.attrs, out.ev_attrs = span_columns.columns(), ev_columns.columns()
+    out.ln_attrs = ln_columns.columns()
     prepared = Prepared(
         span_count=len(rows),
         encoded_spans=encode(out) if rows else None,

@@ -116,28 +116,6 @@ def span_partials(
 _MAX_CACHED_LABELS = 100_000
 
 
-def _combine(partials: tuple[SpanPartials, ...], width: int) -> SpanPartials:
-    """One partial from many (made for buckets `width` wide)."""
-    if len(partials) == 1:
-        return partials[0]
-    rows: PartialRows = {}
-    fixed = 3 + width  # count, sum, buckets, durations <= 0
-    for partial in partials:
-        for key, part in partial.items():
-            row = rows.get(key)
-            if row is None:
-                row = rows[key] = new_row(width)
-            for i in range(fixed):
-                row[i] += part[i]
-            row[-3] = min(row[-3], part[fixed])
-            row[-2] = max(row[-2], part[fixed + 1])
-            exp = row[-1]
-            for k in range(fixed + 2, len(part), 2):
-                index = int(part[k])
-                exp[index] = exp.get(index, 0) + int(part[k + 1])
-    return freeze(rows)
-
-
 _CALLS_HELP = "Spans by service, name, kind and status."
 _DURATION_HELP = "Span duration in milliseconds."
 
@@ -155,31 +133,32 @@ class SpanMetrics:
         self.merge(span_partials(spans, self.buckets))
 
     def merge(self, *partials: SpanPartials) -> None:
-        """Add partials made with this instance's buckets to the registry."""
+        """Add partials made with this instance's buckets to the registry, each straight into
+        its series (a key is in few of a group's partials: combining them first cost more)."""
         width = len(self.buckets) + 1
-        combined = _combine(partials, width)
         registry = self._registry
         cache = self._series
         fixed = 2 + width
-        for key, row in combined.items():
-            pair = cache.get(key)
-            if pair is None:
-                labels = _labels(key)
-                calls = registry.series(CALLS, labels, MetricType.COUNTER, _CALLS_HELP)
-                durations = registry.series(
-                    DURATION, labels, MetricType.HISTOGRAM, _DURATION_HELP, self.buckets
-                )
-                if calls is None or durations is None:  # over the cap: counted each time
-                    self._merge_row(labels, row)
-                    continue
-                if len(cache) >= _MAX_CACHED_LABELS:
-                    cache.clear()
-                pair = cache[key] = (calls, durations)
-            count = int(row[0])
-            registry.add(pair[0], count)
-            buckets = cast("Iterator[int]", islice(row, 2, fixed))  # counts are ints
-            registry.add_histogram(pair[1], buckets, row[1], count)
-            registry.add_exp(pair[1], row[fixed:])
+        for partial in partials:
+            for key, row in partial.items():
+                pair = cache.get(key)
+                if pair is None:
+                    labels = _labels(key)
+                    calls = registry.series(CALLS, labels, MetricType.COUNTER, _CALLS_HELP)
+                    durations = registry.series(
+                        DURATION, labels, MetricType.HISTOGRAM, _DURATION_HELP, self.buckets
+                    )
+                    if calls is None or durations is None:  # over the cap: counted each time
+                        self._merge_row(labels, row)
+                        continue
+                    if len(cache) >= _MAX_CACHED_LABELS:
+                        cache.clear()
+                    pair = cache[key] = (calls, durations)
+                count = int(row[0])
+                registry.add(pair[0], count)
+                buckets = cast("Iterator[int]", islice(row, 2, fixed))  # counts are ints
+                registry.add_histogram(pair[1], buckets, row[1], count)
+                registry.add_exp(pair[1], row[fixed:])
 
     def _merge_row(self, labels: Labels, row: Sequence[float]) -> None:
         count = int(row[0])
