@@ -74,6 +74,12 @@ def _run_budgeted(budget: Budget, work: Callable[..., Any], *args: Any) -> Any:
             # A backstop behind check_depth: the frames are dropped here, not kept alive by
             # a traceback on the response path.
             raise QueryTooComplexError("query is nested too deeply to evaluate") from None
+        except Exception as error:
+            # A store statement stopped at the deadline (DuckDB's interrupt, ClickHouse's
+            # max_execution_time: meshscope.stopping) raises its own error: a timeout.
+            if not isinstance(error, GUARD_ERRORS) and budget.spent():
+                budget.check()  # raises QueryTimeoutError
+            raise
 
 
 async def _watch(request: Request, budget: Budget, worker: asyncio.Future[Any]) -> Any:

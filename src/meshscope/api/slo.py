@@ -9,12 +9,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from meshscope.api.handlers import status_of, threaded
 from meshscope.api.params import NS_PER_MS, ParamError, optional_int, scaled
+from meshscope.api.prometheus import refusal
 from meshscope.api.slo_json import alert_json, rule_group_json, status_json
 from meshscope.query.slo import Slo, SloStatus, evaluate_all
 from meshscope.store.base import MetricStore
@@ -35,25 +36,20 @@ def slo_routes(
         found = evaluate_all(metrics, [slo for slo in slos if slo.tenant in tenants], time_ns)
         return found, time.perf_counter() - started
 
-    async def meshscope_slos(request: Request) -> Response:
-        try:
-            at_ms = optional_int(request.query_params, "time", now_ns() // NS_PER_MS, 1)
-        except ParamError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        at_ns = scaled(at_ms, NS_PER_MS)
-        found, _ = await run_in_threadpool(evaluate, at_ns)
-        data = {"time": at_ms, "slos": [status_json(s) for s in found]}
-        return JSONResponse({"data": data})
+    def slos_work(request: Request) -> dict[str, Any]:
+        at_ms = optional_int(request.query_params, "time", now_ns() // NS_PER_MS, 1)
+        found, _ = evaluate(scaled(at_ms, NS_PER_MS))
+        return {"time": at_ms, "slos": [status_json(s) for s in found]}
 
-    async def rules(request: Request) -> Response:
+    def rules_work(request: Request) -> dict[str, Any]:
         params = request.query_params
         kind = params.get("type", "")
         if kind and kind not in RULE_TYPES:
-            return _prom_error(f"invalid parameter type: {kind!r} is not alert or record")
+            raise ParamError(f"invalid parameter type: {kind!r} is not alert or record")
         exclude = params.get("exclude_alerts", "false").lower()
         if exclude not in ("true", "false"):
-            return _prom_error("invalid parameter exclude_alerts: must be true or false")
-        found, seconds = await run_in_threadpool(evaluate, now_ns())
+            raise ParamError("invalid parameter exclude_alerts: must be true or false")
+        found, seconds = evaluate(now_ns())
         groups = [] if kind == "record" else found
         names = set(params.getlist("rule_group[]"))
         data = [
@@ -61,12 +57,19 @@ def slo_routes(
             for s in groups
             if not names or s.slo.name in names
         ]
-        return _prom_ok({"groups": data})
+        return {"groups": data}
 
-    async def alerts(request: Request) -> Response:
-        found, _ = await run_in_threadpool(evaluate, now_ns())
-        firing = [alert_json(s, b) for s in found for b in s.burns if b.firing]
-        return _prom_ok({"alerts": firing})
+    def alerts_work(request: Request) -> dict[str, Any]:
+        found, _ = evaluate(now_ns())
+        return {"alerts": [alert_json(s, b) for s in found for b in s.burns if b.firing]}
+
+    meshscope_slos = threaded(
+        slos_work,
+        lambda data: JSONResponse({"data": data}),
+        lambda error: JSONResponse({"error": str(error)}, status_code=status_of(error)),
+    )
+    rules = threaded(rules_work, _prom_ok, refusal)
+    alerts = threaded(alerts_work, _prom_ok, refusal)
 
     return [
         Route("/api/meshscope/slos", meshscope_slos, methods=["GET"]),
@@ -77,8 +80,3 @@ def slo_routes(
 
 def _prom_ok(data: Any) -> JSONResponse:
     return JSONResponse({"status": "success", "data": data})
-
-
-def _prom_error(message: str) -> JSONResponse:
-    body = {"status": "error", "errorType": "bad_data", "error": message}
-    return JSONResponse(body, status_code=400)

@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from meshscope.api.handlers import status_of, threaded
 from meshscope.api.params import ParamError, optional_int, rfc3339
 from meshscope.api.params import trace_id as parse_trace_id
 from meshscope.model.logs import LogRecord
@@ -53,18 +53,22 @@ def _default(value: object) -> str:
 
 
 def trace_logs_route(storage: Storage) -> Route:
-    async def logs(request: Request) -> Response:
-        try:
-            trace_id = parse_trace_id(request.path_params["trace_id"], "trace_id")
-            if not trace_id.strip("0"):
-                # W3C: all zeros is no trace; logs without one would all match it.
-                raise ParamError("parameter trace_id must not be all zeros (an invalid trace id)")
-            limit = optional_int(request.query_params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        except ParamError as error:
-            return Response(orjson.dumps({"error": str(error)}), 400, media_type="application/json")
+    def work(request: Request) -> bytes:
+        trace_id = parse_trace_id(request.path_params["trace_id"], "trace_id")
+        if not trace_id.strip("0"):
+            # W3C: all zeros is no trace; logs without one would all match it.
+            raise ParamError("parameter trace_id must not be all zeros (an invalid trace id)")
+        limit = optional_int(request.query_params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         access = request.query_params.get("access", "").lower() in _TRUE
-        records = await run_in_threadpool(trace_logs, storage.logs, trace_id, access, limit)
+        records = trace_logs(storage.logs, trace_id, access, limit)
         data = {"traceID": trace_id, "logs": [log_json(r) for r in records]}
-        return Response(orjson.dumps(data, default=_default), media_type="application/json")
+        return orjson.dumps(data, default=_default)
 
+    logs = threaded(
+        work,
+        lambda body: Response(body, media_type="application/json"),
+        lambda error: Response(
+            orjson.dumps({"error": str(error)}), status_of(error), media_type="application/json"
+        ),
+    )
     return Route("/api/meshscope/traces/{trace_id}/logs", logs, methods=["GET"])

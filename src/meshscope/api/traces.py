@@ -6,21 +6,26 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from meshscope.api.handlers import status_of, threaded
 from meshscope.api.jaeger import NowNs, jaeger_routes
 from meshscope.store.base import Storage
 
 
 def trace_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Route]:
-    async def stats(request: Request) -> Response:
-        spans = await run_in_threadpool(storage.traces.span_counts)
-        logs = await run_in_threadpool(storage.logs.log_counts)
-        return JSONResponse({"spans": spans, "logs": logs})
+    def counts(request: Request) -> dict[str, Any]:
+        return {"spans": storage.traces.span_counts(), "logs": storage.logs.log_counts()}
+
+    stats = threaded(
+        counts,
+        JSONResponse,
+        lambda error: JSONResponse({"error": str(error)}, status_code=status_of(error)),
+    )
 
     return [
         *jaeger_routes(storage, now_ns),

@@ -6,7 +6,8 @@ variable into the worker thread the query runs in, so evaluators deep down call 
 `charge_samples()` without it being passed along. A request with no budget open (tests,
 internal callers) runs unlimited. Python threads cannot be interrupted from outside, so a
 timed-out or cancelled query stops at the next check: every loop over series, steps, records
-or traces has one.
+or traces has one; a store statement running in C++ (DuckDB) or on a server (ClickHouse) is
+stopped by `meshscope.stopping` instead.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+
+from meshscope import stopping
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,13 @@ class Budget:
     def cancel(self) -> None:
         self.cancelled = True
 
+    def spent(self) -> bool:
+        """Whether the query must stop: cancelled, or past its deadline."""
+        return self.cancelled or time.monotonic() > self.deadline
+
+    def remaining_s(self) -> float:
+        return self.deadline - time.monotonic()
+
     def check(self) -> None:
         if self.cancelled:
             raise QueryTimeoutError("query cancelled: the client went away")
@@ -77,9 +87,12 @@ _current: ContextVar[Budget | None] = ContextVar("meshscope_query_budget", defau
 
 @contextmanager
 def running(budget: Budget) -> Iterator[Budget]:
+    """Run a query under `budget`: evaluators `check()` it, and a store's own engine is
+    interrupted once it is spent (`meshscope.stopping`)."""
     token = _current.set(budget)
     try:
-        yield budget
+        with stopping.watched(budget):
+            yield budget
     finally:
         _current.reset(token)
 

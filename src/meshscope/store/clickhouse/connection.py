@@ -4,6 +4,7 @@ is not thread-safe), and the write sequence that stands in for insertion order."
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -13,6 +14,7 @@ from urllib.parse import parse_qs, urlparse
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 
+from meshscope import stopping
 from meshscope.store.base import StoreUnavailableError
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -102,7 +104,13 @@ class Connection:
         return client
 
     def execute(self, sql: str, params: Any = None, arrays: bool = False, **kw: Any) -> Any:
-        """Run one statement; connection failures become ClickHouseUnavailableError."""
+        """Run one statement; connection failures become ClickHouseUnavailableError. Under a
+        query budget the server stops it at the budget's deadline (`max_execution_time`,
+        whole seconds rounded up, so it never stops before the deadline)."""
+        left = stopping.remaining_s()
+        if left != math.inf:
+            settings = kw.get("settings") or {}
+            kw["settings"] = {**settings, "max_execution_time": max(1, math.ceil(left))}
         try:
             return self._client(arrays).execute(sql, params, **kw)
         except (ch_errors.SocketTimeoutError, TimeoutError) as error:

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from meshscope import stopping
 from meshscope.store.duckdb.schema import MIGRATIONS, SCHEMA_VERSION, STATEMENTS
 
 _names = itertools.count()
@@ -184,7 +185,9 @@ class Database:
                 txn.release()
 
     def read(self) -> duckdb.DuckDBPyConnection:
-        """This thread's own cursor (a connection to the same database) for queries."""
+        """This thread's own cursor (a connection to the same database) for queries; in a
+        read under a query budget, DuckDB interrupts its statement once the budget is spent
+        (`meshscope.stopping`: it raises duckdb.InterruptException)."""
         self._check_open()
         cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
         if cursor is None:
@@ -192,6 +195,7 @@ class Database:
                 cursor = self._con.cursor()
                 self._cursors.append(cursor)
             self._local.cursor = cursor
+        stopping.on_stop(cursor, cursor.interrupt)  # a read past its deadline is interrupted
         return cursor
 
     def memory_bytes(self) -> int:

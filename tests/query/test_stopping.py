@@ -1,0 +1,108 @@
+"""A store statement that never checks the query budget is stopped when the budget is spent
+(`meshscope.stopping`): DuckDB's statement is interrupted, ClickHouse's bounded by
+`max_execution_time`, and a read route answers 503 for it. The statements here would run for
+minutes (10^11 rows scanned); each test waits at most 60 s for them to stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from clickhouse_driver import errors as ch_errors
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from meshscope import stopping
+from meshscope.api.handlers import status_of, threaded
+from meshscope.query.budget import Budget, QueryLimits, running
+from meshscope.store.clickhouse import ClickHouseStorage
+from meshscope.store.duckdb.database import Database
+from tests.conformance import clickhouse_server
+
+LONG_DUCKDB = "SELECT count(*) FROM range(100000000000) t(a) WHERE a % 7 = 3"
+LONG_CLICKHOUSE = "SELECT count() FROM numbers(100000000000) WHERE number % 7 = 3"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(tmp_path / "stop.duckdb")
+    yield database
+    database.close()
+
+
+def _budget(seconds: float) -> Budget:
+    return Budget(QueryLimits(timeout_seconds=seconds))
+
+
+def test_a_duckdb_statement_is_interrupted_at_the_deadline(db: Database) -> None:
+    began = time.monotonic()
+    with running(_budget(0.3)), pytest.raises(duckdb.InterruptException):
+        db.read().execute(LONG_DUCKDB).fetchall()
+    assert time.monotonic() - began < 60
+
+
+def test_a_duckdb_statement_is_interrupted_when_its_client_goes_away(db: Database) -> None:
+    budget = _budget(3600)
+    failed: list[BaseException] = []
+
+    def query() -> None:
+        with running(budget):
+            try:
+                db.read().execute(LONG_DUCKDB).fetchall()
+            except duckdb.InterruptException as error:
+                failed.append(error)
+
+    thread = threading.Thread(target=query)
+    thread.start()
+    time.sleep(0.3)
+    budget.cancel()  # what a read handler does when the client disconnects
+    thread.join(60)
+    assert not thread.is_alive() and len(failed) == 1
+
+
+def test_nothing_is_interrupted_after_the_budgeted_block(db: Database) -> None:
+    spent = _budget(0.0)
+    with running(spent):
+        cursor = db.read()  # registers the interrupt of this thread's cursor
+    time.sleep(5 * stopping.POLL_S)
+    # The same cursor, no budget now: the spent one must not reach it.
+    assert cursor.execute("SELECT count(*) FROM range(20000000) t(a) WHERE a % 7 = 3").fetchall()
+    assert stopping.remaining_s() == float("inf")
+
+
+def test_a_read_route_answers_503_for_an_interrupted_statement(db: Database) -> None:
+    def work(request: object) -> list[tuple[int]]:
+        rows: list[tuple[int]] = db.read().execute(LONG_DUCKDB).fetchall()
+        return rows
+
+    handler = threaded(
+        work,
+        ok=lambda rows: JSONResponse({"rows": rows}),
+        refuse=lambda error: Response(str(error), status_of(error)),
+    )
+    app = Starlette(routes=[Route("/slow", handler)])
+    app.state.query_limits = QueryLimits(timeout_seconds=0.5)
+    response = TestClient(app).get("/slow")
+    assert response.status_code == 503
+    assert "timed out" in response.text
+
+
+@pytest.fixture
+def clickhouse(tmp_path: Path) -> Iterator[ClickHouseStorage]:
+    yield from clickhouse_server.fresh_storage(tmp_path)
+
+
+def test_a_clickhouse_statement_is_stopped_at_the_deadline(clickhouse: ClickHouseStorage) -> None:
+    began = time.monotonic()
+    with running(_budget(0.5)), pytest.raises(ch_errors.ServerException) as raised:
+        clickhouse._conn.rows(LONG_CLICKHOUSE)
+    assert raised.value.code == ch_errors.ErrorCodes.TIMEOUT_EXCEEDED
+    assert time.monotonic() - began < 60
+    # Without a budget the setting is not sent: a short query still answers.
+    assert clickhouse._conn.rows("SELECT count() FROM numbers(1000)") == [(1000,)]
