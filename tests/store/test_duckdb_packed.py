@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import duckdb
+import orjson
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -108,3 +110,78 @@ def test_columns_of_many_rows_and_events_as_json() -> None:
     assert unpack_events(events[2].as_py(), first[2].as_py(), others[2].as_py(), 9) == [
         (12, "once", {}),
     ]
+
+
+def _events_by_orjson(
+    offsets: list[int], times: list[int], names: list[str], attrs: AttrColumns, starts: list[int]
+) -> tuple[list[str | None], list[int | None], list[str | None]]:
+    """pack_events' three columns built one row at a time (its first form): the reference
+    its NumPy offsets must equal."""
+    packed, tags = pack_columns(attrs)
+    items = [
+        {"n": n, "a": a, "y": y}
+        for n, a, y in zip(names, packed.to_pylist(), tags.to_pylist(), strict=True)
+    ]
+    events: list[str | None] = []
+    firsts: list[int | None] = []
+    others: list[str | None] = []
+    for row in range(len(offsets) - 1):
+        first, end = offsets[row], offsets[row + 1]
+        if end > first:
+            events.append(orjson.dumps(items[first:end]).decode())
+            firsts.append(times[first] - starts[row])
+            others.append(",".join(str(t - starts[row]) for t in times[first + 1 : end]) or None)
+        else:
+            events += [None]
+            firsts += [None]
+            others += [None]
+    return events, firsts, others
+
+
+# Names and attribute texts with what JSON escapes: quotes, backslashes, the separators and
+# other control characters (those take the orjson path), and non-ASCII.
+json_tricky = st.text(
+    alphabet=st.sampled_from(['"', "\\", ESC, KV, SEP, "\n", "\x00", "a", "é", "\u2028"]),
+    max_size=5,
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-(2**63), 2**63 - 1),  # the span's start
+            st.lists(
+                st.tuples(
+                    st.integers(0, 2**63 - 1),
+                    st.one_of(json_tricky, st.text(max_size=6)),
+                    st.dictionaries(
+                        st.one_of(json_tricky, st.text(max_size=4)), values, max_size=3
+                    ),
+                ),
+                max_size=3,
+            ),
+        ),
+        max_size=6,
+    )
+)
+@settings(max_examples=300)
+def test_events_are_packed_as_orjson_writes_them_one_row_at_a_time(
+    rows: list[tuple[int, list[tuple[int, str, dict[str, Any]]]]],
+) -> None:
+    offsets, times, names, starts = [0], [], [], []
+    attrs = AttrColumns()
+    for start, events in rows:
+        starts.append(start)
+        for time_ns, name, attributes in events:
+            times.append(time_ns)
+            names.append(name)
+            attrs.add(attributes)
+        offsets.append(len(times))
+    expected = _events_by_orjson(offsets, times, names, attrs, starts)
+    try:
+        got = pack_events(offsets, times, names, attrs, starts)
+    except (OverflowError, pa.ArrowInvalid):  # an offset past int64: refused as before
+        with pytest.raises((OverflowError, pa.ArrowInvalid)):
+            pa.array(expected[1], pa.int64())
+        return
+    assert tuple(column.to_pylist() for column in got) == expected

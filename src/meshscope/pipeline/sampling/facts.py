@@ -93,13 +93,6 @@ class SpanMatcher:
         self.predicates.append(predicate)
         return 1 << (len(self.predicates) - 1)
 
-    def mask(self, status_code: int, attributes: Attributes, resource: Attributes) -> int:
-        out = 0
-        for bit, predicate in enumerate(self.predicates):
-            if predicate(status_code, attributes, resource):
-                out |= 1 << bit
-        return out
-
 
 class TraceSummary(NamedTuple):
     """The traces of one batch of encoded spans: `trace_ids` (hex, in order of first
@@ -114,10 +107,12 @@ class TraceSummary(NamedTuple):
 class Summarizer:
     """Builds a TraceSummary span by span (in the order the spans are encoded)."""
 
-    __slots__ = ("_index", "facts", "matcher", "row_trace", "trace_ids")
+    __slots__ = ("_bits", "_index", "facts", "matcher", "row_trace", "trace_ids")
 
     def __init__(self, matcher: SpanMatcher) -> None:
         self.matcher = matcher
+        # (bit, predicate) of each of the matcher's predicates: `add` ORs the bits that match
+        self._bits = [(1 << i, p) for i, p in enumerate(matcher.predicates)]
         self._index: dict[str, int] = {}
         self.trace_ids: list[str] = []
         self.facts: list[list[int]] = []
@@ -132,9 +127,10 @@ class Summarizer:
         attributes: Attributes,
         resource: Attributes,
     ) -> None:
-        mask = (
-            self.matcher.mask(status_code, attributes, resource) if self.matcher.predicates else 0
-        )
+        mask = 0
+        for bit, predicate in self._bits:
+            if predicate(status_code, attributes, resource):
+                mask |= bit
         index = self._index.get(trace_id)
         if index is None:
             index = self._index[trace_id] = len(self.trace_ids)
