@@ -18,7 +18,9 @@ Phases, all in one run:
 5. tail sampling: two fresh servers, one with the documented tail-sampling policies (errors,
    latency, a 10% share, a health-check veto), one without, the same requests in --rounds
    alternating rounds, --tail-seconds each in all -> acknowledged spans/s and the ratio on /
-   off;
+   off; each round measured after 11 s of the same load (a trace is decided and its spans
+   written 10 s after its first span: measured from the start, a round would leave that
+   work to the next one, the other server's) and followed by an 11 s pause;
 6. overload: open-loop paced senders (their starts spread over one pace, as independent
    clients' are) offer twice the sustained rate -> share answered
    429/503, peak RSS of the owner and its workers;
@@ -71,11 +73,12 @@ def free_port() -> int:
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
+TAIL_WAIT_S = 10
 TAIL_CONFIG = """
 sampling:
   tail:
     enabled: true
-    decision_wait_seconds: 10
+    decision_wait_seconds: WAIT
     policies:
       - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
       - {name: slow, type: latency, latency: {threshold_ms: 500}}
@@ -83,7 +86,7 @@ sampling:
       - name: no-health-checks
         type: string_attribute
         string_attribute: {key: url.path, values: [/health], invert_match: true}
-"""
+""".replace("WAIT", str(TAIL_WAIT_S))
 
 
 class ClickHouse:
@@ -328,20 +331,27 @@ class Round:
 
 def alternate(
     ways: dict[str, tuple[Server, Callable[..., None]]], bodies: list[bytes], seconds: float,
-    rounds: int, senders: int,
+    rounds: int, senders: int, warm_s: float = 0.0, settle_s: float = 0.0,
 ) -> list[Round]:  # fmt: skip
     """`rounds` rounds of each way (a server and a sender), alternating, `seconds` per way in
-    all: what drifts during a run (the host's speed, the store's size) falls on both alike."""
+    all: what drifts during a run (the host's speed, the store's size) falls on both alike.
+    With `warm_s`, each round first runs that long unmeasured, and with `settle_s` the load
+    then pauses that long: a server whose work trails its load (tail sampling decides and
+    writes a trace a decision wait after its first span) is measured in its steady state,
+    that work inside its own rounds, never in the other way's."""
     done: list[Round] = []
     for _ in range(rounds):
         for name, (target, send) in ways.items():
             port = target.grpc_port if send is grpc_sender else target.http_port
+            if warm_s:
+                drive(port, bodies, warm_s, senders, send=send)
             before = target.cpu_s()
             tally, took = drive(port, bodies, seconds / rounds, senders, send=send)
             owner, workers = (b - a for a, b in zip(before, target.cpu_s(), strict=True))
             if tally.errors:
                 print(f"  {name}: errors {tally.errors} {tally.error_kinds}")
             done.append(Round(name, tally.acked_spans, took, (owner, workers)))
+            time.sleep(settle_s)
     return done
 
 
@@ -552,6 +562,7 @@ def main() -> None:
                 rounds = alternate(
                     {"off": (off, sender), "on": (tail, sender)},
                     bodies, args.tail_seconds, args.rounds, args.senders,
+                    warm_s=TAIL_WAIT_S + 1, settle_s=TAIL_WAIT_S + 1,
                 )  # fmt: skip
                 bodies_by_kind = tail.worker_bodies()
             finally:

@@ -71,6 +71,7 @@ class Budget:
         return self.cancelled or time.monotonic() > self.deadline
 
     def remaining_s(self) -> float:
+        """Seconds left before the deadline (negative past it)."""
         return self.deadline - time.monotonic()
 
     def check(self) -> None:
