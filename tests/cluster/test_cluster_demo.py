@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conformance import clickhouse_server
+from tests.ports import is_free
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "cluster-demo.sh"
@@ -28,20 +29,11 @@ PORTS = (9110, 9120, 8130, 8131, *range(16686, 16689), *(p + 10 * n for p in (43
          for n in range(3)))  # fmt: skip
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _offset() -> int:
     """An offset that puts every port of the script on a free one."""
     for _ in range(200):
         offset = random.randrange(20_000, 40_000, 10)
-        if all(_free(port + offset) for port in PORTS):
+        if all(is_free(port + offset) for port in PORTS):
             return offset
     raise RuntimeError("no free port range found")
 

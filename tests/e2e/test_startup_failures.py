@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_durability import Ports, serve, server_env
+from tests.ports import is_free
 
 LISTENERS = {
     "ui": "ui+query",
@@ -33,15 +34,6 @@ def _run(db: Path, ports: Ports) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @pytest.mark.parametrize("busy", sorted(LISTENERS))
 def test_a_busy_port_is_one_line_naming_it_and_its_holder(tmp_path: Path, busy: str) -> None:
     ports = Ports()
@@ -59,7 +51,7 @@ def test_a_busy_port_is_one_line_naming_it_and_its_holder(tmp_path: Path, busy: 
     assert "Traceback" not in result.stderr and "listening" not in result.stderr
     assert not (tmp_path / "db.duckdb").exists()  # the store was not opened either
     others = [getattr(ports, name) for name in LISTENERS if name != busy]
-    assert all(_free(other) for other in others)
+    assert all(is_free(other) for other in others)
 
 
 def test_a_data_file_held_by_another_meshscope_is_one_line_naming_its_pid(
@@ -76,4 +68,4 @@ def test_a_data_file_held_by_another_meshscope_is_one_line_naming_its_pid(
     assert str(db) in lines[0] and f"pid {first.pid}" in lines[0]
     assert "Traceback" not in result.stderr and "listening" not in result.stderr
     time.sleep(0.2)
-    assert all(_free(port) for port in vars(ports).values())
+    assert all(is_free(port) for port in vars(ports).values())
