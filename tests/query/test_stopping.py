@@ -1,7 +1,8 @@
 """A store statement that never checks the query budget is stopped when the budget is spent
-(`meshscope.stopping`): DuckDB's statement is interrupted, ClickHouse's bounded by
-`max_execution_time`, and a read route answers 503 for it. The statements here would run for
-minutes (10^11 rows scanned); each test waits at most 60 s for them to stop."""
+(`meshscope.stopping`): DuckDB's statement is interrupted, ClickHouse's killed (and bounded
+by `max_execution_time` on the server), and a read route answers 503 for it. The statements
+here would run for minutes (10^11 rows scanned); each test waits at most 60 s for them to
+stop."""
 
 from __future__ import annotations
 
@@ -98,11 +99,46 @@ def clickhouse(tmp_path: Path) -> Iterator[ClickHouseStorage]:
     yield from clickhouse_server.fresh_storage(tmp_path)
 
 
-def test_a_clickhouse_statement_is_stopped_at_the_deadline(clickhouse: ClickHouseStorage) -> None:
+def test_a_clickhouse_statement_is_killed_at_the_deadline(clickhouse: ClickHouseStorage) -> None:
+    began = time.monotonic()
+    with running(_budget(0.5)), pytest.raises(ch_errors.ServerException) as raised:
+        clickhouse._conn.rows(LONG_CLICKHOUSE)
+    assert raised.value.code == ch_errors.ErrorCodes.QUERY_WAS_CANCELLED  # KILL QUERY
+    assert time.monotonic() - began < 60
+    # Without a budget nothing is sent: a short query still answers.
+    assert clickhouse._conn.rows("SELECT count() FROM numbers(1000)") == [(1000,)]
+
+
+def test_the_server_stops_a_clickhouse_statement_it_was_not_told_to_kill(
+    clickhouse: ClickHouseStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`max_execution_time` bounds the statement on the server even when the kill cannot
+    be sent."""
+    monkeypatch.setattr(type(clickhouse._conn), "_kill_soon", lambda self, query_id: None)
     began = time.monotonic()
     with running(_budget(0.5)), pytest.raises(ch_errors.ServerException) as raised:
         clickhouse._conn.rows(LONG_CLICKHOUSE)
     assert raised.value.code == ch_errors.ErrorCodes.TIMEOUT_EXCEEDED
     assert time.monotonic() - began < 60
-    # Without a budget the setting is not sent: a short query still answers.
-    assert clickhouse._conn.rows("SELECT count() FROM numbers(1000)") == [(1000,)]
+
+
+def test_a_clickhouse_statement_is_killed_when_its_client_goes_away(
+    clickhouse: ClickHouseStorage,
+) -> None:
+    budget = _budget(3600)  # the deadline alone would let it run for an hour
+    failed: list[ch_errors.ServerException] = []
+
+    def query() -> None:
+        with running(budget):
+            try:
+                clickhouse._conn.rows(LONG_CLICKHOUSE)
+            except ch_errors.ServerException as error:
+                failed.append(error)
+
+    thread = threading.Thread(target=query)
+    thread.start()
+    time.sleep(0.5)
+    budget.cancel()  # what a read handler does when the client disconnects
+    thread.join(60)
+    assert not thread.is_alive() and len(failed) == 1
+    assert failed[0].code == ch_errors.ErrorCodes.QUERY_WAS_CANCELLED

@@ -8,6 +8,7 @@ import math
 import re
 import threading
 import time
+import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -16,6 +17,8 @@ from clickhouse_driver import errors as ch_errors
 
 from meshscope import stopping
 from meshscope.store.base import StoreUnavailableError
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PASSWORD = re.compile(r"(://[^:/@]*):[^@/]*@")
@@ -106,11 +109,14 @@ class Connection:
     def execute(self, sql: str, params: Any = None, arrays: bool = False, **kw: Any) -> Any:
         """Run one statement; connection failures become ClickHouseUnavailableError. Under a
         query budget the server stops it at the budget's deadline (`max_execution_time`,
-        whole seconds rounded up, so it never stops before the deadline)."""
+        whole seconds rounded up, so it never stops before the deadline), and it is killed
+        when the budget is cancelled (its client went away) while it runs."""
         left = stopping.remaining_s()
         if left != math.inf:
             settings = kw.get("settings") or {}
             kw["settings"] = {**settings, "max_execution_time": max(1, math.ceil(left))}
+            query_id = kw["query_id"] = uuid.uuid4().hex
+            stopping.on_stop(query_id, lambda: self._kill_soon(query_id))
         try:
             return self._client(arrays).execute(sql, params, **kw)
         except (ch_errors.SocketTimeoutError, TimeoutError) as error:
@@ -125,6 +131,19 @@ class Connection:
         except (ch_errors.NetworkError, OSError) as error:
             why = str(error)
         raise ClickHouseUnavailableError(f"clickhouse at {redacted(self.dsn)}: {why}")
+
+    def _kill_soon(self, query_id: str) -> None:
+        """Ask the server to stop the statement `query_id`, from a thread of its own (the
+        watchdog calling this must not wait on the network). A statement already done is
+        not found: nothing happens."""
+
+        def kill() -> None:
+            try:
+                self.execute("KILL QUERY WHERE query_id = %(id)s ASYNC", {"id": query_id})
+            except Exception as error:  # the statement still ends at its deadline
+                log.warning("clickhouse: could not kill query %s: %s", query_id, error)
+
+        threading.Thread(target=kill, name="meshscope-clickhouse-kill", daemon=True).start()
 
     def rows(self, sql: str, params: Any = None, binary: bool = False) -> list[tuple[Any, ...]]:
         """A query's rows; with `binary`, String columns as bytes (payloads), not text."""
