@@ -142,3 +142,17 @@ def test_a_clickhouse_statement_is_killed_when_its_client_goes_away(
     thread.join(60)
     assert not thread.is_alive() and len(failed) == 1
     assert failed[0].code == ch_errors.ErrorCodes.QUERY_WAS_CANCELLED
+
+
+def test_kills_go_over_one_client(clickhouse: ClickHouseStorage) -> None:
+    conn = clickhouse._conn
+
+    def killed() -> None:
+        with running(_budget(0.2)), pytest.raises(ch_errors.ServerException):
+            conn.rows(LONG_CLICKHOUSE)
+
+    killed()  # this thread's client and the kills' are open now
+    opened = len(conn._clients)
+    for _ in range(3):
+        killed()
+    assert len(conn._clients) == opened

@@ -77,6 +77,8 @@ class Connection:
         self._clients: list[Client] = []
         self._lock = threading.Lock()
         self._last_seq = 0
+        self._killer: Client | None = None
+        self._kill_lock = threading.Lock()
 
     def _client(self, arrays: bool = False) -> Client:
         """This thread's client; with `arrays`, the one that reads numeric columns into
@@ -84,33 +86,39 @@ class Connection:
         key = "arrays" if arrays else "client"
         client: Client | None = getattr(self._local, key, None)
         if client is None:
-            # A copy of the DSN's client per thread, without a database: ours may not exist yet.
-            c = self._template.connection
-            client = Client(
-                host=c.hosts[0][0],
-                port=c.hosts[0][1],
-                user=c.user,
-                password=c.password,
-                secure=c.secure_socket,
-                # TLS options of the DSN (ca_certs, certfile, keyfile, verify, ...) as given.
-                verify=c.verify_cert,
-                check_hostname=c.check_hostname,
-                server_hostname=c.server_hostname,
-                **c.ssl_options,
-                connect_timeout=c.connect_timeout,
-                send_receive_timeout=self._timeout_s,
-                settings={**self._settings, "use_numpy": arrays},
-            )
+            client = self._new_client(arrays)
             setattr(self._local, key, client)
-            with self._lock:
-                self._clients.append(client)
+        return client
+
+    def _new_client(self, arrays: bool = False) -> Client:
+        """A copy of the DSN's client, without a database (ours may not exist yet), closed
+        by `close`."""
+        c = self._template.connection
+        client = Client(
+            host=c.hosts[0][0],
+            port=c.hosts[0][1],
+            user=c.user,
+            password=c.password,
+            secure=c.secure_socket,
+            # TLS options of the DSN (ca_certs, certfile, keyfile, verify, ...) as given.
+            verify=c.verify_cert,
+            check_hostname=c.check_hostname,
+            server_hostname=c.server_hostname,
+            **c.ssl_options,
+            connect_timeout=c.connect_timeout,
+            send_receive_timeout=self._timeout_s,
+            settings={**self._settings, "use_numpy": arrays},
+        )
+        with self._lock:
+            self._clients.append(client)
         return client
 
     def execute(self, sql: str, params: Any = None, arrays: bool = False, **kw: Any) -> Any:
         """Run one statement; connection failures become ClickHouseUnavailableError. Under a
-        query budget the server stops it at the budget's deadline (`max_execution_time`,
-        whole seconds rounded up, so it never stops before the deadline), and it is killed
-        when the budget is cancelled (its client went away) while it runs."""
+        query budget it is killed once the budget is spent (deadline passed or client gone:
+        `meshscope.stopping`), and the server stops it by itself at the deadline
+        (`max_execution_time`, whole seconds rounded up: never before it) should the kill
+        not get through."""
         left = stopping.remaining_s()
         if left != math.inf:
             settings = kw.get("settings") or {}
@@ -134,14 +142,19 @@ class Connection:
 
     def _kill_soon(self, query_id: str) -> None:
         """Ask the server to stop the statement `query_id`, from a thread of its own (the
-        watchdog calling this must not wait on the network). A statement already done is
-        not found: nothing happens."""
+        watchdog calling this must not wait on the network), over one client kept for kills.
+        A statement already done is not found: nothing happens."""
 
         def kill() -> None:
-            try:
-                self.execute("KILL QUERY WHERE query_id = %(id)s ASYNC", {"id": query_id})
-            except Exception as error:  # the statement still ends at its deadline
-                log.warning("clickhouse: could not kill query %s: %s", query_id, error)
+            with self._kill_lock:
+                if self._killer is None:
+                    self._killer = self._new_client()
+                try:
+                    self._killer.execute(
+                        "KILL QUERY WHERE query_id = %(id)s ASYNC", {"id": query_id}
+                    )
+                except Exception as error:  # the statement still ends at its deadline
+                    log.warning("clickhouse: could not kill query %s: %s", query_id, error)
 
         threading.Thread(target=kill, name="meshscope-clickhouse-kill", daemon=True).start()
 
