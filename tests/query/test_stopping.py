@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pytest
@@ -28,6 +29,7 @@ from tests.conformance import clickhouse_server
 
 LONG_DUCKDB = "SELECT count(*) FROM range(100000000000) t(a) WHERE a % 7 = 3"
 LONG_CLICKHOUSE = "SELECT count() FROM numbers(100000000000) WHERE number % 7 = 3"
+E = TypeVar("E", bound=Exception)
 
 
 @pytest.fixture
@@ -48,23 +50,30 @@ def test_a_duckdb_statement_is_interrupted_at_the_deadline(db: Database) -> None
     assert time.monotonic() - began < 60
 
 
-def test_a_duckdb_statement_is_interrupted_when_its_client_goes_away(db: Database) -> None:
-    budget = _budget(3600)
-    failed: list[BaseException] = []
+def _cancelled_midway(statement: Callable[[], object], error: type[E]) -> E:
+    """Run `statement` in a thread under an hour's budget, cancel the budget after 0.3 s (what a
+    read handler does when the client disconnects); the `error` it stopped with."""
+    budget = _budget(3600)  # the deadline alone would let it run for an hour
+    failed: list[E] = []
 
     def query() -> None:
         with running(budget):
             try:
-                db.read().execute(LONG_DUCKDB).fetchall()
-            except duckdb.InterruptException as error:
-                failed.append(error)
+                statement()
+            except error as stopped:
+                failed.append(stopped)
 
     thread = threading.Thread(target=query)
     thread.start()
     time.sleep(0.3)
-    budget.cancel()  # what a read handler does when the client disconnects
+    budget.cancel()
     thread.join(60)
     assert not thread.is_alive() and len(failed) == 1
+    return failed[0]
+
+
+def test_a_duckdb_statement_is_interrupted_when_its_client_goes_away(db: Database) -> None:
+    _cancelled_midway(lambda: db.read().execute(LONG_DUCKDB).fetchall(), duckdb.InterruptException)
 
 
 def test_nothing_is_interrupted_after_the_budgeted_block(db: Database) -> None:
@@ -125,23 +134,10 @@ def test_the_server_stops_a_clickhouse_statement_it_was_not_told_to_kill(
 def test_a_clickhouse_statement_is_killed_when_its_client_goes_away(
     clickhouse: ClickHouseStorage,
 ) -> None:
-    budget = _budget(3600)  # the deadline alone would let it run for an hour
-    failed: list[ch_errors.ServerException] = []
-
-    def query() -> None:
-        with running(budget):
-            try:
-                clickhouse._conn.rows(LONG_CLICKHOUSE)
-            except ch_errors.ServerException as error:
-                failed.append(error)
-
-    thread = threading.Thread(target=query)
-    thread.start()
-    time.sleep(0.5)
-    budget.cancel()  # what a read handler does when the client disconnects
-    thread.join(60)
-    assert not thread.is_alive() and len(failed) == 1
-    assert failed[0].code == ch_errors.ErrorCodes.QUERY_WAS_CANCELLED
+    stopped = _cancelled_midway(
+        lambda: clickhouse._conn.rows(LONG_CLICKHOUSE), ch_errors.ServerException
+    )
+    assert stopped.code == ch_errors.ErrorCodes.QUERY_WAS_CANCELLED
 
 
 def test_kills_go_over_one_client(clickhouse: ClickHouseStorage) -> None:
