@@ -28,7 +28,7 @@ Phases, all in one run:
    ClickHouse: the active parts of the database in system.parts).
 
 Usage: .venv/bin/python benchmarks/ingest.py [--seconds 60] [--distinct 400]
-       [--storage duckdb|clickhouse] [--clickhouse-compression zstd|lz4]
+       [--storage duckdb|clickhouse] [--clickhouse-compression zstd|zstd1|lz4]
        [--layout traces|services] [--fresh-cycles N]
        [--keep FILE]
 """
@@ -430,9 +430,10 @@ def main() -> None:
         help="the store (clickhouse: a server started for the run, stopped at its end)",
     )  # fmt: skip
     parser.add_argument(
-        "--clickhouse-compression", choices=("zstd", "lz4"), default="zstd",
+        "--clickhouse-compression", choices=("zstd", "zstd1", "lz4"), default="zstd",
         help="the server's part compression (zstd: what docs/configuration.md asks servers"
-        " without column codecs to use; lz4: ClickHouse's default)",
+        " without column codecs to use, level 1 and a higher level for big merges; zstd1:"
+        " level 1 for every part; lz4: ClickHouse's default)",
     )  # fmt: skip
     parser.add_argument(
         "--layout", choices=("traces", "services"), default="traces",

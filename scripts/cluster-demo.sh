@@ -49,7 +49,7 @@ XML
 <format_schema_path>$home/format_schemas/</format_schema_path><users_config>$home/users.xml</users_config>
 <default_profile>default</default_profile><default_database>default</default_database><timezone>UTC</timezone>
 <mark_cache_size>67108864</mark_cache_size>
-<compression><case><method>zstd</method><level>1</level></case></compression>$REMOTE</yandex>
+<compression><case><method>zstd</method><level>1</level></case><case><min_part_size>16777216</min_part_size><method>zstd</method><level>6</level></case></compression>$REMOTE</yandex>
 XML
     (cd "$home" && exec "$CLICKHOUSE" --config-file="$home/config.xml" >"$home/stdout.log" 2>&1) &
     PIDS+=($!)

@@ -75,14 +75,33 @@ _USERS = """<?xml version="1.0"?>
 """
 
 
+MERGED_LEVEL = 6
+"""The zstd level of parts merged from at least `MERGED_MIN_BYTES` (ADR 0011, revision 7)."""
+MERGED_MIN_BYTES = 16 * 2**20
+"""Compressed bytes of a merge's parts from which it writes at `MERGED_LEVEL`: inserts and
+the small merges right after them stay at level 1."""
+
+
+def tiered(merged_min_bytes: int = MERGED_MIN_BYTES, level: int = MERGED_LEVEL) -> str:
+    """zstd level 1 for every part, `level` for parts merged from `merged_min_bytes` or more
+    (ClickHouse takes the last `case` whose conditions hold; an insert's size counts as 0)."""
+    return (
+        "<compression><case><method>zstd</method><level>1</level></case>"
+        f"<case><min_part_size>{merged_min_bytes}</min_part_size><method>zstd</method>"
+        f"<level>{level}</level></case></compression>"
+    )
+
+
 COMPRESSION = {
-    "zstd": "<compression><case><method>zstd</method><level>1</level></case></compression>",
+    "zstd": tiered(),
+    "zstd1": "<compression><case><method>zstd</method><level>1</level></case></compression>",
     "lz4": "",
 }
-"""The server-wide compression of MergeTree parts: `zstd` (level 1) is what
-docs/configuration.md asks servers without column codecs (before 20.1, the `compat` DDL)
-to be given, so the tests and benchmarks run it; `lz4` is ClickHouse's default, for
-comparing. Columns with a CODEC (the `modern` DDL) keep theirs either way."""
+"""The server-wide compression of MergeTree parts: `zstd` (level 1, and `MERGED_LEVEL` for
+parts merged from `MERGED_MIN_BYTES`) is what docs/configuration.md asks servers without
+column codecs (before 20.1, the `compat` DDL) to be given, so the tests and benchmarks run
+it; `zstd1` (level 1 for every part, what it asked before) and `lz4` (ClickHouse's default)
+are for comparing. Columns with a CODEC (the `modern` DDL) keep theirs either way."""
 
 
 CLUSTER = "mesh"
@@ -112,7 +131,7 @@ class ClickHouseServer:
         compression: str = "zstd",
     ) -> None:
         """`extra_config`: XML elements added to the server's config (e.g. a TLS port);
-        `compression`: a key of COMPRESSION."""
+        `compression`: a key of COMPRESSION, or a `<compression>` element."""
         command = binary()
         if command is None:
             raise RuntimeError(
@@ -126,7 +145,7 @@ class ClickHouseServer:
                 dir=self.dir,
                 tcp=self.tcp_port,
                 http=self.http_port,
-                compression=COMPRESSION[compression],
+                compression=COMPRESSION.get(compression, compression),
                 remote_servers=remote_servers(shard_ports) if shard_ports else "",
             ).replace("</yandex>", extra_config + "</yandex>")
         )

@@ -104,6 +104,16 @@ def test_get_trace_orders_by_start_across_writes(storage: Storage) -> None:
     assert storage.traces.get_trace(tid(2)) == [other]
 
 
+def test_get_trace_orders_equal_starts_by_span_id(storage: Storage) -> None:
+    """Ties on start go by span id, whatever the order and the writes they came in (so every
+    backend, and every node of a cluster, gives one order)."""
+    c, a, d, b = span(1, 30, 1.0), span(1, 10, 1.0), span(1, 40, 0.5), span(1, 20, 1.0)
+    storage.traces.write_spans([c, a])
+    storage.traces.write_spans([d, b])
+    assert storage.traces.get_trace(tid(1)) == [d, a, b, c]
+    assert storage.traces.get_traces([tid(1)]) == {tid(1): [d, a, b, c]}
+
+
 def test_get_trace_unknown_or_malformed_id_is_empty(storage: Storage) -> None:
     storage.traces.write_spans([span(1, 1, 0)])
     assert storage.traces.get_trace(tid(9)) == []

@@ -1,13 +1,15 @@
 """A ClickHouse database made before `trace_spans` (ADR 0022): its spans stay in
 `spans_by_trace`, a column per field. Opening it keeps them readable by trace id and in
 search ranking beside the spans written since, and retention expires them, on the 18.16
-server the tests start."""
+server the tests start. And a `trace_spans` made before payload format 2 (with a `seq`
+column, format-1 payloads) is read and written on."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
@@ -39,6 +41,31 @@ LEGACY_DDL = """CREATE TABLE {db}.spans_by_trace (
     day Date DEFAULT toDate(toDateTime(intDiv(start_ns, 1000000000), 'UTC'))
 ) ENGINE = MergeTree PARTITION BY day ORDER BY (trace_hi, trace_lo, start_ns)
 SETTINGS index_granularity = 1024"""
+
+
+# `trace_spans` as schema.py created it before payload format 2 (the compat profile).
+SEQ_DDL = """CREATE TABLE {db}.trace_spans (
+    trace_hi UInt64, trace_lo UInt64, start_ns Int64, seq UInt64, span String,
+    day Date DEFAULT toDate(toDateTime(intDiv(start_ns, 1000000000), 'UTC'))
+) ENGINE = MergeTree PARTITION BY day ORDER BY (trace_hi, trace_lo, start_ns)
+SETTINGS index_granularity = 1024"""
+
+
+def format_1_payload(span: Span) -> bytes:
+    """The payload written before format 2, packed as that code packed it."""
+    ak, av, at = encode_attrs(span.attributes)
+    rk, rv, rt = encode_attrs(span.resource)
+    events = [[e.time_ns - span.start_ns, e.name, *encode_attrs(e.attributes)] for e in span.events]
+    links = [[*id128(ln.trace_id), id64(ln.span_id), *encode_attrs(ln.attributes)]
+             for ln in span.links]  # fmt: skip
+    payload: bytes = msgpack.packb(
+        [1, id64(span.span_id), id64(span.parent_span_id), span.end_ns - span.start_ns,
+         span.service, span.name, int(span.kind), int(span.status_code), span.status_message,
+         ak, av, at, rk, rv, rt, span.scope_name, span.scope_version, span.trace_state,
+         span.flags, events, links],
+        use_bin_type=True,
+    )  # fmt: skip
+    return payload
 
 
 def legacy_row(span: Span, seq: int) -> dict[str, object]:
@@ -131,3 +158,39 @@ def test_reads_go_on_once_the_old_table_is_dropped(legacy: ClickHouseStorage) ->
     query = TraceQuery(service="pay", start_ns=0, end_ns=D0 + DAY, limit=2)
     assert legacy.traces.find_trace_ids(query) == [TRACE]
     assert legacy.expire(D0 + DAY) == 3  # the search rows of both old spans and the new one
+
+
+def test_a_trace_table_with_seq_and_format_1_payloads(tmp_path: Path) -> None:
+    reason = clickhouse_server.available()
+    if reason:
+        pytest.skip(reason)
+    database = clickhouse_server.database_for(tmp_path)
+    conn = Connection(clickhouse_server.dsn(), database)
+    conn.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+    conn.execute(SEQ_DDL.format(db=database))
+    conn.insert(
+        "trace_spans",
+        {
+            "trace_hi": [id128(s.trace_id)[0] for s in OLD],
+            "trace_lo": [id128(s.trace_id)[1] for s in OLD],
+            "start_ns": [s.start_ns for s in OLD],
+            "seq": [7, 8],
+            "span": [format_1_payload(s) for s in OLD],
+        },
+    )
+    conn.close()
+    storage = ClickHouseStorage(clickhouse_server.dsn(), database)
+    try:
+        storage._conn.insert("spans", encode_spans(OLD).table(SEARCH))
+        new = Span(TRACE, f"{3:016x}", "charge", "pay", D0 + S // 2, D0 + S, f"{1:016x}")
+        storage.write_batch(spans=[new])
+        assert storage.traces.get_trace(TRACE) == [OLD[0], new, OLD[1]]
+        query = TraceQuery(service="pay", start_ns=0, end_ns=D0 + DAY, limit=2)
+        assert storage.traces.find_trace_ids(query) == [TRACE]
+        [(seq, payload)] = storage._conn.rows(
+            f"SELECT seq, span FROM {database}.trace_spans WHERE start_ns = {new.start_ns}",
+            binary=True,
+        )
+        assert seq == 0 and msgpack.unpackb(payload)[0] == 2  # new rows: no seq, format 2
+    finally:
+        storage.drop()

@@ -40,7 +40,7 @@ from meshscope.store.span_columns import span_columns
 from meshscope.store.twophase import column_encoder, is_two_phase, select_rows
 from tests.conformance import clickhouse_server
 from tests.ingest.test_otlp_direct import requests
-from tests.store.test_clickhouse_legacy import legacy_row
+from tests.store.test_clickhouse_legacy import format_1_payload, legacy_row
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S
@@ -161,10 +161,17 @@ def test_encoded_columns_are_the_span_by_span_columns() -> None:
 
 
 def _read_back(storage: ClickHouseStorage, table: str, names: Sequence[str]) -> list[Any]:
-    order = "seq" if table == "trace_spans" else "trace_hi, trace_lo, span_id"
+    """The rows of `table`: `trace_spans` ones (ids, start, payload) sorted, `spans` ones by
+    trace and span id."""
+    if table == "trace_spans":
+        return sorted(
+            storage._conn.rows(
+                f"SELECT {', '.join(names)} FROM {storage._conn.database}.{table}", binary=True
+            )
+        )
     return storage._conn.rows(
-        f"SELECT {', '.join(names)} FROM {storage._conn.database}.{table} ORDER BY {order}",
-        binary=table == "trace_spans",
+        f"SELECT {', '.join(names)} FROM {storage._conn.database}.{table}"
+        " ORDER BY trace_hi, trace_lo, span_id"
     )
 
 
@@ -176,12 +183,10 @@ def test_write_batch_stores_exactly_the_encoded_columns(storage: ClickHouseStora
     batch = spans()
     encoded = encode_columns(span_columns(batch))
     storage.write_batch(spans=batch)
-    assert _read_back(storage, "trace_spans", BY_TRACE) == _rows(encoded, BY_TRACE)
+    assert _read_back(storage, "trace_spans", BY_TRACE) == sorted(_rows(encoded, BY_TRACE))
     key = [SEARCH.index(name) for name in ("trace_hi", "trace_lo", "span_id")]
     want = sorted(_rows(encoded, SEARCH), key=lambda row: [row[i] for i in key])
     assert _read_back(storage, "spans", SEARCH) == want
-    seqs = [seq for (seq,) in _read_back(storage, "trace_spans", ["seq"])]
-    assert len(set(seqs)) == len(batch)
     # And the model spans come back (None attributes as None, resources whole).
     for s in batch:
         assert storage.traces.get_trace(s.trace_id).count(s) == 1
@@ -197,9 +202,9 @@ def test_write_encoded_takes_worker_encodings_and_renders_calls(
     parts = [pickle.loads(pickle.dumps(encode_columns(span_columns(batch[:5])))),
              encode_spans(batch[5:])]  # fmt: skip
     storage.write_encoded(parts)
-    assert _read_back(storage, "trace_spans", BY_TRACE) == _rows(encode_spans(batch), BY_TRACE)
-    seqs = [seq for (seq,) in _read_back(storage, "trace_spans", ["seq"])]
-    assert seqs == sorted(seqs) and len(set(seqs)) == len(batch)  # in the order given
+    assert _read_back(storage, "trace_spans", BY_TRACE) == sorted(
+        _rows(encode_spans(batch), BY_TRACE)
+    )
 
 
 def test_select_keeps_exactly_the_masked_rows(storage: ClickHouseStorage) -> None:
@@ -225,8 +230,11 @@ def test_select_keeps_exactly_the_masked_rows(storage: ClickHouseStorage) -> Non
     st.one_of(
         st.binary(max_size=64),
         st.builds(msgpack.packb, st.lists(payload_items)),
-        # The format's number and 20 items of any type: the span's fields, wrong.
+        # A format's number and its count of items of any type: the span's fields, wrong.
         st.lists(payload_items, min_size=20, max_size=20).map(lambda x: msgpack.packb([1, *x])),
+        st.lists(payload_items, min_size=21, max_size=21).map(
+            lambda x: msgpack.packb([FORMAT, *x])
+        ),
     )
 )
 def test_any_bytes_unpack_to_a_span_or_a_value_error(payload: bytes) -> None:
@@ -245,9 +253,18 @@ def test_a_payload_of_another_format_is_refused() -> None:
     [payload] = encode_spans(spans()[:1]).table(("span",))["span"]
     items = msgpack.unpackb(payload)
     assert items[0] == FORMAT
-    for wrong in (msgpack.packb([FORMAT + 1, *items[1:]]), msgpack.packb({"a": 1}), b"\xc0"):
+    for first in (FORMAT + 1, 0, True, [1], "1"):
+        with pytest.raises(ValueError, match="trace_spans payload of format"):
+            unpack(1, 2, 3, msgpack.packb([first, *items[1:]]))
+    for wrong in (msgpack.packb({"a": 1}), b"\xc0"):
         with pytest.raises(ValueError, match="trace_spans payload of format"):
             unpack(1, 2, 3, wrong)
+
+
+def test_format_1_payloads_still_read() -> None:
+    for span in spans():
+        hi, lo = id128(span.trace_id)
+        assert unpack(hi, lo, span.start_ns, format_1_payload(span)) == span
 
 
 def test_loadgen_requests_encode_alike_on_both_paths() -> None:

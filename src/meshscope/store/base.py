@@ -23,7 +23,8 @@ The write contract (what every backend must honour; the pipeline relies on it):
   write when that server is down or hung (bounded in time), and recovers by itself once it
   answers again; the APIs answer such reads 503.
 - Order. Within a transaction, rows keep the order given; reads return spans of a trace by
-  start time, logs and samples by time, ties in write order.
+  start time, ties by span id (`trace_order`: the same on every backend and every node of
+  a cluster), logs and samples by time, ties in write order.
 """
 
 from __future__ import annotations
@@ -191,11 +192,16 @@ class Operation:
     kind: SpanKind
 
 
+def trace_order(span: Span) -> tuple[int, str]:
+    """The order of a trace's spans in reads: by start, equal starts by span id."""
+    return span.start_ns, span.span_id
+
+
 class TraceStore(Protocol):
     def write_spans(self, spans: Sequence[Span]) -> None: ...
 
     def get_trace(self, trace_id: str) -> list[Span]:
-        """All spans of the trace ordered by start time; [] when unknown."""
+        """All spans of the trace in `trace_order`; [] when unknown."""
         ...
 
     def get_traces(self, trace_ids: Sequence[str]) -> dict[str, list[Span]]:

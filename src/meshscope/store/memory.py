@@ -25,6 +25,7 @@ from meshscope.store.base import (
     SpanExemplar,
     TraceQuery,
     attr_text,
+    trace_order,
 )
 from meshscope.store.metric_columns import PointColumns
 
@@ -68,7 +69,7 @@ class MemoryTraceStore:
             self._traces.setdefault(span.trace_id, []).append(span)
 
     def get_trace(self, trace_id: str) -> list[Span]:
-        return sorted(self._traces.get(trace_id, []), key=lambda s: s.start_ns)
+        return sorted(self._traces.get(trace_id, []), key=trace_order)
 
     def get_traces(self, trace_ids: Sequence[str]) -> dict[str, list[Span]]:
         found = {trace_id: self.get_trace(trace_id) for trace_id in dict.fromkeys(trace_ids)}

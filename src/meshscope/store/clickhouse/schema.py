@@ -161,9 +161,10 @@ def statements(database: str, profile: Profile, ttl_days: int | None = None) -> 
             {_attrs(p, "attr")}, {_attrs(p, "res")}, {_day("start_ns")}{p.trace_index()}
         ) ENGINE = MergeTree PARTITION BY day ORDER BY (service, name, start_ns){ttl}""",
         # Trace by id: the whole span as one payload (span_payload.py, ADR 0022), ordered by
-        # trace id, written directly (not by an MV).
+        # trace id, written directly (not by an MV). No `seq`: a trace's spans are read in
+        # `trace_order` (a table made before 2026-12-06 has one, left at 0 by new writes).
         f"""CREATE TABLE IF NOT EXISTS {db}.trace_spans (
-            trace_hi UInt64{c(_SORTED)}, trace_lo UInt64{z}, start_ns Int64{z}, seq UInt64{z},
+            trace_hi UInt64{c(_SORTED)}, trace_lo UInt64{z}, start_ns Int64{z},
             span String{z}, {_day("start_ns")}
         ) ENGINE = MergeTree PARTITION BY day ORDER BY (trace_hi, trace_lo, start_ns){ttl}
         {"," if ttl else " SETTINGS"} index_granularity = {TRACE_GRANULE_ROWS}""",

@@ -94,31 +94,27 @@ def _seqs(seq: Seq, count: int) -> range:
 class ShardedTraceStore(ClickHouseTraceStore):
     """Search through the Distributed tables; trace by id on the owning shard only."""
 
-    def __init__(self, read: Connection, shards: Sequence[ClickHouseTraceStore], seq: Seq) -> None:
+    def __init__(self, read: Connection, shards: Sequence[ClickHouseTraceStore]) -> None:
         super().__init__(read)
         self._shards = list(shards)
-        self._seq = seq
 
     def write_spans(self, spans: Sequence[Span]) -> None:
         if spans:
             self.write_encoded([encode_spans(spans)])
 
-    def write_encoded(
-        self, encoded: Sequence[EncodedClickHouseSpans], seqs: Sequence[int] | None = None
-    ) -> None:
+    def write_encoded(self, encoded: Sequence[EncodedClickHouseSpans]) -> None:
         batches = [batch for batch in encoded if len(batch)]
         if not batches:
             return
         rows = concat(batches)
-        numbers = np.asarray(seqs if seqs is not None else _seqs(self._seq, len(rows)))
         hi = np.array(rows.table(("trace_hi",))["trace_hi"], dtype=np.uint64)
         owners = hi % np.uint64(len(self._shards))
         for index, shard in enumerate(self._shards):
             mask = owners == index
             if mask.all():
-                shard.write_encoded([rows], numbers.tolist())
+                shard.write_encoded([rows])
             elif mask.any():
-                shard.write_encoded([rows.select(mask)], numbers[mask].tolist())
+                shard.write_encoded([rows.select(mask)])
 
     def get_traces(self, trace_ids: Sequence[str]) -> dict[str, list[Span]]:
         wanted: dict[int, list[str]] = defaultdict(list)
@@ -255,7 +251,7 @@ class ShardedClickHouseStorage:
         self.profile = self.shards[0].profile
         log.info("clickhouse shards opened", extra={"shards": len(dsns), "cluster": cluster})
         seq = self.shards[0]._conn.seq
-        self.traces = ShardedTraceStore(read, [s.traces for s in self.shards], seq)
+        self.traces = ShardedTraceStore(read, [s.traces for s in self.shards])
         self.logs = ShardedLogStore(read, [s.logs for s in self.shards], seq)
         self.metrics = ShardedMetricStore(read, [s.metrics for s in self.shards], seq)
         self.catalog = ShardedCatalogStore(read, [s.catalog for s in self.shards], seq)

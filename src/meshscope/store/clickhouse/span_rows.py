@@ -2,14 +2,12 @@
 
 `encode_columns` is the ClickHouse store's column encoder and `encode_spans` its span encoder
 (see `meshscope.store.twophase`). They build every column both tables are inserted with, as
-plain Python lists in row order (what `clickhouse-driver` inserts), except `seq`: the write
-sequence is taken by the owner when it inserts (`Connection.seq`), so it orders writes, not
-encodings. The search table's attributes are laid out as `columns.encode_attrs` lays them out
-(None is "" with the letter `n`); each row carries its resource's attributes (the tables are
-denormalised). `trace_spans` gets the span as one msgpack payload (`span_payload`), packed
-here. Equal lists of a batch are one object (rows of a resource share its lists, ...):
-pickle keeps them shared, so the owner unpickles few lists. They are never changed after
-encoding.
+plain Python lists in row order (what `clickhouse-driver` inserts). The search table's
+attributes are laid out as `columns.encode_attrs` lays them out (None is "" with the letter
+`n`); each row carries its resource's attributes (the tables are denormalised).
+`trace_spans` gets the span as one msgpack payload (`span_payload`), packed here. Equal
+lists of a batch are one object (rows of a resource share its lists, ...): pickle keeps them
+shared, so the owner unpickles few lists. They are never changed after encoding.
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ SEARCH = (
 )  # fmt: skip
 """The `spans` table's columns."""
 BY_TRACE = ("trace_hi", "trace_lo", "start_ns", "span")
-"""The `trace_spans` table's columns but `seq` (the owner's)."""
+"""The `trace_spans` table's columns."""
 COLUMNS = (*SEARCH, "span")
 """Every encoded column, in the order `EncodedClickHouseSpans.columns` holds them."""
 
@@ -145,9 +143,7 @@ def encode_columns(columns: SpanColumns) -> EncodedClickHouseSpans:
     ev_start = [s for s, (a, b) in zip(start, pairwise(ev), strict=True) for _ in range(b - a)]
     ev_time = [t - s for t, s in zip(columns.ev_time, ev_start, strict=True)]
     # Tuples, packed as msgpack arrays as lists are.
-    events = _per_span(
-        list(zip(ev_time, columns.ev_name, ev_keys, ev_values, ev_types, strict=True)), ev
-    )
+    events = _per_span(list(zip(columns.ev_name, ev_keys, ev_values, ev_types, strict=True)), ev)
     links = _per_span(
         list(zip(columns.ln_hi, columns.ln_lo, columns.ln_span, ln_keys, ln_values, ln_types,
                  strict=True)),
@@ -157,9 +153,9 @@ def encode_columns(columns: SpanColumns) -> EncodedClickHouseSpans:
     payloads = [
         pack(row)
         for row in zip(
-            repeat(FORMAT), span_id, parent_id, duration, service, name, kinds, statuses,
-            message, attr_keys, attr_values, attr_types, res_keys, res_values, res_types,
-            scope_name, scope_version, trace_state, flags, events, links,
+            repeat(FORMAT), service, name, kinds, res_keys, res_values, res_types, scope_name,
+            scope_version, attr_keys, attr_types, events, trace_state, flags, links, statuses,
+            message, attr_values, duration, _per_span(ev_time, ev), span_id, parent_id,
         )
     ]  # fmt: skip
     by_name: dict[str, list[Any]] = {

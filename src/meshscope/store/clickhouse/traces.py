@@ -18,6 +18,7 @@ from meshscope.store.base import (
     ExemplarQuery,
     SpanExemplar,
     TraceQuery,
+    trace_order,
 )
 from meshscope.store.clickhouse.columns import (
     attr_condition,
@@ -26,7 +27,7 @@ from meshscope.store.clickhouse.columns import (
 )
 from meshscope.store.clickhouse.connection import Connection
 from meshscope.store.clickhouse.schema import LEGACY_BY_TRACE, exists
-from meshscope.store.clickhouse.span_payload import FORMAT, span_of, unpack
+from meshscope.store.clickhouse.span_payload import span_of_format_1, unpack
 from meshscope.store.clickhouse.span_rows import (
     BY_TRACE,
     SEARCH,
@@ -78,9 +79,9 @@ def _legacy_span(row: tuple[Any, ...]) -> Span:
         for t, *rest in zip(ev_time, ev_name, ev_keys, ev_values, ev_types, strict=True)
     ]
     links = list(zip(ln_hi, ln_lo, ln_span, ln_keys, ln_values, ln_types, strict=True))
-    return span_of(
+    return span_of_format_1(
         hi, lo, start,
-        (FORMAT, span_id, parent, end - start, service, name, kind, status, message,
+        (1, span_id, parent, end - start, service, name, kind, status, message,
          ak, av, at, rk, rv, rt, scope, scope_version, state, flags, events, links),
     )  # fmt: skip
 
@@ -96,22 +97,14 @@ class ClickHouseTraceStore:
         if spans:
             self.write_encoded([encode_spans(spans)])
 
-    def write_encoded(
-        self, encoded: Sequence[EncodedClickHouseSpans], seqs: Sequence[int] | None = None
-    ) -> None:
-        """Insert encoded batches, all in one insert per table, numbered by `seq` now (or
-        by `seqs`, one per row, as in `ClickHouseMetricStore.write_points`)."""
+    def write_encoded(self, encoded: Sequence[EncodedClickHouseSpans]) -> None:
+        """Insert encoded batches, all in one insert per table."""
         batches = [batch for batch in encoded if len(batch)]
         if not batches:
             return
         rows = concat(batches)
-        if seqs is None:
-            first = self._conn.seq(len(rows))
-            seqs = range(first, first + len(rows))
-        by_trace = rows.table(BY_TRACE)
-        by_trace["seq"] = list(seqs)
         # The trace-id table first: a span found by search can then always be fetched.
-        self._conn.insert("trace_spans", by_trace)
+        self._conn.insert("trace_spans", rows.table(BY_TRACE))
         self._conn.insert("spans", rows.table(SEARCH))
 
     def get_trace(self, trace_id: str) -> list[Span]:
@@ -119,24 +112,23 @@ class ClickHouseTraceStore:
 
     def get_traces(self, trace_ids: Sequence[str]) -> dict[str, list[Span]]:
         keys = {trace_id: key for trace_id in trace_ids if (key := trace_key(trace_id))}
-        found: dict[tuple[int, int], list[tuple[int, int, Span]]] = defaultdict(list)
+        found: dict[tuple[int, int], list[Span]] = defaultdict(list)
         wanted = list(dict.fromkeys(keys.values()))
         for chunk in range(0, len(wanted), _KEYS_PER_QUERY):
             params = {"keys": tuple(wanted[chunk : chunk + _KEYS_PER_QUERY])}
             where = " WHERE (trace_hi, trace_lo) IN %(keys)s"
-            for hi, lo, start, seq, payload in self._conn.rows(
-                f"SELECT trace_hi, trace_lo, start_ns, seq, span FROM {self._db}.trace_spans"
-                + where,
+            for hi, lo, start, payload in self._conn.rows(
+                f"SELECT trace_hi, trace_lo, start_ns, span FROM {self._db}.trace_spans" + where,
                 params,
                 binary=True,
             ):
-                found[(hi, lo)].append((start, seq, unpack(hi, lo, start, payload)))
+                found[(hi, lo)].append(unpack(hi, lo, start, payload))
             for row in self._legacy_rows(
                 f"SELECT {_LEGACY} FROM {self._db}.{LEGACY_BY_TRACE}" + where, params
             ):
-                found[(row[0], row[1])].append((row[2], row[3], _legacy_span(row)))
+                found[(row[0], row[1])].append(_legacy_span(row))
         return {
-            trace_id: [span for _, _, span in sorted(found[key], key=lambda s: s[:2])]
+            trace_id: sorted(found[key], key=trace_order)
             for trace_id, key in keys.items()
             if key in found
         }
