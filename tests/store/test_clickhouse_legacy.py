@@ -106,22 +106,31 @@ OLD = [
 ]  # fmt: skip
 
 
-@pytest.fixture
-def legacy(tmp_path: Path) -> Iterator[ClickHouseStorage]:
-    """A database with the old table and two spans of TRACE in it, then opened."""
+def opened_with(
+    tmp_path: Path, ddl: str, table: str, columns: dict[str, list[object]]
+) -> ClickHouseStorage:
+    """A database made with `ddl`, `columns` (OLD's spans) inserted into its `table`, then
+    opened, with OLD's search rows (the search table's layout did not change)."""
     reason = clickhouse_server.available()
     if reason:
         pytest.skip(reason)
     database = clickhouse_server.database_for(tmp_path)
     conn = Connection(clickhouse_server.dsn(), database)
     conn.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
-    conn.execute(LEGACY_DDL.format(db=database))
-    rows = [legacy_row(span, seq) for seq, span in enumerate(OLD, start=1)]
-    conn.insert(LEGACY_BY_TRACE, {name: [row[name] for row in rows] for name in rows[0]})
+    conn.execute(ddl.format(db=database))
+    conn.insert(table, columns)
     conn.close()
     storage = ClickHouseStorage(clickhouse_server.dsn(), database)
-    # The old spans' search rows (the search table's layout did not change).
     storage._conn.insert("spans", encode_spans(OLD).table(SEARCH))
+    return storage
+
+
+@pytest.fixture
+def legacy(tmp_path: Path) -> Iterator[ClickHouseStorage]:
+    """A database with the old table and two spans of TRACE in it, then opened."""
+    rows = [legacy_row(span, seq) for seq, span in enumerate(OLD, start=1)]
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
+    storage = opened_with(tmp_path, LEGACY_DDL, LEGACY_BY_TRACE, columns)
     try:
         yield storage
     finally:
@@ -161,34 +170,23 @@ def test_reads_go_on_once_the_old_table_is_dropped(legacy: ClickHouseStorage) ->
 
 
 def test_a_trace_table_with_seq_and_format_1_payloads(tmp_path: Path) -> None:
-    reason = clickhouse_server.available()
-    if reason:
-        pytest.skip(reason)
-    database = clickhouse_server.database_for(tmp_path)
-    conn = Connection(clickhouse_server.dsn(), database)
-    conn.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
-    conn.execute(SEQ_DDL.format(db=database))
-    conn.insert(
-        "trace_spans",
-        {
-            "trace_hi": [id128(s.trace_id)[0] for s in OLD],
-            "trace_lo": [id128(s.trace_id)[1] for s in OLD],
-            "start_ns": [s.start_ns for s in OLD],
-            "seq": [7, 8],
-            "span": [format_1_payload(s) for s in OLD],
-        },
-    )
-    conn.close()
-    storage = ClickHouseStorage(clickhouse_server.dsn(), database)
+    columns: dict[str, list[object]] = {
+        "trace_hi": [id128(s.trace_id)[0] for s in OLD],
+        "trace_lo": [id128(s.trace_id)[1] for s in OLD],
+        "start_ns": [s.start_ns for s in OLD],
+        "seq": [7, 8],
+        "span": [format_1_payload(s) for s in OLD],
+    }
+    storage = opened_with(tmp_path, SEQ_DDL, "trace_spans", columns)
     try:
-        storage._conn.insert("spans", encode_spans(OLD).table(SEARCH))
         new = Span(TRACE, f"{3:016x}", "charge", "pay", D0 + S // 2, D0 + S, f"{1:016x}")
         storage.write_batch(spans=[new])
         assert storage.traces.get_trace(TRACE) == [OLD[0], new, OLD[1]]
         query = TraceQuery(service="pay", start_ns=0, end_ns=D0 + DAY, limit=2)
         assert storage.traces.find_trace_ids(query) == [TRACE]
         [(seq, payload)] = storage._conn.rows(
-            f"SELECT seq, span FROM {database}.trace_spans WHERE start_ns = {new.start_ns}",
+            f"SELECT seq, span FROM {storage._conn.database}.trace_spans"
+            f" WHERE start_ns = {new.start_ns}",
             binary=True,
         )
         assert seq == 0 and msgpack.unpackb(payload)[0] == 2  # new rows: no seq, format 2
