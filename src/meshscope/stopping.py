@@ -27,7 +27,8 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05
-"""How often the watchdog looks at the watched budgets: a spent query stops within this."""
+"""How often the watchdog looks at the watched budgets while some registered work may need
+stopping: a spent query stops within this. With none, it waits to be woken."""
 
 
 class Stoppable(Protocol):
@@ -58,8 +59,11 @@ class _Watchdog:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
         self._watched: set[_Watched] = set()
         self._thread: threading.Thread | None = None
+        self.sweeps = 0
+        """How many times the watchdog has looked at the watched budgets (for tests)."""
 
     def add(self, watched: _Watched) -> None:
         with self._lock:
@@ -75,6 +79,7 @@ class _Watchdog:
         with self._lock:
             if watched in self._watched:
                 watched.interrupts.setdefault(id(key), interrupt)
+                self._wake.notify()
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="meshscope-query-watchdog", daemon=True
@@ -83,8 +88,12 @@ class _Watchdog:
 
     def _run(self) -> None:
         while True:
+            with self._wake:  # parked while no registered work could need stopping
+                while not any(watched.interrupts for watched in self._watched):
+                    self._wake.wait()
             time.sleep(POLL_S)
             with self._lock:
+                self.sweeps += 1
                 for watched in self._watched:
                     if watched.interrupts and watched.stoppable.spent():
                         for interrupt in watched.interrupts.values():

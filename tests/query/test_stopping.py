@@ -85,6 +85,21 @@ def test_nothing_is_interrupted_after_the_budgeted_block(db: Database) -> None:
     assert stopping.remaining_s() == float("inf")
 
 
+def test_the_watchdog_is_parked_while_nothing_registered_can_need_stopping(
+    db: Database,
+) -> None:
+    with running(_budget(5.0)):
+        db.read()  # a registration: the watchdog looks at it every POLL_S
+        time.sleep(5 * stopping.POLL_S)
+    first = stopping._WATCHDOG.sweeps
+    assert first > 0
+    time.sleep(6 * stopping.POLL_S)  # no block open: at most the sweep under way ends
+    parked = stopping._WATCHDOG.sweeps
+    assert parked <= first + 1
+    time.sleep(6 * stopping.POLL_S)
+    assert stopping._WATCHDOG.sweeps == parked
+
+
 def test_a_read_route_answers_503_for_an_interrupted_statement(db: Database) -> None:
     def work(request: object) -> list[tuple[int]]:
         rows: list[tuple[int]] = db.read().execute(LONG_DUCKDB).fetchall()
