@@ -162,7 +162,7 @@ def statements(database: str, profile: Profile, ttl_days: int | None = None) -> 
         ) ENGINE = MergeTree PARTITION BY day ORDER BY (service, name, start_ns){ttl}""",
         # Trace by id: the whole span as one payload (span_payload.py, ADR 0022), ordered by
         # trace id, written directly (not by an MV). No `seq`: a trace's spans are read in
-        # `trace_order` (a table made before 2026-12-06 has one, left at 0 by new writes).
+        # `trace_order` (a table made by an earlier version has one, left at 0 by new writes).
         f"""CREATE TABLE IF NOT EXISTS {db}.trace_spans (
             trace_hi UInt64{c(_SORTED)}, trace_lo UInt64{z}, start_ns Int64{z},
             span String{z}, {_day("start_ns")}

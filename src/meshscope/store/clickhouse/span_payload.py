@@ -16,7 +16,7 @@ one match (format 1, the same fields in `Span`'s order, took 40.3 B/span compres
 lays them out (texts, "" for None, and one type letter each), an event `[name, keys, texts,
 types]` with its time in `event_times` as `time_ns - start_ns` (a small number, not a second
 random-looking time), a link `[trace_hi, trace_lo, span_id, keys, texts, types]`. Format 1
-(written before 2026-12-06): `[1, span_id, parent_id, end_ns - start_ns, service, name, kind,
+(what earlier versions wrote): `[1, span_id, parent_id, end_ns - start_ns, service, name, kind,
 status, status_message, attr_keys, attr_texts, attr_types, res_keys, res_texts, res_types,
 scope_name, scope_version, trace_state, flags, events, links]`, an event `[time_ns -
 start_ns, name, keys, texts, types]`; still read. A reader refuses a format it does not know
