@@ -65,7 +65,9 @@ def unpack(trace_hi: int, trace_lo: int, start_ns: int, payload: bytes) -> Span:
         raise ValueError(f"trace_spans payload of format {items[0]} is damaged: {error}") from None
 
 
-def _span_of_format_2(trace_hi: int, trace_lo: int, start_ns: int, items: Sequence[Any]) -> Span:
+def span_of(trace_hi: int, trace_lo: int, start_ns: int, items: Sequence[Any]) -> Span:
+    """The span of format-2 items (format 1 and the older column-per-field rows are read
+    by laying them out so)."""
     (_, service, name, kind, rk, rv, rt, scope, scope_version, ak, at, events, state, flags,
      links, status, message, av, duration, event_times, span_id, parent) = items  # fmt: skip
     return Span(
@@ -96,12 +98,11 @@ def _span_of_format_2(trace_hi: int, trace_lo: int, start_ns: int, items: Sequen
     )
 
 
-def span_of_format_1(trace_hi: int, trace_lo: int, start_ns: int, items: Sequence[Any]) -> Span:
-    """The span of a format-1 payload's items (also how the older column-per-field rows are
-    read): its items laid out as format 2's."""
+def _span_of_format_1(trace_hi: int, trace_lo: int, start_ns: int, items: Sequence[Any]) -> Span:
+    """The span of a format-1 payload's items, laid out as format 2's."""
     (_, span_id, parent, duration, service, name, kind, status, message,
      ak, av, at, rk, rv, rt, scope, scope_version, state, flags, events, links) = items  # fmt: skip
-    return _span_of_format_2(
+    return span_of(
         trace_hi, trace_lo, start_ns,
         (2, service, name, kind, rk, rv, rt, scope, scope_version, ak, at,
          [event[1:] for event in events], state, flags, links, status, message, av, duration,
@@ -110,6 +111,6 @@ def span_of_format_1(trace_hi: int, trace_lo: int, start_ns: int, items: Sequenc
 
 
 _READERS: dict[Any, Callable[[int, int, int, Sequence[Any]], Span]] = {
-    1: span_of_format_1,
-    FORMAT: _span_of_format_2,
+    1: _span_of_format_1,
+    FORMAT: span_of,
 }

@@ -27,7 +27,7 @@ from meshscope.store.clickhouse.columns import (
 )
 from meshscope.store.clickhouse.connection import Connection
 from meshscope.store.clickhouse.schema import LEGACY_BY_TRACE, exists
-from meshscope.store.clickhouse.span_payload import span_of_format_1, unpack
+from meshscope.store.clickhouse.span_payload import span_of, unpack
 from meshscope.store.clickhouse.span_rows import (
     BY_TRACE,
     SEARCH,
@@ -69,20 +69,18 @@ def _span_conditions(
 
 
 def _legacy_span(row: tuple[Any, ...]) -> Span:
-    """A span of a `spans_by_trace` row (`_LEGACY`'s columns), read as the payload's items."""
+    """A span of a `spans_by_trace` row (`_LEGACY`'s columns), read as format-2 payload items."""
     (hi, lo, start, _, end, span_id, parent, service, name, kind, status, message,
      ak, av, at, rk, rv, rt, scope, scope_version, state, flags,
      ev_time, ev_name, ev_keys, ev_values, ev_types,
      ln_hi, ln_lo, ln_span, ln_keys, ln_values, ln_types) = row  # fmt: skip
-    events = [
-        (t - start, *rest)
-        for t, *rest in zip(ev_time, ev_name, ev_keys, ev_values, ev_types, strict=True)
-    ]
+    events = list(zip(ev_name, ev_keys, ev_values, ev_types, strict=True))
     links = list(zip(ln_hi, ln_lo, ln_span, ln_keys, ln_values, ln_types, strict=True))
-    return span_of_format_1(
+    return span_of(
         hi, lo, start,
-        (1, span_id, parent, end - start, service, name, kind, status, message,
-         ak, av, at, rk, rv, rt, scope, scope_version, state, flags, events, links),
+        (2, service, name, kind, rk, rv, rt, scope, scope_version, ak, at, events, state,
+         flags, links, status, message, av, end - start, [t - start for t in ev_time],
+         span_id, parent),
     )  # fmt: skip
 
 
