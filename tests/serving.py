@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -13,13 +13,34 @@ import uvicorn
 HOST = "127.0.0.1"
 
 
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], Awaitable[Any]]) -> None:
+        super().__init__(config)
+        self.on_exit = on_exit
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        await super().shutdown(sockets)
+        await self.on_exit()
+
+
+async def _nothing() -> None:
+    pass
+
+
 @contextmanager
-def serving(app: Any, force_exit: bool = False, **options: Any) -> Iterator[str]:
+def serving(
+    app: Any,
+    force_exit: bool = False,
+    on_exit: Callable[[], Awaitable[Any]] = _nothing,
+    **options: Any,
+) -> Iterator[str]:
     """Yield the base URL while uvicorn serves the ASGI `app`; stop it (bounded) afterwards.
     `force_exit` stops without waiting for requests still running (a hanging target's);
-    `options` go to uvicorn.Config (`ssl_certfile`, `ssl_keyfile`: an https URL)."""
+    `on_exit` runs in the server's event loop once it stopped serving (e.g. closing clients
+    made in that loop); `options` go to uvicorn.Config (`ssl_certfile`, `ssl_keyfile`: an
+    https URL)."""
     config = uvicorn.Config(app, host=HOST, port=0, log_level="warning", lifespan="off", **options)
-    server = uvicorn.Server(config)
+    server = _Server(config, on_exit)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
     try:

@@ -210,3 +210,5 @@ async def _serve(app: App, sockets: dict[str, socket.socket]) -> None:
         instance.should_exit = True
     await grpc_server.stop(grace=SHUTDOWN_GRACE_S)
     await asyncio.gather(*tasks, return_exceptions=True)
+    if app.cluster is not None:
+        await app.cluster.sink.forwarder.close()

@@ -56,8 +56,10 @@ def _start(
         app.start()
         stack.callback(app.stop)
         ui = stack.enter_context(serving(app.ui))
-        otlp = stack.enter_context(serving(app.otlp_http))
-        zipkin = stack.enter_context(serving(app.zipkin))
+        assert app.cluster is not None
+        close = app.cluster.sink.forwarder.close
+        otlp = stack.enter_context(serving(app.otlp_http, on_exit=close))
+        zipkin = stack.enter_context(serving(app.zipkin, on_exit=close))
         made[node_id] = Node(node_id, app, ui, otlp, zipkin)
     for node in made.values():
         assert node.app.cluster is not None

@@ -50,7 +50,8 @@ def _nodes(stack: ExitStack, certs: Certs, mutual: bool, **cluster: Any) -> dict
         stack.callback(app.stop)
         # force_exit: a peer's kept-alive TLS connection must not hold the stop up
         ui = stack.enter_context(serving(app.ui, force_exit=True, **listen))
-        otlp = stack.enter_context(serving(app.otlp_http))
+        assert app.cluster is not None
+        otlp = stack.enter_context(serving(app.otlp_http, on_exit=app.cluster.sink.forwarder.close))
         made[node_id] = (app, ui, otlp)
     for app, _, _ in made.values():
         app.cluster.sink.forwarder.urls = {n: ui for n, (_, ui, _) in made.items()}
