@@ -12,7 +12,7 @@ ports, a temp dir, stopped at the end; the server shares this machine's cores).
 Targets are the ClickHouse issue's: trace by id p99 <= 20 ms, the others p99 <= 100 ms.
 
     .venv/bin/python benchmarks/clickhouse_query.py [--spans 10000000]
-        [--compression zstd|zstd1|lz4]
+        [--compression zstd|zstd1|lz4] [--clickhouse-dir DIR]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from starlette.applications import Starlette
-from tests.conformance.clickhouse_server import COMPRESSION, ClickHouseServer
+from tests.conformance.clickhouse_server import COMPRESSION, PARENT_HELP, ClickHouseServer
 
 from meshscope.api.jaeger import jaeger_routes
 from meshscope.api.meshscope import meshscope_routes
@@ -56,8 +56,9 @@ def main() -> None:
         " without column codecs to use, level 1 and a higher level for big merges; zstd1:"
         " level 1 for every part; lz4: ClickHouse's default)",
     )  # fmt: skip
+    parser.add_argument("--clickhouse-dir", type=Path, help=PARENT_HELP)
     args = parser.parse_args()
-    server = ClickHouseServer(compression=args.compression)
+    server = ClickHouseServer(compression=args.compression, parent=args.clickhouse_dir)
     try:
         storage = ClickHouseStorage(server.dsn, "bench")
         print(f"ClickHouse {storage.server_version} on 127.0.0.1:{server.tcp_port}")

@@ -1,16 +1,17 @@
 """Cluster ingest cost: CPU per span of a 3-node cluster over 2 ClickHouse shards against one
 node over one server, for the same requests, measured in one run (ADR 0015).
 
-Starts two ClickHouse 18.16 servers (the `mesh` cluster, as the tests do), then:
-1. single: one `meshscope serve` on the first server, `--seconds` of closed-loop OTLP/HTTP
-   senders -> durable spans/s and CPU per span (owner + ingest workers; the ClickHouse
-   server's CPU separately);
-2. cluster: three nodes (`cluster:` with both shards, or the first only: `--shards 1`), the
-   senders spread over the three nodes (each request to one node, round robin: ~2/3 of its
-   spans are forwarded) ->
-   durable spans/s, per node, CPU per span over all nodes, the ratio to single, and the
-   share of spans forwarded between nodes; both with the spans per group commit (each commit
-   inserts into every table of every shard it has rows for);
+Starts two ClickHouse 18.16 servers (the `mesh` cluster, as the tests do), one node on the first
+(single) and a 3-node cluster over both (`--shards 1`: the first only), then runs three ways of
+sending in `--rounds` alternating rounds (so the host's drift falls on all three), each round
+after 3 s of the same load unmeasured:
+1. single: closed-loop OTLP/HTTP senders to the one node -> durable spans/s and CPU per span
+   (owner + ingest workers; the ClickHouse server's CPU separately);
+2. cluster: as many senders per node as the single node has (`--same-total`: as many in all),
+   spread over the three nodes (each request to one node, round robin: ~2/3 of its spans
+   are forwarded) -> durable spans/s, per node, CPU per span over all nodes,
+   the ratio to single, and the share of spans forwarded between nodes; both with the spans
+   per group commit (each commit inserts into every table of every shard it has rows for);
 3. routed: the same cluster, each request's spans sent to their owners by the client (as the
    OpenTelemetry Collector's load-balancing exporter does: ~0% forwarded), the same senders
    and spans in flight per node -> the cluster/single ratio split into what forwarding adds
@@ -19,7 +20,8 @@ Starts two ClickHouse 18.16 servers (the `mesh` cluster, as the tests do), then:
 Every node gets `--workers` ingest workers. On a shared 2-core machine the rates are low and
 noisy; the CPU per span and its ratio are the figures to read.
 
-    .venv/bin/python benchmarks/cluster_ingest.py [--seconds 20] [--senders 6] [--workers 1]
+    .venv/bin/python benchmarks/cluster_ingest.py [--seconds 30] [--rounds 3] [--senders 6]
+        [--same-total] [--workers 1] [--clickhouse-dir DIR]
         [--set MESHSCOPE_NAME=VALUE ...]
 """
 
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest import SPANS_PER_REQUEST, Server, Tally, _cpu_s, free_port, sender
@@ -118,37 +121,65 @@ def _commits(servers: list[Server]) -> float:
     return sum(_counter(server, "meshscope_store_commits_total ") for server in servers)
 
 
-def _measure(
-    name: str,
-    servers: list[Server],
-    shards: list[int],
-    streams: list[Stream],
-    args: argparse.Namespace,
-) -> tuple[float, float]:
-    _run(streams, 3.0, args.senders)  # warm up
-    cpu0, ch0 = _cpu(servers), sum(_cpu_s(pid) for pid in shards)
-    commits0 = _commits(servers)
-    forwarded0 = _forwarded(servers)
-    began = time.monotonic()
-    tally = _run(streams, args.seconds, args.senders)
-    elapsed = time.monotonic() - began
-    owners, workers = (b - a for a, b in zip(cpu0, _cpu(servers), strict=True))
-    ch = sum(_cpu_s(pid) for pid in shards) - ch0
-    commits = _commits(servers) - commits0
-    forwarded = _forwarded(servers) - forwarded0
-    rate = tally.acked_spans / elapsed
-    spans = max(tally.acked_spans, 1)
-    per_span = (owners + workers) / spans * 1e6
-    print(
-        f"{name:8} {rate:>9,.0f} durable spans/s ({rate / len(servers):,.0f} per node),"
-        f" meshscope CPU {per_span:.1f} us/span (owners {owners / spans * 1e6:.1f}, workers"
-        f" {workers / spans * 1e6:.1f}), ClickHouse CPU"
-        f" {ch / max(tally.acked_spans, 1) * 1e6:.1f} us/span,"
-        f" {tally.acked_spans / max(commits, 1):,.0f} spans per group commit,"
-        f" refused {tally.refused}, errors {tally.errors}"
-        + (f", {forwarded / spans:.0%} of the spans forwarded" if len(servers) > 1 else "")
-    )
-    return rate, per_span
+@dataclass
+class Mode:
+    """One way of sending, over its rounds: what was acknowledged and what it cost."""
+
+    name: str
+    servers: list[Server]
+    shards: list[int]  # the ClickHouse servers' pids
+    streams: list[Stream]
+    spans: int = 0
+    refused: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    owners_s: float = 0.0
+    workers_s: float = 0.0
+    clickhouse_s: float = 0.0
+    commits: float = 0.0
+    forwarded: float = 0.0
+    rates: list[float] = field(default_factory=list)
+
+    def round(self, seconds: float, senders: int) -> None:
+        """Run one measured round of `seconds` (after 3 s unmeasured) and add it up."""
+        _run(self.streams, 3.0, senders)  # warm up
+        cpu0, ch0 = _cpu(self.servers), sum(_cpu_s(pid) for pid in self.shards)
+        commits0, forwarded0 = _commits(self.servers), _forwarded(self.servers)
+        began = time.monotonic()
+        tally = _run(self.streams, seconds, senders)
+        elapsed = time.monotonic() - began
+        owners, workers = (b - a for a, b in zip(cpu0, _cpu(self.servers), strict=True))
+        self.clickhouse_s += sum(_cpu_s(pid) for pid in self.shards) - ch0
+        self.commits += _commits(self.servers) - commits0
+        self.forwarded += _forwarded(self.servers) - forwarded0
+        self.owners_s, self.workers_s = self.owners_s + owners, self.workers_s + workers
+        self.spans += tally.acked_spans
+        self.refused, self.errors = self.refused + tally.refused, self.errors + tally.errors
+        self.seconds += elapsed
+        self.rates.append(tally.acked_spans / elapsed)
+
+    @property
+    def per_span(self) -> float:
+        """meshscope CPU (owners + workers) per durable span, µs."""
+        return (self.owners_s + self.workers_s) / max(self.spans, 1) * 1e6
+
+    def line(self) -> str:
+        spans = max(self.spans, 1)
+        rate = self.spans / max(self.seconds, 1e-9)
+        rounds = ", ".join(f"{one:,.0f}" for one in self.rates)
+        return (
+            f"{self.name:8} {rate:>9,.0f} durable spans/s ({rate / len(self.servers):,.0f} per"
+            f" node; rounds {rounds}), meshscope CPU {self.per_span:.1f} us/span (owners"
+            f" {self.owners_s / spans * 1e6:.1f}, workers {self.workers_s / spans * 1e6:.1f}),"
+            f" ClickHouse CPU {self.clickhouse_s / spans * 1e6:.1f} us/span,"
+            f" {self.spans / max(self.commits, 1):,.0f} spans per group commit,"
+            f" refused {self.refused}, errors {self.errors}"
+            + (
+                f", {self.forwarded / spans:.0%} of the spans forwarded"
+                if len(self.servers) > 1
+                else ""
+            )
+        )
 
 
 def _forwarded(servers: list[Server]) -> float:
@@ -156,16 +187,26 @@ def _forwarded(servers: list[Server]) -> float:
 
 
 def main() -> None:
-    from tests.conformance.clickhouse_server import CLUSTER, ClickHouseServer
+    from tests.conformance.clickhouse_server import CLUSTER, PARENT_HELP, ClickHouseServer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--senders", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured, per mode in all")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds of the three modes"
+    )
+    parser.add_argument("--senders", type=int, default=6, help="closed-loop senders per node")
+    parser.add_argument(
+        "--same-total",
+        action="store_true",
+        help="give the cluster the single node's senders in all (a third per node) instead of"
+        " as many per node",
+    )
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--distinct", type=int, default=200)
     parser.add_argument(
         "--shards", type=int, choices=(1, 2), default=2, help="ClickHouse shards the cluster uses"
     )
+    parser.add_argument("--clickhouse-dir", type=Path, help=PARENT_HELP)
     parser.add_argument(
         "--set",
         action="append",
@@ -177,7 +218,10 @@ def main() -> None:
 
     bodies = build_requests(args.distinct, SPANS_PER_REQUEST)
     ports = (free_port(), free_port())
-    clickhouse = [ClickHouseServer(tcp_port=port, shard_ports=ports) for port in ports]
+    clickhouse = [
+        ClickHouseServer(tcp_port=port, shard_ports=ports, parent=args.clickhouse_dir)
+        for port in ports
+    ]
     shard_pids = [server.process.pid for server in clickhouse]
     work = Path(tempfile.mkdtemp(prefix="meshscope-cluster-bench-"))
     started: list[Server] = []
@@ -191,11 +235,6 @@ def main() -> None:
             "MESHSCOPE_STORAGE__CLICKHOUSE__DATABASE": "bench_single"})  # fmt: skip
         single.start()
         started.append(single)
-        _, one = _measure(
-            "single", [single], shard_pids[:1], _streams([single.http_port], bodies), args
-        )
-        single.stop()
-        started.remove(single)
 
         nodes = []
         for i in range(3):
@@ -216,16 +255,30 @@ def main() -> None:
             node.start()
             started.append(node)
         node_ports = [node.http_port for node in nodes]
-        _, many = _measure(
-            f"cluster/{args.shards}", nodes, shard_pids, _streams(node_ports, bodies), args
-        )
         ids = [f"n{i}" for i in range(len(nodes))]
-        _, routed = _measure("routed", nodes, shard_pids, _prerouted(node_ports, ids, bodies), args)
-        print(f"meshscope CPU per span, cluster/single: {many / one:.2f}x")
+        one = Mode("single", [single], shard_pids[:1], _streams([single.http_port], bodies))
+        many = Mode(f"cluster/{args.shards}", nodes, shard_pids, _streams(node_ports, bodies))
+        routed = Mode("routed", nodes, shard_pids, _prerouted(node_ports, ids, bodies))
+        senders = {one.name: args.senders}
+        for mode in (many, routed):
+            senders[mode.name] = args.senders * (1 if args.same_total else len(nodes))
+        print(f"closed-loop senders of {SPANS_PER_REQUEST} spans: {senders}")
+        for _ in range(args.rounds):  # alternating: the host's drift falls on every mode
+            for mode in (one, many, routed):
+                mode.round(args.seconds / args.rounds, senders[mode.name])
+        for mode in (one, many, routed):
+            print(mode.line())
+        pairs = ", ".join(
+            f"{c / max(s, 1):.2f}" for c, s in zip(many.rates, one.rates, strict=True)
+        )
         print(
-            f"  of which forwarding (sprayed/pre-routed on the same cluster): {many / routed:.2f}x,"
-            f" and {len(nodes)} nodes x {args.shards} shards, no forwarding (pre-routed/single):"
-            f" {routed / one:.2f}x"
+            f"meshscope CPU per span, cluster/single: {many.per_span / one.per_span:.2f}x"
+            f" (durable spans/s cluster/single by round: {pairs})"
+        )
+        print(
+            f"  of which forwarding (sprayed/pre-routed on the same cluster):"
+            f" {many.per_span / routed.per_span:.2f}x, and {len(nodes)} nodes x {args.shards}"
+            f" shards, no forwarding (pre-routed/single): {routed.per_span / one.per_span:.2f}x"
         )
     finally:
         for node in started:

@@ -29,6 +29,7 @@ Phases, all in one run:
 
 Usage: .venv/bin/python benchmarks/ingest.py [--seconds 60] [--distinct 400]
        [--storage duckdb|clickhouse] [--clickhouse-compression zstd|zstd1|lz4]
+       [--clickhouse-dir DIR]
        [--layout traces|services] [--fresh-cycles N]
        [--keep FILE]
 """
@@ -93,10 +94,10 @@ class ClickHouse:
     """A ClickHouse server for the run (temp dir, free loopback ports, stopped by its PID),
     a database per meshscope server, and the bytes each database holds on disk."""
 
-    def __init__(self, compression: str) -> None:
+    def __init__(self, compression: str, parent: Path | None = None) -> None:
         from tests.conformance.clickhouse_server import ClickHouseServer
 
-        self.server = ClickHouseServer(compression=compression)
+        self.server = ClickHouseServer(compression=compression, parent=parent)
 
     def env(self, database: str) -> dict[str, str]:
         return {
@@ -407,6 +408,8 @@ def column_encoder(storage: str) -> ColumnEncoder | None:
 
 
 def main() -> None:
+    from tests.conformance.clickhouse_server import PARENT_HELP
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--distinct", type=int, default=400, help="distinct requests to build")
@@ -435,6 +438,7 @@ def main() -> None:
         " without column codecs to use, level 1 and a higher level for big merges; zstd1:"
         " level 1 for every part; lz4: ClickHouse's default)",
     )  # fmt: skip
+    parser.add_argument("--clickhouse-dir", type=Path, help=PARENT_HELP)
     parser.add_argument(
         "--layout", choices=("traces", "services"), default="traces",
         help="traces: requests hold whole traces (as a collector's tail sampling or groupbytrace"
@@ -472,7 +476,11 @@ def main() -> None:
           f"inputs, what a worker runs): {shown}")  # fmt: skip
 
     workdir = Path(tempfile.mkdtemp(prefix="meshscope-bench-"))
-    clickhouse = ClickHouse(args.clickhouse_compression) if args.storage == "clickhouse" else None
+    clickhouse = (
+        ClickHouse(args.clickhouse_compression, args.clickhouse_dir)
+        if args.storage == "clickhouse"
+        else None
+    )
     server = Server(workdir, storage_env=clickhouse.env("bench") if clickhouse else {})
 
     def on_disk() -> int:

@@ -117,6 +117,14 @@ def remote_servers(ports: tuple[int, ...]) -> str:
     return f"<remote_servers><{CLUSTER}>{shards}</{CLUSTER}></remote_servers>"
 
 
+PARENT_HELP = (
+    "where the ClickHouse server's directory (its data) is made (default: the temp directory);"
+    " e.g. a journaled ext4 or XFS mount: on ext4 without a journal the kernel's inode"
+    " allocation is most of the server's insert CPU (docs/configuration.md)"
+)
+"""The help of the benchmarks' `--clickhouse-dir` (`ClickHouseServer`'s `parent`)."""
+
+
 class ClickHouseServer:
     """One server process; no interserver or MySQL listener (neither is configured).
     `tcp_port` and `shard_ports` (the TCP ports of the `mesh` cluster's shards, in order)
@@ -129,16 +137,18 @@ class ClickHouseServer:
         tcp_port: int | None = None,
         shard_ports: tuple[int, ...] = (),
         compression: str = "zstd",
+        parent: Path | None = None,
     ) -> None:
         """`extra_config`: XML elements added to the server's config (e.g. a TLS port);
-        `compression`: a key of COMPRESSION, or a `<compression>` element."""
+        `compression`: a key of COMPRESSION, or a `<compression>` element; `parent`: where
+        its directory (data, logs) is made (the system's temp directory by default)."""
         command = binary()
         if command is None:
             raise RuntimeError(
                 "clickhouse-server is not installed: run scripts/system-deps.sh"
                 " (apt-get install clickhouse-server)"
             )
-        self.dir = Path(tempfile.mkdtemp(prefix="meshscope-clickhouse-"))
+        self.dir = Path(tempfile.mkdtemp(prefix="meshscope-clickhouse-", dir=parent))
         self.tcp_port, self.http_port = tcp_port or free_port(), free_port()
         (self.dir / "config.xml").write_text(
             _CONFIG.format(
