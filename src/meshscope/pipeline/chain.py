@@ -16,7 +16,7 @@ calls every flush interval (and the node before each answer).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ from meshscope.model.spans import SpanKind
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.requestmetrics import RequestMetrics
 from meshscope.pipeline.derive.servicegraph import ServiceGraphMetrics, SpanPairer
-from meshscope.pipeline.derive.spanmetrics import SpanMetrics
+from meshscope.pipeline.derive.spanmetrics import SpanMetrics, SpanPartials
 from meshscope.pipeline.prepared import OperationKey, Prepared, prepare
 from meshscope.pipeline.sampling.facts import SpanMatcher
 from meshscope.pipeline.sampling.head import HeadSamplingFilter
@@ -70,6 +70,24 @@ class Derived:
         self.operations += other.operations
         self.calls += other.calls
         self.paired += other.paired
+
+
+@dataclass(slots=True)
+class Observations:
+    """The metric updates (span, request and service-graph metrics: the registry) of the
+    batches derived since the last `Pipeline.observe`. Made in one go for a whole group:
+    the service graph and request metrics then aggregate per edge and per label set over all
+    of the group's calls, not once per batch (batches arrive one by one, and a cluster node
+    gets each request in three parts)."""
+
+    partials: list[SpanPartials] = field(default_factory=list)
+    requests: list[ProxyRequest] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+
+    def extend(self, other: Observations) -> None:
+        self.partials += other.partials
+        self.requests += other.requests
+        self.calls += other.calls
 
 
 def call_from_request(request: ProxyRequest) -> Call:
@@ -154,15 +172,16 @@ class Pipeline:
     def derive(self, prepared: Sequence[Prepared]) -> Derived:
         """Pair, count and sample prepared batches (the Python half of `commit`); the result
         is ready for `store`, which a second thread may run while this one derives the next."""
-        out, observe = self.derive_deferred(prepared)
-        observe()
+        out, observations = self.derive_deferred(prepared)
+        self.observe(observations)
         return out
 
-    def derive_deferred(self, prepared: Sequence[Prepared]) -> tuple[Derived, Callable[[], None]]:
+    def derive_deferred(self, prepared: Sequence[Prepared]) -> tuple[Derived, Observations]:
         """`derive`, with the metric updates (span, request and service-graph metrics: the
-        registry, nothing the store transaction writes) returned as a call to make later,
-        e.g. while the store thread commits the group: they are off the acknowledgement's
-        path. Make it before the next `derive`, so the registry sees batches in order."""
+        registry, nothing the store transaction writes) returned to `observe` later, e.g.
+        while the store thread commits the group: they are off the acknowledgement's path.
+        Observe them (with any others gathered since) before the next `derive`'s, so the
+        registry sees batches in order."""
         now = self.clock.now_ns()
         out = Derived()
         requests: list[ProxyRequest] = []
@@ -178,13 +197,9 @@ class Pipeline:
             op_keys.update(dict.fromkeys(item.op_keys()))
         out.operations = self._operations(op_keys)
         out.calls = [*out.paired, *(call_from_request(r) for r in requests if r.source)]
-        partials = [item.span_metrics for item in prepared if item.span_count]
-        calls = list(out.calls)
-
-        def observe() -> None:
-            self._span_metrics.merge(*partials)
-            self._request_metrics.observe(requests)
-            self._graph_metrics.observe(calls)
+        observations = Observations(
+            [item.span_metrics for item in prepared if item.span_count], requests, list(out.calls)
+        )
 
         # Derived signals see every span; sampling decides what reaches the store.
         if self.tail is not None:
@@ -196,7 +211,13 @@ class Pipeline:
                     out.encoded.append(item.encoded_spans)
                     continue
                 out.encoded += self.tail.offer(item.encoded_spans, item.traces, now)
-        return out, observe
+        return out, observations
+
+    def observe(self, observations: Observations) -> None:
+        """Make the metric updates `derive_deferred` returned (of one or more derives)."""
+        self._span_metrics.merge(*observations.partials)
+        self._request_metrics.observe(observations.requests)
+        self._graph_metrics.observe(observations.calls)
 
     def split(
         self, derived: Derived, batches: Sequence[Batch | Prepared]

@@ -41,7 +41,7 @@ from typing import Protocol
 
 from meshscope.ingest.sink import OverloadedError, UnavailableError, UnstorableError
 from meshscope.model.batch import Batch
-from meshscope.pipeline.chain import Derived, Pipeline
+from meshscope.pipeline.chain import Derived, Observations, Pipeline
 from meshscope.pipeline.commit_window import CommitWindow, Hold
 from meshscope.pipeline.prepared import Prepared
 from meshscope.store.base import StoreUnavailableError
@@ -236,7 +236,7 @@ class BatchWriter:
         jobs: list[_Job] = []
         items = 0
         derived = Derived()
-        observers: list[Callable[[], None]] = []
+        observations = Observations()
         deadline = 0.0
         hold: Hold | None = None
         asked = False  # whether the commit window was asked about this group
@@ -260,7 +260,7 @@ class BatchWriter:
                     jobs += part[0]
                     items += sum(len(job.batch) for job in part[0])
                     derived.extend(part[1])
-                    observers.append(part[2])
+                    observations.extend(part[2])
             if jobs and not asked and self._ready(items, deadline, None):
                 asked = True
                 hold = self.commit_window.hold(jobs[0].queued_at, self._last_arrival, items)
@@ -272,8 +272,7 @@ class BatchWriter:
             self._last_arrival = jobs[-1].queued_at
 
         def observe() -> None:
-            for call in observers:
-                call()
+            self.pipeline.observe(observations)
 
         return (_Group(jobs, items, derived), observe) if jobs else None
 
@@ -326,7 +325,7 @@ class BatchWriter:
             items += len(job.batch)
         return taken
 
-    def _derive(self, jobs: list[_Job]) -> tuple[list[_Job], Derived, Callable[[], None]] | None:
+    def _derive(self, jobs: list[_Job]) -> tuple[list[_Job], Derived, Observations] | None:
         """Derive from the jobs' batches: the jobs taken and what they write. A batch whose
         rows cannot be encoded is answered alone (`_prepare_each`); if deriving fails, all
         are answered with the error (None)."""
