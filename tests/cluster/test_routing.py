@@ -104,6 +104,7 @@ def test_traces_sent_anywhere_end_up_whole_on_their_owner(nodes: dict[str, Node]
     assert labels == {"a", "b"}
     metrics = httpx.get(f"{nodes['a'].ui}/metrics").text
     assert 'meshscope_cluster_forwarded_items_total{kind="traces",peer="b"}' in metrics
+    assert 'meshscope_cluster_forward_requests_total{kind="traces",peer="b"}' in metrics
     assert "meshscope_cluster_received_items_total" in metrics
 
 

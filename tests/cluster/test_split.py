@@ -101,3 +101,34 @@ def test_zipkin_spans_split_by_trace_id() -> None:
 def test_unreadable_bodies_are_left_to_the_normal_path() -> None:
     assert split_body("traces", b"\xff\x00garbage", "identity", False, table("a"), MAX) is None
     assert split_body("traces", b"x", "gzip", False, table("a"), MAX) is None
+
+
+def test_spans_the_decoder_would_reject_stay_here() -> None:
+    """A span a decoder rejects (bad ids, a time past 2262, a bad link) is kept in this
+    node's part, whose decoder answers the client about it: a forwarded part holds only
+    spans its owner stores, so a batch of parts is never partly rejected for another
+    client's data."""
+    made = calls(30)
+    bad = []
+    for index, call in enumerate(made[:3]):
+        span = call.spans["frontend"][0]
+        if index == 0:
+            span.span_id = b"\x01\x02"  # not 8 bytes
+        elif index == 1:
+            span.end_time_unix_nano = 2**63
+        else:
+            span.links.add(trace_id=b"\x01", span_id=b"\x02")
+        bad.append(span.span_id)
+    owners = {RING.owner(int.from_bytes(c.trace_id[8:], "big")) for c in made[:3]}
+    assert owners - {"a"}  # some would be forwarded were they valid
+    parts = split_body("traces", request(made), "identity", False, table("a"), MAX)
+    assert parts is not None
+    where = {
+        span.span_id: peer
+        for peer, part in parts.items()
+        for rs in ExportTraceServiceRequest.FromString(part.body).resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    }
+    assert all(where[span_id] == "a" for span_id in bad)
+    assert sum(part.items for part in parts.values()) == 30 * 3

@@ -40,6 +40,13 @@ class ClusterCollector(Collector):
             forwarder.forwarded,
         )
         yield counters(
+            "meshscope_cluster_forward_requests",
+            "Requests made to peers to forward items (trace parts that wait for one on its way"
+            " go together in the next: fewer requests than parts under load).",
+            ["kind", "peer"],
+            forwarder.requests,
+        )
+        yield counters(
             "meshscope_cluster_forward_failed_items",
             "Items whose forward failed (peer down, slow or overloaded): the client was answered"
             " an error and retries.",

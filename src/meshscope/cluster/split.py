@@ -19,6 +19,7 @@ span metrics and tail sampling may see them split (counted: `meshscope_cluster_s
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from meshscope.cluster.ring import SLOTS
 from meshscope.ingest.body import BodyError, decompress
+from meshscope.ingest.checks import span_fields_problem
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.otlp_common import parse_json, parse_protobuf
 
@@ -118,9 +120,35 @@ def _split_traces(
             if span.start_time_unix_nano < table.changed_ns and table.in_moved_slot(span.trace_id)
         )
     parts = _split_otlp(
-        request, ExportTraceServiceRequest, ("resource_spans", "scope_spans", "spans"), table
+        request,
+        ExportTraceServiceRequest,
+        ("resource_spans", "scope_spans", "spans"),
+        table,
+        _span_owner(table),
     )
     return parts, split
+
+
+def _span_owner(table: Table) -> Callable[[Any], str]:
+    """A span's owner, except that a span the decoder would reject stays here: the decoder
+    here answers its client about it, and a forward holds only spans its owner stores."""
+    owner, local = table.owner, table.local
+
+    def owner_of(span: Any) -> str:
+        trace_id = span.trace_id
+        if span_fields_problem(
+            trace_id,
+            span.span_id,
+            span.parent_span_id,
+            span.start_time_unix_nano,
+            span.end_time_unix_nano,
+            span.events,
+            span.links,
+        ):
+            return local
+        return owner(trace_id)
+
+    return owner_of
 
 
 def _split_logs(body: bytes, json: bool, table: Table) -> dict[str, Part] | None:
@@ -133,27 +161,39 @@ def _split_logs(body: bytes, json: bool, table: Table) -> dict[str, Part] | None
 
 
 def _split_otlp(
-    request: Any, factory: Any, names: tuple[str, str, str], table: Table
+    request: Any,
+    factory: Any,
+    names: tuple[str, str, str],
+    table: Table,
+    owner_of: Callable[[Any], str] | None = None,
 ) -> dict[str, Part] | None:
-    """Split an OTLP request (resources > scopes > items with a `trace_id`) by owner."""
+    """Split an OTLP request (resources > scopes > items with a `trace_id`) by owner
+    (`owner_of` an item; by default its trace id's)."""
     resources_name, scopes_name, items_name = names
-    owner = table.owner
-    owners = {
-        owner(item.trace_id)
-        for resource in getattr(request, resources_name)
-        for scope in getattr(resource, scopes_name)
-        for item in getattr(scope, items_name)
-    }
+    if owner_of is None:
+        owner = table.owner
+
+        def owner_of(item: Any) -> str:
+            return owner(item.trace_id)
+
+    groups_of: list[dict[str, list[Any]]] = []  # per scope, in order: its items by owner
+    owners: set[str] = set()
+    for resource in getattr(request, resources_name):
+        for scope in getattr(resource, scopes_name):
+            groups: dict[str, list[Any]] = defaultdict(list)
+            for item in getattr(scope, items_name):
+                groups[owner_of(item)].append(item)
+            groups_of.append(groups)
+            owners.update(groups)
     if owners <= {table.local}:
         return None
     parts: dict[str, Any] = {}
     counts: dict[str, int] = defaultdict(int)
+    scopes = iter(groups_of)
     for resource in getattr(request, resources_name):
         entries: dict[str, Any] = {}  # this resource's copy in each owner's part
         for scope in getattr(resource, scopes_name):
-            groups: dict[str, list[Any]] = defaultdict(list)
-            for item in getattr(scope, items_name):
-                groups[owner(item.trace_id)].append(item)
+            groups = next(scopes)
             for peer, items in groups.items():
                 entry = entries.get(peer)
                 if entry is None:
