@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from meshscope.cluster.forward import INTERNAL_PREFIX, Forwarder, Reply
+from meshscope.cluster.forward import (
+    BATCHED,
+    INTERNAL_PREFIX,
+    REQUESTS_PER_LANE,
+    Forwarder,
+    Reply,
+    _Lane,
+    _take,
+    _Waiting,
+)
 from meshscope.cluster.split import Part
 from meshscope.ingest.body import BodyError
 from meshscope.ingest.sink import OverloadedError, UnavailableError
@@ -100,19 +109,17 @@ def test_a_peer_that_never_answers_is_unavailable_after_the_timeout() -> None:
 
 class Peer:
     """A loopback peer that records each request and answers by `answer(body, items)`; while
-    `held` is clear it holds every request (the first request's parts then queue)."""
+    `held` is clear it holds every request (parts sent meanwhile then wait for a turn)."""
 
     def __init__(self, answer: Callable[[bytes, int], web.Response] | None = None) -> None:
         self.seen: list[tuple[bytes, int, str]] = []  # body, items, tenant header
         self.held = asyncio.Event()
-        self.arrived = asyncio.Event()
         self._answer = answer or (lambda body, items: web.json_response(_ok))
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         items = int(request.headers["x-meshscope-items"])
         self.seen.append((body, items, request.headers.get(TENANT_HEADER, "")))
-        self.arrived.set()
         await self.held.wait()
         return self._answer(body, items)
 
@@ -126,6 +133,12 @@ class Peer:
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return runner, f"http://127.0.0.1:{port}"
 
+    async def until_seen(self, count: int) -> None:
+        deadline = time.monotonic() + 5
+        while len(self.seen) < count:
+            assert time.monotonic() < deadline, f"the peer saw {len(self.seen)} requests"
+            await asyncio.sleep(0.005)
+
 
 _ok = {"rejected": 0, "error_message": ""}
 
@@ -134,49 +147,68 @@ def _parts(count: int, json: bool = False) -> list[Part]:
     return [Part(bytes([0x0A, 1, index]), index + 1, json) for index in range(count)]
 
 
-async def _batched(peer: Peer, parts: list[Part], kind: str = "traces") -> tuple[Any, Forwarder]:
-    """Send `parts` while the peer holds the first request, then let it answer."""
+async def _send(forwarder: Forwarder, kind: str, part: Part, tenant: str = "") -> Reply:
+    if not tenant:
+        return await forwarder.send("b", kind, part)
+    with as_tenants(tenant):
+        return await forwarder.send("b", kind, part)
+
+
+async def _batched(
+    peer: Peer, parts: list[Part], kind: str = "traces", tenants: list[str] | None = None
+) -> tuple[list[Any], Forwarder]:
+    """Send the first parts one by one while the peer holds its requests (as many as go at
+    once: every part, or REQUESTS_PER_LANE trace parts), then the rest, then let it answer."""
     runner, url = await peer.start()
     forwarder = Forwarder("a", {"b": url}, 5.0, 1 << 20)
+    tenants = tenants or [""] * len(parts)
+    at_once = min(REQUESTS_PER_LANE if kind in BATCHED else len(parts), len(parts))
     try:
-        first = asyncio.create_task(forwarder.send("b", kind, parts[0]))
-        await peer.arrived.wait()
-        rest = [asyncio.create_task(forwarder.send("b", kind, part)) for part in parts[1:]]
+        sent = []
+        for index in range(at_once):
+            sent.append(asyncio.create_task(_send(forwarder, kind, parts[index], tenants[index])))
+            await peer.until_seen(index + 1)
+        sent += [
+            asyncio.create_task(_send(forwarder, kind, part, tenant))
+            for part, tenant in zip(parts[at_once:], tenants[at_once:], strict=True)
+        ]
         await asyncio.sleep(0.05)
         peer.held.set()
-        outcomes = await asyncio.gather(first, *rest, return_exceptions=True)
+        outcomes = await asyncio.gather(*sent, return_exceptions=True)
     finally:
         await forwarder.close()
         await runner.cleanup()
     return outcomes, forwarder
 
 
-def test_parts_that_wait_for_a_request_on_its_way_go_in_one() -> None:
+def test_parts_that_wait_for_a_turn_go_in_one_request() -> None:
+    assert REQUESTS_PER_LANE == 2  # the expected requests below
     peer = Peer()
     parts = _parts(5)
     outcomes, forwarder = asyncio.run(_batched(peer, parts))
     assert outcomes == [Reply(0, "")] * 5
     assert [(body, items) for body, items, _ in peer.seen] == [
         (parts[0].body, 1),
-        (b"".join(part.body for part in parts[1:]), 2 + 3 + 4 + 5),
+        (parts[1].body, 2),
+        (b"".join(part.body for part in parts[2:]), 3 + 4 + 5),
     ]
-    assert forwarder.requests["traces", "b"] == 2 and forwarder.forwarded["traces", "b"] == 15
+    assert forwarder.requests["traces", "b"] == 3 and forwarder.forwarded["traces", "b"] == 15
     assert forwarder.inflight["b"] == 0 and not forwarder._lanes
 
 
 @pytest.mark.parametrize(("kind", "json"), [("logs", False), ("zipkin", True)])
 def test_logs_and_zipkin_parts_go_alone(kind: str, json: bool) -> None:
     peer = Peer()
-    outcomes, _ = asyncio.run(_batched(peer, _parts(3, json), kind=kind))
-    assert outcomes == [Reply(0, "")] * 3 and len(peer.seen) == 3
+    outcomes, _ = asyncio.run(_batched(peer, _parts(4, json), kind=kind))
+    assert outcomes == [Reply(0, "")] * 4 and len(peer.seen) == 4
 
 
 def test_a_refused_batch_is_sent_again_part_by_part() -> None:
-    """The peer refuses any request of more than one part: nothing of it was stored, so each
-    part goes again alone and gets its own answer."""
+    """The peer refuses the request of parts 3 and 4 (items 3 + 4): nothing of it was stored,
+    so each goes again alone and gets its own answer."""
 
     def answer(body: bytes, items: int) -> web.Response:
-        if items not in (1, 2, 3, 4):
+        if items == 3 + 4:
             return web.Response(status=400, text="bad span in there")
         if items == 3:
             return web.Response(status=400, text="your span is bad")
@@ -186,88 +218,92 @@ def test_a_refused_batch_is_sent_again_part_by_part() -> None:
     outcomes, forwarder = asyncio.run(_batched(peer, _parts(4)))
     assert outcomes[0] == outcomes[1] == outcomes[3] == Reply(0, "")
     assert isinstance(outcomes[2], BodyError) and "your span is bad" in str(outcomes[2])
-    assert [items for _, items, _ in peer.seen] == [1, 2 + 3 + 4, 2, 3, 4]
+    assert [items for _, items, _ in peer.seen] == [1, 2, 3 + 4, 3, 4]
     assert forwarder.forwarded["traces", "b"] == 1 + 2 + 4 and forwarder.failed["traces", "b"] == 3
 
 
 def test_a_partial_success_of_a_batch_is_told_to_each_part() -> None:
     def answer(body: bytes, items: int) -> web.Response:
-        rejected = 1 if items > 1 else 0
+        rejected = 1 if items > 2 else 0
         return web.json_response({"rejected": rejected, "error_message": "span 7: bad ids"})
 
-    outcomes, _ = asyncio.run(_batched(Peer(answer), _parts(3)))
-    assert outcomes[0] == Reply(0, "span 7: bad ids")
-    for reply in outcomes[1:]:
+    outcomes, _ = asyncio.run(_batched(Peer(answer), _parts(4)))
+    assert outcomes[:2] == [Reply(0, "span 7: bad ids")] * 2
+    for reply in outcomes[2:]:
         assert reply.rejected == 1
-        assert "rejected 1 of 5 spans forwarded with these (from 2 requests)" in reply.error_message
+        assert "rejected 1 of 7 spans forwarded with these (from 2 requests)" in reply.error_message
 
 
 def test_an_overloaded_peer_fails_every_part_of_the_batch() -> None:
     def answer(body: bytes, items: int) -> web.Response:
-        if items == 1:
+        if items <= 2:
             return web.json_response(_ok)
         return web.Response(status=429, text="busy", headers={"Retry-After": "3"})
 
-    outcomes, forwarder = asyncio.run(_batched(Peer(answer), _parts(4)))
-    assert outcomes[0] == Reply(0, "")
-    assert all(isinstance(one, OverloadedError) and one.retry_after_s == 3 for one in outcomes[1:])
-    assert forwarder.failed["traces", "b"] == 2 + 3 + 4
+    outcomes, forwarder = asyncio.run(_batched(Peer(answer), _parts(5)))
+    assert outcomes[:2] == [Reply(0, "")] * 2
+    assert all(isinstance(one, OverloadedError) and one.retry_after_s == 3 for one in outcomes[2:])
+    assert forwarder.failed["traces", "b"] == 3 + 4 + 5
 
 
 def test_each_tenant_has_its_own_batches() -> None:
-    async def run() -> Peer:
-        peer = Peer()
-        runner, url = await peer.start()
-        forwarder = Forwarder("a", {"b": url}, 5.0, 1 << 20)
-
-        async def send(tenant: str, part: Part) -> Reply:
-            with as_tenants(tenant):
-                return await forwarder.send("b", "traces", part)
-
-        try:
-            parts = _parts(5)
-            first = asyncio.create_task(send("acme", parts[0]))
-            await peer.arrived.wait()
-            rest = [
-                asyncio.create_task(send("acme" if i % 2 else "globex", part))
-                for i, part in enumerate(parts[1:], 1)
-            ]
-            await asyncio.sleep(0.05)
-            peer.held.set()
-            await asyncio.gather(first, *rest)
-        finally:
-            await forwarder.close()
-            await runner.cleanup()
-        return peer
-
-    seen = asyncio.run(run()).seen
-    by_tenant = sorted((tenant, items) for _, items, tenant in seen)
-    assert by_tenant == [("acme", 1), ("acme", 2 + 4), ("globex", 3 + 5)]
+    """Parts of two tenants, the first two of one: every request holds one tenant's parts
+    and carries its header, and each tenant's waiting parts go together."""
+    tenants = ["acme", "acme", "globex", "acme", "globex", "acme", "globex"]
+    parts = _parts(len(tenants))
+    peer = Peer()
+    outcomes, _ = asyncio.run(_batched(peer, parts, tenants=tenants))
+    assert outcomes == [Reply(0, "")] * len(parts)
+    tenant_of = {part.body: tenant for part, tenant in zip(parts, tenants, strict=True)}
+    batched = 0
+    for body, items, tenant in peer.seen:
+        members = [part for part in parts if part.body in body]
+        assert {tenant_of[part.body] for part in members} == {tenant}
+        assert sum(part.items for part in members) == items
+        batched += len(members) > 1
+    assert batched >= 1 and sorted(b for b, _, _ in peer.seen) != sorted(p.body for p in parts)
 
 
-def test_a_part_whose_client_left_is_not_sent_and_a_stale_one_times_out() -> None:
-    async def run() -> tuple[Any, Peer]:
+def test_a_part_whose_client_left_is_not_sent() -> None:
+    async def run() -> tuple[list[Any], Peer, Forwarder]:
         peer = Peer()
         runner, url = await peer.start()
         forwarder = Forwarder("a", {"b": url}, 0.5, 1 << 20)
         try:
             parts = _parts(3)
-            first = asyncio.create_task(forwarder.send("b", "traces", parts[0]))
-            await peer.arrived.wait()
-            gone = asyncio.create_task(forwarder.send("b", "traces", parts[1]))
-            stale = asyncio.create_task(forwarder.send("b", "traces", parts[2]))
+            held = []
+            for index in range(2):
+                held.append(asyncio.create_task(forwarder.send("b", "traces", parts[index])))
+                await peer.until_seen(index + 1)
+            gone = asyncio.create_task(forwarder.send("b", "traces", parts[2]))
             await asyncio.sleep(0.05)
             gone.cancel()
-            await asyncio.sleep(0.6)  # past the timeout: the first request fails, the rest waited
+            await asyncio.sleep(0.6)  # past the timeout: the held requests fail
             peer.held.set()
-            outcomes = await asyncio.gather(first, stale, return_exceptions=True)
-            assert forwarder.inflight["b"] == 0
+            outcomes = await asyncio.gather(*held, return_exceptions=True)
         finally:
             await forwarder.close()
             await runner.cleanup()
-        return outcomes, peer
+        return outcomes, peer, forwarder
 
-    outcomes, peer = asyncio.run(run())
-    assert all(isinstance(one, UnavailableError) for one in outcomes)
-    assert "timed out" in str(outcomes[1])
-    assert [items for _, items, _ in peer.seen] == [1]  # neither queued part was sent
+    outcomes, peer, forwarder = asyncio.run(run())
+    assert all(isinstance(one, UnavailableError) for one in outcomes), outcomes
+    assert [items for _, items, _ in peer.seen] == [1, 2]  # the waiting part was not sent
+    assert forwarder.inflight["b"] == 0 and not forwarder._lanes
+
+
+def test_parts_that_waited_past_the_timeout_are_not_sent() -> None:
+    async def run() -> tuple[list[Any], Any]:
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        waiting = [
+            _Waiting(part, loop.create_future(), queued_at)
+            for part, queued_at in zip(_parts(3), (now - 20, now - 1, now), strict=True)
+        ]
+        lane = _Lane(waiting=list(waiting))
+        taken = _take(lane, now - 10, "b")
+        return [w.reply.exception() if w.reply.done() else None for w in waiting], taken
+
+    outcomes, taken = asyncio.run(run())
+    assert isinstance(outcomes[0], UnavailableError) and "timed out" in str(outcomes[0])
+    assert outcomes[1:] == [None, None] and [w.part.items for w in taken] == [2, 3]

@@ -5,15 +5,16 @@ A `POST <peer>/internal/cluster/v1/<kind>` carries the OTLP protobuf or Zipkin J
 the peer owns (`X-Meshscope-Items` says how many). The peer answers only after its own commit,
 so a returned `send` means the part is stored there.
 
-Batched: OTLP trace parts for one peer (and tenant) go one request at a time; the parts that
-come while one is on its way are sent together in the next (serialized OTLP requests
-concatenate into one request: the peer decodes, derives and commits them as one body). At
-low load a part goes at once; under load a peer gets a few large requests instead of one per
-client request and owner. The peer answers for the whole request: it refused it (4xx, so
-nothing of it was stored) -> each part is sent again alone, for its own answer; it rejected
-some spans (partial success) -> every part of it is told so (the split keeps the spans a
-decoder would reject on the node that received them, so a forward holds none: it happens only
-between nodes of different versions). Logs and Zipkin parts go alone.
+Batched: OTLP trace parts for one peer (and tenant) go at most REQUESTS_PER_LANE requests at
+a time; the parts that come while that many are on their way are sent together in the next
+(serialized OTLP requests concatenate into one request: the peer decodes, derives and commits
+them as one body). At low load a part goes at once; under load a peer gets a few large
+requests instead of one per client request and owner. The peer answers for the whole
+request: it refused it (4xx, so nothing of it was stored) -> each part is sent again alone,
+for its own answer; it rejected some spans (partial success) -> every part of it is told so
+(the split keeps the spans a decoder would reject on the node that received them, so a
+forward holds none: it happens only between nodes of different versions). Logs and Zipkin
+parts go alone.
 
 Bounded: the bytes of parts waiting or in flight to one peer are capped (`max_bytes`); past
 the cap a new part is refused at once (OverloadedError -> the client's 429 /
@@ -51,6 +52,9 @@ ORIGIN_HEADER = "x-meshscope-node"
 INTERNAL_PREFIX = "/internal/cluster/v1"
 BATCHED = ("traces",)
 """Kinds whose parts for one peer are sent together (OTLP protobuf: requests concatenate)."""
+REQUESTS_PER_LANE = 2
+"""Requests on their way to one peer (per kind and tenant) before parts wait to be batched: a
+part goes at once while fewer are, so light traffic never waits for another's answer."""
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 """The most bytes of parts sent in one request (a part larger than this goes alone)."""
 
@@ -72,10 +76,10 @@ class _Waiting:
 
 @dataclass(slots=True)
 class _Lane:
-    """Parts for one peer, kind and tenant: one request on its way at a time."""
+    """Parts for one peer, kind and tenant: up to REQUESTS_PER_LANE requests on their way."""
 
     waiting: list[_Waiting] = field(default_factory=list)
-    sending: bool = False
+    sending: int = 0  # drains running, each with at most one request on its way
 
 
 class Forwarder:
@@ -148,12 +152,13 @@ class Forwarder:
         return reply
 
     async def _queued(self, peer: str, kind: str, tenant: str, part: Part) -> Reply:
-        """Send `part` in the lane's next request (at once if none is on its way)."""
+        """Send `part` in the lane's next request (at once while fewer than REQUESTS_PER_LANE
+        are on their way)."""
         lane = self._lanes.setdefault((peer, kind, tenant), _Lane())
         waiting = _Waiting(part, asyncio.get_running_loop().create_future(), time.monotonic())
         lane.waiting.append(waiting)
-        if not lane.sending:
-            lane.sending = True
+        if lane.sending < REQUESTS_PER_LANE:
+            lane.sending += 1
             drain = asyncio.create_task(self._drain(lane, peer, kind, tenant))
             self._drains.add(drain)
             drain.add_done_callback(self._drains.discard)
@@ -172,8 +177,8 @@ class Forwarder:
             lane.waiting.clear()
             raise
         finally:
-            lane.sending = False
-            if not lane.waiting:
+            lane.sending -= 1
+            if not lane.waiting and not lane.sending:
                 self._lanes.pop((peer, kind, tenant), None)
 
     async def _send_batch(self, peer: str, kind: str, tenant: str, batch: list[_Waiting]) -> None:

@@ -41,8 +41,8 @@ class ClusterCollector(Collector):
         )
         yield counters(
             "meshscope_cluster_forward_requests",
-            "Requests made to peers to forward items (trace parts that wait for one on its way"
-            " go together in the next: fewer requests than parts under load).",
+            "Requests made to peers to forward items (trace parts that wait while two are on"
+            " their way go together in the next: fewer requests than parts under load).",
             ["kind", "peer"],
             forwarder.requests,
         )
