@@ -29,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from meshscope.cluster.ring import SLOTS
 from meshscope.ingest.body import BodyError, decompress
-from meshscope.ingest.checks import span_fields_problem
+from meshscope.ingest.checks import span_problem
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.otlp_common import parse_json, parse_protobuf
 
@@ -135,18 +135,7 @@ def _span_owner(table: Table) -> Callable[[Any], str]:
     owner, local = table.owner, table.local
 
     def owner_of(span: Any) -> str:
-        trace_id = span.trace_id
-        if span_fields_problem(
-            trace_id,
-            span.span_id,
-            span.parent_span_id,
-            span.start_time_unix_nano,
-            span.end_time_unix_nano,
-            span.events,
-            span.links,
-        ):
-            return local
-        return owner(trace_id)
+        return local if span_problem(span) else owner(span.trace_id)
 
     return owner_of
 
