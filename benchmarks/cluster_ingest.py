@@ -18,7 +18,8 @@ after 3 s of the same load unmeasured:
    (cluster/routed) and what running 3 nodes over 2 shards costs without it (routed/single:
    each node commits a third of the spans, each commit into both shards).
 Every node gets `--workers` ingest workers. On a shared 2-core machine the rates are low and
-noisy; the CPU per span and its ratio are the figures to read.
+noisy; the CPU per span and its ratio are the figures to read. The modes share the servers,
+so a round's ClickHouse CPU includes merges of parts earlier rounds wrote, of any mode.
 
     .venv/bin/python benchmarks/cluster_ingest.py [--seconds 30] [--rounds 3] [--senders 6]
         [--same-total] [--workers 1] [--clickhouse-dir DIR]

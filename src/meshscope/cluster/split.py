@@ -5,7 +5,10 @@ owner, each a valid request of the same kind (OTLP parts are always protobuf: th
 forwarding format, decoded by the owner's own workers like any client request). A resource
 and a scope are copied into every part that holds some of their items. Items whose trace id
 is missing or malformed stay with this node, whose decoder answers them as usual (a log
-record without a trace id belongs to no trace: it stays where it arrived).
+record without a trace id belongs to no trace: it stays where it arrived); so do spans the
+decoder would reject for any other reason (`checks.span_problem`), so that a forwarded part,
+which may travel in one request with other clients' parts, holds only spans its owner
+stores.
 
 `split_body` answers None when everything belongs to this node (the common one-node and
 already-routed case): then the original body is used unchanged, with no re-encoding.
