@@ -29,9 +29,8 @@ from meshscope.tenancy.context import as_tenants
 Answer = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-async def _send_to(answer: Answer, timeout_s: float = 5.0, **more: Any) -> tuple[Any, Forwarder]:
-    """Start a peer answering with `answer`, forward one part to it, stop the peer: the
-    outcome (a Reply or the error raised) and the forwarder."""
+async def _peer(answer: Answer) -> tuple[web.AppRunner, str]:
+    """A loopback peer whose internal route answers with `answer`: its runner and URL."""
     app = web.Application()
     app.router.add_post(f"{INTERNAL_PREFIX}/{{kind}}", answer)
     runner = web.AppRunner(app, shutdown_timeout=0.1)  # a hanging answer is cut at the end
@@ -39,7 +38,14 @@ async def _send_to(answer: Answer, timeout_s: float = 5.0, **more: Any) -> tuple
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    forwarder = Forwarder("a", {"b": f"http://127.0.0.1:{port}"}, timeout_s, 1 << 20, **more)
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def _send_to(answer: Answer, timeout_s: float = 5.0, **more: Any) -> tuple[Any, Forwarder]:
+    """Start a peer answering with `answer`, forward one part to it, stop the peer: the
+    outcome (a Reply or the error raised) and the forwarder."""
+    runner, url = await _peer(answer)
+    forwarder = Forwarder("a", {"b": url}, timeout_s, 1 << 20, **more)
     try:
         outcome: Any = await forwarder.send("b", "traces", Part(b"\x0a\x00", 7, False))
     except Exception as error:
@@ -124,14 +130,7 @@ class Peer:
         return self._answer(body, items)
 
     async def start(self) -> tuple[web.AppRunner, str]:
-        app = web.Application()
-        app.router.add_post(f"{INTERNAL_PREFIX}/{{kind}}", self.handle)
-        runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return runner, f"http://127.0.0.1:{port}"
+        return await _peer(self.handle)
 
     async def until_seen(self, count: int) -> None:
         deadline = time.monotonic() + 5
