@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import gzip
 
 import orjson
-from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from meshscope.cluster.ring import Ring
 from meshscope.cluster.split import Table, split_body
-from tests.cluster.traces import calls, logs_request, request
+from tests.cluster.traces import calls, logs_request, otlp_json, request
 
 RING = Ring.of(["a", "b", "c"])
 MAX = 20 * 1024 * 1024
@@ -53,15 +51,7 @@ def test_all_local_answers_none_and_compressed_bodies_are_read() -> None:
 
 
 def test_json_bodies_split_into_protobuf_parts() -> None:
-    made = calls(30)
-    document = json_format.MessageToDict(ExportTraceServiceRequest.FromString(request(made)))
-    for rs in document["resourceSpans"]:  # OTLP/JSON ids are hex
-        for ss in rs["scopeSpans"]:
-            for span in ss["spans"]:
-                for key in ("traceId", "spanId", "parentSpanId"):
-                    if key in span:
-                        span[key] = base64.b64decode(span[key]).hex()
-    parts = split_body("traces", orjson.dumps(document), "identity", True, table("a"), MAX)
+    parts = split_body("traces", otlp_json(request(calls(30))), "identity", True, table("a"), MAX)
     assert parts is not None
     assert sum(part.items for part in parts.values()) == 90
     assert not any(part.json for part in parts.values())

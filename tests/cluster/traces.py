@@ -4,10 +4,13 @@ trace); every 5th trace fails in the backend."""
 
 from __future__ import annotations
 
+import base64
 import random
 import time
 from dataclasses import dataclass
 
+import orjson
+from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -58,6 +61,19 @@ def request(calls: list[Call], services: tuple[str, ...] = ("frontend", "backend
         for call in calls:
             scope.spans.extend(call.spans.get(service, []))
     return message.SerializeToString()
+
+
+def otlp_json(body: bytes) -> bytes:
+    """An `ExportTraceServiceRequest` as OTLP/JSON (ids in hex, as OTLP/JSON spells them)."""
+    document = json_format.MessageToDict(ExportTraceServiceRequest.FromString(body))
+    for rs in document["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                for item in [span, *span.get("links", [])]:
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if key in item:
+                            item[key] = base64.b64decode(item[key]).hex()
+    return orjson.dumps(document)
 
 
 def logs_request(trace_ids: list[bytes], untraced: int = 0) -> bytes:

@@ -12,7 +12,7 @@ from meshscope.cluster.membership import Membership
 from meshscope.cluster.metrics import ClusterCollector
 from meshscope.cluster.ring import Ring
 from meshscope.cluster.routes import Received, cluster_routes
-from meshscope.cluster.sink import ClusterSink, in_thread
+from meshscope.cluster.sink import ClusterSink
 from meshscope.cluster.tls import peer_verify
 from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.sink import IngestSink
@@ -59,7 +59,7 @@ def build_cluster(config: ClusterConfig, local: IngestSink, limits: IngestLimits
         config.token,
         verify,
     )
-    offload = local.offload if isinstance(local, WorkerSink) else in_thread
+    workers = local if isinstance(local, WorkerSink) else None
     saturated = (
         local.saturated if isinstance(local, WorkerSink | BatchWriter | TenantWriters) else _never
     )
@@ -68,7 +68,7 @@ def build_cluster(config: ClusterConfig, local: IngestSink, limits: IngestLimits
         ring,
         forwarder,
         limits.max_body_bytes,
-        offload,
+        workers,
         saturated,
         watch_s=config.split_watch_seconds,
     )

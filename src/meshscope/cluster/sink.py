@@ -1,7 +1,9 @@
 """ClusterSink: the sink receivers see in cluster mode. It splits each still-encoded body by
 trace owner (in the ingest workers when there are any), hands this node's part to the local
 sink (the workers and writer, unchanged) and forwards the others, answering only when every
-part is committed by its owner.
+part is committed by its owner. With worker processes, a traces body is split and this
+node's share prepared for the store in one worker call (`split.route_traces`): a body that is
+all this node's costs the workers what it costs on a single node.
 
 Failures: when any part fails, the request fails with the most telling error (503 over 429
 over 400); parts that did commit stay committed, so the client's retry may store them twice
@@ -14,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from meshscope.cluster.forward import Forwarder, Reply
 from meshscope.cluster.ring import Ring
-from meshscope.cluster.split import Part, Table, split_watching
+from meshscope.cluster.split import Part, Routed, Table, route_traces, split_watching
 from meshscope.ingest.body import BodyError, decompress
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.otlp_common import Decoded
@@ -30,19 +32,12 @@ from meshscope.ingest.sink import (
     UnavailableError,
     takes_encoded,
 )
-from meshscope.ingest.workers import decode_body
+from meshscope.ingest.workers import SpanPreparation, WorkerSink, decode_body
 from meshscope.limits.admission import admit_batch, admit_body_items, current_admission
 from meshscope.model.batch import Batch
 
 _MAX_WATCHED = 1_000_000
 """Split trace ids remembered at most (so each is counted once) until the next ring change."""
-
-Offload = Callable[..., Awaitable[Any]]
-"""Runs a picklable function off the event loop: in the ingest workers, or a thread."""
-
-
-async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
-    return await asyncio.to_thread(fn, *args)
 
 
 class ClusterSink:
@@ -52,17 +47,19 @@ class ClusterSink:
         ring: Ring,
         forwarder: Forwarder,
         max_body_bytes: int,
-        offload: Offload = in_thread,
+        workers: WorkerSink | None = None,
         saturated: Callable[[], bool] = lambda: False,
         watch_s: float = 30.0,
     ) -> None:
-        """`saturated`: whether the local sink refuses new work now; then a body is refused
-        (429) before the workers spend a split on it. `watch_s`: how long after a ring
-        change spans of traces in flight at it are looked for (split traces)."""
+        """`workers`: the local sink's worker processes, when it has them (`local` itself
+        or in front of it): bodies are split there, and a traces body's local share prepared
+        in the same call. `saturated`: whether the local sink refuses new work now; then a
+        body is refused (429) before the workers spend a split on it. `watch_s`: how long
+        after a ring change spans of traces in flight at it are looked for (split traces)."""
         self.local = local
         self.forwarder = forwarder
         self.max_body_bytes = max_body_bytes
-        self._offload = offload
+        self._workers = workers
         self._saturated = saturated
         self.watch_s = watch_s
         self.split_requests = 0
@@ -99,27 +96,65 @@ class ClusterSink:
             return await self.submit_local(kind, raw, encoding, json=json)
         if self._saturated():
             raise OverloadedError("ingest pipeline busy, not splitting the request")
+        workers = self._workers
+        spans = workers.spans_direct if workers is not None else None
+        if kind == "traces" and workers is not None and spans is not None:
+            return await self._route_traces(workers, spans, raw, encoding, json, table)
         parts: dict[str, Part] | None
         parts, split = await self._offload(
             split_watching, kind, raw, encoding, json, table, self.max_body_bytes
         )
-        if split:
-            new = split - self._split_seen
-            self.split_traces += len(new)
-            if len(self._split_seen) < _MAX_WATCHED:
-                self._split_seen |= new
+        self._count_split(split)
         if parts is None:
             return await self.submit_local(kind, raw, encoding, json=json)
+        mine = parts.pop(table.local, None)
+        local = (
+            None if mine is None else self.submit_local(kind, mine.body, "identity", json=mine.json)
+        )
+        items = sum(part.items for part in parts.values()) + (0 if mine is None else mine.items)
+        return await self._spread(kind, items, local, parts)
+
+    async def _route_traces(
+        self,
+        workers: WorkerSink,
+        spans: SpanPreparation,
+        raw: bytes,
+        encoding: str,
+        json: bool,
+        table: Table,
+    ) -> Decoded:
+        """A traces body split, and this node's share prepared, in one worker call."""
+        with workers.reserved(len(raw)):
+            routed: Routed = await workers.prepare(
+                route_traces, raw, encoding, json, table, self.max_body_bytes, spans
+            )
+            self._count_split(routed.split)
+            local = workers.commit("traces", routed.outcome)
+            if not routed.parts:
+                return await local
+            return await self._spread("traces", routed.spans, local, routed.parts)
+
+    async def _spread(
+        self,
+        kind: BodyKind,
+        items: int,
+        local: Coroutine[Any, Any, Decoded] | None,
+        parts: dict[str, Part],
+    ) -> Decoded:
+        """Store this node's share (`local`) and forward the other owners' `parts` at the
+        same time; answer when all of them are committed."""
         self.split_requests += 1
         # With limits on, the whole request is charged to its tenant here, before any part is
         # stored or forwarded (a refused request stores nothing); the parts then go uncharged.
-        admit_body_items(kind, sum(part.items for part in parts.values()))
+        try:
+            admit_body_items(kind, items)
+        except BaseException:
+            if local is not None:
+                local.close()  # never awaited: nothing of the request is stored
+            raise
         uncharged = current_admission.set(None)
         try:
-            pending: list[Awaitable[Decoded | Reply]] = []
-            mine = parts.pop(table.local, None)
-            if mine is not None:
-                pending.append(self.submit_local(kind, mine.body, "identity", json=mine.json))
+            pending: list[Awaitable[Decoded | Reply]] = [] if local is None else [local]
             pending += [self.forwarder.send(peer, kind, part) for peer, part in parts.items()]
             results = await asyncio.gather(*pending, return_exceptions=True)
         finally:
@@ -134,6 +169,19 @@ class ClusterSink:
             if result.error_message:
                 messages.append(result.error_message)
         return Decoded(Batch(), rejected, "; ".join(messages))
+
+    def _count_split(self, split: frozenset[bytes]) -> None:
+        if split:
+            new = split - self._split_seen
+            self.split_traces += len(new)
+            if len(self._split_seen) < _MAX_WATCHED:
+                self._split_seen |= new
+
+    async def _offload(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a picklable function off the event loop: in the workers, or a thread."""
+        if self._workers is not None:
+            return await self._workers.offload(fn, *args)
+        return await asyncio.to_thread(fn, *args)
 
     async def submit_local(
         self, kind: BodyKind, raw: bytes, encoding: str, *, json: bool

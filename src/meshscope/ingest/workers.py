@@ -19,13 +19,14 @@ the owner.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, get_args
@@ -70,8 +71,32 @@ class WorkerSettings:
             raise ValueError("nice must be 0..19")
 
 
-# What a worker answers: ("ok", prepared, rejected, error_message) or ("refused", status, msg).
-_Outcome = tuple[Any, ...]
+Outcome = tuple[Any, ...]
+"""What a worker answers: ("ok", prepared, rejected, error_message) or ("refused", status,
+message), errors as values (`refusal`)."""
+
+REFUSED = (BodyError, DecodeError, OverflowError, pa.ArrowInvalid)
+"""What a worker answers as a refusal of the body (`refusal`), not as a failure."""
+
+
+def refusal(error: Exception) -> Outcome:
+    """The worker's answer for a body it refused with `error` (one of `REFUSED`)."""
+    if isinstance(error, BodyError):
+        return ("refused", error.status, error.message)
+    if isinstance(error, DecodeError):
+        return ("refused", 400, error.message)
+    # e.g. a time past 2262 (int64 ns)
+    return ("refused", 400, f"a value does not fit the store's columns: {error}")
+
+
+@dataclass(frozen=True, slots=True)
+class SpanPreparation:
+    """What a worker needs to prepare OTLP spans for the store (picklable): its column
+    encoder, the span-metric buckets, and the tail-sampling matcher when sampling is on."""
+
+    columns: ColumnEncoder
+    buckets_ms: tuple[float, ...]
+    matcher: SpanMatcher | None
 
 
 def decode_body(kind: BodyKind, body: bytes, json: bool) -> Decoded:
@@ -91,7 +116,7 @@ def prepare_body(
     encode_columns: ColumnEncoder | None,
     buckets_ms: tuple[float, ...],
     matcher: SpanMatcher | None = None,
-) -> _Outcome:
+) -> Outcome:
     """Runs in a worker: the whole per-request Python work, errors returned as values.
     With tail sampling (`matcher`), spans are also summarised for the owner's decisions."""
     try:
@@ -106,12 +131,8 @@ def prepare_body(
             )
         decoded = decode_body(kind, body, json)
         prepared = prepare(decoded.batch, encode_spans, buckets_ms, matcher=matcher)
-    except BodyError as error:
-        return ("refused", error.status, error.message)
-    except DecodeError as error:
-        return ("refused", 400, error.message)
-    except (OverflowError, pa.ArrowInvalid) as error:  # e.g. a time past 2262 (int64 ns)
-        return ("refused", 400, f"a value does not fit the store's columns: {error}")
+    except REFUSED as error:
+        return refusal(error)
     return ("ok", prepared, decoded.rejected, decoded.error_message)
 
 
@@ -214,9 +235,35 @@ class WorkerSink:
             admit_batch(decoded.batch)
             await self.writer.submit(decoded.batch)
             return Decoded(Batch(), decoded.rejected, decoded.error_message)
-        size = len(raw)
-        # One admission point: a body counts from here until its batch is committed, so work
-        # a worker did is never thrown away by a full writer queue further on.
+        with self.reserved(len(raw)):
+            outcome = await self.prepare(
+                prepare_body,
+                kind,
+                raw,
+                encoding,
+                json,
+                self.max_body_bytes,
+                self._encoder,
+                self._columns,
+                self._buckets,
+                self._matcher,
+            )
+            return await self.commit(kind, outcome)
+
+    @property
+    def spans_direct(self) -> SpanPreparation | None:
+        """What a worker needs to prepare OTLP spans straight into the store's columns
+        (`otlp_direct`), or None when this sink does not (no worker processes, or a store
+        without a column encoder)."""
+        if self._pool is None or self._columns is None:
+            return None
+        return SpanPreparation(self._columns, self._buckets, self._matcher)
+
+    @contextlib.contextmanager
+    def reserved(self, size: int) -> Iterator[None]:
+        """Admit a body of `size` bytes into the workers' budget for the block (the one
+        admission point: a body counts until its answer, so work a worker did is never thrown
+        away by a full writer queue further on); raises OverloadedError when it is full."""
         if self.inflight_bytes and self.inflight_bytes + size > self.settings.max_inflight_bytes:
             self.rejected_requests += 1
             raise OverloadedError(f"ingest pipeline busy ({self.inflight_bytes} bytes in flight)")
@@ -224,25 +271,27 @@ class WorkerSink:
             self.rejected_requests += 1
             raise OverloadedError(f"ingest queue full ({self.writer.pending_items} items waiting)")
         self.inflight_bytes += size
+        try:
+            yield
+        finally:
+            self.inflight_bytes -= size
+
+    async def prepare(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run `fn` (e.g. `prepare_body`, which answers an `Outcome`) in a worker, counted
+        as a batch on its way to the writer until it returns: `commit` its outcome next."""
         self.preparing += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        except BaseException:
+            self.writer.nudge()  # a batch the writer may be waiting for will not come
+            raise
+        finally:
+            self.preparing -= 1
+
+    async def commit(self, kind: BodyKind, outcome: Outcome) -> Decoded:
+        """Commit what a worker prepared from a body of `kind` (or raise its refusal)."""
         queued = False
         try:
-            try:
-                outcome = await asyncio.get_running_loop().run_in_executor(
-                    self._pool,
-                    prepare_body,
-                    kind,
-                    raw,
-                    encoding,
-                    json,
-                    self.max_body_bytes,
-                    self._encoder,
-                    self._columns,
-                    self._buckets,
-                    self._matcher,
-                )
-            finally:
-                self.preparing -= 1
             if outcome[0] == "refused":
                 raise BodyError(outcome[1], outcome[2])  # answered like in-process failures
             _, prepared, rejected, error_message = outcome
@@ -252,7 +301,6 @@ class WorkerSink:
             queued = len(prepared) > 0
             await self.writer.submit(prepared)
         finally:
-            self.inflight_bytes -= size
             if not queued:  # a batch the writer may be waiting for will not come
                 self.writer.nudge()
         return Decoded(Batch(), rejected, error_message)

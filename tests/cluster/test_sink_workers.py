@@ -1,0 +1,126 @@
+"""ClusterSink over real ingest worker processes and the real writer over DuckDB: a traces body
+is split, and this node's share prepared, in one worker call (`split.route_traces`). Peers
+are stand-ins that keep what they are sent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from meshscope.clock import SystemClock
+from meshscope.cluster.forward import Reply
+from meshscope.cluster.sink import ClusterSink
+from meshscope.cluster.split import Part
+from meshscope.ingest.body import BodyError
+from meshscope.ingest.otlp_lazy import LazyTraceRequest
+from meshscope.ingest.workers import WorkerSettings, WorkerSink
+from meshscope.limits.admission import Admission, current_admission
+from meshscope.limits.config import LimitsConfig, TenantLimits
+from meshscope.limits.limiter import Limiter, RateLimitedError
+from meshscope.pipeline.chain import Pipeline
+from meshscope.store.duckdb import DuckDBStorage
+from tests.cluster.test_sink import RING, Peers
+from tests.cluster.traces import Call, calls, request
+from tests.ingest.servers import worker_sink
+from tests.ingest.test_otlp_direct import BAD_KEY
+
+
+class KeepingPeers(Peers):
+    def __init__(self) -> None:
+        super().__init__({"b": Reply(0, ""), "c": Reply(1, "one in c")})
+        self.sent: dict[str, list[bytes]] = {"b": [], "c": []}
+
+    async def send(self, peer: str, kind: str, part: Part) -> Reply:
+        self.sent[peer].append(part.body)
+        return await super().send(peer, kind, part)
+
+    def span_ids(self, peer: str) -> set[bytes]:
+        return {
+            span.span_id
+            for body in self.sent[peer]
+            for rs in ExportTraceServiceRequest.FromString(body).resource_spans
+            for ss in rs.scope_spans
+            for span in ss.spans
+        }
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[WorkerSink]:
+    pipeline = Pipeline(DuckDBStorage(tmp_path / "n.duckdb"), SystemClock())
+    with worker_sink(pipeline, WorkerSettings(processes=1)) as sink:
+        yield sink
+
+
+def owner(call: Call) -> str:
+    return RING.owner(int.from_bytes(call.trace_id[8:], "big"))
+
+
+def span_ids(made: list[Call], peer: str) -> set[bytes]:
+    return {s.span_id for c in made if owner(c) == peer for ss in c.spans.values() for s in ss}
+
+
+def stored(workers: WorkerSink) -> int:
+    return sum(workers.writer.pipeline.storage.traces.span_counts().values())
+
+
+def submit(sink: ClusterSink, body: bytes, limiter: Limiter | None = None) -> int:
+    async def run() -> int:
+        if limiter is not None:
+            current_admission.set(Admission(limiter, "t"))
+        decoded = await sink.submit_encoded("traces", body, "identity", json=False)
+        return decoded.rejected
+
+    return asyncio.run(run())
+
+
+def test_this_nodes_share_is_stored_and_the_rest_forwarded(workers: WorkerSink) -> None:
+    peers = KeepingPeers()
+    sink = ClusterSink(workers, RING, peers, 1 << 24, workers)
+    made = calls(60)
+    assert submit(sink, request(made)) == 1  # c's answer
+    assert stored(workers) == len(span_ids(made, "a")) > 0
+    assert peers.span_ids("b") == span_ids(made, "b") and peers.span_ids("c") == span_ids(made, "c")
+    assert sink.split_requests == 1 and workers.prepared_bodies["traces"] == 1
+    assert workers.inflight_bytes == 0 and workers.preparing == 0
+
+    mine = [c for c in calls(60, seed=2) if owner(c) == "a"]  # pre-routed: one worker call
+    assert submit(sink, request(mine)) == 0
+    assert stored(workers) == len(span_ids(made + mine, "a"))
+    assert sink.split_requests == 1 and workers.prepared_bodies["traces"] == 2
+
+
+def test_an_invalid_attribute_of_any_owner_refuses_the_body_before_anything(
+    workers: WorkerSink,
+) -> None:
+    peers = KeepingPeers()
+    sink = ClusterSink(workers, RING, peers, 1 << 24, workers)
+    made = calls(30)
+    lazy = LazyTraceRequest.FromString(request(made))
+    theirs = next(c.trace_id for c in made if owner(c) == "c")
+    for span in lazy.resource_spans[0].scope_spans[0].spans:
+        if span.trace_id == theirs:
+            span.attributes.append(BAD_KEY)
+    with pytest.raises(BodyError) as refused:
+        submit(sink, lazy.SerializeToString())
+    assert refused.value.status == 400
+    assert stored(workers) == 0 and peers.sent == {"b": [], "c": []}
+    assert workers.inflight_bytes == 0 and workers.preparing == 0
+
+
+def test_a_split_request_is_charged_whole_once_and_refused_before_any_part(
+    workers: WorkerSink,
+) -> None:
+    limiter = Limiter(LimitsConfig(defaults=TenantLimits(spans_per_second=0.001, spans_burst=100)))
+    peers = KeepingPeers()
+    sink = ClusterSink(workers, RING, peers, 1 << 24, workers)
+    submit(sink, request(calls(30)), limiter)
+    assert limiter.items["t", "spans"] == 90  # the local share's own charge did not count
+    forwarded, kept = {peer: list(bodies) for peer, bodies in peers.sent.items()}, stored(workers)
+    with pytest.raises(RateLimitedError):
+        submit(sink, request(calls(30, seed=2)), limiter)  # over the burst left
+    assert peers.sent == forwarded and stored(workers) == kept
+    assert workers.inflight_bytes == 0 and workers.preparing == 0
