@@ -261,6 +261,18 @@ def stop_shared() -> None:
     _shared = _second = None
 
 
+def drop_cluster_database(shards: list[str], database: str) -> None:
+    """Drop a cluster test's database and its `_dist` one from every shard (the shards
+    outlive the test)."""
+    from clickhouse_driver import Client
+
+    for shard in shards:
+        client = Client.from_url(shard)
+        client.execute(f"DROP DATABASE IF EXISTS {database}_dist")
+        client.execute(f"DROP DATABASE IF EXISTS {database}")
+        client.disconnect()
+
+
 def database_for(directory: Path) -> str:
     """A database name of its own for each test directory (the same one when reopened)."""
     return "t_" + hashlib.sha1(str(directory).encode()).hexdigest()[:16]

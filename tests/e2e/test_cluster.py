@@ -123,13 +123,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         made = calls(CALLS)
         assert _post(single.otlp_http, request(made)) == 200
         yield Cluster(ports, single, processes, shards, database, made)
-        for dsn in shards:  # the shards outlive the test: drop its databases
-            from clickhouse_driver import Client
-
-            client = Client.from_url(dsn)
-            client.execute(f"DROP DATABASE IF EXISTS {database}_dist")
-            client.execute(f"DROP DATABASE IF EXISTS {database}")
-            client.disconnect()
+        clickhouse_server.drop_cluster_database(shards, database)
 
 
 def _wait_for(check: Any, timeout_s: float = 30.0) -> Any:
