@@ -18,11 +18,15 @@ after 3 s of the same load unmeasured:
    (cluster/routed) and what running 3 nodes over 2 shards costs without it (routed/single:
    each node commits a third of the spans, each commit into both shards).
 Every node gets `--workers` ingest workers. On a shared 2-core machine the rates are low and
-noisy; the CPU per span and its ratio are the figures to read. The modes share the servers,
+noisy; the CPU per span and its ratio are the figures to read. Closed loop, each mode runs
+at the rate it takes, so its fixed costs per second (each node's metric flushes, health
+checks, timers: three nodes' worth in the cluster) are shared by a different number of spans;
+`--rate` offers every mode the same spans/s (paced senders; below the slowest mode's
+capacity) so that CPU per span is compared at the same load. The modes share the servers,
 so a round's ClickHouse CPU includes merges of parts earlier rounds wrote, of any mode.
 
     .venv/bin/python benchmarks/cluster_ingest.py [--seconds 30] [--rounds 3] [--senders 6]
-        [--same-total] [--workers 1] [--clickhouse-dir DIR]
+        [--same-total] [--rate SPANS_PER_S] [--workers 1] [--clickhouse-dir DIR]
         [--set MESHSCOPE_NAME=VALUE ...]
 """
 
@@ -84,9 +88,10 @@ def _prerouted(ports: list[int], ids: list[str], bodies: list[bytes]) -> list[St
     ]
 
 
-def _run(streams: list[Stream], seconds: float, senders: int) -> Tally:
+def _run(streams: list[Stream], seconds: float, senders: int, pace_s: float = 0.0) -> Tally:
     """`senders` closed-loop senders, sender i on stream i % len(streams); the senders of a
-    stream take turns through its bodies."""
+    stream take turns through its bodies. `pace_s`: each sender sends at most one request
+    per `pace_s` seconds (an offered rate), not as fast as answers come."""
     tally = Tally()
     stop_at = time.monotonic() + seconds
     threads = []
@@ -94,7 +99,8 @@ def _run(streams: list[Stream], seconds: float, senders: int) -> Tally:
         port, bodies, spans = streams[i % len(streams)]
         turns = len(range(i % len(streams), senders, len(streams)))  # senders on this stream
         args = (port, bodies, stop_at, tally, i // len(streams), turns)
-        threads.append(threading.Thread(target=sender, args=args, kwargs={"spans": spans}))
+        kwargs = {"spans": spans, "pace_s": pace_s}
+        threads.append(threading.Thread(target=sender, args=args, kwargs=kwargs))
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -141,13 +147,13 @@ class Mode:
     forwarded: float = 0.0
     rates: list[float] = field(default_factory=list)
 
-    def round(self, seconds: float, senders: int) -> None:
+    def round(self, seconds: float, senders: int, pace_s: float = 0.0) -> None:
         """Run one measured round of `seconds` (after 3 s unmeasured) and add it up."""
-        _run(self.streams, 3.0, senders)  # warm up
+        _run(self.streams, 3.0, senders, pace_s)  # warm up
         cpu0, ch0 = _cpu(self.servers), sum(_cpu_s(pid) for pid in self.shards)
         commits0, forwarded0 = _commits(self.servers), _forwarded(self.servers)
         began = time.monotonic()
-        tally = _run(self.streams, seconds, senders)
+        tally = _run(self.streams, seconds, senders, pace_s)
         elapsed = time.monotonic() - began
         owners, workers = (b - a for a, b in zip(cpu0, _cpu(self.servers), strict=True))
         self.clickhouse_s += sum(_cpu_s(pid) for pid in self.shards) - ch0
@@ -201,6 +207,13 @@ def main() -> None:
         action="store_true",
         help="give the cluster the single node's senders in all (a third per node) instead of"
         " as many per node",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="offer this many spans/s in every mode (paced senders) instead of as many as"
+        " each mode takes (closed loop): CPU per span at the same load",
     )
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--distinct", type=int, default=200)
@@ -263,10 +276,13 @@ def main() -> None:
         senders = {one.name: args.senders}
         for mode in (many, routed):
             senders[mode.name] = args.senders * (1 if args.same_total else len(nodes))
-        print(f"closed-loop senders of {SPANS_PER_REQUEST} spans: {senders}")
+        pace = {name: count * SPANS_PER_REQUEST / args.rate if args.rate else 0.0
+                for name, count in senders.items()}  # fmt: skip
+        loop = f"paced at {args.rate:,.0f} spans/s in all" if args.rate else "closed-loop"
+        print(f"{loop} senders of {SPANS_PER_REQUEST} spans: {senders}")
         for _ in range(args.rounds):  # alternating: the host's drift falls on every mode
             for mode in (one, many, routed):
-                mode.round(args.seconds / args.rounds, senders[mode.name])
+                mode.round(args.seconds / args.rounds, senders[mode.name], pace[mode.name])
         for mode in (one, many, routed):
             print(mode.line())
         pairs = ", ".join(
