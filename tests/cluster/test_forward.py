@@ -242,6 +242,8 @@ def test_an_overloaded_peer_fails_every_part_of_the_batch() -> None:
     outcomes, forwarder = asyncio.run(_batched(Peer(answer), _parts(5)))
     assert outcomes[:2] == [Reply(0, "")] * 2
     assert all(isinstance(one, OverloadedError) and one.retry_after_s == 3 for one in outcomes[2:])
+    assert len({id(one) for one in outcomes[2:]}) == 3  # each part its own exception
+    assert len({str(one) for one in outcomes[2:]}) == 1
     assert forwarder.failed["traces", "b"] == 3 + 4 + 5
 
 

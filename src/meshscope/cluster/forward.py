@@ -194,7 +194,7 @@ class Forwarder:
             return
         except (OverloadedError, UnavailableError) as error:
             for waiting in batch:
-                _answer(waiting, error)
+                _answer(waiting, _own(error))
             return
         if reply.rejected:
             reply = Reply(
@@ -278,6 +278,14 @@ def _take(lane: _Lane, stale_before: float, peer: str) -> list[_Waiting]:
         batch.append(lane.waiting.pop(0))
         size += len(waiting.part.body)
     return batch
+
+
+def _own(error: OverloadedError | UnavailableError) -> Exception:
+    """A copy of a batch's `error` for one of its parts: each client's request raises its
+    own exception (one shared by several would collect every raise's traceback)."""
+    if isinstance(error, OverloadedError):
+        return OverloadedError(str(error), error.retry_after_s)
+    return UnavailableError(str(error))
 
 
 def _answer(waiting: _Waiting, outcome: Reply | BaseException) -> None:
