@@ -18,8 +18,9 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -47,12 +48,18 @@ TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 @dataclass
-class Cluster:
+class Nodes:
+    """Three cluster nodes over the two shards and one single node (memory store), running."""
+
     ports: dict[str, Ports]
     single: Ports
     processes: dict[str, Any]
     shards: list[str]
     database: str
+
+
+@dataclass
+class Cluster(Nodes):
     made: list[Call]
 
 
@@ -91,39 +98,63 @@ def node_settings(
     }
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+@contextmanager
+def running_nodes(directory: Path, config: Path | None = None) -> Iterator[Nodes]:
+    """Start `Nodes` in `directory` (all with the config file `config`, if any), each
+    cluster node with `node_settings`; skips the test where no ClickHouse server can run.
+    Afterwards the nodes are stopped and the test's databases dropped from the shards."""
     reason = clickhouse_server.available()
     if reason:
         pytest.skip(reason)
     shards = clickhouse_server.shard_dsns()
-    directory = tmp_path_factory.mktemp("cluster")
     database = clickhouse_server.database_for(directory)
     ports = {node: Ports() for node in NODES}
     single = Ports()
-    with ExitStack() as stack:
-        processes = {}
-        for node in NODES:
-            home = directory / node
-            home.mkdir()
-            processes[node] = stack.enter_context(
-                serve(
-                    home / "unused.duckdb",
-                    ports[node],
-                    node_settings(node, ports, shards, database),
+    try:
+        with ExitStack() as stack:
+            processes = {}
+            for node in NODES:
+                home = directory / node
+                home.mkdir()
+                settings = node_settings(node, ports, shards, database)
+                processes[node] = stack.enter_context(
+                    serve(home / "unused.duckdb", ports[node], settings, config)
                 )
-            )
-        home = directory / "single"
-        home.mkdir()
-        memory = {
-            "MESHSCOPE_STORAGE__KIND": "memory",
-            "MESHSCOPE_PIPELINE__FLUSH_INTERVAL_SECONDS": "1",
-        }
-        stack.enter_context(serve(home / "unused.duckdb", single, memory))
-        made = calls(CALLS)
-        assert _post(single.otlp_http, request(made)) == 200
-        yield Cluster(ports, single, processes, shards, database, made)
+            home = directory / "single"
+            home.mkdir()
+            memory = {
+                "MESHSCOPE_STORAGE__KIND": "memory",
+                "MESHSCOPE_PIPELINE__FLUSH_INTERVAL_SECONDS": "1",
+            }
+            stack.enter_context(serve(home / "unused.duckdb", single, memory, config))
+            yield Nodes(ports, single, processes, shards, database)
+    finally:
         clickhouse_server.drop_cluster_database(shards, database)
+
+
+def spans_by_shard(nodes: Nodes) -> dict[int, list[tuple[int, int]]]:
+    """Per trace (its id's high 64 bits): the shards holding spans of it, with how many."""
+    from clickhouse_driver import Client
+
+    placed: dict[int, list[tuple[int, int]]] = {}
+    for index, dsn in enumerate(nodes.shards):
+        client = Client.from_url(dsn)
+        rows = client.execute(
+            f"SELECT trace_hi, count() FROM {nodes.database}.trace_spans GROUP BY trace_hi"
+        )
+        client.disconnect()
+        for hi, count in rows:
+            placed.setdefault(hi, []).append((index, count))
+    return placed
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_nodes(tmp_path_factory.mktemp("cluster")) as nodes:
+        made = calls(CALLS)
+        assert _post(nodes.single.otlp_http, request(made)) == 200
+        yield Cluster(nodes.ports, nodes.single, nodes.processes, nodes.shards, nodes.database,
+                      made)  # fmt: skip
 
 
 def _wait_for(check: Any, timeout_s: float = 30.0) -> Any:
@@ -156,21 +187,10 @@ def test_spans_sent_to_different_nodes_pair_into_one_edge_and_live_on_one_shard(
         assert len(_edges(ports[node].ui)) == 1, node
         assert edges and edges[0]["source"] == "frontend" and edges[0]["target"] == "backend"
         assert edges[0]["errors"] == CALLS // 5
-    # Each trace on one shard: shard trace_hi % 2.
-    from clickhouse_driver import Client
-
-    where: dict[int, set[int]] = {}
-    for index, dsn in enumerate(cluster.shards):
-        client = Client.from_url(dsn)
-        rows = client.execute(
-            f"SELECT trace_hi, count() FROM {cluster.database}.trace_spans GROUP BY trace_hi"
-        )
-        client.disconnect()
-        for hi, count in rows:
-            assert count == 3
-            where.setdefault(hi, set()).add(index)
-    assert len(where) == CALLS
-    assert all(shards == {hi % 2} for hi, shards in where.items())
+    # Each trace on one shard, whole: shard trace_hi % 2.
+    placed = spans_by_shard(cluster)
+    assert len(placed) == CALLS
+    assert all(where == [(hi % 2, 3)] for hi, where in placed.items())
     # Traffic was forwarded, and received, between the nodes.
     _, metrics = _get(ports["n1"].ui, "/metrics")
     assert "meshscope_cluster_forwarded_items_total" in metrics

@@ -17,7 +17,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +35,16 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conformance import clickhouse_server
-from tests.e2e.test_cluster import _get, _wait_for, node_settings
-from tests.e2e.test_durability import Ports, serve
+from tests.e2e.test_cluster import (
+    NODES,
+    Nodes,
+    _get,
+    _wait_for,
+    running_nodes,
+    spans_by_shard,
+)
+from tests.e2e.test_durability import Ports
 
-NODES = ("n1", "n2", "n3")
 TRACES = 60
 SERVICES = ("sdk-frontend", "sdk-backend", "sdk-db")
 SAMPLING = """
@@ -96,11 +100,7 @@ class Spray(SpanProcessor):
 
 
 @dataclass
-class Sprayed:
-    ports: dict[str, Ports]
-    single: Ports
-    shards: list[str]
-    database: str
+class Sprayed(Nodes):
     trace_ids: list[str]  # by index: failed(i) and slow(i) say which are kept
 
 
@@ -156,32 +156,13 @@ def _send(ports: dict[str, Ports], single: Ports) -> list[str]:
 
 @pytest.fixture(scope="module")
 def sprayed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sprayed]:
-    reason = clickhouse_server.available()
-    if reason:
-        pytest.skip(reason)
-    shards = clickhouse_server.shard_dsns()
     directory = tmp_path_factory.mktemp("sprayed")
     config = directory / "sampling.yaml"
     config.write_text(SAMPLING)
-    database = clickhouse_server.database_for(directory)
-    ports = {node: Ports() for node in NODES}
-    single = Ports()
-    with ExitStack() as stack:
-        for node in NODES:
-            home = directory / node
-            home.mkdir()
-            settings = node_settings(node, ports, shards, database)
-            stack.enter_context(serve(home / "unused.duckdb", ports[node], settings, config))
-        home = directory / "single"
-        home.mkdir()
-        memory = {
-            "MESHSCOPE_STORAGE__KIND": "memory",
-            "MESHSCOPE_PIPELINE__FLUSH_INTERVAL_SECONDS": "1",
-        }
-        stack.enter_context(serve(home / "unused.duckdb", single, memory, config))
-        trace_ids = _send(ports, single)
-        yield Sprayed(ports, single, shards, database, trace_ids)
-        clickhouse_server.drop_cluster_database(shards, database)
+    with running_nodes(directory, config) as nodes:
+        trace_ids = _send(nodes.ports, nodes.single)
+        yield Sprayed(nodes.ports, nodes.single, nodes.processes, nodes.shards, nodes.database,
+                      trace_ids)  # fmt: skip
 
 
 def _spans(port: int, trace_id: str) -> int:
@@ -202,19 +183,9 @@ def test_error_and_slow_traces_are_kept_whole_and_the_rest_dropped(sprayed: Spra
     for port in ports:
         assert [t for t in dropped if _spans(port, t)] == [], port
     # Each kept trace on one shard (shard trace_hi % 2), whole.
-    from clickhouse_driver import Client
-
-    rows: dict[int, list[tuple[int, int]]] = {}
-    for index, dsn in enumerate(sprayed.shards):
-        client = Client.from_url(dsn)
-        found = client.execute(
-            f"SELECT trace_hi, count() FROM {sprayed.database}.trace_spans GROUP BY trace_hi"
-        )
-        client.disconnect()
-        for hi, count in found:
-            rows.setdefault(hi, []).append((index, count))
-    assert sorted(rows) == sorted(int(t[:16], 16) for t in kept)
-    assert all(placed == [(hi % 2, 5)] for hi, placed in rows.items())
+    placed = spans_by_shard(sprayed)
+    assert sorted(placed) == sorted(int(t[:16], 16) for t in kept)
+    assert all(where == [(hi % 2, 5)] for hi, where in placed.items())
 
 
 def _metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
