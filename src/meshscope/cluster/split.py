@@ -144,20 +144,49 @@ class Routed:
     spans: int  # in the whole body
 
 
-@dataclass(frozen=True, slots=True)
-class _Scope:
-    """This node's spans of one scope, read like a `ScopeSpans`."""
+class _Aside:
+    """The spans of other owners, set aside during the walk (`otlp_direct.Divert`): per
+    scope, in the request's order, by owner; then re-encoded as one request per owner."""
 
-    scope: Any
-    spans: list[Any]
+    def __init__(self, table: Table) -> None:
+        self._peers, self._owners, self._local = table.peers, table.owners, table.local
+        # id(scope) -> (its resource, the scope, its spans by owner); insertion-ordered
+        self._scopes: dict[int, tuple[Any, Any, dict[str, list[Any]]]] = {}
+        self.count = 0
 
+    def __call__(self, trace: int, span: Any, resource_spans: Any, scope_spans: Any) -> bool:
+        peer = self._peers[self._owners[(trace & _MASK64) % SLOTS]]
+        if peer == self._local:
+            return False
+        entry = self._scopes.get(id(scope_spans))
+        if entry is None:
+            entry = self._scopes[id(scope_spans)] = (resource_spans, scope_spans, {})
+        entry[2].setdefault(peer, []).append(span)
+        self.count += 1
+        return True
 
-@dataclass(frozen=True, slots=True)
-class _Resource:
-    """This node's scopes of one resource, read like a `ResourceSpans`."""
-
-    resource: Any
-    scope_spans: list[_Scope]
+    def parts(self) -> dict[str, Part]:
+        """One `LazyTraceRequest` per owner (a resource and a scope copied into every part
+        that holds some of their spans), serialized."""
+        parts: dict[str, Any] = {}
+        counts: dict[str, int] = defaultdict(int)
+        entries: dict[tuple[str, int], Any] = {}  # (owner, id(resource)) -> its copy
+        for resource, scope, by_owner in self._scopes.values():
+            for peer, spans in by_owner.items():
+                entry = entries.get((peer, id(resource)))
+                if entry is None:
+                    part = parts.get(peer)
+                    if part is None:
+                        part = parts[peer] = LazyTraceRequest()
+                    entry = entries[peer, id(resource)] = part.resource_spans.add()
+                    entry.resource.CopyFrom(resource.resource)
+                    entry.schema_url = resource.schema_url
+                copied = entry.scope_spans.add()
+                copied.scope.CopyFrom(scope.scope)
+                copied.schema_url = scope.schema_url
+                copied.spans.extend(spans)
+                counts[peer] += len(spans)
+        return {peer: Part(m.SerializeToString(), counts[peer], False) for peer, m in parts.items()}
 
 
 def route_traces(
@@ -173,47 +202,31 @@ def route_traces(
     body that is all this node's (pre-routed traffic, or a one-owner request) costs what it
     costs on a single node, and this node's share of a sprayed one is not parsed twice.
 
-    The body is parsed once, lazily (`otlp_lazy`: attributes stay encoded); the other
-    owners' parts are re-encoded from it (the same bytes on the wire) and then parsed by the
-    generated classes (in C, ~0.6 us/span; decoding their attributes in Python would cost
-    ten times that): an invalid attribute anywhere refuses the whole body here, before
-    anything is stored or forwarded, as the full parse of the body did."""
+    The body is parsed once, lazily (`otlp_lazy`: attributes stay encoded), and walked once:
+    the walk checks every span, keeps this node's and sets the other owners' aside
+    (`divert`), which are then re-encoded from the lazy messages (the same bytes on the
+    wire) and parsed by the generated classes (in C, ~0.6 us/span; decoding their attributes
+    in Python would cost ten times that): an invalid attribute anywhere refuses the whole
+    body here, before anything is stored or forwarded, as a full parse of the body does.
+    Spans the decoder rejects stay here, as in `split_body`."""
     try:
         body = decompress(raw, encoding, max_body_bytes)
         if json:  # JSON is parsed by the generated classes, then read like a protobuf body
             body = parse_json(ExportTraceServiceRequest(), body, _TRACES).SerializeToString()
         request = parse_protobuf(LazyTraceRequest(), body, _TRACES)
+        aside = _Aside(table) if len(table.peers) > 1 else None
+        prepared = prepare_resource_spans(
+            request.resource_spans, spans.columns, spans.buckets_ms, spans.matcher, aside
+        )
+        parts = aside.parts() if aside is not None else {}
+        if not json:  # (a JSON body was read whole by the generated classes)
+            for part in parts.values():  # their attributes too, as a full parse would
+                parse_protobuf(ExportTraceServiceRequest(), part.body, _TRACES)
         moved = _moved_traces(request, table)
-        groups_of = _group(request, _SPANS, _span_owner(table))
-        local = table.local
-        count = sum(len(items) for groups in groups_of for items in groups.values())
-        share: list[Any] = request.resource_spans
-        parts: dict[str, Part] = {}
-        if _owners(groups_of) - {local}:
-            parts = _parts(request, LazyTraceRequest, _SPANS, groups_of, skip=local)
-            if not json:  # (a JSON body was read whole by the generated classes)
-                for part in parts.values():  # their attributes too, as a full parse would
-                    parse_protobuf(ExportTraceServiceRequest(), part.body, _TRACES)
-            share = _share(request, groups_of, local)
-        prepared = prepare_resource_spans(share, spans.columns, spans.buckets_ms, spans.matcher)
     except REFUSED as error:
         return Routed(refusal(error), {}, frozenset(), 0)
+    count = prepared[0].span_count + prepared[1] + (aside.count if aside is not None else 0)
     return Routed(("ok", *prepared), parts, moved, count)
-
-
-def _share(request: Any, groups_of: Groups, peer: str) -> list[_Resource]:
-    """`peer`'s spans of a lazy request, as resources of scopes of spans."""
-    share: list[_Resource] = []
-    scopes = iter(groups_of)
-    for resource in request.resource_spans:
-        mine = [
-            _Scope(scope.scope, spans)
-            for scope in resource.scope_spans
-            if (spans := next(scopes).get(peer))
-        ]
-        if mine:
-            share.append(_Resource(resource.resource, mine))
-    return share
 
 
 def _span_owner(table: Table) -> Callable[[Any], str]:
@@ -244,44 +257,24 @@ def _split_otlp(
 ) -> dict[str, Part] | None:
     """Split an OTLP request (resources > scopes > items with a `trace_id`) by owner
     (`owner_of` an item; by default its trace id's)."""
+    resources_name, scopes_name, items_name = names
     if owner_of is None:
         owner = table.owner
 
         def owner_of(item: Any) -> str:
             return owner(item.trace_id)
 
-    groups_of = _group(request, names, owner_of)
-    if _owners(groups_of) <= {table.local}:
-        return None
-    return _parts(request, factory, names, groups_of)
-
-
-Groups = list[dict[str, list[Any]]]
-"""Per scope of a request, in order: its items by owner."""
-
-
-def _group(request: Any, names: tuple[str, str, str], owner_of: Callable[[Any], str]) -> Groups:
-    resources_name, scopes_name, items_name = names
-    groups_of: Groups = []
+    groups_of: list[dict[str, list[Any]]] = []  # per scope, in order: its items by owner
+    owners: set[str] = set()
     for resource in getattr(request, resources_name):
         for scope in getattr(resource, scopes_name):
             groups: dict[str, list[Any]] = defaultdict(list)
             for item in getattr(scope, items_name):
                 groups[owner_of(item)].append(item)
             groups_of.append(groups)
-    return groups_of
-
-
-def _owners(groups_of: Groups) -> set[str]:
-    return {peer for groups in groups_of for peer in groups}
-
-
-def _parts(
-    request: Any, factory: Any, names: tuple[str, str, str], groups_of: Groups, skip: str = ""
-) -> dict[str, Part]:
-    """One request of `factory`'s type per owner but `skip`, with its items (a resource and
-    a scope copied into every part that holds some of their items)."""
-    resources_name, scopes_name, items_name = names
+            owners.update(groups)
+    if owners <= {table.local}:
+        return None
     parts: dict[str, Any] = {}
     counts: dict[str, int] = defaultdict(int)
     scopes = iter(groups_of)
@@ -290,8 +283,6 @@ def _parts(
         for scope in getattr(resource, scopes_name):
             groups = next(scopes)
             for peer, items in groups.items():
-                if peer == skip:
-                    continue
                 entry = entries.get(peer)
                 if entry is None:
                     part = parts.get(peer)

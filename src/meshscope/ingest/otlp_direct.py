@@ -19,7 +19,7 @@ whole request (the same bytes get the same verdict on every path).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -166,13 +166,23 @@ def prepare_traces(
     return prepare_resource_spans(request.resource_spans, encode, buckets_ms, matcher)
 
 
+class Divert(Protocol):
+    """Takes a valid span that is not this node's (a cluster's routing): True when it took
+    it, and then the walk leaves it out."""
+
+    def __call__(self, trace: int, span: Any, resource_spans: Any, scope_spans: Any) -> bool: ...
+
+
 def prepare_resource_spans(
     resource_spans: Sequence[Any],
     encode: ColumnEncoder,
     buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS,
     matcher: SpanMatcher | None = None,
+    divert: Divert | None = None,
 ) -> tuple[Prepared, int, str]:
-    """Walk `LazyTraceRequest.resource_spans` (attributes still encoded)."""
+    """Walk `LazyTraceRequest.resource_spans` (attributes still encoded). `divert` is
+    offered every span that passed the checks (rejected spans stay here), with its trace id
+    as an integer and its resource and scope."""
     summary = Summarizer(matcher) if matcher is not None else None
     out = SpanColumns()
     span_columns, ev_columns, ln_columns = _PairRows(), _PairRows(), _PairRows()
@@ -202,6 +212,9 @@ def prepare_resource_spans(
                     rejections.add(problem)
                     _check_pairs(span)
                     continue
+                trace = int.from_bytes(trace_id, "big")
+                if divert is not None and divert(trace, span, rs, ss):
+                    continue
                 if rid is None:
                     rid = resource_id(resource)
                     if rid:
@@ -215,7 +228,6 @@ def prepare_resource_spans(
                 if not 0 <= code < 3:
                     code = 0
                 name = span.name
-                trace = int.from_bytes(trace_id, "big")
                 attrs = _attributes(span.attributes, span_columns)
                 rows.append(
                     (
