@@ -12,6 +12,9 @@ stores.
 
 `split_body` answers None when everything belongs to this node (the common one-node and
 already-routed case): then the original body is used unchanged, with no re-encoding.
+`route_traces` is what a node with ingest workers runs on a traces body instead: the same
+split, and this node's share prepared for its store, in one pass (the same parts, the same
+refusals).
 
 Right after a ring change (`Table.moved`), `split_watching` also names the traces that were
 in flight when it happened and whose spans now go to a slot's new owner: a span in a moved

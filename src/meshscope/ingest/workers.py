@@ -281,12 +281,13 @@ class WorkerSink:
         as a batch on its way to the writer until it returns: `commit` its outcome next."""
         self.preparing += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+            outcome = await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         except BaseException:
-            self.writer.nudge()  # a batch the writer may be waiting for will not come
-            raise
-        finally:
             self.preparing -= 1
+            self.writer.nudge()  # (after the count) a batch it may wait for will not come
+            raise
+        self.preparing -= 1
+        return outcome
 
     async def commit(self, kind: BodyKind, outcome: Outcome) -> Decoded:
         """Commit what a worker prepared from a body of `kind` (or raise its refusal)."""
