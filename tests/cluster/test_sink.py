@@ -86,8 +86,15 @@ def test_a_saturated_node_refuses_before_splitting() -> None:
 def test_an_unreachable_owner_is_unavailable_and_counted() -> None:
     forwarder = Forwarder("a", {"b": "http://127.0.0.1:9"}, 2.0, 1 << 20)
     part = Part(b"x", 5, False)
+
+    async def send() -> None:
+        try:
+            await forwarder.send("b", "traces", part)
+        finally:
+            await forwarder.close()
+
     with pytest.raises(UnavailableError, match="cluster peer b"):
-        asyncio.run(forwarder.send("b", "traces", part))
+        asyncio.run(send())
     assert forwarder.failed["traces", "b"] == 5 and forwarder.inflight["b"] == 0
 
 
