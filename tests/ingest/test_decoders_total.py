@@ -32,6 +32,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from meshscope.clock import SystemClock
+from meshscope.cluster.ring import Ring
+from meshscope.cluster.split import Table, route_traces
 from meshscope.ingest.body import ENCODINGS, BodyError, decompress, uncompress_snappy
 from meshscope.ingest.delta import DeltaToCumulative
 from meshscope.ingest.errors import DecodeError
@@ -42,11 +44,13 @@ from meshscope.ingest.otlp import Decoded, Signal, decode_otlp
 from meshscope.ingest.otlp_direct import prepare_traces
 from meshscope.ingest.prompb.remote_pb2 import WriteRequest
 from meshscope.ingest.remote_write import RemoteWriteDecoder
+from meshscope.ingest.workers import SpanPreparation
 from meshscope.ingest.zipkin import decode_zipkin_json
 from meshscope.model.batch import Batch
 from meshscope.node.framing import Output, read_values
 from meshscope.node.main import Node
 from meshscope.pipeline.chain import Pipeline
+from meshscope.pipeline.derive.spanmetrics import DEFAULT_BUCKETS_MS
 from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.duckdb.span_rows import encode_columns
 from meshscope.store.memory import MemoryStorage
@@ -56,6 +60,9 @@ BOUNDED = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 REFUSALS = (DecodeError, BodyError)
+_RING = Ring.of(["a", "b", "c"])
+ROUTING = Table(_RING.peers, _RING.owners, "a")
+ROUTED_SPANS = SpanPreparation(encode_columns, DEFAULT_BUCKETS_MS, None)
 
 
 class Stores:
@@ -265,6 +272,15 @@ def _check_otlp(stores: Stores, signal: Signal, body: bytes, as_json: bool) -> N
             assert (prepared.span_count, rejected) == (len(decoded.batch.spans), decoded.rejected)
             for pipeline in stores.pipelines[:1]:  # the direct rows are the DuckDB store's
                 pipeline.commit([prepared])
+        # A cluster node's worker: split by owner and this node's share prepared, one call.
+        routed = route_traces(body, "identity", as_json, ROUTING, 1 << 26, ROUTED_SPANS)
+        if decoded is None:
+            assert routed.outcome[0] == "refused" and not routed.parts
+        else:
+            _, share, rejected, _ = routed.outcome
+            forwarded = sum(part.items for part in routed.parts.values())
+            assert rejected == decoded.rejected
+            assert share.span_count + forwarded == len(decoded.batch.spans)
 
 
 @pytest.mark.parametrize("signal", ["traces", "logs", "metrics"])

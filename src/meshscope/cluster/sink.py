@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from meshscope.cluster.forward import Forwarder, Reply
@@ -108,11 +108,13 @@ class ClusterSink:
         if parts is None:
             return await self.submit_local(kind, raw, encoding, json=json)
         mine = parts.pop(table.local, None)
-        local = (
-            None if mine is None else self.submit_local(kind, mine.body, "identity", json=mine.json)
-        )
         items = sum(part.items for part in parts.values()) + (0 if mine is None else mine.items)
-        return await self._spread(kind, items, local, parts)
+
+        def local() -> Awaitable[Decoded]:
+            assert mine is not None
+            return self.submit_local(kind, mine.body, "identity", json=mine.json)
+
+        return await self._spread(kind, items, None if mine is None else local, parts)
 
     async def _route_traces(
         self,
@@ -129,32 +131,30 @@ class ClusterSink:
                 route_traces, raw, encoding, json, table, self.max_body_bytes, spans
             )
             self._count_split(routed.split)
-            local = workers.commit("traces", routed.outcome)
+
+            def local() -> Awaitable[Decoded]:
+                return workers.commit("traces", routed.outcome)
+
             if not routed.parts:
-                return await local
+                return await local()
             return await self._spread("traces", routed.spans, local, routed.parts)
 
     async def _spread(
         self,
         kind: BodyKind,
         items: int,
-        local: Coroutine[Any, Any, Decoded] | None,
+        local: Callable[[], Awaitable[Decoded]] | None,
         parts: dict[str, Part],
     ) -> Decoded:
-        """Store this node's share (`local`) and forward the other owners' `parts` at the
+        """Store this node's share (`local()`) and forward the other owners' `parts` at the
         same time; answer when all of them are committed."""
         self.split_requests += 1
         # With limits on, the whole request is charged to its tenant here, before any part is
         # stored or forwarded (a refused request stores nothing); the parts then go uncharged.
-        try:
-            admit_body_items(kind, items)
-        except BaseException:
-            if local is not None:
-                local.close()  # never awaited: nothing of the request is stored
-            raise
+        admit_body_items(kind, items)
         uncharged = current_admission.set(None)
         try:
-            pending: list[Awaitable[Decoded | Reply]] = [] if local is None else [local]
+            pending: list[Awaitable[Decoded | Reply]] = [] if local is None else [local()]
             pending += [self.forwarder.send(peer, kind, part) for peer, part in parts.items()]
             results = await asyncio.gather(*pending, return_exceptions=True)
         finally:

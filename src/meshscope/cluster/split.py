@@ -68,7 +68,11 @@ class Table:
         """The owner of a 16-byte trace id; this node for anything else."""
         if len(trace_id) != 16 or not any(trace_id):
             return self.local
-        return self.peers[self.owners[(int.from_bytes(trace_id[8:], "big") & _MASK64) % SLOTS]]
+        return self.owner_of_int(int.from_bytes(trace_id[8:], "big"))
+
+    def owner_of_int(self, trace: int) -> str:
+        """The owner of a valid trace id given as an integer (its low 64 bits pick the slot)."""
+        return self.peers[self.owners[(trace & _MASK64) % SLOTS]]
 
     def owner_of_hex(self, trace_id: Any) -> str:
         if not isinstance(trace_id, str) or len(trace_id) not in (16, 32):
@@ -147,48 +151,46 @@ class Routed:
     spans: int  # in the whole body
 
 
-class _Aside:
-    """The spans of other owners, set aside during the walk (`otlp_direct.Divert`): per
-    scope, in the request's order, by owner; then re-encoded as one request per owner."""
+class _Parts:
+    """Items collected by owner, per scope in the request's order; then one request of
+    `factory` per owner (a resource and a scope copied into every part that holds some of
+    their items), serialized."""
 
-    def __init__(self, table: Table) -> None:
-        self._peers, self._owners, self._local = table.peers, table.owners, table.local
-        # id(scope) -> (its resource, the scope, its spans by owner); insertion-ordered
+    def __init__(self, factory: Any, names: tuple[str, str, str]) -> None:
+        self._factory, self._names = factory, names
+        # id(scope) -> (its resource, the scope, its items by owner); insertion-ordered
         self._scopes: dict[int, tuple[Any, Any, dict[str, list[Any]]]] = {}
+        self.owners: set[str] = set()
         self.count = 0
 
-    def __call__(self, trace: int, span: Any, resource_spans: Any, scope_spans: Any) -> bool:
-        peer = self._peers[self._owners[(trace & _MASK64) % SLOTS]]
-        if peer == self._local:
-            return False
-        entry = self._scopes.get(id(scope_spans))
+    def add(self, peer: str, item: Any, resource: Any, scope: Any) -> None:
+        entry = self._scopes.get(id(scope))
         if entry is None:
-            entry = self._scopes[id(scope_spans)] = (resource_spans, scope_spans, {})
-        entry[2].setdefault(peer, []).append(span)
+            entry = self._scopes[id(scope)] = (resource, scope, {})
+        entry[2].setdefault(peer, []).append(item)
+        self.owners.add(peer)
         self.count += 1
-        return True
 
-    def parts(self) -> dict[str, Part]:
-        """One `LazyTraceRequest` per owner (a resource and a scope copied into every part
-        that holds some of their spans), serialized."""
+    def serialized(self) -> dict[str, Part]:
+        resources_name, scopes_name, items_name = self._names
         parts: dict[str, Any] = {}
         counts: dict[str, int] = defaultdict(int)
         entries: dict[tuple[str, int], Any] = {}  # (owner, id(resource)) -> its copy
         for resource, scope, by_owner in self._scopes.values():
-            for peer, spans in by_owner.items():
+            for peer, items in by_owner.items():
                 entry = entries.get((peer, id(resource)))
                 if entry is None:
                     part = parts.get(peer)
                     if part is None:
-                        part = parts[peer] = LazyTraceRequest()
-                    entry = entries[peer, id(resource)] = part.resource_spans.add()
+                        part = parts[peer] = self._factory()
+                    entry = entries[peer, id(resource)] = getattr(part, resources_name).add()
                     entry.resource.CopyFrom(resource.resource)
                     entry.schema_url = resource.schema_url
-                copied = entry.scope_spans.add()
+                copied = getattr(entry, scopes_name).add()
                 copied.scope.CopyFrom(scope.scope)
                 copied.schema_url = scope.schema_url
-                copied.spans.extend(spans)
-                counts[peer] += len(spans)
+                getattr(copied, items_name).extend(items)
+                counts[peer] += len(items)
         return {peer: Part(m.SerializeToString(), counts[peer], False) for peer, m in parts.items()}
 
 
@@ -217,18 +219,27 @@ def route_traces(
         if json:  # JSON is parsed by the generated classes, then read like a protobuf body
             body = parse_json(ExportTraceServiceRequest(), body, _TRACES).SerializeToString()
         request = parse_protobuf(LazyTraceRequest(), body, _TRACES)
-        aside = _Aside(table) if len(table.peers) > 1 else None
+        aside = _Parts(LazyTraceRequest, _SPANS)
+        owner_of_int, local = table.owner_of_int, table.local
+
+        def divert(trace: int, span: Any, resource: Any, scope: Any) -> bool:
+            peer = owner_of_int(trace)
+            if peer == local:
+                return False
+            aside.add(peer, span, resource, scope)
+            return True
+
         prepared = prepare_resource_spans(
-            request.resource_spans, spans.columns, spans.buckets_ms, spans.matcher, aside
+            request.resource_spans, spans.columns, spans.buckets_ms, spans.matcher, divert
         )
-        parts = aside.parts() if aside is not None else {}
+        parts = aside.serialized()
         if not json:  # (a JSON body was read whole by the generated classes)
             for part in parts.values():  # their attributes too, as a full parse would
                 parse_protobuf(ExportTraceServiceRequest(), part.body, _TRACES)
         moved = _moved_traces(request, table)
     except REFUSED as error:
         return Routed(refusal(error), {}, frozenset(), 0)
-    count = prepared[0].span_count + prepared[1] + (aside.count if aside is not None else 0)
+    count = prepared[0].span_count + prepared[1] + aside.count
     return Routed(("ok", *prepared), parts, moved, count)
 
 
@@ -267,39 +278,14 @@ def _split_otlp(
         def owner_of(item: Any) -> str:
             return owner(item.trace_id)
 
-    groups_of: list[dict[str, list[Any]]] = []  # per scope, in order: its items by owner
-    owners: set[str] = set()
+    collected = _Parts(factory, names)
     for resource in getattr(request, resources_name):
         for scope in getattr(resource, scopes_name):
-            groups: dict[str, list[Any]] = defaultdict(list)
             for item in getattr(scope, items_name):
-                groups[owner_of(item)].append(item)
-            groups_of.append(groups)
-            owners.update(groups)
-    if owners <= {table.local}:
+                collected.add(owner_of(item), item, resource, scope)
+    if collected.owners <= {table.local}:
         return None
-    parts: dict[str, Any] = {}
-    counts: dict[str, int] = defaultdict(int)
-    scopes = iter(groups_of)
-    for resource in getattr(request, resources_name):
-        entries: dict[str, Any] = {}  # this resource's copy in each owner's part
-        for scope in getattr(resource, scopes_name):
-            groups = next(scopes)
-            for peer, items in groups.items():
-                entry = entries.get(peer)
-                if entry is None:
-                    part = parts.get(peer)
-                    if part is None:
-                        part = parts[peer] = factory()
-                    entry = entries[peer] = getattr(part, resources_name).add()
-                    entry.resource.CopyFrom(resource.resource)
-                    entry.schema_url = resource.schema_url
-                copied = getattr(entry, scopes_name).add()
-                copied.scope.CopyFrom(scope.scope)
-                copied.schema_url = scope.schema_url
-                getattr(copied, items_name).extend(items)
-                counts[peer] += len(items)
-    return {peer: Part(m.SerializeToString(), counts[peer], False) for peer, m in parts.items()}
+    return collected.serialized()
 
 
 def _split_zipkin(body: bytes, table: Table) -> dict[str, Part] | None:

@@ -18,8 +18,8 @@ whole request (the same bytes get the same verdict on every path).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -166,11 +166,10 @@ def prepare_traces(
     return prepare_resource_spans(request.resource_spans, encode, buckets_ms, matcher)
 
 
-class Divert(Protocol):
-    """Takes a valid span that is not this node's (a cluster's routing): True when it took
-    it, and then the walk leaves it out."""
-
-    def __call__(self, trace: int, span: Any, resource_spans: Any, scope_spans: Any) -> bool: ...
+Divert = Callable[[int, Any, Any, Any], bool]
+"""Takes a valid span that is not this node's (a cluster's routing), given its trace id as an
+integer, the span, its resource and its scope: True when it took it, and then the walk leaves
+it out."""
 
 
 def prepare_resource_spans(
