@@ -18,7 +18,7 @@ from meshscope.ingest.body import BodyError
 from meshscope.ingest.loadgen import build_requests
 from meshscope.ingest.otlp import decode_otlp
 from meshscope.ingest.sink import OverloadedError
-from meshscope.ingest.workers import WorkerSettings, WorkerSink
+from meshscope.ingest.workers import PIPE_BYTES, WorkerSettings, WorkerSink
 from meshscope.model.batch import Batch
 from meshscope.model.logs import LogRecord
 from meshscope.pipeline.chain import Pipeline
@@ -216,6 +216,26 @@ def test_workers_run_at_a_lower_cpu_priority_than_the_owner(sink: WorkerSink) ->
     assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in workers] == [
         min(19, mine + sink.settings.nice)
     ]
+
+
+def test_the_pools_pipes_hold_a_whole_prepared_request(
+    sink: WorkerSink, bodies: list[bytes]
+) -> None:
+    """Both pipes (bodies in, prepared rows out) are widened past a request's size, so a
+    worker's write does not wait for the owner's GIL (ADR 0006, revision 6); fails when a
+    Python moves the executor's queues."""
+    limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    expected = PIPE_BYTES if os.geteuid() == 0 or limit >= PIPE_BYTES else limit
+    assert sink.pipe_bytes == [expected, expected]
+    assert expected > 4 * max(map(len, bodies))  # room for several of these bodies
+
+    async def send() -> None:  # and the pool still carries them
+        for body in bodies:
+            decoded = await sink.submit_encoded("traces", body, "identity", json=False)
+            assert decoded.rejected == 0
+
+    asyncio.run(send())
+    assert sum(sink.writer.pipeline.storage.traces.span_counts().values()) == 600
 
 
 def _is_worker(pid: int) -> bool:

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -136,6 +138,37 @@ def prepare_body(
     return ("ok", prepared, decoded.rejected, decoded.error_message)
 
 
+PIPE_BYTES = 1 << 20
+"""The size asked for the pool's two pipes (`widen_pipes`): Linux's default limit for an
+unprivileged process (/proc/sys/fs/pipe-max-size); a 500-span body is ~0.2 MB, its prepared
+rows ~0.34 MB."""
+
+
+def widen_pipes(pool: ProcessPoolExecutor, size: int = PIPE_BYTES) -> list[int]:
+    """Give the pool's pipes (bodies to the workers, results back) room for whole messages;
+    returns their sizes (empty where they cannot be read). With Linux's default 64 KiB a
+    worker's write of a prepared request blocks until the owner has read all of it, in ~6
+    reads that each wait for the owner's GIL (up to a switch interval, 5 ms, when the
+    writer thread is deriving): the workers sat idle half the time and the owner's feeder
+    thread likewise on the way in (ADR 0006, revision 6). The queues are the executor's
+    private attributes (CPython 3.11-3.13 keep them): a test checks the sizes, so a Python
+    that moves them fails it rather than silently losing the gain."""
+    sizes: list[int] = []
+    if sys.platform != "linux":
+        return sizes
+    for name in ("_call_queue", "_result_queue"):
+        writer = getattr(getattr(pool, name, None), "_writer", None)
+        if writer is None:
+            continue
+        fd = writer.fileno()
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
+        except OSError as error:  # past pipe-max-size, or the user's pipe pages used up
+            log.info("ingest worker pipe left at its size (%s)", error)
+        sizes.append(fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ))
+    return sizes
+
+
 def _ready() -> bool:
     return True
 
@@ -177,6 +210,7 @@ class WorkerSink:
         self._buckets = pipeline.span_buckets
         self._matcher = pipeline.span_matcher
         self._pool: ProcessPoolExecutor | None = None
+        self.pipe_bytes: list[int] = []  # the pool's pipes' sizes (`widen_pipes`)
         self.inflight_bytes = 0
         self.preparing = 0  # bodies in the workers' hands: the writer groups them on arrival
         self.rejected_requests = 0
@@ -198,6 +232,7 @@ class WorkerSink:
             initializer=_init_worker,
             initargs=(os.getpid(), self.settings.nice),
         )
+        self.pipe_bytes = widen_pipes(self._pool)
         for future in [self._pool.submit(_ready) for _ in range(self.settings.processes)]:
             future.result(timeout=120)
 
