@@ -149,9 +149,10 @@ def widen_pipes(pool: ProcessPoolExecutor, size: int = PIPE_BYTES) -> list[int]:
     returns their sizes (empty where they cannot be read). With Linux's default 64 KiB a
     worker's write of a prepared request blocks until the owner has read all of it, in ~6
     reads that each wait for the owner's GIL (up to a switch interval, 5 ms, when the
-    writer thread is deriving): the workers sat idle half the time and the owner's feeder
-    thread likewise on the way in (ADR 0006, revision 6). The queues are the executor's
-    private attributes (CPython 3.11-3.13 keep them): a test checks the sizes, so a Python
+    writer thread is deriving): a worker spent 28% of its time there, and the owner's feeder
+    thread waited likewise on the way in (ADR 0006, revision 6). Past pipe-max-size (an
+    unprivileged process on a host that lowered it) the pipes get that much. The queues are
+    the executor's private attributes (CPython 3.11's): a test checks the sizes, so a Python
     that moves them fails it rather than silently losing the gain."""
     sizes: list[int] = []
     if sys.platform != "linux":
@@ -163,10 +164,18 @@ def widen_pipes(pool: ProcessPoolExecutor, size: int = PIPE_BYTES) -> list[int]:
         fd = writer.fileno()
         try:
             fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
-        except OSError as error:  # past pipe-max-size, or the user's pipe pages used up
-            log.info("ingest worker pipe left at its size (%s)", error)
+        except OSError:  # past pipe-max-size: as much as it allows
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _pipe_max_size())
+            except OSError as error:  # e.g. the user's pipe pages used up
+                log.info("ingest worker pipe left at its size (%s)", error)
         sizes.append(fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ))
     return sizes
+
+
+def _pipe_max_size() -> int:
+    with open("/proc/sys/fs/pipe-max-size") as limit:
+        return int(limit.read())
 
 
 def _ready() -> bool:
