@@ -20,7 +20,10 @@ Phases, all in one run:
    alternating rounds, --tail-seconds each in all -> acknowledged spans/s and the ratio on /
    off; each round measured after 11 s of the same load (a trace is decided and its spans
    written 10 s after its first span: measured from the start, a round would leave that
-   work to the next one, the other server's) and followed by an 11 s pause;
+   work to the next one, the other server's) and followed by an 11 s pause. Every trace is
+   sent once per server (the requests re-sent with new trace ids, built before the phase):
+   a re-sent id would find its trace decided and skip the holding and deciding that real
+   traffic, all new traces, always costs;
 6. overload: open-loop paced senders (their starts spread over one pace, as independent
    clients' are) offer twice the sustained rate -> share answered
    429/503, peak RSS of the owner and its workers;
@@ -330,30 +333,60 @@ class Round:
         return self.spans / self.seconds
 
 
+FRESH_SPANS_PER_S = 70_000
+"""What `fresh_segments` makes room for: above any rate this host has sustained."""
+
+
+def fresh_segments(bodies: list[bytes], count: int, seconds: float) -> list[list[bytes]]:
+    """`count` lists of requests, each enough for `seconds` at FRESH_SPANS_PER_S: `bodies`
+    re-sent with new trace ids (`FreshTraces`), no trace id in two of them nor among
+    `bodies`."""
+    fresh = FreshTraces(bodies, time.time_ns())
+    size = int(FRESH_SPANS_PER_S * seconds / SPANS_PER_REQUEST) + 1
+    made = [fresh.request(i, 1 + i // len(bodies)) for i in range(count * size)]
+    return [made[k * size : (k + 1) * size] for k in range(count)]
+
+
 def alternate(
     ways: dict[str, tuple[Server, Callable[..., None]]], bodies: list[bytes], seconds: float,
     rounds: int, senders: int, warm_s: float = 0.0, settle_s: float = 0.0,
+    fresh: bool = False,
 ) -> list[Round]:  # fmt: skip
     """`rounds` rounds of each way (a server and a sender), alternating, `seconds` per way in
     all: what drifts during a run (the host's speed, the store's size) falls on both alike.
     With `warm_s`, each round first runs that long unmeasured, and with `settle_s` the load
     then pauses that long: a server whose work trails its load (tail sampling decides and
     writes a trace a decision wait after its first span) is measured in its steady state,
-    that work inside its own rounds, never in the other way's."""
+    that work inside its own rounds, never in the other way's. With `fresh`, each drive
+    sends requests of its own (`fresh_segments`, the same ones to each way): no server gets
+    a trace twice."""
+    drives = [warm_s, seconds / rounds] if warm_s else [seconds / rounds]
+    segments = fresh_segments(bodies, rounds * len(drives), max(drives)) if fresh else []
     done: list[Round] = []
-    for _ in range(rounds):
+    for k in range(rounds):
         for name, (target, send) in ways.items():
             port = target.grpc_port if send is grpc_sender else target.http_port
+            feed = [segments[k * len(drives) + i] if fresh else bodies for i in range(len(drives))]
             if warm_s:
-                drive(port, bodies, warm_s, senders, send=send)
+                _repeats(drive(port, feed[0], warm_s, senders, send=send)[0], feed[0], name)
             before = target.cpu_s()
-            tally, took = drive(port, bodies, seconds / rounds, senders, send=send)
+            tally, took = drive(port, feed[-1], seconds / rounds, senders, send=send)
             owner, workers = (b - a for a, b in zip(before, target.cpu_s(), strict=True))
             if tally.errors:
                 print(f"  {name}: errors {tally.errors} {tally.error_kinds}")
+            if fresh:
+                _repeats(tally, feed[-1], name)
             done.append(Round(name, tally.acked_spans, took, (owner, workers)))
             time.sleep(settle_s)
     return done
+
+
+def _repeats(tally: Tally, feed: list[bytes], name: str) -> None:
+    """Say so when a drive sent more requests than its fresh segment held (ids repeated)."""
+    sent = tally.acked_spans // SPANS_PER_REQUEST + tally.refused + tally.errors
+    if sent > len(feed):
+        print(f"  {name}: {sent - len(feed)} of {sent} requests re-sent trace ids (raise"
+              f" FRESH_SPANS_PER_S)")  # fmt: skip
 
 
 def compare(
@@ -571,7 +604,7 @@ def main() -> None:
                 rounds = alternate(
                     {"off": (off, sender), "on": (tail, sender)},
                     bodies, args.tail_seconds, args.rounds, args.senders,
-                    warm_s=TAIL_WAIT_S + 1, settle_s=TAIL_WAIT_S + 1,
+                    warm_s=TAIL_WAIT_S + 1, settle_s=TAIL_WAIT_S + 1, fresh=True,
                 )  # fmt: skip
                 bodies_by_kind = tail.worker_bodies()
             finally:
