@@ -3,11 +3,12 @@ clock, every trace new (as real traffic's are), in windows of --window traces.
 
 The requests are `meshscope.ingest.loadgen`'s (500 spans, traces of 1-8 calls), prepared once
 as the ingest workers prepare them (encoded rows + `TraceSummary`); each pass offers them again
-with new trace ids. The clock advances as at --rate spans/s, so with the documented 10 s
-decision wait the sampler holds ~--rate x 10 s of spans, and its decided-trace caches (100,000
-ids each by default) fill after the first few hundred thousand traces. A cost per trace that
-grows from the first windows to the last is state the sampler scans (the last-window / first
-ratio is printed).
+with new trace ids. The clock advances as at --rate spans/s, with the documented 10 s
+decision wait; at 40,000 spans/s (~8,900 new traces/s) the buffer reaches `num_traces`
+(50,000 by default) in ~5.6 s, after which each new trace decides the oldest, and the
+decided-trace caches (100,000 ids each) fill after the first few hundred thousand traces.
+A cost per trace that grows from the first windows to the last is state the sampler scans
+(the last-window / first ratio is printed).
 
     .venv/bin/python benchmarks/tail_sampler.py [--traces 800000] [--rate 40000]
 """
