@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -109,12 +110,12 @@ class ClusterSink:
             return await self.submit_local(kind, raw, encoding, json=json)
         mine = parts.pop(table.local, None)
         items = sum(part.items for part in parts.values()) + (0 if mine is None else mine.items)
-
-        def local() -> Awaitable[Decoded]:
-            assert mine is not None
-            return self.submit_local(kind, mine.body, "identity", json=mine.json)
-
-        return await self._spread(kind, items, None if mine is None else local, parts)
+        local = (
+            None
+            if mine is None
+            else functools.partial(self.submit_local, kind, mine.body, "identity", json=mine.json)
+        )
+        return await self._spread(kind, items, local, parts)
 
     async def _route_traces(
         self,
@@ -131,10 +132,7 @@ class ClusterSink:
                 route_traces, raw, encoding, json, table, self.max_body_bytes, spans
             )
             self._count_split(routed.split)
-
-            def local() -> Awaitable[Decoded]:
-                return workers.commit("traces", routed.outcome)
-
+            local = functools.partial(workers.commit, "traces", routed.outcome)
             if not routed.parts:
                 return await local()
             return await self._spread("traces", routed.spans, local, routed.parts)

@@ -229,9 +229,10 @@ def route_traces(
             aside.add(peer, span, resource, scope)
             return True
 
-        prepared = prepare_resource_spans(
-            request.resource_spans, spans.columns, spans.buckets_ms, spans.matcher, divert
-        )
+        prepared = prepare_resource_spans(  # one peer: every span is this node's
+            request.resource_spans, spans.columns, spans.buckets_ms, spans.matcher,
+            divert if len(table.peers) > 1 else None,
+        )  # fmt: skip
         parts = aside.serialized()
         if not json:  # (a JSON body was read whole by the generated classes)
             for part in parts.values():  # their attributes too, as a full parse would
