@@ -19,7 +19,7 @@ from meshscope.ingest.otlp import decode_otlp
 from meshscope.ingest.otlp_direct import prepare_traces
 from meshscope.ingest.otlp_lazy import LazyTraceRequest
 from meshscope.pipeline.prepared import Prepared, prepare
-from meshscope.pipeline.sampling.facts import SpanMatcher
+from meshscope.pipeline.sampling.facts import FACTS, SpanMatcher
 from meshscope.pipeline.sampling.policies import build_leaf
 from meshscope.pipeline.sampling.policy_config import (
     NumericAttribute,
@@ -79,7 +79,7 @@ def test_loadgen_requests_are_prepared_alike() -> None:
         assert_same(direct, model_path(body))
         summary = direct[0].traces
         assert summary is not None and len(summary.row_trace) == 300
-        assert any(facts[3] for facts in summary.facts)  # some trace matched a predicate
+        assert any(summary.facts[3::FACTS])  # some trace matched a predicate
 
 
 scalars = st.one_of(

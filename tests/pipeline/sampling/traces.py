@@ -9,7 +9,7 @@ from typing import Any
 
 from meshscope.model.attributes import AttrValue
 from meshscope.model.spans import Span, SpanKind, StatusCode
-from meshscope.pipeline.sampling.facts import SpanMatcher, summarize
+from meshscope.pipeline.sampling.facts import FACTS, SpanMatcher, summarize
 from meshscope.pipeline.sampling.policies import TraceData
 from meshscope.pipeline.sampling.tail import TailSampler
 
@@ -83,6 +83,7 @@ def spans_of(batches: list[Any]) -> list[Span]:
 def trace_of(spans: Sequence[Span], matcher: SpanMatcher) -> TraceData:
     """The facts policies see of a trace made of `spans`."""
     data = TraceData(0)
-    for facts in summarize(spans, matcher).facts:
-        data.merge(facts)
+    facts = summarize(spans, matcher).facts
+    for at in range(0, len(facts), FACTS):
+        data.merge(facts, at)
     return data

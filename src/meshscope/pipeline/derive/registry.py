@@ -11,7 +11,9 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from operator import add
+from typing import Any
 
 from meshscope.model.exphistogram import MAX_BUCKETS, MAX_SCALE, fit, make
 from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType
@@ -162,6 +164,49 @@ class MetricsRegistry:
         series.sum += total
         series.count += count
         self._dirty[id(series)] = series
+
+    def add_row(self, counter: Series, histogram: Series, row: Sequence[Any], width: int) -> None:
+        """Add a span-metrics partial row (`spanmetrics.new_row`, frozen): its count to
+        `counter` and everything to `histogram` (`width` bucket counts, then values <= 0, min,
+        max and exponential bucket index and count pairs, as for `add_exp`). `add`,
+        `add_histogram` and `add_exp` in one call: the owner makes one per label set of each
+        request (~0.6 a span in the ingest benchmark)."""
+        count = row[0]
+        counter.value += count
+        end = 2 + width
+        histogram.counts = list(map(add, histogram.counts, islice(row, 2, end)))
+        histogram.sum += row[1]
+        histogram.count += count
+        histogram.exp_zero += row[end]
+        low_value, high_value = row[end + 1], row[end + 2]
+        if low_value < histogram.min:
+            histogram.min = low_value
+        if high_value > histogram.max:
+            histogram.max = high_value
+        buckets = histogram.exp
+        if buckets is None:
+            buckets = histogram.exp = {}
+        shift = MAX_SCALE - histogram.exp_scale
+        low, high = histogram.exp_low, histogram.exp_high
+        for k in range(end + 3, len(row), 2):
+            index = row[k] >> shift
+            buckets[index] = buckets.get(index, 0) + row[k + 1]
+            if high < low:
+                low = high = index
+            elif index < low:
+                low = index
+            elif index > high:
+                high = index
+        if high - low + 1 > MAX_BUCKETS:
+            scale, buckets = fit(histogram.exp_scale, buckets)
+            histogram.exp = buckets
+            shift = histogram.exp_scale - scale
+            histogram.exp_scale = scale
+            low, high = low >> shift, high >> shift
+        histogram.exp_low, histogram.exp_high = low, high
+        dirty = self._dirty
+        dirty[id(counter)] = counter
+        dirty[id(histogram)] = histogram
 
     def add_exp(self, series: Series, exp: Sequence[float]) -> None:
         """Add to the series' exponential histogram: `exp` is (values <= 0, min, max, then

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
-from itertools import chain, islice
-from typing import Any, cast
+from collections.abc import Sequence
+from itertools import chain
+from typing import Any
 
 from meshscope.model.exphistogram import MAX_SCALE, index_factor
 from meshscope.model.metrics import Labels, MetricType
@@ -138,7 +138,6 @@ class SpanMetrics:
         width = len(self.buckets) + 1
         registry = self._registry
         cache = self._series
-        fixed = 2 + width
         for partial in partials:
             for key, row in partial.items():
                 pair = cache.get(key)
@@ -154,11 +153,7 @@ class SpanMetrics:
                     if len(cache) >= _MAX_CACHED_LABELS:
                         cache.clear()
                     pair = cache[key] = (calls, durations)
-                count = int(row[0])
-                registry.add(pair[0], count)
-                buckets = cast("Iterator[int]", islice(row, 2, fixed))  # counts are ints
-                registry.add_histogram(pair[1], buckets, row[1], count)
-                registry.add_exp(pair[1], row[fixed:])
+                registry.add_row(pair[0], pair[1], row, width)
 
     def _merge_row(self, labels: Labels, row: Sequence[float]) -> None:
         count = int(row[0])

@@ -94,13 +94,20 @@ class SpanMatcher:
         return 1 << (len(self.predicates) - 1)
 
 
+FACTS = 4
+"""Facts per trace in `TraceSummary.facts`: start_ns, end_ns, spans, mask."""
+
+
 class TraceSummary(NamedTuple):
     """The traces of one batch of encoded spans: `trace_ids` (hex, in order of first
-    appearance), `facts[i]` = [start_ns, end_ns, spans, mask] of trace i's spans in this
-    batch, and `row_trace[r]` = the index of row r's trace (rows in encoding order)."""
+    appearance), `facts[4 * i : 4 * i + 4]` = [start_ns, end_ns, spans, mask] of trace i's
+    spans in this batch, and `row_trace[r]` = the index of row r's trace (rows in encoding
+    order). The facts are one flat list, not a list per trace: the store owner unpickles a
+    summary per request, and ~110 four-int lists took 13x as long to load (0.24 against
+    0.02 us per span in the ingest benchmark's requests)."""
 
     trace_ids: list[str]
-    facts: list[list[int]]
+    facts: list[int]
     row_trace: list[int]
 
 
@@ -115,7 +122,7 @@ class Summarizer:
         self._bits = [(1 << i, p) for i, p in enumerate(matcher.predicates)]
         self._index: dict[str, int] = {}
         self.trace_ids: list[str] = []
-        self.facts: list[list[int]] = []
+        self.facts: list[int] = []
         self.row_trace: list[int] = []
 
     def add(
@@ -135,15 +142,15 @@ class Summarizer:
         if index is None:
             index = self._index[trace_id] = len(self.trace_ids)
             self.trace_ids.append(trace_id)
-            self.facts.append([start_ns, end_ns, 1, mask])
+            self.facts += (start_ns, end_ns, 1, mask)
         else:
-            facts = self.facts[index]
-            if start_ns < facts[0]:
-                facts[0] = start_ns
-            if end_ns > facts[1]:
-                facts[1] = end_ns
-            facts[2] += 1
-            facts[3] |= mask
+            facts, at = self.facts, FACTS * index
+            if start_ns < facts[at]:
+                facts[at] = start_ns
+            if end_ns > facts[at + 1]:
+                facts[at + 1] = end_ns
+            facts[at + 2] += 1
+            facts[at + 3] |= mask
         self.row_trace.append(index)
 
     def summary(self) -> TraceSummary:

@@ -36,6 +36,10 @@ class Decision(Enum):
     INVERTED_SAMPLED = "inverted_sampled"
     INVERTED_NOT_SAMPLED = "inverted_not_sampled"
 
+    # Members are singletons: hashed by identity, in C. Enum's own `__hash__` is a Python
+    # function hashing the name; the tail sampler counts several decisions per trace.
+    __hash__ = object.__hash__
+
     @property
     def samples(self) -> bool:
         return self in (Decision.SAMPLED, Decision.INVERTED_SAMPLED)
@@ -52,9 +56,10 @@ class TraceData:
     span_count: int = 0
     matched: int = 0  # bit i: some span matched the SpanMatcher's predicate i
 
-    def merge(self, facts: Sequence[int]) -> None:
-        """Add the facts `[start_ns, end_ns, spans, mask]` of more of the trace's spans."""
-        start, end, spans, mask = facts
+    def merge(self, facts: Sequence[int], at: int = 0) -> None:
+        """Add the facts `start_ns, end_ns, spans, mask` of more of the trace's spans, at
+        `facts[at : at + 4]` (a `TraceSummary`'s flat facts)."""
+        start, end, spans, mask = facts[at], facts[at + 1], facts[at + 2], facts[at + 3]
         if not self.span_count or start < self.start_ns:
             self.start_ns = start
         if not self.span_count or end > self.end_ns:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from meshscope.pipeline.sampling.config import TailSamplingConfig
-from meshscope.pipeline.sampling.facts import SpanMatcher, TraceSummary
+from meshscope.pipeline.sampling.facts import FACTS, SpanMatcher, TraceSummary
 from meshscope.pipeline.sampling.policies import Decision, Policy, TraceData, build_policy
 from meshscope.store.twophase import select_rows
 
@@ -50,32 +50,25 @@ class TailSamplingStats:
     policy_decisions: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
-class DecisionCache:
-    """The most recent `size` trace ids, oldest forgotten first.
+class DecisionCache(OrderedDict[str, None]):
+    """The most recent `size` trace ids, oldest forgotten first (`in` and `len` as for any
+    dict, in C: the tail sampler asks both caches about every new trace).
 
     An OrderedDict, not a dict: a dict used as a queue finds its oldest key by scanning the
     slots its earlier deletions left empty, ~30 µs per forgotten id at 100,000 ids, which
     made a server with tail sampling slow down as its caches filled (ADR 0003, revision
     2026-12-06); OrderedDict's `popitem(last=False)` is O(1)."""
 
-    __slots__ = ("_ids", "size")
-
     def __init__(self, size: int) -> None:
+        super().__init__()
         self.size = size
-        self._ids: OrderedDict[str, None] = OrderedDict()
 
     def add(self, trace_id: str) -> None:
         if self.size <= 0:
             return
-        self._ids[trace_id] = None
-        if len(self._ids) > self.size:
-            self._ids.popitem(last=False)
-
-    def __contains__(self, trace_id: str) -> bool:
-        return trace_id in self._ids
-
-    def __len__(self) -> int:
-        return len(self._ids)
+        self[trace_id] = None
+        if len(self) > self.size:
+            self.popitem(last=False)
 
 
 class _Held:
@@ -99,10 +92,17 @@ class _Held:
         return select_rows(self.encoded, mask)
 
 
-@dataclass(slots=True)
-class _Pending:
-    data: TraceData
-    held: list[tuple[_Held, int]] = field(default_factory=list)  # (batch, index there)
+class _Pending(TraceData):
+    """A buffered trace: its facts, and where its rows wait (`held`: each batch holding
+    some, then the trace's index in that batch's summary, flat). One object and one list a
+    trace, not four: the buffer's ~50,000 traces are long-lived, so every object of theirs
+    is walked again by the older garbage-collector generations."""
+
+    __slots__ = ("held",)
+
+    def __init__(self, first_seen_ns: int) -> None:
+        super().__init__(first_seen_ns)
+        self.held: list[Any] = []
 
 
 class TailSampler:
@@ -161,26 +161,28 @@ class TailSampler:
         out: list[Any] = []
         pending, stats = self._pending, self.stats
         held = _Held(encoded, summary.row_trace)
-        for index, (trace_id, facts) in enumerate(
-            zip(summary.trace_ids, summary.facts, strict=True)
-        ):
+        kept, dropped, facts = self.kept, self.dropped, summary.facts
+        if len(facts) != FACTS * len(summary.trace_ids):
+            raise ValueError("a trace summary needs 4 facts per trace")
+        for index, trace_id in enumerate(summary.trace_ids):
+            at = FACTS * index
             trace = pending.get(trace_id)
             if trace is None:
-                if trace_id in self.kept:
-                    stats.late_spans_sampled += facts[2]
+                if trace_id in kept:
+                    stats.late_spans_sampled += facts[at + 2]
                     held.kept.append(index)
                     continue
-                if trace_id in self.dropped:
-                    stats.late_spans_not_sampled += facts[2]
+                if trace_id in dropped:
+                    stats.late_spans_not_sampled += facts[at + 2]
                     continue
                 if len(pending) >= self.num_traces:
                     stats.traces_evicted += 1
                     self._decide(*pending.popitem(last=False), now_ns, out)
-                trace = pending[trace_id] = _Pending(TraceData(now_ns))
-            trace.data.merge(facts)
-            trace.held.append((held, index))
+                trace = pending[trace_id] = _Pending(now_ns)
+            trace.merge(facts, at)
+            trace.held += (held, index)
             held.waiting += 1
-            self._pending_spans += facts[2]
+            self._pending_spans += facts[at + 2]
         if not held.waiting:
             self._release(held, out)
         return out
@@ -192,7 +194,7 @@ class TailSampler:
         pending, deadline = self._pending, now_ns - self.decision_wait_ns
         while pending:
             trace_id, trace = next(iter(pending.items()))
-            if trace.data.first_seen_ns > deadline:
+            if trace.first_seen_ns > deadline:
                 break
             del pending[trace_id]
             self._decide(trace_id, trace, now_ns, out)
@@ -220,10 +222,10 @@ class TailSampler:
         return sampled and not vetoed
 
     def _decide(self, trace_id: str, trace: _Pending, now_ns: int, out: list[Any]) -> None:
-        spans = trace.data.span_count
+        spans = trace.span_count
         self._pending_spans -= spans
         stats = self.stats
-        keep = self.decide(trace_id, trace.data, now_ns)
+        keep = self.decide(trace_id, trace, now_ns)
         if keep:
             self.kept.add(trace_id)
             stats.traces_sampled += 1
@@ -232,7 +234,9 @@ class TailSampler:
             self.dropped.add(trace_id)
             stats.traces_not_sampled += 1
             stats.spans_not_sampled += spans
-        for held, index in trace.held:
+        waits = trace.held
+        for k in range(0, len(waits), 2):
+            held, index = waits[k], waits[k + 1]
             if keep:
                 held.kept.append(index)
             held.waiting -= 1
