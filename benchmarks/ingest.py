@@ -354,6 +354,9 @@ def alternate(
 ) -> list[Round]:  # fmt: skip
     """`rounds` rounds of each way (a server and a sender), alternating, `seconds` per way in
     all: what drifts during a run (the host's speed, the store's size) falls on both alike.
+    Odd rounds run the ways in reverse order (A B, B A, ...): whatever a drive leaves behind
+    for the next one (a checkpoint, trailing commits) and a steady drift within a pair fall
+    on each way alike, not on the one that always comes second.
     With `warm_s`, each round first runs that long unmeasured, and with `settle_s` the load
     then pauses that long: a server whose work trails its load (tail sampling decides and
     writes a trace a decision wait after its first span) is measured in its steady state,
@@ -364,7 +367,8 @@ def alternate(
     segments = fresh_segments(bodies, rounds * len(drives), max(drives)) if fresh else []
     done: list[Round] = []
     for k in range(rounds):
-        for name, (target, send) in ways.items():
+        order = list(ways.items())
+        for name, (target, send) in order if k % 2 == 0 else order[::-1]:
             port = target.grpc_port if send is grpc_sender else target.http_port
             feed = [segments[k * len(drives) + i] if fresh else bodies for i in range(len(drives))]
             if warm_s:
