@@ -278,7 +278,9 @@ def grpc_sender(
     once: bool = False, pace_s: float = 0.0,
 ) -> None:  # fmt: skip
     """Closed loop over OTLP/gRPC: pre-encoded messages sent as raw bytes (no client-side
-    serialisation), one channel per sender."""
+    serialisation), one channel per sender. grpcio's global subchannel pool makes the
+    senders' channels share ONE TCP connection (their 32 streams multiplexed on it, as one
+    Collector's exporter sends), where the HTTP senders have a connection each."""
     overloaded = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         export = channel.unary_unary(TRACE_EXPORT)
