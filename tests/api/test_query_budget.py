@@ -14,8 +14,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.testclient import TestClient
 
-from meshscope.api.handlers import status_of, threaded
+from meshscope.api.handlers import WARNINGS, Notes, status_of, threaded
 from meshscope.model import regex
 from meshscope.model.metrics import MetricPoint
 from meshscope.query import budget
@@ -148,3 +149,67 @@ def test_logql_non_ascii_digits_are_a_parse_error() -> None:
     for query in ("¹~M", "x¹", '{a="b"} |= ¹'):
         with pytest.raises(LogQLError):
             parse(query)
+
+
+def _warned_app() -> Starlette:
+    """Routes whose work warns twice (once repeated) and answers in different shapes."""
+
+    def work(shape: str) -> object:
+        budget.warn('shard 2 "b" unreachable')
+        budget.warn("shard 3 unreachable")
+        budget.warn('shard 2 "b" unreachable')
+        if shape == "text":
+            return Response("plain", media_type="text/plain")
+        if shape == "list":
+            return JSONResponse([1, 2])
+        return JSONResponse({"status": "success", "data": [1], "warnings": ["truncated"]})
+
+    def route(path: str, shape: str, notes: Notes | None) -> Route:
+        return Route(path, threaded(lambda _: work(shape), JSONResponse, _refuse, notes=notes))
+
+    jaeger = Notes("errors", lambda message: {"code": 503, "msg": message})
+    return Starlette(
+        routes=[
+            route("/prom", "object", WARNINGS),
+            route("/jaeger", "object", jaeger),
+            route("/header-only", "object", None),
+            route("/text", "text", WARNINGS),
+            route("/list", "list", WARNINGS),
+        ]
+    )
+
+
+def test_warnings_of_a_partial_answer_go_where_each_api_puts_them() -> None:
+    header = '199 meshscope "shard 2 \\"b\\" unreachable", 199 meshscope "shard 3 unreachable"'
+    with TestClient(_warned_app()) as client:
+        prom = client.get("/prom")
+        assert prom.status_code == 200 and prom.headers["warning"] == header
+        assert prom.json() == {
+            "status": "success",
+            "data": [1],
+            "warnings": ["truncated", 'shard 2 "b" unreachable', "shard 3 unreachable"],
+        }
+        jaeger = client.get("/jaeger").json()
+        assert jaeger["errors"] == [
+            {"code": 503, "msg": 'shard 2 "b" unreachable'},
+            {"code": 503, "msg": "shard 3 unreachable"},
+        ]
+        assert jaeger["warnings"] == ["truncated"]
+        for path, body in (("/header-only", None), ("/text", "plain"), ("/list", [1, 2])):
+            response = client.get(path)
+            assert response.headers["warning"] == header
+            if body == "plain":
+                assert response.text == "plain"
+            elif body is not None:
+                assert response.json() == body
+            else:
+                assert response.json()["warnings"] == ["truncated"]
+
+
+def test_an_answer_without_warnings_is_left_as_it_is() -> None:
+    app = Starlette(routes=[Route("/q", threaded(lambda _: {"a": 1}, JSONResponse, _refuse,
+                                                   notes=WARNINGS))])  # fmt: skip
+    with TestClient(app) as client:
+        response = client.get("/q")
+        assert response.json() == {"a": 1} and "warning" not in response.headers
+    budget.warn("outside a query: logged, not raised")

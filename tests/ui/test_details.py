@@ -5,17 +5,22 @@ with the other cells of their row."""
 from __future__ import annotations
 
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.ui.browser import CHROMIUM, Tab
-from tests.ui.known_data import FROM_MS, RANGE, TRACES, span_id, trace_id
+from meshscope.query.budget import warn
+from tests.serving import serving
+from tests.ui.browser import CHROMIUM, VIEWPORT, Tab
+from tests.ui.known_data import FROM_MS, RANGE, TRACES, known_app, span_id, trace_id
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium", allow_module_level=True)
 pytest.importorskip("playwright.sync_api", reason="the Python package playwright is missing")
 from playwright.sync_api import expect
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 # The x-axis labels of the uPlot charts inside `selector`, as boxes: uPlot draws them on its
 # canvas, so each box is the label's text measured in the axis font, centred on its tick.
@@ -126,3 +131,32 @@ def test_sparkline_cells_line_up_with_their_row(tab: Tab) -> None:
             assert abs(c["text"] - plain[0]) <= 1, (service, c)
             if c["spark"] is not None:
                 assert abs(c["spark"] - c["cell"]) <= 1, (service, c)
+
+
+def test_a_partial_answer_is_shown_above_the_view(browser: Browser) -> None:
+    """An answer with a Warning header (the store left part of it out, as the sharded
+    ClickHouse store does with a shard down: tests/cluster/test_shard_down.py) shows its
+    texts above the view until a render whose answers are whole."""
+    with known_app() as app, serving(app.ui) as url:
+        catalog = app.storage.catalog
+        whole = catalog.services
+
+        def partial() -> list[str]:
+            warn('ClickHouse shard 2 "b" of 2 unreachable')
+            return whole()
+
+        catalog.services = partial  # type: ignore[method-assign]
+        context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+        try:
+            tab = Tab(context.new_page(), url)
+            tab.open(f"/traces?{RANGE}", "traces")
+            banner = tab.page.locator("#partial")
+            expect(banner).to_be_visible()
+            expect(banner).to_have_text('Partial answer: ClickHouse shard 2 "b" of 2 unreachable')
+            catalog.services = whole  # type: ignore[method-assign]
+            tab.page.keyboard.press("r")
+            tab.ready("traces")
+            expect(banner).to_be_hidden()
+            assert tab.errors == [] and tab.dialogs == []
+        finally:
+            context.close()

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from meshscope.api.handlers import threaded
+from meshscope.api.handlers import WARNINGS, threaded
 from meshscope.api.params import ParamError
 from meshscope.api.prometheus import parse_time, refusal
 from meshscope.query.exemplars import query_exemplars
@@ -52,5 +52,5 @@ def exemplar_routes(traces: TraceStore, now_ns: Callable[[], int] = time.time_ns
     def ok(data: Any) -> Response:
         return JSONResponse({"status": "success", "data": data})
 
-    handle = threaded(answer, ok, refusal, (ParamError, PromQLError), form=True)
+    handle = threaded(answer, ok, refusal, (ParamError, PromQLError), form=True, notes=WARNINGS)
     return [Route("/api/v1/query_exemplars", handle, methods=["GET", "POST"])]

@@ -5,15 +5,20 @@ Each API (Jaeger, Zipkin, Prometheus, Loki, Tempo, meshscope's) differs only in 
 success and a refusal look; `threaded` takes those two and does the rest: it opens the
 request's Budget (deadline and limits, query/budget.py), cancels it when the client goes
 away, and hands the guard's refusals (timeout, limit, too complex, bad regex) to `refuse`
-along with the API's own, `status_of` telling which status each deserves.
+along with the API's own, `status_of` telling which status each deserves. An answer the
+store could only give in part (`budget.warn`: a ClickHouse shard down) carries its warnings
+in a `Warning` header (RFC 9110's `199` miscellaneous warning) and, where the API has a place
+for them in its JSON object (`Notes`), there too.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -42,6 +47,7 @@ GUARD_ERRORS: tuple[type[Exception], ...] = (
     RegexError,
 )
 _DISCONNECT_POLL_S = 0.25
+JSON = "application/json"
 _DEFAULT_LIMITS = QueryLimits()
 
 
@@ -64,6 +70,36 @@ def query_limits(request: Request) -> QueryLimits:
     base = limits if isinstance(limits, QueryLimits) else _DEFAULT_LIMITS
     per_tenant = getattr(state, "tenant_query_limits", None)
     return per_tenant(base) if callable(per_tenant) else base
+
+
+@dataclass(frozen=True, slots=True)
+class Notes:
+    """Where an API's success object carries warnings: `field` (a list) and each warning as
+    `item` makes it (Prometheus' and Loki's `warnings` are strings, Jaeger's `errors`
+    objects)."""
+
+    field: str
+    item: Callable[[str], Any] = str
+
+
+WARNINGS = Notes("warnings")
+"""Prometheus', Loki's and meshscope's own `warnings`."""
+
+
+def with_warnings(response: Response, warnings: list[str], notes: Notes | None) -> Response:
+    """`response` with `warnings` in a `Warning` header and, for a JSON object body and
+    `notes`, in its field (added to what is there)."""
+    text = ", ".join(
+        '199 meshscope "{}"'.format(w.replace("\\", "\\\\").replace('"', '\\"')) for w in warnings
+    )
+    written = getattr(response, "body", None)  # not a streamed one's
+    if notes is not None and isinstance(written, bytes) and response.media_type == JSON:
+        body = orjson.loads(written)
+        if isinstance(body, dict):
+            body[notes.field] = [*(body.get(notes.field) or []), *map(notes.item, warnings)]
+            response = Response(orjson.dumps(body), response.status_code, media_type=JSON)
+    response.headers["Warning"] = text.encode("ascii", "replace").decode("ascii")
+    return response
 
 
 def _run_budgeted(budget: Budget, work: Callable[..., Any], *args: Any) -> Any:
@@ -99,11 +135,13 @@ def threaded(
     refuse: Callable[[Exception], Response],
     refused: tuple[type[Exception], ...] = (ParamError,),
     form: bool = False,
+    notes: Notes | None = None,
 ) -> Handler:
     """A handler running `work(request)` (with `form`: `work(params, request)`, the query
     string plus a form-encoded POST body) in a worker thread. A Response it returns is sent
     as it is, anything else as `ok(result)`; an exception of `refused` or GUARD_ERRORS
-    becomes `refuse(error)`, the API's 4xx/5xx answer (see `status_of`)."""
+    becomes `refuse(error)`, the API's 4xx/5xx answer (see `status_of`). Warnings of the
+    answer (`budget.warn`) go with it (`with_warnings`: a header, and `notes`)."""
     catch = (*refused, *GUARD_ERRORS)
 
     async def handle(request: Request) -> Response:
@@ -117,6 +155,9 @@ def threaded(
             result = await _watch(request, budget, worker)
         except catch as error:
             return refuse(error)
-        return result if isinstance(result, Response) else ok(result)
+        response = result if isinstance(result, Response) else ok(result)
+        if budget.warnings:
+            response = with_warnings(response, budget.warnings, notes)
+        return response
 
     return handle

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from meshscope.api.envelope import FastJSONResponse, jaeger_error, jaeger_ok
-from meshscope.api.handlers import Handler, status_of, threaded
+from meshscope.api.handlers import Handler, Notes, status_of, threaded
 from meshscope.api.jaeger_model import trace_fragment, traces_fragments
 from meshscope.api.jaeger_search import KINDS, parse_search
 from meshscope.api.params import NS_PER_MS, ParamError, optional_int, scaled, trace_id
@@ -31,9 +31,19 @@ def kind_name(kind: SpanKind) -> str:
     return "" if kind is SpanKind.UNSPECIFIED else kind.name.lower()
 
 
+JAEGER_NOTES = Notes("errors", lambda message: {"code": 503, "msg": message})
+"""A partial answer's warnings as Jaeger's query service reports partial failures: in
+`errors` beside `data`."""
+
+
 def _endpoint(work: Callable[[Request], Any]) -> Handler:
     """`work` off the event loop; its data in the Jaeger envelope, ParamError a 400 in it."""
-    return threaded(work, jaeger_ok, lambda error: jaeger_error(status_of(error), str(error)))
+    return threaded(
+        work,
+        jaeger_ok,
+        lambda error: jaeger_error(status_of(error), str(error)),
+        notes=JAEGER_NOTES,
+    )
 
 
 def jaeger_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Route]:

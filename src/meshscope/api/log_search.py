@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from meshscope.api.handlers import status_of, threaded
+from meshscope.api.handlers import WARNINGS, status_of, threaded
 from meshscope.api.meshscope import NowNs, time_range
 from meshscope.api.params import ParamError, optional_int
 from meshscope.api.trace_logs import log_json
@@ -98,5 +98,6 @@ def log_search_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Ro
         search,
         lambda data: JSONResponse({"data": data}),
         lambda error: JSONResponse({"error": str(error)}, status_code=status_of(error)),
+        notes=WARNINGS,
     )
     return [Route("/api/meshscope/logs", handle, methods=["GET"])]

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from meshscope.api.handlers import Handler, status_of, threaded
+from meshscope.api.handlers import WARNINGS, Handler, status_of, threaded
 from meshscope.api.loki_params import (
     Params,
     one,
@@ -66,7 +66,7 @@ def _endpoint(work: Work) -> Handler:
     def refuse(error: Exception) -> Response:
         return PlainTextResponse(str(error), status_of(error))
 
-    return threaded(work, _json, refuse, (ParamError, LogQLError), form=True)
+    return threaded(work, _json, refuse, (ParamError, LogQLError), form=True, notes=WARNINGS)
 
 
 def _query(params: Params) -> Any:

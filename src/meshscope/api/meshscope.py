@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from meshscope.api.handlers import Handler, status_of, threaded
+from meshscope.api.handlers import WARNINGS, Handler, status_of, threaded
 from meshscope.api.params import NS_PER_MS, ParamError, optional_int, scaled, trace_id
 from meshscope.model.spans import SpanKind
 from meshscope.query import traces as trace_queries
@@ -41,7 +41,10 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def _endpoint(work: Callable[[Request], Any]) -> Handler:
     return threaded(
-        work, lambda data: JSONResponse({"data": data}), lambda e: _error(status_of(e), str(e))
+        work,
+        lambda data: JSONResponse({"data": data}),
+        lambda e: _error(status_of(e), str(e)),
+        notes=WARNINGS,
     )
 
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from meshscope.api.handlers import Handler, threaded
+from meshscope.api.handlers import WARNINGS, Handler, threaded
 from meshscope.api.params import ParamError
 from meshscope.api.prometheus_json import matrix_json
 from meshscope.query import budget
@@ -207,7 +207,7 @@ def _answer(data: Any) -> Response:
 
 
 def _endpoint(work: Callable[[dict[str, list[str]], Request], Any]) -> Handler:
-    return threaded(work, _answer, refusal, (ParamError, PromQLError), form=True)
+    return threaded(work, _answer, refusal, (ParamError, PromQLError), form=True, notes=WARNINGS)
 
 
 def prometheus_routes(queryable: Queryable) -> list[Route]:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from meshscope.api.handlers import status_of, threaded
+from meshscope.api.handlers import WARNINGS, status_of, threaded
 from meshscope.api.params import NS_PER_MS, ParamError, optional_int, scaled
 from meshscope.api.prometheus import refusal
 from meshscope.api.slo_json import alert_json, rule_group_json, status_json
@@ -67,9 +67,10 @@ def slo_routes(
         slos_work,
         lambda data: JSONResponse({"data": data}),
         lambda error: JSONResponse({"error": str(error)}, status_code=status_of(error)),
+        notes=WARNINGS,
     )
-    rules = threaded(rules_work, _prom_ok, refusal)
-    alerts = threaded(alerts_work, _prom_ok, refusal)
+    rules = threaded(rules_work, _prom_ok, refusal, notes=WARNINGS)
+    alerts = threaded(alerts_work, _prom_ok, refusal, notes=WARNINGS)
 
     return [
         Route("/api/meshscope/slos", meshscope_slos, methods=["GET"]),

@@ -12,6 +12,7 @@ stopped by `meshscope.stopping` instead.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from meshscope import stopping
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class Budget:
         self.cancelled = False
         self.series = 0
         self.samples = 0
+        self.warnings: list[str] = []
 
     def narrow(self, timeout_seconds: float) -> None:
         """Apply a client's own timeout (Prometheus' `timeout`), never beyond the setting."""
@@ -107,6 +111,17 @@ def check() -> None:
     budget = _current.get()
     if budget is not None:
         budget.check()
+
+
+def warn(message: str) -> None:
+    """Tell the running query's client that its answer is incomplete (e.g. a ClickHouse
+    shard could not be reached): each API puts it where its clients look (api/handlers.py).
+    Outside a query (tests, internal callers) it is only logged."""
+    budget = _current.get()
+    if budget is None:
+        log.warning("query answer incomplete: %s", message)
+    elif message not in budget.warnings:
+        budget.warnings.append(message)
 
 
 def limits() -> QueryLimits:

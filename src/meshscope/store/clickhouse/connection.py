@@ -45,6 +45,23 @@ class ClickHouseUnavailableError(StoreUnavailableError):
     send/receive timeout; the message says which."""
 
 
+class RemoteShardUnavailableError(ClickHouseUnavailableError):
+    """The server answered, but a shard that a read through its Distributed tables needs
+    could not be reached from it (`addresses`: the ones it named, host:port)."""
+
+    def __init__(self, message: str, addresses: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.addresses = addresses
+
+
+_REMOTE_UNREACHABLE = frozenset(
+    (ch_errors.ErrorCodes.ALL_CONNECTION_TRIES_FAILED, ch_errors.ErrorCodes.NETWORK_ERROR,
+     ch_errors.ErrorCodes.SOCKET_TIMEOUT)
+)  # fmt: skip
+"""What a server answers when a remote shard of a Distributed read cannot be reached."""
+_ADDRESS = re.compile(r"\(([^()\s]+:\d+)\)")
+
+
 def check_name(kind: str, name: str) -> str:
     """`name` if it can be spliced into SQL as a database or cluster name, else ValueError."""
     if not _NAME.match(name):
@@ -138,6 +155,16 @@ class Connection:
             why = f"connection lost: {error}"
         except (ch_errors.NetworkError, OSError) as error:
             why = str(error)
+        except ch_errors.ServerException as error:
+            if error.code not in _REMOTE_UNREACHABLE:
+                raise
+            # The server's message is a page of stack trace; the addresses are what matter.
+            addresses = tuple(dict.fromkeys(_ADDRESS.findall(str(error))))
+            raise RemoteShardUnavailableError(
+                f"clickhouse at {redacted(self.dsn)}: a shard it reads from is unreachable"
+                f" ({', '.join(addresses) or f'code {error.code}'})",
+                addresses,
+            ) from None
         raise ClickHouseUnavailableError(f"clickhouse at {redacted(self.dsn)}: {why}")
 
     def _kill_soon(self, query_id: str) -> None:

@@ -10,7 +10,8 @@ single server has (`<database>.spans`, ...), so "returned = stored" holds as on 
 
 Reads go through `Distributed` tables of the same names in `<database>_dist`, created on
 every shard at start (ON CLUSTER needs ZooKeeper, which 18.16 clusters here lack), over the
-cluster the servers' `remote_servers` names. The read connection sets
+cluster the servers' `remote_servers` names, on the first shard that answers; while a shard
+is down, without it and saying so (`shard_reads.py`). The read connection sets
 `distributed_product_mode = 'local'`: an `IN (SELECT ... FROM <Distributed>)` inside a
 distributed read runs on each shard against its local table, which is exact because the
 tables such reads combine are co-sharded (samples with series by fingerprint). Reads by
@@ -38,6 +39,7 @@ from meshscope.store.clickhouse.columns import trace_key
 from meshscope.store.clickhouse.connection import Connection, check_name
 from meshscope.store.clickhouse.logs import ClickHouseLogStore
 from meshscope.store.clickhouse.metrics import ClickHouseMetricStore, fingerprint
+from meshscope.store.clickhouse.shard_reads import ShardReads
 from meshscope.store.clickhouse.span_rows import (
     EncodedClickHouseSpans,
     concat,
@@ -225,7 +227,8 @@ class ShardedClickHouseStorage:
         retention_hours: float | None = None,
     ) -> None:
         """Opens every shard (creating the tables, like ClickHouseStorage) and the
-        Distributed tables over `cluster` on each; reads go through the first shard's.
+        Distributed tables over `cluster` on each; reads go through the first shard's that
+        answers, leaving out (with a warning) the shards none can reach (`ShardReads`).
         ValueError for a bad name or DSN, ClickHouseUnavailableError when a shard cannot
         be reached."""
         if not dsns:
@@ -242,7 +245,7 @@ class ShardedClickHouseStorage:
                 for shard in self.shards:
                     for statement in distributed_statements(database, cluster):
                         shard._conn.execute(statement)
-                self._read = Connection(dsns[0], f"{database}_dist", READ_SETTINGS)
+                self._read = ShardReads(dsns, f"{database}_dist", READ_SETTINGS)
             read = self._read or self.shards[0]._conn
         except Exception:
             self.close()

@@ -93,8 +93,16 @@ export async function authorizedFetch(url, headers = {}) {
   }
 }
 
+// The texts of a Warning header (`199 meshscope "text", ...`): the server answered in part,
+// e.g. with a ClickHouse shard down. The shell shows them above the view.
+export function warningTexts(header) {
+  return [...header.matchAll(/\d{3} \S+ "((?:[^"\\]|\\.)*)"/g)].map((m) => m[1].replace(/\\(.)/g, "$1"));
+}
+
 async function getJSON(url) {
   const response = await authorizedFetch(url, { Accept: "application/json" });
+  const warning = response.headers.get("Warning");
+  if (warning) document.dispatchEvent(new CustomEvent("meshscope:partial", { detail: warningTexts(warning) }));
   let body = null;
   try { body = await response.json(); } catch { body = null; }
   if (!response.ok) {

@@ -30,8 +30,19 @@ function renderTimePicker(route, range) {
   box.append(h("span", { class: "clock-icon", "aria-hidden": "true" }, "◷"), picker);
 }
 
+// Warnings of the answers behind the current view (api.js `meshscope:partial`).
+const partial = document.getElementById("partial");
+const partialTexts = new Set();
+document.addEventListener("meshscope:partial", (event) => {
+  for (const text of event.detail) partialTexts.add(text);
+  partial.textContent = `Partial answer: ${[...partialTexts].join("; ")}`;
+  partial.hidden = false;
+});
+
 async function render() {
   delete document.body.dataset.ready;
+  partialTexts.clear();
+  partial.hidden = true;
   const route = parseHash(location.hash);
   const view = VIEWS[route.view] || services;
   const range = timeRange(route.params);

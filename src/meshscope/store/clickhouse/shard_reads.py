@@ -1,0 +1,150 @@
+"""Reads of a sharded store that survive a shard going down (ADR 0015, "a shard down").
+
+Every shard has the `Distributed` tables (`<database>_dist`), so any shard can answer a read
+over all of them. `ShardReads` reads through the first shard that answers, in the order the
+shards are configured, and moves on to the next when one cannot be reached. A read that
+needs a shard nobody can reach would fail as a whole (ClickHouse's default); instead, while
+a shard is known to be down, reads set `skip_unavailable_shards` and the answer carries a
+warning naming the missing shards (`budget.warn`: Prometheus' and Loki's `warnings`,
+Jaeger's `errors`, a `Warning` header), as Thanos and Cortex answer partial responses.
+
+A shard is known to be down when connecting to it failed, or when a read failed because a
+shard was unreachable and a probe (`SELECT 1`) of each shard then failed; it is probed
+again on a read at most every `PROBE_INTERVAL_S`. ClickHouse itself skips any shard it
+cannot reach once `skip_unavailable_shards` is set, so a shard that goes down between two
+probes may be missing from an answer before the warning names it (at most one probe
+interval); with every shard up, reads run without the setting and fail rather than
+leave anything out.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from meshscope.query.budget import warn
+from meshscope.store.clickhouse.connection import (
+    ClickHouseUnavailableError,
+    Connection,
+    RemoteShardUnavailableError,
+    redacted,
+)
+
+log = logging.getLogger(__name__)
+
+PROBE_INTERVAL_S = 5.0
+"""How long a shard found down is taken as down before a read probes it again."""
+
+
+class ShardReads(Connection):
+    """A `Connection` for reads through the `Distributed` tables of `database` (the
+    `_dist` one) on any of the shards `dsns` (see the module docstring)."""
+
+    def __init__(
+        self, dsns: Sequence[str], database: str, settings: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(dsns[0], database, settings)
+        self._shards = [Connection(dsn, database, settings) for dsn in dsns]
+        self._down: dict[int, float] = {}  # shard index -> when it was last found down
+        self._down_lock = threading.Lock()
+
+    def down(self) -> list[int]:
+        """The shards found down (0-based, in configured order)."""
+        with self._down_lock:
+            return sorted(self._down)
+
+    def execute(self, sql: str, params: Any = None, arrays: bool = False, **kw: Any) -> Any:
+        self._reprobe()
+        remote_failures = 0
+        last: ClickHouseUnavailableError | None = None
+        tried: set[int] = set()
+        while True:
+            down = self.down()
+            candidates = [i for i in range(len(self._shards)) if i not in tried]
+            # Shards not known down first; a known-down one is still tried last.
+            candidates.sort(key=lambda i: i in down)
+            if not candidates:
+                assert last is not None
+                raise last
+            index = candidates[0]
+            settings = dict(kw.get("settings") or {})
+            if down:
+                settings["skip_unavailable_shards"] = 1
+            try:
+                result = self._shards[index].execute(
+                    sql, params, arrays, **{**kw, "settings": settings}
+                )
+            except RemoteShardUnavailableError as error:
+                # The shard answered; one it reads from did not. Find which, then read
+                # again without it (once: a second failure is the answer).
+                last = error
+                remote_failures += 1
+                if remote_failures > 1 or not self._probe_all():
+                    raise
+                continue
+            except ClickHouseUnavailableError as error:
+                last = error
+                tried.add(index)
+                self._mark(index, error)
+                continue
+            down = self.down()
+            if down:
+                warn(self._warning(down))
+            return result
+
+    def _warning(self, down: list[int]) -> str:
+        shards = ", ".join(f"{i + 1} ({redacted(self._shards[i].dsn)})" for i in down)
+        return (
+            f"ClickHouse shard {shards} of {len(self._shards)} unreachable: this answer leaves"
+            " out the data stored there"
+        )
+
+    def _mark(self, index: int, error: Exception) -> None:
+        with self._down_lock:
+            first = index not in self._down
+            self._down[index] = time.monotonic()
+        if first:
+            log.warning(
+                "clickhouse shard %d unreachable; reads skip it until it answers: %s",
+                index + 1,
+                error,
+            )
+
+    def _up(self, index: int) -> None:
+        with self._down_lock:
+            was = self._down.pop(index, None) is not None
+        if was:
+            log.info("clickhouse shard %d answers again", index + 1)
+
+    def _probe(self, index: int) -> bool:
+        """Whether shard `index` answers now (and record it)."""
+        try:
+            self._shards[index].execute("SELECT 1")
+        except ClickHouseUnavailableError as error:
+            self._mark(index, error)
+            return False
+        self._up(index)
+        return True
+
+    def _probe_all(self) -> bool:
+        """Probe every shard; whether any is down."""
+        answered = [self._probe(index) for index in range(len(self._shards))]  # every one
+        return not all(answered)
+
+    def _reprobe(self) -> None:
+        """Probe the shards found down longer than PROBE_INTERVAL_S ago."""
+        now = time.monotonic()
+        with self._down_lock:
+            due = [i for i, when in self._down.items() if now - when >= PROBE_INTERVAL_S]
+            for index in due:  # one probe per interval, whichever thread gets here first
+                self._down[index] = now
+        for index in due:
+            self._probe(index)
+
+    def close(self) -> None:
+        for shard in self._shards:
+            shard.close()
+        super().close()
