@@ -20,6 +20,8 @@ from meshscope.cluster.config import ClusterConfig
 from meshscope.config import ClickHouseConfig, Config, StorageConfig
 from meshscope.ingest.otlp import decode_otlp
 from meshscope.pipeline.chain import Pipeline
+from meshscope.query.budget import Budget, QueryLimits, running
+from meshscope.store.base import StoreUnavailableError, TraceQuery
 from meshscope.store.clickhouse import shard_reads
 from meshscope.store.clickhouse.sharded import ShardedClickHouseStorage
 from tests.cluster.traces import Call, calls, logs_request, request
@@ -151,3 +153,42 @@ def test_reads_answer_from_the_shards_that_are_up_and_say_which_are_not(
         assert found == by_shard[1] and "shard 1 (" in errors[0]["msg"]
         status, warning, body = _get(client, "/api/services")
         assert status == 200 and set(body["data"]) == services[1]
+
+
+def test_a_node_starts_with_a_shard_down_and_makes_its_tables_when_it_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reason = clickhouse_server.available()
+    if reason:
+        pytest.skip(reason)
+    monkeypatch.setattr(shard_reads, "PROBE_INTERVAL_S", 0.0)
+    ports = (free_port(), free_port())
+    servers = [ClickHouseServer(tcp_port=ports[0], shard_ports=ports)]
+    try:
+        dsns = (servers[0].dsn, servers[0].dsn.replace(str(ports[0]), str(ports[1])))
+        storage = ShardedClickHouseStorage(dsns, "m", CLUSTER)  # the second one not running
+        try:
+            made = calls(20, now_ns=NOW_NS)
+            first = [c for c in made if _shard(c) == 0]
+            pipeline = Pipeline(storage, ManualClock(NOW_NS + 10**9))
+            with pytest.raises(StoreUnavailableError):  # every write holding its rows
+                storage.write_batch(decode_otlp("traces", request(made)).batch.spans)
+            with running(Budget(QueryLimits())) as partial:
+                assert storage.catalog.services() == []
+            assert "shard 2 (" in partial.warnings[0]
+
+            servers.append(ClickHouseServer(tcp_port=ports[1], shard_ports=ports))
+            with running(Budget(QueryLimits())) as whole:
+                assert storage.catalog.services() == []  # made its tables, read it
+            assert whole.warnings == []
+            pipeline.consume(decode_otlp("traces", request(made)).batch)
+            pipeline.flush()
+            query = TraceQuery(service="frontend", start_ns=0, end_ns=2**62, limit=100)
+            found = set(storage.traces.find_trace_ids(query))
+            assert found == {c.trace_id.hex() for c in made} and len(first) < len(found)
+        finally:
+            storage.drop()
+    finally:
+        for server in servers:
+            server.kill()
+            server.stop()

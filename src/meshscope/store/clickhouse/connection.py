@@ -9,6 +9,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -96,6 +97,28 @@ class Connection:
         self._last_seq = 0
         self._killer: Client | None = None
         self._kill_lock = threading.Lock()
+        self._setups: list[Callable[[], object]] = []
+        self._setup_lock = threading.Lock()
+
+    def on_first_use(self, setup: Callable[[], object]) -> None:
+        """Run `setup` before the next statement, and before each until it succeeds (a
+        server unreachable at start: its tables are created once it answers). Other threads
+        wait for it; statements `setup` runs itself do not."""
+        with self._setup_lock:
+            self._setups.append(setup)
+
+    def set_up(self) -> None:
+        """Run what `on_first_use` left to run (nothing once it succeeded)."""
+        if not self._setups or getattr(self._local, "setting_up", False):
+            return
+        with self._setup_lock:
+            self._local.setting_up = True
+            try:
+                while self._setups:
+                    self._setups[0]()
+                    self._setups.pop(0)
+            finally:
+                self._local.setting_up = False
 
     def _client(self, arrays: bool = False) -> Client:
         """This thread's client; with `arrays`, the one that reads numeric columns into
@@ -136,6 +159,7 @@ class Connection:
         `meshscope.stopping`), and the server stops it by itself at the deadline
         (`max_execution_time`, whole seconds rounded up: never before it) should the kill
         not get through."""
+        self.set_up()
         left = stopping.remaining_s()
         if left != math.inf:
             settings = kw.get("settings") or {}

@@ -8,11 +8,12 @@ a shard is known to be down, reads set `skip_unavailable_shards` and the answer 
 warning naming the missing shards (`budget.warn`: Prometheus' and Loki's `warnings`,
 Jaeger's `errors`, a `Warning` header), as Thanos and Cortex answer partial responses.
 
-A shard is known to be down when connecting to it failed, or when a read failed because a
-shard was unreachable and a probe (`SELECT 1`) of each shard then failed; it is probed
-again on a read at most every `PROBE_INTERVAL_S`. ClickHouse itself skips any shard it
-cannot reach once `skip_unavailable_shards` is set, so a shard that goes down between two
-probes may be missing from an answer before the warning names it (at most one probe
+A shard is known to be down when connecting to it failed (at start included), or when a
+read failed because a shard was unreachable and a probe (`SELECT 1`) of each shard then
+failed; it is probed again on a read at most every `PROBE_INTERVAL_S`, and is up again once
+it answers and has its tables (one unreachable at start gets them then). ClickHouse itself
+skips any shard it cannot reach once `skip_unavailable_shards` is set, so a shard that goes
+down between two probes may be missing from an answer before the warning names it (at most one probe
 interval); with every shard up, reads run without the setting and fail rather than
 leave anything out.
 """
@@ -22,8 +23,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from clickhouse_driver.errors import ErrorCodes, ServerException
 
 from meshscope.query.budget import warn
 from meshscope.store.clickhouse.connection import (
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S = 5.0
 """How long a shard found down is taken as down before a read probes it again."""
+_MISSING = frozenset((ErrorCodes.UNKNOWN_DATABASE, ErrorCodes.UNKNOWN_TABLE))
 
 
 class ShardReads(Connection):
@@ -44,11 +48,22 @@ class ShardReads(Connection):
     `_dist` one) on any of the shards `dsns` (see the module docstring)."""
 
     def __init__(
-        self, dsns: Sequence[str], database: str, settings: dict[str, Any] | None = None
+        self,
+        dsns: Sequence[str],
+        database: str,
+        settings: dict[str, Any] | None = None,
+        *,
+        ready: Sequence[Callable[[], None]] = (),
+        down: Sequence[int] = (),
     ) -> None:
+        """`ready`: per shard, what makes it ready to be read once it answers (its tables,
+        for a shard unreachable at start: `Connection.set_up`); `down`: the shards already
+        found down."""
         super().__init__(dsns[0], database, settings)
         self._shards = [Connection(dsn, database, settings) for dsn in dsns]
-        self._down: dict[int, float] = {}  # shard index -> when it was last found down
+        self._ready = list(ready)
+        now = time.monotonic()
+        self._down: dict[int, float] = dict.fromkeys(down, now)  # index -> when found down
         self._down_lock = threading.Lock()
 
     def down(self) -> list[int]:
@@ -85,6 +100,14 @@ class ShardReads(Connection):
                 if remote_failures > 1 or not self._probe_all():
                     raise
                 continue
+            except ServerException as error:
+                # A shard that was down came back without its tables (it was unreachable
+                # when this node started): the probe makes them; then read again, once.
+                if error.code not in _MISSING or not down or remote_failures:
+                    raise
+                remote_failures += 1
+                self._probe_all()
+                continue
             except ClickHouseUnavailableError as error:
                 last = error
                 tried.add(index)
@@ -120,9 +143,11 @@ class ShardReads(Connection):
             log.info("clickhouse shard %d answers again", index + 1)
 
     def _probe(self, index: int) -> bool:
-        """Whether shard `index` answers now (and record it)."""
+        """Whether shard `index` answers now and is ready to be read (and record it)."""
         try:
             self._shards[index].execute("SELECT 1")
+            if index < len(self._ready):
+                self._ready[index]()
         except ClickHouseUnavailableError as error:
             self._mark(index, error)
             return False

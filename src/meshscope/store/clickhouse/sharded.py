@@ -26,6 +26,7 @@ import logging
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 
@@ -36,7 +37,11 @@ from meshscope.model.spans import Span
 from meshscope.store.base import Operation
 from meshscope.store.clickhouse.catalog import ClickHouseCatalogStore
 from meshscope.store.clickhouse.columns import trace_key
-from meshscope.store.clickhouse.connection import Connection, check_name
+from meshscope.store.clickhouse.connection import (
+    ClickHouseUnavailableError,
+    Connection,
+    check_name,
+)
 from meshscope.store.clickhouse.logs import ClickHouseLogStore
 from meshscope.store.clickhouse.metrics import ClickHouseMetricStore, fingerprint
 from meshscope.store.clickhouse.shard_reads import ShardReads
@@ -229,8 +234,9 @@ class ShardedClickHouseStorage:
         """Opens every shard (creating the tables, like ClickHouseStorage) and the
         Distributed tables over `cluster` on each; reads go through the first shard's that
         answers, leaving out (with a warning) the shards none can reach (`ShardReads`).
-        ValueError for a bad name or DSN, ClickHouseUnavailableError when a shard cannot
-        be reached."""
+        A shard unreachable at start gets its tables when it first answers (reads skip it
+        until then, writes holding its rows fail as unreachable). ValueError for a bad name
+        or DSN, ClickHouseUnavailableError when no shard can be reached."""
         if not dsns:
             raise ValueError("a sharded ClickHouse store needs at least one shard DSN")
         check_name("database", database)
@@ -239,19 +245,34 @@ class ShardedClickHouseStorage:
         self.shards: list[ClickHouseStorage] = []
         self._read: Connection | None = None
         try:
+            many = len(dsns) > 1
             for dsn in dsns:
-                self.shards.append(ClickHouseStorage(dsn, database, retention_hours))
-            if len(dsns) > 1:
+                self.shards.append(ClickHouseStorage(dsn, database, retention_hours,
+                                                     defer_unreachable=many))  # fmt: skip
+            opened = [shard for shard in self.shards if shard.opened]
+            if not opened:
+                raise ClickHouseUnavailableError(
+                    f"no clickhouse shard of {len(dsns)} could be reached: see the log"
+                )
+            if many:
                 for shard in self.shards:
                     for statement in distributed_statements(database, cluster):
-                        shard._conn.execute(statement)
-                self._read = ShardReads(dsns, f"{database}_dist", READ_SETTINGS)
+                        shard._conn.on_first_use(partial(shard._conn.execute, statement))
+                    if shard.opened:
+                        shard._conn.set_up()
+                self._read = ShardReads(
+                    dsns,
+                    f"{database}_dist",
+                    READ_SETTINGS,
+                    ready=[shard._conn.set_up for shard in self.shards],
+                    down=[i for i, shard in enumerate(self.shards) if not shard.opened],
+                )
             read = self._read or self.shards[0]._conn
         except Exception:
             self.close()
             raise
-        self.server_version = self.shards[0].server_version
-        self.profile = self.shards[0].profile
+        self.server_version = opened[0].server_version
+        self.profile = opened[0].profile
         log.info("clickhouse shards opened", extra={"shards": len(dsns), "cluster": cluster})
         seq = self.shards[0]._conn.seq
         self.traces = ShardedTraceStore(read, [s.traces for s in self.shards])

@@ -24,7 +24,7 @@ from meshscope.store.clickhouse.catalog import ClickHouseCatalogStore
 from meshscope.store.clickhouse.connection import ClickHouseUnavailableError, Connection
 from meshscope.store.clickhouse.logs import ClickHouseLogStore
 from meshscope.store.clickhouse.metrics import ClickHouseMetricStore
-from meshscope.store.clickhouse.schema import create
+from meshscope.store.clickhouse.schema import COMPAT, create
 from meshscope.store.clickhouse.span_rows import (
     EncodedClickHouseSpans,
     encode_columns,
@@ -45,24 +45,38 @@ class ClickHouseStorage:
         retention_hours: float | None = None,
         *,
         connection: Connection | None = None,
+        defer_unreachable: bool = False,
     ) -> None:
         """Connects to the server `dsn` names (clickhouse://user:password@host:9000), creates
         `database` and its tables if missing (the DDL of the server version's profile, with
         a TTL for `retention_hours` where the profile has one: schema.create). ValueError
         for a malformed DSN or database name, ClickHouseUnavailableError when the server
-        cannot be reached. `connection`: an opened one to use instead (tests: chdb)."""
+        cannot be reached, unless `defer_unreachable` (a shard of several): then `opened` is
+        False and the tables are made before its first statement that reaches the server
+        (`Connection.on_first_use`); until then every statement fails as unreachable.
+        `connection`: an opened one to use instead (tests: chdb)."""
         self._conn = connection or Connection(dsn, database)
+        self.opened = True
+        self.server_version, self.profile = "", COMPAT
         try:
-            version, self.profile = create(self._conn, retention_hours)
-            self.server_version: str = version
+            self.server_version, self.profile = create(self._conn, retention_hours)
+        except ClickHouseUnavailableError as error:
+            if not defer_unreachable:
+                self._conn.close()
+                raise
+            self.opened = False
+            log.warning("clickhouse unreachable at start; its tables are made when it answers: %s",
+                        error)  # fmt: skip
+            self._conn.on_first_use(lambda: create(self._conn, retention_hours))
         except Exception:
             self._conn.close()
             raise
-        log.info(
-            "clickhouse storage opened",
-            extra={"server_version": version, "profile": self.profile.name,
-                   "database": database},
-        )  # fmt: skip
+        else:
+            log.info(
+                "clickhouse storage opened",
+                extra={"server_version": self.server_version, "profile": self.profile.name,
+                       "database": database},
+            )  # fmt: skip
         self.traces = ClickHouseTraceStore(self._conn)
         self.logs = ClickHouseLogStore(self._conn)
         self.metrics = ClickHouseMetricStore(self._conn)

@@ -25,7 +25,7 @@ from meshscope.store.clickhouse.columns import (
     attr_params,
     trace_key,
 )
-from meshscope.store.clickhouse.connection import Connection
+from meshscope.store.clickhouse.connection import ClickHouseUnavailableError, Connection
 from meshscope.store.clickhouse.schema import LEGACY_BY_TRACE, exists
 from meshscope.store.clickhouse.span_payload import span_of, unpack
 from meshscope.store.clickhouse.span_rows import (
@@ -88,8 +88,11 @@ class ClickHouseTraceStore:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._db = conn.database
-        self._legacy = exists(conn, LEGACY_BY_TRACE)
-        """Whether the database still has the older trace-id table (read beside the new)."""
+        try:
+            self._legacy = exists(conn, LEGACY_BY_TRACE)
+            """Whether the database still has the older trace-id table (read beside the new)."""
+        except ClickHouseUnavailableError:  # a shard not reached yet: its first read tells
+            self._legacy = True
 
     def write_spans(self, spans: Sequence[Span]) -> None:
         if spans:
