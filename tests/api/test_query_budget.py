@@ -162,7 +162,10 @@ def _warned_app() -> Starlette:
             return Response("plain", media_type="text/plain")
         if shape == "list":
             return JSONResponse([1, 2])
-        return JSONResponse({"status": "success", "data": [1], "warnings": ["truncated"]})
+        return JSONResponse(
+            {"status": "success", "data": [1], "warnings": ["truncated"]},
+            headers={"Cache-Control": "no-store"},
+        )
 
     def route(path: str, shape: str, notes: Notes | None) -> Route:
         return Route(path, threaded(lambda _: work(shape), JSONResponse, _refuse, notes=notes))
@@ -184,6 +187,7 @@ def test_warnings_of_a_partial_answer_go_where_each_api_puts_them() -> None:
     with TestClient(_warned_app()) as client:
         prom = client.get("/prom")
         assert prom.status_code == 200 and prom.headers["warning"] == header
+        assert prom.headers["cache-control"] == "no-store"  # the answer's own headers kept
         assert prom.json() == {
             "status": "success",
             "data": [1],

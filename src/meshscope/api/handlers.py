@@ -94,10 +94,17 @@ def with_warnings(response: Response, warnings: list[str], notes: Notes | None) 
     )
     written = getattr(response, "body", None)  # not a streamed one's
     if notes is not None and isinstance(written, bytes) and response.media_type == JSON:
-        body = orjson.loads(written)
+        try:
+            body = orjson.loads(written)
+        except orjson.JSONDecodeError:  # beyond orjson (integers over 64 bits): header only
+            body = None
         if isinstance(body, dict):
             body[notes.field] = [*(body.get(notes.field) or []), *map(notes.item, warnings)]
-            response = Response(orjson.dumps(body), response.status_code, media_type=JSON)
+            rewritten = Response(orjson.dumps(body), response.status_code, media_type=JSON)
+            for name, value in response.headers.items():
+                if name not in ("content-length", "content-type"):
+                    rewritten.headers.append(name, value)
+            response = rewritten
     response.headers["Warning"] = text.encode("ascii", "replace").decode("ascii")
     return response
 

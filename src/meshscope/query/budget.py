@@ -116,10 +116,11 @@ def check() -> None:
 def warn(message: str) -> None:
     """Tell the running query's client that its answer is incomplete (e.g. a ClickHouse
     shard could not be reached): each API puts it where its clients look (api/handlers.py).
-    Outside a query (tests, internal callers) it is only logged."""
+    Outside a query (internal readers such as the SLO alerts, tests) it is only logged, at
+    debug level: what made it partial logs its own warning (a shard found down, once)."""
     budget = _current.get()
     if budget is None:
-        log.warning("query answer incomplete: %s", message)
+        log.debug("query answer incomplete: %s", message)
     elif message not in budget.warnings:
         budget.warnings.append(message)
 
