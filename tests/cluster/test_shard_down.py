@@ -154,6 +154,14 @@ def test_reads_answer_from_the_shards_that_are_up_and_say_which_are_not(
         status, warning, body = _get(client, "/api/services")
         assert status == 200 and set(body["data"]) == services[1]
 
+        # It comes back before its next probe and the other goes down: the read goes
+        # through it, and the warning names only the one that is down.
+        monkeypatch.setattr(shard_reads, "PROBE_INTERVAL_S", 3600.0)
+        shards[0].restart()
+        shards[1].kill()
+        found, errors = _searched(client)
+        assert found == by_shard[0] and [e["msg"][:19] for e in errors] == ["ClickHouse shard 2 "]
+
 
 def test_a_node_starts_with_a_shard_down_and_makes_its_tables_when_it_answers(
     monkeypatch: pytest.MonkeyPatch,

@@ -113,6 +113,7 @@ class ShardReads(Connection):
                 tried.add(index)
                 self._mark(index, error)
                 continue
+            self._up(index)  # it answered: not down (if it was taken to be)
             down = self.down()
             if down:
                 warn(self._warning(down))
