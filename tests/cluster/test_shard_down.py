@@ -6,6 +6,7 @@ answers are whole again. The shards are servers of this test's own (killed with 
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from meshscope.pipeline.chain import Pipeline
 from meshscope.query.budget import Budget, QueryLimits, running
 from meshscope.store.base import StoreUnavailableError, TraceQuery
 from meshscope.store.clickhouse import shard_reads
+from meshscope.store.clickhouse.shard_reads import ShardReads
 from meshscope.store.clickhouse.sharded import ShardedClickHouseStorage
 from tests.cluster.traces import Call, calls, logs_request, request
 from tests.conformance import clickhouse_server
@@ -97,6 +99,17 @@ def _searched(client: TestClient) -> tuple[set[str], Any]:
     return {trace["traceID"] for trace in body["data"]}, body["errors"]
 
 
+def _whole(client: TestClient) -> set[str]:
+    """Search until no shard is missing (a returning shard is probed in the background)."""
+    deadline = time.monotonic() + 30
+    while True:
+        found, errors = _searched(client)
+        if errors is None or time.monotonic() > deadline:
+            assert errors is None, errors
+            return found
+        time.sleep(0.1)
+
+
 def test_reads_answer_from_the_shards_that_are_up_and_say_which_are_not(
     shards: list[ClickHouseServer],
     node: tuple[App, list[Call]],
@@ -141,11 +154,10 @@ def test_reads_answer_from_the_shards_that_are_up_and_say_which_are_not(
         status, _, body = _get(client, "/api/meshscope/red", groupBy="service", **ms)
         assert status == 200 and body["data"] and "shard 2 (" in body["warnings"][0]
 
-        # Back: once probed again (every read, here), the answers are whole again.
+        # Back: once probed again (after every read, here), the answers are whole again.
         monkeypatch.setattr(shard_reads, "PROBE_INTERVAL_S", 0.0)
         shards[1].restart()
-        found, errors = _searched(client)
-        assert found == by_shard[0] | by_shard[1] and errors is None
+        assert _whole(client) == by_shard[0] | by_shard[1]
 
         # The first shard down: reads go through the second one's Distributed tables.
         shards[0].kill()
@@ -186,8 +198,13 @@ def test_a_node_starts_with_a_shard_down_and_makes_its_tables_when_it_answers(
             assert "shard 2 (" in partial.warnings[0]
 
             servers.append(ClickHouseServer(tcp_port=ports[1], shard_ports=ports))
-            with running(Budget(QueryLimits())) as whole:
-                assert storage.catalog.services() == []  # made its tables, read it
+            deadline = time.monotonic() + 30
+            while True:  # a read or the probe it starts makes its tables; then it is read
+                with running(Budget(QueryLimits())) as whole:
+                    assert storage.catalog.services() == []
+                if not whole.warnings or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
             assert whole.warnings == []
             pipeline.consume(decode_otlp("traces", request(made)).batch)
             pipeline.flush()
@@ -200,3 +217,32 @@ def test_a_node_starts_with_a_shard_down_and_makes_its_tables_when_it_answers(
         for server in servers:
             server.kill()
             server.stop()
+
+
+def test_no_read_waits_for_a_probe(
+    shards: list[ClickHouseServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard whose host takes the connection and never answers (a hung server): its probe
+    runs in the background while reads go on through the shard that is up."""
+    monkeypatch.setattr(shard_reads, "PROBE_INTERVAL_S", 0.0)
+    probe = None
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections complete in the kernel's backlog; nothing answers
+        port = silent.getsockname()[1]
+        reads = ShardReads(
+            [shards[0].dsn, f"clickhouse://default@127.0.0.1:{port}/default"], "default",
+            down=[1],
+        )  # fmt: skip
+        try:
+            with running(Budget(QueryLimits())) as budget:
+                assert reads.rows("SELECT 1") == [(1,)]  # starts the probe: due at once
+            probe = reads.probing
+            assert probe is not None and probe.is_alive()  # still waiting for an answer
+            assert reads.down() == [1] and "shard 2 (" in budget.warnings[0]
+        finally:
+            silent.close()  # the probe's connection ends: it is still down
+            if probe is not None:
+                probe.join(30)
+            reads.close()
+        assert reads.down() == [1] and reads.probing is None

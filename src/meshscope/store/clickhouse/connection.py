@@ -100,6 +100,12 @@ class Connection:
         self._setups: list[Callable[[], object]] = []
         self._setup_lock = threading.Lock()
 
+    @property
+    def address(self) -> str:
+        """host:port of the server, as a server names it in its errors."""
+        host, port = self._template.connection.hosts[0]
+        return f"{host}:{port}"
+
     def on_first_use(self, setup: Callable[[], object]) -> None:
         """Run `setup` before the next statement, and before each until it succeeds (a
         server unreachable at start: its tables are created once it answers). Other threads

@@ -10,8 +10,9 @@ Jaeger's `errors`, a `Warning` header), as Thanos and Cortex answer partial resp
 
 A shard is known to be down when connecting to it failed (at start included), or when a
 read failed because a shard was unreachable and a probe (`SELECT 1`) of each shard then
-failed; it is probed again on a read at most every `PROBE_INTERVAL_S`, and is up again once
-it answers and has its tables (one unreachable at start gets them then). ClickHouse itself
+failed (or the server named its address); a read at least `PROBE_INTERVAL_S` later starts
+a probe of it in the background, and it is up again once it answers and has its tables
+(one unreachable at start gets them then). ClickHouse itself
 skips any shard it cannot reach once `skip_unavailable_shards` is set, so a shard that goes
 down between two probes may be missing from an answer before the warning names it (at most one probe
 interval); with every shard up, reads run without the setting and fail rather than
@@ -23,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from clickhouse_driver.errors import ErrorCodes, ServerException
@@ -65,6 +66,7 @@ class ShardReads(Connection):
         now = time.monotonic()
         self._down: dict[int, float] = dict.fromkeys(down, now)  # index -> when found down
         self._down_lock = threading.Lock()
+        self.probing: threading.Thread | None = None  # the background probe, while it runs
 
     def down(self) -> list[int]:
         """The shards found down (0-based, in configured order)."""
@@ -93,20 +95,24 @@ class ShardReads(Connection):
                     sql, params, arrays, **{**kw, "settings": settings}
                 )
             except RemoteShardUnavailableError as error:
-                # The shard answered; one it reads from did not. Find which, then read
-                # again without it (once: a second failure is the answer).
+                # The shard answered; one it reads from did not: the ones whose address it
+                # named (else a probe of each tells), then read again without them (once: a
+                # second failure is the answer).
                 last = error
                 remote_failures += 1
-                if remote_failures > 1 or not self._probe_all():
+                named = [i for i, s in enumerate(self._shards) if s.address in error.addresses]
+                for i in named:
+                    self._mark(i, error)
+                if remote_failures > 1 or not (named or self._probe_each(range(len(self._shards)))):
                     raise
                 continue
             except ServerException as error:
                 # A shard that was down came back without its tables (it was unreachable
-                # when this node started): the probe makes them; then read again, once.
+                # when this node started): its probe makes them; then read again, once.
                 if error.code not in _MISSING or not down or remote_failures:
                     raise
                 remote_failures += 1
-                self._probe_all()
+                self._probe_each(down)
                 continue
             except ClickHouseUnavailableError as error:
                 last = error
@@ -155,20 +161,38 @@ class ShardReads(Connection):
         self._up(index)
         return True
 
-    def _probe_all(self) -> bool:
-        """Probe every shard; whether any is down."""
-        answered = [self._probe(index) for index in range(len(self._shards))]  # every one
+    def _probe_each(self, indexes: Iterable[int]) -> bool:
+        """Probe the shards `indexes`; whether any is down."""
+        answered = [self._probe(index) for index in indexes]  # every one
         return not all(answered)
 
     def _reprobe(self) -> None:
-        """Probe the shards found down longer than PROBE_INTERVAL_S ago."""
+        """Probe the shards found down longer than PROBE_INTERVAL_S ago, in a thread of its
+        own (one at a time): no read waits for a probe, which may take a connect timeout
+        when the host does not answer at all."""
         now = time.monotonic()
         with self._down_lock:
+            if self.probing is not None:
+                return
             due = [i for i, when in self._down.items() if now - when >= PROBE_INTERVAL_S]
-            for index in due:  # one probe per interval, whichever thread gets here first
+            if not due:
+                return
+            for index in due:
                 self._down[index] = now
-        for index in due:
-            self._probe(index)
+            self.probing = threading.Thread(
+                target=self._probe_due, args=(due,), name="meshscope-clickhouse-probe",
+                daemon=True,
+            )  # fmt: skip
+            self.probing.start()
+
+    def _probe_due(self, due: list[int]) -> None:
+        try:
+            self._probe_each(due)
+        except Exception:  # e.g. making a returning shard's tables failed: it stays down
+            log.exception("probing clickhouse shards failed")
+        finally:
+            with self._down_lock:
+                self.probing = None
 
     def close(self) -> None:
         for shard in self._shards:
