@@ -20,7 +20,12 @@ from meshscope.api.openapi import openapi_routes
 from meshscope.api.prometheus import prometheus_routes
 from meshscope.api.sampling import sampling_routes
 from meshscope.api.sampling_metrics import SamplingCollector
-from meshscope.api.selfmetrics import DuckDBStoreCollector, WorkerCollector, metrics_route
+from meshscope.api.selfmetrics import (
+    DuckDBStoreCollector,
+    ShardCollector,
+    WorkerCollector,
+    metrics_route,
+)
 from meshscope.api.slo import slo_routes
 from meshscope.api.tempo import tempo_routes
 from meshscope.api.traces import trace_routes
@@ -199,6 +204,11 @@ def build(config: Config, clock: Clock | None = None) -> App:
                 *([WorkerCollector(local_sink)] if isinstance(local_sink, WorkerSink) else []),
                 *([cluster.collector] if cluster is not None else []),
                 *([LimitsCollector(limiter)] if limiter is not None else []),
+                *(
+                    [ShardCollector(lambda: [stack.storage for stack in writers()])]
+                    if config.cluster.shards
+                    else []
+                ),
                 *(
                     [
                         DuckDBStoreCollector(

@@ -99,6 +99,16 @@ def _searched(client: TestClient) -> tuple[set[str], Any]:
     return {trace["traceID"] for trace in body["data"]}, body["errors"]
 
 
+def _shard_up(client: TestClient) -> dict[str, float]:
+    """`meshscope_clickhouse_shard_up` by shard, from /metrics."""
+    prefix = 'meshscope_clickhouse_shard_up{shard="'
+    return {
+        line[len(prefix) :].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in client.get("/metrics").text.splitlines()
+        if line.startswith(prefix)
+    }
+
+
 def _whole(client: TestClient) -> set[str]:
     """Search until no shard is missing (a returning shard is probed in the background)."""
     deadline = time.monotonic() + 30
@@ -125,10 +135,12 @@ def test_reads_answer_from_the_shards_that_are_up_and_say_which_are_not(
         status, warning, body = _get(client, "/api/services")
         assert (status, warning) == (200, None) and set(body["data"]) == {"frontend", "backend"}
 
+        assert _shard_up(client) == {"1": 1.0, "2": 1.0}
         shards[1].kill()
         found, errors = _searched(client)
         assert found == by_shard[0]
         assert [e["code"] for e in errors] == [503] and "shard 2 (" in errors[0]["msg"]
+        assert _shard_up(client) == {"1": 1.0, "2": 0.0}
         status, warning, body = _get(client, "/api/services")
         assert status == 200 and set(body["data"]) == services[0]
         assert warning.startswith('199 meshscope "ClickHouse shard 2 (clickhouse://')
@@ -158,6 +170,7 @@ def test_reads_answer_from_the_shards_that_are_up_and_say_which_are_not(
         monkeypatch.setattr(shard_reads, "PROBE_INTERVAL_S", 0.0)
         shards[1].restart()
         assert _whole(client) == by_shard[0] | by_shard[1]
+        assert _shard_up(client) == {"1": 1.0, "2": 1.0}
 
         # The first shard down: reads go through the second one's Distributed tables.
         shards[0].kill()

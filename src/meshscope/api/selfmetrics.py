@@ -209,6 +209,30 @@ class ScrapeCollector(Collector):
         yield from out
 
 
+class ShardCollector(Collector):
+    """`meshscope_clickhouse_shard_up{shard}` of the sharded ClickHouse stores (one per tenant
+    with tenancy on): 0 while any of them takes the shard to be down (ADR 0015)."""
+
+    def __init__(self, storages: Callable[[], Sequence[object]]) -> None:
+        self._storages = storages
+
+    def collect(self) -> Iterator[Metric]:
+        from meshscope.store.clickhouse.sharded import ShardedClickHouseStorage
+
+        up = GaugeMetricFamily(
+            "meshscope_clickhouse_shard_up",
+            "1 if the ClickHouse shard (1-based, in cluster.shards order) answers reads, 0 while"
+            " reads leave it out.",
+            labels=["shard"],
+        )
+        stores = [s for s in self._storages() if isinstance(s, ShardedClickHouseStorage)]
+        if stores:
+            down = {index for store in stores for index in store.shards_down()}
+            for index in range(len(stores[0].shards)):
+                up.add_metric([str(index + 1)], float(index not in down))
+        yield up
+
+
 def metrics_route(
     writers: Callable[[], Sequence[BatchWriter]],
     *,

@@ -283,6 +283,10 @@ class ShardedClickHouseStorage:
     span_encoder = staticmethod(encode_spans)
     column_encoder = staticmethod(encode_columns)
 
+    def shards_down(self) -> list[int]:
+        """The shards the reads take to be down (0-based; `ShardReads`)."""
+        return self._read.down() if isinstance(self._read, ShardReads) else []
+
     def write_batch(
         self,
         spans: Sequence[Span] = (),
