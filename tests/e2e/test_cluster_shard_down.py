@@ -6,10 +6,7 @@ tables there and takes every trace (ADR 0015, "a shard down")."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,15 +14,9 @@ from tests.cluster.traces import calls, request
 from tests.conformance import clickhouse_server
 from tests.conformance.clickhouse_server import ClickHouseServer
 from tests.e2e.test_cluster import _get, _post, node_settings
+from tests.e2e.test_cluster_membership import _until
 from tests.e2e.test_durability import Ports, serve
 from tests.ingest.asgi_server import free_port
-
-
-def _until(check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (found := check()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return found
 
 
 def _shard_up(ui: int) -> dict[str, str]:
