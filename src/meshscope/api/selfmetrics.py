@@ -221,8 +221,8 @@ class ShardCollector(Collector):
 
         up = GaugeMetricFamily(
             "meshscope_clickhouse_shard_up",
-            "1 if the ClickHouse shard (1-based, in cluster.shards order) answers reads, 0 while"
-            " reads leave it out.",
+            "1 if the ClickHouse shard (1-based, in cluster.shards order) answered its last probe"
+            " or read, 0 while reads leave it out (probed at most every 5 s on scrapes).",
             labels=["shard"],
         )
         stores = [s for s in self._storages() if isinstance(s, ShardedClickHouseStorage)]

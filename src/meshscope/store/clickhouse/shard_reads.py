@@ -67,6 +67,7 @@ class ShardReads(Connection):
         self._down: dict[int, float] = dict.fromkeys(down, now)  # index -> when found down
         self._down_lock = threading.Lock()
         self.probing: threading.Thread | None = None  # the background probe, while it runs
+        self._checked = now - PROBE_INTERVAL_S  # when `refresh` last probed every shard
 
     def down(self) -> list[int]:
         """The shards found down (0-based, in configured order)."""
@@ -175,10 +176,23 @@ class ShardReads(Connection):
             if self.probing is not None:
                 return
             due = [i for i, when in self._down.items() if now - when >= PROBE_INTERVAL_S]
-            if not due:
-                return
             for index in due:
                 self._down[index] = now
+            self._start(due)
+
+    def refresh(self) -> None:
+        """Probe every shard in the background, at most every PROBE_INTERVAL_S (a scrape of
+        `/metrics` does: the shards' state it reports then follows them without reads)."""
+        now = time.monotonic()
+        with self._down_lock:
+            if self.probing is not None or now - self._checked < PROBE_INTERVAL_S:
+                return
+            self._checked = now
+            self._start(list(range(len(self._shards))))
+
+    def _start(self, due: list[int]) -> None:
+        """Probe `due` in a thread of its own (called holding the lock, none running)."""
+        if due:
             self.probing = threading.Thread(
                 target=self._probe_due, args=(due,), name="meshscope-clickhouse-probe",
                 daemon=True,

@@ -284,8 +284,13 @@ class ShardedClickHouseStorage:
     column_encoder = staticmethod(encode_columns)
 
     def shards_down(self) -> list[int]:
-        """The shards the reads take to be down (0-based; `ShardReads`)."""
-        return self._read.down() if isinstance(self._read, ShardReads) else []
+        """The shards the reads take to be down (0-based; `ShardReads`), as the last probe or
+        read found them; starts a probe of every shard in the background when none ran for
+        a while, so the answer follows the shards without reads (`/metrics`)."""
+        if not isinstance(self._read, ShardReads):
+            return []
+        self._read.refresh()
+        return self._read.down()
 
     def write_batch(
         self,
