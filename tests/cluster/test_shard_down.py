@@ -99,14 +99,18 @@ def _searched(client: TestClient) -> tuple[set[str], Any]:
     return {trace["traceID"] for trace in body["data"]}, body["errors"]
 
 
-def _shard_up(client: TestClient) -> dict[str, float]:
-    """`meshscope_clickhouse_shard_up` by shard, from /metrics."""
+def shard_up(metrics: str) -> dict[str, float]:
+    """`meshscope_clickhouse_shard_up` by shard, from the text of /metrics."""
     prefix = 'meshscope_clickhouse_shard_up{shard="'
     return {
         line[len(prefix) :].split('"')[0]: float(line.rsplit(" ", 1)[1])
-        for line in client.get("/metrics").text.splitlines()
+        for line in metrics.splitlines()
         if line.startswith(prefix)
     }
+
+
+def _shard_up(client: TestClient) -> dict[str, float]:
+    return shard_up(client.get("/metrics").text)
 
 
 def _whole(client: TestClient) -> set[str]:

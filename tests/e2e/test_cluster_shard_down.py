@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster.test_shard_down import shard_up
 from tests.cluster.traces import calls, request
 from tests.conformance import clickhouse_server
 from tests.conformance.clickhouse_server import ClickHouseServer
@@ -19,14 +20,9 @@ from tests.e2e.test_durability import Ports, serve
 from tests.ingest.asgi_server import free_port
 
 
-def _shard_up(ui: int) -> dict[str, str]:
+def _shard_up(ui: int) -> dict[str, float]:
     _, text = _get(ui, "/metrics")
-    prefix = 'meshscope_clickhouse_shard_up{shard="'
-    return {
-        line[len(prefix) :].split('"')[0]: line.rsplit(" ", 1)[1]
-        for line in text.splitlines()
-        if line.startswith(prefix)
-    }
+    return shard_up(text)
 
 
 def test_a_node_starts_with_a_shard_down_and_takes_it_in_when_it_answers(tmp_path: Path) -> None:
@@ -41,14 +37,14 @@ def test_a_node_starts_with_a_shard_down_and_takes_it_in_when_it_answers(tmp_pat
 
     def taken_in() -> bool:
         _get(node.ui, "/api/services")  # a read: starts a probe of the shard when due (5 s)
-        return _shard_up(node.ui) == {"1": "1.0", "2": "1.0"}
+        return _shard_up(node.ui) == {"1": 1.0, "2": 1.0}
 
     try:
         with serve(tmp_path / "unused.duckdb", node, settings):
             status, body = _get(node.ui, "/api/services")
             assert status == 200 and body["data"] == []
             assert "ClickHouse shard 2 (" in body["errors"][0]["msg"]
-            assert _shard_up(node.ui) == {"1": "1.0", "2": "0.0"}
+            assert _shard_up(node.ui) == {"1": 1.0, "2": 0.0}
             made = calls(20)
             assert _post(node.otlp_http, request(made)) == 503  # rows for both shards
 

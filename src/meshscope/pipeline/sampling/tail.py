@@ -163,7 +163,7 @@ class TailSampler:
         held = _Held(encoded, summary.row_trace)
         kept, dropped, facts = self.kept, self.dropped, summary.facts
         if len(facts) != FACTS * len(summary.trace_ids):
-            raise ValueError("a trace summary needs 4 facts per trace")
+            raise ValueError(f"a trace summary needs {FACTS} facts per trace")
         for index, trace_id in enumerate(summary.trace_ids):
             at = FACTS * index
             trace = pending.get(trace_id)

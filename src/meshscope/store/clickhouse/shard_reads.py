@@ -76,7 +76,7 @@ class ShardReads(Connection):
 
     def execute(self, sql: str, params: Any = None, arrays: bool = False, **kw: Any) -> Any:
         self._reprobe()
-        remote_failures = 0
+        retried = False  # read again once after a shard was found missing
         last: ClickHouseUnavailableError | None = None
         tried: set[int] = set()
         while True:
@@ -100,19 +100,19 @@ class ShardReads(Connection):
                 # named (else a probe of each tells), then read again without them (once: a
                 # second failure is the answer).
                 last = error
-                remote_failures += 1
                 named = [i for i, s in enumerate(self._shards) if s.address in error.addresses]
                 for i in named:
                     self._mark(i, error)
-                if remote_failures > 1 or not (named or self._probe_each(range(len(self._shards)))):
+                if retried or not (named or self._probe_each(range(len(self._shards)))):
                     raise
+                retried = True
                 continue
             except ServerException as error:
                 # A shard that was down came back without its tables (it was unreachable
                 # when this node started): its probe makes them; then read again, once.
-                if error.code not in _MISSING or not down or remote_failures:
+                if error.code not in _MISSING or not down or retried:
                     raise
-                remote_failures += 1
+                retried = True
                 self._probe_each(down)
                 continue
             except ClickHouseUnavailableError as error:
