@@ -240,6 +240,9 @@ def test_labels_values_and_series(base: str) -> None:
         ("/loki/api/v1/label/bad-name/values", {}, "invalid label name"),
         ("/loki/api/v1/series", {"match[]": '{a="b"} |= "x"'}, "not a stream selector"),
         ("/loki/api/v1/labels", {"since": "forever"}, "invalid since"),
+        ("/loki/api/v1/labels", {"since": "1s1m"}, "invalid since"),  # units out of order
+        ("/loki/api/v1/query_range", {"query": 'rate({a="b"}[1m])', "step": "1h1h"}, "step"),
+        ("/loki/api/v1/query_range", {"query": '{a="b"}', "since": "300y"}, "out of range"),
     ],
 )
 def test_bad_requests_get_a_plain_text_400(

@@ -117,7 +117,16 @@ def test_query_range_rfc3339_and_float_step(client: TestClient) -> None:
         ("/api/v1/query_range", {"query": "up", "start": "0", "end": "10", "step": "0"}),
         ("/api/v1/query_range", {"query": "up", "start": "0", "end": "10", "step": "soon"}),
         ("/api/v1/query_range", {"query": "up[5m]", "start": "0", "end": "10", "step": "1"}),
+        # Prometheus' duration strings: units in order, each once, within ~292 years.
+        ("/api/v1/query_range", {"query": "up", "start": "0", "end": "10", "step": "1h1h"}),
+        ("/api/v1/query_range", {"query": "up", "start": "0", "end": "10", "step": "1s1m"}),
+        ("/api/v1/query_range", {"query": "up", "start": "0", "end": "10", "step": "0s"}),
+        ("/api/v1/query_range", {"query": "up", "start": "0", "end": "10", "step": "300y"}),
+        ("/api/v1/query", {"query": "up", "timeout": "0s"}),
+        ("/api/v1/query", {"query": "up", "timeout": "1s1m"}),
         ("/api/v1/series", {}),
+        ("/api/v1/metadata", {"limit": "abc"}),
+        ("/api/v1/metadata", {"limit_per_metric": "x"}),
     ],
 )
 def test_bad_params_are_400(client: TestClient, path: str, params: dict[str, str]) -> None:
@@ -167,6 +176,11 @@ def test_metadata_and_buildinfo(client: TestClient) -> None:
     body = client.get("/api/v1/metadata").json()
     assert body["data"]["requests_total"] == [{"type": "counter", "help": "Requests.", "unit": ""}]
     assert body["data"]["latency_seconds"][0]["type"] == "histogram"
+    assert list(client.get("/api/v1/metadata", params={"limit": "1"}).json()["data"]) == [
+        sorted(body["data"])[0]
+    ]
+    assert client.get("/api/v1/metadata", params={"limit": "0"}).json()["data"] == {}
+    assert client.get("/api/v1/metadata", params={"limit": "-1"}).json()["data"] == body["data"]
     info = client.get("/api/v1/status/buildinfo").json()
     assert info["status"] == "success"
     assert "version" in info["data"]
@@ -178,6 +192,11 @@ def test_parse_time_and_duration() -> None:
     assert parse_time("1970-01-01T00:00:02.250+00:00") == 2250
     assert parse_duration("1m30s", "step") == 90_000
     assert parse_duration("0.5", "step") == 500
+    assert parse_duration("1y2w3d4h5m6s7ms", "step") == (
+        ((((365 + 14 + 3) * 24 + 4) * 60 + 5) * 60 + 6) * 1000 + 7
+    )
+    assert parse_duration("0", "step") == parse_duration("0s", "step") == 0
+    assert parse_duration("292y", "step") == 292 * 365 * 86_400_000
 
 
 def test_metadata_answers_are_cut_at_limit_and_at_the_setting(client: TestClient) -> None:

@@ -29,8 +29,11 @@ from meshscope.query.budget import (
     check_depth,
     running,
 )
+from meshscope.query.promql import functions as fn
+from meshscope.query.promql import range_functions
 from meshscope.query.promql.engine import Engine
 from meshscope.query.promql.queryable import MetricStoreQueryable
+from meshscope.query.promql.values import PromQLError
 from meshscope.store.memory import MemoryStorage
 from tests.serving import serving
 
@@ -217,3 +220,65 @@ def test_an_answer_without_warnings_is_left_as_it_is() -> None:
         response = client.get("/q")
         assert response.json() == {"a": 1} and "warning" not in response.headers
     budget.warn("outside a query: logged, not raised")
+
+
+def _engine_over(series: int, samples: int) -> tuple[Engine, int]:
+    """An engine over `series` gauges `g{i}` of `samples` samples 1 s apart, and the time of
+    the last sample (ms)."""
+    storage = MemoryStorage()
+    t0 = 10**12
+    storage.metrics.write_points(
+        [MetricPoint("g", (("i", str(i)),), (t0 + s * 1000) * 10**6, value=float(s % 7))
+         for i in range(series) for s in range(samples)]
+    )  # fmt: skip
+    return Engine(MetricStoreQueryable(storage.metrics)), t0 + (samples - 1) * 1000
+
+
+def test_a_window_by_window_function_stops_when_its_query_is_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine, end = _engine_over(4, 600)
+    query = Budget(QueryLimits())
+    calls = [0]
+    quantile = fn.RANGE_FUNCTIONS["quantile_over_time"]
+
+    def counted(ts: list[int], vs: list[float], w: fn.Window) -> float | None:
+        calls[0] += 1
+        if calls[0] == 10:
+            query.cancel()  # as the handler does when the client goes away
+        return quantile(ts, vs, w)
+
+    monkeypatch.setitem(fn.RANGE_FUNCTIONS, "quantile_over_time", counted)
+    with running(query), pytest.raises(QueryTimeoutError):
+        # 4 series x 600 steps = 2,400 windows, each computed in Python
+        engine.range("quantile_over_time(0.5, g[1m])", end - 599_000, end, 1000)
+    assert calls[0] <= 10 + range_functions._CHECK_EVERY  # not every window
+
+
+def test_clashing_labels_are_refused_before_the_windows_are_computed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    storage = MemoryStorage()
+    t0 = 10**12
+    storage.metrics.write_points(
+        [MetricPoint(name, (("job", "a"),), (t0 + s * 1000) * 10**6, value=1.0)
+         for name, first in (("x", 0), ("y", 200)) for s in range(first, first + 100)]
+    )  # fmt: skip
+    engine = Engine(MetricStoreQueryable(storage.metrics))
+    calls = [0]
+    quantile = fn.RANGE_FUNCTIONS["quantile_over_time"]
+
+    def counted(ts: list[int], vs: list[float], w: fn.Window) -> float | None:
+        calls[0] += 1
+        return quantile(ts, vs, w)
+
+    monkeypatch.setitem(fn.RANGE_FUNCTIONS, "quantile_over_time", counted)
+    clash = 'quantile_over_time(0.5, {__name__=~"x|y"}[2m])'
+    with pytest.raises(PromQLError, match="same labelset"):
+        engine.range(clash, t0, t0 + 300_000, 1000)  # x's last windows meet y's first
+    assert calls[0] == 0
+    # Series that never have a value at the same step do not clash (as in Prometheus).
+    apart = 'quantile_over_time(0.5, {__name__=~"x|y"}[10s])'
+    found = engine.range(apart, t0, t0 + 300_000, 1000)
+    assert [s.labels for s in found.series] == [(("job", "a"),)]
+    assert calls[0] == len(found.series[0].points) > 0  # each window computed once

@@ -87,6 +87,12 @@ QUERIES = [
     "max_over_time(rate(agree_requests_total[1m])[10m:1m])",
     "scalar(sum(agree_temperature)) * 2 + time()",
     "vector(1) + sum(agree_temperature)",
+    # Date functions of values far from now: Go's calendar, truncation toward zero.
+    "year(vector(-1e11)) + year(vector(1e15))",
+    "month(vector(1e15)) * 100 + day_of_month(vector(-1e11))",
+    "day_of_week(vector(-0.5)) + hour(vector(-3601)) * 10 + minute(vector(-3601)) * 1000",
+    "day_of_year(vector(-62135596801)) + days_in_month(vector(951782400)) * 1000",
+    "days_in_month(vector(-2208988800 - 86400 * 300))",
 ]
 
 

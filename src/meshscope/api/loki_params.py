@@ -10,7 +10,7 @@ import re
 from datetime import datetime
 
 from meshscope.api.params import FormParams, ParamError
-from meshscope.query.logql.lexer import duration_ns
+from meshscope.query.durations import duration_ms
 
 NS = 10**9
 MAX_NS = 2**63 - 1
@@ -63,13 +63,18 @@ def _checked(ns: int, text: str, name: str) -> int:
 
 
 def parse_duration(text: str, name: str) -> int:
-    """A duration (`5m`, `1h30m`) or float seconds -> ns; 400 if neither or not positive."""
-    ns = duration_ns(text.strip())
-    if ns is None:
+    """Float seconds or a Prometheus duration (`5m`, `1h30m`: units in order, as Loki's
+    `model.ParseDuration`) -> ns; 400 if neither or not positive."""
+    try:
+        seconds = float(text)
+    except ValueError:
         try:
-            seconds = float(text)
-        except ValueError:
-            raise ParamError(f'invalid {name}: cannot parse "{text}" as a duration') from None
+            ns = duration_ms(text.strip()) * 1_000_000
+        except ValueError as error:
+            raise ParamError(
+                f'invalid {name}: cannot parse "{text}" as a duration: {error}'
+            ) from None
+    else:
         if not math.isfinite(seconds) or seconds * NS > MAX_NS:
             raise ParamError(f'invalid {name}: "{text}" is out of range')
         ns = round(seconds * NS)

@@ -18,6 +18,7 @@ from meshscope.api.params import ParamError
 from meshscope.api.prometheus_json import matrix_json
 from meshscope.query import budget
 from meshscope.query.budget import QueryLimitError, QueryTimeoutError
+from meshscope.query.durations import duration_ms
 from meshscope.query.promql.engine import Engine
 from meshscope.query.promql.evaluator import parse, selector_matchers
 from meshscope.query.promql.queryable import Queryable, label_names, label_values, series_labels
@@ -83,11 +84,12 @@ def parse_duration(text: str, name: str) -> int:
     try:
         seconds = float(text)
     except ValueError:
-        if not re.fullmatch(r"(\d+(ms|s|m|h|d|w|y))+", text):
+        try:
+            return duration_ms(text)
+        except ValueError:
             raise ParamError(
                 f'invalid parameter "{name}": cannot parse "{text}" to a valid duration'
             ) from None
-        return round(promql_parser.parse_duration(text).total_seconds() * 1000)
     if not math.isfinite(seconds) or seconds * 1000 > 2**63 - 1:
         raise ParamError(f'invalid parameter "{name}": cannot parse "{text}" to a valid duration')
     return round(seconds * 1000)
@@ -103,6 +105,17 @@ def _honour_timeout(params: dict[str, list[str]]) -> None:
         if ms <= 0:
             raise ParamError(f'invalid parameter "timeout": {text} is not a positive duration')
         running.narrow(ms / 1000)
+
+
+def _number(params: dict[str, list[str]], name: str) -> int:
+    """An integer parameter of the metadata API (-1 when absent or empty)."""
+    text = _one(params, name)
+    if not text:
+        return -1
+    try:
+        return int(text)
+    except ValueError:
+        raise ParamError(f"{name} must be a number") from None
 
 
 def _one(params: dict[str, list[str]], name: str) -> str | None:
@@ -263,8 +276,14 @@ def prometheus_routes(queryable: Queryable) -> list[Route]:
 
     def metadata(params: dict[str, list[str]], _: Request) -> Any:
         wanted = _one(params, "metric")
+        # As Prometheus: at most `limit` metrics (negative: all); each has one entry here,
+        # so `limit_per_metric` cuts nothing, but must be a number too.
+        limit = _number(params, "limit")
+        _number(params, "limit_per_metric")
         out: dict[str, list[dict[str, str]]] = {}
         for name, info in sorted(queryable.metadata().items()):
+            if 0 <= limit <= len(out):
+                break
             if wanted is None or wanted == name:
                 out[name] = [{"type": info.type, "help": info.help, "unit": info.unit}]
         return out

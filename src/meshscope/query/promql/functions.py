@@ -7,7 +7,6 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,18 +235,61 @@ def _safe(fn: Callable[[float], float]) -> Callable[[float], float]:
     return apply
 
 
-def _time_part(part: Callable[[datetime], float]) -> Callable[[float], float]:
+@dataclass(frozen=True, slots=True)
+class Civil:
+    """A Unix time in seconds as a UTC calendar date and time of day."""
+
+    year: int
+    month: int
+    day: int
+    hour: int
+    minute: int
+    weekday: int  # 0 = Sunday
+    day_of_year: int
+    days_in_month: int
+
+
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def civil(seconds: int) -> Civil:
+    """What Go's `time.Unix(seconds, 0).UTC()` gives, for any int64 (years far beyond
+    Python's `datetime`, 1-9999): Howard Hinnant's `civil_from_days`, proleptic Gregorian."""
+    days, rest = divmod(seconds, 86_400)
+    era, day_of_era = divmod(days + 719_468, 146_097)  # eras of 400 years from 0000-03-01
+    year_of_era = (
+        day_of_era - day_of_era // 1_460 + day_of_era // 36_524 - day_of_era // 146_096
+    ) // 365
+    from_march = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    shifted = (5 * from_march + 2) // 153  # 0 = March
+    day = from_march - (153 * shifted + 2) // 5 + 1
+    month = shifted + 3 if shifted < 10 else shifted - 9
+    year = year_of_era + 400 * era + (month <= 2)
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    before = sum(_MONTH_DAYS[: month - 1]) + (leap and month > 2)
+    return Civil(
+        year=year,
+        month=month,
+        day=day,
+        hour=rest // 3_600,
+        minute=rest % 3_600 // 60,
+        weekday=(days + 4) % 7,  # 1970-01-01 was a Thursday
+        day_of_year=before + day,
+        days_in_month=_MONTH_DAYS[month - 1] + (leap and month == 2),
+    )
+
+
+def _time_part(part: Callable[[Civil], int]) -> Callable[[float], float]:
+    """A date function of a sample value: Prometheus takes `time.Unix(int64(v), 0)`, the
+    value truncated toward zero. NaN, infinities and values past int64 (where Go's
+    conversion is left to the CPU) give NaN."""
+
     def apply(v: float) -> float:
-        if not math.isfinite(v):
+        if not -(2.0**63) <= v < 2.0**63:  # NaN too
             return math.nan
-        return float(part(datetime.fromtimestamp(v, UTC)))
+        return float(part(civil(int(v))))
 
     return apply
-
-
-def _days_in_month(d: datetime) -> int:
-    nxt = datetime(d.year + d.month // 12, d.month % 12 + 1, 1, tzinfo=UTC)
-    return (nxt - datetime(d.year, d.month, 1, tzinfo=UTC)).days
 
 
 MATH_FUNCTIONS: dict[str, Callable[[float], float]] = {
@@ -278,9 +320,9 @@ MATH_FUNCTIONS: dict[str, Callable[[float], float]] = {
 
 TIME_FUNCTIONS: dict[str, Callable[[float], float]] = {
     "day_of_month": _time_part(lambda d: d.day),
-    "day_of_week": _time_part(lambda d: d.isoweekday() % 7),
-    "day_of_year": _time_part(lambda d: d.timetuple().tm_yday),
-    "days_in_month": _time_part(_days_in_month),
+    "day_of_week": _time_part(lambda d: d.weekday),
+    "day_of_year": _time_part(lambda d: d.day_of_year),
+    "days_in_month": _time_part(lambda d: d.days_in_month),
     "hour": _time_part(lambda d: d.hour),
     "minute": _time_part(lambda d: d.minute),
     "month": _time_part(lambda d: d.month),

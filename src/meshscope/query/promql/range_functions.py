@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from meshscope.model.metrics import Labels
+from meshscope.query import budget
 from meshscope.query.promql import functions as fn
 from meshscope.query.promql.block import ArrayRanges, Block, Floats, Times
 from meshscope.query.promql.values import STALE_NAN_BITS, drop_name
@@ -200,6 +201,8 @@ def _exact_where_needed(w: Windows, ok: Ints, sums: Floats, name: str) -> Floats
 
 
 _NO_WINDOW = fn.Window(0, 0, 1, 0)
+_CHECK_EVERY = 1024
+"""Windows `per_window` computes between two looks at the query's budget (~1-10 ms)."""
 
 
 def per_window(
@@ -210,7 +213,9 @@ def per_window(
     values = np.zeros(w.count.shape)
     present = np.zeros(w.count.shape, np.bool_)
     ends = ranges.ends.tolist()
-    for row, step in zip(*np.nonzero(w.count > 0), strict=True):
+    for done, (row, step) in enumerate(zip(*np.nonzero(w.count > 0), strict=True)):
+        if not done % _CHECK_EVERY:  # a deadline or a client gone stops the loop
+            budget.check()
         low, high = int(w.first[row, step]), int(w.last[row, step]) + 1
         end = ends[step]
         window = fn.Window(
