@@ -29,3 +29,37 @@ def test_oldest_series_are_forgotten_beyond_the_limit() -> None:
     assert len(delta) == 2
     assert delta.add_sum(("a", ()), 1) == 1  # restarted
     assert delta.add_sum(("c", ()), 1) == 2
+
+
+def test_undo_takes_a_refused_requests_deltas_out_again() -> None:
+    delta = DeltaToCumulative()
+    delta.add_sum(KEY, 1)
+    with delta.recording() as refused:
+        assert delta.add_sum(KEY, 10) == 11
+        assert delta.add_sum(("new", ()), 4) == 4
+        assert delta.add_histogram(KEY, Histogram((1.0,), (1, 2), 5.0, 3)) is not None
+    assert delta.add_sum(KEY, 1) == 12  # decoded meanwhile: it saw the refused delta
+    delta.undo(refused)
+    assert delta.add_sum(KEY, 1) == 3  # 1 + 1 + 1: the 10 is gone
+    assert delta.add_sum(("new", ()), 2) == 2  # a series only the refused request started
+    assert len(delta) == 2  # KEY and "new": the histogram it started is forgotten too
+    with delta.recording() as refused:
+        delta.add_histogram(KEY, Histogram((1.0,), (1, 1), 1.0, 2))
+        delta.add_histogram(KEY, Histogram((1.0,), (0, 3), 2.0, 3))
+    delta.undo(refused[1:])
+    assert delta.add_histogram(KEY, Histogram((1.0,), (0, 0), 0.0, 0)) == Histogram(
+        (1.0,), (1, 1), 1.0, 2
+    )
+
+
+def test_a_total_that_does_not_fit_changes_nothing() -> None:
+    delta = DeltaToCumulative()
+    delta.add_histogram(KEY, Histogram((1.0,), (1, 2), 5.0, 3))
+    with delta.recording() as changes:
+        refused = delta.add_histogram(
+            KEY, Histogram((1.0,), (1, 0), 1.0, 1), fits=lambda h: h.count < 4
+        )
+    assert refused is None and changes == []
+    assert delta.add_histogram(KEY, Histogram((1.0,), (0, 0), 0.0, 0)) == Histogram(
+        (1.0,), (1, 2), 5.0, 3
+    )

@@ -12,6 +12,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
 from meshscope.ingest.prompb.remote_pb2 import WriteRequest
 
@@ -96,3 +97,22 @@ def remote_write(count: int) -> bytes:
         series.labels.add(name="i", value=str(i))
         series.samples.add(value=1.0, timestamp=T0 // 10**6)
     return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
+
+
+def delta_counter(count: int, value: float, at_ns: int) -> bytes:
+    """A delta counter `limited_delta_total` of `count` series (label `i`), each adding
+    `value` at `at_ns`."""
+    request = ExportMetricsServiceRequest()
+    rm = request.resource_metrics.add()
+    rm.resource.attributes.append(_service("limited"))
+    metric = rm.scope_metrics.add().metrics.add(name="limited_delta_total")
+    metric.sum.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+    metric.sum.is_monotonic = True
+    for i in range(count):
+        metric.sum.data_points.add(
+            start_time_unix_nano=at_ns - 10**9,
+            time_unix_nano=at_ns,
+            as_double=value,
+            attributes=[KeyValue(key="i", value=AnyValue(string_value=str(i)))],
+        )
+    return request.SerializeToString()

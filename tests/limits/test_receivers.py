@@ -23,6 +23,9 @@ from meshscope.auth.config import AuthConfig
 from meshscope.config import Config, StorageConfig
 from meshscope.ingest.grpc import RETRY_INFO_KEY, STATUS_DETAILS_KEY, serve_grpc
 from meshscope.limits.config import LimitsConfig, Signal, TenantLimits
+from meshscope.store.base import LabelMatcher, MatchOp
+from meshscope.tenancy.config import TenancyConfig
+from meshscope.tenancy.context import as_tenants
 from tests.auth.tokens import READER, WRITER, bearer, write_tokens
 from tests.limits import requests
 
@@ -30,6 +33,7 @@ OTLP = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
 RW = {**OTLP, "Content-Encoding": "snappy", "X-Prometheus-Remote-Write-Version": "0.1.0"}
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+METRICS_EXPORT = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
 
 SLOW = 0.001  # per second: nothing refills during a test
 LIMITS = LimitsConfig(
@@ -259,3 +263,60 @@ def test_limits_off_wires_nothing(tmp_path: Path) -> None:
         for receiver in RECEIVERS.values():
             assert receiver.post(app, 50, **{"X-Scope-OrgID": "a|b"})[0] in (200, 202, 204)
         assert "meshscope_tenant_" not in TestClient(app.ui).get("/metrics").text
+
+
+def _delta_totals(app: App) -> list[float]:
+    """The stored values of `limited_delta_total{i="0"}`, oldest first."""
+    found = app.storage.metrics.select(
+        "limited_delta_total",
+        [LabelMatcher("i", MatchOp.EQ, "0")],
+        requests.T0 - 10**12,
+        requests.T0 + 10**12,
+    )
+    return [point.value for series in found for point in series.samples]
+
+
+def _post_metrics(app: App, body: bytes, **headers: str) -> int:
+    response = TestClient(app.otlp_http).post(
+        "/v1/metrics", content=body, headers={**OTLP, **headers}
+    )
+    return response.status_code
+
+
+def test_a_refused_requests_deltas_do_not_count(tmp_path: Path) -> None:
+    """A delta request refused after decoding (429 here; 503 alike) leaves the running totals
+    as they were, so its retry is not counted twice, over HTTP and gRPC."""
+    limits = LimitsConfig(
+        defaults=TenantLimits(metric_samples_per_second=SLOW, metric_samples_burst=12)
+    )
+    t0 = requests.T0
+    with running(tmp_path, limits) as app, running_grpc(app) as channel:
+        export = channel.unary_unary(METRICS_EXPORT)
+        assert _post_metrics(app, requests.delta_counter(10, 5.0, t0)) == 200
+        assert _post_metrics(app, requests.delta_counter(10, 5.0, t0 + 1)) == 429
+        with pytest.raises(grpc.RpcError) as raised:
+            export(requests.delta_counter(10, 5.0, t0 + 2), timeout=10)
+        assert raised.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert _post_metrics(app, requests.delta_counter(1, 1.0, t0 + 3)) == 200
+        export(requests.delta_counter(1, 1.0, t0 + 4), timeout=10)
+        assert _delta_totals(app) == [5.0, 6.0, 7.0]
+
+
+def test_each_tenant_has_its_own_delta_totals(tmp_path: Path) -> None:
+    config = Config(
+        storage=StorageConfig(kind="memory", path=str(tmp_path / "x")),
+        tenancy=TenancyConfig(enabled=True),
+    )
+    app = build(config)
+    app.start()
+    try:
+        t0 = requests.T0
+        for at, tenant in ((t0, "team-a"), (t0 + 1, "team-b"), (t0 + 2, "team-a")):
+            body = requests.delta_counter(1, 2.0, at)
+            assert _post_metrics(app, body, **{"X-Scope-OrgID": tenant}) == 200
+        with as_tenants("team-a"):
+            assert _delta_totals(app) == [2.0, 4.0]
+        with as_tenants("team-b"):
+            assert _delta_totals(app) == [2.0]
+    finally:
+        app.stop()

@@ -37,7 +37,7 @@ from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.otlp import Signal
 from meshscope.ingest.otlp_common import Decoded
-from meshscope.ingest.receiving import OtlpDecoders, export_message, run_decoder
+from meshscope.ingest.receiving import OtlpDecoders, export_message, run_decoder, submit_decoded
 from meshscope.ingest.sink import (
     IngestSink,
     OverloadedError,
@@ -45,7 +45,7 @@ from meshscope.ingest.sink import (
     is_body_kind,
     takes_encoded,
 )
-from meshscope.limits.admission import admit_batch, admit_bytes
+from meshscope.limits.admission import admit_bytes
 from meshscope.limits.limiter import RateLimitedError
 
 logger = logging.getLogger(__name__)
@@ -132,9 +132,7 @@ def _export(
         decoded = await run_decoder(
             lambda: decoders.decode_body(signal, body, json=False), len(body), limits
         )
-        if len(decoded.batch):
-            admit_batch(decoded.batch)
-            await sink.submit(decoded.batch)
+        await submit_decoded(decoded, sink)
         return decoded
 
     async def export(body: bytes, context: Any) -> bytes:

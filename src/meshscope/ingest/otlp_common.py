@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -44,6 +44,14 @@ class Decoded:
     batch: Batch = field(default_factory=Batch)
     rejected: int = 0
     error_message: str = ""
+    undo: Callable[[], None] | None = None
+    """What to do when the batch is refused after decoding (metrics: take its deltas out of
+    the running totals, `DeltaToCumulative.undo`); None: nothing."""
+
+    def refused(self) -> None:
+        """The batch was not stored: undo what decoding it changed."""
+        if self.undo is not None:
+            self.undo()
 
 
 class Rejections:

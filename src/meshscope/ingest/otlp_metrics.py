@@ -224,7 +224,11 @@ class _Walker:
             return
         labels = _labels(dp.attributes, target)
         if is_delta and self.delta is not None:
-            histogram = self.delta.add_histogram((name, labels), histogram)
+            total = self.delta.add_histogram((name, labels), histogram, histogram_fits)
+            if total is None:  # the totals stay as they were
+                self.rejections.add(BAD_COUNT)
+                return
+            histogram = total
         if not histogram_fits(histogram):
             self.rejections.add(BAD_COUNT)
             return

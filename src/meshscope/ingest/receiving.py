@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 from google.protobuf.message import Message
@@ -25,8 +26,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.requests import Request
 
+from meshscope.auth.principal import DEFAULT_TENANT
 from meshscope.ingest.body import BodyError, content_encoding, decompress, read_body
-from meshscope.ingest.delta import DeltaToCumulative
+from meshscope.ingest.delta import Change, DeltaToCumulative
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.otlp import Decoded, Signal, decode_otlp
@@ -40,6 +42,7 @@ from meshscope.ingest.sink import (
 )
 from meshscope.limits.admission import admit_batch, admit_bytes
 from meshscope.limits.limiter import RateLimitedError
+from meshscope.tenancy.context import write_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -57,18 +60,46 @@ async def run_decoder(work: Callable[[], T], size: int, limits: IngestLimits) ->
 
 
 class OtlpDecoders:
-    """The OTLP decoders, safe to call from several threads (the delta state is locked)."""
+    """The OTLP decoders, safe to call from several threads (the delta state is locked).
+    Each tenant's delta sums and histograms have running totals of their own."""
 
     def __init__(self, delta: DeltaToCumulative | None = None) -> None:
         self.delta = delta if delta is not None else DeltaToCumulative()
+        self._tenants: dict[str, DeltaToCumulative] = {DEFAULT_TENANT: self.delta}
         self._lock = threading.Lock()
 
     def decode_body(self, signal: Signal, body: bytes, *, json: bool) -> Decoded:
-        """Decode an encoded request body; raises DecodeError."""
-        if signal == "metrics":
-            with self._lock:
-                return decode_otlp(signal, body, json=json, delta=self.delta)
-        return decode_otlp(signal, body, json=json)
+        """Decode an encoded request body; raises DecodeError. A metrics request's deltas
+        are in its tenant's running totals from here on; `Decoded.refused` takes them out."""
+        if signal != "metrics":
+            return decode_otlp(signal, body, json=json)
+        tenant = write_tenant()
+        with self._lock:
+            delta = self._tenants.get(tenant)
+            if delta is None:
+                delta = self._tenants[tenant] = DeltaToCumulative(self.delta.max_series)
+            with delta.recording() as changes:
+                decoded = decode_otlp(signal, body, json=json, delta=delta)
+        if changes:
+            decoded.undo = partial(self._undo, delta, changes)
+        return decoded
+
+    def _undo(self, delta: DeltaToCumulative, changes: list[Change]) -> None:
+        with self._lock:
+            delta.undo(changes)
+
+
+async def submit_decoded(decoded: Decoded, sink: IngestSink) -> None:
+    """Admit and submit a decoded request's batch (durable when this returns); when it is
+    refused, what decoding it changed is undone (`Decoded.refused`) before the error goes on."""
+    if not len(decoded.batch):
+        return
+    try:
+        admit_batch(decoded.batch)
+        await sink.submit(decoded.batch)
+    except BaseException:
+        decoded.refused()
+        raise
 
 
 _RESPONSES: dict[Signal, tuple[Callable[..., Message], str]] = {
@@ -123,9 +154,7 @@ async def receive_http(
             return decode(decompress(raw, encoding, limits.max_body_bytes))
 
         decoded = await run_decoder(work, size, limits)
-        if len(decoded.batch):
-            admit_batch(decoded.batch)
-            await sink.submit(decoded.batch)
+        await submit_decoded(decoded, sink)
     except BodyError as error:
         return Refusal(error.status, error.message)
     except DecodeError as error:
