@@ -280,7 +280,8 @@ def _post_metrics(app: App, body: bytes, **headers: str) -> int:
     response = TestClient(app.otlp_http).post(
         "/v1/metrics", content=body, headers={**OTLP, **headers}
     )
-    return response.status_code
+    status: int = response.status_code
+    return status
 
 
 def test_a_refused_requests_deltas_do_not_count(tmp_path: Path) -> None:

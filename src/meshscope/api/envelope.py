@@ -10,8 +10,9 @@ from starlette.responses import JSONResponse
 
 class FastJSONResponse(JSONResponse):
     """JSON written by orjson: a search answers 20 whole traces (~0.5 MB for 600 spans), which
-    `json.dumps` takes ~10x longer to write. What orjson refuses (integers beyond 64 bits)
-    falls back to `json`."""
+    `json.dumps` takes ~10x longer to write, and NaN and infinities are null where
+    Starlette's `JSONResponse` raises (a 500) on them. What orjson refuses (integers beyond
+    64 bits) falls back to `json`."""
 
     def render(self, content: Any) -> bytes:
         try:

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from meshscope.api.envelope import FastJSONResponse
 from meshscope.api.handlers import WARNINGS, threaded
 from meshscope.api.params import ParamError
 from meshscope.api.prometheus import parse_time, refusal
@@ -50,7 +51,7 @@ def exemplar_routes(traces: TraceStore, now_ns: Callable[[], int] = time.time_ns
         ]
 
     def ok(data: Any) -> Response:
-        return JSONResponse({"status": "success", "data": data})
+        return FastJSONResponse({"status": "success", "data": data})
 
     handle = threaded(answer, ok, refusal, (ParamError, PromQLError), form=True, notes=WARNINGS)
     return [Route("/api/v1/query_exemplars", handle, methods=["GET", "POST"])]

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from meshscope.api.envelope import jaeger_error
+from meshscope.api.envelope import FastJSONResponse, jaeger_error
 from meshscope.api.handlers import Handler, status_of, threaded
 from meshscope.api.params import ParamError, integer, rfc3339
 from meshscope.model.spans import SpanKind
@@ -97,7 +97,7 @@ def jaeger_metrics_routes(metrics: MetricStore, now_ns: NowNs = time.time_ns) ->
             "help": help_text,
             "metrics": [_metric(series.labels, series.points) for series in matrix.series],
         }
-        return JSONResponse(family)
+        return FastJSONResponse(family)
 
     def endpoint(kind: str) -> Handler:
         return threaded(

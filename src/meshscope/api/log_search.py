@@ -21,7 +21,8 @@ from starlette.routing import Route
 from meshscope.api.handlers import WARNINGS, status_of, threaded
 from meshscope.api.meshscope import NowNs, time_range
 from meshscope.api.params import ParamError, optional_int
-from meshscope.api.trace_logs import log_json
+from meshscope.api.params import trace_id as parse_trace_id
+from meshscope.api.trace_logs import log_json, logs_response
 from meshscope.model.logs import LogRecord, Severity
 from meshscope.store.base import LogQuery, LogStore, Storage
 
@@ -84,8 +85,9 @@ def log_search_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Ro
         if access not in ("true", "false"):
             raise ParamError("parameter access must be true or false")
         text = params.get("q", "")
+        trace = params.get("trace", "")
         query = LogQuery(
-            trace_id=params.get("trace", "").strip().lower(),
+            trace_id=parse_trace_id(trace, "trace") if trace else "",
             service=params.get("service", ""),
             start_ns=start_ns,
             end_ns=end_ns,
@@ -96,7 +98,7 @@ def log_search_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Ro
 
     handle = threaded(
         search,
-        lambda data: JSONResponse({"data": data}),
+        lambda data: logs_response({"data": data}),
         lambda error: JSONResponse({"error": str(error)}, status_code=status_of(error)),
         notes=WARNINGS,
     )

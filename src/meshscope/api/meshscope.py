@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from meshscope.api.envelope import FastJSONResponse
 from meshscope.api.handlers import WARNINGS, Handler, status_of, threaded
 from meshscope.api.params import NS_PER_MS, ParamError, optional_int, scaled, trace_id
 from meshscope.model.spans import SpanKind
@@ -42,7 +43,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def _endpoint(work: Callable[[Request], Any]) -> Handler:
     return threaded(
         work,
-        lambda data: JSONResponse({"data": data}),
+        lambda data: FastJSONResponse({"data": data}),
         lambda e: _error(status_of(e), str(e)),
         notes=WARNINGS,
     )

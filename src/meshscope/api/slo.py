@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from meshscope.api.envelope import FastJSONResponse
 from meshscope.api.handlers import WARNINGS, status_of, threaded
 from meshscope.api.params import NS_PER_MS, ParamError, optional_int, scaled
 from meshscope.api.prometheus import refusal
@@ -65,7 +66,7 @@ def slo_routes(
 
     meshscope_slos = threaded(
         slos_work,
-        lambda data: JSONResponse({"data": data}),
+        lambda data: FastJSONResponse({"data": data}),
         lambda error: JSONResponse({"error": str(error)}, status_code=status_of(error)),
         notes=WARNINGS,
     )
@@ -80,4 +81,4 @@ def slo_routes(
 
 
 def _prom_ok(data: Any) -> JSONResponse:
-    return JSONResponse({"status": "success", "data": data})
+    return FastJSONResponse({"status": "success", "data": data})

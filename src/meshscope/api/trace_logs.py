@@ -52,6 +52,12 @@ def _default(value: object) -> str:
     raise TypeError
 
 
+def logs_response(payload: object) -> Response:
+    """Records' JSON (`log_json`): bytes attributes as hex, NaN and infinite attributes as
+    null (JSON has no such numbers; `json.dumps` refuses them)."""
+    return Response(orjson.dumps(payload, default=_default), media_type="application/json")
+
+
 def trace_logs_route(storage: Storage) -> Route:
     def work(request: Request) -> bytes:
         trace_id = parse_trace_id(request.path_params["trace_id"], "trace_id")
