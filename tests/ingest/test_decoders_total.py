@@ -667,13 +667,20 @@ def test_prometheus_text_arbitrary(stores: Stores, content_type: str, text: str)
     stores.commit(Batch(metrics=exposition.points))
 
 
-@given(lines=st.lists(st.text(max_size=80), max_size=5))
+LAST_LINE = json.dumps({"src": "c", "dest": "n", "body": {"type": "generate", "msg_id": "last"}})
+TRUNCATED_LINES = ["{", ' [1, {"a": ', LAST_LINE[:-1], LAST_LINE + "\u2028", "{}\x1c"]
+
+
+@given(lines=st.lists(st.text(max_size=80) | st.sampled_from(TRUNCATED_LINES), max_size=5))
 @BOUNDED
 def test_node_protocol_arbitrary_lines(lines: list[str]) -> None:
+    """No handler crashes, and a complete line after any lines is answered, once and last."""
     out, err = io.StringIO(), io.StringIO()
     node = Node(Output(out, err))
-    for value in read_values(lines):
+    for value in read_values([*lines, LAST_LINE]):
         if isinstance(value, dict):
             node.receive(value)
-    for reply in out.getvalue().splitlines():
-        assert orjson.loads(reply)["body"].get("code") != 13
+    replies = [orjson.loads(reply)["body"] for reply in out.getvalue().splitlines()]
+    assert all(reply.get("code") != 13 for reply in replies)
+    assert [reply.get("in_reply_to") for reply in replies].count("last") == 1
+    assert replies[-1].get("in_reply_to") == "last"

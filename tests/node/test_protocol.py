@@ -7,8 +7,19 @@ import itertools
 import json
 from typing import Any
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from meshscope.model.spans import SpanKind
-from meshscope.node.framing import Output
+from meshscope.node.framing import (
+    JSON_WHITESPACE,
+    MAX_PENDING_LINES,
+    Garbage,
+    JsonObject,
+    Output,
+    read_values,
+)
 from meshscope.node.main import Node
 from tests.node.conftest import HEX16, HEX32, envelope, run_node
 
@@ -340,6 +351,114 @@ def test_garbage_is_reported_and_the_node_goes_on() -> None:
     )
     assert [r["body"]["request_count"] for r in replies] == [1]
     assert stderr.count("meshscope node:") >= 4
+
+
+def generate(msg_id: int, src: str = "c") -> str:
+    return envelope(src, "n", type="generate", msg_id=msg_id)
+
+
+def values(lines: list[str]) -> list[JsonObject | Garbage]:
+    """read_values over `lines` as a file gives them (each ends with a newline)."""
+    return list(read_values(line + "\n" for line in lines))
+
+
+NOT_JSON_WHITESPACE = [
+    chr(c) for c in range(0x3001) if chr(c).isspace() and chr(c) not in JSON_WHITESPACE
+]
+"""Characters str.strip() removes that JSON does not allow around a value (U+000B, U+000C,
+U+001C..U+001F, U+0085, U+00A0, U+1680, U+2000..U+200A, U+2028, U+2029, U+202F, U+205F,
+U+3000)."""
+
+
+def test_a_complete_line_after_a_truncated_line_is_answered() -> None:
+    replies, stderr = run_node([generate(1), generate(3)[:-1], generate(4)])
+    assert [r["body"]["in_reply_to"] for r in replies] == [1, 4]
+    assert stderr.count("meshscope node:") == 1
+    assert '"msg_id": 3}' in stderr and '"msg_id": 4' not in stderr
+
+
+@pytest.mark.parametrize("junk", NOT_JSON_WHITESPACE, ids=lambda c: f"U+{ord(c):04X}")
+def test_a_value_followed_by_a_character_json_does_not_allow_is_garbage(junk: str) -> None:
+    replies, stderr = run_node([generate(5) + junk, generate(6)])
+    assert [r["body"]["in_reply_to"] for r in replies] == [6]
+    assert stderr.count("meshscope node:") == 1
+    assert '"msg_id": 5}' in stderr and '"msg_id": 6' not in stderr
+
+
+def test_the_audit_repro_answers_every_complete_line() -> None:
+    lines = [generate(1), generate(2), generate(3)[:-1], generate(4)]
+    replies, stderr = run_node([*lines, generate(5) + "\u2028", generate(6)])
+    assert [r["body"]["in_reply_to"] for r in replies] == [1, 2, 4, 6]
+    assert stderr.count("meshscope node:") == 2
+
+
+def test_pending_text_and_the_next_line_in_every_combination() -> None:
+    pretty = json.dumps(json.loads(generate(1)), indent=2).splitlines()
+    assert values(pretty) == [json.loads(generate(1))]  # joined until complete
+    assert values([pretty[0], "", *pretty[1:]]) == [json.loads(generate(1))]  # blank: kept
+    truncated = generate(3)[:-1]
+    garbage = Garbage(truncated, "incomplete JSON value")
+    # The next line cannot continue the pending text: it is read as if nothing were pending.
+    assert values([truncated, generate(4)]) == [garbage, json.loads(generate(4))]
+    assert values([truncated, *pretty]) == [garbage, json.loads(generate(1))]
+    assert values([truncated, "nope", generate(4)]) == [
+        garbage,
+        Garbage("nope", "not JSON"),
+        json.loads(generate(4)),
+    ]
+    assert values([truncated, truncated, generate(4)]) == [
+        garbage,
+        garbage,
+        json.loads(generate(4)),
+    ]
+    assert values([truncated, truncated]) == [
+        garbage,
+        Garbage(truncated, "incomplete JSON value at end of input"),
+    ]
+    # A line that is an object on its own ends the pending text even when it could continue it.
+    assert values(['{"a":', '{"b": 1}']) == [Garbage('{"a":', "incomplete JSON value"), {"b": 1}]
+
+
+def test_pending_text_stays_bounded() -> None:
+    out = values(["[", *["1,"] * MAX_PENDING_LINES, generate(4)])
+    assert out[0] == Garbage(("[\n" + "1,\n" * MAX_PENDING_LINES)[:200], "JSON value too long")
+    assert out[-1] == json.loads(generate(4))
+
+
+def test_only_json_whitespace_makes_a_blank_line() -> None:
+    assert values([" \t\r", generate(1)]) == [json.loads(generate(1))]
+    assert values(["\u2028", generate(1)]) == [
+        Garbage("\u2028", "not JSON"),
+        json.loads(generate(1)),
+    ]
+
+
+@st.composite
+def junk_lines(draw: st.DrawFn) -> list[str]:
+    """Lines before a complete one: any text, a truncated envelope, the first lines of a
+    pretty-printed one, or an envelope followed by a character JSON does not allow."""
+    text = generate(draw(st.integers(0, 99)), src="junk")
+    pretty = json.dumps(json.loads(text), indent=2).splitlines()
+    return draw(
+        st.one_of(
+            st.lists(st.text(st.characters(blacklist_characters="\n"), max_size=30), max_size=2),
+            st.integers(1, len(text) - 1).map(lambda n: [text[:n]]),
+            st.integers(1, len(pretty) - 1).map(lambda n: pretty[:n]),
+            st.sampled_from(NOT_JSON_WHITESPACE).map(lambda c: [text + c]),
+        )
+    )
+
+
+@given(data=st.data(), count=st.integers(1, 6))
+def test_every_complete_line_is_read_once_whatever_comes_before_it(
+    data: st.DataObject, count: int
+) -> None:
+    lines: list[str] = []
+    for msg_id in range(count):
+        lines += data.draw(junk_lines())
+        lines.append(generate(msg_id, src="valid"))
+    read = [v for v in values(lines) if isinstance(v, dict) and v.get("src") == "valid"]
+    assert read == [json.loads(generate(msg_id, src="valid")) for msg_id in range(count)]
 
 
 def test_unknown_type_gets_code_10_only_with_msg_id() -> None:
