@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from google.protobuf.json_format import MessageToJson
@@ -65,6 +66,30 @@ def test_exponential_histogram_becomes_explicit_buckets() -> None:
     assert rpc.histogram.sum == pytest.approx(sum(values))
     for le, cumulative in rpc.histogram.cumulative():
         assert cumulative == sum(v <= le for v in values), le
+
+
+@pytest.mark.parametrize(
+    ("scale", "zero_threshold"),
+    [(-1024, 0.0), (-11, 0.0), (21, 0.0), (2**31 - 1, 0.0), (0, math.nan), (0, -1.0),
+     (0, math.inf)],
+)  # fmt: skip
+def test_exponential_histograms_out_of_otlps_range_are_refused_alone(
+    scale: int, zero_threshold: float
+) -> None:
+    """Scales OTLP does not define (-1024 raised OverflowError: the request was a 500) and
+    zero thresholds that are no bucket edge are refused as a partial success; the rest of
+    the request is kept."""
+    request = ExportMetricsServiceRequest()
+    metrics = request.resource_metrics.add().scope_metrics.add().metrics
+    exp = metrics.add(name="odd_seconds").exponential_histogram
+    exp.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+    point = exp.data_points.add(time_unix_nano=10**18, count=2, scale=scale, zero_count=1)
+    point.zero_threshold = zero_threshold
+    point.positive.bucket_counts.append(1)
+    metrics.add(name="kept").gauge.data_points.add(time_unix_nano=10**18, as_double=1.0)
+    decoded = decode_metrics_protobuf(request.SerializeToString())
+    assert decoded.rejected == 1 and "invalid buckets" in decoded.error_message
+    assert [p.name for p in decoded.batch.metrics] == ["kept"]
 
 
 def test_delta_is_rejected_without_accumulator() -> None:

@@ -100,10 +100,18 @@ def _labels(kvs: Sequence[KeyValue], target: dict[str, str]) -> Labels:
     return tuple(sorted(out.items()))
 
 
+_MIN_SCALE, _MAX_SCALE = -10, 20
+"""The scales OTLP defines (data model: exponential histogram)."""
+
+
 def _exponential(dp: ExponentialHistogramDataPoint) -> Histogram | None:
-    """Explicit buckets at the edges of an exponential histogram's; None if out of range."""
+    """Explicit buckets at the edges of an exponential histogram's; None if out of range:
+    a scale outside OTLP's [-10, 20], a zero threshold that is negative or not finite, or
+    edges past a double."""
     negative, positive = dp.negative, dp.positive
     if len(negative.bucket_counts) + len(positive.bucket_counts) > _MAX_EXP_BUCKETS:
+        return None
+    if not _MIN_SCALE <= dp.scale <= _MAX_SCALE or not 0 <= dp.zero_threshold < math.inf:
         return None
     factor = 2.0**-dp.scale
     try:
