@@ -4,6 +4,7 @@ import contextlib
 import json
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -189,3 +190,30 @@ _json = st.recursive(
 def test_arbitrary_json_lists_decode_or_raise_decode_error(document: list[Any]) -> None:
     with contextlib.suppress(DecodeError):
         decode_zipkin_json(json.dumps(document).encode())
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    ['{"deep": ' + "[" * 1000 + "]" * 1000 + "}", '{"deep": [[1]]}', '{"map": {"a": 1}}',
+     '{"none": null}'],
+)  # fmt: skip
+def test_an_annotation_whose_attributes_are_no_otel_attributes_stays_text(attrs: str) -> None:
+    """Only what the OTel exporter writes (`{"name": {attributes}}`, values scalars or flat
+    lists) becomes an event with attributes; nested values (1,000 deep raised RecursionError
+    when stored: a 500) keep the annotation as its text."""
+    value = '{"ev": ' + attrs + "}"
+    body = orjson.dumps(
+        [{"traceId": "1", "id": "2", "annotations": [{"timestamp": 5, "value": value}]}]
+    )
+    (span,) = decode_zipkin_json(body).batch.spans
+    (event,) = span.events
+    assert (event.name, event.attributes) == (value, {})
+    ok = orjson.dumps(
+        [{"traceId": "1", "id": "2", "annotations": [{"timestamp": 5,
+          "value": '{"ev": {"a": 1, "b": ["x", 2.5, true]}}'}]}]
+    )  # fmt: skip
+    (span,) = decode_zipkin_json(ok).batch.spans
+    assert (span.events[0].name, span.events[0].attributes) == (
+        "ev",
+        {"a": 1, "b": ["x", 2.5, True]},
+    )

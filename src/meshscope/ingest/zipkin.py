@@ -107,9 +107,17 @@ def _event(annotation: object, index: int) -> SpanEvent:
             parsed = None
         if isinstance(parsed, dict) and len(parsed) == 1:
             ((event_name, event_attrs),) = parsed.items()
-            if isinstance(event_attrs, dict):
+            if isinstance(event_attrs, dict) and all(map(_attribute, event_attrs.values())):
                 return SpanEvent(time_ns, event_name, event_attrs)
-    return SpanEvent(time_ns, name)
+    return SpanEvent(time_ns, name)  # not what the exporter writes: the text as it came
+
+
+def _attribute(value: object) -> bool:
+    """Whether `value` is an OpenTelemetry attribute value as JSON: a string, number or
+    boolean, or a list of them (nothing nested deeper)."""
+    if isinstance(value, list):
+        return all(isinstance(item, str | int | float | bool) for item in value)
+    return isinstance(value, str | int | float | bool)
 
 
 def _span(item: object, index: int) -> Span:
