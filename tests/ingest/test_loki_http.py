@@ -51,6 +51,17 @@ def test_protobuf_push_like_promtail_is_stored(url: str, sink: PipelineSink) -> 
     assert _stored(sink) == _expected()
 
 
+def test_protobuf_push_saying_content_encoding_snappy_is_stored(
+    url: str, sink: PipelineSink
+) -> None:
+    """Loki takes `Content-Encoding: snappy` as the body as it is (loki#3407: some clients
+    send it); it was a 415, which clients do not retry."""
+    headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "Snappy"}
+    response = httpx.post(url, content=protobuf_push(LINES), headers=headers)
+    assert response.status_code == 204, response.text
+    assert _stored(sink) == _expected()
+
+
 def test_json_push_plain_and_gzip(url: str, sink: PipelineSink) -> None:
     half = len(LINES) // 2
     response = httpx.post(

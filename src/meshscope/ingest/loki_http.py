@@ -2,9 +2,10 @@
 
 `application/json` bodies are Loki's JSON push format; any other Content-Type (Promtail,
 Grafana Agent and Alloy send `application/x-protobuf`) is a snappy-compressed protobuf
-`PushRequest`, like Loki's default. Content-Encoding gzip/deflate is undone first. Success is
-204 No Content; failures are plain-text messages: 400 bad body, 413 too large, 415 unknown
-encoding, 429/503 with Retry-After when the pipeline is overloaded or the store unavailable.
+`PushRequest`, like Loki's default. Content-Encoding gzip/deflate is undone first; `snappy`
+means the body as it is, as in Loki. Success is 204 No Content; failures are plain-text
+messages: 400 bad body, 413 too large, 415 unknown encoding, 429/503 with Retry-After when
+the pipeline is overloaded or the store unavailable.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from meshscope.ingest.receiving import Refusal, receive_http
 from meshscope.ingest.sink import IngestSink
 
 PUSH_PATH = "/loki/api/v1/push"
+SNAPPY = frozenset(("snappy",))
+"""`Content-Encoding: snappy` is the body as it is, as in Loki (its push parser; protobuf
+bodies are snappy-compressed whatever the header says; some clients send it: loki#3407)."""
 
 
 def loki_push_routes(sink: IngestSink, limits: IngestLimits | None = None) -> list[Route]:
@@ -32,7 +36,7 @@ def loki_push_routes(sink: IngestSink, limits: IngestLimits | None = None) -> li
     async def push(request: Request) -> Response:
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         decode = decode_loki_json if media == "application/json" else decode_protobuf
-        outcome = await receive_http(request, sink, limits, decode)
+        outcome = await receive_http(request, sink, limits, decode, as_is=SNAPPY)
         if isinstance(outcome, Refusal):
             headers = {}
             if outcome.retry_after_s is not None:

@@ -134,8 +134,10 @@ async def receive_http(
     decode: Callable[[bytes], Decoded],
     kind: Signal | BodyKind | None = None,
     json: bool = False,
+    as_is: frozenset[str] = frozenset(),
 ) -> Decoded | Refusal:
-    """Read, decompress, decode (with `decode`) and submit one request's body.
+    """Read, decompress, decode (with `decode`) and submit one request's body. `as_is`:
+    Content-Encoding values this route takes as "the body as it is" (Loki: `snappy`).
 
     Returns the Decoded (its batch now durable) or a Refusal: 400 undecodable, 413 too large,
     415 unknown encoding, 429 overloaded, 503 store unavailable, 500 anything unexpected
@@ -143,7 +145,9 @@ async def receive_http(
     With an EncodedSink and a body `kind` it takes, the sink decodes (`decode` unused).
     """
     try:
-        encoding = content_encoding(request.headers.get("content-encoding"))
+        header = request.headers.get("content-encoding")
+        as_sent = (header or "").strip().lower() in as_is
+        encoding = "identity" if as_sent else content_encoding(header)
         raw = await read_body(request, limits)  # read even when refusing: keeps the connection
         admit_bytes(len(raw))  # a tenant's bytes/s, before any decoding (limits on)
         if is_body_kind(kind) and takes_encoded(sink):
