@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -108,7 +109,7 @@ def test_json_spec_example_with_hex_ids() -> None:
     assert first.attributes == {"int.attribute": 10, "array.attribute": ["many", "values"]}
     assert first.service == "my.service"
     assert second.severity is Severity.FATAL
-    assert (second.body, second.time_ns) == ("", 0)
+    assert second.body == "" and second.time_ns > first.time_ns  # no time: when received
 
 
 def test_malformed_ids_reject_the_record() -> None:
@@ -143,3 +144,16 @@ def test_bad_protobuf(body: bytes) -> None:
 def test_bad_json(body: bytes) -> None:
     with pytest.raises(DecodeError, match="invalid JSON ExportLogsServiceRequest"):
         decode_logs_json(body)
+
+
+def test_a_record_without_any_time_is_stamped_when_received() -> None:
+    request = ExportLogsServiceRequest()
+    records = request.resource_logs.add().scope_logs.add().log_records
+    records.add().body.string_value = "no time at all"
+    records.add(observed_time_unix_nano=5).body.string_value = "observed"
+    before = time.time_ns()
+    decoded = decode_logs_protobuf(request.SerializeToString())
+    after = time.time_ns()
+    untimed, observed = decoded.batch.logs
+    assert before <= untimed.time_ns <= after
+    assert observed.time_ns == 5

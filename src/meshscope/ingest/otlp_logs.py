@@ -1,15 +1,17 @@
 """OTLP logs: `ExportLogsServiceRequest` (protobuf or OTLP/JSON) -> log records.
 
 The record time is `time_unix_nano`, else `observed_time_unix_nano` (OTel says the observed
-time stands in when the event time is unknown). A string body is kept as-is; any other body
-(map, array, number...) is JSON-encoded, bytes as base64. Trace and span ids are optional:
-empty or all-zero ids become "", ids of the wrong length reject the record (partial success),
-as does a time past 2^63 ns (`checks`).
+time stands in when the event time is unknown), else the time the request was decoded (as
+Loki's OTLP receiver does; not 1970, which no read's time range shows and retention drops).
+A string body is kept as-is; any other body (map, array, number...) is JSON-encoded, bytes as
+base64. Trace and span ids are optional: empty or all-zero ids become "", ids of the wrong
+length reject the record (partial success), as does a time past 2^63 ns (`checks`).
 """
 
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Sequence
 
 import orjson
@@ -74,6 +76,7 @@ def logs_from_request(resource_logs: Sequence[ResourceLogs]) -> Decoded:
     """Walk parsed `ResourceLogs` into a Batch of log records, counting rejected records."""
     out: list[LogRecord] = []
     rejections = Rejections()
+    received_ns = time.time_ns()
     for rl in resource_logs:
         service, resource = resource_info(rl.resource)
         for sl in rl.scope_logs:
@@ -83,7 +86,7 @@ def logs_from_request(resource_logs: Sequence[ResourceLogs]) -> Decoded:
                 if trace_id is None or span_id is None:
                     rejections.add(_BAD_IDS)
                     continue
-                time_ns = record.time_unix_nano or record.observed_time_unix_nano
+                time_ns = record.time_unix_nano or record.observed_time_unix_nano or received_ns
                 if time_ns > MAX_TIME_NS:
                     rejections.add(BAD_LOG_TIME)
                     continue
