@@ -78,6 +78,40 @@ def test_waiting_batches_are_committed_together_and_overload_is_refused() -> Non
         writer.stop()
 
 
+def test_a_batch_larger_than_the_queue_is_not_starved_by_small_ones() -> None:
+    """Taken while the queue is at most half full (not only when it is empty); while more
+    than half is in use it is refused, like any batch that does not fit."""
+    storage = GatedStorage()
+    settings = WriterSettings(max_pending_items=10, flush_interval_s=60)
+    writer = BatchWriter(Pipeline(storage, SystemClock()), settings)
+    writer.start()
+
+    async def scenario() -> None:
+        first = asyncio.create_task(writer.submit(Batch(spans=[span(0)])))
+        await asyncio.sleep(0.05)  # held at the gate: 1 item pending
+        big = asyncio.create_task(writer.submit(Batch(spans=[span(i) for i in range(20, 40)])))
+        await asyncio.sleep(0.05)
+        assert not big.done()  # taken: 1 of 10 in use
+        with pytest.raises(OverloadedError):  # 21 of 10 now: nothing more fits
+            await writer.submit(Batch(spans=[span(50)]))
+        storage.gate.set()
+        await asyncio.gather(first, big)
+        # With 6 of 10 in use, a batch larger than the queue is refused.
+        storage.gate.clear()
+        held = [asyncio.create_task(writer.submit(Batch(spans=[span(60 + i)]))) for i in range(6)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(OverloadedError):
+            await writer.submit(Batch(spans=[span(i) for i in range(70, 90)]))
+        storage.gate.set()
+        await asyncio.gather(*held)
+
+    try:
+        asyncio.run(scenario())
+        assert sum(storage.traces.span_counts().values()) == 27
+    finally:
+        writer.stop()
+
+
 def test_the_store_clocks_the_groups_batches_arriving_during_a_commit_go_next_together() -> None:
     storage = GatedStorage()
     writer = BatchWriter(Pipeline(storage, SystemClock()), WriterSettings(flush_interval_s=60))
