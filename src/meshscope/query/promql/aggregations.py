@@ -13,6 +13,7 @@ from meshscope.query.promql.values import (
     PromQLError,
     drop_name,
     format_f,
+    format_le,
     keep_labels,
     set_label,
     without_labels,
@@ -130,9 +131,11 @@ def _count_values_input(vector: list[Element], label: str) -> list[Element]:
 def _top(
     top: bool, vector: list[Element], grouping: list[str], without: bool, param: float
 ) -> list[Element]:
-    if math.isnan(param) or param < 1:
+    if not -(2.0**63) <= param <= 2.0**63 - 1:  # NaN too: Prometheus' convertibleToInt64
+        raise PromQLError(f"Scalar value {format_le(param)} overflows int64")  # Go %v
+    if param < 1:
         return []
-    k = min(int(param), len(vector)) if math.isfinite(param) else len(vector)
+    k = min(int(param), len(vector))
     groups: dict[Labels, list[tuple[float, int, Element]]] = {}
     for index, (labels, value) in enumerate(vector):
         heap = groups.setdefault(group_key(labels, grouping, without), [])
