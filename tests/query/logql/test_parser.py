@@ -122,6 +122,7 @@ def test_arithmetic_with_vector_literals_like_grafanas_health_check() -> None:
         ('{a="\\q"}', "unknown escape sequence"),
         ('{a="b"} extra', "expected end of query"),
         ('count_over_time({a="b"}[0s])', "must be positive"),
+        ('{a="b"} | label_format x=a, x=b', "multiple label name 'x' not allowed"),
     ],
 )
 def test_errors_name_the_problem(query: str, message: str) -> None:

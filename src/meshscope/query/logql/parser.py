@@ -256,6 +256,9 @@ class _Parser:
         assignments: list[LabelAssignment] = []
         while True:
             name = self.expect(Kind.NAME, what="a label name").text
+            if any(done.name == name for done in assignments):  # as Loki's label_format
+                self.i -= 1
+                self.fail(f"multiple label name '{name}' not allowed in a single format operation")
             self.expect(Kind.OP, "=", what="'='")
             token = self.next()
             if token.kind is Kind.STRING:
