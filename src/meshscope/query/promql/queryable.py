@@ -185,7 +185,41 @@ class MetricStoreQueryable:
             if name.endswith(suffix) and len(name) > len(suffix):
                 base = name[: -len(suffix)]
                 out.extend(_expand(self.store, base, suffix, matchers, start_ns, end_ns))
-        return out
+        return [_one_per_time(series) for series in _merged(out)]
+
+
+def _merged(found: list[ArraySeries]) -> list[ArraySeries]:
+    """One series per label set: a series stored under a classic histogram name
+    (`x_sum` as a gauge) and the one derived from histogram `x` with the same labels are
+    one series, as they would be in Prometheus, their samples in time order."""
+    if len({series.labels for series in found}) == len(found):
+        return found
+    parts: dict[Labels, list[ArraySeries]] = {}
+    for series in found:
+        parts.setdefault(series.labels, []).append(series)
+    out: list[ArraySeries] = []
+    for labels, pieces in parts.items():
+        times = np.concatenate([piece.ts for piece in pieces])
+        order = np.argsort(times, kind="stable")
+        values = np.concatenate([piece.vs for piece in pieces])
+        out.append(ArraySeries(labels, times[order], values[order]))
+    return out
+
+
+def _one_per_time(series: ArraySeries) -> ArraySeries:
+    """At most one sample per millisecond, the last written of those there (what an
+    instant selection sees): a remote write or OTLP request retried after it was stored
+    (at-least-once delivery) must not count twice in `count_over_time`, `changes` or
+    `increase`. Prometheus' TSDB keeps one sample per timestamp too."""
+    ts = series.ts
+    if len(ts) < 2:
+        return series
+    last = np.empty(len(ts), np.bool_)
+    last[-1] = True
+    np.not_equal(ts[1:], ts[:-1], out=last[:-1])
+    if last.all():
+        return series
+    return ArraySeries(series.labels, ts[last], series.vs[last])
 
 
 def _expand(
