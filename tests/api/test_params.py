@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshscope.api.params import ParamError, go_duration_ns, rfc3339, trace_id
+from meshscope.api.params import ParamError, go_duration_ns, logfmt_pairs, rfc3339, trace_id
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,30 @@ def test_trace_ids() -> None:
 )
 def test_rfc3339_as_go_writes_rfc3339nano(ns: int, text: str) -> None:
     assert rfc3339(ns) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "pairs"),
+    [
+        ("service.name=cart http.status_code=500",
+         [("service.name", "cart"), ("http.status_code", "500")]),
+        ('name="GET /cart"  flag\tempty=\n', [("name", "GET /cart"), ("flag", ""), ("empty", "")]),
+        (r'q="say \"hi\"\n" u="\u00e9"', [("q", 'say "hi"\n'), ("u", "é")]),
+        ("", []),
+        ("   ", []),
+    ],
+)  # fmt: skip
+def test_logfmt_pairs(text: str, pairs: list[tuple[str, str]]) -> None:
+    assert logfmt_pairs(text, "tags") == pairs
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [('a="open', "unterminated quoted value at pos 2"), ("=v", "unexpected '=' at pos 0"),
+     ('a="x"y', "unexpected 'y' at pos 5"), ("a\x00=b", r"unexpected '\x00' at pos 1"),
+     ('a="\x01"', "invalid quoted value"), ("a=" + "b" * 5000, "longer than")],
+)  # fmt: skip
+def test_bad_logfmt_says_where(text: str, message: str) -> None:
+    with pytest.raises(ParamError) as error:
+        logfmt_pairs(text, "tags")
+    assert str(error.value).startswith("invalid tags: ") and message in str(error.value)

@@ -149,3 +149,109 @@ def test_bad_searches_are_400_with_the_reason(
 ) -> None:
     response = client.get("/tempo/api/search", params=params)
     assert response.status_code == 400 and message in response.text
+
+
+def _tag_search(client: TestClient, **params: Any) -> list[str]:
+    """Trace ids a `tags`/`minDuration`/`maxDuration` search (no `q`) finds, sorted."""
+    params = {"limit": 100, "start": T0 // S, "end": END_S} | params
+    response = client.get("/tempo/api/search", params=params)
+    assert response.status_code == 200, response.text
+    return sorted(t["traceID"] for t in response.json()["traces"])
+
+
+def _ids(ns: Any) -> list[str]:
+    return sorted(trace_id(n) for n in ns)
+
+
+ALL = range(TRACES)
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        ("service.name=cart", ALL),
+        ("service.name=does-not-exist", []),
+        ("service.name=car", ALL),  # Tempo's well-known columns: substring,
+        ("service.name=Cart", []),  # case-sensitive
+        ("customer.tier=free", [n for n in ALL if n % 4 == 0]),
+        ("customer.tier=fre", []),  # other attributes: the whole value
+        ("http.status_code=500", [n for n in ALL if is_error(n)]),
+        ("status.code=error customer.tier=free", [n for n in ALL if is_error(n) and n % 4 == 0]),
+        ('name="POST /cart" k8s.pod.name=cart-7', ALL),
+        ("name=SELEC", ALL),
+        ('root.service.name=front root.name="GET /check"', ALL),
+        ("root.service.name=cart", []),  # cart serves in every trace but is never the root
+        # Each tag holds for some span of the trace, not necessarily the same one.
+        ("db.system=postgresql http.status_code=500", [n for n in ALL if is_error(n)]),
+        ("http.method=GET", []),
+        ("db.system", []),  # a key alone asks for the empty value
+    ],
+)  # fmt: skip
+def test_tag_search_against_known_traces(client: TestClient, tags: str, expected: Any) -> None:
+    assert _tag_search(client, tags=tags) == _ids(expected)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        # Trace durations: cart_ms + 4 ms, so 7 ms (even traces) and 34 ms (odd ones).
+        ({"minDuration": "20ms"}, [n for n in ALL if cart_ms(n) == 30]),
+        ({"minDuration": "1h"}, []),
+        ({"maxDuration": "10ms"}, [n for n in ALL if cart_ms(n) == 3]),
+        ({"minDuration": "7ms", "maxDuration": "7ms"}, [n for n in ALL if cart_ms(n) == 3]),
+        ({"minDuration": "34.9ms"}, [n for n in ALL if cart_ms(n) == 30]),  # whole ms, as Tempo
+        ({"minDuration": "0.03s", "tags": "customer.tier=free"},
+         [n for n in ALL if cart_ms(n) == 30 and n % 4 == 0]),
+        ({"q": "{ status = error }", "minDuration": "20ms"},
+         [n for n in ALL if cart_ms(n) == 30 and is_error(n)]),
+        ({"tags": "", "minDuration": "", "maxDuration": ""}, ALL),  # empty means absent
+    ],
+)  # fmt: skip
+def test_duration_bounds_are_the_whole_traces(
+    client: TestClient, params: dict[str, str], expected: Any
+) -> None:
+    assert _tag_search(client, **params) == _ids(expected)
+
+
+def test_tag_search_answers_as_a_traceql_search(client: TestClient) -> None:
+    body = client.get(
+        "/tempo/api/search",
+        params={"tags": "customer.tier=free", "limit": 2, "start": T0 // S, "end": END_S},
+    ).json()
+    assert [t["traceID"] for t in body["traces"]] == [trace_id(36), trace_id(32)]
+    first = body["traces"][0]
+    assert (first["rootServiceName"], first["rootTraceName"]) == ("frontend", "GET /checkout")
+    assert first["durationMs"] == cart_ms(36) + 4
+    (span,) = first["spanSet"]["spans"]
+    assert {"key": "customer.tier", "value": {"stringValue": "free"}} in span["attributes"]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"q": "{}", "tags": "service.name=cart"}, "can't specify tags and q"),
+        ({"minDuration": "not-a-duration"}, "minDuration"),
+        ({"maxDuration": "1x"}, "maxDuration"),
+        ({"minDuration": "-1s"}, "minDuration"),
+        ({"minDuration": "1" * 20_000 + "s"}, "minDuration"),
+        ({"maxDuration": "1s\x00"}, "maxDuration"),
+        ({"minDuration": "5ms", "maxDuration": "1ms"}, "must be greater than minDuration"),
+        ({"tags": 'service.name="cart'}, "unterminated quoted value"),
+        ({"tags": 'a=b"c'}, "unexpected"),
+        ({"tags": "=cart"}, "unexpected '='"),
+        ({"tags": "a=b=c"}, "unexpected '='"),
+        ({"tags": "service.name=ca\x00rt"}, "unexpected"),
+        ({"tags": 'a="\x00"'}, "invalid quoted value"),
+        ({"tags": "a=" + "x" * 20_000}, "longer than"),
+        ({"tags": " ".join(f"k{i}=v" for i in range(65))}, "more than 64 tags"),
+        ({"tags": "a=1 a=2"}, "tag a has been set twice"),
+        ({"tags": "status.code=broken"}, "status.code"),
+    ],
+)
+def test_bad_tag_searches_are_400_with_the_reason(
+    client: TestClient, params: dict[str, str], message: str
+) -> None:
+    response = client.get("/tempo/api/search", params=params)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    assert message in response.text

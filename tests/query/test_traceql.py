@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 
 from meshscope.model.spans import Span, SpanKind, StatusCode
+from meshscope.query.tempo_search import TraceFilter, _narrowing, tag_search
 from meshscope.query.traceql import (
     BoolOp,
     Condition,
+    Contains,
     MatchAll,
+    Text,
     TraceQLError,
     matches,
     parse,
@@ -100,3 +103,23 @@ def test_span_sets_combine_at_trace_level() -> None:
 def test_bad_and_unsupported_queries_say_why(query: str, message: str) -> None:
     with pytest.raises(TraceQLError, match=message):
         parse(query)
+
+
+def test_tempo_tags_become_span_sets_the_store_narrows() -> None:
+    """Tempo's `tags`: one span set per tag; a plain attribute tag goes first, matched by its
+    text form as the stores match attributes, so the store narrows on it."""
+    query, trace_filter = tag_search(
+        [("name", "cart"), ("flag", "true"), ("root.name", "GET"), ("status.code", "error")],
+        TraceFilter(min_duration_ns=5 * MS),
+    )
+    assert query.sets[0] == Condition(".flag", "=", Text("true"))
+    assert query.ops == ("&&", "&&")
+    assert _narrowing(query) == {"attributes": {"flag": "true"}}
+    assert trace_filter == TraceFilter(min_duration_ns=5 * MS, root_name="GET")
+    span = _span(status_code=StatusCode.ERROR)
+    assert trace_matches(query, [span])
+    assert not trace_matches(query, [_span()])  # status unset
+    assert matches(Condition("name", "=", Contains("T /ca")), span)
+    assert not matches(Condition("name", "=", Contains("get")), span)  # case-sensitive
+    assert matches(Condition(".http.status_code", "=", Text("500")), span)
+    assert not trace_filter.keeps(span, 0, 4 * MS) and trace_filter.keeps(span, 0, 5 * MS)

@@ -10,6 +10,7 @@ import re
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
+import orjson
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
@@ -24,6 +25,16 @@ _GO_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
              "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}  # fmt: skip
 MAX_DURATION_CHARS = 64
 _GO_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+# logfmt (`key=value key2="quoted value" flag`), as go-logfmt decodes it: keys and bare
+# values are runs of printable characters other than `=` and `"`; quoted values take JSON's
+# escapes. Control characters other than the separators are refused.
+MAX_LOGFMT_CHARS = 4096
+_LOGFMT_SPACE = re.compile(r"[ \t\r\n]*")
+_LOGFMT_KEY = re.compile(r'[^\x00-\x20="\x7f]+')
+_LOGFMT_BARE = re.compile(r'[^\x00-\x20="\x7f]*')
+_LOGFMT_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
 def rfc3339(time_ns: int) -> str:
@@ -61,6 +72,46 @@ def go_duration_ns(text: str, name: str) -> int:
     if total > MAX_INT64:
         raise ParamError(f'parameter {name}="{text}" is out of range')
     return int(total)
+
+
+def logfmt_pairs(text: str, name: str) -> list[tuple[str, str]]:
+    """The `key=value` pairs of a logfmt parameter, in order (a key without `=` has the value
+    ""); ParamError naming the position of a syntax error, as Tempo's `invalid tags: ...`."""
+    if len(text) > MAX_LOGFMT_CHARS:
+        raise ParamError(f"invalid {name}: longer than {MAX_LOGFMT_CHARS} characters")
+    pairs: list[tuple[str, str]] = []
+    at = _LOGFMT_SPACE.match(text).end()  # type: ignore[union-attr]
+    while at < len(text):
+        key = _LOGFMT_KEY.match(text, at)
+        if key is None:
+            raise _logfmt_error(name, text, at)
+        at, value = key.end(), ""
+        if text.startswith("=", at):
+            at += 1
+            if text.startswith('"', at):
+                quoted = _LOGFMT_QUOTED.match(text, at)
+                if quoted is None:
+                    raise ParamError(f"invalid {name}: unterminated quoted value at pos {at}")
+                try:
+                    value = orjson.loads(quoted.group())
+                except orjson.JSONDecodeError:
+                    raise ParamError(f"invalid {name}: invalid quoted value at pos {at}") from None
+                at = quoted.end()
+            else:
+                bare = _LOGFMT_BARE.match(text, at)
+                assert bare is not None  # it matches the empty string
+                at, value = bare.end(), bare.group()
+        space = _LOGFMT_SPACE.match(text, at)
+        assert space is not None
+        if space.end() == at and at < len(text):
+            raise _logfmt_error(name, text, at)
+        pairs.append((key.group(), value))
+        at = space.end()
+    return pairs
+
+
+def _logfmt_error(name: str, text: str, at: int) -> ParamError:
+    return ParamError(f"invalid {name}: unexpected {text[at]!r} at pos {at}")
 
 
 def integer(text: str, name: str, minimum: int = 0, maximum: int = MAX_INT64) -> int:

@@ -3,10 +3,14 @@
 - `GET /tempo/api/echo`: `echo` (the data source's connection test).
 - `GET /tempo/api/traces/{id}`: the trace as `tempopb.Trace` protobuf when the client accepts
   `application/protobuf` (Grafana does), else JSON `{"batches": [ResourceSpans...]}`; 404.
-- `GET /tempo/api/search`: `q` (TraceQL subset, query/traceql.py; default `{}`), `limit`
-  (default 20), `start`/`end` (unix seconds, default the last hour), `spss` (spans per span
-  set, default 3): `{"traces": [{traceID, rootServiceName, rootTraceName,
-  startTimeUnixNano, durationMs, spanSet, spanSets}], "metrics": {"inspectedTraces"}}`.
+- `GET /tempo/api/search`: `q` (TraceQL subset, query/traceql.py; default `{}`) or Tempo's
+  tag search `tags` (logfmt `key=value` pairs, matched as query/tempo_search.py's module doc
+  says; with `q` it is a 400, as in Tempo), `minDuration`/`maxDuration` (Go durations, cut
+  to whole milliseconds as Tempo does, bounding the trace's duration inclusively; 0 = no
+  bound; they apply to `q` searches too), `limit` (default 20), `start`/`end` (unix
+  seconds, default the last hour), `spss` (spans per span set, default 3): `{"traces":
+  [{traceID, rootServiceName, rootTraceName, startTimeUnixNano, durationMs, spanSet,
+  spanSets}], "metrics": {"inspectedTraces"}}`.
 - `GET /tempo/api/search/tags`, `/tempo/api/v2/search/tags` and
   `/tempo/api/search/tag/{tag}/values`, `/tempo/api/v2/search/tag/{tag}/values`: attribute
   names and values (`service.name` and `name` from the catalog, others from the newest 200
@@ -22,16 +26,17 @@ from typing import Any
 
 import orjson
 from google.protobuf.json_format import MessageToDict
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from meshscope.api.handlers import Handler, status_of, threaded
-from meshscope.api.params import ParamError, integer
+from meshscope.api.params import ParamError, go_duration_ns, integer, logfmt_pairs
 from meshscope.api.params import trace_id as parse_trace_id
 from meshscope.model.otlp import any_value, trace_request
 from meshscope.model.spans import Span
-from meshscope.query.tempo_search import TraceHit, search
+from meshscope.query.tempo_search import TraceFilter, TraceHit, search, tag_search
 from meshscope.query.traceql import INTRINSICS, Query, TraceQLError, field_value, parse
 from meshscope.store.base import Storage, TraceQuery
 
@@ -56,14 +61,16 @@ def tempo_routes(storage: Storage, now_ns: Callable[[], int] = time.time_ns) -> 
 
     def search_traces(request: Request) -> Response:
         params = request.query_params
-        query = parse(params.get("q") or "{}")
+        query, trace_filter = _search_query(params)
         limit = integer(params.get("limit") or "20", "limit", 1, MAX_LIMIT)
         per_set = integer(params.get("spss") or "3", "spss", 1, MAX_LIMIT)
         end_s = integer(params["end"], "end") if params.get("end") else now_ns() // 10**9
         start_s = integer(params["start"], "start") if params.get("start") else end_s - HOUR_S
         if end_s < start_s:
             raise ParamError("invalid end: before start")
-        found = search(storage.traces, query, start_s * 10**9, (end_s + 1) * 10**9, limit)
+        found = search(
+            storage.traces, query, start_s * 10**9, (end_s + 1) * 10**9, limit, trace_filter
+        )
         fields = _fields(query)
         body = {
             "traces": [_trace_json(hit, fields, per_set) for hit in found.traces],
@@ -121,6 +128,29 @@ def tempo_routes(storage: Storage, now_ns: Callable[[], int] = time.time_ns) -> 
             methods=["GET"],
         ),
     ]
+
+
+def _search_query(params: QueryParams) -> tuple[Query, TraceFilter]:
+    """The search's query and whole-trace conditions: from `q`, or from Tempo's `tags`; with
+    `minDuration`/`maxDuration` either way. Empty parameters count as absent, as in Tempo."""
+    q, tags = params.get("q") or "", params.get("tags") or ""
+    if q and tags:
+        raise ParamError("invalid request: can't specify tags and q in the same query")
+    min_ms = _duration_ms(params, "minDuration")
+    max_ms = _duration_ms(params, "maxDuration")
+    if min_ms and max_ms is not None and min_ms > max_ms:
+        raise ParamError("invalid maxDuration: must be greater than minDuration")
+    durations = TraceFilter((min_ms or 0) * 10**6, (max_ms or 0) * 10**6)
+    if tags:
+        return tag_search(logfmt_pairs(tags, "tags"), durations)
+    return parse(q or "{}"), durations
+
+
+def _duration_ms(params: QueryParams, name: str) -> int | None:
+    """A Go duration parameter in whole milliseconds (Tempo's SearchRequest carries them so);
+    None when absent or empty."""
+    text = params.get(name) or ""
+    return go_duration_ns(text, name) // 10**6 if text else None
 
 
 def _fields(query: Query) -> list[str]:

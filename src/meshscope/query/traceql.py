@@ -27,6 +27,7 @@ from typing import Any
 from meshscope.model.regex import Pattern, RegexError, compile_pattern
 from meshscope.model.spans import Span, SpanKind, StatusCode
 from meshscope.query import budget
+from meshscope.store.base import attr_text
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -60,6 +61,23 @@ class Regex:
     """The value of `=~` / `!~`: an RE2 pattern matching the whole value, as in Tempo."""
 
     pattern: Pattern
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """Not TraceQL syntax (Tempo's tag search, `tags=`, builds it): the value's text form
+    (`attr_text`: `true`, `500`) equals `text`, as the stores match attributes."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Contains:
+    """Not TraceQL syntax (Tempo's tag search builds it): the value's text form contains
+    `text`, case-sensitively, as Tempo matches its well-known columns (`service.name`, `name`,
+    `http.url`, ...)."""
+
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +311,10 @@ def _compare(actual: Any, op: str, wanted: Any) -> bool:
     if isinstance(wanted, Regex):
         found = wanted.pattern.fullmatch(str(actual)) is not None
         return found if op == "=~" else not found
+    if isinstance(wanted, Text | Contains):
+        text = actual if isinstance(actual, str) else attr_text(actual)
+        found = text == wanted.text if isinstance(wanted, Text) else wanted.text in text
+        return found if op == "=" else not found if op == "!=" else False
     if isinstance(wanted, (StatusCode, SpanKind)):
         same = actual is wanted
         return same if op == "=" else not same if op == "!=" else False
