@@ -124,3 +124,28 @@ def test_record_labels_split_into_stream_labels_and_structured_metadata() -> Non
     }
     assert structured_metadata(record, {**stream, "level": "warn"})["detected_level"] == "error"
     assert "level" not in structured_metadata(record, {**stream, "level": "warn"})
+
+
+def test_label_filters_treat_errors_and_missing_labels_as_loki() -> None:
+    """pkg/logql/log/label_filter.go: an entry that already has an error passes numeric and
+    duration filters (the parser's error stays); one without the label passes none; a value
+    that does not convert keeps the entry with LabelFilterErr and Go's reason."""
+    failed = _run("| json | latency > 10ms", "not json")
+    assert failed is not None and failed[0]["__error__"] == "JSONParserErr"
+    assert _run('| json | latency > 10ms | __error__ = ""', "not json") is None
+    assert _run("| logfmt | latency > 10ms", "status=200") is None  # no latency label
+    assert _run("| logfmt | status > 100", "latency=5ms") is None
+    slow = _run("| logfmt | latency > 10ms", "latency=soon")
+    assert slow is not None
+    assert (slow[0]["__error__"], slow[0]["__error_details__"]) == (
+        "LabelFilterErr",
+        'time: invalid duration "soon"',
+    )
+    spaced = _run("| logfmt | status > 100", 'status=" 200"')
+    assert spaced is not None and spaced[0]["__error_details__"] == (
+        'strconv.ParseFloat: parsing " 200": invalid syntax'
+    )
+    assert _run("| logfmt | status > 100 or status > 0", "status=nope") is not None
+    assert _run('| logfmt | status > 100 and app = "x"', "status=nope app=y") is None
+    kept = _run("| logfmt | status >= 200", "status=200")
+    assert kept is not None and "__error__" not in kept[0]

@@ -3,12 +3,12 @@
 `run(stages, labels, line, time_ns)` returns the entry's final labels and line, or None when a stage
 drops it. Parser failures do not drop an entry: they set `__error__` (`JSONParserErr`,
 `LogfmtParserErr`) as Loki does, and so do failed numeric/duration conversions in label
-filters (`LabelFilterErr`), which then keep the entry.
+filters (`LabelFilterErr`), which then keep the entry; an entry with an error passes every
+numeric and duration filter (only string matchers filter it), one without the label none.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -49,10 +49,8 @@ def run(
             else:
                 _parse_logfmt(line, labels)
         elif isinstance(stage, LabelFilterStage):
-            verdict = _holds(stage.expr, labels)
-            if verdict is None:
-                labels = {**labels, ERROR_LABEL: "LabelFilterErr"}
-            elif not verdict:
+            labels = dict(labels)
+            if not _keeps(stage.expr, labels):
                 return None
         elif isinstance(stage, LineFormat):
             line = stage.template.render(labels, line, time_ns)
@@ -62,6 +60,29 @@ def run(
             names = set(stage.names)
             labels = {k: v for k, v in labels.items() if (k in names) == stage.keep}
     return labels, line
+
+
+def _number(text: str) -> float | None:
+    """A float as Go's ParseFloat reads it (no spaces or digit underscores, which Python's
+    `float` takes); None if it is not one."""
+    if text.strip() != text or "_" in text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _duration(text: str) -> float | None:
+    number = duration_ns(text)
+    return None if number is None else float(number)
+
+
+def _filter_error(labels: dict[str, str], details: str) -> bool:
+    """Loki's LabelFilterErr: the entry is kept, with the error and why."""
+    labels[ERROR_LABEL] = "LabelFilterErr"
+    labels[ERROR_DETAILS_LABEL] = details
+    return True
 
 
 def _label_format(
@@ -143,40 +164,38 @@ def _parse_logfmt(line: str, labels: dict[str, str]) -> None:
         _add(labels, key, raw)
 
 
-def _holds(expr: LabelFilter, labels: dict[str, str]) -> bool | None:
-    """True/False, or None when a value could not be converted (Loki's LabelFilterErr)."""
+def _keeps(expr: LabelFilter, labels: dict[str, str]) -> bool:
+    """Whether the entry passes, as Loki's label filters decide (`pkg/logql/log/
+    label_filter.go`); a value a numeric or duration filter cannot convert keeps the entry
+    and sets `__error__` (`LabelFilterErr`) in `labels`. Both sides of `and` run; `or` stops
+    at a left side that keeps."""
     if isinstance(expr, BoolFilter):
-        left = _holds(expr.left, labels)
-        if expr.op == "and" and left is False:
-            return False
-        if expr.op == "or" and left is True:
+        left = _keeps(expr.left, labels)
+        if expr.op == "or" and left:
             return True
-        right = _holds(expr.right, labels)
-        if left is None or right is None:
-            return None
-        return right
-    return _compare(expr, labels.get(expr.name, ""))
+        right = _keeps(expr.right, labels)
+        return left or right if expr.op == "or" else left and right
+    return _compare(expr, labels)
 
 
-def _compare(expr: Comparison, value: str) -> bool | None:
+def _compare(expr: Comparison, labels: dict[str, str]) -> bool:
     op = expr.op
     if expr.kind == "string":
+        value = labels.get(expr.name, "")
         if expr.regex is not None:
             hit = expr.regex.match(value) is not None
             return hit if op == "=~" else not hit
         return (value == expr.value) == (op in ("=", "=="))
-    if expr.kind == "duration":
-        number = duration_ns(value)
-        if number is None:
-            return None
-        actual = float(number)
-    else:
-        try:
-            actual = float(value)
-        except ValueError:
-            return None
-        if math.isnan(actual):
-            return None
+    if ERROR_LABEL in labels:  # an entry with an error: only string matchers filter it
+        return True
+    text = labels.get(expr.name)
+    if text is None:  # no such label: the entry does not pass
+        return False
+    actual = _number(text) if expr.kind != "duration" else _duration(text)
+    if actual is None:
+        if expr.kind == "duration":  # Go's error texts, as Loki's __error_details__
+            return _filter_error(labels, f'time: invalid duration "{text}"')
+        return _filter_error(labels, f'strconv.ParseFloat: parsing "{text}": invalid syntax')
     wanted = float(expr.value)
     if op in ("=", "=="):
         return actual == wanted
