@@ -6,6 +6,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from meshscope.api.params import MAX_FORM_BYTES
 from meshscope.api.prometheus import parse_duration, parse_time, prometheus_routes
 from meshscope.model.metrics import Histogram, MetricPoint, MetricType
 from meshscope.query.budget import QueryLimits
@@ -225,3 +226,14 @@ def test_metadata_answers_are_cut_at_limit_and_at_the_setting(client: TestClient
         assert len(client.get(path, params={"limit": "10"}).json()["data"]) == 1
     body = client.get("/api/v1/series", params={"match[]": '{job=~".+"}'}).json()
     assert len(body["data"]) == 1 and body["warnings"]
+
+
+def test_a_form_over_10_mib_is_refused_unread(client: TestClient) -> None:
+    """As Go's ParseForm (Prometheus, Loki): a read's form body is at most 10 MiB."""
+    body = "query=" + "1" * MAX_FORM_BYTES
+    response = client.post(
+        "/api/v1/query", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 400 and "POST too large" in response.json()["error"]
+    response = client.post("/api/v1/query", data={"query": "1 + 1"})
+    assert response.json()["data"]["result"][1] == "2"

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 from clickhouse_driver.util.escape import escape_param, escape_params
 
-from meshscope.store.clickhouse.connection import Connection, check_name
+from meshscope.store.clickhouse.connection import MAX_QUERY_BYTES, Connection, check_name
 
 INSERT_ROWS = 20_000
 """Rows per INSERT: one part each; bounds the size of one VALUES text."""
@@ -58,6 +58,7 @@ def session() -> Any:
 
             _dir = Path(tempfile.mkdtemp(prefix="meshscope-chdb-"))
             _shared = chdb_session.Session(str(_dir / "data"))  # type: ignore[no-untyped-call]
+            _shared.query(f"SET max_query_size = {MAX_QUERY_BYTES}")  # as Connection's
             atexit.register(_close)
         return _shared
 

@@ -261,6 +261,15 @@ def test_a_payload_of_another_format_is_refused() -> None:
             unpack(1, 2, 3, wrong)
 
 
+def test_a_format_1_payload_with_an_empty_event_is_damaged() -> None:
+    """Found by the property test above: an IndexError escaped (a 500 for the trace)."""
+    span = spans()[0]
+    items = msgpack.unpackb(format_1_payload(span))
+    items[19] = [""]  # format 1's events: each [time, name, keys, values, types]
+    with pytest.raises(ValueError, match="is damaged"):
+        unpack(1, 2, 3, msgpack.packb(items))
+
+
 def test_format_1_payloads_still_read() -> None:
     for span in spans():
         hi, lo = id128(span.trace_id)

@@ -33,7 +33,7 @@ from meshscope.query.budget import (
     QueryTooComplexError,
     running,
 )
-from meshscope.store.base import StoreUnavailableError
+from meshscope.store.base import QueryTooLargeError, StoreUnavailableError
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -42,6 +42,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 GUARD_ERRORS: tuple[type[Exception], ...] = (
     QueryTimeoutError,
     StoreUnavailableError,
+    QueryTooLargeError,
     QueryLimitError,
     QueryTooComplexError,
     RegexError,

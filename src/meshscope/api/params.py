@@ -150,6 +150,8 @@ def trace_id(raw: str, name: str = "traceID") -> str:
 
 
 FormParams = dict[str, list[str]]
+MAX_FORM_BYTES = 10 * 2**20
+"""The largest form-encoded POST body of a read, as Go's `ParseForm` (Prometheus, Loki)."""
 
 
 async def read_params(request: Request) -> FormParams:
@@ -160,7 +162,12 @@ async def read_params(request: Request) -> FormParams:
         params.setdefault(key, []).append(value)
     content_type = request.headers.get("content-type", "")
     if request.method == "POST" and content_type.startswith("application/x-www-form-urlencoded"):
-        body = (await request.body()).decode("utf-8", errors="replace")
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_FORM_BYTES:
+                raise ParamError(f"http: POST too large (a form of over {MAX_FORM_BYTES} bytes)")
+        body = raw.decode("utf-8", errors="replace")
         for key, value in parse_qsl(body, keep_blank_values=True):
             params.setdefault(key, []).append(value)
     return params

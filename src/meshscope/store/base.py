@@ -53,6 +53,10 @@ class StoreUnavailableError(RuntimeError):
     committed (a backend without transactions may have left part of it, ADR 0011)."""
 
 
+class QueryTooLargeError(ValueError):
+    """A read's filter values make a statement larger than the store will parse (400)."""
+
+
 def attr_text(value: AttrValue) -> str:
     """The text form an attribute value is matched by in queries (`{"http.status_code": "500"}`).
 

@@ -17,7 +17,7 @@ from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 
 from meshscope import stopping
-from meshscope.store.base import StoreUnavailableError
+from meshscope.store.base import QueryTooLargeError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,13 @@ _PASSWORD = re.compile(r"(://[^:/@]*):[^@/]*@")
 logging.getLogger("clickhouse_driver.connection").setLevel(logging.ERROR)
 # and warns on every read of an Array column through `arrays` that it decodes it generically.
 logging.getLogger("clickhouse_driver.columns.service").setLevel(logging.ERROR)
+
+MAX_QUERY_BYTES = 8 * 2**20
+"""`max_query_size` for every statement: the fingerprints of a PromQL selector and users'
+filter values are literals in the SQL, and ClickHouse's default (256 KiB) refused a selector
+of ~12,000 series (well within `query.max_series`) or a 45 kB Jaeger tag key (its SQL 6
+times over) as a syntax error. A larger read is a QueryTooLargeError (400), found before it
+is sent (the native protocol cuts a 16 MiB query string: the server resets the connection)."""
 
 SEND_RECEIVE_TIMEOUT_S = 30.0
 """How long the server may stay silent in a statement before it counts as unavailable,
@@ -77,7 +84,7 @@ class Connection:
         """`settings`: ClickHouse settings sent with every statement (e.g. a sharded store's
         `distributed_product_mode`)."""
         self.dsn = dsn
-        self._settings = dict(settings or {})
+        self._settings = {"max_query_size": MAX_QUERY_BYTES, **(settings or {})}
         self.database = check_name("database", database)
         if not dsn.startswith(("clickhouse://", "clickhouses://")):
             raise ValueError(f"clickhouse dsn {redacted(dsn)!r} must start with clickhouse://")
@@ -173,7 +180,15 @@ class Connection:
             query_id = kw["query_id"] = uuid.uuid4().hex
             stopping.on_stop(query_id, lambda: self._kill_soon(query_id))
         try:
-            return self._client(arrays).execute(sql, params, **kw)
+            client = self._client(arrays)
+            if isinstance(params, dict):  # a read's values: substituted here to bound its size
+                sql = client.substitute_params(sql, params, client.connection.context)
+                params = None
+                if len(sql) > MAX_QUERY_BYTES // 4 and len(sql.encode()) > MAX_QUERY_BYTES:
+                    raise QueryTooLargeError(
+                        f"the query's values make a statement over {MAX_QUERY_BYTES} bytes"
+                    )
+            return client.execute(sql, params, **kw)
         except (ch_errors.SocketTimeoutError, TimeoutError) as error:
             # The driver's own message is only "Code: 209. (host:port)".
             c = self._template.connection
@@ -186,6 +201,10 @@ class Connection:
         except (ch_errors.NetworkError, OSError) as error:
             why = str(error)
         except ch_errors.ServerException as error:
+            if error.code == ch_errors.ErrorCodes.SYNTAX_ERROR and "Max query size" in str(error):
+                raise QueryTooLargeError(
+                    f"the query's values make a statement over {MAX_QUERY_BYTES} bytes"
+                ) from None
             if error.code not in _REMOTE_UNREACHABLE:
                 raise
             # The server's message is a page of stack trace; the addresses are what matter.

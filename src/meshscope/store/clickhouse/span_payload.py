@@ -61,7 +61,7 @@ def unpack(trace_hi: int, trace_lo: int, start_ns: int, payload: bytes) -> Span:
         raise ValueError(f"trace_spans payload of format {found!r}, not 1 or {FORMAT}")
     try:
         return _READERS[items[0]](trace_hi, trace_lo, start_ns, items)
-    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as error:
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as error:
         raise ValueError(f"trace_spans payload of format {items[0]} is damaged: {error}") from None
 
 
