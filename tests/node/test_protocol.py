@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import math
 from typing import Any
 
 import pytest
@@ -87,10 +88,14 @@ def test_record_rejects_bad_fields_with_code_12() -> None:
         {"type": "record", "msg_id": 5, "service": "a", "duration_ms": 1, "status": True},
         {"type": "record", "msg_id": 6, "service": "a", "duration_ms": 1, "status": 200,
          "source_service": 7},
+        # past int64 nanoseconds: infinity (JSON's 1e999), a huge integer (was code 13)
+        {"type": "record", "msg_id": 7, "service": "a", "duration_ms": math.inf, "status": 200},
+        {"type": "record", "msg_id": 8, "service": "a", "duration_ms": 2**1100, "status": 200},
+        {"type": "record", "msg_id": 9, "service": "a", "duration_ms": 9.3e12, "status": 200},
     ]  # fmt: skip
     out = bodies([json.dumps({"src": "c", "dest": "n", "body": b}) for b in bad])
     assert [(b["type"], b["in_reply_to"], b["code"]) for b in out] == [
-        ("error", i, 12) for i in range(1, 7)
+        ("error", i, 12) for i in range(1, 10)
     ]
     assert all(isinstance(b["text"], str) and b["text"] for b in out)
     # Nothing was counted by the rejected messages.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from meshscope.node.framing import JsonObject
@@ -27,12 +28,15 @@ def opt_str(body: JsonObject, key: str, default: str = "") -> str:
     return value
 
 
-def req_number(body: JsonObject, key: str, minimum: float = 0.0) -> float:
+def req_number(body: JsonObject, key: str, minimum: float = 0.0, below: float = math.inf) -> float:
+    """A finite number from `minimum` up to, not including, `below`."""
     value = body.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         raise BadFieldError(f"field '{key}' must be a number")
     if value < minimum:
         raise BadFieldError(f"field '{key}' must be >= {minimum:g}")
+    if not value < below:  # infinity and integers past a double's range too
+        raise BadFieldError(f"field '{key}' must be below {below:g}")
     return float(value)
 
 

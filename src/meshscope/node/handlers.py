@@ -52,6 +52,10 @@ Reply = JsonObject | None
 Handler = Callable[[NodeState, JsonObject, Envelope], Reply]
 
 
+MAX_DURATION_MS = 2**63 / 1e6
+"""Durations are int64 nanoseconds: `duration_ms` is below ~292 years."""
+
+
 def handle_init(state: NodeState, body: JsonObject, env: Envelope) -> Reply:
     state.node_id = opt_str(body, "node_id")
     return {"type": "init_ok"}
@@ -59,7 +63,7 @@ def handle_init(state: NodeState, body: JsonObject, env: Envelope) -> Reply:
 
 def handle_record(state: NodeState, body: JsonObject, env: Envelope) -> Reply:
     service = req_str(body, "service")
-    duration_ms = req_number(body, "duration_ms")
+    duration_ms = req_number(body, "duration_ms", below=MAX_DURATION_MS)
     status = req_int(body, "status", 100, 599)
     source = opt_str(body, "source_service")
     now = state.pipeline.clock.now_ns()
