@@ -84,6 +84,14 @@ def test_json_structured_metadata_and_gzip_free_body() -> None:
         (b'{"streams": [{"stream": {"a": "b"}, "values": [["1", "x", {"m": 2}]]}]}', "string"),
         (b'{"streams": [{"stream": {"a": "b"}, "values": [["1"]]}]}', "expected ["),
         (b'{"streams": [{"stream": {"a": "b"}, "values": [["-1", "x"]]}]}', "out of range"),
+        # Go's ParseInt takes none of what Python's int() does beyond digits
+        (b'{"streams": [{"stream": {"a": "b"}, "values": [["1_796", "x"]]}]}', "invalid timestamp"),
+        (b'{"streams": [{"stream": {"a": "b"}, "values": [[" 123 ", "x"]]}]}', "invalid timestamp"),
+        ('{"streams": [{"stream": {"a": "b"}, "values": [["\u0661", "x"]]}]}'.encode(), "invalid"),
+        (
+            b'{"streams": [{"stream": {"a": "b"}, "values": [["9' + b"9" * 30 + b'", "x"]]}]}',
+            "invalid timestamp",
+        ),
     ],
 )
 def test_bad_json_bodies_are_decode_errors(body: bytes, message: str) -> None:

@@ -14,6 +14,7 @@ Mapping, following Loki's conventions:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -101,6 +102,9 @@ def decode_loki_json(body: bytes) -> Decoded:
     return Decoded(Batch(logs=out))
 
 
+_INT64_TEXT = re.compile(r"[+-]?[0-9]{1,19}")
+
+
 def _json_entry(value: Any, where: str) -> tuple[int, str, dict[str, str]]:
     if not isinstance(value, list) or len(value) not in (2, 3):
         raise DecodeError(f'{where}: expected ["<unix epoch in ns>", "<line>", {{metadata}}?]')
@@ -109,10 +113,9 @@ def _json_entry(value: Any, where: str) -> tuple[int, str, dict[str, str]]:
         raise DecodeError(
             f"{where}: the timestamp must be a string of nanoseconds, got {_shown(stamp)}"
         )
-    try:
-        time_ns = int(stamp)
-    except ValueError:
-        raise DecodeError(f"{where}: invalid timestamp {stamp[:40]!r}") from None
+    if not _INT64_TEXT.fullmatch(stamp):  # Go's ParseInt: no spaces, `_` or other digits
+        raise DecodeError(f"{where}: invalid timestamp {stamp[:40]!r}")
+    time_ns = int(stamp)
     if not 0 <= time_ns < 2**63:
         raise DecodeError(f"{where}: timestamp {stamp[:40]} is out of range")
     if not isinstance(line, str):
