@@ -125,3 +125,28 @@ def test_count_over_time_by_label_matches_counting_by_hand(storage: Storage) -> 
     assert series[2] == sum(
         len(x.body) for x in LINES if x.service == "pay" and t - 300 * S < x.time_ns <= t
     )
+
+
+def test_a_push_stored_twice_is_read_once(storage: Storage) -> None:
+    """As Loki's queriers drop duplicates: the same time, labels and line are one entry
+    (a retried push); a different line or label at that time is not a duplicate."""
+    at = T0 + 100 * S + 7
+    push = json.dumps(
+        {"streams": [
+            {"stream": {"job": "dup", "pod": "a"},
+             "values": [[str(at), "same"], [str(at), "other"]]},
+            {"stream": {"job": "dup", "pod": "b"}, "values": [[str(at), "same"]]},
+        ]}
+    ).encode()  # fmt: skip
+    records = decode_loki_json(push).batch.logs
+    storage.logs.write_logs(records)
+    storage.logs.write_logs(records)  # the push again: stored, then retried
+    for newest in (False, True):
+        got = _entries(storage, '{job="dup"}', newest=newest)
+        assert sorted((e.labels["pod"], e.line) for e in got) == [
+            ("a", "other"), ("a", "same"), ("b", "same"),
+        ]  # fmt: skip
+    assert len(_entries(storage, '{job="dup"}', limit=2)) == 2
+    steps = Steps(at + S, at + S, S)
+    counted = _matrix(storage, 'sum(count_over_time({job="dup"}[1m]))', steps)
+    assert counted[()][0] == 3

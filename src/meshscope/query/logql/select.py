@@ -139,9 +139,13 @@ def entries(
     store: LogStore, expr: LogExpr, start_ns: int, end_ns: int, scan: Scan,
     limit: int = 0, newest_first: bool = False,
 ) -> Iterator[Entry]:  # fmt: skip
-    """Entries of `expr` in [start_ns, end_ns) after its pipeline, at most `limit` (0: all)."""
+    """Entries of `expr` in [start_ns, end_ns) after its pipeline, at most `limit` (0: all).
+    An entry equal to one already given (same time, labels and line: a push retried after
+    it was stored) is left out, as Loki's queriers drop duplicates."""
     base = replace(store_query(expr.matchers, expr), newest_first=newest_first)
     produced = 0
+    instant = -1  # the time of the entries in `given`
+    given: dict[str, list[dict[str, str]]] = {}  # their lines and labels
     for record in _records(store, base, start_ns, end_ns, limit):
         if scan.lines & 255 == 0:
             budget.check()
@@ -153,7 +157,14 @@ def entries(
         outcome = run(expr.stages, entry.labels, record.body, record.time_ns)
         if outcome is None:
             continue
-        yield replace(entry, labels=outcome[0], line=outcome[1])
+        labels, line = outcome
+        if record.time_ns != instant:
+            instant, given = record.time_ns, {}
+        same_line = given.setdefault(line, [])
+        if labels in same_line:
+            continue
+        same_line.append(labels)
+        yield replace(entry, labels=labels, line=line)
         produced += 1
         if limit and produced >= limit:
             return
