@@ -213,6 +213,40 @@ def test_json_snake_case_keys_and_enum_names() -> None:
     assert span.service == "unknown_service"
 
 
+def _one_span_json(**fields: Any) -> bytes:
+    span = {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+            "name": "x", "startTimeUnixNano": "5", **fields}  # fmt: skip
+    return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"kind": "CLIENT"}, "unknown kind 'CLIENT'"),
+        ({"status": {"code": "ERROR"}}, "unknown code 'ERROR'"),
+        ({"kind": "STATUS_CODE_OK"}, "unknown kind"),  # another enum's name
+        ({"attributes": [{"key": "b", "value": {"bytesValue": "AQ!ID"}}]}, "not base64"),
+    ],
+)
+def test_json_enum_names_and_bytes_otlp_does_not_know_are_refused(
+    fields: dict[str, Any], problem: str
+) -> None:
+    """As the Collector's decoder (ParseDict dropped the field: an error span read as unset,
+    "AQ!ID" as the bytes of "AQID")."""
+    with pytest.raises(DecodeError, match=problem):
+        decode_traces_json(_one_span_json(**fields))
+
+
+def test_json_enum_numbers_and_url_safe_base64_are_taken() -> None:
+    body = _one_span_json(
+        kind=3, status={"code": "2"},
+        attributes=[{"key": "b", "value": {"bytesValue": "_-8"}}],
+    )  # fmt: skip
+    (span,) = decode_traces_json(body).batch.spans
+    assert (span.kind, span.status_code) == (SpanKind.CLIENT, StatusCode.ERROR)
+    assert span.attributes["b"] == b"\xff\xef"
+
+
 def test_json_invalid_hex_ids_are_rejected_not_fatal() -> None:
     doc = _spec_example(spanId="not-an-id")
     good = _spec_example()["resourceSpans"][0]["scopeSpans"][0]["spans"][0]

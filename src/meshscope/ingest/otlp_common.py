@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -21,7 +22,10 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from google.protobuf.message import Message
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import SeverityNumber
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from meshscope.ingest.errors import DecodeError
 from meshscope.model.attributes import AttrValue
@@ -158,14 +162,40 @@ def _json_id_to_base64(value: str) -> str:
     return base64.b64encode(raw).decode() if len(raw) in (8, 16) else _INVALID_ID
 
 
+def _enum_names(enum: Any) -> frozenset[str]:
+    return frozenset(enum.keys())
+
+
+_ENUMS = {
+    "kind": _enum_names(Span.SpanKind),
+    "code": _enum_names(Status.StatusCode),
+    "severityNumber": _enum_names(SeverityNumber),
+    "aggregationTemporality": _enum_names(AggregationTemporality),
+}
+"""The enum fields of OTLP/JSON and their value names: an unknown name is an error, as the
+Collector's decoder answers (`ParseDict` with `ignore_unknown_fields`, which unknown fields
+need, would drop the field silently: `"code": "ERROR"` made an error span unset)."""
+_INTEGER = re.compile(r"-?[0-9]{1,10}")  # an enum's number as a string, which ParseDict takes
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+"""Proto3 JSON bytes: standard or URL-safe base64, padded or not (`ParseDict` skips any
+other character: "AQ!ID" was read as "AQID")."""
+
+
 def _normalize_ids(node: Any) -> None:
-    """Rewrite, in place, every id field of a decoded OTLP/JSON document to base64."""
+    """Rewrite, in place, every id field of a decoded OTLP/JSON document to base64; refuse
+    enum names and `bytesValue`s that are not OTLP's (ValueError)."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key in _ID_KEYS and isinstance(value, str):
                 node[key] = _json_id_to_base64(value)
             elif isinstance(value, dict | list):
                 _normalize_ids(value)
+            elif isinstance(value, str):
+                names = _ENUMS.get(key)
+                if names is not None and value not in names and not _INTEGER.fullmatch(value):
+                    raise ValueError(f"unknown {key} {value[:40]!r}")
+                if key == "bytesValue" and not _BASE64.fullmatch(value):
+                    raise ValueError(f"bytesValue {value[:40]!r} is not base64")
     elif isinstance(node, list):
         for item in node:
             if isinstance(item, dict | list):

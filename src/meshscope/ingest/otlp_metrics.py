@@ -106,12 +106,13 @@ _MIN_SCALE, _MAX_SCALE = -10, 20
 
 def _exponential(dp: ExponentialHistogramDataPoint) -> Histogram | None:
     """Explicit buckets at the edges of an exponential histogram's; None if out of range:
-    a scale outside OTLP's [-10, 20], a zero threshold that is negative or not finite, or
-    edges past a double."""
+    buckets at a scale outside OTLP's [-10, 20] (without buckets the scale means nothing),
+    a zero threshold that is negative or not finite, or edges past a double."""
     negative, positive = dp.negative, dp.positive
-    if len(negative.bucket_counts) + len(positive.bucket_counts) > _MAX_EXP_BUCKETS:
+    buckets = len(negative.bucket_counts) + len(positive.bucket_counts)
+    if buckets > _MAX_EXP_BUCKETS or not 0 <= dp.zero_threshold < math.inf:
         return None
-    if not _MIN_SCALE <= dp.scale <= _MAX_SCALE or not 0 <= dp.zero_threshold < math.inf:
+    if buckets and not _MIN_SCALE <= dp.scale <= _MAX_SCALE:
         return None
     factor = 2.0**-dp.scale
     try:
