@@ -247,3 +247,23 @@ def test_bad_bodies() -> None:
         decode_metrics_protobuf(b"\x0a\xff\xff\xff\xff\x0f")
     with pytest.raises(DecodeError, match="ExportMetricsServiceRequest"):
         decode_metrics_json(b'{"resourceMetrics": [{"scopeMetrics": "x"}]}')
+
+
+def test_points_of_a_nameless_metric_or_unsorted_bounds_are_refused_alone() -> None:
+    """OTLP requires a metric's name and strictly increasing explicit bounds (unsorted ones
+    were stored with wrong cumulative counts; a nameless series had no __name__)."""
+    request = ExportMetricsServiceRequest()
+    metrics = request.resource_metrics.add().scope_metrics.add().metrics
+    metrics.add(name="").gauge.data_points.add(time_unix_nano=10**18, as_double=1.0)
+    for bounds in ([2.0, 1.0], [1.0, 1.0]):
+        hist = metrics.add(name="unsorted_seconds").histogram
+        hist.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+        hist.data_points.add(
+            time_unix_nano=10**18, count=3, explicit_bounds=bounds, bucket_counts=[1, 1, 1]
+        )
+    metrics.add(name="kept").gauge.data_points.add(time_unix_nano=10**18, as_double=1.0)
+    decoded = decode_metrics_protobuf(request.SerializeToString())
+    assert decoded.rejected == 3
+    assert "metric without a name" in decoded.error_message
+    assert "invalid buckets" in decoded.error_message
+    assert [p.name for p in decoded.batch.metrics] == ["kept"]

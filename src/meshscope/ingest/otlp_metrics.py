@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -54,6 +55,7 @@ _CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 _DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
 _NO_RECORDED_VALUE = 1
 _MAX_EXP_BUCKETS = 4096
+_NO_NAME = "metric without a name"
 _NO_DELTA = "delta temporality needs a DeltaToCumulative (none configured)"
 _BAD_TEMPORALITY = "aggregation temporality must be CUMULATIVE or DELTA"
 
@@ -142,6 +144,11 @@ class _Walker:
 
     def metric(self, metric: Metric, target: dict[str, str]) -> None:
         which = metric.WhichOneof("data")
+        if not metric.name and which is not None:  # OTLP: the name is required
+            points = getattr(metric, which).data_points
+            if points:
+                self.rejections.add(_NO_NAME, len(points))
+            return
         if which == "gauge":
             name = metric_name(metric.name, metric.unit, gauge=True)
             self._numbers(metric, name, metric.gauge.data_points, target, MetricType.GAUGE)
@@ -299,5 +306,7 @@ def _explicit(dp: HistogramDataPoint) -> Histogram | None:
     if not counts:
         return Histogram((), (dp.count,), dp.sum, dp.count)
     if len(counts) != len(bounds) + 1 or any(math.isnan(b) for b in bounds):
+        return None
+    if any(low >= high for low, high in pairwise(bounds)):  # OTLP: strictly increasing
         return None
     return Histogram(bounds, counts, dp.sum, dp.count)
