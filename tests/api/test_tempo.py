@@ -123,6 +123,15 @@ def test_tags_and_values(client: TestClient) -> None:
     assert {"service.name", "k8s.pod.name"} <= set(by_scope["resource"])
     assert {"http.status_code", "customer.tier", "db.system"} <= set(by_scope["span"])
     assert "duration" in by_scope["intrinsic"]
+    spans = client.get("/tempo/api/v2/search/tags", params={"scope": "span"}).json()["scopes"]
+    assert [s["name"] for s in spans] == ["span"]
+    every = client.get("/tempo/api/v2/search/tags", params={"scope": "all"}).json()["scopes"]
+    assert every == v2
+    assert client.get("/tempo/api/v2/search/tags", params={"scope": "event"}).json() == {
+        "scopes": []
+    }
+    weird = client.get("/tempo/api/v2/search/tags", params={"scope": "weird"})
+    assert weird.status_code == 400 and "invalid scope" in weird.text
     assert "customer.tier" in client.get("/tempo/api/search/tags").json()["tagNames"]
     services = client.get("/tempo/api/v2/search/tag/resource.service.name/values").json()
     assert {"type": "string", "value": "cart"} in services["tagValues"]

@@ -157,7 +157,8 @@ def _quantile(text: str | None) -> float:
     try:
         value = float(text or "")
     except ValueError:
-        raise ParamError(f"unable to parse param 'quantile': {text!r}") from None
+        why = f"strconv.ParseFloat: parsing {text or ''!r}: invalid syntax"
+        raise ParamError(f"unable to parse param 'quantile': {why}") from None
     if not 0 < value < 1:
         raise ParamError("unable to parse param 'quantile': it must be between 0 and 1")
     return value

@@ -90,7 +90,9 @@ def tempo_routes(storage: Storage, now_ns: Callable[[], int] = time.time_ns) -> 
             {"name": "intrinsic", "tags": list(_INTRINSIC_TAGS)},
         ]
         scope = request.query_params.get("scope", "")
-        if scope:
+        if scope not in _SCOPES:
+            raise ParamError(f"invalid scope: {scope[:40]!r}")
+        if scope and scope != "all":  # Tempo's other scopes (event, link, ...): none here
             scopes = [s for s in scopes if s["name"] == scope]
         return Response(orjson.dumps({"scopes": scopes}), media_type="application/json")
 
@@ -128,6 +130,12 @@ def tempo_routes(storage: Storage, now_ns: Callable[[], int] = time.time_ns) -> 
             methods=["GET"],
         ),
     ]
+
+
+_SCOPES = frozenset(
+    ("", "all", "resource", "span", "intrinsic", "event", "link", "instrumentation")
+)
+"""The `scope`s Tempo's v2 tag search knows; any other is a 400, as in Tempo."""
 
 
 def _search_query(params: QueryParams) -> tuple[Query, TraceFilter]:
