@@ -36,6 +36,22 @@ def test_echo(client: TestClient) -> None:
     assert (response.status_code, response.text) == (200, "echo")
 
 
+@pytest.mark.parametrize(
+    ("accept", "media"),
+    [
+        ("application/protobuf;q=0, application/json", "application/json"),
+        ("application/json;q=0.5, application/protobuf;q=0.9", "application/protobuf"),
+        ("*/*", "application/json"),
+        ("", "application/json"),
+    ],
+)
+def test_the_trace_comes_in_the_media_the_client_prefers(
+    client: TestClient, accept: str, media: str
+) -> None:
+    response = client.get(f"/tempo/api/traces/{trace_id(3)}", headers={"Accept": accept})
+    assert response.headers["content-type"] == media
+
+
 def test_trace_by_id_as_tempo_protobuf(client: TestClient) -> None:
     response = client.get(
         f"/tempo/api/traces/{trace_id(3)}", headers={"Accept": "application/protobuf"}

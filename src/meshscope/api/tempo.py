@@ -54,7 +54,7 @@ def tempo_routes(storage: Storage, now_ns: Callable[[], int] = time.time_ns) -> 
         if not spans:
             return PlainTextResponse(f"trace not found: {trace_id}", status_code=404)
         message = trace_request(spans)
-        if "application/protobuf" in request.headers.get("accept", ""):
+        if _wants_protobuf(request.headers.get("accept", "")):
             return Response(message.SerializeToString(), media_type="application/protobuf")
         batches = MessageToDict(message).get("resourceSpans", [])
         return Response(orjson.dumps({"batches": batches}), media_type="application/json")
@@ -130,6 +130,26 @@ def tempo_routes(storage: Storage, now_ns: Callable[[], int] = time.time_ns) -> 
             methods=["GET"],
         ),
     ]
+
+
+def _wants_protobuf(accept: str) -> bool:
+    """Whether the Accept header prefers `application/protobuf` (Grafana's) to JSON: listed
+    with a quality above 0 and not below JSON's (or `*/*`'s)."""
+    quality: dict[str, float] = {}
+    for item in accept.split(",")[:32]:
+        media, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        quality[media.lower()] = q
+    protobuf = quality.get("application/protobuf", 0.0)
+    json = max(quality.get("application/json", 0.0), quality.get("*/*", 0.0))
+    return protobuf > 0 and protobuf >= json
 
 
 _SCOPES = frozenset(
