@@ -52,11 +52,17 @@ def test_submit_returns_after_the_batch_is_in_the_store() -> None:
         writer.stop()
 
 
-def test_waiting_batches_are_committed_together_and_overload_is_refused() -> None:
+def _gated_writer(max_pending_items: int) -> tuple[GatedStorage, BatchWriter]:
+    """A started writer over a store whose span writes wait for its gate."""
     storage = GatedStorage()
-    settings = WriterSettings(max_pending_items=10, flush_interval_s=60)
+    settings = WriterSettings(max_pending_items=max_pending_items, flush_interval_s=60)
     writer = BatchWriter(Pipeline(storage, SystemClock()), settings)
     writer.start()
+    return storage, writer
+
+
+def test_waiting_batches_are_committed_together_and_overload_is_refused() -> None:
+    storage, writer = _gated_writer(max_pending_items=10)
 
     async def scenario() -> None:
         first = asyncio.create_task(writer.submit(Batch(spans=[span(0)])))
@@ -81,10 +87,7 @@ def test_waiting_batches_are_committed_together_and_overload_is_refused() -> Non
 def test_a_batch_larger_than_the_queue_is_not_starved_by_small_ones() -> None:
     """Taken while the queue is at most half full (not only when it is empty); while more
     than half is in use it is refused, like any batch that does not fit."""
-    storage = GatedStorage()
-    settings = WriterSettings(max_pending_items=10, flush_interval_s=60)
-    writer = BatchWriter(Pipeline(storage, SystemClock()), settings)
-    writer.start()
+    storage, writer = _gated_writer(max_pending_items=10)
 
     async def scenario() -> None:
         first = asyncio.create_task(writer.submit(Batch(spans=[span(0)])))
