@@ -97,7 +97,7 @@ async def submit_decoded(decoded: Decoded, sink: IngestSink) -> None:
     try:
         admit_batch(decoded.batch)
         await sink.submit(decoded.batch)
-    except BaseException:
+    except Exception:  # not stored (a client gone, CancelledError, may still be committed)
         decoded.refused()
         raise
 
