@@ -335,3 +335,25 @@ def test_real_prometheus_remote_writes_what_it_scrapes(
     ]
     assert typed_points
     assert typed_points[0].help == "Requests served."
+
+
+def test_each_tenant_remembers_its_own_metadata() -> None:
+    """One tenant's HELP, type and unit never type another tenant's series of that name
+    (the decoder is one per process)."""
+    from meshscope.ingest.remote_write import RemoteWriteDecoder
+    from meshscope.tenancy.context import as_tenants
+
+    decoder = RemoteWriteDecoder()
+    metadata = WriteRequest()
+    metadata.metadata.add(
+        type=MetricMetadata.COUNTER, metric_family_name="jobs", help="a's private help"
+    )
+    with as_tenants("a"):
+        decoder.decode_request(metadata)
+    sample = series_request("jobs", {}, [(1000, 1.0)])
+    with as_tenants("b"):
+        (point,) = decoder.decode_request(sample).batch.metrics
+        assert (point.type, point.help) == (MetricType.UNKNOWN, "")
+    with as_tenants("a"):
+        (point,) = decoder.decode_request(sample).batch.metrics
+        assert (point.type, point.help) == (MetricType.COUNTER, "a's private help")

@@ -105,3 +105,28 @@ def test_a_tenants_query_limits(tmp_path: Path) -> None:
         assert "series" in refused.json()["error"]
         query["query"] = 'limited_total{i="1"}'
         assert ui.get("/api/v1/query", params=query, headers=bearer(READER)).status_code == 200
+
+
+def test_a_read_of_several_tenants_takes_the_strictest_of_their_query_limits() -> None:
+    """Naming another tenant first (`a|b`) must not lift b's limits."""
+    from meshscope.query.budget import QueryLimits
+    from meshscope.tenancy.context import as_tenants
+
+    limiter = Limiter(
+        LimitsConfig(
+            tenants={
+                "a": TenantLimits(max_series_per_query=100, query_timeout_seconds=5),
+                "b": TenantLimits(max_series_per_query=1, max_samples_per_query=50),
+            }
+        )
+    )
+    base = QueryLimits(timeout_seconds=60, max_series=1000, max_samples=10**6)
+    for tenants in (("a", "b"), ("b", "a")):
+        with as_tenants(*tenants):
+            got = limiter.query_limits(base)
+        assert (got.max_series, got.max_samples, got.timeout_seconds) == (1, 50, 5)
+    with as_tenants("a"):
+        got = limiter.query_limits(base)
+    assert (got.max_series, got.max_samples, got.timeout_seconds) == (100, 10**6, 5)
+    with as_tenants("c"):  # no limits of its own: the `query:` section's
+        assert limiter.query_limits(base) == base

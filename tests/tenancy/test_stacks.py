@@ -150,3 +150,25 @@ def test_metrics_of_several_tenants_carry_their_tenant(app: App) -> None:
         assert [f.name for f in app.storage.metrics.families()] == ["up"]
     with as_tenants("a"):
         assert [s.labels for s in app.storage.metrics.select("up", [], 0, 10)] == [(("job", "x"),)]
+
+
+def test_a_tenant_cannot_pass_its_data_for_anothers_in_a_multi_tenant_read(app: App) -> None:
+    """A `__tenant_id__` a writer stored itself (a remote-write label, a log record's
+    attribute: Loki's structured metadata) moves to `original___tenant_id__`, as Mimir's
+    tenant federation does: `__tenant_id__` names the store the data came from."""
+    from meshscope.model.metrics import MetricPoint
+    from meshscope.tenancy.storage import ORIGINAL_TENANT_LABEL
+
+    forged = MetricPoint("forged", (("__tenant_id__", "b"), ("job", "x")), 5, value=666.0)
+    asyncio.run(_submit(app, "a", Batch(metrics=[forged])))
+    record = LogRecord(7, "from a", "svc", attributes={TENANT_LABEL: "b"})
+    asyncio.run(_submit(app, "a", Batch(logs=[record])))
+    with as_tenants("a", "b"):
+        (series,) = app.storage.metrics.select("forged", [], 0, 10)
+        assert dict(series.labels) == {TENANT_LABEL: "a", ORIGINAL_TENANT_LABEL: "b", "job": "x"}
+        (found,) = app.storage.logs.find_logs(LogQuery())
+        assert found.resource[TENANT_LABEL] == "a"
+        assert found.attributes == {ORIGINAL_TENANT_LABEL: "b"}
+    with as_tenants("a"):  # its own store, as it wrote it
+        (series,) = app.storage.metrics.select("forged", [], 0, 10)
+        assert dict(series.labels) == {TENANT_LABEL: "b", "job": "x"}

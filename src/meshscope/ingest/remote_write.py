@@ -33,6 +33,7 @@ from meshscope.ingest.prompb.remote_pb2 import WriteRequest
 from meshscope.ingest.prompb.types_pb2 import MetricMetadata, TimeSeries
 from meshscope.model.batch import Batch
 from meshscope.model.metrics import MetricPoint, MetricType
+from meshscope.tenancy.context import write_tenant
 
 NAME = "__name__"
 NS_PER_MS = 1_000_000
@@ -62,11 +63,12 @@ def parse_write_request(data: bytes) -> WriteRequest:
 
 
 class RemoteWriteDecoder:
-    """Decodes write requests, remembering metric metadata across them (thread-safe)."""
+    """Decodes write requests, remembering metric metadata across them (thread-safe), each
+    tenant's apart (`write_tenant`: one tenant's HELP, type and unit are never another's)."""
 
     def __init__(self, max_families: int = MAX_METADATA_FAMILIES) -> None:
-        self.max_families = max_families
-        self._metadata: dict[str, tuple[MetricType, str, str]] = {}
+        self.max_families = max_families  # per tenant
+        self._metadata: dict[str, dict[str, tuple[MetricType, str, str]]] = {}
         self._lock = threading.Lock()
 
     def decode(self, body: bytes, limit: int) -> Decoded:
@@ -74,25 +76,24 @@ class RemoteWriteDecoder:
         return self.decode_request(parse_write_request(uncompress_snappy(body, limit)))
 
     def decode_request(self, request: WriteRequest) -> Decoded:
-        self._remember(request.metadata)
         with self._lock:
-            metadata = self._metadata
+            metadata = self._metadata.setdefault(write_tenant(), {})
+            self._remember(request.metadata, metadata)
             rejections = Rejections()
             points: list[MetricPoint] = []
             for series in request.timeseries:
                 self._series(series, metadata, points, rejections)
         return rejections.result(Batch(metrics=points), "series")
 
-    def _remember(self, entries: Sequence[MetricMetadata]) -> None:
-        if not entries:
-            return
-        with self._lock:
-            for entry in entries:
-                name = entry.metric_family_name
-                if name not in self._metadata and len(self._metadata) >= self.max_families:
-                    continue
-                kind = _FAMILY_TYPES.get(entry.type, MetricType.UNKNOWN)
-                self._metadata[name] = (kind, entry.help, entry.unit)
+    def _remember(
+        self, entries: Sequence[MetricMetadata], metadata: dict[str, tuple[MetricType, str, str]]
+    ) -> None:
+        for entry in entries:
+            name = entry.metric_family_name
+            if name not in metadata and len(metadata) >= self.max_families:
+                continue
+            kind = _FAMILY_TYPES.get(entry.type, MetricType.UNKNOWN)
+            metadata[name] = (kind, entry.help, entry.unit)
 
     @staticmethod
     def _series(

@@ -137,23 +137,31 @@ class Limiter:
 
     def query_limits(self, base: QueryLimits) -> QueryLimits:
         """The limits of the read being handled: `base` (the `query:` section) with its
-        tenant's `query_timeout_seconds`, `max_series_per_query`, `max_samples_per_query`
-        where set. The tenant: the read's (tenancy on), else the token's first, else
-        `default`."""
+        tenants' `query_timeout_seconds`, `max_series_per_query`, `max_samples_per_query`
+        where set, the strictest of them for a read of several tenants (`a|b`: naming
+        another tenant first must not lift b's). The tenants: the read's (tenancy on), else
+        the token's first, else `default`."""
         tenants = current_tenants.get()
-        if tenants:
-            tenant = tenants[0]
-        else:
+        if not tenants:
             principal = current_principal.get()
-            tenant = principal.first_tenant if principal is not None else DEFAULT_TENANT
-        limits = self.of(tenant)
-        if not limits.limits_queries():
+            tenants = (principal.first_tenant if principal is not None else DEFAULT_TENANT,)
+        limited = [limits for limits in map(self.of, tenants) if limits.limits_queries()]
+        if not limited:
             return base
         return dataclasses.replace(
             base,
-            timeout_seconds=limits.query_timeout_seconds or base.timeout_seconds,
-            max_series=int(limits.max_series_per_query) or base.max_series,
-            max_samples=int(limits.max_samples_per_query) or base.max_samples,
+            timeout_seconds=min(
+                (x.query_timeout_seconds for x in limited if x.query_timeout_seconds),
+                default=base.timeout_seconds,
+            ),
+            max_series=min(
+                (int(x.max_series_per_query) for x in limited if x.max_series_per_query),
+                default=base.max_series,
+            ),
+            max_samples=min(
+                (int(x.max_samples_per_query) for x in limited if x.max_samples_per_query),
+                default=base.max_samples,
+            ),
         )
 
     def active_series(self) -> dict[str, int]:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from meshscope.model.attributes import AttrValue
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
 from meshscope.model.spans import Span
@@ -45,6 +46,21 @@ from meshscope.tenancy.context import NoTenantError, read_tenants
 from meshscope.tenancy.stacks import TenantStacks
 
 TENANT_LABEL = "__tenant_id__"
+ORIGINAL_TENANT_LABEL = "original___tenant_id__"
+"""Where a multi-tenant read puts a `__tenant_id__` a tenant stored itself, as Mimir's and
+Cortex's tenant federation do: the label names the tenant whose store the data came from,
+and a writer cannot make its data pass for another tenant's."""
+
+
+def _tenant_marked(labels: Mapping[str, Any], tenant: str) -> dict[str, Any]:
+    """`labels` with `__tenant_id__` = `tenant`; a stored one moves to ORIGINAL_TENANT_LABEL."""
+    out = dict(labels)
+    if TENANT_LABEL in out:
+        out[ORIGINAL_TENANT_LABEL] = out.pop(TENANT_LABEL)
+    out[TENANT_LABEL] = tenant
+    return out
+
+
 """The label a record read with others' carries: its tenant (Loki's name)."""
 
 
@@ -99,7 +115,11 @@ class TenantLogs(_Tenanted):
         # Each tenant's records in store order, labelled, merged by time (ties: tenant order).
         parts = [
             [
-                replace(record, resource={**record.resource, TENANT_LABEL: tenant})
+                replace(
+                    record,
+                    resource=_tenant_marked(record.resource, tenant),
+                    attributes=_stored_tenant_moved(record.attributes),
+                )
                 for record in self._storage(tenant).logs.find_logs(query)
             ]
             for tenant in tenants
@@ -188,8 +208,17 @@ def _labelled(item: _Labelled, tenant: str | None) -> _Labelled:
     """`item` with its tenant's `__tenant_id__` label (labels stay sorted); as is for None."""
     if tenant is None:
         return item
-    labels = tuple(sorted((*item.labels, (TENANT_LABEL, tenant))))
-    return replace(item, labels=labels)
+    return replace(item, labels=tuple(sorted(_tenant_marked(dict(item.labels), tenant).items())))
+
+
+def _stored_tenant_moved(attributes: dict[str, AttrValue]) -> dict[str, AttrValue]:
+    """A record's own attributes (Loki's structured metadata, which wins a name clash with
+    the resource's) with a stored `__tenant_id__` moved to ORIGINAL_TENANT_LABEL."""
+    if TENANT_LABEL not in attributes:
+        return attributes
+    out = dict(attributes)
+    out[ORIGINAL_TENANT_LABEL] = out.pop(TENANT_LABEL)
+    return out
 
 
 class TenantCatalog(_Tenanted):
