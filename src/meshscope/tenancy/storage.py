@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from meshscope.model.attributes import AttrValue
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
 from meshscope.model.spans import Span
@@ -54,11 +53,7 @@ and a writer cannot make its data pass for another tenant's."""
 
 def _tenant_marked(labels: Mapping[str, Any], tenant: str) -> dict[str, Any]:
     """`labels` with `__tenant_id__` = `tenant`; a stored one moves to ORIGINAL_TENANT_LABEL."""
-    out = dict(labels)
-    if TENANT_LABEL in out:
-        out[ORIGINAL_TENANT_LABEL] = out.pop(TENANT_LABEL)
-    out[TENANT_LABEL] = tenant
-    return out
+    return {**_stored_tenant_moved(labels), TENANT_LABEL: tenant}
 
 
 """The label a record read with others' carries: its tenant (Loki's name)."""
@@ -201,6 +196,7 @@ class TenantMetrics(_Tenanted):
         return list(found.values())
 
 
+_Value = TypeVar("_Value")
 _Labelled = TypeVar("_Labelled", Series, SampleColumns, HistogramColumns)
 
 
@@ -211,12 +207,13 @@ def _labelled(item: _Labelled, tenant: str | None) -> _Labelled:
     return replace(item, labels=tuple(sorted(_tenant_marked(dict(item.labels), tenant).items())))
 
 
-def _stored_tenant_moved(attributes: dict[str, AttrValue]) -> dict[str, AttrValue]:
-    """A record's own attributes (Loki's structured metadata, which wins a name clash with
-    the resource's) with a stored `__tenant_id__` moved to ORIGINAL_TENANT_LABEL."""
-    if TENANT_LABEL not in attributes:
-        return attributes
-    out = dict(attributes)
+def _stored_tenant_moved(labels: Mapping[str, _Value]) -> dict[str, _Value]:
+    """`labels` (series labels, a record's attributes: Loki's structured metadata, which
+    wins a name clash with the resource's) with a stored `__tenant_id__` moved to
+    ORIGINAL_TENANT_LABEL."""
+    out = dict(labels)
+    if TENANT_LABEL not in out:
+        return out
     out[ORIGINAL_TENANT_LABEL] = out.pop(TENANT_LABEL)
     return out
 
