@@ -142,14 +142,17 @@ def test_invalid_series_are_refused_and_the_rest_stored(url: str, sink: LockedPi
     native = request.timeseries.add()
     native.labels.add(name="__name__", value="native")
     native.histograms.append(b"\x08\x01")
+    nameless_label = series_request("blank", {"": "v"}, [(1000, 4.0)])
+    request.timeseries.extend(nameless_label.timeseries)
     response = post(url, snappy(request))
     assert response.status_code == 400
-    assert "rejected 3 series" in response.text
+    assert "rejected 4 series" in response.text
+    assert "empty label name" in response.text
     assert "without a __name__" in response.text
     assert "duplicate label name 'x'" in response.text
     assert "native histograms" in response.text
     assert [s.samples[0].value for s in sink.series("good")] == [1.0]
-    assert sink.series("dup") == []
+    assert sink.series("dup") == [] and sink.series("blank") == []
 
 
 @pytest.mark.parametrize(

@@ -108,6 +108,9 @@ class RemoteWriteDecoder:
         name = ""
         labels: dict[str, str] = {}
         for label in series.labels:
+            if not label.name:  # as Prometheus' labels.IsValid
+                rejections.add("empty label name")
+                return
             if label.name in labels or (label.name == NAME and name):
                 rejections.add(f"duplicate label name {label.name!r}")
                 return
