@@ -8,6 +8,7 @@ from google.protobuf.json_format import MessageToJson
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, Metric
 
 from meshscope.ingest.delta import DeltaToCumulative
@@ -267,3 +268,13 @@ def test_points_of_a_nameless_metric_or_unsorted_bounds_are_refused_alone() -> N
     assert "metric without a name" in decoded.error_message
     assert "invalid buckets" in decoded.error_message
     assert [p.name for p in decoded.batch.metrics] == ["kept"]
+
+
+def test_an_attribute_without_a_key_is_no_label() -> None:
+    request = ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="g")
+    point = metric.gauge.data_points.add(time_unix_nano=10**18, as_double=1.0)
+    point.attributes.add(key="", value=AnyValue(string_value="x"))
+    point.attributes.add(key="k", value=AnyValue(string_value="v"))
+    (found,) = decode_metrics_protobuf(request.SerializeToString()).batch.metrics
+    assert dict(found.labels) == {"k": "v"}

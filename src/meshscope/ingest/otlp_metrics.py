@@ -95,6 +95,8 @@ def points_from_request(
 def _labels(kvs: Sequence[KeyValue], target: dict[str, str]) -> Labels:
     out: dict[str, str] = {}
     for key, value in sorted(attributes(kvs).items()):
+        if not key:  # OTel: attribute keys are non-empty; a label needs a name
+            continue
         name = label_name(key)
         text = label_value(value)
         out[name] = f"{out[name]};{text}" if name in out else text
