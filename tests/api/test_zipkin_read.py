@@ -92,6 +92,7 @@ def test_dependencies(client: TestClient) -> None:
         ("/traces", {"limit": "100000"}, 400),
         ("/traces", {"annotationQuery": "=x"}, 400),
         ("/traceMany", {}, 400),
+        ("/traceMany", {"traceIds": ", ,"}, 400),  # empty, as Zipkin's server
         ("/dependencies", {}, 400),
         ("/dependencies", {"endTs": "1", "lookback": "x"}, 400),
     ],

@@ -130,6 +130,8 @@ def zipkin_read_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[R
     def trace_many(request: Request) -> Any:
         raw = _required(request, "traceIds")
         ids = [trace_id(part, "traceIds") for part in raw.split(",") if part.strip()]
+        if not ids:  # as Zipkin's server
+            raise ParamError("traceIds parameter is empty")
         found, _ = trace_queries.get_traces(storage.traces, ids)
         return [[span_json(s) for s in spans] for spans in found]
 
