@@ -142,6 +142,7 @@ def test_minimal_span() -> None:
         (b'[{"traceId": "1", "id": "2", "tags": {"a": [1]}}]', "tag 'a'"),
         (b'[{"traceId": "1", "id": "2", "annotations": [3]}]', "annotation"),
         (b'[{"traceId": "1", "id": "2", "localEndpoint": "x"}]', "localEndpoint"),
+        (b'[{"traceId": "1", "id": "2", "name": 5}]', "name must be a string"),
         (b"[", "invalid JSON"),
     ],
 )

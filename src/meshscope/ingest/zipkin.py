@@ -134,6 +134,8 @@ def _span(item: object, index: int) -> Span:
     start_ns = _micros(item.get("timestamp"), "timestamp", index)
     duration_ns = _micros(item.get("duration"), "duration", index)
     name = item.get("name")
+    if name is not None and not isinstance(name, str):  # as Zipkin's decoder
+        raise DecodeError(f"span {index}: name must be a string")
 
     attrs: dict[str, AttrValue] = {}
     local = _dict(item.get("localEndpoint"), "localEndpoint", index)
@@ -163,7 +165,7 @@ def _span(item: object, index: int) -> Span:
     return Span(
         trace_id=trace_id,
         span_id=span_id,
-        name=name if isinstance(name, str) else "",
+        name=name or "",
         service=service,
         start_ns=start_ns,
         end_ns=start_ns + duration_ns,
