@@ -76,16 +76,28 @@ def test_logs_follow_their_trace_and_untraced_stay() -> None:
 
 def test_zipkin_spans_split_by_trace_id() -> None:
     spans = [{"traceId": c.trace_id.hex(), "id": "1" * 16, "name": "x"} for c in calls(30)]
-    spans.append({"traceId": "not-hex", "id": "2" * 16})
+    # Ids as short as Zipkin allows go where the decoder's padded id goes (they stayed here).
+    spans += [{"traceId": c.trace_id.hex()[-16:].lstrip("0")[:-1] or "1", "id": "2" * 16}
+              for c in calls(10)]  # fmt: skip
     parts = split_body("zipkin", orjson.dumps(spans), "identity", True, table("a"), MAX)
-    assert parts is not None
+    assert parts is not None and len(parts) > 1
+    assert sum(part.items for part in parts.values()) == len(spans)
     for peer, part in parts.items():
         assert part.json
         for span in orjson.loads(part.body):
-            if span["traceId"] == "not-hex":
-                assert peer == "a"
-            else:
-                assert RING.owner_of_hex(span["traceId"]) == peer
+            assert RING.owner_of_hex(span["traceId"].rjust(32, "0")) == peer
+
+
+def test_a_zipkin_body_with_an_invalid_span_stays_here_whole() -> None:
+    """Zipkin refuses a body with any invalid span: it is not split, so no peer stores part
+    of a request its client is told was refused (a bad id whose low half is zeros raised
+    ValueError here: a 500)."""
+    good = [{"traceId": c.trace_id.hex(), "id": "1" * 16, "name": "x"} for c in calls(30)]
+    for bad in ({"traceId": "z" * 16 + "0" * 16, "id": "2" * 16},
+                {"traceId": good[0]["traceId"], "id": "3" * 16, "kind": "BOGUS"},
+                {"traceId": "not-hex", "id": "2" * 16}):  # fmt: skip
+        body = orjson.dumps([*good, bad])
+        assert split_body("zipkin", body, "identity", True, table("a"), MAX) is None
 
 
 def test_unreadable_bodies_are_left_to_the_normal_path() -> None:

@@ -41,6 +41,7 @@ from meshscope.ingest.otlp_common import parse_json, parse_protobuf
 from meshscope.ingest.otlp_direct import prepare_resource_spans
 from meshscope.ingest.otlp_lazy import LazyTraceRequest
 from meshscope.ingest.workers import REFUSED, Outcome, SpanPreparation, refusal
+from meshscope.ingest.zipkin import zipkin_spans
 
 _MASK64 = (1 << 64) - 1
 _TRACES, _LOGS = "ExportTraceServiceRequest", "ExportLogsServiceRequest"
@@ -75,13 +76,15 @@ class Table:
         return self.peers[self.owners[(trace & _MASK64) % SLOTS]]
 
     def owner_of_hex(self, trace_id: Any) -> str:
+        """The owner of a trace id of 16 or 32 hex characters; this node for anything else
+        (its decoder answers it: an all-zero or malformed id)."""
         if not isinstance(trace_id, str) or len(trace_id) not in (16, 32):
             return self.local
         try:
-            low = int(trace_id[-16:], 16)
+            low, whole = int(trace_id[-16:], 16), int(trace_id, 16)
         except ValueError:
             return self.local
-        return self.peers[self.owners[low % SLOTS]] if low or int(trace_id, 16) else self.local
+        return self.peers[self.owners[low % SLOTS]] if whole else self.local
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,16 +293,18 @@ def _split_otlp(
 
 
 def _split_zipkin(body: bytes, table: Table) -> dict[str, Part] | None:
+    """Zipkin spans by the owner of their trace. The body is decoded whole first, as this
+    node's decoder would: Zipkin refuses a body with any invalid span, so such a body stays
+    here to be refused whole (parts of it stored on peers would answer a 400 with data
+    kept), and ids are routed as the decoder reads them (short ones padded)."""
     try:
-        spans = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(spans, list):
+        items = orjson.loads(body)
+        spans = zipkin_spans(items)
+    except (orjson.JSONDecodeError, DecodeError):
         return None
     groups: dict[str, list[Any]] = defaultdict(list)
-    for span in spans:
-        trace_id = span.get("traceId") if isinstance(span, dict) else None
-        groups[table.owner_of_hex(trace_id)].append(span)
+    for item, span in zip(items, spans, strict=True):
+        groups[table.owner_of_hex(span.trace_id)].append(item)
     if set(groups) <= {table.local}:
         return None
     return {peer: Part(orjson.dumps(items), len(items), True) for peer, items in groups.items()}

@@ -47,12 +47,17 @@ def decode_zipkin_json(body: bytes) -> Decoded:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise DecodeError(f"invalid JSON Zipkin spans: {exc}") from None
+    return Decoded(Batch(spans=zipkin_spans(document)))
+
+
+def zipkin_spans(document: object) -> list[Span]:
+    """The spans of a parsed Zipkin v2 body, one per item in order (trace ids padded to 32
+    lowercase hex). Raises DecodeError if any span is invalid."""
     if not isinstance(document, list):
         raise DecodeError(
             f"Zipkin v2 body must be a JSON list of spans, got {type(document).__name__}"
         )
-    spans = [_span(item, index) for index, item in enumerate(document)]
-    return Decoded(Batch(spans=spans))
+    return [_span(item, index) for index, item in enumerate(document)]
 
 
 def _hex_id(value: object, size: int, field: str, index: int) -> str:
