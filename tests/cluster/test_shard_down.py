@@ -268,3 +268,20 @@ def test_no_read_waits_for_a_probe(
                 probe.join(30)
             reads.close()
         assert reads.down() == [1] and reads.probing is None
+
+
+def test_retention_goes_on_on_the_shards_that_are_up(shards: list[ClickHouseServer]) -> None:
+    """One shard down (here the first) does not keep the others from expiring; the failure
+    is still raised (the writer logs it and tries again at its next retention pass)."""
+    storage = ShardedClickHouseStorage(tuple(s.dsn for s in shards), "r", CLUSTER)
+    try:
+        old = calls(20, now_ns=NOW_NS - 3 * 86_400 * 10**9)
+        storage.write_batch(decode_otlp("traces", request(old)).batch.spans)
+        second = storage.shards[1].traces
+        assert sum(second.span_counts().values()) > 0
+        shards[0].kill()
+        with pytest.raises(StoreUnavailableError):
+            storage.expire(NOW_NS - 86_400 * 10**9)
+        assert second.span_counts() == {}
+    finally:
+        storage.close()

@@ -75,6 +75,21 @@ def test_expire_drops_whole_days_and_deletes_rows_of_the_cut_day(
     assert storage.expire(D0 + 2 * DAY + 12 * 3600 * S) == 0
 
 
+def test_expire_drops_the_day_of_time_zero(storage: ClickHouseStorage) -> None:
+    """A span, log or sample at 0 ns (accepted: OTLP allows it) lands in the partition an
+    18.16 server names '0000-00-00'; parsing that name raised ValueError, which stopped
+    retention for good on every shard."""
+    storage.write_batch(
+        spans=[Span(f"{1:032x}", f"{1:016x}", "op", "web", 0, S),
+               Span(f"{2:032x}", f"{2:016x}", "op", "web", D0, D0 + S)],
+        logs=[LogRecord(0, "at zero", "web"), LogRecord(D0, "now", "web")],
+    )  # fmt: skip
+    assert len(_partitions(storage, "spans")) == 2
+    assert storage.expire(D0) == 2  # the span and the log record at time 0
+    assert storage.traces.span_counts() == {"web": 1}
+    assert storage.logs.log_counts() == {"web": 1}
+
+
 def test_samples_latest_keeps_each_days_newest_and_is_filled_for_an_older_database(
     storage: ClickHouseStorage,
 ) -> None:

@@ -6,6 +6,7 @@ means they are gone (18.16 has no `mutations_sync`)."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 
 from meshscope.store.clickhouse.connection import Connection
@@ -13,9 +14,28 @@ from meshscope.store.clickhouse.schema import EXPIRING, LATEST, LEGACY_BY_TRACE,
 
 MUTATION_TIMEOUT_S = 120.0
 
+log = logging.getLogger(__name__)
+
 
 def _utc_day(ns: int) -> dt.date:
     return dt.datetime.fromtimestamp(ns // 10**9, dt.UTC).date()
+
+
+_ZERO_DATE = "0000-00-00"
+"""How servers before 20.x show the Date of 1970-01-01 (a row whose time was 0 ns): its
+partition's name. It raised ValueError here, which stopped retention for good."""
+
+
+def _partition_day(text: str) -> dt.date | None:
+    """The day a partition holds (tables are partitioned by `day`); None for a name that
+    is not one (left alone, logged), so one odd partition never stops retention."""
+    if text == _ZERO_DATE:
+        return dt.date(1970, 1, 1)
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        log.warning("clickhouse: partition %r is not a day; retention leaves it", text[:40])
+        return None
 
 
 def expire(conn: Connection, before_ns: int) -> int:
@@ -34,12 +54,13 @@ def expire(conn: Connection, before_ns: int) -> int:
             {"db": db, "table": table},
         )
         for (partition,) in days:
-            day = dt.date.fromisoformat(partition.strip("'"))
-            if day >= cut:
+            text = partition.strip("'")
+            day = _partition_day(text)
+            if day is None or day >= cut:
                 continue
             if counted:
-                deleted += _count(conn, table, f"day = '{day.isoformat()}'")
-            conn.execute(f"ALTER TABLE {db}.{table} DROP PARTITION '{day.isoformat()}'")
+                deleted += _count(conn, table, f"day = '{text}'")
+            conn.execute(f"ALTER TABLE {db}.{table} DROP PARTITION '{text}'")
         where = f"day = '{cut.isoformat()}' AND {column} < {int(before_ns)}"
         old = _count(conn, table, where)
         if old:

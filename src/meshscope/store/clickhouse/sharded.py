@@ -317,7 +317,17 @@ class ShardedClickHouseStorage:
         self.catalog.note(operations)
 
     def expire(self, before_ns: int) -> int:
-        return sum(shard.expire(before_ns) for shard in self.shards)
+        """Retention on every shard: one that fails (down, or a statement it refuses) does
+        not keep the others from expiring; the first failure is raised after."""
+        deleted, failed = 0, None
+        for shard in self.shards:
+            try:
+                deleted += shard.expire(before_ns)
+            except Exception as error:  # raised below, after the other shards
+                failed = failed or error
+        if failed is not None:
+            raise failed
+        return deleted
 
     def drop(self) -> None:
         """Delete the databases on every shard, then close (tests, tear-down)."""
