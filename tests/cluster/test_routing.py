@@ -18,6 +18,7 @@ from meshscope.auth.config import AuthConfig
 from meshscope.cluster.config import NODE_LABEL, ClusterConfig, Peer
 from meshscope.cluster.ring import Ring
 from meshscope.config import Config, StorageConfig
+from meshscope.ingest.otlp import decode_otlp
 from meshscope.pipeline.sampling.config import SamplingConfig
 from meshscope.pipeline.sampling.config import from_mapping as parse_sampling
 from meshscope.store.base import LogQuery
@@ -256,3 +257,18 @@ def test_hostile_bodies_on_the_internal_routes_are_4xx_and_store_nothing(
     ok = httpx.post(f"{nodes['a'].otlp}/v1/traces", content=request(made, ("frontend",)),
                     headers=PROTOBUF)  # fmt: skip
     assert ok.status_code == 200
+
+
+def test_received_items_count_what_was_stored_not_what_the_header_says(
+    nodes: dict[str, Node],
+) -> None:
+    url = f"{nodes['b'].ui}/internal/cluster/v1/traces"
+    made = calls(3)
+    body = request(made, ("frontend",))
+    spans = len(decode_otlp("traces", body).batch.spans)
+    for claimed in ("1000", "-5000", "9" * 29, "many", None):
+        headers = {**PROTOBUF, **({"x-meshscope-items": claimed} if claimed else {})}
+        assert httpx.post(url, content=body, headers=headers).status_code == 200
+    metrics = httpx.get(f"{nodes['b'].ui}/metrics").text
+    found = [line for line in metrics.splitlines() if "received_items_total{" in line]
+    assert found == [f'meshscope_cluster_received_items_total{{kind="traces"}} {5.0 * spans}']

@@ -8,7 +8,6 @@ part is still stored, here). `GET .../ring` shows this node's view of the ring.
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
 
 import orjson
@@ -16,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from meshscope.cluster.forward import INTERNAL_PREFIX, ITEMS_HEADER
+from meshscope.cluster.forward import INTERNAL_PREFIX
 from meshscope.cluster.sink import ClusterSink
 from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.otlp_common import Decoded
@@ -53,8 +52,7 @@ def cluster_routes(
             if outcome.retry_after_s is not None:
                 response.headers["Retry-After"] = str(outcome.retry_after_s)
             return response
-        with contextlib.suppress(ValueError):
-            received.items[kind] += int(request.headers.get(ITEMS_HEADER, "0"))
+        received.items[kind] += outcome.items  # what was stored, not what the header says
         body = {"rejected": outcome.rejected, "error_message": outcome.error_message}
         return Response(orjson.dumps(body), media_type="application/json")
 

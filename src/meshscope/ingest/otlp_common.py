@@ -48,9 +48,17 @@ class Decoded:
     batch: Batch = field(default_factory=Batch)
     rejected: int = 0
     error_message: str = ""
+    stored: int | None = None
+    """Items stored, when `batch` was emptied on the way (a body prepared by an ingest
+    worker); None: `len(batch)`."""
     undo: Callable[[], None] | None = None
     """What to do when the batch is refused after decoding (metrics: take its deltas out of
     the running totals, `DeltaToCumulative.undo`); None: nothing."""
+
+    @property
+    def items(self) -> int:
+        """How many items the request stored (spans, log records, data points)."""
+        return len(self.batch) if self.stored is None else self.stored
 
     def refused(self) -> None:
         """The batch was not stored: undo what decoding it changed."""

@@ -278,7 +278,7 @@ class WorkerSink:
             decoded = await asyncio.to_thread(decode)
             admit_batch(decoded.batch)
             await self.writer.submit(decoded.batch)
-            return Decoded(Batch(), decoded.rejected, decoded.error_message)
+            return Decoded(Batch(), decoded.rejected, decoded.error_message, len(decoded.batch))
         with self.reserved(len(raw)):
             outcome = await self.prepare(
                 prepare_body,
@@ -348,4 +348,4 @@ class WorkerSink:
         finally:
             if not queued:  # a batch the writer may be waiting for will not come
                 self.writer.nudge()
-        return Decoded(Batch(), rejected, error_message)
+        return Decoded(Batch(), rejected, error_message, len(prepared))
