@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 
 from meshscope.app import App, build
 from meshscope.auth.config import AuthConfig
@@ -149,6 +150,9 @@ def test_an_owner_that_is_down_gives_503_and_nothing_is_acknowledged(
     answer = httpx.post(f"{nodes['a'].otlp}/v1/traces", content=request(made), headers=PROTOBUF)
     assert answer.status_code == 503
     assert answer.headers["retry-after"]
+    # a's own part was stored: the client is not told "not stored"
+    status = Status.FromString(answer.content)
+    assert "may be stored in part" in status.message and "not stored" not in status.message
     metrics = httpx.get(f"{nodes['a'].ui}/metrics").text
     assert 'meshscope_cluster_forward_failed_items_total{kind="traces",peer="b"}' in metrics
 

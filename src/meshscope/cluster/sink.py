@@ -30,6 +30,7 @@ from meshscope.ingest.sink import (
     BodyKind,
     IngestSink,
     OverloadedError,
+    PartlyStoredError,
     UnavailableError,
     takes_encoded,
 )
@@ -159,7 +160,10 @@ class ClusterSink:
             current_admission.reset(uncharged)
         errors = [result for result in results if isinstance(result, BaseException)]
         if errors:
-            raise _worst(errors)
+            worst = _worst(errors)
+            if isinstance(worst, UnavailableError):  # some parts may be stored, even a late one
+                raise PartlyStoredError(str(worst)) from worst
+            raise worst
         rejected, messages = 0, []
         for result in results:
             assert isinstance(result, Decoded | Reply)

@@ -150,7 +150,7 @@ def _export(
             metadata = retry_metadata(code_pb2.RESOURCE_EXHAUSTED, message, error.retry_after_s)
         except UnavailableError as error:
             code = grpc.StatusCode.UNAVAILABLE
-            message = f"storage unavailable, data not stored: {error}"
+            message = f"storage unavailable, {error.outcome}: {error}"
             metadata = retry_metadata(
                 code_pb2.UNAVAILABLE, message, limits.unavailable_retry_after_s
             )

@@ -117,7 +117,7 @@ async def receive(
         # set (off by default), but always retries 5xx, honouring Retry-After.
         return Refusal(503, f"overloaded, retry later: {error}", max(error.retry_after_s, 0))
     except UnavailableError as error:
-        message = f"storage unavailable, data not stored: {error}"
+        message = f"storage unavailable, {error.outcome}: {error}"
         return Refusal(503, message, limits.unavailable_retry_after_s)
     except Exception as error:
         logger.exception("unexpected error receiving remote write")

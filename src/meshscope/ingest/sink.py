@@ -28,6 +28,16 @@ class OverloadedError(Exception):
 class UnavailableError(Exception):
     """The store failed or is shutting down; the data was NOT committed (answer 503)."""
 
+    outcome = "data not stored"
+    """What the client is told became of its data."""
+
+
+class PartlyStoredError(UnavailableError):
+    """A request split between cluster nodes was not stored whole: some parts may be (a peer
+    that timed out may still commit its part); a retry may store those again (503)."""
+
+    outcome = "the data may be stored in part, a retry may store some of it twice"
+
 
 BodyKind = Literal["traces", "logs", "zipkin"]
 """Bodies an EncodedSink decodes itself: OTLP traces and logs (protobuf or JSON) and Zipkin v2
