@@ -38,6 +38,8 @@ def cluster_routes(
 ) -> list[Route]:
     async def receive(request: Request) -> Response:
         kind = request.path_params["kind"]
+        if kind == "ring":  # the ring route only reads
+            return PlainTextResponse("Method Not Allowed", 405, headers={"Allow": "GET"})
         if not is_body_kind(kind):
             return PlainTextResponse(f"unknown kind {kind!r}", 404)
         json = request.headers.get("content-type", "").startswith("application/json")
