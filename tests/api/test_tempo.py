@@ -224,6 +224,7 @@ def test_tag_search_against_known_traces(client: TestClient, tags: str, expected
         ({"minDuration": "1h"}, []),
         ({"maxDuration": "10ms"}, [n for n in ALL if cart_ms(n) == 3]),
         ({"minDuration": "7ms", "maxDuration": "7ms"}, [n for n in ALL if cart_ms(n) == 3]),
+        ({"minDuration": "20ms", "maxDuration": "0"}, [n for n in ALL if cart_ms(n) == 30]),
         ({"minDuration": "34.9ms"}, [n for n in ALL if cart_ms(n) == 30]),  # whole ms, as Tempo
         ({"minDuration": "0.03s", "tags": "customer.tier=free"},
          [n for n in ALL if cart_ms(n) == 30 and n % 4 == 0]),

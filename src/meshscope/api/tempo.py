@@ -166,7 +166,7 @@ def _search_query(params: QueryParams) -> tuple[Query, TraceFilter]:
         raise ParamError("invalid request: can't specify tags and q in the same query")
     min_ms = _duration_ms(params, "minDuration")
     max_ms = _duration_ms(params, "maxDuration")
-    if min_ms and max_ms is not None and min_ms > max_ms:
+    if min_ms and max_ms and min_ms > max_ms:  # a maxDuration of 0 is no bound
         raise ParamError("invalid maxDuration: must be greater than minDuration")
     durations = TraceFilter((min_ms or 0) * 10**6, (max_ms or 0) * 10**6)
     if tags:
