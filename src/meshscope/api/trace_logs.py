@@ -59,7 +59,7 @@ def logs_response(payload: object) -> Response:
 
 
 def trace_logs_route(storage: Storage) -> Route:
-    def work(request: Request) -> bytes:
+    def work(request: Request) -> dict[str, Any]:
         trace_id = parse_trace_id(request.path_params["trace_id"], "trace_id")
         if not trace_id.strip("0"):
             # W3C: all zeros is no trace; logs without one would all match it.
@@ -67,12 +67,11 @@ def trace_logs_route(storage: Storage) -> Route:
         limit = optional_int(request.query_params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         access = request.query_params.get("access", "").lower() in _TRUE
         records = trace_logs(storage.logs, trace_id, access, limit)
-        data = {"traceID": trace_id, "logs": [log_json(r) for r in records]}
-        return orjson.dumps(data, default=_default)
+        return {"traceID": trace_id, "logs": [log_json(r) for r in records]}
 
     logs = threaded(
         work,
-        lambda body: Response(body, media_type="application/json"),
+        logs_response,
         lambda error: Response(
             orjson.dumps({"error": str(error)}), status_of(error), media_type="application/json"
         ),

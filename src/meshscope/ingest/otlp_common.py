@@ -189,7 +189,7 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
 other character: "AQ!ID" was read as "AQID")."""
 
 
-def _normalize_ids(node: Any) -> None:
+def _normalized_json(node: Any) -> None:
     """Rewrite, in place, every id field of a decoded OTLP/JSON document to base64; refuse
     enum names and `bytesValue`s that are not OTLP's (ValueError)."""
     if isinstance(node, dict):
@@ -197,7 +197,7 @@ def _normalize_ids(node: Any) -> None:
             if key in _ID_KEYS and isinstance(value, str):
                 node[key] = _json_id_to_base64(value)
             elif isinstance(value, dict | list):
-                _normalize_ids(value)
+                _normalized_json(value)
             elif isinstance(value, str):
                 names = _ENUMS.get(key)
                 if names is not None and value not in names and not _INTEGER.fullmatch(value):
@@ -207,7 +207,7 @@ def _normalize_ids(node: Any) -> None:
     elif isinstance(node, list):
         for item in node:
             if isinstance(item, dict | list):
-                _normalize_ids(item)
+                _normalized_json(item)
 
 
 def parse_json(message: M, body: bytes, what: str) -> M:
@@ -219,7 +219,7 @@ def parse_json(message: M, body: bytes, what: str) -> M:
     if not isinstance(document, dict):
         raise DecodeError(f"invalid JSON {what}: expected an object, got {type(document).__name__}")
     try:
-        _normalize_ids(document)
+        _normalized_json(document)
         json_format.ParseDict(document, message, ignore_unknown_fields=True)
     except RecursionError:
         raise DecodeError(f"invalid JSON {what}: nested too deeply") from None

@@ -49,9 +49,11 @@ def run(
             else:
                 _parse_logfmt(line, labels)
         elif isinstance(stage, LabelFilterStage):
-            labels = dict(labels)
-            if not _keeps(stage.expr, labels):
+            errors: dict[str, str] = {}  # what the stage sets (LabelFilterErr): copied in then
+            if not _keeps(stage.expr, labels, errors):
                 return None
+            if errors:
+                labels = {**labels, **errors}
         elif isinstance(stage, LineFormat):
             line = stage.template.render(labels, line, time_ns)
         elif isinstance(stage, LabelFormat):
@@ -78,10 +80,10 @@ def _duration(text: str) -> float | None:
     return None if number is None else float(number)
 
 
-def _filter_error(labels: dict[str, str], details: str) -> bool:
+def _filter_error(errors: dict[str, str], details: str) -> bool:
     """Loki's LabelFilterErr: the entry is kept, with the error and why."""
-    labels[ERROR_LABEL] = "LabelFilterErr"
-    labels[ERROR_DETAILS_LABEL] = details
+    errors[ERROR_LABEL] = "LabelFilterErr"
+    errors[ERROR_DETAILS_LABEL] = details
     return True
 
 
@@ -164,29 +166,29 @@ def _parse_logfmt(line: str, labels: dict[str, str]) -> None:
         _add(labels, key, raw)
 
 
-def _keeps(expr: LabelFilter, labels: dict[str, str]) -> bool:
+def _keeps(expr: LabelFilter, labels: dict[str, str], errors: dict[str, str]) -> bool:
     """Whether the entry passes, as Loki's label filters decide (`pkg/logql/log/
     label_filter.go`); a value a numeric or duration filter cannot convert keeps the entry
-    and sets `__error__` (`LabelFilterErr`) in `labels`. Both sides of `and` run; `or` stops
-    at a left side that keeps."""
+    and sets `__error__` (`LabelFilterErr`) in `errors`, which later filters of the stage
+    see as labels. Both sides of `and` run; `or` stops at a left side that keeps."""
     if isinstance(expr, BoolFilter):
-        left = _keeps(expr.left, labels)
+        left = _keeps(expr.left, labels, errors)
         if expr.op == "or" and left:
             return True
-        right = _keeps(expr.right, labels)
+        right = _keeps(expr.right, labels, errors)
         return left or right if expr.op == "or" else left and right
-    return _compare(expr, labels)
+    return _compare(expr, labels, errors)
 
 
-def _compare(expr: Comparison, labels: dict[str, str]) -> bool:
+def _compare(expr: Comparison, labels: dict[str, str], errors: dict[str, str]) -> bool:
     op = expr.op
     if expr.kind == "string":
-        value = labels.get(expr.name, "")
+        value = errors.get(expr.name, labels.get(expr.name, ""))
         if expr.regex is not None:
             hit = expr.regex.match(value) is not None
             return hit if op == "=~" else not hit
         return (value == expr.value) == (op in ("=", "=="))
-    if ERROR_LABEL in labels:  # an entry with an error: only string matchers filter it
+    if ERROR_LABEL in labels or errors:  # an entry with an error: only string matchers filter it
         return True
     text = labels.get(expr.name)
     if text is None:  # no such label: the entry does not pass
@@ -194,8 +196,8 @@ def _compare(expr: Comparison, labels: dict[str, str]) -> bool:
     actual = _number(text) if expr.kind != "duration" else _duration(text)
     if actual is None:
         if expr.kind == "duration":  # Go's error texts, as Loki's __error_details__
-            return _filter_error(labels, f'time: invalid duration "{text}"')
-        return _filter_error(labels, f'strconv.ParseFloat: parsing "{text}": invalid syntax')
+            return _filter_error(errors, f'time: invalid duration "{text}"')
+        return _filter_error(errors, f'strconv.ParseFloat: parsing "{text}": invalid syntax')
     wanted = float(expr.value)
     if op in ("=", "=="):
         return actual == wanted

@@ -188,22 +188,20 @@ class MetricStoreQueryable:
         return [_one_per_time(series) for series in _merged(out)]
 
 
+Piece = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]
+"""Samples of one series from one source: times (ms) and values."""
+
+
 def _merged(found: list[ArraySeries]) -> list[ArraySeries]:
     """One series per label set: a series stored under a classic histogram name
     (`x_sum` as a gauge) and the one derived from histogram `x` with the same labels are
     one series, as they would be in Prometheus, their samples in time order."""
     if len({series.labels for series in found}) == len(found):
         return found
-    parts: dict[Labels, list[ArraySeries]] = {}
+    parts: dict[Labels, list[Piece]] = {}
     for series in found:
-        parts.setdefault(series.labels, []).append(series)
-    out: list[ArraySeries] = []
-    for labels, pieces in parts.items():
-        times = np.concatenate([piece.ts for piece in pieces])
-        order = np.argsort(times, kind="stable")
-        values = np.concatenate([piece.vs for piece in pieces])
-        out.append(ArraySeries(labels, times[order], values[order]))
-    return out
+        parts.setdefault(series.labels, []).append((series.ts, series.vs))
+    return _joined(parts)
 
 
 def _one_per_time(series: ArraySeries) -> ArraySeries:
@@ -234,7 +232,7 @@ def _expand(
     store_matchers = [m for m in matchers if m.name != "le"] if suffix == "_bucket" else matchers
     le_matchers = [m for m in matchers if m.name == "le"] if suffix == "_bucket" else []
     name = (NAME, base + suffix)
-    parts: dict[Labels, list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]] = {}
+    parts: dict[Labels, list[Piece]] = {}
     for group in store.select_histograms(base, store_matchers, start_ns, end_ns):
         times = group.time_ns // 1_000_000
         if suffix == "_sum":
@@ -251,6 +249,12 @@ def _expand(
                 continue
             labels = make_labels([*group.labels, ("le", le), name])
             parts.setdefault(labels, []).append((times, cumulative[:, column]))
+    return _joined(parts)
+
+
+def _joined(parts: dict[Labels, list[Piece]]) -> list[ArraySeries]:
+    """A series per label set from its pieces' (times, values), in time order (stable: a
+    piece's samples keep their order at equal times)."""
     out: list[ArraySeries] = []
     for labels, pieces in parts.items():
         if len(pieces) == 1:
