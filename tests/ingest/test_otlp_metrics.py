@@ -69,6 +69,33 @@ def test_exponential_histogram_becomes_explicit_buckets() -> None:
         assert cumulative == sum(v <= le for v in values), le
 
 
+def _one_exponential(zero_threshold: float, *counts: int) -> ExportMetricsServiceRequest:
+    """A request of one exponential point at scale 0 (base 2), positive buckets from (1, 2]."""
+    request = ExportMetricsServiceRequest()
+    metrics = request.resource_metrics.add().scope_metrics.add().metrics
+    exp = metrics.add(name="odd_seconds").exponential_histogram
+    exp.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+    point = exp.data_points.add(time_unix_nano=10**18, count=sum(counts) + 1, zero_count=1)
+    point.zero_threshold = zero_threshold
+    point.positive.bucket_counts.extend(counts)
+    return request
+
+
+def test_exponential_top_bucket_keeps_its_upper_edge() -> None:
+    """The last bucket with counts was read as +Inf, so a quantile in it was answered with its
+    lower edge; its edge is kept and the +Inf bucket after it is empty."""
+    decoded = decode_metrics_protobuf(_one_exponential(0.0, 1, 2).SerializeToString())
+    (point,) = decoded.batch.metrics
+    assert point.histogram is not None
+    assert point.histogram.bounds == (0.0, 2.0, 4.0)
+    assert point.histogram.counts == (1, 1, 2, 0)
+
+
+def test_exponential_zero_threshold_above_the_first_bucket_is_refused() -> None:
+    decoded = decode_metrics_protobuf(_one_exponential(5.0, 1).SerializeToString())
+    assert decoded.rejected == 1 and "invalid buckets" in decoded.error_message
+
+
 @pytest.mark.parametrize(
     ("scale", "zero_threshold"),
     [(-1024, 0.0), (-11, 0.0), (21, 0.0), (2**31 - 1, 0.0), (0, math.nan), (0, -1.0),

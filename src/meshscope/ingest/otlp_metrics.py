@@ -109,9 +109,11 @@ _MIN_SCALE, _MAX_SCALE = -10, 20
 
 
 def _exponential(dp: ExponentialHistogramDataPoint) -> Histogram | None:
-    """Explicit buckets at the edges of an exponential histogram's; None if out of range:
-    buckets at a scale outside OTLP's [-10, 20] (without buckets the scale means nothing),
-    a zero threshold that is negative or not finite, or edges past a double."""
+    """Explicit buckets at the edges of an exponential histogram's, every edge kept (the
+    last bucket's upper edge too, then an empty +Inf bucket, so a quantile in the top bucket
+    is interpolated within it); None if out of range: buckets at a scale outside OTLP's
+    [-10, 20] (without buckets the scale means nothing), a zero threshold that is negative
+    or not finite or above the first positive bucket, or edges past a double."""
     negative, positive = dp.negative, dp.positive
     buckets = len(negative.bucket_counts) + len(positive.bucket_counts)
     if buckets > _MAX_EXP_BUCKETS or not 0 <= dp.zero_threshold < math.inf:
@@ -133,7 +135,10 @@ def _exponential(dp: ExponentialHistogramDataPoint) -> Histogram | None:
             counts.append(count)
     except OverflowError:
         return None
-    return Histogram(tuple(uppers[:-1]), tuple(counts), dp.sum, dp.count)
+    if any(low >= high for low, high in pairwise(uppers)):
+        return None
+    counts.append(0)
+    return Histogram(tuple(uppers), tuple(counts), dp.sum, dp.count)
 
 
 class _Walker:
