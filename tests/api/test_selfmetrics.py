@@ -106,6 +106,8 @@ def test_metrics_expose_latency_store_size_and_scrape_state(
     on_disk = sum(os.stat(p).st_size for p in (path, path + ".wal") if os.path.exists(p))
     assert on_disk > 0
     assert got[("meshscope_store_size_bytes", frozenset())] == on_disk
+    assert got[("meshscope_store_backlog_rows", frozenset())] == 0.0
+    assert got[("meshscope_store_backlog_dropped_rows_total", frozenset())] == 0.0
     target = frozenset({("job", "self"), ("instance", host)})
     assert got[("meshscope_scrape_target_up", target)] == 1.0
     assert got[("meshscope_scrapes_total", target)] == 1.0

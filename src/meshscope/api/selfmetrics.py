@@ -94,6 +94,16 @@ class IngestCollector(Collector):
             "Derived metric series.",
             value=sum(len(pipeline.registry) for pipeline in pipelines),
         )
+        yield GaugeMetricFamily(
+            "meshscope_store_backlog_rows",
+            "Tail-sampled spans and service-graph calls whose write failed, kept for the next.",
+            value=sum(pipeline.backlog.rows for pipeline in pipelines),
+        )
+        yield CounterMetricFamily(
+            "meshscope_store_backlog_dropped_rows",
+            "Rows dropped from that backlog past its bound (a long store outage).",
+            value=sum(pipeline.backlog.dropped for pipeline in pipelines),
+        )
         yield CounterMetricFamily(
             "meshscope_derived_series_overflow",
             "Observations sent to an overflow series by the cardinality cap.",

@@ -26,6 +26,7 @@ from meshscope.model.calls import Call, ProxyRequest
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import Labels, MetricPoint
 from meshscope.model.spans import SpanKind
+from meshscope.pipeline.backlog import Backlog
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.requestmetrics import RequestMetrics
 from meshscope.pipeline.derive.servicegraph import ServiceGraphMetrics, SpanPairer
@@ -129,6 +130,7 @@ class Pipeline:
         self._span_metrics = SpanMetrics(self.registry)
         self._request_metrics = RequestMetrics(self.registry)
         self._graph_metrics = ServiceGraphMetrics(self.registry)
+        self.backlog = Backlog()
 
     def declare_services(self, services: Sequence[str]) -> None:
         """Services known before they send anything (e.g. an instrumented call chain)."""
@@ -241,12 +243,13 @@ class Pipeline:
                     calls=[call_from_request(r) for r in batch.requests if r.source],
                 )
             )
-        rest = Derived(
-            encoded=derived.encoded if self.tail is not None else [],
-            calls=derived.paired,
-            paired=derived.paired,
-        )
-        return own, rest
+        return own, self.unowned(derived)
+
+    def unowned(self, derived: Derived) -> Derived:
+        """What `derived` writes that no one batch of it owns: the calls paired from spans,
+        and with tail sampling the spans it released (of these batches or earlier ones)."""
+        encoded = derived.encoded if self.tail is not None else []
+        return Derived(encoded=encoded, calls=derived.paired, paired=derived.paired)
 
     def _operations(self, keys: Iterable[OperationKey]) -> list[Operation]:
         """Catalog entries for operation keys, the objects made once per key (bounded)."""
@@ -272,19 +275,36 @@ class Pipeline:
             derived.calls,
         )
 
+    def store_unowned(
+        self,
+        encoded: Sequence[Any] = (),
+        points: Sequence[MetricPoint] = (),
+        calls: Sequence[Call] = (),
+    ) -> None:
+        """Write rows no request waits for (spans tail sampling kept, calls paired across
+        requests or expired, derived metric values) in one transaction, after the rows of
+        an earlier such write that failed. When the store fails, the spans and calls are
+        kept for the next one (`backlog`, bounded; metric values are written whole again
+        at the next flush) and the error is raised."""
+        encoded, calls = self.backlog.take(encoded, calls)
+        if not (encoded or points or calls):
+            return
+        try:
+            write_encoded(self.storage, encoded, points=points, calls=calls)
+        except Exception:
+            self.backlog.keep(encoded, calls)
+            raise
+
     def tick(self) -> None:
-        """Write the kept spans of traces whose tail-sampling wait has passed."""
-        if self.tail is not None:
-            kept = self.tail.tick(self.clock.now_ns())
-            if kept:
-                write_encoded(self.storage, kept)
+        """Write the kept spans of traces whose tail-sampling wait has passed (and what an
+        earlier failed write left in the backlog)."""
+        kept = self.tail.tick(self.clock.now_ns()) if self.tail is not None else []
+        self.store_unowned(kept)
 
     def drain(self) -> None:
         """Decide every buffered trace now and write what is kept (on shutdown)."""
-        if self.tail is not None:
-            kept = self.tail.drain(self.clock.now_ns())
-            if kept:
-                write_encoded(self.storage, kept)
+        kept = self.tail.drain(self.clock.now_ns()) if self.tail is not None else []
+        self.store_unowned(kept)
 
     def flush(self, changed_only: bool = False) -> None:
         """Expire service-graph state and write the derived metrics' current values."""
@@ -295,8 +315,8 @@ class Pipeline:
         points = self.registry.collect(now, changed_only=changed_only)
         if points and self._series_labels:
             points = [_labelled(point, self._series_labels) for point in points]
-        if calls or points:  # one durable commit for both (each costs a synced log page)
-            write_encoded(self.storage, [], points=points, calls=calls)
+        # One durable commit for both (each costs a synced log page).
+        self.store_unowned(points=points, calls=calls)
 
 
 def _labelled(point: MetricPoint, extra: Labels) -> MetricPoint:

@@ -456,6 +456,10 @@ class BatchWriter:
         try:
             self.pipeline.store(derived)
         except StoreUnavailableError as exc:
+            # The requests are refused (their clients send them again); the rows no request
+            # owns are kept for the next write.
+            rest = self.pipeline.unowned(derived)
+            self.pipeline.backlog.keep(rest.encoded, rest.calls)
             log.error("store unavailable, %d items refused: %s", group.items, exc)
             errors = [UnavailableError(f"store write failed: {exc}")] * len(group.jobs)
         except Exception as exc:
@@ -492,11 +496,16 @@ class BatchWriter:
             else:
                 self.committed_items += len(job.batch)
                 self.commits += 1
-        try:
-            if rest.calls or rest.encoded:
-                self.pipeline.store(rest)
+        try:  # kept in the pipeline's backlog if this fails: no request waits for them
+            self.pipeline.store_unowned(rest.encoded, calls=rest.calls)
         except Exception:
-            log.exception("storing %d calls paired across requests failed", len(rest.calls))
+            log.exception(
+                "storing %d calls paired across requests and %d encodings of tail-sampled"
+                " spans failed; %d rows kept for the next write",
+                len(rest.calls),
+                len(rest.encoded),
+                self.pipeline.backlog.rows,
+            )
         errors: list[BaseException | None] = [None] * len(group.jobs)
         store_works = len(failures) < len(group.jobs)
         for i, failure in failures:

@@ -1,0 +1,65 @@
+"""Rows no request waits for, kept while the store fails.
+
+The writer stores most rows with the request that brought them, and a failed write is
+answered 503 so the client sends them again. Some rows belong to no waiting request: the
+spans tail sampling keeps (their requests were answered when the spans were buffered), the
+service-graph calls of pairs that expired or were paired across requests. A failed write of
+those would lose them, so they are kept here and written first with the next write
+(`Pipeline.store_unowned`): a store outage shorter than the backlog's bound costs nothing.
+Past the bound the oldest rows are dropped and counted (`dropped`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshscope.model.calls import Call
+
+MAX_ROWS = 250_000
+"""Spans and calls held at most: a minute of a store outage at 40k spans/s with tail sampling
+keeping a tenth, a few hundred MB of encoded rows at most."""
+
+
+@dataclass(slots=True)
+class Backlog:
+    """Used by the writer thread (ticks, flushes) and the store thread (a failed group's
+    rows), so every method holds a lock."""
+
+    limit: int = MAX_ROWS
+    encoded: list[Any] = field(default_factory=list)  # span encodings, each sized by len()
+    calls: list[Call] = field(default_factory=list)
+    dropped: int = 0  # rows dropped past the bound, since start
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def rows(self) -> int:
+        with self._lock:
+            return self._rows()
+
+    def _rows(self) -> int:
+        return sum(map(len, self.encoded)) + len(self.calls)
+
+    def take(self, encoded: Sequence[Any], calls: Sequence[Call]) -> tuple[list[Any], list[Call]]:
+        """The kept rows (oldest first) followed by these; the backlog is empty afterwards."""
+        with self._lock:
+            out = [*self.encoded, *encoded], [*self.calls, *calls]
+            self.encoded, self.calls = [], []
+        return out
+
+    def keep(self, encoded: Sequence[Any], calls: Sequence[Call]) -> None:
+        """Hold rows whose write failed, before any kept meanwhile; past the bound the
+        oldest are dropped."""
+        with self._lock:
+            self.encoded = [*encoded, *self.encoded]
+            self.calls = [*calls, *self.calls]
+            excess = self._rows() - self.limit
+            while excess > 0 and self.encoded:
+                rows = len(self.encoded.pop(0))
+                self.dropped += rows
+                excess -= rows
+            if excess > 0:
+                del self.calls[:excess]
+                self.dropped += excess

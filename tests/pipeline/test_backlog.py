@@ -1,0 +1,142 @@
+"""Rows no request waits for survive a store outage: tail-kept spans and service-graph calls
+whose write failed are written with the next one (they were lost)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from meshscope.clock import ManualClock
+from meshscope.model.batch import Batch
+from meshscope.model.logs import LogRecord
+from meshscope.model.spans import Span, SpanKind
+from meshscope.pipeline.backlog import Backlog
+from meshscope.pipeline.chain import Pipeline, PipelineSettings
+from meshscope.pipeline.sampling.config import from_mapping
+from meshscope.pipeline.sampling.tail import TailSampler
+from meshscope.pipeline.writer import BatchWriter, WriterSettings
+from meshscope.store.base import LogQuery, StoreUnavailableError
+from meshscope.store.memory import MemoryStorage
+
+T0 = 1_700_000_000_000_000_000
+
+
+class FlakyStorage(MemoryStorage):
+    """A store whose writes raise while `down` is set, as a ClickHouse server that is gone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def write_batch(self, *args: Any, **kwargs: Any) -> None:
+        if self.down:
+            raise StoreUnavailableError("ClickHouse at 127.0.0.1:9000: connection refused")
+        super().write_batch(*args, **kwargs)
+
+
+def _trace(i: int) -> list[Span]:
+    tid = f"{i + 1:032x}"
+    root = Span(tid, f"{2 * i + 1:016x}", "GET /", "web", T0, T0 + 10**6, kind=SpanKind.SERVER)
+    child = Span(tid, f"{2 * i + 2:016x}", "q", "db", T0 + 1, T0 + 10**5, root.span_id,
+                 SpanKind.CLIENT)  # fmt: skip
+    return [root, child]
+
+
+def _tail_pipeline(storage: MemoryStorage, clock: ManualClock) -> Pipeline:
+    config = from_mapping({"tail": {"enabled": True, "decision_wait_seconds": 5, "policies": [
+        {"name": "all", "type": "always_sample"}]}})  # fmt: skip
+    return Pipeline(storage, clock, tail=TailSampler.from_config(config.tail))
+
+
+def _access_logs(storage: MemoryStorage) -> list[LogRecord]:
+    return storage.logs.find_logs(LogQuery(access=True))
+
+
+def test_tail_kept_spans_whose_write_failed_are_written_by_the_next_tick() -> None:
+    storage, clock = FlakyStorage(), ManualClock()
+    pipeline = _tail_pipeline(storage, clock)
+    pipeline.consume(Batch(spans=_trace(0)))  # acknowledged: buffered by the sampler
+    clock.advance(6)
+    storage.down = True
+    try:
+        pipeline.tick()
+    except StoreUnavailableError:
+        pass
+    else:
+        raise AssertionError("the write should have failed")
+    assert pipeline.backlog.rows == 2 and storage.traces.span_counts() == {}
+    storage.down = False
+    pipeline.tick()  # nothing newly decided: the backlog alone
+    assert storage.traces.span_counts() == {"web": 1, "db": 1}
+    assert pipeline.backlog.rows == 0
+
+
+def test_expired_calls_whose_flush_failed_are_written_by_the_next_flush() -> None:
+    storage, clock = FlakyStorage(), ManualClock()
+    pipeline = Pipeline(storage, clock, PipelineSettings(servicegraph_ttl_ns=10**9))
+    # A CLIENT span to a database no one reports: its call is made when it expires.
+    client = _trace(0)[1]
+    pipeline.consume(Batch(spans=[Span(client.trace_id, client.span_id, "q", "web", T0,
+        T0 + 10**5, kind=SpanKind.CLIENT, attributes={"db.system": "postgresql"})]))  # fmt: skip
+    clock.advance(2)
+    storage.down = True
+    try:
+        pipeline.flush()
+    except StoreUnavailableError:
+        pass
+    else:
+        raise AssertionError("the write should have failed")
+    assert pipeline.backlog.rows == 1
+    storage.down = False
+    pipeline.flush()
+    (log,) = _access_logs(storage)
+    assert log.attributes["source.service"] == "web"
+    assert log.attributes["destination.service"] == "postgresql"
+
+
+def test_a_group_refused_as_unavailable_keeps_the_calls_it_paired() -> None:
+    """The group's requests are refused (503; their clients send them again, but the pairs
+    they made are not made again); the calls paired from them reach the store afterwards,
+    like the service-graph counts that were made of them."""
+    storage, clock = FlakyStorage(), ManualClock()
+    pipeline = Pipeline(storage, clock)
+    writer = BatchWriter(pipeline, WriterSettings(flush_interval_s=3600, tick_interval_s=3600))
+    root, child = _trace(0)
+    server = Span(child.trace_id, "00000000000000ff", "q", "db", T0 + 2, T0 + 10**4,
+                  child.span_id, SpanKind.SERVER)  # fmt: skip
+    storage.down = True
+    answered = threading.Event()
+    answers: list[BaseException | None] = []
+
+    def done(error: BaseException | None) -> None:
+        answers.append(error)
+        answered.set()
+
+    writer.enqueue(Batch(spans=[root, child, server]), done)  # type: ignore[arg-type]
+    writer.start()
+    try:
+        assert answered.wait(30)
+        assert isinstance(answers[0], Exception)  # 503
+        assert pipeline.backlog.rows == 1
+        storage.down = False
+        pipeline.tick()
+        (log,) = _access_logs(storage)
+        assert log.attributes["destination.service"] == "db"
+        assert storage.traces.span_counts() == {}  # the spans are the client's to resend
+    finally:
+        writer.stop()
+
+
+class _Rows(list[int]):
+    """An encoding of len() rows."""
+
+
+def test_the_backlog_is_bounded_and_counts_what_it_drops() -> None:
+    backlog = Backlog(limit=10)
+    encodings: Sequence[Any] = [_Rows(range(4)), _Rows(range(4))]
+    backlog.keep(encodings, [])
+    backlog.keep([_Rows(range(4))], [])  # the oldest first: this one is older
+    assert backlog.rows == 8 and backlog.dropped == 4
+    encoded, calls = backlog.take([], [])
+    assert encoded == list(encodings) and calls == [] and backlog.rows == 0
