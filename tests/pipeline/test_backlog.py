@@ -113,7 +113,7 @@ def test_a_group_refused_as_unavailable_keeps_the_calls_it_paired() -> None:
         answers.append(error)
         answered.set()
 
-    writer.enqueue(Batch(spans=[root, child, server]), done)  # type: ignore[arg-type]
+    writer.enqueue(Batch(spans=[root, child, server]), done)
     writer.start()
     try:
         assert answered.wait(30)
