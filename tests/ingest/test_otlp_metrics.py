@@ -305,3 +305,15 @@ def test_an_attribute_without_a_key_is_no_label() -> None:
     point.attributes.add(key="k", value=AnyValue(string_value="v"))
     (found,) = decode_metrics_protobuf(request.SerializeToString()).batch.metrics
     assert dict(found.labels) == {"k": "v"}
+
+
+def test_an_attribute_named_like_the_metric_name_label_is_no_label() -> None:
+    """`__name__` is the metric's own name; the attribute is dropped, as Prometheus' OTLP
+    receiver sets the name after the attributes (it became a label `__name_`)."""
+    request = ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="g")
+    point = metric.gauge.data_points.add(time_unix_nano=10**18, as_double=1.0)
+    point.attributes.add(key="__name__", value=AnyValue(string_value="other"))
+    point.attributes.add(key="__tier__", value=AnyValue(string_value="gold"))
+    (found,) = decode_metrics_protobuf(request.SerializeToString()).batch.metrics
+    assert found.name == "g" and dict(found.labels) == {"__tier__": "gold"}

@@ -37,6 +37,8 @@ def test_metric_names(name: str, unit: str, kind: str, expected: str) -> None:
         ("123invalid", "key_123invalid"),
         ("a..b", "a_b"),
         ("__reserved", "__reserved"),
+        ("__name__", "__name__"),  # reserved names whole, as Prometheus (was `__name_`)
+        ("__meta.a__b", "__meta_a__b"),
         ("ünicode", "_nicode"),
     ],
 )

@@ -98,6 +98,8 @@ def _labels(kvs: Sequence[KeyValue], target: dict[str, str]) -> Labels:
         if not key:  # OTel: attribute keys are non-empty; a label needs a name
             continue
         name = label_name(key)
+        if name == "__name__":  # the metric's name is its `__name__`, as in Prometheus
+            continue
         text = label_value(value)
         out[name] = f"{out[name]};{text}" if name in out else text
     out.update(target)

@@ -107,7 +107,11 @@ def metric_name(name: str, unit: str, *, counter: bool = False, gauge: bool = Fa
 @lru_cache(maxsize=8192)
 def label_name(key: str) -> str:
     """A valid Prometheus label name: invalid characters -> `_`, runs of `_` collapsed
-    (leading ones kept, so reserved `__names` survive), a leading digit prefixed `key_`."""
+    (leading ones kept), a leading digit prefixed `key_`. A reserved name (two leading
+    underscores, not three) keeps its underscores, as Prometheus' OTLP translator keeps it:
+    `__name__` stays `__name__` (it was `__name_`)."""
+    if key.startswith("__") and key[2:3] != "_":
+        return _LABEL_INVALID.sub("_", key)
     result = _UNDERSCORES.sub("_", _LABEL_INVALID.sub("_", key))
     if result[:1].isdigit():
         result = "key_" + result
