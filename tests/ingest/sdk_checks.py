@@ -74,7 +74,7 @@ def assert_sdk_logs_stored(storage: Storage, records: Sequence[Any]) -> None:
     """The three records of `otel_sdk.make_logs`, found by service and by trace id."""
     logs = storage.logs.find_logs(LogQuery(service="checkout"))
     assert [(r.severity, r.severity_text) for r in logs] == [
-        (Severity.ERROR, "ERROR"),
+        (18, "ERROR"),  # ERROR2, the number as sent
         (Severity.INFO, "info"),
         (Severity.UNSPECIFIED, ""),
     ]

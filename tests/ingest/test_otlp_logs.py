@@ -27,9 +27,7 @@ def test_protobuf_round_trip_of_sdk_logs(sdk_logs: tuple[list[Any], bytes]) -> N
     for sdk, got in zip(records, decoded.batch.logs, strict=True):
         record = sdk.log_record
         assert got.time_ns == (record.timestamp or record.observed_timestamp)
-        assert got.severity is Severity.from_number(
-            record.severity_number.value if record.severity_number else 0
-        )
+        assert got.severity == (record.severity_number.value if record.severity_number else 0)
         assert got.severity_text == (record.severity_text or "")
         assert got.attributes == dict(record.attributes or {})
         assert got.resource == RESOURCE_ATTRS
@@ -41,7 +39,7 @@ def test_protobuf_round_trip_of_sdk_logs(sdk_logs: tuple[list[Any], bytes]) -> N
             assert (got.trace_id, got.span_id) == ("", "")
     first, second, third = decoded.batch.logs
     assert first.body == "payment failed"
-    assert first.severity is Severity.ERROR
+    assert (first.severity, first.level) == (18, Severity.ERROR)  # ERROR2 as sent
     assert first.trace_id != ""
     # Non-string bodies are JSON-encoded.
     assert json.loads(second.body) == {"event": "login", "user": {"id": 7}, "tags": ["x"]}
@@ -99,7 +97,8 @@ def test_json_spec_example_with_hex_ids() -> None:
     decoded = decode_logs_json(json.dumps(doc).encode())
     first, second = decoded.batch.logs
     assert first.time_ns == 1544712660300000000
-    assert first.severity is Severity.INFO
+    # The number as sent (INFO2), its level INFO (it was stored as 9).
+    assert (first.severity, first.level) == (10, Severity.INFO)
     assert first.severity_text == "Information"
     assert (first.trace_id, first.span_id) == (
         "5b8efff798038103d269b633813fc60c",
@@ -108,7 +107,7 @@ def test_json_spec_example_with_hex_ids() -> None:
     assert first.body == "Example log record"
     assert first.attributes == {"int.attribute": 10, "array.attribute": ["many", "values"]}
     assert first.service == "my.service"
-    assert second.severity is Severity.FATAL
+    assert (second.severity, second.level) == (24, Severity.FATAL)
     assert second.body == "" and second.time_ns > first.time_ns  # no time: when received
 
 

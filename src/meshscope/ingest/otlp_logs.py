@@ -33,7 +33,6 @@ from meshscope.model.batch import Batch
 from meshscope.model.logs import LogRecord, Severity
 
 _WHAT = "ExportLogsServiceRequest"
-_SEVERITIES = tuple(Severity.from_number(n) for n in range(25))
 _BAD_IDS = "trace_id must be empty or 16 bytes and span_id empty or 8 bytes"
 
 
@@ -96,7 +95,7 @@ def logs_from_request(resource_logs: Sequence[ResourceLogs]) -> Decoded:
                         time_ns,
                         body_text(record.body),
                         service,
-                        _SEVERITIES[number] if 0 <= number < 25 else Severity.from_number(number),
+                        number if 0 <= number < 25 else Severity.from_number(number),
                         record.severity_text,
                         trace_id,
                         span_id,

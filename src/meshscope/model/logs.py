@@ -26,13 +26,9 @@ class Severity(IntEnum):
     @classmethod
     def from_number(cls, number: int) -> Severity:
         """Map any OTel severity number (1..24) to the start of its range."""
-        if number <= 0:
-            return cls.UNSPECIFIED
-        best = cls.TRACE
-        for member in cls:
-            if member.value <= number:
-                best = member
-        return best
+        if 0 <= number < len(_BY_NUMBER):
+            return _BY_NUMBER[number]
+        return cls.UNSPECIFIED if number < 0 else cls.FATAL
 
     @classmethod
     def from_text(cls, text: str) -> Severity:
@@ -41,6 +37,8 @@ class Severity(IntEnum):
         key = _SEVERITY_ALIASES.get(key, key)
         return cls.__members__.get(key, cls.UNSPECIFIED)
 
+
+_BY_NUMBER = (Severity.UNSPECIFIED, *(max(s for s in Severity if s <= n) for n in range(1, 25)))
 
 _SEVERITY_ALIASES = {
     "WARNING": "WARN",
@@ -56,15 +54,23 @@ _SEVERITY_ALIASES = {
 
 @dataclass(frozen=True, slots=True)
 class LogRecord:
+    """`severity` is the OTel severity number as sent (0..24: INFO2 is 10), or a `Severity`,
+    the first number of its range, where only a level is known (Loki, the node); `level`
+    folds it to its range."""
+
     time_ns: int
     body: str
     service: str
-    severity: Severity = Severity.UNSPECIFIED
+    severity: int = Severity.UNSPECIFIED
     severity_text: str = ""
     trace_id: str = ""
     span_id: str = ""
     attributes: dict[str, AttrValue] = field(default_factory=dict)
     resource: dict[str, AttrValue] = field(default_factory=dict)
+
+    @property
+    def level(self) -> Severity:
+        return Severity.from_number(self.severity)
 
     @property
     def is_access_log(self) -> bool:

@@ -65,7 +65,7 @@ def _log(record: LogRecord) -> PbLogRecord:
         time_unix_nano=record.time_ns,
         observed_time_unix_nano=record.time_ns,
         severity_number=int(record.severity),  # type: ignore[arg-type]
-        severity_text=record.severity.name if record.severity else "",
+        severity_text=record.level.name if record.severity else "",
         body=AnyValue(string_value=record.body),
         attributes=key_values(record.attributes),
         trace_id=bytes.fromhex(record.trace_id) if record.trace_id else b"",

@@ -18,7 +18,7 @@ from typing import Any
 
 from meshscope.model.attributes import AttrValue
 from meshscope.model.calls import Call
-from meshscope.model.logs import LogRecord, Severity
+from meshscope.model.logs import LogRecord
 from meshscope.store.base import attr_text
 
 _MASK64 = (1 << 64) - 1
@@ -232,7 +232,7 @@ def log_record(
         time_ns=time_ns,
         body=body,
         service=service,
-        severity=Severity(severity),
+        severity=severity,
         severity_text=severity_text,
         trace_id=hex128(t_hi, t_lo),
         span_id=hex64(span_id),

@@ -37,8 +37,10 @@ def label_name(key: str) -> str:
     return "_" + name if name[:1].isdigit() else name
 
 
-def level_name(severity: Severity) -> str:
-    return "" if severity is Severity.UNSPECIFIED else severity.name.lower()
+def level_name(severity: int) -> str:
+    """The level of a severity number (`info` for 9-12), "" for unspecified."""
+    level = Severity.from_number(severity)
+    return "" if level is Severity.UNSPECIFIED else level.name.lower()
 
 
 def stream_labels(record: LogRecord) -> dict[str, str]:
