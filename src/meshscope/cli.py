@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections.abc import Sequence
 
@@ -43,6 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "node":
         from meshscope.node.main import run
 
+        if isinstance(sys.stdin, io.TextIOWrapper):
+            # Input is UTF-8 JSON lines whatever the locale; a byte that is not UTF-8 comes
+            # through as a surrogate (that line is reported as not JSON), never as an error
+            # that ends the node (a strict locale's decoder raised UnicodeDecodeError).
+            sys.stdin.reconfigure(encoding="utf-8", errors="surrogateescape")
         return run(sys.stdin, sys.stdout, sys.stderr)
     if args.command == "sidecar":
         return run_sidecar(args)

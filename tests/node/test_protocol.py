@@ -6,6 +6,9 @@ import io
 import itertools
 import json
 import math
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -21,7 +24,7 @@ from meshscope.node.framing import (
     Output,
     read_values,
 )
-from meshscope.node.main import Node
+from meshscope.node.main import Node, run
 from tests.node.conftest import HEX16, HEX32, envelope, run_node
 
 Json = dict[str, Any]
@@ -93,7 +96,9 @@ def test_record_rejects_bad_fields_with_code_12() -> None:
         {"type": "record", "msg_id": 8, "service": "a", "duration_ms": 2**1100, "status": 200},
         {"type": "record", "msg_id": 9, "service": "a", "duration_ms": 9.3e12, "status": 200},
     ]  # fmt: skip
-    out = bodies([json.dumps({"src": "c", "dest": "n", "body": b}) for b in bad])
+    # Infinity is not JSON: written as JSON's 1e999, a number past a double.
+    lines = [json.dumps({"src": "c", "dest": "n", "body": b}) for b in bad]
+    out = bodies([line.replace("Infinity", "1e999") for line in lines])
     assert [(b["type"], b["in_reply_to"], b["code"]) for b in out] == [
         ("error", i, 12) for i in range(1, 10)
     ]
@@ -428,6 +433,64 @@ def test_pending_text_stays_bounded() -> None:
     out = values(["[", *["1,"] * MAX_PENDING_LINES, generate(4)])
     assert out[0] == Garbage(("[\n" + "1,\n" * MAX_PENDING_LINES)[:200], "JSON value too long")
     assert out[-1] == json.loads(generate(4))
+
+
+def test_wide_pending_lines_stay_cheap() -> None:
+    """Each line of a pending value re-parses it: 1,000 lines of 5,000 characters parsed
+    2.5 GB (5.5 s before the next reply); the parse budget ends the value long before."""
+    wide = '"' + "x" * 5_000 + '",'
+    out = values(["[", *[wide] * 1_000, generate(4)])
+    assert isinstance(out[0], Garbage) and out[0].reason == "JSON value too long"
+    assert out[-1] == json.loads(generate(4))
+    # The budget (32 MiB) ends the value after ~110 lines; each line after it is garbage alone.
+    assert sum(isinstance(v, Garbage) and v.reason == "not JSON" for v in out) > 800
+
+
+def raw(body: str) -> str:
+    """An envelope around a body written as JSON text."""
+    return '{"src":"c","dest":"n","body":' + body + "}"
+
+
+def test_numbers_python_cannot_hold_never_end_the_node() -> None:
+    """An integer past 4,300 digits raised ValueError and ended the node; 1e400 was echoed as
+    `Infinity` (not JSON). Both are valid JSON: a msg_id is echoed as written, a number
+    field is code 12."""
+    huge = "9" * 4_400
+    lines = [
+        raw('{"type":"generate","msg_id":' + huge + "}"),
+        raw('{"type":"generate","msg_id":1e400}'),
+        raw('{"type":"record","msg_id":3,"service":"a","duration_ms":' + huge + ',"status":2}'),
+        generate(4),
+    ]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    run(io.StringIO("".join(line + "\n" for line in lines)), stdout, stderr)
+    out = stdout.getvalue().splitlines()
+    assert f'"in_reply_to": {huge},' in out[0] and '"in_reply_to": 1e400,' in out[1]
+    replies = [json.loads(line, parse_int=str) for line in out]  # every line is JSON
+    assert replies[2]["body"]["code"] == "12" and replies[3]["body"]["in_reply_to"] == "4"
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(literal: str) -> None:
+    line = raw('{"type":"generate","msg_id":' + literal + "}")
+    replies, stderr = run_node([line, generate(2)])
+    assert [r["body"]["in_reply_to"] for r in replies] == [2]
+    assert "not JSON" in stderr
+
+
+def test_bytes_that_are_not_utf8_never_end_the_node_whatever_the_locale() -> None:
+    """A strict UTF-8 locale's stdin raised UnicodeDecodeError (the node died); the CLI reads
+    such bytes as surrogates, reported as not JSON."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "meshscope.cli", "node"],
+        input=b"\xff\xfe\n" + generate(2).encode() + b"\n",
+        capture_output=True,
+        timeout=30,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"},
+        check=True,
+    )
+    assert json.loads(proc.stdout)["body"]["in_reply_to"] == 2
+    assert b"not JSON" in proc.stderr
 
 
 def test_only_json_whitespace_makes_a_blank_line() -> None:

@@ -4,14 +4,22 @@ write envelopes. Nothing here knows about message types."""
 from __future__ import annotations
 
 import json
+import math
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 JsonObject = dict[str, Any]
 MAX_PENDING_LINES = 1_000
-"""Lines one pretty-printed value may span (an envelope takes ~10). Each new line re-parses
-the pending text, so this bound keeps a runaway value's cost at ~35 ms, not seconds."""
+"""Lines one pretty-printed value may span (an envelope takes ~10)."""
+MAX_PENDING_PARSE = 32 << 20
+"""Characters parsed, in all, while a pretty-printed value is pending: each new line re-parses
+the pending text, so wide lines made this quadratic (1,000 lines of 5,000 characters held the
+next reply 5.5 s). ~50 ms of parsing; a value on one line of any width is parsed once."""
+MAX_INT_DIGITS = 4_300
+"""Python's limit for converting digits to an int (longer ones raised ValueError, which ended
+the node)."""
 JSON_WHITESPACE = " \t\n\r"
 """The only whitespace JSON allows around tokens (RFC 8259). str.strip() with no argument
 removes more (U+0085, U+00A0, U+2028, U+001C..U+001F, ...), which JSON rejects."""
@@ -36,7 +44,7 @@ def read_values(lines: Iterable[str]) -> Iterator[JsonObject | Garbage]:
     garbage, or the start of a new value.
     """
     pending = ""
-    count = 0
+    count = parsed = 0
     for line in lines:
         if pending:
             joined = pending + line
@@ -46,8 +54,8 @@ def read_values(lines: Iterable[str]) -> Iterator[JsonObject | Garbage]:
                 yield _object_or_garbage(value, joined)
                 continue
             if incomplete and not isinstance(_parse(line)[0], dict):
-                pending, count = joined, count + 1
-                if count > MAX_PENDING_LINES:
+                pending, count, parsed = joined, count + 1, parsed + len(joined)
+                if count > MAX_PENDING_LINES or parsed > MAX_PENDING_PARSE:
                     yield Garbage(pending[:200], "JSON value too long")
                     pending, count = "", 0
                 continue
@@ -57,7 +65,7 @@ def read_values(lines: Iterable[str]) -> Iterator[JsonObject | Garbage]:
             continue
         value, incomplete = _parse(line)
         if incomplete:
-            pending, count = line, 1
+            pending, count, parsed = line, 1, len(line)
             continue
         yield _object_or_garbage(value, line)
     if pending:
@@ -67,18 +75,38 @@ def read_values(lines: Iterable[str]) -> Iterator[JsonObject | Garbage]:
 _INVALID = object()
 
 
+class Literal(str):
+    """A JSON number Python cannot hold as it is (past a double's range, or past
+    `MAX_INT_DIGITS` digits), kept as its text: a field that wants a number finds a string
+    (code 12), and a `msg_id` is echoed as written (`Output` writes it back bare)."""
+
+
+def _int(text: str) -> int | Literal:
+    return int(text) if len(text) <= MAX_INT_DIGITS else Literal(text)
+
+
+def _float(text: str) -> float | Literal:
+    value = float(text)
+    return value if math.isfinite(value) else Literal(text)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity, -Infinity (RFC 8259)
+
+
 def _parse(text: str) -> tuple[object, bool]:
     """(value, incomplete); an invalid text returns (_INVALID, incomplete). `incomplete` is True
     when the text opens an object or array and the parser reached its end (JSON whitespace
     aside) without finding an error, so more lines may complete it. Any other character after
     a complete value, even one str.strip() removes (U+2028, U+00A0, ...), is an error."""
     try:
-        return json.loads(text), False
+        value = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_not_json)
+        return value, False
     except json.JSONDecodeError as error:
         stripped = text.rstrip(JSON_WHITESPACE)
         starts_value = stripped.lstrip(JSON_WHITESPACE)[:1] in ("{", "[")
         return _INVALID, starts_value and error.pos >= len(stripped)
-    except RecursionError:
+    except (RecursionError, ValueError):
         return _INVALID, False
 
 
@@ -98,7 +126,16 @@ class Output:
         self._err = stderr
 
     def send(self, src: str, dest: str, body: JsonObject) -> None:
-        self._out.write(json.dumps({"src": src, "dest": dest, "body": body}) + "\n")
+        literals: dict[str, str] = {}
+        for key, value in body.items():  # a msg_id echoed in `in_reply_to`
+            if isinstance(value, Literal):
+                marker = f"\0{secrets.token_hex(8)}"
+                literals[json.dumps(marker)] = str(value)
+                body = {**body, key: marker}
+        line = json.dumps({"src": src, "dest": dest, "body": body}, allow_nan=False)
+        for marker, text in literals.items():
+            line = line.replace(marker, text, 1)
+        self._out.write(line + "\n")
         self._out.flush()
 
     def warn(self, message: str) -> None:
