@@ -322,6 +322,10 @@ def test_logs_are_found_by_trace_in_order() -> None:
         ],
     }
     assert node_send(node, "a", type="search_logs", msg_id=5, trace_id="none")["logs"] == []
+    # The protocol's table requires `trace_id` (it was optional, and the log stored).
+    for bad in ({}, {"trace_id": 7}):
+        error = node_send(node, "a", type="log", msg_id=6, message="m", **bad)
+        assert (error["type"], error["code"]) == ("error", 12)
 
 
 def test_search_logs_of_a_traced_request_excludes_access_logs() -> None:

@@ -177,7 +177,7 @@ def _header(headers: JsonObject, name: str) -> str | None:
 
 def handle_log(state: NodeState, body: JsonObject, env: Envelope) -> Reply:
     message = req_str(body, "message", allow_empty=True)
-    trace_id = opt_str(body, "trace_id")
+    trace_id = req_str(body, "trace_id", allow_empty=True)  # required by the protocol's table
     service = opt_str(body, "service") or DEFAULT_LOG_SERVICE
     level = opt_str(body, "level", "info")
     record = LogRecord(
