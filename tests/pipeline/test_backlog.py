@@ -128,6 +128,31 @@ def test_a_group_refused_as_unavailable_keeps_the_calls_it_paired() -> None:
         writer.stop()
 
 
+def test_rows_that_failed_on_a_value_are_dropped_not_retried_forever() -> None:
+    """A value the store cannot hold (a decoder bug) would fail every later write it went
+    with: those rows are counted as dropped, and the next flush succeeds."""
+    storage, clock = FlakyStorage(), ManualClock()
+    pipeline = _tail_pipeline(storage, clock)
+    real = storage.write_batch
+
+    def refuse_once(*args: Any, **kwargs: Any) -> None:
+        storage.write_batch = real  # type: ignore[method-assign]
+        raise OverflowError("int too big to convert")
+
+    pipeline.consume(Batch(spans=_trace(0)))
+    clock.advance(6)
+    storage.write_batch = refuse_once  # type: ignore[method-assign]
+    try:
+        pipeline.tick()
+    except OverflowError:
+        pass
+    else:
+        raise AssertionError("the write should have failed")
+    assert (pipeline.backlog.rows, pipeline.backlog.dropped) == (0, 2)
+    pipeline.flush()  # the rows are not in it: it succeeds
+    assert storage.traces.span_counts() == {}
+
+
 class _Rows(list[int]):
     """An encoding of len() rows."""
 

@@ -6,7 +6,9 @@ spans tail sampling keeps (their requests were answered when the spans were buff
 service-graph calls of pairs that expired or were paired across requests. A failed write of
 those would lose them, so they are kept here and written first with the next write
 (`Pipeline.store_unowned`): a store outage shorter than the backlog's bound costs nothing.
-Past the bound the oldest rows are dropped and counted (`dropped`).
+Past the bound the oldest rows are dropped and counted (`dropped`), and so are the rows of a
+write that failed on a value (`is_data_error`: a decoder bug), which no retry would store and
+which would fail every later write with them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ from meshscope.model.calls import Call
 MAX_ROWS = 250_000
 """Spans and calls held at most: a minute of a store outage at 40k spans/s with tail sampling
 keeping a tenth, a few hundred MB of encoded rows at most."""
+
+
+def is_data_error(error: BaseException) -> bool:
+    """Whether an error comes from a value, not from the store: raised while building rows
+    (Arrow's ArrowInvalid is a ValueError, ArrowTypeError a TypeError)."""
+    return isinstance(error, ValueError | TypeError | ArithmeticError)
 
 
 @dataclass(slots=True)
@@ -48,6 +56,11 @@ class Backlog:
             out = [*self.encoded, *encoded], [*self.calls, *calls]
             self.encoded, self.calls = [], []
         return out
+
+    def drop(self, encoded: Sequence[Any], calls: Sequence[Call]) -> None:
+        """Count rows given up on."""
+        with self._lock:
+            self.dropped += sum(map(len, encoded)) + len(calls)
 
     def keep(self, encoded: Sequence[Any], calls: Sequence[Call]) -> None:
         """Hold rows whose write failed, before any kept meanwhile; past the bound the

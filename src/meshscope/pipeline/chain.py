@@ -26,7 +26,7 @@ from meshscope.model.calls import Call, ProxyRequest
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import Labels, MetricPoint
 from meshscope.model.spans import SpanKind
-from meshscope.pipeline.backlog import Backlog
+from meshscope.pipeline.backlog import Backlog, is_data_error
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.requestmetrics import RequestMetrics
 from meshscope.pipeline.derive.servicegraph import ServiceGraphMetrics, SpanPairer
@@ -285,14 +285,15 @@ class Pipeline:
         requests or expired, derived metric values) in one transaction, after the rows of
         an earlier such write that failed. When the store fails, the spans and calls are
         kept for the next one (`backlog`, bounded; metric values are written whole again
-        at the next flush) and the error is raised."""
+        at the next flush), unless a value failed (dropped, counted), and the error is
+        raised."""
         encoded, calls = self.backlog.take(encoded, calls)
         if not (encoded or points or calls):
             return
         try:
             write_encoded(self.storage, encoded, points=points, calls=calls)
-        except Exception:
-            self.backlog.keep(encoded, calls)
+        except Exception as error:
+            (self.backlog.drop if is_data_error(error) else self.backlog.keep)(encoded, calls)
             raise
 
     def tick(self) -> None:

@@ -41,6 +41,7 @@ from typing import Protocol
 
 from meshscope.ingest.sink import OverloadedError, UnavailableError, UnstorableError
 from meshscope.model.batch import Batch
+from meshscope.pipeline.backlog import is_data_error
 from meshscope.pipeline.chain import Derived, Observations, Pipeline
 from meshscope.pipeline.commit_window import CommitWindow, Hold
 from meshscope.pipeline.prepared import Prepared
@@ -509,7 +510,7 @@ class BatchWriter:
         errors: list[BaseException | None] = [None] * len(group.jobs)
         store_works = len(failures) < len(group.jobs)
         for i, failure in failures:
-            if store_works or _is_data_error(failure):
+            if store_works or is_data_error(failure):
                 log.error(
                     "a decoder let through an item the store cannot hold (a bug; the "
                     "request is refused): %s: %s",
@@ -533,12 +534,6 @@ class BatchWriter:
             action()
         except Exception:
             log.exception("background task %s failed", getattr(action, "__name__", action))
-
-
-def _is_data_error(error: BaseException) -> bool:
-    """Whether an error comes from a value, not from the store: raised while building rows
-    (Arrow's ArrowInvalid is a ValueError, ArrowTypeError a TypeError)."""
-    return isinstance(error, ValueError | TypeError | ArithmeticError)
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
