@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import grpc
@@ -76,6 +77,8 @@ from meshscope.tenancy.writers import TenantWriters
 from meshscope.ui.routes import ui_routes as web_ui_routes
 
 NS_PER_HOUR = 3600 * 10**9
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -331,6 +334,11 @@ def build_stack(config: Config, clock: Clock, tenant: str, limiter: Limiter | No
         head=HeadSamplingFilter(sampling.head.ratio) if sampling.head.enabled else None,
         tail=TailSampler.from_config(sampling.tail) if sampling.tail.enabled else None,
     )
+    try:  # a restart goes on from the stored totals (reads would see a reset otherwise)
+        pipeline.resume_derived()
+    except Exception as error:
+        log.warning("derived series start from zero: reading their stored totals failed: %s",
+                    error)  # fmt: skip
 
     def apply_retention() -> None:
         storage.expire(clock.now_ns() - int(retention_hours() * NS_PER_HOUR))

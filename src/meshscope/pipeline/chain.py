@@ -35,10 +35,13 @@ from meshscope.pipeline.prepared import OperationKey, Prepared, prepare
 from meshscope.pipeline.sampling.facts import SpanMatcher
 from meshscope.pipeline.sampling.head import HeadSamplingFilter
 from meshscope.pipeline.sampling.tail import TailSampler
-from meshscope.store.base import Operation, Storage
+from meshscope.store.base import LabelMatcher, MatchOp, Operation, Storage
 from meshscope.store.twophase import column_encoder, span_encoder, write_encoded
 
 _MAX_OPERATIONS = 100_000
+RESUME_WINDOW_NS = 120 * 10**9
+"""Series flushed within this of the store's newest derived sample are the previous process's
+last (each flush writes every series; a flush takes well under this)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,40 @@ class Pipeline:
         self._request_metrics = RequestMetrics(self.registry)
         self._graph_metrics = ServiceGraphMetrics(self.registry)
         self.backlog = Backlog()
+
+    def resume_derived(self) -> int:
+        """After a restart, go on with the derived series from their stored totals (see
+        `MetricsRegistry.resume`): the series the previous process flushed last, those whose
+        last sample is within `RESUME_WINDOW_NS` of the newest (older ones had stopped with
+        an earlier process and are not brought back). With `series_labels` (a cluster node)
+        only this node's series. Returns how many were resumed."""
+        bounds = {
+            **self._span_metrics.metrics(),
+            **self._request_metrics.metrics(),
+            **self._graph_metrics.metrics(),
+        }
+        own = [LabelMatcher(name, MatchOp.EQ, value) for name, value in self._series_labels]
+        extra = {name for name, _ in self._series_labels}
+        now = self.clock.now_ns()
+        points = [
+            series.samples[-1]
+            for name in bounds
+            for series in self.storage.metrics.latest(name, own, now, now)
+            if series.samples
+        ]
+        if not points:
+            return 0
+        newest = max(point.time_ns for point in points)
+        return self.registry.resume(
+            (
+                dataclasses.replace(
+                    point, labels=tuple(kv for kv in point.labels if kv[0] not in extra)
+                )
+                for point in points
+                if point.time_ns >= newest - RESUME_WINDOW_NS
+            ),
+            bounds,
+        )
 
     def declare_services(self, services: Sequence[str]) -> None:
         """Services known before they send anything (e.g. an instrumented call chain)."""

@@ -4,10 +4,12 @@ The derived metrics (span metrics, service graph) are cumulative and flushed per
 the growth over (start, end] is the last value at or before `end` minus the last value at or
 before `start` (the baseline; 0 for a series born inside the range). Only two samples per
 series are read (`MetricStore.latest`), never the samples in between, which keeps RED and
-dependency questions over a day as cheap as over a minute. A series whose start time is after
-its baseline, or whose value went below it, was reset (meshscope restarted): then the growth
-is the value itself; a second reset inside the range is not seen (Prometheus' `increase`
-would see it, at the price of reading every sample).
+dependency questions over a day as cheap as over a minute. A restart does not reset them:
+the pipeline goes on from the stored totals (`Pipeline.resume_derived`, ADR 0010). A series
+whose start time is after its baseline, or whose value went below it, was reset anyway (its
+buckets changed, or the store could not be read at start): then the growth is the value
+itself; a second reset inside the range is not seen (Prometheus' `increase` would see it, at
+the price of reading every sample).
 
 Each growth also says which time it covers: from the baseline sample (or, for a series born
 or reset inside the range, from the series' start time) to its last sample. Rates divide by

@@ -9,7 +9,7 @@ labelled `otel_metric_overflow="true"` (the OpenTelemetry convention) and are co
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import add
@@ -99,6 +99,44 @@ class MetricsRegistry:
         self._series[key] = series
         self._per_name[name] = self._per_name.get(name, 0) + 1
         return series
+
+    def resume(self, points: Iterable[MetricPoint], bounds: Mapping[str, tuple[float, ...]]) -> int:
+        """Go on from stored series (their last points, after a restart): each counter and
+        histogram continues from its total, with its start time, so a read that takes a
+        series' growth from two samples sees no reset (it saw one, and counted only what came
+        after it). Only metrics in `bounds` (name -> histogram bounds, () for a counter) of
+        the kind and bounds given there, and not past the cap; returns how many."""
+        resumed = 0
+        for point in points:
+            want = bounds.get(point.name)
+            hist = point.histogram
+            if want is None or (hist.bounds if hist is not None else ()) != want:
+                continue  # not ours, or bucketed otherwise since: starts again
+            if point.type is not (MetricType.HISTOGRAM if want else MetricType.COUNTER):
+                continue
+            key = (point.name, point.labels)
+            if key in self._series or self._per_name.get(point.name, 0) >= self._cap(point):
+                continue
+            series = Series(point.name, point.labels, point.type, point.help,
+                            value=point.value, start_ns=point.start_ns)  # fmt: skip
+            if hist is not None:
+                series.bounds, series.counts = hist.bounds, list(hist.counts)
+                series.sum, series.count = hist.sum, hist.count
+                exp = point.exp_histogram
+                if exp is not None:
+                    series.exp = exp.buckets()
+                    series.exp_scale, series.exp_zero = exp.scale, exp.zero_count
+                    series.min, series.max = exp.min, exp.max
+                    if series.exp:
+                        series.exp_low, series.exp_high = min(series.exp), max(series.exp)
+            self._series[key] = series
+            self._per_name[point.name] = self._per_name.get(point.name, 0) + 1
+            resumed += 1
+        return resumed
+
+    def _cap(self, point: MetricPoint) -> int:
+        """The cap for a resumed series: the overflow series itself is always taken."""
+        return self.max_series_per_metric + (point.labels == OVERFLOW_LABELS)
 
     def inc(self, name: str, labels: Labels, amount: float = 1.0, help_text: str = "") -> None:
         self.add(self._get(name, labels, MetricType.COUNTER, help_text, ()), amount)

@@ -26,6 +26,10 @@ class RequestMetrics:
         self._registry = registry
         self._buckets = buckets_s
 
+    def metrics(self) -> dict[str, tuple[float, ...]]:
+        """The metrics made here: name -> histogram bounds (() for a counter)."""
+        return {REQUESTS: (), DURATION: self._buckets}
+
     def observe(self, requests: Sequence[ProxyRequest]) -> None:
         for request in requests:
             source = request.source or UNKNOWN_SOURCE

@@ -285,6 +285,11 @@ class ServiceGraphMetrics:
         self._registry = registry
         self._buckets = buckets_s
 
+    def metrics(self) -> dict[str, tuple[float, ...]]:
+        """The metrics made here: name -> histogram bounds (() for a counter)."""
+        return {REQUESTS: (), FAILED: (), SERVER_SECONDS: self._buckets,
+                CLIENT_SECONDS: self._buckets}  # fmt: skip
+
     def observe(self, calls: Sequence[Call]) -> None:
         # Aggregate per edge first: one registry update per edge, not three per call.
         buckets = self._buckets

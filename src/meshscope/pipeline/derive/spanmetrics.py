@@ -129,6 +129,10 @@ class SpanMetrics:
         # Per span key: its two series in the registry (bounded; never an overflow series).
         self._series: dict[SpanKey, tuple[Series, Series]] = {}
 
+    def metrics(self) -> dict[str, tuple[float, ...]]:
+        """The metrics made here: name -> histogram bounds (() for a counter)."""
+        return {CALLS: (), DURATION: self.buckets}
+
     def observe(self, spans: Sequence[Span]) -> None:
         self.merge(span_partials(spans, self.buckets))
 
