@@ -7,6 +7,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from meshscope.model.calls import UNOBSERVED
 from meshscope.model.spans import Span, SpanKind, StatusCode
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.servicegraph import (
@@ -71,7 +72,7 @@ def test_failed_calls_and_durations_are_attributed() -> None:
     assert by_edge[("api", "db")].failed
     assert not by_edge[("web", "api")].failed
     assert by_edge[("web", "api")].client_duration_ns == 500_000
-    assert by_edge[("api", "cache")].client_duration_ns == 0  # parent was INTERNAL
+    assert by_edge[("api", "cache")].client_duration_ns == UNOBSERVED  # parent was INTERNAL
 
 
 def test_unpaired_database_client_becomes_a_virtual_node_on_expiry() -> None:
@@ -118,3 +119,31 @@ def test_metrics_have_connector_names_and_exact_counts() -> None:
     histogram = points[(SERVER_SECONDS, "api", "db")].histogram
     assert histogram is not None and histogram.count == 3
     assert abs(histogram.sum - 3 * 0.0005) < 1e-12
+
+
+def test_calls_measured_at_zero_count_in_the_latency_histograms() -> None:
+    """0 ns meant "side not observed", so 199 calls of 0 ns and one of 100 ms made histograms
+    of one call each (edge p99 100 ms; the truth is 0); an unobserved side still adds none."""
+    registry = MetricsRegistry()
+    metrics = ServiceGraphMetrics(registry)
+    pairer = SpanPairer(ttl_ns=SEC)
+    spans = []
+    for t in range(200):
+        tid, duration = f"{t + 1:032x}", (100_000_000 if t == 0 else 0)
+        client = Span(tid, f"{2 * t + 1:016x}", "q", "y", 0, duration, kind=SpanKind.CLIENT)
+        spans += [client, Span(tid, f"{2 * t + 2:016x}", "q", "yy", 0, duration,
+                               client.span_id, SpanKind.SERVER)]  # fmt: skip
+    # A database client no server reports: a virtual node, its server side unobserved.
+    spans.append(Span("f" * 32, "e" * 16, "q", "y", 0, 0, kind=SpanKind.CLIENT,
+                      attributes={"db.system": "redis"}))  # fmt: skip
+    metrics.observe(pairer.add(spans, now_ns=0))
+    metrics.observe(pairer.expire(2 * SEC))
+    points = {(p.name, p.label("server")): p for p in registry.collect(1)}
+    for name in (SERVER_SECONDS, "traces_service_graph_request_client_seconds"):
+        histogram = points[(name, "yy")].histogram
+        assert histogram is not None and histogram.count == 200
+        assert histogram.counts[0] == 199  # the first bucket holds the 0 ns calls
+    assert points[(REQUESTS, "redis")].value == 1
+    assert (SERVER_SECONDS, "redis") not in points
+    redis = points[("traces_service_graph_request_client_seconds", "redis")].histogram
+    assert redis is not None and redis.count == 1

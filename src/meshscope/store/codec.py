@@ -17,7 +17,7 @@ from itertools import accumulate
 from typing import Any
 
 from meshscope.model.attributes import AttrValue
-from meshscope.model.calls import Call
+from meshscope.model.calls import Call, observed_duration
 from meshscope.model.logs import LogRecord
 from meshscope.store.base import attr_text
 
@@ -197,7 +197,7 @@ def call_columns(calls: Sequence[Call]) -> dict[str, list[Any]]:
         "time_ns": list(time_ns),
         "source": list(source),
         "target": list(target),
-        "duration_ns": [c or s for c, s in zip(client_ns, server_ns, strict=True)],
+        "duration_ns": list(map(observed_duration, client_ns, server_ns)),
         "failed": list(failed),
         "status_code": list(status_code),
         "method": list(method),

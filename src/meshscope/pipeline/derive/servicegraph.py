@@ -17,7 +17,7 @@ from itertools import chain, islice
 from typing import Any, NamedTuple
 
 from meshscope.model.attributes import AttrValue, attr_str
-from meshscope.model.calls import Call
+from meshscope.model.calls import UNOBSERVED, Call
 from meshscope.model.spans import Span, SpanKind
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.spanmetrics import new_row, tally
@@ -136,7 +136,7 @@ def _call(parent: tuple[Any, ...], child: tuple[Any, ...]) -> Call:
             child[_SERVICE],
             parent[_START],
             parent[_ERROR] or child[_ERROR],
-            parent[_DURATION] if parent_kind in _CALLER_KINDS else 0,
+            parent[_DURATION] if parent_kind in _CALLER_KINDS else UNOBSERVED,
             child[_DURATION],
             "messaging_system" if messaging else "",
             child[_STATUS],
@@ -303,9 +303,9 @@ class ServiceGraphMetrics:
             edge.requests += 1
             if call.failed:
                 edge.failed += 1
-            if call.server_duration_ns:
+            if call.server_duration_ns >= 0:
                 tally(edge.server, call.server_duration_ns / 1e9, buckets)
-            if call.client_duration_ns:
+            if call.client_duration_ns >= 0:
                 seconds = call.client_duration_ns / 1e9
                 edge.client_sum += seconds
                 edge.client_counts[bisect_left(buckets, seconds)] += 1
