@@ -35,7 +35,10 @@ def trace_params(slo: Slo) -> dict[str, str]:
     params = {"service": slo.service} | ({"operation": slo.operation} if slo.operation else {})
     if slo.sli == AVAILABILITY:
         return params | {"status": "error"}
-    return params | {"minDuration": f"{slo.threshold_ms:g}ms"}
+    # Bad is slower than the threshold; Jaeger's minDuration is "at least", so the threshold
+    # plus 1 ns (it was the threshold: the link showed the good events at it too).
+    first_bad = round(slo.threshold_ms * 10**6) + 1
+    return params | {"minDuration": f"{first_bad // 10**6}.{first_bad % 10**6:06d}ms"}
 
 
 def status_json(status: SloStatus) -> dict[str, Any]:
