@@ -89,7 +89,7 @@ def protobuf_push(lines: list[Line]) -> bytes:
     request = PushRequest()
     for line in lines:
         labels = ", ".join(f'{k}="{v}"' for k, v in sorted(line.labels.items()))
-        entry = request.streams.add(labels="{" + labels + "}").entries.add(line=line.body)
+        entry = request.streams.add(labels="{" + labels + "}").entries.add(line=line.body.encode())
         entry.timestamp.FromNanoseconds(line.time_ns)
         if line.trace_id:
             entry.structuredMetadata.add(name="traceID", value=line.trace_id.upper())

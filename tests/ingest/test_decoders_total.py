@@ -464,7 +464,7 @@ def test_loki_protobuf(
     request = PushRequest()
     stream = request.streams.add(labels="{" + ", ".join(f"{k}={v}" for k, v in labels) + "}")
     for seconds, nanos in stamps:
-        entry = stream.entries.add(line=line)
+        entry = stream.entries.add(line=line.encode("utf-8", "surrogatepass"))
         entry.timestamp.seconds, entry.timestamp.nanos = seconds, nanos
         entry.structuredMetadata.add(name="trace_id", value=line)
     raw = request.SerializeToString()
@@ -477,7 +477,7 @@ def test_loki_protobuf(
 
 def test_loki_label_escaping_a_surrogate_is_refused() -> None:
     request = PushRequest()
-    request.streams.add(labels='{app="\\ud800"}').entries.add(line="x")
+    request.streams.add(labels='{app="\\ud800"}').entries.add(line=b"x")
     with pytest.raises(DecodeError, match="not a valid Unicode character"):
         decode_loki_protobuf(snappy.compress(request.SerializeToString()), 1 << 20)
 

@@ -108,9 +108,20 @@ def test_bad_protobuf_bodies_are_decode_errors() -> None:
         decode_loki_protobuf(snappy.compress(b"x" * 2000), 1000)
     assert info.value.status == 413
     request = PushRequest()
-    request.streams.add(labels='{app="a" env="b"}').entries.add(line="x")
+    request.streams.add(labels='{app="a" env="b"}').entries.add(line=b"x")
     with pytest.raises(DecodeError, match="invalid stream labels"):
         decode_loki_protobuf(snappy.compress(request.SerializeToString()), MAX)
+
+
+def test_a_protobuf_line_that_is_not_utf8_is_kept_with_replacement_characters() -> None:
+    """Python's protobuf refused the whole push (400) for one such line; Loki's Go decoder
+    keeps it, and its JSON answers show U+FFFD where the bytes were."""
+    request = PushRequest()
+    stream = request.streams.add(labels='{app="a"}')
+    stream.entries.add(line=b"ok").timestamp.seconds = 1
+    stream.entries.add(line=b"bad \xff\xfe end").timestamp.seconds = 2
+    decoded = decode_loki_protobuf(snappy.compress(request.SerializeToString()), MAX)
+    assert [r.body for r in decoded.batch.logs] == ["ok", "bad \ufffd\ufffd end"]
 
 
 def test_stream_label_text_go_quoting() -> None:

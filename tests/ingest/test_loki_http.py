@@ -110,7 +110,7 @@ def test_too_large_and_bad_encoding() -> None:
         )
         assert response.status_code == 413
         request = PushRequest()
-        request.streams.add(labels='{a="b"}').entries.add(line="x" * 5000)
+        request.streams.add(labels='{a="b"}').entries.add(line=b"x" * 5000)
         small = snappy.compress(request.SerializeToString())
         assert len(small) < 1000
         response = httpx.post(url, content=small)  # snappy that would inflate past the limit

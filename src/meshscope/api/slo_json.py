@@ -37,7 +37,7 @@ def trace_params(slo: Slo) -> dict[str, str]:
         return params | {"status": "error"}
     # Bad is slower than the threshold; Jaeger's minDuration is "at least", so the threshold
     # plus 1 ns (it was the threshold: the link showed the good events at it too).
-    first_bad = round(slo.threshold_ms * 10**6) + 1
+    first_bad = round((slo.threshold_ms or 0.0) * 10**6) + 1
     return params | {"minDuration": f"{first_bad // 10**6}.{first_bad % 10**6:06d}ms"}
 
 

@@ -168,5 +168,7 @@ def decode_loki_protobuf(body: bytes, max_bytes: int) -> Decoded:
             if not 0 <= time_ns < 2**63:
                 raise DecodeError(f"streams[{i}]: timestamp out of range")
             metadata = {pair.name: pair.value for pair in entry.structuredMetadata}
-            out.append(log_record(labels, time_ns, entry.line, metadata))
+            # Bytes that are not UTF-8 become U+FFFD, as Loki's JSON answers show them.
+            line = entry.line.decode(errors="replace")
+            out.append(log_record(labels, time_ns, line, metadata))
     return Decoded(Batch(logs=out))

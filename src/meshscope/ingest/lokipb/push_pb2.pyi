@@ -58,13 +58,13 @@ class EntryAdapter(_message.Message):
     STRUCTUREDMETADATA_FIELD_NUMBER: _ClassVar[int]
     PARSED_FIELD_NUMBER: _ClassVar[int]
     timestamp: _timestamp_pb2.Timestamp
-    line: str
+    line: bytes
     structuredMetadata: _containers.RepeatedCompositeFieldContainer[LabelPairAdapter]
     parsed: _containers.RepeatedCompositeFieldContainer[LabelPairAdapter]
     def __init__(
         self,
         timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...,
-        line: _Optional[str] = ...,
+        line: _Optional[bytes] = ...,
         structuredMetadata: _Optional[_Iterable[_Union[LabelPairAdapter, _Mapping]]] = ...,
         parsed: _Optional[_Iterable[_Union[LabelPairAdapter, _Mapping]]] = ...,
     ) -> None: ...
