@@ -149,7 +149,9 @@ def _senders(ports: Ports) -> dict[str, tuple[Send, Send]]:
         def send(seq: int) -> tuple[int, bytes]:
             request = PushRequest()
             labels = '{app="iso-loki"}' if not hostile else '{app="\\ud800"}'
-            entry = request.streams.add(labels=labels).entries.add(line=f"loki-{hostile}-{seq}".encode())
+            entry = request.streams.add(labels=labels).entries.add(
+                line=f"loki-{hostile}-{seq}".encode()
+            )
             entry.timestamp.seconds = T0 // 10**9 + seq
             body = snappy.compress(request.SerializeToString())
             return _post(ports.ui, "/loki/api/v1/push", body, "application/x-protobuf")
