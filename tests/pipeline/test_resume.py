@@ -12,7 +12,7 @@ import pytest
 from meshscope.clock import ManualClock
 from meshscope.model.batch import Batch
 from meshscope.model.spans import Span, SpanKind, StatusCode
-from meshscope.pipeline.chain import Pipeline
+from meshscope.pipeline.chain import Pipeline, PipelineSettings
 from meshscope.pipeline.derive.spanmetrics import DEFAULT_BUCKETS_MS, SpanMetrics
 from meshscope.query.dependencies import dependencies
 from meshscope.query.red import red
@@ -108,5 +108,32 @@ def test_only_the_last_runs_series_and_the_same_buckets_are_resumed(
         other.resume_derived()
         kept = {p.name for p in other.registry.collect(0)}
         assert "calls_total" in kept and "duration_milliseconds" not in kept
+    finally:
+        storage.close()
+
+
+def test_a_cluster_node_resumes_its_own_series_only(backend: Backend, tmp_path: Path) -> None:
+    """Each node's series carry `meshscope_node`; a restarted node goes on from its own, and
+    its flushes do not label them twice."""
+    clock = ManualClock()
+    start = clock.now_ns()
+    storage = backend.open(tmp_path)
+    a, b = (
+        Pipeline(storage, clock, PipelineSettings(series_labels=(("meshscope_node", n),)))
+        for n in ("a", "b")
+    )
+    a.consume(Batch(spans=_calls(4, clock.now_ns())))
+    b.consume(Batch(spans=_calls(6, clock.now_ns() + S)))
+    a.flush()
+    b.flush()
+    clock.advance(30)
+    again = Pipeline(storage, clock, PipelineSettings(series_labels=(("meshscope_node", "a"),)))
+    try:
+        assert again.resume_derived() > 0
+        assert all("meshscope_node" not in dict(p.labels) for p in again.registry.collect(0))
+        again.consume(Batch(spans=_calls(1, clock.now_ns() + 2 * S)))
+        again.flush()
+        (row,) = [r for r in red(storage.metrics, start - S, clock.now_ns()) if r.service == "api"]
+        assert row.calls == 4 + 6 + 1
     finally:
         storage.close()
