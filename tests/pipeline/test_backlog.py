@@ -95,37 +95,46 @@ def test_expired_calls_whose_flush_failed_are_written_by_the_next_flush() -> Non
     assert log.attributes["destination.service"] == "postgresql"
 
 
-def test_a_group_refused_as_unavailable_keeps_the_calls_it_paired() -> None:
-    """The group's requests are refused (503; their clients send them again, but the pairs
-    they made are not made again); the calls paired from them reach the store afterwards,
-    like the service-graph counts that were made of them."""
+def test_a_group_refused_as_unavailable_is_counted_once_when_sent_again() -> None:
+    """A request refused with 503 (the store is down) is sent again by its client. Its spans
+    were counted in the span metrics and its pairs in the service graph the first time too,
+    so each retry after an outage added them again; now a refused group's metric updates
+    are not made, and what it derived is derived again from the retry."""
     storage, clock = FlakyStorage(), ManualClock()
     pipeline = Pipeline(storage, clock)
     writer = BatchWriter(pipeline, WriterSettings(flush_interval_s=3600, tick_interval_s=3600))
-    root, child = _trace(0)
-    server = Span(child.trace_id, "00000000000000ff", "q", "db", T0 + 2, T0 + 10**4,
-                  child.span_id, SpanKind.SERVER)  # fmt: skip
-    storage.down = True
-    answered = threading.Event()
+    trace = "ab" * 16  # web SERVER -> web CLIENT -> db SERVER: one call web -> db
+    root = Span(trace, "01" * 8, "GET /", "web", T0, T0 + 10**6, kind=SpanKind.SERVER)
+    child = Span(trace, "02" * 8, "q", "web", T0 + 1, T0 + 10**5, root.span_id,
+                 SpanKind.CLIENT)  # fmt: skip
+    server = Span(trace, "03" * 8, "q", "db", T0 + 2, T0 + 10**4, child.span_id,
+                  SpanKind.SERVER)  # fmt: skip
     answers: list[BaseException | None] = []
+    answered = threading.Semaphore(0)
 
     def done(error: BaseException | None) -> None:
         answers.append(error)
-        answered.set()
+        answered.release()
 
-    writer.enqueue(Batch(spans=[root, child, server]), done)
     writer.start()
     try:
-        assert answered.wait(30)
-        assert isinstance(answers[0], Exception)  # 503
-        assert pipeline.backlog.rows == 1
+        storage.down = True
+        writer.enqueue(Batch(spans=[root, child, server]), done)
+        assert answered.acquire(timeout=30) and isinstance(answers[-1], Exception)  # 503
         storage.down = False
-        pipeline.tick()
-        (log,) = _access_logs(storage)
-        assert log.attributes["destination.service"] == "db"
-        assert storage.traces.span_counts() == {}  # the spans are the client's to resend
+        writer.enqueue(Batch(spans=[root, child, server]), done)
+        assert answered.acquire(timeout=30) and answers[-1] is None
     finally:
-        writer.stop()
+        writer.stop()  # flushes the derived metrics
+    totals: dict[tuple[str, str], float] = {}
+    for name, by in (("calls_total", "service_name"), ("traces_service_graph_request_total",
+                                                        "server")):  # fmt: skip
+        for series in storage.metrics.latest(name, [], 2**63 - 1, 2**63 - 1):
+            key = (name, dict(series.labels)[by])
+            totals[key] = totals.get(key, 0) + series.samples[-1].value
+    assert totals[("calls_total", "db")] == 1 and totals[("calls_total", "web")] == 2
+    assert totals[("traces_service_graph_request_total", "db")] == 1
+    assert [log.attributes["destination.service"] for log in _access_logs(storage)] == ["db"]
 
 
 def test_rows_that_failed_on_a_value_are_dropped_not_retried_forever() -> None:

@@ -9,8 +9,9 @@ bounded under overload.
 
 Two threads, one stage each, so Python and DuckDB work overlap: `meshscope-writer` derives
 (pairs spans: holds the GIL) and hands each group to `meshscope-store`, which runs the store
-transaction (DuckDB releases the GIL) and answers the group's receivers; the writer updates
-the derived metrics meanwhile. The store thread clocks the groups: while it commits one, the
+transaction (DuckDB releases the GIL) and answers the group's receivers; the writer meanwhile
+makes the derived-metric updates of the group before it, whose transaction has ended (none
+for a group refused as unavailable: its clients send it again). The store thread clocks the groups: while it commits one, the
 writer derives every batch that arrives into the next, which it hands over as soon as the
 store thread is free (so the slower the commits, the larger the groups, and neither stage
 waits for the other while there is work). Only when the store thread is idle and ingest
@@ -99,11 +100,14 @@ class _Job:
 
 @dataclass(slots=True)
 class _Group:
-    """Jobs derived together, on their way to one store transaction."""
+    """Jobs derived together, on their way to one store transaction, and their metric updates
+    (made once the transaction is known to have happened: `_observe_committed`)."""
 
     jobs: list[_Job]
     items: int
     derived: Derived | None
+    observations: Observations | None = None
+    refused: bool = False  # refused whole (503): its clients send it again
 
 
 _STOP = _Group([], 0, None)
@@ -150,6 +154,8 @@ class BatchWriter:
         # The store thread's next group (None: nothing; _STOP: finish), under `_cond`.
         self._handed: _Group | None = None
         self._store_idle = True
+        # The last group handed over whose metric updates are still to be made (writer thread).
+        self._unobserved: _Group | None = None
         self._store_thread = threading.Thread(
             target=self._store_run, name="meshscope-store", daemon=True
         )
@@ -236,7 +242,7 @@ class BatchWriter:
             return True
         return size > room and pending <= room // 2
 
-    def _gather(self, timeout: float) -> tuple[_Group, Callable[[], None]] | None:
+    def _gather(self, timeout: float) -> _Group | None:
         """The next group: queued jobs, derived as they are taken, for as long as the store
         thread is busy with the previous group (group commit clocked by the store: the
         slower a commit, the larger the next group). When the store is idle the group goes
@@ -281,11 +287,7 @@ class BatchWriter:
             self.commit_window.done(hold, joined)
         if jobs:
             self._last_arrival = jobs[-1].queued_at
-
-        def observe() -> None:
-            self.pipeline.observe(observations)
-
-        return (_Group(jobs, items, derived), observe) if jobs else None
+        return _Group(jobs, items, derived, observations) if jobs else None
 
     def _ready(self, items: int, deadline: float, hold: Hold | None) -> bool:
         """Whether the open group goes to the store thread now: the store is idle and the
@@ -394,14 +396,16 @@ class BatchWriter:
             due = min(next_flush, next_retention, next_tick, next_upkeep)
             gathered = self._gather(max(0.0, due - now))
             if gathered is not None:
-                self._hand_over(gathered[0])
-                # Derived metrics while the store thread commits (DuckDB releases the GIL).
-                self._guard(gathered[1])
+                self._hand_over(gathered)
+                # The previous group's metric updates while the store thread commits this
+                # one (DuckDB releases the GIL): its transaction has ended.
+                self._observe_committed(gathered)
             now = time.monotonic()
             if now >= next_tick:
                 self._guard(self.pipeline.tick)
                 next_tick = now + self.settings.tick_interval_s
             if now >= next_flush:
+                self._observe_committed(None)
                 self._guard(self.pipeline.flush)
                 next_flush = now + self.settings.flush_interval_s
             if self.retention is not None and now >= next_retention:
@@ -418,8 +422,24 @@ class BatchWriter:
                     break
         self._hand_over(_STOP)  # the store thread finishes what it was given, then stops
         self._store_thread.join()
+        self._observe_committed(None, stopped=True)
         self._guard(self.pipeline.drain)
         self._guard(self.pipeline.flush)
+
+    def _observe_committed(self, handed: _Group | None, stopped: bool = False) -> None:
+        """Make the metric updates of the group handed over before `handed` (None: wait
+        until the store thread is idle, or has `stopped`, then those of the last one),
+        unless it was refused whole: its clients send it again, and its spans would be
+        counted twice (a retry after a ClickHouse outage counted every span of it again in
+        calls_total, RED and SLOs)."""
+        if handed is None and not stopped:
+            with self._cond:
+                while not self._store_idle:
+                    self._cond.wait()
+        group, self._unobserved = self._unobserved, handed
+        if group is not None and not group.refused and group.observations is not None:
+            observations = group.observations
+            self._guard(lambda: self.pipeline.observe(observations))
 
     def _hand_over(self, group: _Group) -> None:
         """Give the store thread its next group once it is idle."""
@@ -457,10 +477,10 @@ class BatchWriter:
         try:
             self.pipeline.store(derived)
         except StoreUnavailableError as exc:
-            # The requests are refused (their clients send them again); the rows no request
-            # owns are kept for the next write.
-            rest = self.pipeline.unowned(derived)
-            self.pipeline.backlog.keep(rest.encoded, rest.calls)
+            # Every request is refused and sent again by its client, which derives what this
+            # group derived again (pairs, tail-sampled spans): none of it is kept, and its
+            # metric updates are not made (`_observe_committed`).
+            group.refused = True
             log.error("store unavailable, %d items refused: %s", group.items, exc)
             errors = [UnavailableError(f"store write failed: {exc}")] * len(group.jobs)
         except Exception as exc:
