@@ -155,6 +155,11 @@ def test_tags_and_values(client: TestClient) -> None:
     assert tiers == ["free", "gold"]
     codes = client.get("/tempo/api/v2/search/tag/span.http.status_code/values").json()
     assert codes["tagValues"] == [{"type": "int", "value": "200"}, {"type": "int", "value": "500"}]
+    # Status and kind values are keywords (as Tempo): Grafana's builder leaves them unquoted.
+    for tag, value in (("status", "error"), ("kind", "server")):
+        found = client.get(f"/tempo/api/v2/search/tag/{tag}/values").json()["tagValues"]
+        assert {"type": "keyword", "value": value} in found
+        assert {v["type"] for v in found} == {"keyword"}
     names = client.get("/tempo/api/search/tag/name/values").json()["tagValues"]
     assert {"GET /checkout", "POST /cart", "SELECT"} <= set(names)
 

@@ -98,6 +98,11 @@ def test_span_sets_combine_at_trace_level() -> None:
         ("{ .x = 1", "missing"),
         ("{ duration > fast }", "bad value"),
         ("{ .x = 1 } extra", "unexpected"),
+        # Enums compare to their keywords (Grafana's builder quoted them: 0 traces, no error).
+        ('{ status = "error" }', "same type"),
+        ('{ kind = "server" }', "same type"),
+        ("{ status > error }", "same type"),
+        ('{ status =~ "e.*" }', "same type"),
     ],
 )
 def test_bad_and_unsupported_queries_say_why(query: str, message: str) -> None:

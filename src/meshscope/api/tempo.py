@@ -102,7 +102,15 @@ def tempo_routes(storage: Storage, now_ns: Callable[[], int] = time.time_ns) -> 
         if not v2:
             body: Any = {"tagValues": sorted(map(str, values))}
         else:
-            body = {"tagValues": [_typed(value) for value in values]}
+            # Status and kind values are TraceQL keywords, as Tempo types them: Grafana's
+            # builder quotes "string" values, and `{status="error"}` is no valid query.
+            keyword = tag in ("status", "kind")
+            body = {
+                "tagValues": [
+                    {"type": "keyword", "value": value} if keyword else _typed(value)
+                    for value in values
+                ]
+            }
         return Response(orjson.dumps(body), media_type="application/json")
 
     def endpoint(work: Callable[..., Response], *args: Any) -> Handler:

@@ -9,15 +9,16 @@ bounded under overload.
 
 Two threads, one stage each, so Python and DuckDB work overlap: `meshscope-writer` derives
 (pairs spans: holds the GIL) and hands each group to `meshscope-store`, which runs the store
-transaction (DuckDB releases the GIL) and answers the group's receivers; the writer meanwhile
-makes the derived-metric updates of the group before it, whose transaction has ended (none
-for a group refused as unavailable: its clients send it again). The store thread clocks the groups: while it commits one, the
-writer derives every batch that arrives into the next, which it hands over as soon as the
-store thread is free (so the slower the commits, the larger the groups, and neither stage
-waits for the other while there is work). Only when the store thread is idle and ingest
-workers still hold admitted batches (`expect_from`) does a group linger for them, briefly;
-and at low load a small group may be held open for requests still to come (the commit
-window, `commit_window.py`), so that they share one durable commit.
+transaction (DuckDB releases the GIL) and answers the group's receivers; the writer
+meanwhile makes the derived-metric updates of the group before it, whose transaction has
+ended (none for a group refused as unavailable: its clients send it again). The store thread
+clocks the groups: while it commits one, the writer derives every batch that arrives into
+the next, which it hands over as soon as the store thread is free (so the slower the
+commits, the larger the groups, and neither stage waits for the other while there is work).
+Only when the store thread is idle and ingest workers still hold admitted batches
+(`expect_from`) does a group linger for them, briefly; and at low load a small group may be
+held open for requests still to come (the commit window, `commit_window.py`), so that they
+share one durable commit.
 The writer thread also flushes derived metrics on an interval, applies retention, and runs
 the store's upkeep (a checkpoint) when the load is low.
 

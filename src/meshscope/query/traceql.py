@@ -234,6 +234,14 @@ def _field(text: str) -> str:
 
 def _value(field: str, op: str, token: tuple[str, str]) -> Any:
     kind, text = token
+    if field in ("status", "kind"):  # enums: only their own keywords, unquoted (as Tempo)
+        table: dict[str, Any] = _STATUS if field == "status" else _KINDS
+        if kind == "name" and text in table and op in ("=", "!="):
+            return table[text]
+        raise TraceQLError(
+            f"binary operations must operate on the same type: {field} {op} {text} "
+            f"({field} is compared with = or != to one of {', '.join(table)}, unquoted)"
+        )
     if op in ("=~", "!~"):
         if kind != "string":
             raise TraceQLError(f"{op} needs a string regex, got {text!r}")
@@ -248,10 +256,6 @@ def _value(field: str, op: str, token: tuple[str, str]) -> Any:
         return round(float(amount) * _UNITS_NS[unit])
     if kind == "number":
         return float(text)
-    if field == "status" and text in _STATUS:
-        return _STATUS[text]
-    if field == "kind" and text in _KINDS:
-        return _KINDS[text]
     if text in ("true", "false"):
         return text == "true"
     raise TraceQLError(f"parse error: bad value {text!r} for {field}")
