@@ -164,6 +164,32 @@ def test_tags_and_values(client: TestClient) -> None:
     assert {"GET /checkout", "POST /cart", "SELECT"} <= set(names)
 
 
+def test_tag_values_narrowed_by_the_query_so_far_and_the_time_range(client: TestClient) -> None:
+    """Grafana's autocompletion sends the rest of the query as `q` and the picker's range as
+    `start`/`end`; both were ignored (every value of every span came back)."""
+
+    def values(tag: str, **params: Any) -> list[str]:
+        url = f"/tempo/api/v2/search/tag/{tag}/values"
+        response = client.get(url, params=params)
+        assert response.status_code == 200, response.text
+        return [v["value"] for v in response.json()["tagValues"]]
+
+    assert values("name") == ["GET /checkout", "POST /cart", "SELECT"]
+    assert values("name", q='{ resource.service.name = "cart" }') == ["POST /cart", "SELECT"]
+    assert values("resource.service.name", q="{ kind = server && duration > 20ms }") == [
+        "cart", "frontend",
+    ]  # fmt: skip
+    assert values("span.http.status_code", q="{ status = error }") == ["500"]
+    # A half-written query or a pipeline narrows nothing, as Tempo ignores what it cannot use.
+    assert values("name", q='{ resource.service.name = "cart" && }') == values("name")
+    # Only the traces of the range (the first 10 seconds: traces 0-9).
+    early = values("span.http.status_code", start=T0 // S, end=T0 // S + 9)
+    assert early == ["200", "500"]
+    assert values("span.http.status_code", start=END_S + 100, end=END_S + 200) == []
+    bad = client.get("/tempo/api/v2/search/tag/name/values", params={"start": "x"})
+    assert bad.status_code == 400
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [

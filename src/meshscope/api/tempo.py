@@ -14,7 +14,8 @@
 - `GET /tempo/api/search/tags`, `/tempo/api/v2/search/tags` and
   `/tempo/api/search/tag/{tag}/values`, `/tempo/api/v2/search/tag/{tag}/values`: attribute
   names and values (`service.name` and `name` from the catalog, others from the newest 200
-  traces of the last hour).
+  traces of `start`/`end`, default the last hour); values are narrowed by `q`, the query so
+  far (the spans of its span sets), when this subset can read it.
 Bad parameters and queries are 400 with a plain-text message, as Tempo answers.
 """
 
@@ -37,12 +38,22 @@ from meshscope.api.params import trace_id as parse_trace_id
 from meshscope.model.otlp import any_value, trace_request
 from meshscope.model.spans import Span
 from meshscope.query.tempo_search import TraceFilter, TraceHit, search, tag_search
-from meshscope.query.traceql import INTRINSICS, Query, TraceQLError, field_value, parse
+from meshscope.query.traceql import (
+    INTRINSICS,
+    MatchAll,
+    Query,
+    TraceQLError,
+    field_value,
+    matches,
+    parse,
+)
 from meshscope.store.base import Storage, TraceQuery
 
 PREFIX = "/tempo"
 HOUR_S = 3600
 MAX_LIMIT = 1000
+MAX_Q = 10_000
+"""A tag-value `q` longer than this narrows nothing (it is only a hint for autocompletion)."""
 TAG_SAMPLE_TRACES = 200
 _INTRINSIC_TAGS = ("duration", "kind", "name", "status", "statusMessage")
 
@@ -59,18 +70,20 @@ def tempo_routes(storage: Storage, now_ns: Callable[[], int] = time.time_ns) -> 
         batches = MessageToDict(message).get("resourceSpans", [])
         return Response(orjson.dumps({"batches": batches}), media_type="application/json")
 
+    def window(params: QueryParams) -> tuple[int, int]:
+        """`start`/`end` (unix seconds; default the last hour) as [start_ns, end_ns)."""
+        end_s = integer(params["end"], "end") if params.get("end") else now_ns() // 10**9
+        start_s = integer(params["start"], "start") if params.get("start") else end_s - HOUR_S
+        if end_s < start_s:
+            raise ParamError("invalid end: before start")
+        return start_s * 10**9, (end_s + 1) * 10**9
+
     def search_traces(request: Request) -> Response:
         params = request.query_params
         query, trace_filter = _search_query(params)
         limit = integer(params.get("limit") or "20", "limit", 1, MAX_LIMIT)
         per_set = integer(params.get("spss") or "3", "spss", 1, MAX_LIMIT)
-        end_s = integer(params["end"], "end") if params.get("end") else now_ns() // 10**9
-        start_s = integer(params["start"], "start") if params.get("start") else end_s - HOUR_S
-        if end_s < start_s:
-            raise ParamError("invalid end: before start")
-        found = search(
-            storage.traces, query, start_s * 10**9, (end_s + 1) * 10**9, limit, trace_filter
-        )
+        found = search(storage.traces, query, *window(params), limit, trace_filter)
         fields = _fields(query)
         body = {
             "traces": [_trace_json(hit, fields, per_set) for hit in found.traces],
@@ -80,7 +93,7 @@ def tempo_routes(storage: Storage, now_ns: Callable[[], int] = time.time_ns) -> 
         return Response(orjson.dumps(body), media_type="application/json")
 
     def tags(request: Request, v2: bool) -> Response:
-        resource, span = _sampled_keys(storage, now_ns())
+        resource, span = _sampled_keys(_recent_spans(storage, *window(request.query_params)))
         if not v2:
             names = sorted({*resource, *span})
             return Response(orjson.dumps({"tagNames": names}), media_type="application/json")
@@ -98,7 +111,8 @@ def tempo_routes(storage: Storage, now_ns: Callable[[], int] = time.time_ns) -> 
 
     def tag_values(request: Request, v2: bool) -> Response:
         tag = request.path_params["tag"]
-        values = _values(storage, tag, now_ns())
+        params = request.query_params
+        values = _values(storage, tag, window(params), _narrowing(params.get("q", "")))
         if not v2:
             body: Any = {"tagValues": sorted(map(str, values))}
         else:
@@ -233,38 +247,59 @@ def _span_json(span: Span, fields: list[str]) -> dict[str, Any]:
     }
 
 
-def _recent_spans(storage: Storage, now_ns: int) -> list[Span]:
-    query = TraceQuery(start_ns=now_ns - HOUR_S * 10**9, end_ns=now_ns, limit=TAG_SAMPLE_TRACES)
+def _recent_spans(storage: Storage, start_ns: int, end_ns: int) -> list[Span]:
+    """The spans of the newest `TAG_SAMPLE_TRACES` traces in [start_ns, end_ns)."""
+    query = TraceQuery(start_ns=start_ns, end_ns=end_ns, limit=TAG_SAMPLE_TRACES)
     ids = storage.traces.find_trace_ids(query)
     return [span for spans in storage.traces.get_traces(ids).values() for span in spans]
 
 
-def _sampled_keys(storage: Storage, now_ns: int) -> tuple[set[str], set[str]]:
+def _sampled_keys(spans: list[Span]) -> tuple[set[str], set[str]]:
     resource: set[str] = {"service.name"}
     span_keys: set[str] = set()
-    for span in _recent_spans(storage, now_ns):
+    for span in spans:
         resource.update(span.resource)
         span_keys.update(span.attributes)
     return resource, span_keys
 
 
-def _values(storage: Storage, tag: str, now_ns: int) -> list[Any]:
+def _narrowing(text: str) -> Query | None:
+    """Tag values' `q`: the query so far, whose spans the values are taken from (Grafana
+    sends the other conditions of the query being written). One this subset cannot read
+    (a half-written condition, a pipeline) narrows nothing, as Tempo ignores what it
+    cannot use."""
+    if not text.strip() or len(text) > MAX_Q:
+        return None
+    try:
+        query = parse(text)
+    except TraceQLError:
+        return None
+    return query if not all(isinstance(node, MatchAll) for node in query.sets) else None
+
+
+def _values(
+    storage: Storage, tag: str, window: tuple[int, int], query: Query | None = None
+) -> list[Any]:
     """Values of `tag` (`service.name`, `name`, a scoped `resource.x`/`span.x`/`.x`, or a
-    bare attribute name)."""
-    if tag in ("service.name", "resource.service.name", ".service.name"):
-        return sorted(storage.catalog.services())
-    if tag == "name":
-        names = {
-            op.name for s in storage.catalog.services() for op in storage.catalog.operations(s)
-        }
-        return sorted(names)
+    bare attribute name) on the spans of `query` in `window` (without a query, services
+    and operation names come from the catalog: all of them)."""
     if tag in ("status", "kind"):
         return ["error", "ok", "unset"] if tag == "status" else [
             "server", "client", "producer", "consumer", "internal", "unspecified"
         ]  # fmt: skip
-    field = tag if tag.startswith((".", "span.", "resource.")) else "." + tag
+    if query is None and tag in ("service.name", "resource.service.name", ".service.name"):
+        return sorted(storage.catalog.services())
+    if query is None and tag == "name":
+        names = {
+            op.name for s in storage.catalog.services() for op in storage.catalog.operations(s)
+        }
+        return sorted(names)
+    field = tag if tag.startswith((".", "span.", "resource.")) or tag == "name" else "." + tag
+    spans = _recent_spans(storage, *window)
+    if query is not None:
+        spans = [span for span in spans if any(matches(node, span) for node in query.sets)]
     seen: dict[Any, None] = {}
-    for span in _recent_spans(storage, now_ns):
+    for span in spans:
         value = field_value(span, field)
         if isinstance(value, str | int | float | bool):
             seen.setdefault(value, None)
