@@ -48,6 +48,14 @@ _SPM = (
 _TIME_RANGE = (q("start", "range start, ms since epoch (default end - 1 h)", "integer"),
                q("end", "range end, ms since epoch (default now)", "integer"))  # fmt: skip
 _PROM_RANGE = (q("start", "RFC 3339 or unix seconds"), q("end", "RFC 3339 or unix seconds"))
+_TEMPO_RANGE = (
+    q("start", "unix seconds (default end - 1 h)", "integer"),
+    q("end", "unix seconds (default now)", "integer"),
+)
+_TEMPO_TAG_VALUES = (
+    q("q", "the query so far: values of its spans only (ignored if not readable)"),
+    *_TEMPO_RANGE,
+)
 _MATCH = q("match[]", "series selector (repeatable)")
 _BODY_OTLP = Param("body", "body", True, "binary", "OTLP protobuf or JSON, gzip allowed")
 
@@ -95,13 +103,14 @@ DOCS: tuple[Doc, ...] = (
          q("start", "unix seconds (default end - 1 h)", "integer"),
          q("end", "unix seconds (default now)", "integer"),
          q("spss", "spans per span set, default 3", "integer"))),
-    Doc((UI,), "GET", "/tempo/api/search/tags", "Tempo: attribute names"),
+    Doc((UI,), "GET", "/tempo/api/search/tags", "Tempo: attribute names", _TEMPO_RANGE),
     Doc((UI,), "GET", "/tempo/api/v2/search/tags", "Tempo: attribute names by scope",
-        (q("scope", "resource, span or intrinsic"),)),
+        (q("scope", "resource, span or intrinsic"), *_TEMPO_RANGE)),
     Doc((UI,), "GET", "/tempo/api/search/tag/{tag}/values", "Tempo: values of an attribute",
-        (p("tag", "attribute name"),)),
+        (p("tag", "attribute name"), *_TEMPO_TAG_VALUES)),
     Doc((UI,), "GET", "/tempo/api/v2/search/tag/{tag}/values",
-        "Tempo: typed values of an attribute", (p("tag", "scoped attribute or intrinsic"),)),
+        "Tempo: typed values of an attribute",
+        (p("tag", "scoped attribute or intrinsic"), *_TEMPO_TAG_VALUES)),
     Doc((UI,), "GET", "/api/meshscope/stats", "spans and log records per service"),
     Doc((UI,), "GET", "/api/meshscope/whoami",
         "the token's name and tenants, and the tenant read (the UI's tenant picker)"),
