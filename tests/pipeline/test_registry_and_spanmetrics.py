@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import random
 
+from meshscope.clock import ManualClock
+from meshscope.model.batch import Batch
 from meshscope.model.metrics import MetricType
 from meshscope.model.spans import Span, SpanKind, StatusCode
-from meshscope.pipeline.derive.registry import OVERFLOW_LABELS, MetricsRegistry
+from meshscope.pipeline.chain import Pipeline, PipelineSettings
+from meshscope.pipeline.derive.registry import (
+    MAX_OVERFLOW_SERIES,
+    OVERFLOW_KEY,
+    OVERFLOW_LABELS,
+    MetricsRegistry,
+)
 from meshscope.pipeline.derive.spanmetrics import (
     CALLS,
     DEFAULT_BUCKETS_MS,
@@ -15,6 +23,8 @@ from meshscope.pipeline.derive.spanmetrics import (
     SpanPartials,
     span_partials,
 )
+from meshscope.query.red import red
+from meshscope.store.memory import MemoryStorage
 
 
 def test_histogram_buckets_use_prometheus_le_semantics() -> None:
@@ -37,6 +47,33 @@ def test_cardinality_cap_sends_excess_to_one_overflow_series() -> None:
     assert len(points) == 4
     overflow = [p for p in points if p.labels == OVERFLOW_LABELS]
     assert overflow[0].value == 7 and registry.overflowed == 7
+
+
+def test_span_metrics_overflow_keeps_the_service_kind_and_status() -> None:
+    """Past the cap a service's spans stay its own (its RED stays right; they went to one
+    series without labels, and a service created after the cap vanished from RED); past
+    MAX_OVERFLOW_SERIES of those, one series again."""
+    registry = MetricsRegistry(max_series_per_metric=4)
+    SpanMetrics(registry)
+    spans = [Span(f"{i + 1:032x}", f"{i + 1:016x}", f"GET /item/{i}", "shop", 0, 10**6,
+                  kind=SpanKind.SERVER) for i in range(10)]  # fmt: skip
+    spans.append(Span("f" * 32, "f" * 16, "GET /", "late", 0, 10**6, kind=SpanKind.SERVER,
+                      status_code=StatusCode.ERROR))  # fmt: skip
+    SpanMetrics(registry).observe(spans)
+    calls = {p.labels: p.value for p in registry.collect(0) if p.name == "calls_total"}
+    overflow = {labels: value for labels, value in calls.items() if OVERFLOW_KEY in labels}
+    assert overflow == {
+        (OVERFLOW_KEY, ("service_name", "shop"), ("span_kind", "SPAN_KIND_SERVER"),
+         ("status_code", "STATUS_CODE_UNSET")): 6,
+        (OVERFLOW_KEY, ("service_name", "late"), ("span_kind", "SPAN_KIND_SERVER"),
+         ("status_code", "STATUS_CODE_ERROR")): 1,
+    }  # fmt: skip
+    bounded = MetricsRegistry(max_series_per_metric=1)
+    bounded.keep_on_overflow["c"] = ("id",)
+    for i in range(MAX_OVERFLOW_SERIES + 5):
+        bounded.inc("c", (("id", str(i)),))
+    assert len(bounded.collect(0)) == 1 + MAX_OVERFLOW_SERIES + 1
+    assert bounded.overflowed == MAX_OVERFLOW_SERIES + 4
 
 
 def test_collect_changed_only() -> None:
@@ -129,6 +166,7 @@ def test_span_metrics_merge_equals_per_update_calls_incl_overflow_and_changed_on
     rng = random.Random(3)
     kept, reference = MetricsRegistry(max_series_per_metric=6), MetricsRegistry(6)
     metrics = SpanMetrics(kept)
+    reference.keep_on_overflow.update(kept.keep_on_overflow)  # as SpanMetrics sets it
     for step in range(5):
         spans = [
             Span(
@@ -152,3 +190,23 @@ def test_span_metrics_merge_equals_per_update_calls_incl_overflow_and_changed_on
         assert kept.collect(step, changed_only=True) == reference.collect(step, changed_only=True)
     assert kept.collect(9) == reference.collect(9)
     assert kept.overflowed == reference.overflowed > 0
+
+
+def test_red_stays_whole_per_service_past_the_series_cap() -> None:
+    """A service created after the cap was missing from RED (the UI's overview and its
+    page said it had no server spans); its calls now count as its own."""
+    storage, clock = MemoryStorage(), ManualClock()
+    pipeline = Pipeline(storage, clock, PipelineSettings(max_series_per_metric=4))
+    spans = [Span(f"{i + 1:032x}", f"{i + 1:016x}", f"GET /item/{i}", "shop", clock.now_ns(),
+                  clock.now_ns() + 10**6, kind=SpanKind.SERVER) for i in range(10)]  # fmt: skip
+    late = Span("f" * 32, "f" * 16, "GET /", "late", clock.now_ns(), clock.now_ns() + 10**6,
+                kind=SpanKind.SERVER, status_code=StatusCode.ERROR)  # fmt: skip
+    pipeline.consume(Batch(spans=[*spans, late]))
+    clock.advance(15)
+    pipeline.flush()
+    rows = {r.service: r for r in red(storage.metrics, 0, clock.now_ns())}
+    assert (rows["shop"].calls, rows["late"].calls, rows["late"].errors) == (10, 1, 1)
+    operations = {
+        r.operation: r.calls for r in red(storage.metrics, 0, clock.now_ns(), "shop", True)
+    }
+    assert operations[""] == 6 and sum(operations.values()) == 10  # "" : the overflow

@@ -72,6 +72,22 @@ def test_span_and_trace_ids_keep_leading_zeros(tab: Tab) -> None:
     expect(row.locator(".mono")).to_have_text(trace_id(n)[16:])
 
 
+def test_numbers_never_round_to_a_value_they_are_not(tab: Tab) -> None:
+    """The UI's formatting, run in chromium: 1,999 errors in 2,000 read "100.0%", an SLI of
+    99.996% "100.00%", a burn rate of 0.04 "0.0", 400 ns "0 µs", 10 days "14400.0 min"."""
+    tab.open(f"/services?{RANGE}", "services")
+    shown = tab.page.evaluate(
+        """() => import("/ui/js/format.js").then((f) => [
+          f.percent(0.9995), f.percent(1), f.percent(0.25), f.nines(0.99996), f.nines(0.999),
+          f.nines(1), f.burn(0.04), f.burn(14.4), f.duration(0.0004), f.duration(0.25),
+          f.duration(864000000), f.duration(5400000)])"""
+    )
+    assert shown == [
+        ">99.9%", "100.0%", "25.0%", "99.996%", "99.90%", "100.00%", "0.04", "14.4",
+        "400 ns", "250 µs", "10.0 d", "1.5 h",
+    ]  # fmt: skip
+
+
 def test_trace_search_asks_for_a_service_from_a_sorted_list(tab: Tab) -> None:
     tab.open(f"/traces?{RANGE}", "traces")
     page = tab.page

@@ -2,8 +2,12 @@
 
 Derivers (span metrics, service graph, request metrics) write here, never to storage directly;
 the pipeline collects the registry periodically (like Tempo's metrics-generator registry).
-Cardinality is capped per metric name: past the cap, observations go to one overflow series
-labelled `otel_metric_overflow="true"` (the OpenTelemetry convention) and are counted.
+Cardinality is capped per metric name: past the cap, observations go to an overflow series
+labelled `otel_metric_overflow="true"` (the OpenTelemetry convention) and are counted. The
+overflow series keeps the labels its metric names in `keep_on_overflow` (span metrics: the
+service, kind and status, so one service whose span names explode does not take the others'
+RED with it: it was one series with no labels, and every service created after the cap
+vanished from RED); past `MAX_OVERFLOW_SERIES` of those, one series with no other label.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from meshscope.model.exphistogram import MAX_BUCKETS, MAX_SCALE, fit, make
 from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType
 
 OVERFLOW_LABELS: Labels = (("otel_metric_overflow", "true"),)
+OVERFLOW_KEY = OVERFLOW_LABELS[0]
+MAX_OVERFLOW_SERIES = 1_000
+"""Overflow series per metric that keep labels (`keep_on_overflow`); past them, one."""
 
 
 @dataclass(slots=True)
@@ -77,7 +84,10 @@ class MetricsRegistry:
         # int key saves hashing the labels again on every update).
         self._dirty: dict[int, Series] = {}
         self._per_name: dict[str, int] = {}
+        self._overflow_series: dict[str, int] = {}
         self.overflowed = 0
+        # Metric name -> the labels its overflow series keep (the rest are dropped).
+        self.keep_on_overflow: dict[str, tuple[str, ...]] = {}
 
     def _get(
         self, name: str, labels: Labels, kind: MetricType, help_text: str, bounds: tuple[float, ...]
@@ -88,11 +98,12 @@ class MetricsRegistry:
             return series
         if self._per_name.get(name, 0) >= self.max_series_per_metric:
             self.overflowed += 1
-            key = (name, OVERFLOW_LABELS)
+            labels = self._overflow_labels(name, labels)
+            key = (name, labels)
             series = self._series.get(key)
             if series is not None:
                 return series
-            labels = OVERFLOW_LABELS
+            self._overflow_series[name] = self._overflow_series.get(name, 0) + 1
         series = Series(name, labels, kind, help_text, bounds=bounds, start_ns=self._now_ns())
         if kind is MetricType.HISTOGRAM:
             series.counts = [0] * (len(bounds) + 1)
@@ -131,12 +142,20 @@ class MetricsRegistry:
                         series.exp_low, series.exp_high = min(series.exp), max(series.exp)
             self._series[key] = series
             self._per_name[point.name] = self._per_name.get(point.name, 0) + 1
+            if OVERFLOW_KEY in point.labels:
+                self._overflow_series[point.name] = self._overflow_series.get(point.name, 0) + 1
             resumed += 1
         return resumed
 
     def _cap(self, point: MetricPoint) -> int:
-        """The cap for a resumed series: the overflow series itself is always taken."""
-        return self.max_series_per_metric + (point.labels == OVERFLOW_LABELS)
+        """The cap for a resumed series: overflow series are always taken."""
+        return 2**62 if OVERFLOW_KEY in point.labels else self.max_series_per_metric
+
+    def _overflow_labels(self, name: str, labels: Labels) -> Labels:
+        keep = self.keep_on_overflow.get(name, ())
+        if not keep or self._overflow_series.get(name, 0) >= MAX_OVERFLOW_SERIES:
+            return OVERFLOW_LABELS
+        return tuple(sorted((*(kv for kv in labels if kv[0] in keep), OVERFLOW_KEY)))
 
     def inc(self, name: str, labels: Labels, amount: float = 1.0, help_text: str = "") -> None:
         self.add(self._get(name, labels, MetricType.COUNTER, help_text, ()), amount)

@@ -126,6 +126,9 @@ class SpanMetrics:
     ) -> None:
         self._registry = registry
         self.buckets = buckets_ms
+        # Past the series cap a service's spans still count as its own (RED per service).
+        keep = ("service_name", "span_kind", "status_code")
+        registry.keep_on_overflow.update({CALLS: keep, DURATION: keep})
         # Per span key: its two series in the registry (bounded; never an overflow series).
         self._series: dict[SpanKey, tuple[Series, Series]] = {}
 

@@ -2,11 +2,15 @@
 
 export function duration(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return "–";
+  if (ms === 0) return "0";
+  if (ms < 0.001) return `${(ms * 1e6).toFixed(0)} ns`; // 0.0004 ms was "0 µs"
   if (ms < 1) return `${(ms * 1000).toFixed(0)} µs`;
   if (ms < 10) return `${ms.toFixed(2)} ms`;
   if (ms < 1000) return `${ms.toFixed(ms < 100 ? 1 : 0)} ms`;
   if (ms < 60000) return `${(ms / 1000).toFixed(2)} s`;
-  return `${(ms / 60000).toFixed(1)} min`;
+  if (ms < 3600000) return `${(ms / 60000).toFixed(1)} min`;
+  if (ms < 86400000) return `${(ms / 3600000).toFixed(1)} h`;
+  return `${(ms / 86400000).toFixed(1)} d`; // 10 days was "14400.0 min"
 }
 
 export function rate(perSecond) {
@@ -22,7 +26,26 @@ export function percent(ratio) {
   if (ratio === null || ratio === undefined || Number.isNaN(ratio)) return "–";
   if (ratio === 0) return "0%";
   if (ratio < 0.001) return "<0.1%";
+  if (ratio < 1 && ratio >= 0.9995) return ">99.9%"; // 1,999 errors of 2,000 read "100.0%"
   return `${(ratio * 100).toFixed(ratio < 0.1 ? 2 : 1)}%`;
+}
+
+// A ratio near 1 (an SLI, an objective) with as many decimals as it needs to show how far
+// from 100% it is (at least 2, at most 5): 0.99996 is "99.996%", never "100.00%" unless 1.
+export function nines(ratio) {
+  if (ratio === null || ratio === undefined || Number.isNaN(ratio)) return "–";
+  if (ratio >= 1) return `${(ratio * 100).toFixed(2)}%`;
+  for (let digits = 2; digits <= 5; digits++) {
+    const text = (ratio * 100).toFixed(digits);
+    if (Number(text) < 100) return `${text}%`;
+  }
+  return ">99.99999%";
+}
+
+// A burn rate: two decimals below 1 (0.04 was "0.0"), one above.
+export function burn(value) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "–";
+  return value === 0 ? "0" : value.toFixed(value < 1 ? 2 : 1);
 }
 
 export function count(n) {

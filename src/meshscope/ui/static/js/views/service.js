@@ -4,6 +4,8 @@ import { timeseries } from "../charts.js";
 import { card, clear, empty, h, kpi, loading, pageHeader } from "../dom.js";
 import { COLORS, duration, errorTone, latencyTone, percent, percentileNote, rate } from "../format.js";
 
+const OVERFLOW_NOTE = "Past pipeline.max_series_per_metric span-metric series, new operations are counted together per service (otel_metric_overflow=\"true\"): the service's numbers stay whole.";
+
 export async function render(root, ctx) {
   const { range } = ctx;
   const name = ctx.route.arg;
@@ -52,7 +54,10 @@ export async function render(root, ctx) {
   body.append(card(`Operations (${operations.length})`, h("table", { class: "grid operations-table" },
     h("thead", {}, h("tr", {}, h("th", {}, "Operation"), ["Requests/s", "Error rate", "p50", "p95", "p99"].map((t) => h("th", { class: "num" }, t)))),
     h("tbody", {}, operations.map((o) => h("tr", { dataset: { operation: o.operation } },
-      h("td", {}, h("a", { href: ctx.href("traces", "", { service: name, operation: o.operation }) }, h("span", { class: `dot ${errorTone(o.errorRatio)}` }), o.operation)),
+      h("td", {}, o.operation === ""
+        // The span metrics' series cap was reached: this service's other operations together.
+        ? h("a", { href: ctx.href("traces", "", { service: name }), class: "overflow", title: OVERFLOW_NOTE }, h("span", { class: `dot ${errorTone(o.errorRatio)}` }), "other operations (series cap reached)")
+        : h("a", { href: ctx.href("traces", "", { service: name, operation: o.operation }) }, h("span", { class: `dot ${errorTone(o.errorRatio)}` }), o.operation)),
       h("td", { class: "num" }, rate(o.rate)),
       h("td", { class: `num tone-${errorTone(o.errorRatio)}` }, percent(o.errorRatio)),
       h("td", { class: "num" }, duration(o.p50Ms)), h("td", { class: "num" }, duration(o.p95Ms)),

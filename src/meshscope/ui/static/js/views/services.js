@@ -2,7 +2,7 @@
 import { api, stepFor } from "../api.js";
 import { sparkline } from "../charts.js";
 import { clear, empty, h, loading, pageHeader } from "../dom.js";
-import { COLORS, duration, errorTone, latencyTone, percent, percentileNote, rate } from "../format.js";
+import { COLORS, burn, duration, errorTone, latencyTone, nines, percent, percentileNote, rate } from "../format.js";
 
 
 // Per-service series of a PromQL `sum by (service_name)` query: name -> values.
@@ -124,8 +124,12 @@ function drawTable(section, rows, trend, ctx, { sort, dir, filterText }) {
       const tone = errorTone(r.errorRatio);
       const cpu = cpuNow(r.service);
       return h("tr", { dataset: { service: r.service }, hidden: Boolean(filterText) && !r.service.toLowerCase().includes(filterText.toLowerCase()) },
-        h("td", {}, h("a", { class: "service-link", href: ctx.href("service", r.service) },
-          h("span", { class: `dot ${tone}` }), r.service)),
+        h("td", {}, r.service === ""
+          // Past the span metrics' cap of overflow series: services counted together.
+          ? h("span", { class: "overflow", title: "otel_metric_overflow=\"true\" without a service: raise pipeline.max_series_per_metric" },
+            h("span", { class: `dot ${tone}` }), "other services (series cap reached)")
+          : h("a", { class: "service-link", href: ctx.href("service", r.service) },
+            h("span", { class: `dot ${tone}` }), r.service)),
         h("td", { class: "num", dataset: { col: "rate" } }, h("div", { class: "cell-spark" },
           spark(trend.calls.xs, calls, COLORS.accent), h("span", {}, rate(r.rate)))),
         h("td", { class: `num tone-${tone}`, dataset: { col: "errorRatio" } }, h("div", { class: "cell-spark" },
@@ -158,11 +162,11 @@ function sloCard(slos, ctx) {
       h("tbody", {}, slos.map((s) => h("tr", { dataset: { slo: s.name } },
         h("td", {}, s.name, h("span", { class: "muted" }, ` ${s.sli}${s.thresholdMs !== null ? ` ≤ ${duration(s.thresholdMs)}` : ""}`)),
         h("td", {}, h("a", { href: ctx.href("service", s.service) }, s.service)),
-        h("td", { class: "num", dataset: { col: "sli" } }, s.value === null ? "–" : `${(s.value * 100).toFixed(2)}%`),
-        h("td", { class: "num" }, `${(s.objective * 100).toFixed(2)}%`),
+        h("td", { class: "num", dataset: { col: "sli" } }, nines(s.value)),
+        h("td", { class: "num" }, nines(s.objective)),
         h("td", { class: "num" }, s.window),
         h("td", { class: `num tone-${s.errorBudget.remaining <= 0 ? "bad" : "ok"}`, dataset: { col: "budget" } }, budget(s.errorBudget.remaining)),
-        h("td", { class: "num", dataset: { col: "burn" } }, s.burnRates[0].long.toFixed(1)),
+        h("td", { class: "num", dataset: { col: "burn" } }, burn(s.burnRates[0].long)),
         h("td", { dataset: { col: "state" } }, h("span", { class: `badge ${STATE_TONE[s.state]}` }, s.state)),
         h("td", {}, h("a", { class: "slo-traces", href: ctx.href("traces", "", s.traces) }, "Bad traces")))))));
 }
