@@ -88,6 +88,26 @@ def test_numbers_never_round_to_a_value_they_are_not(tab: Tab) -> None:
     ]  # fmt: skip
 
 
+def test_the_waterfall_tree_of_a_very_deep_trace(tab: Tab) -> None:
+    """A parent chain 20,000 deep: the tree was built by recursion, which overflowed the
+    call stack past ~7,000 levels ("Could not load this view"); children in start order."""
+    tab.open(f"/services?{RANGE}", "services")
+    got = tab.page.evaluate(
+        """() => import("/ui/js/jaeger.js").then(({ spanTree }) => {
+          const span = (id, parent, start) => ({ spanID: id, startTime: start,
+            references: parent ? [{ refType: "CHILD_OF", spanID: parent }] : [] });
+          const chain = Array.from({ length: 20000 },
+            (_, i) => span(`s${i}`, i ? `s${i - 1}` : "", i));
+          const deep = spanTree({ spans: chain });
+          const wide = spanTree({ spans: [span("r", "", 0), span("b", "r", 2), span("a", "r", 1),
+            span("a1", "a", 3), span("x", "missing", 4)] });
+          return [deep.length, deep[deep.length - 1].depth,
+            wide.map((row) => `${row.span.spanID}:${row.depth}:${row.childCount}`)];
+        })"""
+    )
+    assert got == [20000, 19999, ["r:0:2", "a:1:1", "a1:2:0", "b:1:0", "x:0:0"]]
+
+
 def test_trace_search_asks_for_a_service_from_a_sorted_list(tab: Tab) -> None:
     tab.open(f"/traces?{RANGE}", "traces")
     page = tab.page
@@ -174,5 +194,34 @@ def test_a_partial_answer_is_shown_above_the_view(browser: Browser) -> None:
             tab.ready("traces")
             expect(banner).to_be_hidden()
             assert tab.errors == [] and tab.dialogs == []
+        finally:
+            context.close()
+
+
+def test_failed_extras_say_so_instead_of_showing_nothing(browser: Browser) -> None:
+    """A trace's logs or critical path, or the overview's trends, failing read as "no log
+    records", no critical path and empty sparklines; each now says it failed."""
+    with known_app() as app, serving(app.ui) as url:
+        context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+        try:
+            page = context.new_page()
+            for pattern in ("**/traces/*/logs*", "**/traces/*/stats*", "**/red/range*"):
+                page.route(pattern, lambda route: route.fulfill(
+                    status=500, content_type="application/json", body='{"error": "disk on fire"}'
+                ))  # fmt: skip
+            tab = Tab(page, url)
+            tab.open(f"/trace/{trace_id(3)}", "trace")
+            expect(page.locator("#trace-logs .error-note")).to_have_text(
+                "Could not load this trace's logs: disk on fire"
+            )
+            expect(
+                page.get_by_text("Could not compute the critical path: disk on fire")
+            ).to_be_visible()
+            expect(page.get_by_role("button", name="Critical path")).to_be_disabled()
+            tab.open(f"/services?{RANGE}", "services")
+            page.wait_for_selector(".page[data-complete]")
+            expect(page.locator(".error-note")).to_have_text(
+                "Trends could not be loaded: disk on fire"
+            )
         finally:
             context.close()

@@ -79,9 +79,20 @@ function askToken(message) {
   return asking;
 }
 
+// Past the server's own query deadline (query.timeout_seconds, 120 s by default) plus a
+// margin, a request that never answers is given up, so a view says so instead of loading
+// for ever.
+const REQUEST_TIMEOUT_MS = 150000;
+
 export async function authorizedFetch(url, headers = {}) {
   for (;;) {
-    const response = await fetch(url, { headers: { ...headers, ...authHeaders() } });
+    let response;
+    try {
+      response = await fetch(url, { headers: { ...headers, ...authHeaders() }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    } catch (error) {
+      if (error.name === "TimeoutError") throw new Error(`no answer from meshscope in ${REQUEST_TIMEOUT_MS / 1000} s`);
+      throw new Error(`meshscope cannot be reached (${error.message})`);
+    }
     if (response.status !== 401) return response;
     const refused = hasToken();
     const token = await askToken(refused

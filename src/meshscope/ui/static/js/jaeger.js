@@ -52,14 +52,20 @@ export function spanTree(trace) {
   }
   const rows = [];
   const seen = new Set();
-  const walk = (span, depth, parentID) => {
-    if (seen.has(span.spanID)) return;
-    seen.add(span.spanID);
-    const kids = children.get(span.spanID) || [];
-    rows.push({ span, depth, parentID, childCount: kids.length });
-    for (const kid of kids) walk(kid, depth + 1, span.spanID);
+  // Depth first with a stack of its own (recursion overflowed the call stack past ~7,000
+  // levels of parents); children pushed in reverse so they come out in start order.
+  const walk = (top) => {
+    const stack = [[top, 0, ""]];
+    while (stack.length) {
+      const [span, depth, parentID] = stack.pop();
+      if (seen.has(span.spanID)) continue;
+      seen.add(span.spanID);
+      const kids = children.get(span.spanID) || [];
+      rows.push({ span, depth, parentID, childCount: kids.length });
+      for (let i = kids.length - 1; i >= 0; i--) stack.push([kids[i], depth + 1, span.spanID]);
+    }
   };
-  for (const root of children.get("") || []) walk(root, 0, "");
-  for (const s of spans) walk(s, 0, "");
+  for (const root of children.get("") || []) walk(root);
+  for (const s of spans) walk(s);
   return rows;
 }

@@ -28,9 +28,9 @@ async function redTrends(range, steps) {
       errorRatio: pick((s) => s.errorRatio),
       p99: pick((s) => s.p99Ms),
     };
-  } catch {
+  } catch (error) {
     const none = { xs: [], out: new Map() };
-    return { calls: none, errorRatio: none, p99: none };
+    return { calls: none, errorRatio: none, p99: none, error: error.message };
   }
 }
 
@@ -76,6 +76,8 @@ export async function render(root, ctx) {
   trends(range).then((trend) => {
     if (!root.isConnected) return;
     draw(trend);
+    // Empty sparklines would read as "no traffic": say they failed (the numbers stand).
+    if (trend.error) section.prepend(h("p", { class: "error-note", role: "alert" }, `Trends could not be loaded: ${trend.error}`));
     root.dataset.complete = "1";
   });
   return null;

@@ -6,6 +6,8 @@ import { clock, dateTime, duration, serviceColor } from "../format.js";
 import { isError, parentOf, serviceOf, spanTree, summarize, tagValue } from "../jaeger.js";
 import { logTable } from "./logs.js";
 
+const MAX_INDENT = 20;
+
 // With a token, a plain link would open the JSON without it (401): fetch it with the token
 // and show it from a blob: URL instead (the token never goes into a URL).
 function openWithToken(event) {
@@ -60,10 +62,14 @@ function details(trace, span, t0, logs) {
 
 export async function render(root, ctx) {
   const id = ctx.route.arg;
+  // The critical path and the logs are extras: if they fail the trace is still shown, and
+  // says what failed (it read as "no logs" and no critical path).
+  let statsError = "";
+  let logsError = "";
   const [trace, stats, logs] = await Promise.all([
     api.trace(id),
-    api.traceStats(id).catch(() => null),
-    api.traceLogs(id).catch(() => []),
+    api.traceStats(id).catch((error) => { statsError = error.message; return null; }),
+    api.traceLogs(id).catch((error) => { logsError = error.message; return []; }),
   ]);
   if (!trace || !trace.spans?.length) {
     root.append(empty(`Trace ${id} was not found.`));
@@ -83,13 +89,14 @@ export async function render(root, ctx) {
   const rows = spanTree(trace);
 
   root.append(h("nav", { class: "breadcrumb" }, h("a", { href: ctx.href("traces", "", { service: sum.rootService }) }, "Traces"), h("span", {}, "/"), h("span", { class: "mono" }, sum.traceID)));
-  const critButton = h("button", { type: "button", class: "button toggle", "aria-pressed": String(showCritical) }, "Critical path");
+  const critButton = h("button", { type: "button", class: "button toggle", "aria-pressed": String(showCritical && !statsError),
+    disabled: statsError ? true : null, title: statsError ? `Critical path unavailable: ${statsError}` : null }, "Critical path");
   root.append(pageHeader(h("span", {}, h("span", { style: { color: serviceColor(sum.rootService) } }, sum.rootService), ": ", sum.rootOperation),
     `Trace ${sum.traceID} · started ${dateTime(t0 / 1000)}`,
     critButton,
     h("button", { type: "button", class: "button", onclick: () => { collapsed.clear(); draw(); } }, "Expand all"),
     h("button", { type: "button", class: "button", onclick: () => { rows.forEach((r) => r.childCount && r.depth > 0 && collapsed.add(r.span.spanID)); draw(); } }, "Collapse all"),
-    h("a", { class: "button", href: "#trace-logs", onclick: (e) => { e.preventDefault(); document.getElementById("trace-logs")?.scrollIntoView({ behavior: "smooth" }); } }, `Logs (${logs.length})`),
+    h("a", { class: "button", href: "#trace-logs", onclick: (e) => { e.preventDefault(); document.getElementById("trace-logs")?.scrollIntoView({ behavior: "smooth" }); } }, logsError ? "Logs (failed)" : `Logs (${logs.length})`),
     h("a", { class: "button", href: `/api/traces/${encodeURIComponent(sum.traceID)}`, target: "_blank", rel: "noopener", onclick: openWithToken }, "Trace JSON")));
   root.append(h("div", { class: "kpis" },
     kpi("Total latency", duration(sum.durationUs / 1000), "", "latency"),
@@ -106,9 +113,11 @@ export async function render(root, ctx) {
   // The explorer filtered to this trace over the trace's own time (plus a minute each side for
   // logs written just before or after a span): a wide window's newest lines may all be others'.
   const explorer = ctx.href("logs", "", { trace: sum.traceID, from: Math.floor(t0 / 1000) - 60000, to: Math.ceil((t0 + total) / 1000) + 60000 });
-  root.append(h("section", { class: "card", id: "trace-logs" }, h("div", { class: "card-title split" }, h("h2", {}, `Logs of this trace (${logs.length})`),
+  root.append(h("section", { class: "card", id: "trace-logs" }, h("div", { class: "card-title split" }, h("h2", {}, logsError ? "Logs of this trace" : `Logs of this trace (${logs.length})`),
     h("a", { class: "explore-logs", href: explorer }, "This trace's logs in the explorer →")),
-    logs.length ? logTable(logs, ctx, { onSpan: (spanID) => select(spanID, true) }) : h("p", { class: "muted" }, "No log records carry this trace id.")));
+    logsError ? h("p", { class: "error-note", role: "alert" }, `Could not load this trace's logs: ${logsError}`)
+      : logs.length ? logTable(logs, ctx, { onSpan: (spanID) => select(spanID, true) }) : h("p", { class: "muted" }, "No log records carry this trace id.")));
+  if (statsError) root.querySelector(".kpis")?.after(h("p", { class: "error-note", role: "alert" }, `Could not compute the critical path: ${statsError}`));
 
   function visibleRows() {
     const out = [];
@@ -133,7 +142,10 @@ export async function render(root, ctx) {
       role: "treeitem", tabindex: "0", "aria-level": row.depth + 1, "aria-expanded": row.childCount ? String(open) : null,
       "aria-selected": String(selected === s.spanID), dataset: { span: s.spanID },
       onclick: () => select(s.spanID === selected ? "" : s.spanID) },
-    h("div", { class: "wf-label", style: { paddingLeft: `${8 + row.depth * 16}px` } },
+    // Indented up to MAX_INDENT levels (deeper, 1,000 levels pushed the names out of the
+    // column); deeper rows say their depth.
+    h("div", { class: "wf-label", style: { paddingLeft: `${8 + Math.min(row.depth, MAX_INDENT) * 16}px` } },
+      row.depth > MAX_INDENT ? h("span", { class: "depth-mark", title: `depth ${row.depth}` }, `${row.depth}›`) : null,
       row.childCount
         ? h("button", { type: "button", class: "twisty", tabindex: "-1", "aria-label": open ? "Collapse" : "Expand",
           onclick: (e) => { e.stopPropagation(); toggle(s.spanID); } }, open ? "▾" : "▸")
