@@ -39,6 +39,8 @@ def _ids(traces: list[dict[str, Any]]) -> list[str]:
 def test_services_and_operations(client: TestClient) -> None:
     assert _data(client, "/api/services") == ["frontend", "cart"]
     assert _data(client, "/api/services/cart/operations") == ["POST /cart", "SELECT"]
+    # A name with a "/" (URL-encoded, as the UI sends it) was a 404: the route took no "/".
+    assert client.get("/api/services/a%2Fb/operations").json()["data"] == []
     assert _data(client, "/api/operations", {"service": "cart", "spanKind": "server"}) == [
         {"name": "POST /cart", "spanKind": "server"}
     ]

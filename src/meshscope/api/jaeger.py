@@ -102,7 +102,12 @@ def jaeger_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Route]
 
     return [
         Route("/api/services", _endpoint(services), methods=["GET"]),
-        Route("/api/services/{service}/operations", _endpoint(service_operations), methods=["GET"]),
+        # `:path`: a service name may hold a "/" (sent as %2F, which arrives decoded).
+        Route(
+            "/api/services/{service:path}/operations",
+            _endpoint(service_operations),
+            methods=["GET"],
+        ),
         Route("/api/operations", _endpoint(operations), methods=["GET"]),
         Route("/api/traces", _endpoint(search), methods=["GET"]),
         Route("/api/traces/{trace_id}", _endpoint(get_trace), methods=["GET"]),

@@ -63,7 +63,7 @@ DOCS: tuple[Doc, ...] = (
     Doc((UI, OTLP, ZIPKIN), "GET", "/health", "Liveness: `ok`", response="text"),
     Doc((UI,), "GET", "/metrics", "meshscope's own metrics", response="Prometheus text"),
     Doc((UI,), "GET", "/api/services", "Jaeger: service names", response="Jaeger envelope"),
-    Doc((UI,), "GET", "/api/services/{service}/operations", "Jaeger: operation names",
+    Doc((UI,), "GET", "/api/services/{service:path}/operations", "Jaeger: operation names",
         (p("service", "service name"),), "Jaeger envelope"),
     Doc((UI,), "GET", "/api/operations", "Jaeger: operations with span kind",
         (q("service", "service name", required=True),
