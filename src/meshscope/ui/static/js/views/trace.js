@@ -106,7 +106,7 @@ export async function render(root, ctx) {
     kpi("Services", sum.services.length, "", "services")));
 
   const list = h("div", { class: "wf-rows", role: "tree", "aria-label": "Spans" });
-  const waterfall = h("section", { class: "card waterfall" },
+  const waterfall = h("section", { class: `card waterfall ${showCritical ? "" : "no-critical"}` },
     h("div", { class: "wf-head" }, h("div", { class: "wf-label" }, "Service & operation"), h("div", { class: "wf-track wf-axis" }, ticks(total))),
     list);
   root.append(waterfall);
@@ -157,8 +157,8 @@ export async function render(root, ctx) {
       !open ? h("span", { class: "hidden-count" }, `+${row.childCount}`) : null),
     h("div", { class: "wf-track" },
       h("div", { class: `wf-bar ${error ? "error" : ""}`, style: { left: `${left}%`, width: `${width}%`, background: error ? "" : serviceColor(service) } }),
-      showCritical ? segs.map((c) => h("div", { class: "wf-crit", title: "critical path",
-        style: { left: `${(100 * (c.start - t0)) / total}%`, width: `${Math.max(0.2, (100 * (c.end - c.start)) / total)}%` } })) : null,
+      segs.map((c) => h("div", { class: "wf-crit", title: "critical path",
+        style: { left: `${(100 * (c.start - t0)) / total}%`, width: `${Math.max(0.2, (100 * (c.end - c.start)) / total)}%` } })),
       h("span", { class: "wf-dur", style: left + width > 82 ? { right: `${100 - left + 0.5}%` } : { left: `${left + width + 0.5}%` } }, duration(s.duration / 1000))));
     return el;
   }
@@ -178,22 +178,47 @@ export async function render(root, ctx) {
     draw(spanID);
   }
 
+  // The URL shares the selected span and the critical-path toggle.
+  const share = () => history.replaceState(null, "", ctx.withParams({ span: selected || null, critical: showCritical ? null : "off" }));
+  const rowOf = (spanID) => (spanID ? list.querySelector(`[data-span="${CSS.escape(spanID)}"]`) : null);
+
+  // Selecting changes two rows and the details in place: redrawing every row took ~3 s per
+  // click or key in a 10,000-span trace. Only opening collapsed ancestors redraws.
   function select(spanID, reveal) {
+    const before = selected;
     selected = spanID;
+    let opened = false;
     if (reveal) {  // open every collapsed ancestor
       const parents = new Map(rows.map((r) => [r.span.spanID, r.parentID]));
-      for (let p = parents.get(spanID); p; p = parents.get(p)) collapsed.delete(p);
+      for (let p = parents.get(spanID); p; p = parents.get(p)) opened = collapsed.delete(p) || opened;
     }
-    history.replaceState(null, "", ctx.withParams({ span: spanID || null }));
-    draw(spanID);
-    if (reveal) list.querySelector(`[data-span="${CSS.escape(spanID)}"]`)?.scrollIntoView({ block: "center" });
+    share();
+    const target = rowOf(spanID);
+    if (opened || (spanID && !target)) {
+      draw(spanID);
+    } else {
+      const old = rowOf(before);
+      if (old) {
+        old.classList.remove("selected");
+        old.setAttribute("aria-selected", "false");
+        if (old.nextElementSibling?.classList.contains("wf-details")) old.nextElementSibling.remove();
+      }
+      if (target) {
+        target.classList.add("selected");
+        target.setAttribute("aria-selected", "true");
+        const row = rows.find((r) => r.span.spanID === spanID);
+        target.after(details(trace, row.span, t0, logs));
+        target.focus();
+      }
+    }
+    if (reveal) rowOf(spanID)?.scrollIntoView({ block: "center" });
   }
 
   critButton.addEventListener("click", () => {
     showCritical = !showCritical;
     critButton.setAttribute("aria-pressed", String(showCritical));
-    waterfall.classList.toggle("no-critical", !showCritical);
-    draw();
+    waterfall.classList.toggle("no-critical", !showCritical);  // the segments are always drawn
+    share();
   });
   list.addEventListener("keydown", (e) => {
     const row = e.target.closest?.(".wf-row");
