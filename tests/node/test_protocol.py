@@ -465,6 +465,7 @@ def test_numbers_python_cannot_hold_never_end_the_node() -> None:
         raw('{"type":"generate","msg_id":1e400}'),
         raw('{"type":"record","msg_id":3,"service":"a","duration_ms":' + huge + ',"status":2}'),
         generate(4),
+        raw('{"type":"record","msg_id":5,"service":1e400,"duration_ms":1,"status":200}'),
     ]
     stdout, stderr = io.StringIO(), io.StringIO()
     run(io.StringIO("".join(line + "\n" for line in lines)), stdout, stderr)
@@ -472,6 +473,7 @@ def test_numbers_python_cannot_hold_never_end_the_node() -> None:
     assert f'"in_reply_to": {huge},' in out[0] and '"in_reply_to": 1e400,' in out[1]
     replies = [json.loads(line, parse_int=str) for line in out]  # every line is JSON
     assert replies[2]["body"]["code"] == "12" and replies[3]["body"]["in_reply_to"] == "4"
+    assert replies[4]["body"]["code"] == "12"  # a number is no service name, however long
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])

@@ -75,10 +75,13 @@ def read_values(lines: Iterable[str]) -> Iterator[JsonObject | Garbage]:
 _INVALID = object()
 
 
-class Literal(str):
+@dataclass(frozen=True, slots=True)
+class Literal:
     """A JSON number Python cannot hold as it is (past a double's range, or past
-    `MAX_INT_DIGITS` digits), kept as its text: a field that wants a number finds a string
-    (code 12), and a `msg_id` is echoed as written (`Output` writes it back bare)."""
+    `MAX_INT_DIGITS` digits), kept as its text: no field takes it (neither a number nor a
+    string: code 12), and a `msg_id` is echoed as written (`Output` writes it back bare)."""
+
+    text: str
 
 
 def _int(text: str) -> int | Literal:
@@ -130,7 +133,7 @@ class Output:
         for key, value in body.items():  # a msg_id echoed in `in_reply_to`
             if isinstance(value, Literal):
                 marker = f"\0{secrets.token_hex(8)}"
-                literals[json.dumps(marker)] = str(value)
+                literals[json.dumps(marker)] = value.text
                 body = {**body, key: marker}
         line = json.dumps({"src": src, "dest": dest, "body": body}, allow_nan=False)
         for marker, text in literals.items():
