@@ -297,23 +297,23 @@ def test_points_of_a_nameless_metric_or_unsorted_bounds_are_refused_alone() -> N
     assert [p.name for p in decoded.batch.metrics] == ["kept"]
 
 
-def test_an_attribute_without_a_key_is_no_label() -> None:
+def _gauge_labels(*pairs: tuple[str, str]) -> tuple[str, dict[str, str]]:
+    """The name and labels a gauge point `g` with these attributes decodes to."""
     request = ExportMetricsServiceRequest()
     metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="g")
     point = metric.gauge.data_points.add(time_unix_nano=10**18, as_double=1.0)
-    point.attributes.add(key="", value=AnyValue(string_value="x"))
-    point.attributes.add(key="k", value=AnyValue(string_value="v"))
+    for key, value in pairs:
+        point.attributes.add(key=key, value=AnyValue(string_value=value))
     (found,) = decode_metrics_protobuf(request.SerializeToString()).batch.metrics
-    assert dict(found.labels) == {"k": "v"}
+    return found.name, dict(found.labels)
+
+
+def test_an_attribute_without_a_key_is_no_label() -> None:
+    assert _gauge_labels(("", "x"), ("k", "v")) == ("g", {"k": "v"})
 
 
 def test_an_attribute_named_like_the_metric_name_label_is_no_label() -> None:
     """`__name__` is the metric's own name; the attribute is dropped, as Prometheus' OTLP
     receiver sets the name after the attributes (it became a label `__name_`)."""
-    request = ExportMetricsServiceRequest()
-    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="g")
-    point = metric.gauge.data_points.add(time_unix_nano=10**18, as_double=1.0)
-    point.attributes.add(key="__name__", value=AnyValue(string_value="other"))
-    point.attributes.add(key="__tier__", value=AnyValue(string_value="gold"))
-    (found,) = decode_metrics_protobuf(request.SerializeToString()).batch.metrics
-    assert found.name == "g" and dict(found.labels) == {"__tier__": "gold"}
+    found = _gauge_labels(("__name__", "other"), ("__tier__", "gold"))
+    assert found == ("g", {"__tier__": "gold"})
