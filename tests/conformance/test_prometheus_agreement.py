@@ -15,13 +15,18 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
+from meshscope.api.prometheus import prometheus_routes
 from meshscope.api.prometheus_json import matrix_json
 from meshscope.model.metrics import Histogram, MetricPoint, MetricType
 from meshscope.query.promql.engine import Engine
 from meshscope.query.promql.queryable import MetricStoreQueryable
+from meshscope.store.memory import MemoryStorage
 from tests.conformance import prometheus_server
 from tests.conformance.backends import BACKENDS, Backend
 
@@ -154,7 +159,7 @@ def generate(start_ms: int) -> list[MetricPoint]:
 @pytest.fixture(scope="module")
 def prometheus(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Callable[[str, int, int, int], dict[str, Any]], list[MetricPoint], int]]:
+) -> Iterator[tuple[Callable[[str, int, int, int], dict[str, Any]], list[MetricPoint], int, str]]:
     """A Prometheus holding the points; its answers are kept, each asked once per run."""
     reason = prometheus_server.available()
     if reason:
@@ -170,7 +175,7 @@ def prometheus(
                 answers[key] = prometheus_server.query_range(url, query, start, end, step)
             return answers[key]
 
-        yield query_range, points, start_ms
+        yield query_range, points, start_ms, url
 
 
 @pytest.fixture(scope="module", params=BACKENDS, ids=str)
@@ -211,12 +216,12 @@ def relative_error(a: float, b: float) -> float:
 @pytest.mark.parametrize("query", QUERIES)
 @pytest.mark.parametrize("window", ["aligned", "odd"])
 def test_agrees_with_prometheus(
-    prometheus: tuple[Callable[[str, int, int, int], dict[str, Any]], Any, int],
+    prometheus: tuple[Callable[[str, int, int, int], dict[str, Any]], Any, int, str],
     engine: Engine,
     query: str,
     window: str,
 ) -> None:
-    query_range, _, data_start = prometheus
+    query_range, _, data_start, _ = prometheus
     if window == "aligned":
         start, end, step = data_start + 20 * 60_000, data_start + 140 * 60_000, 60_000
     else:
@@ -232,3 +237,36 @@ def test_agrees_with_prometheus(
         assert [t for t, _ in got[labels]] == [t for t, _ in points], labels
         for (t, a), (_, b) in zip(got[labels], points, strict=True):
             assert relative_error(a, b) <= 1e-9, f"{labels} at {t}: ours {a}, Prometheus {b}"
+
+
+FORMAT_QUERIES = [
+    "up",
+    'sum by(job)(rate(http_requests_total{job="api",code=~"5.."}[5m]))/on(job) group_left'
+    " sum by(job)(rate(http_requests_total[5m]))",
+    "histogram_quantile(0.99, sum by (le, service) (rate(duration_seconds_bucket[5m])))",
+    "-foo offset 5m @ 1700000000 + sum_over_time(bar[10m:1m]) * 2",
+    "topk(3, sum without(instance)(rate(agree_requests_total[5m]))) > bool 1 or vector(0)",
+    "label_replace(up, 'x', '$1', 'job', '(.*)')",
+    'sum(rate(a_very_long_metric_name_for_the_width_of_a_line_total{service="checkout",'
+    ' endpoint="/api/v1/orders"}[5m])) / sum(rate(another_rather_long_metric_name_total[5m]))',
+]
+
+
+@pytest.mark.parametrize("query", FORMAT_QUERIES)
+def test_format_query_agrees_with_prometheus(
+    prometheus: tuple[Any, Any, int, str], query: str
+) -> None:
+    """`/api/v1/format_query` (Grafana's "Format query") prints what Prometheus prints."""
+    theirs = httpx.get(f"{prometheus[3]}/api/v1/format_query", params={"query": query}).json()
+    app = Starlette(routes=prometheus_routes(MetricStoreQueryable(MemoryStorage().metrics)))
+    with TestClient(app) as client:
+        ours = client.get("/api/v1/format_query", params={"query": query}).json()
+    assert theirs["status"] == "success", theirs
+    assert ours == theirs
+
+
+def test_format_query_refuses_what_does_not_parse() -> None:
+    app = Starlette(routes=prometheus_routes(MetricStoreQueryable(MemoryStorage().metrics)))
+    with TestClient(app) as client:
+        answer = client.get("/api/v1/format_query", params={"query": "sum(up"})
+    assert answer.status_code == 400 and answer.json()["errorType"] == "bad_data"

@@ -59,7 +59,9 @@ def test_worker_prepared_bodies_store_and_derive_like_the_in_process_path(
             assert decoded.rejected == 0 and not decoded.batch.spans
 
     asyncio.run(send())
-    sink.writer.stop()  # its last group's metric updates are made once its commit has ended
+    writer = sink.writer
+    assert isinstance(writer, BatchWriter)
+    writer.stop()  # its last group's metric updates are made once its commit has ended
     reference = Pipeline(MemoryStorage(), FixedClock())
     for body in bodies:
         reference.consume(decode_otlp("traces", body).batch)

@@ -134,6 +134,8 @@ DOCS: tuple[Doc, ...] = (
            (q("query", "PromQL", required=True), *_PROM_RANGE, q("step", "duration"))),
           ("/api/v1/series", "series matching selectors", (_MATCH, *_PROM_RANGE)),
           ("/api/v1/labels", "label names", (_MATCH, *_PROM_RANGE)),
+          ("/api/v1/format_query", "the query pretty-printed (400 if it does not parse)",
+           (q("query", "PromQL", required=True),)),
           ("/api/v1/query_exemplars", "exemplars (slowest spans) of span-metric series",
            (q("query", "PromQL", required=True), *_PROM_RANGE)))),
     Doc((UI,), "GET", "/api/v1/label/{name}/values", "values of a label",

@@ -291,6 +291,14 @@ def prometheus_routes(queryable: Queryable) -> list[Route]:
     def buildinfo(params: dict[str, list[str]], _: Request) -> Any:
         return BUILD_INFO
 
+    def format_query(params: dict[str, list[str]], _: Request) -> Any:
+        """The query pretty-printed, as Prometheus' `/api/v1/format_query` (Grafana's
+        "Format query" in the code editor); a query that does not parse is a 400."""
+        text = _one(params, "query")
+        if not text:
+            raise ParamError('invalid parameter "query": query must not be empty')
+        return parse(text).prettify()
+
     both = ["GET", "POST"]
     return [
         Route("/api/v1/query", _endpoint(query), methods=both),
@@ -300,4 +308,5 @@ def prometheus_routes(queryable: Queryable) -> list[Route]:
         Route("/api/v1/label/{name}/values", _endpoint(values), methods=["GET"]),
         Route("/api/v1/metadata", _endpoint(metadata), methods=["GET"]),
         Route("/api/v1/status/buildinfo", _endpoint(buildinfo), methods=["GET"]),
+        Route("/api/v1/format_query", _endpoint(format_query), methods=both),
     ]
