@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from meshscope.model.batch import Batch
+from meshscope.model.spans import Span, SpanKind
 from meshscope.query.budget import warn
 from tests.serving import serving
 from tests.ui.browser import CHROMIUM, VIEWPORT, Tab
-from tests.ui.known_data import FROM_MS, RANGE, TRACES, known_app, span_id, trace_id
+from tests.ui.known_data import FROM_MS, MS, RANGE, TRACES, known_app, span_id, trace_id
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium", allow_module_level=True)
@@ -80,11 +82,11 @@ def test_numbers_never_round_to_a_value_they_are_not(tab: Tab) -> None:
         """() => import("/ui/js/format.js").then((f) => [
           f.percent(0.9995), f.percent(1), f.percent(0.25), f.nines(0.99996), f.nines(0.999),
           f.nines(1), f.burn(0.04), f.burn(14.4), f.duration(0.0004), f.duration(0.25),
-          f.duration(864000000), f.duration(5400000)])"""
+          f.duration(864000000), f.duration(5400000), f.rate(0.005)])"""
     )
     assert shown == [
         ">99.9%", "100.0%", "25.0%", "99.996%", "99.90%", "100.00%", "0.04", "14.4",
-        "400 ns", "250 µs", "10.0 d", "1.5 h",
+        "400 ns", "250 µs", "10.0 d", "1.5 h", "0.005",
     ]  # fmt: skip
 
 
@@ -223,5 +225,50 @@ def test_failed_extras_say_so_instead_of_showing_nothing(browser: Browser) -> No
             expect(page.locator(".error-note")).to_have_text(
                 "Trends could not be loaded: disk on fire"
             )
+        finally:
+            context.close()
+
+
+def test_odd_traces_are_flagged_and_the_trace_view_keeps_its_links(browser: Browser) -> None:
+    """A span naming a parent the trace lacks, one starting before its parent and one naming
+    itself: flagged as Jaeger UI flags them (they were drawn without a word, the last with an
+    empty twisty); an unknown trace id is "not found" (it was a generic error); the Logs
+    button links to the explorer (it was `#trace-logs`: the services view when opened alone);
+    Esc leaves the keyboard on the row."""
+    with known_app() as app, serving(app.ui) as url:
+        t, odd = FROM_MS * MS + 60 * 10**9, "0d" * 16
+        app.pipeline.consume(Batch(spans=[
+            Span(odd, "01" * 8, "root", "web", t, t + 10**9, kind=SpanKind.SERVER),
+            Span(odd, "02" * 8, "early", "api", t - 5 * 10**8, t + 10**8, "01" * 8),
+            Span(odd, "03" * 8, "orphan", "api", t, t + 10**8, "de" * 8),
+            Span(odd, "04" * 8, "self", "api", t, t + 10**8, "04" * 8),
+            Span("0e" * 16, "05" * 8, "GET /", "w" * 5000, t, t + 10**8, kind=SpanKind.SERVER),
+        ]))  # fmt: skip
+        app.pipeline.flush()
+        context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+        try:
+            tab = Tab(context.new_page(), url)
+            page = tab.page
+            tab.open(f"/trace/{odd}", "trace")
+            expect(page.locator('[data-note="oddities"]')).to_have_text(
+                "⚠ 2 spans name a parent not in this trace (shown as roots); 1 span starts"
+                " before its parent (clock skew between hosts?)."
+            )
+            expect(page.locator('.wf-row[data-span="0404040404040404"] .twisty')).to_have_count(0)
+            logs = page.get_by_role("link", name="Logs (0)")
+            assert "#/logs?" in (logs.get_attribute("href") or "")
+            page.locator('.wf-row[data-span="0202020202020202"]').click()
+            page.keyboard.press("Escape")
+            expect(page.locator(".wf-details")).to_have_count(0)
+            expect(page.locator(".wf-row:focus")).to_have_attribute("data-span", "02" * 8)
+            tab.open(f"/trace/{'ee' * 16}", "trace")
+            expect(page.get_by_text(f"Trace {'ee' * 16} was not found.")).to_be_visible()
+            # A 5,000-character service name is cut (it pushed every service's numbers off
+            # screen) and keeps its full text in the title.
+            tab.open(f"/services?{RANGE}", "services")
+            link = page.locator(f'tr[data-service="{"w" * 5000}"] a.service-link')
+            expect(link).to_have_attribute("title", "w" * 5000)
+            table = page.evaluate("document.querySelector('.services-table').scrollWidth")
+            assert table <= VIEWPORT["width"], table
         finally:
             context.close()

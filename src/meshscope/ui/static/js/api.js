@@ -118,7 +118,7 @@ async function getJSON(url) {
   try { body = await response.json(); } catch { body = null; }
   if (!response.ok) {
     const message = body?.error || body?.errors?.[0]?.msg || `${response.status} ${response.statusText}`;
-    throw new Error(message);
+    throw Object.assign(new Error(message), { status: response.status });
   }
   return body;
 }

@@ -16,7 +16,7 @@ export function duration(ms) {
 export function rate(perSecond) {
   if (perSecond === null || perSecond === undefined) return "–";
   if (perSecond === 0) return "0";
-  if (perSecond < 0.01) return perSecond.toExponential(1);
+  if (perSecond < 0.01) return String(Number(perSecond.toPrecision(2))); // 0.005, not 5.0e-3
   if (perSecond < 10) return perSecond.toFixed(2);
   if (perSecond < 1000) return perSecond.toFixed(1);
   return `${(perSecond / 1000).toFixed(1)}k`;

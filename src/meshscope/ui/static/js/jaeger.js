@@ -46,7 +46,8 @@ export function spanTree(trace) {
   const ids = new Set(spans.map((s) => s.spanID));
   const children = new Map();
   for (const s of spans) {
-    const parent = ids.has(parentOf(s)) ? parentOf(s) : "";
+    // A parent missing from the trace, or the span itself, makes the span a root.
+    const parent = ids.has(parentOf(s)) && parentOf(s) !== s.spanID ? parentOf(s) : "";
     if (!children.has(parent)) children.set(parent, []);
     children.get(parent).push(s);
   }

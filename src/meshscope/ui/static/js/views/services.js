@@ -130,7 +130,7 @@ function drawTable(section, rows, trend, ctx, { sort, dir, filterText }) {
           // Past the span metrics' cap of overflow series: services counted together.
           ? h("span", { class: "overflow", title: "otel_metric_overflow=\"true\" without a service: raise pipeline.max_series_per_metric" },
             h("span", { class: `dot ${tone}` }), "other services (series cap reached)")
-          : h("a", { class: "service-link", href: ctx.href("service", r.service) },
+          : h("a", { class: "service-link", href: ctx.href("service", r.service), title: r.service },
             h("span", { class: `dot ${tone}` }), r.service)),
         h("td", { class: "num", dataset: { col: "rate" } }, h("div", { class: "cell-spark" },
           spark(trend.calls.xs, calls, COLORS.accent), h("span", {}, rate(r.rate)))),

@@ -67,7 +67,7 @@ export async function render(root, ctx) {
   let statsError = "";
   let logsError = "";
   const [trace, stats, logs] = await Promise.all([
-    api.trace(id),
+    api.trace(id).catch((error) => { if (error.status === 404) return null; throw error; }),
     api.traceStats(id).catch((error) => { statsError = error.message; return null; }),
     api.traceLogs(id).catch((error) => { logsError = error.message; return []; }),
   ]);
@@ -87,7 +87,15 @@ export async function render(root, ctx) {
   let selected = ctx.route.params.get("span") || "";
   const collapsed = new Set();
   const rows = spanTree(trace);
+  // What Jaeger UI flags too: spans naming a parent the trace does not hold (drawn as roots),
+  // and spans starting before their parent (the hosts' clocks disagree).
+  const byId = new Map(trace.spans.map((s) => [s.spanID, s]));
+  const orphan = new Set(trace.spans.filter((s) => parentOf(s) && (!byId.has(parentOf(s)) || parentOf(s) === s.spanID)).map((s) => s.spanID));
+  const skewed = new Set(trace.spans.filter((s) => byId.has(parentOf(s)) && s.startTime < byId.get(parentOf(s)).startTime).map((s) => s.spanID));
 
+  // The explorer filtered to this trace over the trace's own time (plus a minute each side for
+  // logs written just before or after a span): a wide window's newest lines may all be others'.
+  const explorer = ctx.href("logs", "", { trace: sum.traceID, from: Math.floor(t0 / 1000) - 60000, to: Math.ceil((t0 + total) / 1000) + 60000 });
   root.append(h("nav", { class: "breadcrumb" }, h("a", { href: ctx.href("traces", "", { service: sum.rootService }) }, "Traces"), h("span", {}, "/"), h("span", { class: "mono" }, sum.traceID)));
   const critButton = h("button", { type: "button", class: "button toggle", "aria-pressed": String(showCritical && !statsError),
     disabled: statsError ? true : null, title: statsError ? `Critical path unavailable: ${statsError}` : null }, "Critical path");
@@ -96,7 +104,9 @@ export async function render(root, ctx) {
     critButton,
     h("button", { type: "button", class: "button", onclick: () => { collapsed.clear(); draw(); } }, "Expand all"),
     h("button", { type: "button", class: "button", onclick: () => { rows.forEach((r) => r.childCount && r.depth > 0 && collapsed.add(r.span.spanID)); draw(); } }, "Collapse all"),
-    h("a", { class: "button", href: "#trace-logs", onclick: (e) => { e.preventDefault(); document.getElementById("trace-logs")?.scrollIntoView({ behavior: "smooth" }); } }, logsError ? "Logs (failed)" : `Logs (${logs.length})`),
+    // A real link (to the explorer on this trace's logs) for a new tab or a copied link; a
+    // click scrolls to the logs below (it was `#trace-logs`: opened alone, the services view).
+    h("a", { class: "button", href: explorer, onclick: (e) => { e.preventDefault(); document.getElementById("trace-logs")?.scrollIntoView({ behavior: "smooth" }); } }, logsError ? "Logs (failed)" : `Logs (${logs.length})`),
     h("a", { class: "button", href: `/api/traces/${encodeURIComponent(sum.traceID)}`, target: "_blank", rel: "noopener", onclick: openWithToken }, "Trace JSON")));
   root.append(h("div", { class: "kpis" },
     kpi("Total latency", duration(sum.durationUs / 1000), "", "latency"),
@@ -110,13 +120,15 @@ export async function render(root, ctx) {
     h("div", { class: "wf-head" }, h("div", { class: "wf-label" }, "Service & operation"), h("div", { class: "wf-track wf-axis" }, ticks(total))),
     list);
   root.append(waterfall);
-  // The explorer filtered to this trace over the trace's own time (plus a minute each side for
-  // logs written just before or after a span): a wide window's newest lines may all be others'.
-  const explorer = ctx.href("logs", "", { trace: sum.traceID, from: Math.floor(t0 / 1000) - 60000, to: Math.ceil((t0 + total) / 1000) + 60000 });
   root.append(h("section", { class: "card", id: "trace-logs" }, h("div", { class: "card-title split" }, h("h2", {}, logsError ? "Logs of this trace" : `Logs of this trace (${logs.length})`),
     h("a", { class: "explore-logs", href: explorer }, "This trace's logs in the explorer →")),
     logsError ? h("p", { class: "error-note", role: "alert" }, `Could not load this trace's logs: ${logsError}`)
       : logs.length ? logTable(logs, ctx, { onSpan: (spanID) => select(spanID, true) }) : h("p", { class: "muted" }, "No log records carry this trace id.")));
+  const oddities = [
+    orphan.size ? `${orphan.size} span${orphan.size > 1 ? "s name a parent" : " names a parent"} not in this trace (shown as ${orphan.size > 1 ? "roots" : "a root"})` : "",
+    skewed.size ? `${skewed.size} span${skewed.size > 1 ? "s start" : " starts"} before ${skewed.size > 1 ? "their parents" : "its parent"} (clock skew between hosts?)` : "",
+  ].filter(Boolean);
+  if (oddities.length) root.querySelector(".kpis")?.after(h("p", { class: "warn-note", dataset: { note: "oddities" } }, `⚠ ${oddities.join("; ")}.`));
   if (statsError) root.querySelector(".kpis")?.after(h("p", { class: "error-note", role: "alert" }, `Could not compute the critical path: ${statsError}`));
 
   function visibleRows() {
@@ -151,9 +163,11 @@ export async function render(root, ctx) {
           onclick: (e) => { e.stopPropagation(); toggle(s.spanID); } }, open ? "▾" : "▸")
         : h("span", { class: "twisty-space" }),
       h("span", { class: "svc-chip", style: { background: serviceColor(service) } }),
-      h("span", { class: "svc-name" }, service),
+      h("span", { class: "svc-name", title: service }, service),
       h("span", { class: "op-name" }, s.operationName),
       error ? h("span", { class: "err-mark", title: "error" }, "!") : null,
+      orphan.has(s.spanID) ? h("span", { class: "skew-mark", title: `parent ${parentOf(s)} is not in this trace` }, "⚠ no parent") : null,
+      skewed.has(s.spanID) ? h("span", { class: "skew-mark", title: "starts before its parent: clock skew between hosts?" }, "⚠ skew") : null,
       !open ? h("span", { class: "hidden-count" }, `+${row.childCount}`) : null),
     h("div", { class: "wf-track" },
       h("div", { class: `wf-bar ${error ? "error" : ""}`, style: { left: `${left}%`, width: `${width}%`, background: error ? "" : serviceColor(service) } }),
@@ -237,7 +251,12 @@ export async function render(root, ctx) {
     else return;
     e.preventDefault();
   });
-  const onEscape = () => { if (selected) select(""); };
+  const onEscape = () => {  // keyboard focus stays on the row (it went to the page: ↑ ↓ stopped)
+    if (!selected) return;
+    const row = selected;
+    select("");
+    rowOf(row)?.focus();
+  };
   document.addEventListener("meshscope:escape", onEscape);
   draw();
   if (selected) list.querySelector(`[data-span="${CSS.escape(selected)}"]`)?.scrollIntoView({ block: "center" });
