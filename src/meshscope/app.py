@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 import grpc
@@ -330,6 +331,7 @@ def build_stack(config: Config, clock: Clock, tenant: str, limiter: Limiter | No
             servicegraph_max_pending=settings.servicegraph_max_pending,
             max_series_per_metric=settings.max_series_per_metric,
             series_labels=node_labels(config.cluster),
+            spool_path=spool_file(config, tenant),
         ),
         head=HeadSamplingFilter(sampling.head.ratio) if sampling.head.enabled else None,
         tail=TailSampler.from_config(sampling.tail) if sampling.tail.enabled else None,
@@ -359,6 +361,16 @@ def build_stack(config: Config, clock: Clock, tenant: str, limiter: Limiter | No
         else None
     )
     return Stack(tenant, storage, pipeline, writer, warm_up)
+
+
+def spool_file(config: Config, tenant: str) -> str:
+    """Where the tenant's pipeline keeps what a stop could not write (pipeline/spool.py):
+    beside its store file (for ClickHouse, `storage.path`'s), one per cluster node; "" for
+    the memory store."""
+    if config.storage.kind == "memory":
+        return ""
+    node = "".join("." + re.sub(r"[^\w.-]", "_", value) for _, value in node_labels(config.cluster))
+    return f"{store_file(config, tenant)}{node}.spool"
 
 
 def store_file(config: Config, tenant: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from meshscope.clock import ManualClock
@@ -174,3 +175,42 @@ def test_the_backlog_is_bounded_and_counts_what_it_drops() -> None:
     assert backlog.rows == 8 and backlog.dropped == 4
     encoded, calls = backlog.take([], [])
     assert encoded == list(encodings) and calls == [] and backlog.rows == 0
+
+
+def test_what_a_stop_cannot_write_is_spooled_and_taken_at_the_next_start(tmp_path: Path) -> None:
+    """The store down at stop (a deploy stopping ClickHouse with meshscope): the tail-kept
+    spans and the derived totals since the last flush were lost; they go to the spool beside
+    the store, and the next start writes the spans and goes on from those totals."""
+    storage, clock = FlakyStorage(), ManualClock()
+    spool = tmp_path / "store.spool"
+    config = from_mapping({"tail": {"enabled": True, "decision_wait_seconds": 60, "policies": [
+        {"name": "all", "type": "always_sample"}]}})  # fmt: skip
+    settings = PipelineSettings(spool_path=str(spool))
+    pipeline = Pipeline(storage, clock, settings, tail=TailSampler.from_config(config.tail))
+    writer = BatchWriter(pipeline, WriterSettings(flush_interval_s=3600, tick_interval_s=3600))
+    answered = threading.Semaphore(0)
+    writer.start()
+    writer.enqueue(Batch(spans=_trace(0)), lambda error: answered.release())
+    assert answered.acquire(timeout=30)  # acknowledged; buffered by the sampler
+    storage.down = True
+    writer.stop()  # the drain and the last flush fail
+    assert spool.exists() and storage.traces.span_counts() == {}
+
+    storage.down = False
+    again = Pipeline(storage, clock, settings, tail=TailSampler.from_config(config.tail))
+    assert again.resume_derived() > 0  # the derived series, from the spooled totals
+    assert not spool.exists()
+    again.tick()
+    assert storage.traces.span_counts() == {"web": 1, "db": 1}
+    again.consume(Batch(spans=_trace(1)))
+    again.flush()
+    totals = storage.metrics.latest("calls_total", [], 2**63 - 1, 2**63 - 1)
+    assert sum(s.samples[-1].value for s in totals) == 4  # 2 spans before the stop, 2 after
+
+
+def test_an_unreadable_spool_is_set_aside_not_a_failed_start(tmp_path: Path) -> None:
+    spool = tmp_path / "store.spool"
+    spool.write_bytes(b"not a pickle")
+    pipeline = Pipeline(MemoryStorage(), ManualClock(), PipelineSettings(spool_path=str(spool)))
+    assert pipeline.resume_derived() == 0
+    assert not spool.exists() and (tmp_path / "store.spool.unreadable").exists()

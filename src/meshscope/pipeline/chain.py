@@ -16,8 +16,10 @@ calls every flush interval (and the node before each answer).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from meshscope.clock import Clock
@@ -26,6 +28,7 @@ from meshscope.model.calls import Call, ProxyRequest
 from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import Labels, MetricPoint
 from meshscope.model.spans import SpanKind
+from meshscope.pipeline import spool
 from meshscope.pipeline.backlog import Backlog, is_data_error
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.requestmetrics import RequestMetrics
@@ -37,6 +40,8 @@ from meshscope.pipeline.sampling.head import HeadSamplingFilter
 from meshscope.pipeline.sampling.tail import TailSampler
 from meshscope.store.base import LabelMatcher, MatchOp, Operation, Storage
 from meshscope.store.twophase import column_encoder, span_encoder, write_encoded
+
+log = logging.getLogger(__name__)
 
 _MAX_OPERATIONS = 100_000
 RESUME_WINDOW_NS = 120 * 10**9
@@ -51,6 +56,8 @@ class PipelineSettings:
     max_series_per_metric: int = 10_000
     # Added to every derived series (a cluster node's `meshscope_node`, ADR 0015).
     series_labels: Labels = ()
+    # Where a stop keeps what it could not write (pipeline/spool.py); "": nowhere.
+    spool_path: str = ""
 
 
 @dataclass(slots=True)
@@ -125,6 +132,7 @@ class Pipeline:
         self.tail = tail
         self.registry = MetricsRegistry(settings.max_series_per_metric, clock.now_ns)
         self._series_labels = settings.series_labels
+        self._spool_path = Path(settings.spool_path) if settings.spool_path else None
         # Tail sampling buffers spans as the store's encoded rows too (`TailSampler`).
         self.span_encoder = span_encoder(storage)
         self.column_encoder = column_encoder(storage)  # for workers' direct OTLP walk
@@ -146,6 +154,16 @@ class Pipeline:
             **self._request_metrics.metrics(),
             **self._graph_metrics.metrics(),
         }
+        resumed = 0
+        spooled = spool.take(self._spool_path) if self._spool_path is not None else None
+        if spooled is not None:  # what the last stop could not write: newer than the store
+            self.backlog.keep(spooled.encoded, spooled.calls)
+            resumed = self.registry.resume(spooled.points, bounds)
+            log.warning(
+                "%d spans and calls and %d derived series taken from the spool of the last stop",
+                spool.rows(spooled.encoded, spooled.calls),
+                resumed,
+            )
         own = [LabelMatcher(name, MatchOp.EQ, value) for name, value in self._series_labels]
         extra = {name for name, _ in self._series_labels}
         now = self.clock.now_ns()
@@ -156,9 +174,9 @@ class Pipeline:
             if series.samples
         ]
         if not points:
-            return 0
+            return resumed
         newest = max(point.time_ns for point in points)
-        return self.registry.resume(
+        return resumed + self.registry.resume(
             (
                 dataclasses.replace(
                     point, labels=tuple(kv for kv in point.labels if kv[0] not in extra)
@@ -168,6 +186,21 @@ class Pipeline:
             ),
             bounds,
         )
+
+    def spool(self, totals: bool) -> None:
+        """At stop, after the last writes: keep the backlog (and with `totals`, because the
+        last flush failed, the derived series' totals) in the spool for the next start; with
+        no spool path they are lost, and logged."""
+        encoded, calls = self.backlog.take((), ())
+        points = self.registry.collect(self.clock.now_ns()) if totals else []
+        if not (encoded or calls or points):
+            return
+        lost = f"{spool.rows(encoded, calls)} spans and calls, {len(points)} derived totals"
+        if self._spool_path is None:
+            log.error("the store could not take %s at stop; they are lost", lost)
+            return
+        spool.save(self._spool_path, spool.Spooled(encoded, calls, points))
+        log.warning("the store could not take %s at stop; kept in %s", lost, self._spool_path)
 
     def declare_services(self, services: Sequence[str]) -> None:
         """Services known before they send anything (e.g. an instrumented call chain)."""

@@ -425,7 +425,9 @@ class BatchWriter:
         self._store_thread.join()
         self._observe_committed(None, stopped=True)
         self._guard(self.pipeline.drain)
-        self._guard(self.pipeline.flush)
+        flushed = self._guard(self.pipeline.flush)
+        # What the store could not take now (it is down) goes to the spool for the next start.
+        self._guard(lambda: self.pipeline.spool(totals=not flushed))
 
     def _observe_committed(self, handed: _Group | None, stopped: bool = False) -> None:
         """Make the metric updates of the group handed over before `handed` (None: wait
@@ -550,11 +552,14 @@ class BatchWriter:
         for job in group.jobs:
             job.done(error)
 
-    def _guard(self, action: Callable[[], None]) -> None:
+    def _guard(self, action: Callable[[], None]) -> bool:
+        """Run `action`; False (logged) if it failed."""
         try:
             action()
         except Exception:
             log.exception("background task %s failed", getattr(action, "__name__", action))
+            return False
+        return True
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
