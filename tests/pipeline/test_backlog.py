@@ -214,3 +214,30 @@ def test_an_unreadable_spool_is_set_aside_not_a_failed_start(tmp_path: Path) -> 
     pipeline = Pipeline(MemoryStorage(), ManualClock(), PipelineSettings(spool_path=str(spool)))
     assert pipeline.resume_derived() == 0
     assert not spool.exists() and (tmp_path / "store.spool.unreadable").exists()
+
+
+def test_a_call_whose_sides_arrive_either_side_of_a_restart_is_paired(tmp_path: Path) -> None:
+    """The client's span before a graceful stop, the server's after the start (an SDK each,
+    exporting every few seconds): the edge was never counted (0 of 20 in an audit); every
+    stop now keeps the spans waiting for their pair."""
+    storage, clock = FlakyStorage(), ManualClock()
+    settings = PipelineSettings(spool_path=str(tmp_path / "store.spool"))
+    trace = "ab" * 16
+    client = Span(trace, "01" * 8, "GET", "web", T0, T0 + 10**6, kind=SpanKind.CLIENT)
+    server = Span(trace, "02" * 8, "GET", "api", T0, T0 + 10**5, client.span_id,
+                  SpanKind.SERVER)  # fmt: skip
+    pipeline = Pipeline(storage, clock, settings)
+    writer = BatchWriter(pipeline, WriterSettings(flush_interval_s=3600, tick_interval_s=3600))
+    answered = threading.Semaphore(0)
+    writer.start()
+    writer.enqueue(Batch(spans=[client]), lambda error: answered.release())
+    assert answered.acquire(timeout=30)
+    writer.stop()  # graceful: the client's span waits in the spool
+    again = Pipeline(storage, clock, settings)
+    again.resume_derived()
+    clock.advance(2)
+    again.consume(Batch(spans=[server]))
+    again.flush()
+    edges = storage.metrics.latest("traces_service_graph_request_total", [], 2**63 - 1, 2**63 - 1)
+    assert [(dict(s.labels)["client"], dict(s.labels)["server"], s.samples[-1].value)
+            for s in edges] == [("web", "api", 1)]  # fmt: skip

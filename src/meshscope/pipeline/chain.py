@@ -159,10 +159,14 @@ class Pipeline:
         if spooled is not None:  # what the last stop could not write: newer than the store
             self.backlog.keep(spooled.encoded, spooled.calls)
             resumed = self.registry.resume(spooled.points, bounds)
-            log.warning(
-                "%d spans and calls and %d derived series taken from the spool of the last stop",
+            if spooled.pairs is not None:
+                self.pairer.restore(spooled.pairs)
+            log.info(
+                "taken from the spool of the last stop: %d spans and calls, %d derived series,"
+                " %d spans waiting for their service-graph pair",
                 spool.rows(spooled.encoded, spooled.calls),
                 resumed,
+                len(self.pairer),
             )
         own = [LabelMatcher(name, MatchOp.EQ, value) for name, value in self._series_labels]
         extra = {name for name, _ in self._series_labels}
@@ -188,19 +192,25 @@ class Pipeline:
         )
 
     def spool(self, totals: bool) -> None:
-        """At stop, after the last writes: keep the backlog (and with `totals`, because the
-        last flush failed, the derived series' totals) in the spool for the next start; with
-        no spool path they are lost, and logged."""
+        """At stop, after the last writes: keep the spans waiting for their service-graph
+        pair, the backlog (and with `totals`, because the last flush failed, the derived
+        series' totals) in the spool for the next start; with no spool path the backlog and
+        totals are lost, and logged."""
         encoded, calls = self.backlog.take((), ())
         points = self.registry.collect(self.clock.now_ns()) if totals else []
-        if not (encoded or calls or points):
-            return
-        lost = f"{spool.rows(encoded, calls)} spans and calls, {len(points)} derived totals"
+        unwritten = f"{spool.rows(encoded, calls)} spans and calls, {len(points)} derived totals"
         if self._spool_path is None:
-            log.error("the store could not take %s at stop; they are lost", lost)
+            if encoded or calls or points:
+                log.error("the store could not take %s at stop; they are lost", unwritten)
             return
-        spool.save(self._spool_path, spool.Spooled(encoded, calls, points))
-        log.warning("the store could not take %s at stop; kept in %s", lost, self._spool_path)
+        if not (encoded or calls or points or len(self.pairer)):
+            return
+        pairs = self.pairer.state() if len(self.pairer) else None
+        spool.save(self._spool_path, spool.Spooled(encoded, calls, points, pairs))
+        if encoded or calls or points:
+            log.warning(
+                "the store could not take %s at stop; kept in %s", unwritten, self._spool_path
+            )
 
     def declare_services(self, services: Sequence[str]) -> None:
         """Services known before they send anything (e.g. an instrumented call chain)."""

@@ -4,7 +4,9 @@ At stop the writer writes the spans tail sampling kept, the calls no request own
 derived metrics' totals (ADR 0023). When the store is down then (a ClickHouse server stopped
 with meshscope, as a deploy does), those were lost: the totals went back to the last flush,
 the spans were gone. They are written here instead, and the next start puts the spans and
-calls back in the backlog and goes on from these totals (newer than the stored ones).
+calls back in the backlog and goes on from these totals (newer than the stored ones). Every
+stop also keeps the spans waiting for their service-graph pair, so a call whose two sides
+arrive either side of a restart is still paired.
 
 The file is meshscope's own, beside its store (`<store path>.spool`), written whole (a
 temporary file, fsync, rename) and read once: pickled, as the ingest workers hand these same
@@ -35,6 +37,7 @@ class Spooled:
     encoded: list[Any]  # span encodings of the store's own encoder
     calls: list[Call]
     points: list[MetricPoint]  # the derived series' totals at the stop
+    pairs: Any = None  # the service-graph pairer's state (`SpanPairer.state`)
 
 
 def save(path: Path, spooled: Spooled) -> None:

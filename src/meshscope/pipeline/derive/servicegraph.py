@@ -113,6 +113,8 @@ _STATUS, _METHOD, _PATH, _PEER, _DB = range(8, 13)
 # What the pairer remembers per span: [side, arrived_ns, paired] (a list: cheapest to make).
 _Seen = list[Any]
 _ARRIVED, _PAIRED = 1, 2
+PairingState = tuple[dict[SpanKey, _Seen], dict[SpanKey, list[_Seen]]]
+"""A pairer's spans by key, and the children waiting for each missing parent."""
 
 
 @dataclass(slots=True)
@@ -256,6 +258,16 @@ class SpanPairer:
 
     def __len__(self) -> int:
         return len(self._seen)
+
+    def state(self) -> PairingState:
+        """The spans remembered for pairing (their entries shared between the two maps, as
+        pickle keeps them), for a restart to go on with (pipeline/spool.py): a call whose
+        two sides arrive either side of a restart was never paired."""
+        return self._seen, self._orphans
+
+    def restore(self, state: PairingState) -> None:
+        """Take the pairing state `state` gave (before any span arrives)."""
+        self._seen, self._orphans = state
 
 
 _REQUESTS_HELP = "Calls between two services."
