@@ -25,6 +25,11 @@ MAX_ROWS = 250_000
 keeping a tenth, a few hundred MB of encoded rows at most."""
 
 
+def rows_of(encoded: Sequence[Any], calls: Sequence[Call]) -> int:
+    """The spans (span encodings, each sized by len()) and calls held."""
+    return sum(map(len, encoded)) + len(calls)
+
+
 def is_data_error(error: BaseException) -> bool:
     """Whether an error comes from a value, not from the store: raised while building rows
     (Arrow's ArrowInvalid is a ValueError, ArrowTypeError a TypeError)."""
@@ -48,7 +53,7 @@ class Backlog:
             return self._rows()
 
     def _rows(self) -> int:
-        return sum(map(len, self.encoded)) + len(self.calls)
+        return rows_of(self.encoded, self.calls)
 
     def take(self, encoded: Sequence[Any], calls: Sequence[Call]) -> tuple[list[Any], list[Call]]:
         """The kept rows (oldest first) followed by these; the backlog is empty afterwards."""

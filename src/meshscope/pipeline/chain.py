@@ -29,7 +29,7 @@ from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import Labels, MetricPoint
 from meshscope.model.spans import SpanKind
 from meshscope.pipeline import spool
-from meshscope.pipeline.backlog import Backlog, is_data_error
+from meshscope.pipeline.backlog import Backlog, is_data_error, rows_of
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.requestmetrics import RequestMetrics
 from meshscope.pipeline.derive.servicegraph import ServiceGraphMetrics, SpanPairer
@@ -164,7 +164,7 @@ class Pipeline:
             log.info(
                 "taken from the spool of the last stop: %d spans and calls, %d derived series,"
                 " %d spans waiting for their service-graph pair",
-                spool.rows(spooled.encoded, spooled.calls),
+                rows_of(spooled.encoded, spooled.calls),
                 resumed,
                 len(self.pairer),
             )
@@ -198,7 +198,7 @@ class Pipeline:
         totals are lost, and logged."""
         encoded, calls = self.backlog.take((), ())
         points = self.registry.collect(self.clock.now_ns()) if totals else []
-        unwritten = f"{spool.rows(encoded, calls)} spans and calls, {len(points)} derived totals"
+        unwritten = f"{rows_of(encoded, calls)} spans and calls, {len(points)} derived totals"
         if self._spool_path is None:
             if encoded or calls or points:
                 log.error("the store could not take %s at stop; they are lost", unwritten)

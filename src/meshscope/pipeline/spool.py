@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +67,3 @@ def take(path: Path) -> Spooled | None:
         return None
     path.unlink()
     return spooled
-
-
-def rows(encoded: Sequence[Any], calls: Sequence[Call]) -> int:
-    return sum(map(len, encoded)) + len(calls)

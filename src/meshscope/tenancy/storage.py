@@ -45,6 +45,7 @@ from meshscope.tenancy.context import NoTenantError, read_tenants
 from meshscope.tenancy.stacks import TenantStacks
 
 TENANT_LABEL = "__tenant_id__"
+"""The label a record read with others' carries: its tenant (Loki's name)."""
 ORIGINAL_TENANT_LABEL = "original___tenant_id__"
 """Where a multi-tenant read puts a `__tenant_id__` a tenant stored itself, as Mimir's and
 Cortex's tenant federation do: the label names the tenant whose store the data came from,
@@ -54,9 +55,6 @@ and a writer cannot make its data pass for another tenant's."""
 def _tenant_marked(labels: Mapping[str, Any], tenant: str) -> dict[str, Any]:
     """`labels` with `__tenant_id__` = `tenant`; a stored one moves to ORIGINAL_TENANT_LABEL."""
     return {**_stored_tenant_moved(labels), TENANT_LABEL: tenant}
-
-
-"""The label a record read with others' carries: its tenant (Loki's name)."""
 
 
 class ReadOnlyError(RuntimeError):
