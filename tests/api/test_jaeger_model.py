@@ -55,3 +55,44 @@ def test_fragments_keep_the_order_and_empty_what_they_were_given() -> None:
     out = traces_fragments(given)
     assert given == []
     assert orjson.loads(orjson.dumps({"data": out}))["data"] == expected
+
+
+def _tags(span: dict[str, object]) -> dict[str, object]:
+    tags = span["tags"]
+    assert isinstance(tags, list)
+    return {tag["key"]: tag["value"] for tag in tags}
+
+
+def test_internal_kind_and_trace_state_are_tags_as_the_collector_translator_makes_them() -> None:
+    internal = _span(0, kind=SpanKind.INTERNAL, trace_state="rojo=00f067aa0ba902b7")
+    unspecified = _span(1, kind=SpanKind.UNSPECIFIED)
+    first, second = trace_json([internal, unspecified])["spans"]
+    assert _tags(first)["span.kind"] == "internal"
+    assert _tags(first)["w3c.tracestate"] == "rojo=00f067aa0ba902b7"
+    assert "span.kind" not in _tags(second) and "w3c.tracestate" not in _tags(second)
+
+
+def test_list_and_map_tags_are_compact_json_and_an_empty_value_is_empty() -> None:
+    span = _span(0, attributes={"as": ["x", "y", ""], "kv": {"a": [1, "é"]}, "empty": None})
+    tags = _tags(trace_json([span])["spans"][0])
+    assert tags["as"] == '["x","y",""]'
+    assert tags["kv"] == '{"a":[1,"é"]}'
+    assert tags["empty"] == ""
+
+
+def test_a_child_of_link_is_a_child_of_reference_and_an_event_attribute_named_event_wins() -> None:
+    links = (
+        SpanLink("1" * 32, "2" * 16, {"opentracing.ref_type": "child_of"}),
+        SpanLink("3" * 32, "4" * 16, {"opentracing.ref_type": "follows_from"}),
+    )
+    events = (
+        SpanEvent(1_700_000_000_000_100_000, "named", {"event": "from the attribute"}),
+        SpanEvent(1_700_000_000_000_200_000, "retry", {"attempt": 2}),
+    )
+    span = trace_json([_span(1, links=links, events=events)])["spans"][0]
+    kinds = [ref["refType"] for ref in span["references"]]
+    assert kinds == ["CHILD_OF", "CHILD_OF", "FOLLOWS_FROM"]
+    assert [ref["spanID"] for ref in span["references"]] == [f"{1:016x}", "2" * 16, "4" * 16]
+    first, second = span["logs"]
+    assert first["fields"] == [{"key": "event", "type": "string", "value": "from the attribute"}]
+    assert [field["key"] for field in second["fields"]] == ["event", "attempt"]

@@ -45,9 +45,13 @@ def test_trace_in_zipkin_model(client: TestClient) -> None:
         "timestamp": (T0 + n * S) // 1000 + 2000,
         "duration": 30_000,
         "localEndpoint": {"serviceName": "cart"},
-        "annotations": [{"timestamp": (T0 + n * S) // 1000 + 2000, "value": "cache miss"}],
-        "tags": {"http.status_code": "500", "customer.tier": "gold", "error": "out of stock"},
-    }
+        # An event with attributes as the OTel Zipkin exporters write it (ingest reads it back).
+        "annotations": [
+            {"timestamp": (T0 + n * S) // 1000 + 2000, "value": '{"cache miss":{"key":"cart:1"}}'}
+        ],
+        "tags": {"http.status_code": "500", "customer.tier": "gold",
+                 "otel.status_code": "ERROR", "error": "out of stock"},
+    }  # fmt: skip
     assert "parentId" not in spans[span_id(n, 0)]
     # A 16-hex id finds the same trace; traceMany returns the found ones only.
     assert len(_get(client, f"/trace/{0x5A00 + n:016x}")) == 4

@@ -218,3 +218,50 @@ def test_an_annotation_whose_attributes_are_no_otel_attributes_stays_text(attrs:
         "ev",
         {"a": 1, "b": ["x", 2.5, True]},
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "name", "attrs"),
+    [
+        ('retry|{"attempt":2,"ok":true}|0', "retry", {"attempt": 2, "ok": True}),
+        ('a|b|{"x":1}|3', 'a|b|{"x":1}|3', {}),  # the name holds no "|": the text stays
+        ("cache|{not json}|1", "cache|{not json}|1", {}),
+        ('cache|{"k":"v"}|x', 'cache|{"k":"v"}|x', {}),
+        ("plain words | more", "plain words | more", {}),
+    ],
+)
+def test_the_collectors_annotation_form_is_read_as_an_event_with_attributes(
+    value: str, name: str, attrs: dict[str, object]
+) -> None:
+    """The OTel Collector's Zipkin exporter writes an event with attributes as
+    `name|{attributes as JSON}|dropped count`."""
+    body = orjson.dumps(
+        [{"traceId": "1", "id": "2", "annotations": [{"timestamp": 5, "value": value}]}]
+    )
+    (span,) = decode_zipkin_json(body).batch.spans
+    (event,) = span.events
+    assert (event.name, event.attributes) == (name, attrs)
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [(StatusCode.ERROR, ""), (StatusCode.ERROR, "out of stock"), (StatusCode.OK, ""),
+     (StatusCode.UNSET, "")],
+)  # fmt: skip
+def test_the_zipkin_read_model_round_trips_through_ingest(status: StatusCode, message: str) -> None:
+    """What the read API writes (`span_json`) decodes back to the same events and status: the
+    tags the OTel spec's Zipkin mapping asks for (`otel.status_code`, `error` "" without a
+    message) and annotations `{"name":{attributes}}`."""
+    from meshscope.api.zipkin_model import span_json
+    from meshscope.model.spans import Span, SpanEvent
+
+    events = (SpanEvent(7_000, "retry", {"attempt": 2, "ids": ["a", "b"]}), SpanEvent(8_000, "x"))
+    span = Span("0" * 16 + "1" * 16, "2" * 16, "op", "svc", 5_000, 9_000, kind=SpanKind.SERVER,
+                status_code=status, status_message=message, events=events)  # fmt: skip
+    written = span_json(span)
+    tags = written.get("tags", {})
+    assert tags.get("otel.status_code") == (None if status is StatusCode.UNSET else status.name)
+    assert ("error" in tags) == (status is StatusCode.ERROR)
+    (back,) = decode_zipkin_json(orjson.dumps([written])).batch.spans
+    assert (back.status_code, back.status_message) == (status, message)
+    assert back.events == events

@@ -1,8 +1,12 @@
 """Spans in the Jaeger UI / query-API JSON model (`model/json/model.go` of Jaeger).
 
-OTLP -> Jaeger conventions: resource attributes become process tags; span kind the tag
-`span.kind`; status `otel.status_code` / `otel.status_description` plus `error=true`; events
-become logs with the event name in field `event`; scope `otel.scope.name`/`.version`.
+OTLP -> Jaeger conventions, as the OTel Collector's translator (`pkg/translator/jaeger`,
+which Jaeger v2 uses) has them: resource attributes become process tags; span kind the tag
+`span.kind` (`internal` too); status `otel.status_code` / `otel.status_description` plus
+`error=true`; the W3C trace state `w3c.tracestate`; events become logs with the event name in
+field `event` (unless an attribute has that name); scope `otel.scope.name`/`.version`; a link
+is a FOLLOWS_FROM reference unless its `opentracing.ref_type` attribute says `child_of`; list
+and map values are tags of their compact JSON (pdata's `AsString`), an empty value "".
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from typing import Any
 import orjson
 
 from meshscope.model.attributes import AttrValue
-from meshscope.model.spans import Span, SpanKind, StatusCode
+from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
 
 Json = dict[str, Any]
+REF_TYPE = "opentracing.ref_type"
 
 
 _TYPES = {bool: "bool", int: "int64", float: "float64", str: "string"}
@@ -39,12 +44,15 @@ def key_value(key: str, value: AttrValue) -> Json:
         return {"key": key, "type": "binary", "value": base64.b64encode(value).decode()}
     if isinstance(value, str):
         return {"key": key, "type": "string", "value": value}
-    return {"key": key, "type": "string", "value": json.dumps(value, default=str)}
+    if value is None:  # an empty AnyValue
+        return {"key": key, "type": "string", "value": ""}
+    text = json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)
+    return {"key": key, "type": "string", "value": text}
 
 
 def span_tags(span: Span) -> list[Json]:
     tags = [key_value(k, v) for k, v in span.attributes.items()]
-    if span.kind not in (SpanKind.UNSPECIFIED, SpanKind.INTERNAL):
+    if span.kind is not SpanKind.UNSPECIFIED:
         tags.append(key_value("span.kind", span.kind.name.lower()))
     if span.status_code is not StatusCode.UNSET:
         tags.append(key_value("otel.status_code", span.status_code.name))
@@ -56,7 +64,22 @@ def span_tags(span: Span) -> list[Json]:
         tags.append(key_value("otel.scope.name", span.scope_name))
     if span.scope_version:
         tags.append(key_value("otel.scope.version", span.scope_version))
+    if span.trace_state:
+        tags.append(key_value("w3c.tracestate", span.trace_state))
     return tags
+
+
+def _ref_type(link: SpanLink) -> str:
+    """A link's reference type: CHILD_OF when it says so (spans converted from Jaeger or
+    OpenTracing carry `opentracing.ref_type`), else FOLLOWS_FROM."""
+    return "CHILD_OF" if link.attributes.get(REF_TYPE) == "child_of" else "FOLLOWS_FROM"
+
+
+def _log(event: SpanEvent) -> Json:
+    fields = [key_value(k, v) for k, v in event.attributes.items()]
+    if event.name and "event" not in event.attributes:
+        fields.insert(0, key_value("event", event.name))
+    return {"timestamp": event.time_ns // 1000, "fields": fields}
 
 
 def _process_key(span: Span) -> Hashable:
@@ -94,7 +117,7 @@ def trace_json(spans: Sequence[Span]) -> Json:
                 {"refType": "CHILD_OF", "traceID": span.trace_id, "spanID": span.parent_span_id}
             )
         references += [
-            {"refType": "FOLLOWS_FROM", "traceID": link.trace_id, "spanID": link.span_id}
+            {"refType": _ref_type(link), "traceID": link.trace_id, "spanID": link.span_id}
             for link in span.links
         ]
         out_spans.append(
@@ -107,16 +130,7 @@ def trace_json(spans: Sequence[Span]) -> Json:
                 "startTime": span.start_ns // 1000,
                 "duration": span.duration_ns // 1000,
                 "tags": span_tags(span),
-                "logs": [
-                    {
-                        "timestamp": event.time_ns // 1000,
-                        "fields": [
-                            key_value("event", event.name),
-                            *(key_value(k, v) for k, v in event.attributes.items()),
-                        ],
-                    }
-                    for event in span.events
-                ],
+                "logs": [_log(event) for event in span.events],
                 "processID": process_id,
                 "warnings": None,
             }

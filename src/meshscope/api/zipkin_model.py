@@ -6,17 +6,21 @@
 - `timestamp`/`duration` in µs, the duration at least 1 (Zipkin drops a 0 duration);
 - service -> `localEndpoint.serviceName`; `network.local.*` -> its ipv4/ipv6/port;
   `peer.service` -> `remoteEndpoint.serviceName`, `network.peer.*` -> its address and port;
-- attributes -> tags (text form); status ERROR -> tag `error` (the status message, or "true"),
-  OK -> `otel.status_code=OK`; scope -> `otel.scope.name`/`.version`;
-- events -> annotations whose value is the event name.
+- attributes -> tags (text form); status -> `otel.status_code` (OK or ERROR) and, for ERROR,
+  tag `error` with the status message ("" without one), as the OTel spec's Zipkin mapping asks;
+  scope -> `otel.scope.name`/`.version`;
+- events -> annotations whose value is the event name, or, with attributes, `{"name":{...}}`
+  (the spec's `"name": {attributes}` as the OTel Zipkin exporters write it; ingest reads it).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 from meshscope.model.attributes import AttrValue
-from meshscope.model.spans import Span, SpanKind, StatusCode
+from meshscope.model.spans import Span, SpanEvent, SpanKind, StatusCode
 from meshscope.store.base import attr_text
 
 Json = dict[str, Any]
@@ -42,6 +46,20 @@ def _endpoint(service: str, attrs: dict[str, AttrValue], prefix: str) -> Json:
     return out
 
 
+def _annotation(event: SpanEvent) -> str:
+    if not event.attributes:
+        return event.name
+    return json.dumps({event.name: event.attributes}, separators=(",", ":"), ensure_ascii=False,
+                      default=_json_value)  # fmt: skip
+
+
+def _json_value(value: object) -> object:
+    """What JSON cannot hold as it is: bytes as base64 (as pdata's `AsRaw` + `json.Marshal`)."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return str(value)
+
+
 def span_json(span: Span) -> Json:
     attrs = span.attributes
     out: Json = {"traceId": zipkin_trace_id(span.trace_id), "id": span.span_id}
@@ -59,13 +77,13 @@ def span_json(span: Span) -> Json:
         out["remoteEndpoint"] = remote
     if span.events:
         out["annotations"] = [
-            {"timestamp": e.time_ns // 1000, "value": e.name} for e in span.events
+            {"timestamp": e.time_ns // 1000, "value": _annotation(e)} for e in span.events
         ]
     tags = {k: attr_text(v) for k, v in attrs.items() if k not in _ENDPOINT_KEYS}
+    if span.status_code is not StatusCode.UNSET:
+        tags["otel.status_code"] = span.status_code.name
     if span.status_code is StatusCode.ERROR:
-        tags["error"] = span.status_message or "true"
-    elif span.status_code is StatusCode.OK:
-        tags["otel.status_code"] = "OK"
+        tags["error"] = span.status_message
     if span.scope_name:
         tags["otel.scope.name"] = span.scope_name
     if span.scope_version:

@@ -105,16 +105,26 @@ def _event(annotation: object, index: int) -> SpanEvent:
     time_ns = _micros(annotation.get("timestamp"), "annotation timestamp", index)
     value = annotation.get("value")
     name = value if isinstance(value, str) else ""
-    if name.startswith("{"):
-        try:
-            parsed = orjson.loads(name)
-        except orjson.JSONDecodeError:
-            parsed = None
+    if name.startswith("{"):  # `{"name": {attributes}}`: the OTel SDKs' Zipkin exporters
+        parsed = _json(name)
         if isinstance(parsed, dict) and len(parsed) == 1:
             ((event_name, event_attrs),) = parsed.items()
             if isinstance(event_attrs, dict) and all(map(_attribute, event_attrs.values())):
                 return SpanEvent(time_ns, event_name, event_attrs)
-    return SpanEvent(time_ns, name)  # not what the exporter writes: the text as it came
+    elif "|{" in name:  # `name|{attributes}|dropped`: the OTel Collector's Zipkin exporter
+        head, _, dropped = name.rpartition("|")
+        event_name, _, attrs_text = head.partition("|")
+        parsed = _json(attrs_text) if dropped.isdigit() else None
+        if isinstance(parsed, dict) and all(map(_attribute, parsed.values())):
+            return SpanEvent(time_ns, event_name, parsed)
+    return SpanEvent(time_ns, name)  # not what an exporter writes: the text as it came
+
+
+def _json(text: str) -> object:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _attribute(value: object) -> bool:
