@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -237,3 +239,22 @@ def test_a_form_over_10_mib_is_refused_unread(client: TestClient) -> None:
     assert response.status_code == 400 and "POST too large" in response.json()["error"]
     response = client.post("/api/v1/query", data={"query": "1 + 1"})
     assert response.json()["data"]["result"][1] == "2"
+
+
+def test_a_summary_is_one_family_in_the_metadata() -> None:
+    """As Prometheus: an OTLP summary's quantiles, `_sum` and `_count` are one `summary`."""
+    from meshscope.ingest.otlp_metrics import decode_metrics_json
+
+    doc = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+        {"name": "rpc.latency", "unit": "s", "description": "RPC latency.",
+         "summary": {"dataPoints": [{"timeUnixNano": 7, "count": "2", "sum": 1.5,
+                                     "quantileValues": [{"quantile": 0.5, "value": 0.7}]}]}},
+        {"name": "plain_count", "gauge": {"dataPoints": [{"timeUnixNano": 7, "asInt": "1"}]}},
+    ]}]}]}  # fmt: skip
+    store = MemoryMetricStore()
+    store.write_points(decode_metrics_json(json.dumps(doc).encode()).batch.metrics)
+    metadata = MetricStoreQueryable(store).metadata()
+    assert {name: info.type for name, info in metadata.items()} == {
+        "rpc_latency_seconds": "summary",
+        "plain_count": "gauge",
+    }

@@ -127,7 +127,18 @@ def assert_sdk_metrics_stored(storage: Storage) -> None:
     (depth,) = storage.metrics.select("queue_depth", job, 0, MAX_TIME_NS)
     assert depth.samples[-1].value == 12.0
     assert depth.samples[-1].label("queue") == "orders"
+    # The resource's other attributes, as the spec's target info (no scope labels on it).
+    (info,) = storage.metrics.select("target_info", job, 0, MAX_TIME_NS)
+    assert info.labels == labels_of(
+        {"deployment_environment": "test", "job": "shop/checkout", "instance": "checkout-7f9c-1"}
+    )
+    assert info.samples[-1].value == 1.0
+    assert info.samples[-1].time_ns == depth.samples[-1].time_ns
 
 
 def _labels(attrs: dict[str, str]) -> Labels:
-    return labels_of({**attrs, "job": "shop/checkout", "instance": "checkout-7f9c-1"})
+    """A point's labels: its attributes, the resource's job and instance, the meter's scope."""
+    return labels_of(
+        {**attrs, "job": "shop/checkout", "instance": "checkout-7f9c-1",
+         "otel_scope_name": "meshscope.tests.receivers", "otel_scope_version": "0.3"}
+    )  # fmt: skip

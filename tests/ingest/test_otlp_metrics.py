@@ -17,7 +17,13 @@ from meshscope.ingest.otlp_metrics import decode_metrics_json, decode_metrics_pr
 from meshscope.model.metrics import MetricPoint, MetricType
 from tests.ingest.otel_sdk import make_metrics
 
-TARGET = (("instance", "checkout-7f9c-1"), ("job", "shop/checkout"))
+TARGET = (
+    ("instance", "checkout-7f9c-1"),
+    ("job", "shop/checkout"),
+    ("otel_scope_name", "meshscope.tests.metrics"),
+    ("otel_scope_version", "0.2"),
+)
+"""The labels every point of `make_metrics` gets: its resource's job and instance, its scope."""
 
 
 def _named(points: list[MetricPoint], name: str) -> list[MetricPoint]:
@@ -128,6 +134,7 @@ def test_delta_is_rejected_without_accumulator() -> None:
     assert {p.name for p in decoded.batch.metrics} == {
         "http_server_active_requests",
         "system_cpu_utilization_ratio",
+        "target_info",
     }
 
 
@@ -231,7 +238,7 @@ def test_json_spec_shaped_sum_and_summary() -> None:
             "rpc_latency_milliseconds",
             (job, ("quantile", "0.5")),
             7,
-            MetricType.GAUGE,
+            MetricType.SUMMARY,
             4.0,
             unit="ms",
         ),
@@ -239,7 +246,7 @@ def test_json_spec_shaped_sum_and_summary() -> None:
             "rpc_latency_milliseconds",
             (job, ("quantile", "1")),
             7,
-            MetricType.GAUGE,
+            MetricType.SUMMARY,
             9.0,
             unit="ms",
         ),
@@ -317,3 +324,53 @@ def test_an_attribute_named_like_the_metric_name_label_is_no_label() -> None:
     receiver sets the name after the attributes (it became a label `__name_`)."""
     found = _gauge_labels(("__name__", "other"), ("__tier__", "gold"))
     assert found == ("g", {"__tier__": "gold"})
+
+
+CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+
+
+def _scoped(scopes: list[tuple[str, str]], resource: dict[str, str]) -> bytes:
+    """One request: for each (scope name, version), a monotonic sum `shared.requests` of 10
+    per scope index + 10 with the same attributes, under one resource."""
+    request = ExportMetricsServiceRequest()
+    rm = request.resource_metrics.add()
+    for key, value in resource.items():
+        attr = rm.resource.attributes.add(key=key)
+        attr.value.string_value = str(value)
+    for index, (name, version) in enumerate(scopes):
+        sm = rm.scope_metrics.add()
+        sm.scope.name, sm.scope.version = name, version
+        metric = sm.metrics.add(name="shared.requests")
+        metric.sum.is_monotonic = True
+        metric.sum.aggregation_temporality = (
+            AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+        )
+        point = metric.sum.data_points.add(as_int=10 * (index + 1), time_unix_nano=100 + index)
+        point.attributes.add(key="route").value.string_value = "/cart"
+    return request.SerializeToString()
+
+
+def test_two_scopes_exporting_one_metric_stay_two_series() -> None:
+    """The spec's `otel_scope_name` / `otel_scope_version` labels: the same metric name and
+    attributes from two instrumentation libraries are two series (they were one, the second
+    point overwriting the first: sum 20 for 30)."""
+    body = _scoped([("libA", "1.0"), ("libB", "")], {"service.name": "cart"})
+    points = _named(decode_metrics_protobuf(body).batch.metrics, "shared_requests_total")
+    assert [(p.labels, p.value) for p in points] == [
+        ((("job", "cart"), ("otel_scope_name", "libA"), ("otel_scope_version", "1.0"),
+          ("route", "/cart")), 10.0),
+        ((("job", "cart"), ("otel_scope_name", "libB"), ("route", "/cart")), 20.0),
+    ]  # fmt: skip
+
+
+def test_target_info_holds_the_other_resource_attributes() -> None:
+    resource = {"service.name": "cart", "service.namespace": "shop", "service.instance.id": "c-1",
+                "host.name": "node-7", "k8s.pod.name": "cart-5d8"}  # fmt: skip
+    body = _scoped([("libA", "1.0"), ("libB", "2")], resource)
+    (info,) = _named(decode_metrics_protobuf(body).batch.metrics, "target_info")
+    assert (info.type, info.value, info.time_ns) == (MetricType.GAUGE, 1.0, 101)
+    assert info.labels == (("host_name", "node-7"), ("instance", "c-1"), ("job", "shop/cart"),
+                           ("k8s_pod_name", "cart-5d8"))  # fmt: skip
+    # Only the attributes job and instance are made of: no target_info, as Prometheus'.
+    bare = _scoped([("libA", "1.0")], {"service.name": "cart", "service.instance.id": "c-1"})
+    assert _named(decode_metrics_protobuf(bare).batch.metrics, "target_info") == []

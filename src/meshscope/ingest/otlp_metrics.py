@@ -7,20 +7,29 @@ Mapping (as Prometheus' OTLP receiver and the Collector's prometheus exporter do
 - explicit-bucket histogram -> one HISTOGRAM point (per-bucket counts as sent);
 - exponential histogram -> one HISTOGRAM point with explicit bounds at the bucket edges
   (`base ** index`), the zero bucket ending at `zero_threshold`;
-- summary -> `name_sum` and `name_count` COUNTERs and one `name{quantile="q"}` GAUGE each;
+- summary -> `name_sum` and `name_count` COUNTERs and one `name{quantile="q"}` SUMMARY point
+  each (so `/api/v1/metadata` says summary, as for a scraped one);
 - labels are the point attributes, plus `job` (`service.namespace/service.name`, or
-  `service.name`) and `instance` (`service.instance.id`) from the resource.
+  `service.name`) and `instance` (`service.instance.id`) from the resource, and
+  `otel_scope_name` / `otel_scope_version` from the instrumentation scope (when set), as the
+  OTel spec's Prometheus compatibility asks of exporters: two scopes' series of one name and
+  attributes stay apart (they overwrote each other);
+- the resource's other attributes -> one `target_info{job, instance, ...} 1` GAUGE per
+  resource, at the newest time of its points (the spec's target info; what Grafana's
+  `* on (job, instance) group_left target_info` joins read). Resources with no other
+  attributes get none, as in Prometheus' OTLP translator.
 
 Delta sums and histograms are made cumulative by the caller's `DeltaToCumulative`; without
 one they are rejected (partial success). Points flagged "no recorded value" (Prometheus
-staleness) are skipped. Exemplars, min/max and scope labels are not kept. A data point the
-store cannot hold (a time past 2^63 ns, histogram counts past 2^64) is rejected (`checks`).
+staleness) are skipped. Exemplars, min/max, scope attributes and schema URLs are not kept. A
+data point the store cannot hold (a time past 2^63 ns, histogram counts past 2^64) is
+rejected (`checks`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import pairwise
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -47,6 +56,7 @@ from meshscope.ingest.otlp_common import (
     resource_info,
 )
 from meshscope.ingest.prom_names import label_name, label_value, metric_name
+from meshscope.model.attributes import AttrValue
 from meshscope.model.batch import Batch
 from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType
 
@@ -86,15 +96,48 @@ def points_from_request(
         instance = label_value(resource.get("service.instance.id"))
         if instance:
             target["instance"] = instance
+        first = len(walker.points)
         for sm in rm.scope_metrics:
+            labels = dict(target)
+            if sm.scope.name:
+                labels[SCOPE_NAME] = sm.scope.name
+            if sm.scope.version:
+                labels[SCOPE_VERSION] = sm.scope.version
             for metric in sm.metrics:
-                walker.metric(metric, target)
+                walker.metric(metric, labels)
+        if len(walker.points) > first:
+            info = _target_info(resource, target, walker.points[first:])
+            if info is not None:
+                walker.points.append(info)
     return walker.rejections.result(Batch(metrics=walker.points), "data points")
 
 
+SCOPE_NAME, SCOPE_VERSION = "otel_scope_name", "otel_scope_version"
+TARGET_INFO = "target_info"
+_IDENTIFYING = frozenset({"service.name", "service.namespace", "service.instance.id"})
+"""Resource attributes that make `job` and `instance`, not `target_info` labels."""
+
+
+def _target_info(
+    resource: dict[str, AttrValue], target: dict[str, str], points: Sequence[MetricPoint]
+) -> MetricPoint | None:
+    """The resource's `target_info` point, or None when it has no other attributes."""
+    others = [kv for kv in resource.items() if kv[0] not in _IDENTIFYING]
+    if not others:
+        return None
+    labels = _labels_of(others, target)
+    time_ns = max(point.time_ns for point in points)
+    return MetricPoint(TARGET_INFO, labels, time_ns, MetricType.GAUGE, 1.0,
+                       help="Target metadata")  # fmt: skip
+
+
 def _labels(kvs: Sequence[KeyValue], target: dict[str, str]) -> Labels:
+    return _labels_of(attributes(kvs).items(), target)
+
+
+def _labels_of(pairs: Iterable[tuple[str, AttrValue]], target: dict[str, str]) -> Labels:
     out: dict[str, str] = {}
-    for key, value in sorted(attributes(kvs).items()):
+    for key, value in sorted(pairs):
         if not key:  # OTel: attribute keys are non-empty; a label needs a name
             continue
         name = label_name(key)
@@ -303,7 +346,7 @@ class _Walker:
                 q_labels = tuple(sorted((*labels, ("quantile", label_value(q.quantile)))))
                 append(
                     MetricPoint(
-                        base, q_labels, time_ns, MetricType.GAUGE, q.value, None, help_, unit
+                        base, q_labels, time_ns, MetricType.SUMMARY, q.value, None, help_, unit
                     )
                 )
 

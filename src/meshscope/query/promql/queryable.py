@@ -94,8 +94,15 @@ class MetricStoreQueryable:
         return sorted(out)
 
     def metadata(self) -> dict[str, MetricInfo]:
+        """As Prometheus: a summary is one family, its `_sum` and `_count` inside it."""
         families = self.store.families()
-        return {f.name: MetricInfo(f.type.value, f.help, f.unit) for f in families}
+        summaries = {f.name for f in families if f.type is MetricType.SUMMARY}
+        parts = {f"{name}{suffix}" for name in summaries for suffix in ("_sum", "_count")}
+        return {
+            f.name: MetricInfo(f.type.value, f.help, f.unit)
+            for f in families
+            if f.name not in parts or f.type is MetricType.SUMMARY
+        }
 
     def select(
         self, matchers: Sequence[LabelMatcher], start_ms: int, end_ms: int
