@@ -230,6 +230,26 @@ def test_metadata_answers_are_cut_at_limit_and_at_the_setting(client: TestClient
     assert len(body["data"]) == 1 and body["warnings"]
 
 
+def test_listings_past_the_series_limit_are_cut_not_refused(client: TestClient) -> None:
+    """Past query.max_series a listing answers the labels of the first series it found, with
+    Prometheus' warning once (it answered 422, so Grafana's label browser showed nothing with
+    more series than the limit); a query over as many series is still refused."""
+    limits = QueryLimits(max_series=2, max_label_values=2)
+    client.app.state.query_limits = limits  # type: ignore[attr-defined]
+    series = client.get("/api/v1/series", params={"match[]": '{__name__=~".+"}'})
+    assert series.status_code == 200, series.text
+    assert len(series.json()["data"]) == 2
+    assert series.json()["warnings"] == ["results truncated due to limit"]
+    values = client.get("/api/v1/label/job/values").json()
+    assert values["status"] == "success" and values["warnings"] == [
+        "results truncated due to limit"
+    ]
+    assert set(values["data"]) <= {"api", "web"}
+    query = {"query": 'count({__name__=~".+"})', "time": str(T0 + 300)}
+    refused = client.get("/api/v1/query", params=query)
+    assert refused.status_code == 422 and "query.max_series" in refused.json()["error"]
+
+
 def test_a_form_over_10_mib_is_refused_unread(client: TestClient) -> None:
     """As Go's ParseForm (Prometheus, Loki): a read's form body is at most 10 MiB."""
     body = "query=" + "1" * MAX_FORM_BYTES

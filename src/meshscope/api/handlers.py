@@ -100,7 +100,8 @@ def with_warnings(response: Response, warnings: list[str], notes: Notes | None) 
         except orjson.JSONDecodeError:  # beyond orjson (integers over 64 bits): header only
             body = None
         if isinstance(body, dict):
-            body[notes.field] = [*(body.get(notes.field) or []), *map(notes.item, warnings)]
+            given = body.get(notes.field) or []
+            body[notes.field] = [*given, *(i for i in map(notes.item, warnings) if i not in given)]
             rewritten = Response(orjson.dumps(body), response.status_code, media_type=JSON)
             for name, value in response.headers.items():
                 if name not in ("content-length", "content-type"):

@@ -166,7 +166,7 @@ def _limited(params: dict[str, list[str]], found: list[Any]) -> Any:
     body = {
         "status": "success",
         "data": found[:cap],
-        "warnings": ["results truncated due to limit"],
+        "warnings": [budget.TRUNCATED],
     }
     return JSONResponse(body)
 

@@ -157,6 +157,27 @@ def charge(series: int, samples: int) -> None:
         )
 
 
+TRUNCATED = "results truncated due to limit"
+"""Prometheus' warning on a listing answer that was cut."""
+
+
+def listing_room(series: int) -> int:
+    """How many of `series` more series a listing (`/api/v1/series`, `labels`, label values)
+    may take, charging them: past query.max_series a listing is cut, with Prometheus'
+    `results truncated due to limit` warning, not refused as a query is (Grafana's label
+    browser then still works, over the first series found)."""
+    budget = _current.get()
+    if budget is None:
+        return series
+    budget.check()
+    room = max(0, min(series, budget.limits.max_series - budget.series))
+    budget.series += room
+    budget.samples += room
+    if room < series:
+        warn(TRUNCATED)
+    return room
+
+
 def check_steps(steps: int) -> None:
     """A subquery's inner evaluation steps against query.max_subquery_steps."""
     cap = limits().max_subquery_steps

@@ -132,8 +132,10 @@ class MetricStoreQueryable:
         for name in names:
             budget.check()
             found = self._series_name(name, others, start_ns, end_ns)
-            budget.charge(len(found), len(found))
-            out.extend(found)
+            room = budget.listing_room(len(found))
+            out.extend(found[:room])
+            if room < len(found):
+                break
         return out
 
     def _names(self, matchers: Sequence[LabelMatcher]) -> tuple[list[str], list[LabelMatcher]]:
