@@ -55,6 +55,42 @@ def test_serve_logs_each_event_once_without_colour_codes(tmp_path: Path) -> None
     assert [r["event"] for r in lines][-1] == "stopped"
 
 
+def test_listening_names_the_port_taken_for_port_0(tmp_path: Path) -> None:
+    """With every port 0, each `listening` event names the port the listener took (it said
+    0), and that port answers."""
+    config = tmp_path / "c.yaml"
+    config.write_text("server:\n" + "".join(f"  {name}_port: 0\n" for name in
+                      ("ui", "otlp_http", "otlp_grpc", "zipkin")))  # fmt: skip
+    server = subprocess.Popen(
+        [*COMMAND, "serve", "--config", str(config), "--storage", "memory"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    listening: dict[str, int] = {}
+    try:
+        assert server.stderr is not None
+        for line in server.stderr:
+            record = json.loads(line)
+            if record["event"] == "listening":
+                listening[record["listener"]] = record["port"]
+            if len(listening) == 4:
+                break
+        health = httpx.get(f"http://127.0.0.1:{listening['ui+query']}/health", timeout=10)
+        assert health.status_code == 200
+        otlp = httpx.post(
+            f"http://127.0.0.1:{listening['otlp-http']}/v1/traces",
+            content=b"",
+            headers={"Content-Type": "application/x-protobuf"},
+            timeout=10,
+        )
+        assert otlp.status_code == 200
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=30)
+    assert sorted(listening) == ["otlp-grpc", "otlp-http", "ui+query", "zipkin"]
+    assert all(port > 0 for port in listening.values()), listening
+    assert len(set(listening.values())) == 4
+
+
 def test_a_setting_of_the_wrong_type_is_named_in_words(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("server:\n  ui_port: high\n")
@@ -65,6 +101,26 @@ def test_a_setting_of_the_wrong_type_is_named_in_words(tmp_path: Path) -> None:
     assert run.stderr.strip() == (
         "meshscope: setting server.ui_port must be an integer, got 'high'"
     )
+
+
+def test_command_line_options_are_checked_as_the_settings_are(tmp_path: Path) -> None:
+    """`--ui-port 70000` is refused as `server.ui_port: 70000` is (it was a traceback, exit
+    1), and `--storage clickhouse` meets the ClickHouse section's checks."""
+    run = subprocess.run(
+        [*COMMAND, "serve", "--storage", "memory", "--ui-port", "70000"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (run.returncode, run.stderr.strip()) == (
+        2, "meshscope: setting server.ui_port must be a port number, got 70000"
+    )  # fmt: skip
+    config = tmp_path / "c.yaml"
+    config.write_text("storage:\n  clickhouse:\n    cluster: x\n")
+    run = subprocess.run(
+        [*COMMAND, "serve", "--config", str(config), "--storage", "clickhouse"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert run.stderr.startswith("meshscope: setting storage.clickhouse.cluster is not used")
 
 
 def test_demo_with_an_endpoint_says_where_telemetry_goes() -> None:

@@ -183,7 +183,7 @@ def _build(raw: Mapping[str, Any]) -> Config:
             raise ConfigError(f"config section {section!r} must be a mapping")
         sections[section] = _build_section(section, cls, values)
     config = Config(**sections)
-    _validate(config)
+    validate(config)
     return config
 
 
@@ -214,7 +214,9 @@ def _build_section(section: str, cls: type[Any], values: Mapping[str, Any]) -> A
     return cls(**kwargs)
 
 
-def _validate(config: Config) -> None:
+def validate(config: Config) -> None:
+    """Refuse a configuration whose settings cannot work together (ConfigError); run on
+    every loaded one and again after command-line options change it."""
     for name, value in dataclasses.asdict(config.server).items():
         if name.endswith("_port") and not 0 <= value <= 65535:
             raise ConfigError(f"setting server.{name} must be a port number, got {value}")

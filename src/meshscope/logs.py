@@ -12,6 +12,9 @@ _DROPPED_EXTRAS = ("color_message",)
 # Libraries whose loggers may have been given handlers of their own (uvicorn's default config
 # does that): their records go through the root's one handler instead, once.
 _LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+# Clients that log every request at INFO (httpx: each scrape, forward and alert push): their
+# warnings and errors come through, not a line per request.
+_CHATTY_LOGGERS = ("httpx", "httpcore")
 
 
 def _drop_extras(
@@ -49,3 +52,5 @@ def configure_logging(level: int = logging.INFO) -> None:
         library = logging.getLogger(name)
         library.handlers.clear()
         library.propagate = True
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))

@@ -19,7 +19,7 @@ import uvicorn
 
 from meshscope import __version__
 from meshscope.app import App, build
-from meshscope.config import Config, ConfigError, ServerConfig
+from meshscope.config import Config, ConfigError, ServerConfig, validate
 from meshscope.listen import StartupError, bind_tcp, describe
 from meshscope.logs import configure_logging
 from meshscope.store.duckdb.database import StoreLockedError
@@ -42,6 +42,8 @@ class _Listener(uvicorn.Server):
 
 
 def apply_cli(config: Config, args: argparse.Namespace) -> Config:
+    """`config` with the command-line options applied, validated again (ConfigError): an
+    option's value is checked as the same setting in the file would be."""
     server, storage = config.server, config.storage
     if args.host:
         server = dataclasses.replace(server, host=args.host)
@@ -51,7 +53,9 @@ def apply_cli(config: Config, args: argparse.Namespace) -> Config:
         storage = dataclasses.replace(storage, kind=args.storage)
     if args.data:
         storage = dataclasses.replace(storage, path=args.data)
-    return dataclasses.replace(config, server=server, storage=storage)
+    applied = dataclasses.replace(config, server=server, storage=storage)
+    validate(applied)
+    return applied
 
 
 def serve(config: Config, args: argparse.Namespace) -> int:
@@ -142,7 +146,7 @@ def _fail(message: str, sockets: dict[str, socket.socket]) -> int:
 
 
 async def _serve(app: App, sockets: dict[str, socket.socket]) -> None:
-    from meshscope.ingest.grpc import start_grpc_server
+    from meshscope.ingest.grpc import serve_grpc
 
     # Each listener is a uvicorn server, and each logs the same process events ("Started server
     # process", "Application startup complete", ...) at INFO: meshscope logs each listener once
@@ -153,7 +157,7 @@ async def _serve(app: App, sockets: dict[str, socket.socket]) -> None:
     grpc_socket = sockets.pop("otlp-grpc")
     grpc_socket.close()
     try:
-        grpc_server = await start_grpc_server(
+        grpc_server, grpc_port = await serve_grpc(
             app.sink,
             server.host,
             server.otlp_grpc_port,
@@ -201,8 +205,12 @@ async def _serve(app: App, sockets: dict[str, socket.socket]) -> None:
             break
         await asyncio.sleep(0.01)
     tasks.append(asyncio.create_task(app.scraper.run(stop)))
-    for name, port in _ports(server):
-        log.info("listening", extra={"listener": name, "port": port, "tls": app.tls is not None})
+    bound = {name: sock.getsockname()[1] for name, sock in sockets.items()}
+    bound["otlp-grpc"] = grpc_port  # the port taken, when the setting is 0
+    for name, _ in _ports(server):
+        log.info(
+            "listening", extra={"listener": name, "port": bound[name], "tls": app.tls is not None}
+        )
     if app.tokens is not None:
         log.info("authentication on", extra={"tokens": len(app.tokens)})
     await stop.wait()

@@ -180,6 +180,9 @@ def test_fault_switch_rejects_bad_input(run: Run) -> None:
         response = httpx.put(f"{control}/faults", json=body)
         assert response.status_code == 400, body
         assert "error" in response.json()
-    assert httpx.put(f"{control}/faults", content=b"{not json").status_code == 400
+    for route in ("faults", "traffic"):  # not JSON: the same {"error": ...} as other refusals
+        refused = httpx.put(f"{control}/{route}", content=b"{not json")
+        assert refused.status_code == 400
+        assert refused.json()["error"].startswith("body must be JSON")
     assert httpx.put(f"{control}/traffic", json={"rate": -1}).status_code == 400
     assert httpx.get(f"{control}/faults").json()["error_rate"] == {}

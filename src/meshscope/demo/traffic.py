@@ -62,7 +62,10 @@ async def _json_body(request: web.Request) -> object:
     try:
         return await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise web.HTTPBadRequest(text=f"body must be JSON: {error}\n") from error
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"body must be JSON: {error}"}),
+            content_type="application/json",
+        ) from error
 
 
 def control_app(switch: FaultSwitch, traffic: TrafficGenerator) -> web.Application:

@@ -61,23 +61,6 @@ STATUS_DETAILS_KEY = "grpc-status-details-bin"
 Handler = Callable[[bytes, Any], Awaitable[bytes]]
 
 
-async def start_grpc_server(
-    sink: IngestSink,
-    host: str,
-    port: int,
-    limits: IngestLimits | None = None,
-    decoders: OtlpDecoders | None = None,
-    *,
-    credentials: grpc.ServerCredentials | None = None,
-    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
-) -> grpc.aio.Server:
-    """Serve OTLP/gRPC on host:port (started; call `await server.stop(grace)` to end it)."""
-    server, _ = await serve_grpc(
-        sink, host, port, limits, decoders, credentials=credentials, interceptors=interceptors
-    )
-    return server
-
-
 async def serve_grpc(
     sink: IngestSink,
     host: str,
@@ -88,7 +71,8 @@ async def serve_grpc(
     credentials: grpc.ServerCredentials | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> tuple[grpc.aio.Server, int]:
-    """Like `start_grpc_server`, also returning the bound port (useful with port 0).
+    """Serve OTLP/gRPC on host:port (started; call `await server.stop(grace)` to end it);
+    returns the server and the port it took (the one asked for, or any free one for 0).
     `credentials` (TLS) make the port a secure one; `interceptors` run before each call
     (authentication)."""
     limits = limits or IngestLimits()

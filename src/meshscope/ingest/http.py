@@ -3,7 +3,7 @@
 Each factory returns Starlette routes delivering to an `IngestSink`; see `otlp_http` and
 `zipkin_http` for what they accept and answer, and `IngestLimits` for the bounds they enforce.
 To share metrics' delta-to-cumulative state with the gRPC receiver, pass one `OtlpDecoders`
-to both `otlp_http_routes` and `start_grpc_server`.
+to both `otlp_http_routes` and `serve_grpc`.
 """
 
 from __future__ import annotations
