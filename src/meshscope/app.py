@@ -19,6 +19,8 @@ from meshscope.api.jaeger_metrics import jaeger_metrics_routes
 from meshscope.api.loki import loki_query_routes
 from meshscope.api.meshscope import meshscope_routes
 from meshscope.api.openapi import openapi_routes
+from meshscope.api.openapi_routes import OTLP as OTLP_APP
+from meshscope.api.openapi_routes import ZIPKIN as ZIPKIN_APP
 from meshscope.api.prometheus import prometheus_routes
 from meshscope.api.sampling import sampling_routes
 from meshscope.api.sampling_metrics import SamplingCollector
@@ -241,7 +243,9 @@ def build(config: Config, clock: Clock | None = None) -> App:
         *whoami_routes(tenancy=stacks is not None),
         *slo_routes(storage.metrics, config.slos),
         *sampling_routes(config.sampling.remote),
-        *openapi_routes(),
+        *openapi_routes(
+            {OTLP_APP: config.server.otlp_http_port, ZIPKIN_APP: config.server.zipkin_port}
+        ),
         *web_ui_routes(storage),
     ]
     middleware = [http_metrics.middleware()]

@@ -36,6 +36,25 @@ def test_every_route_is_described(tmp_path: Path) -> None:
         app.storage.close()
 
 
+def test_the_servers_are_the_host_asked_and_the_ports_listened_on() -> None:
+    """Each path's `servers` point where this server answers it ("try it" aimed at the
+    default ports whatever the configuration)."""
+    env = {"MESHSCOPE_STORAGE__KIND": "memory", "MESHSCOPE_SERVER__OTLP_HTTP_PORT": "14318",
+           "MESHSCOPE_SERVER__ZIPKIN_PORT": "19411"}  # fmt: skip
+    app = build(load_config(env=env))
+    try:
+        client = TestClient(app.ui, base_url="http://meshscope.example:26686")
+        document = client.get("/api/meshscope/openapi.json").json()
+    finally:
+        app.storage.close()
+    assert document["servers"] == [{"url": "http://meshscope.example:26686", "description": "ui"}]
+    urls = {s["description"]: s["url"] for item in document["paths"].values()
+            for s in item["servers"]}  # fmt: skip
+    assert urls == {"ui": "http://meshscope.example:26686",
+                    "otlp_http": "http://meshscope.example:14318",
+                    "zipkin": "http://meshscope.example:19411"}  # fmt: skip
+
+
 def test_path_parameters_are_declared() -> None:
     app = build(load_config(env={"MESHSCOPE_STORAGE__KIND": "memory"}))
     try:

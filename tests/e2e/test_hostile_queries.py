@@ -201,6 +201,7 @@ def test_invalid_regex_is_a_400_naming_it(server: Ports) -> None:
     answer = json.loads(body)
     assert answer["errorType"] == "bad_data"
     assert "(unclosed" in answer["error"]
+    assert "missing )" in answer["error"]  # RE2's reason, as Prometheus gives Go's
     query = quote('{service_name=~"(unclosed"}')
     status, body = _get(server.ui, f"/loki/api/v1/query_range?query={query}")
     assert status == 400

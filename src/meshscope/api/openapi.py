@@ -1,11 +1,14 @@
 """The OpenAPI 3 document of every meshscope app, served at `/api/meshscope/openapi.json`.
 
-Built from the route descriptions in api/openapi_routes.py; each path says which app (and so
-which default port) serves it through a path-level `servers` list.
+Built from the route descriptions in api/openapi_routes.py; each path says which app serves
+it through a path-level `servers` list: the host the document was asked from, with the ports
+this server listens on (the defaults when built without them).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from starlette.requests import Request
@@ -72,16 +75,16 @@ def _operation(doc: Doc) -> dict[str, Any]:
     return operation
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document(servers: Mapping[str, str] = SERVERS) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for doc in DOCS:
         item = paths.setdefault(doc.path, {})
         item[doc.method.lower()] = _operation(doc)
-        servers = item.setdefault("servers", [])
+        listed = item.setdefault("servers", [])
         for app in doc.apps:
-            entry = {"url": SERVERS[app], "description": app}
-            if entry not in servers:
-                servers.append(entry)
+            entry = {"url": servers[app], "description": app}
+            if entry not in listed:
+                listed.append(entry)
     return {
         "openapi": "3.0.3",
         "info": {
@@ -89,7 +92,7 @@ def openapi_document() -> dict[str, Any]:
             "version": __version__,
             "description": "Every HTTP route of meshscope's UI/query, OTLP/HTTP and Zipkin apps.",
         },
-        "servers": [{"url": SERVERS[UI], "description": UI}],
+        "servers": [{"url": servers[UI], "description": UI}],
         "paths": paths,
         "components": {
             "securitySchemes": {
@@ -100,10 +103,20 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
-def openapi_routes() -> list[Route]:
-    document = openapi_document()
+def openapi_routes(ports: Mapping[str, int] | None = None) -> list[Route]:
+    """The document's route; `ports`: the OTLP/HTTP and Zipkin apps' ports (default ones
+    without), beside the UI's, which is the one the document is asked from."""
+    others = dict(ports or {OTLP: 4318, ZIPKIN: 9411})
+
+    @lru_cache(maxsize=16)
+    def document(scheme: str, host: str, ui: str) -> dict[str, Any]:
+        servers = {app: f"{scheme}://{host}:{port}" for app, port in others.items()}
+        return openapi_document({**servers, UI: ui})
 
     async def serve(request: Request) -> Response:
-        return JSONResponse(document)
+        url = request.url
+        host = url.hostname or "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        return JSONResponse(document(url.scheme, host, str(request.base_url).rstrip("/")))
 
     return [Route("/api/meshscope/openapi.json", serve, methods=["GET"])]

@@ -10,7 +10,7 @@ from typing import Any
 
 import promql_parser as pp
 
-from meshscope.model.regex import RegexError
+from meshscope.model.regex import RegexError, check
 from meshscope.query import budget
 from meshscope.query.promql import aggregations, binary
 from meshscope.query.promql.queryable import Queryable
@@ -48,7 +48,22 @@ def parse(query: str) -> Any:
     try:
         return pp.parse(query)
     except ValueError as exc:
-        raise BadQueryError(f"parse error: {exc}") from exc
+        raise BadQueryError(f"parse error: {_with_reason(str(exc))}") from exc
+
+
+_ILLEGAL_REGEX = "illegal regex for "
+
+
+def _with_reason(message: str) -> str:
+    """promql-parser's `illegal regex for <pattern>` with RE2's reason, as Prometheus gives
+    one (`error parsing regexp: missing closing ): ...`)."""
+    if not message.startswith(_ILLEGAL_REGEX):
+        return message
+    try:
+        check(message.removeprefix(_ILLEGAL_REGEX))
+    except RegexError as error:
+        return str(error)
+    return message
 
 
 def millis(delta: timedelta | None) -> int:
