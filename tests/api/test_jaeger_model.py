@@ -96,3 +96,26 @@ def test_a_child_of_link_is_a_child_of_reference_and_an_event_attribute_named_ev
     first, second = span["logs"]
     assert first["fields"] == [{"key": "event", "type": "string", "value": "from the attribute"}]
     assert [field["key"] for field in second["fields"]] == ["event", "attempt"]
+
+
+def test_a_server_span_sharing_its_id_with_a_client_span_gets_a_new_one() -> None:
+    """Zipkin's shared spans, as Jaeger's DedupeClientServerSpanIDs adjuster shows them: the
+    SERVER side gets the next unused id above the trace's largest, the CLIENT side as its
+    parent; the spans under the shared id go under the server side."""
+    root = _span(0, kind=SpanKind.SERVER, span_id="00000000000000a0", parent_span_id="")
+    client = _span(1, kind=SpanKind.CLIENT, span_id="00000000000000b0",
+                   parent_span_id="00000000000000a0")  # fmt: skip
+    server = _span(2, kind=SpanKind.SERVER, span_id="00000000000000b0",
+                   parent_span_id="00000000000000a0")  # fmt: skip
+    child = _span(3, kind=SpanKind.INTERNAL, span_id="00000000000000b1",
+                  parent_span_id="00000000000000b0")  # fmt: skip
+    out = trace_json([root, client, server, child])["spans"]
+    ids = [span["spanID"] for span in out]
+    parents = [[r["spanID"] for r in span["references"] if r["refType"] == "CHILD_OF"]
+               for span in out]  # fmt: skip
+    assert ids == ["00000000000000a0", "00000000000000b0", "00000000000000b2", "00000000000000b1"]
+    assert parents[1:] == [["00000000000000a0"], ["00000000000000b0"], ["00000000000000b2"]]
+    assert len(set(ids)) == 4
+    # Spans that share no id with a client keep theirs.
+    plain = trace_json([root, client])["spans"]
+    assert [span["spanID"] for span in plain] == ["00000000000000a0", "00000000000000b0"]

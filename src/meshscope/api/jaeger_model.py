@@ -93,15 +93,53 @@ def _process_key(span: Span) -> Hashable:
     return key
 
 
+def shared_span_ids(spans: Sequence[Span]) -> dict[int, str]:
+    """New ids for the SERVER spans that share their id with a CLIENT span (Zipkin's shared
+    spans), by index in `spans`, as Jaeger's `DedupeClientServerSpanIDs` adjuster gives them
+    (the UI keys spans by id): the next unused ids above the trace's largest."""
+    kinds: dict[str, set[SpanKind]] = {}
+    for span in spans:
+        kinds.setdefault(span.span_id, set()).add(span.kind)
+    shared = {i for i, span in enumerate(spans) if span.kind is SpanKind.SERVER
+              and SpanKind.CLIENT in kinds[span.span_id]}  # fmt: skip
+    if not shared:
+        return {}
+    used = {int(span_id, 16) for span_id in kinds if _is_hex(span_id)}
+    next_id = max(used, default=0)
+    renamed: dict[int, str] = {}
+    for index in sorted(shared):
+        next_id += 1
+        while next_id in used:
+            next_id += 1
+        if next_id >= 2**64:
+            break  # no id left above the largest: kept shared, as Jaeger warns and stops
+        used.add(next_id)
+        renamed[index] = f"{next_id:016x}"
+    return renamed
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True
+
+
 def trace_json(spans: Sequence[Span]) -> Json:
-    """One trace: spans plus a processes table with one entry per distinct (service, resource)."""
+    """One trace: spans plus a processes table with one entry per distinct (service, resource).
+    A SERVER span sharing its id with a CLIENT span gets a new one and the CLIENT span as its
+    parent, and the spans whose parent was the shared id get it as theirs (`shared_span_ids`).
+    """
+    renamed = shared_span_ids(spans)
+    new_parent = {spans[index].span_id: new for index, new in renamed.items()}
     processes: dict[str, Json] = {}
     keys: dict[Hashable, str] = {}
     # Spans read together often share one resource dict: its process is then found by the
     # dict's identity (valid while `spans` holds them all) without building its key again.
     by_identity: dict[tuple[str, int], str] = {}
     out_spans: list[Json] = []
-    for span in spans:
+    for index, span in enumerate(spans):
         process_id = by_identity.get((span.service, id(span.resource)))
         if process_id is None:
             resource_key = _process_key(span)
@@ -111,10 +149,15 @@ def trace_json(spans: Sequence[Span]) -> Json:
                 tags = [key_value(k, v) for k, v in span.resource.items() if k != "service.name"]
                 processes[process_id] = {"serviceName": span.service, "tags": tags}
             by_identity[span.service, id(span.resource)] = process_id
+        span_id, parent_id = span.span_id, span.parent_span_id
+        if index in renamed:  # the shared id is the client's: its parent
+            span_id, parent_id = renamed[index], span.span_id
+        elif parent_id in new_parent:
+            parent_id = new_parent[parent_id]
         references = []
-        if span.parent_span_id:
+        if parent_id:
             references.append(
-                {"refType": "CHILD_OF", "traceID": span.trace_id, "spanID": span.parent_span_id}
+                {"refType": "CHILD_OF", "traceID": span.trace_id, "spanID": parent_id}
             )
         references += [
             {"refType": _ref_type(link), "traceID": link.trace_id, "spanID": link.span_id}
@@ -123,7 +166,7 @@ def trace_json(spans: Sequence[Span]) -> Json:
         out_spans.append(
             {
                 "traceID": span.trace_id,
-                "spanID": span.span_id,
+                "spanID": span_id,
                 "flags": span.flags & 0xFF,  # the W3C trace flags byte; OTLP keeps more bits
                 "operationName": span.name,
                 "references": references,

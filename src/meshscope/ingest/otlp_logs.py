@@ -3,9 +3,12 @@
 The record time is `time_unix_nano`, else `observed_time_unix_nano` (OTel says the observed
 time stands in when the event time is unknown), else the time the request was decoded (as
 Loki's OTLP receiver does; not 1970, which no read's time range shows and retention drops).
-A string body is kept as-is; any other body (map, array, number...) is JSON-encoded, bytes as
-base64. Trace and span ids are optional: empty or all-zero ids become "", ids of the wrong
-length reject the record (partial success), as does a time past 2^63 ns (`checks`).
+A string body is kept as-is, a bytes body as its base64 text; any other body (map, array,
+number...) is JSON-encoded, bytes inside as base64 (Loki's line: pdata's `AsString`). The
+observed time beside a time, the body's type, the scope, flags, dropped counts and event
+names are not kept. Trace and span ids are optional: empty or all-zero ids become "", ids
+of the wrong length reject the record (partial success), as does a time past 2^63 ns
+(`checks`).
 """
 
 from __future__ import annotations
@@ -49,12 +52,15 @@ def decode_logs_json(body: bytes) -> Decoded:
 
 
 def body_text(body: AnyValue) -> str:
-    """A log body as text: strings as-is, anything else as compact JSON ("" when unset)."""
+    """A log body as text, as pdata's `AsString` (Loki's line for an OTLP record): strings
+    as-is, bytes as base64, anything else as compact JSON ("" when unset)."""
     which = body.WhichOneof("value")
     if which is None:
         return ""
     if which == "string_value":
         return body.string_value
+    if which == "bytes_value":  # not `"..."`: the base64 text itself
+        return base64.b64encode(body.bytes_value).decode()
     return orjson.dumps(any_value(body), default=_bytes_as_base64).decode()
 
 
