@@ -39,7 +39,9 @@ def any_value(value: AttrValue) -> AnyValue:
         return AnyValue(array_value=ArrayValue(values=[any_value(v) for v in value]))
     if isinstance(value, dict):
         return AnyValue(kvlist_value=KeyValueList(values=key_values(value)))
-    return AnyValue(string_value="" if value is None else str(value))
+    if value is None:  # an empty value, as it came
+        return AnyValue()
+    return AnyValue(string_value=str(value))
 
 
 def key_values(attributes: Mapping[str, AttrValue]) -> list[KeyValue]:
