@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import snappy
@@ -23,8 +24,10 @@ def test_json_and_protobuf_decode_the_same_records() -> None:
     from_proto = decode_loki_protobuf(protobuf_push(LINES), MAX).batch.logs
     assert len(from_json) == len(LINES)
     by_time = sorted(from_json, key=lambda r: r.time_ns)
-    assert by_time == sorted(from_proto, key=lambda r: r.time_ns)
-    for line, record in zip(LINES, by_time, strict=True):
+    proto_by_time = sorted(from_proto, key=lambda r: r.time_ns)
+    # The protobuf push names the trace id `traceID` (upper case), kept as pushed.
+    assert [replace(r, attributes={}) for r in proto_by_time] == by_time
+    for line, record, proto in zip(LINES, by_time, proto_by_time, strict=True):
         assert (record.time_ns, record.body, record.service) == (
             line.time_ns,
             line.body,
@@ -33,7 +36,8 @@ def test_json_and_protobuf_decode_the_same_records() -> None:
         assert (record.trace_id, record.span_id) == (line.trace_id, line.span_id)
         assert record.severity_text == line.level
         assert record.resource == {"env": line.labels["env"], "level": line.level}
-        assert record.attributes == {}  # trace and span ids are taken out of the metadata
+        assert record.attributes == {}  # `trace_id`/`span_id`: read back as those labels
+        assert proto.attributes == ({"traceID": line.trace_id.upper()} if line.trace_id else {})
 
 
 def test_mapping_service_discovery_metadata_and_levels() -> None:
@@ -51,7 +55,9 @@ def test_mapping_service_discovery_metadata_and_levels() -> None:
     assert record.service == "cart"  # app comes before job, as in Loki's discovery
     assert record.trace_id == "0000000000000000abcdef0123456789"
     assert record.span_id == "00f067aa0ba902b7"
-    assert record.attributes == {"user": "u1", "severity": "WARNING"}
+    # Kept as pushed (Loki answers them so), beside the ids read from them.
+    assert record.attributes == {"traceID": "ABCDEF0123456789", "spanId": "00f067aa0ba902b7",
+                                 "user": "u1", "severity": "WARNING"}  # fmt: skip
     assert record.severity is Severity.WARN
     assert record.resource == {"job": "ns/api", "app": "cart"}
     plain = log_record({"service_name": "a", "env": "x"}, 1, "l", {"trace_id": "not-hex"})

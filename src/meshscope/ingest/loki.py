@@ -5,9 +5,11 @@ Mapping, following Loki's conventions:
   service is the first of the labels `service_name`, `service`, `app`, `application`, `job`
   (Loki's service_name discovery), else `unknown_service`. `service_name` itself is not
   repeated in the resource, since it *is* the service.
-- structured metadata becomes record attributes, except `trace_id`/`traceID`/`traceId` and
-  `span_id`/`spanID`/`spanId`, which become the record's trace and span ids (lowercase hex;
-  a 16-hex trace id is left-padded to 32) when they are valid hex ids.
+- structured metadata becomes record attributes; `trace_id`/`traceID`/`traceId` and
+  `span_id`/`spanID`/`spanId` also give the record's trace and span ids (lowercase hex; a
+  16-hex trace id is left-padded to 32) when they are valid hex ids. A key other than
+  `trace_id`/`span_id` stays as pushed (Loki answers it so, and `| traceID="..."` finds it);
+  those two are the labels the ids are read back as.
 - the level (`level`, `severity`, `detected_level`, `lvl` metadata or label) gives the
   severity; its text is kept as `severity_text`.
 """
@@ -15,7 +17,7 @@ Mapping, following Loki's conventions:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -61,8 +63,10 @@ def log_record(
     )
 
 
-def _take_id(attributes: dict[str, AttrValue], keys: Iterable[str], size: int) -> str:
-    """Pop the first valid hex id under `keys` (normalized); invalid ones stay attributes."""
+def _take_id(attributes: dict[str, AttrValue], keys: tuple[str, ...], size: int) -> str:
+    """The first valid hex id under `keys` (normalized). Under the first key (`trace_id`,
+    `span_id`: what the id is read back as) it is taken out of the attributes; under the
+    others and when invalid it stays."""
     for key in keys:
         raw = attributes.get(key)
         if not isinstance(raw, str):
@@ -71,7 +75,8 @@ def _take_id(attributes: dict[str, AttrValue], keys: Iterable[str], size: int) -
         if 0 < len(value) <= size and set(value) <= _HEX and len(value) in (16, size):
             value = value.rjust(size, "0")
             if value not in (INVALID_TRACE_ID, INVALID_SPAN_ID):
-                del attributes[key]
+                if key == keys[0]:
+                    del attributes[key]
                 return value
     return ""
 
