@@ -126,6 +126,21 @@ def test_record_labels_split_into_stream_labels_and_structured_metadata() -> Non
     assert "level" not in structured_metadata(record, {**stream, "level": "warn"})
 
 
+def test_map_attributes_are_flattened_into_labels_as_loki_does() -> None:
+    """Loki's OTLP ingestion (`attributeToLabels`): a map is one label per leaf, named
+    `key_subkey`; lists keep their JSON text."""
+    record = LogRecord(
+        time_ns=1, body="b", service="cart",
+        attributes={"http": {"request": {"method": "GET"}, "status": 200}, "ids": [1, 2]},
+        resource={"k8s": {"pod.name": "p1"}},
+    )  # fmt: skip
+    stream = stream_labels(record)
+    assert stream == {"service_name": "cart", "k8s_pod_name": "p1"}
+    assert structured_metadata(record, stream) == {
+        "http_request_method": "GET", "http_status": "200", "ids": "[1,2]",
+    }  # fmt: skip
+
+
 def test_label_filters_treat_errors_and_missing_labels_as_loki() -> None:
     """pkg/logql/log/label_filter.go: an entry that already has an error passes numeric and
     duration filters (the parser's error stays); one without the label passes none; a value

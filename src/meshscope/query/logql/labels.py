@@ -11,8 +11,9 @@ Structured metadata (per record, as Loki 3 stores OTLP log attributes and trace 
 - `detected_level` (and `level`, unless the record has one) from the severity: `trace`,
   `debug`, `info`, `warn`, `error`, `fatal`, when the severity is known.
 
-Names are made valid label names (`k8s.pod.name` -> `k8s_pod_name`), values are in their
-text form (`attr_text`), and labels with an empty value are left out, as Loki does. Queries
+Names are made valid label names (`k8s.pod.name` -> `k8s_pod_name`), a map attribute is
+flattened into `key_subkey` labels, values are in their text form (`attr_text`), and labels
+with an empty value are left out, as Loki does. Queries
 see both categories merged (metadata wins a name clash), so selectors, label filters and
 `by (...)` work on either.
 """
@@ -72,4 +73,24 @@ def record_labels(record: LogRecord) -> dict[str, str]:
 
 
 def _named(attributes: dict[str, AttrValue]) -> dict[str, str]:
-    return {label_name(key): attr_text(value) for key, value in attributes.items()}
+    """Labels of attributes; a map is flattened into `key_subkey` labels, as Loki's OTLP
+    ingestion does (`attributeToLabels`), other values are their text form."""
+    out: dict[str, str] = {}
+    for key, value in attributes.items():
+        if isinstance(value, dict):
+            _flatten(label_name(key), value, out)
+        else:
+            out[label_name(key)] = attr_text(value)
+    return out
+
+
+def _flatten(prefix: str, attributes: dict[str, AttrValue], out: dict[str, str]) -> None:
+    pending = [(prefix, attributes)]  # iterative: a map nested 1,000 deep is no recursion
+    while pending:
+        prefix, mapping = pending.pop()
+        for key, value in mapping.items():
+            name = label_name(f"{prefix}_{key}")
+            if isinstance(value, dict):
+                pending.append((name, value))
+            else:
+                out[name] = attr_text(value)
