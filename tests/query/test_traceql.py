@@ -75,6 +75,40 @@ def test_matching_one_span(query: str, expected: bool) -> None:
     assert matches(node, _span()) is expected
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ('{ .http.status_code = "500" }', False),  # the attribute is an int
+        ('{ .http.status_code != "500" }', False),
+        ("{ .customer.tier = 5 }", False),
+        ("{ .customer.tier != 5 }", False),
+        ('{ .flag = "true" }', False),
+        ('{ .flag != "true" }', False),
+        ("{ .flag != false }", True),
+        ("{ .http.status_code = 500.0 }", True),  # ints and floats compare as numbers
+        ('{ .http.status_code =~ "5.*" }', False),  # a regex applies to strings only
+        ('{ .http.status_code !~ "4.*" }', False),
+        ("{ .code = 500 }", False),  # the string "500" below is no number
+    ],
+)
+def test_values_of_another_type_satisfy_no_comparison_as_in_tempo(
+    query: str, expected: bool
+) -> None:
+    (node,) = parse(query).sets
+    span = _span(attributes={"http.status_code": 500, "customer.tier": "gold", "flag": True,
+                             "code": "500"})  # fmt: skip
+    assert matches(node, span) is expected
+
+
+def test_and_and_or_bind_alike_left_to_right_as_in_tempo() -> None:
+    """Tempo's grammar has `%left AND OR`: `{ a || b && c }` is `{ (a || b) && c }`."""
+    (node,) = parse('{ .customer.tier = "gold" || .flag = true && .region = "us" }').sets
+    assert isinstance(node, BoolOp) and node.op == "&&"
+    assert matches(node, _span()) is False  # (true || true) && false
+    (node,) = parse('{ .region = "us" && .flag = true || .customer.tier = "gold" }').sets
+    assert matches(node, _span()) is True  # (false && true) || true
+
+
 def test_span_sets_combine_at_trace_level() -> None:
     spans = [_span(), _span(span_id="ef" * 8, service="db", name="SELECT", kind=SpanKind.CLIENT)]
     both = parse('{ resource.service.name = "cart" } && { name = "SELECT" }')

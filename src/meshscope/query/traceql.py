@@ -184,17 +184,12 @@ class _Parser:
         return node
 
     def expression(self) -> Node:
-        node = self.conjunction()
-        while (token := self.peek()) is not None and token[1] == "||":
-            self.take()
-            node = BoolOp("||", node, self.conjunction())
-        return node
-
-    def conjunction(self) -> Node:
+        """`&&` and `||` inside a span set bind alike, left to right, as in Tempo's grammar
+        (`%left AND OR`): `{ a || b && c }` is `{ (a || b) && c }`."""
         node = self.primary()
-        while (token := self.peek()) is not None and token[1] == "&&":
+        while (token := self.peek()) is not None and token[1] in ("&&", "||"):
             self.take()
-            node = BoolOp("&&", node, self.primary())
+            node = BoolOp(token[1], node, self.primary())
         return node
 
     def primary(self) -> Node:
@@ -310,10 +305,15 @@ def matches(node: Node, span: Span) -> bool:
 
 
 def _compare(actual: Any, op: str, wanted: Any) -> bool:
+    """As Tempo: a value of another type than the literal's satisfies no comparison, `!=`
+    neither (`.code = 500` is not true of the string "500"; ints and floats compare as
+    numbers), and a regex applies to strings only."""
     if actual is None:  # a missing attribute satisfies no condition, as SQL's NULL
         return False
     if isinstance(wanted, Regex):
-        found = wanted.pattern.fullmatch(str(actual)) is not None
+        if not isinstance(actual, str):
+            return False
+        found = wanted.pattern.fullmatch(actual) is not None
         return found if op == "=~" else not found
     if isinstance(wanted, Text | Contains):
         text = actual if isinstance(actual, str) else attr_text(actual)
@@ -323,18 +323,13 @@ def _compare(actual: Any, op: str, wanted: Any) -> bool:
         same = actual is wanted
         return same if op == "=" else not same if op == "!=" else False
     if isinstance(wanted, bool) or isinstance(actual, bool):
-        same = actual == wanted
-        return same if op == "=" else not same if op == "!=" else False
-    if isinstance(wanted, (int, float)):
-        if isinstance(actual, str):
-            try:
-                actual = float(actual)
-            except ValueError:
-                return op == "!="
-        if not isinstance(actual, (int, float)):
-            return op == "!="
-    elif not isinstance(actual, str):
-        actual = str(actual)
+        if not (isinstance(wanted, bool) and isinstance(actual, bool)):
+            return False
+        return actual == wanted if op == "=" else actual != wanted if op == "!=" else False
+    if isinstance(wanted, (int, float)) != isinstance(actual, (int, float)):
+        return False
+    if isinstance(wanted, str) != isinstance(actual, str):
+        return False
     outcome: bool = {
         "=": actual == wanted,
         "!=": actual != wanted,
