@@ -114,7 +114,7 @@ def tempo_routes(storage: Storage, now_ns: Callable[[], int] = time.time_ns) -> 
         params = request.query_params
         values = _values(storage, tag, window(params), _narrowing(params.get("q", "")))
         if not v2:
-            body: Any = {"tagValues": sorted(map(str, values))}
+            body: Any = {"tagValues": sorted({_typed(value)["value"] for value in values})}
         else:
             # Status and kind values are TraceQL keywords, as Tempo types them: Grafana's
             # builder quotes "string" values, and `{status="error"}` is no valid query.
@@ -188,7 +188,7 @@ def _search_query(params: QueryParams) -> tuple[Query, TraceFilter]:
         raise ParamError("invalid request: can't specify tags and q in the same query")
     min_ms = _duration_ms(params, "minDuration")
     max_ms = _duration_ms(params, "maxDuration")
-    if min_ms and max_ms and min_ms > max_ms:  # a maxDuration of 0 is no bound
+    if min_ms and max_ms is not None and min_ms > max_ms:  # as Tempo, maxDuration=0 too
         raise ParamError("invalid maxDuration: must be greater than minDuration")
     durations = TraceFilter((min_ms or 0) * 10**6, (max_ms or 0) * 10**6)
     if tags:
@@ -213,8 +213,9 @@ def _trace_json(hit: TraceHit, fields: list[str], per_set: int) -> dict[str, Any
     spansets = [_spanset_json(spans, fields, per_set) for spans in hit.spansets if spans]
     out: dict[str, Any] = {
         "traceID": hit.trace_id,
-        "rootServiceName": hit.root.service,
-        "rootTraceName": hit.root.name,
+        # As Tempo: without a root span (no parent) received, it says so.
+        "rootServiceName": hit.root.service if hit.root.is_root else NO_ROOT,
+        "rootTraceName": hit.root.name if hit.root.is_root else "",
         "startTimeUnixNano": str(hit.start_ns),
         "durationMs": (hit.end_ns - hit.start_ns) // 10**6,
         "spanSets": spansets,
@@ -298,12 +299,16 @@ def _values(
     spans = _recent_spans(storage, *window)
     if query is not None:
         spans = [span for span in spans if any(matches(node, span) for node in query.sets)]
-    seen: dict[Any, None] = {}
+    seen: dict[tuple[str, Any], Any] = {}  # by type and value, as Tempo: 1 and 1.0 are two
     for span in spans:
         value = field_value(span, field)
         if isinstance(value, str | int | float | bool):
-            seen.setdefault(value, None)
-    return sorted(seen, key=lambda v: (type(v).__name__, v))
+            seen.setdefault((type(value).__name__, value), value)
+    return [seen[key] for key in sorted(seen)]
+
+
+NO_ROOT = "<root span not yet received>"
+"""Tempo's `rootServiceName` for a trace without a root span (pkg/search)."""
 
 
 def _typed(value: Any) -> dict[str, str]:
@@ -311,6 +316,7 @@ def _typed(value: Any) -> dict[str, str]:
         return {"type": "bool", "value": str(value).lower()}
     if isinstance(value, int):
         return {"type": "int", "value": str(value)}
-    if isinstance(value, float):
-        return {"type": "float", "value": repr(value)}
+    if isinstance(value, float):  # Go's FormatFloat 'g' as Tempo prints it: 1.0 is "1"
+        text = str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
+        return {"type": "float", "value": text}
     return {"type": "string", "value": str(value)}
