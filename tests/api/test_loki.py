@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -170,8 +171,20 @@ def test_rate_step_as_duration_and_default_step(base: str) -> None:
         start=str(START),
         end=str(END),
     )["data"]
-    steps = [t for s in default["result"] for t, _ in s["values"]]
-    assert min(steps) >= START // S and len(set(steps)) <= 251  # ~250 points by default
+    steps = sorted({t for s in default["result"] for t, _ in s["values"]})
+    # Loki's defaultQueryRangeStep: max(floor(range / 250 s), 1) seconds.
+    step = max(1, (END - START) // S // 250)
+    assert min(steps) >= START // S and len(steps) <= (END - START) // S // step + 1
+    assert min(b - a for a, b in pairwise(steps)) == step
+
+
+def test_streams_come_in_the_order_of_their_label_strings(base: str) -> None:
+    """As Loki sorts a log query's streams, in either direction."""
+    for direction in ("backward", "forward"):
+        data = _grafana_range(base, '{env=~"prod|dev"}', limit="1000", direction=direction)
+        keys = [sorted(stream["stream"].items()) for stream in data["result"]]
+        texts = ["{" + ", ".join(f'{k}="{v}"' for k, v in key) + "}" for key in keys]
+        assert len(texts) > 2 and texts == sorted(texts)
 
 
 def test_instant_queries(base: str) -> None:
@@ -191,6 +204,10 @@ def test_instant_queries(base: str) -> None:
     assert {v[0] for v in got.values()} == {at // S}
     health = _get(base, "/loki/api/v1/query", query="vector(1)+vector(1)", time=str(at))
     assert health["data"]["result"] == [{"metric": {}, "value": [at // S, "2"]}]
+    # x / 0 is NaN whatever x, as Loki's MergeBinOp (not Prometheus' +Inf).
+    for query in ("vector(1)/vector(0)", "(vector(0)-vector(1))/vector(0)", "vector(0)/vector(0)"):
+        divided = _get(base, "/loki/api/v1/query", query=query, time=str(at))
+        assert divided["data"]["result"] == [{"metric": {}, "value": [at // S, "NaN"]}]
     logs = _get(base, "/loki/api/v1/query", query='{service_name="web"}', limit="3", time=str(at))[
         "data"
     ]

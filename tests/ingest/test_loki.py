@@ -64,6 +64,8 @@ def test_mapping_service_discovery_metadata_and_levels() -> None:
     assert plain.service == "a" and plain.resource == {"env": "x"}
     assert plain.trace_id == "" and plain.attributes == {"trace_id": "not-hex"}
     assert log_record({"env": "x"}, 1, "l", {}).service == "unknown_service"
+    # Loki's discover_service_name: a container label names the service too.
+    assert log_record({"container": "web", "env": "x"}, 1, "l", {}).service == "web"
     zero = log_record({"a": "b"}, 1, "l", {"trace_id": "0" * 32})
     assert zero.trace_id == "" and zero.attributes == {"trace_id": "0" * 32}
 

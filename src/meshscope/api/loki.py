@@ -76,6 +76,10 @@ def _query(params: Params) -> Any:
     return parse(text)
 
 
+def _label_string(labels: tuple[tuple[str, str], ...]) -> str:
+    return "{" + ", ".join(f"{name}={orjson.dumps(value).decode()}" for name, value in labels) + "}"
+
+
 def _stats(scan: Scan, started: float, returned: int) -> dict[str, Any]:
     elapsed = max(time.perf_counter() - started, 1e-9)
     return {
@@ -136,7 +140,9 @@ def _streams(
         stream = streams.setdefault(key, {"stream": dict(key), "values": []})
         stream["values"].append(value)
         count += 1
-    data: dict[str, Any] = {"resultType": "streams", "result": list(streams.values()),
+    # Streams in the order of their label strings, as Loki sorts them (logqlmodel Streams).
+    result = [streams[key] for key in sorted(streams, key=_label_string)]
+    data: dict[str, Any] = {"resultType": "streams", "result": result,
                             "stats": _stats(scan, started, count)}  # fmt: skip
     if categorized:
         data["encodingFlags"] = [CATEGORIZE_LABELS]
@@ -199,7 +205,8 @@ def loki_query_routes(storage: Storage, clock: Clock | None = None) -> list[Rout
                 "data": _streams(storage, expr, start, end, limit, backward, categorize(request)),
             }
         step_text = one(params, "step")
-        default_step = max(1, -(-(end - start) // (250 * 10**9))) * 10**9
+        # Loki's defaultQueryRangeStep: max(floor(range / 250 s), 1) seconds.
+        default_step = max(1, (end - start) // (250 * 10**9)) * 10**9
         step = parse_duration(step_text, "step") if step_text else default_step
         return {"status": "success", "data": _metric(storage, expr, Steps(start, end, step), False)}
 

@@ -2,8 +2,8 @@
 
 Mapping, following Loki's conventions:
 - stream labels become the record's resource (they identify where the logs come from); the
-  service is the first of the labels `service_name`, `service`, `app`, `application`, `job`
-  (Loki's service_name discovery), else `unknown_service`. `service_name` itself is not
+  service is the first of the labels `SERVICE_LABELS` (Loki's service_name discovery), else
+  `unknown_service`. `service_name` itself is not
   repeated in the resource, since it *is* the service.
 - structured metadata becomes record attributes; `trace_id`/`traceID`/`traceId` and
   `span_id`/`spanID`/`spanId` also give the record's trace and span ids (lowercase hex; a
@@ -33,7 +33,12 @@ from meshscope.model.batch import Batch
 from meshscope.model.ids import INVALID_SPAN_ID, INVALID_TRACE_ID
 from meshscope.model.logs import LogRecord, Severity
 
-SERVICE_LABELS = ("service_name", "service", "app", "application", "job")
+SERVICE_LABELS = (
+    "service_name", "service", "app", "application", "app_name", "name", "app_kubernetes_io_name",
+    "container", "container_name", "k8s_container_name", "component", "workload", "job",
+    "k8s_job_name",
+)  # fmt: skip
+"""`service_name`, then Loki's default `discover_service_name` (pkg/validation/limits.go)."""
 LEVEL_KEYS = ("level", "severity", "detected_level", "lvl")
 TRACE_ID_KEYS = ("trace_id", "traceID", "traceId", "traceid")
 SPAN_ID_KEYS = ("span_id", "spanID", "spanId", "spanid")

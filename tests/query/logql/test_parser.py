@@ -58,8 +58,17 @@ def test_selector_line_filters_parsers_and_label_filters() -> None:
 
 def test_comma_and_juxtaposition_mean_and_and_parentheses_group() -> None:
     a = parse('{a="b"} | logfmt | x="1", y="2" z="3"')
-    b = parse('{a="b"} | logfmt | x="1" and y="2" and z="3"')
+    b = parse('{a="b"} | logfmt | x="1" and (y="2" and z="3")')
     assert a == b
+    # Loki's parser_test.go: `,` and a space and their left side with the whole rest.
+    loki = parse('{a="b"} | logfmt | foo="bar" buzz!="blip", blop=~"boop" or fuzz==5')
+    same = parse('{a="b"} | logfmt | foo="bar" and (buzz!="blip" and (blop=~"boop" or fuzz==5))')
+    assert loki == same
+    assert parse('{a="b"} | x="1" and y="2" or z="3"') == parse(
+        '{a="b"} | (x="1" and y="2") or z="3"'
+    )
+    many = ", ".join(f'k{i}="{i}"' for i in range(255))  # 255 commas: no recursion limit
+    assert isinstance(parse('{a="b"} | ' + many), LogExpr)
     grouped = parse('{a="b"} | x="1" and (y="2" or z="3")')
     assert isinstance(grouped, LogExpr)
     stage = grouped.stages[0]
@@ -123,6 +132,7 @@ def test_arithmetic_with_vector_literals_like_grafanas_health_check() -> None:
         ('{a="b"} extra', "expected end of query"),
         ('count_over_time({a="b"}[0s])', "must be positive"),
         ('{a="b"} | label_format x=a, x=b', "multiple label name 'x' not allowed"),
+        ('{a="b"} | label_format __error__="x"', "__error__ cannot be formatted"),
     ],
 )
 def test_errors_name_the_problem(query: str, message: str) -> None:

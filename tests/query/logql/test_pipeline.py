@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from meshscope.model.logs import LogRecord, Severity
 from meshscope.query.logql import LogExpr, parse
 from meshscope.query.logql.labels import record_labels, stream_labels, structured_metadata
@@ -142,12 +144,17 @@ def test_map_attributes_are_flattened_into_labels_as_loki_does() -> None:
 
 
 def test_label_filters_treat_errors_and_missing_labels_as_loki() -> None:
-    """pkg/logql/log/label_filter.go: an entry that already has an error passes numeric and
-    duration filters (the parser's error stays); one without the label passes none; a value
-    that does not convert keeps the entry with LabelFilterErr and Go's reason."""
-    failed = _run("| json | latency > 10ms", "not json")
-    assert failed is not None and failed[0]["__error__"] == "JSONParserErr"
-    assert _run('| json | latency > 10ms | __error__ = ""', "not json") is None
+    """pkg/logql/log/label_filter.go (Loki 3, #12378): numeric and duration filters compare
+    on an entry with an error too (Loki 2 let it pass); one without the label passes none; a
+    value that does not convert keeps the entry with LabelFilterErr and Go's reason, unless
+    it has an error already."""
+    assert _run("| json | latency > 10ms", "not json") is None  # no latency label
+    assert _run("| json | status >= 500", "not json") is None
+    assert _run("| logfmt | a > 1 and b > 1", "a=x b=0") is None  # b > 1 still runs
+    both = _run("| logfmt | a > 1 | b > 1", "a=x b=y")
+    assert both is not None and both[0]["__error_details__"] == (
+        'strconv.ParseFloat: parsing "x": invalid syntax'  # the first error stays
+    )
     assert _run("| logfmt | latency > 10ms", "status=200") is None  # no latency label
     assert _run("| logfmt | status > 100", "latency=5ms") is None
     slow = _run("| logfmt | latency > 10ms", "latency=soon")
@@ -164,3 +171,33 @@ def test_label_filters_treat_errors_and_missing_labels_as_loki() -> None:
     assert _run('| logfmt | status > 100 and app = "x"', "status=nope app=y") is None
     kept = _run("| logfmt | status >= 200", "status=200")
     assert kept is not None and "__error__" not in kept[0]
+
+
+@pytest.mark.parametrize(
+    ("line", "kept", "error"),
+    [
+        ("took=0", False, None),  # Go's ParseDuration reads "0" as 0
+        ("took=1500ms", True, None),
+        ("took=1m2.5s", True, None),
+        ("took=-3s", False, None),
+        ("took=.5h", True, None),
+        ("took=2d", True, 'time: invalid duration "2d"'),  # Go has no `d`: an error, kept
+        ("took=2.s", True, None),  # "2." is 2, as Go reads it
+    ],
+)
+def test_duration_filters_read_values_as_go_does(line: str, kept: bool, error: str | None) -> None:
+    out = _run("| logfmt | took > 1s", line)
+    assert (out is not None) is kept
+    if out is not None:
+        assert out[0].get("__error_details__") == error
+
+
+def test_keep_keeps_the_error_labels_and_label_format_renames_as_loki() -> None:
+    kept = _run("| json | keep level", "not json", level="info", pod="p")
+    assert kept is not None and set(kept[0]) == {"level", "__error__", "__error_details__"}
+    # A rename of a missing label does nothing; templates see the renames before them.
+    same = _run("| label_format team=missing", "x", team="core")
+    assert same is not None and same[0] == {"team": "core"}
+    greeted = _run('| logfmt | label_format who=user, greeting="hi {{.who}}"', "user=bob")
+    assert greeted is not None and greeted[0]["greeting"] == "hi bob"
+    assert "user" not in greeted[0]

@@ -83,8 +83,8 @@ def _apply(op: str, a: float, b: float) -> float:
         return a - b
     if op == "*":
         return a * b
-    if b == 0:
-        return math.nan if a == 0 else math.copysign(math.inf, a)
+    if b == 0:  # as Loki's MergeBinOp, whatever `a` is (Prometheus would say +-Inf)
+        return math.nan
     return a / b
 
 

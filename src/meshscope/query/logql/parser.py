@@ -256,6 +256,9 @@ class _Parser:
         assignments: list[LabelAssignment] = []
         while True:
             name = self.expect(Kind.NAME, what="a label name").text
+            if name == "__error__":  # as Loki's label_format (fmt.go `validate`)
+                self.i -= 1
+                self.fail("__error__ cannot be formatted")
             if any(done.name == name for done in assignments):  # as Loki's label_format
                 self.i -= 1
                 self.fail(f"multiple label name '{name}' not allowed in a single format operation")
@@ -289,13 +292,20 @@ class _Parser:
         return left
 
     def label_and(self) -> LabelFilter:
+        """`and` binds tighter than `or`; a `,` or a plain space ands its left side with the
+        whole rest (Loki's grammar gives them no precedence, so its parser shifts):
+        `a, b or c` is `a and (b or c)` (pkg/logql/syntax/parser_test.go)."""
         left = self.label_primary()
         while True:
-            if self.at_keyword("and") or self.at(Kind.OP, ","):
+            if self.at_keyword("and"):
+                self.next()
+                left = BoolFilter("and", left, self.label_primary())
+                continue
+            if self.at(Kind.OP, ","):
                 self.next()
             elif not (self.at(Kind.OP, "(") or (self.at(Kind.NAME) and not self.at_keyword("or"))):
                 return left
-            left = BoolFilter("and", left, self.label_primary())
+            return BoolFilter("and", left, self.label_or())  # <= MAX_FILTER_TERMS deep
 
     def label_primary(self) -> LabelFilter:
         if self.at(Kind.OP, "("):

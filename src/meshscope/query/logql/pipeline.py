@@ -3,8 +3,9 @@
 `run(stages, labels, line, time_ns)` returns the entry's final labels and line, or None when a stage
 drops it. Parser failures do not drop an entry: they set `__error__` (`JSONParserErr`,
 `LogfmtParserErr`) as Loki does, and so do failed numeric/duration conversions in label
-filters (`LabelFilterErr`), which then keep the entry; an entry with an error passes every
-numeric and duration filter (only string matchers filter it), one without the label none.
+filters (`LabelFilterErr`), which then keep the entry; as Loki 3, a numeric or duration
+filter still compares on an entry that has an error (Loki 2 let it pass), and one without
+the label passes none.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from meshscope.query.logql.ast import (
     Stage,
 )
 from meshscope.query.logql.labels import label_name
-from meshscope.query.logql.lexer import duration_ns
 
 ERROR_LABEL = "__error__"
 ERROR_DETAILS_LABEL = "__error_details__"
+_ERROR_LABELS = frozenset({ERROR_LABEL, ERROR_DETAILS_LABEL})
+"""What `| keep` keeps whatever it names, as Loki's (`isSpecialLabel`)."""
 _LOGFMT = re.compile(r'([^\s="]+)(?:=("(?:[^"\\]|\\.)*"|[^\s"]*))?')
 
 
@@ -60,7 +62,11 @@ def run(
             labels = _label_format(stage, labels, line, time_ns)
         elif isinstance(stage, LabelsStage):
             names = set(stage.names)
-            labels = {k: v for k, v in labels.items() if (k in names) == stage.keep}
+            labels = {
+                k: v
+                for k, v in labels.items()
+                if (k in names) == stage.keep or (stage.keep and k in _ERROR_LABELS)
+            }
     return labels, line
 
 
@@ -75,9 +81,20 @@ def _number(text: str) -> float | None:
         return None
 
 
+_GO_DURATION = re.compile(r"[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+")
+_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_GO_UNITS = {"ns": 1, "us": 1e3, "µs": 1e3, "μs": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}
+
+
 def _duration(text: str) -> float | None:
-    number = duration_ns(text)
-    return None if number is None else float(number)
+    """A label value as Go's `time.ParseDuration` reads it (Loki's duration filters), in ns:
+    `0`, signs, fractions and `1h2m`, no `d`; None if it is not one."""
+    if text in ("0", "+0", "-0"):
+        return 0.0
+    if len(text) > 100 or not _GO_DURATION.fullmatch(text):
+        return None
+    total = sum(float(number) * _GO_UNITS[unit] for number, unit in _GO_PART.findall(text))
+    return -total if text.startswith("-") else total
 
 
 def _filter_error(errors: dict[str, str], details: str) -> bool:
@@ -90,13 +107,19 @@ def _filter_error(errors: dict[str, str], details: str) -> bool:
 def _label_format(
     stage: LabelFormat, labels: dict[str, str], line: str, time_ns: int
 ) -> dict[str, str]:
+    """As Loki's LabelsFormatter: a rename whose source is missing does nothing, and the
+    templates see the renames listed before them (its data are taken at the first)."""
     out = dict(labels)
+    seen: dict[str, str] | None = None
     for item in stage.assignments:
         if item.template is not None:
-            value = item.template.render(labels, line, time_ns)
+            if seen is None:
+                seen = dict(out)
+            value = item.template.render(seen, line, time_ns)
         else:
-            value = labels.get(item.source, "")
-            out.pop(item.source, None)
+            if item.source not in out:
+                continue
+            value = out.pop(item.source)
         if value:
             out[item.name] = value
         else:
@@ -188,13 +211,13 @@ def _compare(expr: Comparison, labels: dict[str, str], errors: dict[str, str]) -
             hit = expr.regex.match(value) is not None
             return hit if op == "=~" else not hit
         return (value == expr.value) == (op in ("=", "=="))
-    if ERROR_LABEL in labels or errors:  # an entry with an error: only string matchers filter it
-        return True
     text = labels.get(expr.name)
     if text is None:  # no such label: the entry does not pass
         return False
     actual = _number(text) if expr.kind != "duration" else _duration(text)
-    if actual is None:
+    if actual is None:  # kept; the first error of the entry is the one it shows
+        if ERROR_LABEL in labels or errors:
+            return True
         if expr.kind == "duration":  # Go's error texts, as Loki's __error_details__
             return _filter_error(errors, f'time: invalid duration "{text}"')
         return _filter_error(errors, f'strconv.ParseFloat: parsing "{text}": invalid syntax')
