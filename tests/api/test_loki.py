@@ -272,3 +272,18 @@ def test_bad_requests_get_a_plain_text_400(
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("text/plain")
     assert needle in response.text
+
+
+def test_a_metric_query_over_failed_entries_is_a_pipeline_error(base: str) -> None:
+    """As Loki (logqlmodel PipelineError): a 400 saying to skip the error on purpose; with
+    `| __error__=""` or `| drop __error__` the query answers."""
+    query = 'sum(count_over_time({service_name="pay"} | json [10m]))'
+    response = httpx.get(base + "/loki/api/v1/query_range",
+                         params={"query": query, "start": str(START), "end": str(END)})  # fmt: skip
+    assert response.status_code == 400
+    assert response.text.startswith("pipeline error: 'JSONParserErr' for series:")
+    for skip in ('| __error__=""', "| drop __error__"):
+        fixed = query.replace("| json", "| json " + skip)
+        answered = _get(base, "/loki/api/v1/query_range", query=fixed, start=str(START),
+                        end=str(END))  # fmt: skip
+        assert answered["status"] == "success"

@@ -19,6 +19,8 @@ from meshscope.query.logql.ast import (
     VectorAggregation,
     VectorLiteral,
 )
+from meshscope.query.logql.lexer import LogQLError
+from meshscope.query.logql.pipeline import ERROR_LABEL
 from meshscope.query.logql.select import Scan, entries
 from meshscope.store.base import LogStore
 
@@ -94,6 +96,8 @@ def _range_aggregation(store: LogStore, expr: RangeAggregation, steps: Steps, sc
     times: dict[LabelKey, list[int]] = defaultdict(list)
     sizes: dict[LabelKey, list[int]] = defaultdict(list)
     for entry in entries(store, expr.log, max(first, 0), last, scan):
+        if ERROR_LABEL in entry.labels:
+            raise LogQLError(_pipeline_error(entry.labels))
         key = tuple(sorted(entry.labels.items()))
         times[key].append(entry.time_ns)
         sizes[key].append(len(entry.line.encode()))
@@ -116,6 +120,20 @@ def _range_aggregation(store: LogStore, expr: RangeAggregation, steps: Steps, sc
         if points:
             out[key] = points
     return out
+
+
+def _pipeline_error(labels: dict[str, str]) -> str:
+    """Loki's answer to a metric query over entries a stage failed on (logqlmodel
+    PipelineError, a 400): the error is to be skipped on purpose."""
+    kind = labels[ERROR_LABEL]
+    series = "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+    return (
+        f"pipeline error: '{kind}' for series: '{series}'.\n"
+        f'Use a label filter to intentionally skip this error. (e.g | __error__!="{kind}").\n'
+        'To skip all potential errors you can match empty errors.(e.g __error__="")\n'
+        "The label filter can also be specified after unwrap."
+        ' (e.g | unwrap latency | __error__="" )'
+    )
 
 
 def _group_key(key: LabelKey, expr: VectorAggregation) -> LabelKey:
