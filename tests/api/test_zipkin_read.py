@@ -104,3 +104,41 @@ def test_dependencies(client: TestClient) -> None:
 def test_errors(client: TestClient, path: str, params: dict[str, str], status: int) -> None:
     response = client.get("/api/v2" + path, params=params)
     assert response.status_code == status and response.text
+
+
+def test_search_as_zipkins_query_request() -> None:
+    """remoteServiceName selects spans of the service calling it (`peer.service`); the
+    service constrains bare annotation words; `key=` is the key with any value; a maxDuration
+    without minDuration and minDuration <= 0 are 400s, as QueryRequest.Builder.build()."""
+    from meshscope.app import build
+    from meshscope.config import Config, StorageConfig
+    from meshscope.model.batch import Batch
+    from meshscope.model.spans import Span, SpanEvent, SpanKind
+
+    t0 = T0 + 40 * S
+    tid = "c0" * 16
+    spans = [
+        Span(tid, "01" * 8, "GET /", "frontend", t0, t0 + S, kind=SpanKind.CLIENT,
+             attributes={"peer.service": "cart", "tier": "gold"}),
+        Span(tid, "02" * 8, "POST /cart", "cart", t0, t0 + S, parent_span_id="01" * 8,
+             kind=SpanKind.SERVER, events=(SpanEvent(t0 + 5, "retry"),)),
+    ]  # fmt: skip
+    app = build(Config(storage=StorageConfig(kind="memory", path="unused")))
+    try:
+        app.pipeline.consume(Batch(spans=spans))
+        client = TestClient(app.zipkin)
+        base = {"endTs": (t0 + 10 * S) // 10**6, "lookback": 3_600_000}
+
+        def found(**params: Any) -> list[str]:
+            return [t[0]["traceId"] for t in _get(client, "/traces", {**base, **params})]
+
+        assert found(serviceName="frontend", remoteServiceName="cart") == [tid]
+        assert found(serviceName="frontend", remoteServiceName="payments") == []
+        assert found(serviceName="cart", annotationQuery="retry") == [tid]
+        assert found(serviceName="frontend", annotationQuery="retry") == []  # cart's annotation
+        assert found(serviceName="frontend", annotationQuery="tier=") == [tid]
+        for bad in ({"maxDuration": "100"}, {"minDuration": "0"}):
+            response = client.get("/api/v2/traces", params={**base, **bad})
+            assert response.status_code == 400, bad
+    finally:
+        app.storage.close()

@@ -64,7 +64,9 @@ def parse_annotation_query(text: str) -> tuple[dict[str, str], bool, list[str]]:
         if not term:
             continue
         key, sep, value = term.partition("=")
-        if sep:
+        if sep and not value.strip():  # `key=`: the key with any value, as Zipkin's
+            term = key.strip()
+        if sep and value.strip():
             if not key.strip():
                 raise ParamError(f'annotationQuery term "{term}" has no key')
             tags[key.strip()] = value.strip()
@@ -75,8 +77,14 @@ def parse_annotation_query(text: str) -> tuple[dict[str, str], bool, list[str]]:
     return tags, error, words
 
 
-def _has_word(spans: list[Span], word: str) -> bool:
-    return any(word in s.attributes or any(e.name == word for e in s.events) for s in spans)
+def _has_word(spans: list[Span], word: str, service: str) -> bool:
+    """Whether a span (of `service`, when given: as Zipkin's QueryRequest, the service
+    constrains the other conditions) has the tag or an annotation `word`."""
+    return any(
+        (not service or s.service == service)
+        and (word in s.attributes or any(e.name == word for e in s.events))
+        for s in spans
+    )
 
 
 def zipkin_read_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[Route]:
@@ -100,13 +108,22 @@ def zipkin_read_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[R
         limit = optional_int(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         min_us = optional_int(params, "minDuration", 0)
         max_us = optional_int(params, "maxDuration", 0)
+        # As Zipkin's QueryRequest.Builder.build().
+        if "minDuration" in params and min_us <= 0:
+            raise ParamError("minDuration <= 0")
+        if "maxDuration" in params and "minDuration" not in params:
+            raise ParamError("maxDuration is only valid with minDuration")
         if max_us and min_us > max_us:
             raise ParamError("maxDuration must be greater than or equal to minDuration")
         span_name = params.get("spanName", "").strip()
         tags, error, words = parse_annotation_query(params.get("annotationQuery", ""))
+        remote = params.get("remoteServiceName", "").strip()
+        if remote:  # the remote endpoint of a span of the service: its `peer.service`
+            tags = {**tags, "peer.service": remote}
+        service = params.get("serviceName", "").strip()
         end_ns = scaled(end_ms, NS_PER_MS)
         query = TraceQuery(
-            service=params.get("serviceName", "").strip(),
+            service=service,
             operation="" if span_name == "all" else span_name,
             attributes=tags,
             min_duration_ns=scaled(min_us, NS_PER_US),
@@ -117,7 +134,7 @@ def zipkin_read_routes(storage: Storage, now_ns: NowNs = time.time_ns) -> list[R
             limit=limit * OVERSCAN if words else limit,
         )
         found = trace_queries.find_traces(storage.traces, query)
-        found = [t for t in found if all(_has_word(t, w) for w in words)][:limit]
+        found = [t for t in found if all(_has_word(t, w, service) for w in words)][:limit]
         return [[span_json(s) for s in spans] for spans in found]
 
     def trace(request: Request) -> Any:
