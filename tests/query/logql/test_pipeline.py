@@ -105,8 +105,13 @@ def test_label_format_templates_and_renames() -> None:
         '| line_format "a  {{- .x -}}  b {{ upper .x }}" | label_format x=`{{.none}}`', "", x="q"
     )
     assert out == ({}, "aqb Q")
+    # Go's time.Time.String(), as Loki's templates print a time: trailing zeros trimmed.
     stamp = _run("| line_format `{{ __timestamp__ }}`", "")
-    assert stamp is not None and stamp[1] == "1970-01-01T00:00:00.000000000Z"
+    assert stamp is not None and stamp[1] == "1970-01-01 00:00:00 +0000 UTC"
+    expr = parse('{a="b"} | line_format `{{ __timestamp__ }}`')
+    assert isinstance(expr, LogExpr)
+    half = run(expr.stages, {}, "", 1_796_576_600_500_000_000)
+    assert half is not None and half[1] == "2026-12-06 17:03:20.5 +0000 UTC"
 
 
 def test_record_labels_split_into_stream_labels_and_structured_metadata() -> None:

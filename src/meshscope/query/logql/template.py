@@ -77,9 +77,14 @@ def _value(arg: Value, labels: Mapping[str, str], line: str, time_ns: int) -> st
         return labels.get(arg.text, "")
     if arg.kind == "line":
         return line
-    if arg.kind == "timestamp":
+    if arg.kind == "timestamp":  # Go's time.Time.String() in UTC, as Loki's template prints it
         moment = datetime.fromtimestamp(time_ns // 10**9, UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{time_ns % 10**9:09d}Z"
+        fraction = f"{time_ns % 10**9:09d}".rstrip("0")
+        return (
+            moment.strftime("%Y-%m-%d %H:%M:%S")
+            + (f".{fraction}" if fraction else "")
+            + (" +0000 UTC")
+        )
     return arg.text
 
 
