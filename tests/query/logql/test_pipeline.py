@@ -206,3 +206,21 @@ def test_keep_keeps_the_error_labels_and_label_format_renames_as_loki() -> None:
     greeted = _run('| logfmt | label_format who=user, greeting="hi {{.who}}"', "user=bob")
     assert greeted is not None and greeted[0]["greeting"] == "hi bob"
     assert "user" not in greeted[0]
+
+
+def test_parsers_keep_number_text_and_the_first_value_of_a_key_as_loki() -> None:
+    """JSON numbers are their JSON text (Loki reads them raw); a key extracted twice keeps
+    its first value (Loki 3.6); only a label the entry came with makes `_extracted`."""
+    numbers = _run("| json", '{"lat": 1.0, "big": 1e3, "ratio": 1.50, "n": -7}')
+    assert numbers is not None
+    assert numbers[0] == {"lat": "1.0", "big": "1e3", "ratio": "1.50", "n": "-7"}
+    twice = _run("| logfmt", "a=1 a=2 level=debug")
+    assert twice is not None and twice[0] == {"a": "1", "level": "debug"}
+    again = _run("| logfmt | logfmt", "user=bob")
+    assert again is not None and again[0] == {"user": "bob"}
+    clash = _run("| logfmt", "level=error", level="info")
+    assert clash is not None and clash[0] == {"level": "info", "level_extracted": "error"}
+    deep = _run("| json", "[" * 5000 + "]" * 5000)
+    assert deep is not None and deep[0]["__error__"] == "JSONParserErr"
+    nan = _run("| json", '{"x": NaN}')
+    assert nan is not None and nan[0]["__error__"] == "JSONParserErr"

@@ -10,6 +10,7 @@ the label passes none.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +41,7 @@ _LOGFMT = re.compile(r'([^\s="]+)(?:=("(?:[^"\\]|\\.)*"|[^\s"]*))?')
 def run(
     stages: Sequence[Stage], labels: dict[str, str], line: str, time_ns: int = 0
 ) -> tuple[dict[str, str], str] | None:
+    parsed = _Parsed(frozenset(labels))
     for stage in stages:
         if isinstance(stage, LineFilter):
             if not stage.keeps(line):
@@ -47,9 +49,9 @@ def run(
         elif isinstance(stage, Parser):
             labels = dict(labels)
             if stage.kind == "json":
-                _parse_json(line, labels)
+                _parse_json(line, labels, parsed)
             else:
-                _parse_logfmt(line, labels)
+                _parse_logfmt(line, labels, parsed)
         elif isinstance(stage, LabelFilterStage):
             errors: dict[str, str] = {}  # what the stage sets (LabelFilterErr): copied in then
             if not _keeps(stage.expr, labels, errors):
@@ -127,30 +129,57 @@ def _label_format(
     return out
 
 
-def _add(labels: dict[str, str], key: str, value: str) -> None:
-    """An extracted label; one clashing with an existing label gets `_extracted` appended."""
+class _Parsed:
+    """What the parsers of one entry have extracted, beside the labels it came with."""
+
+    __slots__ = ("base", "names")
+
+    def __init__(self, base: frozenset[str]) -> None:
+        self.base = base
+        self.names: set[str] = set()
+
+
+def _add(labels: dict[str, str], key: str, value: str, parsed: _Parsed) -> None:
+    """An extracted label, as Loki 3.6's parsers add one: a key extracted before (by this
+    parser or an earlier one) keeps its first value; one clashing with a label the entry
+    came with (stream label, structured metadata) gets `_extracted` appended."""
     name = label_name(key)
-    if name in labels:
+    if name in parsed.names:
+        return
+    parsed.names.add(name)
+    if name in parsed.base:
         name += "_extracted"
     if value != "":
         labels[name] = value
 
 
-def _parse_json(line: str, labels: dict[str, str]) -> None:
+def _raw_number(text: str) -> str:
+    return text
+
+
+def _no_constant(text: str) -> str:
+    raise ValueError(f"invalid character {text[0]!r} looking for beginning of value")
+
+
+def _parse_json(line: str, labels: dict[str, str], parsed: _Parsed) -> None:
+    """Numbers keep their JSON text (`1.0`, `1e3`), as Loki's parser reads them raw."""
     try:
-        document = orjson.loads(line)
-    except orjson.JSONDecodeError as error:
+        document = json.loads(line, parse_float=_raw_number, parse_int=_raw_number,
+                              parse_constant=_no_constant)  # fmt: skip
+    except (ValueError, RecursionError) as error:
         labels[ERROR_LABEL] = "JSONParserErr"
-        labels[ERROR_DETAILS_LABEL] = str(error)
+        labels[ERROR_DETAILS_LABEL] = str(error) if str(error) else "nested too deep"
         return
     if not isinstance(document, dict):
         labels[ERROR_LABEL] = "JSONParserErr"
         labels[ERROR_DETAILS_LABEL] = "the line is not a JSON object"
         return
-    _flatten(document, "", labels)
+    _flatten(document, "", labels, parsed)
 
 
-def _flatten(document: dict[str, Any], prefix: str, labels: dict[str, str]) -> None:
+def _flatten(
+    document: dict[str, Any], prefix: str, labels: dict[str, str], parsed: _Parsed
+) -> None:
     # Depth first in document order, with an explicit stack: orjson accepts objects nested
     # 1,024 deep, deeper than Python's recursion allows.
     stack = [(prefix, iter(document.items()))]
@@ -167,16 +196,14 @@ def _flatten(document: dict[str, Any], prefix: str, labels: dict[str, str]) -> N
         elif isinstance(value, list):
             continue  # Loki skips arrays
         elif isinstance(value, bool):
-            _add(labels, name, "true" if value else "false")
+            _add(labels, name, "true" if value else "false", parsed)
         elif value is None:
             continue
-        elif isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-            _add(labels, name, str(int(value)))
-        else:
-            _add(labels, name, str(value))
+        else:  # a string, or a number as its JSON text
+            _add(labels, name, value, parsed)
 
 
-def _parse_logfmt(line: str, labels: dict[str, str]) -> None:
+def _parse_logfmt(line: str, labels: dict[str, str], parsed: _Parsed) -> None:
     for match in _LOGFMT.finditer(line):
         key, raw = match.group(1), match.group(2) or ""
         if raw.startswith('"'):
@@ -186,7 +213,7 @@ def _parse_logfmt(line: str, labels: dict[str, str]) -> None:
                 labels[ERROR_LABEL] = "LogfmtParserErr"
                 labels[ERROR_DETAILS_LABEL] = f"invalid quoted value for {key}"
                 return
-        _add(labels, key, raw)
+        _add(labels, key, raw, parsed)
 
 
 def _keeps(expr: LabelFilter, labels: dict[str, str], errors: dict[str, str]) -> bool:
