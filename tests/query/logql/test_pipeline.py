@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meshscope.model.logs import LogRecord, Severity
 from meshscope.query.logql import LogExpr, parse
@@ -224,3 +226,32 @@ def test_parsers_keep_number_text_and_the_first_value_of_a_key_as_loki() -> None
     assert deep is not None and deep[0]["__error__"] == "JSONParserErr"
     nan = _run("| json", '{"x": NaN}')
     assert nan is not None and nan[0]["__error__"] == "JSONParserErr"
+
+
+@pytest.mark.parametrize(
+    ("line", "labels"),
+    [
+        ("url=/api?x=1 level=info", {"level": "info"}),  # `=` in a value: that pair skipped
+        ('msg="a\tb" level=warn', {"msg": "a\tb", "level": "warn"}),  # raw TAB in quotes
+        ('msg="it\\\'s" level=error', {"msg": "it's", "level": "error"}),
+        ('msg="say \\"hi\\"" n=1', {"msg": 'say "hi"', "n": "1"}),
+        ('bad="\\q" ok=1', {"ok": "1"}),  # an escape it cannot read: that pair skipped
+        ('a"b=1 c=2', {"c": "2"}),  # a quote in a key
+        ("=1 d=4", {"d": "4"}),  # no key
+        ("alone e= f=6", {"f": "6"}),  # a key alone, an empty value: nothing
+        ('g="open h=8', {}),  # an unterminated quote ends the line
+        ('x="1"y=2', {"x": "1", "y": "2"}),
+    ],
+)
+def test_logfmt_reads_lines_as_lokis_decoder(line: str, labels: dict[str, str]) -> None:
+    out = _run("| logfmt", line)
+    assert out is not None and out[0] == labels
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab= \"\\\\\tu0'{}:,[]1.e")), max_size=60))
+def test_the_parsers_take_any_line(line: str) -> None:
+    """Hostile lines: the parsers add labels or an error, never raise."""
+    for parser in ("| logfmt", "| json", "| logfmt | json"):
+        out = _run(parser, line)
+        assert out is not None and all(isinstance(v, str) for v in out[0].values())
