@@ -318,8 +318,9 @@ def test_bad_tag_searches_are_400_with_the_reason(
 
 def test_values_and_roots_are_written_as_tempo_writes_them() -> None:
     """v1 tag values print bools `true`/`false` and floats as Go does (`1`); an int and a
-    float of one value are two values (Tempo keys them by type too); a trace whose root span
-    has not come says `<root span not yet received>`."""
+    float of one value are two values (Tempo keys them by type too); an unscoped tag has the
+    span's and the resource's values; a trace whose root span has not come says `<root span
+    not yet received>`."""
     from meshscope.app import build
     from meshscope.config import Config, PipelineConfig, StorageConfig
     from meshscope.model.batch import Batch
@@ -330,7 +331,8 @@ def test_values_and_roots_are_written_as_tempo_writes_them() -> None:
         Span("a1" * 16, "01" * 8, "charge", "pay", now_ns, now_ns + S, parent_span_id="ff" * 8,
              attributes={"flag": True, "x": 1}),
         Span("b2" * 16, "02" * 8, "charge", "pay", now_ns, now_ns + S,
-             attributes={"flag": False, "x": 1.0}),
+             attributes={"flag": False, "x": 1.0, "shared": "spanval"},
+             resource={"shared": "resval"}),
     ]  # fmt: skip
     app = build(Config(storage=StorageConfig(kind="memory", path="unused"),
                        pipeline=PipelineConfig()))  # fmt: skip
@@ -345,6 +347,9 @@ def test_values_and_roots_are_written_as_tempo_writes_them() -> None:
             assert sorted(v2["tagValues"], key=str) == sorted(
                 [{"type": "int", "value": "1"}, {"type": "float", "value": "1"}], key=str
             )
+            # An unscoped tag lists the span's and the resource's values, as Tempo reads both.
+            shared = client.get("/tempo/api/v2/search/tag/.shared/values", params=window).json()
+            assert sorted(v["value"] for v in shared["tagValues"]) == ["resval", "spanval"]
             found = client.get("/tempo/api/search", params={"q": "{}", **window}).json()
             roots = {t["traceID"]: t["rootServiceName"] for t in found["traces"]}
             assert roots == {"a1" * 16: "<root span not yet received>", "b2" * 16: "pay"}

@@ -299,11 +299,15 @@ def _values(
     spans = _recent_spans(storage, *window)
     if query is not None:
         spans = [span for span in spans if any(matches(node, span) for node in query.sets)]
+    # An unscoped `.x` has the values of span and resource attributes `x` alike, as Tempo
+    # reads both columns for it (a query's `.x` prefers the span's, the values list both).
+    fields = [field] if not field.startswith(".") else [f"span{field}", f"resource{field}"]
     seen: dict[tuple[str, Any], Any] = {}  # by type and value, as Tempo: 1 and 1.0 are two
     for span in spans:
-        value = field_value(span, field)
-        if isinstance(value, str | int | float | bool):
-            seen.setdefault((type(value).__name__, value), value)
+        for one in fields:
+            value = field_value(span, one)
+            if isinstance(value, str | int | float | bool):
+                seen.setdefault((type(value).__name__, value), value)
     return [seen[key] for key in sorted(seen)]
 
 
