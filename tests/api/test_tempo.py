@@ -355,3 +355,18 @@ def test_values_and_roots_are_written_as_tempo_writes_them() -> None:
             assert roots == {"a1" * 16: "<root span not yet received>", "b2" * 16: "pay"}
     finally:
         app.storage.close()
+
+
+def test_span_set_operators_answer_one_span_set_of_distinct_spans(client: TestClient) -> None:
+    """As Tempo's SpansetOperation: `{A} && {B}` is one span set per trace with the spans of
+    both, each once (it was a span set per side, a span in two)."""
+    body = _search(client, '{ name = "SELECT" } && { kind = server }', start=T0 // S, end=END_S,
+                   spss=10)  # fmt: skip
+    assert body["traces"]
+    for trace in body["traces"]:
+        (spanset,) = trace["spanSets"]
+        names = sorted(span["name"] for span in spanset["spans"])
+        assert names == ["GET /checkout", "POST /cart", "SELECT"] and spanset["matched"] == 3
+    same = _search(client, '{ name = "SELECT" } && { name = "SELECT" }', start=T0 // S,
+                   end=END_S)  # fmt: skip
+    assert all(t["spanSet"]["matched"] == 1 for t in same["traces"])

@@ -210,7 +210,10 @@ def _fields(query: Query) -> list[str]:
 
 
 def _trace_json(hit: TraceHit, fields: list[str], per_set: int) -> dict[str, Any]:
-    spansets = [_spanset_json(spans, fields, per_set) for spans in hit.spansets if spans]
+    # One span set per trace, the spans of every set of the query each once, as Tempo's
+    # `{A} && {B}` and `{A} || {B}` give (SpansetOperation: uniqueSpans(lhs, rhs)).
+    union = list({id(span): span for spans in hit.spansets for span in spans}.values())
+    spansets = [_spanset_json(union, fields, per_set)] if union else []
     out: dict[str, Any] = {
         "traceID": hit.trace_id,
         # As Tempo: without a root span (no parent) received, it says so.
