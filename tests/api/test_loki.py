@@ -287,3 +287,21 @@ def test_a_metric_query_over_failed_entries_is_a_pipeline_error(base: str) -> No
         answered = _get(base, "/loki/api/v1/query_range", query=fixed, start=str(START),
                         end=str(END))  # fmt: skip
         assert answered["status"] == "success"
+
+
+def test_numbers_apply_to_every_series_and_vector_matches_labels_as_loki(base: str) -> None:
+    """A number applies to every series (`... * 2`, `10 - ...`); `vector(n)` is one series
+    without labels, which a grouped side does not match (Loki's vectorBinop)."""
+    grouped = 'sum by (env) (count_over_time({service_name="pay"}[10m]))'
+    window = {"start": str(START), "end": str(END), "step": "600s"}
+    plain = _get(base, "/loki/api/v1/query_range", query=grouped, **window)["data"]["result"]
+    doubled = _get(base, "/loki/api/v1/query_range", query=f"{grouped} * 2", **window)
+    flipped = _get(base, "/loki/api/v1/query_range", query=f"10 - {grouped}", **window)
+    assert plain and len(doubled["data"]["result"]) == len(plain)
+    for mine, twice, minus in zip(plain, doubled["data"]["result"], flipped["data"]["result"],
+                                  strict=True):  # fmt: skip
+        assert mine["metric"] == twice["metric"] == minus["metric"]
+        assert [float(v) * 2 for _, v in mine["values"]] == [float(v) for _, v in twice["values"]]
+        assert [10 - float(v) for _, v in mine["values"]] == [float(v) for _, v in minus["values"]]
+    vector = _get(base, "/loki/api/v1/query_range", query=f"{grouped} + vector(1)", **window)
+    assert vector["data"]["result"] == []

@@ -15,6 +15,7 @@ from meshscope.query.logql.ast import (
     LineFilter,
     LineFormat,
     LogExpr,
+    NumberLiteral,
     Parser,
     RangeAggregation,
     VectorAggregation,
@@ -99,6 +100,10 @@ def test_metric_queries_with_grouping_before_or_after() -> None:
 
 def test_arithmetic_with_vector_literals_like_grafanas_health_check() -> None:
     assert parse("vector(1)+vector(1)") == BinaryOp("+", VectorLiteral(1.0), VectorLiteral(1.0))
+    assert parse('rate({a="b"}[5m]) * 2') == BinaryOp(
+        "*", RangeAggregation("rate", LogExpr((LabelMatcher("a", MatchOp.EQ, "b"),)), 5 * M),
+        NumberLiteral(2.0),
+    )  # fmt: skip
     rate = RangeAggregation("rate", LogExpr((LabelMatcher("a", MatchOp.EQ, "b"),)), M)
     assert parse('vector(2) * rate({a="b"}[1m]) - vector(1)') == BinaryOp(
         "-", BinaryOp("*", VectorLiteral(2.0), rate), VectorLiteral(1.0)
@@ -120,7 +125,6 @@ def test_arithmetic_with_vector_literals_like_grafanas_health_check() -> None:
         ('quantile_over_time(0.9, {a="b"}[1m])', "unsupported LogQL function 'quantile_over_time'"),
         ('count_over_time({a="b"})', "expected a range such as [5m]"),
         ('rate({a="b"}[5m]) % 2', "the operator % is not supported"),
-        ('rate({a="b"}[5m]) + 1', "unexpected '1'"),
         ('{a="b"} | x > "s"', "needs a number or duration"),
         ('{a="b"} | x =~ 5', "needs a quoted regular expression"),
         ('{a="b"} |~ "("', "invalid regular expression"),

@@ -130,14 +130,21 @@ class VectorLiteral:
 
 
 @dataclass(frozen=True, slots=True)
+class NumberLiteral:
+    """`2` in `rate(...) * 2`: applies to every series of the other side."""
+
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
 class BinaryOp:
-    """`a + b` (also -, *, /) between series with the same labels; a label-less side (such
-    as `vector(2)`) applies to every series of the other."""
+    """`a + b` (also -, *, /) between series with the same labels (`vector(n)` is a series
+    without labels, as in Loki); a number applies to every series of the other side."""
 
     op: ArithOp
     left: MetricExpr
     right: MetricExpr
 
 
-MetricExpr = RangeAggregation | VectorAggregation | VectorLiteral | BinaryOp
+MetricExpr = RangeAggregation | VectorAggregation | VectorLiteral | NumberLiteral | BinaryOp
 Query = LogExpr | MetricExpr

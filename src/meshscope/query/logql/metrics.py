@@ -15,6 +15,7 @@ from meshscope.query import budget
 from meshscope.query.logql.ast import (
     BinaryOp,
     MetricExpr,
+    NumberLiteral,
     RangeAggregation,
     VectorAggregation,
     VectorLiteral,
@@ -46,21 +47,24 @@ class Steps:
 def evaluate(store: LogStore, expr: MetricExpr, steps: Steps, scan: Scan) -> Matrix:
     if isinstance(expr, RangeAggregation):
         return _range_aggregation(store, expr, steps, scan)
-    if isinstance(expr, VectorLiteral):
+    if isinstance(expr, VectorLiteral | NumberLiteral):
         return {(): dict.fromkeys(range(steps.count), expr.value)}
     if isinstance(expr, BinaryOp):
         left = evaluate(store, expr.left, steps, scan)
-        return _binary(expr.op, left, evaluate(store, expr.right, steps, scan))
+        right = evaluate(store, expr.right, steps, scan)
+        if isinstance(expr.left, NumberLiteral) and not isinstance(expr.right, NumberLiteral):
+            return _binary({"-": "r-", "/": "r/"}.get(expr.op, expr.op), right, left, True)
+        return _binary(expr.op, left, right, isinstance(expr.right, NumberLiteral))
     return _vector_aggregation(expr, evaluate(store, expr.inner, steps, scan))
 
 
-def _binary(op: str, left: Matrix, right: Matrix) -> Matrix:
-    """Series of equal labels combine; a label-less side applies to every series."""
-    if () in left and len(left) == 1 and () not in right:
-        left, right, op = right, left, {"-": "r-", "/": "r/"}.get(op, op)
+def _binary(op: str, left: Matrix, right: Matrix, number: bool) -> Matrix:
+    """Series of equal labels combine, as Loki's vectorBinop (`vector(n)` is a series
+    without labels: it meets only label-less series); a `number` right side applies to
+    every series of the left."""
     out: Matrix = {}
     for key, points in left.items():
-        other = right.get(key, right.get(()) if len(right) == 1 else None)
+        other = right.get(()) if number else right.get(key)
         if other is not None:
             combined = _combine(op, points, other)
             if combined:

@@ -27,6 +27,7 @@ from meshscope.query.logql.ast import (
     LineFormat,
     LogExpr,
     MetricExpr,
+    NumberLiteral,
     Parser,
     ParserKind,
     Query,
@@ -126,6 +127,8 @@ class _Parser:
         return left
 
     def metric_primary(self) -> MetricExpr:
+        if self.at(Kind.NUMBER):
+            return NumberLiteral(float(self.next().text))
         if self.at(Kind.NAME, "vector"):
             self.next()
             self.expect(Kind.OP, "(")
