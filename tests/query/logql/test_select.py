@@ -150,3 +150,6 @@ def test_a_push_stored_twice_is_read_once(storage: Storage) -> None:
     steps = Steps(at + S, at + S, S)
     counted = _matrix(storage, 'sum(count_over_time({job="dup"}[1m]))', steps)
     assert counted[()][0] == 3
+    # Two stored lines a line_format makes alike are two samples (Loki hashes the stored line).
+    alike = _matrix(storage, 'sum(count_over_time({job="dup"} | line_format "x" [1m]))', steps)
+    assert alike[()][0] == 3

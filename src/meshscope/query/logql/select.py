@@ -140,8 +140,9 @@ def entries(
     limit: int = 0, newest_first: bool = False,
 ) -> Iterator[Entry]:  # fmt: skip
     """Entries of `expr` in [start_ns, end_ns) after its pipeline, at most `limit` (0: all).
-    An entry equal to one already given (same time, labels and line: a push retried after
-    it was stored) is left out, as Loki's queriers drop duplicates."""
+    A record equal to one already read (same time, labels and line as stored: a push
+    retried after it was stored) is left out, as Loki drops duplicate samples by the hash
+    of the stored line; two records a `line_format` makes alike both count."""
     base = replace(store_query(expr.matchers, expr), newest_first=newest_first)
     produced = 0
     instant = -1  # the time of the entries in `given`
@@ -154,16 +155,16 @@ def entries(
         entry = record_entry(record, expr.matchers)
         if entry is None:
             continue
+        if record.time_ns != instant:
+            instant, given = record.time_ns, {}
+        same_line = given.setdefault(record.body, [])
+        if entry.labels in same_line:
+            continue
+        same_line.append(entry.labels)
         outcome = run(expr.stages, entry.labels, record.body, record.time_ns)
         if outcome is None:
             continue
         labels, line = outcome
-        if record.time_ns != instant:
-            instant, given = record.time_ns, {}
-        same_line = given.setdefault(line, [])
-        if labels in same_line:
-            continue
-        same_line.append(labels)
         yield replace(entry, labels=labels, line=line)
         produced += 1
         if limit and produced >= limit:
