@@ -147,6 +147,7 @@ def test_map_attributes_are_flattened_into_labels_as_loki_does() -> None:
     assert stream == {"service_name": "cart", "k8s_pod_name": "p1"}
     assert structured_metadata(record, stream) == {
         "http_request_method": "GET", "http_status": "200", "ids": "[1,2]",
+        "detected_level": "unknown",  # no severity, and the line names no level
     }  # fmt: skip
 
 
@@ -255,3 +256,25 @@ def test_the_parsers_take_any_line(line: str) -> None:
     for parser in ("| logfmt", "| json", "| logfmt | json"):
         out = _run(parser, line)
         assert out is not None and all(isinstance(v, str) for v in out[0].values())
+
+
+@pytest.mark.parametrize(
+    ("body", "level"),
+    [
+        ('{"msg": "x", "level": "WARN"}', "warn"),
+        ('{"ctx": {"severity": "dbg"}}', "debug"),  # nested, abbreviated
+        ("ts=1 level=error msg=boom", "error"),
+        ("ts=1 lvl=information", "info"),
+        ("GET /cart failed: ERROR timeout", "error"),
+        ("request finished: info", "info"),
+        ("an errand was run", "unknown"),  # `err` only as a word
+        ("plain text", "unknown"),
+        ('{"level": "chatty"} fatal', "fatal"),  # no JSON object: words
+    ],
+)
+def test_a_record_without_a_severity_gets_lokis_detected_level(body: str, level: str) -> None:
+    """As Loki's distributor (discover_log_levels): a level field of a JSON or logfmt line,
+    else a level word standing alone, else `unknown`."""
+    record = LogRecord(time_ns=1, body=body, service="cart")
+    assert structured_metadata(record, {})["detected_level"] == level
+    assert "level" not in structured_metadata(record, {})

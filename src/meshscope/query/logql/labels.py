@@ -9,7 +9,8 @@ Structured metadata (per record, as Loki 3 stores OTLP log attributes and trace 
 - `trace_id` and `span_id`: the record's ids (lowercase hex), which win over attributes of
   those names;
 - `detected_level` (and `level`, unless the record has one) from the severity: `trace`,
-  `debug`, `info`, `warn`, `error`, `fatal`, when the severity is known.
+  `debug`, `info`, `warn`, `error`, `fatal`, when the severity is known; else, as Loki's
+  level detection, from the line (`detect_level`), `unknown` when it names none.
 
 Names are made valid label names (`k8s.pod.name` -> `k8s_pod_name`), a map attribute is
 flattened into `key_subkey` labels, values are in their text form (`attr_text`), and labels
@@ -22,8 +23,11 @@ from __future__ import annotations
 
 import re
 
+import orjson
+
 from meshscope.model.attributes import AttrValue
 from meshscope.model.logs import LogRecord, Severity
+from meshscope.query.logql.logfmt import logfmt_pairs
 from meshscope.store.base import attr_text
 
 SERVICE_LABEL = "service_name"
@@ -63,7 +67,68 @@ def structured_metadata(record: LogRecord, stream: dict[str, str]) -> dict[str, 
         metadata["detected_level"] = level
         if not metadata.get("level") and not stream.get("level"):
             metadata["level"] = level
+    else:
+        metadata["detected_level"] = detect_level(record.body)
     return {k: v for k, v in metadata.items() if v != ""}
+
+
+_LEVEL_FIELDS = frozenset({"level", "LEVEL", "Level", "severity", "SEVERITY", "Severity",
+                           "lvl", "LVL", "Lvl"})  # fmt: skip
+_LEVEL_VALUES = {
+    "trace": "trace", "trc": "trace", "debug": "debug", "dbg": "debug", "info": "info",
+    "inf": "info", "information": "info", "warn": "warn", "wrn": "warn", "warning": "warn",
+    "error": "error", "err": "error", "critical": "critical", "fatal": "fatal",
+}  # fmt: skip
+_LEVEL_WORDS = (("trace", "trace"), ("debug", "debug"), ("fatal", "fatal"),
+                ("critical", "critical"), ("error", "error"), ("err", "error"),
+                ("warning", "warn"), ("warn", "warn"), ("info", "info"))  # fmt: skip
+MAX_DETECTED_CHARS = 4096
+"""How much of a line the level detection reads."""
+
+
+def detect_level(line: str) -> str:
+    """The level of a record without a severity, as Loki's distributor detects it
+    (`field_detection.go`, `discover_log_levels`): a level field of a JSON or logfmt line,
+    else the first of the level words standing alone in it, else `unknown`."""
+    line = line[:MAX_DETECTED_CHARS]
+    value = _level_field(line)
+    if value is not None:
+        found = _LEVEL_VALUES.get(value.lower())
+        if found is not None:
+            return found
+    lower = line.lower()
+    for word, level in _LEVEL_WORDS:
+        at = lower.find(word)
+        if at >= 0 and not _word_char(lower, at - 1) and not _word_char(lower, at + len(word)):
+            return level
+    return "unknown"
+
+
+def _word_char(text: str, at: int) -> bool:
+    return 0 <= at < len(text) and (text[at].isalnum() or text[at] == "_")
+
+
+def _level_field(line: str) -> str | None:
+    stripped = line.strip()
+    if stripped.startswith("{") and stripped.endswith("}"):
+        try:
+            document = orjson.loads(stripped)
+        except orjson.JSONDecodeError:
+            return None
+        pending = [document] if isinstance(document, dict) else []
+        while pending:  # depth first, as Loki's nested search
+            current = pending.pop()
+            for key, value in current.items():
+                if key in _LEVEL_FIELDS and isinstance(value, str):
+                    return value
+                if isinstance(value, dict):
+                    pending.append(value)
+        return None
+    if "=" in line:
+        for key, value in logfmt_pairs(line):
+            if key in _LEVEL_FIELDS:
+                return value
+    return None
 
 
 def record_labels(record: LogRecord) -> dict[str, str]:

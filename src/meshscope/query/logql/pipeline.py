@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from meshscope.query.logql.ast import (
@@ -29,6 +29,7 @@ from meshscope.query.logql.ast import (
     Stage,
 )
 from meshscope.query.logql.labels import label_name
+from meshscope.query.logql.logfmt import logfmt_pairs
 
 ERROR_LABEL = "__error__"
 ERROR_DETAILS_LABEL = "__error_details__"
@@ -204,95 +205,8 @@ def _flatten(
 def _parse_logfmt(line: str, labels: dict[str, str], parsed: _Parsed) -> None:
     """As Loki's logfmt parser (without --strict): pairs the scanner cannot read are skipped,
     never an error; a key alone or with an empty value adds nothing."""
-    for key, value in _logfmt_pairs(line):
+    for key, value in logfmt_pairs(line):
         _add(labels, key, value, parsed)
-
-
-def _logfmt_pairs(line: str) -> Iterator[tuple[str, str]]:
-    """The pairs of a line as Loki's `logfmt.Decoder.ScanKeyval` (go-logfmt) reads them: a
-    `"` in a key or a `=` or `"` in an unquoted value skips that pair; a quoted value is
-    taken as it is without a backslash, else unquoted (`\'` and raw control characters
-    allowed); an unterminated quote ends the line."""
-    pos, size = 0, len(line)
-    while pos < size:
-        while pos < size and line[pos] <= " ":
-            pos += 1
-        if pos >= size:
-            return
-        start = pos
-        while pos < size and line[pos] > " " and line[pos] not in '="':
-            pos += 1
-        if pos >= size or line[pos] <= " ":
-            continue  # a key without a value
-        if line[pos] == '"' or pos == start:  # a quote in a key, or `=` with no key
-            pos = _skip_value(line, pos)
-            continue
-        key = line[start:pos]
-        pos += 1  # the `=`
-        if pos >= size or line[pos] <= " ":
-            continue  # `key=`: empty
-        if line[pos] == '"':
-            end, value = _quoted(line, pos)
-            if end < 0:
-                return  # unterminated: nothing more on the line
-            pos = end
-            if value is not None:
-                yield key, value
-            continue
-        start = pos
-        while pos < size and line[pos] > " " and line[pos] not in '="':
-            pos += 1
-        if pos < size and line[pos] in '="':
-            pos = _skip_value(line, pos)
-            continue
-        yield key, line[start:pos]
-
-
-def _skip_value(line: str, pos: int) -> int:
-    while pos < len(line) and line[pos] > " ":
-        pos += 1
-    return pos
-
-
-_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "'": "'", "b": "\b", "f": "\f", "n": "\n",
-            "r": "\r", "t": "\t"}  # fmt: skip
-
-
-def _quoted(line: str, pos: int) -> tuple[int, str | None]:
-    """The end of the quoted value at `pos` and the value (None: an escape it cannot read);
-    -1 when the quote is not closed."""
-    escaped = has_escape = False
-    for at in range(pos + 1, len(line)):
-        char = line[at]
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = has_escape = True
-        elif char == '"':
-            body = line[pos + 1 : at]
-            return at + 1, _unquote(body) if has_escape else body
-    return -1, None
-
-
-def _unquote(body: str) -> str | None:
-    out: list[str] = []
-    at = 0
-    while at < len(body):
-        char = body[at]
-        if char != "\\":
-            out.append(char)
-            at += 1
-            continue
-        kind = body[at + 1 : at + 2]
-        if kind == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", body[at + 2 : at + 6]):
-            out.append(chr(int(body[at + 2 : at + 6], 16)))
-            at += 6
-        elif kind in _ESCAPES:
-            out.append(_ESCAPES[kind])
-            at += 2
-        else:
-            return None
-    return "".join(out)
 
 
 def _keeps(expr: LabelFilter, labels: dict[str, str], errors: dict[str, str]) -> bool:
