@@ -64,11 +64,11 @@ def parse_annotation_query(text: str) -> tuple[dict[str, str], bool, list[str]]:
         if not term:
             continue
         key, sep, value = term.partition("=")
+        if sep and not key.strip():
+            raise ParamError(f'annotationQuery term "{term}" has no key')
         if sep and not value.strip():  # `key=`: the key with any value, as Zipkin's
-            term = key.strip()
-        if sep and value.strip():
-            if not key.strip():
-                raise ParamError(f'annotationQuery term "{term}" has no key')
+            term, sep = key.strip(), ""
+        if sep:
             tags[key.strip()] = value.strip()
         elif term == "error":
             error = True

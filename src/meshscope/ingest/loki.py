@@ -3,8 +3,8 @@
 Mapping, following Loki's conventions:
 - stream labels become the record's resource (they identify where the logs come from); the
   service is the first of the labels `SERVICE_LABELS` (Loki's service_name discovery), else
-  `unknown_service`. `service_name` itself is not
-  repeated in the resource, since it *is* the service.
+  `unknown_service`. `service_name` itself is not repeated in the resource, since it *is*
+  the service.
 - structured metadata becomes record attributes; `trace_id`/`traceID`/`traceId` and
   `span_id`/`spanID`/`spanId` also give the record's trace and span ids (lowercase hex; a
   16-hex trace id is left-padded to 32) when they are valid hex ids. A key other than

@@ -242,6 +242,7 @@ def test_parsers_keep_number_text_and_the_first_value_of_a_key_as_loki() -> None
         ("alone e= f=6", {"f": "6"}),  # a key alone, an empty value: nothing
         ('g="open h=8', {}),  # an unterminated quote ends the line
         ('x="1"y=2', {"x": "1", "y": "2"}),
+        ('u="caf\\u00e9 \\\\ x" v=w', {"u": "café \\ x", "v": "w"}),
     ],
 )
 def test_logfmt_reads_lines_as_lokis_decoder(line: str, labels: dict[str, str]) -> None:

@@ -14,9 +14,8 @@ Structured metadata (per record, as Loki 3 stores OTLP log attributes and trace 
 
 Names are made valid label names (`k8s.pod.name` -> `k8s_pod_name`), a map attribute is
 flattened into `key_subkey` labels, values are in their text form (`attr_text`), and labels
-with an empty value are left out, as Loki does. Queries
-see both categories merged (metadata wins a name clash), so selectors, label filters and
-`by (...)` work on either.
+with an empty value are left out, as Loki does. Queries see both categories merged
+(metadata wins a name clash), so selectors, label filters and `by (...)` work on either.
 """
 
 from __future__ import annotations
