@@ -16,6 +16,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from meshscope.query.logql.ast import (
     BoolFilter,
     Comparison,
@@ -152,28 +154,34 @@ def _add(labels: dict[str, str], key: str, value: str, parsed: _Parsed) -> None:
         labels[name] = value
 
 
-def _raw_number(text: str) -> str:
-    return text
-
-
-def _no_constant(text: str) -> str:
-    raise ValueError(f"invalid character {text[0]!r} looking for beginning of value")
-
-
 def _parse_json(line: str, labels: dict[str, str], parsed: _Parsed) -> None:
-    """Numbers keep their JSON text (`1.0`, `1e3`), as Loki's parser reads them raw."""
+    """Numbers keep their JSON text (`1.0`, `1e3`), as Loki's parser reads them raw: a line
+    with a float is read again by `json` keeping each number's text (orjson, ~6x faster,
+    reads the rest; an integer's text is what it prints)."""
     try:
-        document = json.loads(line, parse_float=_raw_number, parse_int=_raw_number,
-                              parse_constant=_no_constant)  # fmt: skip
-    except (ValueError, RecursionError) as error:
+        document = orjson.loads(line)
+        if isinstance(document, dict) and _has_float(document):
+            document = json.loads(line, parse_float=str)
+    except (ValueError, RecursionError) as error:  # orjson's error is a ValueError
         labels[ERROR_LABEL] = "JSONParserErr"
-        labels[ERROR_DETAILS_LABEL] = str(error) if str(error) else "nested too deep"
+        labels[ERROR_DETAILS_LABEL] = str(error) or "nested too deep"
         return
     if not isinstance(document, dict):
         labels[ERROR_LABEL] = "JSONParserErr"
         labels[ERROR_DETAILS_LABEL] = "the line is not a JSON object"
         return
     _flatten(document, "", labels, parsed)
+
+
+def _has_float(document: dict[str, Any]) -> bool:
+    pending = [document]
+    while pending:
+        for value in pending.pop().values():
+            if isinstance(value, float):
+                return True
+            if isinstance(value, dict):
+                pending.append(value)
+    return False
 
 
 def _flatten(
@@ -198,8 +206,8 @@ def _flatten(
             _add(labels, name, "true" if value else "false", parsed)
         elif value is None:
             continue
-        else:  # a string, or a number as its JSON text
-            _add(labels, name, value, parsed)
+        else:  # a string, an int, or a float as its JSON text
+            _add(labels, name, str(value), parsed)
 
 
 def _parse_logfmt(line: str, labels: dict[str, str], parsed: _Parsed) -> None:
