@@ -86,8 +86,9 @@ def _json_default(value: object) -> str:
 class TraceQuery:
     """Find traces that have at least one span matching every given condition.
 
-    An attribute condition matches the span's attribute of that name, or when the span has no
-    such attribute, its resource's; values are compared by `attr_text`. Times are span starts.
+    An attribute condition matches the span's attribute of that name or its resource's (as
+    Jaeger matches a span or its process tags); values are compared by `attr_text`. Times
+    are span starts.
     """
 
     service: str = ""
@@ -136,7 +137,9 @@ class LogQuery:
     """Select log records; results come oldest first (by time; ties in the order written),
     or exactly reversed with `newest_first`.
 
-    Attribute conditions match as in TraceQuery (record attributes, then resource).
+    An attribute condition matches the record's attribute of that name, or when the record
+    has none, its resource's (a record's attribute hides its resource's, as LogQL's metadata
+    wins a clash with a stream label).
     """
 
     trace_id: str = ""

@@ -47,14 +47,25 @@ def _span_matches(span: Span, query: TraceQuery) -> bool:
         return False
     if not query.start_ns <= span.start_ns < query.end_ns:
         return False
-    return _attrs_match(span.attributes, span.resource, query.attributes)
+    return _attrs_match(span.attributes, span.resource, query.attributes, either=True)
 
 
 def _attrs_match(
-    attributes: dict[str, AttrValue], resource: dict[str, AttrValue], wanted: Mapping[str, str]
+    attributes: dict[str, AttrValue],
+    resource: dict[str, AttrValue],
+    wanted: Mapping[str, str],
+    either: bool = False,
 ) -> bool:
+    """Each wanted text is the own attribute's, or without one the resource's (logs: a
+    record's attribute hides its resource's, as LogQL's metadata does); with `either`
+    (spans, as Jaeger matches span or process tags) the own one's or the resource's."""
     for key, text in wanted.items():
-        value = attributes[key] if key in attributes else resource.get(key)
+        own = attributes.get(key)
+        if own is not None and attr_text(own) == text:
+            continue
+        if own is not None and not either:
+            return False
+        value = resource.get(key)
         if value is None or attr_text(value) != text:
             return False
     return True

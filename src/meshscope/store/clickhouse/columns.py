@@ -43,9 +43,10 @@ def span_key(span_id: str) -> int | None:
     return int(span_id, 16) or None
 
 
-def attr_condition(prefixes: tuple[str, str], index: int) -> str:
+def attr_condition(prefixes: tuple[str, str], index: int, either: bool = False) -> str:
     """SQL true when attribute `%(k{index})s` of the row's own attributes (prefixes[0]), or
-    if it has none of that name its resource's (prefixes[1]), has the text `%(v{index})s`."""
+    if it has none of that name its resource's (prefixes[1]), has the text `%(v{index})s`;
+    with `either` (spans, as Jaeger matches span or process tags), the one or the other."""
     own, res = prefixes
     key, value = f"%(k{index})s", f"%(v{index})s"
 
@@ -56,6 +57,11 @@ def attr_condition(prefixes: tuple[str, str], index: int) -> str:
             f" AND substring({prefix}_types, {at}, 1) != '{TAG_NONE}')"
         )
 
+    if either:
+        return (
+            f"((has({own}_keys, {key}) AND {equal(own)})"
+            f" OR (has({res}_keys, {key}) AND {equal(res)}))"
+        )
     return f"if(has({own}_keys, {key}), {equal(own)}, has({res}_keys, {key}) AND {equal(res)})"
 
 

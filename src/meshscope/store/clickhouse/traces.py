@@ -145,7 +145,7 @@ class ClickHouseTraceStore:
         if query.max_duration_ns:
             conditions.append(f"duration_ns <= {int(query.max_duration_ns)}")
         for index in range(len(query.attributes)):
-            conditions.append(attr_condition(("attr", "res"), index))
+            conditions.append(attr_condition(("attr", "res"), index, either=True))
         params.update(attr_params(query.attributes))
         limit = max(0, int(query.limit))
         if not limit:

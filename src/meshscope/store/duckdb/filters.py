@@ -16,9 +16,10 @@ from meshscope.store.duckdb.packed import has_params, key_needle, needle, sql_ha
 
 
 def attribute_conditions(
-    cursor: duckdb.DuckDBPyConnection, wanted: Mapping[str, str]
+    cursor: duckdb.DuckDBPyConnection, wanted: Mapping[str, str], either: bool = False
 ) -> tuple[list[str], list[Any]]:
-    """`key = text` on the row's own attribute, or when it has no `key`, on its resource's.
+    """`key = text` on the row's own attribute, or when it has no `key`, on its resource's;
+    with `either` (spans, as Jaeger matches span or process tags), on either.
 
     The resources that match are looked up first (`resources` is small) and inlined as a list
     of ids: a subquery per row turns into a join that costs more than the scan."""
@@ -33,11 +34,12 @@ def attribute_conditions(
                 f"SELECT DISTINCT resource_id FROM resources WHERE {own}", has_params(entry)
             ).fetchall()
         ]
-        if ids:
-            clauses.append(
-                f"(CASE WHEN {own} THEN {own}"
-                f" ELSE resource_id IN ({', '.join(str(int(i)) for i in ids)}) END)"
-            )
+        listed = ", ".join(str(int(i)) for i in ids)
+        if ids and either:
+            clauses.append(f"({own} OR resource_id IN ({listed}))")
+            params += has_params(entry)
+        elif ids:
+            clauses.append(f"(CASE WHEN {own} THEN {own} ELSE resource_id IN ({listed}) END)")
             params += [*has_params(key_needle(key)), *has_params(entry)]
         else:
             clauses.append(own)

@@ -150,5 +150,5 @@ def _conditions(
     if query.max_duration_ns:
         where.append("greatest(duration_ns, 0) <= ?")
         params.append(query.max_duration_ns)
-    conditions, attr_params = attribute_conditions(cursor, query.attributes)
+    conditions, attr_params = attribute_conditions(cursor, query.attributes, either=True)
     return where + conditions, params + attr_params
