@@ -370,3 +370,32 @@ def test_span_set_operators_answer_one_span_set_of_distinct_spans(client: TestCl
     same = _search(client, '{ name = "SELECT" } && { name = "SELECT" }', start=T0 // S,
                    end=END_S)  # fmt: skip
     assert all(t["spanSet"]["matched"] == 1 for t in same["traces"])
+
+
+def test_a_trace_that_began_before_the_range_and_lasts_into_it_is_found() -> None:
+    """As Tempo, a trace is in a search's range when it overlaps it."""
+    from meshscope.app import build
+    from meshscope.config import Config, StorageConfig
+    from meshscope.model.batch import Batch
+    from meshscope.model.spans import Span
+
+    t0 = T0 + 100 * S
+    spans = [
+        Span("d4" * 16, "01" * 8, "long job", "batch", t0, t0 + 3 * S),
+        Span("d4" * 16, "02" * 8, "step", "batch", t0, t0 + S, parent_span_id="01" * 8),
+    ]
+    app = build(Config(storage=StorageConfig(kind="memory", path="unused")))
+    try:
+        app.pipeline.consume(Batch(spans=spans))
+        with TestClient(Starlette(routes=tempo_routes(app.storage, lambda: t0 + 60 * S))) as c:
+
+            def found(start_s: int) -> list[str]:
+                params = {"q": "{}", "start": str(start_s), "end": str(t0 // S + 30)}
+                return [
+                    t["traceID"] for t in c.get("/tempo/api/search", params=params).json()["traces"]
+                ]
+
+            assert found(t0 // S + 2) == ["d4" * 16]  # began 2 s before, lasted into it
+            assert found(t0 // S + 4) == []  # over before the range began
+    finally:
+        app.storage.close()

@@ -93,6 +93,11 @@ class TraceFilter:
         return self.root_name is None or self.root_name in root.name
 
 
+OVERLAP_NS = 5 * 60 * 10**9
+"""How long before a search's start a trace may have begun and still be found by lasting
+into the range."""
+
+
 @dataclass(slots=True)
 class SearchResult:
     traces: list[TraceHit] = field(default_factory=list)
@@ -108,8 +113,11 @@ def search(
     trace_filter: TraceFilter = TraceFilter(),
 ) -> SearchResult:
     narrowing = _narrowing(query)
+    # As Tempo, a trace is in the range when it overlaps it: one that began before `start`
+    # counts if it lasts into the range (up to OVERLAP_NS before it, where spans are read).
+    earliest = max(0, start_ns - OVERLAP_NS)
     candidates = traces.find_trace_ids(
-        TraceQuery(start_ns=start_ns, end_ns=end_ns, limit=SCAN_LIMIT, **narrowing)
+        TraceQuery(start_ns=earliest, end_ns=end_ns, limit=SCAN_LIMIT, **narrowing)
     )
     result = SearchResult()
     for low in range(0, len(candidates), _CHUNK):
@@ -125,6 +133,8 @@ def search(
             if matched:
                 start = min(s.start_ns for s in spans)
                 end = max(s.end_ns for s in spans)
+                if end < start_ns:
+                    continue  # over before the range began
                 root = root_span(spans)
                 if not trace_filter.keeps(root, start, end):
                     continue
@@ -159,8 +169,8 @@ def _narrowing(query: Query) -> dict[str, Any]:
         elif op == "=" and isinstance(value, Text) and field_name.startswith("."):
             attributes[field_name[1:]] = value.text  # the store's own matching, exactly
         elif op == "=" and isinstance(value, str) and field_name.startswith((".", "span.")):
-            # The store matches the span's attribute, else its resource's: a superset of
-            # both `.x` and `span.x`; the full query decides afterwards.
+            # The store matches the span's attribute or its resource's: a superset of both
+            # `.x` and `span.x`; the full query decides afterwards.
             attributes[field_name.split(".", 1)[1]] = value
     if attributes:
         out["attributes"] = attributes
