@@ -150,9 +150,18 @@ def spans_by_shard(nodes: Nodes) -> dict[int, list[tuple[int, int]]]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The nodes, with the same calls sent whole to the single node and sprayed over the
+    cluster (each test can run alone): the frontend's spans to n1, the backend's half to n2
+    over OTLP/HTTP and half to n3 over OTLP/gRPC."""
     with running_nodes(tmp_path_factory.mktemp("cluster")) as nodes:
         made = calls(CALLS)
         assert _post(nodes.single.otlp_http, request(made)) == 200
+        ports, half = nodes.ports, CALLS // 2
+        assert _post(ports["n1"].otlp_http, request(made, ("frontend",))) == 200
+        assert _post(ports["n2"].otlp_http, request(made[:half], ("backend",))) == 200
+        with grpc.insecure_channel(f"127.0.0.1:{ports['n3'].otlp_grpc}") as channel:
+            export = channel.unary_unary(TRACE_EXPORT)
+            export(request(made[half:], ("backend",)), timeout=30)
         yield Cluster(nodes.ports, nodes.single, nodes.processes, nodes.shards, nodes.database,
                       made)  # fmt: skip
 
@@ -175,13 +184,7 @@ def _edges(port: int) -> list[dict[str, Any]]:
 def test_spans_sent_to_different_nodes_pair_into_one_edge_and_live_on_one_shard(
     cluster: Cluster,
 ) -> None:
-    made, ports = cluster.made, cluster.ports
-    half = CALLS // 2
-    assert _post(ports["n1"].otlp_http, request(made, ("frontend",))) == 200
-    assert _post(ports["n2"].otlp_http, request(made[:half], ("backend",))) == 200
-    with grpc.insecure_channel(f"127.0.0.1:{ports['n3'].otlp_grpc}") as channel:
-        export = channel.unary_unary(TRACE_EXPORT)
-        export(request(made[half:], ("backend",)), timeout=30)
+    ports = cluster.ports  # the fixture sprayed the calls' spans over the three nodes
     for node in NODES:
         edges = _wait_for(lambda n=node: [e for e in _edges(ports[n].ui) if e["calls"] == CALLS])
         assert len(_edges(ports[node].ui)) == 1, node
