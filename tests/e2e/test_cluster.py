@@ -241,6 +241,8 @@ def test_other_apis_answer_like_the_single_node(cluster: Cluster) -> None:
             r["value"][1] for r in d["data"]["result"]
         ],
     }
+    # Derived series are flushed every second on each node: wait for every node's flush.
+    assert _wait_for(lambda: all(_calls_seen(cluster.ports[n].ui) == CALLS for n in NODES))
     for path, shape in queries.items():
         status, want = _get(cluster.single.ui, path)
         assert status == 200, path
@@ -250,6 +252,14 @@ def test_other_apis_answer_like_the_single_node(cluster: Cluster) -> None:
             status, got = _get(cluster.ports[node].ui, path)
             assert status == 200, (node, path)
             assert shape(got) == expected, (node, path)
+
+
+def _calls_seen(port: int) -> float:
+    """The calls the service graph has counted, cluster-wide, as a node answers it."""
+    query = "/api/v1/query?query=sum(traces_service_graph_request_total)"
+    _, body = _get(port, query)
+    result = body["data"]["result"] if isinstance(body, dict) else []
+    return float(result[0]["value"][1]) if result else 0.0
 
 
 def test_logs_tempo_and_exemplars_answer_like_the_single_node(cluster: Cluster) -> None:
