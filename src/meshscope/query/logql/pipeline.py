@@ -1,12 +1,11 @@
 """Running a LogQL pipeline over one entry: line filters, parsers, label filters, formatting.
 
-`run(stages, labels, line, time_ns)` returns the entry's final labels and line, or None when a stage
-drops it. Parser failures do not drop an entry: `| json` sets `__error__` (`JSONParserErr`)
-as Loki does (`| logfmt` without `--strict` skips what it cannot read, as Loki's), and so
-do failed numeric/duration conversions in label filters (`LabelFilterErr`), which then keep
-the entry; as Loki 3, a numeric or duration
-filter still compares on an entry that has an error (Loki 2 let it pass), and one without
-the label passes none.
+`run(stages, labels, line, time_ns)` returns the entry's final labels and line, or None when a
+stage drops it. Parser failures do not drop an entry: `| json` sets `__error__`
+(`JSONParserErr`) as Loki does (`| logfmt` without `--strict` skips what it cannot read, as
+Loki's), and so do failed numeric/duration conversions in label filters (`LabelFilterErr`),
+which then keep the entry; as Loki 3, a numeric or duration filter still compares on an
+entry that has an error (Loki 2 let it pass), and one without the label passes none.
 """
 
 from __future__ import annotations
