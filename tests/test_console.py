@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -66,6 +67,9 @@ def test_listening_names_the_port_taken_for_port_0(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     listening: dict[str, int] = {}
+    # The server is stopped after 60 s whatever happens, so a silent one cannot hang the test.
+    watchdog = threading.Timer(60, server.kill)
+    watchdog.start()
     try:
         assert server.stderr is not None
         for line in server.stderr:
@@ -84,6 +88,7 @@ def test_listening_names_the_port_taken_for_port_0(tmp_path: Path) -> None:
         )
         assert otlp.status_code == 200
     finally:
+        watchdog.cancel()
         server.send_signal(signal.SIGINT)
         server.communicate(timeout=30)
     assert sorted(listening) == ["otlp-grpc", "otlp-http", "ui+query", "zipkin"]
