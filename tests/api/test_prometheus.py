@@ -245,6 +245,11 @@ def test_listings_past_the_series_limit_are_cut_not_refused(client: TestClient) 
         "results truncated due to limit"
     ]
     assert set(values["data"]) <= {"api", "web"}
+    # Cut by both the series limit and the label-value cap: the warning is given once.
+    client.app.state.query_limits = QueryLimits(max_series=2, max_label_values=1)  # type: ignore[attr-defined]
+    twice = client.get("/api/v1/series", params={"match[]": '{__name__=~".+"}'}).json()
+    assert len(twice["data"]) == 1 and twice["warnings"] == ["results truncated due to limit"]
+    client.app.state.query_limits = limits  # type: ignore[attr-defined]
     query = {"query": 'count({__name__=~".+"})', "time": str(T0 + 300)}
     refused = client.get("/api/v1/query", params=query)
     assert refused.status_code == 422 and "query.max_series" in refused.json()["error"]
