@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from meshscope.model.attributes import AttrValue
+from meshscope.model.attributes import AttrValue, json_text
+from meshscope.model.ids import is_valid_span_id
 from meshscope.model.spans import Span, SpanEvent, SpanKind, SpanLink, StatusCode
 
 Json = dict[str, Any]
@@ -46,8 +47,7 @@ def key_value(key: str, value: AttrValue) -> Json:
         return {"key": key, "type": "string", "value": value}
     if value is None:  # an empty AnyValue
         return {"key": key, "type": "string", "value": ""}
-    text = json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)
-    return {"key": key, "type": "string", "value": text}
+    return {"key": key, "type": "string", "value": json_text(value)}
 
 
 def span_tags(span: Span) -> list[Json]:
@@ -104,7 +104,7 @@ def shared_span_ids(spans: Sequence[Span]) -> dict[int, str]:
               and SpanKind.CLIENT in kinds[span.span_id]}  # fmt: skip
     if not shared:
         return {}
-    used = {int(span_id, 16) for span_id in kinds if _is_hex(span_id)}
+    used = {int(span_id, 16) for span_id in kinds if is_valid_span_id(span_id)}
     next_id = max(used, default=0)
     renamed: dict[int, str] = {}
     for index in sorted(shared):
@@ -116,14 +116,6 @@ def shared_span_ids(spans: Sequence[Span]) -> dict[int, str]:
         used.add(next_id)
         renamed[index] = f"{next_id:016x}"
     return renamed
-
-
-def _is_hex(text: str) -> bool:
-    try:
-        int(text, 16)
-    except ValueError:
-        return False
-    return True
 
 
 def trace_json(spans: Sequence[Span]) -> Json:

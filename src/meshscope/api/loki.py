@@ -38,6 +38,7 @@ from meshscope.api.params import ParamError
 from meshscope.api.trace_logs import trace_logs_route
 from meshscope.clock import Clock, SystemClock
 from meshscope.query.logql import LogExpr, LogQLError, parse
+from meshscope.query.logql.labels import label_string
 from meshscope.query.logql.metrics import Matrix, Steps, evaluate
 from meshscope.query.logql.select import Entry, Scan, entries, label_sets
 from meshscope.query.promql.values import format_time, format_value
@@ -74,10 +75,6 @@ def _query(params: Params) -> Any:
     if not text:
         raise ParamError("query is required (a LogQL query)")
     return parse(text)
-
-
-def _label_string(labels: tuple[tuple[str, str], ...]) -> str:
-    return "{" + ", ".join(f"{name}={orjson.dumps(value).decode()}" for name, value in labels) + "}"
 
 
 def _stats(scan: Scan, started: float, returned: int) -> dict[str, Any]:
@@ -141,7 +138,7 @@ def _streams(
         stream["values"].append(value)
         count += 1
     # Streams in the order of their label strings, as Loki sorts them (logqlmodel Streams).
-    result = [streams[key] for key in sorted(streams, key=_label_string)]
+    result = [streams[key] for key in sorted(streams, key=label_string)]
     data: dict[str, Any] = {"resultType": "streams", "result": result,
                             "stats": _stats(scan, started, count)}  # fmt: skip
     if categorized:

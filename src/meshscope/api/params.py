@@ -14,17 +14,14 @@ import orjson
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
+from meshscope.go_duration import parse_go_duration
 from meshscope.model.ids import TRACE_ID_HEX_LEN
 
 NS_PER_US = 1_000
 NS_PER_MS = 1_000_000
 MAX_INT64 = 2**63 - 1
 
-# Go's time.ParseDuration grammar: a sequence of decimal numbers with units, optional sign.
-_GO_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
-             "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}  # fmt: skip
 MAX_DURATION_CHARS = 64
-_GO_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
 # logfmt (`key=value key2="quoted value" flag`), as go-logfmt decodes it: keys and bare
@@ -56,18 +53,9 @@ def go_duration_ns(text: str, name: str) -> int:
     # No int64 duration needs more; longer text would only make the scan below slow.
     if len(body) > MAX_DURATION_CHARS:
         raise ParamError(f"parameter {name} is longer than {MAX_DURATION_CHARS} characters")
-    if body.startswith("+"):
-        body = body[1:]
-    if body == "0":
-        return 0
-    total = 0.0
-    position = 0
-    for match in _GO_PART.finditer(body):
-        if match.start() != position:
-            break
-        total += float(match[1]) * _GO_UNITS[match[2]]
-        position = match.end()
-    if not body or position != len(body):
+    body = body.removeprefix("+")
+    total = parse_go_duration(body) if body[:1] not in "+-" else None  # ("": None) >= 0
+    if total is None:
         raise ParamError(f'cannot parse parameter {name}="{text}": not a duration like 100ms')
     if total > MAX_INT64:
         raise ParamError(f'parameter {name}="{text}" is out of range')

@@ -35,6 +35,7 @@ from starlette.routing import Route
 from meshscope.api.handlers import Handler, status_of, threaded
 from meshscope.api.params import ParamError, go_duration_ns, integer, logfmt_pairs
 from meshscope.api.params import trace_id as parse_trace_id
+from meshscope.ingest.prom_names import format_float
 from meshscope.model.otlp import any_value, trace_request
 from meshscope.model.spans import Span
 from meshscope.query.tempo_search import TraceFilter, TraceHit, search, tag_search
@@ -323,7 +324,6 @@ def _typed(value: Any) -> dict[str, str]:
         return {"type": "bool", "value": str(value).lower()}
     if isinstance(value, int):
         return {"type": "int", "value": str(value)}
-    if isinstance(value, float):  # Go's FormatFloat 'g' as Tempo prints it: 1.0 is "1"
-        text = str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
-        return {"type": "float", "value": text}
+    if isinstance(value, float):  # as Go prints it, which Tempo does: 1.0 is "1"
+        return {"type": "float", "value": format_float(value)}
     return {"type": "string", "value": str(value)}

@@ -15,11 +15,9 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 
-from meshscope.model.attributes import AttrValue
+from meshscope.model.attributes import AttrValue, json_text
 from meshscope.model.spans import Span, SpanEvent, SpanKind, StatusCode
 from meshscope.store.base import attr_text
 
@@ -47,17 +45,7 @@ def _endpoint(service: str, attrs: dict[str, AttrValue], prefix: str) -> Json:
 
 
 def _annotation(event: SpanEvent) -> str:
-    if not event.attributes:
-        return event.name
-    return json.dumps({event.name: event.attributes}, separators=(",", ":"), ensure_ascii=False,
-                      default=_json_value)  # fmt: skip
-
-
-def _json_value(value: object) -> object:
-    """What JSON cannot hold as it is: bytes as base64 (as pdata's `AsRaw` + `json.Marshal`)."""
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    return str(value)
+    return json_text({event.name: event.attributes}) if event.attributes else event.name
 
 
 def span_json(span: Span) -> Json:

@@ -21,6 +21,7 @@ with an empty value are left out, as Loki does. Queries see both categories merg
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import orjson
 
@@ -128,6 +129,12 @@ def _level_field(line: str) -> str | None:
             if key in _LEVEL_FIELDS:
                 return value
     return None
+
+
+def label_string(labels: Iterable[tuple[str, str]]) -> str:
+    """A label set as Loki writes one (`{a="x", b="y"}`): its streams' order and the series
+    its errors name."""
+    return "{" + ", ".join(f"{name}={orjson.dumps(value).decode()}" for name, value in labels) + "}"
 
 
 def record_labels(record: LogRecord) -> dict[str, str]:

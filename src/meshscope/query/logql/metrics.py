@@ -20,6 +20,7 @@ from meshscope.query.logql.ast import (
     VectorAggregation,
     VectorLiteral,
 )
+from meshscope.query.logql.labels import label_string
 from meshscope.query.logql.lexer import LogQLError
 from meshscope.query.logql.pipeline import ERROR_LABEL
 from meshscope.query.logql.select import Scan, entries
@@ -130,7 +131,7 @@ def _pipeline_error(labels: dict[str, str]) -> str:
     """Loki's answer to a metric query over entries a stage failed on (logqlmodel
     PipelineError, a 400): the error is to be skipped on purpose."""
     kind = labels[ERROR_LABEL]
-    series = "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+    series = label_string(sorted(labels.items()))
     return (
         f"pipeline error: '{kind}' for series: '{series}'.\n"
         f'Use a label filter to intentionally skip this error. (e.g | __error__!="{kind}").\n'

@@ -11,12 +11,12 @@ entry that has an error (Loki 2 let it pass), and one without the label passes n
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
+from meshscope.go_duration import parse_go_duration
 from meshscope.query.logql.ast import (
     BoolFilter,
     Comparison,
@@ -41,12 +41,13 @@ _ERROR_LABELS = frozenset({ERROR_LABEL, ERROR_DETAILS_LABEL})
 def run(
     stages: Sequence[Stage], labels: dict[str, str], line: str, time_ns: int = 0
 ) -> tuple[dict[str, str], str] | None:
-    parsed = _Parsed(frozenset(labels))
+    parsed: _Parsed | None = None  # made at the first parser: most queries have none
     for stage in stages:
         if isinstance(stage, LineFilter):
             if not stage.keeps(line):
                 return None
         elif isinstance(stage, Parser):
+            parsed = parsed or _Parsed(frozenset(labels))
             labels = dict(labels)
             if stage.kind == "json":
                 _parse_json(line, labels, parsed)
@@ -83,20 +84,10 @@ def _number(text: str) -> float | None:
         return None
 
 
-_GO_DURATION = re.compile(r"[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+")
-_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_GO_UNITS = {"ns": 1, "us": 1e3, "µs": 1e3, "μs": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}
-
-
 def _duration(text: str) -> float | None:
     """A label value as Go's `time.ParseDuration` reads it (Loki's duration filters), in ns:
     `0`, signs, fractions and `1h2m`, no `d`; None if it is not one."""
-    if text in ("0", "+0", "-0"):
-        return 0.0
-    if len(text) > 100 or not _GO_DURATION.fullmatch(text):
-        return None
-    total = sum(float(number) * _GO_UNITS[unit] for number, unit in _GO_PART.findall(text))
-    return -total if text.startswith("-") else total
+    return parse_go_duration(text) if len(text) <= 100 else None
 
 
 def _filter_error(errors: dict[str, str], details: str) -> bool:
