@@ -29,7 +29,6 @@ from meshscope.cluster.split import Table, route_traces, split_body
 from meshscope.ingest.loadgen import build_requests
 from meshscope.ingest.otlp_direct import prepare_traces
 from meshscope.ingest.workers import SpanPreparation
-from meshscope.pipeline.derive.spanmetrics import DEFAULT_BUCKETS_MS
 from meshscope.store.clickhouse.span_rows import encode_columns
 
 MAX = 64 * 1024 * 1024
@@ -73,7 +72,7 @@ def main() -> None:
             prepare_traces(local.body, encode=encode_columns)
         return spans
 
-    spans_prep = SpanPreparation(encode_columns, DEFAULT_BUCKETS_MS, None)
+    spans_prep = SpanPreparation(encode_columns, None)
 
     def one_call(body: bytes) -> int:
         routed = route_traces(body, "identity", False, table, MAX, spans_prep)

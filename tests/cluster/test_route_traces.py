@@ -21,11 +21,11 @@ from meshscope.ingest.workers import SpanPreparation
 from meshscope.pipeline.prepared import Prepared
 from meshscope.store.duckdb.span_rows import encode_columns
 from tests.cluster.traces import calls, otlp_json, request
-from tests.ingest.test_otlp_direct import BAD_KEY, BUCKETS, MATCHER, assert_same
+from tests.ingest.test_otlp_direct import BAD_KEY, MATCHER, assert_same
 
 RING = Ring.of(["a", "b", "c"])
 MAX = 20 * 1024 * 1024
-SPANS = SpanPreparation(encode_columns, BUCKETS, MATCHER)
+SPANS = SpanPreparation(encode_columns, MATCHER)
 
 
 def table(local: str) -> Table:
@@ -42,7 +42,7 @@ def route(body: bytes, local: str = "a", encoding: str = "identity", json: bool 
 
 def walk(body: bytes) -> tuple[Prepared, int, str]:
     """What a worker prepares from a body on the usual path."""
-    return prepare_traces(body, encode=encode_columns, buckets_ms=BUCKETS, matcher=MATCHER)
+    return prepare_traces(body, encode=encode_columns, matcher=MATCHER)
 
 
 def prepared(routed: Routed) -> tuple[Prepared, int, str]:

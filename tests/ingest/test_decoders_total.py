@@ -50,7 +50,6 @@ from meshscope.model.batch import Batch
 from meshscope.node.framing import Output, read_values
 from meshscope.node.main import Node
 from meshscope.pipeline.chain import Pipeline
-from meshscope.pipeline.derive.spanmetrics import DEFAULT_BUCKETS_MS
 from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.duckdb.span_rows import encode_columns
 from meshscope.store.memory import MemoryStorage
@@ -62,7 +61,7 @@ BOUNDED = settings(
 REFUSALS = (DecodeError, BodyError)
 _RING = Ring.of(["a", "b", "c"])
 ROUTING = Table(_RING.peers, _RING.owners, "a")
-ROUTED_SPANS = SpanPreparation(encode_columns, DEFAULT_BUCKETS_MS, None)
+ROUTED_SPANS = SpanPreparation(encode_columns, None)
 
 
 class Stores:

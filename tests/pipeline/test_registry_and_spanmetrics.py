@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
+import math
 import random
+
+import pytest
 
 from meshscope.clock import ManualClock
 from meshscope.model.batch import Batch
-from meshscope.model.metrics import MetricType
+from meshscope.model.exphistogram import MAX_SCALE, index_factor
+from meshscope.model.metrics import MetricPoint, MetricType
 from meshscope.model.spans import Span, SpanKind, StatusCode
 from meshscope.pipeline.chain import Pipeline, PipelineSettings
+from meshscope.pipeline.derive import spanmetrics
 from meshscope.pipeline.derive.registry import (
     MAX_OVERFLOW_SERIES,
     OVERFLOW_KEY,
@@ -20,8 +27,7 @@ from meshscope.pipeline.derive.spanmetrics import (
     DEFAULT_BUCKETS_MS,
     DURATION,
     SpanMetrics,
-    SpanPartials,
-    span_partials,
+    span_durations,
 )
 from meshscope.query.red import red
 from meshscope.store.memory import MemoryStorage
@@ -134,35 +140,48 @@ def test_span_metrics_match_generated_truth() -> None:
             assert p.label("span_kind") == "SPAN_KIND_SERVER"
 
 
-def _merge_one_by_one(registry: MetricsRegistry, partials: SpanPartials) -> None:
-    """What `SpanMetrics.merge` does, through the registry's per-update calls."""
-    for key, row in partials.items():
-        service, kind, name, status = key
+def _count_one_by_one(registry: MetricsRegistry, spans: list[Span]) -> None:
+    """What `SpanMetrics` counts, one span at a time through the registry's own calls (the
+    buckets and exponential bucket index worked out here in plain Python)."""
+    for span in spans:
         labels = (
-            ("service_name", service),
-            ("span_kind", SpanKind(kind).otel_name),
-            ("span_name", name),
-            ("status_code", StatusCode(status).otel_name),
+            ("service_name", span.service),
+            ("span_kind", SpanKind(span.kind).otel_name),
+            ("span_name", span.name),
+            ("status_code", StatusCode(span.status_code).otel_name),
         )
-        registry.inc(
-            CALLS, labels, int(row[0]), help_text="Spans by service, name, kind and status."
-        )
+        ms = max(0, span.end_ns - span.start_ns) / 1e6
+        counts = [0] * (len(DEFAULT_BUCKETS_MS) + 1)
+        counts[bisect.bisect_left(DEFAULT_BUCKETS_MS, ms)] = 1
+        exp: list[float] = [0, ms, ms]
+        if ms > 0:
+            exp += [math.ceil(math.log(ms) * index_factor(MAX_SCALE)) - 1, 1]
+        else:
+            exp[0] = 1
+        registry.inc(CALLS, labels, 1, help_text="Spans by service, name, kind and status.")
         registry.merge_histogram(
-            DURATION,
-            labels,
-            DEFAULT_BUCKETS_MS,
-            [int(c) for c in row[2:_FIXED]],
-            row[1],
-            int(row[0]),
-            help_text="Span duration in milliseconds.",
-            exp=row[_FIXED:],
+            DURATION, labels, DEFAULT_BUCKETS_MS, counts, ms, 1,
+            help_text="Span duration in milliseconds.", exp=exp,
+        )  # fmt: skip
+
+
+def _rounded(points: list[MetricPoint]) -> list[MetricPoint]:
+    """Sorted by series, sums to 9 digits (added in another order, they may differ in their
+    last bits)."""
+    points = sorted(points, key=lambda p: (p.name, p.labels))
+    return [
+        dataclasses.replace(
+            p, histogram=dataclasses.replace(p.histogram, sum=float(f"{p.histogram.sum:.9g}"))
         )
+        if p.histogram is not None
+        else p
+        for p in points
+    ]
 
 
-_FIXED = 3 + len(DEFAULT_BUCKETS_MS)  # count, sum, the buckets incl. +Inf
-
-
-def test_span_metrics_merge_equals_per_update_calls_incl_overflow_and_changed_only() -> None:
+def test_span_metrics_count_as_per_span_updates_incl_overflow_and_changed_only() -> None:
+    """A group's spans counted at once (numpy) give the series one update per span gives,
+    exponential buckets and min/max included, across collects and past the series cap."""
     rng = random.Random(3)
     kept, reference = MetricsRegistry(max_series_per_metric=6), MetricsRegistry(6)
     metrics = SpanMetrics(kept)
@@ -183,13 +202,27 @@ def test_span_metrics_merge_equals_per_update_calls_incl_overflow_and_changed_on
             )
             for i in range(rng.randrange(1, 60))
         ]
-        partials, more = span_partials(spans), span_partials(spans[:7])  # keys in both
-        metrics.merge(partials, more)
-        _merge_one_by_one(reference, partials)
-        _merge_one_by_one(reference, more)
-        assert kept.collect(step, changed_only=True) == reference.collect(step, changed_only=True)
-    assert kept.collect(9) == reference.collect(9)
-    assert kept.overflowed == reference.overflowed > 0
+        metrics.merge(span_durations(spans), span_durations(spans[:7]))  # keys in both
+        _count_one_by_one(reference, [*spans, *spans[:7]])
+        got = kept.collect(step, changed_only=True)
+        assert _rounded(got) == _rounded(reference.collect(step, changed_only=True))
+    assert _rounded(kept.collect(9)) == _rounded(reference.collect(9))
+    assert kept.overflowed > 0
+
+
+def test_span_metrics_numbering_restarts_without_losing_counts() -> None:
+    """Past `_MAX_KEYS` label keys the deltas are handed over early and the keys numbered
+    again (bounded arrays); nothing counted is lost or counted twice."""
+    registry = MetricsRegistry()
+    metrics = SpanMetrics(registry)
+    spans = [Span(f"{i + 1:032x}", f"{i + 1:016x}", f"GET /{i % 5}", "web", 0, 10**6)
+             for i in range(40)]  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(spanmetrics, "_MAX_KEYS", 3)
+        for k in range(0, 40, 8):
+            metrics.merge(span_durations(spans[k : k + 8]))
+    calls = {p.label("span_name"): p.value for p in registry.collect(0) if p.name == CALLS}
+    assert calls == {f"GET /{i}": 8.0 for i in range(5)}
 
 
 def test_red_stays_whole_per_service_past_the_series_cap() -> None:

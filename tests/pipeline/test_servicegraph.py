@@ -7,6 +7,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from meshscope.clock import ManualClock
 from meshscope.model.calls import UNOBSERVED
 from meshscope.model.spans import Span, SpanKind, StatusCode
 from meshscope.pipeline.derive.registry import MetricsRegistry
@@ -16,6 +17,7 @@ from meshscope.pipeline.derive.servicegraph import (
     ServiceGraphMetrics,
     SpanPairer,
 )
+from meshscope.pipeline.derive.spanmetrics import CALLS, DURATION, SpanMetrics
 
 SEC = 10**9
 
@@ -147,3 +149,19 @@ def test_calls_measured_at_zero_count_in_the_latency_histograms() -> None:
     assert (SERVER_SECONDS, "redis") not in points
     redis = points[("traces_service_graph_request_client_seconds", "redis")].histogram
     assert redis is not None and redis.count == 1
+
+
+def test_series_start_when_their_first_call_is_observed_not_when_collected() -> None:
+    """Both derivers sum a group's updates and hand them to the registry at its collect; a
+    series still starts (OTLP start time: what a rate covers) when its first value came."""
+    clock = ManualClock(0)
+    registry = MetricsRegistry(now_ns=clock.now_ns)
+    graph, spans = ServiceGraphMetrics(registry), SpanMetrics(registry)
+    trace = make_trace(0, error_at="db")
+    clock.advance(1)
+    graph.observe(SpanPairer().add(trace, now_ns=0))
+    spans.observe(trace)
+    clock.advance(100)
+    points = registry.collect(clock.now_ns())
+    assert {p.name for p in points} >= {REQUESTS, SERVER_SECONDS, CALLS, DURATION}
+    assert {p.start_ns for p in points} == {10**9}

@@ -106,7 +106,8 @@ class IngestCollector(Collector):
         )
         yield CounterMetricFamily(
             "meshscope_derived_series_overflow",
-            "Observations sent to an overflow series by the cardinality cap.",
+            "Updates sent to an overflow series by the cardinality cap (span metrics and the"
+            " service graph: one per series and flush).",
             value=sum(pipeline.registry.overflowed for pipeline in pipelines),
         )
 

@@ -233,7 +233,7 @@ def route_traces(
             return True
 
         prepared = prepare_resource_spans(  # one peer: every span is this node's
-            request.resource_spans, spans.columns, spans.buckets_ms, spans.matcher,
+            request.resource_spans, spans.columns, spans.matcher,
             divert if len(table.peers) > 1 else None,
         )  # fmt: skip
         parts = aside.serialized()

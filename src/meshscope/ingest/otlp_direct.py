@@ -2,9 +2,9 @@
 
 An ingest worker's hot path. `prepare(decode_otlp(...).batch, encode_spans, buckets)` walks
 the parsed request into `Span` objects and then walks those three more times (the store's
-rows, pairing records, span-metric partials); this walks the request once and fills all of
+rows, pairing records, span durations); this walks the request once and fills all of
 them at the same time, with the same validation as `otlp_traces` and the same builders
-(backend-neutral `SpanColumns`, `side_fields`, the `span_partials` arithmetic), so the result
+(backend-neutral `SpanColumns`, `side_fields`, `DurationsBuilder`), so the result
 is equal to the model path's (tests/ingest/test_otlp_direct.py checks it, request by request).
 The store's own `column_encoder` (given by the caller) turns the columns into its rows.
 
@@ -38,14 +38,7 @@ from meshscope.ingest.otlp_lazy import LazyTraceRequest
 from meshscope.model.attributes import AttrValue
 from meshscope.model.batch import Batch
 from meshscope.pipeline.derive.servicegraph import side_fields
-from meshscope.pipeline.derive.spanmetrics import (
-    DEFAULT_BUCKETS_MS,
-    PartialRows,
-    counted_kind,
-    freeze,
-    new_row,
-    tally,
-)
+from meshscope.pipeline.derive.spanmetrics import DurationsBuilder, counted_kind
 from meshscope.pipeline.prepared import Prepared
 from meshscope.pipeline.sampling.facts import SpanMatcher, Summarizer
 from meshscope.store.codec import AttrColumns, resource_id, text_and_tag
@@ -153,7 +146,6 @@ def prepare_traces(
     *,
     encode: ColumnEncoder,
     json: bool = False,
-    buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS,
     matcher: SpanMatcher | None = None,
 ) -> tuple[Prepared, int, str]:
     """Parse an `ExportTraceServiceRequest` (protobuf or OTLP/JSON) into a Prepared whose
@@ -163,7 +155,7 @@ def prepare_traces(
     if json:  # JSON is parsed by the generated classes, then read like a protobuf body
         body = parse_json(ExportTraceServiceRequest(), body, _WHAT).SerializeToString()
     request = parse_protobuf(LazyTraceRequest(), body, _WHAT)
-    return prepare_resource_spans(request.resource_spans, encode, buckets_ms, matcher)
+    return prepare_resource_spans(request.resource_spans, encode, matcher)
 
 
 Divert = Callable[[int, Any, Any, Any], bool]
@@ -175,7 +167,6 @@ it out."""
 def prepare_resource_spans(
     resource_spans: Sequence[Any],
     encode: ColumnEncoder,
-    buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS,
     matcher: SpanMatcher | None = None,
     divert: Divert | None = None,
 ) -> tuple[Prepared, int, str]:
@@ -189,9 +180,9 @@ def prepare_resource_spans(
     ev_offsets, ev_time, ev_name = out.ev_offsets, out.ev_time, out.ev_name
     ln_offsets, ln_hi, ln_lo, ln_span = out.ln_offsets, out.ln_hi, out.ln_lo, out.ln_span
     sides: list[tuple[Any, ...]] = []
-    partials: PartialRows = {}
+    durations = DurationsBuilder()
+    add_duration = durations.add
     operations: dict[tuple[str, str, int], None] = {}
-    width = len(buckets_ms) + 1
     rejections = Rejections()
     for rs in resource_spans:
         service, resource = resource_info(rs.resource)
@@ -279,17 +270,14 @@ def prepare_resource_spans(
                         attrs,
                     )
                 )
-                # As `span_partials` counts a span (same key, same arithmetic).
+                # As `span_durations` keys a span.
                 trace_state = span.trace_state
                 if trace_state:
                     counted = counted_kind(kind, "" if root else parent.hex(), trace_state)
                     key = (service, counted, name, code)
                 else:
                     key = (service, kind, name, code)
-                partial = partials.get(key)
-                if partial is None:
-                    partial = partials[key] = new_row(width)
-                tally(partial, duration / 1e6, buckets_ms)
+                add_duration(key, duration)
                 operations[service, name, kind] = None
     out.attrs, out.ev_attrs = span_columns.columns(), ev_columns.columns()
     out.ln_attrs = ln_columns.columns()
@@ -297,7 +285,7 @@ def prepare_resource_spans(
         span_count=len(rows),
         encoded_spans=encode(out) if rows else None,
         sides=sides,
-        span_metrics=freeze(partials),
+        span_metrics=durations.build() if rows else None,
         operations=list(operations),
         traces=summary.summary() if summary is not None and rows else None,
     )

@@ -94,10 +94,9 @@ def refusal(error: Exception) -> Outcome:
 @dataclass(frozen=True, slots=True)
 class SpanPreparation:
     """What a worker needs to prepare OTLP spans for the store (picklable): its column
-    encoder, the span-metric buckets, and the tail-sampling matcher when sampling is on."""
+    encoder and the tail-sampling matcher when sampling is on."""
 
     columns: ColumnEncoder
-    buckets_ms: tuple[float, ...]
     matcher: SpanMatcher | None
 
 
@@ -116,7 +115,6 @@ def prepare_body(
     max_body_bytes: int,
     encode_spans: SpanEncoder,
     encode_columns: ColumnEncoder | None,
-    buckets_ms: tuple[float, ...],
     matcher: SpanMatcher | None = None,
 ) -> Outcome:
     """Runs in a worker: the whole per-request Python work, errors returned as values.
@@ -127,12 +125,10 @@ def prepare_body(
             # Straight from the parsed request to the store's rows and derivation inputs.
             return (
                 "ok",
-                *prepare_traces(
-                    body, encode=encode_columns, json=json, buckets_ms=buckets_ms, matcher=matcher
-                ),
+                *prepare_traces(body, encode=encode_columns, json=json, matcher=matcher),
             )
         decoded = decode_body(kind, body, json)
-        prepared = prepare(decoded.batch, encode_spans, buckets_ms, matcher=matcher)
+        prepared = prepare(decoded.batch, encode_spans, matcher=matcher)
     except REFUSED as error:
         return refusal(error)
     return ("ok", prepared, decoded.rejected, decoded.error_message)
@@ -216,7 +212,6 @@ class WorkerSink:
         pipeline = writer.pipeline
         self._encoder = pipeline.span_encoder
         self._columns = pipeline.column_encoder
-        self._buckets = pipeline.span_buckets
         self._matcher = pipeline.span_matcher
         self._pool: ProcessPoolExecutor | None = None
         self.pipe_bytes: list[int] = []  # the pool's pipes' sizes (`widen_pipes`)
@@ -289,7 +284,6 @@ class WorkerSink:
                 self.max_body_bytes,
                 self._encoder,
                 self._columns,
-                self._buckets,
                 self._matcher,
             )
             return await self.commit(kind, outcome)
@@ -301,7 +295,7 @@ class WorkerSink:
         without a column encoder)."""
         if self._pool is None or self._columns is None:
             return None
-        return SpanPreparation(self._columns, self._buckets, self._matcher)
+        return SpanPreparation(self._columns, self._matcher)
 
     @contextlib.contextmanager
     def reserved(self, size: int) -> Iterator[None]:

@@ -33,7 +33,7 @@ from meshscope.pipeline.backlog import Backlog, is_data_error, rows_of
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.requestmetrics import RequestMetrics
 from meshscope.pipeline.derive.servicegraph import ServiceGraphMetrics, SpanPairer
-from meshscope.pipeline.derive.spanmetrics import SpanMetrics, SpanPartials
+from meshscope.pipeline.derive.spanmetrics import SpanDurations, SpanMetrics
 from meshscope.pipeline.prepared import OperationKey, Prepared, prepare
 from meshscope.pipeline.sampling.facts import SpanMatcher
 from meshscope.pipeline.sampling.head import HeadSamplingFilter
@@ -91,12 +91,12 @@ class Observations:
     of the group's calls, not once per batch (batches arrive one by one, and a cluster node
     gets each request in three parts)."""
 
-    partials: list[SpanPartials] = field(default_factory=list)
+    spans: list[SpanDurations] = field(default_factory=list)
     requests: list[ProxyRequest] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
 
     def extend(self, other: Observations) -> None:
-        self.partials += other.partials
+        self.spans += other.spans
         self.requests += other.requests
         self.calls += other.calls
 
@@ -217,11 +217,6 @@ class Pipeline:
         self.storage.catalog.note([Operation(name, "", SpanKind.INTERNAL) for name in services])
 
     @property
-    def span_buckets(self) -> tuple[float, ...]:
-        """The span-metric histogram bounds `prepare` must use (workers are given them)."""
-        return self._span_metrics.buckets
-
-    @property
     def span_matcher(self) -> SpanMatcher | None:
         """What `prepare` must summarise spans with for tail sampling (workers are given it)."""
         return self.tail.matcher if self.tail is not None else None
@@ -238,8 +233,7 @@ class Pipeline:
         keep = None
         if self.head is not None:
             keep = self.head.filter if count else self.head.sampled
-        buckets = self._span_metrics.buckets
-        return prepare(batch, self.span_encoder, buckets, keep, self.span_matcher)
+        return prepare(batch, self.span_encoder, keep, self.span_matcher)
 
     def consume(self, batch: Batch) -> None:
         """Derive from the batch and write it in one store transaction. When this returns,
@@ -280,7 +274,9 @@ class Pipeline:
         out.operations = self._operations(op_keys)
         out.calls = [*out.paired, *(call_from_request(r) for r in requests if r.source)]
         observations = Observations(
-            [item.span_metrics for item in prepared if item.span_count], requests, list(out.calls)
+            [item.span_metrics for item in prepared if item.span_metrics is not None],
+            requests,
+            list(out.calls),
         )
 
         # Derived signals see every span; sampling decides what reaches the store.
@@ -297,7 +293,7 @@ class Pipeline:
 
     def observe(self, observations: Observations) -> None:
         """Make the metric updates `derive_deferred` returned (of one or more derives)."""
-        self._span_metrics.merge(*observations.partials)
+        self._span_metrics.merge(*observations.spans)
         self._request_metrics.observe(observations.requests)
         self._graph_metrics.observe(observations.calls)
 

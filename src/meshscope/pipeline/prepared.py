@@ -20,7 +20,7 @@ from meshscope.model.logs import LogRecord
 from meshscope.model.metrics import MetricPoint
 from meshscope.model.spans import Span, SpanKind
 from meshscope.pipeline.derive.servicegraph import side_of
-from meshscope.pipeline.derive.spanmetrics import DEFAULT_BUCKETS_MS, SpanPartials, span_partials
+from meshscope.pipeline.derive.spanmetrics import SpanDurations, span_durations
 from meshscope.pipeline.sampling.facts import SpanMatcher, TraceSummary, summarize
 from meshscope.store.base import Operation
 from meshscope.store.twophase import SpanEncoder
@@ -33,7 +33,7 @@ class Prepared:
     span_count: int = 0
     encoded_spans: Any = None  # the store's encoding of the spans; None when there are none
     sides: list[tuple[Any, ...]] = field(default_factory=list)  # `Side` fields, as plain tuples
-    span_metrics: SpanPartials = field(default_factory=dict)
+    span_metrics: SpanDurations | None = None
     operations: list[OperationKey] = field(default_factory=list)
     logs: list[LogRecord] = field(default_factory=list)
     points: list[MetricPoint] = field(default_factory=list)
@@ -62,7 +62,6 @@ class Prepared:
 def prepare(
     batch: Batch,
     encode_spans: SpanEncoder,
-    buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS,
     keep: Callable[[Sequence[Span]], list[Span]] | None = None,
     matcher: SpanMatcher | None = None,
 ) -> Prepared:
@@ -76,7 +75,7 @@ def prepare(
         span_count=len(spans),
         encoded_spans=encode_spans(kept) if kept else None,
         sides=[tuple(side_of(span)) for span in spans],
-        span_metrics=span_partials(spans, buckets_ms),
+        span_metrics=span_durations(spans),
         operations=list(dict.fromkeys([(s.service, s.name, int(s.kind)) for s in spans])),
         logs=batch.logs,
         points=batch.metrics,

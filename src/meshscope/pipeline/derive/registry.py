@@ -2,6 +2,8 @@
 
 Derivers (span metrics, service graph, request metrics) write here, never to storage directly;
 the pipeline collects the registry periodically (like Tempo's metrics-generator registry).
+Span metrics and the service graph first sum a group's updates with numpy (`deltas.py`) and
+hand the sums over when the registry collects (`before_collect`).
 Cardinality is capped per metric name: past the cap, observations go to an overflow series
 labelled `otel_metric_overflow="true"` (the OpenTelemetry convention) and are counted. The
 overflow series keeps the labels its metric names in `keep_on_overflow` (span metrics: the
@@ -15,9 +17,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from operator import add
-from typing import Any
 
 from meshscope.model.exphistogram import MAX_BUCKETS, MAX_SCALE, fit, make
 from meshscope.model.metrics import Histogram, Labels, MetricPoint, MetricType
@@ -30,7 +30,7 @@ MAX_OVERFLOW_SERIES = 1_000
 
 @dataclass(slots=True)
 class Series:
-    """One series' cumulative state (derivers may keep it, see `MetricsRegistry.series`)."""
+    """One series' cumulative state."""
 
     name: str
     labels: Labels
@@ -88,6 +88,8 @@ class MetricsRegistry:
         self.overflowed = 0
         # Metric name -> the labels its overflow series keep (the rest are dropped).
         self.keep_on_overflow: dict[str, tuple[str, ...]] = {}
+        # Called first by `collect`: derivers that sum updates of their own hand them over.
+        self.before_collect: list[Callable[[], None]] = []
 
     def _get(
         self, name: str, labels: Labels, kind: MetricType, help_text: str, bounds: tuple[float, ...]
@@ -110,6 +112,21 @@ class MetricsRegistry:
         self._series[key] = series
         self._per_name[name] = self._per_name.get(name, 0) + 1
         return series
+
+    def start(
+        self,
+        name: str,
+        labels: Labels,
+        kind: MetricType,
+        help_text: str = "",
+        bounds: tuple[float, ...] = (),
+    ) -> None:
+        """Make the series `name{labels}` now if it is new and under the cap: its start time
+        (for a deriver that hands its updates over later, when the first one came)."""
+        if (name, labels) not in self._series and (
+            self._per_name.get(name, 0) < self.max_series_per_metric
+        ):
+            self._get(name, labels, kind, help_text, bounds)
 
     def resume(self, points: Iterable[MetricPoint], bounds: Mapping[str, tuple[float, ...]]) -> int:
         """Go on from stored series (their last points, after a restart): each counter and
@@ -158,7 +175,9 @@ class MetricsRegistry:
         return tuple(sorted((*(kv for kv in labels if kv[0] in keep), OVERFLOW_KEY)))
 
     def inc(self, name: str, labels: Labels, amount: float = 1.0, help_text: str = "") -> None:
-        self.add(self._get(name, labels, MetricType.COUNTER, help_text, ()), amount)
+        series = self._get(name, labels, MetricType.COUNTER, help_text, ())
+        series.value += amount
+        self._dirty[id(series)] = series
 
     def observe(
         self,
@@ -188,58 +207,17 @@ class MetricsRegistry:
         """Add pre-bucketed observations (`counts` per bucket of `bounds`, +Inf last; `exp`
         as for `add_exp`, if any)."""
         series = self._get(name, labels, MetricType.HISTOGRAM, help_text, bounds)
-        self.add_histogram(series, counts, total, count)
-        if exp:
-            self.add_exp(series, exp)
-
-    def series(
-        self,
-        name: str,
-        labels: Labels,
-        kind: MetricType,
-        help_text: str = "",
-        bounds: tuple[float, ...] = (),
-    ) -> Series | None:
-        """The series `name{labels}` (made if new), for a deriver to keep and update with
-        `add`/`add_histogram`; None if it would be past the cap (then `inc`/`merge_histogram`
-        each time, which count the overflow)."""
-        series = self._series.get((name, labels))
-        if series is None and self._per_name.get(name, 0) >= self.max_series_per_metric:
-            return None
-        return self._get(name, labels, kind, help_text, bounds)
-
-    def add(self, series: Series, amount: float) -> None:
-        """`inc` on a series from `series`."""
-        series.value += amount
-        self._dirty[id(series)] = series
-
-    def add_histogram(
-        self, series: Series, counts: Iterable[int], total: float, count: int
-    ) -> None:
-        """`merge_histogram` on a series from `series` (`counts` as wide as its buckets)."""
         series.counts = list(map(add, series.counts, counts))
         series.sum += total
         series.count += count
         self._dirty[id(series)] = series
-
-    def add_row(self, counter: Series, histogram: Series, row: Sequence[Any], width: int) -> None:
-        """Add a span-metrics partial row (`spanmetrics.new_row`, frozen): its count to
-        `counter` and everything to `histogram` (`width` bucket counts, then values <= 0, min,
-        max and exponential bucket index and count pairs, as for `add_exp`): `add`,
-        `add_histogram` and `add_exp` without slicing the row, in one call. The owner makes
-        one per label set of each request (~0.6 a span in the ingest benchmark)."""
-        count = row[0]
-        counter.value += count
-        end = 2 + width
-        histogram.counts = list(map(add, histogram.counts, islice(row, 2, end)))
-        histogram.sum += row[1]
-        histogram.count += count
-        self._dirty[id(counter)] = counter
-        self.add_exp(histogram, row, end)  # marks `histogram` changed
+        if exp:
+            self.add_exp(series, exp)
 
     def add_exp(self, series: Series, exp: Sequence[float], at: int = 0) -> None:
-        """Add to the series' exponential histogram: `exp[at:]` is (values <= 0, min, max,
-        then bucket index and count pairs at MAX_SCALE). Downscales past MAX_BUCKETS."""
+        """Add to the series' exponential histogram (`merge_histogram`'s `exp`): `exp[at:]`
+        is (values <= 0, min, max, then bucket index and count pairs at MAX_SCALE).
+        Downscales past MAX_BUCKETS."""
         buckets = series.exp
         if buckets is None:
             buckets = series.exp = {}
@@ -271,6 +249,8 @@ class MetricsRegistry:
     def collect(self, now_ns: int, changed_only: bool = False) -> list[MetricPoint]:
         """Cumulative points of every series (or only those changed since the last collect),
         in order of series creation."""
+        for hand_over in self.before_collect:
+            hand_over()
         chosen = self._dirty if changed_only else self._series
         points = [series.point(now_ns) for series in chosen.values()]
         self._dirty = {}

@@ -10,17 +10,19 @@ call to a virtual node when it expires. Everything unpaired or evicted is counte
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain, islice
+from itertools import islice
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from meshscope.model.attributes import AttrValue, attr_str
 from meshscope.model.calls import UNOBSERVED, Call
+from meshscope.model.metrics import Labels, MetricType
 from meshscope.model.spans import Span, SpanKind
+from meshscope.pipeline.derive.deltas import Deltas, Slots
 from meshscope.pipeline.derive.registry import MetricsRegistry
-from meshscope.pipeline.derive.spanmetrics import new_row, tally
 
 REQUESTS = "traces_service_graph_request_total"
 FAILED = "traces_service_graph_request_failed_total"
@@ -274,28 +276,33 @@ _REQUESTS_HELP = "Calls between two services."
 _FAILED_HELP = "Failed calls between two services."
 
 
-class _EdgeTotals:
-    """One edge's calls within one `observe`: counts and per-bucket latency counts."""
-
-    __slots__ = ("client_counts", "client_sum", "failed", "requests", "server")
-
-    def __init__(self, width: int) -> None:
-        self.requests = 0
-        self.failed = 0
-        # Server latency with an exponential histogram too (edge percentiles, ADR 0010).
-        self.server = new_row(width)
-        self.client_sum = 0.0
-        self.client_counts = [0] * width
+_MAX_EDGES = 100_000
+"""Edges numbered before the deltas are handed over early and the numbering restarts."""
+EdgeKey = tuple[str, str, str]  # (client, connection type, server)
 
 
 class ServiceGraphMetrics:
-    """Writes calls as the servicegraph connector's metrics."""
+    """Writes calls as the servicegraph connector's metrics: counted per group in
+    `observe`, into the series when the registry collects (`deltas.py`, ADR 0024)."""
 
     def __init__(
         self, registry: MetricsRegistry, buckets_s: tuple[float, ...] = DEFAULT_BUCKETS_S
     ) -> None:
         self._registry = registry
         self._buckets = buckets_s
+        self._edges: Slots[EdgeKey] = Slots()
+        self._requests, self._failed = Deltas(), Deltas()
+        # Server latency with an exponential histogram too (edge percentiles, ADR 0010).
+        self._server = Deltas(buckets_s, exponential=True)
+        self._client = Deltas(buckets_s)
+        # Each metric's kind, help and bounds (for `MetricsRegistry.start`).
+        self._made: dict[str, tuple[MetricType, str, tuple[float, ...]]] = {
+            REQUESTS: (MetricType.COUNTER, _REQUESTS_HELP, ()),
+            FAILED: (MetricType.COUNTER, _FAILED_HELP, ()),
+            SERVER_SECONDS: (MetricType.HISTOGRAM, "", buckets_s),
+            CLIENT_SECONDS: (MetricType.HISTOGRAM, "", buckets_s),
+        }
+        registry.before_collect.append(self._hand_over)
 
     def metrics(self) -> dict[str, tuple[float, ...]]:
         """The metrics made here: name -> histogram bounds (() for a counter)."""
@@ -303,43 +310,51 @@ class ServiceGraphMetrics:
                 CLIENT_SECONDS: self._buckets}  # fmt: skip
 
     def observe(self, calls: Sequence[Call]) -> None:
-        # Aggregate per edge first: one registry update per edge, not three per call.
-        buckets = self._buckets
-        width = len(buckets) + 1
-        edges: dict[tuple[str, str, str], _EdgeTotals] = {}
-        for call in calls:
-            key = (call.source, call.connection_type, call.target)
-            edge = edges.get(key)
-            if edge is None:
-                edge = edges[key] = _EdgeTotals(width)
-            edge.requests += 1
-            if call.failed:
-                edge.failed += 1
-            if call.server_duration_ns >= 0:
-                tally(edge.server, call.server_duration_ns / 1e9, buckets)
-            if call.client_duration_ns >= 0:
-                seconds = call.client_duration_ns / 1e9
-                edge.client_sum += seconds
-                edge.client_counts[bisect_left(buckets, seconds)] += 1
+        if not calls:
+            return
+        if len(self._edges) >= _MAX_EDGES:
+            self._hand_over()
+            self._edges.clear()
+            for _, deltas in self._each():
+                deltas.forget()
+        source, target, _, failed, client_ns, server_ns, connection_type, *_ = zip(
+            *calls, strict=True
+        )
+        edges = self._edges.of(list(zip(source, connection_type, target, strict=True)))
+        server, client = (np.array(ns, dtype=np.int64) for ns in (server_ns, client_ns))
+        server_seen, client_seen = server >= 0, client >= 0  # else UNOBSERVED
+        first = (
+            self._requests.add(edges),
+            self._failed.add(edges[np.array(failed, dtype=np.bool_)]),
+            self._server.add(edges[server_seen], server[server_seen] / 1e9),
+            self._client.add(edges[client_seen], client[client_seen] / 1e9),
+        )
+        for (name, _), new in zip(self._each(), first, strict=True):
+            for edge in new.tolist():  # a new series starts now, not when first handed over
+                self._registry.start(name, self._labels(edge), *self._made[name])
+
+    def _each(self) -> tuple[tuple[str, Deltas], ...]:
+        return (
+            (REQUESTS, self._requests),
+            (FAILED, self._failed),
+            (SERVER_SECONDS, self._server),
+            (CLIENT_SECONDS, self._client),
+        )
+
+    def _labels(self, edge: int) -> Labels:
+        source, connection_type, target = self._edges.keys[edge]
+        return (("client", source), ("connection_type", connection_type), ("server", target))
+
+    def _hand_over(self) -> None:
+        """Add the deltas to the series (the registry applies its cap)."""
         registry = self._registry
-        for (source, connection_type, target), edge in edges.items():
-            labels = (("client", source), ("connection_type", connection_type), ("server", target))
-            registry.inc(REQUESTS, labels, edge.requests, help_text=_REQUESTS_HELP)
-            if edge.failed:
-                registry.inc(FAILED, labels, edge.failed, help_text=_FAILED_HELP)
-            server = edge.server
-            if server[0]:
-                registry.merge_histogram(
-                    SERVER_SECONDS,
-                    labels,
-                    buckets,
-                    server[2 : 2 + width],
-                    server[1],
-                    server[0],
-                    exp=(*server[2 + width : -1], *chain.from_iterable(server[-1].items())),
-                )
-            count = sum(edge.client_counts)
-            if count:
-                registry.merge_histogram(
-                    CLIENT_SECONDS, labels, buckets, edge.client_counts, edge.client_sum, count
-                )
+        for name, deltas in self._each():
+            kind, help_text, bounds = self._made[name]
+            for edge, count, total, counts, exp in deltas.take():
+                labels = self._labels(edge)
+                if kind is MetricType.COUNTER:
+                    registry.inc(name, labels, count, help_text)
+                else:
+                    registry.merge_histogram(
+                        name, labels, bounds, counts, total, count, help_text, exp
+                    )
