@@ -1,7 +1,7 @@
 """Ingest worker processes: decompress, decode and prepare request bodies off the owner's GIL.
 
 The process that owns the store runs the listeners and the writer thread; the Python work per
-span (decoding, encoding the store's rows, span-metric partials, pairing records: see
+span (decoding, encoding the store's rows, span durations, pairing records: see
 `meshscope.pipeline.prepared`) runs in a pool of worker processes. A worker gets the raw
 request body (bytes, pickled through a pipe) and returns a `Prepared` (Arrow tables and plain
 tuples: cheap to pickle); the owner queues it on the writer, which commits many in one

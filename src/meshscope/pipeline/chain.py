@@ -4,7 +4,7 @@
     derive   <- span metrics, request metrics, service graph (+ access logs), BEFORE sampling
     store    <- spans, logs (with access logs), metric points
 
-in two phases: `prepare` (per-span Python work: the store's row encoding, span-metric partials,
+in two phases: `prepare` (per-span Python work: the store's row encoding, span durations,
 pairing records; pure, so ingest worker processes run it next to decoding) and `commit` (in
 the store owner: pair, merge metrics, write everything in ONE store transaction). `consume`
 does both in-process, for the node and tests.

@@ -2,10 +2,11 @@
 
 `prepare(batch, ...)` is the ONE function that reduces spans to what the owner needs, used
 both in-process (`Pipeline.consume`) and in ingest worker processes: the store's encoded rows
-(`meshscope.store.twophase`), the span-metric partials, the compact pairing record of every
-span (pairing stays central: the two sides of a call usually arrive in different requests),
-and the operations seen. Logs, metric points and proxied requests travel as they are.
-Everything in a `Prepared` pickles cheaply (plain tuples, lists, Arrow tables).
+(`meshscope.store.twophase`), each span's label key and duration for span metrics, the
+compact pairing record of every span (pairing stays central: the two sides of a call usually
+arrive in different requests), and the operations seen. Logs, metric points and proxied
+requests travel as they are. Everything in a `Prepared` pickles cheaply (plain tuples, lists,
+Arrow tables, NumPy arrays).
 """
 
 from __future__ import annotations
