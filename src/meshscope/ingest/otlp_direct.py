@@ -1,6 +1,6 @@
 """OTLP traces straight to a `Prepared` for a store: no model spans on the way.
 
-An ingest worker's hot path. `prepare(decode_otlp(...).batch, encode_spans, buckets)` walks
+An ingest worker's hot path. `prepare(decode_otlp(...).batch, encode_spans)` walks
 the parsed request into `Span` objects and then walks those three more times (the store's
 rows, pairing records, span durations); this walks the request once and fills all of
 them at the same time, with the same validation as `otlp_traces` and the same builders
