@@ -9,7 +9,7 @@ from bisect import bisect_left
 import numpy as np
 
 from meshscope.model.exphistogram import MAX_SCALE, index_factor
-from meshscope.pipeline.derive.deltas import Deltas, Slots
+from meshscope.pipeline.derive.deltas import Deltas, Slots, one_value
 
 BOUNDS = (2.0, 4.0, 10.0)
 
@@ -58,3 +58,15 @@ def test_counts_only_and_slots_numbered_in_order_of_arrival() -> None:
     assert [(slot, count) for slot, count, *_ in deltas.take()] == [(1, 2), (2, 1)]
     slots.clear()
     assert slots.of(["c"]).tolist() == [0]
+
+
+def test_one_value_in_python_is_what_numpy_makes_of_it() -> None:
+    """Derivers count groups of up to SMALL values one by one (`one_value`, in Python) and
+    larger ones with numpy: the same buckets and exponential index for any value."""
+    rng = random.Random(11)
+    values = [0.0, *BOUNDS, *(10 ** rng.uniform(-6, 9) for _ in range(2_000))]
+    deltas = Deltas(BOUNDS, exponential=True)
+    deltas.add(np.arange(len(values)), np.array(values))
+    for (_, count, total, buckets, exp), value in zip(deltas.take(), values, strict=True):
+        assert (count, total, (buckets, exp)) == (1, value, one_value(value, BOUNDS, True))
+    assert one_value(3.0, BOUNDS) == ([0, 1, 0, 0], [])

@@ -9,6 +9,8 @@ costs ~0.15 µs a value, against ~2-5 µs for a Python row per label key and val
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
 from collections.abc import Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -27,8 +29,26 @@ _FACTOR = index_factor(MAX_SCALE)
 _INDEX_BITS = 22
 _INDEX_MASK = (1 << _INDEX_BITS) - 1
 _INDEX_OFFSET = 1 << (_INDEX_BITS - 1)
+SMALL = 8
+"""Values up to which a deriver updates the registry one value at a time (`one_value`)
+instead: numpy's fixed cost per call exceeds that (`meshscope node` commits one record at a
+time, and reads the series back after each)."""
 _MAX_CODES = 1 << 20
 """Exponential bucket codes kept before they are summed (a bound on memory between takes)."""
+
+
+def one_value(
+    value: float, bounds: Sequence[float], exponential: bool = False
+) -> tuple[list[int], list[float]]:
+    """One value as `Deltas.take` gives a slot that holds only it: its bucket counts and its
+    exponential part (the same arithmetic, in Python)."""
+    counts = [0] * (len(bounds) + 1)
+    counts[bisect_left(bounds, value)] = 1
+    if not exponential:
+        return counts, []
+    if value > 0:
+        return counts, [0, value, value, math.ceil(math.log(value) * _FACTOR) - 1, 1]
+    return counts, [1, value, value]
 
 
 class Slots(Generic[Key]):
@@ -76,6 +96,7 @@ class Deltas:
         self._codes: list[Ints] = []
         self._code_counts: list[Ints] = []
         self._kept_codes = 0
+        self._added = False  # since the last take
 
     def _reserve(self, slots: int) -> None:
         if slots <= self.capacity:
@@ -101,6 +122,7 @@ class Deltas:
         the caller may start now (`MetricsRegistry.start`)."""
         if not len(slots):
             return slots
+        self._added = True
         self._reserve(int(slots.max()) + 1)
         np.add.at(self.count, slots, 1)
         self.touched[slots] = True
@@ -147,6 +169,9 @@ class Deltas:
         starts again from nothing: (slot, count, sum, bucket counts, exponential part: []
         without `exponential`, else [values <= 0, min, max, then bucket index and count
         pairs], as `MetricsRegistry.add_exp` takes it)."""
+        if not self._added:
+            return []
+        self._added = False
         slots = np.flatnonzero(self.touched)
         codes, counts = self._summed_codes()
         code_slots = codes >> _INDEX_BITS

@@ -21,7 +21,7 @@ from meshscope.model.attributes import AttrValue, attr_str
 from meshscope.model.calls import UNOBSERVED, Call
 from meshscope.model.metrics import Labels, MetricType
 from meshscope.model.spans import Span, SpanKind
-from meshscope.pipeline.derive.deltas import Deltas, Slots
+from meshscope.pipeline.derive.deltas import SMALL, Deltas, Slots, one_value
 from meshscope.pipeline.derive.registry import MetricsRegistry
 
 REQUESTS = "traces_service_graph_request_total"
@@ -310,7 +310,9 @@ class ServiceGraphMetrics:
                 CLIENT_SECONDS: self._buckets}  # fmt: skip
 
     def observe(self, calls: Sequence[Call]) -> None:
-        if not calls:
+        if len(calls) <= SMALL:
+            for call in calls:
+                self._observe_one(call)
             return
         if len(self._edges) >= _MAX_EDGES:
             self._hand_over()
@@ -332,6 +334,26 @@ class ServiceGraphMetrics:
         for (name, _), new in zip(self._each(), first, strict=True):
             for edge in new.tolist():  # a new series starts now, not when first handed over
                 self._registry.start(name, self._labels(edge), *self._made[name])
+
+    def _observe_one(self, call: Call) -> None:
+        """One call straight into its series (`deltas.SMALL`)."""
+        registry, buckets = self._registry, self._buckets
+        labels = (
+            ("client", call.source),
+            ("connection_type", call.connection_type),
+            ("server", call.target),
+        )
+        registry.inc(REQUESTS, labels, 1, help_text=_REQUESTS_HELP)
+        if call.failed:
+            registry.inc(FAILED, labels, 1, help_text=_FAILED_HELP)
+        if call.server_duration_ns >= 0:  # else UNOBSERVED
+            seconds = call.server_duration_ns / 1e9
+            counts, exp = one_value(seconds, buckets, exponential=True)
+            registry.merge_histogram(SERVER_SECONDS, labels, buckets, counts, seconds, 1, exp=exp)
+        if call.client_duration_ns >= 0:
+            seconds = call.client_duration_ns / 1e9
+            counts, _ = one_value(seconds, buckets)
+            registry.merge_histogram(CLIENT_SECONDS, labels, buckets, counts, seconds, 1)
 
     def _each(self) -> tuple[tuple[str, Deltas], ...]:
         return (

@@ -23,7 +23,7 @@ import numpy.typing as npt
 from meshscope.model.metrics import Labels, MetricType
 from meshscope.model.sidecar_mark import behind_sidecar
 from meshscope.model.spans import Span, SpanKind, StatusCode
-from meshscope.pipeline.derive.deltas import Deltas, Slots
+from meshscope.pipeline.derive.deltas import SMALL, Deltas, Slots, one_value
 from meshscope.pipeline.derive.registry import MetricsRegistry
 
 CALLS = "calls_total"
@@ -139,6 +139,7 @@ class SpanMetrics:
         registry.keep_on_overflow.update({CALLS: keep, DURATION: keep})
         self._slots: Slots[SpanKey] = Slots()
         self._deltas = Deltas(buckets_ms, exponential=True)
+        self._labels: dict[SpanKey, Labels] = {}  # of the keys counted one span at a time
         registry.before_collect.append(self._hand_over)
 
     def metrics(self) -> dict[str, tuple[float, ...]]:
@@ -150,23 +151,38 @@ class SpanMetrics:
 
     def merge(self, *durations: SpanDurations) -> None:
         """Count spans (a group's, from several requests) into the deltas."""
+        parts = [each for each in durations if len(each)]
+        if sum(map(len, parts)) <= SMALL:
+            for each in parts:
+                self._merge_each(each)
+            return
         if len(self._slots) >= _MAX_KEYS:
             self._hand_over()
             self._slots.clear()
             self._deltas.forget()
-        slots, times = [], []
-        for each in durations:
-            if len(each):
-                slots.append(self._slots.of(each.keys)[each.key_index])
-                times.append(each.duration_ns)
-        if not slots:
-            return
-        first = self._deltas.add(np.concatenate(slots), np.concatenate(times) / 1e6)
+        slots = [self._slots.of(each.keys)[each.key_index] for each in parts]
+        times = np.concatenate([each.duration_ns for each in parts]) / 1e6
+        first = self._deltas.add(np.concatenate(slots), times)
         registry, keys = self._registry, self._slots.keys
         for slot in first.tolist():  # new series start now, not when first handed over
             labels = _labels(keys[slot])
             registry.start(CALLS, labels, MetricType.COUNTER, _CALLS_HELP)
             registry.start(DURATION, labels, MetricType.HISTOGRAM, _DURATION_HELP, self.buckets)
+
+    def _merge_each(self, durations: SpanDurations) -> None:
+        """A few spans straight into their series, one at a time (`deltas.SMALL`)."""
+        registry, buckets, keys, known = self._registry, self.buckets, durations.keys, self._labels
+        if len(known) >= _MAX_KEYS:
+            known.clear()
+        spans = zip(durations.key_index.tolist(), durations.duration_ns.tolist(), strict=True)
+        for index, ns in spans:
+            key, ms = keys[index], ns / 1e6
+            labels = known.get(key)
+            if labels is None:
+                labels = known[key] = _labels(key)
+            counts, exp = one_value(ms, buckets, exponential=True)
+            registry.inc(CALLS, labels, 1, help_text=_CALLS_HELP)
+            registry.merge_histogram(DURATION, labels, buckets, counts, ms, 1, _DURATION_HELP, exp)
 
     def _hand_over(self) -> None:
         """Add the deltas to the series (the registry applies its cap)."""
