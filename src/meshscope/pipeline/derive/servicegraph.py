@@ -281,6 +281,11 @@ _MAX_EDGES = 100_000
 EdgeKey = tuple[str, str, str]  # (client, connection type, server)
 
 
+def _edge_labels(edge: EdgeKey) -> Labels:
+    source, connection_type, target = edge
+    return (("client", source), ("connection_type", connection_type), ("server", target))
+
+
 class ServiceGraphMetrics:
     """Writes calls as the servicegraph connector's metrics: counted per group in
     `observe`, into the series when the registry collects (`deltas.py`, ADR 0024)."""
@@ -338,11 +343,7 @@ class ServiceGraphMetrics:
     def _observe_one(self, call: Call) -> None:
         """One call straight into its series (`deltas.SMALL`)."""
         registry, buckets = self._registry, self._buckets
-        labels = (
-            ("client", call.source),
-            ("connection_type", call.connection_type),
-            ("server", call.target),
-        )
+        labels = _edge_labels((call.source, call.connection_type, call.target))
         registry.inc(REQUESTS, labels, 1, help_text=_REQUESTS_HELP)
         if call.failed:
             registry.inc(FAILED, labels, 1, help_text=_FAILED_HELP)
@@ -364,8 +365,7 @@ class ServiceGraphMetrics:
         )
 
     def _labels(self, edge: int) -> Labels:
-        source, connection_type, target = self._edges.keys[edge]
-        return (("client", source), ("connection_type", connection_type), ("server", target))
+        return _edge_labels(self._edges.keys[edge])
 
     def _hand_over(self) -> None:
         """Add the deltas to the series (the registry applies its cap)."""

@@ -150,7 +150,8 @@ class SpanMetrics:
         self.merge(span_durations(spans))
 
     def merge(self, *durations: SpanDurations) -> None:
-        """Count spans (a group's, from several requests) into the deltas."""
+        """Count spans (a group's, from several requests): a few straight into their
+        series, more into the deltas."""
         parts = [each for each in durations if len(each)]
         if sum(map(len, parts)) <= SMALL:
             for each in parts:
