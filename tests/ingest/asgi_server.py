@@ -30,11 +30,20 @@ def serving(app: Any) -> Iterator[str]:
         yield url
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port free now, never one this process handed out before: the kernel may give a
+    port again once its probe socket is closed, and two servers of one test (a cluster's
+    nodes) were once given the same one."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind((HOST, 0))
+            port: int = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 class LockedPipelineSink:
