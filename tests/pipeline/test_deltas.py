@@ -54,10 +54,14 @@ def test_counts_only_and_slots_numbered_in_order_of_arrival() -> None:
     assert slots.of(["b", "a", "b"]).tolist() == [0, 1, 0]
     assert slots.of(["c", "a"]).tolist() == [2, 1] and slots.keys == ["b", "a", "c"]
     deltas = Deltas()
-    deltas.add(slots.of(["a", "a", "c"]))
+    assert deltas.add(slots.of(["a", "a", "c"])).tolist() == [1, 2]  # seen the first time
     assert [(slot, count) for slot, count, *_ in deltas.take()] == [(1, 2), (2, 1)]
-    slots.clear()
-    assert slots.of(["c"]).tolist() == [0]
+    handed: list[int] = []
+    slots.renumber_when_full(4, lambda: handed.append(1), [deltas])
+    assert handed == [] and slots.of(["c"]).tolist() == [2]  # 3 keys: not full
+    slots.renumber_when_full(3, lambda: handed.append(1), [deltas])
+    assert handed == [1] and slots.of(["c"]).tolist() == [0]
+    assert deltas.add(np.array([0])).tolist() == [0]  # new again after the renumbering
 
 
 def test_one_value_in_python_is_what_numpy_makes_of_it() -> None:

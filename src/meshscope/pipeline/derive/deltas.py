@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -75,8 +75,17 @@ class Slots(Generic[Key]):
     def __len__(self) -> int:
         return len(self.keys)
 
-    def clear(self) -> None:
+    def renumber_when_full(
+        self, limit: int, hand_over: Callable[[], None], deltas: Sequence[Deltas]
+    ) -> None:
+        """Past `limit` keys (label values that embed ids would grow the arrays without
+        bound): hand the sums over, then number keys from zero again."""
+        if len(self.keys) < limit:
+            return
+        hand_over()
         self.keys, self._index = [], {}
+        for each in deltas:
+            each.forget()
 
 
 class Deltas:

@@ -319,11 +319,9 @@ class ServiceGraphMetrics:
             for call in calls:
                 self._observe_one(call)
             return
-        if len(self._edges) >= _MAX_EDGES:
-            self._hand_over()
-            self._edges.clear()
-            for _, deltas in self._each():
-                deltas.forget()
+        self._edges.renumber_when_full(
+            _MAX_EDGES, self._hand_over, [deltas for _, deltas in self._each()]
+        )
         source, target, _, failed, client_ns, server_ns, connection_type, *_ = zip(
             *calls, strict=True
         )

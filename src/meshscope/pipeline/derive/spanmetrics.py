@@ -139,7 +139,7 @@ class SpanMetrics:
         registry.keep_on_overflow.update({CALLS: keep, DURATION: keep})
         self._slots: Slots[SpanKey] = Slots()
         self._deltas = Deltas(buckets_ms, exponential=True)
-        self._labels: dict[SpanKey, Labels] = {}  # of the keys counted one span at a time
+        self._labels: dict[SpanKey, Labels] = {}  # by key (bounded)
         registry.before_collect.append(self._hand_over)
 
     def metrics(self) -> dict[str, tuple[float, ...]]:
@@ -157,39 +157,39 @@ class SpanMetrics:
             for each in parts:
                 self._merge_each(each)
             return
-        if len(self._slots) >= _MAX_KEYS:
-            self._hand_over()
-            self._slots.clear()
-            self._deltas.forget()
+        self._slots.renumber_when_full(_MAX_KEYS, self._hand_over, [self._deltas])
         slots = [self._slots.of(each.keys)[each.key_index] for each in parts]
         times = np.concatenate([each.duration_ns for each in parts]) / 1e6
         first = self._deltas.add(np.concatenate(slots), times)
         registry, keys = self._registry, self._slots.keys
         for slot in first.tolist():  # new series start now, not when first handed over
-            labels = _labels(keys[slot])
+            labels = self._labels_of(keys[slot])
             registry.start(CALLS, labels, MetricType.COUNTER, _CALLS_HELP)
             registry.start(DURATION, labels, MetricType.HISTOGRAM, _DURATION_HELP, self.buckets)
 
     def _merge_each(self, durations: SpanDurations) -> None:
         """A few spans straight into their series, one at a time (`deltas.SMALL`)."""
-        registry, buckets, keys, known = self._registry, self.buckets, durations.keys, self._labels
-        if len(known) >= _MAX_KEYS:
-            known.clear()
+        registry, buckets, keys = self._registry, self.buckets, durations.keys
         spans = zip(durations.key_index.tolist(), durations.duration_ns.tolist(), strict=True)
         for index, ns in spans:
-            key, ms = keys[index], ns / 1e6
-            labels = known.get(key)
-            if labels is None:
-                labels = known[key] = _labels(key)
+            labels, ms = self._labels_of(keys[index]), ns / 1e6
             counts, exp = one_value(ms, buckets, exponential=True)
             registry.inc(CALLS, labels, 1, help_text=_CALLS_HELP)
             registry.merge_histogram(DURATION, labels, buckets, counts, ms, 1, _DURATION_HELP, exp)
+
+    def _labels_of(self, key: SpanKey) -> Labels:
+        labels = self._labels.get(key)
+        if labels is None:
+            if len(self._labels) >= _MAX_KEYS:
+                self._labels.clear()
+            labels = self._labels[key] = _labels(key)
+        return labels
 
     def _hand_over(self) -> None:
         """Add the deltas to the series (the registry applies its cap)."""
         registry, keys, buckets = self._registry, self._slots.keys, self.buckets
         for slot, count, total, counts, exp in self._deltas.take():
-            labels = _labels(keys[slot])
+            labels = self._labels_of(keys[slot])
             registry.inc(CALLS, labels, count, help_text=_CALLS_HELP)
             registry.merge_histogram(
                 DURATION, labels, buckets, counts, total, count, _DURATION_HELP, exp
