@@ -159,5 +159,11 @@ class ChdbConnection(Connection):
             )
             query(f"INSERT INTO {self.database}.{table} ({names}) VALUES {values}")
 
+    def insert_native(self, table: str, columns: dict[str, Any]) -> None:
+        """The Native columns' values inserted as `insert` inserts them (chdb takes no
+        Native blocks here; their bytes are checked against clickhouse-driver's in
+        tests/store/test_clickhouse_native.py and sent to a real server by the suite)."""
+        self.insert(table, {name: column.values() for name, column in columns.items()})
+
     def close(self) -> None:
         """The session is shared by the whole run; it closes at exit."""

@@ -13,11 +13,16 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from clickhouse_driver import Client
+from clickhouse_driver import Client, defines
 from clickhouse_driver import errors as ch_errors
+from clickhouse_driver.block import BlockInfo, ColumnOrientedBlock
+from clickhouse_driver.protocol import ClientPacketTypes
+from clickhouse_driver.varint import write_varint
+from clickhouse_driver.writer import write_binary_str, write_binary_uint8
 
 from meshscope import stopping
 from meshscope.store.base import QueryTooLargeError, StoreUnavailableError
+from meshscope.store.clickhouse import native
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +80,55 @@ def check_name(kind: str, name: str) -> str:
     if not _NAME.match(name):
         raise ValueError(f"{kind} {name!r} must be letters, digits and underscores")
     return name
+
+
+class NativeRows(tuple[tuple[str, native.Column], ...]):
+    """An insert's columns already in Native format, by name, in the order the INSERT names
+    them (a tuple, so that `Client.execute` takes it as an insert's data)."""
+
+
+class _Client(Client):  # type: ignore[misc]
+    """clickhouse-driver's client, which also sends `NativeRows` as they are: the block it
+    would write for the same values (native.py), in its own Data packet, through its own
+    (compressing or not) block stream. Everything else (the query, the sample block, the
+    server's answers, errors, disconnecting on them) is the driver's `execute`."""
+
+    def send_data(
+        self, sample_block: Any, data: Any, types_check: bool = False, columnar: bool = False
+    ) -> int:
+        if not isinstance(data, NativeRows):
+            rows: int = super().send_data(sample_block, data, types_check, columnar)
+            return rows
+        connection = self.connection
+        revision = connection.server_info.used_revision
+        names_types = sample_block.columns_with_types
+        if len(names_types) != len(data):
+            raise native.NativeTypeError(
+                f"the server asks for {len(names_types)} columns, not {len(data)}"
+            )
+        count = len(data[0][1])
+        write_varint(ClientPacketTypes.DATA, connection.fout)
+        if revision >= defines.DBMS_MIN_REVISION_WITH_TEMPORARY_TABLES:
+            write_binary_str("", connection.fout)
+        out = connection.block_out  # as BlockOutputStream.write writes a block
+        fout = out.fout
+        if revision >= defines.DBMS_MIN_REVISION_WITH_BLOCK_INFO:
+            BlockInfo().write(fout)
+        write_varint(len(data), fout)
+        write_varint(count, fout)
+        for (name, spec), (ours, column) in zip(names_types, data, strict=True):
+            if name != ours or len(column) != count:
+                raise native.NativeTypeError(f"the server asks for column {name}, not {ours}")
+            write_binary_str(name, fout)
+            write_binary_str(spec, fout)
+            if revision >= defines.DBMS_MIN_REVISION_WITH_CUSTOM_SERIALIZATION:
+                write_binary_uint8(0, fout)
+            column.write(spec, fout)
+        out.finalize()
+        self.receive_profile_events()
+        connection.send_data(ColumnOrientedBlock())  # the empty block that ends the data
+        self.receive_profile_events()
+        return count
 
 
 class Connection:
@@ -147,7 +201,7 @@ class Connection:
         """A copy of the DSN's client, without a database (ours may not exist yet), closed
         by `close`."""
         c = self._template.connection
-        client = Client(
+        client = _Client(
             host=c.hosts[0][0],
             port=c.hosts[0][1],
             user=c.user,
@@ -257,6 +311,18 @@ class Connection:
             f"INSERT INTO {self.database}.{table} ({names}) VALUES",
             list(columns.values()),
             columnar=True,
+        )
+
+    def insert_native(self, table: str, columns: dict[str, native.Column]) -> None:
+        """`insert` of columns in Native format (native.py): the owner sends what the ingest
+        workers wrote, no value by value work here. A column the server types differently
+        than the store made it is a NativeTypeError (the insert fails, nothing stored)."""
+        if not columns or not len(next(iter(columns.values()))):
+            return
+        names = ", ".join(columns)
+        self.execute(
+            f"INSERT INTO {self.database}.{table} ({names}) VALUES",
+            NativeRows(columns.items()),
         )
 
     def seq(self, count: int) -> int:

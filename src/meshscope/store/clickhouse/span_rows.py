@@ -1,19 +1,19 @@
 """Span columns -> the `spans` and `trace_spans` insert columns: pure, so workers run it.
 
 `encode_columns` is the ClickHouse store's column encoder and `encode_spans` its span encoder
-(see `meshscope.store.twophase`). They build every column both tables are inserted with, as
-plain Python lists in row order (what `clickhouse-driver` inserts). The search table's
-attributes are laid out as `columns.encode_attrs` lays them out (None is "" with the letter
-`n`); each row carries its resource's attributes (the tables are denormalised).
-`trace_spans` gets the span as one msgpack payload (`span_payload`), packed here. Equal
-lists of a batch are one object (rows of a resource share its lists, ...): pickle keeps them
-shared, so the owner unpickles few lists. They are never changed after encoding.
+(see `meshscope.store.twophase`). They build every column both tables are inserted with as a
+Native-format column (`native.py`, ADR 0025): ids and times as NumPy arrays, services,
+operations, attribute keys and type letters and resources' values as distinct values with a
+per-row index, attribute values and payloads as their bytes. The search table's attributes
+are laid out as `columns.encode_attrs` lays them out (None is "" with the letter `n`); each
+row carries its resource's attributes (the tables are denormalised). `trace_spans` gets the
+span as one msgpack payload (`span_payload`), packed here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import chain, compress, pairwise, repeat
+from itertools import pairwise, repeat
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,9 @@ import numpy.typing as npt
 
 from meshscope.model.attributes import AttrValue
 from meshscope.model.spans import Span
+from meshscope.store.clickhouse import native
 from meshscope.store.clickhouse.columns import encode_attrs
+from meshscope.store.clickhouse.native import Lists, Numbers, Strings, Words, offsets_of
 from meshscope.store.clickhouse.span_payload import FORMAT, packer
 from meshscope.store.codec import AttrColumns, resource_id
 from meshscope.store.span_columns import SpanColumns, span_columns
@@ -41,26 +43,33 @@ _INDEX = {name: index for index, name in enumerate(COLUMNS)}
 
 
 class EncodedClickHouseSpans:
-    """The insert columns of a batch of spans (`COLUMNS`, each a list in row order)."""
+    """The insert columns of a batch of spans (`COLUMNS`, each a `native.Column`)."""
 
     __slots__ = ("columns",)
 
-    def __init__(self, columns: Sequence[list[Any]]) -> None:
+    def __init__(self, columns: Sequence[native.Column]) -> None:
         self.columns = tuple(columns)
+
+    @classmethod
+    def empty(cls) -> EncodedClickHouseSpans:
+        return _EMPTY
 
     def __len__(self) -> int:
         return len(self.columns[0])
 
-    def table(self, names: Sequence[str]) -> dict[str, list[Any]]:
+    def native(self, names: Sequence[str]) -> dict[str, native.Column]:
         """The columns `names` (SEARCH or BY_TRACE) by name, for an insert."""
         return {name: self.columns[_INDEX[name]] for name in names}
 
+    def table(self, names: Sequence[str]) -> dict[str, list[Any]]:
+        """The columns `names` by name as Python values (payloads as bytes)."""
+        return {name: self.columns[_INDEX[name]].values() for name in names}
+
     def select(self, mask: npt.NDArray[np.bool_]) -> EncodedClickHouseSpans:
-        """The rows where `mask` is true, in their order (tail sampling)."""
-        keep = mask.tolist()
-        if len(keep) != len(self):
-            raise ValueError(f"a mask of {len(keep)} rows for {len(self)} rows")
-        return EncodedClickHouseSpans([list(compress(column, keep)) for column in self.columns])
+        """The rows where `mask` is true, in their order (tail sampling, shards)."""
+        if len(mask) != len(self):
+            raise ValueError(f"a mask of {len(mask)} rows for {len(self)} rows")
+        return EncodedClickHouseSpans([column.select(mask) for column in self.columns])
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (EncodedClickHouseSpans, (self.columns,))
@@ -71,42 +80,42 @@ def concat(encoded: Sequence[EncodedClickHouseSpans]) -> EncodedClickHouseSpans:
     if len(encoded) == 1:
         return encoded[0]
     return EncodedClickHouseSpans(
-        [
-            list(chain.from_iterable(parts))
-            for parts in zip(*(e.columns for e in encoded), strict=True)
-        ]
+        [native.concat(parts) for parts in zip(*(e.columns for e in encoded), strict=True)]
     )
 
 
-class _Shared:
-    """Equal lists of one batch as one object. Pickle then sends each once and the owner
-    builds each once: unpickling a list per row and column costs the owner as much as model
-    spans would (many rows have the same attribute keys)."""
+def _no_rows() -> list[native.Column]:
+    none = np.zeros(0, np.int32)
+    kinds: dict[str, native.Column] = {
+        "trace_hi": Numbers(none.astype(np.uint64)), "trace_lo": Numbers(none.astype(np.uint64)),
+        "start_ns": Numbers(none.astype(np.int64)), "span_id": Numbers(none.astype(np.uint64)),
+        "service": Words([], none), "name": Words([], none),
+        "kind": Numbers(none.astype(np.uint8)), "status": Numbers(none.astype(np.uint8)),
+        "attr_keys": Lists(Words([], none), offsets_of([])),
+        "attr_values": Lists(Strings([]), offsets_of([])),
+        "attr_types": Words([], none), "res_keys": Lists(Words([], none), offsets_of([])),
+        "res_values": Lists(Words([], none), offsets_of([])), "res_types": Words([], none),
+        "duration_ns": Numbers(none.astype(np.int64)), "span": Strings([]),
+    }  # fmt: skip
+    return [kinds[name] for name in COLUMNS]
 
-    __slots__ = ("_flat",)
 
-    def __init__(self) -> None:
-        self._flat: dict[tuple[Any, ...], list[Any]] = {}  # by content (str or int items)
-
-    def flat(self, rows: list[list[Any]]) -> list[list[Any]]:
-        seen = self._flat
-        return [seen.setdefault(tuple(row), row) for row in rows]
+_EMPTY = EncodedClickHouseSpans(_no_rows())
 
 
 AttrRows = tuple[list[list[str]], list[list[str]], list[str]]
 """Per row: attribute keys, texts ("" for None), type letters."""
 
 
-def _attr_rows(attrs: AttrColumns, shared: _Shared | None = None) -> AttrRows:
-    """With `shared`, equal lists are one object (for rows pickled to the owner; event and
-    link rows are packed into payloads here and need not be)."""
+def _attr_rows(attrs: AttrColumns, texts: list[str]) -> AttrRows:
+    """Each row's attribute keys, texts (`texts`: all rows' texts, "" for None) and tags."""
     keys = attrs.keys
-    texts = [text if text is not None else "" for text in attrs.values]
     bounds = list(pairwise(attrs.offsets))
-    key_rows, text_rows = [keys[a:b] for a, b in bounds], [texts[a:b] for a, b in bounds]
-    if shared is None:
-        return key_rows, text_rows, attrs.tags
-    return shared.flat(key_rows), shared.flat(text_rows), attrs.tags
+    return [keys[a:b] for a, b in bounds], [texts[a:b] for a, b in bounds], attrs.tags
+
+
+def _texts(attrs: AttrColumns) -> list[str]:
+    return [text if text is not None else "" for text in attrs.values]
 
 
 def _per_span(items: list[Any], offsets: list[int]) -> list[list[Any]]:
@@ -114,31 +123,46 @@ def _per_span(items: list[Any], offsets: list[int]) -> list[list[Any]]:
     return [items[a:b] for a, b in pairwise(offsets)]
 
 
-def _resources(
-    resources: Sequence[Mapping[str, AttrValue]], ids: list[int]
-) -> tuple[list[list[str]], list[list[str]], list[str]]:
-    """Each row's resource attributes; rows of one resource share its lists."""
+Resources = tuple[AttrRows, native.Column, native.Column, native.Column]
+
+
+def _resources(resources: Sequence[Mapping[str, AttrValue]], ids: list[int]) -> Resources:
+    """Each row's resource attributes as lists (rows of one resource share them), and the
+    `res_keys`, `res_values` and `res_types` columns."""
     by_id: dict[int, tuple[list[str], list[str], str]] = {0: ([], [], "")}
     for resource in resources:
         by_id.setdefault(resource_id(resource), encode_attrs(resource))
-    rows = [by_id[rid] for rid in ids]
-    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+    place = {rid: n for n, rid in enumerate(by_id)}
+    distinct = list(by_id.values())
+    row_place = np.array([place[rid] for rid in ids], np.int64)
+    counts = np.array([len(keys) for keys, _, _ in distinct], np.int64)
+    starts = offsets_of(counts)
+    per_row = counts[row_place]
+    offsets = offsets_of(per_row)
+    # Item k of the rows' lists is item k - offsets[row] of their resource's list.
+    items = np.repeat(starts[:-1][row_place] - offsets[:-1], per_row) + np.arange(offsets[-1])
+    keys = Words.of([key for keys, _, _ in distinct for key in keys]).take(items)
+    values = Words.of([value for _, values, _ in distinct for value in values]).take(items)
+    types = Words.of([types for _, _, types in distinct]).take(row_place)
+    rows = [distinct[n] for n in row_place.tolist()]
+    lists = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+    return lists, Lists(keys, offsets), Lists(values, offsets), types
 
 
 def encode_columns(columns: SpanColumns) -> EncodedClickHouseSpans:
     """Both tables' insert columns from backend-neutral columns (the ClickHouse store's
     `column_encoder`: runs in ingest workers)."""
     if not columns.rows:
-        return EncodedClickHouseSpans([[] for _ in COLUMNS])
+        return _EMPTY
     (start, duration, trace_hi, trace_lo, span_id, parent_id, service, name, kind, status,
      message, rids, scope_name, scope_version, trace_state, flags,
      ) = map(list, zip(*columns.rows, strict=True))  # fmt: skip
-    shared = _Shared()
     kinds, statuses = list(map(int, kind)), list(map(int, status))
-    attr_keys, attr_values, attr_types = _attr_rows(columns.attrs, shared)
-    res_keys, res_values, res_types = _resources(columns.resources, rids)
-    ev_keys, ev_values, ev_types = _attr_rows(columns.ev_attrs)
-    ln_keys, ln_values, ln_types = _attr_rows(columns.ln_attrs)
+    texts = _texts(columns.attrs)
+    attr_keys, attr_values, attr_types = _attr_rows(columns.attrs, texts)
+    (res_keys, res_values, res_types), *res_columns = _resources(columns.resources, rids)
+    ev_keys, ev_values, ev_types = _attr_rows(columns.ev_attrs, _texts(columns.ev_attrs))
+    ln_keys, ln_values, ln_types = _attr_rows(columns.ln_attrs, _texts(columns.ln_attrs))
     ev = columns.ev_offsets
     ev_start = [s for s, (a, b) in zip(start, pairwise(ev), strict=True) for _ in range(b - a)]
     ev_time = [t - s for t, s in zip(columns.ev_time, ev_start, strict=True)]
@@ -158,13 +182,18 @@ def encode_columns(columns: SpanColumns) -> EncodedClickHouseSpans:
             message, attr_values, duration, _per_span(ev_time, ev), span_id, parent_id,
         )
     ]  # fmt: skip
-    by_name: dict[str, list[Any]] = {
-        "trace_hi": trace_hi, "trace_lo": trace_lo, "start_ns": start, "span_id": span_id,
-        "service": service, "name": name, "kind": kinds, "status": statuses,
-        "attr_keys": attr_keys, "attr_values": attr_values, "attr_types": attr_types,
-        "res_keys": res_keys, "res_values": res_values, "res_types": res_types,
-        "duration_ns": [d if d > 0 else 0 for d in duration],  # as Span.duration_ns
-        "span": payloads,
+    attr_offsets = np.array(columns.attrs.offsets, np.int32)
+    by_name: dict[str, native.Column] = {
+        "trace_hi": Numbers.of(trace_hi, np.uint64), "trace_lo": Numbers.of(trace_lo, np.uint64),
+        "start_ns": Numbers.of(start, np.int64), "span_id": Numbers.of(span_id, np.uint64),
+        "service": Words.of(service), "name": Words.of(name),
+        "kind": Numbers.of(kinds, np.uint8), "status": Numbers.of(statuses, np.uint8),
+        "attr_keys": Lists(Words.of(columns.attrs.keys), attr_offsets),
+        "attr_values": Lists(Strings(texts), attr_offsets),
+        "attr_types": Words.of(attr_types), "res_keys": res_columns[0],
+        "res_values": res_columns[1], "res_types": res_columns[2],
+        "duration_ns": Numbers(np.maximum(np.array(duration, np.int64), 0)),  # as Span's
+        "span": Strings(payloads),
     }  # fmt: skip
     return EncodedClickHouseSpans([by_name[column] for column in COLUMNS])
 

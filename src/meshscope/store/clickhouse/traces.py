@@ -105,8 +105,8 @@ class ClickHouseTraceStore:
             return
         rows = concat(batches)
         # The trace-id table first: a span found by search can then always be fetched.
-        self._conn.insert("trace_spans", rows.table(BY_TRACE))
-        self._conn.insert("spans", rows.table(SEARCH))
+        self._conn.insert_native("trace_spans", rows.native(BY_TRACE))
+        self._conn.insert_native("spans", rows.native(SEARCH))
 
     def get_trace(self, trace_id: str) -> list[Span]:
         return self.get_traces([trace_id]).get(trace_id, [])
