@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 Index = npt.NDArray[np.signedinteger[Any]]
-"""Row numbers, offsets and indexes: int32 where they are built (half the bytes to pickle)."""
+"""Row numbers, offsets (int64) and `Words` indexes (int32: half the bytes to pickle)."""
 Mask = npt.NDArray[np.bool_]
 
 _NUMBERS = {
@@ -249,11 +249,11 @@ class Lists:
             [parts[0].offsets[:1]] + [p.offsets[1:] + s for p, s in zip(parts, shifts, strict=True)]
         )
         items: Strings | Words = concat([part.items for part in parts])
-        return Lists(items, offsets.astype(np.int32))
+        return Lists(items, offsets)
 
     def select(self, mask: Mask) -> Lists:
         counts = np.diff(self.offsets)
-        items = self.items.take(np.flatnonzero(np.repeat(mask, counts)).astype(np.int32))
+        items = self.items.take(np.flatnonzero(np.repeat(mask, counts)))
         return Lists(items, offsets_of(counts[mask]))
 
     def write(self, spec: str, out: Out) -> None:
@@ -277,7 +277,7 @@ class Lists:
 
 def offsets_of(counts: Sequence[int] | npt.NDArray[Any]) -> Index:
     """Row offsets from per-row counts (n + 1 values, from 0)."""
-    offsets = np.zeros(len(counts) + 1, np.int32)
+    offsets = np.zeros(len(counts) + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     return offsets
 

@@ -3,8 +3,9 @@
 `encode_columns` is the ClickHouse store's column encoder and `encode_spans` its span encoder
 (see `meshscope.store.twophase`). They build every column both tables are inserted with as a
 Native-format column (`native.py`, ADR 0025): ids and times as NumPy arrays, services,
-operations, attribute keys and type letters and resources' values as distinct values with a
-per-row index, attribute values and payloads as their bytes. The search table's attributes
+operations, attribute keys and type letters and resources' keys and values as their distinct
+values with an index per row or item, attribute values and payloads as lists (the driver's
+string writer writes them). The search table's attributes
 are laid out as `columns.encode_attrs` lays them out (None is "" with the letter `n`); each
 row carries its resource's attributes (the tables are denormalised). `trace_spans` gets the
 span as one msgpack payload (`span_payload`), packed here.
@@ -49,10 +50,6 @@ class EncodedClickHouseSpans:
 
     def __init__(self, columns: Sequence[native.Column]) -> None:
         self.columns = tuple(columns)
-
-    @classmethod
-    def empty(cls) -> EncodedClickHouseSpans:
-        return _EMPTY
 
     def __len__(self) -> int:
         return len(self.columns[0])
@@ -182,7 +179,7 @@ def encode_columns(columns: SpanColumns) -> EncodedClickHouseSpans:
             message, attr_values, duration, _per_span(ev_time, ev), span_id, parent_id,
         )
     ]  # fmt: skip
-    attr_offsets = np.array(columns.attrs.offsets, np.int32)
+    attr_offsets = np.array(columns.attrs.offsets, np.int64)
     by_name: dict[str, native.Column] = {
         "trace_hi": Numbers.of(trace_hi, np.uint64), "trace_lo": Numbers.of(trace_lo, np.uint64),
         "start_ns": Numbers.of(start, np.int64), "span_id": Numbers.of(span_id, np.uint64),
