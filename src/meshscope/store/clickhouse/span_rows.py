@@ -140,10 +140,10 @@ def _resources(resources: Sequence[Mapping[str, AttrValue]], ids: list[int]) -> 
     items = np.repeat(starts[:-1][row_place] - offsets[:-1], per_row) + np.arange(offsets[-1])
     keys = Words.of([key for keys, _, _ in distinct for key in keys]).take(items)
     values = Words.of([value for _, values, _ in distinct for value in values]).take(items)
-    types = Words.of([types for _, _, types in distinct]).take(row_place)
+    letters = Words.of([letters for _, _, letters in distinct]).take(row_place)
     rows = [distinct[n] for n in row_place.tolist()]
     lists = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
-    return lists, Lists(keys, offsets), Lists(values, offsets), types
+    return lists, Lists(keys, offsets), Lists(values, offsets), letters
 
 
 def encode_columns(columns: SpanColumns) -> EncodedClickHouseSpans:
