@@ -251,10 +251,16 @@ class Lists:
         items: Strings | Words = concat([part.items for part in parts])
         return Lists(items, offsets)
 
+    def take(self, rows: Index) -> Lists:
+        """Rows `rows` (indexes, in that order, repeats allowed) as a column."""
+        counts = np.diff(self.offsets)[rows]
+        offsets = offsets_of(counts)
+        # Item k of the result is item k - offsets[i] of row rows[i] here, for its i.
+        items = np.repeat(self.offsets[:-1][rows] - offsets[:-1], counts) + np.arange(offsets[-1])
+        return Lists(self.items.take(items), offsets)
+
     def select(self, mask: Mask) -> Lists:
-        counts = np.diff(self.offsets)
-        items = self.items.take(np.flatnonzero(np.repeat(mask, counts)))
-        return Lists(items, offsets_of(counts[mask]))
+        return self.take(np.flatnonzero(mask))
 
     def write(self, spec: str, out: Out) -> None:
         if not (spec.startswith("Array(") and spec.endswith(")")):

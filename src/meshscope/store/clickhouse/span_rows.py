@@ -132,18 +132,13 @@ def _resources(resources: Sequence[Mapping[str, AttrValue]], ids: list[int]) -> 
     place = {rid: n for n, rid in enumerate(by_id)}
     distinct = list(by_id.values())
     row_place = np.array([place[rid] for rid in ids], np.int64)
-    counts = np.array([len(keys) for keys, _, _ in distinct], np.int64)
-    starts = offsets_of(counts)
-    per_row = counts[row_place]
-    offsets = offsets_of(per_row)
-    # Item k of the rows' lists is item k - offsets[row] of their resource's list.
-    items = np.repeat(starts[:-1][row_place] - offsets[:-1], per_row) + np.arange(offsets[-1])
-    keys = Words.of([key for keys, _, _ in distinct for key in keys]).take(items)
-    values = Words.of([value for _, values, _ in distinct for value in values]).take(items)
-    letters = Words.of([letters for _, _, letters in distinct]).take(row_place)
+    offsets = offsets_of([len(keys) for keys, _, _ in distinct])  # one row per resource
+    keys = Lists(Words.of([key for keys, _, _ in distinct for key in keys]), offsets)
+    values = Lists(Words.of([value for _, values, _ in distinct for value in values]), offsets)
+    letters = Words.of([letters for _, _, letters in distinct])
     rows = [distinct[n] for n in row_place.tolist()]
     lists = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
-    return lists, Lists(keys, offsets), Lists(values, offsets), letters
+    return lists, keys.take(row_place), values.take(row_place), letters.take(row_place)
 
 
 def encode_columns(columns: SpanColumns) -> EncodedClickHouseSpans:
