@@ -3,10 +3,11 @@
 The same load-generator spans (ingest/loadgen.py: mesh-like traces, 8 attributes, one event
 per span, 4-attribute resources of 8 services) are decoded as the OTLP receiver does and
 written by the store's own trace writer (`ClickHouseTraceStore.write_spans`: the `spans`
-search table and `trace_spans`) into two databases of one embedded ClickHouse (chdb-core,
-26.x): one made with the `compat` DDL (what 18.16 gets), one with the `modern` DDL (LowCardinality,
-ZSTD/Delta/T64 codecs, the trace-id bloom filter, a 7-day retention's TTL). Then
-`OPTIMIZE TABLE ... FINAL` on both span tables, and `bytes_on_disk` of their active parts
+search table, `trace_spans` and `resources`) into two databases of one embedded ClickHouse
+(chdb-core, 26.x): one made with the `compat` DDL (what 18.16 gets), one with the `modern`
+DDL (LowCardinality, ZSTD/Delta/T64 codecs, the trace-id bloom filter, a 7-day retention's
+TTL). Then
+`OPTIMIZE TABLE ... FINAL` on the three tables, and `bytes_on_disk` of their active parts
 from system.parts, per span. Span times start an hour ago so the TTL keeps them.
 With `--columns N`, the N largest columns of each (system.parts_columns, compressed bytes).
 
@@ -50,7 +51,8 @@ from meshscope.store.clickhouse.traces import ClickHouseTraceStore
 
 SPANS_PER_REQUEST = 500
 RETENTION_HOURS = 168.0
-TABLES = ("spans", "trace_spans")
+TABLES = ("spans", "trace_spans", "resources")
+"""The tables the trace writer writes (`resources`: each resource once a day, ADR 0026)."""
 SERVER_COMPRESSIONS = ("zstd", "zstd1", "lz4")  # keys of clickhouse_server.COMPRESSION
 
 
@@ -110,7 +112,7 @@ def measure(
             " WHERE database = %(db)s AND table = %(table)s AND active",
             {"db": conn.database, "table": table},
         )
-        assert rows == len(spans), (table, rows)
+        assert rows == len(spans) or table == "resources", (table, rows)
         sizes[table] = int(size)
         print(
             f"  {label:18} {table:15} {size / len(spans):7.1f} B/span"
@@ -158,7 +160,7 @@ def main() -> None:
         sizes = measure(conn, profile, spans, args.batch, args.columns)
         totals[profile.name] = sum(sizes.values()) / len(spans)
     compat, modern = totals["compat"], totals["modern"]
-    print("spans + trace_spans, chdb:")
+    print("spans + trace_spans + resources, chdb:")
     print(f"  compat  {compat:7.1f} B/span")
     print(f"  modern  {modern:7.1f} B/span")
     print(f"  ratio   {compat / modern:7.2f} x (compat / modern)")

@@ -233,7 +233,8 @@ def test_partitions_are_dropped_by_expire_too(storage: ClickHouseStorage) -> Non
     # Within the TTL (8 days): expire() still drops whole days and deletes older rows.
     times = [_day_start(days_ago) + hour * 3600 * S for days_ago in (3, 2, 1) for hour in (6, 18)]
     storage.write_encoded(
-        [encode_spans([Span(_trace(n), f"{n + 1:016x}", "op", "web", t, t + S)
+        [encode_spans([Span(_trace(n), f"{n + 1:016x}", "op", "web", t, t + S,
+                            resource={"service.name": "web"})
                        for n, t in enumerate(times)])],
         logs=[LogRecord(t, "line", "web") for t in times],
         points=[MetricPoint("m", (), t, value=1.0) for t in times],

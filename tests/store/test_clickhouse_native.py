@@ -184,14 +184,19 @@ def test_an_insert_sends_the_data_packets_the_driver_sends() -> None:
     a String column as it is: the payloads)."""
     batch = encode_spans(spans())
     both = concat([batch, batch.select(np.arange(len(batch)) % 2 == 0)])
-    columns = both.native((*SEARCH, "span"))
+    resources = both.resources.take(np.array([1, 0, 1, 3], np.int64))
+    resources["time_ns"] = Numbers(np.array([5, -1, 2**40, 0], np.int64))
+    assert len(both.resources) == 4  # each of the joined batches' two (one is empty: none)
     specs = dict(SPEC)
+    for columns, rows in ((both.native((*SEARCH, "span")), len(both)), (resources, 4)):
+        sample = ColumnOrientedBlock([(name, specs[name]) for name in columns], [])
+        ours, theirs = _Client("127.0.0.1"), Client("127.0.0.1")
+        sent, expected = _wired(ours), _wired(theirs)
+        assert ours.send_data(sample, NativeRows(columns.items())) == rows
+        theirs.send_data(sample, [column.values() for column in columns.values()], columnar=True)
+        assert b"".join(sent.chunks) == b"".join(expected.chunks)
+    columns = both.native((*SEARCH, "span"))
     sample = ColumnOrientedBlock([(name, specs[name]) for name in columns], [])
-    ours, theirs = _Client("127.0.0.1"), Client("127.0.0.1")
-    sent, expected = _wired(ours), _wired(theirs)
-    assert ours.send_data(sample, NativeRows(columns.items())) == len(both)
-    theirs.send_data(sample, [column.values() for column in columns.values()], columnar=True)
-    assert b"".join(sent.chunks) == b"".join(expected.chunks)
     wrong = ColumnOrientedBlock([("other", "UInt64"), *sample.columns_with_types[1:]], [])
     with pytest.raises(NativeTypeError, match="asks for column other, not trace_hi"):
         ours.send_data(wrong, NativeRows(columns.items()))
@@ -201,8 +206,12 @@ SPEC = (
     ("trace_hi", "UInt64"), ("trace_lo", "UInt64"), ("start_ns", "Int64"),
     ("span_id", "UInt64"), ("service", "LowCardinality(String)"), ("name", "String"),
     ("kind", "UInt8"), ("status", "UInt8"), ("attr_keys", "Array(LowCardinality(String))"),
-    ("attr_values", "Array(String)"), ("attr_types", "String"), ("res_keys", "Array(String)"),
-    ("res_values", "Array(LowCardinality(String))"), ("res_types", "LowCardinality(String)"),
+    ("attr_values", "Array(String)"), ("attr_types", "String"), ("resource", "UInt64"),
     ("duration_ns", "Int64"), ("span", "String"),
+    # `resources`
+    ("fingerprint", "UInt64"), ("res_keys", "Array(String)"),
+    ("res_values", "Array(LowCardinality(String))"), ("res_types", "LowCardinality(String)"),
+    ("time_ns", "Int64"),
 )  # fmt: skip
-"""The span columns, as either profile types them (mixed: both kinds of each)."""
+"""The span and resource columns, as either profile types them (mixed: both kinds of
+each)."""

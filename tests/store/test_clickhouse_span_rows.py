@@ -29,13 +29,14 @@ from meshscope.store.clickhouse.span_payload import FORMAT, unpack
 from meshscope.store.clickhouse.span_rows import (
     BY_TRACE,
     COLUMNS,
+    RESOURCE_COLUMNS,
     SEARCH,
     EncodedClickHouseSpans,
     encode_columns,
     encode_spans,
 )
 from meshscope.store.clickhouse.traces import _LEGACY, _legacy_span
-from meshscope.store.codec import id64, id128
+from meshscope.store.codec import id64, id128, resource_id
 from meshscope.store.span_columns import span_columns
 from meshscope.store.twophase import column_encoder, is_two_phase, select_rows
 from tests.conformance import clickhouse_server
@@ -110,17 +111,28 @@ def span_by_span(spans: Sequence[Span]) -> dict[str, list[Any]]:
     """The search table's columns, built one model span at a time."""
     out: dict[str, list[Any]] = {name: [] for name in SEARCH}
     for s in spans:
-        attrs, res = encode_attrs(s.attributes), encode_attrs(s.resource)
+        attrs = encode_attrs(s.attributes)
         for name, value in (
             ("trace_hi", id128(s.trace_id)[0]), ("trace_lo", id128(s.trace_id)[1]),
             ("start_ns", s.start_ns), ("span_id", id64(s.span_id)), ("service", s.service),
             ("name", s.name), ("kind", int(s.kind)), ("status", int(s.status_code)),
             ("attr_keys", attrs[0]), ("attr_values", attrs[1]), ("attr_types", attrs[2]),
-            ("res_keys", res[0]), ("res_values", res[1]), ("res_types", res[2]),
-            ("duration_ns", s.duration_ns),
+            ("resource", resource_id(s.resource)), ("duration_ns", s.duration_ns),
         ):  # fmt: skip
             out[name].append(value)
     return out
+
+
+def resources_of(spans: Sequence[Span]) -> list[tuple[Any, ...]]:
+    """The `resources` rows a batch of spans carries: each distinct resource once, in the
+    order of first use, as `encode_attrs` lays it out."""
+    distinct = {resource_id(s.resource): s.resource for s in spans if s.resource}
+    return [(rid, *encode_attrs(resource)) for rid, resource in distinct.items()]
+
+
+def carried(encoded: EncodedClickHouseSpans) -> list[tuple[Any, ...]]:
+    rows = encoded.resources.take(np.arange(len(encoded.resources)))
+    return list(zip(*(rows[name].values() for name in RESOURCE_COLUMNS), strict=True))
 
 
 payload_items = st.one_of(
@@ -151,6 +163,8 @@ def test_encoded_columns_are_the_span_by_span_columns() -> None:
     batch = spans()
     encoded = encode_columns(span_columns(batch))
     assert encoded.table(SEARCH) == span_by_span(batch)
+    assert carried(encoded) == resources_of(batch)
+    assert len(resources_of(batch)) == len(RESOURCES) - 1  # one resource is empty: none
     assert unpacked(encoded) == batch
     none = encoded.table(("attr_values", "attr_types"))
     assert (none["attr_values"][0], none["attr_types"][0]) == ([""], "n")  # {"only": None}
@@ -158,6 +172,7 @@ def test_encoded_columns_are_the_span_by_span_columns() -> None:
     assert by_name(encode_spans([])) == {name: [] for name in COLUMNS}
     again = pickle.loads(pickle.dumps(encoded))
     assert by_name(again) == by_name(encoded)
+    assert carried(again) == carried(encoded)
 
 
 def _read_back(storage: ClickHouseStorage, table: str, names: Sequence[str]) -> list[Any]:

@@ -43,26 +43,21 @@ def span_key(span_id: str) -> int | None:
     return int(span_id, 16) or None
 
 
-def attr_condition(prefixes: tuple[str, str], index: int, either: bool = False) -> str:
+def attr_equal(prefix: str, index: int) -> str:
+    """SQL true when the row's `{prefix}_keys` has the key `%(k{index})s` with the text
+    `%(v{index})s` (the first entry of that key; a None never matches)."""
+    at = f"indexOf({prefix}_keys, %(k{index})s)"
+    return (
+        f"(has({prefix}_keys, %(k{index})s) AND {prefix}_values[{at}] = %(v{index})s"
+        f" AND substring({prefix}_types, {at}, 1) != '{TAG_NONE}')"
+    )
+
+
+def attr_condition(prefixes: tuple[str, str], index: int) -> str:
     """SQL true when attribute `%(k{index})s` of the row's own attributes (prefixes[0]), or
-    if it has none of that name its resource's (prefixes[1]), has the text `%(v{index})s`;
-    with `either` (spans, as Jaeger matches span or process tags), the one or the other."""
+    if it has none of that name its resource's (prefixes[1]), has the text `%(v{index})s`."""
     own, res = prefixes
-    key, value = f"%(k{index})s", f"%(v{index})s"
-
-    def equal(prefix: str) -> str:
-        at = f"indexOf({prefix}_keys, {key})"
-        return (
-            f"({prefix}_values[{at}] = {value}"
-            f" AND substring({prefix}_types, {at}, 1) != '{TAG_NONE}')"
-        )
-
-    if either:
-        return (
-            f"((has({own}_keys, {key}) AND {equal(own)})"
-            f" OR (has({res}_keys, {key}) AND {equal(res)}))"
-        )
-    return f"if(has({own}_keys, {key}), {equal(own)}, has({res}_keys, {key}) AND {equal(res)})"
+    return f"if(has({own}_keys, %(k{index})s), {attr_equal(own, index)}, {attr_equal(res, index)})"
 
 
 def attr_params(attributes: Mapping[str, str]) -> dict[str, str]:

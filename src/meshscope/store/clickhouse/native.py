@@ -108,6 +108,10 @@ class Numbers:
     def joined(parts: Sequence[Numbers]) -> Numbers:
         return Numbers(np.concatenate([part.array for part in parts]))
 
+    def take(self, rows: Index) -> Numbers:
+        """The rows at `rows` (any order, repeats allowed)."""
+        return Numbers(self.array[rows])
+
     def select(self, mask: Mask) -> Numbers:
         return Numbers(self.array[mask])
 

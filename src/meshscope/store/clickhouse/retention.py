@@ -10,7 +10,13 @@ import logging
 import time
 
 from meshscope.store.clickhouse.connection import Connection
-from meshscope.store.clickhouse.schema import EXPIRING, LATEST, LEGACY_BY_TRACE, exists
+from meshscope.store.clickhouse.schema import (
+    EXPIRING,
+    LATEST,
+    LEGACY_BY_TRACE,
+    RESOURCES,
+    exists,
+)
 
 MUTATION_TIMEOUT_S = 120.0
 
@@ -47,7 +53,7 @@ def expire(conn: Connection, before_ns: int) -> int:
     for table, column in EXPIRING:
         if not exists(conn, table):
             continue
-        counted = table not in ("trace_spans", LEGACY_BY_TRACE, LATEST)
+        counted = table not in ("trace_spans", LEGACY_BY_TRACE, LATEST, RESOURCES)
         days = conn.rows(
             "SELECT DISTINCT partition FROM system.parts WHERE database = %(db)s"
             " AND table = %(table)s AND active",
@@ -61,6 +67,8 @@ def expire(conn: Connection, before_ns: int) -> int:
             if counted:
                 deleted += _count(conn, table, f"day = '{text}'")
             conn.execute(f"ALTER TABLE {db}.{table} DROP PARTITION '{text}'")
+        if not column:  # whole days only (`resources`)
+            continue
         where = f"day = '{cut.isoformat()}' AND {column} < {int(before_ns)}"
         old = _count(conn, table, where)
         if old:

@@ -158,8 +158,13 @@ def statements(database: str, profile: Profile, ttl_days: int | None = None) -> 
             service {lc("String")}{z}, name {lc("String")}{z}, start_ns Int64{c(_SORTED)},
             duration_ns Int64{c(_SMALL)}, trace_hi UInt64{z}, trace_lo UInt64{z},
             span_id UInt64{z}, kind UInt8{z}, status UInt8{z},
-            {_attrs(p, "attr")}, {_attrs(p, "res")}, {_day("start_ns")}{p.trace_index()}
+            {_attrs(p, "attr")}, resource UInt64{z}, {_day("start_ns")}{p.trace_index()}
         ) ENGINE = MergeTree PARTITION BY day ORDER BY (service, name, start_ns){ttl}""",
+        # Each resource the spans of a day name by `resource` (its fingerprint), once per
+        # day and shard (ADR 0026): a resource repeats on every span of its process.
+        f"""CREATE TABLE IF NOT EXISTS {db}.{RESOURCES} (
+            fingerprint UInt64{z}, {_attrs(p, "res")}, time_ns Int64{z}, {_day("time_ns")}
+        ) ENGINE = ReplacingMergeTree PARTITION BY day ORDER BY fingerprint{ttl}""",
         # Trace by id: the whole span as one payload (span_payload.py, ADR 0022), ordered by
         # trace id, written directly (not by an MV). No `seq`: a trace's spans are read in
         # `trace_order` (a table made by an earlier version has one, left at 0 by new writes).
@@ -211,6 +216,7 @@ def statements(database: str, profile: Profile, ttl_days: int | None = None) -> 
 
 
 LATEST = "samples_latest"
+RESOURCES = "resources"
 SAMPLE_COLUMNS = (
     "name", "fingerprint", "time_ns", "seq", "type", "value", "has_hist", "bounds", "counts",
     "hist_sum", "hist_count", "help", "unit", "start_ns", "has_exp", "exp_scale",
@@ -227,9 +233,10 @@ of the span. Never created now; read, and expired, while it exists."""
 
 EXPIRING = (("spans", "start_ns"), ("trace_spans", "start_ns"), ("logs", "time_ns"),
             ("access_logs", "time_ns"), ("samples", "time_ns"), (LATEST, "time_ns"),
-            (LEGACY_BY_TRACE, "start_ns"))  # fmt: skip
+            (LEGACY_BY_TRACE, "start_ns"), (RESOURCES, ""))  # fmt: skip
 """Tables retention deletes from, with their time column, where they exist; series and the
-catalog stay."""
+catalog stay. `resources` has none: its rows go by whole days only (a day's row serves every
+span of that day, whatever its time), after the spans of those days."""
 
 RANK_MAX = 2**64 - 1
 
@@ -244,6 +251,7 @@ def create(conn: Connection, retention_hours: float | None = None) -> tuple[str,
     days = ttl_days(retention_hours) if retention_hours else None
     for statement in statements(conn.database, profile, days):
         conn.execute(statement)
+    add_resource_column(conn, profile)
     if not exists(conn, _FILLED):
         _fill_latest(conn, profile)
     if profile.ttl and days:
@@ -257,6 +265,26 @@ def exists(conn: Connection, table: str) -> bool:
         conn.rows(
             "SELECT 1 FROM system.tables WHERE database = %(db)s AND name = %(table)s",
             {"db": conn.database, "table": table},
+        )
+    )
+
+
+def add_resource_column(conn: Connection, profile: Profile, database: str = "") -> None:
+    """Give `spans` of `database` (the connection's by default; a table, or a Distributed
+    table over them) its `resource` column if it was made before ADR 0026 (its rows then
+    read 0, no resource of `resources`: theirs is in their own `res_*` columns)."""
+    database = database or conn.database
+    if not has_column(conn, "spans", "resource", database):
+        conn.execute(f"ALTER TABLE {database}.spans ADD COLUMN resource UInt64{profile.codec()}")
+
+
+def has_column(conn: Connection, table: str, column: str, database: str = "") -> bool:
+    """Whether `table` of `database` (the connection's by default) has `column`."""
+    return bool(
+        conn.rows(
+            "SELECT 1 FROM system.columns WHERE database = %(db)s AND table = %(table)s"
+            " AND name = %(column)s",
+            {"db": database or conn.database, "table": table, "column": column},
         )
     )
 

@@ -44,6 +44,7 @@ from meshscope.store.clickhouse.connection import (
 )
 from meshscope.store.clickhouse.logs import ClickHouseLogStore
 from meshscope.store.clickhouse.metrics import ClickHouseMetricStore, fingerprint
+from meshscope.store.clickhouse.schema import COMPAT, RESOURCES, add_resource_column
 from meshscope.store.clickhouse.shard_reads import ShardReads
 from meshscope.store.clickhouse.span_rows import (
     EncodedClickHouseSpans,
@@ -60,12 +61,13 @@ SHARDING_KEYS = {
     "spans": "trace_hi", "trace_spans": "trace_hi", "access_logs": "trace_hi",
     "logs": "trace_hi", "series": "fingerprint", "samples": "fingerprint",
     "samples_latest": "fingerprint",
-    "families": "cityHash64(name)", "catalog": "cityHash64(service)",
+    "families": "cityHash64(name)", "catalog": "cityHash64(service)", RESOURCES: "",
 }  # fmt: skip
 """Every table and the key its Distributed table declares. Rows are not inserted through
 the Distributed tables (meshscope picks the shard itself, see the module docstring), so the
 key documents the layout; for logs and the catalog meshscope's own choice differs where the
-trace id is missing (a hash of the service)."""
+trace id is missing (a hash of the service). `resources` has none: a resource's rows are
+on every shard that has spans of it (ADR 0026)."""
 
 READ_SETTINGS = {"distributed_product_mode": "local"}
 
@@ -74,7 +76,7 @@ def distributed_statements(database: str, cluster: str) -> list[str]:
     dist = f"{database}_dist"
     return [f"CREATE DATABASE IF NOT EXISTS {dist}"] + [
         f"CREATE TABLE IF NOT EXISTS {dist}.{table} AS {database}.{table}"
-        f" ENGINE = Distributed({cluster}, {database}, {table}, {key})"
+        f" ENGINE = Distributed({cluster}, {database}, {table}{f', {key}' if key else ''})"
         for table, key in SHARDING_KEYS.items()
     ]
 
@@ -258,6 +260,9 @@ class ShardedClickHouseStorage:
                 for shard in self.shards:
                     for statement in distributed_statements(database, cluster):
                         shard._conn.on_first_use(partial(shard._conn.execute, statement))
+                    shard._conn.on_first_use(  # a Distributed `spans` made before ADR 0026
+                        partial(add_resource_column, shard._conn, COMPAT, f"{database}_dist")
+                    )
                     if shard.opened:
                         shard._conn.set_up()
                 self._read = ShardReads(

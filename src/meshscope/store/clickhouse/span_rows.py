@@ -6,9 +6,11 @@ Native-format column (`native.py`, ADR 0025): ids and times as NumPy arrays, ser
 operations, attribute keys and type letters and resources' keys and values as their distinct
 values with an index per row or item, attribute values and payloads as lists (the driver's
 string writer writes them). The search table's attributes
-are laid out as `columns.encode_attrs` lays them out (None is "" with the letter `n`); each
-row carries its resource's attributes (the tables are denormalised). `trace_spans` gets the
-span as one msgpack payload (`span_payload`), packed here.
+are laid out as `columns.encode_attrs` lays them out (None is "" with the letter `n`). A
+search row names its resource by fingerprint (`resource`, `codec.resource_id`), and the batch
+carries each distinct resource once (`Resources`), which the store writes to `resources` once
+a day (ADR 0026). `trace_spans` gets the whole span, its resource included, as one msgpack
+payload (`span_payload`), packed here.
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ from meshscope.store.span_columns import SpanColumns, span_columns
 
 SEARCH = (
     "trace_hi", "trace_lo", "start_ns", "span_id", "service", "name", "kind", "status",
-    "attr_keys", "attr_values", "attr_types", "res_keys", "res_values", "res_types",
-    "duration_ns",
+    "attr_keys", "attr_values", "attr_types", "resource", "duration_ns",
 )  # fmt: skip
 """The `spans` table's columns."""
 BY_TRACE = ("trace_hi", "trace_lo", "start_ns", "span")
@@ -43,13 +44,44 @@ COLUMNS = (*SEARCH, "span")
 _INDEX = {name: index for index, name in enumerate(COLUMNS)}
 
 
-class EncodedClickHouseSpans:
-    """The insert columns of a batch of spans (`COLUMNS`, each a `native.Column`)."""
+RESOURCE_COLUMNS = ("fingerprint", "res_keys", "res_values", "res_types")
+"""The `resources` table's columns a batch carries (the store adds `time_ns`)."""
+
+
+class Resources:
+    """The distinct resources of a batch of spans: a row each, `RESOURCE_COLUMNS` (a batch
+    joined from several may hold one twice)."""
 
     __slots__ = ("columns",)
 
     def __init__(self, columns: Sequence[native.Column]) -> None:
         self.columns = tuple(columns)
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    @property
+    def fingerprints(self) -> list[int]:
+        return self.columns[0].values()
+
+    def take(self, rows: npt.NDArray[np.int64]) -> dict[str, native.Column]:
+        """The rows at `rows` by column name, for an insert."""
+        taken = [column.take(rows) for column in self.columns]  # type: ignore[attr-defined]
+        return dict(zip(RESOURCE_COLUMNS, taken, strict=True))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Resources, (self.columns,))
+
+
+class EncodedClickHouseSpans:
+    """The insert columns of a batch of spans (`COLUMNS`, each a `native.Column`) and the
+    resources they name."""
+
+    __slots__ = ("columns", "resources")
+
+    def __init__(self, columns: Sequence[native.Column], resources: Resources) -> None:
+        self.columns = tuple(columns)
+        self.resources = resources
 
     def __len__(self) -> int:
         return len(self.columns[0])
@@ -66,10 +98,13 @@ class EncodedClickHouseSpans:
         """The rows where `mask` is true, in their order (tail sampling, shards)."""
         if len(mask) != len(self):
             raise ValueError(f"a mask of {len(mask)} rows for {len(self)} rows")
-        return EncodedClickHouseSpans([column.select(mask) for column in self.columns])
+        # The resources stay whole: those no row names any more cost one row a day at most.
+        return EncodedClickHouseSpans(
+            [column.select(mask) for column in self.columns], self.resources
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (EncodedClickHouseSpans, (self.columns,))
+        return (EncodedClickHouseSpans, (self.columns, self.resources))
 
 
 def concat(encoded: Sequence[EncodedClickHouseSpans]) -> EncodedClickHouseSpans:
@@ -77,7 +112,13 @@ def concat(encoded: Sequence[EncodedClickHouseSpans]) -> EncodedClickHouseSpans:
     if len(encoded) == 1:
         return encoded[0]
     return EncodedClickHouseSpans(
-        [native.concat(parts) for parts in zip(*(e.columns for e in encoded), strict=True)]
+        [native.concat(parts) for parts in zip(*(e.columns for e in encoded), strict=True)],
+        Resources(
+            [
+                native.concat(parts)
+                for parts in zip(*(e.resources.columns for e in encoded), strict=True)
+            ]
+        ),
     )
 
 
@@ -90,14 +131,21 @@ def _no_rows() -> list[native.Column]:
         "kind": Numbers(none.astype(np.uint8)), "status": Numbers(none.astype(np.uint8)),
         "attr_keys": Lists(Words([], none), offsets_of([])),
         "attr_values": Lists(Strings([]), offsets_of([])),
-        "attr_types": Words([], none), "res_keys": Lists(Words([], none), offsets_of([])),
-        "res_values": Lists(Words([], none), offsets_of([])), "res_types": Words([], none),
+        "attr_types": Words([], none), "resource": Numbers(none.astype(np.uint64)),
         "duration_ns": Numbers(none.astype(np.int64)), "span": Strings([]),
     }  # fmt: skip
     return [kinds[name] for name in COLUMNS]
 
 
-_EMPTY = EncodedClickHouseSpans(_no_rows())
+def _no_resources() -> Resources:
+    none = np.zeros(0, np.int32)
+    return Resources([
+        Numbers(none.astype(np.uint64)), Lists(Words([], none), offsets_of([])),
+        Lists(Words([], none), offsets_of([])), Words([], none),
+    ])  # fmt: skip
+
+
+_EMPTY = EncodedClickHouseSpans(_no_rows(), _no_resources())
 
 
 AttrRows = tuple[list[list[str]], list[list[str]], list[str]]
@@ -120,25 +168,25 @@ def _per_span(items: list[Any], offsets: list[int]) -> list[list[Any]]:
     return [items[a:b] for a, b in pairwise(offsets)]
 
 
-Resources = tuple[AttrRows, native.Column, native.Column, native.Column]
-
-
-def _resources(resources: Sequence[Mapping[str, AttrValue]], ids: list[int]) -> Resources:
-    """Each row's resource attributes as lists (rows of one resource share them), and the
-    `res_keys`, `res_values` and `res_types` columns."""
+def _resources(
+    resources: Sequence[Mapping[str, AttrValue]], ids: list[int]
+) -> tuple[AttrRows, Resources]:
+    """Each row's resource attributes as lists (rows of one resource share them; for the
+    payloads), and the distinct resources (0, no resource, is not one)."""
     by_id: dict[int, tuple[list[str], list[str], str]] = {0: ([], [], "")}
     for resource in resources:
         by_id.setdefault(resource_id(resource), encode_attrs(resource))
-    place = {rid: n for n, rid in enumerate(by_id)}
-    distinct = list(by_id.values())
-    row_place = np.array([place[rid] for rid in ids], np.int64)
-    offsets = offsets_of([len(keys) for keys, _, _ in distinct])  # one row per resource
-    keys = Lists(Words.of([key for keys, _, _ in distinct for key in keys]), offsets)
-    values = Lists(Words.of([value for _, values, _ in distinct for value in values]), offsets)
-    letters = Words.of([letters for _, _, letters in distinct])
-    rows = [distinct[n] for n in row_place.tolist()]
+    rows = [by_id[rid] for rid in ids]
     lists = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
-    return lists, keys.take(row_place), values.take(row_place), letters.take(row_place)
+    del by_id[0]
+    distinct = list(by_id.values())
+    offsets = offsets_of([len(keys) for keys, _, _ in distinct])  # one row per resource
+    return lists, Resources([
+        Numbers.of(list(by_id), np.uint64),
+        Lists(Words.of([key for keys, _, _ in distinct for key in keys]), offsets),
+        Lists(Words.of([value for _, values, _ in distinct for value in values]), offsets),
+        Words.of([letters for _, _, letters in distinct]),
+    ])  # fmt: skip
 
 
 def encode_columns(columns: SpanColumns) -> EncodedClickHouseSpans:
@@ -152,7 +200,7 @@ def encode_columns(columns: SpanColumns) -> EncodedClickHouseSpans:
     kinds, statuses = list(map(int, kind)), list(map(int, status))
     texts = _texts(columns.attrs)
     attr_keys, attr_values, attr_types = _attr_rows(columns.attrs, texts)
-    (res_keys, res_values, res_types), *res_columns = _resources(columns.resources, rids)
+    (res_keys, res_values, res_types), resources = _resources(columns.resources, rids)
     ev_keys, ev_values, ev_types = _attr_rows(columns.ev_attrs, _texts(columns.ev_attrs))
     ln_keys, ln_values, ln_types = _attr_rows(columns.ln_attrs, _texts(columns.ln_attrs))
     ev = columns.ev_offsets
@@ -182,12 +230,11 @@ def encode_columns(columns: SpanColumns) -> EncodedClickHouseSpans:
         "kind": Numbers.of(kinds, np.uint8), "status": Numbers.of(statuses, np.uint8),
         "attr_keys": Lists(Words.of(columns.attrs.keys), attr_offsets),
         "attr_values": Lists(Strings(texts), attr_offsets),
-        "attr_types": Words.of(attr_types), "res_keys": res_columns[0],
-        "res_values": res_columns[1], "res_types": res_columns[2],
+        "attr_types": Words.of(attr_types), "resource": Numbers.of(rids, np.uint64),
         "duration_ns": Numbers(np.maximum(np.array(duration, np.int64), 0)),  # as Span's
         "span": Strings(payloads),
     }  # fmt: skip
-    return EncodedClickHouseSpans([by_name[column] for column in COLUMNS])
+    return EncodedClickHouseSpans([by_name[column] for column in COLUMNS], resources)
 
 
 def encode_spans(spans: Sequence[Span]) -> EncodedClickHouseSpans:

@@ -114,7 +114,10 @@ class ClickHouseStorage:
         self.catalog.note(operations)
 
     def expire(self, before_ns: int) -> int:
-        return retention.expire(self._conn, before_ns)
+        try:
+            return retention.expire(self._conn, before_ns)
+        finally:  # days of `resources` may be gone: write them again when spans come
+            self.traces.forget_resources()
 
     def drop(self) -> None:
         """Delete the database with everything in it, then close (tests, tear-down)."""

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from clickhouse_driver.errors import ErrorCodes, ServerException
 
 from meshscope.model.spans import Span, SpanKind, StatusCode
@@ -20,13 +21,18 @@ from meshscope.store.base import (
     TraceQuery,
     trace_order,
 )
-from meshscope.store.clickhouse.columns import (
-    attr_condition,
-    attr_params,
-    trace_key,
-)
+from meshscope.store.clickhouse.columns import attr_equal, attr_params, trace_key
 from meshscope.store.clickhouse.connection import ClickHouseUnavailableError, Connection
-from meshscope.store.clickhouse.schema import LEGACY_BY_TRACE, exists
+from meshscope.store.clickhouse.native import Numbers
+from meshscope.store.clickhouse.schema import (
+    DAY_NS,
+    DAYS_END_NS,
+    LEGACY_BY_TRACE,
+    RESOURCES,
+    day_range,
+    exists,
+    has_column,
+)
 from meshscope.store.clickhouse.span_payload import span_of, unpack
 from meshscope.store.clickhouse.span_rows import (
     BY_TRACE,
@@ -84,15 +90,25 @@ def _legacy_span(row: tuple[Any, ...]) -> Span:
     )  # fmt: skip
 
 
+_MAX_NOTED = 100_000
+"""Resource days `ClickHouseTraceStore` remembers having written before it starts over."""
+
+
 class ClickHouseTraceStore:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._db = conn.database
+        self._written: set[tuple[int, int]] = set()
+        """(day, fingerprint) of the `resources` rows this store has written."""
         try:
             self._legacy = exists(conn, LEGACY_BY_TRACE)
             """Whether the database still has the older trace-id table (read beside the new)."""
+            self._inline_resources = has_column(conn, "spans", "res_keys")
+            """Whether `spans` was made before ADR 0026: rows written then carry their
+            resource's attributes (`res_keys`, ...), which search reads too."""
         except ClickHouseUnavailableError:  # a shard not reached yet: its first read tells
             self._legacy = True
+            self._inline_resources = False
 
     def write_spans(self, spans: Sequence[Span]) -> None:
         if spans:
@@ -104,9 +120,43 @@ class ClickHouseTraceStore:
         if not batches:
             return
         rows = concat(batches)
+        self._write_resources(rows)
         # The trace-id table first: a span found by search can then always be fetched.
         self._conn.insert_native("trace_spans", rows.native(BY_TRACE))
         self._conn.insert_native("spans", rows.native(SEARCH))
+
+    def _write_resources(self, rows: EncodedClickHouseSpans) -> None:
+        """The `resources` rows for the days of `rows` this store has not written yet,
+        before the spans that name them (so a search never misses a stored span's
+        resource). A row's `time_ns` is a start of one of its spans, so its `day` is
+        theirs by the same DEFAULT; days outside the DEFAULT's range are written every
+        time (their day is not the time's own)."""
+        columns = rows.native(("start_ns", "resource"))
+        start, fingerprint = columns["start_ns"], columns["resource"]
+        assert isinstance(start, Numbers) and isinstance(fingerprint, Numbers)
+        pairs = np.empty(len(start), dtype=[("day", "<i8"), ("fingerprint", "<u8")])
+        pairs["day"] = start.array // DAY_NS
+        pairs["fingerprint"] = fingerprint.array
+        distinct, first = np.unique(pairs, return_index=True)
+        wanted = [
+            (int(day), int(fp), int(start.array[row]))
+            for (day, fp), row in zip(distinct.tolist(), first.tolist(), strict=True)
+            if fp and (day, fp) not in self._written
+        ]
+        if not wanted:
+            return
+        place = {fp: n for n, fp in enumerate(rows.resources.fingerprints)}
+        taken = rows.resources.take(np.array([place[fp] for _, fp, _ in wanted], np.int64))
+        taken["time_ns"] = Numbers(np.array([ns for _, _, ns in wanted], np.int64))
+        self._conn.insert_native(RESOURCES, taken)
+        if len(self._written) > _MAX_NOTED:
+            self._written = set()
+        self._written.update((day, fp) for day, fp, ns in wanted if 0 <= ns < DAYS_END_NS)
+
+    def forget_resources(self) -> None:
+        """Write every resource again from the next batch on (after retention dropped days,
+        or anything else that may have removed `resources` rows)."""
+        self._written = set()
 
     def get_trace(self, trace_id: str) -> list[Span]:
         return self.get_traces([trace_id]).get(trace_id, [])
@@ -144,8 +194,9 @@ class ClickHouseTraceStore:
             conditions.append(f"duration_ns >= {int(query.min_duration_ns)}")
         if query.max_duration_ns:
             conditions.append(f"duration_ns <= {int(query.max_duration_ns)}")
+        days = day_range(query.start_ns, query.end_ns)
         for index in range(len(query.attributes)):
-            conditions.append(attr_condition(("attr", "res"), index, either=True))
+            conditions.append(self._attr_condition(index, days))
         params.update(attr_params(query.attributes))
         limit = max(0, int(query.limit))
         if not limit:
@@ -174,6 +225,18 @@ class ClickHouseTraceStore:
             if len(newest) < wanted or (len(ranked) == limit and newest[-1][2] < first[ranked[-1]]):
                 return [hex128(hi, lo) for hi, lo in ranked]
             wanted *= 4
+
+    def _attr_condition(self, index: int, days: str) -> str:
+        """SQL true when the span's own attribute `%(k{index})s` or its resource's has the
+        text `%(v{index})s` (as Jaeger matches span and process tags): the resource's by its
+        fingerprint in `resources` (on each shard its own rows, of the days `days` selects:
+        a span's resource has a row on the span's day, ADR 0026), and in the resource
+        columns of rows written before (`_inline_resources`)."""
+        inline = f" OR {attr_equal('res', index)}" if self._inline_resources else ""
+        return (
+            f"({attr_equal('attr', index)} OR resource IN (SELECT fingerprint"
+            f" FROM {self._db}.{RESOURCES} WHERE {attr_equal('res', index)}{days}){inline})"
+        )
 
     def first_starts(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
         """The start of each trace's first span (of every span stored, matching or not)."""
