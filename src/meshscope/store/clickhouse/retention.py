@@ -1,7 +1,8 @@
 """Retention: whole days older than the cut go by `ALTER TABLE ... DROP PARTITION` (cheap,
 on every server version); the rows of the cut's own day that are older go by `ALTER TABLE
 ... DELETE`, a mutation that rewrites that day's parts, awaited so that `expire` returning
-means they are gone (18.16 has no `mutations_sync`)."""
+means they are gone (18.16 has no `mutations_sync`). `resources` goes by whole days only: a
+day's row serves every span of that day (ADR 0026)."""
 
 from __future__ import annotations
 
