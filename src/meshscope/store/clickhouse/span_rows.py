@@ -98,7 +98,7 @@ class EncodedClickHouseSpans:
         """The rows where `mask` is true, in their order (tail sampling, shards)."""
         if len(mask) != len(self):
             raise ValueError(f"a mask of {len(mask)} rows for {len(self)} rows")
-        # The resources stay whole: those no row names any more cost one row a day at most.
+        # The resources stay whole: the store writes only those its rows name.
         return EncodedClickHouseSpans(
             [column.select(mask) for column in self.columns], self.resources
         )
