@@ -135,6 +135,12 @@ def carried(encoded: EncodedClickHouseSpans) -> list[tuple[Any, ...]]:
     return list(zip(*(rows[name].values() for name in RESOURCE_COLUMNS), strict=True))
 
 
+def named(encoded: EncodedClickHouseSpans) -> dict[int, tuple[Any, ...]]:
+    """The resources the rows name, by fingerprint (what the store writes of a batch)."""
+    names = set(encoded.table(("resource",))["resource"])
+    return {row[0]: row[1:] for row in carried(encoded) if row[0] in names}
+
+
 payload_items = st.one_of(
     st.just(FORMAT),
     st.integers(-(2**63), 2**64 - 1),
@@ -297,6 +303,8 @@ def test_loadgen_requests_encode_alike_on_both_paths() -> None:
         prepared, _, _ = prepare_traces(body, encode=encode_columns)
         assert isinstance(prepared.encoded_spans, EncodedClickHouseSpans)
         assert by_name(prepared.encoded_spans) == by_name(encode_spans(decoded.batch.spans))
+        assert named(prepared.encoded_spans) == named(encode_spans(decoded.batch.spans))
+        assert len(named(prepared.encoded_spans)) == 6
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -310,6 +318,7 @@ def test_any_request_encodes_alike_on_both_paths(request: ExportTraceServiceRequ
         assert want == {name: [] for name in COLUMNS}
     else:
         assert by_name(prepared.encoded_spans) == want
+        assert named(prepared.encoded_spans) == named(encode_spans(decoded.batch.spans))
         # Every payload unpacks to the span the column-per-field table gave back for it
         # (attributes of every type, events, links, resources: the same text codec).
         assert unpacked(prepared.encoded_spans) == [
