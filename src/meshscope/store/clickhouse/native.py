@@ -64,6 +64,10 @@ class Column(Protocol):
 
     def __len__(self) -> int: ...
 
+    def take(self, rows: Index) -> Column:
+        """The rows at `rows` (any order, repeats allowed)."""
+        ...
+
     def select(self, mask: Mask) -> Column:
         """The rows where `mask` is true, in order."""
         ...
@@ -269,15 +273,12 @@ class Lists:
     def write(self, spec: str, out: Out) -> None:
         if not (spec.startswith("Array(") and spec.endswith(")")):
             raise NativeTypeError(f"an Array(String) column cannot be written as {spec}")
-        inner = spec[6:-1]
-        items = self.items
-        low_cardinality = inner == _LOW_CARDINALITY and isinstance(items, Words)
-        if low_cardinality:
-            out.write(_KEYS_VERSION)
-        out.write(self.offsets[1:].astype("<u8").tobytes())
-        if low_cardinality:
-            out.write(items.dictionary())  # type: ignore[union-attr]
+        inner, items = spec[6:-1], self.items
+        offsets = self.offsets[1:].astype("<u8").tobytes()
+        if inner == _LOW_CARDINALITY and isinstance(items, Words):
+            out.write(_KEYS_VERSION + offsets + items.dictionary())  # the prefix comes first
         else:
+            out.write(offsets)
             items.write(inner, out)
 
     def values(self) -> list[Any]:

@@ -66,8 +66,7 @@ class Resources:
 
     def take(self, rows: npt.NDArray[np.int64]) -> dict[str, native.Column]:
         """The rows at `rows` by column name, for an insert."""
-        taken = [column.take(rows) for column in self.columns]  # type: ignore[attr-defined]
-        return dict(zip(RESOURCE_COLUMNS, taken, strict=True))
+        return dict(zip(RESOURCE_COLUMNS, [c.take(rows) for c in self.columns], strict=True))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Resources, (self.columns,))

@@ -134,15 +134,16 @@ class ClickHouseTraceStore:
         columns = rows.native(("start_ns", "resource"))
         start, fingerprint = columns["start_ns"], columns["resource"]
         assert isinstance(start, Numbers) and isinstance(fingerprint, Numbers)
-        pairs = np.empty(len(start), dtype=[("day", "<i8"), ("fingerprint", "<u8")])
-        pairs["day"] = start.array // DAY_NS
-        pairs["fingerprint"] = fingerprint.array
-        distinct, first = np.unique(pairs, return_index=True)
-        wanted = [
-            (int(day), int(fp), int(start.array[row]))
-            for (day, fp), row in zip(distinct.tolist(), first.tolist(), strict=True)
-            if fp and (day, fp) not in self._written
-        ]
+        days = start.array // DAY_NS
+        wanted: list[tuple[int, int, int]] = []  # (day, fingerprint, a start of that day)
+        for day in np.unique(days).tolist():  # usually one
+            on_day = np.flatnonzero(days == day)
+            distinct, first = np.unique(fingerprint.array[on_day], return_index=True)
+            wanted += [
+                (day, fp, int(start.array[row]))
+                for fp, row in zip(distinct.tolist(), on_day[first].tolist(), strict=True)
+                if fp and (day, fp) not in self._written
+            ]
         if not wanted:
             return
         place = {fp: n for n, fp in enumerate(rows.resources.fingerprints)}
