@@ -27,7 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from starlette.applications import Starlette
-from tests.conformance.clickhouse_server import COMPRESSION, PARENT_HELP, ClickHouseServer
+from tests.conformance.clickhouse_server import (
+    COMPRESSION,
+    PARENT_HELP,
+    ClickHouseServer,
+    file_system,
+)
 
 from meshscope.api.jaeger import jaeger_routes
 from meshscope.api.meshscope import meshscope_routes
@@ -61,7 +66,8 @@ def main() -> None:
     server = ClickHouseServer(compression=args.compression, parent=args.clickhouse_dir)
     try:
         storage = ClickHouseStorage(server.dsn, "bench")
-        print(f"ClickHouse {storage.server_version} on 127.0.0.1:{server.tcp_port}")
+        print(f"ClickHouse {storage.server_version} on 127.0.0.1:{server.tcp_port},"
+              f" data on {file_system(server.dir)}")  # fmt: skip
         fill(storage, args.spans)
         run(storage)
         storage.close()

@@ -194,7 +194,12 @@ def _forwarded(servers: list[Server]) -> float:
 
 
 def main() -> None:
-    from tests.conformance.clickhouse_server import CLUSTER, PARENT_HELP, ClickHouseServer
+    from tests.conformance.clickhouse_server import (
+        CLUSTER,
+        PARENT_HELP,
+        ClickHouseServer,
+        file_system,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="measured, per mode in all")
@@ -237,6 +242,7 @@ def main() -> None:
         for port in ports
     ]
     shard_pids = [server.process.pid for server in clickhouse]
+    print(f"ClickHouse data on {file_system(clickhouse[0].dir)}")
     work = Path(tempfile.mkdtemp(prefix="meshscope-cluster-bench-"))
     started: list[Server] = []
     try:

@@ -447,7 +447,7 @@ def column_encoder(storage: str) -> ColumnEncoder | None:
 
 
 def main() -> None:
-    from tests.conformance.clickhouse_server import PARENT_HELP
+    from tests.conformance.clickhouse_server import PARENT_HELP, file_system
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -520,6 +520,8 @@ def main() -> None:
         if args.storage == "clickhouse"
         else None
     )
+    if clickhouse is not None:
+        print(f"ClickHouse data on {file_system(clickhouse.server.dir)}")
     server = Server(workdir, storage_env=clickhouse.env("bench") if clickhouse else {})
 
     def on_disk() -> int:

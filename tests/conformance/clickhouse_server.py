@@ -125,6 +125,28 @@ PARENT_HELP = (
 """The help of the benchmarks' `--clickhouse-dir` (`ClickHouseServer`'s `parent`)."""
 
 
+def file_system(path: Path) -> str:
+    """The file system `path` is on, as the benchmarks print it beside their figures: its
+    type, and for ext4 whether it has a journal (`/sys/fs/ext4/<device>/journal_task` reads
+    `<none>` without one, where ClickHouse's part files cost far more server CPU:
+    docs/configuration.md)."""
+    target = str(path.resolve())
+    best = ("", "", "")
+    for line in Path("/proc/mounts").read_text().splitlines():
+        device, point, kind = line.split()[:3]
+        if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) > len(
+            best[1]
+        ):
+            best = (device, point, kind)
+    device, point, kind = best
+    if kind != "ext4":
+        return f"{kind or 'unknown'} ({point})"
+    task = Path("/sys/fs/ext4") / Path(device).name / "journal_task"
+    journal = task.read_text().strip() if task.exists() else "?"
+    state = "WITHOUT a journal" if journal == "<none>" else "journaled"
+    return f"ext4, {state} ({point})"
+
+
 class ClickHouseServer:
     """One server process; no interserver or MySQL listener (neither is configured).
     `tcp_port` and `shard_ports` (the TCP ports of the `mesh` cluster's shards, in order)

@@ -138,6 +138,67 @@ def test_a_group_refused_as_unavailable_is_counted_once_when_sent_again() -> Non
     assert [log.attributes["destination.service"] for log in _access_logs(storage)] == ["db"]
 
 
+class _CountingStorage(MemoryStorage):
+    """Counts the access logs of each write that has some."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.access_writes: list[int] = []
+
+    def write_batch(self, *args: Any, **kwargs: Any) -> None:
+        logs = kwargs.get("logs", args[1] if len(args) > 1 else ())
+        if access := sum(record.is_access_log for record in logs):
+            self.access_writes.append(access)
+        super().write_batch(*args, **kwargs)
+
+
+def _call_trace(i: int) -> list[Span]:
+    """web SERVER -> web CLIENT -> db SERVER: one call web -> db."""
+    trace = f"{i + 1:032x}"
+    root = Span(trace, f"{3 * i + 1:016x}", "GET /", "web", T0, T0 + 10**6, kind=SpanKind.SERVER)
+    child = Span(trace, f"{3 * i + 2:016x}", "q", "web", T0 + 1, T0 + 10**5, root.span_id,
+                 SpanKind.CLIENT)  # fmt: skip
+    server = Span(trace, f"{3 * i + 3:016x}", "q", "db", T0 + 2, T0 + 10**4, child.span_id,
+                  SpanKind.SERVER)  # fmt: skip
+    return [root, child, server]
+
+
+def test_calls_paired_in_many_groups_are_written_together_once_their_groups_are_stored() -> None:
+    """A group's transaction holds its own rows, not the calls paired from its spans: those
+    wait in the backlog once its transaction has ended and its updates are made, and the
+    next tick writes the calls of every such group in one access-log insert (ADR 0027)."""
+    storage, clock = _CountingStorage(), ManualClock()
+    pipeline = Pipeline(storage, clock)
+    for i in range(3):
+        derived, observations = pipeline.derive_deferred(
+            [pipeline.prepare(Batch(spans=_call_trace(i)))]
+        )
+        assert derived.calls == [] and len(observations.paired) == 1
+        pipeline.store(derived)
+        pipeline.observe(observations)
+    assert storage.access_writes == [] and pipeline.backlog.rows == 0  # waiting, not failed
+    pipeline.tick()
+    assert storage.access_writes == [3]
+    assert {log.trace_id for log in _access_logs(storage)} == {f"{i + 1:032x}" for i in range(3)}
+    pipeline.tick()  # written once
+    assert storage.access_writes == [3]
+
+
+def test_waiting_calls_are_bounded_and_taken_after_the_failed_rows() -> None:
+    backlog = Backlog(limit=3)
+    calls = [call for i in range(4) for call in _paired(i)]
+    backlog.add(calls)
+    assert backlog.dropped == 1 and backlog.rows == 0
+    backlog.keep([], calls[:1])  # a failed write's calls go before the waiting ones
+    assert backlog.take([], calls[:1]) == ([], [calls[0], *calls[1:], calls[0]])
+
+
+def _paired(i: int) -> list[Any]:
+    pipeline = Pipeline(MemoryStorage(), ManualClock())
+    _, observations = pipeline.derive_deferred([pipeline.prepare(Batch(spans=_call_trace(i)))])
+    return observations.paired
+
+
 def test_rows_that_failed_on_a_value_are_dropped_not_retried_forever() -> None:
     """A value the store cannot hold (a decoder bug) would fail every later write it went
     with: those rows are counted as dropped, and the next flush succeeds."""

@@ -7,6 +7,7 @@ them, as a decoder bug would, and go to a real DuckDB file through the real writ
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -96,7 +97,11 @@ def test_a_bad_batch_fails_alone_and_its_group_is_stored(tmp_path: Path) -> None
             "prepared",
         ]
         assert [s.labels for s in storage.metrics.select("m", [], 0, 2**63 - 1)] == [(("a", "1"),)]
-        # The call paired across two batches of the group is stored once (as an access log).
+        # The call paired across two batches of the group is stored once (as an access log),
+        # by the writer's next tick once the group's transaction has ended.
+        deadline = time.monotonic() + 10
+        while not storage.logs.find_logs(LogQuery(access=True)) and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert len(storage.logs.find_logs(LogQuery(access=True))) == 1
         assert writer.committed_items == 5
     finally:

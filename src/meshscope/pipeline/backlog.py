@@ -1,14 +1,16 @@
-"""Rows no request waits for, kept while the store fails.
+"""Rows no request waits for: the calls paired since the last write, and what a failed
+write left.
 
 The writer stores most rows with the request that brought them, and a failed write is
 answered 503 so the client sends them again. Some rows belong to no waiting request: the
 spans tail sampling keeps (their requests were answered when the spans were buffered), the
-service-graph calls of pairs that expired or were paired across requests. A failed write of
-those would lose them, so they are kept here and written first with the next write
-(`Pipeline.store_unowned`): a store outage shorter than the backlog's bound costs nothing.
-Past the bound the oldest rows are dropped and counted (`dropped`), and so are the rows of a
-write that failed on a value (`is_data_error`: a decoder bug), which no retry would store and
-which would fail every later write with them.
+service-graph calls paired from spans or expired. The paired calls of committed groups wait
+here (`add`) for the next such write (`Pipeline.store_unowned`, every second): one access-log
+insert for many groups (ADR 0027). A failed write of those rows would lose them, so they are
+kept here (`keep`) and written first with the next write: a store outage shorter than the
+backlog's bound costs nothing. Past the bound the oldest rows are dropped and counted
+(`dropped`), and so are the rows of a write that failed on a value (`is_data_error`: a
+decoder bug), which no retry would store and which would fail every later write with them.
 """
 
 from __future__ import annotations
@@ -44,22 +46,34 @@ class Backlog:
     limit: int = MAX_ROWS
     encoded: list[Any] = field(default_factory=list)  # span encodings, each sized by len()
     calls: list[Call] = field(default_factory=list)
+    waiting: list[Call] = field(default_factory=list)  # paired calls, not written yet
     dropped: int = 0  # rows dropped past the bound, since start
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def rows(self) -> int:
+        """The rows kept after a failed write (not the calls waiting for their first)."""
         with self._lock:
             return self._rows()
 
     def _rows(self) -> int:
         return rows_of(self.encoded, self.calls)
 
-    def take(self, encoded: Sequence[Any], calls: Sequence[Call]) -> tuple[list[Any], list[Call]]:
-        """The kept rows (oldest first) followed by these; the backlog is empty afterwards."""
+    def add(self, calls: Sequence[Call]) -> None:
+        """Queue calls for the next write; past the bound the oldest are dropped."""
         with self._lock:
-            out = [*self.encoded, *encoded], [*self.calls, *calls]
-            self.encoded, self.calls = [], []
+            self.waiting += calls
+            excess = len(self.waiting) - self.limit
+            if excess > 0:
+                del self.waiting[:excess]
+                self.dropped += excess
+
+    def take(self, encoded: Sequence[Any], calls: Sequence[Call]) -> tuple[list[Any], list[Call]]:
+        """The kept rows (oldest first), the waiting calls, then these; the backlog is empty
+        afterwards."""
+        with self._lock:
+            out = [*self.encoded, *encoded], [*self.calls, *self.waiting, *calls]
+            self.encoded, self.calls, self.waiting = [], [], []
         return out
 
     def drop(self, encoded: Sequence[Any], calls: Sequence[Call]) -> None:

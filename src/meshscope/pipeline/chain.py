@@ -63,15 +63,14 @@ class PipelineSettings:
 @dataclass(slots=True)
 class Derived:
     """What one store transaction writes: encoded spans, logs, points, operations, and the
-    calls between services (stored as access logs)."""
+    calls the batches' proxy requests report (stored as access logs). The calls paired from
+    spans are not in it: they are written after it (`Observations.paired`)."""
 
     encoded: list[Any] = field(default_factory=list)
     logs: list[LogRecord] = field(default_factory=list)
     points: list[MetricPoint] = field(default_factory=list)
     operations: list[Operation] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
-    # The calls paired from spans (also in `calls`): no one batch's own rows (see `split`).
-    paired: list[Call] = field(default_factory=list)
 
     def extend(self, other: Derived) -> None:
         """Add what `other` writes (derived later), for one transaction."""
@@ -80,7 +79,6 @@ class Derived:
         self.points += other.points
         self.operations += other.operations
         self.calls += other.calls
-        self.paired += other.paired
 
 
 @dataclass(slots=True)
@@ -89,16 +87,22 @@ class Observations:
     batches derived since the last `Pipeline.observe`. Made in one go for a whole group:
     the service graph and request metrics then aggregate per edge and per label set over all
     of the group's calls, not once per batch (batches arrive one by one, and a cluster node
-    gets each request in three parts)."""
+    gets each request in three parts).
+
+    `paired`, the calls paired from spans (also in `calls`), are no one request's rows: once
+    observed they wait in the backlog and are written with the next unowned write (`tick`,
+    every second, or `flush`), as one access-log insert for many groups (ADR 0027)."""
 
     spans: list[SpanDurations] = field(default_factory=list)
     requests: list[ProxyRequest] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
+    paired: list[Call] = field(default_factory=list)
 
     def extend(self, other: Observations) -> None:
         self.spans += other.spans
         self.requests += other.requests
         self.calls += other.calls
+        self.paired += other.paired
 
 
 def call_from_request(request: ProxyRequest) -> Call:
@@ -242,8 +246,11 @@ class Pipeline:
 
     def commit(self, prepared: Sequence[Prepared]) -> None:
         """Derive from prepared batches (made by `prepare`, here or in a worker) and write
-        them all in one store transaction. When this returns, they are durable."""
+        them all in one store transaction, then the calls paired from their spans (and
+        what an earlier failed write left) in a second. When this returns, both are
+        durable."""
         self.store(self.derive(prepared))
+        self.store_unowned()
 
     def derive(self, prepared: Sequence[Prepared]) -> Derived:
         """Pair, count and sample prepared batches (the Python half of `commit`); the result
@@ -261,10 +268,11 @@ class Pipeline:
         now = self.clock.now_ns()
         out = Derived()
         requests: list[ProxyRequest] = []
+        paired: list[Call] = []
         op_keys: dict[OperationKey, None] = {}
         for item in prepared:
             if item.span_count:
-                out.paired += self.pairer.add_sides(item.sides, now)
+                paired += self.pairer.add_sides(item.sides, now)
             if item.encoded_spans is not None:
                 out.encoded.append(item.encoded_spans)
             out.logs += item.logs
@@ -272,11 +280,12 @@ class Pipeline:
             requests += item.requests
             op_keys.update(dict.fromkeys(item.op_keys()))
         out.operations = self._operations(op_keys)
-        out.calls = [*out.paired, *(call_from_request(r) for r in requests if r.source)]
+        out.calls = [call_from_request(r) for r in requests if r.source]
         observations = Observations(
             [item.span_metrics for item in prepared if item.span_metrics is not None],
             requests,
-            list(out.calls),
+            [*paired, *out.calls],
+            paired,
         )
 
         # Derived signals see every span; sampling decides what reaches the store.
@@ -292,16 +301,18 @@ class Pipeline:
         return out, observations
 
     def observe(self, observations: Observations) -> None:
-        """Make the metric updates `derive_deferred` returned (of one or more derives)."""
+        """Make the metric updates `derive_deferred` returned (of one or more derives), and
+        queue their paired calls for the next unowned write."""
         self._span_metrics.merge(*observations.spans)
         self._request_metrics.observe(observations.requests)
         self._graph_metrics.observe(observations.calls)
+        self.backlog.add(observations.paired)
 
     def split(
         self, derived: Derived, batches: Sequence[Batch | Prepared]
     ) -> tuple[list[Derived], Derived]:
-        """What one `derive` of `batches` made, as each batch's own rows and the rest: the
-        calls paired across batches, and with tail sampling the spans it released. For the
+        """What one `derive` of `batches` made, as each batch's own rows and the rest: with
+        tail sampling, the spans it released. For the
         writer's slow path after a failed transaction (one transaction per batch, so one bad
         batch fails alone). Nothing is derived again: no metric is counted twice, no span
         paired twice; raw batches' spans are encoded again (as `prepare` did, same sampling)."""
@@ -322,10 +333,9 @@ class Pipeline:
         return own, self.unowned(derived)
 
     def unowned(self, derived: Derived) -> Derived:
-        """What `derived` writes that no one batch of it owns: the calls paired from spans,
-        and with tail sampling the spans it released (of these batches or earlier ones)."""
-        encoded = derived.encoded if self.tail is not None else []
-        return Derived(encoded=encoded, calls=derived.paired, paired=derived.paired)
+        """What `derived` writes that no one batch of it owns: with tail sampling, the spans
+        it released (of these batches or earlier ones)."""
+        return Derived(encoded=derived.encoded if self.tail is not None else [])
 
     def _operations(self, keys: Iterable[OperationKey]) -> list[Operation]:
         """Catalog entries for operation keys, the objects made once per key (bounded)."""
@@ -357,9 +367,10 @@ class Pipeline:
         points: Sequence[MetricPoint] = (),
         calls: Sequence[Call] = (),
     ) -> None:
-        """Write rows no request waits for (spans tail sampling kept, calls paired across
-        requests or expired, derived metric values) in one transaction, after the rows of
-        an earlier such write that failed. When the store fails, the spans and calls are
+        """Write rows no request waits for (spans tail sampling kept, calls paired from
+        spans or expired, derived metric values) in one transaction, after the backlog's:
+        the rows of an earlier such write that failed, then the calls paired since the last
+        one. When the store fails, the spans and calls are
         kept for the next one (`backlog`, bounded; metric values are written whole again
         at the next flush), unless a value failed (dropped, counted), and the error is
         raised."""
@@ -373,8 +384,8 @@ class Pipeline:
             raise
 
     def tick(self) -> None:
-        """Write the kept spans of traces whose tail-sampling wait has passed (and what an
-        earlier failed write left in the backlog)."""
+        """Write the kept spans of traces whose tail-sampling wait has passed, and the
+        backlog (the calls paired since the last write, what an earlier failed write left)."""
         kept = self.tail.tick(self.clock.now_ns()) if self.tail is not None else []
         self.store_unowned(kept)
 

@@ -11,7 +11,8 @@ Two threads, one stage each, so Python and DuckDB work overlap: `meshscope-write
 (pairs spans: holds the GIL) and hands each group to `meshscope-store`, which runs the store
 transaction (DuckDB releases the GIL) and answers the group's receivers; the writer
 meanwhile makes the derived-metric updates of the group before it, whose transaction has
-ended (none for a group refused as unavailable: its clients send it again). The store thread
+ended (none for a group refused as unavailable: its clients send it again), which queues
+its calls paired from spans for the next tick's write (every second: ADR 0027). The store thread
 clocks the groups: while it commits one, the writer derives every batch that arrives into
 the next, which it hands over as soon as the store thread is free (so the slower the
 commits, the larger the groups, and neither stage waits for the other while there is work).
@@ -403,6 +404,7 @@ class BatchWriter:
                 self._observe_committed(gathered)
             now = time.monotonic()
             if now >= next_tick:
+                self._observe_committed(None, wait=False)  # at low load: the last group's
                 self._guard(self.pipeline.tick)
                 next_tick = now + self.settings.tick_interval_s
             if now >= next_flush:
@@ -429,15 +431,19 @@ class BatchWriter:
         # What the store could not take now (it is down) goes to the spool for the next start.
         self._guard(lambda: self.pipeline.spool(totals=not flushed))
 
-    def _observe_committed(self, handed: _Group | None, stopped: bool = False) -> None:
+    def _observe_committed(
+        self, handed: _Group | None, stopped: bool = False, wait: bool = True
+    ) -> None:
         """Make the metric updates of the group handed over before `handed` (None: wait
-        until the store thread is idle, or has `stopped`, then those of the last one),
-        unless it was refused whole: its clients send it again, and its spans would be
-        counted twice (a retry after a ClickHouse outage counted every span of it again in
-        calls_total, RED and SLOs)."""
+        until the store thread is idle, or has `stopped`, then those of the last one; not
+        `wait`: only if it is idle now), unless it was refused whole: its clients send it
+        again, and its spans would be counted twice (a retry after a ClickHouse outage
+        counted every span of it again in calls_total, RED and SLOs)."""
         if handed is None and not stopped:
             with self._cond:
                 while not self._store_idle:
+                    if not wait:
+                        return
                     self._cond.wait()
         group, self._unobserved = self._unobserved, handed
         if group is not None and not group.refused and group.observations is not None:
@@ -501,8 +507,8 @@ class BatchWriter:
 
     def _isolate(self, group: _Group, derived: Derived) -> list[BaseException | None]:
         """The slow path after a failed group transaction (rolled back): one transaction per
-        job with its own rows, then one for what no job owns (calls paired across jobs,
-        tail-sampled spans). A job that fails alone is answered 400 (UnstorableError: a value
+        job with its own rows, then one for what no job owns (tail-sampled spans, and the
+        backlog). A job that fails alone is answered 400 (UnstorableError: a value
         its decoder should have refused, logged as such) while other jobs could be stored,
         else 503 (the store itself is failing). Derived metrics were counted once, when the
         group was derived, and are not counted again."""
@@ -521,12 +527,11 @@ class BatchWriter:
                 self.committed_items += len(job.batch)
                 self.commits += 1
         try:  # kept in the pipeline's backlog if this fails: no request waits for them
-            self.pipeline.store_unowned(rest.encoded, calls=rest.calls)
+            self.pipeline.store_unowned(rest.encoded)
         except Exception:
             log.exception(
-                "storing %d calls paired across requests and %d encodings of tail-sampled"
-                " spans failed; %d rows kept for the next write",
-                len(rest.calls),
+                "storing %d encodings of tail-sampled spans failed; %d rows kept for the"
+                " next write",
                 len(rest.encoded),
                 self.pipeline.backlog.rows,
             )
