@@ -125,14 +125,16 @@ PARENT_HELP = (
 """The help of the benchmarks' `--clickhouse-dir` (`ClickHouseServer`'s `parent`)."""
 
 
-def file_system(path: Path) -> str:
+def file_system(
+    path: Path, mounts: Path = Path("/proc/mounts"), ext4: Path = Path("/sys/fs/ext4")
+) -> str:
     """The file system `path` is on, as the benchmarks print it beside their figures: its
-    type, and for ext4 whether it has a journal (`/sys/fs/ext4/<device>/journal_task` reads
+    type, and for ext4 whether it has a journal (`<ext4>/<device>/journal_task` reads
     `<none>` without one, where ClickHouse's part files cost far more server CPU:
     docs/configuration.md)."""
     target = str(path.resolve())
     best = ("", "", "")
-    for line in Path("/proc/mounts").read_text().splitlines():
+    for line in mounts.read_text().splitlines():
         device, point, kind = line.split()[:3]
         if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) > len(
             best[1]
@@ -141,7 +143,7 @@ def file_system(path: Path) -> str:
     device, point, kind = best
     if kind != "ext4":
         return f"{kind or 'unknown'} ({point})"
-    task = Path("/sys/fs/ext4") / Path(device).name / "journal_task"
+    task = ext4 / Path(device).name / "journal_task"
     journal = task.read_text().strip() if task.exists() else "?"
     if journal == "<none>":
         return (
