@@ -60,7 +60,7 @@ from meshscope.pipeline.sampling.head import HeadSamplingFilter
 from meshscope.pipeline.sampling.tail import TailSampler
 from meshscope.pipeline.writer import BatchWriter, Committer, WriterSettings
 from meshscope.query.promql.queryable import MetricStoreQueryable
-from meshscope.store.base import Maintained, Storage, StoreUnavailableError
+from meshscope.store.base import InsertsMakeParts, Maintained, Storage, StoreUnavailableError
 from meshscope.store.duckdb.storage import DuckDBStorage
 from meshscope.store.duckdb.warmup import parse_size
 from meshscope.store.factory import StorageOpenError, open_storage
@@ -355,6 +355,9 @@ def build_stack(config: Config, clock: Clock, tenant: str, limiter: Limiter | No
             flush_interval_s=settings.flush_interval_seconds,
             commit_window_s=settings.commit_window_seconds,
             commit_window_items=settings.commit_window_items,
+            paired_calls_interval_s=(
+                storage.paired_calls_interval_s if isinstance(storage, InsertsMakeParts) else 0.0
+            ),
         ),
         apply_retention,
         maintenance=storage.maintain if isinstance(storage, Maintained) else None,

@@ -4,6 +4,7 @@ whose write failed are written with the next one (they were lost)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,87 @@ def test_calls_paired_in_many_groups_are_written_together_once_their_groups_are_
     assert {log.trace_id for log in _access_logs(storage)} == {f"{i + 1:032x}" for i in range(3)}
     pipeline.tick()  # written once
     assert storage.access_writes == [3]
+
+
+_EVERY_50_MS = WriterSettings(
+    flush_interval_s=3600, tick_interval_s=0.05, paired_calls_interval_s=0.05
+)
+
+
+class _SlowStorage(MemoryStorage):
+    """Each write takes a while (so the store thread is busy while groups arrive); records
+    the thread, spans and access logs of each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[tuple[str, int, int]] = []
+
+    def write_batch(self, *args: Any, **kwargs: Any) -> None:
+        spans = kwargs.get("spans", args[0] if args else ())
+        logs = kwargs.get("logs", args[1] if len(args) > 1 else ())
+        access = sum(record.is_access_log for record in logs)
+        self.writes.append((threading.current_thread().name, len(spans), access))
+        time.sleep(0.2)
+        super().write_batch(*args, **kwargs)
+
+
+def test_while_the_store_is_busy_waiting_calls_go_with_a_group_transaction() -> None:
+    """Under load the paired calls go with a later group's transaction on the store thread
+    (the writer thread goes on deriving), about once a tick, each call once."""
+    storage = _SlowStorage()
+    pipeline = Pipeline(storage, ManualClock())
+    writer = BatchWriter(
+        pipeline,
+        WriterSettings(flush_interval_s=3600, tick_interval_s=0.05, paired_calls_interval_s=0.05),
+    )
+    answered = threading.Semaphore(0)
+    writer.start()
+    try:
+        for i in range(10):
+            writer.enqueue(Batch(spans=_call_trace(i)), lambda error: answered.release())
+            time.sleep(0.1)
+        for _ in range(10):
+            assert answered.acquire(timeout=30)
+    finally:
+        writer.stop()
+    carried = [w for w in storage.writes if w[0] == "meshscope-store" and w[1] and w[2]]
+    assert carried, storage.writes  # spans of one group, calls paired in earlier ones
+    assert sorted(log.trace_id for log in _access_logs(storage)) == [
+        f"{i + 1:032x}" for i in range(10)
+    ]
+
+
+def test_calls_carried_by_a_group_refused_as_unavailable_are_kept() -> None:
+    storage = FlakyStorage()
+    pipeline = Pipeline(storage, ManualClock())
+    pipeline.backlog.add(_paired(0))  # waiting, as after an earlier group
+    writer = BatchWriter(
+        pipeline,
+        WriterSettings(flush_interval_s=3600, tick_interval_s=0.05, paired_calls_interval_s=0.05),
+    )
+    answers: list[BaseException | None] = []
+    answered = threading.Semaphore(0)
+    storage.down = True
+    writer.start()
+    try:
+
+        def done(error: BaseException | None) -> None:
+            answers.append(error)
+            answered.release()
+
+        writer.enqueue(Batch(spans=_trace(5)), done)
+        assert answered.acquire(timeout=30) and isinstance(answers[0], Exception)  # 503
+        deadline = time.monotonic() + 1  # (a tick may be retrying it at this moment)
+        while pipeline.backlog.rows != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pipeline.backlog.rows == 1  # the carried call, kept
+        storage.down = False
+        deadline = time.monotonic() + 10
+        while not _access_logs(storage) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        writer.stop()
+    assert [log.trace_id for log in _access_logs(storage)] == [f"{1:032x}"]
 
 
 def test_waiting_calls_are_bounded_and_taken_after_the_failed_rows() -> None:

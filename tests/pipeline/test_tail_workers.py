@@ -136,3 +136,25 @@ def test_the_server_uses_the_workers_with_tail_sampling_on(tmp_path: Path) -> No
         assert app.pipeline.span_matcher is not None
     finally:
         app.storage.close()
+
+
+@pytest.mark.parametrize(("kind", "interval_s"), [("duckdb", 0.0), ("clickhouse", 1.0)])
+def test_paired_calls_go_with_every_group_on_duckdb_and_once_a_second_on_clickhouse(
+    kind: str, interval_s: float, tmp_path: Path
+) -> None:
+    """ADR 0027: on ClickHouse each insert makes a part, so the writer batches the calls
+    paired from spans; on DuckDB they go with the next group."""
+    storage: dict[str, object] = {"kind": kind, "path": str(tmp_path / "s.duckdb")}
+    if kind == "clickhouse":
+        reason = clickhouse_server.available()
+        if reason:
+            pytest.skip(reason)
+        storage["clickhouse"] = {"dsn": clickhouse_server.dsn(),
+                                 "database": clickhouse_server.database_for(tmp_path)}  # fmt: skip
+    path = tmp_path / "calls.yaml"
+    path.write_text(yaml.safe_dump({"storage": storage}))
+    app = build(load_config(path, env={}))
+    try:
+        assert app.writer.settings.paired_calls_interval_s == interval_s
+    finally:
+        app.storage.close()

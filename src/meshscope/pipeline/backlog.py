@@ -5,12 +5,13 @@ The writer stores most rows with the request that brought them, and a failed wri
 answered 503 so the client sends them again. Some rows belong to no waiting request: the
 spans tail sampling keeps (their requests were answered when the spans were buffered), the
 service-graph calls paired from spans or expired. The paired calls of committed groups wait
-here (`add`) for the next such write (`Pipeline.store_unowned`, every second): one access-log
-insert for many groups (ADR 0027). A failed write of those rows would lose them, so they are
-kept here (`keep`) and written first with the next write: a store outage shorter than the
-backlog's bound costs nothing. Past the bound the oldest rows are dropped and counted
-(`dropped`), and so are the rows of a write that failed on a value (`is_data_error`: a
-decoder bug), which no retry would store and which would fail every later write with them.
+here (`add`) for a later write: about once a second, with a group's transaction or a write
+of their own (one access-log insert for many groups, ADR 0027). A failed write of those
+rows would lose them, so they are kept here (`keep`) and written first with the next write:
+a store outage shorter than the backlog's bound costs nothing. Past the bound the oldest
+rows are dropped and counted (`dropped`), and so are the rows of a write that failed on a
+value (`is_data_error`: a decoder bug), which no retry would store and which would fail
+every later write with them.
 """
 
 from __future__ import annotations
@@ -68,12 +69,23 @@ class Backlog:
                 del self.waiting[:excess]
                 self.dropped += excess
 
-    def take(self, encoded: Sequence[Any], calls: Sequence[Call]) -> tuple[list[Any], list[Call]]:
-        """The kept rows (oldest first), the waiting calls, then these; the backlog is empty
-        afterwards."""
+    def take(
+        self, encoded: Sequence[Any], calls: Sequence[Call], waiting: bool = True
+    ) -> tuple[list[Any], list[Call]]:
+        """The kept rows (oldest first), the waiting calls (unless not `waiting`), then
+        these; what was returned is no longer held."""
         with self._lock:
-            out = [*self.encoded, *encoded], [*self.calls, *self.waiting, *calls]
-            self.encoded, self.calls, self.waiting = [], [], []
+            held = self.waiting if waiting else []
+            out = [*self.encoded, *encoded], [*self.calls, *held, *calls]
+            self.encoded, self.calls = [], []
+            if waiting:
+                self.waiting = []
+        return out
+
+    def take_waiting(self) -> list[Call]:
+        """The waiting calls, no longer held."""
+        with self._lock:
+            out, self.waiting = self.waiting, []
         return out
 
     def drop(self, encoded: Sequence[Any], calls: Sequence[Call]) -> None:

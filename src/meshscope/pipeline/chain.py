@@ -90,8 +90,9 @@ class Observations:
     gets each request in three parts).
 
     `paired`, the calls paired from spans (also in `calls`), are no one request's rows: once
-    observed they wait in the backlog and are written with the next unowned write (`tick`,
-    every second, or `flush`), as one access-log insert for many groups (ADR 0027)."""
+    observed they wait in the backlog, and about once a second the writer has them written
+    with a group's transaction, or by `tick` when none is being committed: one access-log
+    insert for many groups (ADR 0027)."""
 
     spans: list[SpanDurations] = field(default_factory=list)
     requests: list[ProxyRequest] = field(default_factory=list)
@@ -366,15 +367,16 @@ class Pipeline:
         encoded: Sequence[Any] = (),
         points: Sequence[MetricPoint] = (),
         calls: Sequence[Call] = (),
+        waiting: bool = True,
     ) -> None:
         """Write rows no request waits for (spans tail sampling kept, calls paired from
         spans or expired, derived metric values) in one transaction, after the backlog's:
-        the rows of an earlier such write that failed, then the calls paired since the last
-        one. When the store fails, the spans and calls are
+        the rows of an earlier such write that failed, then (unless not `waiting`) the calls
+        paired and not yet written. When the store fails, the spans and calls are
         kept for the next one (`backlog`, bounded; metric values are written whole again
         at the next flush), unless a value failed (dropped, counted), and the error is
         raised."""
-        encoded, calls = self.backlog.take(encoded, calls)
+        encoded, calls = self.backlog.take(encoded, calls, waiting)
         if not (encoded or points or calls):
             return
         try:
@@ -383,11 +385,12 @@ class Pipeline:
             (self.backlog.drop if is_data_error(error) else self.backlog.keep)(encoded, calls)
             raise
 
-    def tick(self) -> None:
+    def tick(self, waiting: bool = True) -> None:
         """Write the kept spans of traces whose tail-sampling wait has passed, and the
-        backlog (the calls paired since the last write, what an earlier failed write left)."""
+        backlog (what an earlier failed write left; unless not `waiting`, the calls paired
+        and not yet written)."""
         kept = self.tail.tick(self.clock.now_ns()) if self.tail is not None else []
-        self.store_unowned(kept)
+        self.store_unowned(kept, waiting=waiting)
 
     def drain(self) -> None:
         """Decide every buffered trace now and write what is kept (on shutdown)."""

@@ -12,7 +12,9 @@ Two threads, one stage each, so Python and DuckDB work overlap: `meshscope-write
 transaction (DuckDB releases the GIL) and answers the group's receivers; the writer
 meanwhile makes the derived-metric updates of the group before it, whose transaction has
 ended (none for a group refused as unavailable: its clients send it again), which queues
-its calls paired from spans for the next tick's write (every second: ADR 0027). The store thread
+its calls paired from spans: they go with a later group handed over (on ClickHouse at most
+once a second: `paired_calls_interval_s`), or with the tick when none is (ADR 0027). The
+store thread
 clocks the groups: while it commits one, the writer derives every batch that arrives into
 the next, which it hands over as soon as the store thread is free (so the slower the
 commits, the larger the groups, and neither stage waits for the other while there is work).
@@ -39,11 +41,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from meshscope.ingest.sink import OverloadedError, UnavailableError, UnstorableError
 from meshscope.model.batch import Batch
+from meshscope.model.calls import Call
 from meshscope.pipeline.backlog import is_data_error
 from meshscope.pipeline.chain import Derived, Observations, Pipeline
 from meshscope.pipeline.commit_window import CommitWindow, Hold
@@ -61,6 +64,9 @@ class WriterSettings:
     flush_interval_s: float = 15.0
     retention_interval_s: float = 300.0
     tick_interval_s: float = 1.0  # tail-sampling decisions
+    # The calls paired from spans go with a group's transaction (or a tick's write, when
+    # no group is being committed) at most this often; 0: with every group (ADR 0027).
+    paired_calls_interval_s: float = 0.0
     # Store upkeep (`maintenance`, e.g. a checkpoint) runs every `maintenance_interval_s`
     # when the store thread was busy less than `low_load_share` of it: never on the
     # saturated path, where the store thread commits back to back (ADR 0006).
@@ -110,6 +116,7 @@ class _Group:
     derived: Derived | None
     observations: Observations | None = None
     refused: bool = False  # refused whole (503): its clients send it again
+    carried: list[Call] = field(default_factory=list)  # earlier groups' paired calls (`_carry`)
 
 
 _STOP = _Group([], 0, None)
@@ -158,6 +165,7 @@ class BatchWriter:
         self._store_idle = True
         # The last group handed over whose metric updates are still to be made (writer thread).
         self._unobserved: _Group | None = None
+        self._carry_at = 0.0  # when waiting paired calls next go with a group (`_carry`)
         self._store_thread = threading.Thread(
             target=self._store_run, name="meshscope-store", daemon=True
         )
@@ -398,14 +406,14 @@ class BatchWriter:
             due = min(next_flush, next_retention, next_tick, next_upkeep)
             gathered = self._gather(max(0.0, due - now))
             if gathered is not None:
+                self._carry(gathered)
                 self._hand_over(gathered)
                 # The previous group's metric updates while the store thread commits this
                 # one (DuckDB releases the GIL): its transaction has ended.
                 self._observe_committed(gathered)
             now = time.monotonic()
             if now >= next_tick:
-                self._observe_committed(None, wait=False)  # at low load: the last group's
-                self._guard(self.pipeline.tick)
+                self._guard(self._tick)
                 next_tick = now + self.settings.tick_interval_s
             if now >= next_flush:
                 self._observe_committed(None)
@@ -433,22 +441,45 @@ class BatchWriter:
 
     def _observe_committed(
         self, handed: _Group | None, stopped: bool = False, wait: bool = True
-    ) -> None:
+    ) -> bool:
         """Make the metric updates of the group handed over before `handed` (None: wait
         until the store thread is idle, or has `stopped`, then those of the last one; not
-        `wait`: only if it is idle now), unless it was refused whole: its clients send it
-        again, and its spans would be counted twice (a retry after a ClickHouse outage
-        counted every span of it again in calls_total, RED and SLOs)."""
+        `wait`: only if it is idle now, else nothing and False), unless it was refused
+        whole: its clients send it again, and its spans would be counted twice (a retry
+        after a ClickHouse outage counted every span of it again in calls_total, RED and
+        SLOs)."""
         if handed is None and not stopped:
             with self._cond:
                 while not self._store_idle:
                     if not wait:
-                        return
+                        return False
                     self._cond.wait()
         group, self._unobserved = self._unobserved, handed
         if group is not None and not group.refused and group.observations is not None:
             observations = group.observations
             self._guard(lambda: self.pipeline.observe(observations))
+        return True
+
+    def _tick(self) -> None:
+        """The pipeline's tick. With the store thread idle (low load), the last group's
+        updates are made first and the tick also writes the waiting paired calls; while it
+        commits, those go with the next group instead (`_carry`), so that this thread,
+        which derives the next group meanwhile, does not write them."""
+        idle = self._observe_committed(None, wait=False)
+        self.pipeline.tick(waiting=idle)
+
+    def _carry(self, group: _Group) -> None:
+        """At most every `paired_calls_interval_s`, put the paired calls waiting in the
+        backlog into `group`'s transaction, ahead of its own rows, on the store thread (so
+        ClickHouse gets one access-log insert for many groups: ADR 0027). Kept in the
+        backlog again if the group is refused as unavailable; written on their own if it is
+        retried per job."""
+        now = time.monotonic()
+        if now < self._carry_at or group.derived is None:
+            return
+        self._carry_at = now + self.settings.paired_calls_interval_s
+        group.carried = self.pipeline.backlog.take_waiting()
+        group.derived.calls = [*group.carried, *group.derived.calls]
 
     def _hand_over(self, group: _Group) -> None:
         """Give the store thread its next group once it is idle."""
@@ -490,6 +521,7 @@ class BatchWriter:
             # group derived again (pairs, tail-sampled spans): none of it is kept, and its
             # metric updates are not made (`_observe_committed`).
             group.refused = True
+            self.pipeline.backlog.keep([], group.carried)
             log.error("store unavailable, %d items refused: %s", group.items, exc)
             errors = [UnavailableError(f"store write failed: {exc}")] * len(group.jobs)
         except Exception as exc:
@@ -507,9 +539,10 @@ class BatchWriter:
 
     def _isolate(self, group: _Group, derived: Derived) -> list[BaseException | None]:
         """The slow path after a failed group transaction (rolled back): one transaction per
-        job with its own rows, then one for what no job owns (tail-sampled spans, and the
-        backlog). A job that fails alone is answered 400 (UnstorableError: a value
-        its decoder should have refused, logged as such) while other jobs could be stored,
+        job with its own rows, then one for what no job owns (tail-sampled spans, the paired
+        calls it carried, the backlog). A job that fails alone is answered 400
+        (UnstorableError: a value its decoder should have refused, logged as such) while
+        other jobs could be stored,
         else 503 (the store itself is failing). Derived metrics were counted once, when the
         group was derived, and are not counted again."""
         try:
@@ -527,11 +560,12 @@ class BatchWriter:
                 self.committed_items += len(job.batch)
                 self.commits += 1
         try:  # kept in the pipeline's backlog if this fails: no request waits for them
-            self.pipeline.store_unowned(rest.encoded)
+            self.pipeline.store_unowned(rest.encoded, calls=group.carried)
         except Exception:
             log.exception(
-                "storing %d encodings of tail-sampled spans failed; %d rows kept for the"
-                " next write",
+                "storing %d calls paired from spans and %d encodings of tail-sampled spans"
+                " failed; %d rows kept for the next write",
+                len(group.carried),
                 len(rest.encoded),
                 self.pipeline.backlog.rows,
             )

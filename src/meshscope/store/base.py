@@ -376,6 +376,17 @@ class LatestOfMany(Protocol):
 
 
 @runtime_checkable
+class InsertsMakeParts(Protocol):
+    """A store where each insert into a table has a cost of its own that later work repeats
+    (ClickHouse: a part per insert, merged again and again). The writer gives it the calls
+    paired from spans (derived rows no request owns) at most every `paired_calls_interval_s`,
+    many groups' in one insert, instead of with every group (ADR 0027)."""
+
+    @property
+    def paired_calls_interval_s(self) -> float: ...
+
+
+@runtime_checkable
 class Maintained(Protocol):
     """A store with upkeep to do when the load is low (DuckDB: checkpoint a grown log)."""
 

@@ -38,6 +38,10 @@ __all__ = ["ClickHouseStorage", "ClickHouseUnavailableError"]
 
 
 class ClickHouseStorage:
+    paired_calls_interval_s = 1.0
+    """The calls paired from spans go in one access-log insert a second (`InsertsMakeParts`,
+    ADR 0027): a group commit's insert would make a part of its own."""
+
     def __init__(
         self,
         dsn: str,
