@@ -105,12 +105,7 @@ def test_a_group_refused_as_unavailable_is_counted_once_when_sent_again() -> Non
     storage, clock = FlakyStorage(), ManualClock()
     pipeline = Pipeline(storage, clock)
     writer = BatchWriter(pipeline, WriterSettings(flush_interval_s=3600, tick_interval_s=3600))
-    trace = "ab" * 16  # web SERVER -> web CLIENT -> db SERVER: one call web -> db
-    root = Span(trace, "01" * 8, "GET /", "web", T0, T0 + 10**6, kind=SpanKind.SERVER)
-    child = Span(trace, "02" * 8, "q", "web", T0 + 1, T0 + 10**5, root.span_id,
-                 SpanKind.CLIENT)  # fmt: skip
-    server = Span(trace, "03" * 8, "q", "db", T0 + 2, T0 + 10**4, child.span_id,
-                  SpanKind.SERVER)  # fmt: skip
+    spans = _call_trace(0)  # web SERVER -> web CLIENT -> db SERVER: one call web -> db
     answers: list[BaseException | None] = []
     answered = threading.Semaphore(0)
 
@@ -121,10 +116,10 @@ def test_a_group_refused_as_unavailable_is_counted_once_when_sent_again() -> Non
     writer.start()
     try:
         storage.down = True
-        writer.enqueue(Batch(spans=[root, child, server]), done)
+        writer.enqueue(Batch(spans=spans), done)
         assert answered.acquire(timeout=30) and isinstance(answers[-1], Exception)  # 503
         storage.down = False
-        writer.enqueue(Batch(spans=[root, child, server]), done)
+        writer.enqueue(Batch(spans=spans), done)
         assert answered.acquire(timeout=30) and answers[-1] is None
     finally:
         writer.stop()  # flushes the derived metrics
@@ -139,17 +134,25 @@ def test_a_group_refused_as_unavailable_is_counted_once_when_sent_again() -> Non
     assert [log.attributes["destination.service"] for log in _access_logs(storage)] == ["db"]
 
 
-class _CountingStorage(MemoryStorage):
-    """Counts the access logs of each write that has some."""
+class _RecordingStorage(MemoryStorage):
+    """Records the thread, spans and access logs of each write; each takes `delay_s` (so
+    the store thread is busy while groups arrive)."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay_s: float = 0.0) -> None:
         super().__init__()
-        self.access_writes: list[int] = []
+        self.delay_s = delay_s
+        self.writes: list[tuple[str, int, int]] = []
+
+    @property
+    def access_writes(self) -> list[int]:
+        return [access for _, _, access in self.writes if access]
 
     def write_batch(self, *args: Any, **kwargs: Any) -> None:
+        spans = kwargs.get("spans", args[0] if args else ())
         logs = kwargs.get("logs", args[1] if len(args) > 1 else ())
-        if access := sum(record.is_access_log for record in logs):
-            self.access_writes.append(access)
+        access = sum(record.is_access_log for record in logs)
+        self.writes.append((threading.current_thread().name, len(spans), access))
+        time.sleep(self.delay_s)
         super().write_batch(*args, **kwargs)
 
 
@@ -168,7 +171,7 @@ def test_calls_paired_in_many_groups_are_written_together_once_their_groups_are_
     """A group's transaction holds its own rows, not the calls paired from its spans: those
     wait in the backlog once its transaction has ended and its updates are made, and the
     next tick writes the calls of every such group in one access-log insert (ADR 0027)."""
-    storage, clock = _CountingStorage(), ManualClock()
+    storage, clock = _RecordingStorage(), ManualClock()
     pipeline = Pipeline(storage, clock)
     for i in range(3):
         derived, observations = pipeline.derive_deferred(
@@ -190,27 +193,10 @@ _EVERY_50_MS = WriterSettings(
 )
 
 
-class _SlowStorage(MemoryStorage):
-    """Each write takes a while (so the store thread is busy while groups arrive); records
-    the thread, spans and access logs of each."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[tuple[str, int, int]] = []
-
-    def write_batch(self, *args: Any, **kwargs: Any) -> None:
-        spans = kwargs.get("spans", args[0] if args else ())
-        logs = kwargs.get("logs", args[1] if len(args) > 1 else ())
-        access = sum(record.is_access_log for record in logs)
-        self.writes.append((threading.current_thread().name, len(spans), access))
-        time.sleep(0.2)
-        super().write_batch(*args, **kwargs)
-
-
 def test_while_the_store_is_busy_waiting_calls_go_with_a_group_transaction() -> None:
     """Under load the paired calls go with a later group's transaction on the store thread
     (the writer thread goes on deriving), about once a tick, each call once."""
-    storage = _SlowStorage()
+    storage = _RecordingStorage(delay_s=0.2)
     pipeline = Pipeline(storage, ManualClock())
     writer = BatchWriter(
         pipeline,

@@ -14,10 +14,10 @@ meanwhile makes the derived-metric updates of the group before it, whose transac
 ended (none for a group refused as unavailable: its clients send it again), which queues
 its calls paired from spans: they go with a later group handed over (on ClickHouse at most
 once a second: `paired_calls_interval_s`), or with the tick when none is (ADR 0027). The
-store thread
-clocks the groups: while it commits one, the writer derives every batch that arrives into
-the next, which it hands over as soon as the store thread is free (so the slower the
-commits, the larger the groups, and neither stage waits for the other while there is work).
+store thread clocks the groups: while it commits one, the writer derives every batch that
+arrives into the next, which it hands over as soon as the store thread is free (so the
+slower the commits, the larger the groups, and neither stage waits for the other while there
+is work).
 Only when the store thread is idle and ingest workers still hold admitted batches
 (`expect_from`) does a group linger for them, briefly; and at low load a small group may be
 held open for requests still to come (the commit window, `commit_window.py`), so that they
@@ -542,9 +542,8 @@ class BatchWriter:
         job with its own rows, then one for what no job owns (tail-sampled spans, the paired
         calls it carried, the backlog). A job that fails alone is answered 400
         (UnstorableError: a value its decoder should have refused, logged as such) while
-        other jobs could be stored,
-        else 503 (the store itself is failing). Derived metrics were counted once, when the
-        group was derived, and are not counted again."""
+        other jobs could be stored, else 503 (the store itself is failing). Derived metrics
+        were counted once, when the group was derived, and are not counted again."""
         try:
             own, rest = self.pipeline.split(derived, [job.batch for job in group.jobs])
         except Exception as exc:
