@@ -37,12 +37,18 @@ class FlakyStorage(MemoryStorage):
         super().write_batch(*args, **kwargs)
 
 
-def _trace(i: int) -> list[Span]:
+def _trace(i: int, call: bool = False) -> list[Span]:
+    """web SERVER -> a CLIENT span of db (nothing answers it); with `call`, the CLIENT span is
+    web's and a db SERVER span answers it: one call web -> db."""
     tid = f"{i + 1:032x}"
-    root = Span(tid, f"{2 * i + 1:016x}", "GET /", "web", T0, T0 + 10**6, kind=SpanKind.SERVER)
-    child = Span(tid, f"{2 * i + 2:016x}", "q", "db", T0 + 1, T0 + 10**5, root.span_id,
-                 SpanKind.CLIENT)  # fmt: skip
-    return [root, child]
+    root = Span(tid, f"{3 * i + 1:016x}", "GET /", "web", T0, T0 + 10**6, kind=SpanKind.SERVER)
+    child = Span(tid, f"{3 * i + 2:016x}", "q", "web" if call else "db", T0 + 1, T0 + 10**5,
+                 root.span_id, SpanKind.CLIENT)  # fmt: skip
+    if not call:
+        return [root, child]
+    server = Span(tid, f"{3 * i + 3:016x}", "q", "db", T0 + 2, T0 + 10**4, child.span_id,
+                  SpanKind.SERVER)  # fmt: skip
+    return [root, child, server]
 
 
 def _tail_pipeline(storage: MemoryStorage, clock: ManualClock) -> Pipeline:
@@ -105,7 +111,7 @@ def test_a_group_refused_as_unavailable_is_counted_once_when_sent_again() -> Non
     storage, clock = FlakyStorage(), ManualClock()
     pipeline = Pipeline(storage, clock)
     writer = BatchWriter(pipeline, WriterSettings(flush_interval_s=3600, tick_interval_s=3600))
-    spans = _call_trace(0)  # web SERVER -> web CLIENT -> db SERVER: one call web -> db
+    spans = _trace(0, call=True)  # one call web -> db
     answers: list[BaseException | None] = []
     answered = threading.Semaphore(0)
 
@@ -156,17 +162,6 @@ class _RecordingStorage(MemoryStorage):
         super().write_batch(*args, **kwargs)
 
 
-def _call_trace(i: int) -> list[Span]:
-    """web SERVER -> web CLIENT -> db SERVER: one call web -> db."""
-    trace = f"{i + 1:032x}"
-    root = Span(trace, f"{3 * i + 1:016x}", "GET /", "web", T0, T0 + 10**6, kind=SpanKind.SERVER)
-    child = Span(trace, f"{3 * i + 2:016x}", "q", "web", T0 + 1, T0 + 10**5, root.span_id,
-                 SpanKind.CLIENT)  # fmt: skip
-    server = Span(trace, f"{3 * i + 3:016x}", "q", "db", T0 + 2, T0 + 10**4, child.span_id,
-                  SpanKind.SERVER)  # fmt: skip
-    return [root, child, server]
-
-
 def test_calls_paired_in_many_groups_are_written_together_once_their_groups_are_stored() -> None:
     """A group's transaction holds its own rows, not the calls paired from its spans: those
     wait in the backlog once its transaction has ended and its updates are made, and the
@@ -175,7 +170,7 @@ def test_calls_paired_in_many_groups_are_written_together_once_their_groups_are_
     pipeline = Pipeline(storage, clock)
     for i in range(3):
         derived, observations = pipeline.derive_deferred(
-            [pipeline.prepare(Batch(spans=_call_trace(i)))]
+            [pipeline.prepare(Batch(spans=_trace(i, call=True)))]
         )
         assert derived.calls == [] and len(observations.paired) == 1
         pipeline.store(derived)
@@ -206,7 +201,7 @@ def test_while_the_store_is_busy_waiting_calls_go_with_a_group_transaction() -> 
     writer.start()
     try:
         for i in range(10):
-            writer.enqueue(Batch(spans=_call_trace(i)), lambda error: answered.release())
+            writer.enqueue(Batch(spans=_trace(i, call=True)), lambda error: answered.release())
             time.sleep(0.1)
         for _ in range(10):
             assert answered.acquire(timeout=30)
@@ -263,7 +258,8 @@ def test_waiting_calls_are_bounded_and_taken_after_the_failed_rows() -> None:
 
 def _paired(i: int) -> list[Any]:
     pipeline = Pipeline(MemoryStorage(), ManualClock())
-    _, observations = pipeline.derive_deferred([pipeline.prepare(Batch(spans=_call_trace(i)))])
+    prepared = pipeline.prepare(Batch(spans=_trace(i, call=True)))
+    _, observations = pipeline.derive_deferred([prepared])
     return observations.paired
 
 

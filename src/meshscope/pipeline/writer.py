@@ -479,7 +479,8 @@ class BatchWriter:
             return
         self._carry_at = now + self.settings.paired_calls_interval_s
         group.carried = self.pipeline.backlog.take_waiting()
-        group.derived.calls = [*group.carried, *group.derived.calls]
+        if group.carried:
+            group.derived.calls = [*group.carried, *group.derived.calls]
 
     def _hand_over(self, group: _Group) -> None:
         """Give the store thread its next group once it is idle."""

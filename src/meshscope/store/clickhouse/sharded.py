@@ -226,9 +226,7 @@ class ShardedCatalogStore(ClickHouseCatalogStore):
 
 
 class ShardedClickHouseStorage:
-    paired_calls_interval_s = 1.0
-    """The calls paired from spans go in one access-log insert a second (`InsertsMakeParts`,
-    ADR 0027): a group commit's insert would make a part of its own."""
+    paired_calls_interval_s = ClickHouseStorage.paired_calls_interval_s  # as each shard's
 
     def __init__(
         self,
