@@ -10,7 +10,10 @@ Phases, all in one run:
 2. distinct: every distinct request sent once -> spans/s and bytes on disk per span;
 3. sustained: the requests cycled for --seconds at full speed -> durable spans/s, ratio to floor,
    the lowest and highest rate over 10 s windows; plus CPU per span in the owner and in the
-   ingest worker processes;
+   ingest worker processes (on ClickHouse every trace in it is new by default: `--fresh-cycles`);
+3b. backends (with `--storage clickhouse`): a fresh DuckDB server and a fresh ClickHouse
+   database in --rounds alternating rounds, --backends-seconds each in all, every trace new ->
+   durable spans/s of each and the ratio ClickHouse / DuckDB in one run;
 4. OTLP/gRPC: the same requests over gRPC (raw pre-encoded messages, closed loop) and over
    HTTP in --rounds alternating rounds on the same server, --grpc-seconds each in all ->
    durable spans/s of each, per round, and the ratio gRPC / HTTP (both go through the ingest
@@ -30,9 +33,13 @@ Phases, all in one run:
 7. bytes on disk per span for everything stored in the run (steady state, after shutdown;
    ClickHouse: the active parts of the database in system.parts).
 
+Every comparison of rounds also prints the CPU per span of the ClickHouse server (with the
+pause after its round: its merges trail) and of this benchmark's own senders (sharing the
+host's cores with the server).
+
 Usage: .venv/bin/python benchmarks/ingest.py [--seconds 60] [--distinct 400]
        [--storage duckdb|clickhouse] [--clickhouse-compression zstd|zstd1|lz4]
-       [--clickhouse-dir DIR]
+       [--clickhouse-dir DIR] [--backends-seconds 20]
        [--layout traces|services] [--fresh-cycles N]
        [--keep FILE]
 """
@@ -41,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import math
 import os
 import shutil
 import signal
@@ -135,8 +143,9 @@ class ClickHouse:
 @dataclass
 class Server:
     workdir: Path
-    config: Path | None = None
     storage_env: dict[str, str] = field(default_factory=dict)  # e.g. ClickHouse's settings
+    store: ClickHouse | None = None  # the ClickHouse server it writes to, if any
+    config: Path | None = None
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     ui_port: int = field(default_factory=free_port)
@@ -186,6 +195,10 @@ class Server:
         """CPU seconds used so far by the owner process and by its worker processes."""
         owner, *workers = self.pids()
         return _cpu_s(owner), sum(_cpu_s(pid) for pid in workers)
+
+    def store_cpu_s(self) -> float:
+        """CPU seconds used so far by its ClickHouse server (0 on DuckDB)."""
+        return self.store.cpu_s() if self.store is not None else 0.0
 
     def self_metrics(self) -> str:
         """The server's /metrics text."""
@@ -328,7 +341,7 @@ class Round:
     name: str
     spans: int
     seconds: float
-    cpu_s: tuple[float, float]  # owner, workers
+    cpu_s: tuple[float, float, float, float]  # owner, workers, ClickHouse server, this client
 
     @property
     def rate(self) -> float:
@@ -375,15 +388,23 @@ def alternate(
             feed = [segments[k * len(drives) + i] if fresh else bodies for i in range(len(drives))]
             if warm_s:
                 _repeats(drive(port, feed[0], warm_s, senders, send=send)[0], feed[0], name)
-            before = target.cpu_s()
+            before = (*target.cpu_s(), target.store_cpu_s(), time.process_time())
             tally, took = drive(port, feed[-1], seconds / rounds, senders, send=send)
-            owner, workers = (b - a for a, b in zip(before, target.cpu_s(), strict=True))
+            owner, workers, client = (
+                b - a
+                for a, b in zip(
+                    (before[0], before[1], before[3]),
+                    (*target.cpu_s(), time.process_time()),
+                    strict=True,
+                )
+            )
             if tally.errors:
                 print(f"  {name}: errors {tally.errors} {tally.error_kinds}")
             if fresh:
                 _repeats(tally, feed[-1], name)
-            done.append(Round(name, tally.acked_spans, took, (owner, workers)))
             time.sleep(settle_s)
+            store = target.store_cpu_s() - before[2]  # with the settle: its merges trail
+            done.append(Round(name, tally.acked_spans, took, (owner, workers, store, client)))
     return done
 
 
@@ -405,11 +426,14 @@ def compare(
         mine = [one for one in rounds if one.name == name]
         spans = sum(one.spans for one in mine)
         totals[name] = spans / sum(one.seconds for one in mine)
-        owner = sum(one.cpu_s[0] for one in mine) / max(spans, 1) * 1e6
-        workers = sum(one.cpu_s[1] for one in mine) / max(spans, 1) * 1e6
+        owner, workers, store, client = (
+            sum(one.cpu_s[i] for one in mine) / max(spans, 1) * 1e6 for i in range(4)
+        )
         each = ", ".join(f"{one.rate:,.0f}" for one in mine)
+        server = f", the ClickHouse server {store:.1f} us" if store else ""
         lines.append(f"  {name}: {totals[name]:,.0f} {what} spans/s (rounds: {each}); CPU per "
-                     f"span: owner {owner:.1f} us, workers {workers:.1f} us")  # fmt: skip
+                     f"span: owner {owner:.1f} us, workers {workers:.1f} us{server}; this "
+                     f"benchmark's senders {client:.1f} us")  # fmt: skip
     pairs = [
         mine.rate / max(theirs.rate, 1)
         for mine, theirs in zip(
@@ -479,15 +503,22 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--clickhouse-dir", type=Path, help=PARENT_HELP)
     parser.add_argument(
+        "--backends-seconds", type=float, default=20.0,
+        help="with --storage clickhouse: a fresh DuckDB server and a fresh ClickHouse database"
+        " in --rounds alternating rounds, this long each in all (0: skip)",
+    )  # fmt: skip
+    parser.add_argument(
         "--layout", choices=("traces", "services"), default="traces",
         help="traces: requests hold whole traces (as a collector's tail sampling or groupbytrace"
         " sends them); services: each request one service's spans (as each SDK sends its own),"
         " a trace's spans far apart in the run",
     )  # fmt: skip
     parser.add_argument(
-        "--fresh-cycles", type=int, default=0,
+        "--fresh-cycles", type=int,
         help="send N copies of the requests, each with trace ids of its own (built up front:"
-        " ~80 MB a copy of 400); 0: the distinct requests re-sent as they are, ids repeating",
+        " ~80 MB a copy of 400); 0: the distinct requests re-sent as they are, ids repeating;"
+        " default: 0 on DuckDB, on ClickHouse enough for --seconds (re-sent spans sort beside"
+        " their copies in its parts and compress to almost nothing: cheaper merges)",
     )  # fmt: skip
     parser.add_argument(
         "--keep", type=Path, help="copy the DuckDB file here at the end (for column_bytes.py)"
@@ -500,7 +531,11 @@ def main() -> None:
     if args.layout == "services":
         bodies = by_service(bodies, SPANS_PER_REQUEST)
     distinct = bodies
+    if args.fresh_cycles is None:
+        needed = FRESH_SPANS_PER_S * args.seconds / (len(bodies) * SPANS_PER_REQUEST)
+        args.fresh_cycles = math.ceil(needed) if args.storage == "clickhouse" else 0
     if args.fresh_cycles > 0:
+        print(f"  {args.fresh_cycles} copies with trace ids of their own", flush=True)
         fresh = FreshTraces(bodies, time.time_ns())
         bodies = [fresh.request(i, c) for c in range(args.fresh_cycles) for i in range(len(bodies))]
     mib = sum(map(len, bodies)) / 2**20
@@ -522,7 +557,7 @@ def main() -> None:
     )
     if clickhouse is not None:
         print(f"ClickHouse data on {file_system(clickhouse.server.dir)}")
-    server = Server(workdir, storage_env=clickhouse.env("bench") if clickhouse else {})
+    server = Server(workdir, clickhouse.env("bench") if clickhouse else {}, clickhouse)
 
     def on_disk() -> int:
         """Bytes the store holds (DuckDB: file + WAL; ClickHouse: active parts)."""
@@ -588,6 +623,10 @@ def main() -> None:
             print(f"  clickhouse-server CPU per span: {store_s / spans * 1e6:.1f} us "
                   f"({store_s / took:.2f} cores busy)")  # fmt: skip
 
+        if clickhouse is not None and args.backends_seconds > 0:  # both in one run
+            print(backends(workdir, clickhouse, bodies, args.backends_seconds, args.rounds,
+                           args.senders))  # fmt: skip
+
         if args.grpc_seconds > 0:  # alternating rounds on this server: the same store size
             rounds = alternate(
                 {"HTTP": (server, sender), "gRPC": (server, grpc_sender)},
@@ -604,8 +643,8 @@ def main() -> None:
             config = workdir / "tail.yaml"
             config.write_text(TAIL_CONFIG)
             env = clickhouse.env if clickhouse else None
-            off = Server(tail_dirs[0], storage_env=env("bench_off") if env else {})
-            tail = Server(tail_dirs[1], config=config, storage_env=env("bench_tail") if env else {})
+            off = Server(tail_dirs[0], env("bench_off") if env else {}, clickhouse)
+            tail = Server(tail_dirs[1], env("bench_tail") if env else {}, clickhouse, config)
             try:
                 off.start()
                 tail.start()
@@ -652,6 +691,36 @@ def main() -> None:
         if clickhouse is not None:
             clickhouse.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def backends(
+    workdir: Path, clickhouse: ClickHouse, bodies: list[bytes], seconds: float, rounds: int,
+    senders: int,
+) -> str:  # fmt: skip
+    """A fresh DuckDB server and a fresh ClickHouse database, the same requests in alternating
+    rounds: the ratio of their durable spans/s in one run, the host's drift falling on both.
+    Every trace is new to the store (`fresh`): a re-sent span sorts beside its earlier copy in
+    ClickHouse's parts (ordered by trace id), where compression all but erases it, so its
+    merges are cheaper than new traffic's (re-sending, a run's parts held 16 bytes a span).
+    Each round is followed by a 5 s pause, and the ClickHouse server's CPU is counted over
+    its round and that pause: its merges trail its inserts, and would otherwise fall in the
+    DuckDB round that follows."""
+    paths = [workdir / "vs-duckdb", workdir / "vs-clickhouse"]
+    for path in paths:
+        path.mkdir()
+    duck = Server(paths[0])
+    house = Server(paths[1], clickhouse.env("bench_vs"), clickhouse)
+    try:
+        duck.start()
+        house.start()
+        done = alternate(
+            {"DuckDB": (duck, sender), "ClickHouse": (house, sender)},
+            bodies, seconds, rounds, senders, settle_s=5.0, fresh=True,
+        )  # fmt: skip
+    finally:
+        duck.stop()
+        house.stop()
+    return compare(done, "ClickHouse beside DuckDB", "ClickHouse", "DuckDB")
 
 
 def _window_rates(marks: list[tuple[float, int]], width_s: float) -> list[float]:
