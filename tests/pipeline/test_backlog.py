@@ -11,6 +11,7 @@ from typing import Any
 
 from meshscope.clock import ManualClock
 from meshscope.model.batch import Batch
+from meshscope.model.calls import Call
 from meshscope.model.logs import LogRecord
 from meshscope.model.spans import Span, SpanKind
 from meshscope.pipeline.backlog import Backlog
@@ -263,29 +264,76 @@ def _paired(i: int) -> list[Any]:
     return observations.paired
 
 
-def test_rows_that_failed_on_a_value_are_dropped_not_retried_forever() -> None:
-    """A value the store cannot hold (a decoder bug) would fail every later write it went
-    with: those rows are counted as dropped, and the next flush succeeds."""
-    storage, clock = FlakyStorage(), ManualClock()
+class _PickyStorage(FlakyStorage):
+    """Refuses, as a column refuses a value (OverflowError), every write holding the access
+    log of a call to `bad` or a span of `bad` (with `down_after_refusal`, going down at
+    that moment); counts its writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.down_after_refusal = False
+
+    def write_batch(
+        self,
+        spans: Sequence[Span] = (),
+        logs: Sequence[LogRecord] = (),
+        points: Sequence[Any] = (),
+        operations: Sequence[Any] = (),
+    ) -> None:
+        self.writes += 1
+        if not self.down and (
+            any(span.service == "bad" for span in spans)
+            or any(record.is_access_log and record.service == "bad" for record in logs)
+        ):
+            self.down = self.down_after_refusal
+            raise OverflowError("int too big to convert")
+        super().write_batch(spans, logs, points, operations)
+
+
+def _calls(count: int, bad: Sequence[int]) -> list[Call]:
+    return [Call("web", "bad" if i in bad else f"s{i}", T0 + i, False) for i in range(count)]
+
+
+def test_a_write_that_failed_on_a_value_drops_only_the_rows_that_fail_alone() -> None:
+    """A value the store cannot hold (a bug upstream) would fail every write it went with:
+    the write is made again in halves, so only those rows are dropped (counted), the other
+    calls and tail-kept spans are stored, in a bounded number of writes."""
+    storage, clock = _PickyStorage(), ManualClock()
     pipeline = _tail_pipeline(storage, clock)
-    real = storage.write_batch
-
-    def refuse_once(*args: Any, **kwargs: Any) -> None:
-        storage.write_batch = real  # type: ignore[method-assign]
-        raise OverflowError("int too big to convert")
-
-    pipeline.consume(Batch(spans=_trace(0)))
+    pipeline.consume(Batch(spans=_trace(0) + _trace(1)))  # kept, written at the tick
     clock.advance(6)
-    storage.write_batch = refuse_once  # type: ignore[method-assign]
+    pipeline.backlog.add(_calls(1000, bad=(17, 801)))
+    storage.writes = 0
+    pipeline.tick()
+    stored = sorted(r.service for r in _access_logs(storage) if r.service.startswith("s"))
+    assert stored == sorted(f"s{i}" for i in range(1000) if i not in (17, 801))
+    assert storage.traces.span_counts() == {"web": 2, "db": 2}
+    assert (pipeline.backlog.rows, pipeline.backlog.dropped) == (0, 2)
+    assert storage.writes <= 1 + 2 * 2 * 10  # two bad calls among 2**10: two halves a level
+    pipeline.flush()  # nothing of them left to fail it
+    assert pipeline.backlog.dropped == 2
+
+
+def test_a_store_error_while_writing_apart_keeps_every_row() -> None:
+    """The halves are written while the store fails (StoreUnavailableError): nothing is
+    dropped, every row waits for the next write, which drops only the bad one."""
+    storage, clock = _PickyStorage(), ManualClock()
+    pipeline = Pipeline(storage, clock)
+    pipeline.backlog.add(_calls(10, bad=(3,)))
+    storage.down_after_refusal = True  # the halves find the server gone
     try:
         pipeline.tick()
-    except OverflowError:
+    except StoreUnavailableError:
         pass
     else:
-        raise AssertionError("the write should have failed")
-    assert (pipeline.backlog.rows, pipeline.backlog.dropped) == (0, 2)
-    pipeline.flush()  # the rows are not in it: it succeeds
-    assert storage.traces.span_counts() == {}
+        raise AssertionError("the store error should be raised")
+    assert (pipeline.backlog.rows, pipeline.backlog.dropped) == (10, 0)
+    assert _access_logs(storage) == []
+    storage.down = storage.down_after_refusal = False
+    pipeline.tick()
+    assert len(_access_logs(storage)) == 9
+    assert (pipeline.backlog.rows, pipeline.backlog.dropped) == (0, 1)
 
 
 class _Rows(list[int]):

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshscope.clock import ManualClock
+from meshscope.model.batch import Batch
 from meshscope.model.calls import UNOBSERVED
 from meshscope.model.spans import Span, SpanKind, StatusCode
+from meshscope.pipeline.chain import Pipeline
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.servicegraph import (
     REQUESTS,
     SERVER_SECONDS,
     ServiceGraphMetrics,
     SpanPairer,
+    side_fields,
 )
 from meshscope.pipeline.derive.spanmetrics import CALLS, DURATION, SpanMetrics
+from meshscope.store.base import LogQuery
+from meshscope.store.duckdb import DuckDBStorage
 
 SEC = 10**9
 
@@ -165,3 +172,26 @@ def test_series_start_when_their_first_call_is_observed_not_when_collected() -> 
     points = registry.collect(clock.now_ns())
     assert {p.name for p in points} >= {REQUESTS, SERVER_SECONDS, CALLS, DURATION}
     assert {p.start_ns for p in points} == {10**9}
+
+
+def test_a_status_no_column_holds_is_unknown_and_the_call_is_stored(tmp_path: Path) -> None:
+    """A span's HTTP status goes into its call's access log (int32 in both stores): one
+    that does not fit, or is not an integer, is stored as 0 (unknown), never a failed
+    write (a status of 2**40 failed the access-log write of every call it went with)."""
+    for status, kept in ((503, 503), (2**31 - 1, 2**31 - 1), (2**31, 0), (2**40, 0),
+                         (-1, 0), (True, 0), ("503", 0), (5.0, 0)):  # fmt: skip
+        fields = side_fields("0" * 31 + "1", "1" * 16, "", "api", int(SpanKind.SERVER), 0, 1,
+                             False, {"http.status_code": status})  # fmt: skip
+        assert fields[8] == kept, status
+    storage = DuckDBStorage(tmp_path / "calls.duckdb")
+    try:
+        pipeline = Pipeline(storage, ManualClock())
+        web, api = make_trace(0)[1:3]
+        api = dataclasses.replace(api, attributes={"http.response.status_code": 2**40})
+        pipeline.consume(Batch(spans=[web, api]))
+        [record] = storage.logs.find_logs(LogQuery(access=True))
+        assert record.service == "api" and record.body.startswith("web -> api ")
+        assert "http.response.status_code" not in record.attributes  # unknown
+        assert pipeline.backlog.dropped == 0
+    finally:
+        storage.close()

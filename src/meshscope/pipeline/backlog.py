@@ -9,9 +9,10 @@ here (`add`) for a later write: about once a second, with a group's transaction 
 of their own (one access-log insert for many groups, ADR 0027). A failed write of those
 rows would lose them, so they are kept here (`keep`) and written first with the next write:
 a store outage shorter than the backlog's bound costs nothing. Past the bound the oldest
-rows are dropped and counted (`dropped`), and so are the rows of a write that failed on a
-value (`is_data_error`: a decoder bug), which no retry would store and which would fail
-every later write with them.
+rows are dropped and counted (`dropped`), and so are the rows no column holds
+(`is_data_error`: a bug upstream), which no retry would store and which would fail every
+later write with them: `Pipeline.store_unowned` writes a write that failed on a value again
+in halves, so only the rows that fail alone are dropped, not the others they went with.
 """
 
 from __future__ import annotations

@@ -374,16 +374,67 @@ class Pipeline:
         the rows of an earlier such write that failed, then (unless not `waiting`) the calls
         paired and not yet written. When the store fails, the spans and calls are
         kept for the next one (`backlog`, bounded; metric values are written whole again
-        at the next flush), unless a value failed (dropped, counted), and the error is
-        raised."""
+        at the next flush) and the error is raised. A write that failed on a value
+        (`is_data_error`: a bug upstream, not an outage) is made again in parts
+        (`_write_apart`): only the rows no column holds are dropped (counted, logged)."""
         encoded, calls = self.backlog.take(encoded, calls, waiting)
         if not (encoded or points or calls):
             return
         try:
             write_encoded(self.storage, encoded, points=points, calls=calls)
         except Exception as error:
-            (self.backlog.drop if is_data_error(error) else self.backlog.keep)(encoded, calls)
-            raise
+            if not is_data_error(error):
+                self.backlog.keep(encoded, calls)
+                raise
+            if points:  # the registry's values (written whole again at the next flush)
+                try:
+                    write_encoded(self.storage, [], points=points)
+                except Exception as alone:
+                    if not is_data_error(alone):
+                        self.backlog.keep(encoded, calls)
+                        raise
+                    log.error("%d derived metric values not written: %s", len(points), alone)
+            self._write_apart(encoded, calls)
+
+    def _write_apart(self, encoded: Sequence[Any], calls: Sequence[Call]) -> None:
+        """Write rows whose write failed on a value in halves, and their failing halves in
+        halves again, down to single items (a span encoding or a call) that fail alone:
+        only those are dropped (counted in the backlog's drops, logged). Bounded: after
+        MAX_APART_WRITES writes a failing part is dropped whole. A store error on the way
+        keeps what is not written yet (the backlog) and is raised."""
+        parts = [(list(encoded), list(calls))]
+        writes = dropped = 0
+        first_error: BaseException | None = None
+        while parts:
+            halves = list(_halves(*parts.pop()))
+            while halves:
+                half = halves.pop(0)
+                if not (half[0] or half[1]):
+                    continue
+                writes += 1
+                try:
+                    write_encoded(self.storage, half[0], calls=half[1])
+                except Exception as error:
+                    if not is_data_error(error):
+                        rest = [half, *halves, *parts]
+                        self.backlog.keep(
+                            [item for part in rest for item in part[0]],
+                            [call for part in rest for call in part[1]],
+                        )
+                        raise
+                    first_error = first_error or error
+                    if len(half[0]) + len(half[1]) > 1 and writes < MAX_APART_WRITES:
+                        parts.append(half)
+                    else:
+                        self.backlog.drop(*half)
+                        dropped += rows_of(*half)
+        if dropped:
+            log.error(
+                "dropped %d rows no column holds (a value a decoder or the derivation should"
+                " have refused: a bug) and wrote the rest: %s",
+                dropped,
+                first_error,
+            )
 
     def tick(self, waiting: bool = True) -> None:
         """Write the kept spans of traces whose tail-sampling wait has passed, and the
@@ -408,6 +459,21 @@ class Pipeline:
             points = [_labelled(point, self._series_labels) for point in points]
         # One durable commit for both (each costs a synced log page).
         self.store_unowned(points=points, calls=calls)
+
+
+MAX_APART_WRITES = 64
+"""Writes `Pipeline._write_apart` makes at most: one bad row among 2**30 is found alone (two
+writes per halving)."""
+
+
+def _halves(
+    encoded: list[Any], calls: list[Call]
+) -> tuple[tuple[list[Any], list[Call]], tuple[list[Any], list[Call]]]:
+    """Span encodings and calls as two parts of about as many items each (an encoding is
+    one item)."""
+    middle = (len(encoded) + len(calls)) // 2
+    cut = max(middle - len(encoded), 0)
+    return (encoded[:middle], calls[:cut]), (encoded[middle:], calls[cut:])
 
 
 def _labelled(point: MetricPoint, extra: Labels) -> MetricPoint:

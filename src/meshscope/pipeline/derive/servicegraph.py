@@ -59,6 +59,10 @@ class Side(NamedTuple):
     db_system: str
 
 
+MAX_STATUS = 2**31 - 1
+"""The largest status code a call keeps (its stores' columns are int32)."""
+
+
 def side_of(span: Span) -> Side:
     """The one place a span is reduced to its pairing record (in-process and in workers)."""
     return Side(
@@ -88,7 +92,9 @@ def side_fields(
     attrs: Mapping[str, AttrValue],
 ) -> tuple[Any, ...]:
     """A Side's fields as a plain tuple, from a span's parts (also used by decoders that
-    never build a model span)."""
+    never build a model span). The HTTP status is the attribute's integer when a status
+    column (int32) holds it, else 0 (unknown): a call's access log must be storable
+    whatever a span says (a status of 2**40 failed every access-log write it went with)."""
     status = attrs.get("http.response.status_code", attrs.get("http.status_code"))
     caller = kind in _CALLERS
     return (
@@ -100,7 +106,7 @@ def side_fields(
         start_ns,
         duration_ns,
         is_error,
-        status if isinstance(status, int) and not isinstance(status, bool) else 0,
+        status if type(status) is int and 0 <= status <= MAX_STATUS else 0,
         attr_str(attrs, "http.request.method", "http.method"),
         attr_str(attrs, "url.path", "http.target", "http.route"),
         attr_str(attrs, *PEER_ATTRIBUTES) if caller else "",
