@@ -16,8 +16,11 @@ from collections.abc import Mapping, Sequence
 from itertools import accumulate
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from meshscope.model.attributes import AttrValue
-from meshscope.model.calls import Call, observed_duration
+from meshscope.model.calls import Call
 from meshscope.model.logs import LogRecord
 from meshscope.store.base import attr_text
 
@@ -172,10 +175,12 @@ def resource_id(resource: Mapping[str, AttrValue]) -> int:
 _NO_CALLS: tuple[tuple[()], ...] = ((),) * len(Call._fields)
 
 
-def call_columns(calls: Sequence[Call]) -> dict[str, list[Any]]:
+def call_columns(calls: Sequence[Call]) -> dict[str, Any]:
     """Calls between services as a backend's typed access-log columns, built column by
     column (a Call is a tuple): time, source, target, duration (`Call.duration_ns`), failed,
-    HTTP status code, method, path, connection type, trace id halves, span id."""
+    HTTP status code, method, path, connection type, trace id halves, span id. Numbers are
+    NumPy arrays (int64; failed bool; status_code int32, OverflowError past it; the ids
+    uint64), texts tuples."""
     (
         source,
         target,
@@ -190,23 +195,48 @@ def call_columns(calls: Sequence[Call]) -> dict[str, list[Any]]:
         trace_id,
         span_id,
     ) = zip(*calls, strict=True) if calls else _NO_CALLS
-    # Calls of one trace share its id: each distinct id is converted once.
-    halves = {t: id128(t) for t in set(trace_id)}
-    traces = [halves[t] for t in trace_id]
+    client = np.array(client_ns, np.int64)
+    server = np.array(server_ns, np.int64)
+    traces = hex_words(trace_id, 2)
     return {
-        "time_ns": list(time_ns),
-        "source": list(source),
-        "target": list(target),
-        "duration_ns": list(map(observed_duration, client_ns, server_ns)),
-        "failed": list(failed),
-        "status_code": list(status_code),
-        "method": list(method),
-        "path": list(path),
-        "connection_type": list(connection_type),
-        "trace_hi": [t[0] for t in traces],
-        "trace_lo": [t[1] for t in traces],
-        "span_id": list(map(id64, span_id)),
+        "time_ns": np.array(time_ns, np.int64),
+        "source": source,
+        "target": target,
+        "duration_ns": np.where(client >= 0, client, np.maximum(server, 0)),  # observed_duration
+        "failed": np.array(failed, np.bool_),
+        "status_code": np.array(status_code, np.int32),
+        "method": method,
+        "path": path,
+        "connection_type": connection_type,
+        "trace_hi": traces[:, 0],
+        "trace_lo": traces[:, 1],
+        "span_id": hex_words(span_id, 1)[:, 0],
     }
+
+
+def hex_words(ids: Sequence[str], words: int) -> npt.NDArray[np.uint64]:
+    """Hex ids of up to `words` 64-bit words ("": 0) as an (n, words) uint64 array, read as
+    `id128` (two words) and `id64` (one) read them: ids of full width (the usual) with one
+    `bytes.fromhex`, others one by one. ValueError for a text that is not hex, OverflowError
+    for a wider id."""
+    width = 16 * words
+    out = np.zeros((len(ids), words), np.uint64)
+    full = np.fromiter(map(len, ids), np.int64, len(ids)) == width
+    rows = np.flatnonzero(full)
+    if len(rows):
+        chosen = ids if len(rows) == len(ids) else [ids[row] for row in rows.tolist()]
+        raw = bytes.fromhex("".join(chosen))  # whitespace between pairs would shorten it:
+        if len(raw) != 8 * words * len(rows):  # then one by one, and int() refuses it
+            full[:] = False
+        else:
+            out[rows] = np.frombuffer(raw, ">u8").reshape(-1, words)
+    for row in np.flatnonzero(~full).tolist():
+        value = int(ids[row], 16) if ids[row] else 0
+        if value >> (64 * words):
+            raise OverflowError(f"an id wider than {width} hex digits: {ids[row]!r}")
+        for word in range(words):
+            out[row, words - 1 - word] = (value >> (64 * word)) & _MASK64
+    return out
 
 
 LOG_COLUMNS = (

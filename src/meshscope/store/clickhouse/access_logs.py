@@ -22,11 +22,12 @@ log rows `access_log` renders, as before (logs.py), so every call reads back the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import compress
-from typing import Any
+
+import numpy as np
 
 from meshscope.model.calls import Call
 from meshscope.model.logs import Severity
+from meshscope.store.clickhouse.native import Column, Numbers, Strings, Words
 from meshscope.store.codec import call_columns
 
 RANGE_NS = 8 * 10**15
@@ -35,18 +36,33 @@ RANGE_NS = 8 * 10**15
 
 def access_columns(
     calls: Sequence[Call], seqs: Sequence[int]
-) -> tuple[dict[str, list[Any]], list[int]]:
-    """The calls as `access_logs` insert columns (call i gets `seqs[i]`), and the indexes
-    of the calls whose duration is out of `RANGE_NS` (left out; the caller stores them as
-    generic log rows)."""
+) -> tuple[dict[str, Column], list[int]]:
+    """The calls as `access_logs` insert columns in Native format (native.py: the texts that
+    repeat as `Words`; call i gets `seqs[i]`), and the indexes of the calls whose duration is
+    out of `RANGE_NS` (left out; the caller stores them as generic log rows)."""
     plain = call_columns(calls)
     durations = plain["duration_ns"]
-    columns = {**plain, "seq": list(seqs), "failed": list(map(int, plain["failed"]))}
-    odd = [i for i, d in enumerate(durations) if not 0 <= d < RANGE_NS]
-    if odd:
-        keep = [0 <= d < RANGE_NS for d in durations]
-        columns = {name: list(compress(values, keep)) for name, values in columns.items()}
-    return columns, odd
+    columns: dict[str, Column] = {
+        "time_ns": Numbers(plain["time_ns"]),
+        "seq": Numbers(np.array(seqs, np.uint64)),
+        "source": Words.of(plain["source"]),
+        "target": Words.of(plain["target"]),
+        "duration_ns": Numbers(durations),
+        "failed": Numbers(plain["failed"].astype(np.uint8)),
+        "status_code": Numbers(plain["status_code"]),
+        "method": Words.of(plain["method"]),
+        "path": Strings(list(plain["path"])),  # e.g. /users/123: values of their own
+        "connection_type": Words.of(plain["connection_type"]),
+        "trace_hi": Numbers(plain["trace_hi"]),
+        "trace_lo": Numbers(plain["trace_lo"]),
+        "span_id": Numbers(plain["span_id"]),
+    }
+    typed = durations < RANGE_NS  # never negative (`Call.duration_ns`)
+    if typed.all():
+        return columns, []
+    return {name: column.select(typed) for name, column in columns.items()}, np.flatnonzero(
+        ~typed
+    ).tolist()
 
 
 # --- Rendering (SQL over one `access_logs` row; functions ClickHouse 18.16 has) ----------

@@ -80,7 +80,7 @@ class ClickHouseLogStore:
             columns, odd = access_logs.access_columns(calls, call_seqs)
             generic += [access_log(calls[i]) for i in odd]
             generic_seqs += [call_seqs[i] for i in odd]
-            self._conn.insert("access_logs", columns)
+            self._conn.insert_native("access_logs", columns)
         if generic:
             self._conn.insert("logs", log_columns(generic, generic_seqs))
 
