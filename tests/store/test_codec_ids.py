@@ -31,6 +31,6 @@ def test_ids_that_are_not_hex_or_too_wide_are_refused() -> None:
     with pytest.raises(ValueError, match="invalid literal"):
         hex_words(["ab" * 16, "xyz"], 2)  # one by one: int() refuses it
     with pytest.raises(ValueError, match="invalid literal"):
-        hex_words(["ab cd" + "0" * 27], 2)  # fromhex would skip the space; int() refuses it
+        hex_words(["ab cd" + "0" * 26 + " "], 2)  # fromhex skips the spaces; int() does not
     with pytest.raises(OverflowError, match="wider than 16"):
         hex_words(["1" * 17], 1)
