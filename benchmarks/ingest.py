@@ -615,6 +615,7 @@ def main() -> None:
             checkpoints = "" if clickhouse else f"; {wal[1]} DuckDB checkpoints (commits wait)"
             print(f"  10 s windows: {min(windows):,.0f} to {max(windows):,.0f} spans/s "
                   f"({len(windows)} windows){checkpoints}")  # fmt: skip
+            print(f"  in order (k): {' '.join(f'{w / 1000:.1f}' for w in windows)}")
         owner_us, workers_us = owner_s / spans * 1e6, workers_s / spans * 1e6
         print(f"  CPU per span: owner {owner_us:.1f} us, workers {workers_us:.1f} us; "
               f"CPU busy {(owner_s + workers_s) / took:.2f} of {os.cpu_count()} cores "
