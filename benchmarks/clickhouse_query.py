@@ -12,7 +12,7 @@ ports, a temp dir, stopped at the end; the server shares this machine's cores).
 Targets are the ClickHouse issue's: trace by id p99 <= 20 ms, the others p99 <= 100 ms.
 
     .venv/bin/python benchmarks/clickhouse_query.py [--spans 10000000]
-        [--compression zstd|zstd1|lz4] [--clickhouse-dir DIR]
+        [--compression zstd|zstd256|zstd1|lz4] [--clickhouse-dir DIR]
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def main() -> None:
     parser.add_argument(
         "--compression", choices=tuple(COMPRESSION), default="zstd",
         help="the server's part compression (zstd: what docs/configuration.md asks servers"
-        " without column codecs to use, level 1 and a higher level for big merges; zstd1:"
-        " level 1 for every part; lz4: ClickHouse's default)",
+        " without column codecs to use, level 1 and a higher level for merges from 16 MiB;"
+        " zstd256: from 256 MiB; zstd1: level 1 for every part; lz4: ClickHouse's default)",
     )  # fmt: skip
     parser.add_argument("--clickhouse-dir", type=Path, help=PARENT_HELP)
     args = parser.parse_args()

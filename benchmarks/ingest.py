@@ -38,7 +38,7 @@ pause after its round: its merges trail) and of this benchmark's own senders (sh
 host's cores with the server).
 
 Usage: .venv/bin/python benchmarks/ingest.py [--seconds 60] [--distinct 400]
-       [--storage duckdb|clickhouse] [--clickhouse-compression zstd|zstd1|lz4]
+       [--storage duckdb|clickhouse] [--clickhouse-compression zstd|zstd256|zstd1|lz4]
        [--clickhouse-dir DIR] [--backends-seconds 20]
        [--layout traces|services] [--fresh-cycles N]
        [--keep FILE]
@@ -496,9 +496,10 @@ def main() -> None:
         help="the store (clickhouse: a server started for the run, stopped at its end)",
     )  # fmt: skip
     parser.add_argument(
-        "--clickhouse-compression", choices=("zstd", "zstd1", "lz4"), default="zstd",
+        "--clickhouse-compression", choices=("zstd", "zstd256", "zstd1", "lz4"), default="zstd",
         help="the server's part compression (zstd: what docs/configuration.md asks servers"
-        " without column codecs to use, level 1 and a higher level for big merges; zstd1:"
+        " without column codecs to use, level 1 and a higher level for merges from 16 MiB;"
+        " zstd256: from 256 MiB, its variant for ingest-heavy servers; zstd1:"
         " level 1 for every part; lz4: ClickHouse's default)",
     )  # fmt: skip
     parser.add_argument("--clickhouse-dir", type=Path, help=PARENT_HELP)

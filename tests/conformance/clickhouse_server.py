@@ -94,14 +94,16 @@ def tiered(merged_min_bytes: int = MERGED_MIN_BYTES, level: int = MERGED_LEVEL) 
 
 COMPRESSION = {
     "zstd": tiered(),
+    "zstd256": tiered(256 * 2**20),
     "zstd1": "<compression><case><method>zstd</method><level>1</level></case></compression>",
     "lz4": "",
 }
 """The server-wide compression of MergeTree parts: `zstd` (level 1, and `MERGED_LEVEL` for
 parts merged from `MERGED_MIN_BYTES`) is what docs/configuration.md asks servers without
 column codecs (before 20.1, the `compat` DDL) to be given, so the tests and benchmarks run
-it; `zstd1` (level 1 for every part, what it asked before) and `lz4` (ClickHouse's default)
-are for comparing. Columns with a CODEC (the `modern` DDL) keep theirs either way."""
+it; `zstd256` (the same from 256 MiB: the ingest-heavy variant it documents), `zstd1` (level 1
+for every part, what it asked before) and `lz4` (ClickHouse's default) are for comparing.
+Columns with a CODEC (the `modern` DDL) keep theirs either way."""
 
 
 CLUSTER = "mesh"
