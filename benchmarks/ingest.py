@@ -33,9 +33,10 @@ Phases, all in one run:
 7. bytes on disk per span for everything stored in the run (steady state, after shutdown;
    ClickHouse: the active parts of the database in system.parts).
 
-Every comparison of rounds also prints the CPU per span of the ClickHouse server (with the
-pause after its round: its merges trail) and of this benchmark's own senders (sharing the
-host's cores with the server).
+Every comparison of rounds also prints the CPU per span of the ClickHouse server (over the
+round and the pause after it, where the phase has one: its merges trail its inserts; without
+a pause a round's figure holds some of the previous round's merges, which the A B / B A
+order shares out) and of this benchmark's own senders (sharing the host's cores).
 
 Usage: .venv/bin/python benchmarks/ingest.py [--seconds 60] [--distinct 400]
        [--storage duckdb|clickhouse] [--clickhouse-compression zstd|zstd256|zstd1|lz4]
@@ -626,7 +627,7 @@ def main() -> None:
                   f"({store_s / took:.2f} cores busy)")  # fmt: skip
 
         if clickhouse is not None and args.backends_seconds > 0:  # both in one run
-            print(backends(workdir, clickhouse, bodies, args.backends_seconds, args.rounds,
+            print(backends(workdir, clickhouse, distinct, args.backends_seconds, args.rounds,
                            args.senders))  # fmt: skip
 
         if args.grpc_seconds > 0:  # alternating rounds on this server: the same store size
@@ -650,9 +651,9 @@ def main() -> None:
             try:
                 off.start()
                 tail.start()
-                rounds = alternate(
+                rounds = alternate(  # new trace ids made from the distinct requests
                     {"off": (off, sender), "on": (tail, sender)},
-                    bodies, args.tail_seconds, args.rounds, args.senders,
+                    distinct, args.tail_seconds, args.rounds, args.senders,
                     warm_s=TAIL_WAIT_S + 1, settle_s=TAIL_WAIT_S + 1, fresh=True,
                 )  # fmt: skip
                 bodies_by_kind = tail.worker_bodies()
