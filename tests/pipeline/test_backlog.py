@@ -15,7 +15,7 @@ from meshscope.model.calls import Call
 from meshscope.model.logs import LogRecord
 from meshscope.model.spans import Span, SpanKind
 from meshscope.pipeline.backlog import Backlog
-from meshscope.pipeline.chain import Pipeline, PipelineSettings
+from meshscope.pipeline.chain import MAX_APART_WRITES, Pipeline, PipelineSettings
 from meshscope.pipeline.sampling.config import from_mapping
 from meshscope.pipeline.sampling.tail import TailSampler
 from meshscope.pipeline.writer import BatchWriter, WriterSettings
@@ -313,6 +313,17 @@ def test_a_write_that_failed_on_a_value_drops_only_the_rows_that_fail_alone() ->
     assert storage.writes <= 1 + 2 * 2 * 10  # two bad calls among 2**10: two halves a level
     pipeline.flush()  # nothing of them left to fail it
     assert pipeline.backlog.dropped == 2
+
+
+def test_writing_apart_is_bounded_when_every_row_fails() -> None:
+    """A bug that makes every row unstorable costs MAX_APART_WRITES writes, not one per row:
+    what still fails then is dropped whole."""
+    storage, clock = _PickyStorage(), ManualClock()
+    pipeline = Pipeline(storage, clock)
+    pipeline.backlog.add(_calls(500, bad=range(500)))
+    pipeline.tick()
+    assert (pipeline.backlog.rows, pipeline.backlog.dropped) == (0, 500)
+    assert storage.writes <= 1 + MAX_APART_WRITES + 1  # the last pair's second half too
 
 
 def test_a_store_error_while_writing_apart_keeps_every_row() -> None:

@@ -400,12 +400,18 @@ class Pipeline:
         """Write rows whose write failed on a value in halves, and their failing halves in
         halves again, down to single items (a span encoding or a call) that fail alone:
         only those are dropped (counted in the backlog's drops, logged). Bounded: after
-        MAX_APART_WRITES writes a failing part is dropped whole. A store error on the way
+        MAX_APART_WRITES writes (and the pair under way) the parts that failed are dropped
+        whole. A store error on the way
         keeps what is not written yet (the backlog) and is raised."""
         parts = [(list(encoded), list(calls))]
         writes = dropped = 0
         first_error: BaseException | None = None
         while parts:
+            if writes >= MAX_APART_WRITES:  # what is left failed as a whole: dropped so
+                for part in parts:
+                    self.backlog.drop(*part)
+                    dropped += rows_of(*part)
+                break
             halves = list(_halves(*parts.pop()))
             while halves:
                 half = halves.pop(0)
@@ -423,7 +429,7 @@ class Pipeline:
                         )
                         raise
                     first_error = first_error or error
-                    if len(half[0]) + len(half[1]) > 1 and writes < MAX_APART_WRITES:
+                    if len(half[0]) + len(half[1]) > 1:
                         parts.append(half)
                     else:
                         self.backlog.drop(*half)
