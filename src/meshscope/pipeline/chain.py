@@ -401,8 +401,8 @@ class Pipeline:
         halves again, down to single items (a span encoding or a call) that fail alone:
         only those are dropped (counted in the backlog's drops, logged). Bounded: after
         MAX_APART_WRITES writes (and the pair under way) the parts that failed are dropped
-        whole. A store error on the way
-        keeps what is not written yet (the backlog) and is raised."""
+        whole. A store error on the way keeps what is not written yet (the backlog) and is
+        raised."""
         parts = [(list(encoded), list(calls))]
         writes = dropped = 0
         first_error: BaseException | None = None
