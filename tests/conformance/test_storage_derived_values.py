@@ -1,6 +1,6 @@
 """Conformance of what the pipeline derives from spans' attributes: whatever values a decoder
 lets through (OTLP's AnyValue: any int64, double, bool, text, bytes, list), the calls paired
-from the spans (their access logs: status code, method, path, peer) and the span metrics'
+from the spans (their access logs: status code, method, path, peer) and the service graph's
 series are stored on every backend, never a failed write (a status of 2**40 failed the
 access-log write of every call it went with)."""
 
@@ -17,7 +17,7 @@ from meshscope.clock import ManualClock
 from meshscope.model.batch import Batch
 from meshscope.model.spans import Span, SpanKind
 from meshscope.pipeline.chain import Pipeline
-from meshscope.pipeline.derive.servicegraph import PEER_ATTRIBUTES
+from meshscope.pipeline.derive.servicegraph import PEER_ATTRIBUTES, REQUESTS
 from meshscope.store.base import LogQuery, Storage
 
 KEYS = (
@@ -63,3 +63,7 @@ def test_calls_are_stored_whatever_the_spans_attributes(
     logs = storage.logs.find_logs(LogQuery(trace_id=trace_id, access=True))
     assert [record.body.split(" ")[:3] for record in logs] == [["web", "->", "api"]]
     assert len(storage.traces.get_trace(trace_id)) == 3
+    edge = {("client", "web"), ("server", "api")}
+    edges = storage.metrics.latest(REQUESTS, [], now, 60 * 10**9)
+    written = [one.samples[-1].time_ns for one in edges if edge <= set(one.labels)]
+    assert written == [now]  # by this flush (each example has a time of its own)

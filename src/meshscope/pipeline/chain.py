@@ -313,10 +313,10 @@ class Pipeline:
         self, derived: Derived, batches: Sequence[Batch | Prepared]
     ) -> tuple[list[Derived], Derived]:
         """What one `derive` of `batches` made, as each batch's own rows and the rest: with
-        tail sampling, the spans it released. For the
-        writer's slow path after a failed transaction (one transaction per batch, so one bad
-        batch fails alone). Nothing is derived again: no metric is counted twice, no span
-        paired twice; raw batches' spans are encoded again (as `prepare` did, same sampling)."""
+        tail sampling, the spans it released. For the writer's slow path after a failed
+        transaction (one transaction per batch, so one bad batch fails alone). Nothing is
+        derived again: no metric is counted twice, no span paired twice; raw batches' spans
+        are encoded again (as `prepare` did, same sampling)."""
         own: list[Derived] = []
         for batch in batches:
             if isinstance(batch, Batch):
