@@ -8,9 +8,11 @@ after 3 s of the same load unmeasured:
 1. single: closed-loop OTLP/HTTP senders to the one node -> durable spans/s and CPU per span
    (owner + ingest workers; the ClickHouse server's CPU separately);
 2. cluster: as many senders per node as the single node has (`--same-total`: as many in all),
-   spread over the three nodes (each request to one node, round robin: ~2/3 of its spans
-   are forwarded) -> durable spans/s, per node, CPU per span over all nodes,
-   the ratio to single, and the share of spans forwarded between nodes; both with the spans
+   spread over the three nodes (each request to one node, round robin: ~2/3 of its spans'
+   traces are other nodes') -> durable spans/s, per node, CPU per span over all nodes,
+   the ratio to single, and the share of spans forwarded between nodes (over the shared
+   shards without tail sampling, a node stores every span it receives and only the
+   pairing records of 2/3 of them go to their owners, ADR 0015); both with the spans
    per group commit (each commit inserts into every table of every shard it has rows for);
 3. routed: the same cluster, each request's spans sent to their owners by the client (as the
    OpenTelemetry Collector's load-balancing exporter does: ~0% forwarded), the same senders
@@ -144,7 +146,8 @@ class Mode:
     workers_s: float = 0.0
     clickhouse_s: float = 0.0
     commits: float = 0.0
-    forwarded: float = 0.0
+    forwarded: float = 0.0  # spans forwarded to their owners
+    records: float = 0.0  # pairing records sent to the owners (a shared store, no tail sampling)
     rates: list[float] = field(default_factory=list)
 
     def round(self, seconds: float, senders: int, pace_s: float = 0.0) -> None:
@@ -152,6 +155,7 @@ class Mode:
         _run(self.streams, 3.0, senders, pace_s)  # warm up
         cpu0, ch0 = _cpu(self.servers), sum(_cpu_s(pid) for pid in self.shards)
         commits0, forwarded0 = _commits(self.servers), _forwarded(self.servers)
+        records0 = _forwarded(self.servers, "sides")
         began = time.monotonic()
         tally = _run(self.streams, seconds, senders, pace_s)
         elapsed = time.monotonic() - began
@@ -159,6 +163,7 @@ class Mode:
         self.clickhouse_s += sum(_cpu_s(pid) for pid in self.shards) - ch0
         self.commits += _commits(self.servers) - commits0
         self.forwarded += _forwarded(self.servers) - forwarded0
+        self.records += _forwarded(self.servers, "sides") - records0
         self.owners_s, self.workers_s = self.owners_s + owners, self.workers_s + workers
         self.spans += tally.acked_spans
         self.refused, self.errors = self.refused + tally.refused, self.errors + tally.errors
@@ -182,15 +187,18 @@ class Mode:
             f" {self.spans / max(self.commits, 1):,.0f} spans per group commit,"
             f" refused {self.refused}, errors {self.errors}"
             + (
-                f", {self.forwarded / spans:.0%} of the spans forwarded"
+                f", {self.forwarded / spans:.0%} of the spans forwarded,"
+                f" {self.records / spans:.0%} sent as pairing records only"
                 if len(self.servers) > 1
                 else ""
             )
         )
 
 
-def _forwarded(servers: list[Server]) -> float:
-    return sum(_counter(node, "meshscope_cluster_forwarded_items_total{") for node in servers)
+def _forwarded(servers: list[Server], kind: str = "traces") -> float:
+    """Items of `kind` the nodes forwarded: spans (`traces`) or pairing records (`sides`)."""
+    prefix = f'meshscope_cluster_forwarded_items_total{{kind="{kind}"'
+    return sum(_counter(node, prefix) for node in servers)
 
 
 def main() -> None:

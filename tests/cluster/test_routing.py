@@ -18,6 +18,7 @@ from meshscope.app import App, build
 from meshscope.auth.config import AuthConfig
 from meshscope.cluster.config import NODE_LABEL, ClusterConfig, Peer
 from meshscope.cluster.ring import Ring
+from meshscope.cluster.sides import MEDIA_TYPE, encode_sides
 from meshscope.config import Config, StorageConfig
 from meshscope.ingest.otlp import decode_otlp
 from meshscope.pipeline.sampling.config import SamplingConfig
@@ -30,6 +31,8 @@ from tests.cluster.traces import calls, logs_request, request
 from tests.serving import serving
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
+SIDES = {"content-type": MEDIA_TYPE}
+SIDE = ("ab" * 16, "cd" * 8, "", "web", 2, 10**18, 5, False, 200, "GET", "/", "", "")
 UNUSED = "http://127.0.0.1:9"  # replaced once the peers' ports are known
 
 
@@ -252,6 +255,12 @@ def test_hostile_bodies_on_the_internal_routes_are_4xx_and_store_nothing(
         ("zipkin", b"[" * 100_000, json_headers),
         ("traces", b"x", {**PROTOBUF, "content-encoding": "gzip"}),
         ("metrics", b"", PROTOBUF),  # not a kind peers forward
+        ("sides", b"\x93\x01\x02\x03", SIDES),  # pairing records: not 13 columns
+        ("sides", b"\xdd\xff\xff\xff\xff", SIDES),  # an array longer than the body
+        ("sides", b"\x91" * 100_000, SIDES),  # deep
+        ("sides", b"\xc1", SIDES),  # msgpack's one unused byte
+        ("sides", encode_sides([SIDE])[:-1], SIDES),  # cut short
+        ("sides", encode_sides([(*SIDE[:4], 7, *SIDE[5:])]), SIDES),  # kind 7
     ]
     for kind, body, headers in cases:
         answer = httpx.post(f"{url}/{kind}", content=body, headers=headers)
@@ -263,6 +272,8 @@ def test_hostile_bodies_on_the_internal_routes_are_4xx_and_store_nothing(
     ok = httpx.post(f"{nodes['a'].otlp}/v1/traces", content=request(made, ("frontend",)),
                     headers=PROTOBUF)  # fmt: skip
     assert ok.status_code == 200
+    sides = httpx.post(f"{url}/sides", content=encode_sides([SIDE] * 3), headers=SIDES)
+    assert (sides.status_code, sides.json()) == (200, {"rejected": 0, "error_message": ""})
 
 
 def test_received_items_count_what_was_stored_not_what_the_header_says(

@@ -5,6 +5,7 @@ are stand-ins that keep what they are sent."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,15 +14,19 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from meshscope.clock import SystemClock
 from meshscope.cluster.forward import Reply
+from meshscope.cluster.sides import decode_sides
 from meshscope.cluster.sink import ClusterSink
 from meshscope.cluster.split import Part
 from meshscope.ingest.body import BodyError
+from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.otlp_lazy import LazyTraceRequest
 from meshscope.ingest.workers import WorkerSettings, WorkerSink
 from meshscope.limits.admission import Admission, current_admission
 from meshscope.limits.config import LimitsConfig, TenantLimits
 from meshscope.limits.limiter import Limiter, RateLimitedError
 from meshscope.pipeline.chain import Pipeline
+from meshscope.pipeline.sampling.config import from_mapping
+from meshscope.pipeline.sampling.tail import TailSampler
 from meshscope.store.duckdb import DuckDBStorage
 from tests.cluster.test_sink import RING, Peers
 from tests.cluster.traces import Call, calls, request
@@ -124,3 +129,85 @@ def test_a_split_request_is_charged_whole_once_and_refused_before_any_part(
         submit(sink, request(calls(30, seed=2)), limiter)  # over the burst left
     assert peers.sent == forwarded and stored(workers) == kept
     assert workers.inflight_bytes == 0 and workers.preparing == 0
+
+
+ERRORS = {"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}}
+
+
+class SidesPeers(Peers):
+    """Peers that keep the pairing records they are sent."""
+
+    def __init__(self) -> None:
+        super().__init__({"b": Reply(0, ""), "c": Reply(0, "")})
+        self.sent: list[tuple[str, str, bytes]] = []
+
+    async def send(self, peer: str, kind: str, part: Part) -> Reply:
+        self.sent.append((peer, kind, part.body))
+        return await super().send(peer, kind, part)
+
+
+def test_over_a_shared_store_every_span_is_stored_here_and_owners_get_pairing_records(
+    tmp_path: Path,
+) -> None:
+    """Node a stores every span it receives; b and c get only the pairing records of their
+    traces, and b, committing its records, pairs each of its calls exactly once, as a node
+    that received the whole trace would."""
+    made = calls(60)
+    peers = SidesPeers()
+    pipelines = {n: Pipeline(DuckDBStorage(tmp_path / f"{n}.duckdb"), SystemClock()) for n in "ab"}
+    with (
+        worker_sink(pipelines["a"], WorkerSettings(processes=1)) as a,
+        worker_sink(pipelines["b"], WorkerSettings(processes=1)) as b,
+    ):
+        sink = ClusterSink(a, RING, peers, 1 << 24, a, shared_store=True, committer=a.writer)
+        assert submit(sink, request(made)) == 0
+        assert stored(a) == 3 * len(made)  # every span, whoever owns its trace
+        assert {(peer, kind) for peer, kind, _ in peers.sent} == {("b", "sides"), ("c", "sides")}
+        for peer in "bc":
+            [body] = [body for p, _, body in peers.sent if p == peer]
+            sides = decode_sides(body)
+            assert {bytes.fromhex(s[0]) for s in sides} == {
+                c.trace_id for c in made if owner(c) == peer
+            }
+            assert len(sides) == 3 * len([c for c in made if owner(c) == peer])
+        paired_here = pipelines["a"].pairer.stats.paired
+        assert paired_here == len([c for c in made if owner(c) == "a"])
+
+        node_b = ClusterSink(b, RING, Peers({}), 1 << 24, b, shared_store=True, committer=b.writer)
+        [body] = [body for p, _, body in peers.sent if p == "b"]
+
+        async def commit() -> int:
+            decoded = await node_b.take_sides(body, "identity")
+            return decoded.stored or 0
+
+        assert asyncio.run(commit()) == 3 * len([c for c in made if owner(c) == "b"])
+        # Queued, not committed, when answered: b's writer pairs them on its next group.
+        want = len([c for c in made if owner(c) == "b"])
+        deadline = time.monotonic() + 30
+        while pipelines["b"].pairer.stats.paired < want and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pipelines["b"].pairer.stats.paired == want
+        assert stored(b) == 0  # records only: the spans are a's to store
+
+        with pytest.raises(DecodeError):
+            asyncio.run(node_b.take_sides(body[:-1], "identity"))
+
+
+def test_tail_sampling_still_routes_whole_spans_over_a_shared_store(tmp_path: Path) -> None:
+    """The tail sampler decides on whole traces: its spans go to their owners as before."""
+    config = from_mapping(
+        {"tail": {"enabled": True, "decision_wait_seconds": 5, "policies": [ERRORS]}}
+    )
+    pipeline = Pipeline(
+        DuckDBStorage(tmp_path / "n.duckdb"),
+        SystemClock(),
+        tail=TailSampler.from_config(config.tail),
+    )
+    peers = KeepingPeers()
+    made = calls(60)
+    with worker_sink(pipeline, WorkerSettings(processes=1)) as workers:
+        sink = ClusterSink(workers, RING, peers, 1 << 24, workers, shared_store=True)
+        submit(sink, request(made))
+        assert peers.span_ids("b") == span_ids(made, "b") and peers.span_ids("c") == span_ids(
+            made, "c"
+        )

@@ -3,12 +3,13 @@ tests/conformance/clickhouse_server.py) and three `meshscope serve` processes, p
 single node (memory store) given the same data for the single-node answers.
 
 The spans of each trace are sent to different nodes (the frontend's to n1 over OTLP/HTTP,
-the backend's to n2 over OTLP/HTTP and to n3 over OTLP/gRPC); the nodes route them to the
-trace's owner, so each call is paired into exactly one service-graph edge, and each trace is
-stored on one shard. Every node then answers every read, and RED from any node equals the
-single node's; the real OTel SDK (HTTP and gRPC exporters) is a client too. The tests run in
-file order (the comparisons before the SDK's traffic); last, an owner is killed (SIGKILL):
-requests with its traces get 503."""
+the backend's to n2 over OTLP/HTTP and to n3 over OTLP/gRPC); over the shared shards each
+node stores the spans it receives and sends the trace's owner their pairing records, so each
+call is paired into exactly one service-graph edge, and each trace is stored on one shard.
+Every node then answers every read, and RED from any node equals the single node's; the real
+OTel SDK (HTTP and gRPC exporters) is a client too. The tests run in file order (the
+comparisons before the SDK's traffic); last, an owner is killed (SIGKILL): requests with
+its traces get 503."""
 
 from __future__ import annotations
 
@@ -194,10 +195,17 @@ def test_spans_sent_to_different_nodes_pair_into_one_edge_and_live_on_one_shard(
     placed = spans_by_shard(cluster)
     assert len(placed) == CALLS
     assert all(where == [(hi % 2, 3)] for hi, where in placed.items())
-    # Traffic was forwarded, and received, between the nodes.
+    # Pairing records were forwarded between the nodes, and only they: the spans were
+    # stored by the nodes that received them (ADR 0015, revision 2026-12-07).
     _, metrics = _get(ports["n1"].ui, "/metrics")
-    assert "meshscope_cluster_forwarded_items_total" in metrics
     assert "meshscope_cluster_split_requests_total" in metrics
+    forwarded = [
+        line
+        for node in NODES
+        for line in _get(ports[node].ui, "/metrics")[1].splitlines()
+        if line.startswith("meshscope_cluster_forwarded_items_total{")
+    ]
+    assert forwarded and all('kind="sides"' in line for line in forwarded), forwarded
 
 
 def test_every_acknowledged_span_is_readable_from_every_node(cluster: Cluster) -> None:
@@ -355,7 +363,8 @@ def test_a_dead_owner_gives_503_and_its_traces_are_not_acknowledged(cluster: Clu
     assert _post(cluster.ports["n1"].otlp_http, request(owned["n3"])) == 503
     assert _post(cluster.ports["n1"].otlp_http, request(owned["n1"] + owned["n2"])) == 200
     status, metrics = _get(cluster.ports["n1"].ui, "/metrics")
-    assert 'meshscope_cluster_forward_failed_items_total{kind="traces",peer="n3"}' in metrics
+    # Over the shared store n1 stores the spans and sends n3 their traces' pairing records.
+    assert 'meshscope_cluster_forward_failed_items_total{kind="sides",peer="n3"}' in metrics
     # What was acknowledged before is still readable (it is in ClickHouse, not in n3).
     call = next(
         c for c in cluster.made if ring.owner(int.from_bytes(c.trace_id[8:], "big")) == "n3"

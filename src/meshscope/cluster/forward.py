@@ -3,7 +3,8 @@ batched.
 
 A `POST <peer>/internal/cluster/v1/<kind>` carries the OTLP protobuf or Zipkin JSON of items
 the peer owns (`X-Meshscope-Items` says how many). The peer answers only after its own commit,
-so a returned `send` means the part is stored there.
+so a returned `send` means the part is stored there. Kind `sides` carries pairing records
+(`cluster/sides.py`), which the peer answers once it has queued them for its pairing.
 
 Batched: OTLP trace parts for one peer (and tenant) go at most REQUESTS_PER_LANE requests at
 a time; the parts that come while that many are on their way are sent together in the next
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import orjson
 
+from meshscope.cluster.sides import MEDIA_TYPE as SIDES_MEDIA_TYPE
 from meshscope.cluster.split import Part
 from meshscope.ingest.body import BodyError
 from meshscope.ingest.sink import OverloadedError, UnavailableError
@@ -50,11 +52,13 @@ from meshscope.tenancy.context import current_tenants, write_tenant
 ITEMS_HEADER = "x-meshscope-items"
 ORIGIN_HEADER = "x-meshscope-node"
 INTERNAL_PREFIX = "/internal/cluster/v1"
-BATCHED = ("traces",)
-"""Kinds whose parts for one peer are sent together (OTLP protobuf: requests concatenate)."""
+BATCHED = ("traces", "sides")
+"""Kinds whose parts for one peer are sent together (OTLP protobuf requests concatenate, and
+so do msgpack streams of pairing records)."""
 REQUESTS_PER_LANE = 2
 """Requests on their way to one peer (per kind and tenant) before parts wait to be batched: a
 part goes at once while fewer are, so light traffic never waits for another's answer."""
+_MEDIA = {"sides": SIDES_MEDIA_TYPE}
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 """The most bytes of parts sent in one request (a part larger than this goes alone)."""
 
@@ -218,7 +222,7 @@ class Forwarder:
         """One request to `peer`; `tenant`: the tenant header's value ("" without tenancy)."""
         self.requests[kind, peer] += 1
         url = f"{self.urls[peer]}{INTERNAL_PREFIX}/{kind}"
-        media = "application/json" if part.json else "application/x-protobuf"
+        media = "application/json" if part.json else _MEDIA.get(kind, "application/x-protobuf")
         headers = {
             "content-type": media,
             ITEMS_HEADER: str(part.items),

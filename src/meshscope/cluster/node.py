@@ -18,7 +18,7 @@ from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.sink import IngestSink
 from meshscope.ingest.workers import WorkerSink
 from meshscope.model.metrics import Labels
-from meshscope.pipeline.writer import BatchWriter
+from meshscope.pipeline.writer import BatchWriter, Committer
 from meshscope.tenancy.writers import TenantWriters
 
 
@@ -63,6 +63,9 @@ def build_cluster(config: ClusterConfig, local: IngestSink, limits: IngestLimits
     saturated = (
         local.saturated if isinstance(local, WorkerSink | BatchWriter | TenantWriters) else _never
     )
+    committer: Committer | None = workers.writer if workers is not None else None
+    if isinstance(local, BatchWriter | TenantWriters):
+        committer = local
     sink = ClusterSink(
         local,
         ring,
@@ -71,6 +74,8 @@ def build_cluster(config: ClusterConfig, local: IngestSink, limits: IngestLimits
         workers,
         saturated,
         watch_s=config.split_watch_seconds,
+        shared_store=bool(config.shards),
+        committer=committer,
     )
     received = Received()
     membership = None

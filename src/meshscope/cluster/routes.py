@@ -3,7 +3,9 @@
 NOT for clients (ADR 0015; with auth on, the POST routes need the `write` scope and the
 nodes send `cluster.token`, api/openapi_routes.ACCESS): a forwarded part is stored on this
 node as is, never routed again (the sender already routed it; if the rings disagree the
-part is still stored, here). `GET .../ring` shows this node's view of the ring.
+part is still stored, here); `POST .../sides` takes pairing records of spans a peer stored
+(`cluster/sides.py`) for this node's pairing. `GET .../ring` shows this node's view of the
+ring.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from meshscope.cluster.forward import INTERNAL_PREFIX
 from meshscope.cluster.sink import ClusterSink
 from meshscope.ingest.limits import IngestLimits
 from meshscope.ingest.otlp_common import Decoded
-from meshscope.ingest.receiving import Refusal, receive_http
+from meshscope.ingest.receiving import Refusal, receive_http, receive_with
 from meshscope.ingest.sink import is_body_kind
 from meshscope.ingest.workers import decode_body
 
-KINDS = ("traces", "logs", "zipkin")
+KINDS = ("traces", "logs", "zipkin", "sides")
 
 
 class Received:
@@ -40,15 +42,18 @@ def cluster_routes(
         kind = request.path_params["kind"]
         if kind == "ring":  # the ring route only reads
             return PlainTextResponse("Method Not Allowed", 405, headers={"Allow": "GET"})
-        if not is_body_kind(kind):
+        if kind == "sides":  # pairing records of spans a peer stored (`cluster/sides.py`)
+            outcome = await receive_with(request, limits, sink.take_sides)
+        elif not is_body_kind(kind):
             return PlainTextResponse(f"unknown kind {kind!r}", 404)
-        json = request.headers.get("content-type", "").startswith("application/json")
+        else:
+            json = request.headers.get("content-type", "").startswith("application/json")
 
-        def decode(body: bytes) -> Decoded:
-            return decode_body(kind, body, json)
+            def decode(body: bytes) -> Decoded:
+                return decode_body(kind, body, json)
 
-        # The local sink: a forwarded part is stored here, never routed again.
-        outcome = await receive_http(request, sink.local, limits, decode, kind, json)
+            # The local sink: a forwarded part is stored here, never routed again.
+            outcome = await receive_http(request, sink.local, limits, decode, kind, json)
         if isinstance(outcome, Refusal):
             response = PlainTextResponse(outcome.message, outcome.status)
             if outcome.retry_after_s is not None:

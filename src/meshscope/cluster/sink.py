@@ -3,7 +3,10 @@ trace owner (in the ingest workers when there are any), hands this node's part t
 sink (the workers and writer, unchanged) and forwards the others, answering only when every
 part is committed by its owner. With worker processes, a traces body is split and this
 node's share prepared for the store in one worker call (`split.route_traces`): a body that is
-all this node's costs the workers what it costs on a single node.
+all this node's costs the workers what it costs on a single node. Over a shared store
+(`cluster.shards`) without tail sampling, a traces body is stored here whole and the owners
+get only their traces' pairing records, which they queue for their pairing (`take_sides`):
+span rows and span metrics need no owner, pairing does (ADR 0015, revision 2026-12-07).
 
 Failures: when any part fails, the request fails with the most telling error (503 over 429
 over 400); parts that did commit stay committed, so the client's retry may store them twice
@@ -22,6 +25,7 @@ from typing import Any
 
 from meshscope.cluster.forward import Forwarder, Reply
 from meshscope.cluster.ring import Ring
+from meshscope.cluster.sides import decode_sides
 from meshscope.cluster.split import Part, Routed, Table, route_traces, split_watching
 from meshscope.ingest.body import BodyError, decompress
 from meshscope.ingest.errors import DecodeError
@@ -37,6 +41,8 @@ from meshscope.ingest.sink import (
 from meshscope.ingest.workers import SpanPreparation, WorkerSink, decode_body
 from meshscope.limits.admission import admit_batch, admit_body_items, current_admission
 from meshscope.model.batch import Batch
+from meshscope.pipeline.prepared import Prepared
+from meshscope.pipeline.writer import Committer
 
 _MAX_WATCHED = 1_000_000
 """Split trace ids remembered at most (so each is counted once) until the next ring change."""
@@ -52,18 +58,26 @@ class ClusterSink:
         workers: WorkerSink | None = None,
         saturated: Callable[[], bool] = lambda: False,
         watch_s: float = 30.0,
+        shared_store: bool = False,
+        committer: Committer | None = None,
     ) -> None:
         """`workers`: the local sink's worker processes, when it has them (`local` itself
         or in front of it): bodies are split there, and a traces body's local share prepared
         in the same call. `saturated`: whether the local sink refuses new work now; then a
         body is refused (429) before the workers spend a split on it. `watch_s`: how long
-        after a ring change spans of traces in flight at it are looked for (split traces)."""
+        after a ring change spans of traces in flight at it are looked for (split traces).
+        `shared_store`: every node writes to and reads from the same (sharded) store; then,
+        without tail sampling, a node stores every span it receives and sends the owners
+        only their traces' pairing records. `committer`: where pairing records that peers
+        send here are committed (the local writer)."""
         self.local = local
         self.forwarder = forwarder
         self.max_body_bytes = max_body_bytes
         self._workers = workers
         self._saturated = saturated
         self.watch_s = watch_s
+        self.shared_store = shared_store
+        self._committer = committer
         self.split_requests = 0
         self.split_traces = 0  # in flight at a ring change, spans routed to the new owner
         self._split_seen: set[bytes] = set()
@@ -130,13 +144,22 @@ class ClusterSink:
         """A traces body split, and this node's share prepared, in one worker call."""
         with workers.reserved(len(raw)):
             routed: Routed = await workers.prepare(
-                route_traces, raw, encoding, json, table, self.max_body_bytes, spans
+                route_traces,
+                raw,
+                encoding,
+                json,
+                table,
+                self.max_body_bytes,
+                spans,
+                self.shared_store,
             )
             self._count_split(routed.split)
             local = functools.partial(workers.commit, "traces", routed.outcome)
             if not routed.parts:
                 return await local()
-            return await self._spread("traces", routed.spans, local, routed.parts)
+            return await self._spread(
+                "traces", routed.spans, local, routed.parts, routed.parts_kind
+            )
 
     async def _spread(
         self,
@@ -144,9 +167,11 @@ class ClusterSink:
         items: int,
         local: Callable[[], Awaitable[Decoded]] | None,
         parts: dict[str, Part],
+        parts_kind: str | None = None,
     ) -> Decoded:
-        """Store this node's share (`local()`) and forward the other owners' `parts` at the
-        same time; answer when all of them are committed."""
+        """Store this node's share (`local()`) and forward the other owners' `parts` (of
+        `parts_kind`, by default `kind`) at the same time; answer when all of them are
+        committed."""
         self.split_requests += 1
         # With limits on, the whole request is charged to its tenant here, before any part is
         # stored or forwarded (a refused request stores nothing); the parts then go uncharged.
@@ -154,7 +179,8 @@ class ClusterSink:
         uncharged = current_admission.set(None)
         try:
             pending: list[Awaitable[Decoded | Reply]] = [] if local is None else [local()]
-            pending += [self.forwarder.send(peer, kind, part) for peer, part in parts.items()]
+            sent = parts_kind or kind
+            pending += [self.forwarder.send(peer, sent, part) for peer, part in parts.items()]
             results = await asyncio.gather(*pending, return_exceptions=True)
         finally:
             current_admission.reset(uncharged)
@@ -184,6 +210,18 @@ class ClusterSink:
         if self._workers is not None:
             return await self._workers.offload(fn, *args)
         return await asyncio.to_thread(fn, *args)
+
+    async def take_sides(self, raw: bytes, encoding: str) -> Decoded:
+        """Queue pairing records a peer sent (`cluster/sides.py`; `raw` compressed by
+        `encoding`) for this node's pairing, where they join its own spans' records. Not
+        waiting for a commit: they are not stored, only what is paired from them is (later,
+        as this node's own calls are: ADR 0027). Raises DecodeError on a body that holds
+        anything else, OverloadedError when the writer's queue is full."""
+        if self._committer is None:
+            raise UnavailableError("this node has no writer for pairing records")
+        sides = decode_sides(decompress(raw, encoding, self.max_body_bytes))
+        await self._committer.queue(Prepared(sides=sides))
+        return Decoded(Batch(), 0, "", len(sides))
 
     async def submit_local(
         self, kind: BodyKind, raw: bytes, encoding: str, *, json: bool

@@ -14,7 +14,8 @@ stores.
 already-routed case): then the original body is used unchanged, with no re-encoding.
 `route_traces` is what a node with ingest workers runs on a traces body instead: the same
 split, and this node's share prepared for its store, in one pass (the same parts, the same
-refusals).
+refusals). Over a shared store without tail sampling it keeps every span here and makes
+the other owners' parts of their traces' pairing records only (`cluster/sides.py`).
 
 Right after a ring change (`Table.moved`), `split_watching` also names the traces that were
 in flight when it happened and whose spans now go to a slot's new owner: a span in a moved
@@ -34,6 +35,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from meshscope.cluster.ring import SLOTS
+from meshscope.cluster.sides import encode_sides
 from meshscope.ingest.body import BodyError, decompress
 from meshscope.ingest.checks import span_problem
 from meshscope.ingest.errors import DecodeError
@@ -152,6 +154,7 @@ class Routed:
     parts: dict[str, Part]  # the other owners' shares; empty when all of it is this node's
     split: frozenset[bytes]  # as `split_watching`'s
     spans: int  # in the whole body
+    parts_kind: str = "traces"  # "sides": the parts are pairing records (`cluster/sides.py`)
 
 
 class _Parts:
@@ -204,11 +207,17 @@ def route_traces(
     table: Table,
     max_body_bytes: int,
     spans: SpanPreparation,
+    shared_store: bool = False,
 ) -> Routed:
     """An ingest worker's whole work on a traces body a cluster node receives: split it by
     owner and prepare this node's share for the store (`otlp_direct`) in one pass, so a
     body that is all this node's (pre-routed traffic, or a one-owner request) costs what it
     costs on a single node, and this node's share of a sprayed one is not parsed twice.
+
+    Over a `shared_store` (every node writes to and reads from the same sharded ClickHouse)
+    and without tail sampling, no span needs its trace's owner: this node prepares every
+    span for the store and its span metrics, and only the pairing records of other owners'
+    traces are parts, for their owners to pair (`cluster/sides.py`).
 
     The body is parsed once, lazily (`otlp_lazy`: attributes stay encoded), and walked once:
     the walk checks every span, keeps this node's and sets the other owners' aside
@@ -222,6 +231,8 @@ def route_traces(
         if json:  # JSON is parsed by the generated classes, then read like a protobuf body
             body = parse_json(ExportTraceServiceRequest(), body, _TRACES).SerializeToString()
         request = parse_protobuf(LazyTraceRequest(), body, _TRACES)
+        if shared_store and spans.matcher is None and len(table.peers) > 1:
+            return _route_sides(request, table, spans)
         aside = _Parts(LazyTraceRequest, _SPANS)
         owner_of_int, local = table.owner_of_int, table.local
 
@@ -245,6 +256,25 @@ def route_traces(
         return Routed(refusal(error), {}, frozenset(), 0)
     count = prepared[0].span_count + prepared[1] + aside.count
     return Routed(("ok", *prepared), parts, moved, count)
+
+
+def _route_sides(request: Any, table: Table, spans: SpanPreparation) -> Routed:
+    """`route_traces` over a shared store: every span prepared here, the other owners'
+    traces' pairing records set aside as their parts."""
+    foreign: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    owner_of_int, local = table.owner_of_int, table.local
+
+    def route_side(trace: int, side: tuple[Any, ...]) -> bool:
+        peer = owner_of_int(trace)
+        if peer == local:
+            return False
+        foreign[peer].append(side)
+        return True
+
+    prepared = prepare_resource_spans(request.resource_spans, spans.columns, None, None, route_side)
+    parts = {peer: Part(encode_sides(sides), len(sides), False) for peer, sides in foreign.items()}
+    moved = _moved_traces(request, table)
+    return Routed(("ok", *prepared), parts, moved, prepared[0].span_count + prepared[1], "sides")
 
 
 def _span_owner(table: Table) -> Callable[[Any], str]:

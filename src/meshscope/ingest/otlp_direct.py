@@ -162,6 +162,10 @@ Divert = Callable[[int, Any, Any, Any], bool]
 """Takes a valid span that is not this node's (a cluster's routing), given its trace id as an
 integer, the span, its resource and its scope: True when it took it, and then the walk leaves
 it out."""
+RouteSide = Callable[[int, tuple[Any, ...]], bool]
+"""Takes the pairing record of a span whose trace is another node's (a cluster over a shared
+store, where this node stores the span), given its trace id as an integer: True when it took
+it, and then the record is left out of this node's `sides`."""
 
 
 def prepare_resource_spans(
@@ -169,10 +173,12 @@ def prepare_resource_spans(
     encode: ColumnEncoder,
     matcher: SpanMatcher | None = None,
     divert: Divert | None = None,
+    route_side: RouteSide | None = None,
 ) -> tuple[Prepared, int, str]:
     """Walk `LazyTraceRequest.resource_spans` (attributes still encoded). `divert` is
     offered every span that passed the checks (rejected spans stay here), with its trace id
-    as an integer and its resource and scope."""
+    as an integer and its resource and scope; `route_side` the pairing record of every span
+    kept."""
     summary = Summarizer(matcher) if matcher is not None else None
     out = SpanColumns()
     span_columns, ev_columns, ln_columns = _PairRows(), _PairRows(), _PairRows()
@@ -257,19 +263,19 @@ def prepare_resource_spans(
                 trace_hex = trace_id.hex()
                 if summary is not None:
                     summary.add(trace_hex, start, end, code, attrs, resource)
-                sides.append(
-                    side_fields(
-                        trace_hex,
-                        span_id.hex(),
-                        "" if root else parent.hex(),
-                        service,
-                        kind,
-                        start,
-                        duration,
-                        code == _ERROR,
-                        attrs,
-                    )
+                side = side_fields(
+                    trace_hex,
+                    span_id.hex(),
+                    "" if root else parent.hex(),
+                    service,
+                    kind,
+                    start,
+                    duration,
+                    code == _ERROR,
+                    attrs,
                 )
+                if route_side is None or not route_side(trace, side):
+                    sides.append(side)
                 # As `span_durations` keys a span.
                 trace_state = span.trace_state
                 if trace_state:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
@@ -144,12 +144,8 @@ async def receive_http(
     (logged). Never raises, so the server keeps serving whatever one request does.
     With an EncodedSink and a body `kind` it takes, the sink decodes (`decode` unused).
     """
-    try:
-        header = request.headers.get("content-encoding")
-        as_sent = (header or "").strip().lower() in as_is
-        encoding = "identity" if as_sent else content_encoding(header)
-        raw = await read_body(request, limits)  # read even when refusing: keeps the connection
-        admit_bytes(len(raw))  # a tenant's bytes/s, before any decoding (limits on)
+
+    async def take(raw: bytes, encoding: str) -> Decoded:
         if is_body_kind(kind) and takes_encoded(sink):
             return await sink.submit_encoded(kind, raw, encoding, json=json)
         size = len(raw) if encoding == "identity" else len(raw) * COMPRESSION_RATIO_GUESS
@@ -159,6 +155,26 @@ async def receive_http(
 
         decoded = await run_decoder(work, size, limits)
         await submit_decoded(decoded, sink)
+        return decoded
+
+    return await receive_with(request, limits, take, as_is)
+
+
+async def receive_with(
+    request: Request,
+    limits: IngestLimits,
+    take: Callable[[bytes, str], Awaitable[Decoded]],
+    as_is: frozenset[str] = frozenset(),
+) -> Decoded | Refusal:
+    """`receive_http` with the body's handling given: `take(raw, encoding)` decodes and
+    commits the body as read (still compressed: `encoding` says how). The same refusals."""
+    try:
+        header = request.headers.get("content-encoding")
+        as_sent = (header or "").strip().lower() in as_is
+        encoding = "identity" if as_sent else content_encoding(header)
+        raw = await read_body(request, limits)  # read even when refusing: keeps the connection
+        admit_bytes(len(raw))  # a tenant's bytes/s, before any decoding (limits on)
+        return await take(raw, encoding)
     except BodyError as error:
         return Refusal(error.status, error.message)
     except DecodeError as error:
@@ -173,4 +189,3 @@ async def receive_http(
     except Exception as error:
         logger.exception("unexpected error receiving %s", request.url.path)
         return Refusal(500, f"internal error: {type(error).__name__}")
-    return decoded

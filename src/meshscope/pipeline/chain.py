@@ -272,7 +272,7 @@ class Pipeline:
         paired: list[Call] = []
         op_keys: dict[OperationKey, None] = {}
         for item in prepared:
-            if item.span_count:
+            if item.sides:
                 paired += self.pairer.add_sides(item.sides, now)
             if item.encoded_spans is not None:
                 out.encoded.append(item.encoded_spans)

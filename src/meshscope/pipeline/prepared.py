@@ -33,7 +33,9 @@ OperationKey = tuple[str, str, int]  # (service, name, kind)
 class Prepared:
     span_count: int = 0
     encoded_spans: Any = None  # the store's encoding of the spans; None when there are none
-    sides: list[tuple[Any, ...]] = field(default_factory=list)  # `Side` fields, as plain tuples
+    # `Side` fields, as plain tuples: one per span; in a cluster over a shared store, those
+    # of the spans whose trace this node owns, and alone those a peer sent (ADR 0015).
+    sides: list[tuple[Any, ...]] = field(default_factory=list)
     span_metrics: SpanDurations | None = None
     operations: list[OperationKey] = field(default_factory=list)
     logs: list[LogRecord] = field(default_factory=list)
@@ -43,7 +45,8 @@ class Prepared:
     traces: TraceSummary | None = None
 
     def __len__(self) -> int:
-        return self.span_count + len(self.logs) + len(self.points) + len(self.requests)
+        spans = max(self.span_count, len(self.sides))  # a peer's pairing records: items too
+        return spans + len(self.logs) + len(self.points) + len(self.requests)
 
     def operation_list(self) -> list[Operation]:
         """Catalog entries in order of appearance; a proxied call's source before its target."""

@@ -135,6 +135,8 @@ class Committer(Protocol):
 
     async def submit(self, batch: Batch | Prepared) -> None: ...
 
+    async def queue(self, batch: Batch | Prepared) -> None: ...
+
     def saturated(self) -> bool: ...
 
     def nudge(self) -> None: ...
@@ -222,6 +224,13 @@ class BatchWriter:
 
         self.enqueue(batch, done)
         await future
+
+    async def queue(self, batch: Batch | Prepared) -> None:
+        """Queue `batch` without waiting for its commit: for what nobody acknowledges as
+        stored, e.g. a cluster peer's pairing records, which only feed derived data (written
+        later, ADR 0023). Raises OverloadedError when the queue is full."""
+        if len(batch):
+            self.enqueue(batch, _nobody_waits)
 
     def enqueue(
         self, batch: Batch | Prepared, done: Callable[[BaseException | None], None]
@@ -608,3 +617,7 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(error)
+
+
+def _nobody_waits(error: BaseException | None) -> None:
+    """The `done` of a queued batch nobody waits for (its failure is the writer's to log)."""

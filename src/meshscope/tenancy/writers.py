@@ -39,6 +39,12 @@ class TenantWriters:
         stack = await self._stack()
         await stack.writer.submit(batch)
 
+    async def queue(self, batch: Batch | Prepared) -> None:
+        """Queue `batch` for its tenant's writer without waiting for its commit."""
+        if len(batch):
+            stack = await self._stack()
+            await stack.writer.queue(batch)
+
     async def _stack(self) -> Stack:
         tenant = write_tenant()
         stack = self.stacks.find(tenant)
