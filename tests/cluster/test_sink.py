@@ -15,7 +15,7 @@ from meshscope.ingest.body import BodyError
 from meshscope.ingest.otlp_common import Decoded
 from meshscope.ingest.sink import BodyKind, OverloadedError, UnavailableError
 from meshscope.model.batch import Batch
-from tests.cluster.traces import calls, request
+from tests.cluster.traces import calls, logs_request, request
 
 RING = Ring.of(["a", "b", "c"])
 
@@ -130,3 +130,26 @@ def test_no_split_traces_without_a_change_or_after_the_watch() -> None:
     sink.use(RING.without(["c"]))
     asyncio.run(sink.submit_encoded("traces", request(calls(60)), "identity", json=False))
     assert sink.split_traces == 0 and not sink.table.moved  # the window had passed
+
+
+def test_over_a_shared_store_a_logs_body_stays_whole_where_it_arrived() -> None:
+    """Nothing is derived from log records: over the shared shards any node writes each to
+    its trace's shard. Over stores of their own, the records with a trace id follow it."""
+    body = logs_request([call.trace_id for call in calls(30)])
+    for shared, forwarded in ((True, set()), (False, {"b", "c"})):
+        local = LocalSink()
+        peers = KeptPeers()
+        sink = ClusterSink(local, RING, peers, 1 << 24, shared_store=shared)
+        asyncio.run(sink.submit_encoded("logs", body, "identity", json=False))
+        assert {peer for peer, _ in peers.sent} == forwarded
+        assert len(local.bodies) == 1 and (local.bodies[0] == body) == shared
+
+
+class KeptPeers(Peers):
+    def __init__(self) -> None:
+        super().__init__({"b": Reply(0, ""), "c": Reply(0, "")})
+        self.sent: list[tuple[str, str]] = []
+
+    async def send(self, peer: str, kind: str, part: Part) -> Reply:
+        self.sent.append((peer, kind))
+        return await super().send(peer, kind, part)

@@ -6,7 +6,8 @@ node's share prepared for the store in one worker call (`split.route_traces`): a
 all this node's costs the workers what it costs on a single node. Over a shared store
 (`cluster.shards`) without tail sampling, a traces body is stored here whole and the owners
 get only their traces' pairing records, which they queue for their pairing (`take_sides`):
-span rows and span metrics need no owner, pairing does (ADR 0015, revision 2026-12-07).
+span rows and span metrics need no owner, pairing does (ADR 0015, revision 2026-12-07); and
+a logs body is stored here whole (nothing is derived from log records).
 
 Failures: when any part fails, the request fails with the most telling error (503 over 429
 over 400); parts that did commit stay committed, so the client's retry may store them twice
@@ -108,7 +109,9 @@ class ClusterSink:
         table = self.table
         if table.moved and time.monotonic() > self._watch_until:
             table = self.table = dataclasses.replace(table, moved=b"", changed_ns=0)
-        if len(table.peers) < 2 and not table.moved:
+        if (len(table.peers) < 2 and not table.moved) or (kind == "logs" and self.shared_store):
+            # Nothing is derived from log records: over the shared shards any node writes
+            # one to its trace's shard, where its trace's owner would have written it.
             return await self.submit_local(kind, raw, encoding, json=json)
         if self._saturated():
             raise OverloadedError("ingest pipeline busy, not splitting the request")
