@@ -18,7 +18,9 @@ after 3 s of the same load unmeasured:
    OpenTelemetry Collector's load-balancing exporter does: ~0% forwarded), the same senders
    and spans in flight per node -> the cluster/single ratio split into what forwarding adds
    (cluster/routed) and what running 3 nodes over 2 shards costs without it (routed/single:
-   each node commits a third of the spans, each commit into both shards).
+   each node commits a third of the spans, each commit into both shards); and the routing
+   cost as issue 14 defines it, the CPU per span forwarding adds (cluster - routed) as a
+   ratio to one node's CPU per span: (single + cluster - routed) / single.
 Every node gets `--workers` ingest workers. On a shared 2-core machine the rates are low and
 noisy; the CPU per span and its ratio are the figures to read. Closed loop, each mode runs
 at the rate it takes, so its fixed costs per second (each node's metric flushes, health
@@ -310,6 +312,12 @@ def main() -> None:
             f"  of which forwarding (sprayed/pre-routed on the same cluster):"
             f" {many.per_span / routed.per_span:.2f}x, and {len(nodes)} nodes x {args.shards}"
             f" shards, no forwarding (pre-routed/single): {routed.per_span / one.per_span:.2f}x"
+        )
+        added = many.per_span - routed.per_span
+        print(
+            f"routing cost (issue 14: the CPU per span forwarding adds, as a ratio to one"
+            f" node's): (single + sprayed - pre-routed) / single = {added:.1f} us/span ->"
+            f" {(one.per_span + added) / one.per_span:.2f}x"
         )
     finally:
         for node in started:
