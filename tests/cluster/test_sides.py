@@ -53,6 +53,12 @@ def test_a_walks_side_is_a_valid_record() -> None:
         "ab" * 16, "cd" * 8, "", "web", 3, 10**18, 5, True, {"http.status_code": 200}
     )
     assert decode_sides(encode_sides([side])) == [side]
+    # Any length an attribute may have (a 1 MiB path), and the largest times and status.
+    long = side_fields(
+        "ab" * 16, "cd" * 8, "ef" * 8, "web", 3, 2**63 - 1, 2**63 - 1, False,
+        {"url.path": "/" * 2**20, "http.status_code": 2**31 - 1, "http.method": "\u00e9"},
+    )  # fmt: skip
+    assert decode_sides(encode_sides([long, side])) == [long, side]
 
 
 @given(st.binary(max_size=300))
