@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -19,6 +20,7 @@ from meshscope.cluster.sink import ClusterSink
 from meshscope.cluster.split import Part
 from meshscope.ingest.body import BodyError
 from meshscope.ingest.errors import DecodeError
+from meshscope.ingest.otlp_common import Decoded
 from meshscope.ingest.otlp_lazy import LazyTraceRequest
 from meshscope.ingest.workers import WorkerSettings, WorkerSink
 from meshscope.limits.admission import Admission, current_admission
@@ -211,3 +213,38 @@ def test_tail_sampling_still_routes_whole_spans_over_a_shared_store(tmp_path: Pa
         assert peers.span_ids("b") == span_ids(made, "b") and peers.span_ids("c") == span_ids(
             made, "c"
         )
+
+
+def zipkin_body(made: list[Call], bad: bool = False) -> bytes:
+    spans = [
+        {"traceId": c.trace_id.hex(), "id": f"{i + 1:016x}", "name": "get", "kind": "SERVER",
+         "timestamp": 1_700_000_000_000_000, "duration": 1000,
+         "localEndpoint": {"serviceName": "zipkin-svc"}}
+        for i, c in enumerate(made)
+    ]  # fmt: skip
+    if bad:
+        spans[-1]["id"] = "not hex"
+    return orjson.dumps(spans)
+
+
+def test_over_a_shared_store_a_zipkin_body_is_stored_here_and_owners_get_records(
+    workers: WorkerSink,
+) -> None:
+    made = calls(40)
+    peers = SidesPeers()
+    sink = ClusterSink(workers, RING, peers, 1 << 24, workers, shared_store=True)
+
+    async def send(body: bytes) -> Decoded:
+        return await sink.submit_encoded("zipkin", body, "identity", json=True)
+
+    with pytest.raises(BodyError):  # one bad span: the whole body, before anything
+        asyncio.run(send(zipkin_body(made, bad=True)))
+    assert stored(workers) == 0 and peers.sent == []
+    asyncio.run(send(zipkin_body(made)))
+    assert stored(workers) == len(made)  # every span, whoever owns its trace
+    for peer in "bc":
+        [(kind, body)] = [(kind, body) for p, kind, body in peers.sent if p == peer]
+        assert kind == "sides"
+        assert {bytes.fromhex(s[0]) for s in decode_sides(body)} == {
+            c.trace_id for c in made if owner(c) == peer
+        }

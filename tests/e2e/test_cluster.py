@@ -351,6 +351,37 @@ def test_the_real_otel_sdk_as_clients_of_two_nodes(cluster: Cluster) -> None:
     assert edge and edge[0]["target"] == "sdk-backend"
 
 
+def test_zipkin_spans_of_a_call_sent_to_two_nodes_pair_into_one_edge(cluster: Cluster) -> None:
+    """Each call's client span to n1 and server span to n2 over Zipkin (as two proxies report
+    it): the nodes store their spans and the owners pair them, once."""
+    now_us, count = time.time_ns() // 1000 - 2_000_000, 12
+    client, server = [], []
+    for i in range(count):
+        trace_id = f"{i + 1:016x}" * 2
+        common = {"traceId": trace_id, "name": "get /api", "duration": 2000}
+        client.append({**common, "id": f"{i + 1:016x}", "kind": "CLIENT", "timestamp": now_us + i,
+                       "localEndpoint": {"serviceName": "zipkin-web"}})  # fmt: skip
+        server.append({**common, "id": f"{i + 101:016x}", "parentId": f"{i + 1:016x}",
+                       "kind": "SERVER", "timestamp": now_us + i + 10,
+                       "localEndpoint": {"serviceName": "zipkin-api"}})  # fmt: skip
+    for node, spans in (("n1", client), ("n2", server)):
+        conn = http.client.HTTPConnection("127.0.0.1", cluster.ports[node].zipkin, timeout=30)
+        conn.request(
+            "POST", "/api/v2/spans", json.dumps(spans), {"Content-Type": "application/json"}
+        )
+        assert conn.getresponse().status == 202
+    for node in NODES:
+
+        def zipkin_edges(n: str = node) -> list[tuple[str, float]]:
+            found = _edges(cluster.ports[n].ui)
+            return [(e["target"], e["calls"]) for e in found if e["source"] == "zipkin-web"]
+
+        _wait_for(lambda: zipkin_edges() == [("zipkin-api", count)])
+        assert zipkin_edges() == [("zipkin-api", count)], node
+    status, found = _get(cluster.ports["n3"].ui, f"/api/traces/{client[0]['traceId']}")
+    assert status == 200 and len(found["data"][0]["spans"]) == 2
+
+
 def test_a_dead_owner_gives_503_and_its_traces_are_not_acknowledged(cluster: Cluster) -> None:
     ring = Ring.of(NODES)
     victim = cluster.processes["n3"]

@@ -6,8 +6,9 @@ node's share prepared for the store in one worker call (`split.route_traces`): a
 all this node's costs the workers what it costs on a single node. Over a shared store
 (`cluster.shards`) without tail sampling, a traces body is stored here whole and the owners
 get only their traces' pairing records, which they queue for their pairing (`take_sides`):
-span rows and span metrics need no owner, pairing does (ADR 0015, revision 2026-12-07); and
-a logs body is stored here whole (nothing is derived from log records).
+span rows and span metrics need no owner, pairing does (ADR 0015, revision 2026-12-07); a
+Zipkin body likewise (`split.route_zipkin`); and a logs body is stored here whole (nothing
+is derived from log records).
 
 Failures: when any part fails, the request fails with the most telling error (503 over 429
 over 400); parts that did commit stay committed, so the client's retry may store them twice
@@ -27,7 +28,14 @@ from typing import Any
 from meshscope.cluster.forward import Forwarder, Reply
 from meshscope.cluster.ring import Ring
 from meshscope.cluster.sides import decode_sides
-from meshscope.cluster.split import Part, Routed, Table, route_traces, split_watching
+from meshscope.cluster.split import (
+    Part,
+    Routed,
+    Table,
+    route_traces,
+    route_zipkin,
+    split_watching,
+)
 from meshscope.ingest.body import BodyError, decompress
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.otlp_common import Decoded
@@ -39,7 +47,7 @@ from meshscope.ingest.sink import (
     UnavailableError,
     takes_encoded,
 )
-from meshscope.ingest.workers import SpanPreparation, WorkerSink, decode_body
+from meshscope.ingest.workers import WorkerSink, decode_body
 from meshscope.limits.admission import admit_batch, admit_body_items, current_admission
 from meshscope.model.batch import Batch
 from meshscope.pipeline.prepared import Prepared
@@ -118,7 +126,19 @@ class ClusterSink:
         workers = self._workers
         spans = workers.spans_direct if workers is not None else None
         if kind == "traces" and workers is not None and spans is not None:
-            return await self._route_traces(workers, spans, raw, encoding, json, table)
+            return await self._routed(
+                workers, "traces", route_traces, raw, encoding, json, table,
+                self.max_body_bytes, spans, self.shared_store,
+            )  # fmt: skip
+        # Over the shared store a Zipkin body stays here too, but for its pairing records
+        # (with tail sampling, which decides on whole spans, it is routed below).
+        pairs_only = self.shared_store and spans is not None and spans.matcher is None
+        if kind == "zipkin" and workers is not None and pairs_only:
+            encoder = workers.writer.pipeline.span_encoder
+            return await self._routed(
+                workers, "zipkin", route_zipkin, raw, encoding, table, self.max_body_bytes,
+                encoder,
+            )  # fmt: skip
         parts: dict[str, Part] | None
         parts, split = await self._offload(
             split_watching, kind, raw, encoding, json, table, self.max_body_bytes
@@ -135,34 +155,19 @@ class ClusterSink:
         )
         return await self._spread(kind, items, local, parts)
 
-    async def _route_traces(
-        self,
-        workers: WorkerSink,
-        spans: SpanPreparation,
-        raw: bytes,
-        encoding: str,
-        json: bool,
-        table: Table,
-    ) -> Decoded:
-        """A traces body split, and this node's share prepared, in one worker call."""
+    async def _routed(
+        self, workers: WorkerSink, kind: BodyKind, route: Callable[..., Routed], raw: bytes,
+        *args: Any,
+    ) -> Decoded:  # fmt: skip
+        """A body split by owner, and this node's share prepared, in one worker call
+        (`route(raw, *args)`: `split.route_traces` or `route_zipkin`)."""
         with workers.reserved(len(raw)):
-            routed: Routed = await workers.prepare(
-                route_traces,
-                raw,
-                encoding,
-                json,
-                table,
-                self.max_body_bytes,
-                spans,
-                self.shared_store,
-            )
+            routed: Routed = await workers.prepare(route, raw, *args)
             self._count_split(routed.split)
-            local = functools.partial(workers.commit, "traces", routed.outcome)
+            local = functools.partial(workers.commit, kind, routed.outcome)
             if not routed.parts:
                 return await local()
-            return await self._spread(
-                "traces", routed.spans, local, routed.parts, routed.parts_kind
-            )
+            return await self._spread(kind, routed.spans, local, routed.parts, routed.parts_kind)
 
     async def _spread(
         self,

@@ -42,8 +42,10 @@ from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.otlp_common import parse_json, parse_protobuf
 from meshscope.ingest.otlp_direct import prepare_resource_spans
 from meshscope.ingest.otlp_lazy import LazyTraceRequest
-from meshscope.ingest.workers import REFUSED, Outcome, SpanPreparation, refusal
+from meshscope.ingest.workers import REFUSED, Outcome, SpanPreparation, prepare_body, refusal
 from meshscope.ingest.zipkin import zipkin_spans
+from meshscope.pipeline.prepared import Prepared
+from meshscope.store.twophase import SpanEncoder
 
 _MASK64 = (1 << 64) - 1
 _TRACES, _LOGS = "ExportTraceServiceRequest", "ExportLogsServiceRequest"
@@ -272,9 +274,36 @@ def _route_sides(request: Any, table: Table, spans: SpanPreparation) -> Routed:
         return True
 
     prepared = prepare_resource_spans(request.resource_spans, spans.columns, None, None, route_side)
-    parts = {peer: Part(encode_sides(sides), len(sides), False) for peer, sides in foreign.items()}
     moved = _moved_traces(request, table)
-    return Routed(("ok", *prepared), parts, moved, prepared[0].span_count + prepared[1], "sides")
+    count = prepared[0].span_count + prepared[1]
+    return Routed(("ok", *prepared), _sides_parts(foreign), moved, count, "sides")
+
+
+def route_zipkin(
+    raw: bytes, encoding: str, table: Table, max_body_bytes: int, encode_spans: SpanEncoder
+) -> Routed:
+    """An ingest worker's work on a Zipkin body a node receives over a shared store without
+    tail sampling: decoded and prepared here whole, as this node's decoder does (a body
+    with any span it rejects is refused whole), and the pairing records of the spans whose
+    trace another node owns set aside as their owners' parts (the trace ids as the decoder
+    reads them, short ones padded)."""
+    outcome = prepare_body("zipkin", raw, encoding, True, max_body_bytes, encode_spans, None)
+    if outcome[0] != "ok":
+        return Routed(outcome, {}, frozenset(), 0)
+    prepared: Prepared = outcome[1]
+    owner_of_hex, local = table.owner_of_hex, table.local
+    mine: list[tuple[Any, ...]] = []
+    foreign: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    for side in prepared.sides:
+        peer = owner_of_hex(side[0])
+        (mine if peer == local else foreign[peer]).append(side)
+    prepared.sides = mine
+    count = prepared.span_count + outcome[2]
+    return Routed(outcome, _sides_parts(foreign), frozenset(), count, "sides")
+
+
+def _sides_parts(foreign: dict[str, list[tuple[Any, ...]]]) -> dict[str, Part]:
+    return {peer: Part(encode_sides(sides), len(sides), False) for peer, sides in foreign.items()}
 
 
 def _span_owner(table: Table) -> Callable[[Any], str]:
