@@ -35,7 +35,8 @@ class ClusterCollector(Collector):
         yield counters(
             "meshscope_cluster_forwarded_items",
             "Spans (kind traces, zipkin) and log records (logs) forwarded to their owner and"
-            " committed there.",
+            " committed there; pairing records (sides) of spans stored here, taken by their"
+            " trace's owner for its pairing.",
             ["kind", "peer"],
             forwarder.forwarded,
         )
@@ -55,7 +56,8 @@ class ClusterCollector(Collector):
         )
         yield counters(
             "meshscope_cluster_received_items",
-            "Items other nodes forwarded here, committed.",
+            "Items other nodes forwarded here, committed (spans, log records) or taken for"
+            " this node's pairing (sides: pairing records).",
             ["kind"],
             self._received.items,
         )
