@@ -25,8 +25,6 @@ from meshscope.ingest.receiving import Refusal, receive_http, receive_with
 from meshscope.ingest.sink import is_body_kind
 from meshscope.ingest.workers import decode_body
 
-KINDS = ("traces", "logs", "zipkin", "sides")
-
 
 class Received:
     """Items stored on this node for other nodes, by kind."""

@@ -125,14 +125,14 @@ class ClusterSink:
             raise OverloadedError("ingest pipeline busy, not splitting the request")
         workers = self._workers
         spans = workers.spans_direct if workers is not None else None
+        # Over the shared store, spans stay here and only their pairing records go to their
+        # owners; not with tail sampling, which decides on whole spans.
+        pairs_only = self.shared_store and spans is not None and spans.matcher is None
         if kind == "traces" and workers is not None and spans is not None:
             return await self._routed(
                 workers, "traces", route_traces, raw, encoding, json, table,
-                self.max_body_bytes, spans, self.shared_store,
+                self.max_body_bytes, spans, pairs_only,
             )  # fmt: skip
-        # Over the shared store a Zipkin body stays here too, but for its pairing records
-        # (with tail sampling, which decides on whole spans, it is routed below).
-        pairs_only = self.shared_store and spans is not None and spans.matcher is None
         if kind == "zipkin" and workers is not None and pairs_only:
             encoder = workers.writer.pipeline.span_encoder
             return await self._routed(

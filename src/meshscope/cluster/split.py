@@ -209,17 +209,17 @@ def route_traces(
     table: Table,
     max_body_bytes: int,
     spans: SpanPreparation,
-    shared_store: bool = False,
+    pairs_only: bool = False,
 ) -> Routed:
     """An ingest worker's whole work on a traces body a cluster node receives: split it by
     owner and prepare this node's share for the store (`otlp_direct`) in one pass, so a
     body that is all this node's (pre-routed traffic, or a one-owner request) costs what it
     costs on a single node, and this node's share of a sprayed one is not parsed twice.
 
-    Over a `shared_store` (every node writes to and reads from the same sharded ClickHouse)
-    and without tail sampling, no span needs its trace's owner: this node prepares every
-    span for the store and its span metrics, and only the pairing records of other owners'
-    traces are parts, for their owners to pair (`cluster/sides.py`).
+    With `pairs_only` (every node writes to and reads from the same sharded ClickHouse, and
+    no tail sampling: the caller decides), no span needs its trace's owner: this node
+    prepares every span for the store and its span metrics, and only the pairing records of
+    other owners' traces are parts, for their owners to pair (`cluster/sides.py`).
 
     The body is parsed once, lazily (`otlp_lazy`: attributes stay encoded), and walked once:
     the walk checks every span, keeps this node's and sets the other owners' aside
@@ -233,7 +233,7 @@ def route_traces(
         if json:  # JSON is parsed by the generated classes, then read like a protobuf body
             body = parse_json(ExportTraceServiceRequest(), body, _TRACES).SerializeToString()
         request = parse_protobuf(LazyTraceRequest(), body, _TRACES)
-        if shared_store and spans.matcher is None and len(table.peers) > 1:
+        if pairs_only and len(table.peers) > 1:
             return _route_sides(request, table, spans)
         aside = _Parts(LazyTraceRequest, _SPANS)
         owner_of_int, local = table.owner_of_int, table.local
