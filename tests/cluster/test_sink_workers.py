@@ -29,6 +29,7 @@ from meshscope.limits.limiter import Limiter, RateLimitedError
 from meshscope.pipeline.chain import Pipeline
 from meshscope.pipeline.sampling.config import from_mapping
 from meshscope.pipeline.sampling.tail import TailSampler
+from meshscope.pipeline.writer import BatchWriter
 from meshscope.store.duckdb import DuckDBStorage
 from tests.cluster.test_sink import RING, Peers
 from tests.cluster.traces import Call, calls, request
@@ -190,6 +191,18 @@ def test_over_a_shared_store_every_span_is_stored_here_and_owners_get_pairing_re
             time.sleep(0.02)
         assert pipelines["b"].pairer.stats.paired == want
         assert stored(b) == 0  # records only: the spans are a's to store
+
+        # The same records again (a's client retried after another owner failed it), once
+        # b committed the group that paired them: b's calls are not paired twice.
+        assert isinstance(b.writer, BatchWriter)
+        while b.writer.commits < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert asyncio.run(commit()) == 3 * want
+        deadline = time.monotonic() + 30
+        while pipelines["b"].pairer.stats.repeated < 3 * want and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pipelines["b"].pairer.stats.repeated == 3 * want
+        assert pipelines["b"].pairer.stats.paired == want
 
         with pytest.raises(DecodeError):
             asyncio.run(node_b.take_sides(body[:-1], "identity"))

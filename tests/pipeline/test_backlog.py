@@ -141,6 +141,35 @@ def test_a_group_refused_as_unavailable_is_counted_once_when_sent_again() -> Non
     assert [log.attributes["destination.service"] for log in _access_logs(storage)] == ["db"]
 
 
+def test_a_batch_sent_again_after_its_commit_pairs_its_calls_once() -> None:
+    """A client that never got its answer sends the batch again after it was committed (or
+    a cluster node re-sends an owner its pairing records): the call is paired once, in the
+    service graph and the access logs. Span metrics count each delivery, as before (their
+    sums come from the workers; the pairer knows spans by id, not by operation)."""
+    storage, clock = FlakyStorage(), ManualClock()
+    pipeline = Pipeline(storage, clock)
+    writer = BatchWriter(pipeline, WriterSettings(flush_interval_s=3600, tick_interval_s=3600))
+    spans = _trace(0, call=True)  # one call web -> db
+    answered = threading.Semaphore(0)
+    writer.start()
+    try:
+        for _ in range(2):
+            writer.enqueue(Batch(spans=spans), lambda error: answered.release())
+            assert answered.acquire(timeout=30)
+    finally:
+        writer.stop()
+    totals: dict[tuple[str, str], float] = {}
+    for name, by in (("calls_total", "service_name"), ("traces_service_graph_request_total",
+                                                        "server")):  # fmt: skip
+        for series in storage.metrics.latest(name, [], 2**63 - 1, 2**63 - 1):
+            key = (name, dict(series.labels)[by])
+            totals[key] = totals.get(key, 0) + series.samples[-1].value
+    assert totals[("traces_service_graph_request_total", "db")] == 1
+    assert totals[("calls_total", "db")] == 2  # each delivery's spans
+    assert [log.attributes["destination.service"] for log in _access_logs(storage)] == ["db"]
+    assert pipeline.pairer.stats.repeated == len(spans)
+
+
 class _RecordingStorage(MemoryStorage):
     """Records the thread, spans and access logs of each write; each takes `delay_s` (so
     the store thread is busy while groups arrive)."""

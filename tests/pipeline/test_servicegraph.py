@@ -21,6 +21,7 @@ from meshscope.pipeline.derive.servicegraph import (
     ServiceGraphMetrics,
     SpanPairer,
     side_fields,
+    side_of,
 )
 from meshscope.pipeline.derive.spanmetrics import CALLS, DURATION, SpanMetrics
 from meshscope.store.base import LogQuery
@@ -73,6 +74,58 @@ def test_edges_are_exact_in_any_arrival_order_and_batching(data: st.DataObject) 
     counts = Counter((c.source, c.target) for c in calls)
     assert counts == Counter({edge: 4 * n for edge, n in EXPECTED.items()})
     assert pairer.stats.paired == 12
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_spans_sent_again_are_paired_once(data: st.DataObject) -> None:
+    """A client's retry or a pairing record re-sent to its owner after a partial failure:
+    spans again once their batch was committed (confirmed), in any order and batching,
+    before or after their pair came."""
+    spans = [span for t in range(4) for span in make_trace(t)]
+    first = data.draw(st.permutations(spans))
+    cut = data.draw(st.integers(1, len(spans)))
+    again = data.draw(st.lists(st.sampled_from(first[:cut]), max_size=40))
+    pairer = SpanPairer(ttl_ns=60 * SEC)
+    calls = []
+    for batch in (first[:cut], again, first[cut:]):
+        added: list[list[object]] = []
+        calls += pairer.add_sides([tuple(side) for side in map(side_of, batch)], 0, added)
+        assert len(added) == (0 if batch is again else len(batch))
+        pairer.confirm(added)
+    counts = Counter((c.source, c.target) for c in calls)
+    assert counts == Counter({edge: 4 * n for edge, n in EXPECTED.items()})
+    assert pairer.stats.paired == 12
+    assert pairer.stats.repeated == len(again)
+
+
+def test_spans_sent_again_before_their_batch_is_committed_are_paired_again() -> None:
+    """A batch refused as unavailable is never confirmed: what it paired was not counted,
+    and its clients' retries are paired (and counted) instead."""
+    pairer = SpanPairer()
+    trace = make_trace(0)
+    refused = pairer.add(trace, now_ns=0)
+    retried: list[list[object]] = []
+    again = pairer.add_sides([side_of(span) for span in trace], 1, retried)
+    assert Counter((c.source, c.target) for c in again) == Counter(EXPECTED)
+    assert len(refused) == len(again) and pairer.stats.repeated == 0
+    pairer.confirm(retried)
+    assert pairer.add(trace, now_ns=2) == [] and pairer.stats.repeated == len(trace)
+
+
+def test_another_span_under_a_remembered_id_still_takes_its_place() -> None:
+    """Two spans sharing an id (Zipkin's client and server halves) are not a repeat: the
+    later one is the parent its children pair with, as before."""
+    web, web_client, api, *_ = make_trace(0)
+    half = dataclasses.replace(api, span_id=web_client.span_id, parent_span_id=web.span_id)
+    child = dataclasses.replace(api, span_id=f"{99:016x}", parent_span_id=half.span_id,
+                                service="db")  # fmt: skip
+    pairer = SpanPairer()
+    calls = pairer.add([web, web_client, half, child], now_ns=0)
+    # The server half's call from its parent, and the child's from the server half (from
+    # the client half, the first one remembered, it would be web -> db).
+    assert [(c.source, c.target) for c in calls] == [("web", "api"), ("api", "db")]
+    assert pairer.stats.repeated == 0
 
 
 def test_failed_calls_and_durations_are_attributed() -> None:
@@ -195,3 +248,19 @@ def test_a_status_no_column_holds_is_unknown_and_the_call_is_stored(tmp_path: Pa
         assert pipeline.backlog.dropped == 0
     finally:
         storage.close()
+
+
+def test_a_pairing_state_of_an_earlier_version_is_taken_as_committed() -> None:
+    """A spool written before entries had their `confirmed` flag (three items each): those
+    spans were committed before that stop, so the same spans again are repeats."""
+    web, web_client, api, *_ = make_trace(0)
+    earlier = SpanPairer()
+    earlier.add([web, web_client], now_ns=0)
+    seen, orphans = earlier.state()
+    for entry in seen.values():
+        del entry[3:]  # as the earlier version made them
+    pairer = SpanPairer()
+    pairer.restore((seen, orphans))
+    calls = pairer.add([web_client, api], now_ns=1)
+    assert [(c.source, c.target) for c in calls] == [("web", "api")]
+    assert pairer.stats.repeated == 1

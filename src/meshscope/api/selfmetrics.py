@@ -81,6 +81,7 @@ class IngestCollector(Collector):
             ("virtual_node", "virtual"),
             ("expired_unpaired", "expired_unpaired"),
             ("evicted", "evicted"),
+            ("repeated", "repeated"),
         ):
             pairs.add_metric([outcome], sum(getattr(one, field) for one in stats))
         yield pairs

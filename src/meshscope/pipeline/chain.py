@@ -98,11 +98,13 @@ class Observations:
     requests: list[ProxyRequest] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     paired: list[Call] = field(default_factory=list)
+    entries: list[list[Any]] = field(default_factory=list)  # the pairer's, to `confirm`
 
     def extend(self, other: Observations) -> None:
         self.spans += other.spans
         self.requests += other.requests
         self.calls += other.calls
+        self.entries += other.entries
         self.paired += other.paired
 
 
@@ -258,6 +260,7 @@ class Pipeline:
         is ready for `store`, which a second thread may run while this one derives the next."""
         out, observations = self.derive_deferred(prepared)
         self.observe(observations)
+        self.pairer.confirm(observations.entries)  # counted: the same spans again are repeats
         return out
 
     def derive_deferred(self, prepared: Sequence[Prepared]) -> tuple[Derived, Observations]:
@@ -270,10 +273,11 @@ class Pipeline:
         out = Derived()
         requests: list[ProxyRequest] = []
         paired: list[Call] = []
+        entries: list[list[Any]] = []
         op_keys: dict[OperationKey, None] = {}
         for item in prepared:
             if item.sides:
-                paired += self.pairer.add_sides(item.sides, now)
+                paired += self.pairer.add_sides(item.sides, now, entries)
             if item.encoded_spans is not None:
                 out.encoded.append(item.encoded_spans)
             out.logs += item.logs
@@ -287,6 +291,7 @@ class Pipeline:
             requests,
             [*paired, *out.calls],
             paired,
+            entries,
         )
 
         # Derived signals see every span; sampling decides what reaches the store.

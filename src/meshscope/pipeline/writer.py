@@ -542,6 +542,11 @@ class BatchWriter:
         else:
             self.committed_items += group.items
             self.commits += 1
+        if not group.refused and group.observations is not None:
+            # Its calls will be counted (`_observe_committed`): the same spans from now on
+            # (a client's retry, a pairing record re-sent) are repeats. Entries are only
+            # flagged here: the writer thread's pairer reads a flag either way.
+            self.pipeline.pairer.confirm(group.observations.entries)
         with self._cond:
             self._pending_items -= group.items
         for i, job in enumerate(group.jobs):

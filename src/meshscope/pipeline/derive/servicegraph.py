@@ -118,9 +118,10 @@ def side_fields(
 _TRACE, _SPAN, _PARENT, _SERVICE, _KIND, _START, _DURATION, _ERROR = range(8)
 _STATUS, _METHOD, _PATH, _PEER, _DB = range(8, 13)
 
-# What the pairer remembers per span: [side, arrived_ns, paired] (a list: cheapest to make).
+# What the pairer remembers per span: [side, arrived_ns, paired, confirmed] (a list: cheapest
+# to make); confirmed once the group that brought it was committed (`confirm`).
 _Seen = list[Any]
-_ARRIVED, _PAIRED = 1, 2
+_ARRIVED, _PAIRED, _CONFIRMED = 1, 2, 3
 PairingState = tuple[dict[SpanKey, _Seen], dict[SpanKey, list[_Seen]]]
 """A pairer's spans by key, and the children waiting for each missing parent."""
 
@@ -131,6 +132,7 @@ class PairingStats:
     virtual: int = 0
     expired_unpaired: int = 0
     evicted: int = 0
+    repeated: int = 0  # a span seen again while still remembered: left out
 
 
 _new_call = tuple.__new__  # `Call(...)` without its Python-level __new__ (a call per pair)
@@ -188,16 +190,29 @@ class SpanPairer:
     def add(self, spans: Sequence[Span], now_ns: int) -> list[Call]:
         return self.add_sides([side_of(span) for span in spans], now_ns)
 
-    def add_sides(self, sides: Iterable[tuple[Any, ...]], now_ns: int) -> list[Call]:
-        """Pair `Side` records (or plain tuples of a Side's fields, as workers send them)."""
+    def add_sides(
+        self, sides: Iterable[tuple[Any, ...]], now_ns: int, added: list[_Seen] | None = None
+    ) -> list[Call]:
+        """Pair `Side` records (or plain tuples of a Side's fields, as workers send them);
+        with `added`, append the entries made to it, for `confirm` once they are committed.
+        A span seen again after that (a client's retry of a request it never got the answer
+        to, a record re-sent to its trace's owner after another owner failed the request) is
+        left out: its calls were counted. Until then it is paired again: a group refused as
+        unavailable counts nothing, and its clients' retries are what is counted."""
         calls: list[Call] = []
         seen, orphans = self._seen, self._orphans
         stats = self.stats
         for side in sides:
-            entry = [side, now_ns, False]
             trace_id = side[_TRACE]
             key = (trace_id, side[_SPAN])
+            earlier = seen.get(key)
+            if earlier is not None and earlier[_CONFIRMED] and earlier[0] == side:
+                stats.repeated += 1
+                continue
+            entry = [side, now_ns, False, False]
             seen[key] = entry
+            if added is not None:
+                added.append(entry)
             parent_id = side[_PARENT]
             if parent_id:
                 parent_key = (trace_id, parent_id)
@@ -267,6 +282,13 @@ class SpanPairer:
     def __len__(self) -> int:
         return len(self._seen)
 
+    @staticmethod
+    def confirm(entries: Iterable[_Seen]) -> None:
+        """The entries `add_sides` made for a group now committed: the same spans again
+        are repeats from now on."""
+        for entry in entries:
+            entry[_CONFIRMED] = True
+
     def state(self) -> PairingState:
         """The spans remembered for pairing (their entries shared between the two maps, as
         pickle keeps them), for a restart to go on with (pipeline/spool.py): a call whose
@@ -274,8 +296,12 @@ class SpanPairer:
         return self._seen, self._orphans
 
     def restore(self, state: PairingState) -> None:
-        """Take the pairing state `state` gave (before any span arrives)."""
+        """Take the pairing state `state` gave (before any span arrives); entries of an
+        earlier version's (no `confirmed`) were committed before its stop."""
         self._seen, self._orphans = state
+        for entry in self._seen.values():  # the orphans' entries are these same lists
+            if len(entry) == _CONFIRMED:
+                entry.append(True)
 
 
 _REQUESTS_HELP = "Calls between two services."
