@@ -162,8 +162,11 @@ def _texts(attrs: AttrColumns) -> list[str]:
     return [text if text is not None else "" for text in attrs.values]
 
 
-def _per_span(items: list[Any], offsets: list[int]) -> list[list[Any]]:
-    """Flat per-event (or per-link) values grouped into one list per span."""
+def _per_span(items: list[Any], offsets: list[int]) -> list[Sequence[Any]]:
+    """Flat per-event (or per-link) values grouped into one list per span (with none at all,
+    the usual for links and events, one shared empty tuple: packed as an empty list is)."""
+    if not items:
+        return [()] * (len(offsets) - 1)
     return [items[a:b] for a, b in pairwise(offsets)]
 
 
@@ -203,8 +206,10 @@ def encode_columns(columns: SpanColumns) -> EncodedClickHouseSpans:
     ev_keys, ev_values, ev_types = _attr_rows(columns.ev_attrs, _texts(columns.ev_attrs))
     ln_keys, ln_values, ln_types = _attr_rows(columns.ln_attrs, _texts(columns.ln_attrs))
     ev = columns.ev_offsets
-    ev_start = [s for s, (a, b) in zip(start, pairwise(ev), strict=True) for _ in range(b - a)]
-    ev_time = [t - s for t, s in zip(columns.ev_time, ev_start, strict=True)]
+    ev_time: list[int] = []
+    if columns.ev_time:  # each event's time from its span's start
+        ev_start = [s for s, (a, b) in zip(start, pairwise(ev), strict=True) for _ in range(b - a)]
+        ev_time = [t - s for t, s in zip(columns.ev_time, ev_start, strict=True)]
     # Tuples, packed as msgpack arrays as lists are.
     events = _per_span(list(zip(columns.ev_name, ev_keys, ev_values, ev_types, strict=True)), ev)
     links = _per_span(
