@@ -22,6 +22,7 @@ from meshscope.ingest.body import BodyError
 from meshscope.ingest.errors import DecodeError
 from meshscope.ingest.otlp_common import Decoded
 from meshscope.ingest.otlp_lazy import LazyTraceRequest
+from meshscope.ingest.sink import UnavailableError
 from meshscope.ingest.workers import WorkerSettings, WorkerSink
 from meshscope.limits.admission import Admission, current_admission
 from meshscope.limits.config import LimitsConfig, TenantLimits
@@ -238,6 +239,25 @@ def zipkin_body(made: list[Call], bad: bool = False) -> bytes:
     if bad:
         spans[-1]["id"] = "not hex"
     return orjson.dumps(spans)
+
+
+def test_over_a_shared_store_a_request_an_owner_cannot_take_stores_nothing_here(
+    tmp_path: Path,
+) -> None:
+    """The pairing records go first: with owner c down the client gets a 503 before any of
+    its spans is stored (or counted) here, so its retry stores and counts them once."""
+    made = calls(60)
+    down = Peers({"b": Reply(0, ""), "c": UnavailableError("c is down")})
+    up = SidesPeers()
+    pipeline = Pipeline(DuckDBStorage(tmp_path / "a.duckdb"), SystemClock())
+    with worker_sink(pipeline, WorkerSettings(processes=1)) as a:
+        sink = ClusterSink(a, RING, down, 1 << 24, a, shared_store=True, committer=a.writer)
+        with pytest.raises(UnavailableError):
+            submit(sink, request(made))
+        assert stored(a) == 0 and a.writer.pending_items == 0
+        sink = ClusterSink(a, RING, up, 1 << 24, a, shared_store=True, committer=a.writer)
+        assert submit(sink, request(made)) == 0  # the retry, c back
+        assert stored(a) == 3 * len(made)
 
 
 def test_over_a_shared_store_a_zipkin_body_is_stored_here_and_owners_get_records(

@@ -396,6 +396,10 @@ def test_a_dead_owner_gives_503_and_its_traces_are_not_acknowledged(cluster: Clu
     status, metrics = _get(cluster.ports["n1"].ui, "/metrics")
     # Over the shared store n1 stores the spans and sends n3 their traces' pairing records.
     assert 'meshscope_cluster_forward_failed_items_total{kind="sides",peer="n3"}' in metrics
+    # The records went first: n1 stored none of the refused request's spans (a retry stores
+    # and counts them once).
+    refused = owned["n3"][0].trace_id.hex()
+    assert _get(cluster.ports["n1"].ui, f"/api/traces/{refused}")[0] == 404
     # What was acknowledged before is still readable (it is in ClickHouse, not in n3).
     call = next(
         c for c in cluster.made if ring.owner(int.from_bytes(c.trace_id[8:], "big")) == "n3"

@@ -179,17 +179,27 @@ class ClusterSink:
     ) -> Decoded:
         """Store this node's share (`local()`) and forward the other owners' `parts` (of
         `parts_kind`, by default `kind`) at the same time; answer when all of them are
-        committed."""
+        committed. Pairing records go first, and the share here is stored only once every
+        owner took its records: a request an owner cannot take then stores nothing (its
+        retry is stored, and its spans counted, once), for the few ms an owner takes to
+        queue them."""
         self.split_requests += 1
         # With limits on, the whole request is charged to its tenant here, before any part is
         # stored or forwarded (a refused request stores nothing); the parts then go uncharged.
         admit_body_items(kind, items)
         uncharged = current_admission.set(None)
+        sent = parts_kind or kind
+        records_first = sent == "sides" and local is not None
         try:
-            pending: list[Awaitable[Decoded | Reply]] = [] if local is None else [local()]
-            sent = parts_kind or kind
+            pending: list[Awaitable[Decoded | Reply]] = (
+                [] if local is None or records_first else [local()]
+            )
             pending += [self.forwarder.send(peer, sent, part) for peer, part in parts.items()]
             results = await asyncio.gather(*pending, return_exceptions=True)
+            if records_first and local is not None:
+                if any(isinstance(result, BaseException) for result in results):
+                    raise _worst([r for r in results if isinstance(r, BaseException)])
+                results.append(await local())
         finally:
             current_admission.reset(uncharged)
         errors = [result for result in results if isinstance(result, BaseException)]
