@@ -14,6 +14,10 @@ Phases, all in one run:
 3b. backends (with `--storage clickhouse`): a fresh DuckDB server and a fresh ClickHouse
    database in --rounds alternating rounds, --backends-seconds each in all, every trace new ->
    durable spans/s of each and the ratio ClickHouse / DuckDB in one run;
+3c. part compression (with `--versus-compression`): a second ClickHouse server with that
+   compression beside the run's, each written by a fresh meshscope server, the same new
+   traces in --rounds alternating rounds, --versus-seconds each in all -> durable spans/s,
+   the servers' CPU per span and bytes per span right after;
 4. OTLP/gRPC: the same requests over gRPC (raw pre-encoded messages, closed loop) and over
    HTTP in --rounds alternating rounds on the same server, --grpc-seconds each in all ->
    durable spans/s of each, per round, and the ratio gRPC / HTTP (both go through the ingest
@@ -39,8 +43,9 @@ a pause a round's figure holds some of the previous round's merges, which the A 
 order shares out) and of this benchmark's own senders (sharing the host's cores).
 
 Usage: .venv/bin/python benchmarks/ingest.py [--seconds 60] [--distinct 400]
-       [--storage duckdb|clickhouse] [--clickhouse-compression zstd|zstd256|zstd1|lz4]
+       [--storage duckdb|clickhouse] [--clickhouse-compression zstd|zstd256|zstd3|zstd1|lz4]
        [--clickhouse-dir DIR] [--backends-seconds 20]
+       [--versus-compression zstd|zstd256|zstd3|zstd1|lz4] [--versus-seconds 180]
        [--layout traces|services] [--fresh-cycles N]
        [--keep FILE]
 """
@@ -74,6 +79,10 @@ from meshscope.store.span_columns import ColumnEncoder
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: the ClickHouse server
 
 SPANS_PER_REQUEST = 500
+
+
+COMPRESSIONS = ("zstd", "zstd256", "zstd3", "zstd1", "lz4")
+"""Keys of `clickhouse_server.COMPRESSION`."""
 
 
 def free_port() -> int:
@@ -497,7 +506,7 @@ def main() -> None:
         help="the store (clickhouse: a server started for the run, stopped at its end)",
     )  # fmt: skip
     parser.add_argument(
-        "--clickhouse-compression", choices=("zstd", "zstd256", "zstd1", "lz4"), default="zstd",
+        "--clickhouse-compression", choices=COMPRESSIONS, default="zstd",
         help="the server's part compression (zstd: what docs/configuration.md asks servers"
         " without column codecs to use, level 1 and a higher level for merges from 16 MiB;"
         " zstd256: from 256 MiB, its variant for ingest-heavy servers; zstd1:"
@@ -509,6 +518,13 @@ def main() -> None:
         help="with --storage clickhouse: a fresh DuckDB server and a fresh ClickHouse database"
         " in --rounds alternating rounds, this long each in all (0: skip)",
     )  # fmt: skip
+    parser.add_argument(
+        "--versus-compression", choices=COMPRESSIONS,
+        help="with --storage clickhouse: a second ClickHouse server with this part compression"
+        " beside one with --clickhouse-compression, each fed by a fresh meshscope server, in"
+        " --rounds alternating rounds of --versus-seconds in all (every trace new)",
+    )  # fmt: skip
+    parser.add_argument("--versus-seconds", type=float, default=180.0)
     parser.add_argument(
         "--layout", choices=("traces", "services"), default="traces",
         help="traces: requests hold whole traces (as a collector's tail sampling or groupbytrace"
@@ -626,6 +642,11 @@ def main() -> None:
             print(f"  clickhouse-server CPU per span: {store_s / spans * 1e6:.1f} us "
                   f"({store_s / took:.2f} cores busy)")  # fmt: skip
 
+        if clickhouse is not None and args.versus_compression:
+            print(versus(workdir, clickhouse, args.clickhouse_compression,
+                         args.versus_compression, args.clickhouse_dir, distinct,
+                         args.versus_seconds, args.rounds, args.senders))  # fmt: skip
+
         if clickhouse is not None and args.backends_seconds > 0:  # both in one run
             print(backends(workdir, clickhouse, distinct, args.backends_seconds, args.rounds,
                            args.senders))  # fmt: skip
@@ -724,6 +745,41 @@ def backends(
         duck.stop()
         house.stop()
     return compare(done, "ClickHouse beside DuckDB", "ClickHouse", "DuckDB")
+
+
+def versus(
+    workdir: Path, clickhouse: ClickHouse, mine: str, other: str, parent: Path | None,
+    bodies: list[bytes], seconds: float, rounds: int, senders: int,
+) -> str:  # fmt: skip
+    """A second ClickHouse server with part compression `other` beside the run's (`mine`),
+    each written by a fresh meshscope server, the same new traces in alternating rounds with
+    a 5 s pause after each (the server's merges trail its inserts): what the compression
+    costs at ingest, the host's drift falling on both."""
+    second = ClickHouse(other, parent)
+    paths = [workdir / "vs-mine", workdir / "vs-other"]
+    for path in paths:
+        path.mkdir()
+    one = Server(paths[0], clickhouse.env("bench_mine"), clickhouse)
+    two = Server(paths[1], second.env("bench_other"), second)
+    try:
+        one.start()
+        two.start()
+        done = alternate(
+            {mine: (one, sender), other: (two, sender)},
+            bodies, seconds, rounds, senders, settle_s=5.0, fresh=True,
+        )  # fmt: skip
+    finally:
+        one.stop()
+        two.stop()
+    sizes = [sum(c.bytes_on_disk(db).values()) for c, db in
+             ((clickhouse, "bench_mine"), (second, "bench_other"))]  # fmt: skip
+    second.stop()
+    spans = [sum(r.spans for r in done if r.name == name) for name in (mine, other)]
+    on_disk = (
+        f"  on disk right after: {mine} {sizes[0] / max(spans[0], 1):.1f}, {other} "
+        f"{sizes[1] / max(spans[1], 1):.1f} bytes/span (merges still running)"
+    )
+    return compare(done, f"part compression {other} beside {mine}", other, mine) + "\n" + on_disk
 
 
 def _window_rates(marks: list[tuple[float, int]], width_s: float) -> list[float]:

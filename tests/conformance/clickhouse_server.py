@@ -82,26 +82,32 @@ MERGED_MIN_BYTES = 16 * 2**20
 the small merges right after them stay at level 1."""
 
 
-def tiered(merged_min_bytes: int = MERGED_MIN_BYTES, level: int = MERGED_LEVEL) -> str:
-    """zstd level 1 for every part, `level` for parts merged from `merged_min_bytes` or more
-    (ClickHouse takes the last `case` whose conditions hold; an insert's size counts as 0)."""
-    return (
-        "<compression><case><method>zstd</method><level>1</level></case>"
-        f"<case><min_part_size>{merged_min_bytes}</min_part_size><method>zstd</method>"
-        f"<level>{level}</level></case></compression>"
+def tiered(
+    merged_min_bytes: int = MERGED_MIN_BYTES, level: int = MERGED_LEVEL, *larger: tuple[int, int]
+) -> str:
+    """zstd level 1 for every part, `level` for parts merged from `merged_min_bytes` or more,
+    and each (bytes, level) of `larger` from its size on (ClickHouse takes the last `case`
+    whose conditions hold; an insert's size counts as 0)."""
+    cases = "".join(
+        f"<case><min_part_size>{size}</min_part_size><method>zstd</method>"
+        f"<level>{at}</level></case>"
+        for size, at in [(merged_min_bytes, level), *larger]
     )
+    return f"<compression><case><method>zstd</method><level>1</level></case>{cases}</compression>"
 
 
 COMPRESSION = {
     "zstd": tiered(),
     "zstd256": tiered(256 * 2**20),
+    "zstd3": tiered(MERGED_MIN_BYTES, 3, (256 * 2**20, MERGED_LEVEL)),
     "zstd1": "<compression><case><method>zstd</method><level>1</level></case></compression>",
     "lz4": "",
 }
 """The server-wide compression of MergeTree parts: `zstd` (level 1, and `MERGED_LEVEL` for
 parts merged from `MERGED_MIN_BYTES`) is what docs/configuration.md asks servers without
 column codecs (before 20.1, the `compat` DDL) to be given, so the tests and benchmarks run
-it; `zstd256` (the same from 256 MiB: the ingest-heavy variant it documents), `zstd1` (level 1
+it; `zstd256` (the same from 256 MiB: the ingest-heavy variant it documents), `zstd3` (level 3
+from 16 MiB and `MERGED_LEVEL` from 256 MiB, measured against it), `zstd1` (level 1
 for every part, what it asked before) and `lz4` (ClickHouse's default) are for comparing.
 Columns with a CODEC (the `modern` DDL) keep theirs either way."""
 
