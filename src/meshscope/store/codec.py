@@ -194,7 +194,7 @@ def call_columns(calls: Sequence[Call]) -> dict[str, Any]:
         path,
         trace_id,
         span_id,
-    ) = zip(*calls, strict=False) if calls else _NO_CALLS  # a Call has 12 fields: no check
+    ) = zip(*calls, strict=True) if calls else _NO_CALLS
     client = np.array(client_ns, np.int64)
     server = np.array(server_ns, np.int64)
     traces = hex_words(trace_id, 2)
