@@ -104,6 +104,17 @@ def test_expired_calls_whose_flush_failed_are_written_by_the_next_flush() -> Non
     assert log.attributes["destination.service"] == "postgresql"
 
 
+def _call_totals(storage: MemoryStorage) -> dict[tuple[str, str], float]:
+    """calls_total by service and traces_service_graph_request_total by server, as stored."""
+    totals: dict[tuple[str, str], float] = {}
+    for name, by in (("calls_total", "service_name"), ("traces_service_graph_request_total",
+                                                        "server")):  # fmt: skip
+        for series in storage.metrics.latest(name, [], 2**63 - 1, 2**63 - 1):
+            key = (name, dict(series.labels)[by])
+            totals[key] = totals.get(key, 0) + series.samples[-1].value
+    return totals
+
+
 def test_a_group_refused_as_unavailable_is_counted_once_when_sent_again() -> None:
     """A request refused with 503 (the store is down) is sent again by its client. Its spans
     were counted in the span metrics and its pairs in the service graph the first time too,
@@ -130,12 +141,7 @@ def test_a_group_refused_as_unavailable_is_counted_once_when_sent_again() -> Non
         assert answered.acquire(timeout=30) and answers[-1] is None
     finally:
         writer.stop()  # flushes the derived metrics
-    totals: dict[tuple[str, str], float] = {}
-    for name, by in (("calls_total", "service_name"), ("traces_service_graph_request_total",
-                                                        "server")):  # fmt: skip
-        for series in storage.metrics.latest(name, [], 2**63 - 1, 2**63 - 1):
-            key = (name, dict(series.labels)[by])
-            totals[key] = totals.get(key, 0) + series.samples[-1].value
+    totals = _call_totals(storage)
     assert totals[("calls_total", "db")] == 1 and totals[("calls_total", "web")] == 2
     assert totals[("traces_service_graph_request_total", "db")] == 1
     assert [log.attributes["destination.service"] for log in _access_logs(storage)] == ["db"]
@@ -158,12 +164,7 @@ def test_a_batch_sent_again_after_its_commit_pairs_its_calls_once() -> None:
             assert answered.acquire(timeout=30)
     finally:
         writer.stop()
-    totals: dict[tuple[str, str], float] = {}
-    for name, by in (("calls_total", "service_name"), ("traces_service_graph_request_total",
-                                                        "server")):  # fmt: skip
-        for series in storage.metrics.latest(name, [], 2**63 - 1, 2**63 - 1):
-            key = (name, dict(series.labels)[by])
-            totals[key] = totals.get(key, 0) + series.samples[-1].value
+    totals = _call_totals(storage)
     assert totals[("traces_service_graph_request_total", "db")] == 1
     assert totals[("calls_total", "db")] == 2  # each delivery's spans
     assert [log.attributes["destination.service"] for log in _access_logs(storage)] == ["db"]
