@@ -509,7 +509,8 @@ def main() -> None:
         "--clickhouse-compression", choices=COMPRESSIONS, default="zstd",
         help="the server's part compression (zstd: what docs/configuration.md asks servers"
         " without column codecs to use, level 1 and a higher level for merges from 16 MiB;"
-        " zstd256: from 256 MiB, its variant for ingest-heavy servers; zstd1:"
+        " zstd256: from 256 MiB, its variant for ingest-heavy servers; zstd3: level 3 from"
+        " 16 MiB and the higher level from 256 MiB; zstd1:"
         " level 1 for every part; lz4: ClickHouse's default)",
     )  # fmt: skip
     parser.add_argument("--clickhouse-dir", type=Path, help=PARENT_HELP)
@@ -756,24 +757,26 @@ def versus(
     a 5 s pause after each (the server's merges trail its inserts): what the compression
     costs at ingest, the host's drift falling on both."""
     second = ClickHouse(other, parent)
-    paths = [workdir / "vs-mine", workdir / "vs-other"]
-    for path in paths:
-        path.mkdir()
-    one = Server(paths[0], clickhouse.env("bench_mine"), clickhouse)
-    two = Server(paths[1], second.env("bench_other"), second)
     try:
-        one.start()
-        two.start()
-        done = alternate(
-            {mine: (one, sender), other: (two, sender)},
-            bodies, seconds, rounds, senders, settle_s=5.0, fresh=True,
-        )  # fmt: skip
+        paths = [workdir / "vs-mine", workdir / "vs-other"]
+        for path in paths:
+            path.mkdir()
+        one = Server(paths[0], clickhouse.env("bench_mine"), clickhouse)
+        two = Server(paths[1], second.env("bench_other"), second)
+        try:
+            one.start()
+            two.start()
+            done = alternate(
+                {mine: (one, sender), other: (two, sender)},
+                bodies, seconds, rounds, senders, settle_s=5.0, fresh=True,
+            )  # fmt: skip
+        finally:
+            one.stop()
+            two.stop()
+        sizes = [sum(c.bytes_on_disk(db).values()) for c, db in
+                 ((clickhouse, "bench_mine"), (second, "bench_other"))]  # fmt: skip
     finally:
-        one.stop()
-        two.stop()
-    sizes = [sum(c.bytes_on_disk(db).values()) for c, db in
-             ((clickhouse, "bench_mine"), (second, "bench_other"))]  # fmt: skip
-    second.stop()
+        second.stop()
     spans = [sum(r.spans for r in done if r.name == name) for name in (mine, other)]
     on_disk = (
         f"  on disk right after: {mine} {sizes[0] / max(spans[0], 1):.1f}, {other} "

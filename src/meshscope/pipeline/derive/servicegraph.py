@@ -132,7 +132,7 @@ class PairingStats:
     virtual: int = 0
     expired_unpaired: int = 0
     evicted: int = 0
-    repeated: int = 0  # a span seen again while still remembered: left out
+    repeated: int = 0  # a span again once its batch was committed: left out
 
 
 _new_call = tuple.__new__  # `Call(...)` without its Python-level __new__ (a call per pair)
