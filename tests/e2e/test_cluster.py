@@ -394,7 +394,8 @@ def test_a_dead_owner_gives_503_and_its_traces_are_not_acknowledged(cluster: Clu
     assert _post(cluster.ports["n1"].otlp_http, request(owned["n3"])) == 503
     assert _post(cluster.ports["n1"].otlp_http, request(owned["n1"] + owned["n2"])) == 200
     status, metrics = _get(cluster.ports["n1"].ui, "/metrics")
-    # Over the shared store n1 stores the spans and sends n3 their traces' pairing records.
+    # Over the shared store n1 sends n3 its traces' pairing records (and stores the spans once
+    # every owner took its records).
     assert 'meshscope_cluster_forward_failed_items_total{kind="sides",peer="n3"}' in metrics
     # The records went first: n1 stored none of the refused request's spans (a retry stores
     # and counts them once).

@@ -181,8 +181,8 @@ class ClusterSink:
         `parts_kind`, by default `kind`) at the same time; answer when all of them are
         committed. Pairing records go first, and the share here is stored only once every
         owner took its records: a request an owner cannot take then stores nothing (its
-        retry is stored, and its spans counted, once), for the few ms an owner takes to
-        queue them."""
+        retry is stored, and its spans counted, once), at the cost of the owners' answer
+        in each request's latency (ADR 0015)."""
         self.split_requests += 1
         # With limits on, the whole request is charged to its tenant here, before any part is
         # stored or forwarded (a refused request stores nothing); the parts then go uncharged.
