@@ -189,16 +189,17 @@ class ClusterSink:
         admit_body_items(kind, items)
         uncharged = current_admission.set(None)
         sent = parts_kind or kind
-        records_first = sent == "sides" and local is not None
         try:
-            pending: list[Awaitable[Decoded | Reply]] = (
-                [] if local is None or records_first else [local()]
-            )
-            pending += [self.forwarder.send(peer, sent, part) for peer, part in parts.items()]
+            pending: list[Awaitable[Decoded | Reply]] = [
+                self.forwarder.send(peer, sent, part) for peer, part in parts.items()
+            ]
+            if local is not None and sent != "sides":
+                pending.insert(0, local())
             results = await asyncio.gather(*pending, return_exceptions=True)
-            if records_first and local is not None:
-                if any(isinstance(result, BaseException) for result in results):
-                    raise _worst([r for r in results if isinstance(r, BaseException)])
+            if local is not None and sent == "sides":  # the records went first
+                refused = [result for result in results if isinstance(result, BaseException)]
+                if refused:
+                    raise _worst(refused)  # nothing stored here
                 results.append(await local())
         finally:
             current_admission.reset(uncharged)
