@@ -3,19 +3,25 @@ whose write failed are written with the next one (they were lost)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from meshscope.clock import ManualClock
+from meshscope.ingest.sink import UnavailableError
 from meshscope.model.batch import Batch
 from meshscope.model.calls import Call
 from meshscope.model.logs import LogRecord
 from meshscope.model.spans import Span, SpanKind
 from meshscope.pipeline.backlog import Backlog
 from meshscope.pipeline.chain import MAX_APART_WRITES, Pipeline, PipelineSettings
+from meshscope.pipeline.derive.servicegraph import side_of
+from meshscope.pipeline.prepared import Prepared
 from meshscope.pipeline.sampling.config import from_mapping
 from meshscope.pipeline.sampling.tail import TailSampler
 from meshscope.pipeline.writer import BatchWriter, WriterSettings
@@ -145,6 +151,73 @@ def test_a_group_refused_as_unavailable_is_counted_once_when_sent_again() -> Non
     assert totals[("calls_total", "db")] == 1 and totals[("calls_total", "web")] == 2
     assert totals[("traces_service_graph_request_total", "db")] == 1
     assert [log.attributes["destination.service"] for log in _access_logs(storage)] == ["db"]
+
+
+@pytest.mark.parametrize("later", ["client", "server"])
+def test_a_call_whose_second_side_came_in_a_refused_group_is_counted_once(later: str) -> None:
+    """A call's two sides come in different requests (different services export them). When
+    the second one's group is refused (the store is down) and its client sends it again,
+    the call is counted once, from the retry. It was never counted when the later side was
+    the client span: the refused group took its server span off the waiting list, and the
+    retry found nothing waiting."""
+    storage, clock = FlakyStorage(), ManualClock()
+    pipeline = Pipeline(storage, clock)
+    writer = BatchWriter(pipeline, WriterSettings(flush_interval_s=3600, tick_interval_s=3600))
+    root, client, server = _trace(0, call=True)  # the call web -> db: client -> server
+    first, second = ([root, server], [client]) if later == "client" else ([root, client], [server])
+    answers: list[BaseException | None] = []
+    answered = threading.Semaphore(0)
+
+    def done(error: BaseException | None) -> None:
+        answers.append(error)
+        answered.release()
+
+    writer.start()
+    try:
+        writer.enqueue(Batch(spans=first), done)
+        assert answered.acquire(timeout=30) and answers[-1] is None
+        storage.down = True
+        writer.enqueue(Batch(spans=second), done)
+        assert answered.acquire(timeout=30) and isinstance(answers[-1], UnavailableError)
+        storage.down = False
+        writer.enqueue(Batch(spans=second), done)
+        assert answered.acquire(timeout=30) and answers[-1] is None
+    finally:
+        writer.stop()
+    totals = _call_totals(storage)
+    assert totals[("traces_service_graph_request_total", "db")] == 1
+    assert [log.attributes["destination.service"] for log in _access_logs(storage)] == ["db"]
+    assert pipeline.pairer.stats.refused == 1  # the refused side, forgotten until its retry
+    assert pipeline.pairer.stats.paired == 1
+    # Span metrics count the stored deliveries: web's root and client span, db's server.
+    assert totals[("calls_total", "web")] == 2 and totals[("calls_total", "db")] == 1
+
+
+def test_pairing_records_queued_in_a_refused_group_keep_their_calls() -> None:
+    """A cluster owner queues the pairing records of spans its peers stored (nobody waits
+    for them, nobody sends them again). A group of its own that holds them and is refused
+    (its store down) still counts their calls, and writes them once the store is back;
+    they were lost."""
+    storage, clock = FlakyStorage(), ManualClock()
+    pipeline = Pipeline(storage, clock)
+    writer = BatchWriter(pipeline, WriterSettings(flush_interval_s=3600, tick_interval_s=0.05))
+    sides = [tuple(side_of(span)) for span in _trace(0, call=True)]
+    writer.start()
+    try:
+        storage.down = True
+        asyncio.run(writer.queue(Prepared(sides=sides)))
+        deadline = time.monotonic() + 10
+        while pipeline.pairer.stats.paired < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # the group is refused; a few ticks fail to write the call
+        storage.down = False
+        deadline = time.monotonic() + 10
+        while not _access_logs(storage) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        writer.stop()
+    assert [log.attributes["destination.service"] for log in _access_logs(storage)] == ["db"]
+    assert _call_totals(storage)[("traces_service_graph_request_total", "db")] == 1
 
 
 def test_a_batch_sent_again_after_its_commit_pairs_its_calls_once() -> None:

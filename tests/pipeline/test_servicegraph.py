@@ -11,13 +11,14 @@ from hypothesis import strategies as st
 
 from meshscope.clock import ManualClock
 from meshscope.model.batch import Batch
-from meshscope.model.calls import UNOBSERVED
+from meshscope.model.calls import UNOBSERVED, Call
 from meshscope.model.spans import Span, SpanKind, StatusCode
 from meshscope.pipeline.chain import Pipeline
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.servicegraph import (
     REQUESTS,
     SERVER_SECONDS,
+    Pair,
     ServiceGraphMetrics,
     SpanPairer,
     side_fields,
@@ -113,6 +114,99 @@ def test_spans_sent_again_before_their_batch_is_committed_are_paired_again() -> 
     assert pairer.add(trace, now_ns=2) == [] and pairer.stats.repeated == len(trace)
 
 
+Request = tuple[bool, list[tuple[object, ...]]]  # (a peer's records?, sides)
+
+
+@dataclasses.dataclass
+class _Derived:
+    requests: list[Request]
+    entries: list[list[object]] = dataclasses.field(default_factory=list)
+    pairs: list[Pair] = dataclasses.field(default_factory=list)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.data())
+def test_groups_refused_and_sent_again_count_each_call_once(data: st.DataObject) -> None:
+    """The writer's sequence: a group is derived while the one before it is committed, then
+    that one is confirmed, or refused (taken back with the next group's pairs) and its
+    requests sent again later, or so fast that they join that next group. Whatever the
+    requests, order, refusals and peer records (never sent again), each call is counted
+    once: from the groups committed, and from a refused group's pairs of records alone."""
+    spans = [span for t in range(2) for span in make_trace(t)]
+    order = data.draw(st.permutations(spans))
+    cuts = sorted(data.draw(st.lists(st.integers(1, len(order) - 1), max_size=12, unique=True)))
+    requests: list[Request] = [
+        (data.draw(st.booleans(), label="records"), [tuple(side_of(x)) for x in order[a:b]])
+        for a, b in zip([0, *cuts], [*cuts, len(order)], strict=True)
+    ]
+    refusals = data.draw(st.integers(0, 6), label="refusals")
+    pairer = SpanPairer(ttl_ns=60 * SEC)
+    queue = list(requests)
+    counted: list[Call] = []
+    previous: _Derived | None = None
+    while queue or previous is not None:
+        owned = [] if previous is None else [r for r in previous.requests if not r[0]]
+        refused = bool(owned and refusals and data.draw(st.booleans(), label="refused"))
+        again = refused and data.draw(st.booleans(), label="sent again at once")
+        if again:
+            queue = owned + queue
+        current = None
+        if queue:
+            size = data.draw(st.integers(1, min(3, len(queue))), label="group")
+            current, queue = _Derived(queue[:size]), queue[size:]
+            for records, sides in current.requests:
+                if records:  # a peer's records: settled at once, never sent again
+                    settled: list[list[object]] = []
+                    pairer.add_sides(sides, 0, settled, current.pairs)
+                    pairer.confirm(settled)
+                else:
+                    pairer.add_sides(sides, 0, current.entries, current.pairs)
+        if previous is not None:
+            if refused:
+                refusals -= 1
+                later = current.pairs if current is not None else None
+                pairer.refuse(previous.entries, previous.pairs, later)
+                if not again:
+                    queue += owned
+            else:
+                pairer.confirm(previous.entries)
+            counted += pairer.counted(previous.pairs)
+        previous = current
+    assert Counter((c.source, c.target) for c in counted) == Counter(
+        {edge: 2 * n for edge, n in EXPECTED.items()}
+    )
+    assert pairer.stats.paired == len(counted)  # what was taken back is not counted there
+
+
+def test_a_call_taken_back_once_is_not_paired_again_when_a_later_group_is_refused() -> None:
+    """A client span refused in one group (G2) had been paired in the next (G3, derived
+    meanwhile) with a peer's record of its server span, which G2's refusal put back to
+    wait. The retry (G4) pairs it. When G3 is refused too, its own pairs hold that old call
+    again; it is not the refusal of G3's spans, and must not pair the record a second time
+    with the retry (found by the property test above: web -> api counted twice)."""
+    _, web_client, api, *_ = make_trace(0)
+    other = make_trace(1)[0]
+    pairer = SpanPairer()
+    g2_entries: list[list[object]] = []
+    g2_pairs: list[Pair] = []
+    pairer.add_sides([side_of(web_client)], 0, g2_entries, g2_pairs)
+    g3_entries: list[list[object]] = []
+    g3_pairs: list[Pair] = []
+    records: list[list[object]] = []
+    pairer.add_sides([side_of(api)], 0, records, g3_pairs)  # a peer's record
+    pairer.confirm(records)
+    pairer.add_sides([side_of(other)], 0, g3_entries, g3_pairs)
+    assert len(g3_pairs) == 1
+    pairer.refuse(g2_entries, g2_pairs, g3_pairs)  # G2 refused; G3 derived meanwhile
+    g4_entries: list[list[object]] = []
+    g4_pairs: list[Pair] = []
+    pairer.add_sides([side_of(web_client)], 0, g4_entries, g4_pairs)  # G2's retry
+    pairer.refuse(g3_entries, g3_pairs, g4_pairs)  # G3 refused; G4 derived meanwhile
+    pairer.confirm(g4_entries)
+    calls = [*pairer.counted(g3_pairs), *pairer.counted(g4_pairs)]
+    assert [(c.source, c.target) for c in calls] == [("web", "api")]
+
+
 def test_another_span_under_a_remembered_id_still_takes_its_place() -> None:
     """Two spans sharing an id (Zipkin's client and server halves) are not a repeat: the
     later one is the parent its children pair with, as before."""
@@ -158,6 +252,23 @@ def test_unpaired_database_client_becomes_a_virtual_node_on_expiry() -> None:
     ]
     assert pairer.stats.virtual == 1 and pairer.stats.expired_unpaired == 1
     assert len(pairer) == 0
+
+
+def test_a_refused_span_is_forgotten_so_its_retry_makes_one_virtual_call() -> None:
+    """A database client span whose group was refused is taken back: only its retry is
+    remembered, and becomes the one virtual call when it expires."""
+    client = Span("a" * 32, "b" * 16, "SELECT", "api", 0, 2_000_000, kind=SpanKind.CLIENT,
+                  attributes={"db.system": "postgresql"})  # fmt: skip
+    pairer = SpanPairer(ttl_ns=10 * SEC)
+    refused: list[list[object]] = []
+    pairer.add_sides([side_of(client)], 0, refused)
+    pairer.refuse(refused, [])
+    assert len(pairer) == 0 and pairer.stats.refused == 1
+    again: list[list[object]] = []
+    pairer.add_sides([side_of(client)], SEC, again)
+    pairer.confirm(again)
+    calls = pairer.expire(now_ns=20 * SEC)
+    assert [(c.source, c.target) for c in calls] == [("api", "postgresql")]
 
 
 def test_memory_is_bounded_and_evictions_are_counted() -> None:

@@ -82,6 +82,7 @@ class IngestCollector(Collector):
             ("expired_unpaired", "expired_unpaired"),
             ("evicted", "evicted"),
             ("repeated", "repeated"),
+            ("refused", "refused"),
         ):
             pairs.add_metric([outcome], sum(getattr(one, field) for one in stats))
         yield pairs

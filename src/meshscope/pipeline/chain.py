@@ -32,7 +32,7 @@ from meshscope.pipeline import spool
 from meshscope.pipeline.backlog import Backlog, is_data_error, rows_of
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.requestmetrics import RequestMetrics
-from meshscope.pipeline.derive.servicegraph import ServiceGraphMetrics, SpanPairer
+from meshscope.pipeline.derive.servicegraph import Pair, ServiceGraphMetrics, SpanPairer
 from meshscope.pipeline.derive.spanmetrics import SpanDurations, SpanMetrics
 from meshscope.pipeline.prepared import OperationKey, Prepared, prepare
 from meshscope.pipeline.sampling.facts import SpanMatcher
@@ -89,23 +89,30 @@ class Observations:
     of the group's calls, not once per batch (batches arrive one by one, and a cluster node
     gets each request in three parts).
 
-    `paired`, the calls paired from spans (also in `calls`), are no one request's rows: once
-    observed they wait in the backlog, and about once a second the writer has them written
-    with a group's transaction, or by `tick` when none is being committed: one access-log
-    insert for many groups (ADR 0027)."""
+    `calls` are those the proxy requests report; `pairs`, the calls paired from spans (with
+    the pairer's entries of their two sides), are no one request's rows: once observed they
+    wait in the backlog, and about once a second the writer has them written with a group's
+    transaction, or by `tick` when none is being committed: one access-log insert for many
+    groups (ADR 0027). `entries`: the pairer's entries of the batches' own spans, which a
+    group commit confirms or a refusal takes back (`Pipeline.refuse`, ADR 0023)."""
 
     spans: list[SpanDurations] = field(default_factory=list)
     requests: list[ProxyRequest] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
-    paired: list[Call] = field(default_factory=list)
-    entries: list[list[Any]] = field(default_factory=list)  # the pairer's, to `confirm`
+    pairs: list[Pair] = field(default_factory=list)
+    entries: list[list[Any]] = field(default_factory=list)
 
     def extend(self, other: Observations) -> None:
         self.spans += other.spans
         self.requests += other.requests
         self.calls += other.calls
         self.entries += other.entries
-        self.paired += other.paired
+        self.pairs += other.pairs
+
+    @property
+    def paired(self) -> list[Call]:
+        """The calls paired from spans that count: none of whose sides was refused."""
+        return SpanPairer.counted(self.pairs)
 
 
 def call_from_request(request: ProxyRequest) -> Call:
@@ -272,12 +279,18 @@ class Pipeline:
         now = self.clock.now_ns()
         out = Derived()
         requests: list[ProxyRequest] = []
-        paired: list[Call] = []
+        pairs: list[Pair] = []
         entries: list[list[Any]] = []
         op_keys: dict[OperationKey, None] = {}
         for item in prepared:
-            if item.sides:
-                paired += self.pairer.add_sides(item.sides, now, entries)
+            if item.sides and item.records_only:
+                # A peer's pairing records (ADR 0015): nothing of them is stored here, and
+                # no client sends them again if this group is refused; settled at once.
+                records: list[list[Any]] = []
+                self.pairer.add_sides(item.sides, now, records, pairs)
+                SpanPairer.confirm(records)
+            elif item.sides:
+                self.pairer.add_sides(item.sides, now, entries, pairs)
             if item.encoded_spans is not None:
                 out.encoded.append(item.encoded_spans)
             out.logs += item.logs
@@ -289,8 +302,8 @@ class Pipeline:
         observations = Observations(
             [item.span_metrics for item in prepared if item.span_metrics is not None],
             requests,
-            [*paired, *out.calls],
-            paired,
+            out.calls,
+            pairs,
             entries,
         )
 
@@ -306,13 +319,29 @@ class Pipeline:
                 out.encoded += self.tail.offer(item.encoded_spans, item.traces, now)
         return out, observations
 
-    def observe(self, observations: Observations) -> None:
+    def observe(self, observations: Observations, refused: bool = False) -> None:
         """Make the metric updates `derive_deferred` returned (of one or more derives), and
-        queue their paired calls for the next unowned write."""
-        self._span_metrics.merge(*observations.spans)
-        self._request_metrics.observe(observations.requests)
-        self._graph_metrics.observe(observations.calls)
-        self.backlog.add(observations.paired)
+        queue their paired calls for the next unowned write. Of a group `refused` as
+        unavailable (`refuse` first), only the calls paired from spans none of whose sides was
+        refused (a cluster peer's pairing records): its clients send the rest again."""
+        paired = observations.paired
+        if refused:
+            self._graph_metrics.observe(paired)
+        else:
+            self._span_metrics.merge(*observations.spans)
+            self._request_metrics.observe(observations.requests)
+            self._graph_metrics.observe([*paired, *observations.calls])
+        self.backlog.add(paired)
+
+    def refuse(self, observations: Observations, later: Observations | None) -> None:
+        """Take back what the pairer made of a group refused as unavailable (`observations`)
+        before its clients send it again; `later`: the group derived since, not yet
+        observed, whose calls with the refused spans are taken back too (`SpanPairer.refuse`)."""
+        pairs = observations.pairs
+        if later is None:
+            self.pairer.refuse(observations.entries, pairs)
+        else:
+            self.pairer.refuse(observations.entries, pairs, later.pairs)
 
     def split(
         self, derived: Derived, batches: Sequence[Batch | Prepared]

@@ -44,6 +44,11 @@ class Prepared:
     # With tail sampling: the traces of `encoded_spans` and each row's trace (`facts.py`).
     traces: TraceSummary | None = None
 
+    @property
+    def records_only(self) -> bool:
+        """Whether this holds only a peer's pairing records (`sides` and no spans of its own)."""
+        return not self.span_count and bool(self.sides)
+
     def __len__(self) -> int:
         spans = max(self.span_count, len(self.sides))  # a peer's pairing records: items too
         return spans + len(self.logs) + len(self.points) + len(self.requests)

@@ -11,7 +11,8 @@ Two threads, one stage each, so Python and DuckDB work overlap: `meshscope-write
 (pairs spans: holds the GIL) and hands each group to `meshscope-store`, which runs the store
 transaction (DuckDB releases the GIL) and answers the group's receivers; the writer
 meanwhile makes the derived-metric updates of the group before it, whose transaction has
-ended (none for a group refused as unavailable: its clients send it again), which queues
+ended (for a group refused as unavailable, only the calls paired from a peer's records: its
+clients send the rest again, and the pairer takes its spans back), which queues
 its calls paired from spans: they go with a later group handed over (on ClickHouse at most
 once a second: `paired_calls_interval_s`), or with the tick when none is (ADR 0027). The
 store thread clocks the groups: while it commits one, the writer derives every batch that
@@ -453,10 +454,12 @@ class BatchWriter:
     ) -> bool:
         """Make the metric updates of the group handed over before `handed` (None: wait
         until the store thread is idle, or has `stopped`, then those of the last one; not
-        `wait`: only if it is idle now, else nothing and False), unless it was refused
-        whole: its clients send it again, and its spans would be counted twice (a retry
-        after a ClickHouse outage counted every span of it again in calls_total, RED and
-        SLOs)."""
+        `wait`: only if it is idle now, else nothing and False). Of a group refused whole,
+        the pairer first takes back what it made of its spans, and only the calls paired
+        from a peer's records are counted: its clients send it again, and its spans would be
+        counted twice (a retry after a ClickHouse outage counted every span of it again in
+        calls_total, RED and SLOs). `handed`, derived meanwhile, may hold calls with the
+        refused spans: those are taken back too."""
         if handed is None and not stopped:
             with self._cond:
                 while not self._store_idle:
@@ -464,9 +467,12 @@ class BatchWriter:
                         return False
                     self._cond.wait()
         group, self._unobserved = self._unobserved, handed
-        if group is not None and not group.refused and group.observations is not None:
-            observations = group.observations
-            self._guard(lambda: self.pipeline.observe(observations))
+        if group is not None and group.observations is not None:
+            observations, refused = group.observations, group.refused
+            if refused:
+                later = handed.observations if handed is not None else None
+                self._guard(lambda: self.pipeline.refuse(observations, later))
+            self._guard(lambda: self.pipeline.observe(observations, refused))
         return True
 
     def _tick(self) -> None:
@@ -528,8 +534,9 @@ class BatchWriter:
             self.pipeline.store(derived)
         except StoreUnavailableError as exc:
             # Every request is refused and sent again by its client, which derives what this
-            # group derived again (pairs, tail-sampled spans): none of it is kept, and its
-            # metric updates are not made (`_observe_committed`).
+            # group derived again (pairs, tail-sampled spans): none of it is kept, the pairer
+            # takes its spans back and its metric updates are not made, except for calls
+            # paired from a peer's records, which no one sends again (`_observe_committed`).
             group.refused = True
             self.pipeline.backlog.keep([], group.carried)
             log.error("store unavailable, %d items refused: %s", group.items, exc)

@@ -118,12 +118,16 @@ def side_fields(
 _TRACE, _SPAN, _PARENT, _SERVICE, _KIND, _START, _DURATION, _ERROR = range(8)
 _STATUS, _METHOD, _PATH, _PEER, _DB = range(8, 13)
 
-# What the pairer remembers per span: [side, arrived_ns, paired, confirmed] (a list: cheapest
-# to make); confirmed once the group that brought it was committed (`confirm`).
+# What the pairer remembers per span: [side, arrived_ns, paired, state] (a list: cheapest to
+# make). The state is PENDING until the group that brought the span was committed
+# (`confirm`: COMMITTED) or refused as unavailable (`refuse`: REFUSED, then forgotten).
 _Seen = list[Any]
-_ARRIVED, _PAIRED, _CONFIRMED = 1, 2, 3
+_ARRIVED, _PAIRED, _STATE = 1, 2, 3
+PENDING, COMMITTED, REFUSED = 0, 1, 2  # 0 and 1 are what spools of session 15 hold (bools)
 PairingState = tuple[dict[SpanKey, _Seen], dict[SpanKey, list[_Seen]]]
 """A pairer's spans by key, and the children waiting for each missing parent."""
+Pair = tuple[Call, _Seen, _Seen]
+"""A call and the entries of its parent and child side: it counts once neither is REFUSED."""
 
 
 @dataclass(slots=True)
@@ -133,6 +137,7 @@ class PairingStats:
     expired_unpaired: int = 0
     evicted: int = 0
     repeated: int = 0  # a span again once its batch was committed: left out
+    refused: int = 0  # spans of groups refused as unavailable: forgotten, sent again
 
 
 _new_call = tuple.__new__  # `Call(...)` without its Python-level __new__ (a call per pair)
@@ -191,14 +196,19 @@ class SpanPairer:
         return self.add_sides([side_of(span) for span in spans], now_ns)
 
     def add_sides(
-        self, sides: Iterable[tuple[Any, ...]], now_ns: int, added: list[_Seen] | None = None
+        self,
+        sides: Iterable[tuple[Any, ...]],
+        now_ns: int,
+        added: list[_Seen] | None = None,
+        pairs: list[Pair] | None = None,
     ) -> list[Call]:
         """Pair `Side` records (or plain tuples of a Side's fields, as workers send them);
-        with `added`, append the entries made to it, for `confirm` once they are committed.
-        A span seen again after that (a client's retry of a request it never got the answer
-        to, a record re-sent to its trace's owner after another owner failed the request) is
-        left out: its calls were counted. Until then it is paired again: a group refused as
-        unavailable counts nothing, and its clients' retries are what is counted."""
+        with `added`, append the entries made to it, for `confirm` once they are committed
+        or `refuse` if their group is refused; with `pairs`, each call made with its two
+        entries. A span seen again once committed (a client's retry of a request it never
+        got the answer to, a record re-sent to its trace's owner after another owner failed
+        the request) is left out: its calls were counted. A refused span is forgotten
+        (`refuse`): its client's retry is what pairs, and is counted."""
         calls: list[Call] = []
         seen, orphans = self._seen, self._orphans
         stats = self.stats
@@ -206,10 +216,10 @@ class SpanPairer:
             trace_id = side[_TRACE]
             key = (trace_id, side[_SPAN])
             earlier = seen.get(key)
-            if earlier is not None and earlier[_CONFIRMED] and earlier[0] == side:
+            if earlier is not None and earlier[_STATE] == COMMITTED and earlier[0] == side:
                 stats.repeated += 1
                 continue
-            entry = [side, now_ns, False, False]
+            entry = [side, now_ns, False, PENDING]
             seen[key] = entry
             if added is not None:
                 added.append(entry)
@@ -226,13 +236,19 @@ class SpanPairer:
                 elif parent[0][_SERVICE] != side[_SERVICE]:
                     parent[_PAIRED] = entry[_PAIRED] = True
                     stats.paired += 1
-                    calls.append(_call(parent[0], side))
+                    call = _call(parent[0], side)
+                    calls.append(call)
+                    if pairs is not None:
+                        pairs.append((call, parent, entry))
             if orphans:
                 for child in orphans.pop(key, ()):
                     if child[0][_SERVICE] != side[_SERVICE]:
                         entry[_PAIRED] = child[_PAIRED] = True
                         stats.paired += 1
-                        calls.append(_call(side, child[0]))
+                        call = _call(side, child[0])
+                        calls.append(call)
+                        if pairs is not None:
+                            pairs.append((call, entry, child))
         if len(seen) > self.max_pending or len(orphans) > self.max_pending:
             calls.extend(self._evict_over_capacity())
         return calls
@@ -285,9 +301,74 @@ class SpanPairer:
     @staticmethod
     def confirm(entries: Iterable[_Seen]) -> None:
         """The entries `add_sides` made for a group now committed: the same spans again
-        are repeats from now on."""
+        are repeats from now on. (Only a flag: the store thread sets it.)"""
         for entry in entries:
-            entry[_CONFIRMED] = True
+            entry[_STATE] = COMMITTED
+
+    def refuse(
+        self, entries: Sequence[_Seen], pairs: Iterable[Pair], later: list[Pair] | None = None
+    ) -> None:
+        """Forget the entries of a group refused as unavailable, as if its spans had not come:
+        their clients send them again, and those are paired then. `pairs`: the calls made
+        since the group's entries came (its own and those of `later`, the pairs of the group
+        derived meanwhile); their other side, when a child that is not refused, waits for its
+        parent again (the retry of a refused client span found nothing waiting, and the call
+        was never counted), or pairs now, into `later`, with a parent that took the refused
+        one's place meanwhile."""
+        seen, orphans = self._seen, self._orphans
+        taken_back = {id(entry) for entry in entries}
+        # The calls made with these spans, not already taken back by an earlier refusal: the
+        # child of each (when it is not taken back itself) waits for its parent again.
+        undone = [
+            child
+            for _, parent, child in [*pairs, *(later or ())]
+            if (id(parent) in taken_back or id(child) in taken_back)
+            and parent[_STATE] != REFUSED
+            and child[_STATE] != REFUSED
+        ]
+        for entry in entries:
+            entry[_STATE] = REFUSED
+            side = entry[0]
+            key = (side[_TRACE], side[_SPAN])
+            if seen.get(key) is entry:
+                del seen[key]
+            if side[_PARENT]:
+                parent_key = (side[_TRACE], side[_PARENT])
+                waiting = orphans.get(parent_key)
+                if waiting is not None:
+                    kept = [child for child in waiting if child is not entry]
+                    if not kept:
+                        del orphans[parent_key]
+                    elif len(kept) < len(waiting):
+                        orphans[parent_key] = kept
+        self.stats.paired -= len(undone)
+        for child in undone:
+            if child[_STATE] == REFUSED:
+                continue  # taken back itself: its retry pairs
+            child_side = child[0]
+            parent_key = (child_side[_TRACE], child_side[_PARENT])
+            now = seen.get(parent_key)
+            if later is not None and now is not None:
+                if now[0][_SERVICE] != child_side[_SERVICE]:
+                    now[_PAIRED] = True
+                    self.stats.paired += 1
+                    later.append((_call(now[0], child_side), now, child))
+                continue
+            waiting = orphans.get(parent_key)
+            if waiting is None:
+                orphans[parent_key] = [child]
+            elif not any(other is child for other in waiting):
+                waiting.append(child)
+        self.stats.refused += len(entries)
+
+    @staticmethod
+    def counted(pairs: Iterable[Pair]) -> list[Call]:
+        """The calls of `pairs` to count: those neither of whose sides was refused."""
+        return [
+            call
+            for call, parent, child in pairs
+            if parent[_STATE] != REFUSED and child[_STATE] != REFUSED
+        ]
 
     def state(self) -> PairingState:
         """The spans remembered for pairing (their entries shared between the two maps, as
@@ -297,11 +378,11 @@ class SpanPairer:
 
     def restore(self, state: PairingState) -> None:
         """Take the pairing state `state` gave (before any span arrives); entries of an
-        earlier version's (no `confirmed`) were committed before its stop."""
+        earlier version's (no state) were committed before its stop."""
         self._seen, self._orphans = state
         for entry in self._seen.values():  # the orphans' entries are these same lists
-            if len(entry) == _CONFIRMED:
-                entry.append(True)
+            if len(entry) == _STATE:
+                entry.append(COMMITTED)
 
 
 _REQUESTS_HELP = "Calls between two services."
