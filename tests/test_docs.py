@@ -1,4 +1,5 @@
-"""Documentation stays true: every CLI option and every served route is documented."""
+"""Documentation stays true: every CLI option, every served route and every one of
+meshscope's own metrics is documented."""
 
 from __future__ import annotations
 
@@ -51,3 +52,57 @@ def test_every_served_route_is_documented(tmp_path: Path) -> None:
         for path in _paths(list(asgi.routes)):
             assert path in documented, f"route {path} missing from docs/api.md"
     app.storage.close()
+
+
+# String literals of the form "meshscope_..." in the source that are not metric families.
+NOT_METRICS = {
+    "meshscope_node",  # a label name: the cluster node of derived series (cluster/config.py)
+    "meshscope_query_budget",  # a ContextVar's name (query/budget.py)
+    "meshscope_stopping",  # a ContextVar's name (stopping.py)
+}
+SIDECAR = ROOT / "src" / "meshscope" / "sidecar"  # served on the sidecar's admin listener
+
+
+def _metric_families() -> dict[str, Path]:
+    """Each metric family name the source defines (a histogram's, without `_bucket`, `_sum`,
+    `_count`; a counter's, without `_total`), with the file defining it."""
+    found: dict[str, Path] = {}
+    for path in sorted((ROOT / "src" / "meshscope").rglob("*.py")):
+        for name in re.findall(r'"(meshscope_[a-z0-9_]+)"', path.read_text()):
+            found[name] = path
+    missing = NOT_METRICS - set(found)
+    assert not missing, f"exclusions no longer in the source: {missing}"
+    return {name: path for name, path in found.items() if name not in NOT_METRICS}
+
+
+def _documented(section: str) -> set[str]:
+    """The families of the metric table rows (`| `name` | type | labels | what |`) of a
+    section: a counter is named as written, with `_total`."""
+    families: set[str] = set()
+    for name, kind in re.findall(r"^\| `(meshscope_[a-z0-9_]+)` \| ([a-z]+) \|", section, re.M):
+        assert kind in ("counter", "gauge", "histogram", "info"), f"{name}: type {kind}"
+        if kind == "counter":
+            assert name.endswith("_total"), f"counter {name} documented without _total"
+            name = name.removesuffix("_total")
+        families.add(name)
+    return families
+
+
+def test_every_own_metric_is_documented() -> None:
+    doc = (ROOT / "docs" / "api.md").read_text()
+    assert "\n## meshscope's own metrics\n" in doc
+    section = doc.split("\n## meshscope's own metrics\n", 1)[1].split("\n## ", 1)[0]
+    documented = _documented(section)
+    sidecar_doc = (ROOT / "docs" / "sidecar.md").read_text()
+    listener = sidecar_doc.split("\n### Admin listener", 1)[1].split("\n#", 1)[0]
+    sidecar_documented = {
+        name.removesuffix("_total") for name in re.findall(r"`(meshscope_[a-z0-9_]+)", listener)
+    }
+    families = _metric_families()
+    for name, path in families.items():
+        if path.is_relative_to(SIDECAR):
+            assert name in sidecar_documented, f"{name} missing from docs/sidecar.md"
+        else:
+            assert name in documented, f"{name} missing from docs/api.md's own metrics"
+    stale = documented - set(families)
+    assert not stale, f"docs/api.md documents metrics the source does not define: {stale}"

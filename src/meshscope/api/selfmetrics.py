@@ -41,7 +41,8 @@ class IngestCollector(Collector):
         pipelines = [writer.pipeline for writer in writers]
         yield CounterMetricFamily(
             "meshscope_ingest_committed_items",
-            "Spans, logs, points and requests committed to the store.",
+            "Items of the groups committed to the store: spans, log records, metric points"
+            " and, in a cluster, pairing records taken from peers.",
             value=sum(writer.committed_items for writer in writers),
         )
         yield CounterMetricFamily(
@@ -88,7 +89,8 @@ class IngestCollector(Collector):
         yield pairs
         yield GaugeMetricFamily(
             "meshscope_servicegraph_pending_spans",
-            "Spans waiting for their service-graph pair.",
+            "Spans the service-graph pairer remembers (waiting for their pair, or paired"
+            " and kept until their TTL).",
             value=sum(len(pipeline.pairer) for pipeline in pipelines),
         )
         yield GaugeMetricFamily(
@@ -197,14 +199,15 @@ class ScrapeCollector(Collector):
         labels = ["job", "instance"]
         families = (
             (GaugeMetricFamily, "meshscope_scrape_target_up", "1 if the last scrape succeeded."),
-            (GaugeMetricFamily, "meshscope_scrape_last_duration_seconds", "Last scrape time."),
+            (GaugeMetricFamily, "meshscope_scrape_last_duration_seconds", "Last scrape's seconds."),
             (GaugeMetricFamily, "meshscope_scrape_last_samples", "Samples in the last scrape."),
             (CounterMetricFamily, "meshscope_scrapes", "Scrapes attempted."),
             (CounterMetricFamily, "meshscope_scrape_failures", "Scrapes that failed (up 0)."),
             (
                 CounterMetricFamily,
                 "meshscope_scrape_undelivered",
-                "Scrapes the pipeline refused (overloaded or store unavailable).",
+                "Scrapes the pipeline refused (overloaded, store unavailable, or a value the"
+                " store cannot hold).",
             ),
         )
         out = [kind(name, help_, labels=labels) for kind, name, help_ in families]

@@ -82,7 +82,8 @@ class ClusterCollector(Collector):
         )
         yield CounterMetricFamily(
             "meshscope_cluster_split_requests",
-            "Client requests whose items belonged to more than one node.",
+            "Client requests with items (or pairing records) another node owns, forwarded"
+            " in whole or in part.",
             value=self._sink.split_requests,
         )
 

@@ -39,8 +39,9 @@ class LimitsCollector(Collector):
         yield counters(
             "meshscope_tenant_refused_items",
             "Items of write requests refused by a tenant's limits (rate_limited: 429, retry"
-            " later; too_large: 413, a request over the burst). Requests refused on their"
-            " bytes before decoding are not counted here.",
+            " later; too_large: 413, a request over the burst; series_limit: 429, metric"
+            " points of a request over a series limit). Requests refused on their bytes"
+            " before decoding are not counted here.",
             ["tenant", "signal", "reason"],
             refused_items,
         )
