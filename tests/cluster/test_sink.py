@@ -8,7 +8,9 @@ import time
 import pytest
 
 from meshscope.cluster.forward import Forwarder, Reply
+from meshscope.cluster.metrics import ClusterCollector
 from meshscope.cluster.ring import Ring
+from meshscope.cluster.routes import Received
 from meshscope.cluster.sink import ClusterSink
 from meshscope.cluster.split import Part
 from meshscope.ingest.body import BodyError
@@ -79,8 +81,16 @@ def test_the_most_telling_error_wins(
 
 
 def test_a_saturated_node_refuses_before_splitting() -> None:
+    sink = _sink({}, saturated=True)
     with pytest.raises(OverloadedError):
-        _submit(_sink({}, saturated=True))
+        _submit(sink)
+    samples = [
+        sample
+        for family in ClusterCollector(sink, Received()).collect()
+        for sample in family.samples
+        if sample.name == "meshscope_cluster_refused_requests_total"
+    ]
+    assert [sample.value for sample in samples] == [1]  # what /metrics shows
 
 
 def test_an_unreachable_owner_is_unavailable_and_counted() -> None:

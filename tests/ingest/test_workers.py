@@ -13,6 +13,7 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from meshscope.api.selfmetrics import WorkerCollector
 from meshscope.clock import SystemClock
 from meshscope.ingest.body import BodyError
 from meshscope.ingest.loadgen import build_requests
@@ -107,7 +108,12 @@ def test_bodies_past_the_inflight_bound_are_refused_at_once(
     errors = asyncio.run(two_at_once())
     assert errors[0] is None
     assert isinstance(errors[1], OverloadedError)
-    assert sink.rejected_requests == 1 and sink.inflight_bytes == 0
+    assert sink.inflight_bytes == 0
+    [_, refused] = WorkerCollector(sink).collect()  # what /metrics shows
+    assert {(s.name, s.labels["reason"], s.value) for s in refused.samples} == {
+        ("meshscope_ingest_worker_refused_bodies_total", "inflight_bytes", 1),
+        ("meshscope_ingest_worker_refused_bodies_total", "queue_full", 0),
+    }
 
 
 def test_no_worker_processes_decodes_in_process(tmp_path: Path, bodies: list[bytes]) -> None:

@@ -119,7 +119,9 @@ class IngestCollector(Collector):
 
 class WorkerCollector(Collector):
     """`meshscope_ingest_worker_bodies`: request bodies decoded in the worker processes, by
-    kind (OTLP traces and logs over HTTP and gRPC, Zipkin spans)."""
+    kind (OTLP traces and logs over HTTP and gRPC, Zipkin spans); and
+    `meshscope_ingest_worker_refused_bodies`: those refused (429) before a worker took them,
+    by reason."""
 
     def __init__(self, sink: WorkerSink) -> None:
         self._sink = sink
@@ -133,6 +135,16 @@ class WorkerCollector(Collector):
         for kind, count in self._sink.prepared_bodies.items():
             bodies.add_metric([kind], count)
         yield bodies
+        refused = CounterMetricFamily(
+            "meshscope_ingest_worker_refused_bodies",
+            "Request bodies refused (429) before a worker decoded them: the bodies in the"
+            " workers' hands at their byte cap (inflight_bytes), or the ingest queue full"
+            " (queue_full).",
+            labels=["reason"],
+        )
+        for reason, count in self._sink.refused_bodies.items():
+            refused.add_metric([reason], count)
+        yield refused
 
 
 class StoreSizeCollector(Collector):

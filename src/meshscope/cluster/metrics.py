@@ -86,6 +86,11 @@ class ClusterCollector(Collector):
             " in whole or in part.",
             value=self._sink.split_requests,
         )
+        yield CounterMetricFamily(
+            "meshscope_cluster_refused_requests",
+            "Client requests refused (429) before they were split: this node's ingest was busy.",
+            value=self._sink.refused_requests,
+        )
 
     @staticmethod
     def _members(membership: Membership) -> Iterator[Metric]:

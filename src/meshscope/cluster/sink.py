@@ -88,6 +88,7 @@ class ClusterSink:
         self.shared_store = shared_store
         self._committer = committer
         self.split_requests = 0
+        self.refused_requests = 0  # refused (429) before they were split: this node is busy
         self.split_traces = 0  # in flight at a ring change, spans routed to the new owner
         self._split_seen: set[bytes] = set()
         self._watch_until = 0.0
@@ -122,6 +123,7 @@ class ClusterSink:
             # one to its trace's shard, where its trace's owner would have written it.
             return await self.submit_local(kind, raw, encoding, json=json)
         if self._saturated():
+            self.refused_requests += 1
             raise OverloadedError("ingest pipeline busy, not splitting the request")
         workers = self._workers
         spans = workers.spans_direct if workers is not None else None

@@ -217,7 +217,8 @@ class WorkerSink:
         self.pipe_bytes: list[int] = []  # the pool's pipes' sizes (`widen_pipes`)
         self.inflight_bytes = 0
         self.preparing = 0  # bodies in the workers' hands: the writer groups them on arrival
-        self.rejected_requests = 0
+        # Bodies refused before a worker decoded them (429), by reason.
+        self.refused_bodies = {"inflight_bytes": 0, "queue_full": 0}
         self.prepared_bodies: dict[str, int] = dict.fromkeys(get_args(BodyKind), 0)
         writer.expect_from(self._preparing)
 
@@ -303,10 +304,10 @@ class WorkerSink:
         admission point: a body counts until its answer, so work a worker did is never thrown
         away by a full writer queue further on); raises OverloadedError when it is full."""
         if self.inflight_bytes and self.inflight_bytes + size > self.settings.max_inflight_bytes:
-            self.rejected_requests += 1
+            self.refused_bodies["inflight_bytes"] += 1
             raise OverloadedError(f"ingest pipeline busy ({self.inflight_bytes} bytes in flight)")
         if self.writer.saturated():  # e.g. by other receivers: refuse before a worker's effort
-            self.rejected_requests += 1
+            self.refused_bodies["queue_full"] += 1
             raise OverloadedError(f"ingest queue full ({self.writer.pending_items} items waiting)")
         self.inflight_bytes += size
         try:
