@@ -10,7 +10,9 @@ clickhouse-server of this module's own (the run's shared one is never killed):
   message naming the server, never 500 and never a hang; reads are answered 503 the same
   way, /metrics and /health at once; meshscope keeps running, and once ClickHouse is back
   (same data directory, same port) new writes succeed without restarting meshscope; every
-  item acknowledged before, during and after the outage is stored once.
+  item acknowledged before, during and after the outage is stored once;
+- ClickHouse killed between the two sides of calls (server spans stored, client spans
+  refused and sent again by the SDK): the service graph counts each call once.
 """
 
 from __future__ import annotations
@@ -34,10 +36,16 @@ import grpc
 import pytest
 from google.protobuf.message import Message
 from google.rpc import status_pb2  # type: ignore[import-untyped]
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from meshscope.store.base import LogQuery
 from meshscope.store.clickhouse import ClickHouseStorage
@@ -396,3 +404,101 @@ def _check_all_logs(storage: ClickHouseStorage, clients: list[Client]) -> None:
             assert counts[f"log {client.number}-{seq}-0"] <= 1, (client.number, seq)
     sent = sum(len(client.acked) + len(client.unacked) for client in clients)
     assert sum(counts.values()) <= LOGS_PER_REQUEST * sent
+
+
+def _front_and_back(calls: int) -> tuple[list[ReadableSpan], list[ReadableSpan]]:
+    """`calls` traces made by the SDK's tracers: a front service's server span and its
+    client span, which a back service's server span answers; split into the front's spans
+    and the back's."""
+    recorder = InMemorySpanExporter()
+    front = TracerProvider(resource=Resource({"service.name": "front"}))
+    back = TracerProvider(resource=Resource({"service.name": "back"}))
+    for provider in (front, back):
+        provider.add_span_processor(SimpleSpanProcessor(recorder))
+    started = time.time_ns() - 5 * 10**9
+    for _ in range(calls):
+        with (
+            front.get_tracer("t").start_as_current_span(
+                "GET /", kind=SpanKind.SERVER, start_time=started
+            ),
+            front.get_tracer("t").start_as_current_span(
+                "GET /api", kind=SpanKind.CLIENT, start_time=started + 1000
+            ),
+            back.get_tracer("t").start_as_current_span(
+                "GET /api", kind=SpanKind.SERVER, start_time=started + 2000
+            ),
+        ):
+            pass
+    spans = list(recorder.get_finished_spans())
+    service = {id(span): span.resource.attributes["service.name"] for span in spans}
+    return (
+        [span for span in spans if service[id(span)] == "front"],
+        [span for span in spans if service[id(span)] == "back"],
+    )
+
+
+def _refused_trace_requests(port: int) -> float:
+    """OTLP/HTTP trace requests answered 503, from meshscope's own /metrics."""
+    status, body, _ = _get(port, "/metrics")
+    assert status == 200
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in body.decode().splitlines()
+        if line.startswith("meshscope_http_request_duration_seconds_count{")
+        and 'handler="/v1/traces"' in line
+        and 'code="503"' in line
+    )
+
+
+def test_calls_whose_client_spans_were_refused_are_counted_once_after_the_retry(
+    running: ClickHouseServer, tmp_path: Path
+) -> None:
+    """Two services' spans, made and exported by the OpenTelemetry SDK: each call's server
+    span (back) is exported and stored first, as an SDK sends a server span that ended
+    first; then ClickHouse is killed, and the client spans (front) are refused with 503 and
+    sent again by the SDK's exporter once ClickHouse is back. The service graph counts each
+    call once and writes one access log for it (it counted none: the refused client span
+    took its server span off the waiting list, and the retry found nothing to pair)."""
+    calls = 4
+    front, back = _front_and_back(calls)
+    ports = Ports()
+    with serve(tmp_path / "unused.duckdb", ports, _settings(running, tmp_path)) as proc:
+        endpoint = f"http://127.0.0.1:{ports.otlp_http}/v1/traces"
+        assert OTLPSpanExporter(endpoint=endpoint).export(back) is SpanExportResult.SUCCESS
+        _fail(running, "killed")
+        by_trace: dict[int, list[ReadableSpan]] = {}
+        for span in front:
+            by_trace.setdefault(span.context.trace_id, []).append(span)
+        with ThreadPoolExecutor(calls) as pool:  # one request per call, retried by the SDK
+            results = [
+                pool.submit(OTLPSpanExporter(endpoint=endpoint, timeout=90).export, spans)
+                for spans in by_trace.values()
+            ]
+            _wait_until(
+                lambda: _refused_trace_requests(ports.ui) >= calls,
+                30,
+                "every call's client span refused while ClickHouse is down",
+            )
+            _recover(running, "killed")
+            assert [result.result(120) for result in results] == [SpanExportResult.SUCCESS] * calls
+        assert proc.poll() is None
+    # Stopped: the derived metrics and the paired calls are written.
+    storage = _stored(running, tmp_path)
+    try:
+        edges: Counter[tuple[str, str]] = Counter()
+        forever = 2**63 - 1
+        for series in storage.metrics.latest("traces_service_graph_request_total", [], forever,
+                                             forever):  # fmt: skip
+            labels = dict(series.labels)
+            edges[labels["client"], labels["server"]] += int(series.samples[-1].value)
+        assert edges == Counter({("front", "back"): calls})
+        logs = storage.logs.find_logs(LogQuery(access=True))
+        assert (
+            sorted(
+                (log.attributes["source.service"], log.attributes["destination.service"])
+                for log in logs
+            )
+            == [("front", "back")] * calls
+        )
+    finally:
+        storage.drop()
