@@ -41,16 +41,14 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from meshscope.store.base import LogQuery
 from meshscope.store.clickhouse import ClickHouseStorage
 from tests.conformance import clickhouse_server
 from tests.conformance.clickhouse_server import ClickHouseServer
+from tests.e2e.sdk_calls import call_traces, service_of
 from tests.e2e.test_durability import (
     BUILDERS,
     LOGS_PER_REQUEST,
@@ -406,37 +404,6 @@ def _check_all_logs(storage: ClickHouseStorage, clients: list[Client]) -> None:
     assert sum(counts.values()) <= LOGS_PER_REQUEST * sent
 
 
-def _front_and_back(calls: int) -> tuple[list[ReadableSpan], list[ReadableSpan]]:
-    """`calls` traces made by the SDK's tracers: a front service's server span and its
-    client span, which a back service's server span answers; split into the front's spans
-    and the back's."""
-    recorder = InMemorySpanExporter()
-    front = TracerProvider(resource=Resource({"service.name": "front"}))
-    back = TracerProvider(resource=Resource({"service.name": "back"}))
-    for provider in (front, back):
-        provider.add_span_processor(SimpleSpanProcessor(recorder))
-    started = time.time_ns() - 5 * 10**9
-    for _ in range(calls):
-        with (
-            front.get_tracer("t").start_as_current_span(
-                "GET /", kind=SpanKind.SERVER, start_time=started
-            ),
-            front.get_tracer("t").start_as_current_span(
-                "GET /api", kind=SpanKind.CLIENT, start_time=started + 1000
-            ),
-            back.get_tracer("t").start_as_current_span(
-                "GET /api", kind=SpanKind.SERVER, start_time=started + 2000
-            ),
-        ):
-            pass
-    spans = list(recorder.get_finished_spans())
-    service = {id(span): span.resource.attributes["service.name"] for span in spans}
-    return (
-        [span for span in spans if service[id(span)] == "front"],
-        [span for span in spans if service[id(span)] == "back"],
-    )
-
-
 def _refused_trace_requests(port: int) -> float:
     """OTLP/HTTP trace requests answered 503, from meshscope's own /metrics."""
     status, body, _ = _get(port, "/metrics")
@@ -454,13 +421,15 @@ def test_calls_whose_client_spans_were_refused_are_counted_once_after_the_retry(
     running: ClickHouseServer, tmp_path: Path
 ) -> None:
     """Two services' spans, made and exported by the OpenTelemetry SDK: each call's server
-    span (back) is exported and stored first, as an SDK sends a server span that ended
-    first; then ClickHouse is killed, and the client spans (front) are refused with 503 and
+    span (backend) is exported and stored first, as an SDK sends a server span that ended
+    first; then ClickHouse is killed, and the client spans (frontend) are refused with 503 and
     sent again by the SDK's exporter once ClickHouse is back. The service graph counts each
     call once and writes one access log for it (it counted none: the refused client span
     took its server span off the waiting list, and the retry found nothing to pair)."""
     calls = 4
-    front, back = _front_and_back(calls)
+    spans = call_traces(calls)
+    front = [span for span in spans if service_of(span) == "frontend"]
+    back = [span for span in spans if service_of(span) == "backend"]
     ports = Ports()
     with serve(tmp_path / "unused.duckdb", ports, _settings(running, tmp_path)) as proc:
         endpoint = f"http://127.0.0.1:{ports.otlp_http}/v1/traces"
@@ -491,14 +460,14 @@ def test_calls_whose_client_spans_were_refused_are_counted_once_after_the_retry(
                                              forever):  # fmt: skip
             labels = dict(series.labels)
             edges[labels["client"], labels["server"]] += int(series.samples[-1].value)
-        assert edges == Counter({("front", "back"): calls})
+        assert edges == Counter({("frontend", "backend"): calls})
         logs = storage.logs.find_logs(LogQuery(access=True))
         assert (
             sorted(
                 (log.attributes["source.service"], log.attributes["destination.service"])
                 for log in logs
             )
-            == [("front", "back")] * calls
+            == [("frontend", "backend")] * calls
         )
     finally:
         storage.drop()

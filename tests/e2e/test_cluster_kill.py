@@ -22,13 +22,10 @@ from pathlib import Path
 import pytest
 from clickhouse_driver import Client
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.conformance import clickhouse_server
+from tests.e2e.sdk_calls import call_traces
 from tests.e2e.test_cluster import node_settings
 from tests.e2e.test_durability import Ports, serve
 
@@ -55,7 +52,7 @@ class Sender:
 
     def run(self) -> None:
         while not self.stop.is_set():
-            spans = _traces(10)
+            spans = call_traces(10)
             if self.exporter.export(spans) is SpanExportResult.SUCCESS:
                 for span in spans:
                     trace_id = span.context.trace_id
@@ -63,31 +60,6 @@ class Sender:
             else:
                 self.failed += 1
         self.exporter.shutdown()  # type: ignore[no-untyped-call]
-
-
-def _traces(count: int) -> list[ReadableSpan]:
-    """`count` traces of 3 spans (a frontend's server and client spans, a backend's server
-    span), started ~5 s ago, as SDK tracers make them."""
-    recorder = InMemorySpanExporter()
-    front = TracerProvider(resource=Resource({"service.name": "frontend"}))
-    back = TracerProvider(resource=Resource({"service.name": "backend"}))
-    for provider in (front, back):
-        provider.add_span_processor(SimpleSpanProcessor(recorder))
-    started = time.time_ns() - 5 * 10**9
-    for _ in range(count):
-        with (
-            front.get_tracer("kill").start_as_current_span(
-                "GET /", kind=SpanKind.SERVER, start_time=started
-            ),
-            front.get_tracer("kill").start_as_current_span(
-                "GET /api", kind=SpanKind.CLIENT, start_time=started + 1000
-            ),
-            back.get_tracer("kill").start_as_current_span(
-                "GET /api", kind=SpanKind.SERVER, start_time=started + 2000
-            ),
-        ):
-            pass
-    return list(recorder.get_finished_spans())
 
 
 def test_kill_9_of_a_node_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:

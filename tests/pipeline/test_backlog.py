@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,15 +121,21 @@ def _call_totals(storage: MemoryStorage) -> dict[tuple[str, str], float]:
     return totals
 
 
-def test_a_group_refused_as_unavailable_is_counted_once_when_sent_again() -> None:
-    """A request refused with 503 (the store is down) is sent again by its client. Its spans
-    were counted in the span metrics and its pairs in the service graph the first time too,
-    so each retry after an outage added them again; now a refused group's metric updates
-    are not made, and what it derived is derived again from the retry."""
-    storage, clock = FlakyStorage(), ManualClock()
-    pipeline = Pipeline(storage, clock)
+def _until(condition: Callable[[], bool], seconds: float = 10) -> None:
+    """Wait until `condition` holds, at most `seconds` (the asserts after it then fail)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _deliver(
+    storage: FlakyStorage, sends: list[tuple[list[Span], bool]], pipeline: Pipeline | None = None
+) -> list[BaseException | None]:
+    """Each batch of spans through a BatchWriter on `storage`, one at a time (answered before
+    the next), with the store down for those marked so; the answers. The writer is stopped
+    at the end: the derived metrics and paired calls are written."""
+    pipeline = pipeline or Pipeline(storage, ManualClock())
     writer = BatchWriter(pipeline, WriterSettings(flush_interval_s=3600, tick_interval_s=3600))
-    spans = _trace(0, call=True)  # one call web -> db
     answers: list[BaseException | None] = []
     answered = threading.Semaphore(0)
 
@@ -139,14 +145,25 @@ def test_a_group_refused_as_unavailable_is_counted_once_when_sent_again() -> Non
 
     writer.start()
     try:
-        storage.down = True
-        writer.enqueue(Batch(spans=spans), done)
-        assert answered.acquire(timeout=30) and isinstance(answers[-1], Exception)  # 503
+        for spans, down in sends:
+            storage.down = down
+            writer.enqueue(Batch(spans=spans), done)
+            assert answered.acquire(timeout=30)
         storage.down = False
-        writer.enqueue(Batch(spans=spans), done)
-        assert answered.acquire(timeout=30) and answers[-1] is None
     finally:
-        writer.stop()  # flushes the derived metrics
+        writer.stop()
+    return answers
+
+
+def test_a_group_refused_as_unavailable_is_counted_once_when_sent_again() -> None:
+    """A request refused with 503 (the store is down) is sent again by its client. Its spans
+    were counted in the span metrics and its pairs in the service graph the first time too,
+    so each retry after an outage added them again; now a refused group's metric updates
+    are not made, and what it derived is derived again from the retry."""
+    spans = _trace(0, call=True)  # one call web -> db
+    storage = FlakyStorage()
+    answers = _deliver(storage, [(spans, True), (spans, False)])
+    assert isinstance(answers[0], UnavailableError) and answers[1] is None
     totals = _call_totals(storage)
     assert totals[("calls_total", "db")] == 1 and totals[("calls_total", "web")] == 2
     assert totals[("traces_service_graph_request_total", "db")] == 1
@@ -160,30 +177,12 @@ def test_a_call_whose_second_side_came_in_a_refused_group_is_counted_once(later:
     the call is counted once, from the retry. It was never counted when the later side was
     the client span: the refused group took its server span off the waiting list, and the
     retry found nothing waiting."""
-    storage, clock = FlakyStorage(), ManualClock()
-    pipeline = Pipeline(storage, clock)
-    writer = BatchWriter(pipeline, WriterSettings(flush_interval_s=3600, tick_interval_s=3600))
     root, client, server = _trace(0, call=True)  # the call web -> db: client -> server
     first, second = ([root, server], [client]) if later == "client" else ([root, client], [server])
-    answers: list[BaseException | None] = []
-    answered = threading.Semaphore(0)
-
-    def done(error: BaseException | None) -> None:
-        answers.append(error)
-        answered.release()
-
-    writer.start()
-    try:
-        writer.enqueue(Batch(spans=first), done)
-        assert answered.acquire(timeout=30) and answers[-1] is None
-        storage.down = True
-        writer.enqueue(Batch(spans=second), done)
-        assert answered.acquire(timeout=30) and isinstance(answers[-1], UnavailableError)
-        storage.down = False
-        writer.enqueue(Batch(spans=second), done)
-        assert answered.acquire(timeout=30) and answers[-1] is None
-    finally:
-        writer.stop()
+    storage = FlakyStorage()
+    pipeline = Pipeline(storage, ManualClock())
+    answers = _deliver(storage, [(first, False), (second, True), (second, False)], pipeline)
+    assert answers[0] is None and isinstance(answers[1], UnavailableError) and answers[2] is None
     totals = _call_totals(storage)
     assert totals[("traces_service_graph_request_total", "db")] == 1
     assert [log.attributes["destination.service"] for log in _access_logs(storage)] == ["db"]
@@ -206,14 +205,10 @@ def test_pairing_records_queued_in_a_refused_group_keep_their_calls() -> None:
     try:
         storage.down = True
         asyncio.run(writer.queue(Prepared(sides=sides)))
-        deadline = time.monotonic() + 10
-        while pipeline.pairer.stats.paired < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _until(lambda: pipeline.pairer.stats.paired >= 1)
         time.sleep(0.2)  # the group is refused; a few ticks fail to write the call
         storage.down = False
-        deadline = time.monotonic() + 10
-        while not _access_logs(storage) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _until(lambda: bool(_access_logs(storage)))
     finally:
         writer.stop()
     assert [log.attributes["destination.service"] for log in _access_logs(storage)] == ["db"]
@@ -343,9 +338,7 @@ def test_calls_carried_by_a_group_refused_as_unavailable_are_kept() -> None:
             time.sleep(0.01)
         assert pipeline.backlog.rows == 1  # the carried call, kept
         storage.down = False
-        deadline = time.monotonic() + 10
-        while not _access_logs(storage) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _until(lambda: bool(_access_logs(storage)))
     finally:
         writer.stop()
     assert [log.trace_id for log in _access_logs(storage)] == [f"{1:032x}"]
