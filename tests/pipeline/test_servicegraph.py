@@ -143,6 +143,7 @@ def test_groups_refused_and_sent_again_count_each_call_once(data: st.DataObject)
     pairer = SpanPairer(ttl_ns=60 * SEC)
     queue = list(requests)
     counted: list[Call] = []
+    standing: list[Pair] = []
     previous: _Derived | None = None
     while queue or previous is not None:
         owned = [] if previous is None else [r for r in previous.requests if not r[0]]
@@ -171,11 +172,15 @@ def test_groups_refused_and_sent_again_count_each_call_once(data: st.DataObject)
             else:
                 pairer.confirm(previous.entries)
             counted += pairer.counted(previous.pairs)
+            standing += [pair for pair in previous.pairs if pairer.counted([pair])]
         previous = current
     assert Counter((c.source, c.target) for c in counted) == Counter(
         {edge: 2 * n for edge, n in EXPECTED.items()}
     )
     assert pairer.stats.paired == len(counted)  # what was taken back is not counted there
+    seen, _ = pairer.state()  # each span's count of standing calls (a caller with none
+    calls_of = Counter(id(entry) for _, *sides in standing for entry in sides)  # is virtual)
+    assert all(entry[2] == calls_of[id(entry)] for entry in seen.values())
 
 
 def test_a_call_taken_back_once_is_not_paired_again_when_a_later_group_is_refused() -> None:
@@ -269,6 +274,30 @@ def test_a_refused_span_is_forgotten_so_its_retry_makes_one_virtual_call() -> No
     pairer.confirm(again)
     calls = pairer.expire(now_ns=20 * SEC)
     assert [(c.source, c.target) for c in calls] == [("api", "postgresql")]
+
+
+def test_a_caller_whose_only_call_was_taken_back_becomes_a_virtual_call() -> None:
+    """A client span naming its peer paired with the server span that answered it; that
+    server span's group is refused and never sent again. The client span is then unpaired
+    again, and becomes a call to the virtual node when it expires (it stayed flagged as
+    paired, and the call was lost)."""
+    client = Span("a" * 32, "b" * 16, "POST /pay", "api", 0, 2_000_000, kind=SpanKind.CLIENT,
+                  attributes={"peer.service": "payments"})  # fmt: skip
+    server = Span("a" * 32, "c" * 16, "POST /pay", "payments", 1, 1_000_000, client.span_id,
+                  SpanKind.SERVER)  # fmt: skip
+    pairer = SpanPairer(ttl_ns=10 * SEC)
+    committed: list[list[object]] = []
+    pairer.add_sides([side_of(client)], 0, committed)
+    pairer.confirm(committed)
+    refused: list[list[object]] = []
+    pairs: list[Pair] = []
+    assert len(pairer.add_sides([side_of(server)], 0, refused, pairs)) == 1
+    pairer.refuse(refused, pairs)
+    assert pairer.counted(pairs) == [] and pairer.stats.paired == 0
+    calls = pairer.expire(now_ns=20 * SEC)
+    assert [(c.source, c.target, c.connection_type) for c in calls] == [
+        ("api", "payments", "virtual_node")
+    ]
 
 
 def test_memory_is_bounded_and_evictions_are_counted() -> None:

@@ -119,7 +119,8 @@ _TRACE, _SPAN, _PARENT, _SERVICE, _KIND, _START, _DURATION, _ERROR = range(8)
 _STATUS, _METHOD, _PATH, _PEER, _DB = range(8, 13)
 
 # What the pairer remembers per span: [side, arrived_ns, paired, state] (a list: cheapest to
-# make). The state is PENDING until the group that brought the span was committed
+# make). `paired`: the calls made with it that stand (a count; spools before session 16 hold
+# a bool). The state is PENDING until the group that brought the span was committed
 # (`confirm`: COMMITTED) or refused as unavailable (`refuse`: REFUSED, then forgotten).
 _Seen = list[Any]
 _ARRIVED, _PAIRED, _STATE = 1, 2, 3
@@ -219,7 +220,7 @@ class SpanPairer:
             if earlier is not None and earlier[_STATE] == COMMITTED and earlier[0] == side:
                 stats.repeated += 1
                 continue
-            entry = [side, now_ns, False, PENDING]
+            entry: _Seen = [side, now_ns, 0, PENDING]
             seen[key] = entry
             if added is not None:
                 added.append(entry)
@@ -234,7 +235,8 @@ class SpanPairer:
                     else:
                         waiting.append(entry)
                 elif parent[0][_SERVICE] != side[_SERVICE]:
-                    parent[_PAIRED] = entry[_PAIRED] = True
+                    parent[_PAIRED] += 1
+                    entry[_PAIRED] += 1
                     stats.paired += 1
                     call = _call(parent[0], side)
                     calls.append(call)
@@ -243,7 +245,8 @@ class SpanPairer:
             if orphans:
                 for child in orphans.pop(key, ()):
                     if child[0][_SERVICE] != side[_SERVICE]:
-                        entry[_PAIRED] = child[_PAIRED] = True
+                        entry[_PAIRED] += 1
+                        child[_PAIRED] += 1
                         stats.paired += 1
                         call = _call(side, child[0])
                         calls.append(call)
@@ -320,7 +323,7 @@ class SpanPairer:
         # The calls made with these spans, not already taken back by an earlier refusal: the
         # child of each (when it is not taken back itself) waits for its parent again.
         undone = [
-            child
+            (parent, child)
             for _, parent, child in [*pairs, *(later or ())]
             if (id(parent) in taken_back or id(child) in taken_back)
             and parent[_STATE] != REFUSED
@@ -342,7 +345,9 @@ class SpanPairer:
                     elif len(kept) < len(waiting):
                         orphans[parent_key] = kept
         self.stats.paired -= len(undone)
-        for child in undone:
+        for parent, child in undone:
+            parent[_PAIRED] -= 1  # a caller left with none becomes a virtual call on expiry
+            child[_PAIRED] -= 1
             if child[_STATE] == REFUSED:
                 continue  # taken back itself: its retry pairs
             child_side = child[0]
@@ -350,7 +355,8 @@ class SpanPairer:
             now = seen.get(parent_key)
             if later is not None and now is not None:
                 if now[0][_SERVICE] != child_side[_SERVICE]:
-                    now[_PAIRED] = True
+                    now[_PAIRED] += 1
+                    child[_PAIRED] += 1
                     self.stats.paired += 1
                     later.append((_call(now[0], child_side), now, child))
                 continue
