@@ -6,6 +6,7 @@ import dataclasses
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from meshscope.pipeline.derive.servicegraph import (
     REQUESTS,
     SERVER_SECONDS,
     Pair,
+    Pairing,
     ServiceGraphMetrics,
     SpanPairer,
     side_fields,
@@ -90,28 +92,38 @@ def test_spans_sent_again_are_paired_once(data: st.DataObject) -> None:
     pairer = SpanPairer(ttl_ns=60 * SEC)
     calls = []
     for batch in (first[:cut], again, first[cut:]):
-        added: list[list[object]] = []
-        calls += pairer.add_sides([tuple(side) for side in map(side_of, batch)], 0, added)
-        assert len(added) == (0 if batch is again else len(batch))
-        pairer.confirm(added)
+        group = Pairing()
+        calls += pairer.add_sides([tuple(side) for side in map(side_of, batch)], 0, group)
+        assert len(group.entries) == (0 if batch is again else len(batch))
+        pairer.confirm(group.entries)
     counts = Counter((c.source, c.target) for c in calls)
     assert counts == Counter({edge: 4 * n for edge, n in EXPECTED.items()})
     assert pairer.stats.paired == 12
     assert pairer.stats.repeated == len(again)
 
 
-def test_spans_sent_again_before_their_batch_is_committed_are_paired_again() -> None:
-    """A batch refused as unavailable is never confirmed: what it paired was not counted,
-    and its clients' retries are paired (and counted) instead."""
+@pytest.mark.parametrize("first_group", ["committed", "refused"])
+def test_spans_sent_again_while_their_group_is_committed_are_deferred(first_group: str) -> None:
+    """A client that retries before its first delivery's group commit ended (or the same
+    span twice in flight): the repeat is left out, and paired after all (as a first arrival)
+    only if that first group is refused."""
     pairer = SpanPairer()
     trace = make_trace(0)
-    refused = pairer.add(trace, now_ns=0)
-    retried: list[list[object]] = []
-    again = pairer.add_sides([side_of(span) for span in trace], 1, retried)
-    assert Counter((c.source, c.target) for c in again) == Counter(EXPECTED)
-    assert len(refused) == len(again) and pairer.stats.repeated == 0
-    pairer.confirm(retried)
-    assert pairer.add(trace, now_ns=2) == [] and pairer.stats.repeated == len(trace)
+    first, second = Pairing(), Pairing()
+    made = pairer.add_sides([side_of(span) for span in trace], 0, first)
+    assert pairer.add_sides([side_of(span) for span in trace], 1, second) == []
+    assert len(second.deferred) == len(trace) and pairer.stats.repeated == len(trace)
+    if first_group == "committed":
+        pairer.confirm(first.entries)
+        counted = pairer.counted(first.pairs)
+    else:
+        pairer.refuse(first, second)
+        assert pairer.counted(first.pairs) == [] and second.deferred == []
+        pairer.confirm(second.entries)
+        counted = pairer.counted(second.pairs)
+    assert Counter((c.source, c.target) for c in counted) == Counter(EXPECTED)
+    assert len(made) == len(counted) == pairer.stats.paired
+    assert pairer.add(trace, now_ns=2) == []  # committed once: repeats from now on
 
 
 Request = tuple[bool, list[tuple[object, ...]]]  # (a peer's records?, sides)
@@ -120,18 +132,19 @@ Request = tuple[bool, list[tuple[object, ...]]]  # (a peer's records?, sides)
 @dataclasses.dataclass
 class _Derived:
     requests: list[Request]
-    entries: list[list[object]] = dataclasses.field(default_factory=list)
-    pairs: list[Pair] = dataclasses.field(default_factory=list)
+    pairing: Pairing = dataclasses.field(default_factory=Pairing)
 
 
 @settings(max_examples=1000, deadline=None)
 @given(st.data())
 def test_groups_refused_and_sent_again_count_each_call_once(data: st.DataObject) -> None:
     """The writer's sequence: a group is derived while the one before it is committed, then
-    that one is confirmed, or refused (taken back with the next group's pairs) and its
-    requests sent again later, or so fast that they join that next group. Whatever the
-    requests, order, refusals and peer records (never sent again), each call is counted
-    once: from the groups committed, and from a refused group's pairs of records alone."""
+    that one is confirmed, or refused (taken back with what the next group made) and its
+    requests sent again later, or so fast that they join that next group; a request may
+    also come again while its group is being committed (a client that timed out). Whatever
+    the requests, order, refusals, repeats and peer records (never sent again), each call
+    is counted once: from the groups committed, and from a refused group's pairs of records
+    alone."""
     spans = [span for t in range(2) for span in make_trace(t)]
     order = data.draw(st.permutations(spans))
     cuts = sorted(data.draw(st.lists(st.integers(1, len(order) - 1), max_size=12, unique=True)))
@@ -148,31 +161,27 @@ def test_groups_refused_and_sent_again_count_each_call_once(data: st.DataObject)
     while queue or previous is not None:
         owned = [] if previous is None else [r for r in previous.requests if not r[0]]
         refused = bool(owned and refusals and data.draw(st.booleans(), label="refused"))
-        again = refused and data.draw(st.booleans(), label="sent again at once")
-        if again:
+        # A client that timed out sends its request again while its group commits.
+        in_flight = bool(owned) and data.draw(st.booleans(), label="sent again in flight")
+        again = refused and (in_flight or data.draw(st.booleans(), label="sent again at once"))
+        if in_flight or again:
             queue = owned + queue
         current = None
         if queue:
             size = data.draw(st.integers(1, min(3, len(queue))), label="group")
             current, queue = _Derived(queue[:size]), queue[size:]
-            for records, sides in current.requests:
-                if records:  # a peer's records: settled at once, never sent again
-                    settled: list[list[object]] = []
-                    pairer.add_sides(sides, 0, settled, current.pairs)
-                    pairer.confirm(settled)
-                else:
-                    pairer.add_sides(sides, 0, current.entries, current.pairs)
+            for records, sides in current.requests:  # a peer's records: settled at once
+                pairer.add_sides(sides, 0, current.pairing, settled=records)
         if previous is not None:
             if refused:
                 refusals -= 1
-                later = current.pairs if current is not None else None
-                pairer.refuse(previous.entries, previous.pairs, later)
+                pairer.refuse(previous.pairing, current.pairing if current else None)
                 if not again:
                     queue += owned
             else:
-                pairer.confirm(previous.entries)
-            counted += pairer.counted(previous.pairs)
-            standing += [pair for pair in previous.pairs if pairer.counted([pair])]
+                pairer.confirm(previous.pairing.entries)
+            counted += pairer.counted(previous.pairing.pairs)
+            standing += [pair for pair in previous.pairing.pairs if pairer.counted([pair])]
         previous = current
     assert Counter((c.source, c.target) for c in counted) == Counter(
         {edge: 2 * n for edge, n in EXPECTED.items()}
@@ -192,23 +201,16 @@ def test_a_call_taken_back_once_is_not_paired_again_when_a_later_group_is_refuse
     _, web_client, api, *_ = make_trace(0)
     other = make_trace(1)[0]
     pairer = SpanPairer()
-    g2_entries: list[list[object]] = []
-    g2_pairs: list[Pair] = []
-    pairer.add_sides([side_of(web_client)], 0, g2_entries, g2_pairs)
-    g3_entries: list[list[object]] = []
-    g3_pairs: list[Pair] = []
-    records: list[list[object]] = []
-    pairer.add_sides([side_of(api)], 0, records, g3_pairs)  # a peer's record
-    pairer.confirm(records)
-    pairer.add_sides([side_of(other)], 0, g3_entries, g3_pairs)
-    assert len(g3_pairs) == 1
-    pairer.refuse(g2_entries, g2_pairs, g3_pairs)  # G2 refused; G3 derived meanwhile
-    g4_entries: list[list[object]] = []
-    g4_pairs: list[Pair] = []
-    pairer.add_sides([side_of(web_client)], 0, g4_entries, g4_pairs)  # G2's retry
-    pairer.refuse(g3_entries, g3_pairs, g4_pairs)  # G3 refused; G4 derived meanwhile
-    pairer.confirm(g4_entries)
-    calls = [*pairer.counted(g3_pairs), *pairer.counted(g4_pairs)]
+    g2, g3, g4 = Pairing(), Pairing(), Pairing()
+    pairer.add_sides([side_of(web_client)], 0, g2)
+    pairer.add_sides([side_of(api)], 0, g3, settled=True)  # a peer's record
+    pairer.add_sides([side_of(other)], 0, g3)
+    assert len(g3.pairs) == 1
+    pairer.refuse(g2, g3)  # G2 refused; G3 derived meanwhile
+    pairer.add_sides([side_of(web_client)], 0, g4)  # G2's retry
+    pairer.refuse(g3, g4)  # G3 refused; G4 derived meanwhile
+    pairer.confirm(g4.entries)
+    calls = [*pairer.counted(g3.pairs), *pairer.counted(g4.pairs)]
     assert [(c.source, c.target) for c in calls] == [("web", "api")]
 
 
@@ -265,13 +267,12 @@ def test_a_refused_span_is_forgotten_so_its_retry_makes_one_virtual_call() -> No
     client = Span("a" * 32, "b" * 16, "SELECT", "api", 0, 2_000_000, kind=SpanKind.CLIENT,
                   attributes={"db.system": "postgresql"})  # fmt: skip
     pairer = SpanPairer(ttl_ns=10 * SEC)
-    refused: list[list[object]] = []
+    refused, again = Pairing(), Pairing()
     pairer.add_sides([side_of(client)], 0, refused)
-    pairer.refuse(refused, [])
+    pairer.refuse(refused)
     assert len(pairer) == 0 and pairer.stats.refused == 1
-    again: list[list[object]] = []
     pairer.add_sides([side_of(client)], SEC, again)
-    pairer.confirm(again)
+    pairer.confirm(again.entries)
     calls = pairer.expire(now_ns=20 * SEC)
     assert [(c.source, c.target) for c in calls] == [("api", "postgresql")]
 
@@ -286,14 +287,12 @@ def test_a_caller_whose_only_call_was_taken_back_becomes_a_virtual_call() -> Non
     server = Span("a" * 32, "c" * 16, "POST /pay", "payments", 1, 1_000_000, client.span_id,
                   SpanKind.SERVER)  # fmt: skip
     pairer = SpanPairer(ttl_ns=10 * SEC)
-    committed: list[list[object]] = []
+    committed, refused = Pairing(), Pairing()
     pairer.add_sides([side_of(client)], 0, committed)
-    pairer.confirm(committed)
-    refused: list[list[object]] = []
-    pairs: list[Pair] = []
-    assert len(pairer.add_sides([side_of(server)], 0, refused, pairs)) == 1
-    pairer.refuse(refused, pairs)
-    assert pairer.counted(pairs) == [] and pairer.stats.paired == 0
+    pairer.confirm(committed.entries)
+    assert len(pairer.add_sides([side_of(server)], 0, refused)) == 1
+    pairer.refuse(refused)
+    assert pairer.counted(refused.pairs) == [] and pairer.stats.paired == 0
     calls = pairer.expire(now_ns=20 * SEC)
     assert [(c.source, c.target, c.connection_type) for c in calls] == [
         ("api", "payments", "virtual_node")
@@ -404,3 +403,22 @@ def test_a_pairing_state_of_an_earlier_version_is_taken_as_committed() -> None:
     calls = pairer.add([web_client, api], now_ns=1)
     assert [(c.source, c.target) for c in calls] == [("web", "api")]
     assert pairer.stats.repeated == 1
+
+
+def test_a_pairing_state_of_session_15_drops_the_spans_of_refused_groups() -> None:
+    """Session 15's spool: entries with a `confirmed` flag and a `paired` bool. A span never
+    confirmed was in a group refused before that stop: it is dropped (as `refuse` drops one
+    now), so its client's retry pairs; a confirmed one is a repeat when it comes again."""
+    web, web_client, api, db_client, db, *_ = make_trace(0)
+    earlier = SpanPairer()
+    earlier.add([web, web_client, api, db], now_ns=0)
+    seen, orphans = earlier.state()
+    for entry in seen.values():  # as session 15 made them: paired flags, confirmed flags
+        entry[2], entry[3] = bool(entry[2]), entry[0][1] != api.span_id
+    pairer = SpanPairer()
+    pairer.restore((seen, orphans))
+    assert len(pairer) == 3  # api's server span was refused: dropped
+    again = [side_of(span) for span in (api, db_client, web_client)]  # retries, db's caller
+    calls = pairer.add_sides(again, 1, Pairing())  # as a commit group's
+    assert sorted((c.source, c.target) for c in calls) == [("api", "db"), ("web", "api")]
+    assert pairer.stats.repeated == 1  # web's client span, committed before the stop

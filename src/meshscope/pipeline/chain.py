@@ -32,7 +32,7 @@ from meshscope.pipeline import spool
 from meshscope.pipeline.backlog import Backlog, is_data_error, rows_of
 from meshscope.pipeline.derive.registry import MetricsRegistry
 from meshscope.pipeline.derive.requestmetrics import RequestMetrics
-from meshscope.pipeline.derive.servicegraph import Pair, ServiceGraphMetrics, SpanPairer
+from meshscope.pipeline.derive.servicegraph import Pairing, ServiceGraphMetrics, SpanPairer
 from meshscope.pipeline.derive.spanmetrics import SpanDurations, SpanMetrics
 from meshscope.pipeline.prepared import OperationKey, Prepared, prepare
 from meshscope.pipeline.sampling.facts import SpanMatcher
@@ -89,30 +89,28 @@ class Observations:
     of the group's calls, not once per batch (batches arrive one by one, and a cluster node
     gets each request in three parts).
 
-    `calls` are those the proxy requests report; `pairs`, the calls paired from spans (with
-    the pairer's entries of their two sides), are no one request's rows: once observed they
-    wait in the backlog, and about once a second the writer has them written with a group's
-    transaction, or by `tick` when none is being committed: one access-log insert for many
-    groups (ADR 0027). `entries`: the pairer's entries of the batches' own spans, which a
-    group commit confirms or a refusal takes back (`Pipeline.refuse`, ADR 0023)."""
+    `calls` are those the proxy requests report. The calls paired from spans (`pairing`,
+    with the pairer's entries of the batches' spans, which a group commit confirms or a
+    refusal takes back: `Pipeline.refuse`, ADR 0023) are no one request's rows: once
+    observed they wait in the backlog, and about once a second the writer has them written
+    with a group's transaction, or by `tick` when none is being committed: one access-log
+    insert for many groups (ADR 0027)."""
 
     spans: list[SpanDurations] = field(default_factory=list)
     requests: list[ProxyRequest] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
-    pairs: list[Pair] = field(default_factory=list)
-    entries: list[list[Any]] = field(default_factory=list)
+    pairing: Pairing = field(default_factory=Pairing)
 
     def extend(self, other: Observations) -> None:
         self.spans += other.spans
         self.requests += other.requests
         self.calls += other.calls
-        self.entries += other.entries
-        self.pairs += other.pairs
+        self.pairing.extend(other.pairing)
 
     @property
     def paired(self) -> list[Call]:
         """The calls paired from spans that count: none of whose sides was refused."""
-        return SpanPairer.counted(self.pairs)
+        return SpanPairer.counted(self.pairing.pairs)
 
 
 def call_from_request(request: ProxyRequest) -> Call:
@@ -267,7 +265,7 @@ class Pipeline:
         is ready for `store`, which a second thread may run while this one derives the next."""
         out, observations = self.derive_deferred(prepared)
         self.observe(observations)
-        self.pairer.confirm(observations.entries)  # counted: the same spans again are repeats
+        self.pairer.confirm(observations.pairing.entries)  # the same spans again: repeats
         return out
 
     def derive_deferred(self, prepared: Sequence[Prepared]) -> tuple[Derived, Observations]:
@@ -279,18 +277,13 @@ class Pipeline:
         now = self.clock.now_ns()
         out = Derived()
         requests: list[ProxyRequest] = []
-        pairs: list[Pair] = []
-        entries: list[list[Any]] = []
+        pairing = Pairing()
         op_keys: dict[OperationKey, None] = {}
         for item in prepared:
-            if item.sides and item.records_only:
-                # A peer's pairing records (ADR 0015): nothing of them is stored here, and
-                # no client sends them again if this group is refused; settled at once.
-                records: list[list[Any]] = []
-                self.pairer.add_sides(item.sides, now, records, pairs)
-                SpanPairer.confirm(records)
-            elif item.sides:
-                self.pairer.add_sides(item.sides, now, entries, pairs)
+            if item.sides:
+                # A peer's pairing records (ADR 0015) are settled at once: nothing of them is
+                # stored here, and no client sends them again if this group is refused.
+                self.pairer.add_sides(item.sides, now, pairing, settled=item.records_only)
             if item.encoded_spans is not None:
                 out.encoded.append(item.encoded_spans)
             out.logs += item.logs
@@ -303,8 +296,7 @@ class Pipeline:
             [item.span_metrics for item in prepared if item.span_metrics is not None],
             requests,
             out.calls,
-            pairs,
-            entries,
+            pairing,
         )
 
         # Derived signals see every span; sampling decides what reaches the store.
@@ -337,11 +329,7 @@ class Pipeline:
         """Take back what the pairer made of a group refused as unavailable (`observations`)
         before its clients send it again; `later`: the group derived since, not yet
         observed, whose calls with the refused spans are taken back too (`SpanPairer.refuse`)."""
-        pairs = observations.pairs
-        if later is None:
-            self.pairer.refuse(observations.entries, pairs)
-        else:
-            self.pairer.refuse(observations.entries, pairs, later.pairs)
+        self.pairer.refuse(observations.pairing, later.pairing if later is not None else None)
 
     def split(
         self, derived: Derived, batches: Sequence[Batch | Prepared]

@@ -117,6 +117,7 @@ class _Group:
     derived: Derived | None
     observations: Observations | None = None
     refused: bool = False  # refused whole (503): its clients send it again
+    taken_back: bool = False  # refused, and the pairer took back what it made of it
     carried: list[Call] = field(default_factory=list)  # earlier groups' paired calls (`_carry`)
 
 
@@ -455,25 +456,36 @@ class BatchWriter:
         """Make the metric updates of the group handed over before `handed` (None: wait
         until the store thread is idle, or has `stopped`, then those of the last one; not
         `wait`: only if it is idle now, else nothing and False). Of a group refused whole,
-        the pairer first takes back what it made of its spans, and only the calls paired
-        from a peer's records are counted: its clients send it again, and its spans would be
-        counted twice (a retry after a ClickHouse outage counted every span of it again in
-        calls_total, RED and SLOs). `handed`, derived meanwhile, may hold calls with the
-        refused spans: those are taken back too."""
+        only the calls paired from a peer's records are counted (the pairer took the rest
+        back: `_take_back`): its clients send it again, and its spans would be counted twice
+        (a retry after a ClickHouse outage counted every span of it again in calls_total,
+        RED and SLOs)."""
         if handed is None and not stopped:
             with self._cond:
                 while not self._store_idle:
                     if not wait:
                         return False
                     self._cond.wait()
+        if handed is None:
+            self._take_back(None)
         group, self._unobserved = self._unobserved, handed
         if group is not None and group.observations is not None:
             observations, refused = group.observations, group.refused
-            if refused:
-                later = handed.observations if handed is not None else None
-                self._guard(lambda: self.pipeline.refuse(observations, later))
             self._guard(lambda: self.pipeline.observe(observations, refused))
         return True
+
+    def _take_back(self, later: _Group | None) -> None:
+        """If the group the store thread ended last was refused as unavailable, have the
+        pairer take back what it made of it (`Pipeline.refuse`), with what `later`, derived
+        meanwhile, made of the same spans; before `later` is handed over, so that the store
+        thread does not confirm `later`'s entries while the pairer adds to them."""
+        group = self._unobserved
+        if group is None or not group.refused or group.taken_back or group.observations is None:
+            return
+        group.taken_back = True
+        observations = group.observations
+        following = later.observations if later is not None else None
+        self._guard(lambda: self.pipeline.refuse(observations, following))
 
     def _tick(self) -> None:
         """The pipeline's tick. With the store thread idle (low load), the last group's
@@ -498,10 +510,13 @@ class BatchWriter:
             group.derived.calls = [*group.carried, *group.derived.calls]
 
     def _hand_over(self, group: _Group) -> None:
-        """Give the store thread its next group once it is idle."""
+        """Give the store thread its next group once it is idle (and the one it ended, if
+        refused, taken back first: `_take_back`)."""
         with self._cond:
             while not self._store_idle:
                 self._cond.wait()
+        self._take_back(group if group is not _STOP else None)
+        with self._cond:
             self._handed = group
             self._store_idle = False
             self._cond.notify_all()
@@ -553,7 +568,7 @@ class BatchWriter:
             # Its calls will be counted (`_observe_committed`): the same spans from now on
             # (a client's retry, a pairing record re-sent) are repeats. Entries are only
             # flagged here: the writer thread's pairer reads a flag either way.
-            self.pipeline.pairer.confirm(group.observations.entries)
+            self.pipeline.pairer.confirm(group.observations.pairing.entries)
         with self._cond:
             self._pending_items -= group.items
         for i, job in enumerate(group.jobs):

@@ -11,7 +11,7 @@ call to a virtual node when it expires. Everything unpaired or evicted is counte
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, NamedTuple
 
@@ -132,6 +132,24 @@ Pair = tuple[Call, _Seen, _Seen]
 
 
 @dataclass(slots=True)
+class Pairing:
+    """What `SpanPairer.add_sides` made of one commit group's spans: their entries (for
+    `confirm` once the group is committed, or `refuse`), the calls made with their two
+    sides, and the spans left out as repeats of a span whose own group was still being
+    committed (`deferred`, with that span's entry: paired after all if that group is
+    refused)."""
+
+    entries: list[_Seen] = field(default_factory=list)
+    pairs: list[Pair] = field(default_factory=list)
+    deferred: list[tuple[tuple[Any, ...], _Seen]] = field(default_factory=list)
+
+    def extend(self, other: Pairing) -> None:
+        self.entries += other.entries
+        self.pairs += other.pairs
+        self.deferred += other.deferred
+
+
+@dataclass(slots=True)
 class PairingStats:
     paired: int = 0
     virtual: int = 0
@@ -200,27 +218,37 @@ class SpanPairer:
         self,
         sides: Iterable[tuple[Any, ...]],
         now_ns: int,
-        added: list[_Seen] | None = None,
-        pairs: list[Pair] | None = None,
+        into: Pairing | None = None,
+        settled: bool = False,
     ) -> list[Call]:
-        """Pair `Side` records (or plain tuples of a Side's fields, as workers send them);
-        with `added`, append the entries made to it, for `confirm` once they are committed
-        or `refuse` if their group is refused; with `pairs`, each call made with its two
-        entries. A span seen again once committed (a client's retry of a request it never
-        got the answer to, a record re-sent to its trace's owner after another owner failed
-        the request) is left out: its calls were counted. A refused span is forgotten
-        (`refuse`): its client's retry is what pairs, and is counted."""
+        """Pair `Side` records (or plain tuples of a Side's fields, as workers send them).
+        With `into`, what a commit group's writer needs (`Pairing`): the entries made (none
+        when `settled`: a peer's records, committed at once, as nothing of them is stored
+        here and no one sends them again), the calls with their sides, the repeats deferred.
+        A span seen again once committed (a client's retry of a request it never got the
+        answer to, a record re-sent to its trace's owner after another owner failed the
+        request) is left out: its calls were counted; so is one seen again while its group
+        is being committed (deferred: paired by `refuse` if that group is refused). A
+        refused span is forgotten (`refuse`): its client's retry is what pairs, and counts."""
         calls: list[Call] = []
         seen, orphans = self._seen, self._orphans
         stats = self.stats
+        pairs = into.pairs if into is not None else None
+        added = into.entries if into is not None and not settled else None
+        state = COMMITTED if settled else PENDING
         for side in sides:
             trace_id = side[_TRACE]
             key = (trace_id, side[_SPAN])
             earlier = seen.get(key)
-            if earlier is not None and earlier[_STATE] == COMMITTED and earlier[0] == side:
-                stats.repeated += 1
-                continue
-            entry: _Seen = [side, now_ns, 0, PENDING]
+            if earlier is not None and earlier[0] == side:
+                if earlier[_STATE] == COMMITTED:
+                    stats.repeated += 1
+                    continue
+                if into is not None:  # PENDING: its group is being committed
+                    stats.repeated += 1
+                    into.deferred.append((side, earlier))
+                    continue
+            entry: _Seen = [side, now_ns, 0, state]
             seen[key] = entry
             if added is not None:
                 added.append(entry)
@@ -308,23 +336,23 @@ class SpanPairer:
         for entry in entries:
             entry[_STATE] = COMMITTED
 
-    def refuse(
-        self, entries: Sequence[_Seen], pairs: Iterable[Pair], later: list[Pair] | None = None
-    ) -> None:
-        """Forget the entries of a group refused as unavailable, as if its spans had not come:
-        their clients send them again, and those are paired then. `pairs`: the calls made
-        since the group's entries came (its own and those of `later`, the pairs of the group
-        derived meanwhile); their other side, when a child that is not refused, waits for its
-        parent again (the retry of a refused client span found nothing waiting, and the call
-        was never counted), or pairs now, into `later`, with a parent that took the refused
-        one's place meanwhile."""
+    def refuse(self, group: Pairing, later: Pairing | None = None) -> None:
+        """Forget the spans of a group refused as unavailable, as if they had not come: their
+        clients send them again, and those are paired then. `later`: what the next group,
+        derived meanwhile and not yet committed, made. The calls made with the refused spans
+        (by the group and by `later`) are taken back: their other side, when a child that is
+        not refused, waits for its parent again (the retry of a refused client span found
+        nothing waiting, and the call was never counted), or pairs now, into `later`, with a
+        parent that took the refused one's place meanwhile; and the repeats `later` deferred
+        of the refused spans are paired now, into `later`, as first arrivals."""
         seen, orphans = self._seen, self._orphans
+        entries = group.entries
         taken_back = {id(entry) for entry in entries}
         # The calls made with these spans, not already taken back by an earlier refusal: the
         # child of each (when it is not taken back itself) waits for its parent again.
         undone = [
             (parent, child)
-            for _, parent, child in [*pairs, *(later or ())]
+            for _, parent, child in [*group.pairs, *(later.pairs if later is not None else ())]
             if (id(parent) in taken_back or id(child) in taken_back)
             and parent[_STATE] != REFUSED
             and child[_STATE] != REFUSED
@@ -358,7 +386,7 @@ class SpanPairer:
                     now[_PAIRED] += 1
                     child[_PAIRED] += 1
                     self.stats.paired += 1
-                    later.append((_call(now[0], child_side), now, child))
+                    later.pairs.append((_call(now[0], child_side), now, child))
                 continue
             waiting = orphans.get(parent_key)
             if waiting is None:
@@ -366,6 +394,13 @@ class SpanPairer:
             elif not any(other is child for other in waiting):
                 waiting.append(child)
         self.stats.refused += len(entries)
+        if later is not None and later.deferred:
+            again = [side for side, first in later.deferred if id(first) in taken_back]
+            if again:
+                later.deferred = [d for d in later.deferred if id(d[1]) not in taken_back]
+                self.stats.repeated -= len(again)
+                arrived = max(entry[_ARRIVED] for entry in entries)
+                self.add_sides(again, arrived, later)
 
     @staticmethod
     def counted(pairs: Iterable[Pair]) -> list[Call]:
@@ -383,12 +418,20 @@ class SpanPairer:
         return self._seen, self._orphans
 
     def restore(self, state: PairingState) -> None:
-        """Take the pairing state `state` gave (before any span arrives); entries of an
-        earlier version's (no state) were committed before its stop."""
-        self._seen, self._orphans = state
-        for entry in self._seen.values():  # the orphans' entries are these same lists
+        """Take the pairing state `state` gave (before any span arrives). Entries of an
+        earlier version's with no state were committed before its stop; those still
+        PENDING (False in session 15's spools: a group refused, never taken back) are
+        dropped, as `refuse` drops them now."""
+        seen, orphans = state
+        for entry in seen.values():  # the orphans' entries are these same lists
             if len(entry) == _STATE:
                 entry.append(COMMITTED)
+        self._seen = {key: entry for key, entry in seen.items() if entry[_STATE] != PENDING}
+        self._orphans = {}
+        for key, waiting in orphans.items():
+            kept = [child for child in waiting if child[_STATE] != PENDING]
+            if kept:
+                self._orphans[key] = kept
 
 
 _REQUESTS_HELP = "Calls between two services."
