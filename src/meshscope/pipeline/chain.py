@@ -327,8 +327,9 @@ class Pipeline:
 
     def refuse(self, observations: Observations, later: Observations | None) -> None:
         """Take back what the pairer made of a group refused as unavailable (`observations`)
-        before its clients send it again; `later`: the group derived since, not yet
-        observed, whose calls with the refused spans are taken back too (`SpanPairer.refuse`)."""
+        before its clients send it again; `later`: the group derived since and not yet
+        handed to the store, whose calls with the refused spans are taken back too and whose
+        repeats of them are paired now (`SpanPairer.refuse`)."""
         self.pairer.refuse(observations.pairing, later.pairing if later is not None else None)
 
     def split(
