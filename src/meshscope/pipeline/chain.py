@@ -295,7 +295,7 @@ class Pipeline:
         observations = Observations(
             [item.span_metrics for item in prepared if item.span_metrics is not None],
             requests,
-            out.calls,
+            list(out.calls),  # not the transaction's own list: groups join each apart
             pairing,
         )
 

@@ -155,7 +155,7 @@ class PairingStats:
     virtual: int = 0
     expired_unpaired: int = 0
     evicted: int = 0
-    repeated: int = 0  # a span again once its batch was committed: left out
+    repeated: int = 0  # a span again once committed, or while its group commits: left out
     refused: int = 0  # spans of groups refused as unavailable: forgotten, sent again
 
 
