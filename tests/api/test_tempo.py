@@ -372,6 +372,30 @@ def test_span_set_operators_answer_one_span_set_of_distinct_spans(client: TestCl
     assert all(t["spanSet"]["matched"] == 1 for t in same["traces"])
 
 
+@pytest.mark.parametrize(
+    ("q", "traces", "names"),
+    [
+        # The errors under frontend's root span: its client call and cart's server span.
+        ('{ resource.service.name = "frontend" && kind = server } >> { status = error }',
+         [n for n in range(TRACES) if is_error(n)], ["POST /cart", "POST /cart"]),
+        ('{ resource.service.name = "cart" } > { name = "SELECT" }', list(range(TRACES)),
+         ["SELECT"]),
+        ('{ name = "SELECT" } << { kind = server }', list(range(TRACES)),
+         ["GET /checkout", "POST /cart"]),
+        ('{ resource.service.name = "cart" } !>> { status = error }',  # neither is under cart
+         [n for n in range(TRACES) if is_error(n)], ["POST /cart", "POST /cart"]),
+        ('{ name = "SELECT" } ~ {}', [], []),
+    ],
+)  # fmt: skip
+def test_structural_operators_answer_the_right_side_spans(
+    client: TestClient, q: str, traces: list[int], names: list[str]
+) -> None:
+    body = _search(client, q, start=T0 // S, end=END_S, spss=10)
+    assert sorted(t["traceID"] for t in body["traces"]) == sorted(trace_id(n) for n in traces)
+    for trace in body["traces"]:
+        assert sorted(span["name"] for span in trace["spanSet"]["spans"]) == names
+
+
 def test_a_trace_that_began_before_the_range_and_lasts_into_it_is_found() -> None:
     """As Tempo, a trace is in a search's range when it overlaps it."""
     from meshscope.app import build

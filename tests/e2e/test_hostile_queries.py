@@ -93,6 +93,8 @@ HOSTILE: list[tuple[str, str, int]] = [
      _q("/loki/api/v1/query", query="sum(" * 3000 + 'count_over_time({a="b"}[1m])' + ")" * 3000),
      400),
     ("deep traceql parentheses", _q("/tempo/api/search", q="(" * 3000 + "{}" + ")" * 3000), 400),
+    ("long traceql sibling chain", _q("/tempo/api/search", q="{}" + "~{}" * 3000), 400),
+    ("long traceql descendant chain", _q("/tempo/api/search", q="{}" + ">>{}" * 2000), 400),
     ("deep jaeger tags", _q("/api/traces", service="hostile", tags="[" * 3000 + "]" * 3000), 400),
     ("round to 0", _q("/api/v1/query", query="round(vector(1), 0)"), 200),
     ("@ 1e20", _q("/api/v1/query", query="up @ 1e20"), 400),

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meshscope.model.spans import Span, SpanKind, StatusCode
+from meshscope.query.budget import QueryTooComplexError
 from meshscope.query.tempo_search import TraceFilter, _narrowing, tag_search
 from meshscope.query.traceql import (
     BoolOp,
     Condition,
     Contains,
     MatchAll,
+    SpansetOp,
     Text,
     TraceQLError,
     matches,
@@ -34,16 +38,16 @@ def _span(**kw: object) -> Span:
 
 def test_parse_shapes() -> None:
     query = parse('{ resource.service.name = "cart" && (span.x >= 5 || .y =~ "a.*") }')
-    (node,) = query.sets
+    (node,) = query.filters()
     assert isinstance(node, BoolOp) and node.op == "&&"
     assert node.left == Condition("resource.service.name", "=", "cart")
     assert isinstance(node.right, BoolOp) and node.right.op == "||"
-    assert parse("{}").sets == (MatchAll(),)
+    assert parse("{}").expr == MatchAll()
     two = parse("{ status = error } || { duration > 1.5s }")
-    assert two.ops == ("||",)
-    assert two.sets[0] == Condition("status", "=", StatusCode.ERROR)
-    assert two.sets[1] == Condition("duration", ">", 1_500_000_000)
-    assert parse("{ kind = server }").sets[0] == Condition("kind", "=", SpanKind.SERVER)
+    assert two.expr == SpansetOp(
+        "||", Condition("status", "=", StatusCode.ERROR), Condition("duration", ">", 1_500_000_000)
+    )
+    assert parse("{ kind = server }").expr == Condition("kind", "=", SpanKind.SERVER)
 
 
 @pytest.mark.parametrize(
@@ -71,7 +75,7 @@ def test_parse_shapes() -> None:
     ],
 )
 def test_matching_one_span(query: str, expected: bool) -> None:
-    (node,) = parse(query).sets
+    (node,) = parse(query).filters()
     assert matches(node, _span()) is expected
 
 
@@ -94,7 +98,7 @@ def test_matching_one_span(query: str, expected: bool) -> None:
 def test_values_of_another_type_satisfy_no_comparison_as_in_tempo(
     query: str, expected: bool
 ) -> None:
-    (node,) = parse(query).sets
+    (node,) = parse(query).filters()
     span = _span(attributes={"http.status_code": 500, "customer.tier": "gold", "flag": True,
                              "code": "500"})  # fmt: skip
     assert matches(node, span) is expected
@@ -102,22 +106,20 @@ def test_values_of_another_type_satisfy_no_comparison_as_in_tempo(
 
 def test_and_and_or_bind_alike_left_to_right_as_in_tempo() -> None:
     """Tempo's grammar has `%left AND OR`: `{ a || b && c }` is `{ (a || b) && c }`."""
-    (node,) = parse('{ .customer.tier = "gold" || .flag = true && .region = "us" }').sets
+    (node,) = parse('{ .customer.tier = "gold" || .flag = true && .region = "us" }').filters()
     assert isinstance(node, BoolOp) and node.op == "&&"
     assert matches(node, _span()) is False  # (true || true) && false
-    (node,) = parse('{ .region = "us" && .flag = true || .customer.tier = "gold" }').sets
+    (node,) = parse('{ .region = "us" && .flag = true || .customer.tier = "gold" }').filters()
     assert matches(node, _span()) is True  # (false && true) || true
 
 
 def test_span_sets_combine_at_trace_level() -> None:
     spans = [_span(), _span(span_id="ef" * 8, service="db", name="SELECT", kind=SpanKind.CLIENT)]
     both = parse('{ resource.service.name = "cart" } && { name = "SELECT" }')
-    assert [[s.service for s in found] for found in trace_matches(both, spans)] == [
-        ["cart"], ["db"],
-    ]  # fmt: skip
+    assert [s.service for s in trace_matches(both, spans)] == ["cart", "db"]
     assert trace_matches(parse('{ name = "SELECT" } && { name = "none" }'), spans) == []
     either = trace_matches(parse('{ name = "none" } || { kind = client }'), spans)
-    assert [len(found) for found in either] == [0, 1]
+    assert [s.service for s in either] == ["db"]
 
 
 @pytest.mark.parametrize(
@@ -125,7 +127,9 @@ def test_span_sets_combine_at_trace_level() -> None:
     [
         ("", "empty query"),
         ("{ status = error } | count() > 2", "pipelines"),
-        ('{ name = "a" } >> { name = "b" }', "structural operator >>"),
+        ('{ name = "a" } >> ', "unexpected end"),
+        ('{ name = "a" } ! { name = "b" }', "unexpected '!'"),
+        ('({ name = "a" } >> { name = "b" }', "end of query, expected \\)"),
         ("{ foo = 1 }", "unknown field 'foo'"),
         ("{ .x = }", "bad value"),
         ('{ .x =~ "(" }', "bad regex"),
@@ -151,8 +155,13 @@ def test_tempo_tags_become_span_sets_the_store_narrows() -> None:
         [("name", "cart"), ("flag", "true"), ("root.name", "GET"), ("status.code", "error")],
         TraceFilter(min_duration_ns=5 * MS),
     )
-    assert query.sets[0] == Condition(".flag", "=", Text("true"))
-    assert query.ops == ("&&", "&&")
+    assert query.filters() == [
+        Condition("name", "=", Contains("cart")),
+        Condition(".flag", "=", Text("true")),
+        Condition("status", "=", StatusCode.ERROR),
+    ]
+    assert isinstance(query.expr, SpansetOp) and query.expr.op == "&&"
+    # The first tag the store can narrow on: the attribute, matched as the stores match.
     assert _narrowing(query) == {"attributes": {"flag": "true"}}
     assert trace_filter == TraceFilter(min_duration_ns=5 * MS, root_name="GET")
     span = _span(status_code=StatusCode.ERROR)
@@ -162,3 +171,26 @@ def test_tempo_tags_become_span_sets_the_store_narrows() -> None:
     assert not matches(Condition("name", "=", Contains("get")), span)  # case-sensitive
     assert matches(Condition(".http.status_code", "=", Text("500")), span)
     assert not trace_filter.keeps(span, 0, 4 * MS) and trace_filter.keeps(span, 0, 5 * MS)
+
+
+_TOKENS = ["{", "}", "(", ")", "&&", "||", ">", ">>", "<", "<<", "~", "!>", "!>>", "!<", "!<<",
+           "!~", "&>", "&>>", "&<", "&<<", "&~", "=", "!=", ">=", "=~", "|", "!", "&", "name",
+           "status", "kind", "duration", ".a", "span.b", "resource.service.name", "error",
+           "server", '"x"', '"(a+)+$"', "5", "1.5s", "true", " "]  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(st.text(max_size=60), st.lists(st.sampled_from(_TOKENS), max_size=30).map(" ".join))
+)
+def test_any_text_parses_or_is_refused_and_a_parsed_query_runs(text: str) -> None:
+    """Hostile and half-written queries (as Grafana's autocompletion sends them): a
+    TraceQLError (or a too-deep refusal), never another exception; a query that parses is
+    evaluated on a trace without one."""
+    try:
+        query = parse(text)
+    except (TraceQLError, QueryTooComplexError):
+        return
+    spans = [_span(), _span(span_id="ef" * 8, parent_span_id="cd" * 8, kind=SpanKind.CLIENT)]
+    found = trace_matches(query, spans)
+    assert all(any(span is s for s in spans) for span in found)

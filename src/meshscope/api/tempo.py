@@ -211,10 +211,9 @@ def _fields(query: Query) -> list[str]:
 
 
 def _trace_json(hit: TraceHit, fields: list[str], per_set: int) -> dict[str, Any]:
-    # One span set per trace, the spans of every set of the query each once, as Tempo's
-    # `{A} && {B}` and `{A} || {B}` give (SpansetOperation: uniqueSpans(lhs, rhs)).
-    union = list({id(span): span for spans in hit.spansets for span in spans}.values())
-    spansets = [_spanset_json(union, fields, per_set)] if union else []
+    # One span set per trace: the query's (as Tempo's `{A} && {B}`, `{A} || {B}` give the
+    # spans of both sides each once, `{A} >> {B}` the B spans, ...).
+    spansets = [_spanset_json(hit.spans, fields, per_set)] if hit.spans else []
     out: dict[str, Any] = {
         "traceID": hit.trace_id,
         # As Tempo: without a root span (no parent) received, it says so.
@@ -279,7 +278,7 @@ def _narrowing(text: str) -> Query | None:
         query = parse(text)
     except TraceQLError:
         return None
-    return query if not all(isinstance(node, MatchAll) for node in query.sets) else None
+    return query if not all(isinstance(node, MatchAll) for node in query.filters()) else None
 
 
 def _values(
@@ -302,7 +301,8 @@ def _values(
     field = tag if tag.startswith((".", "span.", "resource.")) or tag == "name" else "." + tag
     spans = _recent_spans(storage, *window)
     if query is not None:
-        spans = [span for span in spans if any(matches(node, span) for node in query.sets)]
+        filters = query.filters()
+        spans = [span for span in spans if any(matches(node, span) for node in filters)]
     # An unscoped `.x` has the values of span and resource attributes `x` alike, as Tempo
     # reads both columns for it (a query's `.x` prefers the span's, the values list both).
     fields = [field] if not field.startswith(".") else [f"span{field}", f"resource{field}"]

@@ -190,7 +190,7 @@ def check_steps(steps: int) -> None:
 
 _OPEN = "([{"
 _CLOSE = ")]}"
-_OPERATORS = frozenset("+-*/%^<>=!|&")
+_OPERATORS = frozenset("+-*/%^<>=!|&~")  # `~`: TraceQL's sibling operator (LogQL's `|~` counts 2)
 _WORD_OPERATORS = frozenset(("and", "or", "unless"))
 
 

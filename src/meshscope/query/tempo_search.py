@@ -1,12 +1,13 @@
 """TraceQL search over the trace store (Tempo's `/api/search`), with query/traceql.py.
 
-The store narrows the candidates where the query allows it: when every span set must match
-(`&&` between sets, or one set), the first set's top-level `&&` conditions that the store's
-`TraceQuery` can express (service, span name, status, kind, duration bounds, string equality
-on a span attribute) all hold for one span of any matching trace. The newest `SCAN_LIMIT`
+The store narrows the candidates where the query allows it: the first span set some span of
+every matching trace satisfies (`Query.required`: not under `||`, nor left of a negated
+structural operator) whose top-level `&&` conditions the store's `TraceQuery` can express
+(service, span name, status, kind, duration bounds, string equality on a span attribute):
+they all hold for one span of any matching trace. The newest `SCAN_LIMIT`
 candidate traces in the time range are then read whole and the full query decides, newest
 first, until `limit` traces match. A query the store cannot narrow (only `||` between sets,
-regexes, `!=`) therefore looks at the newest `SCAN_LIMIT` traces of the range only; the
+regexes, `!=` alone) therefore looks at the newest `SCAN_LIMIT` traces of the range only; the
 answer's `inspected_traces` says how many were read.
 
 Tempo's tag search (`tags`, `minDuration`, `maxDuration` instead of a TraceQL `q`) runs on
@@ -45,6 +46,7 @@ from meshscope.query.traceql import (
     MatchAll,
     Node,
     Query,
+    SpansetOp,
     Text,
     TraceQLError,
     trace_matches,
@@ -70,7 +72,7 @@ class TraceHit:
     root: Span
     start_ns: int
     end_ns: int
-    spansets: list[list[Span]]  # per span set of the query: its matching spans
+    spans: list[Span]  # the query's span set in the trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +148,18 @@ def search(
 
 def _narrowing(query: Query) -> dict[str, Any]:
     """TraceQuery fields implied by the query (see the module doc); {} when none are."""
-    if any(op != "&&" for op in query.ops):
-        return {}
+    for node in query.required():
+        found = _implied(node)
+        if found:
+            return found
+    return {}
+
+
+def _implied(node: Node) -> dict[str, Any]:
+    """TraceQuery fields one span matching `node` satisfies."""
     out: dict[str, Any] = {}
     attributes: dict[str, str] = {}
-    for condition in _conjuncts(query.sets[0]):
+    for condition in _conjuncts(node):
         field_name, op, value = condition.field, condition.op, condition.value
         if op == "=" and field_name in ("resource.service.name", ".service.name"):
             if isinstance(value, str):
@@ -205,11 +214,10 @@ def tag_search(
             trace_filter = replace(trace_filter, root_name=value)
         else:
             sets.append(_tag_condition(key, value))
-    # The store narrows with the first span set only: put one it can use first.
-    sets.sort(key=lambda node: not _narrowing(Query((node,), ())))
-    if not sets:
-        sets.append(MatchAll())
-    return Query(tuple(sets), ("&&",) * (len(sets) - 1)), trace_filter
+    expr: Node | SpansetOp = sets[0] if sets else MatchAll()
+    for node in sets[1:]:
+        expr = SpansetOp("&&", expr, node)
+    return Query(expr), trace_filter
 
 
 def _tag_condition(key: str, value: str) -> Condition:

@@ -4,17 +4,23 @@
     { .customer.tier =~ "gold|platinum" && duration > 250ms } || { status = error }
     { name = "GET /cart" && kind = server && status != ok }
 
+    { resource.service.name = "frontend" } >> { status = error }
+
 A query is one or more span sets `{ ... }` joined by `&&` (the trace has spans matching
-each) or `||` (any); `{}` matches every span. Inside, conditions `field op value` joined by
+each) or `||` (any), and by the structural operators `>`, `<`, `>>`, `<<`, `~` with their
+negations (`!>` ...) and unions (`&>` ...), which bind tighter (query/spansets.py), with
+parentheses; `{}` matches every span. The spans a trace matches with are the query's span
+set: both sides' for `&&`, `||` and the unions, the right side's that are in the relation
+(or, negated, not) for a structural operator. Inside, conditions `field op value` joined by
 `&&`, `||` and parentheses. Fields: the intrinsics `name`, `status`, `kind`, `duration`,
 `statusMessage`; `span.<attr>` (the span's attribute), `resource.<attr>` (its resource's;
 `resource.service.name` is the span's service), `.<attr>` (span, else resource). Operators
 `=`, `!=`, `>`, `>=`, `<`, `<=`, `=~`, `!~` (regexes match the whole value, as in Tempo).
 Values: strings, numbers, durations (`250ms`, `1.5s`), `true`/`false`, statuses
 (`error`, `ok`, `unset`), kinds (`server`, `client`, `producer`, `consumer`, `internal`,
-`unspecified`). Pipelines (`| count() > 2`, `| select(...)`), structural operators (`>>`,
-`~`) and arithmetic are refused with a message naming them. No maintained Python TraceQL
-parser exists; see docs/adr/0008-tempo-api-traceql-subset.md.
+`unspecified`). Pipelines (`| count() > 2`, `| select(...)`) and arithmetic are refused with
+a message naming them. No maintained Python TraceQL parser exists; see
+docs/adr/0008-tempo-api-traceql-subset.md.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any
 from meshscope.model.regex import Pattern, RegexError, compile_pattern
 from meshscope.model.spans import Span, SpanKind, StatusCode
 from meshscope.query import budget
+from meshscope.query.spansets import OPERATORS, SpanIds, SpanTree, relate
 from meshscope.store.base import attr_text
 
 _TOKEN = re.compile(
@@ -34,7 +41,7 @@ _TOKEN = re.compile(
       (?P<string>"(?:[^"\\]|\\.)*"|`[^`]*`)
     | (?P<duration>\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h)(?![\w.]))
     | (?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?![\w.]))
-    | (?P<op>&&|\|\||!=|>=|<=|=~|!~|>>|<<|!>>|!<<|[{}()=<>|~!+*/%^-])
+    | (?P<op>&&|\|\||&>>|&<<|&>|&<|&~|!>>|!<<|!>|!<|!=|!~|>=|<=|=~|>>|<<|[{}()=<>|~!+*/%^-])
     | (?P<name>[A-Za-z_.][\w.:/-]*)
     )""",
     re.VERBOSE,
@@ -45,9 +52,7 @@ _STATUS = {"error": StatusCode.ERROR, "ok": StatusCode.OK, "unset": StatusCode.U
 _KINDS = {kind.name.lower(): kind for kind in SpanKind}
 _COMPARISONS = ("=", "!=", ">", ">=", "<", "<=", "=~", "!~")
 INTRINSICS = ("name", "status", "kind", "duration", "statusMessage")
-_UNSUPPORTED = {">>": "structural operator >>", "<<": "structural operator <<",
-                "!>>": "structural operator !>>", "!<<": "structural operator !<<",
-                "~": "sibling operator ~", "|": "pipelines (|)"}  # fmt: skip
+_UNSUPPORTED = {"|": "pipelines (|)"}
 
 SpanTest = Callable[[Span], bool]
 
@@ -102,20 +107,54 @@ class MatchAll:
 
 
 Node = Condition | BoolOp | MatchAll
+"""What one span set `{ ... }` asks of a span."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpansetOp:
+    """`left op right` between span sets: `&&`, `||` or a structural operator
+    (`spansets.OPERATORS`)."""
+
+    op: str
+    left: Expr
+    right: Expr
+
+
+Expr = Node | SpansetOp
+"""A span set: a filter `{ ... }` (a Node) or span sets combined."""
 
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """Span sets joined at trace level: `sets[0] ops[0] sets[1] ...`, left to right."""
+    expr: Expr
 
-    sets: tuple[Node, ...]
-    ops: tuple[str, ...]
+    def filters(self) -> list[Node]:
+        """Every span set's filter, left to right."""
+        out: list[Node] = []
+        _leaves(self.expr, out, required=False)
+        return out
+
+    def required(self) -> list[Node]:
+        """The filters some span of every matching trace satisfies (left to right): not
+        those under `||`, nor the left side of a negated structural operator."""
+        out: list[Node] = []
+        _leaves(self.expr, out, required=True)
+        return out
 
     def conditions(self) -> list[Condition]:
         out: list[Condition] = []
-        for node in self.sets:
+        for node in self.filters():
             _collect(node, out)
         return out
+
+
+def _leaves(expr: Expr, out: list[Node], required: bool) -> None:
+    if not isinstance(expr, SpansetOp):
+        out.append(expr)
+    elif not (required and expr.op == "||"):
+        if not (required and expr.op.startswith("!")):
+            _leaves(expr.left, out, required)
+        _leaves(expr.right, out, required)
 
 
 def _collect(node: Node, out: list[Condition]) -> None:
@@ -161,15 +200,35 @@ class _Parser:
         return token
 
     def query(self) -> Query:
-        sets = [self.spanset()]
-        ops: list[str] = []
-        while (token := self.peek()) is not None:
-            if token[1] in ("&&", "||"):
-                ops.append(self.take()[1])
-                sets.append(self.spanset())
-                continue
+        expr = self.spanset_expression()
+        if (token := self.peek()) is not None:
             raise _unsupported(token[1])
-        return Query(tuple(sets), tuple(ops))
+        return Query(expr)
+
+    def spanset_expression(self) -> Expr:
+        """`&&` and `||` between span sets bind alike, left to right, and looser than the
+        structural operators, as in Tempo's grammar."""
+        expr = self.structural()
+        while (token := self.peek()) is not None and token[1] in ("&&", "||"):
+            self.take()
+            expr = SpansetOp(token[1], expr, self.structural())
+        return expr
+
+    def structural(self) -> Expr:
+        expr = self.spanset_primary()
+        while (token := self.peek()) is not None and token[1] in OPERATORS:
+            self.take()
+            expr = SpansetOp(token[1], expr, self.spanset_primary())
+        return expr
+
+    def spanset_primary(self) -> Expr:
+        token = self.peek()
+        if token is not None and token[1] == "(":
+            self.take()
+            expr = self.spanset_expression()
+            self.take(")")
+            return expr
+        return self.spanset()
 
     def spanset(self) -> Node:
         self.take("{")
@@ -212,7 +271,9 @@ class _Parser:
 def _unsupported(token: str) -> TraceQLError:
     what = _UNSUPPORTED.get(token)
     if what is not None:
-        return TraceQLError(f"unsupported TraceQL: {what} (meshscope supports span-set filters)")
+        return TraceQLError(
+            f"unsupported TraceQL: {what} (meshscope supports span-set filters and operators)"
+        )
     return TraceQLError(f"parse error: unexpected {token!r}")
 
 
@@ -341,10 +402,31 @@ def _compare(actual: Any, op: str, wanted: Any) -> bool:
     return outcome
 
 
-def trace_matches(query: Query, spans: list[Span]) -> list[list[Span]]:
-    """The spans matching each span set, or [] when the trace does not match the query."""
-    found = [[span for span in spans if matches(node, span)] for node in query.sets]
-    result = bool(found[0])
-    for op, spanset in zip(query.ops, found[1:], strict=True):
-        result = (result and bool(spanset)) if op == "&&" else (result or bool(spanset))
-    return found if result else []
+def trace_matches(query: Query, spans: list[Span]) -> list[Span]:
+    """The query's span set in a trace, in the trace's order: [] when the trace does not
+    match."""
+    trees: list[SpanTree] = []  # made once, when a structural operator needs it
+
+    def tree() -> SpanTree:
+        if not trees:
+            trees.append(SpanTree(spans))
+        return trees[0]
+
+    def evaluate(expr: Expr) -> SpanIds:
+        if not isinstance(expr, SpansetOp):
+            return {id(span) for span in spans if matches(expr, span)}
+        left, right = evaluate(expr.left), evaluate(expr.right)
+        if expr.op == "&&":
+            return left | right if left and right else set()
+        if expr.op == "||":
+            return left | right
+        if not right:
+            return set()
+        return relate(expr.op, _of(spans, left), _of(spans, right), tree())
+
+    found = evaluate(query.expr)
+    return _of(spans, found)
+
+
+def _of(spans: list[Span], ids: SpanIds) -> list[Span]:
+    return [span for span in spans if id(span) in ids]
