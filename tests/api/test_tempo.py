@@ -180,7 +180,7 @@ def test_tag_values_narrowed_by_the_query_so_far_and_the_time_range(client: Test
         "cart", "frontend",
     ]  # fmt: skip
     assert values("span.http.status_code", q="{ status = error }") == ["500"]
-    # A half-written query or a pipeline narrows nothing, as Tempo ignores what it cannot use.
+    # A half-written query narrows nothing, as Tempo ignores what it cannot use.
     assert values("name", q='{ resource.service.name = "cart" && }') == values("name")
     # Only the traces of the range (the first 10 seconds: traces 0-9).
     early = values("span.http.status_code", start=T0 // S, end=T0 // S + 9)
@@ -193,7 +193,7 @@ def test_tag_values_narrowed_by_the_query_so_far_and_the_time_range(client: Test
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"q": "{ status = error } | count() > 1"}, "pipelines"),
+        ({"q": "{ status = error } | rate()"}, "pipeline stage 'rate'"),
         ({"q": "{ nope = 1 }"}, "unknown field"),
         ({"q": "{}", "limit": "0"}, "limit"),
         ({"q": "{}", "start": "later"}, "start"),
@@ -394,6 +394,33 @@ def test_structural_operators_answer_the_right_side_spans(
     assert sorted(t["traceID"] for t in body["traces"]) == sorted(trace_id(n) for n in traces)
     for trace in body["traces"]:
         assert sorted(span["name"] for span in trace["spanSet"]["spans"]) == names
+
+
+def test_pipelines_count_group_and_select(client: TestClient) -> None:
+    """Tempo's pipeline stages: aggregates keep the traces whose span set passes (and name
+    the value on it), `by()` answers a span set per group, `select()` adds fields."""
+    errors = [n for n in range(TRACES) if is_error(n)]
+    body = _search(client, "{ status = error } | count() > 1", start=T0 // S, end=END_S)
+    assert sorted(t["traceID"] for t in body["traces"]) == sorted(trace_id(n) for n in errors)
+    spanset = body["traces"][0]["spanSet"]
+    assert spanset["matched"] == 2
+    assert spanset["attributes"] == [{"key": "count()", "value": {"intValue": "2"}}]
+    assert _search(client, "{ status = error } | count() > 2", start=T0 // S,
+                   end=END_S)["traces"] == []  # fmt: skip
+    slow = _search(client, '{ name = "POST /cart" } | max(duration) >= 25ms', start=T0 // S,
+                   end=END_S)  # fmt: skip
+    assert sorted(t["traceID"] for t in slow["traces"]) == sorted(
+        trace_id(n) for n in range(TRACES) if cart_ms(n) == 30
+    )
+    body = _search(client, "{ kind = server } | by(resource.service.name) | select(.customer.tier)",
+                   start=T0 // S, end=T0 // S, spss=5)  # fmt: skip
+    (trace,) = body["traces"]  # trace 0: its server spans are frontend's and cart's
+    groups = {s["attributes"][0]["value"]["stringValue"]: s for s in trace["spanSets"]}
+    assert set(groups) == {"frontend", "cart"}
+    assert groups["cart"]["attributes"][0]["key"] == "by(resource.service.name)"
+    (cart,) = groups["cart"]["spans"]
+    assert {"key": "customer.tier", "value": {"stringValue": "free"}} in cart["attributes"]
+    assert trace["spanSet"] == trace["spanSets"][0]
 
 
 def test_a_trace_that_began_before_the_range_and_lasts_into_it_is_found() -> None:

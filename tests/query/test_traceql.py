@@ -126,7 +126,14 @@ def test_span_sets_combine_at_trace_level() -> None:
     ("query", "message"),
     [
         ("", "empty query"),
-        ("{ status = error } | count() > 2", "pipelines"),
+        ("({ status = error } | count() > 2) && {}", "a pipeline inside an operator"),
+        ("{} | rate()", "unsupported TraceQL pipeline stage 'rate'"),
+        ("{} | count() > fast", "a number or duration"),
+        ("{} | count() =~ 2", "compared with one of"),
+        ("{} | avg() > 2", "expected a field"),
+        ("{} | by(foo)", "unknown field 'foo'"),
+        ("{} | select(.a .b)", "expected '\\)'"),
+        ("{} |", "expected a pipeline stage"),
         ('{ name = "a" } >> ', "unexpected end"),
         ('{ name = "a" } ! { name = "b" }', "unexpected '!'"),
         ('({ name = "a" } >> { name = "b" }', "end of query, expected \\)"),
@@ -176,7 +183,8 @@ def test_tempo_tags_become_span_sets_the_store_narrows() -> None:
 _TOKENS = ["{", "}", "(", ")", "&&", "||", ">", ">>", "<", "<<", "~", "!>", "!>>", "!<", "!<<",
            "!~", "&>", "&>>", "&<", "&<<", "&~", "=", "!=", ">=", "=~", "|", "!", "&", "name",
            "status", "kind", "duration", ".a", "span.b", "resource.service.name", "error",
-           "server", '"x"', '"(a+)+$"', "5", "1.5s", "true", " "]  # fmt: skip
+           "server", '"x"', '"(a+)+$"', "5", "1.5s", "true", " ", "count", "avg", "max", "by",
+           "coalesce", "select", ",", "()"]  # fmt: skip
 
 
 @settings(max_examples=500, deadline=None)

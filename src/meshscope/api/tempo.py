@@ -48,6 +48,7 @@ from meshscope.query.traceql import (
     matches,
     parse,
 )
+from meshscope.query.traceql_stages import Spanset
 from meshscope.store.base import Storage, TraceQuery
 
 PREFIX = "/tempo"
@@ -205,15 +206,16 @@ def _duration_ms(params: QueryParams, name: str) -> int | None:
 
 
 def _fields(query: Query) -> list[str]:
-    """Attribute fields the query names (returned with each matching span, as Tempo does)."""
-    seen = dict.fromkeys(c.field for c in query.conditions() if c.field not in INTRINSICS)
-    return list(seen)
+    """Attribute fields the query names or selects (returned with each matching span, as
+    Tempo does)."""
+    named = [*(c.field for c in query.conditions()), *query.selected()]
+    return [field for field in dict.fromkeys(named) if field not in INTRINSICS]
 
 
 def _trace_json(hit: TraceHit, fields: list[str], per_set: int) -> dict[str, Any]:
-    # One span set per trace: the query's (as Tempo's `{A} && {B}`, `{A} || {B}` give the
-    # spans of both sides each once, `{A} >> {B}` the B spans, ...).
-    spansets = [_spanset_json(hit.spans, fields, per_set)] if hit.spans else []
+    # The query's span sets: one (as Tempo's `{A} && {B}`, `{A} || {B}` give the spans of
+    # both sides each once, `{A} >> {B}` the B spans, ...), or one per `by()` group.
+    spansets = [_spanset_json(spanset, fields, per_set) for spanset in hit.spansets]
     out: dict[str, Any] = {
         "traceID": hit.trace_id,
         # As Tempo: without a root span (no parent) received, it says so.
@@ -228,11 +230,17 @@ def _trace_json(hit: TraceHit, fields: list[str], per_set: int) -> dict[str, Any
     return out
 
 
-def _spanset_json(spans: list[Span], fields: list[str], per_set: int) -> dict[str, Any]:
-    return {
-        "spans": [_span_json(span, fields) for span in spans[:per_set]],
-        "matched": len(spans),
+def _spanset_json(spanset: Spanset, fields: list[str], per_set: int) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "spans": [_span_json(span, fields) for span in spanset.spans[:per_set]],
+        "matched": len(spanset.spans),
     }
+    if spanset.attributes:  # what `by()` and the aggregates said of the set, as Tempo
+        out["attributes"] = [
+            {"key": key, "value": MessageToDict(any_value(value)) if value is not None else {}}
+            for key, value in spanset.attributes
+        ]
+    return out
 
 
 def _span_json(span: Span, fields: list[str]) -> dict[str, Any]:

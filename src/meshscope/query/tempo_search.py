@@ -49,8 +49,9 @@ from meshscope.query.traceql import (
     SpansetOp,
     Text,
     TraceQLError,
-    trace_matches,
+    spansets,
 )
+from meshscope.query.traceql_stages import Spanset
 from meshscope.query.traces import root_span
 from meshscope.store.base import TraceQuery, TraceStore
 
@@ -72,7 +73,7 @@ class TraceHit:
     root: Span
     start_ns: int
     end_ns: int
-    spans: list[Span]  # the query's span set in the trace
+    spansets: list[Spanset]  # the query's span sets in the trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +132,7 @@ def search(
             if not spans:
                 continue
             result.inspected_traces += 1
-            matched = trace_matches(query, spans)
+            matched = spansets(query, spans)
             if matched:
                 start = min(s.start_ns for s in spans)
                 end = max(s.end_ns for s in spans)

@@ -11,14 +11,17 @@ each) or `||` (any), and by the structural operators `>`, `<`, `>>`, `<<`, `~` w
 negations (`!>` ...) and unions (`&>` ...), which bind tighter (query/spansets.py), with
 parentheses; `{}` matches every span. The spans a trace matches with are the query's span
 set: both sides' for `&&`, `||` and the unions, the right side's that are in the relation
-(or, negated, not) for a structural operator. Inside, conditions `field op value` joined by
+(or, negated, not) for a structural operator. Pipeline stages may follow after `|`
+(query/traceql_stages.py: `count()`, `avg`/`min`/`max`/`sum(field)` compared to a number or
+duration, `by(field)`, `coalesce()`, `select(fields)`, further span-set expressions). Inside
+a span set, conditions `field op value` joined by
 `&&`, `||` and parentheses. Fields: the intrinsics `name`, `status`, `kind`, `duration`,
 `statusMessage`; `span.<attr>` (the span's attribute), `resource.<attr>` (its resource's;
 `resource.service.name` is the span's service), `.<attr>` (span, else resource). Operators
 `=`, `!=`, `>`, `>=`, `<`, `<=`, `=~`, `!~` (regexes match the whole value, as in Tempo).
 Values: strings, numbers, durations (`250ms`, `1.5s`), `true`/`false`, statuses
 (`error`, `ok`, `unset`), kinds (`server`, `client`, `producer`, `consumer`, `internal`,
-`unspecified`). Pipelines (`| count() > 2`, `| select(...)`) and arithmetic are refused with
+`unspecified`). Arithmetic, pipelines inside operators and TraceQL metrics are refused with
 a message naming them. No maintained Python TraceQL parser exists; see
 docs/adr/0008-tempo-api-traceql-subset.md.
 """
@@ -34,6 +37,18 @@ from meshscope.model.regex import Pattern, RegexError, compile_pattern
 from meshscope.model.spans import Span, SpanKind, StatusCode
 from meshscope.query import budget
 from meshscope.query.spansets import OPERATORS, SpanIds, SpanTree, relate
+from meshscope.query.traceql_stages import (
+    AGGREGATES,
+    Coalesce,
+    GroupBy,
+    ScalarFilter,
+    Select,
+    Spanset,
+    coalesced,
+    filtered,
+    grouped,
+)
+from meshscope.query.traceql_stages import COMPARISONS as STAGE_COMPARISONS
 from meshscope.store.base import attr_text
 
 _TOKEN = re.compile(
@@ -41,7 +56,7 @@ _TOKEN = re.compile(
       (?P<string>"(?:[^"\\]|\\.)*"|`[^`]*`)
     | (?P<duration>\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h)(?![\w.]))
     | (?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?![\w.]))
-    | (?P<op>&&|\|\||&>>|&<<|&>|&<|&~|!>>|!<<|!>|!<|!=|!~|>=|<=|=~|>>|<<|[{}()=<>|~!+*/%^-])
+    | (?P<op>&&|\|\||&>>|&<<|&>|&<|&~|!>>|!<<|!>|!<|!=|!~|>=|<=|=~|>>|<<|[{}()=<>|~!+*/%^,-])
     | (?P<name>[A-Za-z_.][\w.:/-]*)
     )""",
     re.VERBOSE,
@@ -52,7 +67,7 @@ _STATUS = {"error": StatusCode.ERROR, "ok": StatusCode.OK, "unset": StatusCode.U
 _KINDS = {kind.name.lower(): kind for kind in SpanKind}
 _COMPARISONS = ("=", "!=", ">", ">=", "<", "<=", "=~", "!~")
 INTRINSICS = ("name", "status", "kind", "duration", "statusMessage")
-_UNSUPPORTED = {"|": "pipelines (|)"}
+_UNSUPPORTED = {"|": "a pipeline inside an operator (put it last)"}
 
 SpanTest = Callable[[Span], bool]
 
@@ -124,15 +139,28 @@ Expr = Node | SpansetOp
 """A span set: a filter `{ ... }` (a Node) or span sets combined."""
 
 
+Stage = Expr | ScalarFilter | GroupBy | Coalesce | Select
+"""A pipeline stage after `|` (query/traceql_stages.py)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Query:
     expr: Expr
+    stages: tuple[Stage, ...] = ()
 
     def filters(self) -> list[Node]:
-        """Every span set's filter, left to right."""
+        """Every span set's filter, left to right (pipeline stages' too)."""
         out: list[Node] = []
         _leaves(self.expr, out, required=False)
+        for stage in self.stages:
+            if isinstance(stage, SpansetOp | Condition | BoolOp | MatchAll):
+                _leaves(stage, out, required=False)
         return out
+
+    def selected(self) -> list[str]:
+        """The fields `select(...)` stages name."""
+        return [field for stage in self.stages if isinstance(stage, Select)
+                for field in stage.fields]  # fmt: skip
 
     def required(self) -> list[Node]:
         """The filters some span of every matching trace satisfies (left to right): not
@@ -201,9 +229,66 @@ class _Parser:
 
     def query(self) -> Query:
         expr = self.spanset_expression()
+        stages: list[Stage] = []
+        while (token := self.peek()) is not None and token[1] == "|":
+            self.take()
+            stages.append(self.stage())
         if (token := self.peek()) is not None:
             raise _unsupported(token[1])
-        return Query(expr)
+        return Query(expr, tuple(stages))
+
+    def stage(self) -> Stage:
+        token = self.peek()
+        if token is None:
+            raise TraceQLError("parse error: unexpected end of query, expected a pipeline stage")
+        name = token[1]
+        if name in ("{", "("):
+            return self.spanset_expression()
+        self.take()
+        if name == "coalesce":
+            self.take("(")
+            self.take(")")
+            return Coalesce()
+        if name == "by":
+            self.take("(")
+            field = self.field_name()
+            self.take(")")
+            return GroupBy(field)
+        if name == "select":
+            self.take("(")
+            fields = [self.field_name()]
+            while (after := self.take(what="',' or ')'")[1]) == ",":
+                fields.append(self.field_name())
+            if after != ")":
+                raise TraceQLError(f"parse error: expected ')', got {after!r}")
+            return Select(tuple(fields))
+        if name in AGGREGATES:
+            self.take("(")
+            field = "" if name == "count" else self.field_name()
+            self.take(")")
+            op = self.take(what="a comparison")[1]
+            if op not in STAGE_COMPARISONS:
+                raise TraceQLError(f"parse error: {name}() is compared with one of "
+                                   f"{', '.join(STAGE_COMPARISONS)}, got {op!r}")  # fmt: skip
+            kind, text = self.take(what="a number or duration")
+            if kind == "duration":
+                value: float = _value("duration", ">", (kind, text))
+            elif kind == "number":
+                value = float(text)
+            else:
+                raise TraceQLError(f"parse error: {name}() is compared with a number or duration, "
+                                   f"got {text!r}")  # fmt: skip
+            return ScalarFilter(name, field, op, value)
+        raise TraceQLError(
+            f"unsupported TraceQL pipeline stage {name!r}: use count(), avg(), min(), max(),"
+            " sum(), by(), coalesce(), select() or a span set"
+        )
+
+    def field_name(self) -> str:
+        kind, text = self.take(what="a field")
+        if kind != "name":
+            raise TraceQLError(f"parse error: expected a field, got {text!r}")
+        return _field(text)
 
     def spanset_expression(self) -> Expr:
         """`&&` and `||` between span sets bind alike, left to right, and looser than the
@@ -226,6 +311,8 @@ class _Parser:
         if token is not None and token[1] == "(":
             self.take()
             expr = self.spanset_expression()
+            if (inside := self.peek()) is not None and inside[1] == "|":
+                raise _unsupported("|")
             self.take(")")
             return expr
         return self.spanset()
@@ -258,10 +345,7 @@ class _Parser:
             node = self.expression()
             self.take(")")
             return node
-        kind, field = self.take(what="a field")
-        if kind != "name":
-            raise TraceQLError(f"parse error: expected a field, got {field!r}")
-        field = _field(field)
+        field = self.field_name()
         op_token = self.take(what="an operator")
         if op_token[1] not in _COMPARISONS:
             raise _unsupported(op_token[1])
@@ -402,9 +486,38 @@ def _compare(actual: Any, op: str, wanted: Any) -> bool:
     return outcome
 
 
+def spansets(query: Query, spans: list[Span]) -> list[Spanset]:
+    """The query's span sets in a trace (its spans in the trace's order): [] when the trace
+    does not match. One, unless a `by()` stage split it."""
+    found = select_spans(query.expr, spans)
+    sets = [Spanset(found)] if found else []
+    for stage in query.stages:
+        if not sets:
+            break
+        if isinstance(stage, ScalarFilter):
+            sets = filtered(stage, sets, field_value)
+        elif isinstance(stage, GroupBy):
+            sets = grouped(stage, sets, field_value)
+        elif isinstance(stage, Coalesce):
+            sets = coalesced(sets)
+        elif not isinstance(stage, Select):  # a span-set expression over each set's spans
+            sets = [
+                Spanset(kept, spanset.attributes)
+                for spanset in sets
+                if (kept := select_spans(stage, spanset.spans))
+            ]
+    return sets
+
+
 def trace_matches(query: Query, spans: list[Span]) -> list[Span]:
-    """The query's span set in a trace, in the trace's order: [] when the trace does not
-    match."""
+    """The spans of the query's span sets in a trace, each once, in the trace's order: []
+    when the trace does not match."""
+    ids = {id(span) for spanset in spansets(query, spans) for span in spanset.spans}
+    return _of(spans, ids)
+
+
+def select_spans(expr: Expr, spans: list[Span]) -> list[Span]:
+    """The span set `expr` gives among `spans` (a trace, or a span set of one)."""
     trees: list[SpanTree] = []  # made once, when a structural operator needs it
 
     def tree() -> SpanTree:
@@ -424,8 +537,7 @@ def trace_matches(query: Query, spans: list[Span]) -> list[Span]:
             return set()
         return relate(expr.op, _of(spans, left), _of(spans, right), tree())
 
-    found = evaluate(query.expr)
-    return _of(spans, found)
+    return _of(spans, evaluate(expr))
 
 
 def _of(spans: list[Span], ids: SpanIds) -> list[Span]:
