@@ -17,6 +17,7 @@ from meshscope.api.exemplars import exemplar_routes
 from meshscope.api.http_metrics import HttpMetrics
 from meshscope.api.jaeger_metrics import jaeger_metrics_routes
 from meshscope.api.loki import loki_query_routes
+from meshscope.api.loki_index import loki_index_routes
 from meshscope.api.meshscope import meshscope_routes
 from meshscope.api.openapi import openapi_routes
 from meshscope.api.openapi_routes import OTLP as OTLP_APP
@@ -239,6 +240,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
         *remote_write_routes(sink, limits),
         *loki_push_routes(sink, limits),
         *loki_query_routes(storage, clock),
+        *loki_index_routes(storage, clock),
         *meshscope_routes(storage),
         *whoami_routes(tenancy=stacks is not None),
         *slo_routes(storage.metrics, config.slos),

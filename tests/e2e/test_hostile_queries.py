@@ -84,6 +84,8 @@ HOSTILE: list[tuple[str, str, int]] = [
      _q("/loki/api/v1/query_range", query=f'{{service_name="hostile"}} |~ "{REGEX}"',
         **LOKI_RANGE), 200),
     ("traceql regex", _q("/tempo/api/search", q=f'{{ .x =~ "{REGEX}" }}'), 200),
+    ("loki index volume regex",
+     _q("/loki/api/v1/index/volume", query=f'{{x=~"{REGEX}"}}', **LOKI_RANGE), 200),
     ("jaeger minDuration 2000 digits",
      _q("/api/traces", service="hostile", minDuration="1" * 2000 + "ms"), 400),
     ("unbounded subquery", _q("/api/v1/query", query="count_over_time(vector(1)[30d:1ms])"), 422),

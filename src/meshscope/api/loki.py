@@ -63,7 +63,7 @@ def _json(data: Any) -> Response:
     return Response(orjson.dumps(data), media_type="application/json")
 
 
-def _endpoint(work: Work) -> Handler:
+def loki_endpoint(work: Work) -> Handler:
     def refuse(error: Exception) -> Response:
         return PlainTextResponse(str(error), status_of(error))
 
@@ -174,7 +174,7 @@ def _metric(storage: Storage, expr: Any, steps: Steps, instant: bool) -> dict[st
             "stats": _stats(scan, started, returned)}  # fmt: skip
 
 
-def _selectors(params: Params, names: tuple[str, ...]) -> list[tuple[LabelMatcher, ...]]:
+def stream_selectors(params: Params, names: tuple[str, ...]) -> list[tuple[LabelMatcher, ...]]:
     out: list[tuple[LabelMatcher, ...]] = []
     for name in names:
         for text in params.get(name, []):
@@ -224,7 +224,7 @@ def loki_query_routes(storage: Storage, clock: Clock | None = None) -> list[Rout
     def _sets(params: Params) -> list[dict[str, str]]:
         start, end = time_range(params, clock.now_ns(), LABELS_DEFAULT_NS)
         found: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
-        for matchers in _selectors(params, ("query", "match[]", "match")):
+        for matchers in stream_selectors(params, ("query", "match[]", "match")):
             for labels in label_sets(storage.logs, matchers, start, end, LABEL_SCAN_RECORDS):
                 found.setdefault(tuple(sorted(labels.items())), labels)
         return list(found.values())
@@ -248,11 +248,11 @@ def loki_query_routes(storage: Storage, clock: Clock | None = None) -> list[Rout
 
     both = ["GET", "POST"]
     return [
-        Route("/loki/api/v1/query_range", _endpoint(query_range), methods=both),
-        Route("/loki/api/v1/query", _endpoint(query), methods=both),
-        Route("/loki/api/v1/labels", _endpoint(labels), methods=both),
-        Route("/loki/api/v1/label/{name}/values", _endpoint(label_values), methods=both),
-        Route("/loki/api/v1/series", _endpoint(series), methods=both),
-        Route("/loki/api/v1/status/buildinfo", _endpoint(buildinfo), methods=["GET"]),
+        Route("/loki/api/v1/query_range", loki_endpoint(query_range), methods=both),
+        Route("/loki/api/v1/query", loki_endpoint(query), methods=both),
+        Route("/loki/api/v1/labels", loki_endpoint(labels), methods=both),
+        Route("/loki/api/v1/label/{name}/values", loki_endpoint(label_values), methods=both),
+        Route("/loki/api/v1/series", loki_endpoint(series), methods=both),
+        Route("/loki/api/v1/status/buildinfo", loki_endpoint(buildinfo), methods=["GET"]),
         trace_logs_route(storage),
     ]
