@@ -70,6 +70,11 @@ def test_parse_shapes() -> None:
         ("{ span.flag = true }", True),
         ('{ .missing = "x" }', False),
         ('{ .missing != "x" }', False),  # a missing attribute satisfies no condition
+        ("{ .missing = nil }", True),  # but nil's: = nil is "does not exist"
+        ("{ .missing != nil }", False),
+        ("{ span.customer.tier != nil && resource.region != nil }", True),
+        ("{ span.region != nil }", False),  # the resource's, not the span's
+        ("{ name != nil && .flag = nil }", False),
         ('{ .customer.tier = "free" || span.http.status_code > 499 }', True),
         ("{ (span.http.status_code < 300 || .flag = false) && kind = server }", False),
     ],
@@ -142,6 +147,7 @@ def test_span_sets_combine_at_trace_level() -> None:
         ('{ .x =~ "(" }', "bad regex"),
         ("{ .x = 1", "missing"),
         ("{ duration > fast }", "bad value"),
+        ("{ .x > nil }", "nil is compared with = or !="),
         ("{ .x = 1 } extra", "unexpected"),
         # Enums compare to their keywords (Grafana's builder quoted them: 0 traces, no error).
         ('{ status = "error" }', "same type"),
@@ -184,7 +190,7 @@ _TOKENS = ["{", "}", "(", ")", "&&", "||", ">", ">>", "<", "<<", "~", "!>", "!>>
            "!~", "&>", "&>>", "&<", "&<<", "&~", "=", "!=", ">=", "=~", "|", "!", "&", "name",
            "status", "kind", "duration", ".a", "span.b", "resource.service.name", "error",
            "server", '"x"', '"(a+)+$"', "5", "1.5s", "true", " ", "count", "avg", "max", "by",
-           "coalesce", "select", ",", "()"]  # fmt: skip
+           "coalesce", "select", ",", "()", "nil"]  # fmt: skip
 
 
 @settings(max_examples=500, deadline=None)

@@ -19,7 +19,8 @@ a span set, conditions `field op value` joined by
 `statusMessage`; `span.<attr>` (the span's attribute), `resource.<attr>` (its resource's;
 `resource.service.name` is the span's service), `.<attr>` (span, else resource). Operators
 `=`, `!=`, `>`, `>=`, `<`, `<=`, `=~`, `!~` (regexes match the whole value, as in Tempo).
-Values: strings, numbers, durations (`250ms`, `1.5s`), `true`/`false`, statuses
+Values: strings, numbers, durations (`250ms`, `1.5s`), `true`/`false`, `nil` (`!= nil`: the
+field exists, `= nil`: it does not), statuses
 (`error`, `ok`, `unset`), kinds (`server`, `client`, `producer`, `consumer`, `internal`,
 `unspecified`). Arithmetic, pipelines inside operators and TraceQL metrics are refused with
 a message naming them. No maintained Python TraceQL parser exists; see
@@ -98,6 +99,16 @@ class Contains:
     `http.url`, ...)."""
 
     text: str
+
+
+class _Nil:
+    """The value of `= nil` / `!= nil`: whether the field exists (Tempo's `exists`)."""
+
+    def __repr__(self) -> str:
+        return "nil"
+
+
+NIL = _Nil()
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,6 +409,10 @@ def _value(field: str, op: str, token: tuple[str, str]) -> Any:
         return float(text)
     if text in ("true", "false"):
         return text == "true"
+    if text == "nil" and kind == "name":
+        if op not in ("=", "!="):
+            raise TraceQLError(f"nil is compared with = or != (not {op})")
+        return NIL
     raise TraceQLError(f"parse error: bad value {text!r} for {field}")
 
 
@@ -453,7 +468,9 @@ def _compare(actual: Any, op: str, wanted: Any) -> bool:
     """As Tempo: a value of another type than the literal's satisfies no comparison, `!=`
     neither (`.code = 500` is not true of the string "500"; ints and floats compare as
     numbers), and a regex applies to strings only."""
-    if actual is None:  # a missing attribute satisfies no condition, as SQL's NULL
+    if wanted is NIL:  # `!= nil`: the field exists; `= nil`: it does not
+        return (actual is None) is (op == "=")
+    if actual is None:  # a missing attribute satisfies no other condition, as SQL's NULL
         return False
     if isinstance(wanted, Regex):
         if not isinstance(actual, str):
