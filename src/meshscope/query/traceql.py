@@ -46,6 +46,7 @@ from meshscope.query.traceql_stages import (
     Select,
     Spanset,
     coalesced,
+    compare,
     filtered,
     grouped,
 )
@@ -492,15 +493,7 @@ def _compare(actual: Any, op: str, wanted: Any) -> bool:
         return False
     if isinstance(wanted, str) != isinstance(actual, str):
         return False
-    outcome: bool = {
-        "=": actual == wanted,
-        "!=": actual != wanted,
-        ">": actual > wanted,
-        ">=": actual >= wanted,
-        "<": actual < wanted,
-        "<=": actual <= wanted,
-    }[op]
-    return outcome
+    return compare(actual, op, wanted)
 
 
 def spansets(query: Query, spans: list[Span]) -> list[Spanset]:

@@ -86,8 +86,9 @@ def aggregate(stage: ScalarFilter, spans: list[Span], value_of: ValueOf) -> floa
     return min(values) if stage.name == "min" else max(values)
 
 
-def compare(actual: float, op: str, wanted: float) -> bool:
-    return {
+def compare(actual: Any, op: str, wanted: Any) -> bool:
+    """`actual op wanted` for one of COMPARISONS (two numbers, or two strings)."""
+    outcome: bool = {
         "=": actual == wanted,
         "!=": actual != wanted,
         ">": actual > wanted,
@@ -95,6 +96,7 @@ def compare(actual: float, op: str, wanted: float) -> bool:
         "<": actual < wanted,
         "<=": actual <= wanted,
     }[op]
+    return outcome
 
 
 def filtered(stage: ScalarFilter, sets: list[Spanset], value_of: ValueOf) -> list[Spanset]:
