@@ -539,6 +539,7 @@ def select_spans(expr: Expr, spans: list[Span]) -> list[Span]:
         if not isinstance(expr, SpansetOp):
             return {id(span) for span in spans if matches(expr, span)}
         left, right = evaluate(expr.left), evaluate(expr.right)
+        budget.check()  # each operator walks the trace: a deadline stops a long chain
         if expr.op == "&&":
             return left | right if left and right else set()
         if expr.op == "||":
