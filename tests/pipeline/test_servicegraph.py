@@ -299,6 +299,79 @@ def test_a_caller_whose_only_call_was_taken_back_becomes_a_virtual_call() -> Non
     ]
 
 
+_CLIENT = Span("a" * 32, "b" * 16, "POST /pay", "api", 0, 2_000_000, kind=SpanKind.CLIENT,
+               attributes={"peer.service": "payments"})  # fmt: skip
+_SERVER = Span("a" * 32, "c" * 16, "POST /pay", "payments", 1, 1_000_000, _CLIENT.span_id,
+               SpanKind.SERVER)  # fmt: skip
+
+
+@pytest.mark.parametrize("refused_side", ["server", "client"])
+def test_a_call_refused_through_a_long_outage_pairs_with_its_retry(refused_side: str) -> None:
+    """The side that came first (committed) waits for the retry of the refused one past its
+    TTL: a store outage of 25 s, the client sending again every 16 s (refused again at 18 s),
+    then accepted at 34 s: one call, no virtual one (before: the first side expired at 10 s,
+    the retry found nothing, and the call became a virtual call or was lost)."""
+    first, second = (_CLIENT, _SERVER) if refused_side == "server" else (_SERVER, _CLIENT)
+    pairer = SpanPairer(ttl_ns=10 * SEC)
+    committed = Pairing()
+    pairer.add_sides([side_of(first)], 0, committed)
+    pairer.confirm(committed.entries)
+    calls: list[Call] = []
+    for at in (2, 18):  # sent, refused; sent again, refused again
+        refused = Pairing()
+        pairer.add_sides([side_of(second)], at * SEC, refused)
+        assert len(refused.pairs) == 1  # the retry found its other side waiting
+        pairer.refuse(refused, now_ns=at * SEC)
+        calls += pairer.expire((at + 14) * SEC)
+    accepted = Pairing()
+    pairer.add_sides([side_of(second)], 34 * SEC, accepted)
+    pairer.confirm(accepted.entries)
+    calls += [*pairer.counted(accepted.pairs), *pairer.expire(200 * SEC)]
+    assert [(c.source, c.target, c.connection_type) for c in calls] == [("api", "payments", "")]
+    assert pairer.stats.paired == 1 and pairer.stats.virtual == 0 and len(pairer) == 0
+
+
+def test_spans_held_for_a_retry_do_not_hold_back_the_others_expiry() -> None:
+    """A held server span waits in the map of children waiting for their parent; spans
+    that came after it still expire on time (the maps are expired in arrival order: a held
+    entry left in place would keep everything behind it for the whole hold)."""
+    pairer = SpanPairer(ttl_ns=10 * SEC)
+    committed, refused = Pairing(), Pairing()
+    pairer.add_sides([side_of(_SERVER)], 0, committed)
+    pairer.confirm(committed.entries)
+    pairer.add_sides([side_of(_CLIENT)], 2 * SEC, refused)
+    pairer.refuse(refused, now_ns=2 * SEC)
+    others = [dataclasses.replace(_SERVER, trace_id=f"{n:032x}") for n in range(1, 4)]
+    for n, span in enumerate(others):
+        later = Pairing()
+        pairer.add_sides([side_of(span)], (3 + n) * SEC, later)
+        pairer.confirm(later.entries)
+    for at in (13, 16, 30, 45):
+        pairer.expire(at * SEC)
+        assert len(pairer) == (3 if at == 13 else 1)  # the others gone by their TTL
+        assert len(pairer._orphans) == len(pairer)
+    accepted = Pairing()
+    pairer.add_sides([side_of(_CLIENT)], 50 * SEC, accepted)
+    assert [(c.source, c.target) for c in pairer.counted(accepted.pairs)] == [("api", "payments")]
+
+
+def test_a_held_caller_whose_call_never_comes_back_becomes_a_virtual_call() -> None:
+    """Held for RETRY_HOLD_NS after the refusal, then expired as any unpaired caller."""
+    pairer = SpanPairer(ttl_ns=10 * SEC, hold_ns=60 * SEC)
+    committed, refused = Pairing(), Pairing()
+    pairer.add_sides([side_of(_CLIENT)], 0, committed)
+    pairer.confirm(committed.entries)
+    pairer.add_sides([side_of(_SERVER)], SEC, refused)
+    pairer.refuse(refused, now_ns=SEC)
+    for at in range(11, 61, 10):  # expired past its TTL, still held
+        assert pairer.expire(at * SEC) == [] and len(pairer) == 1
+    calls = pairer.expire(75 * SEC)
+    assert [(c.source, c.target, c.connection_type) for c in calls] == [
+        ("api", "payments", "virtual_node")
+    ]
+    assert len(pairer) == 0 and pairer._held == {}
+
+
 def test_memory_is_bounded_and_evictions_are_counted() -> None:
     pairer = SpanPairer(ttl_ns=3600 * SEC, max_pending=100)
     for t in range(50):

@@ -330,7 +330,11 @@ class Pipeline:
         before its clients send it again; `later`: the group derived since and not yet
         handed to the store, whose calls with the refused spans are taken back too and whose
         repeats of them are paired now (`SpanPairer.refuse`)."""
-        self.pairer.refuse(observations.pairing, later.pairing if later is not None else None)
+        self.pairer.refuse(
+            observations.pairing,
+            later.pairing if later is not None else None,
+            now_ns=self.clock.now_ns(),
+        )
 
     def split(
         self, derived: Derived, batches: Sequence[Batch | Prepared]

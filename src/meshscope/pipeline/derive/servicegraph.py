@@ -201,15 +201,33 @@ def _virtual_call(client: tuple[Any, ...]) -> Call | None:
     )
 
 
+RETRY_HOLD_NS = 60 * 10**9
+"""How long a span whose call was taken back (`SpanPairer.refuse`) waits for the retry of
+its other side, from the refusal: longer than exporters wait between retries (the OTel
+SDKs' backoff reaches 32 s, the Collector's `retry_on_failure` 30 s), so a call refused
+during a store outage is paired when its client sends it again, however long the outage
+(each refusal of a retry starts the wait again)."""
+
+
 class SpanPairer:
     """Turns spans into Calls. Bounded: at most `max_pending` spans are remembered."""
 
-    def __init__(self, ttl_ns: int = 10 * 10**9, max_pending: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        ttl_ns: int = 10 * 10**9,
+        max_pending: int = 1_000_000,
+        hold_ns: int = RETRY_HOLD_NS,
+    ) -> None:
         self.ttl_ns = ttl_ns
         self.max_pending = max_pending
+        self.hold_ns = hold_ns
         self.stats = PairingStats()
         self._seen: dict[SpanKey, _Seen] = {}
         self._orphans: dict[SpanKey, list[_Seen]] = {}
+        self._held: dict[SpanKey, int] = {}
+        """Spans waiting for the retry of a taken-back call's other side, until when: `expire`
+        keeps them past their TTL until then (they go to the end of the maps each TTL, so
+        both stay in arrival order)."""
 
     def add(self, spans: Sequence[Span], now_ns: int) -> list[Call]:
         return self.add_sides([side_of(span) for span in spans], now_ns)
@@ -288,20 +306,32 @@ class SpanPairer:
         """Forget spans older than the TTL; unpaired callers naming a peer become virtual calls."""
         calls: list[Call] = []
         cutoff = now_ns - self.ttl_ns
-        seen, orphans = self._seen, self._orphans
+        seen, orphans, held = self._seen, self._orphans, self._held
         expired = []
         for key, entry in seen.items():
             if entry[_ARRIVED] > cutoff:
                 break
             expired.append(key)
         for key in expired:
-            self._retire(seen.pop(key), calls)
-        expired = []
+            entry = seen.pop(key)
+            if held and held.get(key, 0) > now_ns:  # waits on, from the end
+                entry[_ARRIVED] = now_ns
+                seen[key] = entry
+                continue
+            held.pop(key, None)
+            self._retire(entry, calls)
+        expired, later = [], []
         for key, children in orphans.items():
-            if children[0][_ARRIVED] > cutoff:
+            first = children[0]
+            if held and (first[0][_TRACE], first[0][_SPAN]) in held:
+                later.append(key)  # a held child (first in its list) was refreshed above
+                continue
+            if first[_ARRIVED] > cutoff:
                 break
             expired.append(key)
-        for key in expired:
+        for key in later:  # to the end: the map stays in arrival order
+            orphans[key] = orphans.pop(key)
+        for key in expired:  # (a held child is always first in its list: `refuse`)
             del orphans[key]
         return calls
 
@@ -320,6 +350,7 @@ class SpanPairer:
         seen, orphans = self._seen, self._orphans
         for key in list(islice(seen, max(0, len(seen) - self.max_pending))):
             self.stats.evicted += 1
+            self._held.pop(key, None)
             self._retire(seen.pop(key), calls)
         for key in list(islice(orphans, max(0, len(orphans) - self.max_pending))):
             del orphans[key]
@@ -336,7 +367,9 @@ class SpanPairer:
         for entry in entries:
             entry[_STATE] = COMMITTED
 
-    def refuse(self, group: Pairing, later: Pairing | None = None) -> None:
+    def refuse(
+        self, group: Pairing, later: Pairing | None = None, now_ns: int | None = None
+    ) -> None:
         """Forget the spans of a group refused as unavailable, as if they had not come: their
         clients send them again, and those are paired then. `later`: what the next group,
         derived meanwhile and not yet committed, made. The calls made with the refused spans
@@ -344,7 +377,8 @@ class SpanPairer:
         not refused, waits for its parent again (the retry of a refused client span found
         nothing waiting, and the call was never counted), or pairs now, into `later`, with a
         parent that took the refused one's place meanwhile; and the repeats `later` deferred
-        of the refused spans are paired now, into `later`, as first arrivals."""
+        of the refused spans are paired now, into `later`, as first arrivals. With `now_ns`,
+        the other sides that wait again do so for `hold_ns` from now (`RETRY_HOLD_NS`)."""
         seen, orphans = self._seen, self._orphans
         entries = group.entries
         taken_back = {id(entry) for entry in entries}
@@ -363,6 +397,7 @@ class SpanPairer:
             key = (side[_TRACE], side[_SPAN])
             if seen.get(key) is entry:
                 del seen[key]
+                self._held.pop(key, None)
             if side[_PARENT]:
                 parent_key = (side[_TRACE], side[_PARENT])
                 waiting = orphans.get(parent_key)
@@ -377,6 +412,8 @@ class SpanPairer:
             parent[_PAIRED] -= 1  # a caller left with none becomes a virtual call on expiry
             child[_PAIRED] -= 1
             if child[_STATE] == REFUSED:
+                if parent[_STATE] != REFUSED and now_ns is not None:
+                    self._hold(parent, now_ns)  # for the child's retry
                 continue  # taken back itself: its retry pairs
             child_side = child[0]
             parent_key = (child_side[_TRACE], child_side[_PARENT])
@@ -388,11 +425,12 @@ class SpanPairer:
                     self.stats.paired += 1
                     later.pairs.append((_call(now[0], child_side), now, child))
                 continue
-            waiting = orphans.get(parent_key)
-            if waiting is None:
-                orphans[parent_key] = [child]
-            elif not any(other is child for other in waiting):
-                waiting.append(child)
+            if now_ns is not None:
+                self._hold(child, now_ns)  # for the parent's retry
+            # First in its list, the list last: the list expires by its first child's time,
+            # and the map stays in arrival order.
+            waiting = [other for other in orphans.pop(parent_key, ()) if other is not child]
+            orphans[parent_key] = [child, *waiting]
         self.stats.refused += len(entries)
         if later is not None and later.deferred:
             again = [side for side, first in later.deferred if id(first) in taken_back]
@@ -401,6 +439,16 @@ class SpanPairer:
                 self.stats.repeated -= len(again)
                 arrived = max(entry[_ARRIVED] for entry in entries)
                 self.add_sides(again, arrived, later)
+
+    def _hold(self, entry: _Seen, now_ns: int) -> None:
+        """Keep `entry` (a remembered span) until `hold_ns` from now, from the end of the map."""
+        side = entry[0]
+        key = (side[_TRACE], side[_SPAN])
+        if self._seen.get(key) is entry:
+            del self._seen[key]
+            entry[_ARRIVED] = now_ns
+            self._seen[key] = entry
+            self._held[key] = now_ns + self.hold_ns
 
     @staticmethod
     def counted(pairs: Iterable[Pair]) -> list[Call]:
@@ -427,7 +475,7 @@ class SpanPairer:
             if len(entry) == _STATE:
                 entry.append(COMMITTED)
         self._seen = {key: entry for key, entry in seen.items() if entry[_STATE] != PENDING}
-        self._orphans = {}
+        self._orphans, self._held = {}, {}
         for key, waiting in orphans.items():
             kept = [child for child in waiting if child[_STATE] != PENDING]
             if kept:
