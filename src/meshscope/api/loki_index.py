@@ -55,15 +55,14 @@ class Sample:
 def sample(
     storage: Storage, matchers: tuple[LabelMatcher, ...], start_ns: int, end_ns: int
 ) -> Sample:
-    out = Sample()
-    oldest, read = end_ns, 0
+    out, oldest = Sample(), end_ns
     for entry in entries(storage.logs, LogExpr(matchers), start_ns, end_ns, Scan(),
                          limit=INDEX_SCAN_RECORDS, newest_first=True):  # fmt: skip
         counts = out.per_stream.setdefault(tuple(sorted(entry.stream.items())), [0, 0])
         counts[0] += 1
         counts[1] += len(entry.line.encode("utf-8", "surrogatepass"))
-        oldest, read = entry.time_ns, read + 1
-    if read >= INDEX_SCAN_RECORDS and oldest > start_ns:
+        oldest = entry.time_ns
+    if sum(n for n, _ in out.per_stream.values()) >= INDEX_SCAN_RECORDS and oldest > start_ns:
         out.scale = (end_ns - start_ns) / max(end_ns - oldest, 1)
     return out
 

@@ -30,9 +30,9 @@ docs/adr/0008-tempo-api-traceql-subset.md.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from meshscope.model.regex import Pattern, RegexError, compile_pattern
 from meshscope.model.spans import Span, SpanKind, StatusCode
@@ -72,6 +72,7 @@ INTRINSICS = ("name", "status", "kind", "duration", "statusMessage")
 _UNSUPPORTED = {"|": "a pipeline inside an operator (put it last)"}
 
 SpanTest = Callable[[Span], bool]
+T = TypeVar("T")
 
 
 class TraceQLError(ValueError):
@@ -305,17 +306,19 @@ class _Parser:
     def spanset_expression(self) -> Expr:
         """`&&` and `||` between span sets bind alike, left to right, and looser than the
         structural operators, as in Tempo's grammar."""
-        expr = self.structural()
-        while (token := self.peek()) is not None and token[1] in ("&&", "||"):
-            self.take()
-            expr = SpansetOp(token[1], expr, self.structural())
-        return expr
+        return self.chain(("&&", "||"), self.structural, SpansetOp)
 
     def structural(self) -> Expr:
-        expr = self.spanset_primary()
-        while (token := self.peek()) is not None and token[1] in OPERATORS:
+        return self.chain(OPERATORS, self.spanset_primary, SpansetOp)
+
+    def chain(
+        self, ops: Collection[str], operand: Callable[[], T], join: Callable[[str, T, T], T]
+    ) -> T:
+        """Operands joined by any of `ops`, which bind alike, left to right."""
+        expr = operand()
+        while (token := self.peek()) is not None and token[1] in ops:
             self.take()
-            expr = SpansetOp(token[1], expr, self.spanset_primary())
+            expr = join(token[1], expr, operand())
         return expr
 
     def spanset_primary(self) -> Expr:
@@ -344,11 +347,7 @@ class _Parser:
     def expression(self) -> Node:
         """`&&` and `||` inside a span set bind alike, left to right, as in Tempo's grammar
         (`%left AND OR`): `{ a || b && c }` is `{ (a || b) && c }`."""
-        node = self.primary()
-        while (token := self.peek()) is not None and token[1] in ("&&", "||"):
-            self.take()
-            node = BoolOp(token[1], node, self.primary())
-        return node
+        return self.chain(("&&", "||"), self.primary, BoolOp)
 
     def primary(self) -> Node:
         token = self.peek()
