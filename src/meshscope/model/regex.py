@@ -9,6 +9,7 @@ search unanchored. Here in `model` because store matchers and every query langua
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -27,11 +28,16 @@ class Match(Protocol):
 class Pattern(Protocol):
     """The part of a compiled RE2 pattern the query languages use."""
 
+    @property
+    def groupindex(self) -> Mapping[str, int]: ...
+
     def search(self, text: str) -> Match | None: ...
 
     def match(self, text: str) -> Match | None: ...
 
     def fullmatch(self, text: str) -> Match | None: ...
+
+    def sub(self, replacement: str, text: str) -> str: ...
 
 
 class RegexError(ValueError):

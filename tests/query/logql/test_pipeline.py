@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshscope.model.logs import LogRecord, Severity
-from meshscope.query.logql import LogExpr, parse
+from meshscope.query.logql import LogExpr, LogQLError, parse
 from meshscope.query.logql.labels import record_labels, stream_labels, structured_metadata
 from meshscope.query.logql.pipeline import run
 
@@ -279,3 +279,78 @@ def test_a_record_without_a_severity_gets_lokis_detected_level(body: str, level:
     record = LogRecord(time_ns=1, body=body, service="cart")
     assert structured_metadata(record, {})["detected_level"] == level
     assert "level" not in structured_metadata(record, {})
+
+
+def test_json_extractions_read_paths_as_lokis_expression_parser() -> None:
+    line = ('{"user": {"id": 7, "name": "ann", "tags": ["a", "b"], "x y": 1.50},'
+            ' "items": [{"sku": "k1"}, {"sku": "k2"}], "ok": false, "none": null, "app": "z",'
+            ' "n": 1e3}')  # fmt: skip
+    out = _run(
+        '| json uid="user.id", second="items[1].sku", spaced=`user["x y"]`, tags="user.tags",'
+        ' user, ok, none, missing="nope.x", app, n',
+        line,
+        app="web",
+    )
+    assert out is not None
+    assert out[0] == {
+        "app": "web", "uid": "7", "second": "k2", "spaced": "1.50", "tags": '["a","b"]',
+        "user": '{"id":7,"name":"ann","tags":["a","b"],"x y":1.50}', "ok": "false",
+        "app_extracted": "z", "n": "1e3",
+    }  # fmt: skip
+    broken = _run('| json a="b"', "not json")
+    assert broken is not None and broken[0]["__error__"] == "JSONParserErr"
+
+
+def test_logfmt_extractions_take_the_named_keys() -> None:
+    out = _run('| logfmt status, took="duration", app', 'status=500 duration=1.5s app=x path=/a',
+               app="web")  # fmt: skip
+    assert out is not None
+    assert out[0] == {"app": "web", "status": "500", "took": "1.5s", "app_extracted": "x"}
+    filtered = _run('| logfmt took="duration" | took > 1s', "duration=1.5s")
+    assert (
+        filtered is not None
+        and _run('| logfmt took="duration" | took > 2s', "duration=1.5s") is None
+    )
+
+
+ENVOY = ('[2026-12-07T10:00:00.000Z] "GET /cart/items HTTP/1.1" 503 UF 0 91 12 - '
+         '"10.0.0.7" "curl/8.5" "c0ffee" "cart:8080" "10.0.0.9:8080"')  # fmt: skip
+
+
+def test_pattern_reads_an_envoy_access_log_line() -> None:
+    out = _run('| pattern `[<_>] "<method> <path> <_>" <status> <flags> <_> <bytes> <took> <_>`'
+               " | status_extracted >= 500", ENVOY, status="x")  # fmt: skip
+    assert out is not None
+    assert out[0] == {"status": "x", "method": "GET", "path": "/cart/items",
+                      "status_extracted": "503", "flags": "UF", "bytes": "91",
+                      "took": "12"}  # fmt: skip
+    # A leading literal must start the line; a literal not found ends the match there.
+    assert _run('| pattern "x <a>"', "y x 1") == ({}, "y x 1")
+    cut = _run('| pattern "<a> - <b> + <c>"', "1 - 2 and 3")
+    assert cut is not None and cut[0] == {"a": "1", "b": "2 and 3"}
+
+
+def test_regexp_unpack_and_decolorize() -> None:
+    out = _run(r'| regexp `"(?P<method>\w+) (?P<path>[^ ]+)[^"]*" (?P<status>\d+)( (?P<x>z))?`',
+               ENVOY)  # fmt: skip
+    assert out is not None and out[0] == {"method": "GET", "path": "/cart/items", "status": "503"}
+    assert _run(r"| regexp `(?P<n>\d+)x`", "no digits") == ({}, "no digits")
+    packed = _run("| unpack", '{"_entry": "the line", "pod": "p-1", "n": 3}', pod="q")
+    assert packed == ({"pod": "q", "pod_extracted": "p-1"}, "the line")
+    assert _run("| unpack", "plain")[0]["__error__"] == "JSONParserErr"  # type: ignore[index]
+    assert _run("| decolorize", "\x1b[31mred\x1b[0m text") == ({}, "red text")
+
+
+@pytest.mark.parametrize(
+    ("stage", "message"),
+    [('| pattern "<a><b>"', "found consecutive capture '<a><b>'"),
+     ('| pattern "<_> x"', "at least one capture is required"),
+     ('| pattern "<a> <a>"', "duplicate capture name (a)"),
+     ('| regexp "(a)"', "at least one named capture must be supplied"),
+     ('| regexp "(?P<1a>x)"', "invalid extracted label name '1a'"),
+     ('| regexp "(?P<a>"', "invalid regular expression")],
+)  # fmt: skip
+def test_bad_parsers_are_refused_as_loki(stage: str, message: str) -> None:
+    with pytest.raises(LogQLError) as info:
+        parse('{a="b"} ' + stage)
+    assert message in str(info.value)

@@ -36,7 +36,7 @@ class Token:
 
 # Longest first, so `|=` wins over `|` and `!~` over `!`.
 _OPERATORS: tuple[str, ...] = ("|=", "|~", "!=", "!~", "=~", "==", ">=", "<=", "{", "}")
-_OPERATORS += ("(", ")", "[", "]", ",", "|", "=", ">", "<", "+", "-", "*", "/")
+_OPERATORS += ("(", ")", "[", "]", ",", "|", "=", ">", "<", "+", "-", "*", "/", "%", "^")
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h|d|w|y))+")
 _NUMBER = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _DIGITS = frozenset("0123456789")
@@ -90,10 +90,6 @@ def tokenize(query: str) -> list[Token]:
             i = match.end()
         else:
             op = next((op for op in _OPERATORS if query.startswith(op, i)), None)
-            if op is None and ch in "%^":
-                raise LogQLError(
-                    f"unsupported LogQL at position {i + 1}: the operator {ch} is not supported"
-                )
             if op is None:
                 raise LogQLError(f"parse error at position {i + 1}: unexpected character {ch!r}")
             tokens.append(Token(Kind.OP, op, i))

@@ -10,13 +10,18 @@ from typing import cast, get_args
 
 from meshscope.model.regex import Pattern, RegexError, compile_pattern
 from meshscope.query import budget
+from meshscope.query.logql.arithmetic import COMPARE, apply
 from meshscope.query.logql.ast import (
+    GROUPED_RANGE_FUNCS,
     AggOp,
-    ArithOp,
     BinaryOp,
+    BinaryOpName,
     BoolFilter,
     CompareOp,
     Comparison,
+    Conversion,
+    Decolorize,
+    Extraction,
     LabelAssignment,
     LabelFilter,
     LabelFilterStage,
@@ -25,25 +30,36 @@ from meshscope.query.logql.ast import (
     LineFilter,
     LineFilterOp,
     LineFormat,
+    LineRangeFunc,
     LogExpr,
     MetricExpr,
     NumberLiteral,
     Parser,
     ParserKind,
+    PatternParser,
     Query,
     RangeAggregation,
     RangeFunc,
+    RegexpParser,
     Stage,
+    Unpack,
+    Unwrap,
+    UnwrapRangeFunc,
     VectorAggregation,
     VectorLiteral,
 )
+from meshscope.query.logql.json_fields import json_path
 from meshscope.query.logql.lexer import Kind, LogQLError, Token, duration_ns, tokenize
+from meshscope.query.logql.line_pattern import PatternError, parse_pattern
 from meshscope.query.logql.template import parse_template
 from meshscope.store.base import LabelMatcher, MatchOp
 
 __all__ = ["LogQLError", "parse"]
 
-RANGE_FUNCS: tuple[str, ...] = get_args(RangeFunc)
+LINE_RANGE_FUNCS: tuple[str, ...] = get_args(LineRangeFunc)
+UNWRAP_RANGE_FUNCS: tuple[str, ...] = get_args(UnwrapRangeFunc)
+RANGE_FUNCS = tuple(dict.fromkeys(LINE_RANGE_FUNCS + UNWRAP_RANGE_FUNCS))
+_CONVERSIONS: tuple[str, ...] = tuple(c for c in get_args(Conversion) if c)
 AGG_OPS: tuple[str, ...] = get_args(AggOp)
 _LINE_FILTERS = ("|=", "!=", "|~", "!~")
 _MATCH_OPS = {op.value: op for op in MatchOp}
@@ -51,7 +67,7 @@ _COMPARE_OPS = ("=", "!=", "=~", "!~", "==", ">", ">=", "<", "<=")
 # Nesting and length limits keep hostile queries to a 400 (the parser and evaluator recurse).
 MAX_NESTING = 64
 MAX_FILTER_TERMS = 256
-_UNSUPPORTED_STAGES = ("regexp", "pattern", "unpack", "decolorize", "unwrap", "distinct", "ip")
+_UNSUPPORTED_STAGES = ("distinct", "ip")
 
 
 def parse(query: str) -> Query:
@@ -109,22 +125,56 @@ class _Parser:
 
     def query(self) -> Query:
         result: Query = self.log_expr() if self.at(Kind.OP, "{") else self.metric_expr()
+        if self.at_unwrap():
+            self.fail("| unwrap belongs in a range aggregation, before its [range]")
         self.expect(Kind.EOF, what="end of query")
         return result
 
+    def at_unwrap(self) -> bool:
+        ahead = self.peek(1)
+        return self.at(Kind.OP, "|") and ahead.kind is Kind.NAME and ahead.text == "unwrap"
+
     def metric_expr(self) -> MetricExpr:
-        left = self.metric_term()
-        while self.at(Kind.OP, "+", "-"):
-            op = cast(ArithOp, self.next().text)
-            left = BinaryOp(op, left, self.metric_term())
+        """Binary operators by Prometheus' (and Loki's) precedence, lowest first: `or`;
+        `and`, `unless`; comparisons; `+ -`; `* / %`; `^` (right-associative). Each level is
+        a loop, not a recursion, so a long chain cannot exhaust the stack."""
+        return self.binary_level(0)
+
+    def binary_level(self, level: int) -> MetricExpr:
+        if level == len(_BINARY_LEVELS):
+            return self.power()
+        left = self.binary_level(level + 1)
+        while (op := self.binary_operator(_BINARY_LEVELS[level])) is not None:
+            as_bool = False
+            if op in _COMPARISONS and self.at(Kind.NAME, "bool"):
+                self.next()
+                as_bool = True
+            if self.at(Kind.NAME, "on", "ignoring", "group_left", "group_right"):
+                self.fail(
+                    "vector matching (on, ignoring, group_left, group_right) is not supported"
+                )
+            right = self.binary_level(level + 1)
+            left = _binary(op, left, right, as_bool)
         return left
 
-    def metric_term(self) -> MetricExpr:
-        left = self.metric_primary()
-        while self.at(Kind.OP, "*", "/"):
-            op = cast(ArithOp, self.next().text)
-            left = BinaryOp(op, left, self.metric_primary())
-        return left
+    def binary_operator(self, ops: tuple[str, ...]) -> BinaryOpName | None:
+        token = self.peek()
+        if (token.kind is Kind.OP and token.text in ops) or (
+            token.kind is Kind.NAME and token.text.lower() in ops
+        ):
+            self.next()
+            return cast(BinaryOpName, token.text.lower())
+        return None
+
+    def power(self) -> MetricExpr:
+        operands = [self.metric_primary()]
+        while self.at(Kind.OP, "^"):
+            self.next()
+            operands.append(self.metric_primary())
+        result = operands.pop()
+        while operands:  # right-associative: a ^ b ^ c is a ^ (b ^ c)
+            result = _binary("^", operands.pop(), result, False)
+        return result
 
     def metric_primary(self) -> MetricExpr:
         if self.at(Kind.NUMBER):
@@ -158,7 +208,12 @@ class _Parser:
     def range_aggregation(self) -> RangeAggregation:
         func = cast(RangeFunc, self.next().text)
         self.expect(Kind.OP, "(")
+        param: float | None = None
+        if func == "quantile_over_time":
+            param = float(self.expect(Kind.NUMBER, what="a quantile such as 0.99").text)
+            self.expect(Kind.OP, ",", what="',' after the quantile")
         log = self.log_expr()
+        unwrap = self.unwrap() if self.at_unwrap() else None
         self.expect(Kind.OP, "[", what="a range such as [5m]")
         token = self.expect(Kind.DURATION, what="a duration such as 5m")
         range_ns = duration_ns(token.text)
@@ -166,17 +221,51 @@ class _Parser:
             raise LogQLError(f"invalid range [{token.text}]: it must be positive")
         self.expect(Kind.OP, "]")
         self.expect(Kind.OP, ")")
-        return RangeAggregation(func, log, range_ns)
+        grouping, without = self.grouping()
+        # As Loki's RangeAggregationExpr.validate.
+        if grouping is not None and func not in GROUPED_RANGE_FUNCS:
+            raise LogQLError(f"grouping not allowed for {func} aggregation")
+        if unwrap is not None and func not in UNWRAP_RANGE_FUNCS:
+            raise LogQLError(f"invalid aggregation {func} with unwrap")
+        if unwrap is None and func not in LINE_RANGE_FUNCS:
+            raise LogQLError(f"invalid aggregation {func} without unwrap")
+        return RangeAggregation(func, log, range_ns, unwrap, param, grouping, without)
+
+    def unwrap(self) -> Unwrap:
+        """`| unwrap name`, `| unwrap duration(name)` ..., then `| label filters`."""
+        self.next()
+        self.next()
+        conversion: Conversion = ""
+        if self.at(Kind.NAME, *_CONVERSIONS) and self.peek(1).text == "(":
+            conversion = cast(Conversion, self.next().text)
+            self.next()
+            label = self.expect(Kind.NAME, what="a label name").text
+            self.expect(Kind.OP, ")")
+        else:
+            label = self.expect(Kind.NAME, what="a label name to unwrap").text
+        filters: list[LabelFilter] = []
+        while self.at(Kind.OP, "|"):
+            self.next()
+            self.terms = 0
+            filters.append(self.label_or())
+        return Unwrap(label, conversion, tuple(filters))
 
     def vector_aggregation(self) -> VectorAggregation:
         op = cast(AggOp, self.next().text)
         grouping, without = self.grouping()
         self.expect(Kind.OP, "(")
+        k = 0
+        if op in ("topk", "bottomk"):
+            token = self.expect(Kind.NUMBER, what=f"{op}'s k, a positive integer")
+            k = int(float(token.text)) if float(token.text).is_integer() else 0
+            if k <= 0:
+                raise LogQLError(f"invalid parameter for {op}: {token.text} (a positive integer)")
+            self.expect(Kind.OP, ",", what=f"',' after {op}'s k")
         inner = self.metric_expr()
         self.expect(Kind.OP, ")")
         if grouping is None:
             grouping, without = self.grouping()
-        return VectorAggregation(op, inner, grouping, without)
+        return VectorAggregation(op, inner, grouping, without, k)
 
     def grouping(self) -> tuple[tuple[str, ...] | None, bool]:
         if not self.at(Kind.NAME, "by", "without"):
@@ -198,7 +287,7 @@ class _Parser:
     def log_expr(self) -> LogExpr:
         matchers = self.selector()
         stages: list[Stage] = []
-        while self.at(Kind.OP, "|", *_LINE_FILTERS):
+        while self.at(Kind.OP, "|", *_LINE_FILTERS) and not self.at_unwrap():
             stages.append(self.stage())
         return LogExpr(matchers, tuple(stages))
 
@@ -233,9 +322,23 @@ class _Parser:
         word = self.peek()
         if word.kind is Kind.NAME and word.text in ("json", "logfmt"):
             self.next()
-            if self.at(Kind.NAME) or self.at(Kind.STRING):
-                self.fail(f"parameters of | {word.text} are not supported")
-            return Parser(cast(ParserKind, word.text))
+            if self.at(Kind.OP, "-"):
+                self.fail(f"flags of | {word.text} (--strict, --keep-empty) are not supported")
+            kind = cast(ParserKind, word.text)
+            return Parser(kind, self.extractions(kind) if self.at(Kind.NAME) else ())
+        if word.kind is Kind.NAME and word.text == "regexp":
+            self.next()
+            return self.regexp()
+        if word.kind is Kind.NAME and word.text == "pattern":
+            self.next()
+            text = self.expect(Kind.STRING, what="a quoted pattern").text
+            try:
+                return PatternParser(parse_pattern(text))
+            except PatternError as error:
+                raise LogQLError(f"invalid pattern {text!r}: {error}") from None
+        if word.kind is Kind.NAME and word.text in ("unpack", "decolorize"):
+            self.next()
+            return Unpack() if word.text == "unpack" else Decolorize()
         if word.kind is Kind.NAME and word.text == "line_format":
             self.next()
             return LineFormat(parse_template(self.expect(Kind.STRING, what="a template").text))
@@ -249,11 +352,50 @@ class _Parser:
         if word.kind is Kind.NAME and word.text in _UNSUPPORTED_STAGES:
             raise LogQLError(
                 f"unsupported LogQL stage | {word.text} at position {word.pos + 1}; supported: "
-                "line filters, | json, | logfmt, label filters, | line_format, | label_format, "
-                "| drop, | keep"
+                "line filters, | json, | logfmt, | regexp, | pattern, | unpack, | decolorize, "
+                "label filters, | line_format, | label_format, | drop, | keep, and | unwrap in "
+                "range aggregations"
             )
         self.terms = 0
         return LabelFilterStage(self.label_or())
+
+    def regexp(self) -> RegexpParser:
+        """As Loki's NewRegexpParser: named groups only, each a valid label name."""
+        text = self.expect(Kind.STRING, what="a quoted regular expression").text
+        regex = _compile(text)
+        names = tuple(sorted(regex.groupindex, key=regex.groupindex.__getitem__))
+        if not names:
+            raise LogQLError(
+                f"invalid regexp {text!r}: at least one named capture must be supplied"
+            )
+        for name in names:
+            if name[:1].isdigit():
+                raise LogQLError(f"invalid extracted label name '{name}'")
+        return RegexpParser(regex, names)
+
+    def extractions(self, kind: ParserKind) -> tuple[Extraction, ...]:
+        """`a="path", b` after `| json` / `| logfmt` (a name alone is its own path)."""
+        found: list[Extraction] = []
+        while True:
+            token = self.expect(Kind.NAME, what="a label name")
+            expression = token.text
+            if self.at(Kind.OP, "="):
+                self.next()
+                expression = self.expect(Kind.STRING, what="a quoted expression").text
+            if kind == "logfmt":
+                path: tuple[str | int, ...] = (expression,)
+            else:
+                parsed = json_path(expression)
+                if parsed is None:
+                    raise LogQLError(
+                        f"cannot parse expression [{expression}] at position {token.pos + 1}: "
+                        'a JSON path such as a.b, a["b c"] or a[0]'
+                    )
+                path = parsed
+            found.append(Extraction(token.text, path))
+            if not self.at(Kind.OP, ","):
+                return tuple(found)
+            self.next()
 
     def label_format(self) -> LabelFormat:
         assignments: list[LabelAssignment] = []
@@ -338,6 +480,28 @@ class _Parser:
         self.i -= 1
         self.fail("expected a string, number or duration")
         raise AssertionError
+
+
+_COMPARISONS = ("==", "!=", ">", ">=", "<", "<=")
+_BINARY_LEVELS: tuple[tuple[str, ...], ...] = (
+    ("or",), ("and", "unless"), _COMPARISONS, ("+", "-"), ("*", "/", "%"),
+)  # fmt: skip
+
+
+def _binary(op: BinaryOpName, left: MetricExpr, right: MetricExpr, as_bool: bool) -> MetricExpr:
+    """As Loki's parser: set operators and comparisons without `bool` need a series on a
+    side; an operation between two numbers is folded into one number."""
+    numbers = isinstance(left, NumberLiteral), isinstance(right, NumberLiteral)
+    if op in ("and", "or", "unless") and any(numbers):
+        raise LogQLError(f"set operator {op} not allowed in binary scalar expression")
+    if op in _COMPARISONS and all(numbers) and not as_bool:
+        raise LogQLError("comparisons between scalars must use BOOL modifier")
+    if isinstance(left, NumberLiteral) and isinstance(right, NumberLiteral):
+        compare = COMPARE.get(op)
+        if compare is not None:
+            return NumberLiteral(float(compare(left.value, right.value)))
+        return NumberLiteral(apply(op, left.value, right.value))
+    return BinaryOp(op, left, right, as_bool)
 
 
 def _compile(pattern: str, anchored: bool = False) -> Pattern:

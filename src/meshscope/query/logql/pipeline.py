@@ -10,16 +10,16 @@ entry that has an error (Loki 2 let it pass), and one without the label passes n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from meshscope.go_duration import parse_go_duration
+from meshscope.model.regex import compile_pattern
 from meshscope.query.logql.ast import (
     BoolFilter,
     Comparison,
+    Decolorize,
+    Extraction,
     LabelFilter,
     LabelFilterStage,
     LabelFormat,
@@ -27,11 +27,22 @@ from meshscope.query.logql.ast import (
     LineFilter,
     LineFormat,
     Parser,
+    PatternParser,
+    RegexpParser,
     Stage,
+    Unpack,
 )
+from meshscope.query.logql.json_fields import decode_object, value_at
 from meshscope.query.logql.labels import label_name
 from meshscope.query.logql.logfmt import logfmt_pairs
 
+_ANSI_COLOUR = compile_pattern(
+    "[\x1b\x9b][[\\]()#;?]*(?:(?:(?:[a-zA-Z\\d]*(?:;[a-zA-Z\\d]*)*)?\x07)"
+    "|(?:(?:\\d{1,4}(?:;\\d{0,4})*)?[\\dA-PRZcf-ntqry=><~]))",
+    anchored=False,
+)
+"""The ANSI escape sequences `| decolorize` removes (Loki's `ansiPattern`, from stripansi)."""
+_PACKED_ENTRY = "_entry"
 ERROR_LABEL = "__error__"
 ERROR_DETAILS_LABEL = "__error_details__"
 _ERROR_LABELS = frozenset({ERROR_LABEL, ERROR_DETAILS_LABEL})
@@ -49,10 +60,28 @@ def run(
         elif isinstance(stage, Parser):
             parsed = parsed or _Parsed(frozenset(labels))
             labels = dict(labels)
-            if stage.kind == "json":
+            if stage.extractions:
+                extract = _extract_json if stage.kind == "json" else _extract_logfmt
+                extract(stage.extractions, line, labels, parsed)
+            elif stage.kind == "json":
                 _parse_json(line, labels, parsed)
             else:
                 _parse_logfmt(line, labels, parsed)
+        elif isinstance(stage, RegexpParser | PatternParser | Unpack):
+            parsed = parsed or _Parsed(frozenset(labels))
+            labels = dict(labels)
+            if isinstance(stage, Unpack):
+                line = _unpack(line, labels, parsed)
+            else:
+                pairs = (
+                    _regexp_pairs(stage, line)
+                    if isinstance(stage, RegexpParser)
+                    else stage.pattern.matches(line)
+                )
+                for name, value in pairs:
+                    _set(labels, name, value, parsed)
+        elif isinstance(stage, Decolorize):
+            line = _ANSI_COLOUR.sub("", line)
         elif isinstance(stage, LabelFilterStage):
             errors: dict[str, str] = {}  # what the stage sets (LabelFilterErr): copied in then
             if not _keeps(stage.expr, labels, errors):
@@ -73,7 +102,7 @@ def run(
     return labels, line
 
 
-def _number(text: str) -> float | None:
+def parse_number(text: str) -> float | None:
     """A float as Go's ParseFloat reads it (no spaces or digit underscores, which Python's
     `float` takes); None if it is not one."""
     if text.strip() != text or "_" in text:
@@ -84,7 +113,7 @@ def _number(text: str) -> float | None:
         return None
 
 
-def _duration(text: str) -> float | None:
+def parse_duration(text: str) -> float | None:
     """A label value as Go's `time.ParseDuration` reads it (Loki's duration filters), in ns:
     `0`, signs, fractions and `1h2m`, no `d`; None if it is not one."""
     return parse_go_duration(text) if len(text) <= 100 else None
@@ -145,33 +174,76 @@ def _add(labels: dict[str, str], key: str, value: str, parsed: _Parsed) -> None:
 
 
 def _parse_json(line: str, labels: dict[str, str], parsed: _Parsed) -> None:
-    """Numbers keep their JSON text (`1.0`, `1e3`), as Loki's parser reads them raw: a line
-    with a float is read again by `json` keeping each number's text (orjson, ~6x faster,
-    reads the rest; an integer's text is what it prints)."""
-    try:
-        document = orjson.loads(line)
-        if isinstance(document, dict) and _has_float(document):
-            document = json.loads(line, parse_float=str)
-    except (ValueError, RecursionError) as error:  # orjson's error is a ValueError
+    """Every field, nested keys joined by `_` (numbers as their JSON text)."""
+    document, problem = decode_object(line)
+    if document is None:
         labels[ERROR_LABEL] = "JSONParserErr"
-        labels[ERROR_DETAILS_LABEL] = str(error) or "nested too deep"
-        return
-    if not isinstance(document, dict):
-        labels[ERROR_LABEL] = "JSONParserErr"
-        labels[ERROR_DETAILS_LABEL] = "the line is not a JSON object"
+        labels[ERROR_DETAILS_LABEL] = problem
         return
     _flatten(document, "", labels, parsed)
 
 
-def _has_float(document: dict[str, Any]) -> bool:
-    pending = [document]
-    while pending:
-        for value in pending.pop().values():
-            if isinstance(value, float):
-                return True
-            if isinstance(value, dict):
-                pending.append(value)
-    return False
+def _extract_json(
+    extractions: tuple[Extraction, ...], line: str, labels: dict[str, str], parsed: _Parsed
+) -> None:
+    """`| json a="b.c"`: each label takes its path's value, as Loki's JSONExpressionParser."""
+    document, problem = decode_object(line)
+    if document is None:
+        labels[ERROR_LABEL] = "JSONParserErr"
+        labels[ERROR_DETAILS_LABEL] = problem
+        return
+    for extraction in extractions:
+        _set(labels, extraction.label, value_at(document, extraction.path), parsed)
+
+
+def _extract_logfmt(
+    extractions: tuple[Extraction, ...], line: str, labels: dict[str, str], parsed: _Parsed
+) -> None:
+    """`| logfmt a="key"`: each label takes its key's (last) value, as Loki's
+    LogfmtExpressionParser."""
+    wanted = {str(extraction.path[0]): extraction.label for extraction in extractions}
+    found: dict[str, str] = {}
+    for key, value in logfmt_pairs(line):
+        name = label_name(key)
+        if name in wanted:
+            found[wanted[name]] = value
+    for extraction in extractions:
+        _set(labels, extraction.label, found.get(extraction.label), parsed)
+
+
+def _regexp_pairs(stage: RegexpParser, line: str) -> list[tuple[str, str]]:
+    """The named groups of the first match (none without a match), as Loki's RegexpParser."""
+    match = stage.regex.search(line)
+    if match is None:
+        return []
+    return [(name, match.group(name) or "") for name in stage.names]
+
+
+def _unpack(line: str, labels: dict[str, str], parsed: _Parsed) -> str:
+    """Loki's UnpackParser: a JSON object's string fields become labels, and `_entry`, if
+    there, the line; anything else is JSONParserErr."""
+    document, problem = decode_object(line)
+    if document is None:
+        labels[ERROR_LABEL] = "JSONParserErr"
+        labels[ERROR_DETAILS_LABEL] = problem
+        return line
+    entry = document.pop(_PACKED_ENTRY, None)
+    for key, value in document.items():
+        if isinstance(value, str):
+            _add(labels, key, value, parsed)
+    return entry if isinstance(entry, str) else line
+
+
+def _set(labels: dict[str, str], name: str, value: str | None, parsed: _Parsed) -> None:
+    """An extraction's label: set (a later extraction of it wins, unlike a plain parser's);
+    `_extracted` appended when the entry came with that label; empty or absent adds none."""
+    if name in parsed.base:
+        name += "_extracted"
+    parsed.names.add(name)
+    if value:
+        labels[name] = value
+    else:
+        labels.pop(name, None)
 
 
 def _flatten(
@@ -232,7 +304,7 @@ def _compare(expr: Comparison, labels: dict[str, str], errors: dict[str, str]) -
     text = labels.get(expr.name)
     if text is None:  # no such label: the entry does not pass
         return False
-    actual = _number(text) if expr.kind != "duration" else _duration(text)
+    actual = parse_number(text) if expr.kind != "duration" else parse_duration(text)
     if actual is None:  # kept; the first error of the entry is the one it shows
         if ERROR_LABEL in labels or errors:
             return True

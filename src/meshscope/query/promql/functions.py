@@ -71,7 +71,9 @@ def _instant_value(ts: list[int], vs: list[float], rate: bool) -> float | None:
     return result / (interval / 1000) if rate else result
 
 
-def _avg(vs: list[float]) -> float:
+def mean_of(vs: list[float]) -> float:
+    """An incremental mean that keeps an infinite mean infinite (Prometheus' avg_over_time;
+    Loki's avgOverTime is the same)."""
     mean, count = 0.0, 0
     for v in vs:
         count += 1
@@ -84,7 +86,8 @@ def _avg(vs: list[float]) -> float:
     return mean
 
 
-def _variance(vs: list[float]) -> float:
+def variance(vs: list[float]) -> float:
+    """The population variance (Welford), as stdvar_over_time."""
     count, mean, aux = 0, 0.0, 0.0
     for v in vs:
         count += 1
@@ -143,7 +146,8 @@ def _predict_linear(ts: list[int], vs: list[float], w: Window) -> float | None:
     return slope * w.params[0] + intercept
 
 
-def _max(vs: list[float]) -> float:
+def max_of(vs: list[float]) -> float:
+    """The largest value; a NaN gives way to any later value (Go's max_over_time)."""
     out = vs[0]
     for v in vs[1:]:
         if v > out or math.isnan(out):
@@ -151,7 +155,8 @@ def _max(vs: list[float]) -> float:
     return out
 
 
-def _min(vs: list[float]) -> float:
+def min_of(vs: list[float]) -> float:
+    """The smallest value; a NaN gives way to any later value."""
     out = vs[0]
     for v in vs[1:]:
         if v < out or math.isnan(out):
@@ -173,15 +178,15 @@ RANGE_FUNCTIONS: dict[str, RangeFn] = {
     "delta": lambda ts, vs, w: _extrapolated_rate(ts, vs, w, False, False),
     "irate": lambda ts, vs, w: _instant_value(ts, vs, True),
     "idelta": lambda ts, vs, w: _instant_value(ts, vs, False),
-    "avg_over_time": lambda ts, vs, w: _avg(vs),
+    "avg_over_time": lambda ts, vs, w: mean_of(vs),
     "sum_over_time": lambda ts, vs, w: math.fsum(vs) if all(map(math.isfinite, vs)) else sum(vs),
     "count_over_time": lambda ts, vs, w: float(len(vs)),
-    "min_over_time": lambda ts, vs, w: _min(vs),
-    "max_over_time": lambda ts, vs, w: _max(vs),
+    "min_over_time": lambda ts, vs, w: min_of(vs),
+    "max_over_time": lambda ts, vs, w: max_of(vs),
     "last_over_time": lambda ts, vs, w: vs[-1],
     "present_over_time": lambda ts, vs, w: 1.0,
-    "stdvar_over_time": lambda ts, vs, w: _variance(vs),
-    "stddev_over_time": lambda ts, vs, w: math.sqrt(_variance(vs)),
+    "stdvar_over_time": lambda ts, vs, w: variance(vs),
+    "stddev_over_time": lambda ts, vs, w: math.sqrt(variance(vs)),
     "quantile_over_time": lambda ts, vs, w: quantile(w.params[0], vs),
     "changes": lambda ts, vs, w: _changes(vs),
     "resets": lambda ts, vs, w: float(sum(1 for a, b in itertools.pairwise(vs) if b < a)),
