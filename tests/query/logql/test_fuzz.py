@@ -47,7 +47,8 @@ def _queries(draw: st.DrawFn) -> str:
     if draw(st.booleans()):
         func = draw(st.sampled_from(_FUNCS))
         param = "0.9, " if func == "quantile_over_time" else ""
-        text = f"{func}({param}{log} {draw(st.sampled_from(_UNWRAPS))} [5m])"
+        offset = draw(st.sampled_from(["", " offset 1h", " offset 0s"]))
+        text = f"{func}({param}{log} {draw(st.sampled_from(_UNWRAPS))} [5m]{offset})"
         text += draw(st.sampled_from(["", " by (service_name)", " without (msg)"]))
         wrap = draw(st.sampled_from(["{}", "sum by (level) ({})", "topk(2, {})", "stddev({})",
                                      "{} * 2", "bottomk(1, {}) / {}"]))  # fmt: skip

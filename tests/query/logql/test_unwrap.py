@@ -242,3 +242,20 @@ def test_comparisons_set_operators_and_arithmetic(storage: Storage) -> None:
     assert _matrix(storage, "vector(2) ^ 2000 > bool vector(1)") == {
         (): dict.fromkeys(range(STEPS.count), 1.0)
     }
+
+
+def test_offset_and_the_range_before_the_pipeline(storage: Storage) -> None:
+    """`offset` moves each step's window back; `{...}[5m] | stages` is the same query as
+    `{...} | stages [5m]` (Loki's grammar takes both)."""
+    inner = '{env=~".+"} |= "status=" | logfmt | unwrap status'
+    now = _matrix(storage, f"sum(sum_over_time({inner} [10m]))")
+    later = Steps(STEPS.start_ns + 300 * S, STEPS.end_ns + 300 * S, STEPS.step_ns)
+    shifted = _matrix(storage, f"sum(sum_over_time({inner} [10m] offset 5m))", later)
+    assert shifted == now and now
+    first = _matrix(storage, 'sum(sum_over_time({env=~".+"} [10m] |= "status=" | logfmt'
+                             " | unwrap status))")  # fmt: skip
+    assert first == now
+    early = _matrix(storage, 'sum(count_over_time({env=~".+"}[10m] offset 5m | logfmt))', later)
+    assert early == _matrix(storage, 'sum(count_over_time({env=~".+"} | logfmt [10m]))')
+    gone = _matrix(storage, 'absent_over_time({service_name="pay"}[1m] offset 1y)')
+    assert gone == {(("service_name", "pay"),): dict.fromkeys(range(STEPS.count), 1.0)}

@@ -193,6 +193,7 @@ class RangeAggregation:
     param: float | None = None  # quantile_over_time's quantile
     grouping: tuple[str, ...] | None = None  # by/without after an unwrapped aggregation
     without: bool = False
+    offset_ns: int = 0  # `offset 1h`: each step's window ends this much earlier
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,11 +132,15 @@ def _set_operation(op: str, left: Matrix, right: Matrix) -> Matrix:
 
 
 def _range_aggregation(store: LogStore, expr: RangeAggregation, steps: Steps, scan: Scan) -> Matrix:
-    # Entries in (first step - range, last step]: [start - range + 1, end + 1).
-    first, last = steps.start_ns - expr.range_ns + 1, steps.time(steps.count - 1) + 1
+    # Entries in (first step - range, last step] (each shifted back by the offset):
+    # [start - range + 1, end + 1).
+    first = steps.start_ns - expr.offset_ns - expr.range_ns + 1
+    last = steps.time(steps.count - 1) - expr.offset_ns + 1
     times: dict[LabelKey, list[int]] = defaultdict(list)
     values: dict[LabelKey, list[float]] = defaultdict(list)
     sample = _sampler(expr)
+    if last <= 0:
+        return _absent(expr, {}, steps) if expr.func == "absent_over_time" else {}
     for entry in entries(store, expr.log, max(first, 0), last, scan):
         found = sample(entry)
         if found is None:
@@ -240,7 +244,7 @@ def _sums(
     per_second = expr.func in ("rate", "bytes_rate")
     points: dict[int, float] = {}
     for index in range(steps.count):
-        t = steps.time(index)
+        t = steps.time(index) - expr.offset_ns
         low, high = bisect_right(stamps, t - expr.range_ns), bisect_right(stamps, t)
         if high > low:
             value = prefix[high] - prefix[low]
@@ -258,7 +262,7 @@ def _windows(
     budget.charge(1, 0)
     points: dict[int, float] = {}
     for index in range(steps.count):
-        t = steps.time(index)
+        t = steps.time(index) - expr.offset_ns
         low, high = bisect_right(stamps, t - expr.range_ns), bisect_right(stamps, t)
         if high > low:
             budget.charge(0, high - low)

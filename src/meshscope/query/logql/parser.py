@@ -212,14 +212,16 @@ class _Parser:
         if func == "quantile_over_time":
             param = float(self.expect(Kind.NUMBER, what="a quantile such as 0.99").text)
             self.expect(Kind.OP, ",", what="',' after the quantile")
-        log = self.log_expr()
+        # Loki's two orders: `{...} | stages | unwrap x [5m] offset 1h` and
+        # `{...} [5m] offset 1h | stages | unwrap x`.
+        matchers = self.selector()
+        early = self.at(Kind.OP, "[")
+        if early:
+            range_ns, offset_ns = self.log_range()
+        log = LogExpr(matchers, self.stages())
         unwrap = self.unwrap() if self.at_unwrap() else None
-        self.expect(Kind.OP, "[", what="a range such as [5m]")
-        token = self.expect(Kind.DURATION, what="a duration such as 5m")
-        range_ns = duration_ns(token.text)
-        if not range_ns:
-            raise LogQLError(f"invalid range [{token.text}]: it must be positive")
-        self.expect(Kind.OP, "]")
+        if not early:
+            range_ns, offset_ns = self.log_range()
         self.expect(Kind.OP, ")")
         grouping, without = self.grouping()
         # As Loki's RangeAggregationExpr.validate.
@@ -229,7 +231,21 @@ class _Parser:
             raise LogQLError(f"invalid aggregation {func} with unwrap")
         if unwrap is None and func not in LINE_RANGE_FUNCS:
             raise LogQLError(f"invalid aggregation {func} without unwrap")
-        return RangeAggregation(func, log, range_ns, unwrap, param, grouping, without)
+        return RangeAggregation(func, log, range_ns, unwrap, param, grouping, without, offset_ns)
+
+    def log_range(self) -> tuple[int, int]:
+        """`[5m]` and an optional `offset 1h`: both in ns."""
+        self.expect(Kind.OP, "[", what="a range such as [5m]")
+        token = self.expect(Kind.DURATION, what="a duration such as 5m")
+        range_ns = duration_ns(token.text)
+        if not range_ns:
+            raise LogQLError(f"invalid range [{token.text}]: it must be positive")
+        self.expect(Kind.OP, "]")
+        if not self.at(Kind.NAME, "offset"):
+            return range_ns, 0
+        self.next()
+        token = self.expect(Kind.DURATION, what="an offset such as 1h")
+        return range_ns, duration_ns(token.text) or 0
 
     def unwrap(self) -> Unwrap:
         """`| unwrap name`, `| unwrap duration(name)` ..., then `| label filters`."""
@@ -285,11 +301,13 @@ class _Parser:
         return tuple(names)
 
     def log_expr(self) -> LogExpr:
-        matchers = self.selector()
+        return LogExpr(self.selector(), self.stages())
+
+    def stages(self) -> tuple[Stage, ...]:
         stages: list[Stage] = []
         while self.at(Kind.OP, "|", *_LINE_FILTERS) and not self.at_unwrap():
             stages.append(self.stage())
-        return LogExpr(matchers, tuple(stages))
+        return tuple(stages)
 
     def selector(self) -> tuple[LabelMatcher, ...]:
         self.expect(Kind.OP, "{", what="a stream selector {...}")
