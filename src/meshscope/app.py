@@ -13,10 +13,13 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from meshscope.alerting.notifier import AlertNotifier, NotifierCollector
+from meshscope.alerting.rule_queries import rule_queries
+from meshscope.alerting.rules import RuleEvaluator
 from meshscope.api.exemplars import exemplar_routes
 from meshscope.api.http_metrics import HttpMetrics
 from meshscope.api.jaeger_metrics import jaeger_metrics_routes
 from meshscope.api.loki import loki_query_routes
+from meshscope.api.loki_detected import loki_detected_routes
 from meshscope.api.loki_index import loki_index_routes
 from meshscope.api.meshscope import meshscope_routes
 from meshscope.api.openapi import openapi_routes
@@ -98,6 +101,7 @@ class App:
     otlp_http: Starlette
     zipkin: Starlette
     notifier: AlertNotifier | None = None  # SLO alerts to Alertmanager, when configured
+    rules: RuleEvaluator | None = None  # with alerting rule files: their evaluation
     tokens: TokenStore | None = None  # with auth on: who each credential is (reloadable)
     tls: TlsFiles | None = None  # with server.tls set: every listener's certificate
     grpc_interceptors: tuple[grpc.aio.ServerInterceptor, ...] = ()
@@ -127,6 +131,8 @@ class App:
             self.workers.start()
         if self.cluster is not None:
             self.cluster.start()
+        if self.rules is not None:
+            self.rules.start()
         if self.notifier is not None:
             self.notifier.start()
 
@@ -134,6 +140,8 @@ class App:
         """Commit what was accepted, flush derived metrics, close the store(s)."""
         if self.notifier is not None:
             self.notifier.stop()
+        if self.rules is not None:
+            self.rules.stop()
         if self.cluster is not None:
             self.cluster.stop()
         if self.workers is not None:
@@ -189,10 +197,15 @@ def build(config: Config, clock: Clock | None = None) -> App:
     sampling_stats = SamplingCollector(
         lambda: [(stack.pipeline.tail, stack.pipeline.head) for stack in writers()]
     )
+    rules = (
+        RuleEvaluator(config.alerting.rule_groups, rule_queries(storage, config.query))
+        if config.alerting.rule_groups
+        else None
+    )
     notifier = None
-    if config.alerting.alertmanagers and config.slos:
+    if config.alerting.alertmanagers and (config.slos or rules is not None):
         ui_url = f"http://{config.server.host}:{config.server.ui_port}"
-        notifier = AlertNotifier(storage.metrics, config.slos, config.alerting, ui_url)
+        notifier = AlertNotifier(storage.metrics, config.slos, config.alerting, ui_url, rules=rules)
     ui_routes: list[BaseRoute] = [
         health_route(),
         metrics_route(
@@ -241,9 +254,10 @@ def build(config: Config, clock: Clock | None = None) -> App:
         *loki_push_routes(sink, limits),
         *loki_query_routes(storage, clock),
         *loki_index_routes(storage, clock),
+        *loki_detected_routes(storage, clock),
         *meshscope_routes(storage),
         *whoami_routes(tenancy=stacks is not None),
-        *slo_routes(storage.metrics, config.slos),
+        *slo_routes(storage.metrics, config.slos, rules=rules),
         *sampling_routes(config.sampling.remote),
         *openapi_routes(
             {OTLP_APP: config.server.otlp_http_port, ZIPKIN_APP: config.server.zipkin_port}
@@ -291,6 +305,7 @@ def build(config: Config, clock: Clock | None = None) -> App:
         otlp_http=Starlette(routes=otlp_routes, middleware=middleware),
         zipkin=zipkin,
         notifier=notifier,
+        rules=rules,
         tokens=tokens,
         tls=tls,
         grpc_interceptors=(

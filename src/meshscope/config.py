@@ -139,6 +139,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping of sections")
         raw = loaded or {}
+        _rule_files_beside(raw, Path(path).parent)
     for key, value in (os.environ if env is None else env).items():
         if key.startswith(ENV_PREFIX) and "__" in key:
             # MESHSCOPE_STORAGE__CLICKHOUSE__DSN: one level per `__`.
@@ -148,6 +149,18 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
                 target = target.setdefault(part, {})
             target[name] = yaml.safe_load(value)
     return _build(raw)
+
+
+def _rule_files_beside(raw: dict[str, Any], folder: Path) -> None:
+    """Relative paths of alerting rule files are relative to the config file's folder, as
+    Prometheus reads its `rule_files`."""
+    alerting = raw.get("alerting")
+    if not isinstance(alerting, dict):
+        return
+    for key in ("rule_files", "loki_rule_files"):
+        files = alerting.get(key)
+        if isinstance(files, list):
+            alerting[key] = [str(folder / f) if isinstance(f, str) else f for f in files]
 
 
 # Lists and sub-sections, parsed by their owners.

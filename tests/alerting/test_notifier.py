@@ -193,6 +193,8 @@ def test_every_alerting_setting_is_documented_and_the_example_loads() -> None:
         assert f"`alerting.{name}`" in doc, name
     example = load_config(root / "examples" / "slos.yaml", env={})
     assert example.alerting.alertmanagers == ("http://127.0.0.1:9093",) and example.slos
+    groups = {(g.name, g.language): len(g.rules) for g in example.alerting.rule_groups}
+    assert groups == {("golden-signals", "promql"): 3, ("logs", "logql"): 1}
 
 
 def test_serve_sends_alerts_when_configured_and_counts_them(alertmanager: str) -> None:

@@ -4,19 +4,22 @@ alerting:
   alertmanagers: [http://127.0.0.1:9093]   # Alertmanager base URLs (none: no sending)
   interval: 1m                              # evaluation and resend interval
   external_url: http://meshscope:16686      # base of the alerts' generatorURL links
+  rule_files: [rules/golden-signals.yml]    # Prometheus alerting rules (PromQL)
+  loki_rule_files: [rules/logs.yml]         # Loki ruler alerting rules (LogQL)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
+from meshscope.alerting.rule_files import Language, RuleGroup, load_rule_files
 from meshscope.errors import ConfigError
 from meshscope.query.slo_config import window_ns
 
-_FIELDS = ("alertmanagers", "interval", "external_url")
+_FIELDS = ("alertmanagers", "interval", "external_url", "rule_files", "loki_rule_files")
 DEFAULT_INTERVAL = "1m"
 
 
@@ -25,6 +28,7 @@ class AlertingConfig:
     alertmanagers: tuple[str, ...] = ()
     interval_ns: int = 60 * 10**9
     external_url: str = ""  # "": the UI's own address (server.host and server.ui_port)
+    rule_groups: tuple[RuleGroup, ...] = ()  # read from rule_files and loki_rule_files
 
 
 def parse_alerting(values: Any, path: str = "alerting") -> AlertingConfig:
@@ -45,8 +49,15 @@ def parse_alerting(values: Any, path: str = "alerting") -> AlertingConfig:
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
             raise ConfigError(f"setting {path} needs http(s) URLs, got {url!r}")
     interval = window_ns(values.get("interval", DEFAULT_INTERVAL), f"{path}.interval")
+    groups: list[RuleGroup] = []
+    for key, language in (("rule_files", "promql"), ("loki_rule_files", "logql")):
+        files = values.get(key) or []
+        if not isinstance(files, list):
+            raise ConfigError(f"setting {path}.{key} must be a list of file paths")
+        groups += load_rule_files(files, cast(Language, language), interval, f"{path}.{key}")
     return AlertingConfig(
         alertmanagers=tuple(u.rstrip("/") for u in urls),
         interval_ns=interval,
         external_url=external.rstrip("/"),
+        rule_groups=tuple(groups),
     )

@@ -1,11 +1,12 @@
-"""Evaluate the SLO burn-rate alerts every interval and send them to Alertmanager.
+"""Send the SLO burn-rate alerts and the rule files' firing alerts to Alertmanager.
 
 What Prometheus's notifier does for its alerting rules, for the rules `/api/v1/rules` shows:
 every interval each firing alert is (re)sent to every Alertmanager (`POST /api/v2/alerts`)
 with the labels and annotations of `/api/v1/alerts`, `startsAt` = when it began firing and
 `endsAt` = now + 4 intervals (so it resolves by itself if meshscope stops sending); an alert
 that stops firing is sent once more with `endsAt` = now (resolved). `generatorURL` links to
-the UI's trace search for the SLO (failing or slow traces of that service). Sending fails
+the UI's trace search for the SLO (failing or slow traces of that service), or for a rule's
+alert of the service its labels name (`service_name` or `service`). Sending fails
 open: an unreachable Alertmanager is logged and counted, never retried beyond the next
 interval's resend, and never stops the evaluation.
 """
@@ -23,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from meshscope.alerting.config import AlertingConfig
+from meshscope.alerting.rules import RuleEvaluator
 from meshscope.api.params import rfc3339
 from meshscope.api.slo_json import alert_json
 from meshscope.query.slo import Slo, evaluate_all
@@ -43,14 +45,16 @@ class AlertNotifier:
         config: AlertingConfig,
         external_url: str,
         now_ns: Callable[[], int] = time.time_ns,
+        rules: RuleEvaluator | None = None,
     ) -> None:
         self._metrics = metrics
         self._slos = tuple(slos)
+        self._rules = rules
         self.config = config
         self._external_url = (config.external_url or external_url).rstrip("/")
         self._now_ns = now_ns
-        # firing alerts' labels -> when they began (ns) and their last annotations
-        self._active: dict[Key, tuple[int, dict[str, str]]] = {}
+        # firing alerts' labels -> when they began (ns), their last annotations and UI link
+        self._active: dict[Key, tuple[int, dict[str, str], str]] = {}
         self._client = httpx.Client(timeout=TIMEOUT_S)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="meshscope-alerts", daemon=True)
@@ -61,19 +65,27 @@ class AlertNotifier:
         """The alerts to send at `now_ns`: every firing one, and those resolved since the
         last evaluation (updates which alerts are active)."""
         firing: dict[Key, dict[str, Any]] = {}
+        fired: dict[Key, int] = {}  # a rule's alert: when it fired
         for status in evaluate_all(self._metrics, self._slos, now_ns):
             for burn in status.burns:
                 if burn.firing:
                     alert = alert_json(status, burn)
+                    alert["link"] = alert["annotations"].get("traces", "/")
                     firing[tuple(sorted(alert["labels"].items()))] = alert
+        for labels, notes, fired_ns, link in self._rules.firing() if self._rules else ():
+            key = tuple(sorted(labels.items()))
+            firing[key] = {"labels": labels, "annotations": notes, "link": link}
+            fired[key] = fired_ns
         ends = now_ns + RESEND_FACTOR * self.config.interval_ns
-        started = {key: self._active.get(key, (now_ns, {}))[0] for key in firing}
+        started = {key: self._active.get(key, (fired.get(key, now_ns), {}, ""))[0]
+                   for key in firing}  # fmt: skip
         out = [self._payload(alert, started[key], ends) for key, alert in firing.items()]
-        for key, (began, notes) in self._active.items():
+        for key, (began, notes, link) in self._active.items():
             if key not in firing:  # resolved: sent once with endsAt = now
-                out.append(self._payload({"labels": dict(key), "annotations": notes},
-                                         began, now_ns))  # fmt: skip
-        self._active = {key: (started[key], a["annotations"]) for key, a in firing.items()}
+                resolved = {"labels": dict(key), "annotations": notes, "link": link}
+                out.append(self._payload(resolved, began, now_ns))
+        self._active = {key: (started[key], a["annotations"], a["link"])
+                        for key, a in firing.items()}  # fmt: skip
         return out
 
     def send(self, alerts: list[dict[str, Any]]) -> None:
@@ -124,7 +136,7 @@ class AlertNotifier:
             "annotations": alert["annotations"],
             "startsAt": rfc3339(starts_ns),
             "endsAt": rfc3339(ends_ns),
-            "generatorURL": self._external_url + alert["annotations"].get("traces", "/"),
+            "generatorURL": self._external_url + alert["link"],
         }
 
 

@@ -99,8 +99,8 @@ def categorize(request: Request) -> bool:
     return CATEGORIZE_LABELS in (flag.strip() for flag in flags)
 
 
-def _categories(entry: Entry) -> tuple[dict[str, str], dict[str, Any]]:
-    """An entry's final labels as (stream labels, {"structuredMetadata", "parsed"}): a label
+def label_categories(entry: Entry) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """An entry's final labels as (stream labels, structured metadata, parsed): a label
     keeps the record's category while it has the record's value; others were parsed."""
     stream: dict[str, str] = {}
     metadata: dict[str, str] = {}
@@ -112,6 +112,12 @@ def _categories(entry: Entry) -> tuple[dict[str, str], dict[str, Any]]:
             stream[name] = value
         else:
             parsed[name] = value
+    return stream, metadata, parsed
+
+
+def _categories(entry: Entry) -> tuple[dict[str, str], dict[str, Any]]:
+    """An entry's final labels as (stream labels, {"structuredMetadata", "parsed"})."""
+    stream, metadata, parsed = label_categories(entry)
     extra: dict[str, Any] = {}
     if metadata:
         extra["structuredMetadata"] = metadata

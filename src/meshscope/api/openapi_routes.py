@@ -57,6 +57,12 @@ _TEMPO_TAG_VALUES = (
     *_TEMPO_RANGE,
 )
 _MATCH = q("match[]", "series selector (repeatable)")
+_DETECTED = (
+    q("query", "LogQL log query", required=True), q("start", "time"), q("end", "time"),
+    q("since", "duration"), q("line_limit", "newest lines read, default 100", "integer"),
+    q("limit", "fields or values, default 1000", "integer"),
+    q("field_limit", "older name of limit", "integer"), q("step", "checked, not used"),
+)  # fmt: skip
 _BODY_OTLP = Param("body", "body", True, "binary", "OTLP protobuf or JSON, gzip allowed")
 
 DOCS: tuple[Doc, ...] = (
@@ -204,11 +210,28 @@ DOCS: tuple[Doc, ...] = (
             q("end", "time"), q("limit", "groups, default 100", "integer"),
             q("targetLabels", "comma-separated label names"),
             q("aggregateBy", "series|labels"))),
+          ("/loki/api/v1/index/volume_range", "bytes per label values, per step",
+           (q("query", "stream selector", required=True), q("start", "time"),
+            q("end", "time"), q("since", "duration"),
+            q("step", "duration or seconds (default range / 250)"),
+            q("limit", "groups per step, default 100", "integer"),
+            q("targetLabels", "comma-separated label names"),
+            q("aggregateBy", "series|labels"))),
       )),
-    *(Doc((UI,), method, "/loki/api/v1/index/stats", "streams, entries and bytes of a selector",
-          (q("query", "stream selector", required=True), q("start", "time"),
-           q("end", "time")), "JSON object")
-      for method in ("GET", "POST")),
+    *(Doc((UI,), method, path, summary, params, "JSON object")
+      for method in ("GET", "POST")
+      for path, summary, params in (
+          ("/loki/api/v1/index/stats", "streams, entries and bytes of a selector",
+           (q("query", "stream selector", required=True), q("start", "time"),
+            q("end", "time"))),
+          ("/loki/api/v1/detected_labels", "stream labels and their cardinality (Drilldown)",
+           (q("query", "stream selector"), q("start", "time"), q("end", "time"),
+            q("since", "duration"))),
+          ("/loki/api/v1/detected_fields", "fields of the newest lines of a log query",
+           _DETECTED),
+          ("/loki/api/v1/detected_field/{name}/values", "values of a detected field",
+           (p("name", "field name"), *_DETECTED)),
+      )),
     Doc((UI,), "GET", "/loki/api/v1/status/buildinfo", "Loki build information"),
     Doc((UI,), "GET", "/api/meshscope/traces/{trace_id}/logs", "the logs of a trace",
         (p("trace_id", "1-32 hex digits, not all zeros"), q("access", "true: include access logs"),
@@ -218,11 +241,18 @@ DOCS: tuple[Doc, ...] = (
         (p("path", "file under the UI's static folder"),), "file"),
     Doc((UI,), "GET", "/api/meshscope/slos", "every configured SLO evaluated: SLI, budget, burn",
         (q("time", "evaluation instant, ms since epoch (default now)", "integer"),)),
-    Doc((UI,), "GET", "/api/v1/rules", "Prometheus: SLO burn-rate alerting rules",
+    Doc((UI,), "GET", "/api/v1/rules",
+        "Prometheus: SLO burn-rate rules and the rule files' PromQL alerting rules",
         (q("type", "alert|record"), q("exclude_alerts", "true|false"),
-         q("rule_group[]", "only these SLOs (repeatable)")), "Prometheus envelope"),
-    Doc((UI,), "GET", "/api/v1/alerts", "Prometheus: firing SLO burn-rate alerts",
+         q("rule_group[]", "only these groups (repeatable)")), "Prometheus envelope"),
+    Doc((UI,), "GET", "/api/v1/alerts",
+        "Prometheus: firing SLO alerts, pending and firing PromQL rule alerts",
         response="Prometheus envelope"),
+    Doc((UI,), "GET", "/prometheus/api/v1/rules", "Loki ruler: the LogQL alerting rules",
+        (q("type", "alert|record"), q("exclude_alerts", "true|false"),
+         q("rule_group[]", "only these groups (repeatable)")), "Prometheus envelope"),
+    Doc((UI,), "GET", "/prometheus/api/v1/alerts",
+        "Loki ruler: pending and firing LogQL rule alerts", response="Prometheus envelope"),
     Doc((UI,), "GET", "/api/meshscope/logs", "log records newest first, with trace ids",
         (*_TIME_RANGE, q("trace", "a trace id: only its records"), q("service", "one service"),
          q("severity", "lowest level: trace|debug|info|warn|error|fatal"),

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meshscope.go_bytes import parse_go_bytes
+from meshscope.go_parsers import parse_bytes
 from meshscope.ingest.loki import decode_loki_json
 from meshscope.query.logql import LogExpr, LogQLError, parse
 from meshscope.query.logql.metrics import Matrix, Steps, evaluate
@@ -208,7 +208,7 @@ def test_vector_aggregations_stddev_and_topk(storage: Storage) -> None:
      ("18446744073709551616", None), ("5 k b", None)],
 )  # fmt: skip
 def test_go_bytes(text: str, value: int | None) -> None:
-    assert parse_go_bytes(text) == value
+    assert parse_bytes(text) == value
 
 
 def test_comparisons_set_operators_and_arithmetic(storage: Storage) -> None:

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from meshscope.go_bytes import parse_go_bytes
+from meshscope.go_parsers import parse_bytes
 from meshscope.query import budget
 from meshscope.query.logql.arithmetic import COMPARE, apply
 from meshscope.query.logql.ast import (
@@ -220,10 +220,10 @@ def _go_duration(text: str) -> tuple[float, str]:
 
 
 def _go_bytes(text: str) -> tuple[float, str]:
-    value = parse_go_bytes(text)
+    value = parse_bytes(text)
     if value is None:
         return 0.0, f"invalid byte size: {text!r}"
-    return value, ""
+    return float(value), ""
 
 
 _CONVERSIONS: dict[str, Callable[[str], tuple[float, str]]] = {

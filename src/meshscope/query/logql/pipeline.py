@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from meshscope.go_duration import parse_go_duration
+from meshscope.go_parsers import parse_float
 from meshscope.model.regex import compile_pattern
 from meshscope.query.logql.ast import (
     BoolFilter,
@@ -103,14 +104,9 @@ def run(
 
 
 def parse_number(text: str) -> float | None:
-    """A float as Go's ParseFloat reads it (no spaces or digit underscores, which Python's
-    `float` takes); None if it is not one."""
-    if text.strip() != text or "_" in text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
+    """A label value as Go's `strconv.ParseFloat` reads it (Loki's numeric filters and
+    unwraps); None if it is not one."""
+    return parse_float(text)
 
 
 def parse_duration(text: str) -> float | None:
