@@ -4,7 +4,7 @@ every `interval` in a background thread, with the same alert states:
 - a series the rule's query returns starts an alert, `pending` (`activeAt`), which fires once
   it has been returned for `for` (at once with no `for`);
 - a pending alert whose series is gone is dropped; a firing one is resolved, or kept firing
-  for `keep_firing_for` after it was last returned;
+  for `keep_firing_for` from the first evaluation that did not return it;
 - an alert's labels are the series' (without `__name__`) with the rule's labels and
   `alertname` over them; labels and annotations are templates of `$labels` and `$value`;
 - a query that fails leaves the rule's alerts as they were and sets its health to `err`
@@ -196,9 +196,10 @@ def _next_alerts(state: RuleState, series: Series, now_ns: int, limit: int) -> d
     for key, alert in state.alerts.items():
         if key in found or alert.state != "firing":
             continue  # a pending alert whose series is gone is dropped
-        if rule.keep_firing_for_ns and now_ns - alert.last_seen_ns < rule.keep_firing_for_ns:
+        since = alert.keep_firing_since_ns or now_ns  # the first evaluation without it
+        if rule.keep_firing_for_ns and now_ns - since < rule.keep_firing_for_ns:
             kept = _copy(alert)
-            kept.keep_firing_since_ns = kept.keep_firing_since_ns or now_ns
+            kept.keep_firing_since_ns = since
             found[key] = kept
     if limit and len(found) > limit:
         raise LimitExceededError(f"exceeded limit of {limit} with {len(found)} alerts")

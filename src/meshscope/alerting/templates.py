@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,14 +22,28 @@ class TemplateError(ValueError):
 
 
 def go_float(value: float) -> str:
-    """A float as Go's `%v` prints it (`100`, `0.05`, `1e+21`, `NaN`, `+Inf`)."""
+    """A float as Go's `%v` prints it: the shortest digits that read back, in exponent form
+    below 1e-4 or from 1e6 on (`100`, `0.05`, `1e+06`, `1.5e-05`, `NaN`, `+Inf`)."""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
-    if value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
-    return repr(value)
+    if value == 0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    sign, digit_tuple, exponent = Decimal(repr(value)).as_tuple()
+    digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"
+    assert isinstance(exponent, int)
+    point = len(digit_tuple) + exponent  # where the decimal point falls in `digits`
+    x = point - 1
+    text = "-" if sign else ""
+    if x < -4 or x >= 6:  # strconv's %g with the shortest precision decides at 6
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{text}{mantissa}e{'-' if x < 0 else '+'}{abs(x):02d}"
+    if point <= 0:
+        return f"{text}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return text + digits + "0" * (point - len(digits))
+    return f"{text}{digits[:point]}.{digits[point:]}"
 
 
 def _humanize(value: float, base: int, prefixes: tuple[str, ...]) -> str:
