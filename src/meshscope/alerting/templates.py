@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 _ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.DOTALL)
 _OPERAND = re.compile(r"(?:\$labels|\.Labels)\.([A-Za-z_][A-Za-z0-9_]*)|(\$value|\.Value)")

@@ -22,7 +22,6 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import orjson
 from starlette.requests import Request
 from starlette.routing import Route
 
@@ -43,6 +42,7 @@ from meshscope.go_parsers import (
 from meshscope.query import budget
 from meshscope.query.logql import LogExpr, parse
 from meshscope.query.logql.ast import Parser
+from meshscope.query.logql.json_fields import decode_object, leaves
 from meshscope.query.logql.labels import label_name
 from meshscope.query.logql.pipeline import ERROR_DETAILS_LABEL, ERROR_LABEL, run
 from meshscope.query.logql.select import Entry, Scan, entries, label_sets
@@ -133,31 +133,13 @@ def parse_line(line: str, stream: dict[str, str]) -> tuple[str, dict[str, str]]:
 
 def json_paths(line: str, stream: Collection[str]) -> dict[str, list[str]]:
     """The JSON keys each `| json` label of the line comes from (`user_id`: ["user", "id"]),
-    named as the pipeline names them; depth first in document order, the first path of a
-    name kept, as the pipeline keeps the first value."""
-    try:
-        document = orjson.loads(line)
-    except (ValueError, RecursionError):
-        return {}
-    if not isinstance(document, dict):
-        return {}
+    named as the pipeline names them; the first path of a name kept, as the pipeline keeps
+    the first value."""
+    document, _ = decode_object(line)
     out: dict[str, list[str]] = {}
-    stack: list[tuple[str, list[str], Iterator[tuple[str, Any]]]] = [
-        ("", [], iter(document.items()))
-    ]
-    while stack:  # no recursion, however deep the document
-        prefix, path, items = stack[-1]
-        item = next(items, None)
-        if item is None:
-            stack.pop()
-            continue
-        key, value = item
-        joined = f"{prefix}_{key}" if prefix else key
-        if isinstance(value, dict):
-            stack.append((joined, [*path, key], iter(value.items())))
-        elif not isinstance(value, list) and value is not None:
-            name = label_name(joined)
-            out.setdefault(name + "_extracted" if name in stream else name, [*path, key])
+    for joined, path, _ in leaves(document) if document is not None else ():
+        name = label_name(joined)
+        out.setdefault(name + "_extracted" if name in stream else name, list(path))
     return out
 
 

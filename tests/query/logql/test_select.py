@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,21 +14,10 @@ from meshscope.query.logql import LogExpr, MetricExpr, parse
 from meshscope.query.logql.metrics import Steps, evaluate
 from meshscope.query.logql.select import Entry, Scan, entries
 from meshscope.store.base import Storage
-from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.memory import MemoryStorage
-from tests.loki_data import LINES, T0, S, json_push
+from tests.loki_data import LINES, T0, S
 
 END = T0 + 3600 * S
-
-
-@pytest.fixture(params=["memory", "duckdb"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    opened: Storage = (
-        MemoryStorage() if request.param == "memory" else DuckDBStorage(tmp_path / "s.duckdb")
-    )
-    opened.logs.write_logs(decode_loki_json(json_push(LINES)).batch.logs)
-    yield opened
-    opened.close()
 
 
 def _entries(storage: Storage, query: str, limit: int = 0, newest: bool = False) -> list[Entry]:

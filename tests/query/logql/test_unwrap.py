@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,23 +19,12 @@ from meshscope.query.logql import LogExpr, LogQLError, parse
 from meshscope.query.logql.metrics import Matrix, Steps, evaluate
 from meshscope.query.logql.select import Scan
 from meshscope.store.base import Storage
-from meshscope.store.duckdb import DuckDBStorage
 from meshscope.store.memory import MemoryStorage
-from tests.loki_data import LINES, T0, Line, S, json_push
+from tests.loki_data import LINES, T0, Line, S
 
 STEPS = Steps(T0 + 600 * S, T0 + 1800 * S, 300 * S)
 WINDOW = 600 * S
 LOGFMT = [x for x in LINES if not x.body.startswith("{")]
-
-
-@pytest.fixture(params=["memory", "duckdb"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    opened: Storage = (
-        MemoryStorage() if request.param == "memory" else DuckDBStorage(tmp_path / "s.duckdb")
-    )
-    opened.logs.write_logs(decode_loki_json(json_push(LINES)).batch.logs)
-    yield opened
-    opened.close()
 
 
 def _matrix(storage: Storage, query: str, steps: Steps = STEPS) -> Matrix:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -81,6 +82,30 @@ def _raw(value: Any) -> orjson.Fragment:
     if isinstance(value, RawFloat):
         return orjson.Fragment(value.text)
     raise TypeError
+
+
+def leaves(document: dict[str, Any]) -> Iterator[tuple[str, tuple[str, ...], str]]:
+    """What `| json` extracts from a document: each scalar field's name (nested keys joined
+    by `_`), its path of keys and its text (numbers as their JSON text, `true`/`false`);
+    depth first in document order. Arrays and nulls are skipped, as Loki's parser skips them.
+    An explicit stack: no recursion, however deep the document the decoder accepted."""
+    stack: list[tuple[str, tuple[str, ...], Iterator[tuple[str, Any]]]] = [
+        ("", (), iter(document.items()))
+    ]
+    while stack:
+        prefix, path, items = stack[-1]
+        entry = next(items, None)
+        if entry is None:
+            stack.pop()
+            continue
+        key, value = entry
+        name = f"{prefix}_{key}" if prefix else key
+        if isinstance(value, dict):
+            stack.append((name, (*path, key), iter(value.items())))
+        elif isinstance(value, bool):
+            yield name, (*path, key), "true" if value else "false"
+        elif value is not None and not isinstance(value, list):
+            yield name, (*path, key), str(value)
 
 
 _MISSING = object()

@@ -11,7 +11,6 @@ entry that has an error (Loki 2 let it pass), and one without the label passes n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from meshscope.go_duration import parse_go_duration
 from meshscope.go_parsers import parse_float
@@ -33,7 +32,7 @@ from meshscope.query.logql.ast import (
     Stage,
     Unpack,
 )
-from meshscope.query.logql.json_fields import decode_object, value_at
+from meshscope.query.logql.json_fields import decode_object, leaves, value_at
 from meshscope.query.logql.labels import label_name
 from meshscope.query.logql.logfmt import logfmt_pairs
 
@@ -176,7 +175,8 @@ def _parse_json(line: str, labels: dict[str, str], parsed: _Parsed) -> None:
         labels[ERROR_LABEL] = "JSONParserErr"
         labels[ERROR_DETAILS_LABEL] = problem
         return
-    _flatten(document, "", labels, parsed)
+    for name, _, value in leaves(document):
+        _add(labels, name, value, parsed)
 
 
 def _extract_json(
@@ -240,32 +240,6 @@ def _set(labels: dict[str, str], name: str, value: str | None, parsed: _Parsed) 
         labels[name] = value
     else:
         labels.pop(name, None)
-
-
-def _flatten(
-    document: dict[str, Any], prefix: str, labels: dict[str, str], parsed: _Parsed
-) -> None:
-    # Depth first in document order, with an explicit stack: no recursion, however deep the
-    # document the JSON decoder accepted.
-    stack = [(prefix, iter(document.items()))]
-    while stack:
-        prefix, items = stack[-1]
-        entry = next(items, None)
-        if entry is None:
-            stack.pop()
-            continue
-        key, value = entry
-        name = f"{prefix}_{key}" if prefix else key
-        if isinstance(value, dict):
-            stack.append((name, iter(value.items())))
-        elif isinstance(value, list):
-            continue  # Loki skips arrays
-        elif isinstance(value, bool):
-            _add(labels, name, "true" if value else "false", parsed)
-        elif value is None:
-            continue
-        else:  # a string, an int, or a float as its JSON text
-            _add(labels, name, str(value), parsed)
 
 
 def _parse_logfmt(line: str, labels: dict[str, str], parsed: _Parsed) -> None:
