@@ -106,7 +106,7 @@ def _assert_envelope(app: str, path: str, response: httpx.Response, status: int)
         ("/api/v1/write", "/api/sampling", "/sampling", "/tempo/", "/loki/", "/metrics")
     ):
         assert response.headers["content-type"].startswith("text/plain") and response.text
-    elif path.startswith("/api/v1/"):  # Prometheus
+    elif path.startswith(("/api/v1/", "/prometheus/api/v1/")):  # Prometheus, Loki's ruler
         body = response.json()
         assert body["status"] == "error" and body["errorType"] and body["error"]
     elif path.startswith("/api/meshscope/"):

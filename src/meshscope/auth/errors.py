@@ -57,7 +57,7 @@ def refusal_for(app: str, path: str) -> Refuse:
         return _otlp
     if app == "zipkin" or path == "/sampling" or path.startswith(_PLAIN_PREFIXES):
         return _text
-    if path.startswith("/api/v1/"):
+    if path.startswith(("/api/v1/", "/prometheus/api/v1/")):  # and the Loki ruler's
         return _prometheus
     if path.startswith("/api/meshscope/"):
         return _meshscope
