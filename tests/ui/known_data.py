@@ -13,11 +13,15 @@ by CPU[service] per second, so its rate is that many cores.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from meshscope.alerting.config import AlertingConfig
+from meshscope.alerting.rule_files import RuleGroup, load_rule_files
 from meshscope.app import App, build
 from meshscope.clock import ManualClock
 from meshscope.config import Config, PipelineConfig, StorageConfig
@@ -130,20 +134,62 @@ def known_app(**settings: Any) -> Iterator[App]:
     """A real app over the memory store holding the known traces, logs and metrics
     (`settings`: more Config sections, e.g. `auth`)."""
     clock = ManualClock(BASE)
-    config = Config(
-        storage=StorageConfig(kind="memory", path="unused"),
-        pipeline=PipelineConfig(servicegraph_ttl_seconds=5.0),
-        slos=(SLO,),
-        **settings,
-    )
-    app = build(config, clock)
+    with tempfile.TemporaryDirectory() as folder:
+        settings.setdefault("alerting", AlertingConfig(rule_groups=rule_groups(Path(folder))))
+        config = Config(
+            storage=StorageConfig(kind="memory", path="unused"),
+            pipeline=PipelineConfig(servicegraph_ttl_seconds=5.0),
+            slos=(SLO,),
+            **settings,
+        )
+        app = build(config, clock)
     for n in range(TRACES):
         clock.time_ns = start_ns(n) + 100 * MS
         app.pipeline.consume(Batch(spans=spans(n), logs=logs(n), metrics=cpu(clock.time_ns)))
         app.pipeline.flush()
     clock.time_ns = END  # past the pairing TTL: the virtual database edge is written
     app.pipeline.flush()
+    if app.rules is not None:  # evaluated once at END (the app is not started)
+        app.rules.evaluate_due(END)
     try:
         yield app
     finally:
         app.storage.close()
+
+
+def rule_groups(folder: Path) -> tuple[RuleGroup, ...]:
+    """RULES (PromQL over the span metrics) and LOG_RULES (LogQL): at END, CartErrors and
+    CartErrorLogs fire, SlowCart is pending (its `for` is an hour)."""
+    (folder / "rules.yml").write_text(RULES)
+    (folder / "logs.yml").write_text(LOG_RULES)
+    return (
+        *load_rule_files([str(folder / "rules.yml")], "promql", 60 * S, "rule_files"),
+        *load_rule_files([str(folder / "logs.yml")], "logql", 60 * S, "loki_rule_files"),
+    )
+
+
+RULES = """
+groups:
+  - name: ui
+    rules:
+      - alert: CartErrors
+        expr: >-
+          sum by (service_name) (rate(calls_total{span_kind="SPAN_KIND_SERVER",
+          status_code="STATUS_CODE_ERROR"}[30m])) > 0
+        annotations: {summary: "{{ $labels.service_name }} fails"}
+      - alert: SlowCart
+        expr: >-
+          histogram_quantile(0.99, sum by (service_name, le) (rate(duration_milliseconds_bucket{
+          service_name="cart", span_kind="SPAN_KIND_SERVER"}[30m]))) > 10
+        for: 1h
+"""
+LOG_RULES = """
+groups:
+  - name: ui-logs
+    rules:
+      - alert: CartErrorLogs
+        expr: >-
+          sum by (service_name) (count_over_time({service_name="cart"}
+          |= "payment declined" [30m])) > 0
+        annotations: {summary: "{{ $value }} declined payments"}
+"""

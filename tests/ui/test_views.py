@@ -61,6 +61,19 @@ def test_services_overview_shows_golden_signals_and_sorts(tab: Tab) -> None:
         "href", f"#/traces?{RANGE}&service=cart&status=error"
     )
     assert page.locator("tr[data-service] .spark canvas").count() >= 6  # sparklines drawn
+    # The rule files' alerts (tests/ui/known_data.py: RULES, LOG_RULES), firing first.
+    alerts = page.locator("tr[data-alert]")
+    expect(alerts).to_have_count(3)
+    assert [alerts.nth(i).get_attribute("data-alert") for i in range(3)][2] == "SlowCart"
+    errors = page.locator('tr[data-alert="CartErrors"]')
+    expect(errors.locator('[data-col="state"]')).to_have_text("firing")
+    expect(errors.locator('[data-col="summary"]')).to_have_text("cart fails")
+    expect(errors.locator("a.alert-traces")).to_have_attribute(
+        "href", f"#/traces?{RANGE}&service=cart"
+    )
+    logged = page.locator('tr[data-alert="CartErrorLogs"]')
+    expect(logged.locator('[data-col="summary"]')).to_have_text(f"{ERRORS} declined payments")
+    expect(page.locator('tr[data-alert="SlowCart"] [data-col="state"]')).to_have_text("pending")
     tab.shot("services")
     page.get_by_role("link", name="Service", exact=True).click()  # sort by name, descending
     tab.ready("services")

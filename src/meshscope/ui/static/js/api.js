@@ -140,6 +140,12 @@ export const api = {
   // operation?, rate, errorRatio, p50Ms, p95Ms, p99Ms}]} (arrays aligned to times).
   redRange: async (params) => (await getJSON(`/api/meshscope/red/range?${qs(params)}`)).data,
   slos: async (params) => (await getJSON(`/api/meshscope/slos?${qs(params)}`)).data.slos,
+  // Pending and firing alerts of the rule files (PromQL, then LogQL), without the SLOs' own.
+  alerts: async () => {
+    const [prom, loki] = await Promise.all(["/api/v1/alerts", "/prometheus/api/v1/alerts"]
+      .map(async (url) => (await getJSON(url)).data.alerts));
+    return [...prom, ...loki].filter((a) => !a.labels.slo);
+  },
   graph: async (params) => (await getJSON(`/api/meshscope/graph?${qs(params)}`)).data,
   traces: async (params) => (await getJSON(`/api/traces?${qs(params)}`)).data || [],
   trace: async (id) => (await getJSON(`/api/traces/${enc(id)}`)).data[0],

@@ -2,7 +2,7 @@
 import { api, stepFor } from "../api.js";
 import { sparkline } from "../charts.js";
 import { clear, empty, h, loading, pageHeader } from "../dom.js";
-import { COLORS, burn, duration, errorTone, latencyTone, nines, percent, percentileNote, rate } from "../format.js";
+import { COLORS, burn, dateTime, duration, errorTone, latencyTone, nines, percent, percentileNote, rate } from "../format.js";
 
 
 // Per-service series of a PromQL `sum by (service_name)` query: name -> values.
@@ -68,6 +68,9 @@ export async function render(root, ctx) {
   const none = { xs: [], out: new Map() };
   const section = h("section", { class: "card" });
   body.append(section);
+  api.alerts().then((alerts) => {
+    if (root.isConnected && alerts.length) section.after(alertCard(alerts, ctx));
+  }, () => {});
   api.slos({ time: range.end }).then((slos) => {
     if (root.isConnected && slos.length) body.append(sloCard(slos, ctx));
   }, () => {});
@@ -171,4 +174,25 @@ function sloCard(slos, ctx) {
         h("td", { class: "num", dataset: { col: "burn" } }, burn(s.burnRates[0].long)),
         h("td", { dataset: { col: "state" } }, h("span", { class: `badge ${STATE_TONE[s.state]}` }, s.state)),
         h("td", {}, h("a", { class: "slo-traces", href: ctx.href("traces", "", s.traces) }, "Bad traces")))))));
+}
+
+// The rule files' alerts as the rule evaluator holds them now (firing first), whatever the
+// time range: the alert, its state, the service it names and a link to that service's traces.
+const ALERT_TONE = { firing: "bad", pending: "warn" };
+
+function alertCard(alerts, ctx) {
+  const ordered = [...alerts].sort((a, b) => (a.state === b.state ? 0 : a.state === "firing" ? -1 : 1));
+  return h("section", { class: "card alerts" }, h("h2", { class: "card-title" }, "Alerts"),
+    h("table", { class: "grid alert-table" },
+      h("thead", {}, h("tr", {}, ["Alert", "State", "Service", "Summary", "Active since", ""].map((label) => h("th", {}, label)))),
+      h("tbody", {}, ordered.map((a) => {
+        const service = a.labels.service_name || a.labels.service || "";
+        return h("tr", { dataset: { alert: a.labels.alertname } },
+          h("td", {}, a.labels.alertname),
+          h("td", { dataset: { col: "state" } }, h("span", { class: `badge ${ALERT_TONE[a.state] || ""}` }, a.state)),
+          h("td", {}, service ? h("a", { href: ctx.href("service", service) }, service) : ""),
+          h("td", { dataset: { col: "summary" } }, a.annotations.summary || a.annotations.description || ""),
+          h("td", {}, dateTime(Date.parse(a.activeAt))),
+          h("td", {}, service ? h("a", { class: "alert-traces", href: ctx.href("traces", "", { service }) }, "Traces") : ""));
+      }))));
 }
