@@ -198,7 +198,11 @@ def build(config: Config, clock: Clock | None = None) -> App:
         lambda: [(stack.pipeline.tail, stack.pipeline.head) for stack in writers()]
     )
     rules = (
-        RuleEvaluator(config.alerting.rule_groups, rule_queries(storage, config.query))
+        RuleEvaluator(
+            config.alerting.rule_groups,
+            rule_queries(storage, config.query),
+            load=config.alerting.load_rules,
+        )
         if config.alerting.rule_groups
         else None
     )

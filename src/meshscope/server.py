@@ -189,10 +189,11 @@ async def _serve(app: App, sockets: dict[str, socket.socket]) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    # SIGHUP: read the tokens file and the limits overrides file again now.
+    # SIGHUP: read the tokens file, the limits overrides file and the rule files again now.
     reloads = [
         *([app.tokens.reload] if app.tokens is not None else []),
         *([app.limiter.reload] if app.limiter is not None else []),
+        *([app.rules.reload] if app.rules is not None else []),
     ]
     if reloads:
         loop.add_signal_handler(signal.SIGHUP, lambda: [reload() for reload in reloads])

@@ -290,3 +290,35 @@ def test_serve_evaluates_the_rule_files_in_the_background(tmp_path: Path) -> Non
         app.stop()
     assert [r["health"] for r in group["rules"]] == ["ok", "ok"]  # an empty store: no alerts
     assert [r["state"] for r in group["rules"]] == ["inactive", "inactive"]
+
+
+def test_a_reload_keeps_the_state_of_unchanged_rules(tmp_path: Path) -> None:
+    """As Prometheus' reload: an unchanged rule keeps its alerts (a pending one stays
+    pending since when it was); a changed or new one starts over; a file that no longer loads
+    leaves the rules as they were."""
+    storage, start = load()
+    path = tmp_path / "rules.yml"
+    path.write_text(RULES)
+    config = parse_alerting({"rule_files": [str(path)]})
+    evaluator = RuleEvaluator(config.rule_groups, rule_queries(storage, QueryLimits()),
+                              load=config.load_rules)  # fmt: skip
+    evaluator.evaluate_due(start + 423 * MINUTE)
+    assert _states(evaluator)["HighErrorRatio"] == [("api", "pending")]
+    changed = RULES.replace("keep_firing_for: 10m", "keep_firing_for: 20m").replace(
+        "      - alert: AnyErrors\n        expr: '", "      - alert: AnyErrors\n        expr: '2 * "
+    )
+    path.write_text(changed + "      - alert: Always\n        expr: vector(1)\n")
+    assert evaluator.reload()
+    rules = {r.rule.name: r for r in evaluator.groups()[0].rules}
+    assert list(rules) == ["HighErrorRatio", "AnyErrors", "Always"]
+    (pending,) = rules["HighErrorRatio"].alerts.values()
+    assert pending.state == "pending" and pending.active_at_ns == start + 423 * MINUTE
+    assert rules["AnyErrors"].alerts == {} and rules["AnyErrors"].health == "unknown"
+    assert rules["Always"].health == "unknown"
+    evaluator.evaluate_due(start + 428 * MINUTE)  # 5 minutes since 423: fires, as before
+    assert _states(evaluator)["HighErrorRatio"] == [("api", "firing")]
+    path.write_text("groups: [{name: broken")
+    assert not evaluator.reload()
+    assert [r.rule.name for r in evaluator.groups()[0].rules] == ["HighErrorRatio", "AnyErrors",
+                                                                   "Always"]  # fmt: skip
+    assert not RuleEvaluator((), {}).reload()  # no files named: nothing to read

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
-from meshscope.alerting.rule_files import Language, RuleGroup, load_rule_files
+from meshscope.alerting.rule_files import RuleGroup, load_all_rule_files
 from meshscope.errors import ConfigError
 from meshscope.query.slo_config import window_ns
 
@@ -29,6 +29,12 @@ class AlertingConfig:
     interval_ns: int = 60 * 10**9
     external_url: str = ""  # "": the UI's own address (server.host and server.ui_port)
     rule_groups: tuple[RuleGroup, ...] = ()  # read from rule_files and loki_rule_files
+    rule_files: tuple[str, ...] = ()
+    loki_rule_files: tuple[str, ...] = ()
+
+    def load_rules(self) -> tuple[RuleGroup, ...]:
+        """The rule files read again (SIGHUP); raises ConfigError as at start."""
+        return load_all_rule_files(self.rule_files, self.loki_rule_files, self.interval_ns)
 
 
 def parse_alerting(values: Any, path: str = "alerting") -> AlertingConfig:
@@ -49,15 +55,17 @@ def parse_alerting(values: Any, path: str = "alerting") -> AlertingConfig:
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
             raise ConfigError(f"setting {path} needs http(s) URLs, got {url!r}")
     interval = window_ns(values.get("interval", DEFAULT_INTERVAL), f"{path}.interval")
-    groups: list[RuleGroup] = []
-    for key, language in (("rule_files", "promql"), ("loki_rule_files", "logql")):
-        files = values.get(key) or []
-        if not isinstance(files, list):
+    files: dict[str, tuple[str, ...]] = {}
+    for key in ("rule_files", "loki_rule_files"):
+        named = values.get(key) or []
+        if not isinstance(named, list) or not all(isinstance(f, str) for f in named):
             raise ConfigError(f"setting {path}.{key} must be a list of file paths")
-        groups += load_rule_files(files, cast(Language, language), interval, f"{path}.{key}")
+        files[key] = tuple(named)
     return AlertingConfig(
         alertmanagers=tuple(u.rstrip("/") for u in urls),
         interval_ns=interval,
         external_url=external.rstrip("/"),
-        rule_groups=tuple(groups),
+        rule_groups=load_all_rule_files(files["rule_files"], files["loki_rule_files"], interval),
+        rule_files=files["rule_files"],
+        loki_rule_files=files["loki_rule_files"],
     )

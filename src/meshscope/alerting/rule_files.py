@@ -69,6 +69,16 @@ def prometheus_duration(text: Any) -> int | None:
     return sum(int(n) * scale for n, scale in zip(match.groups(), _DURATION_NS, strict=True) if n)
 
 
+def load_all_rule_files(
+    promql: tuple[str, ...], logql: tuple[str, ...], default_interval_ns: int
+) -> tuple[RuleGroup, ...]:
+    """`alerting.rule_files` (PromQL) and `alerting.loki_rule_files` (LogQL), in that order."""
+    return (
+        *load_rule_files(list(promql), "promql", default_interval_ns, "alerting.rule_files"),
+        *load_rule_files(list(logql), "logql", default_interval_ns, "alerting.loki_rule_files"),
+    )
+
+
 def load_rule_files(
     paths: list[str], language: Language, default_interval_ns: int, setting: str
 ) -> tuple[RuleGroup, ...]:

@@ -25,6 +25,7 @@ from typing import Literal
 from urllib.parse import urlencode
 
 from meshscope.alerting.rule_files import AlertRule, Language, RuleGroup
+from meshscope.errors import ConfigError
 
 log = logging.getLogger("meshscope.alerting")
 
@@ -77,8 +78,10 @@ class RuleEvaluator:
         groups: tuple[RuleGroup, ...],
         queries: dict[Language, Query],
         now_ns: Callable[[], int] = time.time_ns,
+        load: Callable[[], tuple[RuleGroup, ...]] | None = None,
     ) -> None:
         self._groups = [GroupState(g, [RuleState(r) for r in g.rules]) for g in groups]
+        self._load = load
         self._queries = queries
         self._now_ns = now_ns
         self._lock = threading.Lock()
@@ -121,6 +124,24 @@ class RuleEvaluator:
         state.last_evaluation_ns = now_ns
         state.evaluation_s = time.perf_counter() - started
 
+    def reload(self) -> bool:
+        """Read the rule files again (SIGHUP), as Prometheus reloads its rules: a rule that
+        is still there (same file, group, name and expression) keeps its alerts and health,
+        and its group its last evaluation; a file that does not load (logged) leaves the
+        rules as they were. True if the rules were replaced."""
+        if self._load is None:
+            return False
+        try:
+            groups = self._load()
+        except ConfigError as error:
+            log.error("alerting rules not reloaded", extra={"error": str(error)})
+            return False
+        with self._lock:
+            old = {(s.group.file, s.group.name): s for s in self._groups}
+            self._groups = [_carried(g, old.get((g.file, g.name))) for g in groups]
+        log.info("alerting rules reloaded", extra={"groups": len(groups)})
+        return True
+
     # --- views -----------------------------------------------------------------------------
 
     def groups(self, language: Language | None = None) -> list[GroupState]:
@@ -161,6 +182,22 @@ class RuleEvaluator:
                 log.exception("rule evaluation failed")
                 due = self._now_ns() + 10**9
             self._stop.wait(min(max((due - self._now_ns()) / 1e9, 0.05), 1.0))
+
+
+def _carried(group: RuleGroup, before: GroupState | None) -> GroupState:
+    """A reloaded group, with the state of the rules it had before unchanged."""
+    if before is None:
+        return GroupState(group, [RuleState(rule) for rule in group.rules])
+    kept = {(r.rule.name, r.rule.expr): r for r in before.rules}
+    rules = []
+    for rule in group.rules:
+        previous = kept.pop((rule.name, rule.expr), None)
+        if previous is None:
+            rules.append(RuleState(rule))
+        else:
+            rules.append(RuleState(rule, previous.alerts, previous.health, previous.last_error,
+                                   previous.last_evaluation_ns, previous.evaluation_s))  # fmt: skip
+    return GroupState(group, rules, before.last_evaluation_ns, before.evaluation_s)
 
 
 class LimitExceededError(Exception):
