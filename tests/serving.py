@@ -57,3 +57,14 @@ def serving(
         server.force_exit = force_exit
         thread.join(10)
         assert not thread.is_alive(), "uvicorn did not stop"
+
+
+def wait_for(check: Callable[..., Any], timeout_s: float = 30.0, every_s: float = 0.1) -> Any:
+    """`check()` again until it answers something true or `timeout_s` passes: its last
+    answer (a test then asserts on it)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = check()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(every_s)

@@ -42,6 +42,7 @@ from meshscope.cluster.ring import Ring
 from tests.cluster.traces import Call, calls, logs_request, request
 from tests.conformance import clickhouse_server
 from tests.e2e.test_durability import Ports, serve
+from tests.serving import wait_for
 
 NODES = ("n1", "n2", "n3")
 CALLS = 60
@@ -167,15 +168,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                       made)  # fmt: skip
 
 
-def _wait_for(check: Any, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = check()
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.3)
-
-
 def _edges(port: int) -> list[dict[str, Any]]:
     status, graph = _get(port, "/api/meshscope/graph")
     assert status == 200
@@ -187,7 +179,7 @@ def test_spans_sent_to_different_nodes_pair_into_one_edge_and_live_on_one_shard(
 ) -> None:
     ports = cluster.ports  # the fixture sprayed the calls' spans over the three nodes
     for node in NODES:
-        edges = _wait_for(lambda n=node: [e for e in _edges(ports[n].ui) if e["calls"] == CALLS])
+        edges = wait_for(lambda n=node: [e for e in _edges(ports[n].ui) if e["calls"] == CALLS])
         assert len(_edges(ports[node].ui)) == 1, node
         assert edges and edges[0]["source"] == "frontend" and edges[0]["target"] == "backend"
         assert edges[0]["errors"] == CALLS // 5
@@ -224,10 +216,10 @@ def test_red_from_any_node_equals_the_single_node(cluster: Cluster) -> None:
         assert status == 200
         return sorted((r["service"], r["calls"], r["errors"]) for r in rows)
 
-    want = _wait_for(lambda: red(cluster.single.ui) if len(red(cluster.single.ui)) == 2 else None)
+    want = wait_for(lambda: red(cluster.single.ui) if len(red(cluster.single.ui)) == 2 else None)
     assert want == [("backend", CALLS, CALLS // 5), ("frontend", CALLS, 0)]
     for node in NODES:
-        assert _wait_for(lambda n=node: red(cluster.ports[n].ui) == want), node
+        assert wait_for(lambda n=node: red(cluster.ports[n].ui) == want), node
 
 
 def test_other_apis_answer_like_the_single_node(cluster: Cluster) -> None:
@@ -250,7 +242,7 @@ def test_other_apis_answer_like_the_single_node(cluster: Cluster) -> None:
         ],
     }
     # Derived series are flushed every second on each node: wait for every node's flush.
-    assert _wait_for(lambda: all(_calls_seen(cluster.ports[n].ui) == CALLS for n in NODES))
+    assert wait_for(lambda: all(_calls_seen(cluster.ports[n].ui) == CALLS for n in NODES))
     for path, shape in queries.items():
         status, want = _get(cluster.single.ui, path)
         assert status == 200, path
@@ -299,9 +291,9 @@ def test_logs_tempo_and_exemplars_answer_like_the_single_node(cluster: Cluster) 
     for path, shape in queries.items():
         status, want = _get(cluster.single.ui, path)
         assert status == 200, (path, want)
-        expected = _wait_for(lambda p=path, sh=shape: sh(_get(cluster.single.ui, p)[1]) or None)
+        expected = wait_for(lambda p=path, sh=shape: sh(_get(cluster.single.ui, p)[1]) or None)
         for node in NODES:
-            got = _wait_for(
+            got = wait_for(
                 lambda n=node, p=path, sh=shape, e=expected: (
                     sh(_get(cluster.ports[n].ui, p)[1]) == e
                 )
@@ -343,7 +335,7 @@ def test_the_real_otel_sdk_as_clients_of_two_nodes(cluster: Cluster) -> None:
         status, found = _get(ports["n3"].ui, f"/api/traces/{trace_id}")
         assert status == 200
         assert len(found["data"][0]["spans"]) == 3
-    edge = _wait_for(
+    edge = wait_for(
         lambda: [
             e for e in _edges(ports["n3"].ui) if e["source"] == "sdk-frontend" and e["calls"] == 10
         ]
@@ -376,7 +368,7 @@ def test_zipkin_spans_of_a_call_sent_to_two_nodes_pair_into_one_edge(cluster: Cl
             found = _edges(cluster.ports[n].ui)
             return [(e["target"], e["calls"]) for e in found if e["source"] == "zipkin-web"]
 
-        _wait_for(lambda: zipkin_edges() == [("zipkin-api", count)])
+        wait_for(lambda: zipkin_edges() == [("zipkin-api", count)])
         assert zipkin_edges() == [("zipkin-api", count)], node
     status, found = _get(cluster.ports["n3"].ui, f"/api/traces/{client[0]['traceId']}")
     assert status == 200 and len(found["data"][0]["spans"]) == 2

@@ -39,11 +39,11 @@ from tests.e2e.test_cluster import (
     NODES,
     Nodes,
     _get,
-    _wait_for,
     running_nodes,
     spans_by_shard,
 )
 from tests.e2e.test_durability import Ports
+from tests.serving import wait_for
 
 TRACES = 60
 SERVICES = ("sdk-frontend", "sdk-backend", "sdk-db")
@@ -179,7 +179,7 @@ def test_error_and_slow_traces_are_kept_whole_and_the_rest_dropped(sprayed: Spra
     assert (len(kept), len(dropped)) == (KEPT, TRACES - KEPT)
     ports = [sprayed.single.ui] + [sprayed.ports[n].ui for n in NODES]
     for port in ports:  # each trace is decided 4 s after its owner saw its first span
-        assert _wait_for(lambda p=port: all(_spans(p, t) == 5 for t in kept)), port
+        assert wait_for(lambda p=port: all(_spans(p, t) == 5 for t in kept)), port
     for port in ports:
         assert [t for t in dropped if _spans(port, t)] == [], port
     # Each kept trace on one shard (shard trace_hi % 2), whole.
@@ -211,7 +211,7 @@ def test_sampling_decisions_and_split_traces(sprayed: Sprayed) -> None:
     """Every trace decided once, on its owner: the nodes' decisions add up to the single
     node's; no trace split."""
     want = {"sampled": KEPT, "not_sampled": TRACES - KEPT}
-    assert _wait_for(lambda: _decisions(sprayed.single.ui) == want), _decisions(sprayed.single.ui)
+    assert wait_for(lambda: _decisions(sprayed.single.ui) == want), _decisions(sprayed.single.ui)
     single = _decisions(sprayed.single.ui)
 
     def cluster_total() -> dict[str, float]:
@@ -221,7 +221,7 @@ def test_sampling_decisions_and_split_traces(sprayed: Sprayed) -> None:
                 total[decision] = total.get(decision, 0) + value
         return total
 
-    assert _wait_for(lambda: cluster_total() == single), cluster_total()
+    assert wait_for(lambda: cluster_total() == single), cluster_total()
     for node in NODES:
         found = _metrics(sprayed.ports[node].ui)
         assert found["meshscope_cluster_split_traces_total", ()] == 0, node
@@ -248,10 +248,10 @@ def test_edges_and_calls_per_service_equal_the_single_node(sprayed: Sprayed) -> 
         ("sdk-frontend", "sdk-backend", TRACES, TRACES // 5),
     ]
     single = sprayed.single.ui
-    assert _wait_for(lambda: edges(single) == want_edges), edges(single)
+    assert wait_for(lambda: edges(single) == want_edges), edges(single)
     want_calls = [("sdk-backend", "120"), ("sdk-db", "60"), ("sdk-frontend", "120")]
-    assert _wait_for(lambda: calls(single) == want_calls), calls(single)
+    assert wait_for(lambda: calls(single) == want_calls), calls(single)
     for node in NODES:
         port = sprayed.ports[node].ui
-        assert _wait_for(lambda p=port: edges(p) == want_edges), (node, edges(port))
-        assert _wait_for(lambda p=port: calls(p) == want_calls), (node, calls(port))
+        assert wait_for(lambda p=port: edges(p) == want_edges), (node, edges(port))
+        assert wait_for(lambda p=port: calls(p) == want_calls), (node, calls(port))

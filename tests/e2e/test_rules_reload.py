@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.test_durability import Ports, serve
+from tests.serving import wait_for
 
 RULES = """groups:
   - name: golden
@@ -31,15 +32,6 @@ def _groups(port: int, path: str) -> list[dict[str, Any]]:
     return groups
 
 
-def _wait(check: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got or time.monotonic() > deadline:
-            return got
-        time.sleep(0.1)
-
-
 def test_rules_run_in_serve_and_reload_on_sighup(tmp_path: Path) -> None:
     rules, logs = tmp_path / "rules.yml", tmp_path / "logs.yml"
     rules.write_text(RULES)
@@ -54,7 +46,7 @@ def test_rules_run_in_serve_and_reload_on_sighup(tmp_path: Path) -> None:
             (group,) = _groups(ports.ui, "/api/v1/rules")
             return bool(group["rules"][0]["state"] == "firing")
 
-        assert _wait(firing)
+        assert wait_for(firing)
         (logs_group,) = _groups(ports.ui, "/prometheus/api/v1/rules")
         assert logs_group["name"] == "logs"
         rules.write_text(RULES + "      - alert: AlsoAlways\n        expr: vector(2)\n")
@@ -65,7 +57,7 @@ def test_rules_run_in_serve_and_reload_on_sighup(tmp_path: Path) -> None:
             names = [rule["name"] for rule in group["rules"]]
             return names if len(names) == 2 else []
 
-        assert _wait(reloaded) == ["Always", "AlsoAlways"]
+        assert wait_for(reloaded) == ["Always", "AlsoAlways"]
         (group,) = _groups(ports.ui, "/api/v1/rules")
         assert group["rules"][0]["state"] == "firing"  # kept its alert across the reload
         rules.write_text("groups: [{name: broken")
