@@ -81,7 +81,19 @@ def compile_pattern(pattern: str, anchored: bool) -> Pattern:
 
 
 def full_match(pattern: str, text: str) -> bool:
-    """Whether the whole of `text` matches `pattern` (Prometheus `=~`)."""
+    """Whether the whole of `text` matches `pattern` (Prometheus `=~`). Label values repeat
+    (a selector meets the same service name on every record): short ones are remembered,
+    as a call into RE2 through its Python wrapper costs microseconds."""
+    if len(text) <= _REMEMBERED_CHARS:
+        return _remembered_match(pattern, text)
+    return compile_pattern(pattern, anchored=True).fullmatch(text) is not None
+
+
+_REMEMBERED_CHARS = 256
+
+
+@lru_cache(maxsize=65_536)
+def _remembered_match(pattern: str, text: str) -> bool:
     return compile_pattern(pattern, anchored=True).fullmatch(text) is not None
 
 

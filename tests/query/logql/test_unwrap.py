@@ -248,3 +248,34 @@ def test_offset_and_the_range_before_the_pipeline(storage: Storage) -> None:
     assert early == _matrix(storage, 'sum(count_over_time({env=~".+"} | logfmt [10m]))')
     gone = _matrix(storage, 'absent_over_time({service_name="pay"}[1m] offset 1y)')
     assert gone == {(("service_name", "pay"),): dict.fromkeys(range(STEPS.count), 1.0)}
+
+
+@pytest.mark.parametrize(
+    "inner",
+    ['count_over_time({env=~".+"}[5m])', 'rate({env=~".+"} |= "status=" [10m] offset 1m)',
+     'bytes_over_time({service_name=~"cart|pay"}[1m])',
+     'sum_over_time({env=~".+"} |= "status=" | logfmt | unwrap status [5m])'],
+)  # fmt: skip
+@pytest.mark.parametrize("grouping", ["by (level)", "without (trace_id, span_id)", ""])
+def test_a_sum_of_sums_equals_summing_the_series(
+    storage: Storage, inner: str, grouping: str
+) -> None:
+    """`sum by (...) (count_over_time(...))` adds the samples by group at once: the same
+    numbers as evaluating every series (one per trace id) and summing them."""
+    series = _matrix(storage, inner)
+    want: dict[tuple[tuple[str, str], ...], dict[int, float]] = defaultdict(dict)
+    names = [n.strip() for n in grouping.split("(")[1].rstrip(")").split(",")] if grouping else []
+    for key, points in series.items():
+        if grouping.startswith("by"):
+            group = tuple((k, v) for k, v in key if k in names)
+        elif grouping:
+            group = tuple((k, v) for k, v in key if k not in names)
+        else:
+            group = ()
+        for index, value in points.items():
+            want[group][index] = want[group].get(index, 0.0) + value
+    got = _matrix(storage, f"sum {grouping} ({inner})")
+    assert got.keys() == want.keys() and len(series) >= len(got)
+    for key, points in want.items():
+        assert got[key].keys() == points.keys()
+        assert all(got[key][i] == pytest.approx(v) for i, v in points.items())

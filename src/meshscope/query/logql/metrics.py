@@ -70,7 +70,13 @@ def evaluate(store: LogStore, expr: MetricExpr, steps: Steps, scan: Scan) -> Mat
             # The series are on the right: swap the sides (a comparison keeps their values).
             return _binary(_SWAPPED.get(expr.op, expr.op), right, left, True, expr.bool)
         return _binary(expr.op, left, right, isinstance(expr.right, NumberLiteral), expr.bool)
-    return _vector_aggregation(expr, evaluate(store, expr.inner, steps, scan))
+    inner = expr.inner
+    if expr.op == "sum" and isinstance(inner, RangeAggregation) and inner.func in _SUMS:
+        # A sum of sums: the samples are summed by the aggregation's groups at once, not per
+        # series first (a series per trace id, with structured metadata, is one line each).
+        grouped = _range_aggregation(store, inner, steps, scan, lambda k: _group_key(k, expr))
+        return _vector_aggregation(expr, grouped)
+    return _vector_aggregation(expr, evaluate(store, inner, steps, scan))
 
 
 _SWAPPED = {"-": "r-", "/": "r/", "%": "r%", "^": "r^", ">": "<", "<": ">", ">=": "<=",
@@ -131,7 +137,11 @@ def _set_operation(op: str, left: Matrix, right: Matrix) -> Matrix:
     return kept
 
 
-def _range_aggregation(store: LogStore, expr: RangeAggregation, steps: Steps, scan: Scan) -> Matrix:
+def _range_aggregation(
+    store: LogStore, expr: RangeAggregation, steps: Steps, scan: Scan,
+    group: Callable[[LabelKey], LabelKey] | None = None,
+) -> Matrix:  # fmt: skip
+    """Each series' points (`group`: samples of the series a group takes summed at once)."""
     # Entries in (first step - range, last step] (each shifted back by the offset):
     # [start - range + 1, end + 1).
     first = steps.start_ns - expr.offset_ns - expr.range_ns + 1
@@ -149,6 +159,8 @@ def _range_aggregation(store: LogStore, expr: RangeAggregation, steps: Steps, sc
         if ERROR_LABEL in labels:
             raise LogQLError(_pipeline_error(labels))
         key = tuple(sorted(labels.items()))
+        if group is not None:
+            key = group(key)
         times[key].append(entry.time_ns)
         values[key].append(value)
     if expr.func in _SUMS:
@@ -238,10 +250,13 @@ def _sums(
 ) -> dict[int, float]:
     budget.check()
     budget.charge(1, steps.count)
+    per_second = expr.func in ("rate", "bytes_rate")
+    reach = expr.range_ns // steps.step_ns + 1  # the most steps whose window holds a sample
+    if len(stamps) * reach < steps.count:  # fewer samples than steps: walk the samples
+        return _sparse_sums(expr, stamps, values, steps, per_second)
     prefix = [0.0]
     for value in values:
         prefix.append(prefix[-1] + value)
-    per_second = expr.func in ("rate", "bytes_rate")
     points: dict[int, float] = {}
     for index in range(steps.count):
         t = steps.time(index) - expr.offset_ns
@@ -250,6 +265,24 @@ def _sums(
             value = prefix[high] - prefix[low]
             points[index] = value / (expr.range_ns / 1e9) if per_second else value
     return points
+
+
+def _sparse_sums(
+    expr: RangeAggregation, stamps: list[int], values: list[float], steps: Steps,
+    per_second: bool,
+) -> dict[int, float]:  # fmt: skip
+    """`_sums` from the samples' side, for a series with few samples (one line of a trace
+    id's series): step t's window (t - offset - range, t - offset] holds a sample at s when
+    s + offset <= t < s + offset + range."""
+    start, step, last_index = steps.start_ns, steps.step_ns, steps.count - 1
+    sums: dict[int, float] = {}
+    for stamp, value in zip(stamps, values, strict=True):
+        at = stamp + expr.offset_ns - start
+        first, last = max(-(-at // step), 0), min((at + expr.range_ns - 1) // step, last_index)
+        for index in range(first, last + 1):
+            sums[index] = sums.get(index, 0.0) + value
+    seconds = expr.range_ns / 1e9
+    return {index: total / seconds for index, total in sums.items()} if per_second else sums
 
 
 Window = Callable[[list[int], list[float], int], float]
