@@ -217,6 +217,8 @@ def test_firing_rules_reach_alertmanager(tmp_path: Path, alertmanager: str) -> N
     [
         ("groups: [{name: g, rules: [{record: r, expr: up}]}]", "recording rules are not"),
         ("groups: [{name: g, rules: [{alert: A, expr: 'up +'}]}]", "expr: parse error"),
+        ("groups: [{name: g, rules: [{alert: A, expr: '" + "(" * 200 + "up" + ")" * 200 + "'}]}]",
+         "nests deeper than 150 levels"),
         ("groups: [{name: g, rules: [{alert: A, expr: up, for: 5x}]}]", "for must be a duration"),
         ("groups: [{name: g, rules: [{alert: A, expr: up, color: red}]}]", "unknown key 'color'"),
         ("groups: [{name: g, rules: [{alert: 'A B', expr: up}]}]", "alert must be a name"),

@@ -2,7 +2,7 @@
 evaluated minute by minute by `RuleEvaluator`, and what it fires (labels, annotations) at
 every minute is handed to `promtool test rules` (Debian's Prometheus 2.42) as the expected
 alerts, which promtool checks against its own evaluation: a difference in state, `for`,
-`keep_firing_for`, labels, templates or values fails the test."""
+`keep_firing_for`, labels, templates (with `{{-`/`-}}` trimming) or values fails the test."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ groups:
       - alert: Slow
         expr: max by (service) (latency_seconds) > 0.5
         for: 1m
-        annotations: {took: "{{ $value | humanizeDuration }}", raw: "{{ $value }}"}
+        annotations: {took: "{{ $value | humanizeDuration }}", raw: "{{ $value }}",
+                      trimmed: "[ {{- $labels.service -}} ] at  {{- $value }}"}
 """
 
 

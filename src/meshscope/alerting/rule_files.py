@@ -16,6 +16,7 @@ import yaml
 
 from meshscope.alerting.templates import Template, TemplateError, parse_template
 from meshscope.errors import ConfigError
+from meshscope.query.budget import QueryLimits, QueryTooComplexError, check_depth
 from meshscope.query.logql import LogExpr, LogQLError
 from meshscope.query.logql import parse as parse_logql
 from meshscope.query.promql.evaluator import parse as parse_promql
@@ -174,13 +175,16 @@ def _rule(entry: Any, where: str, language: Language) -> AlertRule:
 
 
 def _check_expr(expr: str, language: Language, where: str) -> None:
+    """The expression parses, within the depth a query may have (it runs under the
+    `query:` budget)."""
     try:
+        check_depth(expr, QueryLimits().max_depth)
         if language == "promql":
             parse_promql(expr)
             return
         if isinstance(parse_logql(expr), LogExpr):
             raise ConfigError(f"{where}: expr must be a LogQL metric query, not a log query")
-    except (PromQLError, LogQLError) as error:
+    except (PromQLError, LogQLError, QueryTooComplexError) as error:
         raise ConfigError(f"{where}: expr: {error}") from None
 
 

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-_ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.DOTALL)
+_ACTION = re.compile(r"(\s*){{(-\s)?\s*(.*?)\s*(\s-)?}}(\s*)", re.DOTALL)
+"""An action with the whitespace around it, which `{{- ` and ` -}}` trim, as in Go."""
 _OPERAND = re.compile(r"(?:\$labels|\.Labels)\.([A-Za-z_][A-Za-z0-9_]*)|(\$value|\.Value)")
 _PRINTF = re.compile(r'printf\s+"(%[-+ #0]*\d*(?:\.\d+)?[dfegsv])"\s+(.+)')
 
@@ -100,7 +101,13 @@ class Template:
     text: str
 
     def render(self, labels: dict[str, str], value: float) -> str:
-        return _ACTION.sub(lambda m: _action(m.group(1), labels, value), self.text)
+        return _ACTION.sub(lambda m: _rendered(m, labels, value), self.text)
+
+
+def _rendered(match: re.Match[str], labels: dict[str, str], value: float) -> str:
+    before, trim_before, action, trim_after, after = match.groups()
+    text = _action(action, labels, value)
+    return ("" if trim_before else before) + text + ("" if trim_after else after)
 
 
 def parse_template(text: str) -> Template:
