@@ -37,9 +37,19 @@ _INVALID = re.compile(r"[^a-zA-Z0-9_]")
 
 
 def label_name(key: str) -> str:
-    """An attribute key as a valid label name."""
-    name = _INVALID.sub("_", key)
-    return "_" + name if name[:1].isdigit() else name
+    """An attribute key as a valid label name (keys repeat on every record: remembered)."""
+    name = _NAMES.get(key)
+    if name is None:
+        name = _INVALID.sub("_", key)
+        name = "_" + name if name[:1].isdigit() else name
+        if len(_NAMES) >= _NAMES_MAX:
+            _NAMES.clear()
+        _NAMES[key] = name
+    return name
+
+
+_NAMES: dict[str, str] = {}
+_NAMES_MAX = 16_384
 
 
 def level_name(severity: int) -> str:

@@ -165,7 +165,7 @@ def entries(
         if outcome is None:
             continue
         labels, line = outcome
-        yield replace(entry, labels=labels, line=line)
+        yield Entry(entry.time_ns, line, labels, entry.stream, entry.metadata)
         produced += 1
         if limit and produced >= limit:
             return

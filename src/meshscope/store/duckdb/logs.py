@@ -145,10 +145,17 @@ class DuckDBLogStore:
                 ORDER BY time_ns {order}, src {order}, row {order} {limit}
             ) l LEFT JOIN resources r USING (resource_id)
             ORDER BY l.time_ns {order}, l.src {order}, l.row {order}"""
-        return [
-            log_record(row[:8], unpack(row[8], row[9]), unpack(row[10], row[11]))
-            for row in cursor.execute(sql, params).fetchall()
-        ]
+        # A resource repeats on every record of its stream: unpacked once per read, each
+        # record given its own copy.
+        resources: dict[tuple[str | None, str | None], dict[str, Any]] = {}
+        out = []
+        for row in cursor.execute(sql, params).fetchall():
+            key = (row[10], row[11])
+            resource = resources.get(key)
+            if resource is None:
+                resource = resources[key] = unpack(row[10], row[11])
+            out.append(log_record(row[:8], unpack(row[8], row[9]), dict(resource)))
+        return out
 
     def log_counts(self, start_ns: int = 0, end_ns: int = MAX_TIME_NS) -> dict[str, int]:
         rows = (
