@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-_ACTION = re.compile(r"(\s*){{(-\s)?\s*(.*?)\s*(\s-)?}}(\s*)", re.DOTALL)
-"""An action with the whitespace around it, which `{{- ` and ` -}}` trim, as in Go."""
+_ACTION = re.compile(r"{{(-\s)?\s*(.*?)\s*(\s-)?}}", re.DOTALL)
+"""An action; `{{- ` and ` -}}` trim the whitespace before and after it, as in Go."""
 _OPERAND = re.compile(r"(?:\$labels|\.Labels)\.([A-Za-z_][A-Za-z0-9_]*)|(\$value|\.Value)")
 _PRINTF = re.compile(r'printf\s+"(%[-+ #0]*\d*(?:\.\d+)?[dfegsv])"\s+(.+)')
 
@@ -101,13 +101,18 @@ class Template:
     text: str
 
     def render(self, labels: dict[str, str], value: float) -> str:
-        return _ACTION.sub(lambda m: _rendered(m, labels, value), self.text)
-
-
-def _rendered(match: re.Match[str], labels: dict[str, str], value: float) -> str:
-    before, trim_before, action, trim_after, after = match.groups()
-    text = _action(action, labels, value)
-    return ("" if trim_before else before) + text + ("" if trim_after else after)
+        parts: list[str] = []
+        at, trim_next = 0, False
+        for match in _ACTION.finditer(self.text):
+            trim_before, action, trim_after = match.groups()
+            literal = self.text[at : match.start()]
+            literal = literal.lstrip() if trim_next else literal
+            parts.append(literal.rstrip() if trim_before else literal)
+            parts.append(_action(action, labels, value))
+            at, trim_next = match.end(), trim_after is not None
+        tail = self.text[at:]
+        parts.append(tail.lstrip() if trim_next else tail)
+        return "".join(parts)
 
 
 def parse_template(text: str) -> Template:
