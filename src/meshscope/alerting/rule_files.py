@@ -17,17 +17,13 @@ import yaml
 from meshscope.alerting.templates import Template, TemplateError, parse_template
 from meshscope.errors import ConfigError
 from meshscope.query.budget import QueryLimits, QueryTooComplexError, check_depth
+from meshscope.query.durations import duration_ms
 from meshscope.query.logql import LogExpr, LogQLError
 from meshscope.query.logql import parse as parse_logql
 from meshscope.query.promql.evaluator import parse as parse_promql
 from meshscope.query.promql.values import PromQLError
 
 Language = Literal["promql", "logql"]
-_DURATION = re.compile(
-    r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?"
-)
-_DURATION_NS = (365 * 86400 * 10**9, 7 * 86400 * 10**9, 86400 * 10**9, 3600 * 10**9,
-                60 * 10**9, 10**9, 10**6)  # fmt: skip
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _GROUP_KEYS = ("name", "interval", "limit", "rules", "tenant")
 _RULE_KEYS = ("alert", "expr", "for", "keep_firing_for", "labels", "annotations")
@@ -56,18 +52,14 @@ class RuleGroup:
 
 
 def prometheus_duration(text: Any) -> int | None:
-    """Prometheus' duration (`5m`, `1h30m`, `1d`, `0`: units in order, whole numbers) in
-    ns; None if it is not one."""
+    """Prometheus' duration (`5m`, `1h30m`, `1d`, `0`: `query.durations`) in ns; None if it
+    is not one."""
     if isinstance(text, int) and not isinstance(text, bool) and text == 0:
         return 0
-    if not isinstance(text, str) or not text:
+    try:
+        return duration_ms(text) * 10**6 if isinstance(text, str) else None
+    except ValueError:
         return None
-    if text == "0":
-        return 0
-    match = _DURATION.fullmatch(text)
-    if match is None:
-        return None
-    return sum(int(n) * scale for n, scale in zip(match.groups(), _DURATION_NS, strict=True) if n)
 
 
 def load_all_rule_files(

@@ -31,6 +31,7 @@ from meshscope.api.loki_params import Params, one, parse_limit, time_range
 from meshscope.api.params import ParamError
 from meshscope.clock import Clock, SystemClock
 from meshscope.go_parsers import (
+    BYTE_UNITS,
     format_bytes,
     is_bool,
     is_duration,
@@ -44,7 +45,7 @@ from meshscope.query.logql import LogExpr, parse
 from meshscope.query.logql.ast import Parser
 from meshscope.query.logql.json_fields import decode_object, leaves
 from meshscope.query.logql.labels import label_name
-from meshscope.query.logql.pipeline import ERROR_DETAILS_LABEL, ERROR_LABEL, run
+from meshscope.query.logql.pipeline import ERROR_LABEL, ERROR_LABELS, run
 from meshscope.query.logql.select import Entry, Scan, entries, label_sets
 from meshscope.store.base import Storage
 
@@ -52,10 +53,8 @@ STATIC_LABELS = frozenset({"cluster", "namespace", "instance", "pod"})
 """Labels Loki lists whatever their values look like."""
 DEFAULT_FIELD_LIMIT = 1000
 MAX_FIELD_LIMIT = 2**32 - 1
-_ERRORS = frozenset({ERROR_LABEL, ERROR_DETAILS_LABEL})
 _FLAGS = frozenset({"0", "1"})
-_BYTE_UNITS = ("b", "kib", "kb", "mib", "mb", "gib", "gb", "tib", "tb", "pib", "pb", "eib",
-               "eb", "ki", "k", "mi", "m", "gi", "g", "ti", "t", "pi", "p", "ei", "e")  # fmt: skip
+_BYTE_UNITS = tuple(unit for unit in BYTE_UNITS if unit)
 """The endings of a value Loki writes back as a size (`allowedBytesUnits`)."""
 
 
@@ -127,7 +126,7 @@ def parse_line(line: str, stream: dict[str, str]) -> tuple[str, dict[str, str]]:
         labels = outcome[0] if outcome is not None else {}
         if parser.kind == "logfmt" or ERROR_LABEL not in labels:
             return parser.kind, {k: v for k, v in labels.items() if k not in stream
-                                 and k not in _ERRORS}  # fmt: skip
+                                 and k not in ERROR_LABELS}  # fmt: skip
     return "logfmt", {}  # not reached: logfmt reads any line
 
 
@@ -157,7 +156,7 @@ class EntryFields(NamedTuple):
 def entry_fields(entry: Entry) -> EntryFields:
     stream, metadata, by_query = label_categories(entry)
     parser, found = parse_line(entry.line, stream)
-    parsed = {name: [value] for name, value in by_query.items() if name not in _ERRORS}
+    parsed = {name: [value] for name, value in by_query.items() if name not in ERROR_LABELS}
     for name, value in found.items():
         if value not in parsed.setdefault(name, []):
             parsed[name].append(value)

@@ -29,6 +29,8 @@ from meshscope.query.logql.lexer import LogQLError
 from meshscope.query.logql.pipeline import (
     ERROR_DETAILS_LABEL,
     ERROR_LABEL,
+    duration_error,
+    float_error,
     parse_duration,
     parse_number,
     run,
@@ -220,14 +222,14 @@ def _sampler(expr: RangeAggregation) -> Callable[[Entry], Sample | None]:
 def _go_float(text: str) -> tuple[float, str]:
     value = parse_number(text)
     if value is None:
-        return 0.0, f'strconv.ParseFloat: parsing "{text}": invalid syntax'
+        return 0.0, float_error(text)
     return value, ""
 
 
 def _go_duration(text: str) -> tuple[float, str]:
     value = parse_duration(text)
     if value is None:
-        return 0.0, f'time: invalid duration "{text}"'
+        return 0.0, duration_error(text)
     return value / 1e9, ""
 
 

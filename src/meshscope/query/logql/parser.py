@@ -500,7 +500,7 @@ class _Parser:
         raise AssertionError
 
 
-_COMPARISONS = ("==", "!=", ">", ">=", "<", "<=")
+_COMPARISONS = tuple(COMPARE)
 _BINARY_LEVELS: tuple[tuple[str, ...], ...] = (
     ("or",), ("and", "unless"), _COMPARISONS, ("+", "-"), ("*", "/", "%"),
 )  # fmt: skip

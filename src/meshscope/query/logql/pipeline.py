@@ -45,7 +45,7 @@ _ANSI_COLOUR = compile_pattern(
 _PACKED_ENTRY = "_entry"
 ERROR_LABEL = "__error__"
 ERROR_DETAILS_LABEL = "__error_details__"
-_ERROR_LABELS = frozenset({ERROR_LABEL, ERROR_DETAILS_LABEL})
+ERROR_LABELS = frozenset({ERROR_LABEL, ERROR_DETAILS_LABEL})
 """What `| keep` keeps whatever it names, as Loki's (`isSpecialLabel`)."""
 
 
@@ -97,7 +97,7 @@ def run(
             labels = {
                 k: v
                 for k, v in labels.items()
-                if (k in names) == stage.keep or (stage.keep and k in _ERROR_LABELS)
+                if (k in names) == stage.keep or (stage.keep and k in ERROR_LABELS)
             }
     return labels, line
 
@@ -106,6 +106,16 @@ def parse_number(text: str) -> float | None:
     """A label value as Go's `strconv.ParseFloat` reads it (Loki's numeric filters and
     unwraps); None if it is not one."""
     return parse_float(text)
+
+
+def float_error(text: str) -> str:
+    """Go's error for a value `strconv.ParseFloat` refuses (Loki's `__error_details__`)."""
+    return f'strconv.ParseFloat: parsing "{text}": invalid syntax'
+
+
+def duration_error(text: str) -> str:
+    """Go's error for a value `time.ParseDuration` refuses."""
+    return f'time: invalid duration "{text}"'
 
 
 def parse_duration(text: str) -> float | None:
@@ -279,8 +289,8 @@ def _compare(expr: Comparison, labels: dict[str, str], errors: dict[str, str]) -
         if ERROR_LABEL in labels or errors:
             return True
         if expr.kind == "duration":  # Go's error texts, as Loki's __error_details__
-            return _filter_error(errors, f'time: invalid duration "{text}"')
-        return _filter_error(errors, f'strconv.ParseFloat: parsing "{text}": invalid syntax')
+            return _filter_error(errors, duration_error(text))
+        return _filter_error(errors, float_error(text))
     wanted = float(expr.value)
     if op in ("=", "=="):
         return actual == wanted
