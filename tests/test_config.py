@@ -47,6 +47,14 @@ def test_env_overrides_file(tmp_path: Path) -> None:
         ("storage:\n  kind: clickhouse\n  clickhouse:\n    dsn: http://h\n", "dsn must look like"),
         ("storage:\n  kind: clickhouse\n  clickhouse:\n    database: a-b\n", "database must be"),
         ("storage:\n  kind: clickhouse\n  clickhouse:\n    cluster: mesh\n", "cluster.shards"),
+        (
+            "storage:\n  kind: clickhouse\n  clickhouse:\n    min_insert_interval_seconds: 60\n",
+            "min_insert_interval_seconds must be from 0 to 5",
+        ),
+        (
+            "storage:\n  kind: clickhouse\n  clickhouse:\n    min_insert_interval_seconds: .nan\n",
+            "min_insert_interval_seconds must be from 0 to 5",
+        ),
         ("storage:\n  clickhouse: 1\n", "storage.clickhouse must be a mapping"),
         ("storage:\n  clickhouse:\n    dns: x\n", "unknown setting storage.clickhouse.dns"),
         ("pipeline:\n  commit_window_seconds: -1\n", "commit_window_seconds must be from 0"),

@@ -379,6 +379,11 @@ def build_stack(config: Config, clock: Clock, tenant: str, limiter: Limiter | No
             paired_calls_interval_s=(
                 storage.paired_calls_interval_s if isinstance(storage, InsertsMakeParts) else 0.0
             ),
+            min_commit_interval_s=(
+                config.storage.clickhouse.min_insert_interval_seconds
+                if isinstance(storage, InsertsMakeParts)
+                else 0.0
+            ),
         ),
         apply_retention,
         maintenance=storage.maintain if isinstance(storage, Maintained) else None,

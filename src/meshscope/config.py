@@ -59,6 +59,7 @@ class ClickHouseConfig:
     dsn: str = "clickhouse://127.0.0.1:9000"
     database: str = "meshscope"
     cluster: str = ""
+    min_insert_interval_seconds: float = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +293,11 @@ def _validate_clickhouse(section: ClickHouseConfig) -> None:
         raise ConfigError(
             "setting storage.clickhouse.database must be letters, digits and underscores,"
             f" got {section.database!r}"
+        )
+    if not 0 <= section.min_insert_interval_seconds <= MAX_COMMIT_WINDOW_SECONDS:
+        raise ConfigError(
+            "setting storage.clickhouse.min_insert_interval_seconds must be from 0 to"
+            f" {MAX_COMMIT_WINDOW_SECONDS:g} (an exporter's timeout is ~10 s)"
         )
     if section.cluster:
         # ON CLUSTER needs ZooKeeper; shards are named in the cluster section (ADR 0015).

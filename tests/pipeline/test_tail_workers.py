@@ -138,23 +138,33 @@ def test_the_server_uses_the_workers_with_tail_sampling_on(tmp_path: Path) -> No
         app.storage.close()
 
 
-@pytest.mark.parametrize(("kind", "interval_s"), [("duckdb", 0.0), ("clickhouse", 1.0)])
-def test_paired_calls_go_with_every_group_on_duckdb_and_once_a_second_on_clickhouse(
-    kind: str, interval_s: float, tmp_path: Path
+@pytest.mark.parametrize(
+    ("kind", "interval_s", "configured", "floor_s"),
+    [("duckdb", 0.0, 0.5, 0.0), ("clickhouse", 1.0, None, 0.2), ("clickhouse", 1.0, 0.05, 0.05)],
+)
+def test_inserts_gather_on_clickhouse_not_on_duckdb(
+    kind: str, interval_s: float, configured: float | None, floor_s: float, tmp_path: Path
 ) -> None:
     """ADR 0027: on ClickHouse each insert makes a part, so the writer batches the calls
-    paired from spans; on DuckDB they go with the next group."""
+    paired from spans; on DuckDB they go with the next group. ADR 0030: on ClickHouse groups
+    go at most every `storage.clickhouse.min_insert_interval_seconds` (0.2 s by default);
+    on DuckDB the setting is not used."""
     storage: dict[str, object] = {"kind": kind, "path": str(tmp_path / "s.duckdb")}
+    section: dict[str, object] = {}
+    if configured is not None:
+        section["min_insert_interval_seconds"] = configured
     if kind == "clickhouse":
         reason = clickhouse_server.available()
         if reason:
             pytest.skip(reason)
-        storage["clickhouse"] = {"dsn": clickhouse_server.dsn(),
-                                 "database": clickhouse_server.database_for(tmp_path)}  # fmt: skip
+        section.update(dsn=clickhouse_server.dsn(),
+                       database=clickhouse_server.database_for(tmp_path))  # fmt: skip
+    storage["clickhouse"] = section
     path = tmp_path / "calls.yaml"
     path.write_text(yaml.safe_dump({"storage": storage}))
     app = build(load_config(path, env={}))
     try:
         assert app.writer.settings.paired_calls_interval_s == interval_s
+        assert app.writer.settings.min_commit_interval_s == floor_s
     finally:
         app.storage.close()

@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 
 import pytest
 
@@ -314,3 +315,69 @@ def test_a_full_batch_is_not_held_by_the_commit_window() -> None:
         assert writer.commits == 3 and writer.commit_window.paid_holds == 1
     finally:
         writer.stop()
+
+
+def test_min_commit_interval_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="min_commit_interval_s"):
+        WriterSettings(min_commit_interval_s=-0.1)
+
+
+class TimedStorage(MemoryStorage):
+    """A memory store that notes when each span write (one per group commit) began."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.began: list[float] = []
+        inner = self.traces.write_spans
+
+        def write_spans(spans: Sequence[Span]) -> None:
+            self.began.append(time.monotonic())
+            inner(spans)
+
+        self.traces.write_spans = write_spans  # type: ignore[method-assign]
+
+
+def test_groups_go_at_most_every_min_commit_interval_and_requests_meanwhile_share_one() -> None:
+    """ADR 0030: a store whose inserts make parts gets one group per interval however many
+    requests come; without the floor each of these requests is its own commit."""
+    storage = TimedStorage()
+    settings = WriterSettings(flush_interval_s=3600, min_commit_interval_s=0.4)
+    writer = BatchWriter(Pipeline(storage, SystemClock()), settings)
+    writer.start()
+    try:
+        answered = _paced(writer, 30, 0.04)  # 25 requests/s for 1.2 s
+        assert storage.traces.span_counts() == {"api": 30}
+        began = storage.began
+        assert len(began) == writer.commits
+        assert all(b - a >= 0.4 for a, b in pairwise(began))
+        assert 2 <= writer.commits <= 5  # 1.2 s of requests: the first alone, then ~3 groups
+        assert len(answered) == 30
+    finally:
+        writer.stop()
+
+
+def test_the_floor_delays_no_lone_request_no_full_group_and_no_stop() -> None:
+    storage = TimedStorage()
+    settings = WriterSettings(flush_interval_s=3600, min_commit_interval_s=30, max_merge_items=3)
+    writer = BatchWriter(Pipeline(storage, SystemClock()), settings)
+    done: list[BaseException | None] = []
+    writer.start()
+    stopped = False
+    try:
+        writer.enqueue(Batch(spans=[span(1)]), done.append)  # nothing before it: at once
+        _until(lambda: len(done) == 1)
+        writer.enqueue(Batch(spans=[span(2)]), done.append)  # 30 s have not passed: waits
+        time.sleep(0.3)
+        assert len(done) == 1 and writer.commits == 1
+        writer.enqueue(Batch(spans=[span(i) for i in (3, 4)]), done.append)  # 3 items: full
+        _until(lambda: len(done) == 3)
+        writer.enqueue(Batch(spans=[span(5)]), done.append)  # waits again ...
+        time.sleep(0.3)
+        assert len(done) == 3
+        writer.stop()  # ... but not past a stop
+        stopped = True
+        assert done == [None] * 4
+        assert storage.traces.span_counts() == {"api": 5}
+    finally:
+        if not stopped:
+            writer.stop()

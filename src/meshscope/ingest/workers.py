@@ -178,12 +178,16 @@ def _ready() -> bool:
     return True
 
 
+GC_THRESHOLDS = (50_000, 20, 20)
+"""The workers' garbage-collection thresholds (`gc.set_threshold`)."""
+
+
 def _init_worker(owner_pid: int, nice: int) -> None:
     """Worker initializer: collect garbage less often (a request allocates ~20 objects per
     span, all freed by reference counting), yield the CPU to the owner (`nice`), and exit
     when the owner is gone (e.g. SIGKILLed), instead of waiting forever on a task queue
     whose other end this worker itself keeps open."""
-    gc.set_threshold(50_000, 20, 20)
+    gc.set_threshold(*GC_THRESHOLDS)
     if nice:
         os.nice(nice)
 

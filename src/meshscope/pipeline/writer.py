@@ -22,7 +22,9 @@ is work).
 Only when the store thread is idle and ingest workers still hold admitted batches
 (`expect_from`) does a group linger for them, briefly; and at low load a small group may be
 held open for requests still to come (the commit window, `commit_window.py`), so that they
-share one durable commit.
+share one durable commit. A store whose inserts make parts (ClickHouse) also sets a floor
+between commits (`min_commit_interval_s`): under load its groups then gather that long, so it
+makes fewer, larger parts (ADR 0030).
 The writer thread also flushes derived metrics on an interval, applies retention, and runs
 the store's upkeep (a checkpoint) when the load is low.
 
@@ -38,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -87,6 +90,11 @@ class WriterSettings:
     # more to share its durable commit. 0 (here): off; `meshscope serve`: 1 s.
     commit_window_s: float = 0.0
     commit_window_items: int = 512
+    # A group goes to the store at least this long after the one before it went, so that
+    # a store whose every insert makes parts (ClickHouse) gets at most one insert per table
+    # in this time, however many requests come: those arriving meanwhile share the next
+    # (as ClickHouse's async inserts gather them). 0: no floor (`InsertsMakeParts`).
+    min_commit_interval_s: float = 0.0
     # The store owner allocates ~30 objects per span (unpickled pairing records, calls,
     # metric rows). With CPython's default gen-0 threshold (700) a collection runs every
     # ~25 spans, and every 10th/100th one walks the pairer's 100k+ pending entries: ~2 us of
@@ -98,6 +106,8 @@ class WriterSettings:
             raise ValueError("linger_s must be >= 0")
         if not self.commit_window_s >= 0:  # NaN too
             raise ValueError("commit_window_s must be >= 0")
+        if not self.min_commit_interval_s >= 0:
+            raise ValueError("min_commit_interval_s must be >= 0")
 
 
 @dataclass(slots=True)
@@ -166,6 +176,7 @@ class BatchWriter:
         self._thread = threading.Thread(target=self._run, name="meshscope-writer", daemon=True)
         # The store thread's next group (None: nothing; _STOP: finish), under `_cond`.
         self._handed: _Group | None = None
+        self._handed_at = -math.inf  # when the last group was handed over (monotonic)
         self._store_idle = True
         # The last group handed over whose metric updates are still to be made (writer thread).
         self._unobserved: _Group | None = None
@@ -316,7 +327,7 @@ class BatchWriter:
         be."""
         if items >= self.settings.max_merge_items:
             return True
-        if not self._store_idle or self._lingering(items, deadline):
+        if not self._store_idle or self._lingering(items, deadline) or self._too_soon():
             return False
         return (
             hold is None
@@ -329,9 +340,18 @@ class BatchWriter:
         """How long to wait for news (a job, the store going idle): until the linger or the
         hold ends when the group waits, else a short while (both are also notified)."""
         if self._store_idle:
-            until = max(deadline, hold.until if hold is not None else 0.0)
+            until = max(deadline, hold.until if hold is not None else 0.0, self._next_commit_at)
             return max(0.0, until - time.monotonic())
         return 0.5
+
+    @property
+    def _next_commit_at(self) -> float:
+        """The earliest a group may go to the store (`min_commit_interval_s`)."""
+        return self._handed_at + self.settings.min_commit_interval_s
+
+    def _too_soon(self) -> bool:
+        """Whether the open group waits for `min_commit_interval_s` (not when stopping)."""
+        return not self._stopping and time.monotonic() < self._next_commit_at
 
     def _open(self, items: int, deadline: float) -> bool:
         """Whether the group may wait for batches still being prepared upstream: only when
@@ -518,6 +538,7 @@ class BatchWriter:
         self._take_back(group if group is not _STOP else None)
         with self._cond:
             self._handed = group
+            self._handed_at = time.monotonic()
             self._store_idle = False
             self._cond.notify_all()
 
