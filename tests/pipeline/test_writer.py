@@ -349,7 +349,10 @@ def test_groups_go_at_most_every_min_commit_interval_and_requests_meanwhile_shar
         assert storage.traces.span_counts() == {"api": 30}
         began = storage.began
         assert len(began) == writer.commits
-        assert all(b - a >= 0.4 for a, b in pairwise(began))
+        # The floor is from one hand-over to the next; a write starts after its hand-over by
+        # however long the store thread takes to run (tens of ms on a busy host, more at worst).
+        # Without the floor these requests come 0.04 s apart.
+        assert all(b - a >= 0.25 for a, b in pairwise(began)), list(pairwise(began))
         assert 2 <= writer.commits <= 5  # 1.2 s of requests: the first alone, then ~3 groups
         assert len(answered) == 30
     finally:
