@@ -338,11 +338,13 @@ class TimedStorage(MemoryStorage):
 
 
 def test_groups_go_at_most_every_min_commit_interval_and_requests_meanwhile_share_one() -> None:
-    """ADR 0030: a store whose inserts make parts gets one group per interval however many
-    requests come; without the floor each of these requests is its own commit."""
+    """ADR 0030: while more batches are being prepared upstream (as under load), a store whose
+    inserts make parts gets one group per interval however many requests come; without the
+    floor each of these requests is its own commit."""
     storage = TimedStorage()
-    settings = WriterSettings(flush_interval_s=3600, min_commit_interval_s=0.4)
+    settings = WriterSettings(flush_interval_s=3600, min_commit_interval_s=0.4, linger_s=0)
     writer = BatchWriter(Pipeline(storage, SystemClock()), settings)
+    writer.expect_from(lambda: 1)  # ingest workers always preparing more
     writer.start()
     try:
         answered = _paced(writer, 30, 0.04)  # 25 requests/s for 1.2 s
@@ -359,10 +361,14 @@ def test_groups_go_at_most_every_min_commit_interval_and_requests_meanwhile_shar
         writer.stop()
 
 
-def test_the_floor_delays_no_lone_request_no_full_group_and_no_stop() -> None:
+def test_the_floor_delays_no_lone_request_no_full_group_no_last_request_and_no_stop() -> None:
     storage = TimedStorage()
-    settings = WriterSettings(flush_interval_s=3600, min_commit_interval_s=30, max_merge_items=3)
+    settings = WriterSettings(
+        flush_interval_s=3600, min_commit_interval_s=30, max_merge_items=3, linger_s=0
+    )
     writer = BatchWriter(Pipeline(storage, SystemClock()), settings)
+    preparing = [1]  # batches the ingest workers are preparing
+    writer.expect_from(lambda: preparing[0])
     done: list[BaseException | None] = []
     writer.start()
     stopped = False
@@ -377,10 +383,17 @@ def test_the_floor_delays_no_lone_request_no_full_group_and_no_stop() -> None:
         writer.enqueue(Batch(spans=[span(5)]), done.append)  # waits again ...
         time.sleep(0.3)
         assert len(done) == 3
+        preparing[0] = 0  # ... until nothing more is coming: its clients wait for it
+        writer.nudge()
+        _until(lambda: len(done) == 4)
+        preparing[0] = 1
+        writer.enqueue(Batch(spans=[span(6)]), done.append)  # waits ...
+        time.sleep(0.3)
+        assert len(done) == 4
         writer.stop()  # ... but not past a stop
         stopped = True
-        assert done == [None] * 4
-        assert storage.traces.span_counts() == {"api": 5}
+        assert done == [None] * 5
+        assert storage.traces.span_counts() == {"api": 6}
     finally:
         if not stopped:
             writer.stop()

@@ -23,8 +23,9 @@ Only when the store thread is idle and ingest workers still hold admitted batche
 (`expect_from`) does a group linger for them, briefly; and at low load a small group may be
 held open for requests still to come (the commit window, `commit_window.py`), so that they
 share one durable commit. A store whose inserts make parts (ClickHouse) also sets a floor
-between commits (`min_commit_interval_s`): under load its groups then gather that long, so it
-makes fewer, larger parts (ADR 0030).
+between commits (`min_commit_interval_s`): while more batches are being prepared upstream, a
+group gathers until that long after the previous one went, so under load the store makes
+fewer, larger parts (ADR 0030).
 The writer thread also flushes derived metrics on an interval, applies retention, and runs
 the store's upkeep (a checkpoint) when the load is low.
 
@@ -90,10 +91,12 @@ class WriterSettings:
     # more to share its durable commit. 0 (here): off; `meshscope serve`: 1 s.
     commit_window_s: float = 0.0
     commit_window_items: int = 512
-    # A group goes to the store at least this long after the one before it went, so that
-    # a store whose every insert makes parts (ClickHouse) gets at most one insert per table
-    # in this time, however many requests come: those arriving meanwhile share the next
-    # (as ClickHouse's async inserts gather them). 0: no floor (`InsertsMakeParts`).
+    # While batches are still being prepared upstream (`expect_from`), a group goes to the
+    # store no sooner than this after the one before it went, so that a store whose every
+    # insert makes parts (ClickHouse) gets at most one insert per table in this time under
+    # load: the requests arriving meanwhile share the next (as ClickHouse's async inserts
+    # gather them). A group holding every request in flight goes at once: its clients wait
+    # for it, so waiting would gain nothing. 0: no floor (`InsertsMakeParts`).
     min_commit_interval_s: float = 0.0
     # The store owner allocates ~30 objects per span (unpickled pairing records, calls,
     # metric rows). With CPython's default gen-0 threshold (700) a collection runs every
@@ -350,8 +353,17 @@ class BatchWriter:
         return self._handed_at + self.settings.min_commit_interval_s
 
     def _too_soon(self) -> bool:
-        """Whether the open group waits for `min_commit_interval_s` (not when stopping)."""
-        return not self._stopping and time.monotonic() < self._next_commit_at
+        """Whether the open group waits for `min_commit_interval_s`: only while batches are
+        still being prepared upstream to join it (a group that holds every request in flight
+        goes at once: its clients wait for it, so nothing more would come), never when
+        stopping."""
+        upstream = self._upstream
+        return (
+            not self._stopping
+            and time.monotonic() < self._next_commit_at
+            and upstream is not None
+            and upstream() > 0
+        )
 
     def _open(self, items: int, deadline: float) -> bool:
         """Whether the group may wait for batches still being prepared upstream: only when
