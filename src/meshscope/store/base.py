@@ -380,9 +380,9 @@ class InsertsMakeParts(Protocol):
     """A store where each insert into a table has a cost of its own that later work repeats
     (ClickHouse: a part per insert, merged again and again). The writer gives it the calls
     paired from spans (derived rows no request owns) at most every `paired_calls_interval_s`,
-    many groups' in one insert, instead of with every group (ADR 0027), and commits groups
-    to it at most every `storage.clickhouse.min_insert_interval_seconds`, the requests
-    arriving meanwhile in the next (ADR 0030)."""
+    many groups' in one insert, instead of with every group (ADR 0027), and under load
+    commits groups to it at most every `storage.clickhouse.min_insert_interval_seconds`, the
+    requests arriving meanwhile in the next (ADR 0030)."""
 
     @property
     def paired_calls_interval_s(self) -> float: ...
