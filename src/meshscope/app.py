@@ -370,19 +370,16 @@ def build_stack(config: Config, clock: Clock, tenant: str, limiter: Limiter | No
     def apply_retention() -> None:
         storage.expire(clock.now_ns() - int(retention_hours() * NS_PER_HOUR))
 
+    parts = storage if isinstance(storage, InsertsMakeParts) else None  # ClickHouse's
     writer = BatchWriter(
         pipeline,
         WriterSettings(
             flush_interval_s=settings.flush_interval_seconds,
             commit_window_s=settings.commit_window_seconds,
             commit_window_items=settings.commit_window_items,
-            paired_calls_interval_s=(
-                storage.paired_calls_interval_s if isinstance(storage, InsertsMakeParts) else 0.0
-            ),
+            paired_calls_interval_s=parts.paired_calls_interval_s if parts is not None else 0.0,
             min_commit_interval_s=(
-                config.storage.clickhouse.min_insert_interval_seconds
-                if isinstance(storage, InsertsMakeParts)
-                else 0.0
+                config.storage.clickhouse.min_insert_interval_seconds if parts is not None else 0.0
             ),
         ),
         apply_retention,

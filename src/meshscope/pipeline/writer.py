@@ -343,7 +343,8 @@ class BatchWriter:
         """How long to wait for news (a job, the store going idle): until the linger or the
         hold ends when the group waits, else a short while (both are also notified)."""
         if self._store_idle:
-            until = max(deadline, hold.until if hold is not None else 0.0, self._next_commit_at)
+            floor = self._next_commit_at if self._too_soon() else 0.0
+            until = max(deadline, hold.until if hold is not None else 0.0, floor)
             return max(0.0, until - time.monotonic())
         return 0.5
 

@@ -20,6 +20,7 @@ with an empty value are left out, as Loki does. Queries see both categories merg
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -36,20 +37,11 @@ SPAN_ID_LABEL = "span_id"
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
 
 
+@functools.lru_cache(maxsize=16_384)
 def label_name(key: str) -> str:
     """An attribute key as a valid label name (keys repeat on every record: remembered)."""
-    name = _NAMES.get(key)
-    if name is None:
-        name = _INVALID.sub("_", key)
-        name = "_" + name if name[:1].isdigit() else name
-        if len(_NAMES) >= _NAMES_MAX:
-            _NAMES.clear()
-        _NAMES[key] = name
-    return name
-
-
-_NAMES: dict[str, str] = {}
-_NAMES_MAX = 16_384
+    name = _INVALID.sub("_", key)
+    return "_" + name if name[:1].isdigit() else name
 
 
 def level_name(severity: int) -> str:
